@@ -1,0 +1,1 @@
+"""Subcommands of the `minicnn` command; see `minicnn.cli` for the convention."""

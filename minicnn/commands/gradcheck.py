@@ -1,0 +1,30 @@
+"""`minicnn gradcheck LAYER`: run the gradient checker on a named layer with a small random input."""
+
+from __future__ import annotations
+
+NAME = "gradcheck"
+HELP = "gradient-check a layer (float64 central differences) and print a table"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("layer", nargs="?", help="layer name (omit, or 'list', to see the choices; 'all' checks every one)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the input, weights and upstream gradient")
+
+
+def run(args) -> int:
+    from minicnn.gradcheck_cases import CASES, run_case
+
+    if args.layer in (None, "list"):
+        print("layers that can be checked:\n  " + "\n  ".join(sorted(CASES)))
+        return 0
+    names = sorted(CASES) if args.layer == "all" else [args.layer]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"minicnn gradcheck: unknown layer {unknown[0]!r}; choose one of: {', '.join(sorted(CASES))}")
+        return 2
+    failed = 0
+    for name in names:
+        report = run_case(name, seed=args.seed)
+        print(report.table(), end="\n\n")
+        failed += not report.ok
+    return 1 if failed else 0

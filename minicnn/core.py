@@ -1,0 +1,283 @@
+"""The layer abstraction: Parameter, Layer, Sequential.
+
+The lecture's "layer abstraction": a layer is a function y = f(x; w) that knows two things,
+
+    forward:   y = f(x; w)
+    backward:  given dz/dy, return dz/dx = (dy/dx)^T dz/dy  and accumulate dz/dw = (dy/dw)^T dz/dy
+
+Every layer caches in `forward` exactly what its `backward` needs, and `backward` *adds* into
+each parameter's `.grad` (so a parameter used twice receives both contributions), then returns dx.
+
+Also here: the engine-wide random generator (`manual_seed`, `rng`) used by weight initialisation,
+dropout and data shuffling, so that one seed reproduces a whole run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+_RNG = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed the engine-wide generator (weight init, dropout, shuffling)."""
+    global _RNG
+    _RNG = np.random.default_rng(seed)
+
+
+def rng() -> np.random.Generator:
+    """The engine-wide generator. Its state is saved in checkpoints (`rng().bit_generator.state`)."""
+    return _RNG
+
+
+class Parameter:
+    """A learnable tensor: `data` and its accumulated gradient `grad` (same shape, same dtype).
+
+    `mask` (optional, same shape, 0/1) marks entries that must stay exactly zero: optimizers multiply
+    every update and every optimizer buffer by it (used by frequency-domain layers, seed 002).
+    """
+
+    def __init__(self, data: np.ndarray, mask: np.ndarray | None = None):
+        data = np.asarray(data)
+        if not np.issubdtype(data.dtype, np.floating):
+            data = data.astype(DEFAULT_DTYPE)
+        self.data = data
+        self.grad = np.zeros_like(data)
+        self.mask = mask
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def zero_grad(self) -> None:
+        self.grad[...] = 0
+
+    def to(self, dtype) -> Parameter:
+        self.data = self.data.astype(dtype)
+        self.grad = self.grad.astype(dtype)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Layer:
+    """Base class. Subclasses implement `forward(x)` and `backward(dy)`.
+
+    Attributes that are `Parameter`s or `Layer`s are registered in assignment order, which fixes the
+    order of `parameters()` and the names in `state_dict()` (e.g. ``"0.weight"``, ``"body.1.bias"``).
+    Non-learnable state that must be saved (BatchNorm running statistics) is declared with
+    `register_buffer`.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_params", {})
+        object.__setattr__(self, "_children", {})
+        object.__setattr__(self, "_buffers", [])
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value) -> None:
+        if "_params" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning {name}")
+        self._params.pop(name, None)
+        self._children.pop(name, None)
+        if isinstance(value, Parameter):
+            self._params[name] = value
+        elif isinstance(value, Layer):
+            self._children[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """Declare a saved, non-learnable array attribute (e.g. running_mean)."""
+        if name not in self._buffers:
+            self._buffers.append(name)
+        object.__setattr__(self, name, value)
+
+    # --- the two methods every layer implements -------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    # --- traversal ------------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        yield from self._children.items()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, p in self._params.items():
+            yield prefix + name, p
+        for name, child in self._children.items():
+            yield from child.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for name in self._buffers:
+            yield prefix + name, getattr(self, name)
+        for name, child in self._children.items():
+            yield from child.named_buffers(prefix + name + ".")
+
+    def modules(self) -> Iterator[Layer]:
+        """This layer and every layer inside it, depth first."""
+        yield self
+        for child in self._children.values():
+            yield from child.modules()
+
+    # --- modes and gradients --------------------------------------------------------------
+    def train(self, mode: bool = True) -> Layer:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Layer:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def to(self, dtype) -> Layer:
+        """Convert every parameter and floating buffer to `dtype` (e.g. np.float64 for gradcheck)."""
+        for p in self.parameters():
+            p.to(dtype)
+        for m in self.modules():
+            for name in m._buffers:
+                value = getattr(m, name)
+                if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+                    object.__setattr__(m, name, value.astype(dtype))
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # --- saving ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Name -> copy of every parameter and buffer."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into this layer. Names and shapes must match exactly."""
+        params = dict(self.named_parameters())
+        owners = {}
+        for m_prefix, m in _named_modules(self):
+            for name in m._buffers:
+                owners[m_prefix + name] = (m, name)
+        expected = set(params) | set(owners)
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: expected keys {sorted(expected)}, "
+                f"missing {sorted(missing)}, unexpected {sorted(unexpected)}"
+            )
+        for name, value in state.items():
+            value = np.asarray(value)
+            current = params[name].data if name in params else getattr(*owners[name])
+            if np.shape(current) != value.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: '{name}' expected shape "
+                    f"{np.shape(current)}, got {value.shape}"
+                )
+        for name, value in state.items():
+            if name in params:
+                p = params[name]
+                p.data = np.array(value, dtype=p.data.dtype, copy=True)
+                if p.grad.shape != p.data.shape or p.grad.dtype != p.data.dtype:
+                    p.grad = np.zeros_like(p.data)
+            else:
+                m, attr = owners[name]
+                object.__setattr__(m, attr, np.array(value, copy=True))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write `state_dict()` to an `.npz` file atomically (temporary file, then rename)."""
+        save_npz_atomic(path, self.state_dict())
+
+    def load(self, path: str | os.PathLike) -> None:
+        with np.load(path) as f:
+            self.load_state_dict({k: f[k] for k in f.files})
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._children.items():
+            lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
+        return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+
+def _named_modules(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+    yield prefix, layer
+    for name, child in layer._children.items():
+        yield from _named_modules(child, prefix + name + ".")
+
+
+def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to a temporary file in the same folder, fsync, then os.replace onto `path`.
+
+    A crash mid-write leaves the previous file intact: the rename is the only step that touches it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Sequential(Layer):
+    """Layers applied in order. forward: x -> l1 -> l2 -> ...; backward: the chain rule in reverse."""
+
+    def __init__(self, *layers: Layer):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ValueError(f"Sequential: expected Layer objects, got {type(layer).__name__} at {i}")
+            setattr(self, str(i), layer)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._children.values())
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self._children.values():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        for layer in reversed(self._children.values()):
+            dy = layer.backward(dy)
+        return dy

@@ -1,0 +1,26 @@
+"""Stateless math on ndarrays: every equation of the course, once, as a pure function.
+
+Each module keeps a forward function next to its backward rule. Layers (`minicnn.layers`) wrap
+these with state; tutorials print their source.
+"""
+
+from .checks import check_array, check_finite, check_size, conv_output_size, pair, positive_pair
+from .dense import (
+    gelu,
+    gelu_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    linear,
+    linear_backward,
+    maxout,
+    maxout_backward,
+    relu,
+    relu6,
+    relu6_backward,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    tanh,
+    tanh_backward,
+)
+from .norm import batch_norm_backward, batch_norm_eval, batch_norm_train

@@ -1,0 +1,57 @@
+"""Named, small gradient-check cases: a layer and an input it accepts, built in float64.
+
+Used by `minicnn gradcheck LAYER` and by the test suite (every case must pass). Inputs are kept
+away from kinks (ReLU at 0, max-pool ties) so central differences are valid.
+Add a case by adding an entry to CASES: name -> function(rng) -> (layer, x).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn import core
+from minicnn import layers as L
+from minicnn.gradcheck import GradcheckReport, gradcheck
+
+
+def _away_from_zero(rng, shape, margin=0.1):
+    x = rng.standard_normal(shape)
+    return np.where(np.abs(x) < margin, x + np.sign(x + 1e-12) * margin, x)
+
+
+def _distinct(rng, shape):
+    """Values whose entries are pairwise at least ~1e-3 apart (no ties for max/argmax)."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n).reshape(shape) / n * 4 - 2).astype(np.float64) + rng.uniform(0, 1e-4, shape)
+
+
+def _bn_train(cls, shape):
+    def case(rng):
+        layer = cls(shape[1]).to(np.float64)
+        layer.weight.data[:] = rng.uniform(0.5, 1.5, shape[1])
+        layer.bias.data[:] = rng.standard_normal(shape[1])
+        return layer, rng.standard_normal(shape)
+    return case
+
+
+CASES = {
+    "Linear": lambda rng: (L.Linear(5, 4).to(np.float64), rng.standard_normal((3, 5))),
+    "ReLU": lambda rng: (L.ReLU(), _away_from_zero(rng, (2, 3, 4, 4))),
+    "ReLU6": lambda rng: (L.ReLU6(), _away_from_zero(rng, (2, 3, 4, 4)) * 3),
+    "LeakyReLU": lambda rng: (L.LeakyReLU(0.1), _away_from_zero(rng, (4, 7))),
+    "Sigmoid": lambda rng: (L.Sigmoid(), rng.standard_normal((4, 7)) * 3),
+    "Tanh": lambda rng: (L.Tanh(), rng.standard_normal((4, 7))),
+    "GELU": lambda rng: (L.GELU(), rng.standard_normal((2, 3, 4, 4)) * 2),
+    "Maxout": lambda rng: (L.Maxout(3), _distinct(rng, (2, 6, 3, 3))),
+    "Flatten": lambda rng: (L.Flatten(), rng.standard_normal((2, 3, 4, 5))),
+    "Dropout": lambda rng: (L.Dropout(0.3), rng.standard_normal((4, 10))),
+    "BatchNorm1D": _bn_train(L.BatchNorm1D, (6, 4)),
+    "BatchNorm2D": _bn_train(L.BatchNorm2D, (3, 4, 3, 3)),
+}
+
+
+def run_case(name: str, seed: int = 0, raise_on_fail: bool = False) -> GradcheckReport:
+    """Build case `name` with a fixed seed and gradient-check it."""
+    core.manual_seed(seed)
+    layer, x = CASES[name](np.random.default_rng(seed))
+    return gradcheck(layer, x, name=name, raise_on_fail=raise_on_fail)

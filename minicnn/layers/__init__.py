@@ -1,0 +1,7 @@
+"""Stateful layers: each wraps the math of `minicnn.functional` and caches what backward needs."""
+
+from minicnn.core import Layer, Parameter, Sequential
+
+from .activations import GELU, LeakyReLU, Maxout, ReLU, ReLU6, Sigmoid, Tanh
+from .dense import Dropout, Flatten, Linear
+from .norm import BatchNorm1D, BatchNorm2D

@@ -1,0 +1,125 @@
+"""Nonlinearities as layers. The math is in `minicnn.functional.dense`; these cache what backward needs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn import functional as F
+from minicnn.core import Layer
+
+
+def _check_float(x, who: str) -> None:
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{who}: expected a floating-point ndarray, got {type(x).__name__} "
+                         f"{getattr(x, 'dtype', '')}")
+
+
+class ReLU(Layer):
+    """y = max(x, 0); dx = dy * [x > 0]."""
+
+    def forward(self, x):
+        _check_float(x, "ReLU")
+        self._x = x  # cache: x
+        return F.relu(x)
+
+    def backward(self, dy):
+        return F.relu_backward(dy, self._x)
+
+
+class ReLU6(Layer):
+    """y = min(max(x, 0), 6) (MobileNet); dx = dy * [0 < x < 6]."""
+
+    def forward(self, x):
+        _check_float(x, "ReLU6")
+        self._x = x  # cache: x
+        return F.relu6(x)
+
+    def backward(self, dy):
+        return F.relu6_backward(dy, self._x)
+
+
+class LeakyReLU(Layer):
+    """y = max(x, a x) for 0 <= a < 1; dx = dy * (1 if x > 0 else a)."""
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__()
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"LeakyReLU: expected 0 <= alpha < 1, got {alpha}")
+        self.alpha = alpha
+
+    def forward(self, x):
+        _check_float(x, "LeakyReLU")
+        self._x = x  # cache: x
+        return F.leaky_relu(x, self.alpha)
+
+    def backward(self, dy):
+        return F.leaky_relu_backward(dy, self._x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Sigmoid(Layer):
+    """y = 1 / (1 + e^-x); dx = dy * y (1 - y)."""
+
+    def forward(self, x):
+        _check_float(x, "Sigmoid")
+        self._y = F.sigmoid(x)  # cache: y
+        return self._y
+
+    def backward(self, dy):
+        return F.sigmoid_backward(dy, self._y)
+
+
+class Tanh(Layer):
+    """y = tanh(x); dx = dy * (1 - y^2)."""
+
+    def forward(self, x):
+        _check_float(x, "Tanh")
+        self._y = F.tanh(x)  # cache: y
+        return self._y
+
+    def backward(self, dy):
+        return F.tanh_backward(dy, self._y)
+
+
+class GELU(Layer):
+    """y = x Phi(x) (exact, erf form); dx = dy * (Phi(x) + x phi(x))."""
+
+    def forward(self, x):
+        _check_float(x, "GELU")
+        self._x = x  # cache: x
+        return F.gelu(x)
+
+    def backward(self, dy):
+        return F.gelu_backward(dy, self._x)
+
+
+class Maxout(Layer):
+    """f(x) = max_k (a_k x + b_k): max over groups of `pieces` consecutive channels (or features).
+
+    Put it after a Linear/Conv layer with pieces * C outputs: those outputs are the a_k x + b_k.
+    (N, pieces*C, ...) -> (N, C, ...). Backward routes dy to the winning piece.
+    """
+
+    def __init__(self, pieces: int):
+        super().__init__()
+        if pieces < 1:
+            raise ValueError(f"Maxout: expected pieces >= 1, got {pieces}")
+        self.pieces = pieces
+
+    def forward(self, x):
+        _check_float(x, "Maxout")
+        if x.ndim < 2 or x.shape[1] % self.pieces:
+            raise ValueError(
+                f"Maxout: expected input (N, C, ...) with C divisible by pieces={self.pieces}, "
+                f"got shape {x.shape}"
+            )
+        y, self._idx = F.maxout(x, self.pieces)  # cache: argmax piece per output
+        return y
+
+    def backward(self, dy):
+        return F.maxout_backward(dy, self._idx, self.pieces)
+
+    def extra_repr(self):
+        return f"pieces={self.pieces}"

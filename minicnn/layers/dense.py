@@ -1,0 +1,88 @@
+"""The multiplicative layer (Linear) and the shape/regularisation layers of a dense net."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn import core
+from minicnn.core import Layer, Parameter
+from minicnn.functional import check_array, check_size, linear, linear_backward
+
+
+def kaiming_uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) — PyTorch's default for Linear/Conv weights and biases."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return core.rng().uniform(-bound, bound, size=shape).astype(core.DEFAULT_DTYPE)
+
+
+class Linear(Layer):
+    """Fully-connected (multiplicative) layer: y = x W^T + b.
+
+    x (N, in_features) -> y (N, out_features); weight (out_features, in_features), bias (out_features,).
+    Backward (see `minicnn.functional.dense`): dx = dy W, dW += dy^T x, db += sum_n dy.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(kaiming_uniform((out_features, in_features), in_features))
+        self.bias = Parameter(kaiming_uniform((out_features,), in_features)) if bias else None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(x, "Linear", 2, f"(N, {self.in_features})")
+        check_size(x, 1, self.in_features, "Linear", f"(N, {self.in_features})")
+        w = self.weight.data.astype(x.dtype, copy=False)
+        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
+        self._cache = (x, w)  # cache: x, w
+        return linear(x, w, b)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, w = self._cache
+        dx, dw, db = linear_backward(dy, x, w)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Flatten(Layer):
+    """(N, C, H, W) or any (N, ...) -> (N, C*H*W). Backward reshapes back."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim < 2:
+            raise ValueError(f"Flatten: expected an input (N, ...) of rank >= 2, got {np.shape(x)}")
+        self._shape = x.shape  # cache: input shape only
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy.reshape(self._shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training y = x * m / (1 - p), m ~ Bernoulli(1 - p); identity in eval.
+
+    Dividing by (1 - p) at training time keeps E[y] = x, so evaluation needs no rescaling.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: expected 0 <= p < 1, got {p}")
+        self.p = p
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.training or self.p == 0.0:
+            self._scale = None
+            return x
+        keep = core.rng().random(x.shape) >= self.p
+        self._scale = keep.astype(x.dtype) / (1.0 - self.p)  # cache: mask / (1 - p)
+        return x * self._scale
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy if self._scale is None else dy * self._scale
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,74 @@
+"""Batch normalisation layers. Math in `minicnn.functional.norm`.
+
+Running statistics as PyTorch keeps them: running_mean starts at 0, running_var at 1, and in
+training each batch updates them with momentum 0.1 using the *unbiased* batch variance:
+    running = (1 - momentum) * running + momentum * batch_stat
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn import functional as F
+from minicnn.core import DEFAULT_DTYPE, Layer, Parameter
+
+
+class _BatchNorm(Layer):
+    _ndim = 0
+    _layout = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(np.ones(num_features, dtype=DEFAULT_DTYPE))  # gamma
+        self.bias = Parameter(np.zeros(num_features, dtype=DEFAULT_DTYPE))  # beta
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=DEFAULT_DTYPE))
+        self.register_buffer("running_var", np.ones(num_features, dtype=DEFAULT_DTYPE))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        who = type(self).__name__
+        layout = self._layout.format(C=self.num_features)
+        F.check_array(x, who, self._ndim, layout)
+        F.check_size(x, 1, self.num_features, who, layout)
+        gamma = self.weight.data.astype(x.dtype, copy=False)
+        beta = self.bias.data.astype(x.dtype, copy=False)
+        if not self.training:
+            self._cache = None
+            return F.batch_norm_eval(x, gamma, beta, self.running_mean.astype(x.dtype),
+                                     self.running_var.astype(x.dtype), self.eps)
+        m = x.size // x.shape[1]
+        if m < 2:
+            raise ValueError(f"{who}: expected more than 1 value per channel in training, got shape {x.shape}")
+        y, x_hat, inv_std, mu, var = F.batch_norm_train(x, gamma, beta, self.eps)
+        self._cache = (x_hat, inv_std, gamma)  # cache: x_hat, 1/sigma, gamma
+        unbiased = var * m / (m - 1)
+        mom = self.momentum
+        self.running_mean = ((1 - mom) * self.running_mean + mom * mu).astype(self.running_mean.dtype)
+        self.running_var = ((1 - mom) * self.running_var + mom * unbiased).astype(self.running_var.dtype)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}: backward in eval mode is not supported")
+        x_hat, inv_std, gamma = self._cache
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, x_hat, inv_std, gamma)
+        self.weight.grad += dgamma
+        self.bias.grad += dbeta
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1D(_BatchNorm):
+    """Batch norm over features of x (N, C): statistics over the batch axis."""
+
+    _ndim = 2
+    _layout = "(N, {C})"
+
+
+class BatchNorm2D(_BatchNorm):
+    """Batch norm over channels of x (N, C, H, W): statistics over N, H and W."""
+
+    _ndim = 4
+    _layout = "(N, {C}, H, W)"
