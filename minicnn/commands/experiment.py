@@ -1,0 +1,35 @@
+"""`minicnn experiment NAME`: the measured studies (each one a module in `minicnn/experiments/`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+
+NAME = "experiment"
+HELP = "run a measured study (tables, PNG figures) on real data"
+
+
+def _experiments():
+    from minicnn import experiments
+
+    for info in sorted(pkgutil.iter_modules(experiments.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield info.name, importlib.import_module(f"minicnn.experiments.{info.name}")
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="experiment", metavar="NAME")
+    for name, module in _experiments():
+        p = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_experiment_run=module.run)
+    parser.set_defaults(_parser=parser)
+
+
+def run(args) -> int:
+    if getattr(args, "_experiment_run", None) is None:
+        args._parser.print_help()
+        return 0
+    return int(args._experiment_run(args) or 0)

@@ -1,0 +1,38 @@
+"""Shared test fixtures.
+
+Real-data tests read the dataset folder named by MINICNN_DATA (`.ci/run` points it at
+shared/datasets). Elsewhere they skip, saying why, only when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn import core
+
+
+@pytest.fixture(autouse=True)
+def _seed_engine():
+    """Every test starts from the same engine RNG state."""
+    core.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    value = os.environ.get("MINICNN_DATA")
+    if not value:
+        pytest.skip("real-data test: set MINICNN_DATA to the dataset folder (CI sets it to shared/datasets)")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"real-data test: MINICNN_DATA={value} is not a folder")
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
