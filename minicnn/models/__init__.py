@@ -1,0 +1,8 @@
+"""Architectures built from `minicnn.layers`.
+
+Every model is a constructor `name(num_classes=..., in_channels=..., width=..., **options) -> Layer`
+registered in MODELS with the `register` decorator, so `minicnn train --model NAME` and
+`minicnn summary NAME` find it.
+"""
+
+from ._registry import MODELS, register
