@@ -130,13 +130,13 @@ def gradcheck(layer: Layer, x: np.ndarray, eps: float = DEFAULT_EPS, tol: float 
     dx, dps = analytic(g)
     dx2, dps2 = analytic(g)
     report = GradcheckReport(layer=who, tol=tol)
-    report.deterministic = np.array_equal(dx, dx2) and all(np.array_equal(a, b) for a, b in zip(dps, dps2))
+    report.deterministic = np.array_equal(dx, dx2) and all(np.array_equal(a, b) for a, b in zip(dps, dps2, strict=True))
     zx, zps = analytic(np.zeros_like(g))
     report.zero_upstream_ok = not np.any(zx) and not any(np.any(z) for z in zps)
 
     if dx.shape != x.shape:
         raise AssertionError(f"gradcheck({who}): backward returned dx of shape {dx.shape}, input is {x.shape}")
-    targets = [("input", x, dx)] + [(pname, p.data, d) for (pname, p), d in zip(params, dps)]
+    targets = [("input", x, dx)] + [(pname, p.data, d) for (pname, p), d in zip(params, dps, strict=True)]
     for tname, array, a in targets:
         n = _numeric_gradient(forward, g, array, eps)
         err, i = _rel_errors(a, n)

@@ -7,7 +7,8 @@ HELP = "gradient-check a layer (float64 central differences) and print a table"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("layer", nargs="?", help="layer name (omit, or 'list', to see the choices; 'all' checks every one)")
+    parser.add_argument("layer", nargs="?",
+                        help="layer name (omit, or 'list', to see the choices; 'all' checks every one)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the input, weights and upstream gradient")
 
 

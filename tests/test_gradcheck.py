@@ -1,0 +1,98 @@
+"""The gradient checker itself must be able to fail."""
+
+import numpy as np
+import pytest
+
+from minicnn.core import Layer, Parameter
+from minicnn.gradcheck import gradcheck
+from minicnn.layers import Linear
+
+
+class WrongBackward(Layer):
+    """y = x^2 with a backward that forgets the factor 2."""
+
+    def forward(self, x):
+        self._x = x
+        return x * x
+
+    def backward(self, dy):
+        return dy * self._x
+
+
+class WrongParamGrad(Layer):
+    """y = w * x; dx right, dw wrong sign."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = Parameter(np.array([1.5, -0.5]))
+
+    def forward(self, x):
+        self._x = x
+        return x * self.w.data
+
+    def backward(self, dy):
+        self.w.grad -= (dy * self._x).sum(0)
+        return dy * self.w.data
+
+
+class NoisyBackward(Layer):
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy + np.random.default_rng().normal(0, 1e-3, dy.shape) * (dy != 0)
+
+
+class LeakyZeroUpstream(Layer):
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy + 1e-3
+
+
+def test_passes_a_correct_layer_and_reports_worst_entry():
+    report = gradcheck(Linear(3, 2).to(np.float64), np.random.default_rng(0).standard_normal((4, 3)))
+    assert report.ok
+    assert [t.name for t in report.tensors] == ["input", "weight", "bias"]
+    assert report.max_rel_error < 1e-7
+    assert "PASS" in report.table()
+
+
+def test_detects_wrong_input_gradient():
+    with pytest.raises(AssertionError, match="FAIL"):
+        gradcheck(WrongBackward(), np.random.default_rng(0).standard_normal((3, 3)) + 2)
+    report = gradcheck(WrongBackward(), np.full((2, 2), 1.0), raise_on_fail=False)
+    assert not report.ok
+    assert report.tensors[0].max_rel_error == pytest.approx(0.5)
+
+
+def test_detects_wrong_parameter_gradient():
+    report = gradcheck(WrongParamGrad(), np.random.default_rng(0).standard_normal((3, 2)), raise_on_fail=False)
+    assert report.tensors[0].max_rel_error < 1e-8  # input part is right
+    assert report.tensors[1].name == "w" and report.tensors[1].max_rel_error == pytest.approx(2.0)  # |a - (-a)| / |a|
+    assert not report.ok
+
+
+def test_detects_nondeterministic_backward():
+    report = gradcheck(NoisyBackward(), np.ones((2, 3)), raise_on_fail=False)
+    assert not report.deterministic and not report.ok
+
+
+def test_detects_nonzero_gradient_for_zero_upstream():
+    report = gradcheck(LeakyZeroUpstream(), np.ones((2, 3)), raise_on_fail=False)
+    assert not report.zero_upstream_ok and not report.ok
+
+
+def test_refuses_float32_input_and_parameters():
+    with pytest.raises(ValueError, match=r"gradcheck\(Linear\): expected a float64 input .* got float32"):
+        gradcheck(Linear(3, 2).to(np.float64), np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"expected float64 parameters, got weight as float32; call layer.to\(np.float64\)"):
+        gradcheck(Linear(3, 2), np.zeros((2, 3)))
+
+
+def test_refuses_nan_input():
+    x = np.zeros((2, 3))
+    x[1, 1] = np.nan
+    with pytest.raises(ValueError, match="expected a finite input"):
+        gradcheck(Linear(3, 2).to(np.float64), x)
