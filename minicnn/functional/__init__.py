@@ -24,3 +24,4 @@ from .dense import (
     tanh_backward,
 )
 from .norm import batch_norm_backward, batch_norm_eval, batch_norm_train
+from .dct import dct, idct, zigzag_mask, zigzag_order
