@@ -5,3 +5,4 @@ from minicnn.core import Layer, Parameter, Sequential
 from .activations import GELU, LeakyReLU, Maxout, ReLU, ReLU6, Sigmoid, Tanh
 from .dense import Dropout, Flatten, Linear
 from .norm import BatchNorm1D, BatchNorm2D
+from .dct import DCTLinear

@@ -1,0 +1,136 @@
+"""Frequency-regularised layers (seed 002): the learnable weight lives in the DCT domain.
+
+A `DCTConv2D` / `DCTLinear` stores `coeffs` C (a Parameter with the shape of the spatial weight) and a
+0/1 `mask` M that keeps the first `k` entries of C in zigzag order (`minicnn.functional.zigzag_order`,
+low frequencies first) and truncates the tail. The weight the layer computes with is
+
+    W = idct(M * C)          (orthonormal inverse DCT over EVERY axis of the weight tensor)
+
+and the rest is the ordinary Conv2D / Linear (the same functional code, never re-implemented).
+
+Backward. The layer first gets dL/dW from the ordinary backward, then maps it to the frequency domain:
+
+    dL/dC = M * dct(dL/dW)
+
+One line of derivation: W = idct(M * C) is linear in C, so dL/dC = (d W/d C)^T dL/dW = M * idct^T(dL/dW),
+and the adjoint idct^T of the orthonormal inverse DCT is the DCT (D orthogonal: (D^T)^T = D).
+
+Truncated entries stay exactly zero: `coeffs.mask` is the mask, and the optimizers multiply every
+update and every momentum/Adam buffer by it (`minicnn.optim`), so neither momentum nor weight decay
+can revive them; their gradient is zero anyway. `set_keep(k)` moves the truncation point: a smaller
+k zeroes the newly truncated coefficients, a larger k lets more (zero-valued) coefficients train.
+
+The mask is also a saved buffer (`state_dict()["...mask"]`), so a checkpoint of a truncated model
+restores its truncation point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn import functional as F
+from minicnn.core import Layer, Parameter
+from minicnn.layers.dense import kaiming_uniform
+
+
+def keep_count(keep: int | float, size: int, who: str) -> int:
+    """`keep` as a number of coefficients: an int in [0, size], or a float fraction in (0, 1] of
+    `size` (rounded up, so any positive fraction keeps at least one coefficient)."""
+    if isinstance(keep, (bool, np.bool_)):
+        raise ValueError(f"{who}: expected keep as an int count or a float fraction, got {keep!r}")
+    if isinstance(keep, (int, np.integer)):
+        if not 0 <= keep <= size:
+            raise ValueError(f"{who}: expected a keep count in [0, {size}] (weight size), got {keep}")
+        return int(keep)
+    if isinstance(keep, (float, np.floating)):
+        if not 0.0 < keep <= 1.0:
+            raise ValueError(f"{who}: expected a keep fraction in (0, 1], got {keep}")
+        return min(size, int(np.ceil(keep * size - 1e-9)))
+    raise ValueError(f"{who}: expected keep as an int count or a float fraction, got {type(keep).__name__}")
+
+
+class _FrequencyWeight(Layer):
+    """Shared part of the DCT layers: `coeffs`, `mask`, `spatial_weight()`, `set_keep()`, `keep`."""
+
+    def _init_frequency(self, weight: np.ndarray, keep: int | float) -> None:
+        k = keep_count(keep, weight.size, type(self).__name__)
+        coeffs = F.dct(weight)
+        self.coeffs = Parameter(coeffs)
+        self.register_buffer("mask", F.zigzag_mask(weight.shape, k))
+        self.coeffs.data *= self.mask
+
+    # The mask lives on the Parameter (where the optimizers read it); the layer attribute is a view
+    # of it, so assigning `layer.mask` (as load_state_dict does) keeps the two in step.
+    @property
+    def mask(self) -> np.ndarray:
+        return self.coeffs.mask
+
+    @mask.setter
+    def mask(self, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if value.shape != self.coeffs.shape:
+            raise ValueError(f"{type(self).__name__}: expected a mask of shape {self.coeffs.shape}, "
+                             f"got {value.shape}")
+        if not np.all((value == 0) | (value == 1)):
+            raise ValueError(f"{type(self).__name__}: expected a 0/1 mask")
+        self.coeffs.mask = value.astype(bool)
+
+    @property
+    def keep(self) -> int:
+        """Number of kept (not truncated) coefficients."""
+        return int(np.count_nonzero(self.mask))
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return self.coeffs.shape
+
+    def set_keep(self, keep: int | float) -> int:
+        """Keep the first `keep` coefficients in zigzag order (count, or fraction in (0, 1] when a
+        float); truncated coefficients are set to exactly zero. Returns the new count."""
+        k = keep_count(keep, self.coeffs.size, type(self).__name__)
+        self.mask = F.zigzag_mask(self.coeffs.shape, k)
+        self.coeffs.data *= self.mask
+        return k
+
+    def spatial_weight(self) -> np.ndarray:
+        """W = idct(mask * coeffs), in the dtype of `coeffs`."""
+        return F.idct(self.coeffs.data * self.mask)
+
+    def _accumulate_coeffs_grad(self, dw: np.ndarray) -> None:
+        # dL/dC = M * dct(dL/dW)   (the DCT is the adjoint of the orthonormal IDCT)
+        self.coeffs.grad += (self.mask * F.dct(dw)).astype(self.coeffs.grad.dtype, copy=False)
+
+
+class DCTLinear(_FrequencyWeight):
+    """Linear layer y = x W^T + b with W = idct(M * C), C = `coeffs` (out_features, in_features).
+
+    x (N, in_features) -> y (N, out_features). Backward: dx = dy W; dC += M * dct(dy^T x); db += sum_n dy.
+    `keep`: coefficients kept (int) or fraction of them (float in (0, 1]); 1.0 keeps all, and then the
+    layer computes exactly what `Linear` with weight W does.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, keep: int | float = 1.0):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._init_frequency(kaiming_uniform((out_features, in_features), in_features), keep)
+        self.bias = Parameter(kaiming_uniform((out_features,), in_features)) if bias else None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        F.check_array(x, "DCTLinear", 2, f"(N, {self.in_features})")
+        F.check_size(x, 1, self.in_features, "DCTLinear", f"(N, {self.in_features})")
+        w = self.spatial_weight().astype(x.dtype, copy=False)
+        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
+        self._cache = (x, w)  # cache: x, w (the spatial weight)
+        return F.linear(x, w, b)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, w = self._cache
+        dx, dw, db = F.linear_backward(dy, x, w)
+        self._accumulate_coeffs_grad(dw)
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, "
+                f"keep={self.keep}/{self.coeffs.size}")
