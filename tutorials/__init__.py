@@ -1,0 +1,92 @@
+"""Terminal tutorials: the lecture step by step, each equation shown as minicnn's own code and run.
+
+    minicnn tutorial             list the chapters
+    minicnn tutorial 5           run chapter 5 (Enter: next step, q: quit)
+    python -m tutorials 5 --no-pause --step 3
+
+Chapters are the modules `tutorials/chNN_*.py`; the step framework is `tutorials/_runner.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import re
+import sys
+from types import ModuleType
+
+_CHAPTER = re.compile(r"ch(\d\d)_\w+$")
+
+
+def chapter_modules() -> dict[int, str]:
+    """Chapter number -> module name, for every `chNN_*.py` in this package."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        m = _CHAPTER.match(info.name)
+        if m:
+            found[int(m.group(1))] = f"{__name__}.{info.name}"
+    return dict(sorted(found.items()))
+
+
+def load_chapter(number: int) -> ModuleType:
+    modules = chapter_modules()
+    if number not in modules:
+        raise ValueError(f"no chapter {number}; chapters are {', '.join(map(str, modules))}")
+    return importlib.import_module(modules[number])
+
+
+def list_chapters(out=None) -> None:
+    out = out or sys.stdout
+    print("minicnn tutorials — the lecture, step by step (run one with `minicnn tutorial N`):\n", file=out)
+    for number, name in chapter_modules().items():
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:  # a chapter whose engine code is missing in this install
+            print(f"  {number:2d}. (unavailable: {e})", file=out)
+            continue
+        print(f"  {number:2d}. {module.TITLE} ({len(module.STEPS)} steps)\n      {module.SUMMARY}", file=out)
+    print("\nKeys: Enter = next step, a number = jump to that step, q = quit.  Options: --no-pause, "
+          "--step K, --quick, --out DIR.", file=out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("chapter", nargs="?", type=int, help="chapter number (omit to list the chapters)")
+    parser.add_argument("--no-pause", action="store_true", help="run every step without waiting for Enter")
+    parser.add_argument("--step", type=int, default=1, metavar="K", help="start at step K")
+    parser.add_argument("--quick", action="store_true",
+                        help="smallest examples (chapter 14 trains on a tiny subset); also MINICNN_TUTORIAL_QUICK=1")
+    parser.add_argument("--out", metavar="DIR", help="folder for the PNG figures "
+                        "(default: $MINICNN_TUTORIAL_OUT or ./minicnn-tutorial-figures)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from tutorials._runner import run_steps
+
+    if args.chapter is None:
+        list_chapters()
+        return 0
+    try:
+        module = load_chapter(args.chapter)
+    except ValueError as e:
+        print(f"minicnn tutorial: {e}")
+        return 2
+    quick = args.quick or os.environ.get("MINICNN_TUTORIAL_QUICK", "") not in ("", "0")
+    try:
+        return run_steps(module, args.chapter, pause=not args.no_pause, start=args.step, quick=quick,
+                         fig_dir=args.out)
+    except BrokenPipeError:  # e.g. `minicnn tutorial 3 | head`: the reader left; exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tutorials", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except KeyboardInterrupt:
+        print("\ninterrupted")
+        return 130

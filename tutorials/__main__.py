@@ -1,0 +1,5 @@
+import sys
+
+from tutorials import main
+
+sys.exit(main())
