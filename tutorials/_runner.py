@@ -165,8 +165,11 @@ class Tutorial:
 
     # --- checks: every claim is an assertion ---------------------------------------------------
     def check(self, what: str, got, want, tol: float = 1e-12) -> float:
-        """Assert max |got - want| <= tol (arrays or numbers, shapes must match) and print the result."""
+        """Assert max |got - want| <= tol and print the result. Shapes must match, except that a
+        scalar `want` is compared with every entry of `got`."""
         got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+        if want.ndim == 0:
+            want = np.broadcast_to(want, got.shape)
         if got.shape != want.shape:
             self._report(False, f"{what}: shapes differ, {got.shape} vs {want.shape}")
         diff = float(np.max(np.abs(got - want))) if got.size else 0.0

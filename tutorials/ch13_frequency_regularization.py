@@ -1,0 +1,183 @@
+"""Chapter 13: Frequency Regularization — parameters in the DCT domain, zigzag tail truncation."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from minicnn import core, frequency
+from minicnn import functional as F
+from minicnn import layers as L
+from minicnn.gradcheck import gradcheck
+from minicnn.layers import dct as dct_layers
+from minicnn.optim import SGD
+from tutorials._runner import Step
+
+TITLE = "Frequency Regularization"
+SUMMARY = "DCT of a kernel, the zigzag order, tail truncation and the weights it rebuilds, the compression it buys"
+
+
+def _smooth_kernel(n: int = 8) -> np.ndarray:
+    """A smooth kernel, like many trained ones: a tilted Gaussian blob (edge detector-ish)."""
+    i, j = np.meshgrid(np.arange(n) - (n - 1) / 2, np.arange(n) - (n - 1) / 2, indexing="ij")
+    return np.exp(-(i**2 + j**2) / (0.35 * n**2)) * (i + 0.5 * j) / n
+
+
+def _dct(t):
+    t.code(F.dct)
+    t.code(F.idct)
+    k = _smooth_kernel()
+    c = F.dct(k)
+    t.blocks("kernel K (8x8)", k)
+    t.blocks("|DCT(K)|: low frequencies top-left", np.abs(c))
+    t.check("idct(dct(K)) = K (the transform is invertible)", F.idct(c), k)
+    t.check("‖dct(K)‖ = ‖K‖ (orthonormal: energy is kept)", np.linalg.norm(c), np.linalg.norm(k))
+    energy = np.cumsum(np.sort((c**2).ravel())[::-1]) / np.sum(c**2)
+    top = int(np.searchsorted(energy, 0.99) + 1)
+    t.say(f"For this smooth kernel {top} of the 64 coefficients hold 99% of the energy.")
+    t.check_true(f"the energy is concentrated: {top} coefficients (at most 16 of 64) hold 99%", top <= 16)
+
+
+def _zigzag(t):
+    t.code(F.zigzag_order, start="shape = _check_shape")
+    order = F.zigzag_order((6, 6))
+    t.array("zigzag_order((6, 6))", order)
+    t.blocks("the same ranks as a map (dark = kept first)", -order)
+    t.check("the ranks are a permutation of 0..35", np.sort(order.ravel()), np.arange(36))
+    i, j = np.indices((6, 6))
+    diag = (i + j).ravel()
+    by_rank = diag[np.argsort(order, axis=None)]
+    t.check_true("walking the ranks, the diagonal i + j never decreases (low frequencies first)",
+                 bool(np.all(np.diff(by_rank) >= 0)))
+    t.code(F.zigzag_mask)
+    m = F.zigzag_mask((2, 1, 3, 3), 5)
+    t.say("The same order in 4-D, for a conv weight (out, in, kh, kw) = (2, 1, 3, 3): keep the first 5.")
+    t.array("zigzag_mask((2, 1, 3, 3), 5)", m.astype(int))
+    t.check("5 entries kept", m.sum(), 5)
+
+
+def _truncate(t):
+    t.code(dct_layers._FrequencyWeight.spatial_weight)
+    k = _smooth_kernel()
+    c = F.dct(k)
+    rows, errors = [], []
+    for keep in (64, 21, 10, 6, 3):
+        w = F.idct(F.zigzag_mask(c.shape, keep) * c)
+        err = float(np.linalg.norm(w - k) / np.linalg.norm(k))
+        rows.append([keep, f"{keep / 64:.0%}", err])
+        errors.append(err)
+        if keep in (10, 3):
+            t.blocks(f"rebuilt from the first {keep} coefficients", w, lo=float(k.min()), hi=float(k.max()))
+    t.table(["kept k", "of 64", "relative error ‖W − K‖/‖K‖"], rows)
+    t.check("keeping all 64 rebuilds K exactly", errors[0], 0.0)
+    t.check_true("fewer coefficients, larger error (monotone)", bool(np.all(np.diff(errors) >= 0)))
+    t.check_true(f"10 of 64 coefficients rebuild the smooth kernel within 10% ({errors[2]:.1%})", errors[2] < 0.1)
+    noise = np.random.default_rng(0).standard_normal((8, 8))
+    w = F.idct(F.zigzag_mask(noise.shape, 10) * F.dct(noise))
+    err_noise = float(np.linalg.norm(w - noise) / np.linalg.norm(noise))
+    t.check_true(f"a random (non-smooth) kernel does NOT survive the same cut: error {err_noise:.0%}", err_noise > 0.5)
+
+
+def _backward(t):
+    t.code(dct_layers._FrequencyWeight._accumulate_coeffs_grad)
+    t.code(dct_layers.DCTLinear.backward)
+    core.manual_seed(0)
+    layer = L.DCTLinear(4, 3, keep=5).to(np.float64)
+    x = np.random.default_rng(1).standard_normal((2, 4))
+    report = gradcheck(layer, x, name="DCTLinear(4, 3, keep=5)")
+    t.print(report.table())
+    t.print()
+    t.check_true(f"DCTLinear passes the gradient check ({report.max_rel_error:.1e})", report.ok)
+    layer.zero_grad()
+    layer(x)
+    layer.backward(np.ones((2, 3)))
+    t.array("mask", layer.mask.astype(int))
+    t.check("truncated coefficients get exactly zero gradient", layer.coeffs.grad[~layer.mask], 0.0, tol=0.0)
+    opt_before = layer.coeffs.data.copy()
+    opt = SGD(layer.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    for _ in range(5):
+        layer.zero_grad()
+        layer(x)
+        layer.backward(np.ones((2, 3)))
+        opt.step()
+    t.check("after 5 SGD steps with momentum and weight decay the tail is still exactly 0",
+            layer.coeffs.data[~layer.mask], 0.0, tol=0.0)
+    t.check_true("while the kept coefficients did move", bool(np.any(layer.coeffs.data != opt_before)))
+
+
+def _schedule(t):
+    t.code(frequency.TailTruncation.counts)
+    core.manual_seed(0)
+    model = frequency.to_frequency(core.Sequential(L.Linear(16, 8), L.ReLU(), L.Linear(8, 4)))
+    sched = frequency.TailTruncation(model, target=0.1, steps=5, decay="geometric")
+    totals = [sum(layer.keep for _, layer in frequency.frequency_layers(model))]
+    rows = [[0] + [layer.keep for _, layer in frequency.frequency_layers(model)]]
+    while not sched.done:
+        totals.append(sched.step())
+        rows.append([sched.t] + [layer.keep for _, layer in frequency.frequency_layers(model)])
+    names = [n for n, _ in frequency.frequency_layers(model)]
+    t.table(["step"] + [f"layer {n} kept" for n in names], rows)
+    t.check_true("k never increases", bool(np.all(np.diff(totals) <= 0)))
+    t.check("the target, 10% of each layer, is reached", rows[-1][1:], [13, 4])
+
+
+def _compress(t):
+    t.code(frequency.save_compressed, start="dtype = np.float16", end="payload = np.concatenate")
+    core.manual_seed(0)
+    dense = core.Sequential(L.Linear(64, 32), L.ReLU(), L.Linear(32, 10))
+    x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    y_dense, dense_bytes = dense(x), frequency.dense_float32_bytes(dense)
+    model = frequency.to_frequency(dense)  # converts in place: Linear -> DCTLinear, coeffs = dct(weight)
+    t.check("to_frequency keeps the function (keep = 100%, float32)", model(x), y_dense, tol=1e-5)
+    for name, layer in frequency.frequency_layers(model):
+        layer.set_keep(0.05)
+        t.print(f"layer {name}: keeps {layer.keep} of {layer.coeffs.size} coefficients")
+    counts = frequency.stored_numbers(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.fr.npz"
+        info = frequency.save_compressed(model, path, float16=True)
+        again = frequency.load_compressed(path, core.Sequential(L.Linear(64, 32), L.ReLU(), L.Linear(32, 10)))
+    t.table(["", "numbers", "bytes"], [["dense float32 model", counts["dense"], dense_bytes],
+                                       ["compressed (float16)", info["numbers"], info["bytes"]]])
+    t.say(f"Compression: {counts['dense'] / info['numbers']:.1f}x fewer numbers, "
+          f"{dense_bytes / info['bytes']:.1f}x fewer bytes (the file also holds a small JSON manifest).")
+    t.check("the file stores exactly the kept coefficients plus the biases", info["numbers"], counts["total"],
+            tol=0)
+    for (name, a), (_, b) in zip(frequency.frequency_layers(model), frequency.frequency_layers(again), strict=True):
+        t.check(f"layer {name}: reloaded weights = the float16-rounded weights used before",
+                b.spatial_weight(), F.idct(a.coeffs.data.astype(np.float16).astype(np.float32) * a.mask),
+                tol=1e-6)
+
+
+STEPS = [
+    Step("The DCT of a kernel", """
+        Frequency Regularization stores a layer's weights as DCT coefficients. The orthonormal DCT-II is an
+        invertible rotation: nothing is lost, but for smooth kernels the energy sits in a few
+        low-frequency coefficients.""",
+         "C = DCT(K),   C[u] = a(u) Σᵢ K[i] cos(π(2i+1)u / 2n)  along every axis;   K = IDCT(C),   ‖C‖ = ‖K‖",
+         _dct),
+    Step("The zigzag order", """
+        To say 'keep the lowest k frequencies' we need an order: by the sum of the indices (the diagonal),
+        ties broken with the first axis most significant. It works for any number of axes, so a whole
+        4-D conv weight is ordered at once.""",
+         "rank(i₀, …, i_d) sorts by (i₀ + … + i_d, i₀, i₁, …)", _zigzag),
+    Step("Tail truncation and the weights it rebuilds", """
+        A 0/1 mask M keeps the first k coefficients in zigzag order; the layer computes with
+        W = IDCT(M ⊙ C). Smooth kernels survive a deep cut; noise does not — that is the regularization.""",
+         "W = IDCT(M ⊙ C)        M = 1 on the first k zigzag positions, 0 on the tail", _truncate),
+    Step("Backward in the frequency domain", """
+        W is linear in C, and the adjoint of the orthonormal IDCT is the DCT. So the ordinary dense backward
+        gives dL/dW, and one DCT plus the mask gives dL/dC. Truncated coefficients get zero gradient, and the
+        optimizers multiply updates and momentum by the mask, so nothing revives them.""",
+         "dL/dC = (dW/dC)ᵀ dL/dW = M ⊙ DCT(dL/dW)", _backward),
+    Step("Dynamic tail truncation", """
+        Rather than cutting most coefficients at once, training lowers k a little every epoch toward a
+        target, so the network can adapt to each small cut.""",
+         "linear: k(t) = k₀ + (k_T − k₀)·t/T        geometric: k(t) = k₀ · (k_T/k₀)^(t/T)", _schedule),
+    Step("The compression it buys", """
+        A trained model exports only the kept coefficients (in zigzag order), plus the biases; loading puts
+        them back in place and rebuilds exactly the weights used for evaluation.""",
+         "stored numbers = Σ_layers k_layer + #biases        ratio = dense parameters / stored numbers", _compress),
+]
