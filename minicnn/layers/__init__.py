@@ -6,3 +6,12 @@ from .activations import GELU, LeakyReLU, Maxout, ReLU, ReLU6, Sigmoid, Tanh
 from .dense import Dropout, Flatten, Linear
 from .norm import BatchNorm1D, BatchNorm2D
 from .dct import DCTLinear
+from .blocks import (
+    ChannelShuffle,
+    ChannelSplit,
+    Concat,
+    DepthwiseSeparable,
+    InvertedResidual,
+    Residual,
+    ShuffleV2Unit,
+)

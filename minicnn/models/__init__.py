@@ -5,4 +5,5 @@ registered in MODELS with the `register` decorator, so `minicnn train --model NA
 `minicnn summary NAME` find it.
 """
 
+from . import mobilenet, shufflenet  # noqa: F401  (registers the models)
 from ._registry import MODELS, register
