@@ -321,3 +321,34 @@ def load_compressed(path: str | os.PathLike, model: Layer | None = None) -> Laye
     model = to_frequency(model)
     model.load_state_dict(state)
     return model
+
+
+def load_model_file(path: str | os.PathLike, model_name: str | None = None) -> tuple[Layer, dict]:
+    """A model from `path` -> (model, meta) with meta = {"model": name, "config": {...}}.
+
+    Accepts a compressed file (`save_compressed`) or a plain `.npz` state dict (of a spatial or a
+    frequency model) together with `model_name`, a key of `minicnn.models.MODELS`."""
+    from minicnn.models import MODELS
+
+    with np.load(path) as f:
+        files = set(f.files)
+        if files == {"manifest", "payload"}:
+            manifest, _ = read_compressed(path)
+            meta = dict(manifest.get("meta", {}))
+            if model_name is not None:
+                meta = {"model": model_name, "config": {}}
+            model = MODELS[meta["model"]](**meta.get("config", {})) if meta.get("model") in MODELS else None
+            if model is None:
+                raise ValueError(f"{path}: compressed file for model {meta.get('model')!r}; pass --model NAME")
+            return load_compressed(path, model), meta
+        state = {k: f[k] for k in f.files}
+    if model_name is None:
+        raise ValueError(f"{path}: a plain state dict does not name its model; pass --model NAME "
+                         f"(one of {', '.join(sorted(MODELS))})")
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(sorted(MODELS))}")
+    model = MODELS[model_name]()
+    if any(k == "coeffs" or k.endswith(".coeffs") for k in state):
+        model = to_frequency(model)
+    model.load_state_dict(state)
+    return model, {"model": model_name, "config": {}}

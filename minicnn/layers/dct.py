@@ -101,6 +101,64 @@ class _FrequencyWeight(Layer):
         self.coeffs.grad += (self.mask * F.dct(dw)).astype(self.coeffs.grad.dtype, copy=False)
 
 
+class DCTConv2D(_FrequencyWeight):
+    """2-D convolution (as `Conv2D`, groups 1, dilation 1) with W = idct(M * C), C = `coeffs`
+    (out_channels, in_channels, KH, KW), one DCT over all four axes.
+
+    x (N, C, H, W) -> y (N, out_channels, OH, OW),  OH = floor((H + 2 ph - KH) / sh) + 1 (and OW alike).
+    Forward and backward are `minicnn.functional.conv2d` / `conv2d_backward` with the spatial weight W;
+    then dC += M * dct(dW). `padding`: int, pair, "valid" or "same" (stored resolved, as a pair).
+    `keep`: coefficients kept (int) or fraction of them (float in (0, 1]).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, keep: int | float = 1.0, method: str = "im2col"):
+        super().__init__()
+        who = "DCTConv2D"
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{who}: expected {name} as an int >= 1, got {v!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = F.positive_pair(kernel_size, who, "kernel_size")
+        self.stride = F.positive_pair(stride, who, "stride")
+        self.padding = _resolve_padding(padding, self.kernel_size, self.stride, who)
+        self.dilation, self.groups, self.method = (1, 1), 1, method
+        kh, kw = self.kernel_size
+        fan_in = in_channels * kh * kw
+        self._init_frequency(kaiming_uniform((out_channels, in_channels, kh, kw), fan_in), keep)
+        self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
+        self._workspace: dict = {}  # conv buffers reused between calls (im2col keeps its columns here)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        F.check_array(x, "DCTConv2D", 4, f"(N, {self.in_channels}, H, W)")
+        F.check_size(x, 1, self.in_channels, "DCTConv2D", f"(N, {self.in_channels}, H, W)")
+        w = self.spatial_weight().astype(x.dtype, copy=False)
+        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
+        self._cache = (x, w)  # cache: x, w (the spatial weight); im2col columns in the workspace
+        return F.conv2d(x, w, b, self.stride, self.padding, method=self.method,
+                        workspace=self._workspace if self.method == "im2col" else None, who="DCTConv2D")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, w = self._cache
+        dx, dw, db = F.conv2d_backward(dy, x, w, self.stride, self.padding, method=self.method,
+                                       workspace=self._workspace if self.method == "im2col" else None,
+                                       who="DCTConv2D")
+        self._accumulate_coeffs_grad(dw)
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, bias={self.bias is not None}, keep={self.keep}/{self.coeffs.size}")
+
+
+def _resolve_padding(padding, kernel_size, stride, who):
+    from minicnn.functional.conv import resolve_padding
+
+    return resolve_padding(padding, kernel_size, (1, 1), stride, who)
+
+
 class DCTLinear(_FrequencyWeight):
     """Linear layer y = x W^T + b with W = idct(M * C), C = `coeffs` (out_features, in_features).
 

@@ -1,0 +1,65 @@
+"""`minicnn compress CHECKPOINT --out model.fr.npz`: write the frequency-regularised compressed file.
+
+Per DCT layer only the first k zigzag coefficients are stored (float16 with --float16), plus biases
+and other parameters/buffers; `minicnn.frequency.load_compressed` rebuilds the exact weights.
+Prints the stored numbers, bytes on disk and the compression ratio against the dense float32 model.
+"""
+
+from __future__ import annotations
+
+NAME = "compress"
+HELP = "store a (frequency-regularised) model as its kept DCT coefficients; print size and ratio"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="a training checkpoint, or a plain .npz state dict (then give --model)")
+    parser.add_argument("--out", required=True, help="output file, e.g. model.fr.npz")
+    parser.add_argument("--float16", action="store_true", help="store every number as float16")
+    parser.add_argument("--model", help="model name in minicnn.models (needed for a plain state dict; "
+                                        "overrides the checkpoint's)")
+    parser.add_argument("--keep", type=str, default=None,
+                        help="truncate every DCT layer to this count (int) or fraction (float) before storing; "
+                             "one-shot, without fine-tuning (train with dynamic truncation for accuracy)")
+
+
+def _parse_keep(text: str | None):
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def run(args) -> int:
+    from minicnn.frequency import (
+        dense_float32_bytes,
+        frequency_layers,
+        load_model_file,
+        save_compressed,
+        stored_numbers,
+        to_frequency,
+    )
+
+    try:
+        model, meta = load_model_file(args.checkpoint, args.model)
+        keep = _parse_keep(args.keep)
+        model = to_frequency(model)
+        if keep is not None:
+            for _, layer in frequency_layers(model):
+                layer.set_keep(keep)
+    except (ValueError, OSError, KeyError) as e:
+        print(f"minicnn compress: {e}")
+        return 2
+    counts = stored_numbers(model)
+    info = save_compressed(model, args.out, float16=args.float16, meta=meta)
+    dense = dense_float32_bytes(model)
+    print(f"model {meta.get('model', '?')}: {counts['dense']} parameters dense ({dense} bytes as float32)")
+    print(f"stored numbers: {counts['total']} = {counts['coefficients']} kept DCT coefficients "
+          f"+ {counts['other']} other (biases, buffers)")
+    for name, layer in frequency_layers(model):
+        print(f"  {name:<12} {str(layer.coeffs.shape):<18} keeps {layer.keep:>7} of {layer.coeffs.size}")
+    print(f"{info['path']}: {info['bytes']} bytes on disk ({'float16' if args.float16 else 'float32'}); "
+          f"compression ratio {dense / info['bytes']:.1f}x in bytes, "
+          f"{counts['dense'] / max(counts['total'], 1):.1f}x in stored numbers")
+    return 0

@@ -1,0 +1,223 @@
+"""Frequency Regularization for whole models: to_frequency, dynamic tail truncation, compressed files."""
+
+import numpy as np
+import pytest
+
+from minicnn import functional as F
+from minicnn import layers as L
+from minicnn.cli import main
+from minicnn.core import Sequential
+from minicnn.frequency import (
+    TailTruncation,
+    allocate_budget,
+    dense_float32_bytes,
+    frequency_layers,
+    load_compressed,
+    load_model_file,
+    read_compressed,
+    save_compressed,
+    stored_numbers,
+    to_frequency,
+)
+from minicnn.losses import SoftmaxCrossEntropy
+from minicnn.models import MODELS
+from minicnn.optim import SGD, Adam
+
+
+def small_net():
+    """conv - relu - conv - relu - flatten - (linear - relu) - linear, with a nested Sequential."""
+    return Sequential(
+        L.Conv2D(1, 4, 3, padding=1), L.ReLU(), L.Conv2D(4, 3, 3, stride=2), L.ReLU(), L.Flatten(),
+        Sequential(L.Linear(3 * 3 * 3, 12), L.ReLU()), L.Linear(12, 5),
+    )
+
+
+@pytest.fixture
+def net_and_x(rng):
+    return small_net(), rng.standard_normal((6, 1, 7, 7)).astype(np.float32)
+
+
+def test_to_frequency_keeps_the_function_and_the_layer_positions(net_and_x):
+    net, x = net_and_x
+    net.to(np.float64)
+    x = x.astype(np.float64)
+    y0 = net(x)
+    weights = {n: p.data.copy() for n, p in net.named_parameters() if n.endswith("weight")}
+    out = to_frequency(net)
+    assert out is net
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["DCTConv2D", "ReLU", "DCTConv2D", "ReLU", "Flatten", "Sequential", "DCTLinear"]
+    assert type(net[5][0]).__name__ == "DCTLinear"
+    np.testing.assert_allclose(net(x), y0, rtol=0, atol=1e-12)
+    names = [n for n, _ in frequency_layers(net)]
+    assert names == ["0", "2", "5.0", "6"]
+    for n, layer in frequency_layers(net):
+        np.testing.assert_allclose(layer.spatial_weight(), weights[n + ".weight"], atol=1e-13)
+        assert layer.keep == layer.coeffs.size
+    assert net[2].stride == (2, 2) and net[0].padding == (1, 1)
+
+
+def test_to_frequency_float32_and_keep_and_untouched_layers(rng):
+    net = Sequential(L.Conv2D(2, 4, 3, groups=2), L.Linear(3, 3))
+    grouped = net[0]
+    to_frequency(net, keep=0.5)
+    assert net[0] is grouped  # grouped convolution stays spatial
+    assert type(net[1]).__name__ == "DCTLinear" and net[1].keep == 5
+    lin = to_frequency(L.Linear(4, 2))
+    assert type(lin).__name__ == "DCTLinear" and lin.coeffs.data.dtype == np.float32
+
+
+def test_allocate_budget_adds_up_and_respects_floors_and_sizes(net_and_x):
+    net = to_frequency(net_and_x[0])
+    sizes = {n: layer.coeffs.size for n, layer in frequency_layers(net)}  # 36, 108, 324, 60
+    for total in [4, 40, 100, 301, sum(sizes.values())]:
+        counts = allocate_budget(net, total, floor=1)
+        assert sum(counts.values()) == total
+        assert all(1 <= counts[n] <= sizes[n] for n in sizes)
+    counts = allocate_budget(net, 100, floor=20, power=1.0)
+    assert min(counts.values()) >= 20
+    even = allocate_budget(net, 176, floor=0, power=1.0)  # a third of 528: the same fraction everywhere
+    assert all(abs(even[n] - sizes[n] / 3) <= 1 for n in sizes)
+    with pytest.raises(ValueError, match="allocate_budget: expected 4 <= total"):
+        allocate_budget(net, 3)
+    with pytest.raises(ValueError, match="DCT layers"):
+        allocate_budget(small_net(), 10)
+
+
+@pytest.mark.parametrize("decay", ["linear", "geometric"])
+def test_tail_truncation_lowers_k_gradually_to_the_target(net_and_x, decay):
+    net = to_frequency(net_and_x[0])
+    sched = TailTruncation(net, 0.1, steps=5, decay=decay, floor=4)
+    start = {n: layer.keep for n, layer in frequency_layers(net)}
+    history = [start]
+    for _ in range(7):  # two more than needed: stays at the target
+        sched.step()
+        history.append({n: layer.keep for n, layer in frequency_layers(net)})
+    assert sched.done
+    for n, layer in frequency_layers(net):
+        ks = [h[n] for h in history]
+        assert np.all(np.diff(ks) <= 0)  # never increases
+        assert len(set(ks[:6])) >= 4  # several intermediate steps, not one cut
+        target = max(4, int(np.ceil(0.1 * layer.coeffs.size)))
+        assert ks[5] == ks[-1] == target
+        assert np.count_nonzero(layer.coeffs.data) <= layer.keep
+        np.testing.assert_array_equal(layer.mask, F.zigzag_mask(layer.coeffs.shape, target))
+    if decay == "linear":
+        k0, kt = start["5.0"], history[-1]["5.0"]
+        assert history[1]["5.0"] == round(k0 + (kt - k0) / 5)
+    else:  # geometric cuts most at the start
+        k0, kt = start["5.0"], history[-1]["5.0"]
+        assert history[1]["5.0"] == round(k0 * (kt / k0) ** 0.2)
+
+
+def test_tail_truncation_per_layer_targets_and_errors(net_and_x):
+    net = to_frequency(net_and_x[0])
+    sched = TailTruncation(net, {"0": 3, "6": 0.5}, steps=2)
+    sched.step()
+    sched.step()
+    keeps = {n: layer.keep for n, layer in frequency_layers(net)}
+    assert keeps == {"0": 3, "2": 108, "5.0": 324, "6": 30}
+    with pytest.raises(ValueError, match="unknown layers"):
+        TailTruncation(net, {"7": 3}, steps=2)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        TailTruncation(net, 0.5, steps=0)
+    with pytest.raises(ValueError, match="decay"):
+        TailTruncation(net, 0.5, steps=3, decay="cosine")
+
+
+def test_training_with_dynamic_truncation_keeps_the_tail_at_zero(net_and_x, rng):
+    net, x = net_and_x
+    labels = rng.integers(0, 5, len(x))
+    to_frequency(net)
+    loss = SoftmaxCrossEntropy()
+    for opt in (SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
+                Adam(net.parameters(), lr=1e-3, weight_decay=1e-3)):
+        sched = TailTruncation(net, 0.2, steps=10, decay="geometric")
+        for _ in range(15):  # per-iteration schedule, then 5 steps at the target
+            opt.zero_grad()
+            loss.forward(net(x), labels)
+            net.backward(loss.backward())
+            opt.step()
+            sched.step()
+        for _, layer in frequency_layers(net):
+            assert np.all(layer.coeffs.data[~layer.mask] == 0)
+            assert layer.keep == int(np.ceil(0.2 * layer.coeffs.size))
+
+
+def _truncated_net(net, rng):
+    to_frequency(net)
+    for n, k in allocate_budget(net, 60).items():
+        dict(frequency_layers(net))[n].set_keep(k)
+    for _, layer in frequency_layers(net):  # trained-looking coefficients, not just the init
+        layer.coeffs.data += (rng.standard_normal(layer.coeffs.shape) * 0.1 * layer.mask).astype(np.float32)
+    return net
+
+
+def test_export_then_load_gives_identical_weights_and_predictions(net_and_x, rng, tmp_path):
+    net, x = net_and_x
+    _truncated_net(net, rng)
+    net.eval()
+    info = save_compressed(net, tmp_path / "m.fr.npz", meta={"note": "test"})
+    counts = stored_numbers(net)
+    assert info["numbers"] == counts["total"] == 60 + (4 + 3 + 12 + 5)
+    assert counts == {"coefficients": 60, "other": 24, "total": 84, "dense": 40 + 111 + 336 + 65}
+    loaded = load_compressed(tmp_path / "m.fr.npz", small_net())
+    loaded.eval()
+    for (n1, a), (n2, b) in zip(net.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert n1 == n2
+        np.testing.assert_array_equal(a, b)
+    for (_, la), (_, lb) in zip(frequency_layers(net), frequency_layers(loaded), strict=True):
+        np.testing.assert_array_equal(la.spatial_weight(), lb.spatial_weight())
+    np.testing.assert_array_equal(loaded(x), net(x))
+    manifest, _ = read_compressed(tmp_path / "m.fr.npz")
+    assert manifest["meta"] == {"note": "test"} and manifest["dtype"] == "float32"
+    assert 84 * 4 < info["bytes"] < dense_float32_bytes(net)  # payload plus a small manifest
+
+
+def test_float16_export_rebuilds_the_rounded_weights_exactly(net_and_x, rng, tmp_path):
+    net, x = net_and_x
+    _truncated_net(net, rng)
+    small = save_compressed(net, tmp_path / "h.npz", float16=True)
+    full = save_compressed(net, tmp_path / "f.npz")
+    assert full["bytes"] - small["bytes"] == 2 * 84  # two bytes saved per stored number
+    loaded = load_compressed(tmp_path / "h.npz", small_net())
+    for (_, la), (_, lb) in zip(frequency_layers(net), frequency_layers(loaded), strict=True):
+        rounded = (la.coeffs.data * la.mask).astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(lb.coeffs.data, rounded)
+        np.testing.assert_array_equal(lb.spatial_weight(), F.idct(rounded))
+    save_compressed(loaded, tmp_path / "h2.npz", float16=True)  # a second round trip changes nothing
+    again = load_compressed(tmp_path / "h2.npz", small_net())
+    np.testing.assert_array_equal(again(x), loaded(x))
+    np.testing.assert_allclose(loaded(x), net(x), atol=2e-2)
+
+
+def test_compress_command_on_a_plain_state_dict(net_and_x, rng, tmp_path, capsys):
+    MODELS["_test_frequency_net"] = small_net
+    try:
+        net = _truncated_net(net_and_x[0], rng)
+        net.save(tmp_path / "state.npz")
+        code = main(["compress", str(tmp_path / "state.npz"), "--out", str(tmp_path / "c.fr.npz"),
+                     "--model", "_test_frequency_net", "--float16"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "stored numbers: 84 = 60 kept DCT coefficients + 24 other" in out
+        assert "compression ratio" in out
+        model, meta = load_model_file(tmp_path / "c.fr.npz")
+        assert meta["model"] == "_test_frequency_net"
+        assert stored_numbers(model)["total"] == 84
+        assert main(["compress", str(tmp_path / "state.npz"), "--out", str(tmp_path / "d.npz")]) == 2
+        assert "pass --model" in capsys.readouterr().out
+    finally:
+        del MODELS["_test_frequency_net"]
+
+
+def test_bad_compressed_files(tmp_path):
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a compressed model file"):
+        load_compressed(tmp_path / "other.npz", small_net())
+    net = to_frequency(small_net())
+    save_compressed(net, tmp_path / "ok.npz")
+    with pytest.raises(ValueError, match="load_state_dict"):
+        load_compressed(tmp_path / "ok.npz", Sequential(L.Linear(3, 3)))
+    with pytest.raises(ValueError, match="not in minicnn.models.MODELS"):
+        load_compressed(tmp_path / "ok.npz")
