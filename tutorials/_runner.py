@@ -214,7 +214,7 @@ def _find(lines: list[str], needle: str, begin: int, obj) -> int:
 
 def _fmt(v) -> str:
     if isinstance(v, float | np.floating):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:.4g}"
     if isinstance(v, int | np.integer):
         return f"{v:,}"
     return str(v)
