@@ -109,10 +109,12 @@ class Tutorial:
         lines, first = inspect.getsourcelines(obj)
         first = max(first, 1)  # a whole module is reported as starting at line 0
         lo, hi = 0, len(lines) - 1
-        if start is not None:
-            lo = _find(lines, start, 0, obj)
-        if end is not None:
-            hi = _find(lines, end, lo, obj)
+        found_lo = _find(lines, start, 0) if start is not None else 0
+        found_hi = _find(lines, end, found_lo or 0) if end is not None else hi
+        if found_lo is None or found_hi is None:  # the engine's code changed: show all of it
+            self.print(f"{self.s.dim}(the lines around {start or end!r} moved; showing the whole source){self.s.reset}")
+        else:
+            lo, hi = found_lo, found_hi
         path = Path(inspect.getsourcefile(obj)).resolve()
         root = Path(sys.modules[PACKAGE].__file__).resolve().parent.parent
         rel = path.relative_to(root).as_posix()
@@ -205,11 +207,11 @@ class Tutorial:
         return path
 
 
-def _find(lines: list[str], needle: str, begin: int, obj) -> int:
+def _find(lines: list[str], needle: str, begin: int) -> int | None:
     for k in range(begin, len(lines)):
         if needle in lines[k]:
             return k
-    raise ValueError(f"Tutorial.code: no line containing {needle!r} in the source of {obj!r}")
+    return None
 
 
 def _fmt(v) -> str:

@@ -1,0 +1,93 @@
+"""Chapter 4: boundaries — "valid" versus "same", and the false edges of zero padding."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.functional import conv as FC
+from minicnn.functional import conv_direct
+from tutorials._runner import Step
+
+TITLE = "Boundaries: valid and same"
+SUMMARY = "'valid' shrinks the map and under-uses its border; 'same' zero-pads and invents false edges"
+
+LAPLACIAN = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]  # (1, 1, 3, 3)
+
+
+def _picture() -> np.ndarray:
+    """A 16x16 test picture: a bright smooth background with a darker square (one real edge set)."""
+    img = np.full((16, 16), 0.8)
+    img[5:11, 5:11] = 0.2
+    return img
+
+
+def _modes(t):
+    t.code(FC.resolve_padding)
+    x = np.zeros((1, 1, 9, 9))
+    rows = []
+    for k in (3, 5, 7):
+        w = np.ones((1, 1, k, k))
+        valid, same = FC.conv2d(x, w, padding="valid"), FC.conv2d(x, w, padding="same")
+        rows.append([f"{k}x{k}", "9x9", f"{valid.shape[2]}x{valid.shape[3]}", f"{same.shape[2]}x{same.shape[3]}",
+                     (k - 1) // 2])
+        t.check(f"{k}x{k}: valid gives H − K + 1 = {10 - k}, same gives H = 9",
+                [valid.shape[2], same.shape[2]], [10 - k, 9], tol=0)
+    t.table(["kernel", "input", "valid output", "same output", "zeros added per side"], rows)
+
+
+def _unequal(t):
+    t.code(conv_direct.conv2d_direct_backward, start="for g in range(groups)", end="db =")
+    t.say("How many outputs does each input pixel feed? Send dz/dy = 1 from every output back through a "
+          "'valid' 3x3 convolution with an all-ones kernel: dz/dx counts the windows covering each pixel.")
+    x = np.zeros((1, 1, 7, 7))
+    w = np.ones((1, 1, 3, 3))
+    y = FC.conv2d(x, w, padding="valid")
+    dx, _, _ = FC.conv2d_backward(np.ones_like(y), x, w, padding="valid", method="direct")
+    t.array("windows covering each input pixel", dx[0, 0].astype(int))
+    t.blocks("the same as a map", dx[0, 0])
+    t.check("a corner pixel is seen by 1 window, a central one by K² = 9", [dx[0, 0, 0, 0], dx[0, 0, 3, 3]], [1, 9])
+    dx_same, _, _ = FC.conv2d_backward(np.ones((1, 1, 7, 7)), x, w, padding="same", method="direct")
+    t.array("the same count with 'same' padding", dx_same[0, 0].astype(int))
+    t.check("with 'same' padding the imbalance shrinks but stays: corner 4, edge 6, centre 9",
+            [dx_same[0, 0, 0, 0], dx_same[0, 0, 0, 3], dx_same[0, 0, 3, 3]], [4, 6, 9])
+
+
+def _false_edges(t):
+    t.code(FC.conv2d, start="stride, padding, dilation, groups, _ =", end="return forward(x, w, b, stride")
+    img = _picture()[None, None]
+    edges_same = FC.conv2d(img, LAPLACIAN, padding="same")[0, 0]
+    edges_valid = FC.conv2d(img, LAPLACIAN, padding="valid")[0, 0]
+    t.blocks("the picture (16x16)", img[0, 0], lo=0.0, hi=1.0)
+    t.blocks("|Laplacian|, 'same' (zero padding): a frame appears", np.abs(edges_same), lo=0.0)
+    t.blocks("|Laplacian|, 'valid': only the real edges (14x14)", np.abs(edges_valid), lo=0.0)
+    border = np.concatenate([edges_same[0], edges_same[-1], edges_same[:, 0], edges_same[:, -1]])
+    t.check("inside, 'same' and 'valid' agree exactly", edges_same[1:-1, 1:-1], edges_valid)
+    t.check_true(f"the flat background has zero response inside but |{np.abs(border).min():.1f}| or more on every "
+                 "border pixel: edges that are not in the picture", np.abs(border).min() >= 0.8 - 1e-12)
+    t.check("a flat region away from the border responds with exactly 0", edges_same[2, 2], 0.0)
+    plt = t.pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
+    for ax, data, title in zip(axes, (img[0, 0], np.abs(edges_same), np.abs(edges_valid)),
+                               ("picture", "|Laplacian|, 'same': false frame", "|Laplacian|, 'valid' (14x14)"),
+                               strict=True):
+        ax.imshow(data, cmap="gray")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    t.save_figure(fig, "false_edges")
+
+
+STEPS = [
+    Step("'valid' and 'same'", """
+        'valid' computes only the outputs whose window fits inside the input: the map shrinks by K − 1.
+        'same' pads with (K − 1)/2 zeros on each side so the map keeps its size.""",
+         "valid: OH = H − K + 1          same: pad = (K − 1)/2,  OH = H", _modes),
+    Step("Valid mode: unequal contribution", """
+        In 'valid' mode border pixels feed fewer outputs than central ones, so they matter less to the
+        layer — and to its gradient.""",
+         "count(i, j) = #{outputs o : (i, j) in window(o)} = dz/dx[i, j]  when dz/dy ≡ 1 and K ≡ 1", _unequal),
+    Step("Same mode: false edges", """
+        Zero padding solves the size problem but puts a black frame around the picture: an edge detector
+        answers along every border, where the picture has no edge at all.""",
+         "Laplacian  [[0, 1, 0], [1, −4, 1], [0, 1, 0]]: flat region → 0,  region next to padded zeros → ≠ 0",
+         _false_edges),
+]
