@@ -25,3 +25,4 @@ from .dense import (
 )
 from .norm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from .dct import dct, idct, zigzag_mask, zigzag_order
+from .conv import col2im, conv2d, conv2d_backward, conv_as_matrix, conv_transpose2d, flip_kernel, im2col

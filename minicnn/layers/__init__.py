@@ -15,3 +15,4 @@ from .blocks import (
     Residual,
     ShuffleV2Unit,
 )
+from .conv import Conv2D, ConvTranspose2D, DepthwiseConv2D, LocallyConnected2D, PointwiseConv2D, SeparableConv2D

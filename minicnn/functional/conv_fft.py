@@ -1,0 +1,148 @@
+"""Convolution by the Fourier transform:  A * K = F^-1( F(A) . F(K) ).
+
+A correlation (what conv layers compute) is a convolution with the kernel flipped, which in the
+frequency domain is a complex conjugate:
+
+    corr(x, k)[p] = sum_m x[p + m] k[m] = F^-1( F(x) . conj(F(k)) )[p]
+
+computed circularly on an FFT grid of at least the padded input size Hp x Wp; every "valid" output
+p = 0 .. Hp - E (E = dilated kernel extent) then reads x[p + m] with p + m <= Hp - 1, so nothing wraps.
+
+    X[n, s, f]  = rfft2(x_pad[n, s])                 each input map transformed ONCE
+    Kc[t, s, f] = conj(rfft2(w_dilated[t, s]))       each kernel transformed once per call
+    Y[n, t, f]  = sum_s X[n, s, f] Kc[t, s, f]       channel contraction: one small complex GEMM per frequency
+    y           = irfft2(Y)[:, :, ::sh, ::sw]        crop the valid part; stride = subsample it
+
+Backward by FFT too, on the same grid (dy1 = dy with stride-1 zeros re-inserted, `_upsample`):
+    dw[t, s] = corr(x_pad[n, s], dy1[n, t]) summed over n  -> F^-1( sum_n conj(DY1[n, t]) X[n, s] ), taps [::d]
+    dx_pad[n, s] = sum_t conv(dy1[n, t], w_dilated[t, s])  -> F^-1( sum_t DY1[n, t] W[t, s] ), a true convolution
+    db[t] = sum of dy
+
+Cost model (F = Fh * (Fw/2 + 1) complex frequencies, Fh >= Hp, Fw >= Wp):
+    transforms  ~ (N C + T C/G + N T) * 2.5 Hp Wp log2(Hp Wp) flops
+    contraction ~ 8 N T (C/G) F flops (a complex multiply-add is 8 real flops)
+    direct/im2col: 2 N T (C/G) OH OW KH KW flops.
+So the contraction alone beats the direct product when KH KW > ~ 4 F / (OH OW) ~ 2 Hp Wp / (OH OW), i.e.
+from about 3x3 on, but the transforms, the complex arithmetic running below the real GEMM rate and
+the copies make the real crossover larger: about 7x7 on this machine (`minicnn bench conv`). For 3x3
+kernels FFT does not help (the lecture's "does not help for very small filters"); for 11x11 it wins.
+Memory hungry: X, DY and the kernel spectra are complex arrays the size of the padded maps (per map
+and per kernel), versus the tiny KH x KW kernels of the spatial methods.
+
+Same signature as its siblings `conv_direct` and `conv_im2col`:
+    conv2d_fft(x, w, b, stride, padding, dilation, groups) -> y
+    conv2d_fft_backward(dy, x, w, stride, padding, dilation, groups) -> (dx, dw, db)
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.fft as sfft
+
+from .checks import conv_output_size
+
+Pair = tuple[int, int]
+
+FFT_WORKERS = os.cpu_count() or 1  # threads for scipy.fft
+
+
+def _dilate_kernel(w: np.ndarray, dilation: Pair) -> np.ndarray:
+    """w (T, C/G, KH, KW) -> (T, C/G, dh (KH-1) + 1, dw (KW-1) + 1) with zeros between the taps."""
+    t, cg, kh, kw = w.shape
+    dh, dw = dilation
+    if (dh, dw) == (1, 1):
+        return w
+    out = np.zeros((t, cg, dh * (kh - 1) + 1, dw * (kw - 1) + 1), w.dtype)
+    out[:, :, ::dh, ::dw] = w
+    return out
+
+
+def _grid(padded: Pair) -> Pair:
+    return sfft.next_fast_len(padded[0], real=True), sfft.next_fast_len(padded[1], real=True)
+
+
+def _contract(a: np.ndarray, b: np.ndarray, groups: int, spec: str) -> np.ndarray:
+    """Per-frequency, per-group channel contraction, as batched complex GEMMs over frequencies.
+
+    spec "nsf,tsf->ntf" (forward / dx-like) or "ntf,nsf->tsf" (dw), with channel axes split in groups.
+    """
+    f = a.shape[-1]
+    if spec == "nsf,tsf->ntf":  # a = X (N, C, F), b = K (T, C/G, F)  -> (N, T, F)
+        n, c = a.shape[:2]
+        t, cg = b.shape[:2]
+        ag = a.reshape(n, groups, cg, f).transpose(1, 3, 0, 2)  # (G, F, N, C/G)
+        bg = b.reshape(groups, t // groups, cg, f).transpose(0, 3, 2, 1)  # (G, F, C/G, T/G)
+        return np.matmul(ag, bg).transpose(2, 0, 3, 1).reshape(n, t, f)  # (N, T, F)
+    # spec "ntf,nsf->tsf": a = DY (N, T, F), b = X (N, C, F) -> (T, C/G, F)
+    n, t = a.shape[:2]
+    c = b.shape[1]
+    ag = a.reshape(n, groups, t // groups, f).transpose(1, 3, 2, 0)  # (G, F, T/G, N)
+    bg = b.reshape(n, groups, c // groups, f).transpose(1, 3, 0, 2)  # (G, F, N, C/G)
+    return np.matmul(ag, bg).transpose(0, 2, 3, 1).reshape(t, c // groups, f)  # (T, C/G, F)
+
+
+def conv2d_fft(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+) -> np.ndarray:
+    """x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW), by real FFTs."""
+    n, c, h, wd = x.shape
+    t, cg, kh, kw = w.shape
+    oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
+    ow = conv_output_size(wd, kw, stride[1], padding[1], dilation[1], who="conv2d")
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    grid = _grid(xp.shape[2:])
+    wdil = _dilate_kernel(w, dilation)
+    xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1), each map once
+    kf = np.conj(sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS))  # (T, C/G, Fh, Fw/2+1), kernels once
+    fshape = xf.shape[2:]
+    yf = _contract(xf.reshape(n, c, -1), kf.reshape(t, cg, -1), groups, "nsf,tsf->ntf")  # (N, T, F)
+    full = sfft.irfft2(yf.reshape(n, t, *fshape), s=grid, workers=FFT_WORKERS)  # (N, T, Fh, Fw)
+    y = full[:, :, : stride[0] * (oh - 1) + 1: stride[0], : stride[1] * (ow - 1) + 1: stride[1]]
+    y = np.ascontiguousarray(y, dtype=np.result_type(x, w))
+    if b is not None:
+        y += b.reshape(1, t, 1, 1)
+    return y
+
+
+def _upsample(dy: np.ndarray, stride: Pair, size: Pair) -> np.ndarray:
+    """dy (N, T, OH, OW) -> (N, T, size) with dy at every stride-th position and zeros elsewhere."""
+    n, t = dy.shape[:2]
+    out = np.zeros((n, t, *size), dy.dtype)
+    out[:, :, : stride[0] * (dy.shape[2] - 1) + 1: stride[0], : stride[1] * (dy.shape[3] - 1) + 1: stride[1]] = dy
+    return out
+
+
+def conv2d_fft_backward(
+    dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) of conv2d_fft, every correlation done in the frequency domain (see module docstring)."""
+    n, c, h, wd = x.shape
+    t, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    hp, wp = xp.shape[2:]
+    grid = _grid((hp, wp))
+    wdil = _dilate_kernel(w, dilation)
+    eh, ew = wdil.shape[2:]
+    dy1 = _upsample(dy, stride, (hp - eh + 1, wp - ew + 1))  # stride-1 output grid
+    xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS).reshape(n, c, -1)  # (N, C, F)
+    dyf = sfft.rfft2(dy1, s=grid, workers=FFT_WORKERS)  # (N, T, Fh, Fw/2+1)
+    fshape = dyf.shape[2:]
+    dyf = dyf.reshape(n, t, -1)
+    wf = sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS).reshape(t, cg, -1)  # (T, C/G, F)
+    # dx_pad[n, s] = sum_t dy1[n, t] (*) w_dil[t, s]: contract over t within each group
+    dwf = _contract(dyf.conj(), xf, groups, "ntf,nsf->tsf")  # (T, C/G, F) = sum_n conj(DY) X
+    dw_full = sfft.irfft2(dwf.reshape(t, cg, *fshape), s=grid, workers=FFT_WORKERS)
+    dw = np.ascontiguousarray(dw_full[:, :, :eh:dilation[0], :ew:dilation[1]], dtype=np.result_type(dy, x))
+    dxf = _contract(dyf, _swap_in_out(wf, groups), groups, "nsf,tsf->ntf")  # (N, C, F)
+    dxp = sfft.irfft2(dxf.reshape(n, c, *fshape), s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw)
+    dx = np.ascontiguousarray(dxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd],
+                              dtype=np.result_type(dy, w))
+    return dx, dw, dy.sum(axis=(0, 2, 3))
+
+
+def _swap_in_out(wf: np.ndarray, groups: int) -> np.ndarray:
+    """(T, C/G, F) -> (C, T/G, F): within each group, out-channels become in-channels (as flip_kernel)."""
+    t, cg, f = wf.shape
+    return wf.reshape(groups, t // groups, cg, f).transpose(0, 2, 1, 3).reshape(groups * cg, t // groups, f)

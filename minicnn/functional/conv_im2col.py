@@ -1,0 +1,345 @@
+"""Convolution by im2col: unfold every receptive field into a column, then ONE matrix multiply.
+
+The lecture's idea: "reduce all S*T convolutions to a single matrix multiplication". Each output
+position (n, oh, ow) reads a window of C*KH*KW input values; lay those values out as one column and
+
+    cols (C*KH*KW, N*OH*OW)            the unfolded input (`im2col`)
+    y    = w.reshape(T, C*KH*KW) @ cols     (T, N*OH*OW)  -> viewed as (N, T, OH, OW)
+
+Backward is the same matrix multiply read the other way (the multiplicative layer's rules):
+
+    dw    = dy_mat @ cols^T            (T, C*KH*KW)     dz/dW = dz/dy x^T
+    dcols = w_mat^T @ dy_mat           (C*KH*KW, N*L)   dz/dx = W^T dz/dy, still in column form
+    dx    = col2im(dcols)              every column entry is added back to the pixel it came from
+
+or, with `data_grad="flipped"`, dx is computed as the lecture writes it: pad/dilate dy, then
+correlate it with `flip_kernel(w)` (see `conv2d_im2col_backward`). Both give the same numbers.
+
+Same signature as its siblings `conv_direct` and `conv_fft`:
+    conv2d_im2col(x, w, b, stride, padding, dilation, groups) -> y
+    conv2d_im2col_backward(dy, x, w, stride, padding, dilation, groups) -> (dx, dw, db)
+with stride, padding, dilation already resolved to pairs (see `minicnn.functional.conv`).
+
+Optimisations (measured on the shared 2-core machine, see `minicnn bench conv`):
+- the padded input is stored channel-major (C, N, Hp, Wp), so every one of the KH*KW copies that
+  build the columns is a plain strided slice with no transposition;
+- the columns are (C, KH, KW, N, OH, OW) = (C*KH*KW, N*OH*OW): one GEMM for the whole batch per group,
+  and the weight gradient `dy_mat @ cols.T` needs no transpose copy (BLAS reads cols transposed);
+- the output is returned as a (N, T, OH, OW) *view* of the (T, N, OH, OW) GEMM result: no copy, and the
+  next convolution's channel-major padding copy becomes a straight copy;
+- an optional `workspace` dict (owned by a layer) keeps the padded-input and column buffers between
+  calls (no fresh page faults) and lets backward reuse the columns built in forward;
+- depthwise convolution (groups == C) is NOT a matrix multiply: it runs as a shift-and-accumulate over
+  the KH*KW taps, vectorised over N, C, OH, OW (`_depthwise` below);
+- a memory budget (`MEMORY_BUDGET_BYTES`, or `set_memory_budget`) bounds the column matrix: larger
+  batches are processed in chunks of images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .checks import conv_output_size
+
+Pair = tuple[int, int]
+
+MEMORY_BUDGET_BYTES = 256 * 2**20  # largest column matrix built at once; bigger batches are chunked
+
+
+def set_memory_budget(nbytes: int) -> int:
+    """Set the column-matrix budget in bytes; returns the previous value."""
+    global MEMORY_BUDGET_BYTES
+    if nbytes < 1:
+        raise ValueError(f"set_memory_budget: expected a positive number of bytes, got {nbytes}")
+    previous, MEMORY_BUDGET_BYTES = MEMORY_BUDGET_BYTES, int(nbytes)
+    return previous
+
+
+def _buffer(workspace: dict | None, key: str, shape: tuple[int, ...], dtype, zero: bool = False) -> np.ndarray:
+    """A scratch array, reused from `workspace` when one of the same shape/dtype is there."""
+    if workspace is not None:
+        buf = workspace.get(key)
+        if buf is not None and buf.shape == shape and buf.dtype == dtype:
+            return buf
+    buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    if workspace is not None:
+        workspace[key] = buf
+    return buf
+
+
+def pad_channel_major(x: np.ndarray, padding: Pair, out: np.ndarray | None = None) -> np.ndarray:
+    """x (N, C, H, W) -> zero-padded copy laid out (C, N, H + 2 ph, W + 2 pw).
+
+    `out`, when given, must have zero borders (only the interior is written).
+    """
+    n, c, h, w = x.shape
+    ph, pw = padding
+    if out is None:
+        out = np.zeros((c, n, h + 2 * ph, w + 2 * pw), x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
+    return out
+
+
+def im2col(
+    x: np.ndarray, kernel_size: Pair, stride: Pair = (1, 1), padding: Pair = (0, 0), dilation: Pair = (1, 1),
+    out: np.ndarray | None = None, *, x_padded: np.ndarray | None = None,
+) -> np.ndarray:
+    """Unfold every receptive field of x into a column.
+
+    x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW), row index (c, i, j), column index (n, oh, ow):
+
+        cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+
+    OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1 (and OW alike). The Python loop runs over the
+    KH*KW kernel offsets only; each iteration copies one strided slice of the whole batch.
+    `x_padded` (C, N, Hp, Wp) may be passed to skip the padding step (see `pad_channel_major`).
+    """
+    n, c, h, w = x.shape
+    kh, kw = kernel_size
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh = conv_output_size(h, kh, sh, ph, dh, who="im2col")
+    ow = conv_output_size(w, kw, sw, pw, dw, who="im2col")
+    xp = pad_channel_major(x, padding) if x_padded is None else x_padded  # (C, N, Hp, Wp)
+    if out is None:
+        out = np.empty((c, kh, kw, n, oh, ow), x.dtype)
+    cols = out.reshape(c, kh, kw, n, oh, ow)  # (C, KH, KW, N, OH, OW)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+    return cols.reshape(c * kh * kw, n * oh * ow)
+
+
+def col2im(
+    cols: np.ndarray, input_shape: tuple[int, int, int, int], kernel_size: Pair, stride: Pair = (1, 1),
+    padding: Pair = (0, 0), dilation: Pair = (1, 1),
+) -> np.ndarray:
+    """The adjoint of `im2col`: add every column entry back onto the pixel it was read from.
+
+    cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W). Overlapping windows *sum* (each input pixel feeds
+    several outputs, so its gradient collects all of them). Loops over the KH*KW offsets only.
+    The result is a (N, C, H, W) view of a channel-major (C, N, H, W) array.
+    """
+    n, c, h, w = input_shape
+    kh, kw = kernel_size
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh = conv_output_size(h, kh, sh, ph, dh, who="col2im")
+    ow = conv_output_size(w, kw, sw, pw, dw, who="col2im")
+    cols = cols.reshape(c, kh, kw, n, oh, ow)  # (C, KH, KW, N, OH, OW)
+    dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), cols.dtype)  # (C, N, Hp, Wp)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j]
+    return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)  # (N, C, H, W) view
+
+
+def _chunk_size(n: int, per_image_bytes: int) -> int:
+    return max(1, min(n, MEMORY_BUDGET_BYTES // max(per_image_bytes, 1)))
+
+
+def conv2d_im2col(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+    *, workspace: dict | None = None,
+) -> np.ndarray:
+    """y = conv2d(x, w, b) via im2col + one GEMM per group.
+
+    x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW) (a view of a (T, N, OH, OW)
+    array). Cost: the column copy, C*KH*KW*N*OH*OW values, plus 2*T*(C/G)*KH*KW*N*OH*OW flops of GEMM.
+    Extra memory: the column matrix, at most MEMORY_BUDGET_BYTES (else the batch is chunked).
+    `workspace` (optional dict) keeps buffers between calls and the columns for backward.
+    """
+    n, c, h, wd = x.shape
+    t, cg, kh, kw = w.shape
+    if groups == c and cg == 1:
+        return _depthwise(x, w, b, stride, padding, dilation)
+    oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
+    ow = conv_output_size(wd, kw, stride[1], padding[1], dilation[1], who="conv2d")
+    y = np.empty((t, n, oh, ow), x.dtype)  # (T, N, OH, OW)
+    w_mat = w.reshape(groups, t // groups, cg * kh * kw)  # (G, T/G, C/G*KH*KW)
+    step = _chunk_size(n, c * kh * kw * oh * ow * x.itemsize)
+    for n0 in range(0, n, step):
+        xs = x[n0:n0 + step]
+        ns = xs.shape[0]
+        xp = _buffer(workspace, "x_pad", (c, ns, h + 2 * padding[0], wd + 2 * padding[1]), x.dtype, zero=True)
+        pad_channel_major(xs, padding, out=xp)
+        cols = _buffer(workspace, "cols", (c * kh * kw, ns * oh * ow), x.dtype)
+        im2col(xs, (kh, kw), stride, padding, dilation, out=cols, x_padded=xp)
+        cols_g = cols.reshape(groups, cg * kh * kw, ns * oh * ow)  # (G, C/G*KH*KW, Ns*OH*OW)
+        out = y[:, n0:n0 + ns].reshape(groups, t // groups, ns * oh * ow) if step == n else None
+        res = np.matmul(w_mat, cols_g, out=out)  # (G, T/G, Ns*OH*OW)
+        if out is None:
+            y[:, n0:n0 + ns] = res.reshape(t, ns, oh, ow)
+    if workspace is not None:
+        workspace["cols_of"] = x if step == n else None  # the cached columns belong to this x
+    if b is not None:
+        y += b.reshape(t, 1, 1, 1)
+    return y.transpose(1, 0, 2, 3)  # (N, T, OH, OW) view
+
+
+def conv2d_im2col_backward(
+    dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+    *, workspace: dict | None = None, data_grad: str = "col2im",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) for y = conv2d_im2col(x, w, b, ...), given dy (N, T, OH, OW).
+
+        dw (T, C/G, KH, KW) = dy_mat @ cols^T  per group       (dz/dW = dz/dy x^T)
+        db (T,)             = sum of dy over N, OH, OW
+        dx (N, C, H, W)     = col2im(w_mat^T @ dy_mat)         (dz/dx = W^T dz/dy)
+    With `data_grad="flipped"`, dx = correlate(pad/dilate(dy), flip_kernel(w)) instead (the lecture's
+    form; `conv2d_input_grad_flipped`). The columns come from `workspace` when forward left them there.
+    """
+    n, c, h, wd = x.shape
+    t, cg, kh, kw = w.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    if groups == c and cg == 1:
+        dx, dw, db = _depthwise_backward(dy, x, w, stride, padding, dilation)
+        if data_grad == "flipped":
+            dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
+        return dx, dw, db
+    dy_t = dy.transpose(1, 0, 2, 3)  # (T, N, OH, OW): free when dy is the view our forward produced
+    db = dy_t.sum(axis=(1, 2, 3))
+    w_mat = w.reshape(groups, t // groups, cg * kh * kw)  # (G, T/G, C/G*KH*KW)
+    dw = np.zeros((groups, t // groups, cg * kh * kw), np.result_type(dy, x))
+    dxp = np.zeros((c, n, h + 2 * padding[0], wd + 2 * padding[1]), dy.dtype) if data_grad == "col2im" else None
+    step = _chunk_size(n, c * kh * kw * oh * ow * x.itemsize)
+    cached = workspace is not None and workspace.get("cols_of") is x
+    for n0 in range(0, n, step):
+        xs = x[n0:n0 + step]
+        ns = xs.shape[0]
+        if cached:
+            cols = workspace["cols"]
+        else:
+            xp = _buffer(workspace, "x_pad", (c, ns, h + 2 * padding[0], wd + 2 * padding[1]), x.dtype, zero=True)
+            pad_channel_major(xs, padding, out=xp)
+            cols = _buffer(workspace, "cols", (c * kh * kw, ns * oh * ow), x.dtype)
+            im2col(xs, (kh, kw), stride, padding, dilation, out=cols, x_padded=xp)
+        cols_g = cols.reshape(groups, cg * kh * kw, ns * oh * ow)  # (G, C/G*KH*KW, Ns*L)
+        dy_mat = np.ascontiguousarray(dy_t[:, n0:n0 + ns]).reshape(groups, t // groups, ns * oh * ow)
+        dw += np.matmul(dy_mat, cols_g.transpose(0, 2, 1))  # (G, T/G, C/G*KH*KW)
+        if dxp is not None:
+            dcols = np.matmul(w_mat.transpose(0, 2, 1), dy_mat)  # (G, C/G*KH*KW, Ns*L)
+            _col2im_add(dcols, dxp[:, n0:n0 + ns], (kh, kw), stride, dilation, (oh, ow))
+    dw = dw.reshape(w.shape)
+    if dxp is None:
+        dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
+    else:
+        dx = dxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd].transpose(1, 0, 2, 3)  # (N, C, H, W)
+    return dx, dw, db
+
+
+def _col2im_add(dcols: np.ndarray, dxp: np.ndarray, kernel_size: Pair, stride: Pair, dilation: Pair,
+                out_size: Pair) -> None:
+    """dxp (C, Ns, Hp, Wp) += col2im(dcols); the in-place core of `col2im`."""
+    c, ns = dxp.shape[:2]
+    kh, kw = kernel_size
+    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_size
+    cols = dcols.reshape(c, kh, kw, ns, oh, ow)  # (C, KH, KW, Ns, OH, OW)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j]
+
+
+def flip_kernel(w: np.ndarray, groups: int = 1) -> np.ndarray:
+    """The lecture's backward kernel K_back(i, j, t, s) = K(2d+1-i, 2d+1-j, s, t).
+
+    w (T, C/G, KH, KW) -> w_back (C, T/G, KH, KW): a spatial flip (both axes) and, within each group,
+    a swap of the in- and out-channel axes. Correlating the (padded, dilated) dy with w_back gives dx.
+    """
+    t, cg, kh, kw = w.shape
+    wg = w.reshape(groups, t // groups, cg, kh, kw)  # (G, T/G, C/G, KH, KW)
+    return wg.transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(groups * cg, t // groups, kh, kw).copy()
+
+
+def dilate_and_pad(dy: np.ndarray, stride: Pair, pads: tuple[Pair, Pair]) -> np.ndarray:
+    """Insert (stride-1) zeros between the entries of dy, then zero-pad (before, after) per axis.
+
+    A negative pad crops instead. dy (N, T, OH, OW) -> (N, T, (OH-1)*sh + 1 + pads, ...).
+    """
+    n, t, oh, ow = dy.shape
+    (sh, sw), ((top, bottom), (left, right)) = stride, pads
+    dh_, dw_ = (oh - 1) * sh + 1, (ow - 1) * sw + 1
+    full = np.zeros((n, t, dh_ + max(top, 0) + max(bottom, 0), dw_ + max(left, 0) + max(right, 0)), dy.dtype)
+    full[:, :, max(top, 0): max(top, 0) + dh_: sh, max(left, 0): max(left, 0) + dw_: sw] = dy
+    return full[:, :, max(-top, 0): full.shape[2] - max(-bottom, 0), max(-left, 0): full.shape[3] - max(-right, 0)]
+
+
+def conv2d_input_grad_flipped(
+    dy: np.ndarray, input_shape: tuple[int, int, int, int], w: np.ndarray, stride: Pair, padding: Pair,
+    dilation: Pair, groups: int,
+) -> np.ndarray:
+    """dx as the lecture writes it: pad/dilate dy, then correlate with flip_kernel(w) (stride 1).
+
+    The forward window of extent E = d (K - 1) + 1 starts at -p; dx[i] collects dy[o] for every o
+    whose window covers i, which is a full correlation: dilate dy by the stride, pad it with
+    E - 1 - p zeros before and E - 1 - p + r after (r = rows the last window leaves unread), and
+    correlate with the flipped, channel-swapped kernel at dilation d.
+    """
+    _, _, h, wd = input_shape
+    t, cg, kh, kw = w.shape
+    pads = []
+    for size, k, s, p, d, o in zip((h, wd), (kh, kw), stride, padding, dilation, dy.shape[2:], strict=True):
+        extent = d * (k - 1) + 1
+        rest = size + 2 * p - extent - s * (o - 1)  # rows/cols after the last window
+        pads.append((extent - 1 - p, extent - 1 - p + rest))
+    dyp = dilate_and_pad(dy, stride, tuple(pads))
+    return conv2d_im2col(dyp, flip_kernel(w, groups), None, (1, 1), (0, 0), dilation, groups)
+
+
+def _depthwise(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
+               dilation: Pair) -> np.ndarray:
+    """Depthwise convolution (groups == C, T = C*M) as shift-and-accumulate over the KH*KW taps:
+
+        y[n, c*M + m, oh, ow] = sum_{i,j} w[c*M + m, 0, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+
+    Each tap is one vectorised multiply-add over (N, C, M, OH, OW); no matrix multiply (each channel
+    would be a 1-row GEMM).
+    """
+    n, c, h, wd = x.shape
+    t, _, kh, kw = w.shape
+    m = t // c
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh = conv_output_size(h, kh, sh, ph, dh, who="conv2d")
+    ow = conv_output_size(wd, kw, sw, pw, dw, who="conv2d")
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))[:, :, None]  # (N, C, 1, Hp, Wp)
+    wt = w.reshape(c, m, kh, kw)
+    y = np.zeros((n, c, m, oh, ow), np.result_type(x, w))  # (N, C, M, OH, OW)
+    tmp = np.empty_like(y)
+    for i in range(kh):
+        for j in range(kw):
+            window = xp[..., i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+            np.multiply(window, wt[None, :, :, i, j, None, None], out=tmp)
+            y += tmp
+    if b is not None:
+        y += b.reshape(1, c, m, 1, 1)
+    return y.reshape(n, t, oh, ow)
+
+
+def _depthwise_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                        dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) of `_depthwise`, tap by tap:
+
+        dw[c*M + m, 0, i, j] = sum_{n,oh,ow} dy[n, c*M + m, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+        dx_pad[n, c, oh*sh + i*dh, ow*sw + j*dw] += sum_m w[c*M + m, 0, i, j] * dy[n, c*M + m, oh, ow]
+    """
+    n, c, h, wd = x.shape
+    t, _, kh, kw = w.shape
+    m = t // c
+    (sh, sw), (ph, pw), (dh, dw_) = stride, padding, dilation
+    oh, ow = dy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
+    dyr = dy.reshape(n, c, m, oh, ow)  # (N, C, M, OH, OW)
+    wt = w.reshape(c, m, kh, kw)
+    dxp = np.zeros_like(xp, dtype=np.result_type(dy, w))
+    dw = np.empty((c, m, kh, kw), np.result_type(dy, x))
+    tmp = np.empty((n, c, oh, ow), dxp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            cols = slice(j * dw_, j * dw_ + sw * (ow - 1) + 1, sw)
+            dw[:, :, i, j] = np.einsum("ncmpq,ncpq->cm", dyr, xp[:, :, rows, cols])
+            if m == 1:
+                np.multiply(dyr[:, :, 0], wt[None, :, 0, i, j, None, None], out=tmp)
+            else:
+                np.einsum("ncmpq,cm->ncpq", dyr, wt[:, :, i, j], out=tmp)
+            dxp[:, :, rows, cols] += tmp
+    db = dy.sum(axis=(0, 2, 3))
+    return dxp[:, :, ph:ph + h, pw:pw + wd], dw.reshape(t, 1, kh, kw), db

@@ -1,0 +1,245 @@
+"""The convolution family as layers: Conv2D and its special cases, transposed and untied variants.
+
+Each layer wraps `minicnn.functional.conv` (the math and its three algorithms) and keeps what
+backward needs. Weight layout (T, C/groups, KH, KW) as PyTorch (ConvTranspose2D: (C, T/groups, KH, KW)).
+Weights and biases start as PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C/groups*KH*KW.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.core import Layer, Parameter
+from minicnn.functional.checks import check_array, pair, positive_pair
+from minicnn.functional.conv import (
+    METHODS,
+    conv2d,
+    conv2d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    resolve_padding,
+)
+from minicnn.functional.locally_connected import (
+    locally_connected2d,
+    locally_connected2d_backward,
+    locally_connected_output_size,
+)
+
+from .dense import kaiming_uniform
+
+
+def _check_int(value, who: str, name: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: expected {name} as an int >= 1, got {value!r}")
+    return int(value)
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation), the lecture's tied-weight layer:
+
+        y[n, t, oh, ow] = b[t] + sum_{s,i,j} w[t, s, i, j] x_pad[n, g(t) C/G + s, oh sh + i dh, ow sw + j dw]
+
+    x (N, C, H, W) -> y (N, T, OH, OW), OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1.
+    Backward: dx = full correlation of dy with flip_kernel(w); dw = correlation of x with dy; db = sum dy.
+    `method` picks the algorithm ("im2col" default; "direct" the slow reference; "fft" for large kernels).
+    With im2col the layer keeps its scratch buffers and forward's columns for the weight gradient.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, method: str = "im2col"):
+        super().__init__()
+        who = type(self).__name__
+        self.in_channels = _check_int(in_channels, who, "in_channels")
+        self.out_channels = _check_int(out_channels, who, "out_channels")
+        self.groups = _check_int(groups, who, "groups")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{who}: groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        if method not in METHODS:
+            raise ValueError(f"{who}: expected method one of {sorted(METHODS)}, got {method!r}")
+        self.kernel_size = positive_pair(kernel_size, who, "kernel_size")
+        self.stride = positive_pair(stride, who, "stride")
+        self.dilation = positive_pair(dilation, who, "dilation")
+        self.padding = resolve_padding(padding, self.kernel_size, self.dilation, self.stride, who)
+        self.method = method
+        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        self.weight = Parameter(kaiming_uniform((out_channels, in_channels // groups, *self.kernel_size), fan_in))
+        self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
+        self._workspace: dict = {}  # im2col scratch buffers, reused between calls (never returned)
+
+    def _args(self):
+        return self.stride, self.padding, self.dilation, self.groups, self.method
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        who = type(self).__name__
+        check_array(x, who, 4, f"(N, {self.in_channels}, H, W)")
+        w = self.weight.data.astype(x.dtype, copy=False)
+        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
+        self._cache = (x, w)  # cache: x, w (and, inside the workspace, im2col's columns of x)
+        return conv2d(x, w, b, *self._args(), workspace=self._workspace, who=who)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, w = self._cache
+        dx, dw, db = conv2d_backward(dy, x, w, *self._args(), workspace=self._workspace, who=type(self).__name__)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
+                f"bias={self.bias is not None}, method={self.method!r}")
+
+
+class DepthwiseConv2D(Conv2D):
+    """Depthwise convolution: one KH x KW filter per channel, no mixing across channels (groups = C):
+
+        V(x, y, t) = sum_{i,j} K(i - x + d, j - y + d, t) U(i, j, t)
+
+    weight (C, 1, KH, KW). C times fewer operations and parameters than a full convolution. The im2col
+    method runs it as a shift-and-accumulate over the taps (it is not a matrix multiply).
+    """
+
+    def __init__(self, channels: int, kernel_size, stride=1, padding=0, bias: bool = True, method: str = "im2col"):
+        super().__init__(channels, channels, kernel_size, stride, padding, 1, channels, bias, method)
+
+
+class PointwiseConv2D(Conv2D):
+    """1x1 convolution ("network in network"): the same small fully-connected layer at every pixel,
+
+        V(x, y, t) = sum_s K(1, 1, s, t) U(x, y, s)
+
+    weight (T, C, 1, 1): the 4-D kernel is really a T x C matrix. No spatial propagation.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+
+class SeparableConv2D(Layer):
+    """Depthwise separable convolution (Xception): DepthwiseConv2D then PointwiseConv2D, no nonlinearity
+    between. Parameters C KH KW + C T (+ biases) instead of C T KH KW. Children: `depthwise`, `pointwise`;
+    the bias (if any) is the pointwise one."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+        super().__init__()
+        self.depthwise = DepthwiseConv2D(in_channels, kernel_size, stride, padding, bias=False)
+        self.pointwise = PointwiseConv2D(in_channels, out_channels, bias=bias)
+        self.in_channels, self.out_channels = self.depthwise.in_channels, self.pointwise.out_channels
+        self.kernel_size, self.stride = self.depthwise.kernel_size, self.depthwise.stride
+        self.padding, self.dilation = self.depthwise.padding, self.depthwise.dilation
+        self.groups, self.method = 1, self.depthwise.method
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(x, "SeparableConv2D", 4, f"(N, {self.in_channels}, H, W)")
+        return self.pointwise.forward(self.depthwise.forward(x))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return self.depthwise.backward(self.pointwise.backward(dy))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class ConvTranspose2D(Layer):
+    """Transposed convolution ("deconvolution", learnable upsampling): the data-gradient of a Conv2D,
+    used as a forward pass. x (N, C, H, W) -> y (N, T, OH, OW),
+
+        OH = (H - 1) sh - 2 ph + dh (KH - 1) + output_padding + 1,
+
+    weight (C, T/groups, KH, KW) as PyTorch. Forward: dilate x by the stride, pad, correlate with
+    flip_kernel(w). Backward: dx is a plain convolution of dy with w.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias: bool = True, dilation=1, groups: int = 1, method: str = "im2col"):
+        super().__init__()
+        who = "ConvTranspose2D"
+        self.in_channels = _check_int(in_channels, who, "in_channels")
+        self.out_channels = _check_int(out_channels, who, "out_channels")
+        self.groups = _check_int(groups, who, "groups")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{who}: groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        if method not in METHODS:
+            raise ValueError(f"{who}: expected method one of {sorted(METHODS)}, got {method!r}")
+        self.kernel_size = positive_pair(kernel_size, who, "kernel_size")
+        self.stride = positive_pair(stride, who, "stride")
+        self.dilation = positive_pair(dilation, who, "dilation")
+        self.padding = resolve_padding(padding, self.kernel_size, self.dilation, (1, 1), who)
+        self.output_padding = pair(output_padding, who, "output_padding")
+        if not all(0 <= o < s for o, s in zip(self.output_padding, self.stride, strict=True)):
+            raise ValueError(f"{who}: expected 0 <= output_padding < stride {self.stride}, got {self.output_padding}")
+        self.method = method
+        fan_in = out_channels // groups * self.kernel_size[0] * self.kernel_size[1]  # PyTorch's choice
+        self.weight = Parameter(kaiming_uniform((in_channels, out_channels // groups, *self.kernel_size), fan_in))
+        self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
+
+    def _args(self):
+        return self.stride, self.padding, self.output_padding, self.dilation, self.groups, self.method
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(x, "ConvTranspose2D", 4, f"(N, {self.in_channels}, H, W)")
+        w = self.weight.data.astype(x.dtype, copy=False)
+        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
+        self._cache = (x, w)  # cache: x, w
+        return conv_transpose2d(x, w, b, *self._args(), who="ConvTranspose2D")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, w = self._cache
+        dx, dw, db = conv_transpose2d_backward(dy, x, w, *self._args())
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}")
+
+
+class LocallyConnected2D(Layer):
+    """Locally-connected layer (the lecture's first idea): a receptive field like a convolution, but
+    UNTIED weights — every output position (oh, ow) has its own kernel:
+
+        V(x, y, t) = sum_{i,j,s} K^{x,y,t}(i - x + d, j - y + d, s) U(i, j, s)
+
+    weight (OH, OW, T, C, KH, KW), bias (T, OH, OW). `input_size` (H, W) fixes OH, OW.
+    Parameters OH OW T C KH KW: O((W / 2d)^2) fewer than fully connected, O(W^2) more than a convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, input_size, kernel_size, stride=1, padding=0,
+                 bias: bool = True):
+        super().__init__()
+        who = "LocallyConnected2D"
+        self.in_channels = _check_int(in_channels, who, "in_channels")
+        self.out_channels = _check_int(out_channels, who, "out_channels")
+        self.input_size = positive_pair(input_size, who, "input_size")
+        self.kernel_size = positive_pair(kernel_size, who, "kernel_size")
+        self.stride = positive_pair(stride, who, "stride")
+        self.padding = resolve_padding(padding, self.kernel_size, (1, 1), self.stride, who)
+        self.dilation, self.groups = (1, 1), 1
+        oh, ow = locally_connected_output_size(self.input_size, self.kernel_size, self.stride, self.padding, who)
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.weight = Parameter(kaiming_uniform((oh, ow, out_channels, in_channels, *self.kernel_size), fan_in))
+        self.bias = Parameter(kaiming_uniform((out_channels, oh, ow), fan_in)) if bias else None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        w = self.weight.data.astype(x.dtype, copy=False) if isinstance(x, np.ndarray) else self.weight.data
+        b = None if self.bias is None else self.bias.data.astype(w.dtype, copy=False)
+        y = locally_connected2d(x, w, b, self.stride, self.padding, who="LocallyConnected2D")
+        self._cache = (x, w)  # cache: x, w
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, w = self._cache
+        dx, dw, db = locally_connected2d_backward(dy, x, w, self.stride, self.padding)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}")
