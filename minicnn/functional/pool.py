@@ -1,0 +1,404 @@
+"""Pooling (lecture: "pooling + subsampling") and the review's pooling variants, as pure functions.
+
+A pooling layer slides a KH x KW window over each channel separately, with stride (SH, SW) and
+padding (PH, PW), and reduces each window to one number:
+
+    y[n, c, oh, ow] = reduce( x_pad[n, c, oh*SH + i, ow*SW + j]  for 0 <= i < KH, 0 <= j < KW )
+    OH = floor((H + 2 PH - KH) / SH) + 1          (the one formula, `conv_output_size`)
+
+    max      reduce = max                      backward: route dy to the argmax (first maximum)
+    avg      reduce = mean (padded zeros count, divisor KH*KW, as PyTorch count_include_pad=True)
+    sum      reduce = sum                      backward: copy dy to every window position
+    SoftPool reduce = sum_k softmax(x)_k x_k   backward: dx_k += dy * p_k (1 + x_k - y)
+    stochastic (train) pick position k with probability p_k = x_k / sum x (x >= 0), y = x_k
+    stochastic (eval)  y = sum_k p_k x_k = sum x^2 / sum x; backward dx_k += dy (2 x_k - y) / sum x
+    mixed    y = a * max + (1 - a) * avg;      da = sum dy * (max - avg)
+
+Where windows overlap (stride < kernel) an input value belongs to several windows and its gradient
+is the SUM over them. Max pooling keeps only the argmax index of each window (0 .. KH*KW-1, row-major
+inside the window); ties go to the FIRST maximum in that order (np.argmax's rule). Max pooling pads
+with -inf, so padding never wins; like PyTorch, padding may be at most half the kernel, so every
+window holds at least one real value.
+
+Fast path: when windows tile the input (kernel == stride, no padding) the windows are a reshape
+(N, C, OH, KH, OW, KW) of the input, with no sliding-window copy and no Python loop. The general path
+loops only over the KH*KW kernel offsets. `pool2d_reference` / `max_pool2d_backward_reference` are
+the direct loops (one Python iteration per output value) that both paths are tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .checks import check_array, conv_output_size, pair, positive_pair
+
+_LAYOUT = "(N, C, H, W)"
+
+
+class PoolGeometry:
+    """Kernel, stride, padding and output size of one pooling call (all pairs, checked)."""
+
+    __slots__ = ("KH", "KW", "SH", "SW", "PH", "PW", "OH", "OW", "fast")
+
+    def __init__(self, x_shape: tuple[int, ...], kernel_size, stride=None, padding=0, who: str = "pool2d"):
+        self.KH, self.KW = positive_pair(kernel_size, who, "kernel_size")
+        self.SH, self.SW = (self.KH, self.KW) if stride is None else positive_pair(stride, who, "stride")
+        self.PH, self.PW = pair(padding, who, "padding")
+        if self.PH < 0 or self.PW < 0 or 2 * self.PH > self.KH or 2 * self.PW > self.KW:
+            raise ValueError(f"{who}: expected 0 <= padding <= kernel_size / 2, got padding "
+                             f"{(self.PH, self.PW)} with kernel_size {(self.KH, self.KW)}")
+        H, W = x_shape[2], x_shape[3]
+        if self.KH > H + 2 * self.PH or self.KW > W + 2 * self.PW:
+            raise ValueError(
+                f"{who}: expected input (N, C, H, W) with H + 2*{self.PH} >= {self.KH} and "
+                f"W + 2*{self.PW} >= {self.KW} (window {(self.KH, self.KW)} must fit the padded "
+                f"input), got shape {tuple(x_shape)}")
+        self.OH = conv_output_size(H, self.KH, self.SH, self.PH, who=who)
+        self.OW = conv_output_size(W, self.KW, self.SW, self.PW, who=who)
+        # windows tile the input exactly (up to dropped trailing rows/columns): reshape, no copy
+        self.fast = (self.KH, self.KW) == (self.SH, self.SW) and self.PH == 0 and self.PW == 0
+
+
+def _geometry(x: np.ndarray, kernel_size, stride, padding, who: str) -> PoolGeometry:
+    check_array(x, who, 4, _LAYOUT)
+    return PoolGeometry(x.shape, kernel_size, stride, padding, who)
+
+
+def _pad(x: np.ndarray, g: PoolGeometry, value: float) -> np.ndarray:
+    if g.PH == 0 and g.PW == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)), constant_values=value)
+
+
+def _windows(x: np.ndarray, g: PoolGeometry, pad_value: float = 0.0) -> np.ndarray:
+    """Every window as a row: (N, C, OH, OW, KH*KW), a fresh array (entry k = window offset
+    (k // KW, k % KW))."""
+    N, C = x.shape[:2]
+    if g.fast:
+        x6 = x[:, :, :g.OH * g.KH, :g.OW * g.KW].reshape(N, C, g.OH, g.KH, g.OW, g.KW)
+        return x6.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, g.OH, g.OW, g.KH * g.KW)  # (N, C, OH, OW, K)
+    xp = _pad(x, g, pad_value)
+    view = sliding_window_view(xp, (g.KH, g.KW), axis=(2, 3))  # (N, C, H', W', KH, KW), no copy
+    view = view[:, :, :g.SH * (g.OH - 1) + 1:g.SH, :g.SW * (g.OW - 1) + 1:g.SW]  # (N, C, OH, OW, KH, KW)
+    return view.reshape(N, C, g.OH, g.OW, g.KH * g.KW)  # copy
+
+
+def _scatter(cols: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.ndarray:
+    """Adjoint of `_windows`: add each window row (N, C, OH, OW, KH*KW) back onto the input grid.
+    Overlapping windows accumulate; the padding border is cut off. Returns dx (N, C, H, W)."""
+    N, C, H, W = x_shape
+    if g.fast:
+        dx6 = cols.reshape(N, C, g.OH, g.OW, g.KH, g.KW).transpose(0, 1, 2, 4, 3, 5)  # (N, C, OH, KH, OW, KW)
+        dx = dx6.reshape(N, C, g.OH * g.KH, g.OW * g.KW)
+        if dx.shape[2:] != (H, W):  # trailing rows/columns that no window covered get 0
+            dx = np.pad(dx, ((0, 0), (0, 0), (0, H - dx.shape[2]), (0, W - dx.shape[3])))
+        return dx
+    dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=cols.dtype)
+    for i in range(g.KH):  # loop over kernel offsets only; each step is one strided slice
+        for j in range(g.KW):
+            dxp[:, :, i:i + g.SH * (g.OH - 1) + 1:g.SH, j:j + g.SW * (g.OW - 1) + 1:g.SW] += cols[..., i * g.KW + j]
+    return dxp[:, :, g.PH:g.PH + H, g.PW:g.PW + W]
+
+
+def _route(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.ndarray:
+    """Send each dy[n, c, oh, ow] to window position index[n, c, oh, ow]; everything else gets 0."""
+    cols = np.zeros(dy.shape + (g.KH * g.KW,), dtype=dy.dtype)  # (N, C, OH, OW, K)
+    np.put_along_axis(cols, index[..., None], dy[..., None], axis=-1)
+    return _scatter(cols, x_shape, g)
+
+
+# ---- max pooling ------------------------------------------------------------------------------
+
+
+def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "max_pool2d"
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """y = max over each window; returns (y (N, C, OH, OW), argmax (N, C, OH, OW) int).
+
+    argmax is the row-major position inside the window (0 .. KH*KW-1) of the FIRST maximum. Padding
+    is -inf. stride defaults to kernel_size. Memory: one copy of the windows unless they tile.
+    """
+    g = _geometry(x, kernel_size, stride, padding, who)
+    cols = _windows(x, g, -np.inf)  # (N, C, OH, OW, K)
+    argmax = cols.argmax(axis=-1)
+    y = np.take_along_axis(cols, argmax[..., None], axis=-1)[..., 0]
+    return y, argmax
+
+
+def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...], kernel_size,
+                        stride=None, padding=0) -> np.ndarray:
+    """dx: each dy[n, c, oh, ow] goes to the input position that won its window (the argmax);
+    values that won several overlapping windows receive the sum. dy, argmax (N, C, OH, OW)."""
+    g = PoolGeometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
+    return _route(dy, argmax, x_shape, g)
+
+
+def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...],
+                                  kernel_size, stride=None, padding=0) -> np.ndarray:
+    """The direct loop (reference, slow): for every output, dx[winner] += dy. Loops per pixel."""
+    g = PoolGeometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward_reference")
+    N, C, H, W = x_shape
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(g.OH):
+                for ow in range(g.OW):
+                    i, j = divmod(int(argmax[n, c, oh, ow]), g.KW)
+                    h, w = oh * g.SH + i - g.PH, ow * g.SW + j - g.PW
+                    dx[n, c, h, w] += dy[n, c, oh, ow]
+    return dx
+
+
+def pool2d_reference(x: np.ndarray, kernel_size, stride=None, padding=0, mode: str = "max"
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The direct loop (reference, slow): one Python iteration per output value, as the equation reads.
+
+    mode: "max" (also returns the first-maximum index), "avg", "sum", "soft". Returns (y, argmax|None).
+    """
+    g = PoolGeometry(x.shape, kernel_size, stride, padding, "pool2d_reference")
+    reducers: dict[str, Callable[[np.ndarray], float]] = {
+        "max": np.max, "avg": np.mean, "sum": np.sum,
+        "soft": lambda v: float(np.sum(np.exp(v - v.max()) * v) / np.sum(np.exp(v - v.max()))),
+    }
+    xp = _pad(x, g, -np.inf if mode == "max" else 0.0)
+    N, C = x.shape[:2]
+    y = np.zeros((N, C, g.OH, g.OW), dtype=x.dtype)
+    argmax = np.zeros((N, C, g.OH, g.OW), dtype=np.int64) if mode == "max" else None
+    for n in range(N):
+        for c in range(C):
+            for oh in range(g.OH):
+                for ow in range(g.OW):
+                    window = xp[n, c, oh * g.SH:oh * g.SH + g.KH, ow * g.SW:ow * g.SW + g.KW]
+                    y[n, c, oh, ow] = reducers[mode](window)
+                    if argmax is not None:
+                        best = 0
+                        for k, v in enumerate(window.ravel()):  # strict '>' keeps the first maximum
+                            if v > window.ravel()[best]:
+                                best = k
+                        argmax[n, c, oh, ow] = best
+    return y, argmax
+
+
+# ---- sum and average pooling ------------------------------------------------------------------
+
+
+def _window_sum(x: np.ndarray, g: PoolGeometry) -> np.ndarray:
+    N, C = x.shape[:2]
+    if g.fast:
+        x6 = x[:, :, :g.OH * g.KH, :g.OW * g.KW].reshape(N, C, g.OH, g.KH, g.OW, g.KW)
+        return x6.sum(axis=(3, 5))
+    xp = _pad(x, g, 0.0)
+    y = np.zeros((N, C, g.OH, g.OW), dtype=x.dtype)
+    for i in range(g.KH):  # loop over kernel offsets only
+        for j in range(g.KW):
+            y += xp[:, :, i:i + g.SH * (g.OH - 1) + 1:g.SH, j:j + g.SW * (g.OW - 1) + 1:g.SW]
+    return y
+
+
+def _spread(dy: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.ndarray:
+    """Adjoint of the window sum: every window position receives dy of its window."""
+    cols = np.broadcast_to(dy[..., None], dy.shape + (g.KH * g.KW,))  # (N, C, OH, OW, K), no copy
+    return _scatter(cols, x_shape, g)
+
+
+def sum_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "sum_pool2d") -> np.ndarray:
+    """y = sum over each window (zero padding). The lecture's "sum-pooling"."""
+    return _window_sum(x, _geometry(x, kernel_size, stride, padding, who))
+
+
+def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride=None, padding=0
+                        ) -> np.ndarray:
+    """dx[p] = sum of dy over the windows containing p."""
+    return _spread(dy, x_shape, PoolGeometry(x_shape, kernel_size, stride, padding, "sum_pool2d_backward"))
+
+
+def avg_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "avg_pool2d") -> np.ndarray:
+    """y = (1 / (KH*KW)) * sum over each window; padded zeros count (PyTorch count_include_pad=True)."""
+    g = _geometry(x, kernel_size, stride, padding, who)
+    y = _window_sum(x, g)
+    y *= 1.0 / (g.KH * g.KW)
+    return y
+
+
+def avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride=None, padding=0
+                        ) -> np.ndarray:
+    """dx[p] = sum over the windows containing p of dy / (KH*KW)."""
+    g = PoolGeometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
+    return _spread(dy * (1.0 / (g.KH * g.KW)), x_shape, g)
+
+
+def global_avg_pool2d(x: np.ndarray, keepdims: bool = False, who: str = "global_avg_pool2d") -> np.ndarray:
+    """y[n, c] = mean over (H, W) of x[n, c]. (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdims."""
+    check_array(x, who, 4, _LAYOUT)
+    return x.mean(axis=(2, 3), keepdims=keepdims)
+
+
+def global_avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+    """dx[n, c, h, w] = dy[n, c] / (H*W)."""
+    N, C, H, W = x_shape
+    return np.broadcast_to(dy.reshape(N, C, 1, 1) / (H * W), x_shape).copy()
+
+
+# ---- SoftPool (Stergiou et al., 2021) ---------------------------------------------------------
+
+
+def soft_pool2d(x: np.ndarray, kernel_size, stride=None, who: str = "soft_pool2d") -> tuple[np.ndarray, np.ndarray]:
+    """SoftPool: y = sum_k e^{x_k} x_k / sum_k e^{x_k} over each window (a softmax-weighted mean).
+
+    Stable form: the weights p = softmax(x - max(window)) are unchanged by the shift. Returns
+    (y (N, C, OH, OW), coef (N, C, OH, OW, KH*KW)) where coef = dy/dx_k = p_k (1 + x_k - y) is what
+    backward needs.
+    """
+    g = _geometry(x, kernel_size, stride, 0, who)
+    cols = _windows(x, g)  # (N, C, OH, OW, K)
+    e = np.exp(cols - cols.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    y = np.einsum("...k,...k->...", p, cols)
+    coef = p * (1.0 + cols - y[..., None])
+    return y, coef
+
+
+def soft_pool2d_backward(dy: np.ndarray, coef: np.ndarray, x_shape: tuple[int, ...], kernel_size,
+                         stride=None) -> np.ndarray:
+    """dx_k = sum over windows containing k of dy * p_k (1 + x_k - y)."""
+    g = PoolGeometry(x_shape, kernel_size, stride, 0, "soft_pool2d_backward")
+    return _scatter(dy[..., None] * coef, x_shape, g)
+
+
+# ---- mixed pooling (Yu et al., 2014) ----------------------------------------------------------
+
+
+def mixed_pool2d(x: np.ndarray, alpha: float, kernel_size, stride=None, padding=0, who: str = "mixed_pool2d"):
+    """y = alpha * maxpool(x) + (1 - alpha) * avgpool(x). Returns (y, y_max, y_avg, argmax)."""
+    y_max, argmax = max_pool2d(x, kernel_size, stride, padding, who)
+    y_avg = avg_pool2d(x, kernel_size, stride, padding, who)
+    return alpha * y_max + (1.0 - alpha) * y_avg, y_max, y_avg, argmax
+
+
+def mixed_pool2d_backward(dy: np.ndarray, alpha: float, y_max: np.ndarray, y_avg: np.ndarray,
+                          argmax: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride=None,
+                          padding=0) -> tuple[np.ndarray, float]:
+    """Returns (dx, dalpha): dx = alpha * maxpool'(dy) + (1 - alpha) * avgpool'(dy);
+    dalpha = sum dy * (y_max - y_avg)."""
+    dx = max_pool2d_backward(dy * alpha, argmax, x_shape, kernel_size, stride, padding)
+    dx += avg_pool2d_backward(dy * (1.0 - alpha), x_shape, kernel_size, stride, padding)
+    return dx, float(np.sum(dy * (y_max - y_avg)))
+
+
+# ---- stochastic pooling (Zeiler & Fergus, 2013) -----------------------------------------------
+
+
+def _nonnegative_windows(x: np.ndarray, kernel_size, stride, who: str):
+    g = _geometry(x, kernel_size, stride, 0, who)
+    if x.size and x.min() < 0:
+        raise ValueError(f"{who}: expected non-negative activations (e.g. after ReLU), got minimum "
+                         f"{x.min()} in input of shape {x.shape}")
+    return g, _windows(x, g)
+
+
+def stochastic_pool2d(x: np.ndarray, kernel_size, stride=None, generator: np.random.Generator | None = None,
+                      who: str = "stochastic_pool2d") -> tuple[np.ndarray, np.ndarray]:
+    """Training-time stochastic pooling: in each window pick position k with probability
+    p_k = x_k / sum(x) (x >= 0) and output x_k. An all-zero window outputs 0 (position 0).
+
+    Sampling: u ~ U[0, 1) per window, k = number of cumulative sums <= u * sum(x).
+    Returns (y, index (N, C, OH, OW)); backward routes dy to `index` exactly like max pooling.
+    """
+    g, cols = _nonnegative_windows(x, kernel_size, stride, who)
+    generator = np.random.default_rng() if generator is None else generator
+    cum = np.cumsum(cols, axis=-1)  # (N, C, OH, OW, K)
+    u = generator.random(cum.shape[:-1]) * cum[..., -1]
+    index = np.minimum((cum <= u[..., None]).sum(axis=-1), g.KH * g.KW - 1)
+    index[cum[..., -1] == 0] = 0
+    y = np.take_along_axis(cols, index[..., None], axis=-1)[..., 0]
+    return y, index
+
+
+def stochastic_pool2d_backward(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], kernel_size,
+                               stride=None) -> np.ndarray:
+    """dx: dy goes to the sampled position of each window (sum over overlapping windows)."""
+    g = PoolGeometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_backward")
+    return _route(dy, index, x_shape, g)
+
+
+def stochastic_pool2d_eval(x: np.ndarray, kernel_size, stride=None, who: str = "stochastic_pool2d_eval"
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Test-time stochastic pooling: the probability-weighted average
+    y = sum_k p_k x_k = sum(x^2) / sum(x)  (0 for an all-zero window).
+    Returns (y, coef) with coef = dy/dx_k = (2 x_k - y) / sum(x)."""
+    _, cols = _nonnegative_windows(x, kernel_size, stride, who)
+    s = cols.sum(axis=-1)
+    safe = np.where(s > 0, s, 1.0)
+    y = np.where(s > 0, np.einsum("...k,...k->...", cols, cols) / safe, 0.0).astype(x.dtype, copy=False)
+    coef = np.where(s[..., None] > 0, (2.0 * cols - y[..., None]) / safe[..., None], 0.0)
+    return y, coef.astype(x.dtype, copy=False)
+
+
+def stochastic_pool2d_eval_backward(dy: np.ndarray, coef: np.ndarray, x_shape: tuple[int, ...],
+                                    kernel_size, stride=None) -> np.ndarray:
+    """dx_k = sum over windows containing k of dy * (2 x_k - y) / sum(x)."""
+    g = PoolGeometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_eval_backward")
+    return _scatter(dy[..., None] * coef, x_shape, g)
+
+
+# ---- subsampling ------------------------------------------------------------------------------
+
+
+def subsample2d(x: np.ndarray, stride, who: str = "subsample2d") -> np.ndarray:
+    """Keep every s-th value: y[n, c, oh, ow] = x[n, c, oh*SH, ow*SW]; OH = floor((H - 1) / SH) + 1."""
+    check_array(x, who, 4, _LAYOUT)
+    sh, sw = positive_pair(stride, who, "stride")
+    return x[:, :, ::sh, ::sw].copy()
+
+
+def subsample2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], stride) -> np.ndarray:
+    """dx is dy at the kept positions and 0 elsewhere."""
+    sh, sw = positive_pair(stride, "subsample2d_backward", "stride")
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    dx[:, :, ::sh, ::sw] = dy
+    return dx
+
+
+# ---- jitter invariance (lecture: "max-pooling and jitter-invariance") -------------------------
+
+
+def shift_image(x: np.ndarray, dy: int = 0, dx: int = 1) -> np.ndarray:
+    """x (N, C, H, W) moved down by dy and right by dx pixels (may be negative); uncovered pixels are 0."""
+    out = np.zeros_like(x)
+    H, W = x.shape[2:]
+    src_h = slice(max(0, -dy), H - max(0, dy))
+    dst_h = slice(max(0, dy), H - max(0, -dy))
+    src_w = slice(max(0, -dx), W - max(0, dx))
+    dst_w = slice(max(0, dx), W - max(0, -dx))
+    out[:, :, dst_h, dst_w] = x[:, :, src_h, src_w]
+    return out
+
+
+def jitter_invariance(x: np.ndarray, kernel_size: int = 2, shift: tuple[int, int] = (0, 1),
+                      levels: int = 1) -> dict[str, float]:
+    """How often is the pooled map unchanged when the input moves by `shift` = (down, right) pixels?
+
+    Compares `levels` stacked k x k max poolings (stride k) with `levels` plain subsamplings
+    (stride k), on the same input. Returns the fraction of output values that are exactly equal
+    before and after the shift, counted over the "active" outputs only (where either map is non-zero),
+    so a black background does not count as invariance:
+        {"max_pool": ..., "subsample": ..., "active_outputs": count}
+    """
+    check_array(x, "jitter_invariance", 4, _LAYOUT)
+    moved = shift_image(x, *shift)
+    result: dict[str, float] = {}
+    active_count = 0
+    for name in ("max_pool", "subsample"):
+        a, b = x, moved
+        for _ in range(levels):
+            if name == "max_pool":
+                a, b = max_pool2d(a, kernel_size)[0], max_pool2d(b, kernel_size)[0]
+            else:
+                a, b = subsample2d(a, kernel_size), subsample2d(b, kernel_size)
+        active = (a != 0) | (b != 0)
+        result[name] = float(np.mean(a[active] == b[active])) if active.any() else 1.0
+        active_count = max(active_count, int(active.sum()))
+    result["active_outputs"] = float(active_count)
+    return result

@@ -1,0 +1,34 @@
+"""Interpolation upsampling layer. Math in `minicnn.functional.upsample`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.core import Layer
+from minicnn.functional import upsample as U
+from minicnn.functional.checks import positive_pair
+
+
+class Upsample(Layer):
+    """(N, C, H, W) -> (N, C, H*sh, W*sw) by integer `scale_factor`.
+
+    mode "nearest" (copy each value to an sh x sw block), "bilinear" or "bicubic" (PyTorch
+    `align_corners=False`). Linear in x, so backward applies the transposed interpolation to dy.
+    """
+
+    def __init__(self, scale_factor=2, mode: str = "nearest"):
+        super().__init__()
+        if mode not in U.MODES:
+            raise ValueError(f"Upsample: expected mode in {U.MODES}, got {mode!r}")
+        self.scale_factor = positive_pair(scale_factor, "Upsample", "scale_factor")
+        self.mode = mode
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x_shape = x.shape  # cache: input shape
+        return U.upsample2d(x, self.scale_factor, self.mode, who="Upsample")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return U.upsample2d_backward(dy, self._x_shape, self.scale_factor, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
