@@ -110,7 +110,7 @@ class Tutorial:
         first = max(first, 1)  # a whole module is reported as starting at line 0
         lo, hi = 0, len(lines) - 1
         found_lo = _find(lines, start, 0) if start is not None else 0
-        found_hi = _find(lines, end, found_lo or 0) if end is not None else hi
+        found_hi = _find(lines, end, (found_lo or 0) + 1) if end is not None else hi
         if found_lo is None or found_hi is None:  # the engine's code changed: show all of it
             self.print(f"{self.s.dim}(the lines around {start or end!r} moved; showing the whole source){self.s.reset}")
         else:
