@@ -1,0 +1,29 @@
+"""Datasets: loading the original files (verified by checksum), batching and augmentation.
+
+    from minicnn.data import load_dataset, iterate_batches
+    ds = load_dataset("mnist")            # also "fashion-mnist", "cifar10", or "my_data.npz"
+    ds.x_train  # (60000, 1, 28, 28) float32 in [0, 1];  ds.y_train  # (60000,) int64
+    for b, xb, yb in iterate_batches(ds.x_train, ds.y_train, 64, seed=0, epoch=0): ...
+
+See `datasets.py` for where files are looked for, and `datasets/README.md` at the top of the project.
+"""
+
+from .batching import crop_flip, epoch_order, iterate_batches, num_batches, random_crop, random_hflip, standardize
+from .datasets import (
+    SOURCES,
+    ChecksumError,
+    Dataset,
+    DatasetError,
+    cache_dir,
+    load_dataset,
+    read_checksums,
+    search_roots,
+    verify_file,
+)
+from .readers import DataFormatError, read_cifar10, read_idx, read_npz
+
+__all__ = [
+    "SOURCES", "ChecksumError", "DataFormatError", "Dataset", "DatasetError", "cache_dir", "crop_flip",
+    "epoch_order", "iterate_batches", "load_dataset", "num_batches", "random_crop", "random_hflip",
+    "read_checksums", "read_cifar10", "read_idx", "read_npz", "search_roots", "standardize", "verify_file",
+]

@@ -1,0 +1,87 @@
+"""Seeded mini-batches and NumPy data augmentation.
+
+Reproducibility without hidden state: the order of epoch `e` is a permutation drawn from a generator
+seeded with (seed, e), and the augmentation of batch `b` uses a generator seeded with (seed, e, b).
+So the whole data stream is a pure function of (seed, epoch, batch) — a run interrupted anywhere and
+resumed from (epoch, batch) sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """Indices 0..n-1 in the order epoch `epoch` visits them (a seeded permutation when shuffling)."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def iterate_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                    epoch: int = 0, start: int = 0, augment: Augment | None = None,
+                    drop_last: bool = False) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield (batch_index, x_batch, y_batch) for one epoch, starting at batch `start`.
+
+    x (N, C, H, W), y (N,). Batch b holds images order[b*B:(b+1)*B] of `epoch_order(N, seed, epoch)`;
+    `augment(x_batch, rng)` (if given) gets a generator seeded with (seed, epoch, b).
+    """
+    if batch_size < 1:
+        raise ValueError(f"iterate_batches: expected batch_size >= 1, got {batch_size}")
+    if len(x) != len(y):
+        raise ValueError(f"iterate_batches: expected as many labels as images, got x {x.shape} and y {y.shape}")
+    order = epoch_order(len(x), seed, epoch, shuffle)
+    for b in range(start, num_batches(len(x), batch_size, drop_last)):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        xb, yb = x[idx], y[idx]
+        if augment is not None:
+            xb = augment(xb, np.random.default_rng([seed, epoch, b]))
+        yield b, xb, yb
+
+
+def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
+    """Zero-pad each image by `padding` on every side, then cut a random H x W window (one offset per image).
+
+    x (N, C, H, W) -> (N, C, H, W). Vectorised: a sliding-window view of the padded batch, indexed
+    with one (dy, dx) per image — no Python loop over images.
+    """
+    if padding == 0:
+        return x
+    n, _, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))  # (N, C, H+2p, W+2p)
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (h, w), axis=(2, 3))  # (N, C, 2p+1, 2p+1, H, W)
+    dy = rng.integers(0, 2 * padding + 1, size=n)
+    dx = rng.integers(0, 2 * padding + 1, size=n)
+    return np.ascontiguousarray(windows[np.arange(n), :, dy, dx])  # (N, C, H, W)
+
+
+def random_hflip(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
+    """Mirror each image left-right with probability p. x (N, C, H, W) -> (N, C, H, W) (a new array)."""
+    flip = rng.random(len(x)) < p
+    out = x.copy()
+    out[flip] = x[flip, :, :, ::-1]
+    return out
+
+
+def crop_flip(padding: int = 4) -> Augment:
+    """The standard CIFAR augmentation: random crop with `padding` zero padding, then a random flip."""
+
+    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return random_hflip(random_crop(x, padding, rng), rng)
+
+    return augment
+
+
+def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(x - mean[c]) / std[c] per channel. x (N, C, H, W), mean and std (C,) -> float32 (N, C, H, W)."""
+    mean = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return ((x - mean) / std).astype(np.float32, copy=False)

@@ -1,0 +1,231 @@
+"""Readers for the original file formats. They parse bytes into arrays and check the structure;
+checksums are verified before they are called (see `minicnn.data.datasets`).
+
+    read_idx(path)             MNIST / Fashion-MNIST IDX file (.gz or raw) -> uint8 array
+    read_cifar10(path)         CIFAR-10 "python version" (tar.gz or extracted folder) -> arrays
+    read_npz(path)             a user's own x_train, y_train, x_test, y_test -> arrays
+
+All images come out NCHW float32 scaled to [0, 1] (`to_unit_float`); labels int64.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+IDX_UBYTE = 0x08
+CIFAR_SIDE = 32
+CIFAR_CHANNELS = 3
+CIFAR_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR_TEST_BATCH = "test_batch"
+CIFAR_META = "batches.meta"
+CIFAR_FOLDER = "cifar-10-batches-py"
+UINT8_MAX = 255.0
+
+
+class DataFormatError(ValueError):
+    """A data file exists but does not have the structure its format promises."""
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Parse an IDX file (gzip-compressed when the name ends in .gz) into a uint8 array.
+
+    Format (big-endian): two zero bytes, a type byte (0x08 = unsigned byte), a byte `ndim`,
+    then `ndim` 32-bit sizes, then the data in row-major order. Images: (N, 28, 28); labels: (N,).
+    """
+    path = Path(path)
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataFormatError(f"{path}: not a readable IDX{' .gz' if path.suffix == '.gz' else ''} file ({e})") from e
+    if len(raw) < 4:
+        raise DataFormatError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != IDX_UBYTE or ndim < 1:
+        raise DataFormatError(f"{path}: bad IDX magic (zero={zero}, type=0x{dtype:02x}, ndim={ndim}); "
+                              f"expected 0x0000 0x08 ndim>=1")
+    header = 4 + 4 * ndim
+    dims = struct.unpack(">" + "I" * ndim, raw[4:header])
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DataFormatError(f"{path}: IDX header promises shape {dims} ({expected} bytes), file has {len(raw)} bytes")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batch dicts (lists, bytes, numpy arrays) and refuses any other class,
+    so a malicious file cannot run code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise DataFormatError(f"CIFAR-10 batch refers to {module}.{name}; only numpy arrays are allowed")
+        if module.startswith("numpy.core"):
+            module = "numpy._core" + module[len("numpy.core"):]
+        return super().find_class(module, name)
+
+
+def _unpickle(blob: bytes, where: str) -> dict:
+    try:
+        obj = _NumpyOnlyUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except DataFormatError:
+        raise
+    except Exception as e:
+        raise DataFormatError(f"{where}: not a CIFAR-10 python pickle ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict):
+        raise DataFormatError(f"{where}: expected a pickled dict, got {type(obj).__name__}")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _cifar_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch dict {data: (n, 3072) uint8 R,G,B planes row-major, labels: n ints} -> (x NCHW uint8, y)."""
+    d = _unpickle(blob, where)
+    if "data" not in d or "labels" not in d:
+        raise DataFormatError(f"{where}: expected keys 'data' and 'labels', got {sorted(map(str, d))}")
+    data = np.asarray(d["data"])
+    labels = np.asarray(d["labels"], dtype=np.int64)
+    per_image = CIFAR_CHANNELS * CIFAR_SIDE * CIFAR_SIDE
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != per_image or len(labels) != len(data):
+        raise DataFormatError(f"{where}: expected data (n, {per_image}) uint8 and n labels, got data "
+                              f"{data.shape} {data.dtype} and {labels.shape} labels")
+    return data.reshape(-1, CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE), labels  # (n, 3, 32, 32)
+
+
+def read_cifar10(path: str | Path) -> dict[str, np.ndarray | list[str]]:
+    """Read CIFAR-10's "python version": `cifar-10-python.tar.gz` or the extracted `cifar-10-batches-py/`.
+
+    Five training batches `data_batch_1..5` (10,000 images each) and `test_batch`, each a pickled dict
+    whose `data` row holds the R, G and B planes of a 32x32 image one after another; `batches.meta`
+    holds `label_names`. Returns x_train, y_train, x_test, y_test (uint8 NCHW, int64) and class_names.
+    """
+    path = Path(path)
+    wanted = [*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH, CIFAR_META]
+    blobs: dict[str, bytes] = {}
+    if path.is_dir():
+        for name in wanted:
+            f = path / name
+            if not f.is_file():
+                raise DataFormatError(f"{path}: missing {name} (expected {', '.join(wanted)})")
+            blobs[name] = f.read_bytes()
+    else:
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                for member in tar.getmembers():
+                    name = Path(member.name).name
+                    if member.isfile() and name in wanted:
+                        blobs[name] = tar.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise DataFormatError(f"{path}: not a readable tar.gz archive ({e})") from e
+        missing = [n for n in wanted if n not in blobs]
+        if missing:
+            raise DataFormatError(f"{path}: archive lacks {', '.join(missing)}")
+    train = [_cifar_batch(blobs[n], f"{path}:{n}") for n in CIFAR_TRAIN_BATCHES]
+    x_test, y_test = _cifar_batch(blobs[CIFAR_TEST_BATCH], f"{path}:{CIFAR_TEST_BATCH}")
+    meta = _unpickle(blobs[CIFAR_META], f"{path}:{CIFAR_META}")
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
+    return {
+        "x_train": np.concatenate([x for x, _ in train]), "y_train": np.concatenate([y for _, y in train]),
+        "x_test": x_test, "y_test": y_test, "class_names": names,
+    }
+
+
+def to_unit_float(x: np.ndarray, where: str) -> np.ndarray:
+    """Images to float32 in [0, 1]: uint8 is divided by 255; floats already in [0, 1] are kept;
+    floats holding whole numbers in [0, 255] are divided by 255; anything else is refused."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(UINT8_MAX)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataFormatError(f"{where}: expected uint8 or floating images, got dtype {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise DataFormatError(f"{where}: images contain NaN or infinity")
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return x.astype(np.float32)
+    if lo >= 0.0 and hi <= UINT8_MAX and np.all(x == np.round(x)):
+        return (x / UINT8_MAX).astype(np.float32)
+    raise DataFormatError(f"{where}: floating images must lie in [0, 1] (or be whole numbers 0..255), "
+                          f"got values in [{lo:g}, {hi:g}]")
+
+
+IMAGE_CHANNELS = (1, 3, 4)
+
+
+def to_nchw(x: np.ndarray, where: str) -> np.ndarray:
+    """(N, H, W) -> (N, 1, H, W); (N, H, W, C) with C in 1/3/4 -> (N, C, H, W); (N, C, H, W) kept.
+
+    The layout is decided from which axis is a plausible channel count; when both axis 1 and axis 3
+    could be channels (e.g. 3x3x3 images) it is ambiguous and refused.
+    """
+    if x.ndim == 3:
+        return x[:, None]  # (N, 1, H, W)
+    if x.ndim != 4:
+        raise DataFormatError(f"{where}: expected images (N, H, W), (N, H, W, C) or (N, C, H, W), got {x.shape}")
+    chw, hwc = x.shape[1] in IMAGE_CHANNELS, x.shape[3] in IMAGE_CHANNELS
+    if chw and not hwc:
+        return x
+    if hwc and not chw:
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
+    raise DataFormatError(f"{where}: cannot tell whether {x.shape} is NCHW or NHWC "
+                          f"(channels must be one of {IMAGE_CHANNELS}); save it as (N, C, H, W) with H, W > 4")
+
+
+def check_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
+    """Labels (n,) non-negative integers (integral floats are accepted) -> int64."""
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise DataFormatError(f"{where}: expected labels of shape ({n},) (class indices, not one-hot), got {y.shape}")
+    if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataFormatError(f"{where}: expected integer class labels, got dtype {y.dtype}")
+    if n and y.min() < 0:
+        raise DataFormatError(f"{where}: labels must be >= 0, got minimum {y.min()}")
+    return y.astype(np.int64)
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
+    """A user's `.npz` with x_train, y_train, x_test, y_test (optional class_names; other arrays kept
+    under "extra"). Images HWC or CHW (or HW), uint8 or float; converted to NCHW float32 in [0, 1]."""
+    path = Path(path)
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zlib.error) as e:
+        raise DataFormatError(f"{path}: not a readable .npz file ({e})") from e
+    with f:
+        missing = [k for k in NPZ_KEYS if k not in f.files]
+        if missing:
+            raise DataFormatError(f"{path}: missing arrays {missing}; expected {list(NPZ_KEYS)}, found {f.files}")
+        try:
+            arrays = {k: f[k] for k in f.files}
+        except (ValueError, OSError, EOFError, zlib.error) as e:
+            raise DataFormatError(f"{path}: an array in the file cannot be read ({e})") from e
+    out: dict = {"extra": {k: v for k, v in arrays.items() if k not in (*NPZ_KEYS, "class_names")}}
+    for split in ("train", "test"):
+        where = f"{path}:x_{split}"
+        x = to_unit_float(to_nchw(arrays[f"x_{split}"], where), where)
+        out[f"x_{split}"] = x
+        out[f"y_{split}"] = check_labels(arrays[f"y_{split}"], len(x), f"{path}:y_{split}")
+    if out["x_train"].shape[1:] != out["x_test"].shape[1:]:
+        raise DataFormatError(f"{path}: train images {out['x_train'].shape[1:]} and test images "
+                              f"{out['x_test'].shape[1:]} differ in shape")
+    num_classes = int(max(out["y_train"].max(initial=0), out["y_test"].max(initial=0))) + 1
+    names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
+    if names and len(names) < num_classes:
+        raise DataFormatError(f"{path}: {len(names)} class_names but labels go up to {num_classes - 1}")
+    out["class_names"] = names or [str(i) for i in range(num_classes)]
+    return out
