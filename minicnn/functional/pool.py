@@ -20,10 +20,14 @@ inside the window); ties go to the FIRST maximum in that order (np.argmax's rule
 with -inf, so padding never wins; like PyTorch, padding may be at most half the kernel, so every
 window holds at least one real value.
 
-Fast path: when windows tile the input (kernel == stride, no padding) the windows are a reshape
-(N, C, OH, KH, OW, KW) of the input, with no sliding-window copy and no Python loop. The general path
-loops only over the KH*KW kernel offsets. `pool2d_reference` / `max_pool2d_backward_reference` are
-the direct loops (one Python iteration per output value) that both paths are tested against.
+How it is computed: max/avg/sum loop over the KH*KW window offsets (i, j); offset (i, j) of every
+window at once is ONE strided slice of the (padded) input, so there is no per-pixel Python loop and
+no copy of the windows. Backward puts pieces back the same way. Fast path (windows tile the input:
+kernel == stride, no padding): the gradient buffer is viewed as (N, C, OH, KH, OW, KW) and each
+offset's piece is assigned, not accumulated (no zero fill, no padded buffer). SoftPool and stochastic
+pooling copy the windows to (N, C, OH, OW, KH*KW) (a reshape when they tile). `pool2d_reference` and
+`max_pool2d_backward_reference` are the direct loops (one Python iteration per output value) that
+the fast and general paths are tested against.
 """
 
 from __future__ import annotations
@@ -86,28 +90,54 @@ def _windows(x: np.ndarray, g: PoolGeometry, pad_value: float = 0.0) -> np.ndarr
     return view.reshape(N, C, g.OH, g.OW, g.KH * g.KW)  # copy
 
 
-def _scatter(cols: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.ndarray:
-    """Adjoint of `_windows`: add each window row (N, C, OH, OW, KH*KW) back onto the input grid.
-    Overlapping windows accumulate; the padding border is cut off. Returns dx (N, C, H, W)."""
+def _tap(xp: np.ndarray, g: PoolGeometry, i: int, j: int) -> np.ndarray:
+    """Entry (i, j) of every window at once: the strided view xp[:, :, oh*SH + i, ow*SW + j] (N, C, OH, OW)."""
+    return xp[:, :, i:i + g.SH * (g.OH - 1) + 1:g.SH, j:j + g.SW * (g.OW - 1) + 1:g.SW]
+
+
+def _offsets(g: PoolGeometry):
+    """(k, i, j) for every window offset, k = i*KW + j (row-major inside the window)."""
+    return [(i * g.KW + j, i, j) for i in range(g.KH) for j in range(g.KW)]
+
+
+def _scatter_taps(piece: Callable[[int], np.ndarray], x_shape: tuple[int, ...], g: PoolGeometry, dtype,
+                  fast: bool) -> np.ndarray:
+    """dx = sum over window offsets k of piece(k) (N, C, OH, OW), put back where offset k reads.
+
+    Loops over the KH*KW offsets only. Overlapping windows accumulate (+=) into a zeroed, padded
+    buffer whose border is then cut off. Fast path (windows tile the input): every input value is
+    read by exactly one offset, so each piece is *assigned* into a (N, C, OH, KH, OW, KW) buffer —
+    no zero fill, no accumulation, no padding.
+    """
     N, C, H, W = x_shape
-    if g.fast:
-        dx6 = cols.reshape(N, C, g.OH, g.OW, g.KH, g.KW).transpose(0, 1, 2, 4, 3, 5)  # (N, C, OH, KH, OW, KW)
+    if fast:
+        dx6 = np.empty((N, C, g.OH, g.KH, g.OW, g.KW), dtype=dtype)  # (N, C, OH, KH, OW, KW)
+        for k, i, j in _offsets(g):
+            dx6[:, :, :, i, :, j] = piece(k)
         dx = dx6.reshape(N, C, g.OH * g.KH, g.OW * g.KW)
         if dx.shape[2:] != (H, W):  # trailing rows/columns that no window covered get 0
             dx = np.pad(dx, ((0, 0), (0, 0), (0, H - dx.shape[2]), (0, W - dx.shape[3])))
         return dx
-    dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=cols.dtype)
-    for i in range(g.KH):  # loop over kernel offsets only; each step is one strided slice
-        for j in range(g.KW):
-            dxp[:, :, i:i + g.SH * (g.OH - 1) + 1:g.SH, j:j + g.SW * (g.OW - 1) + 1:g.SW] += cols[..., i * g.KW + j]
+    dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dtype)
+    for k, i, j in _offsets(g):
+        _tap(dxp, g, i, j)[...] += piece(k)
     return dxp[:, :, g.PH:g.PH + H, g.PW:g.PW + W]
 
 
-def _route(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.ndarray:
+def _scatter(cols: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.ndarray:
+    """Adjoint of `_windows`: add each window row (N, C, OH, OW, KH*KW) back onto the input grid."""
+    return _scatter_taps(lambda k: cols[..., k], x_shape, g, cols.dtype, g.fast)
+
+
+def _route(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry,
+           fast: bool | None = None) -> np.ndarray:
     """Send each dy[n, c, oh, ow] to window position index[n, c, oh, ow]; everything else gets 0."""
-    cols = np.zeros(dy.shape + (g.KH * g.KW,), dtype=dy.dtype)  # (N, C, OH, OW, K)
-    np.put_along_axis(cols, index[..., None], dy[..., None], axis=-1)
-    return _scatter(cols, x_shape, g)
+    return _scatter_taps(lambda k: dy * (index == k), x_shape, g, dy.dtype, g.fast if fast is None else fast)
+
+
+def _check_path(path: str, who: str) -> None:
+    if path not in ("auto", "general"):
+        raise ValueError(f"{who}: expected path 'auto' or 'general', got {path!r}")
 
 
 # ---- max pooling ------------------------------------------------------------------------------
@@ -115,24 +145,38 @@ def _route(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], g: PoolG
 
 def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "max_pool2d"
                ) -> tuple[np.ndarray, np.ndarray]:
-    """y = max over each window; returns (y (N, C, OH, OW), argmax (N, C, OH, OW) int).
+    """y = max over each window; returns (y (N, C, OH, OW), argmax (N, C, OH, OW) small ints).
 
-    argmax is the row-major position inside the window (0 .. KH*KW-1) of the FIRST maximum. Padding
-    is -inf. stride defaults to kernel_size. Memory: one copy of the windows unless they tile.
+    argmax is the row-major position inside the window (0 .. KH*KW-1) of the FIRST maximum, i.e. the
+    number of leading window entries strictly below the max. Padding is -inf. stride defaults to
+    kernel_size. Loops over the KH*KW window offsets; each step is one vectorised strided slice, and
+    no window copy is made (measured 0.4 ms for 2x2 on (64, 6, 28, 28) float32 vs 6.9 ms for a
+    windows-copy + np.argmax, `python -m timeit`, shared 2-core machine).
     """
     g = _geometry(x, kernel_size, stride, padding, who)
-    cols = _windows(x, g, -np.inf)  # (N, C, OH, OW, K)
-    argmax = cols.argmax(axis=-1)
-    y = np.take_along_axis(cols, argmax[..., None], axis=-1)[..., 0]
+    xp = _pad(x, g, -np.inf)
+    taps = [_tap(xp, g, i, j) for _, i, j in _offsets(g)]  # KH*KW views (N, C, OH, OW)
+    y = taps[0].copy()
+    for t in taps[1:]:
+        np.maximum(y, t, out=y)
+    below = taps[0] < y  # still "no maximum seen yet" after entry 0
+    argmax = below.astype(np.uint8 if len(taps) <= 256 else np.int32)
+    step = np.empty_like(below)
+    for t in taps[1:-1]:
+        np.less(t, y, out=step)
+        below &= step
+        argmax += below
     return y, argmax
 
 
 def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...], kernel_size,
-                        stride=None, padding=0) -> np.ndarray:
+                        stride=None, padding=0, path: str = "auto") -> np.ndarray:
     """dx: each dy[n, c, oh, ow] goes to the input position that won its window (the argmax);
-    values that won several overlapping windows receive the sum. dy, argmax (N, C, OH, OW)."""
+    values that won several overlapping windows receive the sum. dy, argmax (N, C, OH, OW).
+    path="general" forces the accumulate-into-padded-buffer path even when windows tile (for tests)."""
+    _check_path(path, "max_pool2d_backward")
     g = PoolGeometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
-    return _route(dy, argmax, x_shape, g)
+    return _route(dy, argmax, x_shape, g, g.fast and path == "auto")
 
 
 def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...],
@@ -185,22 +229,18 @@ def pool2d_reference(x: np.ndarray, kernel_size, stride=None, padding=0, mode: s
 
 
 def _window_sum(x: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    N, C = x.shape[:2]
-    if g.fast:
-        x6 = x[:, :, :g.OH * g.KH, :g.OW * g.KW].reshape(N, C, g.OH, g.KH, g.OW, g.KW)
-        return x6.sum(axis=(3, 5))
+    """sum over each window (zero padding): one strided slice per window offset, no window copy."""
     xp = _pad(x, g, 0.0)
-    y = np.zeros((N, C, g.OH, g.OW), dtype=x.dtype)
-    for i in range(g.KH):  # loop over kernel offsets only
-        for j in range(g.KW):
-            y += xp[:, :, i:i + g.SH * (g.OH - 1) + 1:g.SH, j:j + g.SW * (g.OW - 1) + 1:g.SW]
+    taps = [_tap(xp, g, i, j) for _, i, j in _offsets(g)]
+    y = taps[0].copy()
+    for t in taps[1:]:
+        y += t
     return y
 
 
-def _spread(dy: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.ndarray:
+def _spread(dy: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry, fast: bool) -> np.ndarray:
     """Adjoint of the window sum: every window position receives dy of its window."""
-    cols = np.broadcast_to(dy[..., None], dy.shape + (g.KH * g.KW,))  # (N, C, OH, OW, K), no copy
-    return _scatter(cols, x_shape, g)
+    return _scatter_taps(lambda k: dy, x_shape, g, dy.dtype, fast)
 
 
 def sum_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "sum_pool2d") -> np.ndarray:
@@ -208,10 +248,12 @@ def sum_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "s
     return _window_sum(x, _geometry(x, kernel_size, stride, padding, who))
 
 
-def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride=None, padding=0
-                        ) -> np.ndarray:
-    """dx[p] = sum of dy over the windows containing p."""
-    return _spread(dy, x_shape, PoolGeometry(x_shape, kernel_size, stride, padding, "sum_pool2d_backward"))
+def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride=None, padding=0,
+                        path: str = "auto") -> np.ndarray:
+    """dx[p] = sum of dy over the windows containing p. path="general" disables the tiling fast path."""
+    _check_path(path, "sum_pool2d_backward")
+    g = PoolGeometry(x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
+    return _spread(dy, x_shape, g, g.fast and path == "auto")
 
 
 def avg_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "avg_pool2d") -> np.ndarray:
@@ -222,11 +264,12 @@ def avg_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "a
     return y
 
 
-def avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride=None, padding=0
-                        ) -> np.ndarray:
-    """dx[p] = sum over the windows containing p of dy / (KH*KW)."""
+def avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride=None, padding=0,
+                        path: str = "auto") -> np.ndarray:
+    """dx[p] = sum over the windows containing p of dy / (KH*KW). path="general" disables the fast path."""
+    _check_path(path, "avg_pool2d_backward")
     g = PoolGeometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
-    return _spread(dy * (1.0 / (g.KH * g.KW)), x_shape, g)
+    return _spread(dy * (1.0 / (g.KH * g.KW)), x_shape, g, g.fast and path == "auto")
 
 
 def global_avg_pool2d(x: np.ndarray, keepdims: bool = False, who: str = "global_avg_pool2d") -> np.ndarray:
