@@ -1,0 +1,130 @@
+"""Chapter 7: pooling — max, average, sum; max-pool gradient routing; jitter invariance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn import layers as L
+from minicnn.functional import pool as P
+from minicnn.gradcheck import gradcheck
+from tutorials._data import digits
+from tutorials._runner import Step
+
+TITLE = "Pooling"
+SUMMARY = "max / average / sum pooling, the max-pool gradient routed to the winners, jitter invariance measured"
+
+X4 = np.array([[1.0, 3.0, 2.0, 0.5],
+               [4.0, 2.5, 1.5, 6.0],
+               [0.2, 0.7, 5.0, 3.5],
+               [0.9, 0.1, 4.5, 2.0]])[None, None]  # (1, 1, 4, 4), no ties inside any 2x2 window
+
+
+def _max(t):
+    t.code(P.max_pool2d)
+    y, argmax = P.max_pool2d(X4, 2)
+    t.array("x", X4[0, 0])
+    t.array("max_pool2d(x, 2)", y[0, 0])
+    t.array("argmax (position inside each 2x2 window, row-major)", argmax[0, 0])
+    ref, ref_arg = P.pool2d_reference(X4, 2, mode="max")
+    t.check("equals the direct per-window loop pool2d_reference", y, ref, tol=0)
+    t.check("the winners: 4 (bottom-left of its window), 6, 0.9, 5", y[0, 0].ravel(), [4.0, 6.0, 0.9, 5.0], tol=0)
+    t.check("argmax agrees with the reference", argmax, ref_arg, tol=0)
+
+
+def _route(t):
+    t.code(P.max_pool2d_backward)
+    t.code(P._route)
+    y, argmax = P.max_pool2d(X4, 2)
+    dy = np.array([[10.0, 20.0], [30.0, 40.0]])[None, None]
+    dx = P.max_pool2d_backward(dy, argmax, X4.shape, 2)
+    t.array("dz/dy", dy[0, 0])
+    t.array("dz/dx: each dz/dy lands on its window's winner", dx[0, 0])
+    t.print("where the gradient goes (█ = receives dz/dy, · = gets 0):")
+    for row in dx[0, 0]:
+        t.print("  " + " ".join("█" if v else "·" for v in row))
+    t.print()
+    t.check("routing equals the direct loop max_pool2d_backward_reference",
+            dx, P.max_pool2d_backward_reference(dy, argmax, X4.shape, 2), tol=0)
+    t.check("exactly one nonzero per window, carrying that window's dz/dy", np.sort(dx[dx != 0]), [10, 20, 30, 40],
+            tol=0)
+    t.say("With overlapping windows (3x3, stride 1) a value that wins several windows collects the sum:")
+    y3, a3 = P.max_pool2d(X4, 3, stride=1)
+    dx3 = P.max_pool2d_backward(np.ones_like(y3), a3, X4.shape, 3, stride=1)
+    t.array("max_pool2d(x, 3, stride=1)", y3[0, 0])
+    t.array("dz/dx for dz/dy = 1", dx3[0, 0])
+    t.check("the 6.0 and the 5.0 each win 2 of the 4 windows", [dx3[0, 0, 1, 3], dx3[0, 0, 2, 2]], [2, 2], tol=0)
+    report = gradcheck(L.MaxPool2D(2), X4.copy())
+    t.check_true(f"MaxPool2D passes the gradient check (worst rel. error {report.max_rel_error:.1e})", report.ok)
+
+
+def _avg_sum(t):
+    t.code(P.sum_pool2d)
+    t.code(P.avg_pool2d)
+    t.code(P.avg_pool2d_backward)
+    s, a = P.sum_pool2d(X4, 2), P.avg_pool2d(X4, 2)
+    t.array("sum_pool2d(x, 2)", s[0, 0])
+    t.array("avg_pool2d(x, 2)", a[0, 0])
+    t.check("sum pooling equals the direct loop", s, P.pool2d_reference(X4, 2, mode="sum")[0])
+    t.check("average = sum / (2·2)", a, s / 4)
+    dx = P.avg_pool2d_backward(np.ones((1, 1, 2, 2)), X4.shape, 2)
+    t.check("average-pool backward spreads dz/dy/4 to every window position", dx, 0.25)
+    report = gradcheck(L.AvgPool2D(3, stride=2, padding=1), np.random.default_rng(0).standard_normal((1, 2, 7, 7)))
+    t.check_true(f"AvgPool2D(3, stride 2, pad 1) passes the gradient check ({report.max_rel_error:.1e})", report.ok)
+    sizes, h = [], 224
+    while h >= 7:
+        sizes.append(h)
+        h = P.max_pool2d(np.zeros((1, 1, h, h)), 2)[0].shape[2]
+    t.say("Pooling with subsampling shrinks maps fast and has no parameters: " +
+          " → ".join(f"{v}x{v}" for v in sizes) + ".")
+    t.check("pooling layers own no parameters", [L.MaxPool2D(2).num_parameters(), L.AvgPool2D(2).num_parameters()],
+            [0, 0], tol=0)
+
+
+def _jitter(t):
+    t.code(P.jitter_invariance, start="moved = shift_image", end="result[name] =")
+    x, source = digits(60 if t.quick else 300)
+    t.say(f"Measured on {source}: the fraction of pooled values (where the picture is not empty) that stay "
+          "exactly the same when the picture moves.")
+    rows, results = [], {}
+    for shift in ((0, 1), (1, 1), (0, 2)):
+        for levels in (1, 2):
+            r = P.jitter_invariance(x, 2, shift, levels)
+            results[shift, levels] = r
+            rows.append([f"{shift[0]} down, {shift[1]} right", levels, r["max_pool"], r["subsample"]])
+    t.table(["shift", "2x2 stages", "max pool unchanged", "subsample unchanged"], rows)
+    t.check_true("max pooling keeps more values unchanged than plain subsampling, for every shift and depth",
+                 all(r["max_pool"] > r["subsample"] for r in results.values()))
+    t.check_true("two max-pool stages are more invariant than one, for every shift (invariance accumulates)",
+                 all(results[s, 2]["max_pool"] > results[s, 1]["max_pool"] for s in ((0, 1), (1, 1), (0, 2))))
+    plt = t.pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(9, 2.6))
+    moved = P.shift_image(x[:1], 0, 1)
+    panels = (x[0, 0], P.max_pool2d(x[:1], 2)[0][0, 0], P.max_pool2d(moved, 2)[0][0, 0],
+              P.subsample2d(moved, 2)[0, 0])
+    for ax, img, title in zip(axes, panels, ("picture", "max pool 2x2", "max pool, shifted 1 px",
+                                              "subsample, shifted 1 px"), strict=True):
+        ax.imshow(img, cmap="gray")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    t.save_figure(fig, "jitter")
+
+
+STEPS = [
+    Step("Max pooling", """
+        Pooling reduces each window of a map to one number, channel by channel. Max pooling keeps the
+        largest; it is almost always combined with subsampling (stride = window size).""",
+         "y(x, y, c) = max_{0 ≤ i, j < k} U(x·s + i, y·s + j, c)", _max),
+    Step("Backprop through max pooling: routing", """
+        Only the winner of each window influenced the output, so the whole upstream gradient goes to it and
+        everything else gets zero. The forward pass keeps just the argmax index of each window.""",
+         "dz/dx = (dy/dx)ᵀ dz/dy:   dz/dx[winner(o)] += dz/dy[o],  0 elsewhere", _route),
+    Step("Average and sum pooling", """
+        The alternatives: sum pooling and average pooling. Their backward spreads the upstream gradient
+        evenly over the window. All of them are parameter-free and shrink the map quickly.""",
+         "sum: y = Σ_window U        avg: y = (1/k²) Σ_window U        dz/dU = dz/dy (sum),  dz/dy / k² (avg)",
+         _avg_sum),
+    Step("Max pooling and jitter invariance", """
+        The usual motivation for max pooling: invariance to small shifts. If the maximum stays inside its
+        window, the pooled value does not change. Several poolings accumulate invariance to larger shifts.""",
+         "invariance = fraction of outputs o (non-empty) with pool(shift(x))[o] = pool(x)[o]", _jitter),
+]
