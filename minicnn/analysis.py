@@ -282,7 +282,8 @@ RULES: dict[str, Rule] = {
     "MaxPool2D": Rule(shape=_pool_shape, rf=_window_rf),
     "AvgPool2D": Rule(shape=_pool_shape, rf=_window_rf),
     "SoftPool2D": Rule(shape=_pool_shape, rf=_window_rf),
-    "GlobalAvgPool2D": Rule(rf=_global_rf),
+    "GlobalAvgPool2D": Rule(shape=lambda layer, s: (s[0], 1, 1) if getattr(layer, "keepdims", False) else (s[0],),
+                            rf=_global_rf),
     "Subsample2D": Rule(rf=lambda layer, rf, i: rf.through(pair(layer.stride, "Subsample2D", "stride"),
                                                            pair(layer.stride, "Subsample2D", "stride"))
                         if isinstance(rf, RF) else rf),
@@ -294,6 +295,9 @@ RULES: dict[str, Rule] = {
 for _name in ("ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Dropout", "BatchNorm1D",
               "BatchNorm2D", "ChannelShuffle", "Identity"):
     RULES[_name] = _same
+
+# composite layers whose children run one after the other, in this order (walked like a Sequential)
+IN_ORDER: dict[str, tuple[str, ...]] = {"SeparableConv2D": ("depthwise", "pointwise")}
 
 _NOT_WEIGHTS = ("bias",)  # parameter names that are not multiplicative weights
 
@@ -369,6 +373,11 @@ def _walk(layer: Layer, name: str, shape: Shape, rf, rows: list[LayerRow]):
         rows.append(LayerRow(prefix + "concat", "Concat", shape, out, rf=rf))
         return out, rf
 
+    order = next((IN_ORDER[c.__name__] for c in type(layer).__mro__ if c.__name__ in IN_ORDER), None)
+    if order is not None:
+        for cname in order:
+            shape, rf = _walk(getattr(layer, cname), prefix + cname, shape, rf, rows)
+        return shape, rf
     rule = _rule_for(layer)
     if rule is None and any(True for _ in layer.named_children()):
         record: list = []

@@ -34,6 +34,19 @@ def _bn_train(cls, shape):
     return case
 
 
+def _random_bn(layer, rng):
+    """float64 block with small random BatchNorm gamma/beta. beta != 0: with beta = 0 a BN -> ReLU -> linear
+    -> BN chain is exactly invariant to the first gamma. Small: some gradients are exactly zero (a BN beta
+    followed by a linear map and another BN), and the rounding noise of their central differences grows
+    with the size of the outputs."""
+    layer.to(np.float64)
+    for m in layer.modules():
+        if isinstance(m, L.BatchNorm2D):
+            m.weight.data[:] = rng.uniform(0.1, 0.3, m.weight.shape)
+            m.bias.data[:] = rng.standard_normal(m.bias.shape) * 0.2
+    return layer
+
+
 CASES = {
     "Linear": lambda rng: (L.Linear(5, 4).to(np.float64), rng.standard_normal((3, 5))),
     "ReLU": lambda rng: (L.ReLU(), _away_from_zero(rng, (2, 3, 4, 4))),
@@ -65,6 +78,49 @@ CASES = {
                                     rng.standard_normal((2, 4, 4, 3))),
     "LocallyConnected2D": lambda rng: (L.LocallyConnected2D(3, 4, (6, 5), 3, stride=2, padding=1).to(np.float64),
                                        rng.standard_normal((2, 3, 6, 5))),
+    "DCTLinear": lambda rng: (L.DCTLinear(5, 4).to(np.float64), rng.standard_normal((3, 5))),
+    "DCTLinear_keep5": lambda rng: (L.DCTLinear(5, 4, keep=5).to(np.float64), rng.standard_normal((3, 5))),
+    "DCTConv2D": lambda rng: (L.DCTConv2D(2, 3, 3, padding=1).to(np.float64), rng.standard_normal((2, 2, 4, 4))),
+    "DCTConv2D_keep0.25": lambda rng: (L.DCTConv2D(2, 3, 3, stride=2, keep=0.25).to(np.float64),
+                                       rng.standard_normal((2, 2, 5, 5))),
+    "MaxPool2D": lambda rng: (L.MaxPool2D(2), _distinct(rng, (2, 3, 6, 7))),
+    "MaxPool2D_overlap_pad": lambda rng: (L.MaxPool2D(3, stride=2, padding=1), _distinct(rng, (2, 2, 7, 6))),
+    "AvgPool2D": lambda rng: (L.AvgPool2D((3, 2), stride=(2, 1), padding=1), rng.standard_normal((2, 2, 7, 6))),
+    "SumPool2D": lambda rng: (L.SumPool2D(2, stride=1), rng.standard_normal((2, 2, 5, 5))),
+    "GlobalAvgPool2D": lambda rng: (L.GlobalAvgPool2D(), rng.standard_normal((2, 3, 4, 5))),
+    "SoftPool2D": lambda rng: (L.SoftPool2D(3, stride=2), rng.standard_normal((2, 2, 7, 7))),
+    "MixedPool2D_learnable": lambda rng: (L.MixedPool2D(2, alpha=0.3, learnable=True).to(np.float64),
+                                          _distinct(rng, (2, 2, 6, 6))),
+    "StochasticPool2D": lambda rng: (L.StochasticPool2D(2), rng.uniform(0.1, 1.0, (2, 2, 6, 6))),
+    "StochasticPool2D_eval": lambda rng: (L.StochasticPool2D(3, stride=2).eval(), rng.uniform(0.1, 1.0, (2, 2, 7, 7))),
+    "Subsample2D": lambda rng: (L.Subsample2D(2), rng.standard_normal((2, 2, 5, 6))),
+    "SliceDownsample": lambda rng: (L.SliceDownsample(2), rng.standard_normal((2, 2, 4, 6))),
+    "SliceUpsample": lambda rng: (L.SliceUpsample(2), rng.standard_normal((2, 8, 2, 3))),
+    "HaarDownsample": lambda rng: (L.HaarDownsample(), rng.standard_normal((2, 2, 4, 6))),
+    "HaarUpsample": lambda rng: (L.HaarUpsample(), rng.standard_normal((2, 8, 2, 3))),
+    "Upsample_nearest": lambda rng: (L.Upsample(2), rng.standard_normal((2, 2, 3, 4))),
+    "Upsample_bilinear": lambda rng: (L.Upsample((2, 3), mode="bilinear"), rng.standard_normal((2, 2, 3, 4))),
+    "Upsample_bicubic": lambda rng: (L.Upsample(2, mode="bicubic"), rng.standard_normal((2, 2, 3, 4))),
+    "SliceSamp": lambda rng: (L.SliceSamp(2, 3).to(np.float64), rng.standard_normal((2, 2, 4, 4))),
+    "SliceUpsamp": lambda rng: (L.SliceUpsamp(8, 3).to(np.float64), rng.standard_normal((2, 8, 2, 2))),
+    "Residual": lambda rng: (L.Residual(L.Sequential(L.Conv2D(2, 2, 3, padding=1), L.Tanh())).to(np.float64),
+                             rng.standard_normal((2, 2, 4, 4))),
+    "Residual_projection": lambda rng: (L.Residual(L.Sequential(L.Conv2D(2, 3, 3, stride=2, padding=1), L.Tanh()),
+                                                   L.Conv2D(2, 3, 1, stride=2)).to(np.float64),
+                                        rng.standard_normal((2, 2, 5, 5))),
+    "Concat": lambda rng: (L.Concat(L.PointwiseConv2D(2, 2), L.Sequential(L.Conv2D(2, 3, 3, padding=1), L.Tanh()),
+                                    L.Tanh()).to(np.float64), rng.standard_normal((2, 2, 4, 4))),
+    "ChannelShuffle": lambda rng: (L.ChannelShuffle(3), rng.standard_normal((2, 6, 2, 3))),
+    "ChannelSplit": lambda rng: (L.ChannelSplit(1), rng.standard_normal((2, 4, 3, 3))),
+    "DepthwiseSeparable": lambda rng: (_random_bn(L.DepthwiseSeparable(3, 4, stride=2, act=L.Tanh), rng),
+                                       rng.standard_normal((2, 3, 6, 6))),
+    "InvertedResidual": lambda rng: (_random_bn(L.InvertedResidual(4, 4, 1, expand_ratio=2), rng),
+                                     rng.standard_normal((2, 4, 4, 4)) * 0.2),
+    "InvertedResidual_stride2": lambda rng: (_random_bn(L.InvertedResidual(3, 5, 2, expand_ratio=2), rng),
+                                             rng.standard_normal((2, 3, 6, 6))),
+    "ShuffleV2Unit": lambda rng: (_random_bn(L.ShuffleV2Unit(4, 4, 1), rng), rng.standard_normal((2, 4, 4, 4)) * 0.2),
+    "ShuffleV2Unit_stride2": lambda rng: (_random_bn(L.ShuffleV2Unit(4, 8, 2), rng),
+                                          rng.standard_normal((2, 4, 6, 6))),
 }
 
 

@@ -5,5 +5,8 @@ registered in MODELS with the `register` decorator, so `minicnn train --model NA
 `minicnn summary NAME` find it.
 """
 
-from . import mobilenet, shufflenet  # noqa: F401  (registers the models)
+from . import classic, inception, mobilenet, resnet, shufflenet, small, xception  # noqa: F401  (registers)
 from ._registry import MODELS, register
+
+# isort: split
+from . import lenet  # noqa: F401  (registers lenet5)

@@ -34,13 +34,11 @@ def _is_downsampling(layer: Layer) -> bool:
     name = type(layer).__name__
     stride = getattr(layer, "stride", None)
     strides = stride if isinstance(stride, tuple) else (stride, stride)
-    if name == "MaxPool2D":
-        return True
-    return name in ("Conv2D", "DepthwiseConv2D") and strides == (2, 2)
+    return name in ("MaxPool2D", "Conv2D", "DepthwiseConv2D") and strides == (2, 2)
 
 
 def to_slicesamp(model: Layer, input_shape: tuple[int, int, int]) -> Layer:
-    """Replace, in place, every max-pool and every stride-2 convolution by SliceSamp(C_in, C_out):
+    """Replace, in place, every stride-2 max-pool or convolution by SliceSamp(C_in, C_out):
     space-to-depth (every value kept) -> depthwise 3x3 -> BN -> GELU -> 1x1 -> BN -> GELU.
 
     Channels come from `minicnn.analysis` at `input_shape`; spatial sizes must be even at each
@@ -70,11 +68,10 @@ def to_slicesamp(model: Layer, input_shape: tuple[int, int, int]) -> Layer:
 def slicesamp_variant(constructor: Callable[..., Layer], default_size: int) -> Callable[..., Layer]:
     """A constructor that builds `constructor(...)` and converts it with `to_slicesamp`."""
 
-    def build(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
-              image_size: int = default_size, **options) -> Layer:
-        model = constructor(num_classes=num_classes, in_channels=in_channels, width=width,
-                            image_size=image_size, **options)
-        return to_slicesamp(model, (in_channels, image_size, image_size))
+    def build(**options) -> Layer:
+        options.setdefault("image_size", default_size)
+        size, channels = options["image_size"], options.get("in_channels", 3)
+        return to_slicesamp(constructor(**options), (channels, size, size))
 
     build.__doc__ = f"{constructor.__name__} with every max-pool / stride-2 conv replaced by SliceSamp."
     build.__name__ = constructor.__name__ + "_slicesamp"
