@@ -1,0 +1,53 @@
+"""LeNet-5 (LeCun et al., 1998), the lecture's first CNN, in its common modern form:
+
+    x (N, C, S, S) -> conv 5x5 (6), padding 2 -> act -> pool 2 -> conv 5x5 (16) -> act -> pool 2
+                   -> flatten -> fc 120 -> act -> fc 84 -> act -> fc num_classes
+
+On MNIST (S = 28): 28x28 -> 28x28x6 -> 14x14x6 -> 10x10x16 -> 5x5x16 = 400 -> 120 -> 84 -> 10,
+61,706 parameters. On CIFAR-10 (S = 32, C = 3) the flattened size is 16 * 6 * 6 = 576.
+Differences from 1998: ReLU instead of scaled tanh and max-pooling instead of trainable subsampling
+(both selectable), every C3 map sees every S2 map, and a softmax classifier replaces the RBF outputs.
+"""
+
+from __future__ import annotations
+
+from minicnn.core import Layer, Sequential
+from minicnn.functional.checks import conv_output_size
+
+from ._registry import register
+
+ACTIVATIONS = ("relu", "tanh")
+POOLS = ("max", "avg")
+MIN_IMAGE_SIZE = 12  # smallest S for which conv2 and the second pool still fit
+
+
+def _scaled(n: int, width: float) -> int:
+    return max(1, round(n * width))
+
+
+@register("lenet5")
+def lenet5(num_classes: int = 10, in_channels: int = 1, width: float = 1.0, image_size: int = 28,
+           activation: str = "relu", pool: str = "max", method: str = "im2col") -> Layer:
+    """LeNet-5 (see the module docstring). `width` scales every channel and hidden-unit count;
+    `image_size` (S) sizes the first fully-connected layer; `method` is the convolution algorithm."""
+    from minicnn import layers as L
+
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"lenet5: expected activation one of {ACTIVATIONS}, got {activation!r}")
+    if pool not in POOLS:
+        raise ValueError(f"lenet5: expected pool one of {POOLS}, got {pool!r}")
+    act = L.ReLU if activation == "relu" else L.Tanh
+    pool_layer = L.MaxPool2D if pool == "max" else L.AvgPool2D
+    c1, c2, f1, f2 = (_scaled(n, width) for n in (6, 16, 120, 84))
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"lenet5: expected image_size >= {MIN_IMAGE_SIZE}, got {image_size}")
+    side = conv_output_size(conv_output_size(image_size, 5, 1, 2), 2, 2)  # conv1 (padding 2), pool 2
+    side = conv_output_size(conv_output_size(side, 5, 1, 0), 2, 2)        # conv2 (valid), pool 2
+    return Sequential(
+        L.Conv2D(in_channels, c1, 5, padding=2, method=method), act(), pool_layer(2),  # (N, c1, S/2, S/2)
+        L.Conv2D(c1, c2, 5, method=method), act(), pool_layer(2),                     # (N, c2, side, side)
+        L.Flatten(),                                                                  # (N, c2 * side * side)
+        L.Linear(c2 * side * side, f1), act(),
+        L.Linear(f1, f2), act(),
+        L.Linear(f2, num_classes),
+    )
