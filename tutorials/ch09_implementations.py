@@ -1,0 +1,134 @@
+"""Chapter 9: efficient implementations — direct, im2col, FFT, timed live on this machine."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+
+from minicnn.functional import conv as FC
+from minicnn.functional import conv_direct, conv_fft, conv_im2col
+from tutorials._runner import Step
+
+TITLE = "Efficient implementations: direct, im2col, FFT"
+SUMMARY = "the three algorithms side by side, checked equal; a live timing and memory table; where FFT wins"
+
+
+def _direct(t):
+    t.code(conv_direct.conv2d_direct, start="xp = np.pad", end="y[:, to] += b[to]")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    y = FC.conv2d(x, w, method="direct")
+    n_iter = w.shape[0] * y.shape[2] * y.shape[3]
+    t.say(f"For this tiny layer (2 images, 3 → 4 maps, 8x8, 3x3) that is {n_iter} Python iterations; a CIFAR "
+          "layer would need millions, which is why the direct method is only the reference.")
+    t.check("direct equals im2col (float64)", y, FC.conv2d(x, w, method="im2col"))
+
+
+def _im2col(t):
+    t.code(conv_im2col.im2col, start="n, c, h, w = x.shape", end="return cols.reshape")
+    t.code(conv_im2col.conv2d_im2col, start="w_mat = w.reshape", end="res = np.matmul")
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    w = np.array([[1.0, 0.0], [0.0, -1.0]]).reshape(1, 1, 2, 2)
+    cols = conv_im2col.im2col(x, (2, 2))
+    t.array("x", x[0, 0])
+    t.array("im2col(x, 2x2): one column per output position", cols)
+    t.array("w.reshape(T, C·KH·KW) @ cols", (w.reshape(1, -1) @ cols).reshape(2, 2))
+    t.check("one matrix multiply = the convolution", w.reshape(1, -1) @ cols, FC.conv2d(x, w).reshape(1, -1))
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((2, 3, 6, 6))
+    c = rng.standard_normal((3 * 9, 2 * 16))
+    lhs = np.sum(conv_im2col.im2col(xs, (3, 3)) * c)
+    rhs = np.sum(xs * conv_im2col.col2im(c, xs.shape, (3, 3)))
+    t.check("col2im is the adjoint of im2col: ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ (used by backward)", lhs, rhs,
+            tol=1e-10)
+
+
+def _fft(t):
+    t.code(conv_fft.conv2d_fft, start="xp = np.pad", end="y = full[")
+    rng = np.random.default_rng(2)
+    for k, stride in ((3, 1), (7, 2)):
+        x, w = rng.standard_normal((2, 3, 12, 12)), rng.standard_normal((4, 3, k, k))
+        t.check(f"{k}x{k} kernel, stride {stride}: FFT equals direct (float64)",
+                FC.conv2d(x, w, stride=stride, method="fft"), FC.conv2d(x, w, stride=stride, method="direct"),
+                tol=1e-10)
+    grid = conv_fft._grid((32, 32))
+    spectrum, kernel = grid[0] * (grid[1] // 2 + 1), 3 * 3
+    t.say(f"Memory: on a 32x32 map every kernel becomes a {grid[0]}x{grid[1] // 2 + 1} complex spectrum — "
+          f"{spectrum} complex numbers in place of {kernel} real ones ({2 * spectrum // kernel}x the floats).")
+    t.check_true("a 3x3 kernel's spectrum on a 32x32 map holds over 100x more floats than the kernel",
+                 2 * spectrum > 100 * kernel)
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def _peak_mib(fn) -> float:
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def _timing(t):
+    t.code(FC.conv2d, start="forward, _ = _method", end="return forward(x, w, b, stride, padding, dilation, groups)")
+    n, c, size, repeats = (2, 4, 16, 1) if t.quick else (8, 16, 32, 3)
+    kernels = (3, 7) if t.quick else (3, 5, 7, 9, 11, 13)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, size, size)).astype(np.float32)
+    t.say(f"Forward pass, float32, batch {n}, {c} → {c} maps of {size}x{size}, 'same' padding; median of "
+          f"{repeats} run(s) (direct: one run). MiB = peak extra memory of one call (tracemalloc). The machine "
+          "may be busy: compare the columns of one row, not absolute times.")
+    rows, wins = [], []
+    for k in kernels:
+        w = rng.standard_normal((c, c, k, k)).astype(np.float32) / k
+        ref = FC.conv2d(x.astype(np.float64), w.astype(np.float64), padding="same", method="fft")
+        ms, mem = {}, {}
+        for method in ("direct", "im2col", "fft"):
+            run = lambda m=method, w=w: FC.conv2d(x, w, padding="same", method=m)  # noqa: E731
+            start = time.perf_counter()
+            y = run()
+            ms[method] = 1000 * (time.perf_counter() - start)  # the slow reference is timed once
+            t.check(f"{k}x{k} {method}: equals the float64 result (float32 rounding)",
+                    y / np.abs(ref).max(), ref / np.abs(ref).max(), tol=1e-5)
+            if method != "direct":
+                ms[method] = _median_ms(run, repeats)
+                mem[method] = _peak_mib(run)
+        rows.append([f"{k}x{k}", ms["direct"], ms["im2col"], ms["fft"], mem["im2col"], mem["fft"],
+                     "FFT" if ms["fft"] < ms["im2col"] else "im2col"])
+        wins.append(ms["fft"] < ms["im2col"])
+    t.table(["kernel", "direct ms", "im2col ms", "FFT ms", "im2col MiB", "FFT MiB", "faster"], rows)
+    first = next((kernels[i] for i, won in enumerate(wins) if won), None)
+    t.say("Measured here: " + (f"FFT first beats im2col at {first}x{first}." if first else
+                                "FFT did not beat im2col for these kernel sizes on this run."))
+
+
+STEPS = [
+    Step("Direct", """
+        The direct method loops as the equation reads. Loop order and data alignment decide its speed in
+        compiled code; in Python it is hopeless beyond tiny sizes, so minicnn uses it as the reference.""",
+         "V(x, y, t) = Σ_{i,j,s} K(i − x + δ, j − y + δ, s, t) · U(i, j, s)", _direct),
+    Step("im2col: one matrix multiply", """
+        Copy every receptive field into a column; then all S·T convolutions become a single matrix product
+        (T x S·k²) @ (S·k² x N·OH·OW), which BLAS runs near the machine's peak. The price: the columns take
+        k² times the memory of the input.""",
+         "cols[(s, i, j), (n, x, y)] = U(n, s, x + i, y + j)        V = K_mat @ cols", _im2col),
+    Step("FFT: the convolution theorem", """
+        A convolution is a product in the frequency domain. Each map is transformed once and reused for
+        every output map; each kernel once per call. It is memory hungry (spectra the size of the maps) and
+        does not help for very small filters.""",
+         "A * K = F⁻¹( F(A) ⊙ F(K) )        correlation: F⁻¹( F(A) ⊙ conj F(K) )", _fft),
+    Step("Timing on this machine", """
+        The same layer with each method, growing the kernel. Direct grows with k² Python-level work; im2col
+        with k² (copy + GEMM); FFT barely notices k: at some size it wins.""",
+         "im2col ≈ 2·N·T·S·OH·OW·k² flops        FFT ≈ transforms (N·S + T·S + N·T)·H·W·log(H·W) + 8·N·T·S·F",
+         _timing),
+]
