@@ -25,4 +25,29 @@ from .dense import (
 )
 from .norm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from .dct import dct, idct, zigzag_mask, zigzag_order
+from .pool import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    jitter_invariance,
+    max_pool2d,
+    max_pool2d_backward,
+    max_pool2d_backward_reference,
+    mixed_pool2d,
+    mixed_pool2d_backward,
+    pool2d_reference,
+    soft_pool2d,
+    soft_pool2d_backward,
+    stochastic_pool2d,
+    stochastic_pool2d_backward,
+    stochastic_pool2d_eval,
+    stochastic_pool2d_eval_backward,
+    subsample2d,
+    subsample2d_backward,
+    sum_pool2d,
+    sum_pool2d_backward,
+)
+from .slicing import depth_to_space, haar_downsample, haar_upsample, space_to_depth
+from .upsample import interpolation_matrix, upsample2d, upsample2d_backward
 from .conv import col2im, conv2d, conv2d_backward, conv_as_matrix, conv_transpose2d, flip_kernel, im2col

@@ -5,7 +5,7 @@ from minicnn.core import Layer, Parameter, Sequential
 from .activations import GELU, LeakyReLU, Maxout, ReLU, ReLU6, Sigmoid, Tanh
 from .dense import Dropout, Flatten, Linear
 from .norm import BatchNorm1D, BatchNorm2D
-from .dct import DCTLinear
+from .dct import DCTConv2D, DCTLinear
 from .blocks import (
     ChannelShuffle,
     ChannelSplit,
@@ -16,3 +16,15 @@ from .blocks import (
     ShuffleV2Unit,
 )
 from .conv import Conv2D, ConvTranspose2D, DepthwiseConv2D, LocallyConnected2D, PointwiseConv2D, SeparableConv2D
+from .pool import (
+    AvgPool2D,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    MixedPool2D,
+    SoftPool2D,
+    StochasticPool2D,
+    Subsample2D,
+    SumPool2D,
+)
+from .slicing import HaarDownsample, HaarUpsample, SliceDownsample, SliceSamp, SliceUpsamp, SliceUpsample
+from .upsample import Upsample
