@@ -56,12 +56,12 @@ def set_engine_rng_state(state: dict) -> None:
     core.rng().bit_generator.state = state
 
 
-def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer=None, **meta: Any) -> None:
+def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer=None, meta: dict[str, Any] | None = None) -> None:
     """Write model, optimizer and `meta` (plus the engine RNG state) atomically to `path`.
 
     `meta` values must be JSON-serialisable (NumPy arrays and scalars are converted to lists/numbers).
     """
-    info = {"format": FORMAT_VERSION, "engine_rng": engine_rng_state(), **meta}
+    info = {"format": FORMAT_VERSION, "engine_rng": engine_rng_state(), **(meta or {})}
     arrays = {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({OPTIM_PREFIX + k: np.asarray(v) for k, v in optimizer.state_dict().items()})

@@ -277,7 +277,7 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
         if path is not None:
             info = {**(meta or {}), "seed": seed, "batch_size": batch_size, "epoch": epoch_done,
                     "partial": asdict(part) if part else None, "history": history, "seconds": elapsed}
-            ckpt_io.save_checkpoint(path, model, optimizer, **info)
+            ckpt_io.save_checkpoint(path, model, optimizer, info)
 
     t_start = time.perf_counter() - elapsed
     result = FitResult("done", history, checkpoint=path)

@@ -1,0 +1,89 @@
+"""`minicnn evaluate CHECKPOINT`: test accuracy and the confusion matrix of a trained model."""
+
+from __future__ import annotations
+
+import sys
+
+NAME = "evaluate"
+HELP = "test accuracy of a checkpoint, with its confusion matrix (printed and saved as PNG)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train")
+    parser.add_argument("--dataset", default=None, help="evaluate on this dataset instead of the training one")
+    parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
+    parser.add_argument("--png", default=None, help="where to save the confusion matrix "
+                                                    "(default: confusion.png beside the checkpoint)")
+
+
+def confusion_matrix(labels, predictions, num_classes: int):
+    """C[i, j] = number of test images of class i predicted as class j."""
+    import numpy as np
+
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def format_confusion(matrix, class_names: list[str]) -> str:
+    """The matrix as text: rows = true class, columns = predicted class, per-class recall at the end."""
+    short = [n[:6] for n in class_names]
+    width = max(6, len(str(matrix.max())))
+    lines = ["true\\pred".ljust(10) + " ".join(s.rjust(width) for s in short) + "  recall"]
+    for i, (name, row) in enumerate(zip(short, matrix, strict=True)):
+        recall = row[i] / max(row.sum(), 1)
+        lines.append(name.ljust(10) + " ".join(str(v).rjust(width) for v in row) + f"  {recall:6.1%}")
+    return "\n".join(lines)
+
+
+def plot_confusion(matrix, class_names: list[str], path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = len(class_names)
+    fig = Figure(figsize=(1.0 + 0.6 * k, 0.8 + 0.6 * k))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from minicnn.checkpoint import CheckpointError, build_model, load_checkpoint
+    from minicnn.data import DatasetError, load_dataset, standardize
+    from minicnn.train import evaluate
+
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+        model = build_model(ckpt)
+        ds = load_dataset(args.dataset or ckpt.meta["dataset"], args.data_dir)
+    except (CheckpointError, DatasetError) as e:
+        print(f"minicnn evaluate: {e}", file=sys.stderr)
+        return 2
+    x_test = standardize(ds.x_test, ckpt.meta["mean"], ckpt.meta["std"])
+    if x_test.shape[1:] != tuple(ckpt.meta["input_shape"]):
+        print(f"minicnn evaluate: the model expects images {tuple(ckpt.meta['input_shape'])}, "
+              f"{ds.name} has {x_test.shape[1:]}", file=sys.stderr)
+        return 2
+    result = evaluate(model, x_test, ds.y_test)
+    names = list(ckpt.meta.get("class_names") or ds.class_names)
+    names += [str(i) for i in range(len(names), int(ds.y_test.max()) + 1)]
+    matrix = confusion_matrix(ds.y_test, result.predictions, len(names))
+    print(format_confusion(matrix, names))
+    title = f"{ckpt.meta['model']} on {ds.name}: test accuracy {result.accuracy:.2%}"
+    png = Path(args.png) if args.png else Path(args.checkpoint).with_name("confusion.png")
+    plot_confusion(matrix, names, png, title)
+    print(f"{title} ({result.correct}/{len(ds.y_test)}), test loss {result.loss:.4f}; confusion matrix saved to {png}")
+    return 0
