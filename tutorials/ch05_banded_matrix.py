@@ -37,6 +37,7 @@ def _one_d(t):
 
 
 def _two_d(t):
+    t.code(FC.conv_as_matrix, start='"""', end='"""')
     rng = np.random.default_rng(0)
     w = rng.standard_normal((1, 1, 3, 3))
     x = rng.standard_normal((1, 1, 5, 5))
