@@ -60,13 +60,14 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles the CIFAR batch dicts (lists, bytes, numpy arrays) and refuses any other class,
+    """Unpickles the CIFAR batch dicts (lists, bytes, numpy arrays) and refuses any other global,
     so a malicious file cannot run code."""
 
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle; harmless
     }
 
     def find_class(self, module: str, name: str):
