@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -194,11 +194,27 @@ class TailTruncation:
 
     def step(self) -> int:
         """Advance one step, truncate every layer whose count drops; returns the total kept."""
-        self.t = min(self.t + 1, self.steps)
+        return self.advance_to(self.t + 1)
+
+    def advance_to(self, t: int) -> int:
+        """Move to step t (from 0): every layer whose count drops is truncated (k never rises)."""
+        self.t = min(max(t, self.t), self.steps)
         for n, k in self.counts(self.t).items():
             if k < self.layers[n].keep:
                 self.layers[n].set_keep(k)
         return sum(layer.keep for layer in self.layers.values())
+
+    def with_lr(self, lr_schedule) -> Callable[[int], float]:
+        """A learning-rate schedule t -> lr (for `minicnn.train.train_epoch`, which calls it with the
+        optimizer's step count before every step) that also moves the truncation to step t: a
+        per-iteration truncation that follows the optimizer, also across a resumed run."""
+        lr_at = lr_schedule if callable(lr_schedule) else (lambda t, lr=float(lr_schedule): lr)
+
+        def schedule(t: int) -> float:
+            self.advance_to(t)
+            return lr_at(t)
+
+        return schedule
 
     @property
     def done(self) -> bool:
@@ -323,32 +339,53 @@ def load_compressed(path: str | os.PathLike, model: Layer | None = None) -> Laye
     return model
 
 
-def load_model_file(path: str | os.PathLike, model_name: str | None = None) -> tuple[Layer, dict]:
-    """A model from `path` -> (model, meta) with meta = {"model": name, "config": {...}}.
+CARRIED_META = ("dataset", "mean", "std", "input_shape", "class_names")  # kept from a training checkpoint
 
-    Accepts a compressed file (`save_compressed`) or a plain `.npz` state dict (of a spatial or a
-    frequency model) together with `model_name`, a key of `minicnn.models.MODELS`."""
+
+def load_model_file(path: str | os.PathLike, model_name: str | None = None) -> tuple[Layer, dict]:
+    """A model from `path` -> (model, meta), meta = {"model": name, "config": {...}, ...}.
+
+    Accepts a training checkpoint (`minicnn.checkpoint`, which names its model and config, and
+    whose dataset/normalisation entries are carried into meta), a compressed file
+    (`save_compressed`), or a plain `.npz` state dict together with `model_name` (a key of
+    `minicnn.models.MODELS`). A state with DCT coefficients is loaded into `to_frequency(model)`.
+    """
+    from minicnn import checkpoint
     from minicnn.models import MODELS
 
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
         files = set(f.files)
-        if files == {"manifest", "payload"}:
-            manifest, _ = read_compressed(path)
-            meta = dict(manifest.get("meta", {}))
-            if model_name is not None:
-                meta = {"model": model_name, "config": {}}
-            model = MODELS[meta["model"]](**meta.get("config", {})) if meta.get("model") in MODELS else None
-            if model is None:
-                raise ValueError(f"{path}: compressed file for model {meta.get('model')!r}; pass --model NAME")
-            return load_compressed(path, model), meta
-        state = {k: f[k] for k in f.files}
-    if model_name is None:
-        raise ValueError(f"{path}: a plain state dict does not name its model; pass --model NAME "
-                         f"(one of {', '.join(sorted(MODELS))})")
-    if model_name not in MODELS:
-        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(sorted(MODELS))}")
-    model = MODELS[model_name]()
+    if files == {"manifest", "payload"}:
+        manifest, _ = read_compressed(path)
+        meta = dict(manifest.get("meta", {}))
+        if model_name is not None:
+            meta.update(model=model_name, config={})
+        return load_compressed(path, _build(meta.get("model"), meta.get("config", {}), path)), meta
+    if checkpoint.META_KEY in files:
+        ckpt = checkpoint.load_checkpoint(path)
+        name = model_name or ckpt.meta.get("model")
+        config = ckpt.meta.get("model_config", {}) if model_name is None else {}
+        meta = {"model": name, "config": config, **{k: ckpt.meta[k] for k in CARRIED_META if k in ckpt.meta}}
+        state = ckpt.model_state
+    else:
+        if model_name is None:
+            raise ValueError(f"{path}: a plain state dict does not name its model; pass --model NAME "
+                             f"(one of {', '.join(sorted(MODELS))})")
+        with np.load(path, allow_pickle=False) as f:
+            state = {k: f[k] for k in f.files}
+        name, config = model_name, {}
+        meta = {"model": name, "config": config}
+    model = _build(name, config, path)
     if any(k == "coeffs" or k.endswith(".coeffs") for k in state):
         model = to_frequency(model)
     model.load_state_dict(state)
-    return model, {"model": model_name, "config": {}}
+    return model, meta
+
+
+def _build(name: str | None, config: dict, path) -> Layer:
+    from minicnn.models import MODELS
+
+    if name not in MODELS:
+        raise ValueError(f"{path}: model {name!r} is not in minicnn.models.MODELS "
+                         f"(known: {', '.join(sorted(MODELS))}); pass --model NAME")
+    return MODELS[name](**config)

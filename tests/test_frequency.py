@@ -221,3 +221,39 @@ def test_bad_compressed_files(tmp_path):
         load_compressed(tmp_path / "ok.npz", Sequential(L.Linear(3, 3)))
     with pytest.raises(ValueError, match="not in minicnn.models.MODELS"):
         load_compressed(tmp_path / "ok.npz")
+
+
+def test_compress_command_on_a_training_checkpoint(net_and_x, rng, tmp_path, capsys):
+    from minicnn.checkpoint import save_checkpoint
+
+    MODELS["_test_frequency_net"] = small_net
+    try:
+        net = _truncated_net(net_and_x[0], rng)
+        save_checkpoint(tmp_path / "ckpt.npz", net, meta={"model": "_test_frequency_net", "model_config": {},
+                                                          "mean": [0.1], "std": [0.3], "dataset": "mnist"})
+        code = main(["compress", str(tmp_path / "ckpt.npz"), "--out", str(tmp_path / "c.fr.npz")])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "stored numbers: 84 = 60 kept DCT coefficients + 24 other" in out
+        model, meta = load_model_file(tmp_path / "c.fr.npz")
+        assert meta["mean"] == [0.1] and meta["dataset"] == "mnist" and meta["model"] == "_test_frequency_net"
+        np.testing.assert_array_equal(model(net_and_x[1]), net(net_and_x[1]))
+        dense = small_net()  # a dense checkpoint with --keep: one-shot truncation
+        save_checkpoint(tmp_path / "dense.npz", dense, meta={"model": "_test_frequency_net", "model_config": {}})
+        assert main(["compress", str(tmp_path / "dense.npz"), "--out", str(tmp_path / "d.fr.npz"),
+                     "--keep", "0.1"]) == 0
+        assert "stored numbers: 78 = 54 kept DCT coefficients + 24 other"  # 4 + 11 + 33 + 6 in capsys.readouterr().out
+    finally:
+        del MODELS["_test_frequency_net"]
+
+
+def test_with_lr_moves_the_truncation_with_the_optimizer_step(net_and_x):
+    net = to_frequency(net_and_x[0])
+    sched = TailTruncation(net, 0.1, steps=10)
+    lr = sched.with_lr(lambda t: 0.1 / (t + 1))
+    assert lr(0) == 0.1 and net[6].keep == 60
+    assert lr(4) == 0.02 and net[6].keep == round(60 + (6 - 60) * 0.4)
+    lr(2)  # going back does not raise k again
+    assert net[6].keep == round(60 + (6 - 60) * 0.4)
+    lr(50)
+    assert net[6].keep == 6 and sched.done

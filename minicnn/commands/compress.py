@@ -32,6 +32,7 @@ def _parse_keep(text: str | None):
 
 
 def run(args) -> int:
+    from minicnn.checkpoint import CheckpointError
     from minicnn.frequency import (
         dense_float32_bytes,
         frequency_layers,
@@ -48,7 +49,7 @@ def run(args) -> int:
         if keep is not None:
             for _, layer in frequency_layers(model):
                 layer.set_keep(keep)
-    except (ValueError, OSError, KeyError) as e:
+    except (ValueError, OSError, KeyError, CheckpointError) as e:
         print(f"minicnn compress: {e}")
         return 2
     counts = stored_numbers(model)
