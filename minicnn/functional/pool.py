@@ -62,7 +62,8 @@ class PoolGeometry:
                 f"input), got shape {tuple(x_shape)}")
         self.OH = conv_output_size(H, self.KH, self.SH, self.PH, who=who)
         self.OW = conv_output_size(W, self.KW, self.SW, self.PW, who=who)
-        # windows tile the input exactly (up to dropped trailing rows/columns): reshape, no copy
+        # windows tile the input (up to dropped trailing rows/columns): each input value is in at most
+        # one window, so backward can assign into a (N, C, OH, KH, OW, KW) view instead of accumulating
         self.fast = (self.KH, self.KW) == (self.SH, self.SW) and self.PH == 0 and self.PW == 0
 
 
