@@ -21,7 +21,8 @@ def digits(n: int) -> tuple[np.ndarray, str]:
 
 
 def strokes(n: int, size: int = 28, seed: int = 0) -> np.ndarray:
-    """n pictures of two thick random line segments each, (n, 1, size, size) in [0, 1]."""
+    """n pictures of two thick random line segments each, (n, 1, size, size) in [0, 1], quantised to
+    8-bit levels stored exactly (like real image files), as float64."""
     rng = np.random.default_rng(seed)
     i, j = np.indices((size, size))
     out = np.zeros((n, 1, size, size))
@@ -31,4 +32,4 @@ def strokes(n: int, size: int = 28, seed: int = 0) -> np.ndarray:
             t = np.clip(((i - r0) * (r1 - r0) + (j - c0) * (c1 - c0)) / ((r1 - r0) ** 2 + (c1 - c0) ** 2 + 1e-9), 0, 1)
             dist = np.hypot(i - (r0 + t * (r1 - r0)), j - (c0 + t * (c1 - c0)))
             out[k, 0] = np.maximum(out[k, 0], np.clip(2.0 - dist, 0, 1))
-    return out
+    return (np.round(out * 255) / 255).astype(np.float32).astype(np.float64)

@@ -1,0 +1,129 @@
+"""Chapter 12: downsampling alternatives — pooling, subsampling, strided convolution, lossless slicing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn import core
+from minicnn import functional as F
+from minicnn import layers as L
+from minicnn.experiments import downsampling as study
+from minicnn.functional import slicing
+from minicnn.gradcheck import gradcheck
+from minicnn.layers import slicing as slicing_layers
+from tutorials._data import strokes
+from tutorials._runner import Step
+
+TITLE = "Downsampling alternatives and slicing"
+SUMMARY = "pooling vs subsampling vs strided conv vs slicing (lossless): the information-retention study, SliceSamp"
+
+X4 = np.arange(16.0).reshape(1, 1, 4, 4)
+
+
+def _four_ways(t):
+    t.code(study._strided_average_conv)
+    t.code(study.Method, start="class Method", end="inverse_name")
+    t.array("x", X4[0, 0])
+    rows = []
+    for m in study.METHODS[:5]:
+        y = m.down(X4)
+        rows.append([m.name, y.shape[2:], np.array2string(y[0, 0].ravel(), precision=2)])
+    t.table(["method", "output", "values"], rows)
+    t.check("subsampling keeps x[2i, 2j]", F.subsample2d(X4, 2), X4[:, :, ::2, ::2], tol=0)
+    t.check("max pooling keeps each block's largest (here the bottom-right)", F.max_pool2d(X4, 2)[0],
+            X4[:, :, 1::2, 1::2], tol=0)
+    t.check("every lossy method keeps 4 of 16 values", [m.down(X4).size for m in study.METHODS[:5]], [4] * 5, tol=0)
+
+
+def _slicing(t):
+    t.code(slicing.space_to_depth, start="x6 = x.reshape", end="return")
+    t.code(slicing.haar_downsample, start="s = space_to_depth", end="return")
+    y = F.space_to_depth(X4, 2)
+    for k in range(4):
+        t.array(f"space_to_depth(x)[channel {k}]", y[0, k])
+    t.check("channel i·2 + j holds x[2h + i, 2w + j] (pixel_unshuffle order)",
+            y[0], np.stack([X4[0, 0, i::2, j::2] for i in range(2) for j in range(2)]), tol=0)
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, (2, 3, 8, 8)) / 255.0).astype(np.float32).astype(np.float64)  # 8-bit pixels
+    t.check("depth_to_space(space_to_depth(x)) = x exactly: every value kept", F.depth_to_space(F.space_to_depth(x)),
+            x, tol=0)
+    h = F.haar_downsample(x)
+    t.check("haar_upsample(haar_downsample(x)) = x exactly (8-bit pixels, computed in float64)",
+            F.haar_upsample(h), x, tol=0)
+    t.check("the Haar transform is orthonormal: ‖LL, LH, HL, HH‖ = ‖x‖", np.linalg.norm(h), np.linalg.norm(x),
+            tol=1e-12)
+
+
+def _study(t):
+    t.code(study.study, start="rows, examples = [], {}", end="examples[m.name]")
+    n = 50 if t.quick else 500
+    sets = []
+    for name in ("mnist", "cifar10"):
+        try:
+            sets.append((name, study.load_images(name, None, n)))
+        except Exception as e:  # noqa: BLE001 - any missing/unreadable dataset: say so and go on
+            t.print(f"({name} not available here: {str(e).split('. ')[0]})")
+    if not sets:
+        sets.append(("drawn strokes", strokes(n)))
+        t.print("(no dataset found: set MINICNN_DATA to run the study on MNIST and CIFAR-10)")
+    all_rows = []
+    for name, x in sets:
+        rows, examples = study.study(name, x)
+        all_rows += rows
+        exact = {r.method: r.max_abs_error for r in rows}
+        t.check(f"{name}: slicing and Haar reconstruct exactly (max error 0)",
+                [exact["slicing (space-to-depth)"], exact["Haar DWT (4 bands)"]], [0.0, 0.0], tol=0)
+        lossy = [r for r in rows if r.method not in ("slicing (space-to-depth)", "Haar DWT (4 bands)")]
+        t.check_true(f"{name}: every pooling / subsampling / strided conv loses information (MSE > 0)",
+                     all(r.mse > 0 for r in lossy))
+        by = {r.method: r.psnr for r in rows}
+        t.check_true(f"{name}: average pooling keeps more than plain subsampling "
+                     f"({by['avg pool 2x2']:.1f} dB vs {by['subsample /2']:.1f} dB)",
+                     by["avg pool 2x2"] > by["subsample /2"])
+        if name == sets[0][0]:
+            t.fig_dir.mkdir(parents=True, exist_ok=True)
+            path = t.fig_dir / f"ch{t.chapter:02d}_downsampling.png"
+            study.save_figure(path, {name: x[0]}, {name: examples})
+            t.print(f"figure saved: {path}")
+    t.print(study.format_table(all_rows))
+    t.print()
+
+
+def _slicesamp(t):
+    t.code(slicing_layers.SliceSamp, start='"""', end='"""')
+    t.code(slicing_layers.SliceSamp.__init__)
+    core.manual_seed(0)
+    block = L.SliceSamp(3, 16)
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y = block(x)
+    up = L.SliceUpsamp(16, 8)
+    t.check("SliceSamp(3 → 16): (2, 3, 8, 8) → (2, 16, 4, 4); SliceUpsamp(16 → 8) doubles it back to 8x8",
+            [*y.shape, *up(y).shape], [2, 16, 4, 4, 2, 8, 8, 8], tol=0)
+    core.manual_seed(0)
+    small = L.SliceSamp(1, 2).to(np.float64)
+    report = gradcheck(small, np.random.default_rng(2).standard_normal((3, 1, 4, 4)))
+    t.check_true(f"SliceSamp passes the gradient check ({report.max_rel_error:.1e})", report.ok)
+    t.say("Chapter 11's models come in SliceSamp variants too (every max-pool or stride-2 layer replaced), "
+          "e.g. `minicnn summary resnet20_slicesamp --input 3,32,32`.")
+
+
+STEPS = [
+    Step("Four ways to halve a map", """
+        Max pooling, average pooling, plain subsampling and strided convolution all keep one value per 2x2
+        block: three quarters of the numbers are gone.""",
+         "max: max_block U      avg: mean_block U      subsample: U(2i, 2j)      strided conv: Σ K·U, stride 2",
+         _four_ways),
+    Step("Slicing: downsampling that keeps everything", """
+        Slicing (space-to-depth) moves each 2x2 block onto 4 channels: half the height and width, four
+        times the channels, no value lost. The Haar wavelet does the same with sums and differences.""",
+         "space_to_depth: y(c·4 + 2i + j, h, w) = x(c, 2h + i, 2w + j)        "
+         "Haar: LL, LH, HL, HH = ½·H₄·(a, b, c, d)", _slicing),
+    Step("How much information does each keep? (measured on real images)", """
+        Halve real images with each method, bring them back to full size (exact inverse, or the best of
+        nearest / bilinear / bicubic upsampling) and measure the error.""",
+         "MSE = mean (x̂ − x)²        PSNR = 10·log₁₀(1 / MSE) dB", _study),
+    Step("SliceSamp and SliceUpsamp", """
+        The review's block: slice (lossless), then a depthwise-separable convolution lets the network learn
+        what to keep. SliceUpsamp is its mirror image with depth-to-space.""",
+         "SliceSamp: slice → dw k×k → BN → GELU → 1×1 → BN → GELU", _slicesamp),
+]
