@@ -149,7 +149,7 @@ def conv2d_im2col(
     """
     n, c, h, wd = x.shape
     t, cg, kh, kw = w.shape
-    if groups == c and cg == 1:
+    if groups == c == t and c > 1:
         return _depthwise(x, w, b, stride, padding, dilation)
     oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
     ow = conv_output_size(wd, kw, stride[1], padding[1], dilation[1], who="conv2d")
@@ -190,7 +190,7 @@ def conv2d_im2col_backward(
     n, c, h, wd = x.shape
     t, cg, kh, kw = w.shape
     oh, ow = dy.shape[2], dy.shape[3]
-    if groups == c and cg == 1:
+    if groups == c == t and c > 1:
         dx, dw, db = _depthwise_backward(dy, x, w, stride, padding, dilation)
         if data_grad == "flipped":
             dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
@@ -199,7 +199,9 @@ def conv2d_im2col_backward(
     db = dy_t.sum(axis=(1, 2, 3))
     w_mat = w.reshape(groups, t // groups, cg * kh * kw)  # (G, T/G, C/G*KH*KW)
     dw = np.zeros((groups, t // groups, cg * kh * kw), np.result_type(dy, x))
-    dxp = np.zeros((c, n, h + 2 * padding[0], wd + 2 * padding[1]), dy.dtype) if data_grad == "col2im" else None
+    wide = stride == (1, 1)  # stride 1: col2im on wide rows (see `_col2im_wide_add`), one extra zero row
+    hp, wp = h + 2 * padding[0] + wide, wd + 2 * padding[1]
+    dxp = np.zeros((c, n, hp * wp), dy.dtype) if data_grad == "col2im" else None  # (C, N, Hp(+1)*Wp) flat maps
     step = _chunk_size(n, c * kh * kw * oh * ow * x.itemsize)
     cached = workspace is not None and workspace.get("cols_of") is x
     for n0 in range(0, n, step):
@@ -213,15 +215,26 @@ def conv2d_im2col_backward(
             cols = _buffer(workspace, "cols", (c * kh * kw, ns * oh * ow), x.dtype)
             im2col(xs, (kh, kw), stride, padding, dilation, out=cols, x_padded=xp)
         cols_g = cols.reshape(groups, cg * kh * kw, ns * oh * ow)  # (G, C/G*KH*KW, Ns*L)
-        dy_mat = np.ascontiguousarray(dy_t[:, n0:n0 + ns]).reshape(groups, t // groups, ns * oh * ow)
-        dw += np.matmul(dy_mat, cols_g.transpose(0, 2, 1))  # (G, T/G, C/G*KH*KW)
-        if dxp is not None:
-            dcols = np.matmul(w_mat.transpose(0, 2, 1), dy_mat)  # (G, C/G*KH*KW, Ns*L)
-            _col2im_add(dcols, dxp[:, n0:n0 + ns], (kh, kw), stride, dilation, (oh, ow))
+        dy_mat = _buffer(workspace, "dy_mat", (t, ns, oh, ow), dy.dtype)
+        np.copyto(dy_mat, dy_t[:, n0:n0 + ns])  # (T, Ns, OH, OW)
+        dw += np.matmul(dy_mat.reshape(groups, t // groups, -1), cols_g.transpose(0, 2, 1))  # (G, T/G, C/G*KH*KW)
+        if dxp is None:
+            continue
+        if wide:
+            dy_wide = _buffer(workspace, "dy_wide", (t, ns, oh, wp), dy.dtype, zero=True)  # zeros stay in [OW:]
+            dy_wide[..., :ow] = dy_mat
+            dcols = _buffer(workspace, "dcols", (groups, cg * kh * kw, ns * oh * wp), dy.dtype)
+            np.matmul(w_mat.transpose(0, 2, 1), dy_wide.reshape(groups, t // groups, -1), out=dcols)
+            _col2im_wide_add(dcols, dxp[:, n0:n0 + ns], (kh, kw), dilation, (oh, wp))
+        else:
+            dcols = _buffer(workspace, "dcols", (groups, cg * kh * kw, ns * oh * ow), dy.dtype)
+            np.matmul(w_mat.transpose(0, 2, 1), dy_mat.reshape(groups, t // groups, -1), out=dcols)
+            _col2im_add(dcols, dxp[:, n0:n0 + ns].reshape(c, ns, hp, wp), (kh, kw), stride, dilation, (oh, ow))
     dw = dw.reshape(w.shape)
     if dxp is None:
         dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
     else:
+        dxp = dxp.reshape(c, n, hp, wp)  # (C, N, Hp(+1), Wp)
         dx = dxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd].transpose(1, 0, 2, 3)  # (N, C, H, W)
     return dx, dw, db
 
@@ -236,6 +249,27 @@ def _col2im_add(dcols: np.ndarray, dxp: np.ndarray, kernel_size: Pair, stride: P
     for i in range(kh):
         for j in range(kw):
             dxp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j]
+
+
+def _col2im_wide_add(dcols: np.ndarray, flat: np.ndarray, kernel_size: Pair, dilation: Pair, size: Pair) -> None:
+    """Stride-1 col2im on "wide rows": flat (C, Ns, (Hp+1)*Wp) += col2im(dcols), dcols (C*KH*KW, Ns*OH*Wp),
+    size = (OH, Wp).
+
+    The column gradient was computed for OH rows of Wp (not OW) outputs, from a dy with zeros in the
+    Wp - OW extra columns. Flattening each padded map, tap (i, j) is then the 1-D shift i*dh*Wp + j*dw and
+    one add covers OH*Wp contiguous values per (channel, image) — instead of OH rows of OW values, which
+    is where NumPy's per-row overhead went for small maps. The extra zero row keeps the last shift
+    inside the buffer; the zero columns of dy make the wrapped-around values add nothing.
+    """
+    c, ns = flat.shape[:2]
+    kh, kw = kernel_size
+    (dh, dw), (oh, wp) = dilation, size
+    length = oh * wp
+    cols = dcols.reshape(c, kh, kw, ns, length)  # (C, KH, KW, Ns, OH*Wp)
+    for i in range(kh):
+        for j in range(kw):
+            off = i * dh * wp + j * dw
+            flat[:, :, off:off + length] += cols[:, i, j]
 
 
 def flip_kernel(w: np.ndarray, groups: int = 1) -> np.ndarray:
@@ -286,60 +320,117 @@ def conv2d_input_grad_flipped(
 
 def _depthwise(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
                dilation: Pair) -> np.ndarray:
-    """Depthwise convolution (groups == C, T = C*M) as shift-and-accumulate over the KH*KW taps:
+    """Depthwise convolution (groups == C == T) as shift-and-accumulate over the KH*KW taps:
 
-        y[n, c*M + m, oh, ow] = sum_{i,j} w[c*M + m, 0, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+        y[n, c, oh, ow] = b[c] + sum_{i,j} w[c, 0, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
 
-    Each tap is one vectorised multiply-add over (N, C, M, OH, OW); no matrix multiply (each channel
-    would be a 1-row GEMM).
+    Each tap is one vectorised multiply-add over (N, C, OH, OW); no matrix multiply (each channel
+    would be a 1-row GEMM). Stride 1 takes the fast `_depthwise_wide` form.
     """
+    if stride == (1, 1):
+        return _depthwise_wide(x, w, b, padding, dilation)
     n, c, h, wd = x.shape
-    t, _, kh, kw = w.shape
-    m = t // c
+    kh, kw = w.shape[2:]
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oh = conv_output_size(h, kh, sh, ph, dh, who="conv2d")
     ow = conv_output_size(wd, kw, sw, pw, dw, who="conv2d")
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))[:, :, None]  # (N, C, 1, Hp, Wp)
-    wt = w.reshape(c, m, kh, kw)
-    y = np.zeros((n, c, m, oh, ow), np.result_type(x, w))  # (N, C, M, OH, OW)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
+    y = np.zeros((n, c, oh, ow), x.dtype)
     tmp = np.empty_like(y)
     for i in range(kh):
         for j in range(kw):
-            window = xp[..., i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
-            np.multiply(window, wt[None, :, :, i, j, None, None], out=tmp)
+            window = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+            np.multiply(window, w[None, :, 0, i, j, None, None], out=tmp)
             y += tmp
     if b is not None:
-        y += b.reshape(1, c, m, 1, 1)
-    return y.reshape(n, t, oh, ow)
+        y += b.reshape(1, c, 1, 1)
+    return y
 
 
 def _depthwise_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
                         dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) of `_depthwise`, tap by tap:
 
-        dw[c*M + m, 0, i, j] = sum_{n,oh,ow} dy[n, c*M + m, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
-        dx_pad[n, c, oh*sh + i*dh, ow*sw + j*dw] += sum_m w[c*M + m, 0, i, j] * dy[n, c*M + m, oh, ow]
+        dw[c, 0, i, j] = sum_{n,oh,ow} dy[n, c, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+        dx_pad[n, c, oh*sh + i*dh, ow*sw + j*dw] += w[c, 0, i, j] * dy[n, c, oh, ow]
     """
+    if stride == (1, 1):
+        return _depthwise_wide_backward(dy, x, w, padding, dilation)
     n, c, h, wd = x.shape
-    t, _, kh, kw = w.shape
-    m = t // c
+    kh, kw = w.shape[2:]
     (sh, sw), (ph, pw), (dh, dw_) = stride, padding, dilation
     oh, ow = dy.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
-    dyr = dy.reshape(n, c, m, oh, ow)  # (N, C, M, OH, OW)
-    wt = w.reshape(c, m, kh, kw)
-    dxp = np.zeros_like(xp, dtype=np.result_type(dy, w))
-    dw = np.empty((c, m, kh, kw), np.result_type(dy, x))
-    tmp = np.empty((n, c, oh, ow), dxp.dtype)
+    dxp = np.zeros_like(xp)
+    dw = np.empty(w.shape, x.dtype)
+    tmp = np.empty(dy.shape, x.dtype)
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
             cols = slice(j * dw_, j * dw_ + sw * (ow - 1) + 1, sw)
-            dw[:, :, i, j] = np.einsum("ncmpq,ncpq->cm", dyr, xp[:, :, rows, cols])
-            if m == 1:
-                np.multiply(dyr[:, :, 0], wt[None, :, 0, i, j, None, None], out=tmp)
-            else:
-                np.einsum("ncmpq,cm->ncpq", dyr, wt[:, :, i, j], out=tmp)
+            dw[:, 0, i, j] = np.einsum("ncpq,ncpq->c", dy, xp[:, :, rows, cols])
+            np.multiply(dy, w[None, :, 0, i, j, None, None], out=tmp)
             dxp[:, :, rows, cols] += tmp
-    db = dy.sum(axis=(0, 2, 3))
-    return dxp[:, :, ph:ph + h, pw:pw + wd], dw.reshape(t, 1, kh, kw), db
+    return dxp[:, :, ph:ph + h, pw:pw + wd], dw, dy.sum(axis=(0, 2, 3))
+
+
+def _wide_padded(x: np.ndarray, padding: Pair, extra_rows: int) -> np.ndarray:
+    """x (N, C, H, W) -> zero-padded (N, C, (Hp + extra_rows) * Wp), each padded map flattened."""
+    n, c, h, wd = x.shape
+    ph, pw = padding
+    xp = np.zeros((n, c, h + 2 * ph + extra_rows, wd + 2 * pw), x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    return xp.reshape(n, c, -1)
+
+
+def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pair,
+                    dilation: Pair) -> np.ndarray:
+    """Stride-1 depthwise on "wide rows": flatten every padded map (row length Wp); then tap (i, j) is the
+    1-D shift by i*dh*Wp + j*dw, and each output row is computed over Wp columns of which the last
+    Wp - OW are discarded. The multiply-adds run over long contiguous runs (OH*Wp values) instead of
+    OW-long rows, which is where NumPy's per-row overhead went. One extra zero row keeps the last shift
+    inside the buffer."""
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    (ph, pw), (dh, dw) = padding, dilation
+    wp = wd + 2 * pw
+    oh, ow = h + 2 * ph - dh * (kh - 1), wp - dw * (kw - 1)
+    xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
+    length = oh * wp
+    y = np.zeros((n, c, length), x.dtype)  # (N, C, OH*Wp): wide output rows
+    tmp = np.empty_like(y)
+    for i in range(kh):
+        for j in range(kw):
+            off = i * dh * wp + j * dw
+            np.multiply(xf[:, :, off:off + length], w[None, :, 0, i, j, None], out=tmp)
+            y += tmp
+    if b is not None:
+        y += b.reshape(1, c, 1)
+    return y.reshape(n, c, oh, wp)[:, :, :, :ow]  # drop the wrap-around columns (a view)
+
+
+def _depthwise_wide_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair,
+                             dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of `_depthwise_wide`: dy is copied into wide rows with zeros in the discarded columns, so
+    they add nothing to dw or dx."""
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    (ph, pw), (dh, dw_) = padding, dilation
+    oh, ow = dy.shape[2:]
+    wp = wd + 2 * pw
+    length = oh * wp
+    xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
+    dyw = np.zeros((n, c, oh, wp), x.dtype)
+    dyw[..., :ow] = dy
+    dyw = dyw.reshape(n, c, length)  # (N, C, OH*Wp), zeros in the discarded columns
+    dxf = np.zeros_like(xf)
+    dw = np.empty(w.shape, x.dtype)
+    tmp = np.empty_like(dyw)
+    for i in range(kh):
+        for j in range(kw):
+            off = i * dh * wp + j * dw_
+            dw[:, 0, i, j] = np.einsum("ncl,ncl->c", dyw, xf[:, :, off:off + length])
+            np.multiply(dyw, w[None, :, 0, i, j, None], out=tmp)
+            dxf[:, :, off:off + length] += tmp
+    dx = dxf.reshape(n, c, -1, wp)[:, :, ph:ph + h, pw:pw + wd]
+    return dx, dw, dy.sum(axis=(0, 2, 3))

@@ -1,0 +1,201 @@
+"""`minicnn bench NAME [--quick]`: time the engine's hot paths against this machine's own limits.
+
+Each benchmark is one entry of BENCHMARKS (name -> (description, function(args) -> int)); add a
+benchmark by adding an entry. Every benchmark measures, in the same run, the float32 matrix-multiply
+rate of this machine (the ceiling for an im2col convolution) and reports its figures as fractions of it,
+so numbers from a busy machine still compare honestly. Times are medians over repeats.
+
+`minicnn bench conv`: forward and backward of every convolution method on LeNet, CIFAR, depthwise,
+1x1, stride-2 and 11x11 layers (batch 64, float32), the peak extra memory of each call, PyTorch's
+forward+backward time on the same shapes with the same thread count when torch happens to be
+installed (it is never a dependency), and the kernel size where FFT starts to beat im2col.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tracemalloc
+
+NAME = "bench"
+HELP = "benchmark hot paths (conv: every method vs the machine's matrix-multiply rate and PyTorch)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (about half a minute)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (median is reported)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison even if installed")
+
+
+def run(args) -> int:
+    _, fn = BENCHMARKS[args.name]
+    return fn(args)
+
+
+# ---- measuring helpers ---------------------------------------------------------------------------------
+
+def threads() -> int:
+    """BLAS threads NumPy uses here: OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS), else every core."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return os.cpu_count() or 1
+
+
+def median_ms(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() in milliseconds."""
+    import numpy as np
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def peak_extra_bytes(fn) -> int:
+    """Peak memory NumPy allocated during fn() beyond what was live before (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def gemm_gflops(repeats: int) -> float:
+    """float32 matrix-multiply rate (GFLOP/s) of this machine, measured now: (2048 x 2048) @ (2048 x 2048)."""
+    import numpy as np
+
+    g = np.random.default_rng(0)
+    a = g.standard_normal((2048, 2048), dtype=np.float32)
+    b = g.standard_normal((2048, 2048), dtype=np.float32)
+    ms = median_ms(lambda: a @ b, repeats)
+    return 2 * 2048**3 / (ms * 1e-3) / 1e9
+
+
+def _torch(no_torch: bool):
+    if no_torch:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads())
+    return torch
+
+
+# ---- conv ------------------------------------------------------------------------------------------------
+
+# name, N, C, T, kernel, H(=W), stride, padding, groups
+CONV_CASES = [
+    ("LeNet 1->6 5x5 p2 28x28", 64, 1, 6, 5, 28, 1, 2, 1),
+    ("LeNet 6->16 5x5 14x14", 64, 6, 16, 5, 14, 1, 0, 1),
+    ("CIFAR 3->32 3x3 p1 32x32", 64, 3, 32, 3, 32, 1, 1, 1),
+    ("CIFAR 32->64 3x3 p1 16x16", 64, 32, 64, 3, 16, 1, 1, 1),
+    ("CIFAR 64->128 3x3 p1 8x8", 64, 64, 128, 3, 8, 1, 1, 1),
+    ("depthwise 64ch 3x3 p1 16x16", 64, 64, 64, 3, 16, 1, 1, 64),
+    ("1x1 64->128 16x16", 64, 64, 128, 1, 16, 1, 0, 1),
+    ("stride-2 32->64 3x3 p1 32x32", 64, 32, 64, 3, 32, 2, 1, 1),
+    ("11x11 16->16 p5 64x64", 64, 16, 16, 11, 64, 1, 5, 1),
+]
+QUICK_CASES = {"LeNet 1->6 5x5 p2 28x28", "LeNet 6->16 5x5 14x14", "CIFAR 32->64 3x3 p1 16x16",
+               "depthwise 64ch 3x3 p1 16x16", "11x11 16->16 p5 64x64"}
+DIRECT_CASES = {"LeNet 6->16 5x5 14x14"}  # the direct reference loops per output pixel: timed on one case only
+SWEEP_KERNELS = (3, 5, 7, 9, 11)  # FFT vs im2col crossover: 16->16 channels, 64x64 maps, "same" padding
+
+
+def _conv_flops(n, c, t, k, oh, ow, groups) -> int:
+    """Forward multiply-adds x 2 (one MAC = 2 flops)."""
+    return 2 * n * t * (c // groups) * k * k * oh * ow
+
+
+def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True):
+    import numpy as np
+
+    from minicnn import layers as L
+
+    g = np.random.default_rng(0)
+    layer = L.Conv2D(c, t, k, stride=stride, padding=pad, groups=groups, method=method)
+    x = g.standard_normal((n, c, h, h), dtype=np.float32)
+    y = layer(x)
+    dy = g.standard_normal(y.shape, dtype=np.float32)
+    fwd = median_ms(lambda: layer(x), repeats)
+
+    def fwd_bwd():
+        layer(x)
+        layer.backward(dy)
+
+    total = median_ms(fwd_bwd, repeats)
+    peak = peak_extra_bytes(fwd_bwd) if memory else 0
+    return fwd, max(total - fwd, 0.0), peak, y.shape
+
+
+def _time_torch(torch, n, c, t, k, h, stride, pad, groups, repeats) -> float:
+    x = torch.randn(n, c, h, h, requires_grad=True)
+    w = torch.randn(t, c // groups, k, k, requires_grad=True)
+    b = torch.randn(t, requires_grad=True)
+
+    def fwd_bwd():
+        y = torch.nn.functional.conv2d(x, w, b, stride=stride, padding=pad, groups=groups)
+        y.backward(torch.ones_like(y))
+        x.grad = w.grad = b.grad = None
+
+    return median_ms(fwd_bwd, repeats)
+
+
+def bench_conv(args) -> int:
+    repeats = args.repeats or (3 if args.quick else 7)
+    torch = _torch(args.no_torch)
+    gemm = gemm_gflops(repeats)
+    print(f"minicnn bench conv: batch 64, float32, {threads()} BLAS thread(s), median of {repeats}")
+    print(f"machine float32 GEMM (2048^3, measured now): {gemm:.1f} GFLOP/s")
+    print("GFLOP/s counts forward + backward (3x the forward flops); 'of GEMM' = that rate / the GEMM rate;")
+    print("peak = largest extra memory allocated during one forward+backward (tracemalloc).")
+    head = f"{'case':<30}{'method':<8}{'fwd ms':>8}{'bwd ms':>8}{'GFLOP/s':>9}{'of GEMM':>8}{'peak MB':>9}"
+    if torch is not None:
+        head += f"{'torch ms':>10}{'ours/torch':>11}"
+    print(head)
+    for name, n, c, t, k, h, s, p, groups in CONV_CASES:
+        if args.quick and name not in QUICK_CASES:
+            continue
+        torch_ms = _time_torch(torch, n, c, t, k, h, s, p, groups, repeats) if torch is not None else None
+        methods = ["im2col", "fft"] + (["direct"] if name in DIRECT_CASES and not args.quick else [])
+        for method in methods:
+            reps = 1 if method == "direct" else repeats
+            fwd, bwd, peak, shape = _time_conv(method, n, c, t, k, h, s, p, groups, reps)
+            gflops = 3 * _conv_flops(n, c, t, k, shape[2], shape[3], groups) / ((fwd + bwd) * 1e-3) / 1e9
+            row = (f"{name:<30}{method:<8}{fwd:>8.2f}{bwd:>8.2f}{gflops:>9.1f}{gflops / gemm:>8.0%}"
+                   f"{peak / 2**20:>9.1f}")
+            if torch_ms is not None:
+                row += f"{torch_ms:>10.2f}{(fwd + bwd) / torch_ms:>11.2f}"
+            print(row, flush=True)
+    if not args.quick:
+        _crossover(repeats)
+    return 0
+
+
+def _crossover(repeats: int) -> None:
+    """Forward+backward time of im2col and FFT as the kernel grows (16->16, 64x64, batch 64, 'same')."""
+    print("\nFFT vs im2col crossover (16->16 channels, 64x64 maps, batch 64, 'same' padding, fwd+bwd ms):")
+    first_win = None
+    for k in SWEEP_KERNELS:
+        times = {}
+        for method in ("im2col", "fft"):
+            fwd, bwd, _, _ = _time_conv(method, 64, 16, 16, k, 64, 1, k // 2, 1, repeats, memory=False)
+            times[method] = fwd + bwd
+        winner = min(times, key=times.get)
+        if winner == "fft" and first_win is None:
+            first_win = k
+        print(f"  {k:>2}x{k:<2}  im2col {times['im2col']:8.1f}   fft {times['fft']:8.1f}   faster: {winner}")
+    print(f"FFT first wins at kernel {first_win}x{first_win}" if first_win else "FFT did not win up to 11x11")
+
+
+BENCHMARKS = {
+    "conv": ("convolution: direct / im2col / FFT, forward and backward", bench_conv),
+}
