@@ -69,6 +69,33 @@ def test_avg_sum_soft_match_direct_loop(cfg, seed):
         np.testing.assert_allclose(y_soft, F.pool2d_reference(x, k, s, 0, "soft")[0], atol=1e-12)
 
 
+@settings(max_examples=30, deadline=None)
+@given(cfg=pool_config(), seed=st.integers(0, 2**16), alpha=st.floats(0, 1))
+def test_mixed_stochastic_eval_subsample_match_direct_loops(cfg, seed, alpha):
+    shape, k, s, p = cfg
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, shape) * (rng.random(shape) < 0.7)  # non-negative, with zeros
+    y_mixed = F.mixed_pool2d(x, alpha, k, s, p)[0]
+    ref = alpha * F.pool2d_reference(x, k, s, p, "max")[0] + (1 - alpha) * F.pool2d_reference(x, k, s, p, "avg")[0]
+    np.testing.assert_allclose(y_mixed, ref, atol=1e-12)
+    sub = F.subsample2d(x, s)
+    for oh in range(sub.shape[2]):  # direct loop: keep x[oh*SH, ow*SW]
+        for ow in range(sub.shape[3]):
+            np.testing.assert_array_equal(sub[:, :, oh, ow], x[:, :, oh * s[0], ow * s[1]])
+    if shape[2] < k[0] or shape[3] < k[1]:  # stochastic pooling has no padding
+        return
+    y_eval, _ = F.stochastic_pool2d_eval(x, k, s)
+    g = P.PoolGeometry(shape, k, s)
+    for oh in range(g.OH):  # direct loop: sum_k p_k x_k with p_k = x_k / sum(x)
+        for ow in range(g.OW):
+            win = x[:, :, oh * s[0]:oh * s[0] + k[0], ow * s[1]:ow * s[1] + k[1]].reshape(shape[0], shape[1], -1)
+            total = win.sum(-1)
+            want = np.where(total > 0, (win**2).sum(-1) / np.where(total > 0, total, 1), 0)
+            np.testing.assert_allclose(y_eval[:, :, oh, ow], want, atol=1e-12)
+    y_train, index = F.stochastic_pool2d(x, k, s, np.random.default_rng(seed))
+    assert np.all(y_train <= F.max_pool2d(x, k, s)[0]) and np.all((y_train > 0) | (y_eval == 0))
+
+
 @pytest.mark.parametrize("shape,k", [((3, 4, 8, 8), 2), ((2, 3, 7, 9), 2), ((2, 2, 9, 10), 3), ((1, 2, 6, 6), (2, 3))])
 def test_tiling_fast_path_equals_general_path_and_reference(shape, k):
     rng = np.random.default_rng(3)

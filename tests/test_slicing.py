@@ -56,6 +56,20 @@ def test_haar_hand_example():
     np.testing.assert_array_equal(F.haar_upsample(y), x)
 
 
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), oh=st.integers(1, 4), ow=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_haar_matches_per_block_loop(n, c, oh, ow, seed):
+    x = np.random.default_rng(seed).standard_normal((n, c, 2 * oh, 2 * ow))
+    y = F.haar_downsample(x)
+    for i in range(oh):  # direct loop over 2x2 blocks [[a, b], [c, d]]
+        for j in range(ow):
+            a, b = x[:, :, 2 * i, 2 * j], x[:, :, 2 * i, 2 * j + 1]
+            cc, d = x[:, :, 2 * i + 1, 2 * j], x[:, :, 2 * i + 1, 2 * j + 1]
+            for band, value in enumerate([a + b + cc + d, a - b + cc - d, a + b - cc - d, a - b - cc + d]):
+                np.testing.assert_allclose(y[:, band * c:(band + 1) * c, i, j], value / 2, atol=1e-14)
+    np.testing.assert_allclose(F.haar_upsample(y), x, atol=1e-14)
+
+
 def test_haar_is_orthonormal_and_exact_on_images():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 6, 8))
