@@ -347,15 +347,18 @@ def stochastic_pool2d(x: np.ndarray, kernel_size, stride=None, generator: np.ran
     """Training-time stochastic pooling: in each window pick position k with probability
     p_k = x_k / sum(x) (x >= 0) and output x_k. An all-zero window outputs 0 (position 0).
 
-    Sampling: u ~ U[0, 1) per window, k = number of cumulative sums <= u * sum(x).
+    Sampling: u ~ U[0, 1) per window, k = number of cumulative sums <= u * sum(x) (inverse CDF).
     Returns (y, index (N, C, OH, OW)); backward routes dy to `index` exactly like max pooling.
     """
     g, cols = _nonnegative_windows(x, kernel_size, stride, who)
     generator = np.random.default_rng() if generator is None else generator
     cum = np.cumsum(cols, axis=-1)  # (N, C, OH, OW, K)
-    u = generator.random(cum.shape[:-1]) * cum[..., -1]
-    index = np.minimum((cum <= u[..., None]).sum(axis=-1), g.KH * g.KW - 1)
-    index[cum[..., -1] == 0] = 0
+    total = cum[..., -1]
+    # u < total strictly (rounding of u * total could reach it): the first k with cum_k > u then
+    # exists and has x_k > 0, so a zero activation is never drawn
+    u = np.minimum(generator.random(total.shape) * total, np.nextafter(total, 0))
+    index = (cum <= u[..., None]).sum(axis=-1)
+    index[total == 0] = 0
     y = np.take_along_axis(cols, index[..., None], axis=-1)[..., 0]
     return y, index
 
