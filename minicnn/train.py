@@ -201,8 +201,10 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{s:02d}s" if minutes else f"{seconds:.1f}s"
 
 
-def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[str, Any] | None = None) -> None:
-    """metrics.csv (one row per epoch), metrics.json (history + summary) and curves.png in `out_dir`."""
+def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[str, Any] | None = None,
+                  curves: bool = True) -> None:
+    """metrics.csv (one row per epoch), metrics.json (history + summary) and, with `curves`,
+    curves.png in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if history:
         with open(out_dir / "metrics.csv", "w", newline="") as f:
@@ -210,7 +212,7 @@ def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[
             writer.writeheader()
             writer.writerows(history)
     (out_dir / "metrics.json").write_text(json.dumps({"history": history, "summary": summary or {}}, indent=1))
-    if history:
+    if history and curves:
         plot_curves(history, out_dir / "curves.png")
 
 
@@ -317,18 +319,22 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
             elapsed = time.perf_counter() - t_start
             save(epoch + 1, None)
             if out is not None:
-                write_metrics(out, history)
-    result.seconds = time.perf_counter() - t_start
+                write_metrics(out, history, curves=False)  # the PNG is drawn once, at the end
     if result.status == "done":
         result.test = evaluate(model, dataset.x_test, dataset.y_test, loss_fn=loss_fn)
-        train_speed = sum(h["images_per_s"] * h["train_seconds"] for h in history) / \
-            max(sum(h["train_seconds"] for h in history), 1e-9)
-        summary = {"test_accuracy": result.test.accuracy, "test_loss": result.test.loss, "epochs": len(history),
-                   "wall_seconds": result.seconds, "train_images_per_s": train_speed}
-        if out is not None:
-            write_metrics(out, history, summary)
+        result.seconds = time.perf_counter() - t_start
+        images = sum(h["images_per_s"] * h["train_seconds"] for h in history)
+        train_speed = images / max(sum(h["train_seconds"] for h in history), 1e-9)
+        epochs_word = "epoch" if len(history) == 1 else "epochs"
         result.message = (f"test accuracy {result.test.accuracy:.2%} ({result.test.correct}/{len(dataset.y_test)}) "
-                          f"after {len(history)} epochs, wall time {_format_seconds(result.seconds)}, "
+                          f"after {len(history)} {epochs_word}, wall time {_format_seconds(result.seconds)}, "
                           f"training {train_speed:,.0f} images/s")
         say(result.message)
+        summary = {"test_accuracy": result.test.accuracy, "test_loss": result.test.loss, "epochs": len(history),
+                   "wall_seconds": result.seconds, "train_images_per_s": train_speed}
+    else:
+        result.seconds = time.perf_counter() - t_start
+        summary = {"status": result.status, "message": result.message}
+    if out is not None:
+        write_metrics(out, history, summary)
     return result

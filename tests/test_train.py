@@ -1,0 +1,219 @@
+"""The training loop, checkpoints (atomic, exact resume), Ctrl-C and NaN handling, the CLI, LeNet-5."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from minicnn import cli, core, optim
+from minicnn import layers as L
+from minicnn.checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
+from minicnn.data import Dataset, crop_flip, load_dataset, standardize
+from minicnn.losses import SoftmaxCrossEntropy
+from minicnn.models import MODELS
+from minicnn.train import CHECKPOINT_NAME, evaluate, fit, train_epoch
+
+
+def _toy_dataset(seed: int = 0, n: int = 192) -> Dataset:
+    """Two classes told apart by which half of a 12x12 image is brighter, plus noise."""
+    r = np.random.default_rng(seed)
+    y = r.integers(0, 2, size=n + 64)
+    x = r.random((n + 64, 1, 12, 12)).astype(np.float32) * 0.5
+    x[y == 0, :, :6] += 0.5
+    x[y == 1, :, 6:] += 0.5
+    return Dataset("toy", x[:n], y[:n], x[n:], y[n:], ["top", "bottom"])
+
+
+def _toy_model() -> core.Layer:
+    """Conv + pool + dropout (the engine RNG) + linear: every kind of state a checkpoint must carry."""
+    return core.Sequential(L.Conv2D(1, 4, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                           L.Dropout(0.25), L.Linear(4 * 6 * 6, 2))
+
+
+def _weights(model) -> list[np.ndarray]:
+    return [p.data.copy() for p in model.parameters()]
+
+
+class InterruptingSGD(optim.SGD):
+    """SGD that sends this process a real SIGINT (Ctrl-C) right after step `at`."""
+
+    def __init__(self, params, lr, at: int, **kwargs):
+        super().__init__(params, lr, **kwargs)
+        self.at = at
+
+    def step(self) -> None:
+        super().step()
+        if self.steps == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _run(tmp_path, name: str, epochs: int = 3, interrupt_at: int | None = None, resume: bool = False):
+    core.manual_seed(7)
+    model = _toy_model()
+    ds = _toy_dataset()
+    if interrupt_at is None:
+        opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
+    else:
+        opt = InterruptingSGD(model.parameters(), 0.05, at=interrupt_at, momentum=0.9)
+    schedule = optim.CosineLR(0.05, epochs * 6)
+    result = fit(model, ds, opt, epochs=epochs, batch_size=32, schedule=schedule, seed=3, out_dir=tmp_path / name,
+                 resume=resume, augment=crop_flip(1), progress=False, log=None)
+    return model, result
+
+
+def test_resume_after_ctrl_c_mid_epoch_gives_identical_weights(tmp_path):
+    reference, done = _run(tmp_path, "reference")
+    assert done.status == "done"
+    _, stopped = _run(tmp_path, "resumed", interrupt_at=8)  # epoch 2, after its second batch
+    assert stopped.status == "interrupted"
+    saved = load_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME).meta
+    assert saved["epoch"] == 1 and saved["partial"]["batch"] == 2
+    resumed, finished = _run(tmp_path, "resumed", resume=True)
+    assert finished.status == "done"
+    for a, b in zip(_weights(reference), _weights(resumed), strict=True):
+        assert np.array_equal(a, b)
+    assert [h["train_loss"] for h in done.history] == pytest.approx([h["train_loss"] for h in finished.history])
+
+
+def test_resume_after_a_finished_epoch_gives_identical_weights(tmp_path):
+    reference, _ = _run(tmp_path, "reference", epochs=3)
+    core.manual_seed(7)
+    model = _toy_model()
+    opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
+    fit(model, _toy_dataset(), opt, epochs=2, batch_size=32, schedule=optim.CosineLR(0.05, 18), seed=3,
+        out_dir=tmp_path / "two", augment=crop_flip(1), progress=False, log=None)
+    resumed, result = _run(tmp_path, "two", epochs=3, resume=True)
+    assert result.status == "done" and len(result.history) == 3
+    for a, b in zip(_weights(reference), _weights(resumed), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_resume_refuses_a_different_batch_size(tmp_path):
+    _run(tmp_path, "run", epochs=1)
+    model = _toy_model()
+    with pytest.raises(CheckpointError, match="batch_size"):
+        fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=16, seed=3,
+            out_dir=tmp_path / "run", resume=True, progress=False, log=None)
+
+
+def test_checkpoint_write_interrupted_leaves_the_old_one_intact(tmp_path, monkeypatch):
+    model = _toy_model()
+    opt = optim.SGD(model.parameters(), 0.1, momentum=0.9)
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, model, opt, {"model": "toy", "epoch": 1})
+    before = path.read_bytes()
+    for p in model.parameters():
+        p.data += 1.0
+
+    def crash_midway(file, **arrays):
+        file.write(b"PK\x03\x04 half a zip file")
+        raise KeyboardInterrupt  # Ctrl-C (or a crash) in the middle of writing
+
+    monkeypatch.setattr(np, "savez", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, opt, {"model": "toy", "epoch": 2})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_checkpoint(path).meta["epoch"] == 1
+    assert [f.name for f in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    class NaNAfter(SoftmaxCrossEntropy):
+        calls = 0
+
+        def forward(self, logits, labels):
+            NaNAfter.calls += 1
+            loss = super().forward(logits, labels)
+            return float("nan") if NaNAfter.calls == 9 else loss  # 6 batches + 1 validation call, then epoch 2 batch 2
+
+    core.manual_seed(7)
+    model = _toy_model()
+    result = fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.05), epochs=3, batch_size=32, seed=3,
+                 out_dir=tmp_path, progress=False, log=None, loss_fn=NaNAfter())
+    assert result.status == "diverged"
+    assert "nan" in result.message and "epoch 2, batch 2" in result.message and "last good checkpoint" in result.message
+    saved = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert saved.meta["epoch"] == 1 and saved.meta["partial"] is None
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+def test_train_epoch_and_evaluate_learn_the_toy_task():
+    core.manual_seed(0)
+    model = _toy_model()
+    ds = _toy_dataset(n=512)
+    opt = optim.Adam(model.parameters(), 0.01)
+    for epoch in range(3):
+        state = train_epoch(model, ds.x_train, ds.y_train, opt, batch_size=32, epoch=epoch, progress=False)
+    assert state.seen == 512 and state.batch == 16 and state.images_per_s > 0
+    result = evaluate(model, ds.x_test, ds.y_test)
+    assert result.accuracy > 0.9 and result.predictions.shape == (64,)
+    assert model.training  # evaluate restores the mode
+
+
+def test_fit_writes_metrics_and_curves(tmp_path):
+    _, result = _run(tmp_path, "run", epochs=2)
+    out = tmp_path / "run"
+    assert {"checkpoint.npz", "metrics.csv", "metrics.json", "curves.png"} <= {f.name for f in out.iterdir()}
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert header.startswith("epoch,lr,train_loss,train_acc,val_loss,val_acc")
+    assert "test accuracy" in result.message and "wall time" in result.message
+
+
+def test_lenet5_shapes_and_parameter_count():
+    model = MODELS["lenet5"]()
+    assert model.num_parameters() == 61706
+    assert model(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
+    cifar = MODELS["lenet5"](in_channels=3, image_size=32)
+    assert cifar.layers[7].in_features == 16 * 6 * 6
+    with pytest.raises(ValueError, match="image_size"):
+        MODELS["lenet5"](image_size=8)
+
+
+def test_lenet5_on_real_mnist_reaches_90_percent(data_dir):
+    """4,000 real MNIST training images, 2 epochs: > 90% on 1,000 test images."""
+    ds = load_dataset("mnist", data_dir, download=False).subset(4000, 1000)
+    mean, std = ds.channel_stats()
+    ds.x_train, ds.x_test = standardize(ds.x_train, mean, std), standardize(ds.x_test, mean, std)
+    core.manual_seed(0)
+    model = MODELS["lenet5"]()
+    opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
+    result = fit(model, ds, opt, epochs=2, batch_size=64, schedule=optim.CosineLR(0.05, 2 * 63), seed=0,
+                 progress=False, log=None)
+    assert result.test.accuracy > 0.90, result.message
+
+
+def test_cli_train_evaluate_predict(data_dir, tmp_path, capsys):
+    """A small real-MNIST .npz (HW uint8 images, as a user might save them) through the three commands."""
+    ds = load_dataset("mnist", data_dir, download=False)
+    small = tmp_path / "mnist_small.npz"
+    to_u8 = lambda x: (x[:, 0] * 255).round().astype(np.uint8)  # noqa: E731
+    np.savez(small, x_train=to_u8(ds.x_train[:640]), y_train=ds.y_train[:640], x_test=to_u8(ds.x_test[:300]),
+             y_test=ds.y_test[:300])
+    out = tmp_path / "run"
+    code = cli.main(["train", "--dataset", str(small), "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and "wall time" in text
+    model = build_model(load_checkpoint(out / CHECKPOINT_NAME))
+    assert not model.training
+    digit = tmp_path / "digit.npy"
+    np.save(digit, (ds.x_test[0, 0] * 255).astype(np.uint8))
+    assert cli.main(["evaluate", str(out / CHECKPOINT_NAME)]) == 0
+    text = capsys.readouterr().out
+    assert "recall" in text and (out / "confusion.png").is_file()
+    assert cli.main(["predict", str(out / CHECKPOINT_NAME), str(digit)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"{digit}: ") and "%" in line
+
+
+def test_load_checkpoint_errors(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"nothing")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="no such"):
+        load_checkpoint(tmp_path / "absent.npz")
