@@ -33,6 +33,7 @@ the fast and general paths are tested against.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -67,9 +68,24 @@ class PoolGeometry:
         self.fast = (self.KH, self.KW) == (self.SH, self.SW) and self.PH == 0 and self.PW == 0
 
 
+@lru_cache(maxsize=512)
+def _cached_geometry(x_shape, kernel_size, stride, padding, who: str) -> PoolGeometry:
+    return PoolGeometry(x_shape, kernel_size, stride, padding, who)
+
+
+def geometry(x_shape: tuple[int, ...], kernel_size, stride=None, padding=0, who: str = "pool2d") -> PoolGeometry:
+    """PoolGeometry, memoised on its (hashable) arguments: a training loop calls every pooling with
+    the same shapes, and the argument checks would otherwise be most of a small call's cost.
+    Invalid arguments raise every time (exceptions are not cached)."""
+    try:
+        return _cached_geometry(tuple(x_shape), kernel_size, stride, padding, who)
+    except TypeError:  # unhashable argument, e.g. kernel_size given as a list
+        return PoolGeometry(x_shape, kernel_size, stride, padding, who)
+
+
 def _geometry(x: np.ndarray, kernel_size, stride, padding, who: str) -> PoolGeometry:
     check_array(x, who, 4, _LAYOUT)
-    return PoolGeometry(x.shape, kernel_size, stride, padding, who)
+    return geometry(x.shape, kernel_size, stride, padding, who)
 
 
 def _pad(x: np.ndarray, g: PoolGeometry, value: float) -> np.ndarray:
@@ -176,14 +192,14 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
     values that won several overlapping windows receive the sum. dy, argmax (N, C, OH, OW).
     path="general" forces the accumulate-into-padded-buffer path even when windows tile (for tests)."""
     _check_path(path, "max_pool2d_backward")
-    g = PoolGeometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
+    g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
     return _route(dy, argmax, x_shape, g, g.fast and path == "auto")
 
 
 def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...],
                                   kernel_size, stride=None, padding=0) -> np.ndarray:
     """The direct loop (reference, slow): for every output, dx[winner] += dy. Loops per pixel."""
-    g = PoolGeometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward_reference")
+    g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward_reference")
     N, C, H, W = x_shape
     dx = np.zeros(x_shape, dtype=dy.dtype)
     for n in range(N):
@@ -253,7 +269,7 @@ def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
                         path: str = "auto") -> np.ndarray:
     """dx[p] = sum of dy over the windows containing p. path="general" disables the tiling fast path."""
     _check_path(path, "sum_pool2d_backward")
-    g = PoolGeometry(x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
+    g = geometry(x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
     return _spread(dy, x_shape, g, g.fast and path == "auto")
 
 
@@ -269,7 +285,7 @@ def avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
                         path: str = "auto") -> np.ndarray:
     """dx[p] = sum over the windows containing p of dy / (KH*KW). path="general" disables the fast path."""
     _check_path(path, "avg_pool2d_backward")
-    g = PoolGeometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
+    g = geometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
     return _spread(dy * (1.0 / (g.KH * g.KW)), x_shape, g, g.fast and path == "auto")
 
 
@@ -307,7 +323,7 @@ def soft_pool2d(x: np.ndarray, kernel_size, stride=None, who: str = "soft_pool2d
 def soft_pool2d_backward(dy: np.ndarray, coef: np.ndarray, x_shape: tuple[int, ...], kernel_size,
                          stride=None) -> np.ndarray:
     """dx_k = sum over windows containing k of dy * p_k (1 + x_k - y)."""
-    g = PoolGeometry(x_shape, kernel_size, stride, 0, "soft_pool2d_backward")
+    g = geometry(x_shape, kernel_size, stride, 0, "soft_pool2d_backward")
     return _scatter(dy[..., None] * coef, x_shape, g)
 
 
@@ -366,7 +382,7 @@ def stochastic_pool2d(x: np.ndarray, kernel_size, stride=None, generator: np.ran
 def stochastic_pool2d_backward(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], kernel_size,
                                stride=None) -> np.ndarray:
     """dx: dy goes to the sampled position of each window (sum over overlapping windows)."""
-    g = PoolGeometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_backward")
+    g = geometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_backward")
     return _route(dy, index, x_shape, g)
 
 
@@ -386,7 +402,7 @@ def stochastic_pool2d_eval(x: np.ndarray, kernel_size, stride=None, who: str = "
 def stochastic_pool2d_eval_backward(dy: np.ndarray, coef: np.ndarray, x_shape: tuple[int, ...],
                                     kernel_size, stride=None) -> np.ndarray:
     """dx_k = sum over windows containing k of dy * (2 x_k - y) / sum(x)."""
-    g = PoolGeometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_eval_backward")
+    g = geometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_eval_backward")
     return _scatter(dy[..., None] * coef, x_shape, g)
 
 
