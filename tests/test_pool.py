@@ -266,3 +266,12 @@ def test_bad_arguments():
         L.MaxPool2D("2")
     with pytest.raises(ValueError, match="path"):
         F.max_pool2d_backward(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.uint8), (1, 1, 2, 2), 2, path="x")
+
+
+def test_geometry_memo_still_checks_every_call():
+    for _ in range(2):  # exceptions are not cached: the second call raises too
+        with pytest.raises(ValueError, match="max_pool2d: expected input"):
+            F.max_pool2d(np.zeros((1, 1, 2, 2)), 3)
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    np.testing.assert_array_equal(F.max_pool2d(x, [2, 2])[0], F.max_pool2d(x, (2, 2))[0])  # unhashable list
+    assert P.geometry((1, 2, 4, 4), 2) is P.geometry((1, 2, 4, 4), 2)
