@@ -8,6 +8,9 @@ Element order is that of `torch.nn.functional.pixel_unshuffle`:
     depth_to_space:  the inverse (pixel_shuffle order), x[n, c, h*r + i, w*r + j] = y[n, c*r*r + i*r + j, h, w]
 
 Both are permutations of the entries, so each one's backward is the other one.
+Patch merging (Swin) = space_to_depth followed by a 1x1 convolution (a linear map of the r*r*C values
+of each patch); together they equal an r x r convolution with stride r whose weight is the 1x1
+weight reshaped to (OUT, C, r, r) (tests/test_slicing.py checks this).
 
 Haar DWT (one level, orthonormal). For each 2x2 block [[a, b], [c, d]] (a = top-left):
 
