@@ -123,3 +123,12 @@ def test_batchnorm_training_and_running_statistics_as_pytorch():
 def test_bad_input_is_named(layer, x, message):
     with pytest.raises(ValueError, match=message):
         layer(x)
+
+
+@pytest.mark.parametrize("layer", [L.ReLU(), L.ReLU6(), L.LeakyReLU(0.2), L.Sigmoid(), L.Tanh(), L.GELU(),
+                                   L.Maxout(2), L.Flatten(), L.Dropout(0.5), L.BatchNorm2D(4)])
+def test_activations_keep_float32(layer):
+    x = np.random.default_rng(0).standard_normal((3, 4, 2, 2)).astype(np.float32)
+    y = layer(x)
+    assert y.dtype == np.float32
+    assert layer.backward(np.ones_like(y)).dtype == np.float32

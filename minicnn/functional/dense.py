@@ -10,6 +10,8 @@ batch of row vectors: x (N, IN), w (OUT, IN), b (OUT,), y (N, OUT) and y = x @ w
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import erf
 
@@ -87,13 +89,13 @@ def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """f(x) = x Phi(x), Phi the standard normal CDF (the exact form, as PyTorch's default)."""
-    return x * 0.5 * (1 + erf(x / np.sqrt(2)))
+    return x * 0.5 * (1 + erf(x / math.sqrt(2)))
 
 
 def gelu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """f'(x) = Phi(x) + x phi(x)."""
-    cdf = 0.5 * (1 + erf(x / np.sqrt(2)))
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     return dy * (cdf + x * pdf)
 
 
