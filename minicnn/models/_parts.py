@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from minicnn.core import Layer
@@ -73,6 +74,7 @@ def slicesamp_variant(constructor: Callable[..., Layer], default_size: int) -> C
         size, channels = options["image_size"], options.get("in_channels", 3)
         return to_slicesamp(constructor(**options), (channels, size, size))
 
+    build.__signature__ = inspect.signature(constructor)  # callers (minicnn train) see the real options
     build.__doc__ = f"{constructor.__name__} with every max-pool / stride-2 conv replaced by SliceSamp."
     build.__name__ = constructor.__name__ + "_slicesamp"
     return build

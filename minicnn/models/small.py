@@ -16,7 +16,7 @@ from __future__ import annotations
 from minicnn.core import Layer, Sequential
 from minicnn.layers.blocks import conv_bn
 
-from ._parts import classifier, scaled
+from ._parts import classifier, scaled, slicesamp_variant
 from ._registry import register
 
 DOWNSAMPLING = ("maxpool", "stride", "slicesamp")
@@ -48,3 +48,6 @@ def cifar_net(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, i
                       *downsample(downsample_kind, 2 * c),
                       *conv_bn(2 * c, 4 * c, 3, act=ReLU),
                       *classifier(4 * c, num_classes))
+
+
+register("cifar_net_slicesamp")(slicesamp_variant(cifar_net, 32))
