@@ -290,3 +290,18 @@ def test_bad_input_names_layer_expected_and_received():
     y = L.Conv2D(3, 4, 3)(np.zeros((1, 3, 5, 5)))
     _raises(lambda: conv2d_backward(np.zeros((1, 4, 2, 2)), np.zeros((1, 3, 5, 5)), np.zeros((4, 3, 3, 3))),
             "dy", str(y.shape))
+
+
+@pytest.mark.parametrize("groups,stride", [(1, 1), (1, 2), (4, 1), (4, 2)])
+def test_threaded_copies_give_the_same_numbers(monkeypatch, groups, stride):
+    from minicnn.functional import conv_im2col
+
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((4, 4 // groups, 3, 3))
+    dy = rng.standard_normal(conv2d(x, w, None, stride, 1, 1, groups).shape)
+    want = conv2d(x, w, None, stride, 1, 1, groups, "direct"), *conv2d_backward(dy, x, w, stride, 1, 1, groups, "direct")
+    monkeypatch.setattr(conv_im2col, "COPY_THREADS", 3)
+    monkeypatch.setattr(conv_im2col, "PARALLEL_MIN_VALUES", 0)
+    got = conv2d(x, w, None, stride, 1, 1, groups), *conv2d_backward(dy, x, w, stride, 1, 1, groups)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-12)

@@ -37,6 +37,9 @@ Optimisations (measured on the shared 2-core machine, see `minicnn bench conv`):
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .checks import conv_output_size
@@ -44,6 +47,10 @@ from .checks import conv_output_size
 Pair = tuple[int, int]
 
 MEMORY_BUDGET_BYTES = 256 * 2**20  # largest column matrix built at once; bigger batches are chunked
+COPY_THREADS = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0) or os.cpu_count() or 1  # as BLAS
+PARALLEL_MIN_VALUES = 2**17  # copies smaller than this run in one thread (a thread hand-off costs ~50 us)
+CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
+_POOL: ThreadPoolExecutor | None = None
 
 
 def set_memory_budget(nbytes: int) -> int:
@@ -53,6 +60,35 @@ def set_memory_budget(nbytes: int) -> int:
         raise ValueError(f"set_memory_budget: expected a positive number of bytes, got {nbytes}")
     previous, MEMORY_BUDGET_BYTES = MEMORY_BUDGET_BYTES, int(nbytes)
     return previous
+
+
+def _by_image_blocks(fn, n: int, per_image: int, cache_blocks: bool = False) -> None:
+    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n).
+
+    Large jobs spread the blocks over COPY_THREADS threads: NumPy releases the GIL inside its copy and
+    arithmetic loops, and each block writes only its own images. With `cache_blocks`, blocks hold about
+    CACHE_VALUES array entries (`per_image` per image), so a kernel-offset loop inside fn re-reads its
+    block from cache instead of memory: the depthwise multiply-adds are memory-bound, and looping over
+    all taps for the whole batch streamed every array through memory KH*KW times (3x slower, measured).
+    The im2col copies gain nothing from it (they stream the columns out anyway) and pay the extra calls.
+    """
+    global _POOL
+    threads = COPY_THREADS if n * per_image >= PARALLEL_MIN_VALUES else 1
+    step = max(1, CACHE_VALUES // max(per_image, 1)) if cache_blocks else -(-n // threads)
+    blocks = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    threads = min(threads, len(blocks))
+    if threads <= 1:
+        for lo, hi in blocks:
+            fn(lo, hi)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(COPY_THREADS)
+
+    def run(k: int) -> None:
+        for lo, hi in blocks[k::threads]:
+            fn(lo, hi)
+
+    list(_POOL.map(run, range(threads)))
 
 
 def _buffer(workspace: dict | None, key: str, shape: tuple[int, ...], dtype, zero: bool = False) -> np.ndarray:
@@ -103,9 +139,14 @@ def im2col(
     if out is None:
         out = np.empty((c, kh, kw, n, oh, ow), x.dtype)
     cols = out.reshape(c, kh, kw, n, oh, ow)  # (C, KH, KW, N, OH, OW)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+
+    def copy(lo: int, hi: int) -> None:  # images lo..hi-1
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                cols[:, i, j, lo:hi] = xp[:, lo:hi, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+
+    _by_image_blocks(copy, n, cols.size // n)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
@@ -246,9 +287,14 @@ def _col2im_add(dcols: np.ndarray, dxp: np.ndarray, kernel_size: Pair, stride: P
     kh, kw = kernel_size
     (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_size
     cols = dcols.reshape(c, kh, kw, ns, oh, ow)  # (C, KH, KW, Ns, OH, OW)
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j]
+
+    def add(lo: int, hi: int) -> None:  # images lo..hi-1
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                dxp[:, lo:hi, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j, lo:hi]
+
+    _by_image_blocks(add, ns, cols.size // ns)
 
 
 def _col2im_wide_add(dcols: np.ndarray, flat: np.ndarray, kernel_size: Pair, dilation: Pair, size: Pair) -> None:
@@ -266,10 +312,14 @@ def _col2im_wide_add(dcols: np.ndarray, flat: np.ndarray, kernel_size: Pair, dil
     (dh, dw), (oh, wp) = dilation, size
     length = oh * wp
     cols = dcols.reshape(c, kh, kw, ns, length)  # (C, KH, KW, Ns, OH*Wp)
-    for i in range(kh):
-        for j in range(kw):
-            off = i * dh * wp + j * dw
-            flat[:, :, off:off + length] += cols[:, i, j]
+
+    def add(lo: int, hi: int) -> None:  # images lo..hi-1
+        for i in range(kh):
+            for j in range(kw):
+                off = i * dh * wp + j * dw
+                flat[:, lo:hi, off:off + length] += cols[:, i, j, lo:hi]
+
+    _by_image_blocks(add, ns, cols.size // ns)
 
 
 def flip_kernel(w: np.ndarray, groups: int = 1) -> np.ndarray:
@@ -399,11 +449,15 @@ def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
     length = oh * wp
     y = np.zeros((n, c, length), x.dtype)  # (N, C, OH*Wp): wide output rows
     tmp = np.empty_like(y)
-    for i in range(kh):
-        for j in range(kw):
-            off = i * dh * wp + j * dw
-            np.multiply(xf[:, :, off:off + length], w[None, :, 0, i, j, None], out=tmp)
-            y += tmp
+
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1
+        for i in range(kh):
+            for j in range(kw):
+                off = i * dh * wp + j * dw
+                np.multiply(xf[lo:hi, :, off:off + length], w[None, :, 0, i, j, None], out=tmp[lo:hi])
+                y[lo:hi] += tmp[lo:hi]
+
+    _by_image_blocks(taps, n, xf.size // n, cache_blocks=True)
     if b is not None:
         y += b.reshape(1, c, 1)
     return y.reshape(n, c, oh, wp)[:, :, :, :ow]  # drop the wrap-around columns (a view)
@@ -424,13 +478,20 @@ def _depthwise_wide_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, paddi
     dyw[..., :ow] = dy
     dyw = dyw.reshape(n, c, length)  # (N, C, OH*Wp), zeros in the discarded columns
     dxf = np.zeros_like(xf)
-    dw = np.empty(w.shape, x.dtype)
     tmp = np.empty_like(dyw)
-    for i in range(kh):
-        for j in range(kw):
-            off = i * dh * wp + j * dw_
-            dw[:, 0, i, j] = np.einsum("ncl,ncl->c", dyw, xf[:, :, off:off + length])
-            np.multiply(dyw, w[None, :, 0, i, j, None], out=tmp)
-            dxf[:, :, off:off + length] += tmp
+    partial_dw = {}  # dw summed over each thread's images, added up below
+
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1
+        dw = np.empty(w.shape, x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                off = i * dh * wp + j * dw_
+                dw[:, 0, i, j] = np.einsum("ncl,ncl->c", dyw[lo:hi], xf[lo:hi, :, off:off + length])
+                np.multiply(dyw[lo:hi], w[None, :, 0, i, j, None], out=tmp[lo:hi])
+                dxf[lo:hi, :, off:off + length] += tmp[lo:hi]
+        partial_dw[lo] = dw
+
+    _by_image_blocks(taps, n, xf.size // n, cache_blocks=True)
+    dw = sum(partial_dw.values())
     dx = dxf.reshape(n, c, -1, wp)[:, :, ph:ph + h, pw:pw + wd]
     return dx, dw, dy.sum(axis=(0, 2, 3))
