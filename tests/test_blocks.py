@@ -125,3 +125,5 @@ def test_shufflenet_unit_bad_arguments():
         L.ShuffleV2Unit(4, 5, 2)
     with pytest.raises(ValueError, match="stride 1 expected in_channels == out_channels"):
         L.ShuffleV2Unit(4, 8, 1)
+    with pytest.raises(ValueError, match="stride 2 expected out_channels > in_channels"):
+        L.ShuffleV2Unit(8, 8, 2)

@@ -229,11 +229,13 @@ class InvertedResidual(Sequential):
 
 
 class ShuffleV2Unit(Sequential):
-    """ShuffleNet v2 unit, built from the containers above.
+    """ShuffleNet v2 unit, built from the containers above (channel numbers as the authors' code).
 
     stride 1 (in == out = 2c):  Concat(ChannelSplit(0), [ChannelSplit(1) -> 1x1 -> dw 3x3 -> 1x1]) -> shuffle
-    stride 2 (in -> out = 2c):  Concat([dw 3x3 s2 -> 1x1], [1x1 -> dw 3x3 s2 -> 1x1]) -> shuffle
+    stride 2 (in -> out):       Concat([dw 3x3 s2 -> 1x1, in -> in],
+                                       [1x1 in -> out/2 -> dw 3x3 s2 -> 1x1 out/2 -> out - in]) -> shuffle
     Half the channels pass untouched in the stride-1 unit; the shuffle mixes the halves for the next unit.
+    With these channel numbers the four ImageNet widths give the paper's 41M / 146M / 299M / 591M FLOPs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
@@ -249,12 +251,17 @@ class ShuffleV2Unit(Sequential):
             left = ChannelSplit(0)
             right = Sequential(ChannelSplit(1), *self._branch(c, c, 1, ReLU))
         else:
+            if out_channels <= in_channels:
+                raise ValueError(f"ShuffleV2Unit: stride 2 expected out_channels > in_channels, "
+                                 f"got {in_channels} -> {out_channels}")
             left = Sequential(*conv_bn(in_channels, in_channels, 3, stride, groups=in_channels),
-                              *conv_bn(in_channels, c, 1, act=ReLU))
-            right = Sequential(*self._branch(in_channels, c, stride, ReLU))
+                              *conv_bn(in_channels, in_channels, 1, act=ReLU))
+            right = Sequential(*self._branch(in_channels, c, stride, ReLU, out_channels - in_channels))
         super().__init__(Concat(left, right), ChannelShuffle(2))
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
 
     @staticmethod
-    def _branch(cin: int, c: int, stride: int, act: type[Layer]) -> list[Layer]:
-        return [*conv_bn(cin, c, 1, act=act), *conv_bn(c, c, 3, stride, groups=c), *conv_bn(c, c, 1, act=act)]
+    def _branch(cin: int, c: int, stride: int, act: type[Layer], cout: int | None = None) -> list[Layer]:
+        """1x1 cin -> c, dw 3x3 (stride), 1x1 c -> cout (default c)."""
+        cout = c if cout is None else cout
+        return [*conv_bn(cin, c, 1, act=act), *conv_bn(c, c, 3, stride, groups=c), *conv_bn(c, cout, 1, act=act)]
