@@ -1,0 +1,239 @@
+"""`minicnn experiment frequency`: Frequency Regularization of LeNet-5 on real MNIST (seed 002).
+
+1. Train the dense LeNet-5 (61,706 parameters) with `minicnn.train.train_epoch`.
+2. For each budget, start from the dense weights, `to_frequency`, and fine-tune while
+   `TailTruncation` lowers every layer's kept count per iteration (geometric decay) over the first
+   epochs; the last epoch trains at the final truncation point.
+3. Export the compressed file (float16 by default), RELOAD it into a fresh LeNet-5, and measure test
+   accuracy of the reloaded model: the numbers in the table are those of the deployable file.
+
+Budgets: "P%" keeps P% of every weight tensor (rounded up, at least `--floor`), biases stored whole;
+a plain number N is the TOTAL of stored numbers (kept DCT coefficients + every bias), split over the
+layers by `allocate_budget` (in proportion to size**power, at least `--floor` per layer).
+"Stored numbers" = kept DCT coefficients + all bias entries (LeNet-5 has 236 biases and no buffers).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+DESCRIPTION = "LeNet-5 on MNIST with frequency-regularised (DCT, zigzag-truncated) weights: accuracy vs stored numbers"
+TARGET_ACCURACY = 0.97
+PAPER_BUDGET = 776  # numbers for the whole LeNet-5 in Zhao et al., "Frequency Regularization" (2023)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--budgets", default="5%,1%,776,600,500,400",
+                        help="comma-separated: P%% (per-layer fraction) or N (total stored numbers incl. biases)")
+    parser.add_argument("--dense-epochs", type=int, default=2, help="epochs of the dense model")
+    parser.add_argument("--fr-epochs", type=int, default=3, help="fine-tuning epochs per budget")
+    parser.add_argument("--truncate-epochs", type=float, default=2.0,
+                        help="epochs over which k decays to the budget (per iteration), within --fr-epochs")
+    parser.add_argument("--decay", choices=("geometric", "linear"), default="geometric")
+    parser.add_argument("--power", type=float, default=0.5, help="allocate_budget exponent for total budgets")
+    parser.add_argument("--floor", type=int, default=8, help="minimum kept coefficients per layer")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (dense and fine-tuning)")
+    parser.add_argument("--final-lr", type=float, default=5e-5, help="fine-tuning lr decays geometrically to this")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--float32", action="store_true", help="store float32 instead of float16")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/frequency", help="folder for the table, PNG and model files")
+    parser.add_argument("--data-dir", default=None, help="dataset folder (default: $MINICNN_DATA, then cache)")
+
+
+def parse_budget(text: str):
+    """"5%" -> ("fraction", 0.05); "776" -> ("total", 776)."""
+    text = text.strip()
+    try:
+        if text.endswith("%"):
+            value = float(text[:-1]) / 100
+            if not 0 < value <= 1:
+                raise ValueError
+            return "fraction", value
+        value = int(text)
+        if value < 1:
+            raise ValueError
+        return "total", value
+    except ValueError:
+        raise ValueError(f"experiment frequency: expected a budget like '5%' or '776', got {text!r}") from None
+
+
+def targets_for(model, budget, floor: int, power: float) -> dict[str, int]:
+    """Per-layer kept counts for a parsed budget (see the module docstring)."""
+    from minicnn.frequency import allocate_budget, frequency_layers, stored_numbers
+    from minicnn.layers.dct import keep_count
+
+    kind, value = budget
+    layers = dict(frequency_layers(model))
+    if kind == "fraction":
+        return {n: max(min(floor, layer.coeffs.size), keep_count(value, layer.coeffs.size, n))
+                for n, layer in layers.items()}
+    coefficients = value - stored_numbers(model)["other"]
+    if coefficients < len(layers):
+        raise ValueError(f"experiment frequency: a budget of {value} leaves {coefficients} coefficients after "
+                         f"the {stored_numbers(model)['other']} biases")
+    return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
+
+
+def _train(model, ds, optimizer, epochs: int, batch_size: int, seed: int, schedule=None, label: str = ""):
+    from minicnn.train import evaluate, train_epoch
+
+    for epoch in range(epochs):
+        state = train_epoch(model, ds.x_train, ds.y_train, optimizer, batch_size=batch_size, seed=seed,
+                            epoch=epoch, schedule=schedule, progress=False)
+        acc = evaluate(model, ds.x_test, ds.y_test).accuracy
+        print(f"  {label} epoch {epoch + 1}/{epochs}: train loss {state.loss:.4f}, test accuracy {acc:.2%}, "
+              f"{state.images_per_s:,.0f} img/s", flush=True)
+
+
+def plot(rows: list[dict], dense_acc: float, dense_numbers: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    xs = [r["stored_numbers"] for r in rows]
+    ys = [100 * r["test_accuracy"] for r in rows]
+    ax.plot(xs, ys, "o-", label="frequency-regularised LeNet-5 (reloaded file)")
+    for r, x, y in zip(rows, xs, ys, strict=True):
+        ax.annotate(r["budget"], (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    ax.plot([dense_numbers], [100 * dense_acc], "s", color="black", label="dense LeNet-5")
+    ax.axhline(100 * TARGET_ACCURACY, color="gray", ls="--", lw=1, label="97% target")
+    ax.axvline(PAPER_BUDGET, color="red", ls=":", lw=1, label="776 numbers (paper)")
+    ax.set_xscale("log")
+    ax.set_xlabel("stored numbers (kept DCT coefficients + biases), log scale")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_title("LeNet-5 on MNIST: accuracy vs stored numbers")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def format_table(rows: list[dict], dense: dict) -> str:
+    head = (f"{'budget':>8} {'coeffs':>7} {'biases':>7} {'stored':>7} {'of dense':>9} {'file bytes':>11} "
+            f"{'ratio':>7} {'test acc':>9} {'in-memory':>10}")
+    lines = [head, "-" * len(head),
+             f"{'dense':>8} {'-':>7} {dense['biases']:>7} {dense['stored_numbers']:>7} {'100%':>9} "
+             f"{dense['file_bytes']:>11} {'1.0x':>7} {dense['test_accuracy']:>9.2%} {'':>10}"]
+    for r in rows:
+        lines.append(
+            f"{r['budget']:>8} {r['coefficients']:>7} {r['biases']:>7} {r['stored_numbers']:>7} "
+            f"{r['stored_numbers'] / dense['stored_numbers']:>9.2%} {r['file_bytes']:>11} "
+            f"{dense['file_bytes'] / r['file_bytes']:>6.1f}x {r['test_accuracy']:>9.2%} "
+            f"{r['in_memory_accuracy']:>10.2%}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from minicnn import core
+    from minicnn.checkpoint import save_checkpoint
+    from minicnn.data import DatasetError, load_dataset, standardize
+    from minicnn.frequency import (
+        TailTruncation,
+        dense_float32_bytes,
+        frequency_layers,
+        load_compressed,
+        save_compressed,
+        stored_numbers,
+        to_frequency,
+    )
+    from minicnn.models import MODELS
+    from minicnn.optim import Adam
+    from minicnn.train import evaluate
+
+    try:
+        budgets = [(text.strip(), parse_budget(text)) for text in args.budgets.split(",") if text.strip()]
+        ds = load_dataset("mnist", args.data_dir)
+    except (ValueError, DatasetError) as e:
+        print(f"minicnn experiment frequency: {e}")
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mean, std = ds.channel_stats()
+    ds.x_train = standardize(ds.x_train[:args.train_images], mean, std)
+    ds.y_train = ds.y_train[:args.train_images]
+    ds.x_test = standardize(ds.x_test, mean, std)
+    meta = {"model": "lenet5", "config": {}, "dataset": "mnist", "mean": mean.tolist(), "std": std.tolist(),
+            "input_shape": list(ds.input_shape), "class_names": ds.class_names}
+    steps_per_epoch = -(-len(ds.x_train) // args.batch_size)
+    dtype_name = "float32" if args.float32 else "float16"
+    print(f"MNIST: {len(ds.x_train):,} training / {len(ds.x_test):,} test images; LeNet-5; budgets "
+          f"{', '.join(b for b, _ in budgets)}; files stored as {dtype_name}", flush=True)
+
+    t0 = time.time()
+    core.manual_seed(args.seed)
+    dense = MODELS["lenet5"]()
+    _train(dense, ds, Adam(dense.parameters(), lr=args.lr), args.dense_epochs, args.batch_size, args.seed,
+           label="dense")
+    save_checkpoint(out / "dense.ckpt.npz", dense, meta={**meta, "model_config": {}})
+    dense_acc = evaluate(dense, ds.x_test, ds.y_test).accuracy
+    dense_numbers = dense.num_parameters()
+    dense_row = {"test_accuracy": dense_acc, "stored_numbers": dense_numbers,
+                 "biases": sum(p.size for n, p in dense.named_parameters() if n.endswith("bias")),
+                 "file_bytes": dense_float32_bytes(dense)}
+    print(f"dense LeNet-5: {dense_numbers:,} parameters, test accuracy {dense_acc:.2%} "
+          f"({time.time() - t0:.0f} s)", flush=True)
+
+    rows = []
+    for text, budget in budgets:
+        t1 = time.time()
+        core.manual_seed(args.seed)
+        model = MODELS["lenet5"]()
+        model.load_state_dict(dense.state_dict())
+        to_frequency(model)
+        targets = targets_for(model, budget, args.floor, args.power)
+        truncate_steps = max(1, int(round(args.truncate_epochs * steps_per_epoch)))
+        total_steps = args.fr_epochs * steps_per_epoch
+        truncation = TailTruncation(model, targets, steps=truncate_steps, decay=args.decay)
+        lr0, lr1 = args.lr, args.final_lr
+        schedule = truncation.with_lr(lambda t, a=lr0, b=lr1, n=total_steps: a * (b / a) ** min(t / n, 1.0))
+        optimizer = Adam(model.parameters(), lr=args.lr)
+        print(f"budget {text}: per-layer targets {targets}", flush=True)
+        _train(model, ds, optimizer, args.fr_epochs, args.batch_size, args.seed, schedule=schedule, label=text)
+        truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
+        in_memory = evaluate(model, ds.x_test, ds.y_test).accuracy
+        path = out / f"lenet5_{text.replace('%', 'pct')}.fr.npz"
+        info = save_compressed(model, path, float16=not args.float32, meta=meta)
+        reloaded = load_compressed(path, MODELS["lenet5"]())
+        acc = evaluate(reloaded, ds.x_test, ds.y_test).accuracy
+        counts = stored_numbers(reloaded)
+        row = {"budget": text, "coefficients": counts["coefficients"], "biases": counts["other"],
+               "stored_numbers": counts["total"], "file_bytes": info["bytes"], "dtype": dtype_name,
+               "test_accuracy": acc, "in_memory_accuracy": in_memory,
+               "per_layer": {n: layer.keep for n, layer in frequency_layers(reloaded)},
+               "seconds": round(time.time() - t1, 1)}
+        rows.append(row)
+        print(f"budget {text}: {counts['total']} stored numbers ({counts['coefficients']} coefficients + "
+              f"{counts['other']} biases), {info['bytes']} bytes; test accuracy of the reloaded file {acc:.2%} "
+              f"(in memory {in_memory:.2%}), {row['seconds']:.0f} s", flush=True)
+
+    table = format_table(rows, dense_row)
+    ok = [r for r in rows if r["test_accuracy"] >= TARGET_ACCURACY]
+    best = min(ok, key=lambda r: r["stored_numbers"]) if ok else None
+    verdict = (f"fewest stored numbers with >= {TARGET_ACCURACY:.0%}: {best['stored_numbers']} "
+               f"(budget {best['budget']}, {best['test_accuracy']:.2%})" if best
+               else f"no budget reached {TARGET_ACCURACY:.0%}")
+    at_paper = [r for r in rows if r["stored_numbers"] <= PAPER_BUDGET and r["test_accuracy"] >= TARGET_ACCURACY]
+    verdict += f"; target (>= 97% with <= {PAPER_BUDGET} numbers): {'MET' if at_paper else 'NOT met'}"
+    print("\n" + table + "\n" + verdict)
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "experiment")}
+    (out / "frequency_table.txt").write_text(table + "\n" + verdict + "\n")
+    (out / "frequency_results.json").write_text(json.dumps(
+        {"dense": dense_row, "rows": rows, "verdict": verdict, "settings": settings,
+         "seconds": round(time.time() - t0, 1)}, indent=1, default=str))
+    with open(out / "frequency_results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "per_layer"] if rows else ["budget"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: v for k, v in r.items() if k != "per_layer"})
+    if rows:
+        plot(rows, dense_acc, dense_numbers, out / "frequency_accuracy.png")
+    print(f"table, JSON, CSV, PNG and the compressed models are in {out}/ ({time.time() - t0:.0f} s in all)")
+    return 0
