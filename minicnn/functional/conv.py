@@ -132,15 +132,15 @@ def conv2d(
     """y = conv2d(x, w, b): x (N, C, H, W), w (T, C/groups, KH, KW), b (T,) -> y (N, T, OH, OW).
 
     stride, dilation: int or pair >= 1; padding: int, pair, "valid" or "same". `method` picks the
-    algorithm ("direct", "im2col", "fft"); all give the same numbers. `workspace` (im2col only) is a
-    dict a layer owns, to reuse buffers and keep the columns for backward. `who` names the caller in
+    algorithm ("direct", "im2col", "fft"); all give the same numbers. `workspace` (im2col, fft) is a
+    dict a layer owns, to reuse buffers and keep the columns (or F(x)) for backward. `who` names the caller in
     error messages.
     """
     stride, padding, dilation, groups, _ = check_conv_args(x, w, b, stride, padding, dilation, groups, who)
     forward, _ = _method(method, who)
     w = w.astype(x.dtype, copy=False)
     b = None if b is None else b.astype(x.dtype, copy=False)
-    if method == "im2col":
+    if method != "direct":
         return forward(x, w, b, stride, padding, dilation, groups, workspace=workspace)
     return forward(x, w, b, stride, padding, dilation, groups)
 
@@ -167,6 +167,8 @@ def conv2d_backward(
     w = w.astype(x.dtype, copy=False)
     if method == "im2col":
         return backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace, data_grad=data_grad)
+    if method == "fft":
+        return backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace)
     return backward(dy, x, w, stride, padding, dilation, groups)
 
 

@@ -45,7 +45,7 @@ from .checks import conv_output_size
 
 Pair = tuple[int, int]
 
-FFT_WORKERS = os.cpu_count() or 1  # threads for scipy.fft
+FFT_WORKERS = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0) or os.cpu_count() or 1  # scipy.fft threads
 
 
 def _dilate_kernel(w: np.ndarray, dilation: Pair) -> np.ndarray:
@@ -60,7 +60,12 @@ def _dilate_kernel(w: np.ndarray, dilation: Pair) -> np.ndarray:
 
 
 def _grid(padded: Pair) -> Pair:
-    return sfft.next_fast_len(padded[0], real=True), sfft.next_fast_len(padded[1], real=True)
+    """FFT sizes >= the padded input: the next 2,3,5-smooth even length (even sizes ran faster here)."""
+    sizes = []
+    for size in padded:
+        g = sfft.next_fast_len(size, real=True)
+        sizes.append(g if g % 2 == 0 else sfft.next_fast_len(g + 1, real=True))
+    return sizes[0], sizes[1]
 
 
 def _contract(a: np.ndarray, b: np.ndarray, groups: int, spec: str) -> np.ndarray:
@@ -85,8 +90,11 @@ def _contract(a: np.ndarray, b: np.ndarray, groups: int, spec: str) -> np.ndarra
 
 def conv2d_fft(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+    *, workspace: dict | None = None,
 ) -> np.ndarray:
-    """x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW), by real FFTs."""
+    """x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW), by real FFTs.
+
+    `workspace` (optional dict, owned by a layer) keeps F(x) for the backward pass."""
     n, c, h, wd = x.shape
     t, cg, kh, kw = w.shape
     oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
@@ -95,6 +103,8 @@ def conv2d_fft(
     grid = _grid(xp.shape[2:])
     wdil = _dilate_kernel(w, dilation)
     xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1), each map once
+    if workspace is not None:
+        workspace["fft_x"], workspace["fft_x_of"] = xf, x  # cache: F(x_pad), reused by backward
     kf = np.conj(sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS))  # (T, C/G, Fh, Fw/2+1), kernels once
     fshape = xf.shape[2:]
     yf = _contract(xf.reshape(n, c, -1), kf.reshape(t, cg, -1), groups, "nsf,tsf->ntf")  # (N, T, F)
@@ -116,8 +126,10 @@ def _upsample(dy: np.ndarray, stride: Pair, size: Pair) -> np.ndarray:
 
 def conv2d_fft_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+    *, workspace: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) of conv2d_fft, every correlation done in the frequency domain (see module docstring)."""
+    """(dx, dw, db) of conv2d_fft, every correlation done in the frequency domain (see module docstring).
+    F(x) comes from `workspace` when the forward pass left it there."""
     n, c, h, wd = x.shape
     t, cg, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
@@ -126,17 +138,21 @@ def conv2d_fft_backward(
     wdil = _dilate_kernel(w, dilation)
     eh, ew = wdil.shape[2:]
     dy1 = _upsample(dy, stride, (hp - eh + 1, wp - ew + 1))  # stride-1 output grid
-    xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS).reshape(n, c, -1)  # (N, C, F)
-    dyf = sfft.rfft2(dy1, s=grid, workers=FFT_WORKERS)  # (N, T, Fh, Fw/2+1)
-    fshape = dyf.shape[2:]
-    dyf = dyf.reshape(n, t, -1)
+    if workspace is not None and workspace.get("fft_x_of") is x:
+        xf = workspace["fft_x"]
+    else:
+        xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1)
+    fshape = xf.shape[2:]
+    xf = xf.reshape(n, c, -1)  # (N, C, F)
+    dyf = sfft.rfft2(dy1, s=grid, workers=FFT_WORKERS).reshape(n, t, -1)  # (N, T, F)
     wf = sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS).reshape(t, cg, -1)  # (T, C/G, F)
-    # dx_pad[n, s] = sum_t dy1[n, t] (*) w_dil[t, s]: contract over t within each group
-    dwf = _contract(dyf.conj(), xf, groups, "ntf,nsf->tsf")  # (T, C/G, F) = sum_n conj(DY) X
-    dw_full = sfft.irfft2(dwf.reshape(t, cg, *fshape), s=grid, workers=FFT_WORKERS)
-    dw = np.ascontiguousarray(dw_full[:, :, :eh:dilation[0], :ew:dilation[1]], dtype=np.result_type(dy, x))
+    # dx_pad[n, s] = sum_t dy1[n, t] (*) w_dil[t, s]: a true convolution, contracted over t within each group
     dxf = _contract(dyf, _swap_in_out(wf, groups), groups, "nsf,tsf->ntf")  # (N, C, F)
     dxp = sfft.irfft2(dxf.reshape(n, c, *fshape), s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw)
+    # dw[t, s] = sum_n corr(x_pad[n, s], dy1[n, t]) = F^-1(sum_n conj(DY) X)
+    dwf = _contract(np.conjugate(dyf, out=dyf), xf, groups, "ntf,nsf->tsf")  # (T, C/G, F)
+    dw_full = sfft.irfft2(dwf.reshape(t, cg, *fshape), s=grid, workers=FFT_WORKERS)
+    dw = np.ascontiguousarray(dw_full[:, :, :eh:dilation[0], :ew:dilation[1]], dtype=np.result_type(dy, x))
     dx = np.ascontiguousarray(dxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd],
                               dtype=np.result_type(dy, w))
     return dx, dw, dy.sum(axis=(0, 2, 3))
