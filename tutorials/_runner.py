@@ -49,6 +49,10 @@ class CheckFailed(AssertionError):
     """A numerical claim a step made did not hold."""
 
 
+class Unavailable(RuntimeError):
+    """A step needs something this machine does not have (e.g. a dataset); the message says what."""
+
+
 class _Style:
     """ANSI styles, or empty strings when colour is off."""
 
@@ -225,7 +229,8 @@ def _fmt(v) -> str:
 def run_steps(module: ModuleType, number: int, pause: bool = True, start: int = 1, quick: bool = False,
               fig_dir: str | os.PathLike | None = None, out: TextIO | None = None,
               inp: TextIO | None = None, color: bool | None = None) -> int:
-    """Run chapter `number` from step `start`. Returns the exit code (0, or 1 if a check failed)."""
+    """Run chapter `number` from step `start`. Returns the exit code: 0, 1 if a check failed, 2 for a bad
+    --step, 3 if a step needs something missing here (a dataset)."""
     t = Tutorial(number, out=out, color=color, fig_dir=fig_dir, quick=quick)
     inp = inp or sys.stdin
     steps: list[Step] = module.STEPS
@@ -249,6 +254,9 @@ def run_steps(module: ModuleType, number: int, pause: bool = True, start: int = 
         except CheckFailed as e:
             t.print(f"{s.bad}chapter {number} stopped: a check failed at step {k} ({e}){s.reset}")
             return 1
+        except Unavailable as e:
+            t.print(f"{s.bad}chapter {number} cannot run step {k} here: {e}{s.reset}")
+            return 3
         t.print()
         if k == len(steps):
             break

@@ -1,0 +1,169 @@
+"""Chapter 14: training LeNet-5 on MNIST end to end, and reading its curves."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy.special import softmax
+
+from minicnn import core, data, losses, optim, train
+from minicnn.models import MODELS
+from tutorials._runner import Step, Unavailable
+
+TITLE = "Training LeNet-5 on MNIST"
+SUMMARY = "data, loss, one SGD step, a real training run of LeNet-5, and how to read its loss/accuracy curves"
+
+_CACHE: dict = {}
+
+
+def _mnist():
+    """MNIST standardised as `minicnn train` does it (training-set mean/std), loaded once per run."""
+    if "ds" not in _CACHE:
+        try:
+            ds = data.load_dataset("mnist", download=False)
+        except data.DatasetError as e:
+            raise Unavailable(f"this chapter trains on MNIST, which is not on this machine: {e}") from e
+        mean, std = ds.channel_stats()
+        _CACHE["ds"] = ds
+        _CACHE["std"] = (data.standardize(ds.x_train, mean, std), data.standardize(ds.x_test, mean, std))
+    return _CACHE["ds"], _CACHE["std"]
+
+
+def _data(t):
+    t.code(data.load_dataset, start='"""Load', end='"""')
+    t.code(data.standardize)
+    ds, (x_train, x_test) = _mnist()
+    t.table(["split", "images", "labels"], [["train", ds.x_train.shape, ds.y_train.shape],
+                                            ["test", ds.x_test.shape, ds.y_test.shape]])
+    t.blocks(f"training image 0 (label {ds.y_train[0]})", ds.x_train[0, 0])
+    t.check("60,000 training and 10,000 test images of 1x28x28, labels 0..9",
+            [*ds.x_train.shape, len(ds.x_test), ds.y_train.min(), ds.y_train.max()], [60000, 1, 28, 28, 10000, 0, 9],
+            tol=0)
+    t.check("after standardisation the training pixels have mean 0 and std 1",
+            [x_train.mean(), x_train.std()], [0.0, 1.0], tol=1e-3)
+
+
+def _loss(t):
+    t.code(losses.SoftmaxCrossEntropy, start='"""L =', end='"""')
+    t.code(losses.SoftmaxCrossEntropy.backward)
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    labels = np.array([0, 1])
+    loss_fn = losses.SoftmaxCrossEntropy()
+    value = loss_fn.forward(logits, labels)
+    grad = loss_fn.backward()
+    p = softmax(logits, axis=1)
+    t.array("softmax(z)", p)
+    t.array("dL/dz", grad)
+    t.check("L = −mean log p[label] (scipy.special.softmax as the reference)", value,
+            -np.mean(np.log(p[np.arange(2), labels])))
+    t.check("dL/dz = (softmax(z) − onehot(y)) / N", grad, (p - np.eye(3)[labels]) / 2)
+
+
+def _step(t):
+    t.code(train.train_epoch, start="logits = model.forward(xb)", end="optimizer.zero_grad()")
+    t.code(optim.SGD.step)
+    t.code(optim.SGD._update)
+    ds, (x_train, _) = _mnist()
+    core.manual_seed(0)
+    model = MODELS["lenet5"]()
+    opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
+    loss_fn = losses.SoftmaxCrossEntropy()
+    xb, yb = x_train[:64], ds.y_train[:64]
+    seen = []
+    for _ in range(5):
+        loss = loss_fn.forward(model.forward(xb), yb)
+        model.backward(loss_fn.backward())
+        opt.step()
+        opt.zero_grad()
+        seen.append(loss)
+    t.print("loss on the same 64 images over 5 steps: " + "  ".join(f"{v:.3f}" for v in seen))
+    t.check_true(f"gradient steps lower the loss: {seen[0]:.3f} → {seen[-1]:.3f}", seen[-1] < seen[0])
+
+
+def _train(t):
+    t.code(train.evaluate)
+    t.code(optim.Adam._update)
+    ds, (x_train, x_test) = _mnist()
+    n_train, n_val, chunk, passes = (1200, 200, 400, 1) if t.quick else (55000, 5000, 5000, 1)
+    batch = 16 if t.quick else 64  # quick: more (smaller) steps from few images
+    n_test = 1000 if t.quick else len(x_test)
+    x_tr, y_tr = x_train[:n_train], ds.y_train[:n_train]
+    x_val, y_val = x_train[-n_val:], ds.y_train[-n_val:]  # held out: never trained on
+    core.manual_seed(0)
+    model = MODELS["lenet5"]()
+    opt = optim.Adam(model.parameters(), 1e-3)
+    t.say(f"LeNet-5 ({model.num_parameters():,} parameters), Adam lr 0.001, batch {batch}, "
+          f"{passes} pass(es) over {n_train:,} training images; every {chunk:,} images we measure the "
+          f"training loss/accuracy of that stretch and the loss/accuracy on {n_val:,} held-out images." +
+          (" (--quick: a tiny subset; run without --quick for the real thing.)" if t.quick else ""))
+    history, start = [], time.perf_counter()
+    for p in range(passes):
+        order = np.random.default_rng(p).permutation(n_train)
+        for c0 in range(0, n_train, chunk):
+            idx = order[c0:c0 + chunk]
+            state = train.train_epoch(model, x_tr[idx], y_tr[idx], opt, batch_size=batch, seed=p, epoch=c0,
+                                      progress=False)
+            val = train.evaluate(model, x_val, y_val)
+            history.append({"epoch": p + (c0 + chunk) / n_train, "train_loss": state.loss,
+                            "train_acc": state.accuracy, "val_loss": val.loss, "val_acc": val.accuracy})
+    seconds = time.perf_counter() - start
+    t.table(["epochs", "train loss", "train acc", "val loss", "val acc"],
+            [[f"{h['epoch']:.2f}", h["train_loss"], h["train_acc"], h["val_loss"], h["val_acc"]]
+             for h in history])
+    test = train.evaluate(model, x_test[:n_test], ds.y_test[:n_test])
+    images = passes * n_train
+    t.say(f"{images:,} training images in {seconds:.1f} s ({images / seconds:,.0f} images/s including "
+          f"validation) on this machine. Test accuracy on {n_test:,} test images: {test.accuracy:.2%}.")
+    target = 0.50 if t.quick else 0.97  # quick: ~30 steps, a smoke test far above the 10% of guessing
+    t.check_true(f"test accuracy {test.accuracy:.2%} ≥ {target:.0%}", test.accuracy >= target)
+    t.check_true(f"the held-out loss fell: {history[0]['val_loss']:.3f} → {history[-1]['val_loss']:.3f}",
+                 history[-1]["val_loss"] < history[0]["val_loss"])
+    t.fig_dir.mkdir(parents=True, exist_ok=True)
+    path = t.fig_dir / f"ch{t.chapter:02d}_curves.png"
+    train.plot_curves(history, path)
+    t.print(f"figure saved: {path}")
+    _CACHE["history"] = history
+
+
+def _curves(t):
+    t.code(train.plot_curves)
+    history = _CACHE.get("history")
+    if history is None:
+        t.say("(the curves come from step 4; run it first, e.g. --step 4)")
+        _train(t)
+        history = _CACHE["history"]
+    gaps = [h["val_acc"] - h["train_acc"] for h in history]
+    best = int(np.argmin([h["val_loss"] for h in history]))
+    t.say("How to read them. The training loss is averaged over a stretch of batches while the weights were "
+          "changing; the validation loss is measured after the stretch, on images the network never saw. "
+          f"Here the validation loss is lowest at epoch {history[best]['epoch']:.2f}. The gap "
+          "val acc − train acc is " + ", ".join(f"{g:+.1%}" for g in gaps[-3:]) + " over the last three "
+          "points: when validation keeps up with training the network is still learning what generalises; "
+          "a validation loss that rises while the training loss falls is overfitting — stop early (the "
+          "lecture's first remedy) or regularise (weight decay, chapter 13's frequency truncation).")
+    t.check_true("the curves have one point per measured stretch, all finite",
+                 len(history) >= 2 and all(np.isfinite(list(h.values())).all() for h in history))
+
+
+STEPS = [
+    Step("The data", """
+        MNIST: 28x28 grey digits, loaded from the original files (verified by checksum) and standardised
+        with the training set's mean and standard deviation, as `minicnn train` does.""",
+         "x ← (x − mean_train) / std_train", _data),
+    Step("The loss: softmax cross-entropy", """
+        The network outputs 10 scores (logits) per image; softmax turns them into probabilities and the loss
+        is the negative log-probability of the right class. Its gradient is remarkably simple.""",
+         "L = −(1/N) Σ_n log softmax(z_n)[y_n]        dL/dz = (softmax(z) − onehot(y)) / N", _loss),
+    Step("One step of gradient descent", """
+        Forward (every layer caches what backward needs), loss, backward (every parameter's gradient is
+        accumulated), then the optimizer updates the weights and the gradients are reset.""",
+         "v ← μ v + ∇L(w)        w ← w − η v        (SGD with momentum μ = 0.9, learning rate η)", _step),
+    Step("Training LeNet-5", """
+        The same step, over and over, on shuffled mini-batches, with a held-out validation set measured along
+        the way and the test set only at the end.""",
+         "epoch = one pass over the training set;  accuracy = mean[argmax z = y]", _train),
+    Step("Reading the curves", """
+        Loss and accuracy, training and validation, against epochs.""",
+         "generalisation gap = validation loss − training loss", _curves),
+]
