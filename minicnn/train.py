@@ -274,6 +274,8 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
             partial = EpochState(**saved.meta["partial"])
         where = f"epoch {start_epoch + 1}, batch {partial.batch}" if partial else f"the end of epoch {start_epoch}"
         say(f"resuming from {path} at {where}")
+    elif resume:
+        say(f"nothing to resume: no {CHECKPOINT_NAME} in {out}; starting from scratch")
 
     def save(epoch_done: int, part: EpochState | None) -> None:
         if path is not None:
@@ -283,6 +285,7 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
 
     t_start = time.perf_counter() - elapsed
     result = FitResult("done", history, checkpoint=path)
+    last_val: EvalResult | None = None
     with _StopFlag() as stop:
         for epoch in range(start_epoch, epochs):
             state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
@@ -307,7 +310,7 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
                                   f"interrupted at epoch {epoch + 1}, batch {state.batch} (no --out, nothing saved)")
                 say(result.message)
                 break
-            v = evaluate(model, x_val, y_val, loss_fn=loss_fn)
+            v = last_val = evaluate(model, x_val, y_val, loss_fn=loss_fn)
             row = {"epoch": epoch + 1, "lr": float(optimizer.lr), "train_loss": state.loss,
                    "train_acc": state.accuracy, "val_loss": v.loss, "val_acc": v.accuracy,
                    "train_seconds": state.seconds, "images_per_s": state.images_per_s}
@@ -321,7 +324,8 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
             if out is not None:
                 write_metrics(out, history, curves=False)  # the PNG is drawn once, at the end
     if result.status == "done":
-        result.test = evaluate(model, dataset.x_test, dataset.y_test, loss_fn=loss_fn)
+        same = val is None and last_val is not None and on_epoch_end is None  # the last validation was the test
+        result.test = last_val if same else evaluate(model, dataset.x_test, dataset.y_test, loss_fn=loss_fn)
         result.seconds = time.perf_counter() - t_start
         images = sum(h["images_per_s"] * h["train_seconds"] for h in history)
         train_speed = images / max(sum(h["train_seconds"] for h in history), 1e-9)
