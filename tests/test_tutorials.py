@@ -139,19 +139,23 @@ def test_colour_only_when_asked(tmp_path):
     assert rc == 0 and ANSI.search(text)
 
 
+def test_listing_and_unknown_chapter(capsys):
+    from minicnn.cli import main
+
+    assert main(["tutorial"]) == 0
+    listing = capsys.readouterr().out
+    for number in CHAPTERS:
+        assert re.search(rf"^ *{number}\. ", listing, flags=re.M)
+    assert "unavailable" not in listing
+    assert main(["tutorial", "99"]) == 2
+    assert "no chapter 99" in capsys.readouterr().out
+
+
 def test_command_line_piped_is_plain_and_q_quits(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINICNN_TUTORIAL_OUT=str(tmp_path))
     env.pop("NO_COLOR", None)
-    listing = subprocess.run([sys.executable, "-m", "minicnn", "tutorial"], capture_output=True, text=True,
-                             env=env, timeout=60)
-    assert listing.returncode == 0
-    for number in CHAPTERS:
-        assert re.search(rf"^ *{number}\. ", listing.stdout, flags=re.M)
     run = subprocess.run([sys.executable, "-m", "tutorials", "1"], input="q\n", capture_output=True, text=True,
                          env=env, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "Step 1/" in run.stdout and "Step 2/" not in run.stdout and "stopped after step 1" in run.stdout
     assert not ANSI.search(run.stdout)
-    bad = subprocess.run([sys.executable, "-m", "minicnn", "tutorial", "99"], capture_output=True, text=True,
-                         env=env, timeout=60)
-    assert bad.returncode == 2 and "no chapter 99" in bad.stdout
