@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import re
 import sys
@@ -61,8 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
+    try:
+        return _run(args)
+    except BrokenPipeError:  # e.g. `minicnn tutorial 3 | head`: the reader left; exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
+
+def _run(args: argparse.Namespace) -> int:
     from tutorials._runner import run_steps
 
     if args.chapter is None:
@@ -74,12 +81,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"minicnn tutorial: {e}")
         return 2
     quick = args.quick or os.environ.get("MINICNN_TUTORIAL_QUICK", "") not in ("", "0")
-    try:
-        return run_steps(module, args.chapter, pause=not args.no_pause, start=args.step, quick=quick,
-                         fig_dir=args.out)
-    except BrokenPipeError:  # e.g. `minicnn tutorial 3 | head`: the reader left; exit quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return run_steps(module, args.chapter, pause=not args.no_pause, start=args.step, quick=quick,
+                     fig_dir=args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
