@@ -118,7 +118,8 @@ def run(args) -> int:
     augment = args.augment
     if augment == "auto":
         augment = "crop-flip" if ds.input_shape[0] == 3 else "none"
-    meta = {"model": args.model, "model_config": config, "dataset": str(args.dataset),
+    dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
+    meta = {"model": args.model, "model_config": config, "dataset": dataset_ref,
             "class_names": ds.class_names, "mean": mean, "std": std, "input_shape": list(ds.input_shape),
             "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
             "epochs": args.epochs, "augment": augment}
