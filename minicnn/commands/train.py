@@ -17,9 +17,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="passes over the training set")
     parser.add_argument("--batch-size", type=int, default=64, help="images per gradient step")
     parser.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="sgd", help="update rule")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 sgd, 0.001 adam)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate; None = 0.05 for sgd, 0.001 for adam")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
+    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning rate over the run: cosine decay to 0, or constant")
     parser.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up")
@@ -28,12 +29,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier of the model")
     parser.add_argument("--augment", choices=("auto", "none", "crop-flip"), default="auto",
                         help="training augmentation; auto = crop-flip for 3-channel images, none otherwise")
-    parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="use only the first N training images (None = all)")
     parser.add_argument("--val-size", type=int, default=0,
                         help="hold out N training images for validation (0: validate on the test split)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and augmentation")
-    parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics "
-                                                    "(default runs/DATASET-MODEL-seedSEED)")
+    parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
+                                                    "None = runs/DATASET-MODEL-seedSEED")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
     parser.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
