@@ -12,6 +12,7 @@ from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import dct as dct_layers
+from minicnn.models import MODELS
 from minicnn.optim import SGD
 from tutorials._runner import Step
 
@@ -90,6 +91,14 @@ def _backward(t):
     t.print(report.table())
     t.print()
     t.check_true(f"DCTLinear passes the gradient check ({report.max_rel_error:.1e})", report.ok)
+    core.manual_seed(0)
+    conv = L.DCTConv2D(2, 3, 3, padding=1, keep=0.25).to(np.float64)
+    xc = np.random.default_rng(2).standard_normal((2, 2, 5, 5))
+    t.check("DCTConv2D computes conv2d with W = idct(M ⊙ C)", conv(xc),
+            F.conv2d(xc, conv.spatial_weight(), conv.bias.data, padding=1))
+    conv_report = gradcheck(conv, xc, name="DCTConv2D(2, 3, 3, keep=25%)")
+    t.check_true(f"DCTConv2D (one DCT over all 4 axes of the weight, {conv.keep} of {conv.coeffs.size} kept) passes "
+                 f"the gradient check ({conv_report.max_rel_error:.1e})", conv_report.ok)
     layer.zero_grad()
     layer(x)
     layer.backward(np.ones((2, 3)))
@@ -125,26 +134,36 @@ def _schedule(t):
 
 def _compress(t):
     t.code(frequency.save_compressed, start="dtype = np.float16", end="payload = np.concatenate")
-    core.manual_seed(0)
-    dense = core.Sequential(L.Linear(64, 32), L.ReLU(), L.Linear(32, 10))
-    x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    t.code(frequency.allocate_budget, start='"""', end='"""')
+
+    def lenet():
+        core.manual_seed(0)
+        return MODELS["lenet5"]()
+
+    dense = lenet()
+    x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
     y_dense, dense_bytes = dense(x), frequency.dense_float32_bytes(dense)
-    model = frequency.to_frequency(dense)  # converts in place: Linear -> DCTLinear, coeffs = dct(weight)
-    t.check("to_frequency keeps the function (keep = 100%, float32)", model(x), y_dense, tol=1e-5)
+    model = frequency.to_frequency(dense)  # converts in place: Conv2D/Linear -> DCT layers, coeffs = dct(weight)
+    t.check("to_frequency keeps LeNet-5's function (keep = 100%, float32)", model(x), y_dense, tol=1e-4)
+    budget = 700
+    counts = frequency.allocate_budget(model, budget)
     for name, layer in frequency.frequency_layers(model):
-        layer.set_keep(0.05)
-        t.print(f"layer {name}: keeps {layer.keep} of {layer.coeffs.size} coefficients")
-    counts = frequency.stored_numbers(model)
+        layer.set_keep(counts[name])
+    t.table(["layer", "weight shape", "kept coefficients"],
+            [[name, layer.coeffs.shape, layer.keep] for name, layer in frequency.frequency_layers(model)])
+    stored = frequency.stored_numbers(model)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.fr.npz"
+        path = Path(tmp) / "lenet5.fr.npz"
         info = frequency.save_compressed(model, path, float16=True)
-        again = frequency.load_compressed(path, core.Sequential(L.Linear(64, 32), L.ReLU(), L.Linear(32, 10)))
-    t.table(["", "numbers", "bytes"], [["dense float32 model", counts["dense"], dense_bytes],
-                                       ["compressed (float16)", info["numbers"], info["bytes"]]])
-    t.say(f"Compression: {counts['dense'] / info['numbers']:.1f}x fewer numbers, "
-          f"{dense_bytes / info['bytes']:.1f}x fewer bytes (the file also holds a small JSON manifest).")
-    t.check("the file stores exactly the kept coefficients plus the biases", info["numbers"], counts["total"],
-            tol=0)
+        again = frequency.load_compressed(path, lenet())
+    t.table(["", "numbers", "bytes"], [["dense float32 LeNet-5", stored["dense"], dense_bytes],
+                                       ["compressed file (float16)", info["numbers"], info["bytes"]]])
+    t.say(f"{budget} kept coefficients plus {stored['other']} biases: {stored['dense'] / info['numbers']:.0f}x fewer "
+          f"numbers, {dense_bytes / info['bytes']:.0f}x fewer bytes (the file also holds a small JSON manifest). "
+          "These weights are untrained: `minicnn experiment frequency` trains LeNet-5 on MNIST at such budgets "
+          "and reports the accuracy it keeps.")
+    t.check("the file stores exactly the kept coefficients plus the biases", [info["numbers"], stored["coefficients"]],
+            [stored["total"], budget], tol=0)
     for (name, a), (_, b) in zip(frequency.frequency_layers(model), frequency.frequency_layers(again), strict=True):
         t.check(f"layer {name}: reloaded weights = the float16-rounded weights used before",
                 b.spatial_weight(), F.idct(a.coeffs.data.astype(np.float16).astype(np.float32) * a.mask),
