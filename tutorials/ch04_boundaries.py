@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minicnn.experiments import downsampling as study
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct
 from tutorials._runner import Step
@@ -19,6 +20,16 @@ def _picture() -> np.ndarray:
     img = np.full((16, 16), 0.8)
     img[5:11, 5:11] = 0.2
     return img
+
+
+def _photos(n: int) -> np.ndarray | None:
+    """The first n CIFAR-10 test pictures in grey (N, 1, 32, 32), or None when the data is not here."""
+    from minicnn.data import DatasetError
+
+    try:
+        return study.load_images("cifar10", None, n).mean(axis=1, keepdims=True)
+    except DatasetError:
+        return None
 
 
 def _modes(t):
@@ -65,6 +76,18 @@ def _false_edges(t):
     t.check_true(f"the flat background has zero response inside but |{np.abs(border).min():.1f}| or more on every "
                  "border pixel: edges that are not in the picture", np.abs(border).min() >= 0.8 - 1e-12)
     t.check("a flat region away from the border responds with exactly 0", edges_same[2, 2], 0.0)
+    photos = _photos(100 if not t.quick else 20)
+    if photos is None:
+        t.print("(CIFAR-10 not found: set MINICNN_DATA to measure the same effect on real photographs)")
+    else:
+        resp = np.abs(FC.conv2d(photos, LAPLACIAN, padding="same"))
+        ring = np.ones(photos.shape[2:], bool)
+        ring[1:-1, 1:-1] = False
+        outer, inner = float(resp[:, :, ring].mean()), float(resp[:, :, ~ring].mean())
+        t.blocks("a real photograph (CIFAR-10 test image 0, grey)", photos[0, 0])
+        t.blocks("its |Laplacian| with 'same' padding: the frame again", resp[0, 0], lo=0.0)
+        t.check_true(f"on {len(photos)} CIFAR-10 photographs the mean |response| on the border ring is "
+                     f"{outer:.3f}, {outer / inner:.1f}x the {inner:.3f} inside", outer > 2 * inner)
     plt = t.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
     for ax, data, title in zip(axes, (img[0, 0], np.abs(edges_same), np.abs(edges_valid)),
