@@ -29,8 +29,13 @@ Optimisations (measured on the shared 2-core machine, see `minicnn bench conv`):
   next convolution's channel-major padding copy becomes a straight copy;
 - an optional `workspace` dict (owned by a layer) keeps the padded-input and column buffers between
   calls (no fresh page faults) and lets backward reuse the columns built in forward;
-- depthwise convolution (groups == C) is NOT a matrix multiply: it runs as a shift-and-accumulate over
-  the KH*KW taps, vectorised over N, C, OH, OW (`_depthwise` below);
+- stride-1 col2im works on "wide rows" (`_col2im_wide_add`): one long contiguous add per tap instead of
+  OH short rows, which cut the LeNet layers' backward about 3x (NumPy's per-row overhead dominated);
+- the KH*KW copies and adds are split over images into COPY_THREADS threads (NumPy releases the GIL
+  in its copy loops), so they use both cores like the GEMM does;
+- depthwise convolution (groups == C == T) is NOT a matrix multiply: it runs as a shift-and-accumulate
+  over the KH*KW taps, vectorised over N, C, OH, OW, on cache-sized blocks of images (`_depthwise`);
+  other grouped convolutions (including channel multipliers T = m*C) use one GEMM per group;
 - a memory budget (`MEMORY_BUDGET_BYTES`, or `set_memory_budget`) bounds the column matrix: larger
   batches are processed in chunks of images.
 """

@@ -226,8 +226,9 @@ class LocallyConnected2D(Layer):
         self.bias = Parameter(kaiming_uniform((out_channels, oh, ow), fan_in)) if bias else None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        w = self.weight.data.astype(x.dtype, copy=False) if isinstance(x, np.ndarray) else self.weight.data
-        b = None if self.bias is None else self.bias.data.astype(w.dtype, copy=False)
+        check_array(x, "LocallyConnected2D", 4, f"(N, {self.in_channels}, {self.input_size[0]}, {self.input_size[1]})")
+        w = self.weight.data.astype(x.dtype, copy=False)
+        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
         y = locally_connected2d(x, w, b, self.stride, self.padding, who="LocallyConnected2D")
         self._cache = (x, w)  # cache: x, w
         return y
