@@ -61,7 +61,7 @@ def _three(t):
     for n in (1, 2, 3, 4):
         rf = analysis.receptive_field_of([(3, 1)] * n)
         rows.append([f"{n} layer(s) of 3x3", f"{rf}x{rf}"])
-        t.check(f"{n} 3x3 layers see 2n + 1 = {2 * n + 1} pixels", rf, 2 * n + 1, tol=0)
+        t.check(f"n = {n} layer(s) of 3x3: field 2n + 1 = {2 * n + 1}", rf, 2 * n + 1, tol=0)
     t.table(["stack", "receptive field"], rows)
     _check_chain(t, [(3, 1), (3, 1)], 5)
     t.say("Three 3x3 layers see as far as one 7x7 layer, with 27 weights per map pair instead of 49, and two "
