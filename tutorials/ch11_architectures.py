@@ -163,8 +163,8 @@ STEPS = [
     Step("AlexNet (2012) and VGG (2014): chains", """
         AlexNet: 5 conv layers (11x11, 5x5, 3x3, 3x3, 3x3), ~60M parameters. VGG: up to 16-19 layers, all
         filters 3x3, ~140M parameters, most of them in the first fully-connected layer.""",
-         "VGG-16: [conv3-64]x2 → pool → [conv3-128]x2 → pool → [conv3-256]x3 → pool → [conv3-512]x3 → pool → "
-         "[conv3-512]x3 → pool → FC-4096 → FC-4096 → FC-1000", _chain),
+         "VGG-16: [conv3-64]x2 → pool → [conv3-128]x2 → pool → [conv3-256]x3 → pool →\n"
+         "        [conv3-512]x3 → pool → [conv3-512]x3 → pool → FC-4096 → FC-4096 → FC-1000", _chain),
     Step("GoogLeNet / Inception (2014): large but fast", """
         Keep many maps, but apply the expensive convolutions only to stacks whose depth was reduced by 1x1
         convolutions; run branches in parallel and concatenate their maps.""",
