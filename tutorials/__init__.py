@@ -74,7 +74,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.chapter is None:
         list_chapters()
-        return 0
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return 0
+        return _menu(args)  # a person at a terminal: offer the chapters as a menu
     try:
         module = load_chapter(args.chapter)
     except ValueError as e:
@@ -83,6 +85,21 @@ def _run(args: argparse.Namespace) -> int:
     quick = args.quick or os.environ.get("MINICNN_TUTORIAL_QUICK", "") not in ("", "0")
     return run_steps(module, args.chapter, pause=not args.no_pause, start=args.step, quick=quick,
                      fig_dir=args.out)
+
+
+def _menu(args: argparse.Namespace) -> int:
+    """Ask for a chapter number, run it, ask again; Enter or q leaves."""
+    while True:
+        try:
+            answer = input("\nchapter number to run (Enter or q to leave): ").strip().lower()
+        except EOFError:
+            return 0
+        if answer in ("", "q", "quit"):
+            return 0
+        if not answer.isdigit() or int(answer) not in chapter_modules():
+            print(f"no chapter {answer!r}; chapters are {', '.join(map(str, chapter_modules()))}")
+            continue
+        _run(argparse.Namespace(**{**vars(args), "chapter": int(answer), "step": 1}))
 
 
 def main(argv: list[str] | None = None) -> int:
