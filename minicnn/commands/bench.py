@@ -133,7 +133,9 @@ def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True)
 
     total = median_ms(fwd_bwd, repeats)
     peak = peak_extra_bytes(fwd_bwd) if memory else 0
-    return fwd, max(total - fwd, 0.0), peak, y.shape
+    held = sum(a.nbytes for key, a in layer._workspace.items()  # "*_of" entries are the input itself
+               if isinstance(a, np.ndarray) and not key.endswith("_of"))
+    return fwd, max(total - fwd, 0.0), peak + held, y.shape
 
 
 def _time_torch(torch, n, c, t, k, h, stride, pad, groups, repeats) -> float:
@@ -156,7 +158,8 @@ def bench_conv(args) -> int:
     print(f"minicnn bench conv: batch 64, float32, {threads()} BLAS thread(s), median of {repeats}")
     print(f"machine float32 GEMM (2048^3, measured now): {gemm:.1f} GFLOP/s")
     print("GFLOP/s counts forward + backward (3x the forward flops); 'of GEMM' = that rate / the GEMM rate;")
-    print("peak = largest extra memory allocated during one forward+backward (tracemalloc).")
+    print("peak = largest extra memory allocated during one forward+backward (tracemalloc) plus the scratch")
+    print("       buffers the layer keeps between calls (im2col columns, padded input; FFT of the input).")
     head = f"{'case':<30}{'method':<8}{'fwd ms':>8}{'bwd ms':>8}{'GFLOP/s':>9}{'of GEMM':>8}{'peak MB':>9}"
     if torch is not None:
         head += f"{'torch ms':>10}{'ours/torch':>11}"
