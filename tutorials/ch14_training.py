@@ -103,7 +103,7 @@ def _train(t):
         for c0 in range(0, n_train, chunk):
             idx = order[c0:c0 + chunk]
             state = train.train_epoch(model, x_tr[idx], y_tr[idx], opt, batch_size=batch, seed=p, epoch=c0,
-                                      progress=False)
+                                      progress=not t.quick, desc=f"images {p * n_train + c0 + len(idx):,}")
             val = train.evaluate(model, x_val, y_val)
             history.append({"epoch": p + (c0 + chunk) / n_train, "train_loss": state.loss,
                             "train_acc": state.accuracy, "val_loss": val.loss, "val_acc": val.accuracy})
