@@ -257,3 +257,31 @@ def test_with_lr_moves_the_truncation_with_the_optimizer_step(net_and_x):
     assert net[6].keep == round(60 + (6 - 60) * 0.4)
     lr(50)
     assert net[6].keep == 6 and sched.done
+
+
+def test_real_mnist_export_reload_gives_identical_test_accuracy(data_dir, tmp_path):
+    """A LeNet-5 fine-tuned briefly with dynamic truncation on real MNIST; the float16 file reloads to
+    exactly the weights, predictions and test accuracy of the model it was written from."""
+    from minicnn.data import load_dataset, standardize
+    from minicnn.train import evaluate, train_epoch
+
+    ds = load_dataset("mnist", data_dir, download=False)
+    mean, std = ds.channel_stats()
+    x_train, y_train = standardize(ds.x_train[:3200], mean, std), ds.y_train[:3200]
+    x_test, y_test = standardize(ds.x_test[:2000], mean, std), ds.y_test[:2000]
+    model = to_frequency(MODELS["lenet5"]())
+    sched = TailTruncation(model, 0.2, steps=30)
+    opt = Adam(model.parameters(), lr=1e-2)
+    train_epoch(model, x_train, y_train, opt, schedule=sched.with_lr(1e-2), progress=False)
+    assert sched.done and stored_numbers(model)["coefficients"] == 30 + 480 + 9600 + 2016 + 168
+    save_compressed(model, tmp_path / "lenet.fr.npz", float16=True)
+    loaded = load_compressed(tmp_path / "lenet.fr.npz", MODELS["lenet5"]())
+    for (_, la), (_, lb) in zip(frequency_layers(model), frequency_layers(loaded), strict=True):
+        la.coeffs.data = la.coeffs.data.astype(np.float16).astype(np.float32)  # the rounding the file applies
+        np.testing.assert_array_equal(la.spatial_weight(), lb.spatial_weight())
+    for (_, a), (_, b) in zip(model.named_parameters(), loaded.named_parameters(), strict=True):
+        np.testing.assert_array_equal(a.data.astype(np.float16).astype(np.float32), b.data)
+        a.data = b.data.copy()  # biases rounded the same way
+    before, after = evaluate(model, x_test, y_test), evaluate(loaded, x_test, y_test)
+    np.testing.assert_array_equal(before.predictions, after.predictions)
+    assert before.accuracy == after.accuracy > 0.5

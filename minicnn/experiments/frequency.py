@@ -29,14 +29,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--budgets", default="5%,1%,776,600,500,400",
                         help="comma-separated: P%% (per-layer fraction) or N (total stored numbers incl. biases)")
     parser.add_argument("--dense-epochs", type=int, default=2, help="epochs of the dense model")
+    parser.add_argument("--dense", default=None, metavar="CHECKPOINT",
+                        help="start from this dense LeNet-5 checkpoint instead of training one")
     parser.add_argument("--fr-epochs", type=int, default=3, help="fine-tuning epochs per budget")
     parser.add_argument("--truncate-epochs", type=float, default=2.0,
                         help="epochs over which k decays to the budget (per iteration), within --fr-epochs")
     parser.add_argument("--decay", choices=("geometric", "linear"), default="geometric")
     parser.add_argument("--power", type=float, default=0.5, help="allocate_budget exponent for total budgets")
     parser.add_argument("--floor", type=int, default=8, help="minimum kept coefficients per layer")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (dense and fine-tuning)")
-    parser.add_argument("--final-lr", type=float, default=5e-5, help="fine-tuning lr decays geometrically to this")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the dense model")
+    parser.add_argument("--fr-lr", type=float, default=1e-2,
+                        help="Adam learning rate of the fine-tuning (higher than dense: each of the few kept "
+                             "coefficients must grow to carry the weight energy of the truncated ones)")
+    parser.add_argument("--final-lr", type=float, default=5e-4, help="fine-tuning lr decays geometrically to this")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--float32", action="store_true", help="store float32 instead of float16")
@@ -133,7 +138,7 @@ def format_table(rows: list[dict], dense: dict) -> str:
 
 def run(args) -> int:
     from minicnn import core
-    from minicnn.checkpoint import save_checkpoint
+    from minicnn.checkpoint import load_checkpoint, restore, save_checkpoint
     from minicnn.data import DatasetError, load_dataset, standardize
     from minicnn.frequency import (
         TailTruncation,
@@ -170,9 +175,13 @@ def run(args) -> int:
     t0 = time.time()
     core.manual_seed(args.seed)
     dense = MODELS["lenet5"]()
-    _train(dense, ds, Adam(dense.parameters(), lr=args.lr), args.dense_epochs, args.batch_size, args.seed,
-           label="dense")
-    save_checkpoint(out / "dense.ckpt.npz", dense, meta={**meta, "model_config": {}})
+    if args.dense:
+        restore(load_checkpoint(args.dense), dense, rng=False)
+        print(f"dense LeNet-5 loaded from {args.dense}")
+    else:
+        _train(dense, ds, Adam(dense.parameters(), lr=args.lr), args.dense_epochs, args.batch_size, args.seed,
+               label="dense")
+        save_checkpoint(out / "dense.ckpt.npz", dense, meta={**meta, "model_config": {}})
     dense_acc = evaluate(dense, ds.x_test, ds.y_test).accuracy
     dense_numbers = dense.num_parameters()
     dense_row = {"test_accuracy": dense_acc, "stored_numbers": dense_numbers,
@@ -192,9 +201,9 @@ def run(args) -> int:
         truncate_steps = max(1, int(round(args.truncate_epochs * steps_per_epoch)))
         total_steps = args.fr_epochs * steps_per_epoch
         truncation = TailTruncation(model, targets, steps=truncate_steps, decay=args.decay)
-        lr0, lr1 = args.lr, args.final_lr
+        lr0, lr1 = args.fr_lr, args.final_lr
         schedule = truncation.with_lr(lambda t, a=lr0, b=lr1, n=total_steps: a * (b / a) ** min(t / n, 1.0))
-        optimizer = Adam(model.parameters(), lr=args.lr)
+        optimizer = Adam(model.parameters(), lr=args.fr_lr)
         print(f"budget {text}: per-layer targets {targets}", flush=True)
         _train(model, ds, optimizer, args.fr_epochs, args.batch_size, args.seed, schedule=schedule, label=text)
         truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
