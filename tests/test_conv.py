@@ -194,6 +194,8 @@ LAYER_CASES = {
     "SeparableConv2D": (lambda: L.SeparableConv2D(3, 5, 3, stride=2, padding=1), (2, 3, 6, 6)),
     "ConvTranspose2D": (lambda: L.ConvTranspose2D(4, 3, 3, stride=2, padding=1, output_padding=1), (2, 4, 4, 3)),
     "ConvTranspose2D_groups": (lambda: L.ConvTranspose2D(4, 6, 2, stride=3, groups=2), (2, 4, 3, 3)),
+    "ConvTranspose2D_fft_dilation2": (lambda: L.ConvTranspose2D(2, 3, 3, stride=2, dilation=2, method="fft"),
+                                      (2, 2, 3, 4)),
     "LocallyConnected2D": (lambda: L.LocallyConnected2D(3, 4, (6, 5), 3, stride=2, padding=1), (2, 3, 6, 5)),
 }
 
@@ -245,6 +247,8 @@ def test_conv_transpose_is_the_data_gradient_of_conv():
     dx = conv2d_backward(z, x, w, 2, 1, method="direct")[0]
     np.testing.assert_allclose(conv_transpose2d(z, w, None, 2, 1, output_padding=0), dx, atol=1e-12)
     assert conv_transpose2d(z, w, None, 2, 1, output_padding=1).shape == (2, 3, 10, 10)
+    for method in ("direct", "fft"):
+        np.testing.assert_allclose(conv_transpose2d(z, w, None, 2, 1, method=method), dx, atol=1e-12)
 
 
 def test_locally_connected_matches_loop_and_equals_conv_when_tied():
