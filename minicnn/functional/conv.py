@@ -41,6 +41,7 @@ from .conv_im2col import (
     conv2d_input_grad_flipped,
     dilate_and_pad,
     flip_kernel,
+    full_correlation_pads,
     im2col,
 )
 
@@ -179,18 +180,8 @@ def conv2d_input_grad(dy: np.ndarray, input_shape: tuple[int, int, int, int], w:
     padding = resolve_padding(padding, w.shape[2:], dilation, stride)
     if method == "im2col":
         return conv2d_input_grad_flipped(dy, input_shape, w, stride, padding, dilation, groups)
-    pads = _full_pads(input_shape, w.shape, stride, padding, dilation, dy.shape[2:])
+    pads = full_correlation_pads(input_shape, w.shape[2:], stride, padding, dilation, dy.shape[2:])
     return conv2d(dilate_and_pad(dy, stride, pads), flip_kernel(w, groups), None, 1, 0, dilation, groups, method)
-
-
-def _full_pads(input_shape, w_shape, stride, padding, dilation, out_size):
-    """Zeros before/after the dilated dy that turn dx into a 'valid' correlation (see im2col module)."""
-    pads = []
-    for size, k, s, p, d, o in zip(input_shape[2:], w_shape[2:], stride, padding, dilation, out_size, strict=True):
-        extent = d * (k - 1) + 1
-        rest = size + 2 * p - extent - s * (o - 1)
-        pads.append((extent - 1 - p, extent - 1 - p + rest))
-    return tuple(pads)
 
 
 def conv_as_matrix(w: np.ndarray, input_shape: tuple[int, int, int], stride=1, padding=0, dilation=1,

@@ -351,25 +351,32 @@ def dilate_and_pad(dy: np.ndarray, stride: Pair, pads: tuple[Pair, Pair]) -> np.
     return full[:, :, max(-top, 0): full.shape[2] - max(-bottom, 0), max(-left, 0): full.shape[3] - max(-right, 0)]
 
 
+def full_correlation_pads(input_shape: tuple[int, ...], kernel_size: Pair, stride: Pair, padding: Pair,
+                          dilation: Pair, out_size: Pair) -> tuple[Pair, Pair]:
+    """Zeros (before, after) per axis around the stride-dilated dy that turn dx into a 'valid' correlation.
+
+    The forward window of extent E = d (K - 1) + 1 starts at -p; dx[i] collects dy[o] for every o whose
+    window covers i: pad E - 1 - p before and E - 1 - p + r after, r = rows the last window leaves unread.
+    """
+    pads = []
+    for size, k, s, p, d, o in zip(input_shape[2:], kernel_size, stride, padding, dilation, out_size, strict=True):
+        extent = d * (k - 1) + 1
+        rest = size + 2 * p - extent - s * (o - 1)  # rows/cols after the last window
+        pads.append((extent - 1 - p, extent - 1 - p + rest))
+    return pads[0], pads[1]
+
+
 def conv2d_input_grad_flipped(
     dy: np.ndarray, input_shape: tuple[int, int, int, int], w: np.ndarray, stride: Pair, padding: Pair,
     dilation: Pair, groups: int,
 ) -> np.ndarray:
     """dx as the lecture writes it: pad/dilate dy, then correlate with flip_kernel(w) (stride 1).
 
-    The forward window of extent E = d (K - 1) + 1 starts at -p; dx[i] collects dy[o] for every o
-    whose window covers i, which is a full correlation: dilate dy by the stride, pad it with
-    E - 1 - p zeros before and E - 1 - p + r after (r = rows the last window leaves unread), and
-    correlate with the flipped, channel-swapped kernel at dilation d.
+    A full correlation: dilate dy by the stride, pad it (`full_correlation_pads`), and correlate with
+    the flipped, channel-swapped kernel at dilation d.
     """
-    _, _, h, wd = input_shape
-    t, cg, kh, kw = w.shape
-    pads = []
-    for size, k, s, p, d, o in zip((h, wd), (kh, kw), stride, padding, dilation, dy.shape[2:], strict=True):
-        extent = d * (k - 1) + 1
-        rest = size + 2 * p - extent - s * (o - 1)  # rows/cols after the last window
-        pads.append((extent - 1 - p, extent - 1 - p + rest))
-    dyp = dilate_and_pad(dy, stride, tuple(pads))
+    pads = full_correlation_pads(input_shape, w.shape[2:], stride, padding, dilation, dy.shape[2:])
+    dyp = dilate_and_pad(dy, stride, pads)
     return conv2d_im2col(dyp, flip_kernel(w, groups), None, (1, 1), (0, 0), dilation, groups)
 
 
