@@ -96,6 +96,14 @@ def test_chapter_runs_and_shows_minicnn_source(number, tmp_path, monkeypatch):
         assert start <= first and last <= start + len(src) - 1, f"{name}: lines outside the object's source"
 
 
+@pytest.mark.parametrize("number", [n for n in CHAPTERS if n != 14])  # 14's last step would retrain
+def test_last_step_runs_on_its_own(number, tmp_path):
+    """Steps are self-contained, so --step K works for any K; the last step is the hardest case."""
+    n = len(importlib.import_module(CHAPTERS[number]).STEPS)
+    rc, text = _run(number, tmp_path, start=n)
+    assert rc == 0 and f"Step {n}/{n}" in text and "Step 1/" not in text, text[-2000:]
+
+
 def test_checks_are_assertions(tmp_path):
     t = Tutorial(1, out=io.StringIO(), fig_dir=tmp_path)
     assert t.check("equal", [1.0, 2.0], [1.0, 2.0]) == 0.0
