@@ -15,7 +15,7 @@ SUMMARY = "forward y = f(x; w), backward dz/dx = (dy/dx)ᵀ dz/dy; the multiplic
 
 
 def _layer(t):
-    t.code(core, end="then returns dx")
+    t.code(core, end='"""')  # the module docstring: the layer abstraction in words
     t.code(core.Layer.forward)
     t.code(core.Layer.backward)
     t.say("A network is layers in a row. Sequential runs forward left to right and the chain rule right "
