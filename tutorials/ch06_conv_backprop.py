@@ -37,7 +37,7 @@ def _transpose(t):
 
 def _flip(t):
     t.code(conv_im2col.flip_kernel)
-    t.code(conv_im2col.conv2d_input_grad_flipped, start="_, _, h, wd = input_shape")
+    t.code(conv_im2col.conv2d_input_grad_flipped)
     w = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     t.array("K (one map in, one out)", w[0, 0])
     t.array("flip_kernel(K)", conv_im2col.flip_kernel(w)[0, 0])

@@ -112,7 +112,7 @@ def _resnet(t):
 
 def _mobilenets(t):
     t.code(blocks.InvertedResidual.__init__, start="hidden = in_channels", end="super().__init__")
-    t.code(mobilenet.mobilenet_v2, start='"""', end='"""')
+    t.code(mobilenet.mobilenet_v2)
     rows = []
     v1 = _count(t, rows, "mobilenet_v1", 224)
     v2 = _count(t, rows, "mobilenet_v2", 224)
@@ -132,7 +132,7 @@ def _shufflenet(t):
     t.array("channels 0..5, shuffled with 2 groups", shuffled.ravel())
     t.check("the groups (0 1 2 | 3 4 5) are dealt out in turn: 0 3 1 4 2 5", shuffled.ravel(), [0, 3, 1, 4, 2, 5],
             tol=0)
-    t.code(shufflenet.shufflenet_v2, start='"""', end='"""')
+    t.code(shufflenet.shufflenet_v2)
     rows = []
     paper = {0.5: (41e6, 1.4e6), 1.0: (146e6, 2.3e6), 1.5: (299e6, 3.5e6), 2.0: (591e6, 7.4e6)}
     for width, (flops, weights) in paper.items():
@@ -144,7 +144,7 @@ def _shufflenet(t):
 
 
 def _xception(t):
-    t.code(xception.xception, start='"""', end='"""')
+    t.code(xception.xception)
     rows = []
     s = _count(t, rows, "xception", 299)
     t.table(["model", "input", "weights", "mult-adds"], rows)
