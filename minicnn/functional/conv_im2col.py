@@ -459,19 +459,23 @@ def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
     oh, ow = h + 2 * ph - dh * (kh - 1), wp - dw * (kw - 1)
     xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
     length = oh * wp
-    y = np.zeros((n, c, length), x.dtype)  # (N, C, OH*Wp): wide output rows
-    tmp = np.empty_like(y)
+    y = np.empty((n, c, length), x.dtype)  # (N, C, OH*Wp): wide output rows
 
-    def taps(lo: int, hi: int) -> None:  # images lo..hi-1
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its scratch stay in cache
+        tmp = np.empty((hi - lo, c, length), x.dtype)
         for i in range(kh):
             for j in range(kw):
                 off = i * dh * wp + j * dw
-                np.multiply(xf[lo:hi, :, off:off + length], w[None, :, 0, i, j, None], out=tmp[lo:hi])
-                y[lo:hi] += tmp[lo:hi]
+                window, wij = xf[lo:hi, :, off:off + length], w[None, :, 0, i, j, None]
+                if i == j == 0:
+                    np.multiply(window, wij, out=y[lo:hi])
+                else:
+                    np.multiply(window, wij, out=tmp)
+                    y[lo:hi] += tmp
+        if b is not None:
+            y[lo:hi] += b.reshape(1, c, 1)
 
     _by_image_blocks(taps, n, xf.size // n, cache_blocks=True)
-    if b is not None:
-        y += b.reshape(1, c, 1)
     return y.reshape(n, c, oh, wp)[:, :, :, :ow]  # drop the wrap-around columns (a view)
 
 
@@ -490,17 +494,17 @@ def _depthwise_wide_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, paddi
     dyw[..., :ow] = dy
     dyw = dyw.reshape(n, c, length)  # (N, C, OH*Wp), zeros in the discarded columns
     dxf = np.zeros_like(xf)
-    tmp = np.empty_like(dyw)
-    partial_dw = {}  # dw summed over each thread's images, added up below
+    partial_dw = {}  # dw summed over each block's images, added up below
 
-    def taps(lo: int, hi: int) -> None:  # images lo..hi-1
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its scratch stay in cache
         dw = np.empty(w.shape, x.dtype)
+        tmp = np.empty((hi - lo, c, length), x.dtype)
         for i in range(kh):
             for j in range(kw):
                 off = i * dh * wp + j * dw_
                 dw[:, 0, i, j] = np.einsum("ncl,ncl->c", dyw[lo:hi], xf[lo:hi, :, off:off + length])
-                np.multiply(dyw[lo:hi], w[None, :, 0, i, j, None], out=tmp[lo:hi])
-                dxf[lo:hi, :, off:off + length] += tmp[lo:hi]
+                np.multiply(dyw[lo:hi], w[None, :, 0, i, j, None], out=tmp)
+                dxf[lo:hi, :, off:off + length] += tmp
         partial_dw[lo] = dw
 
     _by_image_blocks(taps, n, xf.size // n, cache_blocks=True)
