@@ -25,6 +25,7 @@ from minicnn.data import (
     read_checksums,
     read_cifar10,
     read_idx,
+    shift,
     verify_file,
 )
 from minicnn.data import datasets as datasets_module
@@ -341,6 +342,15 @@ def test_random_crop_matches_a_per_image_crop(rng):
     padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
     for n in range(5):
         assert np.array_equal(out[n], padded[n, :, dy[n]:dy[n] + 6, dx[n]:dx[n] + 7])
+
+
+def test_shift_repeats_the_border_and_moves_the_content():
+    x = np.zeros((3, 1, 8, 8), np.float32) - 0.4  # a uniform (standardised) background ...
+    x[:, :, 3:5, 3:5] = 2.0                       # ... with a bright 2x2 square in the middle
+    out = shift(2)(x, np.random.default_rng(4))
+    assert out.shape == x.shape
+    assert set(np.unique(out)) == {np.float32(-0.4), np.float32(2.0)}  # no zero stripes from padding
+    assert all((out[n] == 2.0).sum() == 4 for n in range(3))           # the square moved, uncut
 
 
 def test_random_hflip_and_crop_flip(rng):

@@ -27,8 +27,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", choices=("im2col", "direct", "fft"), default="im2col",
                         help="convolution algorithm (for models that take one)")
     parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier of the model")
-    parser.add_argument("--augment", choices=("auto", "none", "crop-flip"), default="auto",
-                        help="training augmentation; auto = crop-flip for 3-channel images, none otherwise")
+    parser.add_argument("--augment", choices=("auto", "none", "shift", "crop-flip"), default="auto",
+                        help="training augmentation: shift = random translation by up to 2 pixels; crop-flip = "
+                             "4-pixel random crop and horizontal flip; auto = crop-flip for 3-channel images, "
+                             "shift otherwise")
     parser.add_argument("--train-limit", type=int, default=None,
                         help="use only the first N training images (None = all)")
     parser.add_argument("--val-size", type=int, default=0,
@@ -65,7 +67,7 @@ def run(args) -> int:
 
     from minicnn import core, optim
     from minicnn.checkpoint import CheckpointError, load_checkpoint
-    from minicnn.data import DatasetError, crop_flip, load_dataset, standardize
+    from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
     from minicnn.train import CHECKPOINT_NAME, fit
 
     def fail(message: str, code: int = EXIT_DATA) -> int:
@@ -117,9 +119,10 @@ def run(args) -> int:
     schedule = optim.CosineLR(lr, steps) if args.schedule == "cosine" else (lambda t: lr)
     if args.warmup:
         schedule = optim.LinearWarmup(schedule, args.warmup)
+    augmenters = {"none": lambda: None, "shift": lambda: shift(2), "crop-flip": lambda: crop_flip(4)}
     augment = args.augment
     if augment == "auto":
-        augment = "crop-flip" if ds.input_shape[0] == 3 else "none"
+        augment = "crop-flip" if ds.input_shape[0] == 3 else "shift"
     dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
     meta = {"model": args.model, "model_config": config, "dataset": dataset_ref,
             "class_names": ds.class_names, "mean": mean, "std": std, "input_shape": list(ds.input_shape),
@@ -131,7 +134,7 @@ def run(args) -> int:
     try:
         result = fit(model, ds, opt, epochs=args.epochs, batch_size=args.batch_size, schedule=schedule,
                      seed=args.seed, out_dir=out, resume=args.resume,
-                     augment=crop_flip(4) if augment == "crop-flip" else None, val=val, meta=meta,
+                     augment=augmenters[augment](), val=val, meta=meta,
                      progress=not args.no_progress)
     except CheckpointError as e:
         return fail(str(e))

@@ -8,7 +8,16 @@
 See `datasets.py` for where files are looked for, and `datasets/README.md` at the top of the project.
 """
 
-from .batching import crop_flip, epoch_order, iterate_batches, num_batches, random_crop, random_hflip, standardize
+from .batching import (
+    crop_flip,
+    epoch_order,
+    iterate_batches,
+    num_batches,
+    random_crop,
+    random_hflip,
+    shift,
+    standardize,
+)
 from .datasets import (
     SOURCES,
     ChecksumError,
@@ -25,5 +34,5 @@ from .readers import DataFormatError, read_cifar10, read_idx, read_npz
 __all__ = [
     "SOURCES", "ChecksumError", "DataFormatError", "Dataset", "DatasetError", "cache_dir", "crop_flip",
     "epoch_order", "iterate_batches", "load_dataset", "num_batches", "random_crop", "random_hflip",
-    "read_checksums", "read_cifar10", "read_idx", "read_npz", "search_roots", "standardize", "verify_file",
+    "read_checksums", "read_cifar10", "read_idx", "read_npz", "search_roots", "shift", "standardize", "verify_file",
 ]

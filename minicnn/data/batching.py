@@ -47,8 +47,10 @@ def iterate_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: b
         yield b, xb, yb
 
 
-def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
-    """Zero-pad each image by `padding` on every side, then cut a random H x W window (one offset per image).
+def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator, mode: str = "constant") -> np.ndarray:
+    """Pad each image by `padding` on every side (zeros, or `mode="edge"` to repeat the border, which
+    keeps a uniform background uniform), then cut a random H x W window (one offset per image): a
+    random shift by up to `padding` pixels.
 
     x (N, C, H, W) -> (N, C, H, W). Vectorised: a sliding-window view of the padded batch, indexed
     with one (dy, dx) per image — no Python loop over images.
@@ -56,7 +58,7 @@ def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator) -> np.nda
     if padding == 0:
         return x
     n, _, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))  # (N, C, H+2p, W+2p)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), mode=mode)  # (N, C, H+2p, W+2p)
     windows = np.lib.stride_tricks.sliding_window_view(xp, (h, w), axis=(2, 3))  # (N, C, 2p+1, 2p+1, H, W)
     dy = rng.integers(0, 2 * padding + 1, size=n)
     dx = rng.integers(0, 2 * padding + 1, size=n)
@@ -69,6 +71,16 @@ def random_hflip(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.
     out = x.copy()
     out[flip] = x[flip, :, :, ::-1]
     return out
+
+
+def shift(padding: int = 2) -> Augment:
+    """Random translation by up to `padding` pixels, border repeated (for digits, where a flip would
+    change the class)."""
+
+    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return random_crop(x, padding, rng, mode="edge")
+
+    return augment
 
 
 def crop_flip(padding: int = 4) -> Augment:
