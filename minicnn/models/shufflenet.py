@@ -4,7 +4,8 @@ Conv1 3x3 s2 (24) -> MaxPool 3x3 s2 -> stages 2, 3, 4 of (1 stride-2 unit + 3 / 
 units) -> Conv5 1x1 -> global pool -> FC. Each unit splits the channels, processes one half with
 1x1 -> dw 3x3 -> 1x1 and shuffles the halves together (`minicnn.layers.blocks.ShuffleV2Unit`).
 At 224x224 x 1000 classes: 40,476,448 / 145,814,296 / 298,970,656 / 590,783,000 mult-adds (conv + FC,
-the paper's 41M / 146M / 299M / 591M rounded up) and 1.4M / 2.3M / 3.5M / 7.4M weights (tests/test_analysis.py). For small inputs (image_size < 128) Conv1 has stride 1 and the max-pool is left out.
+the paper's 41M / 146M / 299M / 591M rounded up) and 1.4M / 2.3M / 3.5M / 7.4M weights (tests/test_analysis.py).
+For small inputs (image_size < 128) Conv1 has stride 1 and the max-pool is left out.
 """
 
 from __future__ import annotations
