@@ -95,7 +95,7 @@ def vgg19(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, ima
 @register("vgg_cifar")
 def vgg_cifar(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, image_size: int = 32) -> Layer:
     """VGG-style for 32x32: 3x3 conv - BN - ReLU stacks (64, 64, M, 128, 128, M, 256, 256, M, 512, M),
-    global average pool, one FC layer. At width 1: about 2.3M weights, 0.16G mult-adds per image."""
+    global average pool, one FC layer. At width 1: 2,329,280 weights, 172M mult-adds per image."""
     from minicnn import layers as L
     from minicnn.layers.blocks import conv_bn
 

@@ -3,8 +3,9 @@
 v1: a 3x3 conv, then 13 depthwise-separable units (dw 3x3 -> 1x1), global pool, one FC layer.
 v2: a 3x3 conv, 17 inverted residual bottlenecks (expand 1x1 -> dw 3x3 -> linear 1x1 project,
     residual when shapes match), a 1x1 conv to 1280 channels, global pool, one FC layer.
-At 224x224 x 1000 classes these reproduce the papers' counts (see tests/test_models.py):
-v1 4,209,088 weights and 568,740,352 mult-adds; v2 about 3.4M weights and 300M mult-adds.
+At 224x224 x 1000 classes these reproduce the papers' counts:
+v1 4,209,088 weights and 568,740,352 mult-adds; v2 3,469,760 weights and 300,774,272 mult-adds
+(the paper: 3.4M and 300M); tests/test_analysis.py checks them.
 For small inputs (image_size < 128) the first conv has stride 1 instead of 2.
 """
 
