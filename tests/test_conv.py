@@ -297,7 +297,7 @@ def test_bad_input_names_layer_expected_and_received():
 
 
 @pytest.mark.parametrize("groups,stride", [(1, 1), (1, 2), (4, 1), (4, 2)])
-def test_threaded_copies_give_the_same_numbers(monkeypatch, groups, stride):
+def test_threaded_copies_and_image_blocks_give_the_same_numbers(monkeypatch, groups, stride):
     from minicnn.functional import conv_im2col
 
     rng = np.random.default_rng(9)
@@ -306,6 +306,7 @@ def test_threaded_copies_give_the_same_numbers(monkeypatch, groups, stride):
     want = conv2d(x, w, None, stride, 1, 1, groups, "direct"), *conv2d_backward(dy, x, w, stride, 1, 1, groups, "direct")
     monkeypatch.setattr(conv_im2col, "COPY_THREADS", 3)
     monkeypatch.setattr(conv_im2col, "PARALLEL_MIN_VALUES", 0)
+    monkeypatch.setattr(conv_im2col, "DX_BLOCK_VALUES", 1)  # backward's dcols + col2im one image at a time
     got = conv2d(x, w, None, stride, 1, 1, groups), *conv2d_backward(dy, x, w, stride, 1, 1, groups)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-12)

@@ -54,6 +54,7 @@ Pair = tuple[int, int]
 MEMORY_BUDGET_BYTES = 256 * 2**20  # largest column matrix built at once; bigger batches are chunked
 COPY_THREADS = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0) or os.cpu_count() or 1  # as BLAS
 PARALLEL_MIN_VALUES = 2**17  # copies smaller than this run in one thread (a thread hand-off costs ~50 us)
+DX_BLOCK_VALUES = 2**21  # column-gradient entries computed at once in backward (8 MB of float32)
 CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
 _POOL: ThreadPoolExecutor | None = None
 
@@ -266,16 +267,26 @@ def conv2d_im2col_backward(
         dw += np.matmul(dy_mat.reshape(groups, t // groups, -1), cols_g.transpose(0, 2, 1))  # (G, T/G, C/G*KH*KW)
         if dxp is None:
             continue
-        if wide:
-            dy_wide = _buffer(workspace, "dy_wide", (t, ns, oh, wp), dy.dtype, zero=True)  # zeros stay in [OW:]
-            dy_wide[..., :ow] = dy_mat
-            dcols = _buffer(workspace, "dcols", (groups, cg * kh * kw, ns * oh * wp), dy.dtype)
-            np.matmul(w_mat.transpose(0, 2, 1), dy_wide.reshape(groups, t // groups, -1), out=dcols)
-            _col2im_wide_add(dcols, dxp[:, n0:n0 + ns], (kh, kw), dilation, (oh, wp))
+        if wide:  # dy on wide rows: zeros in the Wp - OW extra columns (never overwritten)
+            dy_src = _buffer(workspace, "dy_wide", (t, ns, oh, wp), dy.dtype, zero=True)
+            dy_src[..., :ow] = dy_mat
         else:
-            dcols = _buffer(workspace, "dcols", (groups, cg * kh * kw, ns * oh * ow), dy.dtype)
-            np.matmul(w_mat.transpose(0, 2, 1), dy_mat.reshape(groups, t // groups, -1), out=dcols)
-            _col2im_add(dcols, dxp[:, n0:n0 + ns].reshape(c, ns, hp, wp), (kh, kw), stride, dilation, (oh, ow))
+            dy_src = dy_mat
+        length = dy_src.shape[2] * dy_src.shape[3]  # OH*Wp (wide) or OH*OW column entries per image
+        dy_src = dy_src.reshape(groups, t // groups, ns, length)  # (G, T/G, Ns, L)
+        # dcols = W^T dy, then col2im, a block of images at a time: the column gradient is as large as
+        # the columns, and blocks bound this scratch to DX_BLOCK_VALUES entries (same speed, measured)
+        block = max(1, min(ns, DX_BLOCK_VALUES // (c * kh * kw * length)))
+        buf = _buffer(workspace, "dcols", (c * kh * kw * block * length,), dy.dtype)
+        for lo in range(0, ns, block):
+            hi = min(lo + block, ns)
+            dcols = buf[: c * kh * kw * (hi - lo) * length].reshape(groups, cg * kh * kw, (hi - lo) * length)
+            np.matmul(w_mat.transpose(0, 2, 1), dy_src[:, :, lo:hi].reshape(groups, t // groups, -1), out=dcols)
+            if wide:
+                _col2im_wide_add(dcols, dxp[:, n0 + lo:n0 + hi], (kh, kw), dilation, (oh, wp))
+            else:
+                _col2im_add(dcols, dxp[:, n0 + lo:n0 + hi].reshape(c, hi - lo, hp, wp), (kh, kw), stride, dilation,
+                            (oh, ow))
     dw = dw.reshape(w.shape)
     if dxp is None:
         dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
