@@ -37,7 +37,8 @@ Optimisations (measured on the shared 2-core machine, see `minicnn bench conv`):
   over the KH*KW taps, vectorised over N, C, OH, OW, on cache-sized blocks of images (`_depthwise`);
   other grouped convolutions (including channel multipliers T = m*C) use one GEMM per group;
 - a memory budget (`MEMORY_BUDGET_BYTES`, or `set_memory_budget`) bounds the column matrix: larger
-  batches are processed in chunks of images.
+  batches are processed in chunks of images; backward's column gradient is built a block of images at a
+  time (`DX_BLOCK_VALUES`), so a layer holds about one column matrix plus two copies of dy between calls.
 """
 
 from __future__ import annotations
