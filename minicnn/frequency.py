@@ -207,7 +207,8 @@ class TailTruncation:
     def with_lr(self, lr_schedule) -> Callable[[int], float]:
         """A learning-rate schedule t -> lr (for `minicnn.train.train_epoch`, which calls it with the
         optimizer's step count before every step) that also moves the truncation to step t: a
-        per-iteration truncation that follows the optimizer, also across a resumed run."""
+        per-iteration truncation driven by the optimizer's step count. (A schedule built after a
+        resume starts from the restored counts, so it does not replay the original one exactly.)"""
         lr_at = lr_schedule if callable(lr_schedule) else (lambda t, lr=float(lr_schedule): lr)
 
         def schedule(t: int) -> float:

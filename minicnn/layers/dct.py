@@ -80,10 +80,6 @@ class _FrequencyWeight(Layer):
         """Number of kept (not truncated) coefficients."""
         return int(np.count_nonzero(self.mask))
 
-    @property
-    def weight_shape(self) -> tuple[int, ...]:
-        return self.coeffs.shape
-
     def set_keep(self, keep: int | float) -> int:
         """Keep the first `keep` coefficients in zigzag order (count, or fraction in (0, 1] when a
         float); truncated coefficients are set to exactly zero. Returns the new count."""
