@@ -57,7 +57,7 @@ COPY_THREADS = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0) or os.cpu_c
 PARALLEL_MIN_VALUES = 2**17  # copies smaller than this run in one thread (a thread hand-off costs ~50 us)
 DX_BLOCK_VALUES = 2**21  # column-gradient entries computed at once in backward (8 MB of float32)
 CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): a forked child makes its own
 
 
 def set_memory_budget(nbytes: int) -> int:
@@ -88,14 +88,14 @@ def _by_image_blocks(fn, n: int, per_image: int, cache_blocks: bool = False) -> 
         for lo, hi in blocks:
             fn(lo, hi)
         return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(COPY_THREADS)
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(COPY_THREADS))
 
     def run(k: int) -> None:
         for lo, hi in blocks[k::threads]:
             fn(lo, hi)
 
-    list(_POOL.map(run, range(threads)))
+    list(_POOL[1].map(run, range(threads)))
 
 
 def _buffer(workspace: dict | None, key: str, shape: tuple[int, ...], dtype, zero: bool = False) -> np.ndarray:
