@@ -23,7 +23,7 @@ HELP = "benchmark hot paths (conv: every method vs the machine's matrix-multiply
 
 def add_arguments(parser) -> None:
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
-    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (about half a minute)")
+    parser.add_argument("--quick", action="store_true", help="five cases, 3 repeats, no crossover sweep (1-3 minutes)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (median is reported)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison even if installed")
 
