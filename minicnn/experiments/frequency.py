@@ -104,18 +104,24 @@ def plot(rows: list[dict], dense_acc: float, dense_numbers: int, path: Path) -> 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    xs = [r["stored_numbers"] for r in rows]
-    ys = [100 * r["test_accuracy"] for r in rows]
-    ax.plot(xs, ys, "o-", label="frequency-regularised LeNet-5 (reloaded file)")
-    for r, x, y in zip(rows, xs, ys, strict=True):
-        ax.annotate(r["budget"], (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    series = (("same fraction of every layer (P%)", "o-", lambda r: r["budget"].endswith("%")),
+              ("total budget split by allocate_budget", "s-", lambda r: not r["budget"].endswith("%")))
+    for label, style, chosen in series:
+        part = sorted((r for r in rows if chosen(r)), key=lambda r: r["stored_numbers"])
+        if not part:
+            continue
+        xs = [r["stored_numbers"] for r in part]
+        ys = [100 * r["test_accuracy"] for r in part]
+        ax.plot(xs, ys, style, label=f"FR LeNet-5, {label}")
+        for r, x, y in zip(part, xs, ys, strict=True):
+            ax.annotate(r["budget"], (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
     ax.plot([dense_numbers], [100 * dense_acc], "s", color="black", label="dense LeNet-5")
     ax.axhline(100 * TARGET_ACCURACY, color="gray", ls="--", lw=1, label="97% target")
     ax.axvline(PAPER_BUDGET, color="red", ls=":", lw=1, label="776 numbers (paper)")
     ax.set_xscale("log")
     ax.set_xlabel("stored numbers (kept DCT coefficients + biases), log scale")
     ax.set_ylabel("MNIST test accuracy (%)")
-    ax.set_title("LeNet-5 on MNIST: accuracy vs stored numbers")
+    ax.set_title("LeNet-5 on MNIST: accuracy of the reloaded file vs stored numbers")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
