@@ -176,3 +176,14 @@ def test_summary_table_prints_totals():
     text = s.table() + s.breakdown_table()
     assert "4,209,088" in text and "568,740,352" in text and "94.86%" in text
     assert isinstance(s.rows[0].rf, RF) and str(s.rows[0].rf) == "3x3"
+
+
+def test_receptive_field_of_parallel_branches_is_the_largest():
+    concat = L.Concat(L.PointwiseConv2D(2, 2), L.Sequential(L.Conv2D(2, 2, 3, padding=1), L.Conv2D(2, 2, 3, padding=1)))
+    s = analyze(concat, (2, 8, 8))
+    assert s.output_shape == (4, 8, 8) and s.rf.size == (5, 5)
+    residual = L.Residual(L.Sequential(L.Conv2D(2, 2, 3, stride=2, padding=1), L.Conv2D(2, 2, 3, padding=1)),
+                          L.Conv2D(2, 2, 1, stride=2))
+    s = analyze(residual, (2, 8, 8))
+    assert s.output_shape == (2, 4, 4) and s.rf.size == (7, 7) and s.rf.jump == (2, 2)
+    assert [r.type for r in s.rows][-1] == "Residual (+)"
