@@ -90,12 +90,16 @@ class Layer:
     def __setattr__(self, name: str, value) -> None:
         if "_params" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning {name}")
-        self._params.pop(name, None)
-        self._children.pop(name, None)
+        # Re-assigning keeps the original position (a replaced child stays where it was).
         if isinstance(value, Parameter):
+            self._children.pop(name, None)
             self._params[name] = value
         elif isinstance(value, Layer):
+            self._params.pop(name, None)
             self._children[name] = value
+        else:
+            self._params.pop(name, None)
+            self._children.pop(name, None)
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:

@@ -132,3 +132,13 @@ def test_manual_seed_reproduces_initialisation():
     core.manual_seed(5)
     b = Linear(3, 3).weight.data.copy()
     assert np.array_equal(a, b)
+
+
+def test_replacing_a_child_keeps_its_position():
+    net = Sequential(Linear(2, 3), ReLU(), Linear(3, 1))
+    setattr(net, "1", Dropout(0.1))
+    assert [type(m).__name__ for m in net] == ["Linear", "Dropout", "Linear"]
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    net.bias_like = Parameter(np.zeros(1))
+    net.bias_like = None  # assigning a non-Parameter unregisters it
+    assert "bias_like" not in dict(net.named_parameters())

@@ -61,8 +61,7 @@ def to_slicesamp(model: Layer, input_shape: tuple[int, int, int]) -> Layer:
             raise ValueError(f"to_slicesamp: {row.name} maps {row.input_shape} -> {row.output_shape}; "
                              f"SliceSamp needs an even size halved exactly")
         new = L.SliceSamp(row.input_shape[0], row.output_shape[0], factor=2)
-        parent._children[path[-1]] = new  # same key, same position (setattr would move it last)
-        object.__setattr__(parent, path[-1], new)
+        setattr(parent, path[-1], new)  # same key, same position
     return model
 
 
