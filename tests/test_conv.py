@@ -310,3 +310,20 @@ def test_threaded_copies_and_image_blocks_give_the_same_numbers(monkeypatch, gro
     got = conv2d(x, w, None, stride, 1, 1, groups), *conv2d_backward(dy, x, w, stride, 1, 1, groups)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["direct", "im2col", "fft"])
+def test_first_layer_can_skip_the_input_gradient(method):
+    g = np.random.default_rng(7)
+    x = g.standard_normal((2, 3, 9, 8))
+    dy = g.standard_normal((2, 4, 9, 8))
+    full = L.Conv2D(3, 4, 3, padding=1, method=method).to(np.float64)
+    skip = L.Conv2D(3, 4, 3, padding=1, method=method).to(np.float64)
+    skip.load_state_dict(full.state_dict())
+    skip.input_grad = False
+    full(x)
+    skip(x)
+    assert full.backward(dy) is not None
+    assert skip.backward(dy) is None
+    np.testing.assert_allclose(skip.weight.grad, full.weight.grad, atol=1e-12)
+    np.testing.assert_allclose(skip.bias.grad, full.bias.grad, atol=1e-12)

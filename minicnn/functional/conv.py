@@ -155,22 +155,25 @@ def conv2d_backward(
     dx (N, C, H, W): W^T dy, a full correlation of dy with flip_kernel(w);
     dw (T, C/groups, KH, KW): the correlation of x with dy; db (T,): dy summed over N, OH, OW.
     `data_grad` (im2col only): "col2im" (scatter the column gradient back) or "flipped" (pad/dilate dy,
-    then correlate with flip_kernel(w), the lecture's form). Both agree to rounding.
+    then correlate with flip_kernel(w), the lecture's form). Both agree to rounding. "none" (any method)
+    skips dx and returns None in its place: a network's first layer has no use for dL/dimage.
     """
     stride, padding, dilation, groups, out = check_conv_args(x, w, None, stride, padding, dilation, groups, who)
     check_array(dy, who, 4, "(N, T, OH, OW)")
     expected = (x.shape[0], w.shape[0], *out)
     if dy.shape != expected:
         raise ValueError(f"{who}: expected upstream gradient dy of shape {expected}, got shape {dy.shape}")
-    if data_grad not in ("col2im", "flipped"):
-        raise ValueError(f"{who}: expected data_grad 'col2im' or 'flipped', got {data_grad!r}")
+    if data_grad not in ("col2im", "flipped", "none"):
+        raise ValueError(f"{who}: expected data_grad 'col2im', 'flipped' or 'none', got {data_grad!r}")
     _, backward = _method(method, who)
     w = w.astype(x.dtype, copy=False)
     if method == "im2col":
         return backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace, data_grad=data_grad)
     if method == "fft":
-        return backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace)
-    return backward(dy, x, w, stride, padding, dilation, groups)
+        dx, dw, db = backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace)
+    else:
+        dx, dw, db = backward(dy, x, w, stride, padding, dilation, groups)
+    return (None if data_grad == "none" else dx), dw, db
 
 
 def conv2d_input_grad(dy: np.ndarray, input_shape: tuple[int, int, int, int], w: np.ndarray, stride=1, padding=0,

@@ -242,7 +242,7 @@ def conv2d_im2col_backward(
         dx, dw, db = _depthwise_backward(dy, x, w, stride, padding, dilation)
         if data_grad == "flipped":
             dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
-        return dx, dw, db
+        return (None if data_grad == "none" else dx), dw, db
     dy_t = dy.transpose(1, 0, 2, 3)  # (T, N, OH, OW): free when dy is the view our forward produced
     db = dy_t.sum(axis=(1, 2, 3))
     w_mat = w.reshape(groups, t // groups, cg * kh * kw)  # (G, T/G, C/G*KH*KW)
@@ -289,7 +289,9 @@ def conv2d_im2col_backward(
                 _col2im_add(dcols, dxp[:, n0 + lo:n0 + hi].reshape(c, hi - lo, hp, wp), (kh, kw), stride, dilation,
                             (oh, ow))
     dw = dw.reshape(w.shape)
-    if dxp is None:
+    if data_grad == "none":
+        dx = None
+    elif dxp is None:
         dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
     else:
         dxp = dxp.reshape(c, n, hp, wp)  # (C, N, Hp(+1), Wp)

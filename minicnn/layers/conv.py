@@ -43,6 +43,8 @@ class Conv2D(Layer):
     Backward: dx = full correlation of dy with flip_kernel(w); dw = correlation of x with dy; db = sum dy.
     `method` picks the algorithm ("im2col" default; "direct" the slow reference; "fft" for large kernels).
     With im2col the layer keeps its scratch buffers and forward's columns for the weight gradient.
+    `input_grad = False` (set by the training loop on a network's first layer) makes backward skip dx
+    and return None: nobody needs the gradient with respect to the image, and it is the costliest part.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -66,6 +68,7 @@ class Conv2D(Layer):
         self.weight = Parameter(kaiming_uniform((out_channels, in_channels // groups, *self.kernel_size), fan_in))
         self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
         self._workspace: dict = {}  # im2col scratch buffers, reused between calls (never returned)
+        self.input_grad = True
 
     def _args(self):
         return self.stride, self.padding, self.dilation, self.groups, self.method
@@ -80,7 +83,8 @@ class Conv2D(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
-        dx, dw, db = conv2d_backward(dy, x, w, *self._args(), workspace=self._workspace, who=type(self).__name__)
+        dx, dw, db = conv2d_backward(dy, x, w, *self._args(), workspace=self._workspace, who=type(self).__name__,
+                                     data_grad="col2im" if self.input_grad else "none")
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
