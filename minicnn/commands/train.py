@@ -28,9 +28,10 @@ def add_arguments(parser) -> None:
                         help="convolution algorithm (for models that take one)")
     parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier of the model")
     parser.add_argument("--augment", choices=("auto", "none", "shift", "crop-flip"), default="auto",
-                        help="training augmentation: shift = random translation by up to 2 pixels; crop-flip = "
+                        help="training augmentation: shift = random translation by up to --shift pixels; crop-flip = "
                              "4-pixel random crop and horizontal flip; auto = crop-flip for 3-channel images, "
                              "shift otherwise")
+    parser.add_argument("--shift", type=int, default=1, help="largest translation (pixels) of --augment shift")
     parser.add_argument("--train-limit", type=int, default=None,
                         help="use only the first N training images (None = all)")
     parser.add_argument("--val-size", type=int, default=0,
@@ -119,7 +120,7 @@ def run(args) -> int:
     schedule = optim.CosineLR(lr, steps) if args.schedule == "cosine" else (lambda t: lr)
     if args.warmup:
         schedule = optim.LinearWarmup(schedule, args.warmup)
-    augmenters = {"none": lambda: None, "shift": lambda: shift(2), "crop-flip": lambda: crop_flip(4)}
+    augmenters = {"none": lambda: None, "shift": lambda: shift(args.shift), "crop-flip": lambda: crop_flip(4)}
     augment = args.augment
     if augment == "auto":
         augment = "crop-flip" if ds.input_shape[0] == 3 else "shift"
