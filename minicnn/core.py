@@ -242,6 +242,7 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -251,6 +252,12 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> N
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class Sequential(Layer):

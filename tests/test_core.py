@@ -142,3 +142,11 @@ def test_replacing_a_child_keeps_its_position():
     net.bias_like = Parameter(np.zeros(1))
     net.bias_like = None  # assigning a non-Parameter unregisters it
     assert "bias_like" not in dict(net.named_parameters())
+
+
+def test_atomic_save_gives_normal_file_permissions(tmp_path):
+    path = tmp_path / "w.npz"
+    save_npz_atomic(path, {"a": np.zeros(1)})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
