@@ -5,6 +5,8 @@ these with state; tutorials print their source.
 """
 
 from .checks import check_array, check_finite, check_size, conv_output_size, pair, positive_pair
+from .conv import col2im, conv2d, conv2d_backward, conv_as_matrix, conv_transpose2d, flip_kernel, im2col
+from .dct import dct, idct, zigzag_mask, zigzag_order
 from .dense import (
     gelu,
     gelu_backward,
@@ -24,7 +26,6 @@ from .dense import (
     tanh_backward,
 )
 from .norm import batch_norm_backward, batch_norm_eval, batch_norm_train
-from .dct import dct, idct, zigzag_mask, zigzag_order
 from .pool import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -50,4 +51,3 @@ from .pool import (
 )
 from .slicing import depth_to_space, haar_downsample, haar_upsample, space_to_depth
 from .upsample import interpolation_matrix, upsample2d, upsample2d_backward
-from .conv import col2im, conv2d, conv2d_backward, conv_as_matrix, conv_transpose2d, flip_kernel, im2col

@@ -3,9 +3,6 @@
 from minicnn.core import Layer, Parameter, Sequential
 
 from .activations import GELU, LeakyReLU, Maxout, ReLU, ReLU6, Sigmoid, Tanh
-from .dense import Dropout, Flatten, Linear
-from .norm import BatchNorm1D, BatchNorm2D
-from .dct import DCTConv2D, DCTLinear
 from .blocks import (
     ChannelShuffle,
     ChannelSplit,
@@ -16,6 +13,9 @@ from .blocks import (
     ShuffleV2Unit,
 )
 from .conv import Conv2D, ConvTranspose2D, DepthwiseConv2D, LocallyConnected2D, PointwiseConv2D, SeparableConv2D
+from .dct import DCTConv2D, DCTLinear
+from .dense import Dropout, Flatten, Linear
+from .norm import BatchNorm1D, BatchNorm2D
 from .pool import (
     AvgPool2D,
     GlobalAvgPool2D,
