@@ -59,6 +59,7 @@ def main(argv=None) -> int:
 
     core.manual_seed(0)
     model = MODELS["lenet5"]()
+    model[0].input_grad = False  # as train_epoch does; PyTorch skips it too (the images do not require grad)
     opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
     loss_fn = SoftmaxCrossEntropy()
 
