@@ -285,3 +285,30 @@ def test_real_mnist_export_reload_gives_identical_test_accuracy(data_dir, tmp_pa
     before, after = evaluate(model, x_test, y_test), evaluate(loaded, x_test, y_test)
     np.testing.assert_array_equal(before.predictions, after.predictions)
     assert before.accuracy == after.accuracy > 0.5
+
+
+def test_bias_free_lenet5_stores_only_coefficients_and_reloads_from_its_meta(rng, tmp_path):
+    """lenet5(bias=False): no bias anywhere, so every stored number is a kept DCT coefficient; the
+    file's meta config rebuilds the bias-free architecture, and reloading reproduces the outputs."""
+    dense = MODELS["lenet5"](bias=False)
+    assert all(not n.endswith("bias") for n, _ in dense.named_parameters())
+    assert dense.num_parameters() == MODELS["lenet5"]().num_parameters() - (6 + 16 + 120 + 84 + 10)
+    model = to_frequency(dense)
+    targets = allocate_budget(model, 776, floor=8, power=0.0)
+    for name, layer in frequency_layers(model):
+        layer.set_keep(targets[name])
+        layer.coeffs.data += (rng.standard_normal(layer.coeffs.shape) * 0.05 * layer.mask).astype(np.float32)
+    counts = stored_numbers(model)
+    assert counts["other"] == 0 and counts["coefficients"] == counts["total"] == 776
+    info = save_compressed(model, tmp_path / "nb.fr.npz", float16=True,
+                           meta={"model": "lenet5", "config": {"bias": False}})
+    assert info["numbers"] == 776
+    loaded, meta = load_model_file(tmp_path / "nb.fr.npz")
+    assert meta["config"] == {"bias": False} and stored_numbers(loaded) == counts
+    x = rng.standard_normal((3, 1, 28, 28)).astype(np.float32)
+    model.eval()
+    loaded.eval()
+    for (_, la), (_, lb) in zip(frequency_layers(model), frequency_layers(loaded), strict=True):
+        la.coeffs.data = la.coeffs.data.astype(np.float16).astype(np.float32)  # the file's rounding
+        np.testing.assert_array_equal(la.spatial_weight(), lb.spatial_weight())
+    np.testing.assert_array_equal(loaded(x), model(x))

@@ -56,6 +56,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--final-lr", type=float, default=5e-4, help="fine-tuning lr decays geometrically to this")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--no-bias", action="store_true",
+                        help="a bias-free LeNet-5 (dense and FR models): the whole budget goes to DCT coefficients")
+    parser.add_argument("--width", type=float, default=1.0, help="LeNet-5 width multiplier (lenet5(width=...))")
     parser.add_argument("--float32", action="store_true", help="store float32 instead of float16")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/frequency", help="folder for the table, PNG and model files")
@@ -183,23 +186,29 @@ def run(args) -> int:
     ds.x_train = standardize(ds.x_train[:args.train_images], mean, std)
     ds.y_train = ds.y_train[:args.train_images]
     ds.x_test = standardize(ds.x_test, mean, std)
-    meta = {"model": "lenet5", "config": {}, "dataset": "mnist", "mean": mean.tolist(), "std": std.tolist(),
+    config = {k: v for k, v in (("bias", not args.no_bias), ("width", args.width))
+              if v != {"bias": True, "width": 1.0}[k]}  # only non-default lenet5 arguments
+
+    def build():
+        return MODELS["lenet5"](**config)
+
+    meta = {"model": "lenet5", "config": config, "dataset": "mnist", "mean": mean.tolist(), "std": std.tolist(),
             "input_shape": list(ds.input_shape), "class_names": ds.class_names}
     steps_per_epoch = -(-len(ds.x_train) // args.batch_size)
     dtype_name = "float32" if args.float32 else "float16"
-    print(f"MNIST: {len(ds.x_train):,} training / {len(ds.x_test):,} test images; LeNet-5; budgets "
+    print(f"MNIST: {len(ds.x_train):,} training / {len(ds.x_test):,} test images; LeNet-5 {config}; budgets "
           f"{', '.join(b for b, _ in budgets)}; files stored as {dtype_name}", flush=True)
 
     t0 = time.time()
     core.manual_seed(args.seed)
-    dense = MODELS["lenet5"]()
+    dense = build()
     if args.dense:
         restore(load_checkpoint(args.dense), dense, rng=False)
         print(f"dense LeNet-5 loaded from {args.dense}")
     else:
         _train(dense, ds, Adam(dense.parameters(), lr=args.lr), args.dense_epochs, args.batch_size, args.seed,
                label="dense")
-        save_checkpoint(out / "dense.ckpt.npz", dense, meta={**meta, "model_config": {}})
+        save_checkpoint(out / "dense.ckpt.npz", dense, meta={**meta, "model_config": config})
     dense_acc = evaluate(dense, ds.x_test, ds.y_test).accuracy
     dense_numbers = dense.num_parameters()
     dense_row = {"test_accuracy": dense_acc, "stored_numbers": dense_numbers,
@@ -212,7 +221,7 @@ def run(args) -> int:
     for text, budget in budgets:
         t1 = time.time()
         core.manual_seed(args.seed)
-        model = MODELS["lenet5"]()
+        model = build()
         model.load_state_dict(dense.state_dict())
         to_frequency(model)
         targets = targets_for(model, budget, args.floor, args.power)
@@ -228,7 +237,7 @@ def run(args) -> int:
         in_memory = evaluate(model, ds.x_test, ds.y_test).accuracy
         path = out / f"lenet5_{text.replace('%', 'pct')}.fr.npz"
         info = save_compressed(model, path, float16=not args.float32, meta=meta)
-        reloaded = load_compressed(path, MODELS["lenet5"]())
+        reloaded = load_compressed(path, build())
         acc = evaluate(reloaded, ds.x_test, ds.y_test).accuracy
         counts = stored_numbers(reloaded)
         row = {"budget": text, "coefficients": counts["coefficients"], "biases": counts["other"],

@@ -27,9 +27,11 @@ def _scaled(n: int, width: float) -> int:
 
 @register("lenet5")
 def lenet5(num_classes: int = 10, in_channels: int = 1, width: float = 1.0, image_size: int = 28,
-           activation: str = "relu", pool: str = "max", method: str = "im2col") -> Layer:
+           activation: str = "relu", pool: str = "max", method: str = "im2col", bias: bool = True) -> Layer:
     """LeNet-5 (see the module docstring). `width` scales every channel and hidden-unit count;
-    `image_size` (S) sizes the first fully-connected layer; `method` is the convolution algorithm."""
+    `image_size` (S) sizes the first fully-connected layer; `method` is the convolution algorithm;
+    `bias=False` drops every bias (conv and fully-connected), e.g. to spend a whole storage budget
+    of a compressed model on weights."""
     from minicnn import layers as L
 
     if activation not in ACTIVATIONS:
@@ -44,10 +46,10 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, width: float = 1.0, imag
     side = conv_output_size(conv_output_size(image_size, 5, 1, 2), 2, 2)  # conv1 (padding 2), pool 2
     side = conv_output_size(conv_output_size(side, 5, 1, 0), 2, 2)        # conv2 (valid), pool 2
     return Sequential(
-        L.Conv2D(in_channels, c1, 5, padding=2, method=method), act(), pool_layer(2),  # (N, c1, S/2, S/2)
-        L.Conv2D(c1, c2, 5, method=method), act(), pool_layer(2),                     # (N, c2, side, side)
-        L.Flatten(),                                                                  # (N, c2 * side * side)
-        L.Linear(c2 * side * side, f1), act(),
-        L.Linear(f1, f2), act(),
-        L.Linear(f2, num_classes),
+        L.Conv2D(in_channels, c1, 5, padding=2, bias=bias, method=method), act(), pool_layer(2),  # (N, c1, S/2, S/2)
+        L.Conv2D(c1, c2, 5, bias=bias, method=method), act(), pool_layer(2),                     # (N, c2, side, side)
+        L.Flatten(),                                                                             # (N, c2*side*side)
+        L.Linear(c2 * side * side, f1, bias=bias), act(),
+        L.Linear(f1, f2, bias=bias), act(),
+        L.Linear(f2, num_classes, bias=bias),
     )
