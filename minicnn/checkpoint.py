@@ -113,7 +113,7 @@ def restore(ckpt: Checkpoint, model: Layer, optimizer=None, rng: bool = True) ->
 
 def build_model(ckpt: Checkpoint) -> Layer:
     """Rebuild the registered model named in the checkpoint's meta (`model`, `model_config`) and load
-    its weights. The model is returned in eval mode."""
+    its weights (into `to_frequency(model)` when the state holds DCT `coeffs`). Returned in eval mode."""
     from minicnn.models import MODELS
 
     name = ckpt.meta.get("model")
@@ -121,5 +121,9 @@ def build_model(ckpt: Checkpoint) -> Layer:
         raise CheckpointError(f"checkpoint names model {name!r}, which is not registered "
                               f"(known: {', '.join(sorted(MODELS))})")
     model = MODELS[name](**ckpt.meta.get("model_config", {}))
+    if any(k == "coeffs" or k.endswith(".coeffs") for k in ckpt.model_state):
+        from minicnn.frequency import to_frequency
+
+        model = to_frequency(model)  # a frequency-regularised model keeps its weights as DCT coefficients
     restore(ckpt, model, rng=False)
     return model.eval()

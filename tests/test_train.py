@@ -236,3 +236,19 @@ def test_predict_load_image_png_grey_rgb_resize_invert(tmp_path, rng):
     np.save(tmp_path / "x.npy", chw)
     same, notes = load_image(str(tmp_path / "x.npy"), (3, 32, 32))
     assert np.allclose(same, chw) and notes == []
+
+
+def test_build_model_reloads_a_frequency_regularised_checkpoint(tmp_path):
+    from minicnn.frequency import to_frequency
+
+    model = to_frequency(MODELS["lenet5"]())
+    for layer in model.modules():
+        if hasattr(layer, "set_keep"):
+            layer.set_keep(0.1)
+    path = tmp_path / "fr.ckpt.npz"
+    save_checkpoint(path, model, meta={"model": "lenet5", "model_config": {}})
+    rebuilt = build_model(load_checkpoint(path))
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    model.eval()
+    assert np.array_equal(rebuilt(x), model(x))
+    assert any(hasattr(m, "coeffs") for m in rebuilt.modules())
