@@ -14,6 +14,12 @@ from minicnn import layers as L
 from minicnn.gradcheck import GradcheckReport, gradcheck
 
 
+def _frequency_bias(rng):
+    from minicnn.frequency import FrequencyBias  # minicnn.frequency imports the layers: import late
+
+    return FrequencyBias(3, keep=2, bias=rng.standard_normal(3)).to(np.float64), rng.standard_normal((2, 3, 4, 4))
+
+
 def _away_from_zero(rng, shape, margin=0.1):
     x = rng.standard_normal(shape)
     return np.where(np.abs(x) < margin, x + np.sign(x + 1e-12) * margin, x)
@@ -83,6 +89,7 @@ CASES = {
     "DCTConv2D": lambda rng: (L.DCTConv2D(2, 3, 3, padding=1).to(np.float64), rng.standard_normal((2, 2, 4, 4))),
     "DCTConv2D_keep0.25": lambda rng: (L.DCTConv2D(2, 3, 3, stride=2, keep=0.25).to(np.float64),
                                        rng.standard_normal((2, 2, 5, 5))),
+    "FrequencyBias_keep2": lambda rng: _frequency_bias(rng),
     "MaxPool2D": lambda rng: (L.MaxPool2D(2), _distinct(rng, (2, 3, 6, 7))),
     "MaxPool2D_overlap_pad": lambda rng: (L.MaxPool2D(3, stride=2, padding=1), _distinct(rng, (2, 2, 7, 6))),
     "AvgPool2D": lambda rng: (L.AvgPool2D((3, 2), stride=(2, 1), padding=1), rng.standard_normal((2, 2, 7, 6))),

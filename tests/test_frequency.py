@@ -8,9 +8,11 @@ from minicnn import layers as L
 from minicnn.cli import main
 from minicnn.core import Sequential
 from minicnn.frequency import (
+    FrequencyBias,
     TailTruncation,
     allocate_budget,
     dense_float32_bytes,
+    frequency_biases,
     frequency_layers,
     load_compressed,
     load_model_file,
@@ -19,6 +21,7 @@ from minicnn.frequency import (
     stored_numbers,
     to_frequency,
 )
+from minicnn.gradcheck import gradcheck
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import MODELS
 from minicnn.optim import SGD, Adam
@@ -312,3 +315,46 @@ def test_bias_free_lenet5_stores_only_coefficients_and_reloads_from_its_meta(rng
         la.coeffs.data = la.coeffs.data.astype(np.float16).astype(np.float32)  # the file's rounding
         np.testing.assert_array_equal(la.spatial_weight(), lb.spatial_weight())
     np.testing.assert_array_equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("keep", [1.0, 3, 1])
+@pytest.mark.parametrize("shape", [(3, 5), (2, 5, 3, 4)])
+def test_frequency_bias_forward_and_gradcheck(keep, shape, rng):
+    layer = FrequencyBias(5, keep=keep, bias=rng.standard_normal(5)).to(np.float64)
+    x = rng.standard_normal(shape)
+    k = layer.keep
+    assert k == (5 if isinstance(keep, float) else keep)
+    b = F.idct(layer.coeffs.data * (np.arange(5) < k))  # 1-D zigzag = natural order
+    np.testing.assert_allclose(layer(x), x + b.reshape((1, 5) + (1,) * (x.ndim - 2)), atol=1e-12)
+    report = gradcheck(layer, x)
+    assert report.max_rel_error < 1e-6 and {t.name for t in report.tensors} == {"input", "coeffs"}
+    with pytest.raises(ValueError, match="FrequencyBias"):
+        layer(rng.standard_normal((3, 4)))
+
+
+def test_frequency_biases_keeps_the_function_and_exports_the_truncated_biases(net_and_x, rng, tmp_path):
+    net, x = net_and_x
+    before = net(x)
+    frequency_biases(to_frequency(net))
+    names = [n for n, _ in frequency_layers(net)]
+    assert names == ["0.0", "0.1", "2.0", "2.1", "5.0.0", "5.0.1", "6.0", "6.1"]
+    np.testing.assert_allclose(net(x), before, atol=1e-5)
+    assert stored_numbers(net)["other"] == 0
+    targets = {"0.0": 9, "0.1": 1, "2.0": 20, "2.1": 2, "5.0.0": 30, "5.0.1": 3, "6.0": 10, "6.1": 5}
+    for n, layer in frequency_layers(net):
+        layer.set_keep(targets[n])
+    one = dict(frequency_layers(net))["0.1"]
+    np.testing.assert_allclose(one.spatial_weight(), np.full(4, one.coeffs.data[0] / 2))  # k=1: DC / sqrt(4)
+    assert stored_numbers(net)["total"] == sum(targets.values())
+    save_compressed(net, tmp_path / "b.fr.npz", float16=True)
+    loaded = load_compressed(tmp_path / "b.fr.npz", frequency_biases(to_frequency(small_net())))
+    for (_, la), (_, lb) in zip(frequency_layers(net), frequency_layers(loaded), strict=True):
+        la.coeffs.data = la.coeffs.data.astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(la.spatial_weight(), lb.spatial_weight())
+    np.testing.assert_array_equal(loaded(x), net(x))
+
+
+def test_registered_frequency_bias_gradcheck_case():
+    from minicnn.gradcheck_cases import run_case
+
+    assert run_case("FrequencyBias_keep2", seed=1).ok

@@ -58,6 +58,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--no-bias", action="store_true",
                         help="a bias-free LeNet-5 (dense and FR models): the whole budget goes to DCT coefficients")
+    parser.add_argument("--bias-keep", type=int, default=None, metavar="K",
+                        help="store the biases in the frequency domain too (`frequency_biases`): each layer's "
+                             "bias vector keeps its K lowest DCT coefficients, counted in the budget")
     parser.add_argument("--width", type=float, default=1.0, help="LeNet-5 width multiplier (lenet5(width=...))")
     parser.add_argument("--float32", action="store_true", help="store float32 instead of float16")
     parser.add_argument("--seed", type=int, default=0)
@@ -82,8 +85,10 @@ def parse_budget(text: str):
         raise ValueError(f"experiment frequency: expected a budget like '5%' or '776', got {text!r}") from None
 
 
-def targets_for(model, budget, floor: int, power: float) -> dict[str, int]:
-    """Per-layer kept counts for a parsed budget (see the module docstring)."""
+def targets_for(model, budget, floor: int, power: float, bias_keep: int | None = None) -> dict[str, int]:
+    """Per-layer kept counts for a parsed budget (see the module docstring), for the weight layers of
+    `model` (after `to_frequency`). With `bias_keep`, the biases will be stored as their first
+    `bias_keep` DCT coefficients (`frequency_biases`), and that is what a total budget reserves for them."""
     from minicnn.frequency import allocate_budget, frequency_layers, stored_numbers
     from minicnn.layers.dct import keep_count
 
@@ -92,10 +97,14 @@ def targets_for(model, budget, floor: int, power: float) -> dict[str, int]:
     if kind == "fraction":
         return {n: max(min(floor, layer.coeffs.size), keep_count(value, layer.coeffs.size, n))
                 for n, layer in layers.items()}
-    coefficients = value - stored_numbers(model)["other"]
+    reserved = stored_numbers(model)["other"]
+    if bias_keep is not None:
+        biases = [layer.bias.size for layer in layers.values() if layer.bias is not None]
+        reserved += sum(min(bias_keep, b) for b in biases) - sum(biases)
+    coefficients = value - reserved
     if coefficients < len(layers):
         raise ValueError(f"experiment frequency: a budget of {value} leaves {coefficients} coefficients after "
-                         f"the {stored_numbers(model)['other']} biases")
+                         f"the {reserved} bias numbers")
     return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
 
 
@@ -164,6 +173,7 @@ def run(args) -> int:
     from minicnn.frequency import (
         TailTruncation,
         dense_float32_bytes,
+        frequency_biases,
         frequency_layers,
         load_compressed,
         save_compressed,
@@ -191,6 +201,10 @@ def run(args) -> int:
 
     def build():
         return MODELS["lenet5"](**config)
+
+    def build_frequency():  # the architecture of the FR model, for reloading its file
+        model = to_frequency(build())
+        return frequency_biases(model) if args.bias_keep is not None else model
 
     meta = {"model": "lenet5", "config": config, "dataset": "mnist", "mean": mean.tolist(), "std": std.tolist(),
             "input_shape": list(ds.input_shape), "class_names": ds.class_names}
@@ -224,7 +238,12 @@ def run(args) -> int:
         model = build()
         model.load_state_dict(dense.state_dict())
         to_frequency(model)
-        targets = targets_for(model, budget, args.floor, args.power)
+        targets = targets_for(model, budget, args.floor, args.power, args.bias_keep)
+        if args.bias_keep is not None:
+            sizes = {n: layer.bias.size for n, layer in frequency_layers(model) if layer.bias is not None}
+            frequency_biases(model)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
+            targets = {**{(f"{n}.0" if n in sizes else n): k for n, k in targets.items()},
+                       **{f"{n}.1": min(args.bias_keep, size) for n, size in sizes.items()}}
         truncate_steps = max(1, int(round(args.truncate_epochs * steps_per_epoch)))
         total_steps = args.fr_epochs * steps_per_epoch
         truncation = TailTruncation(model, targets, steps=truncate_steps, decay=args.decay)
@@ -237,7 +256,7 @@ def run(args) -> int:
         in_memory = evaluate(model, ds.x_test, ds.y_test).accuracy
         path = out / f"lenet5_{text.replace('%', 'pct')}.fr.npz"
         info = save_compressed(model, path, float16=not args.float32, meta=meta)
-        reloaded = load_compressed(path, build())
+        reloaded = load_compressed(path, build_frequency())
         acc = evaluate(reloaded, ds.x_test, ds.y_test).accuracy
         counts = stored_numbers(reloaded)
         row = {"budget": text, "coefficients": counts["coefficients"], "biases": counts["other"],
