@@ -13,10 +13,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 from minicnn import __version__, commands
+
+DEFAULT_THREADS = 1
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _set_threads(argv: list[str] | None) -> None:
+    """Fix the BLAS thread count before NumPy is imported (it is read once, at import).
+
+    Default 1: for the small nets minicnn trains, one thread measured faster than two (LeNet-5 on
+    MNIST, 5,691 vs 4,637 images/s, `benchmarks/bench_train.py`), and two spinning OpenBLAS threads
+    stall up to 10x whenever another process is busy. `--threads 2` for bigger nets on an idle machine.
+    An OPENBLAS_NUM_THREADS already in the environment is respected when --threads is not given.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--threads", type=int, default=None)
+    threads = pre.parse_known_args(argv)[0].threads
+    if threads is None and "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads or DEFAULT_THREADS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `minicnn COMMAND --help` for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"minicnn {__version__}")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help=f"BLAS/FFT threads (default {DEFAULT_THREADS}, or $OPENBLAS_NUM_THREADS if set; "
+                             f"one is fastest for small nets and immune to stalls when the machine is busy)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -40,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "numpy" not in sys.modules:
+        _set_threads(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:

@@ -38,3 +38,21 @@ def test_demo_learns_spiral(capsys, tmp_path):
     accuracy = float(out.split("training accuracy")[-1].split("%")[0])
     assert accuracy > 90
     assert png.stat().st_size > 1000
+
+
+def test_thread_count_is_set_before_numpy_loads(monkeypatch):
+    from minicnn import cli
+
+    for name in cli.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    cli._set_threads(["train", "--epochs", "1"])
+    assert all(cli.os.environ[name] == str(cli.DEFAULT_THREADS) for name in cli.THREAD_VARIABLES)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    cli._set_threads(["demo"])  # the user's own setting is kept
+    assert cli.os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    cli._set_threads(["--threads", "2", "demo"])
+    assert cli.os.environ["OPENBLAS_NUM_THREADS"] == "2"
+    done = subprocess.run([sys.executable, "-c", "import sys; from minicnn.cli import main; "
+                           "sys.argv = ['minicnn', '--threads', '3']; main(); import os; "
+                           "print(os.environ['OPENBLAS_NUM_THREADS'])"], capture_output=True, text=True)
+    assert done.stdout.strip().endswith("3")
