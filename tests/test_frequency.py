@@ -358,3 +358,23 @@ def test_registered_frequency_bias_gradcheck_case():
     from minicnn.gradcheck_cases import run_case
 
     assert run_case("FrequencyBias_keep2", seed=1).ok
+
+
+def test_c5_conv_lenet5_computes_the_same_function_and_reloads(rng, tmp_path):
+    """experiment frequency --c5-conv: fc1 as a 5x5 convolution (LeNet-5's C5) is the same function,
+    its coefficients run over (120, 16, 5, 5), and the compressed file reloads into the same layout."""
+    from minicnn.experiments.frequency import with_c5_conv
+
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    dense = MODELS["lenet5"]()
+    before = dense(x)
+    model = to_frequency(with_c5_conv(dense))
+    np.testing.assert_allclose(model(x), before, atol=1e-5)
+    layers = dict(frequency_layers(model))
+    assert layers["6"].coeffs.shape == (120, 16, 5, 5) and stored_numbers(model)["other"] == 236
+    for layer in layers.values():
+        layer.set_keep(30)
+    save_compressed(model, tmp_path / "c5.fr.npz")
+    loaded = load_compressed(tmp_path / "c5.fr.npz", with_c5_conv(MODELS["lenet5"]()))
+    np.testing.assert_array_equal(loaded(x), model(x))
+    assert stored_numbers(loaded)["total"] == 5 * 30 + 236

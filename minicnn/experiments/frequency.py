@@ -61,6 +61,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bias-keep", type=int, default=None, metavar="K",
                         help="store the biases in the frequency domain too (`frequency_biases`): each layer's "
                              "bias vector keeps its K lowest DCT coefficients, counted in the budget")
+    parser.add_argument("--c5-conv", action="store_true",
+                        help="compute the first fully-connected layer as LeNet-5's C5, a 5x5 convolution on the "
+                             "(16, 5, 5) maps (the same function), so its DCT runs over (120, 16, 5, 5) instead of "
+                             "over the flattened (120, 400) and low frequencies are smooth in space too")
     parser.add_argument("--width", type=float, default=1.0, help="LeNet-5 width multiplier (lenet5(width=...))")
     parser.add_argument("--float32", action="store_true", help="store float32 instead of float16")
     parser.add_argument("--seed", type=int, default=0)
@@ -106,6 +110,27 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
         raise ValueError(f"experiment frequency: a budget of {value} leaves {coefficients} coefficients after "
                          f"the {reserved} bias numbers")
     return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
+
+
+def with_c5_conv(model):
+    """LeNet-5 (`minicnn.models.lenet5`, in place): `Flatten, Linear(c2*5*5, f1)` (children 6, 7) become
+    `Conv2D(c2, f1, 5), Flatten` -- on the (N, c2, 5, 5) maps a valid 5x5 convolution IS that fully-connected
+    layer, its weight (f1, c2, 5, 5) being the Linear weight (f1, c2*25) unflattened (c, h, w order)."""
+    from minicnn import layers as L
+    from minicnn.frequency import _replace_child
+
+    conv2, fc1 = model[3], model[7]
+    side = int(round((fc1.in_features // conv2.out_channels) ** 0.5))
+    if conv2.out_channels * side * side != fc1.in_features:
+        raise ValueError(f"experiment frequency: --c5-conv expects square maps before fc1, got {fc1.in_features} "
+                         f"inputs for {conv2.out_channels} channels")
+    c5 = L.Conv2D(conv2.out_channels, fc1.out_features, side, bias=fc1.bias is not None)
+    c5.weight.data = fc1.weight.data.reshape(c5.weight.shape).copy()  # (f1, c2, side, side)
+    if fc1.bias is not None:
+        c5.bias.data = fc1.bias.data.copy()
+    _replace_child(model, "6", c5)
+    _replace_child(model, "7", L.Flatten())
+    return model
 
 
 def _train(model, ds, optimizer, epochs: int, batch_size: int, seed: int, schedule=None, label: str = ""):
@@ -198,15 +223,21 @@ def run(args) -> int:
     ds.x_test = standardize(ds.x_test, mean, std)
     config = {k: v for k, v in (("bias", not args.no_bias), ("width", args.width))
               if v != {"bias": True, "width": 1.0}[k]}  # only non-default lenet5 arguments
+    # --c5-conv is not a lenet5 argument: the meta says so (rebuild with experiments.frequency.with_c5_conv)
+    meta_extra = {"c5_conv": True} if args.c5_conv else {}
 
     def build():
-        return MODELS["lenet5"](**config)
+        model = MODELS["lenet5"](**config)
+        if args.c5_conv:
+            with_c5_conv(model)
+        return model
 
     def build_frequency():  # the architecture of the FR model, for reloading its file
         model = to_frequency(build())
         return frequency_biases(model) if args.bias_keep is not None else model
 
-    meta = {"model": "lenet5", "config": config, "dataset": "mnist", "mean": mean.tolist(), "std": std.tolist(),
+    meta = {"model": "lenet5", "config": config, **meta_extra, "dataset": "mnist", "mean": mean.tolist(),
+            "std": std.tolist(),
             "input_shape": list(ds.input_shape), "class_names": ds.class_names}
     steps_per_epoch = -(-len(ds.x_train) // args.batch_size)
     dtype_name = "float32" if args.float32 else "float16"
