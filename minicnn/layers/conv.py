@@ -34,6 +34,22 @@ def _check_int(value, who: str, name: str) -> int:
     return int(value)
 
 
+def _set_conv_hyperparameters(layer: Layer, who: str, in_channels, out_channels, kernel_size, stride, dilation,
+                              groups, method: str) -> None:
+    """Check and store the hyper-parameters Conv2D and ConvTranspose2D share (pairs for 2-D ones)."""
+    layer.in_channels = _check_int(in_channels, who, "in_channels")
+    layer.out_channels = _check_int(out_channels, who, "out_channels")
+    layer.groups = _check_int(groups, who, "groups")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{who}: groups={groups} must divide in_channels={in_channels} and "
+                         f"out_channels={out_channels}")
+    if method not in METHODS:
+        raise ValueError(f"{who}: expected method one of {sorted(METHODS)}, got {method!r}")
+    layer.kernel_size = positive_pair(kernel_size, who, "kernel_size")
+    layer.stride = positive_pair(stride, who, "stride")
+    layer.dilation = positive_pair(dilation, who, "dilation")
+
+
 class Conv2D(Layer):
     """2-D convolution (cross-correlation), the lecture's tied-weight layer:
 
@@ -51,17 +67,7 @@ class Conv2D(Layer):
                  groups: int = 1, bias: bool = True, method: str = "im2col"):
         super().__init__()
         who = type(self).__name__
-        self.in_channels = _check_int(in_channels, who, "in_channels")
-        self.out_channels = _check_int(out_channels, who, "out_channels")
-        self.groups = _check_int(groups, who, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{who}: groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        if method not in METHODS:
-            raise ValueError(f"{who}: expected method one of {sorted(METHODS)}, got {method!r}")
-        self.kernel_size = positive_pair(kernel_size, who, "kernel_size")
-        self.stride = positive_pair(stride, who, "stride")
-        self.dilation = positive_pair(dilation, who, "dilation")
+        _set_conv_hyperparameters(self, who, in_channels, out_channels, kernel_size, stride, dilation, groups, method)
         self.padding = resolve_padding(padding, self.kernel_size, self.dilation, self.stride, who)
         self.method = method
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
@@ -160,17 +166,7 @@ class ConvTranspose2D(Layer):
                  bias: bool = True, dilation=1, groups: int = 1, method: str = "im2col"):
         super().__init__()
         who = "ConvTranspose2D"
-        self.in_channels = _check_int(in_channels, who, "in_channels")
-        self.out_channels = _check_int(out_channels, who, "out_channels")
-        self.groups = _check_int(groups, who, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{who}: groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        if method not in METHODS:
-            raise ValueError(f"{who}: expected method one of {sorted(METHODS)}, got {method!r}")
-        self.kernel_size = positive_pair(kernel_size, who, "kernel_size")
-        self.stride = positive_pair(stride, who, "stride")
-        self.dilation = positive_pair(dilation, who, "dilation")
+        _set_conv_hyperparameters(self, who, in_channels, out_channels, kernel_size, stride, dilation, groups, method)
         self.padding = resolve_padding(padding, self.kernel_size, self.dilation, (1, 1), who)
         self.output_padding = pair(output_padding, who, "output_padding")
         if not all(0 <= o < s for o, s in zip(self.output_padding, self.stride, strict=True)):
