@@ -202,6 +202,16 @@ class Tutorial:
 
         return plt
 
+    def save_images(self, name: str, images, titles, height: float = 3.0) -> Path:
+        """A row of grey-scale pictures with titles, saved as one PNG (see `save_figure`)."""
+        images, titles = list(images), list(titles)
+        fig, axes = self.pyplot().subplots(1, len(images), figsize=(9, height))
+        for ax, img, title in zip(axes, images, titles, strict=True):
+            ax.imshow(img, cmap="gray")
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+        return self.save_figure(fig, name)
+
     def save_figure(self, fig, name: str) -> Path:
         self.fig_dir.mkdir(parents=True, exist_ok=True)
         path = self.fig_dir / f"ch{self.chapter:02d}_{name}.png"

@@ -88,15 +88,8 @@ def _false_edges(t):
         t.blocks("its |Laplacian| with 'same' padding: the frame again", resp[0, 0], lo=0.0)
         t.check_true(f"on {len(photos)} CIFAR-10 photographs the mean |response| on the border ring is "
                      f"{outer:.3f}, {outer / inner:.1f}x the {inner:.3f} inside", outer > 2 * inner)
-    plt = t.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
-    for ax, data, title in zip(axes, (img[0, 0], np.abs(edges_same), np.abs(edges_valid)),
-                               ("picture", "|Laplacian|, 'same': false frame", "|Laplacian|, 'valid' (14x14)"),
-                               strict=True):
-        ax.imshow(data, cmap="gray")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    t.save_figure(fig, "false_edges")
+    t.save_images("false_edges", (img[0, 0], np.abs(edges_same), np.abs(edges_valid)),
+                  ("picture", "|Laplacian|, 'same': false frame", "|Laplacian|, 'valid' (14x14)"), height=3.2)
 
 
 STEPS = [

@@ -96,17 +96,11 @@ def _jitter(t):
                  all(r["max_pool"] > r["subsample"] for r in results.values()))
     t.check_true("two max-pool stages are more invariant than one, for every shift (invariance accumulates)",
                  all(results[s, 2]["max_pool"] > results[s, 1]["max_pool"] for s in ((0, 1), (1, 1), (0, 2))))
-    plt = t.pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(9, 2.6))
     moved = P.shift_image(x[:1], 0, 1)
     panels = (x[0, 0], P.max_pool2d(x[:1], 2)[0][0, 0], P.max_pool2d(moved, 2)[0][0, 0],
               P.subsample2d(moved, 2)[0, 0])
-    for ax, img, title in zip(axes, panels, ("picture", "max pool 2x2", "max pool, shifted 1 px",
-                                              "subsample, shifted 1 px"), strict=True):
-        ax.imshow(img, cmap="gray")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    t.save_figure(fig, "jitter")
+    t.save_images("jitter", panels, ("picture", "max pool 2x2", "max pool, shifted 1 px", "subsample, shifted 1 px"),
+                  height=2.6)
 
 
 STEPS = [
