@@ -5,6 +5,7 @@ import pytest
 
 from minicnn.core import Layer, Parameter
 from minicnn.gradcheck import gradcheck
+from minicnn.gradcheck_cases import CASES, run_case
 from minicnn.layers import Linear
 
 
@@ -96,3 +97,10 @@ def test_refuses_nan_input():
     x[1, 1] = np.nan
     with pytest.raises(ValueError, match="expected a finite input"):
         gradcheck(Linear(3, 2).to(np.float64), x)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_registered_layer_passes_gradcheck(name):
+    report = run_case(name, seed=3)
+    assert report.ok, report.table()
+    assert report.max_rel_error < 1e-6
