@@ -85,9 +85,9 @@ def _table(folder: Path) -> str:
     from minicnn.exercises.state import Progress
 
     progress = Progress(folder)
-    rows = [f"{'#':>2}  {'exercise':<18}{'ch':>3}  {'status':<12}goal"]
+    rows = [f"{'#':>2} {'exercise':<18}{'ch':>2}  {'status':<12}goal"]
     for i, e in enumerate(EXERCISES, start=1):
-        rows.append(f"{i:>2}  {e.name:<18}{e.chapter:>3}  {progress.status(e.name):<12}{e.goal}")
+        rows.append(f"{i:>2} {e.name:<18}{e.chapter:>2}  {progress.status(e.name):<12}{e.goal}")
     return "\n".join(rows)
 
 
@@ -98,7 +98,7 @@ def _list(args) -> int:
     folder = Path(args.dir)
     print(_table(folder))
     done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
-    print(f"\n{done}/{len(EXERCISES)} done (folder {folder}/). Start with: minicnn exercise start NAME")
+    print(f"\n{done}/{len(EXERCISES)} done, in the folder {folder}\nstart one with: minicnn exercise start NAME")
     return 0
 
 
@@ -173,7 +173,7 @@ def _engine_locations(exercise) -> list[str]:
         obj = inspect.unwrap(obj)
         line = inspect.getsourcelines(obj)[1]
         file = module_name.replace(".", "/") + ".py"
-        lines.append(f"  {qualname:<40} {file}:{line}")
+        lines.append(f"  {file}:{line}  {qualname}")
     return lines
 
 

@@ -161,12 +161,8 @@ def _maxout_strided(x: np.ndarray, dy: np.ndarray, pieces: int) -> np.ndarray:
 # ---- 3 softmax cross-entropy ---------------------------------------------------------------
 
 
-def _naive_softmax_ce(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    n = len(z)
-    d = p.copy()
-    d[np.arange(n), labels] -= 1
-    return float(-np.log(p[np.arange(n), labels]).mean()), d / n
+def _not_finite(value) -> bool:
+    return not np.all(np.isfinite(np.asarray(value, dtype=float)))
 
 
 def _softmax_cases() -> list:
@@ -184,8 +180,8 @@ def _softmax_cases() -> list:
         unstable = "overflow: exp of a large logit is inf. Subtract each row's max before exp (softmax is unchanged)"
         cases.append(ValueCase(
             label, "softmax_cross_entropy", (z, labels), {"loss": loss, "dlogits": d},
-            [Mistake("loss", lambda z=z, y=labels: _naive_softmax_ce(z, y)[0], unstable),
-             Mistake("dlogits", lambda z=z, y=labels: _naive_softmax_ce(z, y)[1], unstable),
+            [Mistake("loss", None, unstable, when=_not_finite),
+             Mistake("dlogits", None, unstable, when=_not_finite),
              Mistake("loss", lambda loss=loss, n=n: loss * n, "the loss is the MEAN over the batch, not the sum"),
              Mistake("dlogits", lambda d=d, n=n: d * n,
                      "the loss is a mean over N rows, so divide the gradient by N too"),
@@ -455,6 +451,17 @@ def _avg_assign(dy: np.ndarray, x_shape: tuple[int, ...], k: int, s: int, p: int
     return dxp[:, :, p:p + h, p:p + w]
 
 
+def _avg_assign_taps(dy: np.ndarray, x_shape: tuple[int, ...], k: int, s: int, p: int) -> np.ndarray:
+    """Wrong: the share assigned (=) once per window offset (i, j), so the last offset overwrites."""
+    n, c, h, w = x_shape
+    oh, ow = dy.shape[2:]
+    dxp = np.zeros((n, c, h + 2 * p, w + 2 * p))
+    for i in range(k):
+        for j in range(k):
+            dxp[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] = dy / (k * k)
+    return dxp[:, :, p:p + h, p:p + w]
+
+
 def _avg_pool_cases() -> list:
     cases = []
     for k, (xs, kk, s, p) in enumerate([((1, 1, 4, 4), 2, 2, 0), ((2, 2, 5, 5), 2, 2, 0),
@@ -470,6 +477,8 @@ def _avg_pool_cases() -> list:
              Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: F.sum_pool2d_backward(dy, xs, kk, s, p) / kk,
                      "divide by K*K (the window's area), not by K"),
              Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: _avg_assign(dy, xs, kk, s, p),
+                     "windows overlap (stride < kernel): ADD (+=) every window's share, do not assign"),
+             Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: _avg_assign_taps(dy, xs, kk, s, p),
                      "windows overlap (stride < kernel): ADD (+=) every window's share, do not assign"),
              Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: F.avg_pool2d_backward(
                  dy, (xs[0], xs[1], xs[2] + 2 * p, xs[3] + 2 * p), kk, s, 0),
@@ -738,8 +747,8 @@ def _sgd_variant(p0, grads, lr, momentum, wd, kind):
     p, v, out = p0.copy(), None, []
     for g in grads:
         g = g + (0 if kind == "no_wd" else wd) * p
-        if kind == "dampening":
-            v = (1 - momentum) * g if v is None else momentum * v + (1 - momentum) * g
+        if kind == "dampening":  # as PyTorch with dampening = momentum: the first step is v = g
+            v = g if v is None else momentum * v + (1 - momentum) * g
         elif kind == "plain":
             v = g
         else:
@@ -816,7 +825,7 @@ def _optimizer_cases() -> list:
 # ---- the list, in course order ---------------------------------------------------------------
 
 EXERCISES: list[Exercise] = [
-    Exercise("linear", 1, "Linear layer: y = x W^T + b and dx, dw, db",
+    Exercise("linear", 1, "Linear layer: y = x W^T + b; dx, dw, db",
              ("dw is (OUT, IN) like w: dw = dy.T @ x, a sum over the batch.",
               "dx = dy @ w: the transpose W^T acts on each row of dy.",
               "db = dy.sum(axis=0): the bias is added to every row, so its gradient sums them."),
@@ -832,7 +841,7 @@ EXERCISES: list[Exercise] = [
               "Each layer adds (k - 1) * jump, where jump is the product of the strides below it.",
               "Update jump AFTER adding: r += (k - 1) * jump; jump *= s."),
              ("minicnn.analysis:receptive_field_of",), _rf_cases),
-    Exercise("output_size", 4, "Output size with stride, padding, dilation",
+    Exercise("output_size", 4, "Output size: stride, padding, dilation",
              ("The dilated kernel spans dilation*(kernel-1)+1 input positions.",
               "Padding is added on both sides: size + 2*padding.",
               "Floor division, then + 1 for the first position."),
@@ -872,28 +881,28 @@ EXERCISES: list[Exercise] = [
               "y = (w.reshape(T, -1) @ cols).reshape(T, N, OH, OW).transpose(1, 0, 2, 3) + bias."),
              ("minicnn.functional.conv_im2col:im2col", "minicnn.functional.conv_im2col:conv2d_im2col"),
              _im2col_cases),
-    Exercise("space_to_depth", 12, "Space-to-depth slicing and its inverse",
-             ("x.reshape(N, C, H/r, r, W/r, r): axes (n, c, h, i, w, j).",
-              "Transpose to (n, c, i, j, h, w), then reshape to (N, C*r*r, H/r, W/r).",
-              "depth_to_space undoes it: reshape (N, C, r, r, H, W), transpose (0, 1, 4, 2, 5, 3)."),
-             ("minicnn.functional.slicing:space_to_depth", "minicnn.functional.slicing:depth_to_space"), _s2d_cases),
     Exercise("batch_norm", 11, "Batch-norm backward (training mode)",
              ("Recompute mu, var (biased), inv_std = 1/sqrt(var + eps) and x_hat over every axis but 1.",
               "dbeta = dy.sum(axes); dgamma = (dy * x_hat).sum(axes).",
               "dx = gamma*inv_std * (dy - dbeta/M - x_hat * dgamma/M), M = values per channel."),
              ("minicnn.functional.norm:batch_norm_train", "minicnn.functional.norm:batch_norm_backward"), _bn_cases),
-    Exercise("dct_weight", 13, "DCT-domain weight W = idct(M*C), masked grad",
+    Exercise("space_to_depth", 12, "Space-to-depth slicing and its inverse",
+             ("x.reshape(N, C, H/r, r, W/r, r): axes (n, c, h, i, w, j).",
+              "Transpose to (n, c, i, j, h, w), then reshape to (N, C*r*r, H/r, W/r).",
+              "depth_to_space undoes it: reshape (N, C, r, r, H, W), transpose (0, 1, 4, 2, 5, 3)."),
+             ("minicnn.functional.slicing:space_to_depth", "minicnn.functional.slicing:depth_to_space"), _s2d_cases),
+    Exercise("dct_weight", 13, "DCT weight W = idct(M*C), masked gradient",
              ("Forward: idct(mask * coeffs) over every axis.",
               "Backward: the adjoint of the orthonormal idct is dct.",
               "dC = mask * dct(dW): truncated coefficients get exactly zero gradient."),
              ("minicnn.layers.dct:_FrequencyWeight.spatial_weight",
               "minicnn.layers.dct:_FrequencyWeight._accumulate_coeffs_grad"), _dct_cases),
-    Exercise("zigzag_mask", 13, "Zigzag mask: keep the k lowest frequencies",
+    Exercise("zigzag_mask", 13, "Zigzag mask: the k lowest frequencies",
              ("np.indices(shape).reshape(len(shape), -1) lists every index.",
               "Sort by (sum of indices, then axis 0, axis 1, ...): np.lexsort takes its LAST key as primary.",
               "rank[order] = arange(size); the mask is rank < k."),
              ("minicnn.functional.dct:zigzag_order", "minicnn.functional.dct:zigzag_mask"), _zigzag_cases),
-    Exercise("softmax_ce", 14, "Stable softmax cross-entropy and its gradient",
+    Exercise("softmax_ce", 14, "Stable softmax cross-entropy + gradient",
              ("Subtract each row's max before exp: softmax does not change, exp cannot overflow.",
               "log p = shifted - log(sum(exp(shifted))); the loss is the mean of -log p at the labels.",
               "dlogits = (p - onehot(labels)) / N."),

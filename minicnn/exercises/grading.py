@@ -52,7 +52,7 @@ class Report:
         return sum(r.status == "PASS" for r in self.rows)
 
     def text(self) -> str:
-        lines = [f"check {self.exercise}  ({self.path})"]
+        lines = [_fit(f"check {self.exercise}  ({self.path})")]
         for r in self.rows:
             lines.append(_fit(f"  {r.status:<5} {r.kind:<10} {r.label}"))
         if self.rows:
@@ -203,7 +203,7 @@ def _value_problem(name: str, got: Any, expected: Any, tol: float, exact: bool) 
         with np.errstate(invalid="ignore"):
             err = np.where(np.isfinite(g), np.abs(g.astype(float) - e), np.inf)
     idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), e.shape))
-    what = "differs" if exact else f"differs by more than {tol:g}"
+    what = "differ" if exact else f"differ by more than {tol:g}"
     return [f"{name}: worst element at index {idx}: expected {_num(e[idx])}, got {_num(g[idx])}",
             f"{' ' * len(name)}  ({int(bad.sum())} of {e.size} elements {what})"]
 
@@ -232,6 +232,10 @@ def _matches(got: Any, wrong: Any) -> bool:
 def _diagnose(output: str, got: Any, mistakes: list[Mistake]) -> str:
     for m in mistakes:
         if m.output != output:
+            continue
+        if m.when is not None:
+            if m.when(got):
+                return m.hint
             continue
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -30,11 +30,13 @@ _DEF = re.compile(r"^def (\w+)\(", re.M)
 
 @dataclass
 class Mistake:
-    """A known wrong answer for one output: if the learner's value equals `wrong()`, show `hint`."""
+    """A known wrong answer for one output: if the learner's value equals `wrong()` (or, for a kind of
+    answer rather than one value, `when(value)` is true), show `hint`."""
 
     output: str  # name of the output it explains, e.g. "dx"
-    wrong: Callable[[], Any]  # computes the wrong answer for this case (only when a check fails)
+    wrong: Callable[[], Any] | None  # computes the wrong answer for this case (only when a check fails)
     hint: str
+    when: Callable[[Any], bool] | None = None
 
 
 @dataclass
