@@ -58,6 +58,11 @@ def _timeout(p) -> None:
                    help="seconds your code may run before the check stops it")
 
 
+def _flag(folder) -> str:
+    """The --dir option to repeat in a suggested command ('' for the default folder)."""
+    return "" if str(folder) == DEFAULT_DIR else f" --dir {folder}"
+
+
 def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -116,11 +121,11 @@ def _start(exercise, args) -> int:
     path, written = _write_stub(exercise, Path(args.dir))
     if not written:
         print(f"{path} exists already; not overwritten. Check it with:\n"
-              f"  minicnn exercise check {exercise.name} --dir {args.dir}")
+              f"  minicnn exercise check {exercise.name}{_flag(args.dir)}")
         return 0
     print(f"wrote {path}: {exercise.goal}.\n"
           f"Write the functions {', '.join(f + '()' for f in exercise.functions)}, then:\n"
-          f"  minicnn exercise check {exercise.name} --dir {args.dir}")
+          f"  minicnn exercise check {exercise.name}{_flag(args.dir)}")
     return 0
 
 
@@ -139,7 +144,7 @@ def _check(exercise, args) -> int:
     path = folder / f"{exercise.name}.py"
     if not path.is_file():
         _err(f"minicnn exercise: {path} does not exist; create it with:\n"
-             f"  minicnn exercise start {exercise.name} --dir {args.dir}")
+             f"  minicnn exercise start {exercise.name}{_flag(args.dir)}")
         return 2
     report = _check_once(exercise, folder, args.timeout)
     print(report.text())
@@ -191,7 +196,7 @@ def _solution(exercise, args) -> int:
         path.rename(backup)
         print(f"your file was kept as {backup}")
     path.write_text(exercise.solution())
-    print(f"wrote the solution to {path}; check it with:\n  minicnn exercise check {exercise.name} --dir {args.dir}")
+    print(f"wrote the solution to {path}; check it with:\n  minicnn exercise check {exercise.name}{_flag(args.dir)}")
     return 0
 
 
@@ -235,7 +240,7 @@ def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=ti
                     sleep(interval)
     except KeyboardInterrupt:
         done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
-        print(f"\nstopped at {done}/{total} done; `minicnn exercise watch --dir {folder}` resumes here.")
+        print(f"\nstopped at {done}/{total} done; `minicnn exercise watch{_flag(folder)}` resumes here.")
         return 0
 
 

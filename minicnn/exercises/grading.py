@@ -24,6 +24,7 @@ import numpy as np
 from minicnn.exercises.spec import Exercise, GradCase, Mistake, ValueCase
 
 WIDTH = 80  # every line of a report fits a terminal of this width
+MAX_FRAMES = 8  # at most this many frames of the learner's traceback (deeper: first 2, last 3)
 MATCH_RTOL, MATCH_ATOL = 1e-6, 1e-9  # how close a learner's value must be to a known wrong answer
 
 
@@ -112,7 +113,13 @@ def learner_traceback(exc: BaseException, path: Path, shown: str) -> list[str]:
     """Their traceback: the frames from their file only, then the exception line."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_theirs(f.filename, path)]
     lines = ["Traceback (your code, most recent call last):"]
+    if len(frames) > MAX_FRAMES:  # deep recursion: the first and the last frames tell the story
+        hidden = len(frames) - 5
+        frames = frames[:2] + [None] + frames[-3:]
     for f in frames:
+        if f is None:
+            lines.append(f"  ... {hidden} more frames ...")
+            continue
         lines.append(f'  File "{shown}", line {f.lineno}, in {f.name}')
         if f.line:
             lines.append(f"    {f.line.strip()}")
@@ -354,7 +361,8 @@ def _grade(exercise: Exercise, path: Path, shown: str, report: Report) -> None:
             else:
                 lines, hint = _run_value_case(case, functions)
         except LearnerError as err:
-            lines, hint = _exception_lines(err, path, shown), ""
+            lines = _exception_lines(err, path, shown)
+            hint = f"the traceback shows the line of {shown} where it went wrong"
             if isinstance(err.original, NotImplementedError):
                 hint = f"write the body of {err.function}() in {shown}; its docstring has the equation"
         except Exception as exc:  # the engine refused what the learner's code returned
