@@ -127,12 +127,16 @@ def test_at_least_14_exercises_in_course_order():
 
 
 @pytest.mark.parametrize("name", exercises.names())
-def test_stub_fails_and_solution_passes(name, tmp_path):
+def test_stub_fails_and_solution_passes(name, tmp_path, capsys):
+    """The file `start` writes fails; the file `solution --write` writes passes."""
     exercise = exercises.get(name)
-    stub = _grade(exercise, _write(tmp_path, name, exercise.stub()))
+    assert main(["exercise", "start", name, "--dir", str(tmp_path)]) == 0
+    stub = _grade(exercise, tmp_path / f"{name}.py")
     assert not stub.ok
     assert "not written yet" in stub.text() and "NotImplementedError" in stub.text()
-    solved = _grade(exercise, _write(tmp_path, name, exercise.solution()))
+    assert main(["exercise", "solution", name, "--write", "--dir", str(tmp_path)]) == 0
+    assert "kept as" in capsys.readouterr().out  # the learner's stub is moved aside, not destroyed
+    solved = _grade(exercise, tmp_path / f"{name}.py")
     assert solved.ok, solved.text()
     assert any(r.kind == "values" for r in solved.rows)
     assert solved.passed == len(solved.rows) >= 4
