@@ -264,10 +264,10 @@ def test_hanging_file_is_stopped_with_a_clear_message(tmp_path):
 
 
 def test_child_process_grades_like_in_process(tmp_path):
-    good = check_file(exercises.get("linear"), _write(tmp_path, "linear", exercises.get("linear").solution()))
+    good = check_file(exercises.get("linear"), _write(tmp_path, "linear", exercises.get("linear").solution()), 20)
     assert good.ok and "PASSED: linear" in good.text()
     text = exercises.get("linear").solution().replace("return x @ w.T + b", "print('hi')\n    return x @ w.T")
-    bad = check_file(exercises.get("linear"), _write(tmp_path, "linear", text))
+    bad = check_file(exercises.get("linear"), _write(tmp_path, "linear", text), 20)
     assert not bad.ok and "add the bias" in bad.hint and "printed" in bad.text()
 
 
