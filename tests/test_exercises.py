@@ -263,6 +263,12 @@ def test_hanging_file_is_stopped_with_a_clear_message(tmp_path):
     assert "loop that never ends" in report.text()
 
 
+def test_child_that_ends_the_process_is_reported(tmp_path):
+    path = _write(tmp_path, "linear", "import os\nos._exit(3)\n")
+    report = check_file(exercises.get("linear"), path, 20, shown="exercises/linear.py")
+    assert not report.ok and "stopped without a result (exit code 3)" in report.text()
+
+
 def test_child_process_grades_like_in_process(tmp_path):
     good = check_file(exercises.get("linear"), _write(tmp_path, "linear", exercises.get("linear").solution()), 20)
     assert good.ok and "PASSED: linear" in good.text()
