@@ -671,7 +671,7 @@ def _dct_cases() -> list:
             return dx
         return _Wrapped(forward, backward, coeffs=rg.standard_normal((3, 2, 3, 3)) * mask_g)
 
-    cases.append(GradCase("conv x (1,2,4,4), coeffs (3,2,3,3) keep 25", "dct_weight_backward", layer,
+    cases.append(GradCase("x (1,2,4,4) coeffs (3,2,3,3) keep 25", "dct_weight_backward", layer,
                           rg.standard_normal((1, 2, 4, 4))))
     return cases
 
@@ -796,13 +796,13 @@ def _optimizer_cases() -> list:
         expected = _engine_run(lambda ps, lr=lr, mom=mom, wd=wd: SGD(ps, lr, momentum=mom, weight_decay=wd), p0, grads)
         args = (p0, grads, lr, mom, wd)
         cases.append(ValueCase(
-            f"{_STEPS} steps lr {lr} momentum {mom} weight_decay {wd}", "sgd_momentum_step",
-            expected={"p after each step": expected}, run=_sgd_driver(*args),
-            mistakes=[Mistake("p after each step", lambda a=args: _sgd_variant(*a, "dampening"),
+            f"{_STEPS} steps, lr {lr}, momentum {mom}, decay {wd}", "sgd_momentum_step",
+            expected={"p": expected}, run=_sgd_driver(*args),
+            mistakes=[Mistake("p", lambda a=args: _sgd_variant(*a, "dampening"),
                               "no dampening: v = momentum * v + g (PyTorch's form, no (1 - momentum) factor)"),
-                      Mistake("p after each step", lambda a=args: _sgd_variant(*a, "plain"),
+                      Mistake("p", lambda a=args: _sgd_variant(*a, "plain"),
                               "keep the velocity: v = momentum * v + g, then step along v"),
-                      Mistake("p after each step", lambda a=args: _sgd_variant(*a, "no_wd"),
+                      Mistake("p", lambda a=args: _sgd_variant(*a, "no_wd"),
                               "add the weight decay to the gradient first: g = grad + weight_decay * p")]))
     for k, (lr, betas, eps) in enumerate([(0.01, (0.9, 0.999), 1e-8), (0.1, (0.8, 0.99), 1e-3)]):
         r = _rng(165 + k)
@@ -811,13 +811,13 @@ def _optimizer_cases() -> list:
         expected = _engine_run(lambda ps, lr=lr, betas=betas, eps=eps: Adam(ps, lr, betas, eps), p0, grads)
         args = (p0, grads, lr, betas, eps)
         cases.append(ValueCase(
-            f"{_STEPS} steps lr {lr} betas {betas} eps {eps:g}", "adam_step",
-            expected={"p after each step": expected}, run=_adam_driver(*args),
-            mistakes=[Mistake("p after each step", lambda a=args: _adam_variant(*a, "no_correction"),
+            f"{_STEPS} steps, lr {lr}, betas {betas}, eps {eps:g}", "adam_step",
+            expected={"p": expected}, run=_adam_driver(*args),
+            mistakes=[Mistake("p", lambda a=args: _adam_variant(*a, "no_correction"),
                               "bias correction: divide m by 1 - b1**t and v by 1 - b2**t"),
-                      Mistake("p after each step", lambda a=args: _adam_variant(*a, "eps_inside"),
+                      Mistake("p", lambda a=args: _adam_variant(*a, "eps_inside"),
                               "eps goes outside the square root: sqrt(v_hat) + eps"),
-                      Mistake("p after each step", lambda a=args: _adam_variant(*a, "t_from_0"),
+                      Mistake("p", lambda a=args: _adam_variant(*a, "t_from_0"),
                               "t counts from 1 on the first step (1 - b**0 = 0 divides by zero)")]))
     return cases
 
