@@ -162,6 +162,13 @@ def test_backward_exercises_run_the_gradient_checker(tmp_path):
         assert any(r.kind == "gradcheck" and r.status == "PASS" for r in report.rows), name
 
 
+def test_every_exercise_names_the_engine_code_it_is_graded_against():
+    for e in exercises.EXERCISES:
+        locations = command._engine_locations(e)
+        assert len(locations) == len(e.engine) >= 1
+        assert all(re.fullmatch(r"  minicnn/[\w/]+\.py:\d+  [\w.]+", line) for line in locations), locations
+
+
 def test_every_exercise_has_two_typical_mistakes_covered():
     counts = {n: 0 for n in exercises.names()}
     for name, _, _ in WRONG:
