@@ -162,6 +162,13 @@ def test_backward_exercises_run_the_gradient_checker(tmp_path):
         assert any(r.kind == "gradcheck" and r.status == "PASS" for r in report.rows), name
 
 
+def test_every_exercise_names_the_engine_code_it_is_graded_against():
+    for e in exercises.EXERCISES:
+        locations = command._engine_locations(e)
+        assert len(locations) == len(e.engine) >= 1
+        assert all(re.fullmatch(r"  minicnn/[\w/]+\.py:\d+  [\w.]+", line) for line in locations), locations
+
+
 def test_every_exercise_has_two_typical_mistakes_covered():
     counts = {n: 0 for n in exercises.names()}
     for name, _, _ in WRONG:
@@ -263,11 +270,17 @@ def test_hanging_file_is_stopped_with_a_clear_message(tmp_path):
     assert "loop that never ends" in report.text()
 
 
+def test_child_that_ends_the_process_is_reported(tmp_path):
+    path = _write(tmp_path, "linear", "import os\nos._exit(3)\n")
+    report = check_file(exercises.get("linear"), path, 20, shown="exercises/linear.py")
+    assert not report.ok and "stopped without a result (exit code 3)" in report.text()
+
+
 def test_child_process_grades_like_in_process(tmp_path):
-    good = check_file(exercises.get("linear"), _write(tmp_path, "linear", exercises.get("linear").solution()))
+    good = check_file(exercises.get("linear"), _write(tmp_path, "linear", exercises.get("linear").solution()), 20)
     assert good.ok and "PASSED: linear" in good.text()
     text = exercises.get("linear").solution().replace("return x @ w.T + b", "print('hi')\n    return x @ w.T")
-    bad = check_file(exercises.get("linear"), _write(tmp_path, "linear", text))
+    bad = check_file(exercises.get("linear"), _write(tmp_path, "linear", text), 20)
     assert not bad.ok and "add the bias" in bad.hint and "printed" in bad.text()
 
 

@@ -20,6 +20,7 @@ NAME = "exercise"
 HELP = "exercises: write forward/backward passes yourself and let the engine grade them"
 DEFAULT_DIR = "exercises"
 POLL_SECONDS = 0.5
+TIMEOUT_SECONDS = 20.0  # a check stops the learner's code after this; every solution takes about a second
 
 
 def add_arguments(parser) -> None:
@@ -52,9 +53,7 @@ def _dir(p) -> None:
 
 
 def _timeout(p) -> None:
-    from minicnn.exercises.runner import DEFAULT_TIMEOUT
-
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    p.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS,
                    help="seconds your code may run before the check stops it")
 
 
@@ -230,18 +229,29 @@ def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=ti
             print(f"   {'wrote' if written else 'edit'} {path}; it is checked every time you save it "
                   f"(Ctrl-C stops)")
             while True:
-                stamp = path.stat().st_mtime_ns if path.exists() else None
-                report = _check_once(exercise, folder, timeout)
-                print(report.text())
-                if report.ok:
-                    break
-                print("\nwaiting for you to save the file ...")
-                while (path.stat().st_mtime_ns if path.exists() else None) == stamp:
+                stamp = _mtime(path)
+                if stamp is None:
+                    print(f"{path} is gone; waiting for it to come back "
+                          f"(`minicnn exercise start {exercise.name}{_flag(folder)}` writes a new stub) ...")
+                else:
+                    report = _check_once(exercise, folder, timeout)
+                    print(report.text())
+                    if report.ok:
+                        break
+                    print("\nwaiting for you to save the file ...")
+                while _mtime(path) == stamp:
                     sleep(interval)
     except KeyboardInterrupt:
         done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
         print(f"\nstopped at {done}/{total} done; `minicnn exercise watch{_flag(folder)}` resumes here.")
         return 0
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _watch(args) -> int:

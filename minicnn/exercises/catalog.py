@@ -155,7 +155,7 @@ def _maxout_strided(x: np.ndarray, dy: np.ndarray, pieces: int) -> np.ndarray:
     xs = x.reshape(n, pieces, g, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)  # strided -> consecutive
     _, idx = F.maxout(xs, pieces)
     dxs = F.maxout_backward(dy, idx, pieces)
-    return dxs.reshape(n, g, pieces, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)
+    return dxs.reshape(n, g, pieces, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)  # back to strided order
 
 
 # ---- 3 softmax cross-entropy ---------------------------------------------------------------
@@ -340,10 +340,10 @@ def _im2col_cases() -> list:
             [Mistake("cols", lambda cols=cols: cols.T,
                      "one COLUMN per output position: shape (C*KH*KW, N*OH*OW); you returned the transpose"),
              Mistake("cols", lambda cols=cols, c=c, kh=kh, kw=kw:
-                     cols.reshape(c, kh, kw, -1).transpose(1, 2, 0, 3).reshape(cols.shape),
+                     cols.reshape(c, kh, kw, -1).transpose(1, 2, 0, 3).reshape(cols.shape),  # rows (i, j, c)
                      "rows are ordered (c, i, j) with the channel slowest: row c*KH*KW + i*KW + j"),
              Mistake("cols", lambda cols=cols, n=xs[0]:
-                     cols.reshape(cols.shape[0], n, -1).transpose(0, 2, 1).reshape(cols.shape),
+                     cols.reshape(cols.shape[0], n, -1).transpose(0, 2, 1).reshape(cols.shape),  # (oh, ow, n)
                      "columns are ordered (n, oh, ow) with the image slowest: column n*OH*OW + oh*OW + ow")],
             exact=True, shape_hint="cols is (C*KH*KW, N*OH*OW) with " + _SIZE_HINT))
     for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES[1:]):
@@ -545,12 +545,12 @@ def _output_size_cases() -> list:
 def _s2d_channel_minor(y: np.ndarray, r: int) -> np.ndarray:
     """Wrong order for space_to_depth's output: channel (i*r + j)*C + c instead of c*r*r + i*r + j."""
     n, crr, h, w = y.shape
-    return y.reshape(n, crr // (r * r), r * r, h, w).swapaxes(1, 2).reshape(y.shape)
+    return y.reshape(n, crr // (r * r), r * r, h, w).swapaxes(1, 2).reshape(y.shape)  # (N, r*r, C, H, W) order
 
 
 def _s2d_ij_swapped(y: np.ndarray, r: int) -> np.ndarray:
     n, crr, h, w = y.shape
-    return y.reshape(n, crr // (r * r), r, r, h, w).swapaxes(2, 3).reshape(y.shape)
+    return y.reshape(n, crr // (r * r), r, r, h, w).swapaxes(2, 3).reshape(y.shape)  # (N, C, j, i, H, W) order
 
 
 def _s2d_cases() -> list:
@@ -671,7 +671,7 @@ def _dct_cases() -> list:
             return dx
         return _Wrapped(forward, backward, coeffs=rg.standard_normal((3, 2, 3, 3)) * mask_g)
 
-    cases.append(GradCase("conv x (1,2,4,4), coeffs (3,2,3,3) keep 25", "dct_weight_backward", layer,
+    cases.append(GradCase("x (1,2,4,4) coeffs (3,2,3,3) keep 25", "dct_weight_backward", layer,
                           rg.standard_normal((1, 2, 4, 4))))
     return cases
 
@@ -680,7 +680,7 @@ def _jpeg_mask(shape: tuple[int, ...], k: int) -> np.ndarray | None:
     """JPEG's zigzag (direction alternates on every diagonal), 2-D only: a wrong answer here."""
     if len(shape) != 2:
         return None
-    idx = np.indices(shape).reshape(2, -1)
+    idx = np.indices(shape).reshape(2, -1)  # (2, size): the index of every entry
     diag = idx.sum(axis=0)
     along = np.where(diag % 2 == 0, -idx[0], idx[0])  # even diagonals walk up (first axis decreasing)
     order = np.lexsort((along, diag))
@@ -691,7 +691,7 @@ def _jpeg_mask(shape: tuple[int, ...], k: int) -> np.ndarray | None:
 
 def _last_axis_first(shape: tuple[int, ...], k: int) -> np.ndarray:
     """Ties broken with the LAST axis most significant: a wrong answer."""
-    idx = np.indices(shape).reshape(len(shape), -1)
+    idx = np.indices(shape).reshape(len(shape), -1)  # (D, size)
     order = np.lexsort(tuple(idx) + (idx.sum(axis=0),))
     rank = np.empty(idx.shape[1], dtype=np.int64)
     rank[order] = np.arange(idx.shape[1])
@@ -796,13 +796,13 @@ def _optimizer_cases() -> list:
         expected = _engine_run(lambda ps, lr=lr, mom=mom, wd=wd: SGD(ps, lr, momentum=mom, weight_decay=wd), p0, grads)
         args = (p0, grads, lr, mom, wd)
         cases.append(ValueCase(
-            f"{_STEPS} steps lr {lr} momentum {mom} weight_decay {wd}", "sgd_momentum_step",
-            expected={"p after each step": expected}, run=_sgd_driver(*args),
-            mistakes=[Mistake("p after each step", lambda a=args: _sgd_variant(*a, "dampening"),
+            f"{_STEPS} steps, lr {lr}, momentum {mom}, decay {wd}", "sgd_momentum_step",
+            expected={"p": expected}, run=_sgd_driver(*args),
+            mistakes=[Mistake("p", lambda a=args: _sgd_variant(*a, "dampening"),
                               "no dampening: v = momentum * v + g (PyTorch's form, no (1 - momentum) factor)"),
-                      Mistake("p after each step", lambda a=args: _sgd_variant(*a, "plain"),
+                      Mistake("p", lambda a=args: _sgd_variant(*a, "plain"),
                               "keep the velocity: v = momentum * v + g, then step along v"),
-                      Mistake("p after each step", lambda a=args: _sgd_variant(*a, "no_wd"),
+                      Mistake("p", lambda a=args: _sgd_variant(*a, "no_wd"),
                               "add the weight decay to the gradient first: g = grad + weight_decay * p")]))
     for k, (lr, betas, eps) in enumerate([(0.01, (0.9, 0.999), 1e-8), (0.1, (0.8, 0.99), 1e-3)]):
         r = _rng(165 + k)
@@ -811,13 +811,13 @@ def _optimizer_cases() -> list:
         expected = _engine_run(lambda ps, lr=lr, betas=betas, eps=eps: Adam(ps, lr, betas, eps), p0, grads)
         args = (p0, grads, lr, betas, eps)
         cases.append(ValueCase(
-            f"{_STEPS} steps lr {lr} betas {betas} eps {eps:g}", "adam_step",
-            expected={"p after each step": expected}, run=_adam_driver(*args),
-            mistakes=[Mistake("p after each step", lambda a=args: _adam_variant(*a, "no_correction"),
+            f"{_STEPS} steps, lr {lr}, betas {betas}, eps {eps:g}", "adam_step",
+            expected={"p": expected}, run=_adam_driver(*args),
+            mistakes=[Mistake("p", lambda a=args: _adam_variant(*a, "no_correction"),
                               "bias correction: divide m by 1 - b1**t and v by 1 - b2**t"),
-                      Mistake("p after each step", lambda a=args: _adam_variant(*a, "eps_inside"),
+                      Mistake("p", lambda a=args: _adam_variant(*a, "eps_inside"),
                               "eps goes outside the square root: sqrt(v_hat) + eps"),
-                      Mistake("p after each step", lambda a=args: _adam_variant(*a, "t_from_0"),
+                      Mistake("p", lambda a=args: _adam_variant(*a, "t_from_0"),
                               "t counts from 1 on the first step (1 - b**0 = 0 divides by zero)")]))
     return cases
 

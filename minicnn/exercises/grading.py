@@ -203,7 +203,7 @@ def _value_problem(name: str, got: Any, expected: Any, tol: float, exact: bool) 
     if not np.any(bad):
         return []
     if e.ndim == 0:
-        return [f"{name}: expected {e.item()!r}, got {g.item()!r}"]
+        return [f"{name}: expected {_num(expected)}, got {_num(got)}"]
     if e.dtype == bool or np.issubdtype(e.dtype, np.integer):
         err = bad.astype(float)
     else:
@@ -220,7 +220,7 @@ def _num(v: Any) -> str:
         return str(bool(v))
     if isinstance(v, (int, np.integer)):
         return str(int(v))
-    return f"{float(v):.6g}"
+    return f"{float(v):.10g}"
 
 
 def _matches(got: Any, wrong: Any) -> bool:

@@ -19,10 +19,8 @@ from pathlib import Path
 from minicnn.exercises.grading import Report
 from minicnn.exercises.spec import Exercise
 
-DEFAULT_TIMEOUT = 20.0  # seconds; every solution is checked in about a second
 
-
-def check_file(exercise: Exercise, path: Path, timeout: float = DEFAULT_TIMEOUT, shown: str | None = None) -> Report:
+def check_file(exercise: Exercise, path: Path, timeout: float, shown: str | None = None) -> Report:
     """Grade `path` in a child process; a child still running after `timeout` seconds is killed."""
     shown = shown or str(path)
     package_root = str(Path(__file__).resolve().parents[2])
