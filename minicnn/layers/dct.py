@@ -188,3 +188,34 @@ class DCTLinear(_FrequencyWeight):
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, "
                 f"keep={self.keep}/{self.coeffs.size}")
+
+
+class FrequencyBias(_FrequencyWeight):
+    """A bias in the frequency domain: y = x + b, b = idct(M * C) of shape (channels,), added along
+    axis 1 (the channel axis of (N, C, H, W) or the feature axis of (N, F)). `coeffs` C, `mask` M,
+    `set_keep` and the export are those of every DCT layer (a 1-D DCT, zigzag = natural order), so
+    truncating to k keeps the k lowest frequencies of the bias vector (k = 1: one shared value).
+    Backward: dx = dy;  dC += M * dct(sum of dy over every axis but 1)."""
+
+    def __init__(self, channels: int, keep: int | float = 1.0, bias: np.ndarray | None = None):
+        super().__init__()
+        self.channels = int(channels)
+        init = np.zeros(self.channels, np.float32) if bias is None else np.asarray(bias, np.float32)
+        if init.shape != (self.channels,):
+            raise ValueError(f"FrequencyBias: expected bias of shape ({self.channels},), got {init.shape}")
+        self._init_frequency(init, keep)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) and x.ndim >= 2
+                and x.shape[1] == self.channels):
+            raise ValueError(f"FrequencyBias: expected a floating array (N, {self.channels}, ...), got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        b = self.spatial_weight().astype(x.dtype, copy=False)
+        return x + b.reshape((1, self.channels) + (1,) * (x.ndim - 2))  # (1, C, 1, 1) or (1, C)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._accumulate_coeffs_grad(dy.sum(axis=tuple(a for a in range(dy.ndim) if a != 1)))
+        return dy
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, keep={self.keep}/{self.coeffs.size}"
