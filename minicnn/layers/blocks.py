@@ -23,6 +23,7 @@ import numpy as np
 from minicnn.core import Layer, Sequential
 from minicnn.functional import check_array
 
+from ._checks import positive_int
 from .activations import ReLU, ReLU6
 from .conv import Conv2D, DepthwiseConv2D, PointwiseConv2D
 from .norm import BatchNorm2D
@@ -113,9 +114,10 @@ class ChannelSplit(Layer):
 
     def __init__(self, part: int, parts: int = 2):
         super().__init__()
-        if parts < 1 or not 0 <= part < parts:
-            raise ValueError(f"ChannelSplit: expected 0 <= part < parts, got part={part}, parts={parts}")
-        self.part, self.parts = part, parts
+        parts = positive_int(parts, "ChannelSplit", "parts")
+        if not isinstance(part, (int, np.integer)) or not 0 <= part < parts:
+            raise ValueError(f"ChannelSplit: expected 0 <= part < parts, got part={part!r}, parts={parts}")
+        self.part, self.parts = int(part), parts
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_channels_divisible(x, self.parts, "ChannelSplit")
@@ -154,9 +156,7 @@ class ChannelShuffle(Layer):
 
     def __init__(self, groups: int):
         super().__init__()
-        if groups < 1:
-            raise ValueError(f"ChannelShuffle: expected groups >= 1, got {groups}")
-        self.groups = groups
+        self.groups = positive_int(groups, "ChannelShuffle", "groups")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_channels_divisible(x, self.groups, "ChannelShuffle")
