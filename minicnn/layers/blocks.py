@@ -23,6 +23,11 @@ import numpy as np
 from minicnn.core import Layer, Sequential
 from minicnn.functional import check_array
 
+from ._checks import positive_int
+from .activations import ReLU, ReLU6
+from .conv import Conv2D, DepthwiseConv2D, PointwiseConv2D
+from .norm import BatchNorm2D
+
 
 def _check_channels_divisible(x: np.ndarray, by: int, who: str) -> None:
     check_array(x, who, 4, "(N, C, H, W)")
@@ -109,9 +114,10 @@ class ChannelSplit(Layer):
 
     def __init__(self, part: int, parts: int = 2):
         super().__init__()
-        if parts < 1 or not 0 <= part < parts:
-            raise ValueError(f"ChannelSplit: expected 0 <= part < parts, got part={part}, parts={parts}")
-        self.part, self.parts = part, parts
+        parts = positive_int(parts, "ChannelSplit", "parts")
+        if not isinstance(part, (int, np.integer)) or not 0 <= part < parts:
+            raise ValueError(f"ChannelSplit: expected 0 <= part < parts, got part={part!r}, parts={parts}")
+        self.part, self.parts = int(part), parts
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_channels_divisible(x, self.parts, "ChannelSplit")
@@ -150,9 +156,7 @@ class ChannelShuffle(Layer):
 
     def __init__(self, groups: int):
         super().__init__()
-        if groups < 1:
-            raise ValueError(f"ChannelShuffle: expected groups >= 1, got {groups}")
-        self.groups = groups
+        self.groups = positive_int(groups, "ChannelShuffle", "groups")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_channels_divisible(x, self.groups, "ChannelShuffle")
@@ -175,17 +179,15 @@ def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1, stride: i
     Uses PointwiseConv2D for 1x1, DepthwiseConv2D when groups == in == out, Conv2D otherwise;
     padding kernel_size // 2 ("same" for odd kernels at stride 1).
     """
-    from minicnn import layers as L
-
     pad = kernel_size // 2
     if kernel_size == 1 and stride == 1 and groups == 1:
-        conv = L.PointwiseConv2D(in_channels, out_channels, bias=False)
+        conv = PointwiseConv2D(in_channels, out_channels, bias=False)
     elif groups == in_channels == out_channels:
-        conv = L.DepthwiseConv2D(in_channels, kernel_size, stride=stride, padding=pad, bias=False)
+        conv = DepthwiseConv2D(in_channels, kernel_size, stride=stride, padding=pad, bias=False)
     else:
-        conv = L.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=pad,
+        conv = Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=pad,
                         groups=groups, bias=False)
-    return [conv, L.BatchNorm2D(out_channels)] + ([act()] if act is not None else [])
+    return [conv, BatchNorm2D(out_channels)] + ([act()] if act is not None else [])
 
 
 class DepthwiseSeparable(Sequential):
@@ -197,8 +199,6 @@ class DepthwiseSeparable(Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, kernel_size: int = 3,
                  act: type[Layer] | None = None):
-        from minicnn.layers import ReLU
-
         act = act or ReLU
         super().__init__(*conv_bn(in_channels, in_channels, kernel_size, stride, groups=in_channels, act=act),
                          *conv_bn(in_channels, out_channels, 1, act=act))
@@ -214,8 +214,6 @@ class InvertedResidual(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: int = 6):
-        from minicnn.layers import ReLU6
-
         hidden = in_channels * expand_ratio
         expand = conv_bn(in_channels, hidden, 1, act=ReLU6) if expand_ratio != 1 else []
         body = Sequential(*expand,
@@ -239,8 +237,6 @@ class ShuffleV2Unit(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
-        from minicnn.layers import ReLU
-
         if out_channels % 2:
             raise ValueError(f"ShuffleV2Unit: expected an even out_channels, got {out_channels}")
         c = out_channels // 2

@@ -25,21 +25,16 @@ from minicnn.functional.locally_connected import (
     locally_connected_output_size,
 )
 
+from ._checks import positive_int
 from .dense import kaiming_uniform
-
-
-def _check_int(value, who: str, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: expected {name} as an int >= 1, got {value!r}")
-    return int(value)
 
 
 def _set_conv_hyperparameters(layer: Layer, who: str, in_channels, out_channels, kernel_size, stride, dilation,
                               groups, method: str) -> None:
     """Check and store the hyper-parameters Conv2D and ConvTranspose2D share (pairs for 2-D ones)."""
-    layer.in_channels = _check_int(in_channels, who, "in_channels")
-    layer.out_channels = _check_int(out_channels, who, "out_channels")
-    layer.groups = _check_int(groups, who, "groups")
+    layer.in_channels = positive_int(in_channels, who, "in_channels")
+    layer.out_channels = positive_int(out_channels, who, "out_channels")
+    layer.groups = positive_int(groups, who, "groups")
     if in_channels % groups or out_channels % groups:
         raise ValueError(f"{who}: groups={groups} must divide in_channels={in_channels} and "
                          f"out_channels={out_channels}")
@@ -58,9 +53,12 @@ class Conv2D(Layer):
     x (N, C, H, W) -> y (N, T, OH, OW), OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1.
     Backward: dx = full correlation of dy with flip_kernel(w); dw = correlation of x with dy; db = sum dy.
     `method` picks the algorithm ("im2col" default; "direct" the slow reference; "fft" for large kernels).
-    With im2col the layer keeps its scratch buffers and forward's columns for the weight gradient.
-    `input_grad = False` (set by the training loop on a network's first layer) makes backward skip dx
-    and return None: nobody needs the gradient with respect to the image, and it is the costliest part.
+    The layer keeps its scratch buffers (and im2col's columns of x for the weight gradient) between calls.
+    `input_grad = False` makes backward skip dx and return None: nobody needs the gradient with respect
+    to the image, and it is the costliest part (`minicnn.app.fit(input_grad=False)`, the default, sets
+    it on a network's first layer while training and restores it afterwards).
+    Subclasses change how the weight is stored by overriding `_make_weight`, `_weight` and
+    `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -71,10 +69,20 @@ class Conv2D(Layer):
         self.padding = resolve_padding(padding, self.kernel_size, self.dilation, self.stride, who)
         self.method = method
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
-        self.weight = Parameter(kaiming_uniform((out_channels, in_channels // groups, *self.kernel_size), fan_in))
+        self._make_weight((out_channels, in_channels // groups, *self.kernel_size), fan_in)
         self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
-        self._workspace: dict = {}  # im2col scratch buffers, reused between calls (never returned)
+        self._workspace: dict = {}  # scratch buffers, reused between calls (never returned)
         self.input_grad = True
+
+    def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
+        self.weight = Parameter(kaiming_uniform(shape, fan_in))
+
+    def _weight(self, dtype) -> np.ndarray:
+        """The (T, C/groups, KH, KW) weight forward uses, in `dtype`."""
+        return self.weight.data.astype(dtype, copy=False)
+
+    def _add_weight_grad(self, dw: np.ndarray) -> None:
+        self.weight.grad += dw
 
     def _args(self):
         return self.stride, self.padding, self.dilation, self.groups, self.method
@@ -82,7 +90,7 @@ class Conv2D(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         who = type(self).__name__
         check_array(x, who, 4, f"(N, {self.in_channels}, H, W)")
-        w = self.weight.data.astype(x.dtype, copy=False)
+        w = self._weight(x.dtype)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
         self._cache = (x, w)  # cache: x, w (and, inside the workspace, im2col's columns of x)
         return conv2d(x, w, b, *self._args(), workspace=self._workspace, who=who)
@@ -91,7 +99,7 @@ class Conv2D(Layer):
         x, w = self._cache
         dx, dw, db = conv2d_backward(dy, x, w, *self._args(), workspace=self._workspace, who=type(self).__name__,
                                      data_grad="col2im" if self.input_grad else "none")
-        self.weight.grad += dw
+        self._add_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad += db
         return dx
@@ -213,8 +221,8 @@ class LocallyConnected2D(Layer):
                  bias: bool = True):
         super().__init__()
         who = "LocallyConnected2D"
-        self.in_channels = _check_int(in_channels, who, "in_channels")
-        self.out_channels = _check_int(out_channels, who, "out_channels")
+        self.in_channels = positive_int(in_channels, who, "in_channels")
+        self.out_channels = positive_int(out_channels, who, "out_channels")
         self.input_size = positive_pair(input_size, who, "input_size")
         self.kernel_size = positive_pair(kernel_size, who, "kernel_size")
         self.stride = positive_pair(stride, who, "stride")

@@ -9,15 +9,10 @@ import numpy as np
 from minicnn.core import Layer, Sequential
 from minicnn.functional import slicing as S
 
+from ._checks import positive_int
 from .activations import GELU
 from .conv import DepthwiseConv2D, PointwiseConv2D
 from .norm import BatchNorm2D
-
-
-def _factor(factor, who: str) -> int:
-    if not isinstance(factor, (int, np.integer)) or isinstance(factor, bool) or factor < 1:
-        raise ValueError(f"{who}: expected factor as an int >= 1, got {factor!r}")
-    return int(factor)
 
 
 class SliceDownsample(Layer):
@@ -27,7 +22,7 @@ class SliceDownsample(Layer):
 
     def __init__(self, factor: int = 2):
         super().__init__()
-        self.factor = _factor(factor, "SliceDownsample")
+        self.factor = positive_int(factor, "SliceDownsample", "factor")
         self.kernel_size = self.stride = (self.factor, self.factor)
         self.padding = (0, 0)
 
@@ -47,7 +42,7 @@ class SliceUpsample(Layer):
 
     def __init__(self, factor: int = 2):
         super().__init__()
-        self.factor = _factor(factor, "SliceUpsample")
+        self.factor = positive_int(factor, "SliceUpsample", "factor")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return S.depth_to_space(x, self.factor, who="SliceUpsample")
@@ -109,7 +104,7 @@ class SliceSamp(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, factor: int = 2, kernel_size: int = 3):
-        r = _factor(factor, "SliceSamp")
+        r = positive_int(factor, "SliceSamp", "factor")
         super().__init__(SliceDownsample(r), *_separable_block(in_channels * r * r, out_channels, kernel_size))
         self.in_channels, self.out_channels = in_channels, out_channels
         self.factor = r
@@ -123,7 +118,7 @@ class SliceUpsamp(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, factor: int = 2, kernel_size: int = 3):
-        r = _factor(factor, "SliceUpsamp")
+        r = positive_int(factor, "SliceUpsamp", "factor")
         if in_channels % (r * r):
             raise ValueError(f"SliceUpsamp: expected in_channels divisible by factor^2 = {r * r}, got {in_channels}")
         super().__init__(SliceUpsample(r), *_separable_block(in_channels // (r * r), out_channels, kernel_size))
