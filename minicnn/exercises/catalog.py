@@ -648,7 +648,7 @@ def _dct_cases() -> list:
                      "transform over EVERY axis of the tensor (the default axes=None), not only the last two")]))
         dw = r.standard_normal(c.shape)
         lay.zero_grad()
-        lay._accumulate_coeffs_grad(dw)  # the engine's dL/dC, as the layer's backward computes it
+        lay._add_weight_grad(dw)  # the engine's dL/dC, as the layer's backward computes it
         cases.append(ValueCase(
             f"dw {_shape(dw)} keep {lay.keep}", "dct_weight_backward", (dw, mask), {"dcoeffs": lay.coeffs.grad.copy()},
             [Mistake("dcoeffs", lambda dw=dw: F.dct(dw),
@@ -896,7 +896,7 @@ EXERCISES: list[Exercise] = [
               "Backward: the adjoint of the orthonormal idct is dct.",
               "dC = mask * dct(dW): truncated coefficients get exactly zero gradient."),
              ("minicnn.layers.dct:_FrequencyWeight.spatial_weight",
-              "minicnn.layers.dct:_FrequencyWeight._accumulate_coeffs_grad"), _dct_cases),
+              "minicnn.layers.dct:_FrequencyWeight._add_weight_grad"), _dct_cases),
     Exercise("zigzag_mask", 13, "Zigzag mask: the k lowest frequencies",
              ("np.indices(shape).reshape(len(shape), -1) lists every index.",
               "Sort by (sum of indices, then axis 0, axis 1, ...): np.lexsort takes its LAST key as primary.",
