@@ -29,10 +29,11 @@ from .datasets import (
     search_roots,
     verify_file,
 )
-from .readers import DataFormatError, read_cifar10, read_idx, read_npz
+from .readers import DataFormatError, read_cifar10, read_dataset_npz, read_idx
 
 __all__ = [
     "SOURCES", "ChecksumError", "DataFormatError", "Dataset", "DatasetError", "cache_dir", "crop_flip",
     "epoch_order", "iterate_batches", "load_dataset", "num_batches", "random_crop", "random_hflip",
-    "read_checksums", "read_cifar10", "read_idx", "read_npz", "search_roots", "shift", "standardize", "verify_file",
+    "read_checksums", "read_cifar10", "read_dataset_npz", "read_idx", "search_roots", "shift", "standardize",
+    "verify_file",
 ]

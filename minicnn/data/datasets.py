@@ -36,8 +36,8 @@ from .readers import (
     CIFAR_TRAIN_BATCHES,
     DataFormatError,
     read_cifar10,
+    read_dataset_npz,
     read_idx,
-    read_npz,
     to_unit_float,
 )
 
@@ -297,7 +297,7 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         if not path.is_file():
             raise DatasetError(f"{path}: no such .npz file")
         try:
-            arrays = read_npz(path)
+            arrays = read_dataset_npz(path)
         except DataFormatError as e:
             raise DatasetError(str(e)) from e
         return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
