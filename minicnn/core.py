@@ -375,6 +375,36 @@ def read_npz(path: str | os.PathLike, what: str = ".npz file", keys: Iterable[st
     return arrays
 
 
+def read_npy(path: str | os.PathLike, what: str = ".npy file") -> np.ndarray:
+    """Read one `.npy` array, checked like `read_npz`: no pickles, the header must match the file's
+    size before anything is allocated. Raises FileFormatError "PATH: not a readable WHAT (reason)"."""
+    path = Path(path)
+
+    def bad(reason: str) -> FileFormatError:
+        return FileFormatError(f"{path}: not a readable {what} ({reason})")
+
+    if not path.is_file():
+        raise bad("no such file" if not path.exists() else "not a regular file")
+    try:
+        with open(path, "rb") as f:
+            header, shape, dtype, fortran = _npy_header(f, path.name)
+            if dtype.hasobject:
+                raise bad(f"holds Python objects ({dtype}); only plain arrays are accepted")
+            nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            size = path.stat().st_size
+            if header + nbytes != size:
+                raise bad(f"header promises {shape} {dtype} ({nbytes:,} bytes) but the file holds "
+                          f"{size - header:,} bytes after it")
+            raw = bytearray(nbytes)
+            f.readinto(raw)
+    except FileFormatError:
+        raise
+    except (OSError, EOFError, ValueError, struct.error, OverflowError, MemoryError) as e:
+        raise bad(f"{type(e).__name__}: {e}") from e
+    flat = np.frombuffer(raw, dtype) if nbytes else np.zeros(0, dtype)
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
 ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # PKZIP local file header, 30 bytes
 ZIP_DESCRIPTOR_SIZES = (12, 16, 20, 24)  # optional data descriptor after a member: (zip64,) (signature,)
 ZIP_HAS_DESCRIPTOR = 0x08
