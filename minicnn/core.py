@@ -60,7 +60,7 @@ class Parameter:
     """
 
     def __init__(self, data: np.ndarray, mask: np.ndarray | None = None):
-        self.grad = np.zeros(0, DEFAULT_DTYPE)
+        self.grad = np.zeros(0, DEFAULT_DTYPE)  # the data setter gives it data's shape and dtype
         self.data = data
         self.mask = mask
 
@@ -260,8 +260,6 @@ class Layer:
             if name in params:
                 p = params[name]
                 p.data = np.array(value, dtype=p.data.dtype, copy=True)
-                if p.grad.shape != p.data.shape or p.grad.dtype != p.data.dtype:
-                    p.grad = np.zeros_like(p.data)
             else:
                 m, attr = owners[name]
                 object.__setattr__(m, attr, np.array(value, copy=True))
