@@ -314,3 +314,30 @@ def test_checksum_catches_damage_to_a_written_file(tiny_mnist, damage, match):
 def test_atomic_save_then_read_npz(tmp_path):
     save_npz_atomic(tmp_path / "s.npz", ARRAYS)
     assert same_arrays(read_npz(tmp_path / "s.npz"), ARRAYS)
+
+
+# ---- limits and augmentation sizes (finding 8, the library half) ----------------------------------
+
+
+def test_subset_refuses_counts_outside_what_exists(tmp_path, rng):
+    ds = load_dataset(_dataset_file(tmp_path / "mine.npz", rng))  # 6 train, 2 test images
+    assert len(ds.subset(train=3).x_train) == 3 and len(ds.subset(test=2).x_test) == 2
+    for kwargs, match in [({"train": -5}, r"expected train between 1 and 6 \(mine has 6 train images\), got -5"),
+                          ({"train": 0}, "got 0"), ({"train": 7}, "got 7"), ({"test": 3}, "test between 1 and 2"),
+                          ({"train": 2.5}, "got 2.5")]:
+        with pytest.raises(ValueError, match=match):
+            ds.subset(**kwargs)
+
+
+def test_augmentation_padding_is_checked(rng):
+    from minicnn.data import crop_flip, random_crop, shift
+
+    x = rng.random((2, 1, 8, 8)).astype(np.float32)
+    for make, match in [(lambda: shift(-1), r"shift: expected padding \(pixels\) >= 0, got -1"),
+                        (lambda: crop_flip(-2), "crop_flip: expected padding"),
+                        (lambda: shift(1.5), "got 1.5"),
+                        (lambda: shift(8)(x, rng), r"random_crop: expected padding < image size 8x8, got 8"),
+                        (lambda: random_crop(x[0], 1, rng), r"expected images \(N, C, H, W\)")]:
+        with pytest.raises(ValueError, match=match):
+            make()
+    assert shift(7)(x, rng).shape == x.shape and random_crop(x, 0, rng) is x

@@ -115,7 +115,12 @@ class Dataset:
         return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
     def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
-        """The first `train` training and first `test` test images (None = all); arrays are views."""
+        """The first `train` training and first `test` test images (None = all); arrays are views.
+        A count must lie in 1..available: a negative one would silently mean "all but the last"."""
+        for split, n, available in (("train", train, len(self.x_train)), ("test", test, len(self.x_test))):
+            if n is not None and not (isinstance(n, int | np.integer) and 1 <= n <= available):
+                raise ValueError(f"Dataset.subset: expected {split} between 1 and {available} "
+                                 f"({self.name} has {available} {split} images), got {n!r}")
         return Dataset(self.name, self.x_train[:train], self.y_train[:train], self.x_test[:test],
                        self.y_test[:test], list(self.class_names), dict(self.extra))
 
