@@ -18,7 +18,13 @@ import pkgutil
 import sys
 
 from minicnn import __version__, commands
-from minicnn.threads import THREAD_VARIABLES, configured_threads, parse_threads, set_thread_environment
+from minicnn.threads import (
+    THREAD_VARIABLES,
+    configured_threads,
+    keep_freed_memory,
+    parse_threads,
+    set_thread_environment,
+)
 
 DEFAULT_THREADS = 1
 
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if thread_error is not None and "--threads" in thread_error:
         print(f"minicnn: {thread_error}", file=sys.stderr)
         return 2
+    keep_freed_memory()  # activations reuse freed memory instead of page-faulting it in every step
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:

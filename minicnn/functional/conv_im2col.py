@@ -429,13 +429,19 @@ def _depthwise(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
 
 def _depthwise_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
                         dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) of `_depthwise`, tap by tap:
+    """(dx, dw, db) of `_depthwise`: stride 1 by `_depthwise_wide_backward`, else tap by tap."""
+    if stride == (1, 1):
+        return _depthwise_wide_backward(dy, x, w, padding, dilation)
+    return _depthwise_backward_taps(dy, x, w, stride, padding, dilation)
+
+
+def _depthwise_backward_taps(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                             dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) of `_depthwise`, tap by tap (any stride):
 
         dw[c, 0, i, j] = sum_{n,oh,ow} dy[n, c, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
         dx_pad[n, c, oh*sh + i*dh, ow*sw + j*dw] += w[c, 0, i, j] * dy[n, c, oh, ow]
     """
-    if stride == (1, 1):
-        return _depthwise_wide_backward(dy, x, w, padding, dilation)
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     (sh, sw), (ph, pw), (dh, dw_) = stride, padding, dilation
@@ -463,13 +469,30 @@ def _wide_padded(x: np.ndarray, padding: Pair, extra_rows: int) -> np.ndarray:
     return xp.reshape(n, c, -1)
 
 
+def _depthwise_wide_columns(xf: np.ndarray, lo: int, hi: int, kernel: Pair, dilation: Pair, wp: int,
+                            length: int) -> np.ndarray:
+    """The KH*KW shifted wide-row views of images lo..hi-1 of xf (N, C, (Hp+1)*Wp), copied side by side:
+    cols (C, KH*KW, Nb*L), L = OH*Wp, so that each channel's taps form one small (KH*KW, Nb*L) matrix."""
+    (kh, kw), (dh, dw) = kernel, dilation
+    c = xf.shape[1]
+    cols = np.empty((c, kh * kw, hi - lo, length), xf.dtype)  # (C, KH*KW, Nb, L)
+    for i in range(kh):
+        for j in range(kw):
+            off = i * dh * wp + j * dw
+            cols[:, i * kw + j] = xf[lo:hi, :, off:off + length].transpose(1, 0, 2)  # (C, Nb, L)
+    return cols.reshape(c, kh * kw, -1)
+
+
 def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pair,
                     dilation: Pair) -> np.ndarray:
     """Stride-1 depthwise on "wide rows": flatten every padded map (row length Wp); then tap (i, j) is the
     1-D shift by i*dh*Wp + j*dw, and each output row is computed over Wp columns of which the last
-    Wp - OW are discarded. The multiply-adds run over long contiguous runs (OH*Wp values) instead of
-    OW-long rows, which is where NumPy's per-row overhead went. One extra zero row keeps the last shift
-    inside the buffer."""
+    Wp - OW are discarded. Per cache block of images the KH*KW shifted views are copied side by side
+    (`_depthwise_wide_columns`) and each channel's output row is ONE vector-matrix product
+    w[c] (1, KH*KW) @ cols[c] (KH*KW, Nb*L), batched over the channels by np.matmul: faster than KH*KW
+    multiply-adds with a per-channel weight (NumPy's broadcast multiply ran at a third of its add's
+    speed; 7.3 -> 3.5 ms for 64 channels on 16x16, batch 64, 1 thread). One extra zero row keeps the
+    last shift inside the buffer."""
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     (ph, pw), (dh, dw) = padding, dilation
@@ -478,54 +501,47 @@ def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
     xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
     length = oh * wp
     y = np.empty((n, c, length), x.dtype)  # (N, C, OH*Wp): wide output rows
+    w_rows = w.reshape(c, 1, kh * kw)  # (C, 1, KH*KW)
 
-    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its scratch stay in cache
-        tmp = np.empty((hi - lo, c, length), x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                off = i * dh * wp + j * dw
-                window, wij = xf[lo:hi, :, off:off + length], w[None, :, 0, i, j, None]
-                if i == j == 0:
-                    np.multiply(window, wij, out=y[lo:hi])
-                else:
-                    np.multiply(window, wij, out=tmp)
-                    y[lo:hi] += tmp
-        if b is not None:
-            y[lo:hi] += b.reshape(1, c, 1)
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its columns stay in cache
+        cols = _depthwise_wide_columns(xf, lo, hi, (kh, kw), dilation, wp, length)  # (C, KH*KW, Nb*L)
+        out = np.matmul(w_rows, cols).reshape(c, hi - lo, length)  # (C, Nb, L)
+        if b is None:
+            y[lo:hi] = out.transpose(1, 0, 2)
+        else:
+            np.add(out.transpose(1, 0, 2), b.reshape(1, c, 1), out=y[lo:hi])
 
-    _by_image_blocks(taps, n, xf.size // n)
+    _by_image_blocks(taps, n, c * kh * kw * length)
     return y.reshape(n, c, oh, wp)[:, :, :, :ow]  # drop the wrap-around columns (a view)
 
 
 def _depthwise_wide_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair,
                              dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward of `_depthwise_wide`: dy is copied into wide rows with zeros in the discarded columns, so
-    they add nothing to dw or dx."""
+    """Backward of `_depthwise_wide`. dw[c] = cols[c] (KH*KW, Nb*L) @ dy[c] (Nb*L,), summed over the blocks,
+    with dy copied into wide rows with zeros in the discarded columns (so they add nothing). dx is the
+    full correlation of dy with the flipped kernel, i.e. `_depthwise_wide` itself with padding E-1-p
+    (E = dilated extent); a padding beyond E-1 (which reads only zeros) takes the tap-by-tap
+    `_depthwise_backward_taps`."""
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     (ph, pw), (dh, dw_) = padding, dilation
     oh, ow = dy.shape[2:]
+    full = (dh * (kh - 1) - ph, dw_ * (kw - 1) - pw)  # dy's padding for dx as a correlation
+    if min(full) < 0:
+        return _depthwise_backward_taps(dy, x, w, (1, 1), padding, dilation)
     wp = wd + 2 * pw
     length = oh * wp
     xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
-    dyw = np.zeros((n, c, oh, wp), x.dtype)
-    dyw[..., :ow] = dy
-    dyw = dyw.reshape(n, c, length)  # (N, C, OH*Wp), zeros in the discarded columns
-    dxf = np.zeros_like(xf)
+    dyw = np.zeros((c, n, oh, wp), x.dtype)  # (C, N, OH, Wp): channel-major wide rows
+    dyw[..., :ow] = dy.transpose(1, 0, 2, 3)
     partial_dw = {}  # dw summed over each block's images, added up below
 
-    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its scratch stay in cache
-        dw = np.empty(w.shape, x.dtype)
-        tmp = np.empty((hi - lo, c, length), x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                off = i * dh * wp + j * dw_
-                dw[:, 0, i, j] = np.einsum("ncl,ncl->c", dyw[lo:hi], xf[lo:hi, :, off:off + length])
-                np.multiply(dyw[lo:hi], w[None, :, 0, i, j, None], out=tmp)
-                dxf[lo:hi, :, off:off + length] += tmp
-        partial_dw[lo] = dw
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1
+        cols = _depthwise_wide_columns(xf, lo, hi, (kh, kw), dilation, wp, length)  # (C, KH*KW, Nb*L)
+        partial_dw[lo] = np.matmul(cols, dyw[:, lo:hi].reshape(c, -1, 1))  # (C, KH*KW, 1)
 
-    _by_image_blocks(taps, n, xf.size // n)
-    dw = sum(partial_dw.values())
-    dx = dxf.reshape(n, c, -1, wp)[:, :, ph:ph + h, pw:pw + wd]
+    _by_image_blocks(taps, n, c * kh * kw * length)
+    dw = sum(partial_dw.values()).reshape(w.shape)
+    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1])  # a reversed view would take matmul's slow loop
+    dx = _depthwise_wide(dy, flipped, None, full, dilation)
     return dx, dw, dy.sum(axis=(0, 2, 3))
