@@ -341,3 +341,16 @@ def test_first_layer_can_skip_the_input_gradient(method):
     assert skip.backward(dy) is None
     np.testing.assert_allclose(skip.weight.grad, full.weight.grad, atol=1e-12)
     np.testing.assert_allclose(skip.bias.grad, full.bias.grad, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p,d", [(3, 1, 1, 1), (3, 1, 0, 2), (2, 1, 2, 1), (1, 1, 1, 1), (3, 2, 1, 1)])
+def test_depthwise_paths_against_scipy(k, s, p, d):
+    """Depthwise (groups = C = T) runs as taps side by side + a batched vector-matrix product at stride 1,
+    dx as the flipped-kernel correlation (padding <= E - 1) or tap by tap (larger padding, stride 2)."""
+    rng = np.random.default_rng(11)
+    x, w, b = rng.standard_normal((3, 4, 7, 8)), rng.standard_normal((4, 1, k, k)), rng.standard_normal(4)
+    y_ref, backward_ref = scipy_conv(x, w, b, (s, s), (p, p), (d, d), 4)
+    dy = rng.standard_normal(y_ref.shape)
+    np.testing.assert_allclose(conv2d(x, w, b, s, p, d, 4), y_ref, atol=1e-10)
+    for got, want in zip(conv2d_backward(dy, x, w, s, p, d, 4), backward_ref(dy), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-10)
