@@ -83,7 +83,7 @@ def _network(t):
                           L.Conv2D(8, 16, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
                           L.Conv2D(16, 16, 3, padding=1), L.ReLU())
     summary = analysis.analyze(net, (1, 28, 28))
-    t.print(summary.table())
+    t.summary_table(summary)
     t.print()
     rf = summary.rf
     t.check("5x5 conv, pool 2, 3x3 conv, pool 2, 3x3 conv: field 5 + 1·1 + 2·2 + 1·2 + 2·4 = 20 pixels, jump 4",

@@ -88,7 +88,7 @@ def _backward(t):
     layer = L.DCTLinear(4, 3, keep=5).to(np.float64)
     x = np.random.default_rng(1).standard_normal((2, 4))
     report = gradcheck(layer, x, name="DCTLinear(4, 3, keep=5)")
-    t.print(report.table())
+    t.gradcheck_table(report)
     t.print()
     t.check_true(f"DCTLinear passes the gradient check ({report.max_rel_error:.1e})", report.ok)
     core.manual_seed(0)
