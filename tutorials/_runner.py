@@ -250,7 +250,7 @@ class Tutorial:
     def say(self, text: str) -> None:
         """A paragraph, wrapped to the terminal width."""
         for para in textwrap.dedent(text).strip().split("\n\n"):
-            self.print(textwrap.fill(" ".join(para.split()), self.width))
+            self.print(textwrap.fill(" ".join(para.split()), self.width, break_on_hyphens=False))
             self.print()
 
     def equation(self, text: str) -> None:
@@ -271,7 +271,8 @@ class Tutorial:
         """Print the live source of `obj` (a minicnn function, class or method), with file line numbers.
 
         `start` / `end` narrow it to the lines from the first one containing `start` through the
-        first one (at or after it) containing `end`, so a long function can be shown in part.
+        first one after it containing `end` (`end == start`: that one line), so a long function can be
+        shown in part.
         Lines wider than the screen are folded (`fold_code`); continuation rows have no number.
         """
         module = inspect.getmodule(obj)
@@ -281,7 +282,12 @@ class Tutorial:
         first = max(first, 1)  # a whole module is reported as starting at line 0
         lo, hi = 0, len(lines) - 1
         found_lo = _find(lines, start, 0) if start is not None else 0
-        found_hi = _find(lines, end, (found_lo or 0) + 1) if end is not None else hi
+        if end is None:
+            found_hi = hi
+        elif end == start:  # one line
+            found_hi = found_lo
+        else:
+            found_hi = _find(lines, end, (found_lo or 0) + 1)
         if found_lo is None or found_hi is None:  # the engine's code changed: show all of it
             self.print(f"{self.s.dim}(the lines around {start or end!r} moved; showing the whole source){self.s.reset}")
         else:

@@ -47,6 +47,10 @@ def _slicing(t):
     x = (rng.integers(0, 256, (2, 3, 8, 8)) / 255.0).astype(np.float32).astype(np.float64)  # 8-bit pixels
     t.check("depth_to_space(space_to_depth(x)) = x exactly: every value kept", F.depth_to_space(F.space_to_depth(x)),
             x, tol=0)
+    hand = F.haar_downsample(X4)[0, :, 0, 0]
+    t.say("By hand, the top-left block of x: a, b, c, d = 0, 1, 4, 5, so LL = (0 + 1 + 4 + 5)/2 = 5, "
+          "LH = (0 − 1 + 4 − 5)/2 = −1, HL = (0 + 1 − 4 − 5)/2 = −4, HH = (0 − 1 − 4 + 5)/2 = 0.")
+    t.check("haar_downsample(x)[:, top-left] = ½·H₄·(0, 1, 4, 5) = (5, −1, −4, 0)", hand, [5, -1, -4, 0])
     h = F.haar_downsample(x)
     t.check("haar_upsample(haar_downsample(x)) = x exactly (8-bit pixels, computed in float64)",
             F.haar_upsample(h), x, tol=0)
@@ -116,8 +120,10 @@ STEPS = [
     Step("Slicing: downsampling that keeps everything", """
         Slicing (space-to-depth) moves each 2x2 block onto 4 channels: half the height and width, four
         times the channels, no value lost. The Haar wavelet does the same with sums and differences.""",
-         "space_to_depth: y(c·4 + 2i + j, h, w) = x(c, 2h + i, 2w + j)        "
-         "Haar: LL, LH, HL, HH = ½·H₄·(a, b, c, d)", _slicing),
+         "space_to_depth: y(c·4 + 2i + j, h, w) = x(c, 2h + i, 2w + j)\n"
+         "Haar: (LL, LH, HL, HH) = ½·H₄·(a, b, c, d),  a b / c d = one 2x2 block,\n"
+         "      H₄ = [[1, 1, 1, 1], [1, −1, 1, −1], [1, 1, −1, −1], [1, −1, −1, 1]]  (H₄ H₄ᵀ = 4 I)",
+         _slicing),
     Step("How much information does each keep? (measured on real images)", """
         Halve real images with each method, bring them back to full size (exact inverse, or the best of
         nearest / bilinear / bicubic upsampling) and measure the error.""",

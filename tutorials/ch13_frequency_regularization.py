@@ -10,6 +10,7 @@ import numpy as np
 from minicnn import core, frequency
 from minicnn import functional as F
 from minicnn import layers as L
+from minicnn.functional import dct as dct_module
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import dct as dct_layers
 from minicnn.models import MODELS
@@ -27,8 +28,22 @@ def _smooth_kernel(n: int = 8) -> np.ndarray:
 
 
 def _dct(t):
+    t.code(dct_module, start="DCT-II along one axis", end="idct(dct(x)) = x")
+    t.say("The formula, read literally: row u of a matrix D holds a(u)·cos(π(2i+1)u / 2n) for i = 0..n−1, "
+          "and C = D K along an axis. By hand for n = 4 and K = [1, 1, 1, 1]: C[0] = a(0)·4 = ½·4 = 2, and "
+          "every other row sums a full set of cosines to 0, so C = [2, 0, 0, 0].")
+    n = 4
+    rows = [[(np.sqrt(1 / n) if u == 0 else np.sqrt(2 / n)) * np.cos(np.pi * (2 * i + 1) * u / (2 * n))
+             for i in range(n)] for u in range(n)]
+    d = np.array(rows)  # (u, i): the formula, entry by entry
+    t.array("D (4x4)", d)
+    t.check("D K for K = [1, 1, 1, 1] is [2, 0, 0, 0], as by hand", d @ np.ones(n), [2, 0, 0, 0])
+    t.check("D is orthogonal: Dᵀ D = I (so the inverse is the transpose)", d.T @ d, np.eye(n))
+    t.heading("The same math, fast: scipy's fast cosine transform, along every axis")
     t.code(F.dct)
     t.code(F.idct)
+    x2 = np.random.default_rng(3).standard_normal((4, 4))
+    t.check("dct along both axes of a 4x4 = D X Dᵀ (the matrix form)", F.dct(x2), d @ x2 @ d.T)
     k = _smooth_kernel()
     c = F.dct(k)
     t.blocks("kernel K (8x8)", k)
@@ -41,8 +56,29 @@ def _dct(t):
     t.check_true(f"the energy is concentrated: {top} coefficients (at most 16 of 64) hold 99%", top <= 16)
 
 
+def _jpeg_zigzag(n: int) -> np.ndarray:
+    """JPEG's zigzag ranks for an n x n block: diagonals in turn, the walking direction alternating."""
+    walk = []
+    for diag in range(2 * n - 1):
+        cells = [(i, diag - i) for i in range(n) if 0 <= diag - i < n]  # first axis increasing
+        walk += cells if diag % 2 else cells[::-1]
+    rank = np.empty((n, n), dtype=np.int64)
+    for r, (i, j) in enumerate(walk):
+        rank[i, j] = r
+    return rank
+
+
 def _zigzag(t):
     t.code(F.zigzag_order, start="shape = _check_shape")
+    small = F.zigzag_order((4, 4))
+    jpeg = _jpeg_zigzag(4)
+    t.array("zigzag_order((4, 4))  (minicnn, as the FR code)", small)
+    t.array("JPEG's zigzag, for comparison", jpeg)
+    i4, j4 = np.indices((4, 4))
+    same_sets = all(set(small[i4 + j4 == s]) == set(jpeg[i4 + j4 == s]) for s in range(7))
+    t.check_true("each diagonal i + j gets the same set of ranks in both orders", same_sets)
+    t.check_true("but JPEG walks every other diagonal the other way: the orders differ on diagonals 2, 4, …",
+                 bool(np.any(small != jpeg)) and small[0, 2] == 3 and jpeg[0, 2] == 5)
     order = F.zigzag_order((6, 6))
     t.array("zigzag_order((6, 6))", order)
     t.blocks("the same ranks as a map (dark = kept first)", -order)
@@ -175,12 +211,19 @@ STEPS = [
         Frequency Regularization stores a layer's weights as DCT coefficients. The orthonormal DCT-II is an
         invertible rotation: nothing is lost, but for smooth kernels the energy sits in a few
         low-frequency coefficients.""",
-         "C = DCT(K),   C[u] = a(u) Σᵢ K[i] cos(π(2i+1)u / 2n)  along every axis;   K = IDCT(C),   ‖C‖ = ‖K‖",
+         "C = DCT(K),   C[u] = a(u) Σᵢ K[i] cos(π(2i+1)u / 2n)  along every axis (length n)\n"
+         "a(0) = √(1/n),  a(u > 0) = √(2/n)  (orthonormal scaling);   K = IDCT(C),   ‖C‖ = ‖K‖",
          _dct),
     Step("The zigzag order", """
-        To say 'keep the lowest k frequencies' we need an order: by the sum of the indices (the diagonal),
-        ties broken with the first axis most significant. It works for any number of axes, so a whole
-        4-D conv weight is ordered at once.""",
+        To say 'keep the lowest k frequencies' we need an order. minicnn uses the index-sum order of the
+        FR reference code (getZIdx_4d in the authors' pytorch-frequency-regularization): sort by the sum
+        of the indices (the diagonal), ties broken with the first axis most significant. It works for any
+        number of axes, so a whole 4-D conv weight is ordered at once.
+
+        It is not JPEG's zigzag: JPEG visits the same diagonals in the same sequence, but alternates the
+        direction along them (up-right, then down-left). Within a diagonal the frequencies are equally
+        'high', so for truncation only the diagonals matter; the tie order just decides which
+        coefficients of a partly kept diagonal survive.""",
          "rank(i₀, …, i_d) sorts by (i₀ + … + i_d, i₀, i₁, …)", _zigzag),
     Step("Tail truncation and the weights it rebuilds", """
         A 0/1 mask M keeps the first k coefficients in zigzag order; the layer computes with
