@@ -52,6 +52,8 @@ FOLD_MARK = "┆"  # the gutter of a folded source line's continuation rows
 FOLD_AFTER = ",([{=+*/"  # a code line may be folded after one of these when it has no space to fold at
 MIN_RUN_TO_FOLD = 3  # this many passing checks in a row print as one line (unless --verbose)
 PROMPT_ROWS = 2  # rows a page keeps free: the prompt and the reader's answer
+COLUMN_BUDGET = 32 * 2**20  # im2col column matrix per call while a chapter runs: keeps each chapter's peak
+# memory under 500 MB (evaluating 500 images at once otherwise builds ~400 MB of columns)
 
 # What a terminal that cannot print Unicode shows instead (anything else: NFKD, then '?').
 ASCII = {"━": "=", "─": "-", "│": "|", "┌": "+", "└": "+", "┐": "+", "┘": "+", FOLD_MARK: ":", "░": ".",
@@ -63,6 +65,7 @@ ASCII = {"━": "=", "─": "-", "│": "|", "┌": "+", "└": "+", "┐": "+",
          "⟨": "<", "⟩": ">", "‖": "||", "∂": "d", "√": "sqrt", "°": " deg", "∈": " in ", "⊂": " in ",
          "ᵢ": "_i", "ₖ": "_k", "ₙ": "_n", "ₘ": "_m", "ₜ": "_t", "’": "'", "‘": "'", "“": '"', "”": '"',
          "├": "+", "┤": "+", "■": "#", "□": "."}
+NUMBER = re.compile(r"^[-+−]?[\d,]*\.?\d+(e[-+]?\d+)?%?$|^(exact|inf|nan|-)$")  # a table cell that is a number
 ANSI_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -361,8 +364,10 @@ class Tutorial:
             self.print()
             return
 
-        def joined(row: list[str]) -> str:  # first column left-aligned, numbers right-aligned
-            return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        right = [i > 0 and all(NUMBER.match(r[i]) for r in cells) for i in range(len(head))]
+
+        def joined(row: list[str]) -> str:  # columns of numbers right-aligned, text left-aligned
+            return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(row, widths, right, strict=True))
 
         self.print(f"{self.s.bold}{joined(head)}{self.s.reset}")
         self.print("  ".join("─" * w for w in widths))
@@ -518,6 +523,17 @@ def run_steps(module: ModuleType, number: int, pause: bool = True, start: int = 
                    f"(try --step 1)")
         print(to_ascii(message) if not unicode_ok(err) else message, file=err)
         return 2
+    from minicnn.functional import conv_im2col
+
+    previous_budget = conv_im2col.set_memory_budget(COLUMN_BUDGET)
+    try:
+        return _run(t, module, number, steps, pause, start, next_chapter, exercises)
+    finally:
+        conv_im2col.set_memory_budget(previous_budget)
+
+
+def _run(t: Tutorial, module: ModuleType, number: int, steps: Sequence[Step], pause: bool, start: int,
+         next_chapter: tuple[int, str] | None, exercises: Sequence[str]) -> int:
     s = t.s
     t.print(f"{s.title}Chapter {number}: {module.TITLE}{s.reset}")
     t.print(f"{s.dim}{module.SUMMARY}{s.reset}")

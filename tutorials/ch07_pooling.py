@@ -108,9 +108,9 @@ def _jitter(t):
                  all(results[s, 2]["max_pool"] > results[s, 1]["max_pool"] for s in ((0, 1), (1, 1), (0, 2))))
     moved = P.shift_image(x[:1], 0, 1)
     panels = (x[0, 0], P.max_pool2d(x[:1], 2)[0][0, 0], P.max_pool2d(moved, 2)[0][0, 0],
-              P.subsample2d(moved, 2)[0, 0])
-    t.save_images("jitter", panels, ("picture", "max pool 2x2", "max pool, shifted 1 px", "subsample, shifted 1 px"),
-                  height=2.6)
+              P.subsample2d(x[:1], 2)[0, 0], P.subsample2d(moved, 2)[0, 0])
+    t.save_images("jitter", panels, ("picture", "max pool 2x2", "max pool,\nshifted 1 px right", "subsample /2",
+                                     "subsample,\nshifted 1 px right"), height=2.4)
 
 
 STEPS = [

@@ -221,9 +221,9 @@ STEPS = [
         number of axes, so a whole 4-D conv weight is ordered at once.
 
         It is not JPEG's zigzag: JPEG visits the same diagonals in the same sequence, but alternates the
-        direction along them (up-right, then down-left). Within a diagonal the frequencies are equally
-        'high', so for truncation only the diagonals matter; the tie order just decides which
-        coefficients of a partly kept diagonal survive.""",
+        direction along them (up-right, then down-left). Both treat one diagonal as one level of
+        frequency, so a cut at the end of a diagonal keeps the same coefficients in both; only a cut
+        inside a diagonal keeps different ones.""",
          "rank(i₀, …, i_d) sorts by (i₀ + … + i_d, i₀, i₁, …)", _zigzag),
     Step("Tail truncation and the weights it rebuilds", """
         A 0/1 mask M keeps the first k coefficients in zigzag order; the layer computes with
