@@ -65,7 +65,7 @@ ASCII = {"━": "=", "─": "-", "│": "|", "┌": "+", "└": "+", "┐": "+",
          "⟨": "<", "⟩": ">", "‖": "||", "∂": "d", "√": "sqrt", "°": " deg", "∈": " in ", "⊂": " in ",
          "ᵢ": "_i", "ₖ": "_k", "ₙ": "_n", "ₘ": "_m", "ₜ": "_t", "’": "'", "‘": "'", "“": '"', "”": '"',
          "├": "+", "┤": "+", "■": "#", "□": "."}
-NUMBER = re.compile(r"^[-+−]?[\d,]*\.?\d+(e[-+]?\d+)?%?$|^(exact|inf|nan|-)$")  # a table cell that is a number
+NUMBER = re.compile(r"^[-+−]?[\d,]*\.?\d+(e[-+]?\d+)?%?$|^(exact|inf|nan|-|)$")  # a table cell that is a number
 ANSI_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
