@@ -48,7 +48,7 @@ def run(args) -> int:
             return 2
         try:
             shown, notes = load_image(args.image, tuple(meta["input_shape"]), args.invert)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, SyntaxError) as e:  # PIL reports a file that is not a PNG as SyntaxError
             print(f"minicnn show: cannot read {args.image}: {e}", file=sys.stderr)
             return 2
         x = standardize(shown[None], meta["mean"], meta["std"])  # (1, C, H, W), as the model was trained
