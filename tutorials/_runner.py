@@ -263,6 +263,7 @@ class Tutorial:
         self.print()
 
     def heading(self, text: str) -> None:
+        self.print()
         self.print(f"{self.s.head}{text}{self.s.reset}")
 
     def end_step(self) -> None:

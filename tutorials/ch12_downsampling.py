@@ -6,22 +6,25 @@ import time
 
 import numpy as np
 
-from minicnn import core, optim, train
+from minicnn import core, losses, optim, train
 from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.analysis import analyze
 from minicnn.experiments import downsampling as study
+from minicnn.functional import conv as FC
 from minicnn.functional import slicing
 from minicnn.gradcheck import gradcheck
+from minicnn.layers import conv as LC
 from minicnn.layers import slicing as slicing_layers
 from minicnn.models import small as small_models
-from tutorials._data import small_dataset, strokes
+from tutorials._data import digits, small_dataset, strokes
 from tutorials._runner import Step
 
 TITLE = "Downsampling alternatives and slicing"
 SUMMARY = "pooling vs subsampling vs strided conv vs slicing (lossless): the information-retention study, SliceSamp"
 
 X4 = np.arange(16.0).reshape(1, 1, 4, 4)
+UPSAMPLE_STEPS = 300
 
 
 def _four_ways(t):
@@ -139,6 +142,51 @@ def _slicesamp(t):
           "e.g. `minicnn summary resnet20_slicesamp --input 3,32,32`.")
 
 
+def _transposed(t):
+    t.code(FC.conv_transpose2d, start='"""Transposed', end='"""')
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])[None, None]  # (1, 1, 2, 2)
+    ones = np.ones((1, 1, 2, 2))  # (C, T, KH, KW)
+    y = FC.conv_transpose2d(x, ones, stride=2)
+    t.say("Read as a picture: every input value stamps the kernel, times itself, onto the output, the stamps "
+          "placed `stride` pixels apart (overlaps add up). By hand, x = [[1, 2], [3, 4]], a 2x2 kernel of ones, "
+          "stride 2: each value becomes a 2x2 block — nearest-neighbour upsampling.")
+    t.array("conv_transpose2d(x, ones(2x2), stride=2)", y[0, 0])
+    t.check("by hand: each value copied into its 2x2 block", y[0, 0], np.kron(x[0, 0], np.ones((2, 2))), tol=0)
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((2, 3, 3, 3))  # (C, T, KH, KW): 2 maps in, 3 out
+    xs = rng.standard_normal((1, 2, 4, 4))
+    ys = FC.conv_transpose2d(xs, w, stride=2, padding=1, output_padding=1)
+    mat = FC.conv_as_matrix(w, ys.shape[1:], stride=2, padding=1)  # the conv T=3 -> C=2 maps it inverts in shape
+    t.check(f"it is Wᵀ x for the banded matrix W of the matching stride-2 convolution (chapter 6): "
+            f"{xs.shape[2]}x{xs.shape[3]} → {ys.shape[2]}x{ys.shape[3]}", ys.ravel(), mat.T @ xs.ravel())
+    t.heading("Learnable upsampling: fit the kernel to undo a 2x average pooling")
+    t.code(LC.ConvTranspose2D.forward)
+    x_full, source = digits(300 if t.quick else 1000)
+    n_fit = len(x_full) * 2 // 3
+    small = F.avg_pool2d(x_full, 2)  # (N, 1, 14, 14)
+    core.manual_seed(0)
+    up = L.ConvTranspose2D(1, 1, 4, stride=2, padding=1).to(np.float64)  # 14x14 -> 28x28
+    opt, loss_fn = optim.Adam(up.parameters(), 0.01), losses.MSELoss()
+    for step in range(UPSAMPLE_STEPS):
+        pick = np.random.default_rng(step).choice(n_fit, 32)
+        loss_fn(up(small[pick]), x_full[pick])
+        up.zero_grad()
+        up.backward(loss_fn.backward())
+        opt.step()
+    held = slice(n_fit, None)
+    scores = {"nearest (Upsample)": L.Upsample(2, "nearest"), "bilinear (Upsample)": L.Upsample(2, "bilinear"),
+              "learned ConvTranspose2D 4x4/2": up}
+    psnr = {name: study.psnr(float(np.mean((layer(small[held]) - x_full[held]) ** 2)))
+            for name, layer in scores.items()}
+    t.say(f"On {source}: {UPSAMPLE_STEPS} Adam steps (batch 32, mean squared error) on {n_fit} pictures, then "
+          f"measured on the {len(x_full) - n_fit} others.")
+    t.table(["upsampling 14x14 → 28x28", "PSNR dB (held-out)"], [[k, f"{v:.2f}"] for k, v in psnr.items()])
+    t.array("the learned 4x4 kernel", up.weight.data[0, 0], precision=2)
+    t.check_true(f"the learned kernel beats the fixed ones: {psnr['learned ConvTranspose2D 4x4/2']:.2f} dB > "
+                 f"{psnr['bilinear (Upsample)']:.2f} (bilinear) > {psnr['nearest (Upsample)']:.2f} (nearest)",
+                 psnr["learned ConvTranspose2D 4x4/2"] > psnr["bilinear (Upsample)"] > psnr["nearest (Upsample)"])
+
+
 def _trained(t):
     t.code(small_models.downsample)
     n_train, n_test, batch, width = (600, 300, 16, 0.25) if t.quick else (6000, 2000, 32, 0.25)
@@ -193,6 +241,12 @@ STEPS = [
         The review's block: slice (lossless), then a depthwise-separable convolution lets the network learn
         what to keep. SliceUpsamp is its mirror image with depth-to-space.""",
          "SliceSamp: slice → dw k×k → BN → GELU → 1×1 → BN → GELU", _slicesamp),
+    Step("Transposed convolution: learnable upsampling", """
+        The review's upsampling family: nearest, bilinear, bicubic, and the one with weights — the
+        transposed convolution, the data-gradient of a strided convolution (chapter 6) used as a forward
+        pass. With stride 2 it doubles the map; its kernel is learned like any other.""",
+         "y = Wᵀ x  (W: the stride-s convolution's banded matrix)      OH = (H − 1)·s − 2·pad + KH + out_pad",
+         _transposed),
     Step("Trained: max pooling vs stride-2 conv vs SliceSamp", """
         The review's headline claim (seeds 000/001): downsampling that keeps every value (slicing) and
         lets the network learn what to keep does better than discarding three quarters (pooling,
