@@ -125,7 +125,9 @@ STEPS = [
         A convolution is a product in the frequency domain. Each map is transformed once and reused for
         every output map; each kernel once per call. It is memory hungry (spectra the size of the maps) and
         does not help for very small filters.""",
-         "A * K = F⁻¹( F(A) ⊙ F(K) )        correlation: F⁻¹( F(A) ⊙ conj F(K) )", _fft),
+         "A * K = F⁻¹( F(A) ⊙ F(K) )        correlation: F⁻¹( F(A) ⊙ conj F(K) )\n"
+         "F = the 2-D discrete Fourier transform (zero-padded to a common size),  ⊙ = entrywise product",
+         _fft),
     Step("Timing on this machine", """
         The same layer with each method, growing the kernel. Direct grows with k² Python-level work; im2col
         with k² (copy + GEMM); FFT barely notices k: at some size it wins.""",

@@ -49,7 +49,7 @@ def _lenet(t):
     core.manual_seed(0)
     model = MODELS["lenet5"]()
     summary = analysis.analyze(model, (1, 28, 28))
-    t.print(summary.table())
+    t.summary_table(summary)
     t.print()
     x, source = digits(2)
     y = model(x.astype(np.float32))
