@@ -81,6 +81,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-images", type=int, default=None,
                         help="use only the first N training images (after the validation split)")
+    parser.add_argument("--test-images", type=int, default=None, help="use only the first N test images")
     parser.add_argument("--no-bias", action="store_true",
                         help="a bias-free model (dense and FR): the whole budget goes to DCT coefficients")
     parser.add_argument("--bias-keep", type=int, default=8, metavar="K",
@@ -165,8 +166,9 @@ class Split:
                 "input_shape": list(self.data.input_shape), "class_names": list(self.data.class_names)}
 
 
-def load_split(val: int, train_images: int | None, data_dir) -> Split:
-    """MNIST with `val` training images (a fixed permutation, SPLIT_SEED) held out for validation."""
+def load_split(val: int, train_images: int | None, data_dir, test_images: int | None = None) -> Split:
+    """MNIST with `val` training images (a fixed permutation, SPLIT_SEED) held out for validation;
+    optionally only the first `train_images` of the rest and the first `test_images` test images."""
     from minicnn.data import Dataset, load_dataset, standardize
 
     ds = load_dataset("mnist", data_dir)
@@ -174,7 +176,8 @@ def load_split(val: int, train_images: int | None, data_dir) -> Split:
         raise ValueError(f"experiment frequency: expected --val in [0, {len(ds.x_train)}), got {val}")
     order = np.random.default_rng(SPLIT_SEED).permutation(len(ds.x_train))
     train, held = order[val:][:train_images], order[:val]
-    dataset = Dataset("mnist", ds.x_train[train], ds.y_train[train], ds.x_test, ds.y_test, ds.class_names)
+    dataset = Dataset("mnist", ds.x_train[train], ds.y_train[train], ds.x_test[:test_images],
+                      ds.y_test[:test_images], ds.class_names)
     mean, std = dataset.channel_stats()
     x_val = standardize(ds.x_train[held], mean, std)
     dataset.x_train = standardize(dataset.x_train, mean, std)
@@ -390,7 +393,7 @@ def run(args) -> int:
         seeds = parse_seeds(args.seeds)
         if args.bias_keep < 0:
             raise ValueError(f"experiment frequency: expected --bias-keep >= 0, got {args.bias_keep}")
-        split = load_split(args.val, args.train_images, args.data_dir)
+        split = load_split(args.val, args.train_images, args.data_dir, args.test_images)
     except (ValueError, DatasetError) as e:
         print(f"minicnn experiment frequency: {e}")
         return 2
