@@ -33,7 +33,6 @@ TIERS = {
     "minicnn.train": 4,  # aliases of minicnn.app.* kept until the tutorials import the new paths
     "minicnn.checkpoint": 4,
     "minicnn.frequency": 4,
-    "minicnn.spiral": 4,
     "minicnn.gradcheck_cases": 5,
     "minicnn.visualize": 5,
     "minicnn.exercises": 5,

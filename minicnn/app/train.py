@@ -36,6 +36,7 @@ import numpy as np
 
 from minicnn.core import Layer, Sequential
 from minicnn.data.batching import Augment, iterate_batches, num_batches
+from minicnn.layers._checks import positive_int
 from minicnn.losses import SoftmaxCrossEntropy
 
 from . import checkpoint as ckpt_io
@@ -340,8 +341,8 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every),
                         ("max_steps", max_steps)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(f"fit: expected {name} as an int >= 1, got {value!r}")
+        if value is not None:
+            positive_int(value, "fit", name)
     say = log or (lambda _msg: None)
     out = Path(out_dir) if out_dir is not None else None
     path = out / CHECKPOINT_NAME if out is not None else None
