@@ -181,20 +181,66 @@ def format_table(rows: list[dict], dense: dict) -> str:
     return "\n".join(lines)
 
 
+def fine_tune(dense, config: dict, budget, label: str, ds, args):
+    """A copy of `dense` converted with `to_frequency` (and `frequency_biases` with --bias-keep),
+    fine-tuned with `fit` while a per-iteration `TailTruncation` lowers every layer's kept count to the
+    budget's targets over --truncate-epochs; the learning rate decays geometrically to --final-lr."""
+    from minicnn import core
+    from minicnn.app.frequency import TailTruncation, frequency_biases, frequency_layers, to_frequency
+    from minicnn.models import build
+    from minicnn.optim import Adam
+
+    core.manual_seed(args.seed)
+    model = build("lenet5", **config)
+    model.load_state_dict(dense.state_dict())
+    to_frequency(model)
+    targets = targets_for(model, budget, args.floor, args.power, args.bias_keep)
+    if args.bias_keep is not None:
+        sizes = {n: layer.bias.size for n, layer in frequency_layers(model) if layer.bias is not None}
+        frequency_biases(model)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
+        targets = {**{(f"{n}.0" if n in sizes else n): k for n, k in targets.items()},
+                   **{f"{n}.1": min(args.bias_keep, size) for n, size in sizes.items()}}
+    steps_per_epoch = -(-len(ds.x_train) // args.batch_size)
+    truncation = TailTruncation(model, targets, steps=max(1, int(round(args.truncate_epochs * steps_per_epoch))),
+                                decay=args.decay)
+    lr0, lr1, total_steps = args.fr_lr, args.final_lr, args.fr_epochs * steps_per_epoch
+    print(f"budget {label}: per-layer targets {targets}", flush=True)
+    _train(model, ds, Adam(model.parameters(), lr=lr0), args.fr_epochs, args.batch_size, args.seed, label,
+           callbacks=[truncation], schedule=lambda t: lr0 * (lr1 / lr0) ** min(t / total_steps, 1.0))
+    truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
+    return model
+
+
+def write_results(out: Path, rows: list[dict], dense_row: dict, args, seconds: float) -> None:
+    """Print the table and the verdict; write them (TXT), the rows (JSON, CSV) and the PNG to `out`."""
+    table = format_table(rows, dense_row)
+    ok = [r for r in rows if r["test_accuracy"] >= TARGET_ACCURACY]
+    best = min(ok, key=lambda r: r["stored_numbers"]) if ok else None
+    verdict = (f"fewest stored numbers with >= {TARGET_ACCURACY:.0%}: {best['stored_numbers']} "
+               f"(budget {best['budget']}, {best['test_accuracy']:.2%})" if best
+               else f"no budget reached {TARGET_ACCURACY:.0%}")
+    at_paper = [r for r in rows if r["stored_numbers"] <= PAPER_BUDGET and r["test_accuracy"] >= TARGET_ACCURACY]
+    verdict += f"; target (>= 97% with <= {PAPER_BUDGET} numbers): {'MET' if at_paper else 'NOT met'}"
+    print("\n" + table + "\n" + verdict)
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "experiment")}
+    (out / "frequency_table.txt").write_text(table + "\n" + verdict + "\n")
+    (out / "frequency_results.json").write_text(json.dumps(
+        {"dense": dense_row, "rows": rows, "verdict": verdict, "settings": settings,
+         "seconds": round(seconds, 1)}, indent=1, default=str))
+    with open(out / "frequency_results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "per_layer"] if rows else ["budget"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: v for k, v in r.items() if k != "per_layer"})
+    if rows:
+        plot(rows, dense_row["test_accuracy"], dense_row["stored_numbers"], out / "frequency_accuracy.png")
+
+
 def run(args) -> int:
     from minicnn import core
     from minicnn.app import evaluate, load_model
     from minicnn.app.checkpoint import load_checkpoint, restore, save_checkpoint
-    from minicnn.app.frequency import (
-        TailTruncation,
-        dense_float32_bytes,
-        describe,
-        frequency_biases,
-        frequency_layers,
-        save_compressed,
-        stored_numbers,
-        to_frequency,
-    )
+    from minicnn.app.frequency import dense_float32_bytes, describe, frequency_layers, save_compressed, stored_numbers
     from minicnn.data import DatasetError, load_dataset, standardize
     from minicnn.models import build
     from minicnn.optim import Adam
@@ -216,7 +262,6 @@ def run(args) -> int:
               if v != defaults[k]}  # only non-default lenet5 arguments
     described = {"dataset": "mnist", "mean": mean.tolist(), "std": std.tolist(),
                  "input_shape": list(ds.input_shape), "class_names": ds.class_names}
-    steps_per_epoch = -(-len(ds.x_train) // args.batch_size)
     dtype_name = "float32" if args.float32 else "float16"
     print(f"MNIST: {len(ds.x_train):,} training / {len(ds.x_test):,} test images; LeNet-5 {config}; budgets "
           f"{', '.join(b for b, _ in budgets)}; files stored as {dtype_name}", flush=True)
@@ -242,25 +287,7 @@ def run(args) -> int:
     rows = []
     for text, budget in budgets:
         t1 = time.time()
-        core.manual_seed(args.seed)
-        model = build("lenet5", **config)
-        model.load_state_dict(dense.state_dict())
-        to_frequency(model)
-        targets = targets_for(model, budget, args.floor, args.power, args.bias_keep)
-        if args.bias_keep is not None:
-            sizes = {n: layer.bias.size for n, layer in frequency_layers(model) if layer.bias is not None}
-            frequency_biases(model)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
-            targets = {**{(f"{n}.0" if n in sizes else n): k for n, k in targets.items()},
-                       **{f"{n}.1": min(args.bias_keep, size) for n, size in sizes.items()}}
-        truncate_steps = max(1, int(round(args.truncate_epochs * steps_per_epoch)))
-        total_steps = args.fr_epochs * steps_per_epoch
-        truncation = TailTruncation(model, targets, steps=truncate_steps, decay=args.decay)
-        lr0, lr1 = args.fr_lr, args.final_lr
-        optimizer = Adam(model.parameters(), lr=args.fr_lr)
-        print(f"budget {text}: per-layer targets {targets}", flush=True)
-        _train(model, ds, optimizer, args.fr_epochs, args.batch_size, args.seed, text, callbacks=[truncation],
-               schedule=lambda t, a=lr0, b=lr1, n=total_steps: a * (b / a) ** min(t / n, 1.0))
-        truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
+        model = fine_tune(dense, config, budget, text, ds, args)
         in_memory = evaluate(model, ds.x_test, ds.y_test).accuracy
         path = out / f"lenet5_{text.replace('%', 'pct')}.fr.npz"
         info = save_compressed(model, path, float16=not args.float32,
@@ -278,26 +305,6 @@ def run(args) -> int:
               f"{counts['other']} biases), {info['bytes']} bytes; test accuracy of the reloaded file {acc:.2%} "
               f"(in memory {in_memory:.2%}), {row['seconds']:.0f} s", flush=True)
 
-    table = format_table(rows, dense_row)
-    ok = [r for r in rows if r["test_accuracy"] >= TARGET_ACCURACY]
-    best = min(ok, key=lambda r: r["stored_numbers"]) if ok else None
-    verdict = (f"fewest stored numbers with >= {TARGET_ACCURACY:.0%}: {best['stored_numbers']} "
-               f"(budget {best['budget']}, {best['test_accuracy']:.2%})" if best
-               else f"no budget reached {TARGET_ACCURACY:.0%}")
-    at_paper = [r for r in rows if r["stored_numbers"] <= PAPER_BUDGET and r["test_accuracy"] >= TARGET_ACCURACY]
-    verdict += f"; target (>= 97% with <= {PAPER_BUDGET} numbers): {'MET' if at_paper else 'NOT met'}"
-    print("\n" + table + "\n" + verdict)
-    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "experiment")}
-    (out / "frequency_table.txt").write_text(table + "\n" + verdict + "\n")
-    (out / "frequency_results.json").write_text(json.dumps(
-        {"dense": dense_row, "rows": rows, "verdict": verdict, "settings": settings,
-         "seconds": round(time.time() - t0, 1)}, indent=1, default=str))
-    with open(out / "frequency_results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "per_layer"] if rows else ["budget"])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: v for k, v in r.items() if k != "per_layer"})
-    if rows:
-        plot(rows, dense_acc, dense_numbers, out / "frequency_accuracy.png")
+    write_results(out, rows, dense_row, args, seconds=time.time() - t0)
     print(f"table, JSON, CSV, PNG and the compressed models are in {out}/ ({time.time() - t0:.0f} s in all)")
     return 0

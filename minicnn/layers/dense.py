@@ -9,6 +9,7 @@ from minicnn.core import Layer, Parameter
 from minicnn.functional import check_array, check_size, linear, linear_backward
 
 from ._checks import positive_int
+from .shapes import ALL, Cost, Shape
 
 
 def kaiming_uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -61,6 +62,19 @@ class Linear(Layer):
             self.bias.grad += db
         return dx
 
+    def window(self) -> str:
+        return ALL
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"{type(self).__name__}: expected input ({self.in_features},), got {tuple(input_shape)}")
+        return (self.out_features,)
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = weights = IN OUT."""
+        self.output_shape(input_shape)
+        return Cost(self.in_features * self.out_features, self.in_features * self.out_features, "Fully connected")
+
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
@@ -76,6 +90,12 @@ class Flatten(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return dy.reshape(self._shape)
+
+    def window(self) -> str:
+        return ALL
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (int(np.prod(input_shape)),)
 
 
 class Dropout(Layer):
@@ -100,6 +120,12 @@ class Dropout(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return dy if self._scale is None else dy * self._scale
+
+    def window(self) -> None:
+        return None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
