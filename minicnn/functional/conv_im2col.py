@@ -209,9 +209,10 @@ def _block_columns(xs: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
     cols = s.cols[: c * kh * kw * nb * length].reshape(c, kh, kw, nb, length)  # (C, KH, KW, Nb, L)
     flat = xp.reshape(nb, c, -1)  # (Nb, C, (Hp+1)*Wp): each padded map as one row
     cols6 = cols.reshape(c, kh, kw, nb, oh, p.width)  # (C, KH, KW, Nb, OH, OW) when not wide
+    wide = p.wide
     for i in range(kh):
         for j in range(kw):
-            if p.wide:  # one contiguous run of OH*Wp values per (image, channel)
+            if wide:  # one contiguous run of OH*Wp values per (image, channel)
                 off = i * dh * wp + j * dw
                 cols[:, i, j] = flat[:, :, off:off + length].transpose(1, 0, 2)  # (C, Nb, L)
             else:
@@ -241,9 +242,10 @@ def _block_col2im(dcols: np.ndarray, nb: int, p: _Plan, s: _Scratch) -> np.ndarr
     dxp[...] = 0
     flat = dxp.reshape(nb, c, -1)  # (Nb, C, (Hp+1)*Wp)
     cols = dcols.reshape(c, kh, kw, nb, length)  # (C, KH, KW, Nb, L)
+    wide = p.wide
     for i in range(kh):
         for j in range(kw):
-            if p.wide:
+            if wide:
                 off = i * dh * wp + j * dw
                 flat[:, :, off:off + length] += cols[:, i, j].transpose(1, 0, 2)  # (Nb, C, L)
             else:
