@@ -175,6 +175,9 @@ def child(threads: int, rounds: int) -> int:
     import numpy as np
 
     from minicnn.commands.bench import alternate, gemm_gflops
+    from minicnn.threads import keep_freed_memory
+
+    keep_freed_memory()  # as the `minicnn` command does; process-wide, so PyTorch's arrays profit too
 
     try:
         import torch
