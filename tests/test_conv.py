@@ -163,6 +163,7 @@ def test_image_blocks_give_the_whole_batch_result(monkeypatch, images_per_block,
     want_y = conv2d(x, w, None, stride, 1, dilation, groups, "direct")
     dy = rng.standard_normal(want_y.shape)
     want = conv2d_backward(dy, x, w, stride, 1, dilation, groups, "direct")
+    monkeypatch.setattr(conv_im2col, "COPY_THREADS", 1)  # one-thread block budget, BLOCK_VALUES
     plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
     monkeypatch.setattr(conv_im2col, "BLOCK_VALUES", images_per_block * 4 * 9 * plan.length)
     plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)

@@ -25,7 +25,10 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
 
 - a block holds about BLOCK_VALUES column entries (2 MB of float32), so its columns are written and
   read back by the GEMM while still in cache; the whole batch's columns (75 MB for CIFAR's 32->32
-  layer at batch 64) never exist, and the copy runs at cache speed instead of memory speed;
+  layer at batch 64) never exist, and the copy runs at cache speed instead of memory speed. With more
+  than one BLAS thread the blocks are 8x larger (THREADED_BLOCK_VALUES): every GEMM call wakes the
+  OpenBLAS threads, which then spin while Python copies the next block, and on a busy machine many
+  small calls ran 3x slower per step than few large ones (cifar_net, 2 threads, load average 7.6);
 - backward REBUILDS each block's columns from the cached x instead of keeping forward's: the copy is
   cheap in cache, and a layer then holds nothing but its input between calls;
 - stride 1 uses "wide rows": the padded block is flattened per map (row length Wp), so tap (i, j) is the
@@ -55,7 +58,8 @@ from .checks import conv_output_size
 
 Pair = tuple[int, int]
 
-BLOCK_VALUES = 2**19  # column entries built per block of images (2 MB of float32)
+BLOCK_VALUES = 2**19  # column entries built per block of images (2 MB of float32), one thread
+THREADED_BLOCK_VALUES = 2**22  # the same with several BLAS threads: fewer, larger GEMM calls (16 MB)
 COPY_THREADS = configured_threads()  # threads of the depthwise loops: as many as BLAS (minicnn.threads)
 PARALLEL_MIN_VALUES = 2**17  # depthwise jobs smaller than this run in one thread (a hand-off costs ~50 us)
 FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
@@ -180,7 +184,8 @@ def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padd
     wide = stride == (1, 1)
     hp, wp = h + 2 * padding[0] + wide, wd + 2 * padding[1]
     width = wp if wide else ow
-    block = max(1, min(n, BLOCK_VALUES // (c * kh * kw * oh * width)))
+    budget = BLOCK_VALUES if COPY_THREADS == 1 else THREADED_BLOCK_VALUES
+    block = max(1, min(n, budget // (c * kh * kw * oh * width)))
     return _Plan(c, t, groups, (kh, kw), stride, padding, dilation, (oh, ow), (hp, wp), width, block)
 
 
