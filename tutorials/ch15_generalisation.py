@@ -15,18 +15,23 @@ TITLE = "Generalisation: early stopping, weight decay, bagging"
 SUMMARY = "a run that overfits, the same run stopped early or with weight decay, and averaged models, measured"
 
 _CACHE: dict = {}
-N_TRAIN, N_VAL = 300, 1000  # few training images: LeNet-5 memorises them and the validation loss turns up
+N_TRAIN = 300  # few training images: LeNet-5 memorises them and the validation loss turns up
 EPOCHS = 25
 WEIGHT_DECAY = 0.01
 
 
 def _split(t) -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
-    """300 MNIST training images, 1,000 held-out validation images (from the training set), and test images."""
-    n_test = 1000 if t.quick else 5000
-    ds = small_dataset("mnist", N_TRAIN + N_VAL, n_test)
+    """300 MNIST training images, held-out validation images (from the training set), and test images."""
+    n_val, n_test = _sizes(t)
+    ds = small_dataset("mnist", N_TRAIN + n_val, n_test)
     val = (ds.x_train[N_TRAIN:], ds.y_train[N_TRAIN:])
     small = Dataset("mnist", ds.x_train[:N_TRAIN], ds.y_train[:N_TRAIN], ds.x_test, ds.y_test, ds.class_names)
     return small, val
+
+
+def _sizes(t) -> tuple[int, int]:
+    """Validation and test images: --quick measures on fewer."""
+    return (400, 1000) if t.quick else (1000, 5000)
 
 
 def _run(t, weight_decay: float) -> dict:
@@ -61,7 +66,7 @@ def _overfit(t):
     run = _run(t, 0.0)
     h = run["history"]
     t.say(f"LeNet-5 on only {N_TRAIN} MNIST images for {EPOCHS} epochs (SGD, lr 0.01, momentum 0.9, batch 32); "
-          f"the validation loss is measured after every epoch on {N_VAL:,} other training images.")
+          f"the validation loss is measured after every epoch on {_sizes(t)[0]:,} other training images.")
     t.table(["epoch", "train loss", "val loss", "train acc", "val acc"],
             [[r["epoch"], f"{r['train_loss']:.3f}", f"{r['val_loss']:.3f}", f"{r['train_acc']:.1%}",
               f"{r['val_acc']:.1%}"] for r in h if r["epoch"] % 3 == 1 or r["epoch"] in (run["best_epoch"], EPOCHS)])
