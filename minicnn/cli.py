@@ -18,26 +18,50 @@ import pkgutil
 import sys
 
 from minicnn import __version__, commands
+from minicnn.threads import (
+    THREAD_VARIABLES,
+    configured_threads,
+    keep_freed_memory,
+    parse_threads,
+    set_thread_environment,
+)
 
 DEFAULT_THREADS = 1
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _set_threads(argv: list[str] | None) -> None:
-    """Fix the BLAS thread count before NumPy is imported (it is read once, at import).
+def _set_threads(argv: list[str], numpy_imported: bool = False) -> str | None:
+    """Check the thread count and, before NumPy is imported, fix it (BLAS reads it once, at import).
 
-    Default 1: for the small nets minicnn trains, one thread measured faster than two (LeNet-5 on
-    MNIST, 5,691 vs 4,637 images/s, `benchmarks/bench_train.py`), and two spinning OpenBLAS threads
-    stall up to 10x whenever another process is busy. `--threads 2` for bigger nets on an idle machine.
-    An OPENBLAS_NUM_THREADS already in the environment is respected when --threads is not given.
+    `--threads N` wins; else a thread variable already in the environment (OPENBLAS_NUM_THREADS, then
+    OMP_NUM_THREADS) is respected; else DEFAULT_THREADS. Default 1: for the small nets minicnn trains,
+    one thread measured faster than two (LeNet-5 on MNIST, 5,691 vs 4,637 images/s), and two spinning
+    OpenBLAS threads stall up to 10x whenever another process is busy. `--threads 2` for bigger nets
+    on an idle machine. Every value goes through `minicnn.threads.parse_threads`: a bad one (0, -1,
+    abc) is returned as a one-line message for the caller to refuse the run with — after argparse has
+    had its say, so `minicnn --help` still works — and the variables are then set to the default so
+    that nothing imported meanwhile computes with it.
     """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--threads", type=int, default=None)
-    threads = pre.parse_known_args(argv)[0].threads
-    if threads is None and "OPENBLAS_NUM_THREADS" in os.environ:
-        return
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads or DEFAULT_THREADS)
+    pre.add_argument("--threads", default=None)
+    given = pre.parse_known_args(argv)[0].threads
+    try:
+        threads = DEFAULT_THREADS if given is None else parse_threads(given, "--threads")
+        if given is None and any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES):
+            configured_threads()  # respected, once checked
+            return None
+        error = None
+    except ValueError as e:
+        threads, error = DEFAULT_THREADS, str(e)
+    if not numpy_imported or error is not None:
+        set_thread_environment(threads)
+    return error
+
+
+def _threads_type(value: str) -> int:
+    try:
+        return parse_threads(value, "--threads")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `minicnn COMMAND --help` for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"minicnn {__version__}")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=_threads_type, default=None, metavar="N",
                         help=f"BLAS/FFT threads (default {DEFAULT_THREADS}, or $OPENBLAS_NUM_THREADS if set; "
                              f"one is fastest for small nets and immune to stalls when the machine is busy)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -64,13 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if "numpy" not in sys.modules:
-        _set_threads(sys.argv[1:] if argv is None else argv)
+    thread_error = _set_threads(sys.argv[1:] if argv is None else argv, "numpy" in sys.modules)
+    if thread_error is not None and "--threads" in thread_error:
+        print(f"minicnn: {thread_error}", file=sys.stderr)
+        return 2
+    keep_freed_memory()  # activations reuse freed memory instead of page-faulting it in every step
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    if thread_error is not None:  # a bad thread variable: refused only now, so that --help works
+        print(f"minicnn: {thread_error} (or pass --threads N)", file=sys.stderr)
+        return 2
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from minicnn.functional.conv import (
     conv_transpose2d,
     flip_kernel,
 )
-from minicnn.functional.conv_im2col import col2im, im2col, set_memory_budget
+from minicnn.functional.conv_im2col import col2im, im2col
 from minicnn.functional.locally_connected import locally_connected2d
 from minicnn.gradcheck import gradcheck
 
@@ -151,21 +151,33 @@ def test_im2col_and_col2im_are_adjoint():
     np.testing.assert_allclose(np.sum(cols * r), np.sum(x * back), rtol=1e-12)  # <Ax, r> = <x, A^T r>
 
 
-def test_memory_budget_chunks_the_batch_with_the_same_result():
+@pytest.mark.parametrize("images_per_block", [1, 2])
+@pytest.mark.parametrize("groups,stride,dilation", [(1, 1, 1), (1, 2, 1), (2, 1, 2), (2, 2, 1)])
+def test_image_blocks_give_the_whole_batch_result(monkeypatch, images_per_block, groups, stride, dilation):
+    """The layer path runs on blocks of images (one image, or two, here); the plain whole-batch
+    im2col/col2im and the direct loops are the references."""
+    from minicnn.functional import conv_im2col
+
     rng = np.random.default_rng(3)
-    x, w = rng.standard_normal((5, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
-    dy = rng.standard_normal((5, 4, 8, 8))
-    whole = conv2d(x, w, padding=1), conv2d_backward(dy, x, w, padding=1)
-    old = set_memory_budget(3 * 9 * 64 * 8 * 2)  # room for two images' columns
-    try:
-        ws: dict = {}
-        chunked = conv2d(x, w, padding=1, workspace=ws), conv2d_backward(dy, x, w, padding=1, workspace=ws)
-        assert ws["cols"].shape[1] == 64  # chunks of 2 + 2 + 1 images; the buffer holds the last one
-    finally:
-        set_memory_budget(old)
-    np.testing.assert_allclose(chunked[0], whole[0], atol=1e-12)
-    for a, b in zip(chunked[1], whole[1], strict=True):
+    x, w = rng.standard_normal((5, 4, 8, 8)), rng.standard_normal((6, 4 // groups, 3, 3))
+    want_y = conv2d(x, w, None, stride, 1, dilation, groups, "direct")
+    dy = rng.standard_normal(want_y.shape)
+    want = conv2d_backward(dy, x, w, stride, 1, dilation, groups, "direct")
+    plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
+    monkeypatch.setattr(conv_im2col, "BLOCK_VALUES", images_per_block * 4 * 9 * plan.length)
+    plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
+    assert plan.block == images_per_block  # 5 images: blocks of 1, or 2 + 2 + 1
+    np.testing.assert_allclose(conv2d(x, w, None, stride, 1, dilation, groups), want_y, atol=1e-12)
+    for a, b in zip(conv2d_backward(dy, x, w, stride, 1, dilation, groups), want, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_whole_batch_im2col_gemm_is_the_convolution():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((3, 2, 7, 6)), rng.standard_normal((4, 2, 3, 2))
+    cols = im2col(x, (3, 2), (2, 1), (1, 0), (1, 1))
+    y = (w.reshape(4, -1) @ cols).reshape(4, 3, 4, 5).transpose(1, 0, 2, 3)  # (N, T, OH, OW)
+    np.testing.assert_allclose(y, conv2d(x, w, None, (2, 1), (1, 0), method="direct"), atol=1e-12)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -296,18 +308,20 @@ def test_bad_input_names_layer_expected_and_received():
             "dy", str(y.shape))
 
 
-@pytest.mark.parametrize("groups,stride", [(1, 1), (1, 2), (4, 1), (4, 2)])
-def test_threaded_copies_and_image_blocks_give_the_same_numbers(monkeypatch, groups, stride):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_threaded_depthwise_blocks_give_the_direct_numbers(monkeypatch, stride):
+    """Depthwise runs on cache blocks of images spread over threads; with a block of ONE image and three
+    threads, the per-block weight gradients (stride 1) must add up to the direct method's."""
     from minicnn.functional import conv_im2col
 
     rng = np.random.default_rng(9)
-    x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((4, 4 // groups, 3, 3))
-    dy = rng.standard_normal(conv2d(x, w, None, stride, 1, 1, groups).shape)
-    want = conv2d(x, w, None, stride, 1, 1, groups, "direct"), *conv2d_backward(dy, x, w, stride, 1, 1, groups, "direct")
+    x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((4, 1, 3, 3))
+    dy = rng.standard_normal(conv2d(x, w, None, stride, 1, 1, 4).shape)
+    want = conv2d(x, w, None, stride, 1, 1, 4, "direct"), *conv2d_backward(dy, x, w, stride, 1, 1, 4, "direct")
     monkeypatch.setattr(conv_im2col, "COPY_THREADS", 3)
     monkeypatch.setattr(conv_im2col, "PARALLEL_MIN_VALUES", 0)
-    monkeypatch.setattr(conv_im2col, "DX_BLOCK_VALUES", 1)  # backward's dcols + col2im one image at a time
-    got = conv2d(x, w, None, stride, 1, 1, groups), *conv2d_backward(dy, x, w, stride, 1, 1, groups)
+    monkeypatch.setattr(conv_im2col, "CACHE_VALUES", 1)  # every block is one image
+    got = conv2d(x, w, None, stride, 1, 1, 4), *conv2d_backward(dy, x, w, stride, 1, 1, 4)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-12)
 
@@ -327,3 +341,16 @@ def test_first_layer_can_skip_the_input_gradient(method):
     assert skip.backward(dy) is None
     np.testing.assert_allclose(skip.weight.grad, full.weight.grad, atol=1e-12)
     np.testing.assert_allclose(skip.bias.grad, full.bias.grad, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p,d", [(3, 1, 1, 1), (3, 1, 0, 2), (2, 1, 2, 1), (1, 1, 1, 1), (3, 2, 1, 1)])
+def test_depthwise_paths_against_scipy(k, s, p, d):
+    """Depthwise (groups = C = T) runs as taps side by side + a batched vector-matrix product at stride 1,
+    dx as the flipped-kernel correlation (padding <= E - 1) or tap by tap (larger padding, stride 2)."""
+    rng = np.random.default_rng(11)
+    x, w, b = rng.standard_normal((3, 4, 7, 8)), rng.standard_normal((4, 1, k, k)), rng.standard_normal(4)
+    y_ref, backward_ref = scipy_conv(x, w, b, (s, s), (p, p), (d, d), 4)
+    dy = rng.standard_normal(y_ref.shape)
+    np.testing.assert_allclose(conv2d(x, w, b, s, p, d, 4), y_ref, atol=1e-10)
+    for got, want in zip(conv2d_backward(dy, x, w, s, p, d, 4), backward_ref(dy), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-10)

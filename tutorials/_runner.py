@@ -52,8 +52,6 @@ FOLD_MARK = "┆"  # the gutter of a folded source line's continuation rows
 FOLD_AFTER = ",([{=+*/"  # a code line may be folded after one of these when it has no space to fold at
 MIN_RUN_TO_FOLD = 3  # this many passing checks in a row print as one line (unless --verbose)
 PROMPT_ROWS = 2  # rows a page keeps free: the prompt and the reader's answer
-COLUMN_BUDGET = 32 * 2**20  # im2col column matrix per call while a chapter runs: keeps each chapter's peak
-# memory under 500 MB (evaluating 500 images at once otherwise builds ~400 MB of columns)
 
 # What a terminal that cannot print Unicode shows instead (anything else: NFKD, then '?').
 ASCII = {"━": "=", "─": "-", "│": "|", "┌": "+", "└": "+", "┐": "+", "┘": "+", FOLD_MARK: ":", "░": ".",
@@ -524,13 +522,7 @@ def run_steps(module: ModuleType, number: int, pause: bool = True, start: int = 
                    f"(try --step 1)")
         print(to_ascii(message) if not unicode_ok(err) else message, file=err)
         return 2
-    from minicnn.functional import conv_im2col
-
-    previous_budget = conv_im2col.set_memory_budget(COLUMN_BUDGET)
-    try:
-        return _run(t, module, number, steps, pause, start, next_chapter, exercises)
-    finally:
-        conv_im2col.set_memory_budget(previous_budget)
+    return _run(t, module, number, steps, pause, start, next_chapter, exercises)
 
 
 def _run(t: Tutorial, module: ModuleType, number: int, steps: Sequence[Step], pause: bool, start: int,

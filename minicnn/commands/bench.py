@@ -13,7 +13,6 @@ installed (it is never a dependency), and the kernel size where FFT starts to be
 
 from __future__ import annotations
 
-import os
 import time
 import tracemalloc
 
@@ -36,25 +35,35 @@ def run(args) -> int:
 # ---- measuring helpers ---------------------------------------------------------------------------------
 
 def threads() -> int:
-    """BLAS threads NumPy uses here: OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS), else every core."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return os.cpu_count() or 1
+    """BLAS threads NumPy uses here (`minicnn.threads.configured_threads`)."""
+    from minicnn.threads import configured_threads
+
+    return configured_threads()
+
+
+def alternate(engines: dict, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """THE timing helper of minicnn's benchmarks: wall seconds of each engine's fn(), in alternating
+    rounds (engine A, engine B, A, B, ...) so that all of them see the same machine load.
+
+    engines: name -> fn(); returns name -> one time per round (report the median). `warmup` untimed
+    rounds come first (first-call allocations, lazy imports)."""
+    for _ in range(warmup):
+        for fn in engines.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, fn in engines.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def median_ms(fn, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of fn() in milliseconds."""
+    """Median wall time of fn() in milliseconds (`alternate` with one engine)."""
     import numpy as np
 
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1e3
+    return float(np.median(alternate({"fn": fn}, repeats, warmup)["fn"])) * 1e3
 
 
 def peak_extra_bytes(fn) -> int:
@@ -133,9 +142,15 @@ def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True)
 
     total = median_ms(fwd_bwd, repeats)
     peak = peak_extra_bytes(fwd_bwd) if memory else 0
-    held = sum(a.nbytes for key, a in layer._workspace.items()  # "*_of" entries are the input itself
-               if isinstance(a, np.ndarray) and not key.endswith("_of"))
-    return fwd, max(total - fwd, 0.0), peak + held, y.shape
+    return fwd, max(total - fwd, 0.0), peak + _held_bytes(layer), y.shape
+
+
+def _held_bytes(layer) -> int:
+    """Bytes a convolution layer keeps between calls besides its input (its ConvWorkspace)."""
+    from minicnn.functional.workspace import as_workspace
+
+    workspace = as_workspace(layer._workspace)
+    return 0 if workspace is None else workspace.nbytes
 
 
 def _time_torch(torch, n, c, t, k, h, stride, pad, groups, repeats) -> float:
@@ -158,8 +173,8 @@ def bench_conv(args) -> int:
     print(f"minicnn bench conv: batch 64, float32, {threads()} BLAS thread(s), median of {repeats}")
     print(f"machine float32 GEMM (2048^3, measured now): {gemm:.1f} GFLOP/s")
     print("GFLOP/s counts forward + backward (3x the forward flops); 'of GEMM' = that rate / the GEMM rate;")
-    print("peak = largest extra memory allocated during one forward+backward (tracemalloc) plus the scratch")
-    print("       buffers the layer keeps between calls (im2col columns, padded input; FFT of the input).")
+    print("peak = largest extra memory allocated during one forward+backward (tracemalloc) plus what")
+    print("       the layer keeps between calls besides its input (FFT: the input's spectrum).")
     head = f"{'case':<30}{'method':<8}{'fwd ms':>8}{'bwd ms':>8}{'GFLOP/s':>9}{'of GEMM':>8}{'peak MB':>9}"
     if torch is not None:
         head += f"{'torch ms':>10}{'ours/torch':>11}"

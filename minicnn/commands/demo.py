@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from minicnn.spiral import make_spiral, train_spiral
+    from minicnn.app.spiral import make_spiral, train_spiral
 
     if args.steps < 1:
         print(f"minicnn demo: expected --steps >= 1, got {args.steps}")

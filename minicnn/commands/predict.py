@@ -11,7 +11,7 @@ BRIGHT_BACKGROUND = 0.5  # a 1-channel image whose mean exceeds this is dark-on-
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train")
+    parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train, or a compressed .fr.npz")
     parser.add_argument("images", nargs="+", help="PNG or NPY files (NPY: (H, W), (H, W, C) or (C, H, W))")
     parser.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                         help="invert grey images (MNIST digits are light on dark); auto inverts a mostly "
@@ -61,18 +61,17 @@ def load_image(path: str, input_shape: tuple[int, int, int], invert: str = "auto
 def run(args) -> int:
     import numpy as np
 
-    from minicnn.checkpoint import CheckpointError, build_model, load_checkpoint
-    from minicnn.data import standardize
+    from minicnn.app import ModelFileError, load_model
     from minicnn.losses import log_softmax
 
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        model = build_model(ckpt)
-    except CheckpointError as e:
+        loaded = load_model(args.checkpoint)
+        if loaded.input_shape is None or loaded.class_names is None:
+            raise ModelFileError(f"{args.checkpoint} does not record its input shape and class names")
+    except ModelFileError as e:
         print(f"minicnn predict: {e}", file=sys.stderr)
         return 2
-    shape = tuple(ckpt.meta["input_shape"])
-    names = ckpt.meta["class_names"]
+    shape, names = loaded.input_shape, loaded.class_names
     code = 0
     for path in args.images:
         try:
@@ -81,8 +80,8 @@ def run(args) -> int:
             print(f"{path}: cannot read ({e})", file=sys.stderr)
             code = 2
             continue
-        x = standardize(img[None], ckpt.meta["mean"], ckpt.meta["std"])  # (1, C, H, W)
-        probs = np.exp(log_softmax(model.forward(x).astype(np.float64)))[0]
+        x = loaded.normalize(img[None])  # (1, C, H, W)
+        probs = np.exp(log_softmax(loaded.model.forward(x).astype(np.float64)))[0]
         top = np.argsort(probs)[::-1][:TOP_K]
         ranked = ", ".join(f"{names[k]} {probs[k]:.1%}" for k in top)
         print(f"{path}: {names[top[0]]}  ({ranked})" + (f"  [{'; '.join(notes)}]" if notes else ""))

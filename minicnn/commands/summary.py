@@ -24,10 +24,23 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def run(args) -> int:
-    import inspect
-
+def report(name: str, input_shape: tuple[int, int, int], num_classes: int | None = None,
+           width: float | None = None) -> str:
+    """What `minicnn summary NAME --input C,H,W` prints: the per-layer table of `minicnn.analysis`, its
+    totals and the per-layer-type breakdown (MobileNet's Table 2), for the registered model `name`
+    built for images `input_shape` (num_classes / width: the model's defaults when None).
+    Raises ValueError for an unknown model or an input the model cannot take."""
     from minicnn.analysis import analyze
+    from minicnn.models import build, config_for
+
+    c, h, w = input_shape
+    model = build(name, **config_for(name, input_shape, num_classes=num_classes, width=width))
+    summary = analyze(model, input_shape)
+    return "\n".join([f"{name}  input {c}x{h}x{w}", summary.table(), "",
+                      "resources per layer type (weights only; cf. MobileNet Table 2)", summary.breakdown_table()])
+
+
+def run(args) -> int:
     from minicnn.models import MODELS
 
     if args.model in (None, "list"):
@@ -37,28 +50,14 @@ def run(args) -> int:
         print(f"minicnn summary: unknown model {args.model!r}; choose one of: {', '.join(sorted(MODELS))}")
         return 2
     try:
-        c, h, w = _parse_shape(args.input)
+        shape = _parse_shape(args.input)
     except ValueError as e:
         print(e)
         return 2
-    constructor = MODELS[args.model]
-    options = {"in_channels": c}
-    if args.num_classes is not None:
-        options["num_classes"] = args.num_classes
-    if args.width is not None:
-        options["width"] = args.width
-    accepts = inspect.signature(constructor).parameters
-    if "image_size" in accepts or any(p.kind is p.VAR_KEYWORD for p in accepts.values()):
-        options["image_size"] = h
     try:
-        model = constructor(**options)
-        summary = analyze(model, (c, h, w))
+        text = report(args.model, shape, args.num_classes, args.width)
     except ValueError as e:
         print(f"minicnn summary: {e}")
         return 2
-    print(f"{args.model}  input {c}x{h}x{w}")
-    print(summary.table())
-    print()
-    print("resources per layer type (weights only; cf. MobileNet Table 2)")
-    print(summary.breakdown_table())
+    print(text)
     return 0

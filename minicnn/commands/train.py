@@ -45,31 +45,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
 
 
-def build_model(name: str, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0,
-                method: str = "im2col"):
-    """Instantiate registered model `name` for images (C, H, W); returns (model, config passed)."""
-    import inspect
-
-    from minicnn.models import MODELS
-
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
-    accepted = inspect.signature(MODELS[name]).parameters
-    wanted = {"num_classes": num_classes, "in_channels": input_shape[0], "width": width,
-              "image_size": input_shape[1], "method": method}
-    config = {k: v for k, v in wanted.items() if k in accepted}
-    return MODELS[name](**config), config
-
-
 def run(args) -> int:
     from pathlib import Path
 
     import numpy as np
 
     from minicnn import core, optim
-    from minicnn.checkpoint import CheckpointError, load_checkpoint
+    from minicnn.app.checkpoint import CheckpointError, load_checkpoint
+    from minicnn.app.train import CHECKPOINT_NAME, fit
     from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
-    from minicnn.train import CHECKPOINT_NAME, fit
+    from minicnn.models import build, config_for
 
     def fail(message: str, code: int = EXIT_DATA) -> int:
         print(f"minicnn train: {message}", file=sys.stderr)
@@ -96,7 +81,9 @@ def run(args) -> int:
 
     core.manual_seed(args.seed)
     try:
-        model, config = build_model(args.model, ds.num_classes, ds.input_shape, args.width, args.method)
+        config = config_for(args.model, ds.input_shape, num_classes=ds.num_classes, width=args.width,
+                            method=args.method)
+        model = build(args.model, **config)
     except ValueError as e:
         return fail(str(e))
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{args.model}-seed{args.seed}")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.core import FileFormatError
+
 from .readers import (
     CIFAR_FOLDER,
     CIFAR_META,
@@ -36,8 +38,8 @@ from .readers import (
     CIFAR_TRAIN_BATCHES,
     DataFormatError,
     read_cifar10,
+    read_dataset_npz,
     read_idx,
-    read_npz,
     to_unit_float,
 )
 
@@ -72,7 +74,12 @@ class DatasetError(RuntimeError):
     what to do; command-line tools print it without a traceback."""
 
 
-class ChecksumError(DatasetError):
+class DatasetFormatError(DatasetError, DataFormatError):
+    """A dataset file is there but damaged or of the wrong structure. Both a DatasetError (what command-line
+    tools catch) and a ValueError (`minicnn.core.FileFormatError`, what every damaged-file error is)."""
+
+
+class ChecksumError(DatasetError, FileFormatError):
     """A file's size or digest differs from checksums.txt: corrupt, truncated or not the official file."""
 
 
@@ -108,7 +115,12 @@ class Dataset:
         return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
     def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
-        """The first `train` training and first `test` test images (None = all); arrays are views."""
+        """The first `train` training and first `test` test images (None = all); arrays are views.
+        A count must lie in 1..available: a negative one would silently mean "all but the last"."""
+        for split, n, available in (("train", train, len(self.x_train)), ("test", test, len(self.x_test))):
+            if n is not None and not (isinstance(n, int | np.integer) and 1 <= n <= available):
+                raise ValueError(f"Dataset.subset: expected {split} between 1 and {available} "
+                                 f"({self.name} has {available} {split} images), got {n!r}")
         return Dataset(self.name, self.x_train[:train], self.y_train[:train], self.x_test[:test],
                        self.y_test[:test], list(self.class_names), dict(self.extra))
 
@@ -247,7 +259,7 @@ def _load_idx_dataset(name: str, data_dir, allow_download: bool) -> Dataset:
     try:
         x_train, y_train, x_test, y_test = (read_idx(p) for p in paths)
     except DataFormatError as e:
-        raise DatasetError(str(e)) from e
+        raise DatasetFormatError(str(e)) from e
     return Dataset(name, to_unit_float(x_train[:, None], name), y_train.astype(np.int64),  # (N, 1, 28, 28)
                    to_unit_float(x_test[:, None], name), y_test.astype(np.int64), list(SOURCES[name][3]))
 
@@ -272,7 +284,7 @@ def _load_cifar10(data_dir, allow_download: bool) -> Dataset:
     try:
         arrays = read_cifar10(source)
     except DataFormatError as e:
-        raise DatasetError(str(e)) from e
+        raise DatasetFormatError(str(e)) from e
     return Dataset("cifar10", to_unit_float(arrays["x_train"], "cifar10"), arrays["y_train"],
                    to_unit_float(arrays["x_test"], "cifar10"), arrays["y_test"],
                    arrays["class_names"] or list(CIFAR_CLASSES))
@@ -297,9 +309,9 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         if not path.is_file():
             raise DatasetError(f"{path}: no such .npz file")
         try:
-            arrays = read_npz(path)
+            arrays = read_dataset_npz(path)
         except DataFormatError as e:
-            raise DatasetError(str(e)) from e
+            raise DatasetFormatError(str(e)) from e
         return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        arrays["class_names"], arrays["extra"])
     raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES)} or a path to a .npz file "

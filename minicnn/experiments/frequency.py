@@ -1,11 +1,12 @@
 """`minicnn experiment frequency`: Frequency Regularization of LeNet-5 on real MNIST (seed 002).
 
-1. Train the dense LeNet-5 (61,706 parameters) with `minicnn.train.train_epoch`.
+1. Train the dense LeNet-5 (61,706 parameters) with `minicnn.app.fit`.
 2. For each budget, start from the dense weights, `to_frequency`, and fine-tune while
-   `TailTruncation` lowers every layer's kept count per iteration (geometric decay) over the first
-   epochs; the last epoch trains at the final truncation point.
-3. Export the compressed file (float16 by default), RELOAD it into a fresh LeNet-5, and measure test
-   accuracy of the reloaded model: the numbers in the table are those of the deployable file.
+   `TailTruncation` (a `fit` callback) lowers every layer's kept count per iteration (geometric
+   decay) over the first epochs; the last epoch trains at the final truncation point.
+3. Export the compressed file (float16 by default), RELOAD it with `minicnn.app.load_model` (which
+   rebuilds the architecture from the file alone), and measure test accuracy of the reloaded model:
+   the numbers in the table are those of the deployable file.
 
 Budgets: "P%" keeps P% of every weight tensor (rounded up, at least `--floor`), biases stored whole;
 a plain number N is the TOTAL of stored numbers (kept DCT coefficients + every bias number), split over
@@ -14,9 +15,9 @@ the weight layers by `allocate_budget` (in proportion to size**power, at least `
 entries (LeNet-5 has 236 biases and no buffers) or, with --bias-keep K, the K kept DCT coefficients
 of each bias vector. Not counted: shapes, k per tensor and the normalisation mean/std (JSON metadata).
 Options: --no-bias (a bias-free LeNet-5), --bias-keep K (biases in the DCT domain, `frequency_biases`),
---c5-conv (fc1 computed as LeNet-5's C5 5x5 convolution: the same function, but its DCT runs over
-(120, 16, 5, 5), so a few low frequencies are smooth over space instead of nearly constant per channel
-as in the flattened (120, 400) layout).
+--c5-conv (`lenet5(c5_conv=True)`: fc1 computed as LeNet-5's C5 5x5 convolution: the same function,
+but its DCT runs over (120, 16, 5, 5), so a few low frequencies are smooth over space instead of nearly constant
+per channel as in the flattened (120, 400) layout).
 
 Measured 2026-11-22 on the shared 2-core machine (dense LeNet-5: 2 Adam epochs, 98.58%; 98.46% with
 --c5-conv (98.27% with --seed 1), 98.45% with --no-bias), accuracy of the reloaded float16 file on the
@@ -105,7 +106,7 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
     """Per-layer kept counts for a parsed budget (see the module docstring), for the weight layers of
     `model` (after `to_frequency`). With `bias_keep`, the biases will be stored as their first
     `bias_keep` DCT coefficients (`frequency_biases`), and that is what a total budget reserves for them."""
-    from minicnn.frequency import allocate_budget, frequency_layers, stored_numbers
+    from minicnn.app.frequency import allocate_budget, frequency_layers, stored_numbers
     from minicnn.layers.dct import keep_count
 
     kind, value = budget
@@ -124,36 +125,13 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
     return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
 
 
-def with_c5_conv(model):
-    """LeNet-5 (`minicnn.models.lenet5`, in place): `Flatten, Linear(c2*5*5, f1)` (children 6, 7) become
-    `Conv2D(c2, f1, 5), Flatten` -- on the (N, c2, 5, 5) maps a valid 5x5 convolution IS that fully-connected
-    layer, its weight (f1, c2, 5, 5) being the Linear weight (f1, c2*25) unflattened (c, h, w order)."""
-    from minicnn import layers as L
-    from minicnn.frequency import _replace_child
+def _train(model, ds, optimizer, epochs: int, batch_size: int, seed: int, label: str, schedule=None,
+           callbacks=()) -> None:
+    """`fit` without files, one printed line per epoch prefixed by `label`."""
+    from minicnn.app import fit
 
-    conv2, fc1 = model[3], model[7]
-    side = int(round((fc1.in_features // conv2.out_channels) ** 0.5))
-    if conv2.out_channels * side * side != fc1.in_features:
-        raise ValueError(f"experiment frequency: --c5-conv expects square maps before fc1, got {fc1.in_features} "
-                         f"inputs for {conv2.out_channels} channels")
-    c5 = L.Conv2D(conv2.out_channels, fc1.out_features, side, bias=fc1.bias is not None)
-    c5.weight.data = fc1.weight.data.reshape(c5.weight.shape).copy()  # (f1, c2, side, side)
-    if fc1.bias is not None:
-        c5.bias.data = fc1.bias.data.copy()
-    _replace_child(model, "6", c5)
-    _replace_child(model, "7", L.Flatten())
-    return model
-
-
-def _train(model, ds, optimizer, epochs: int, batch_size: int, seed: int, schedule=None, label: str = ""):
-    from minicnn.train import evaluate, train_epoch
-
-    for epoch in range(epochs):
-        state = train_epoch(model, ds.x_train, ds.y_train, optimizer, batch_size=batch_size, seed=seed,
-                            epoch=epoch, schedule=schedule, progress=False)
-        acc = evaluate(model, ds.x_test, ds.y_test).accuracy
-        print(f"  {label} epoch {epoch + 1}/{epochs}: train loss {state.loss:.4f}, test accuracy {acc:.2%}, "
-              f"{state.images_per_s:,.0f} img/s", flush=True)
+    fit(model, ds, optimizer, epochs=epochs, batch_size=batch_size, seed=seed, schedule=schedule,
+        callbacks=callbacks, progress=False, log=lambda message: print(f"  {label} {message}", flush=True))
 
 
 def plot(rows: list[dict], dense_acc: float, dense_numbers: int, path: Path) -> None:
@@ -203,115 +181,38 @@ def format_table(rows: list[dict], dense: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
+def fine_tune(dense, config: dict, budget, label: str, ds, args):
+    """A copy of `dense` converted with `to_frequency` (and `frequency_biases` with --bias-keep),
+    fine-tuned with `fit` while a per-iteration `TailTruncation` lowers every layer's kept count to the
+    budget's targets over --truncate-epochs; the learning rate decays geometrically to --final-lr."""
     from minicnn import core
-    from minicnn.checkpoint import load_checkpoint, restore, save_checkpoint
-    from minicnn.data import DatasetError, load_dataset, standardize
-    from minicnn.frequency import (
-        TailTruncation,
-        dense_float32_bytes,
-        frequency_biases,
-        frequency_layers,
-        load_compressed,
-        save_compressed,
-        stored_numbers,
-        to_frequency,
-    )
-    from minicnn.models import MODELS
+    from minicnn.app.frequency import TailTruncation, frequency_biases, frequency_layers, to_frequency
+    from minicnn.models import build
     from minicnn.optim import Adam
-    from minicnn.train import evaluate
 
-    try:
-        budgets = [(text.strip(), parse_budget(text)) for text in args.budgets.split(",") if text.strip()]
-        ds = load_dataset("mnist", args.data_dir)
-    except (ValueError, DatasetError) as e:
-        print(f"minicnn experiment frequency: {e}")
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    mean, std = ds.channel_stats()
-    ds.x_train = standardize(ds.x_train[:args.train_images], mean, std)
-    ds.y_train = ds.y_train[:args.train_images]
-    ds.x_test = standardize(ds.x_test, mean, std)
-    config = {k: v for k, v in (("bias", not args.no_bias), ("width", args.width))
-              if v != {"bias": True, "width": 1.0}[k]}  # only non-default lenet5 arguments
-    # --c5-conv is not a lenet5 argument: the meta says so (rebuild with experiments.frequency.with_c5_conv)
-    meta_extra = {"c5_conv": True} if args.c5_conv else {}
-
-    def build():
-        model = MODELS["lenet5"](**config)
-        if args.c5_conv:
-            with_c5_conv(model)
-        return model
-
-    def build_frequency():  # the architecture of the FR model, for reloading its file
-        model = to_frequency(build())
-        return frequency_biases(model) if args.bias_keep is not None else model
-
-    meta = {"model": "lenet5", "config": config, **meta_extra, "dataset": "mnist", "mean": mean.tolist(),
-            "std": std.tolist(),
-            "input_shape": list(ds.input_shape), "class_names": ds.class_names}
-    steps_per_epoch = -(-len(ds.x_train) // args.batch_size)
-    dtype_name = "float32" if args.float32 else "float16"
-    print(f"MNIST: {len(ds.x_train):,} training / {len(ds.x_test):,} test images; LeNet-5 {config}; budgets "
-          f"{', '.join(b for b, _ in budgets)}; files stored as {dtype_name}", flush=True)
-
-    t0 = time.time()
     core.manual_seed(args.seed)
-    dense = build()
-    if args.dense:
-        restore(load_checkpoint(args.dense), dense, rng=False)
-        print(f"dense LeNet-5 loaded from {args.dense}")
-    else:
-        _train(dense, ds, Adam(dense.parameters(), lr=args.lr), args.dense_epochs, args.batch_size, args.seed,
-               label="dense")
-        save_checkpoint(out / "dense.ckpt.npz", dense, meta={**meta, "model_config": config})
-    dense_acc = evaluate(dense, ds.x_test, ds.y_test).accuracy
-    dense_numbers = dense.num_parameters()
-    dense_row = {"test_accuracy": dense_acc, "stored_numbers": dense_numbers,
-                 "biases": sum(p.size for n, p in dense.named_parameters() if n.endswith("bias")),
-                 "file_bytes": dense_float32_bytes(dense)}
-    print(f"dense LeNet-5: {dense_numbers:,} parameters, test accuracy {dense_acc:.2%} "
-          f"({time.time() - t0:.0f} s)", flush=True)
+    model = build("lenet5", **config)
+    model.load_state_dict(dense.state_dict())
+    to_frequency(model)
+    targets = targets_for(model, budget, args.floor, args.power, args.bias_keep)
+    if args.bias_keep is not None:
+        sizes = {n: layer.bias.size for n, layer in frequency_layers(model) if layer.bias is not None}
+        frequency_biases(model)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
+        targets = {**{(f"{n}.0" if n in sizes else n): k for n, k in targets.items()},
+                   **{f"{n}.1": min(args.bias_keep, size) for n, size in sizes.items()}}
+    steps_per_epoch = -(-len(ds.x_train) // args.batch_size)
+    truncation = TailTruncation(model, targets, steps=max(1, int(round(args.truncate_epochs * steps_per_epoch))),
+                                decay=args.decay)
+    lr0, lr1, total_steps = args.fr_lr, args.final_lr, args.fr_epochs * steps_per_epoch
+    print(f"budget {label}: per-layer targets {targets}", flush=True)
+    _train(model, ds, Adam(model.parameters(), lr=lr0), args.fr_epochs, args.batch_size, args.seed, label,
+           callbacks=[truncation], schedule=lambda t: lr0 * (lr1 / lr0) ** min(t / total_steps, 1.0))
+    truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
+    return model
 
-    rows = []
-    for text, budget in budgets:
-        t1 = time.time()
-        core.manual_seed(args.seed)
-        model = build()
-        model.load_state_dict(dense.state_dict())
-        to_frequency(model)
-        targets = targets_for(model, budget, args.floor, args.power, args.bias_keep)
-        if args.bias_keep is not None:
-            sizes = {n: layer.bias.size for n, layer in frequency_layers(model) if layer.bias is not None}
-            frequency_biases(model)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
-            targets = {**{(f"{n}.0" if n in sizes else n): k for n, k in targets.items()},
-                       **{f"{n}.1": min(args.bias_keep, size) for n, size in sizes.items()}}
-        truncate_steps = max(1, int(round(args.truncate_epochs * steps_per_epoch)))
-        total_steps = args.fr_epochs * steps_per_epoch
-        truncation = TailTruncation(model, targets, steps=truncate_steps, decay=args.decay)
-        lr0, lr1 = args.fr_lr, args.final_lr
-        schedule = truncation.with_lr(lambda t, a=lr0, b=lr1, n=total_steps: a * (b / a) ** min(t / n, 1.0))
-        optimizer = Adam(model.parameters(), lr=args.fr_lr)
-        print(f"budget {text}: per-layer targets {targets}", flush=True)
-        _train(model, ds, optimizer, args.fr_epochs, args.batch_size, args.seed, schedule=schedule, label=text)
-        truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
-        in_memory = evaluate(model, ds.x_test, ds.y_test).accuracy
-        path = out / f"lenet5_{text.replace('%', 'pct')}.fr.npz"
-        info = save_compressed(model, path, float16=not args.float32, meta=meta)
-        reloaded = load_compressed(path, build_frequency())
-        acc = evaluate(reloaded, ds.x_test, ds.y_test).accuracy
-        counts = stored_numbers(reloaded)
-        row = {"budget": text, "coefficients": counts["coefficients"], "biases": counts["other"],
-               "stored_numbers": counts["total"], "file_bytes": info["bytes"], "dtype": dtype_name,
-               "test_accuracy": acc, "in_memory_accuracy": in_memory,
-               "per_layer": {n: layer.keep for n, layer in frequency_layers(reloaded)},
-               "seconds": round(time.time() - t1, 1)}
-        rows.append(row)
-        print(f"budget {text}: {counts['total']} stored numbers ({counts['coefficients']} coefficients + "
-              f"{counts['other']} biases), {info['bytes']} bytes; test accuracy of the reloaded file {acc:.2%} "
-              f"(in memory {in_memory:.2%}), {row['seconds']:.0f} s", flush=True)
 
+def write_results(out: Path, rows: list[dict], dense_row: dict, args, seconds: float) -> None:
+    """Print the table and the verdict; write them (TXT), the rows (JSON, CSV) and the PNG to `out`."""
     table = format_table(rows, dense_row)
     ok = [r for r in rows if r["test_accuracy"] >= TARGET_ACCURACY]
     best = min(ok, key=lambda r: r["stored_numbers"]) if ok else None
@@ -325,13 +226,85 @@ def run(args) -> int:
     (out / "frequency_table.txt").write_text(table + "\n" + verdict + "\n")
     (out / "frequency_results.json").write_text(json.dumps(
         {"dense": dense_row, "rows": rows, "verdict": verdict, "settings": settings,
-         "seconds": round(time.time() - t0, 1)}, indent=1, default=str))
+         "seconds": round(seconds, 1)}, indent=1, default=str))
     with open(out / "frequency_results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "per_layer"] if rows else ["budget"])
         writer.writeheader()
         for r in rows:
             writer.writerow({k: v for k, v in r.items() if k != "per_layer"})
     if rows:
-        plot(rows, dense_acc, dense_numbers, out / "frequency_accuracy.png")
+        plot(rows, dense_row["test_accuracy"], dense_row["stored_numbers"], out / "frequency_accuracy.png")
+
+
+def run(args) -> int:
+    from minicnn import core
+    from minicnn.app import evaluate, load_model
+    from minicnn.app.checkpoint import load_checkpoint, restore, save_checkpoint
+    from minicnn.app.frequency import dense_float32_bytes, describe, frequency_layers, save_compressed, stored_numbers
+    from minicnn.data import DatasetError, load_dataset, standardize
+    from minicnn.models import build
+    from minicnn.optim import Adam
+
+    try:
+        budgets = [(text.strip(), parse_budget(text)) for text in args.budgets.split(",") if text.strip()]
+        ds = load_dataset("mnist", args.data_dir)
+    except (ValueError, DatasetError) as e:
+        print(f"minicnn experiment frequency: {e}")
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mean, std = ds.channel_stats()
+    ds.x_train = standardize(ds.x_train[:args.train_images], mean, std)
+    ds.y_train = ds.y_train[:args.train_images]
+    ds.x_test = standardize(ds.x_test, mean, std)
+    defaults = {"bias": True, "width": 1.0, "c5_conv": False}
+    config = {k: v for k, v in (("bias", not args.no_bias), ("width", args.width), ("c5_conv", args.c5_conv))
+              if v != defaults[k]}  # only non-default lenet5 arguments
+    described = {"dataset": "mnist", "mean": mean.tolist(), "std": std.tolist(),
+                 "input_shape": list(ds.input_shape), "class_names": ds.class_names}
+    dtype_name = "float32" if args.float32 else "float16"
+    print(f"MNIST: {len(ds.x_train):,} training / {len(ds.x_test):,} test images; LeNet-5 {config}; budgets "
+          f"{', '.join(b for b, _ in budgets)}; files stored as {dtype_name}", flush=True)
+
+    t0 = time.time()
+    core.manual_seed(args.seed)
+    dense = build("lenet5", **config)
+    if args.dense:
+        restore(load_checkpoint(args.dense), dense, rng=False)
+        print(f"dense LeNet-5 loaded from {args.dense}")
+    else:
+        _train(dense, ds, Adam(dense.parameters(), lr=args.lr), args.dense_epochs, args.batch_size, args.seed,
+               label="dense")
+        save_checkpoint(out / "dense.ckpt.npz", dense, meta={"model": "lenet5", "model_config": config, **described})
+    dense_acc = evaluate(dense, ds.x_test, ds.y_test).accuracy
+    dense_numbers = dense.num_parameters()
+    dense_row = {"test_accuracy": dense_acc, "stored_numbers": dense_numbers,
+                 "biases": sum(p.size for n, p in dense.named_parameters() if n.endswith("bias")),
+                 "file_bytes": dense_float32_bytes(dense)}
+    print(f"dense LeNet-5: {dense_numbers:,} parameters, test accuracy {dense_acc:.2%} "
+          f"({time.time() - t0:.0f} s)", flush=True)
+
+    rows = []
+    for text, budget in budgets:
+        t1 = time.time()
+        model = fine_tune(dense, config, budget, text, ds, args)
+        in_memory = evaluate(model, ds.x_test, ds.y_test).accuracy
+        path = out / f"lenet5_{text.replace('%', 'pct')}.fr.npz"
+        info = save_compressed(model, path, float16=not args.float32,
+                               meta=describe("lenet5", config, model, **described))
+        reloaded = load_model(path).model
+        acc = evaluate(reloaded, ds.x_test, ds.y_test).accuracy
+        counts = stored_numbers(reloaded)
+        row = {"budget": text, "coefficients": counts["coefficients"], "biases": counts["other"],
+               "stored_numbers": counts["total"], "file_bytes": info["bytes"], "dtype": dtype_name,
+               "test_accuracy": acc, "in_memory_accuracy": in_memory,
+               "per_layer": {n: layer.keep for n, layer in frequency_layers(reloaded)},
+               "seconds": round(time.time() - t1, 1)}
+        rows.append(row)
+        print(f"budget {text}: {counts['total']} stored numbers ({counts['coefficients']} coefficients + "
+              f"{counts['other']} biases), {info['bytes']} bytes; test accuracy of the reloaded file {acc:.2%} "
+              f"(in memory {in_memory:.2%}), {row['seconds']:.0f} s", flush=True)
+
+    write_results(out, rows, dense_row, args, seconds=time.time() - t0)
     print(f"table, JSON, CSV, PNG and the compressed models are in {out}/ ({time.time() - t0:.0f} s in all)")
     return 0

@@ -20,6 +20,8 @@ from .dense import (
     relu6,
     relu6_backward,
     relu_backward,
+    relu_backward_from_mask,
+    relu_mask,
     sigmoid,
     sigmoid_backward,
     tanh,

@@ -44,6 +44,7 @@ from .conv_im2col import (
     full_correlation_pads,
     im2col,
 )
+from .workspace import ConvWorkspace, as_workspace
 
 Pair = tuple[int, int]
 
@@ -55,7 +56,7 @@ METHODS = {
 
 __all__ = [
     "METHODS", "col2im", "conv2d", "conv2d_backward", "conv_as_matrix", "conv_transpose2d",
-    "conv_transpose2d_backward", "flip_kernel", "im2col", "resolve_padding", "check_conv_args",
+    "conv_transpose2d_backward", "flip_kernel", "im2col", "resolve_padding", "check_conv_args", "ConvWorkspace",
 ]
 
 
@@ -128,27 +129,29 @@ def _method(method: str, who: str):
 
 def conv2d(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: dict | None = None, who: str = "conv2d",
+    method: str = "im2col", *, workspace: ConvWorkspace | dict | None = None, who: str = "conv2d",
 ) -> np.ndarray:
     """y = conv2d(x, w, b): x (N, C, H, W), w (T, C/groups, KH, KW), b (T,) -> y (N, T, OH, OW).
 
     stride, dilation: int or pair >= 1; padding: int, pair, "valid" or "same". `method` picks the
-    algorithm ("direct", "im2col", "fft"); all give the same numbers. `workspace` (im2col, fft) is a
-    dict a layer owns, to reuse buffers and keep the columns (or F(x)) for backward. `who` names the caller in
-    error messages.
+    algorithm ("direct", "im2col", "fft"); all give the same numbers. `workspace` is the layer's
+    ConvWorkspace, where "fft" keeps F(x) for backward (a dict is still accepted, see `as_workspace`).
+    `who` names the caller in error messages.
     """
     stride, padding, dilation, groups, _ = check_conv_args(x, w, b, stride, padding, dilation, groups, who)
     forward, _ = _method(method, who)
     w = w.astype(x.dtype, copy=False)
     b = None if b is None else b.astype(x.dtype, copy=False)
-    if method != "direct":
+    workspace = as_workspace(workspace)
+    if method == "fft":
         return forward(x, w, b, stride, padding, dilation, groups, workspace=workspace)
     return forward(x, w, b, stride, padding, dilation, groups)
 
 
 def conv2d_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: dict | None = None, data_grad: str = "col2im", who: str = "conv2d",
+    method: str = "im2col", *, workspace: ConvWorkspace | dict | None = None, data_grad: str = "col2im",
+    who: str = "conv2d",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) for y = conv2d(x, w, b, ...) given dy (N, T, OH, OW); never modifies dy.
 
@@ -167,8 +170,9 @@ def conv2d_backward(
         raise ValueError(f"{who}: expected data_grad 'col2im', 'flipped' or 'none', got {data_grad!r}")
     _, backward = _method(method, who)
     w = w.astype(x.dtype, copy=False)
+    workspace = as_workspace(workspace)
     if method == "im2col":
-        return backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace, data_grad=data_grad)
+        return backward(dy, x, w, stride, padding, dilation, groups, data_grad=data_grad)
     if method == "fft":
         dx, dw, db = backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace)
     else:

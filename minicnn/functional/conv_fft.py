@@ -39,16 +39,17 @@ Same signature as its siblings `conv_direct` and `conv_im2col`:
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.fft as sfft
 
+from minicnn.threads import configured_threads
+
 from .checks import conv_output_size
+from .workspace import ConvWorkspace
 
 Pair = tuple[int, int]
 
-FFT_WORKERS = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0) or os.cpu_count() or 1  # scipy.fft threads
+FFT_WORKERS = configured_threads()  # scipy.fft threads: as many as BLAS (checked in minicnn.threads)
 
 
 def _dilate_kernel(w: np.ndarray, dilation: Pair) -> np.ndarray:
@@ -93,11 +94,11 @@ def _contract(a: np.ndarray, b: np.ndarray, groups: int, spec: str) -> np.ndarra
 
 def conv2d_fft(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-    *, workspace: dict | None = None,
+    *, workspace: ConvWorkspace | None = None,
 ) -> np.ndarray:
     """x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW), by real FFTs.
 
-    `workspace` (optional dict, owned by a layer) keeps F(x) for the backward pass."""
+    `workspace` (a layer's ConvWorkspace) keeps F(x) for the backward pass."""
     n, c, h, wd = x.shape
     t, cg, kh, kw = w.shape
     oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
@@ -107,7 +108,7 @@ def conv2d_fft(
     wdil = _dilate_kernel(w, dilation)
     xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1), each map once
     if workspace is not None:
-        workspace["fft_x"], workspace["fft_x_of"] = xf, x  # cache: F(x_pad), reused by backward
+        workspace.keep_spectrum(x, xf)  # cache: F(x_pad), reused by backward
     kf = np.conj(sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS))  # (T, C/G, Fh, Fw/2+1), kernels once
     fshape = xf.shape[2:]
     yf = _contract(xf.reshape(n, c, -1), kf.reshape(t, cg, -1), groups, "nsf,tsf->ntf")  # (N, T, F)
@@ -129,7 +130,7 @@ def _upsample(dy: np.ndarray, stride: Pair, size: Pair) -> np.ndarray:
 
 def conv2d_fft_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-    *, workspace: dict | None = None,
+    *, workspace: ConvWorkspace | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) of conv2d_fft, every correlation done in the frequency domain (see module docstring).
     F(x) comes from `workspace` when the forward pass left it there."""
@@ -141,9 +142,8 @@ def conv2d_fft_backward(
     wdil = _dilate_kernel(w, dilation)
     eh, ew = wdil.shape[2:]
     dy1 = _upsample(dy, stride, (hp - eh + 1, wp - ew + 1))  # stride-1 output grid
-    if workspace is not None and workspace.get("fft_x_of") is x:
-        xf = workspace["fft_x"]
-    else:
+    xf = None if workspace is None else workspace.spectrum_of(x)
+    if xf is None:
         xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1)
     fshape = xf.shape[2:]
     xf = xf.reshape(n, c, -1)  # (N, C, F)

@@ -20,68 +20,60 @@ Same signature as its siblings `conv_direct` and `conv_fft`:
     conv2d_im2col_backward(dy, x, w, stride, padding, dilation, groups) -> (dx, dw, db)
 with stride, padding, dilation already resolved to pairs (see `minicnn.functional.conv`).
 
-Optimisations (measured on the shared 2-core machine, see `minicnn bench conv`):
-- the padded input is stored channel-major (C, N, Hp, Wp), so every one of the KH*KW copies that
-  build the columns is a plain strided slice with no transposition;
-- the columns are (C, KH, KW, N, OH, OW) = (C*KH*KW, N*OH*OW): one GEMM for the whole batch per group,
-  and the weight gradient `dy_mat @ cols.T` needs no transpose copy (BLAS reads cols transposed);
-- the output is returned as a (N, T, OH, OW) *view* of the (T, N, OH, OW) GEMM result: no copy, and the
-  next convolution's channel-major padding copy becomes a straight copy;
-- an optional `workspace` dict (owned by a layer) keeps the padded-input and column buffers between
-  calls (no fresh page faults) and lets backward reuse the columns built in forward;
-- stride-1 col2im works on "wide rows" (`_col2im_wide_add`): one long contiguous add per tap instead of
-  OH short rows, which cut the LeNet layers' backward about 3x (NumPy's per-row overhead dominated);
-- the KH*KW copies and adds are split over images into COPY_THREADS threads (NumPy releases the GIL
-  in its copy loops), so they use both cores like the GEMM does;
+`im2col` and `col2im` are the plain whole-batch versions, as the lecture states them. The layer path
+(`conv2d_im2col`, `conv2d_im2col_backward`) computes the same products on BLOCKS of images:
+
+- a block holds about BLOCK_VALUES column entries (2 MB of float32), so its columns are written and
+  read back by the GEMM while still in cache; the whole batch's columns (75 MB for CIFAR's 32->32
+  layer at batch 64) never exist, and the copy runs at cache speed instead of memory speed;
+- backward REBUILDS each block's columns from the cached x instead of keeping forward's: the copy is
+  cheap in cache, and a layer then holds nothing but its input between calls;
+- stride 1 uses "wide rows": the padded block is flattened per map (row length Wp), so tap (i, j) is the
+  1-D shift i*dh*Wp + j*dw and each column row is ONE contiguous run of OH*Wp values (instead of OH runs
+  of OW). Each output row then has Wp - OW extra values computed from wrapped-around pixels; they are
+  dropped when the block is copied into y, and in backward dy gets zeros there, so they add nothing;
+- the GEMM's (T, B*L) result is copied straight into the NCHW output (dropping the wide columns and
+  adding the bias in the same pass);
 - depthwise convolution (groups == C == T) is NOT a matrix multiply: it runs as a shift-and-accumulate
-  over the KH*KW taps, vectorised over N, C, OH, OW, on cache-sized blocks of images (`_depthwise`);
-  other grouped convolutions (including channel multipliers T = m*C) use one GEMM per group;
-- a memory budget (`MEMORY_BUDGET_BYTES`, or `set_memory_budget`) bounds the column matrix: larger
-  batches are processed in chunks of images; backward's column gradient is built a block of images at a
-  time (`DX_BLOCK_VALUES`), so a layer holds about one column matrix plus two copies of dy between calls.
+  over the KH*KW taps, vectorised over N, C, OH, OW, on cache-sized blocks of images (`_depthwise`),
+  spread over COPY_THREADS threads (NumPy releases the GIL in its arithmetic loops); other grouped
+  convolutions (including channel multipliers T = m*C) use one GEMM per group.
+Measured figures: `python benchmarks/bench_vs_torch.py` (see its docstring).
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
+
+from minicnn.threads import configured_threads
 
 from .checks import conv_output_size
 
 Pair = tuple[int, int]
 
-MEMORY_BUDGET_BYTES = 256 * 2**20  # largest column matrix built at once; bigger batches are chunked
-COPY_THREADS = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0) or os.cpu_count() or 1  # as BLAS
-PARALLEL_MIN_VALUES = 2**17  # copies smaller than this run in one thread (a thread hand-off costs ~50 us)
-DX_BLOCK_VALUES = 2**21  # column-gradient entries computed at once in backward (8 MB of float32)
+BLOCK_VALUES = 2**19  # column entries built per block of images (2 MB of float32)
+COPY_THREADS = configured_threads()  # threads of the depthwise loops: as many as BLAS (minicnn.threads)
+PARALLEL_MIN_VALUES = 2**17  # depthwise jobs smaller than this run in one thread (a hand-off costs ~50 us)
+FLIP_RATIO = 1.0  # stride 1: dx by the flipped-kernel correlation when T <= FLIP_RATIO * C (else col2im)
 CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): a forked child makes its own
 
 
-def set_memory_budget(nbytes: int) -> int:
-    """Set the column-matrix budget in bytes; returns the previous value."""
-    global MEMORY_BUDGET_BYTES
-    if nbytes < 1:
-        raise ValueError(f"set_memory_budget: expected a positive number of bytes, got {nbytes}")
-    previous, MEMORY_BUDGET_BYTES = MEMORY_BUDGET_BYTES, int(nbytes)
-    return previous
+def _by_image_blocks(fn, n: int, per_image: int) -> None:
+    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n), each about CACHE_VALUES entries.
 
-
-def _by_image_blocks(fn, n: int, per_image: int, cache_blocks: bool = False) -> None:
-    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n).
-
-    Large jobs spread the blocks over COPY_THREADS threads: NumPy releases the GIL inside its copy and
-    arithmetic loops, and each block writes only its own images. With `cache_blocks`, blocks hold about
-    CACHE_VALUES array entries (`per_image` per image), so a kernel-offset loop inside fn re-reads its
-    block from cache instead of memory: the depthwise multiply-adds are memory-bound, and looping over
-    all taps for the whole batch streamed every array through memory KH*KW times (3x slower, measured).
-    The im2col copies gain nothing from it (they stream the columns out anyway) and pay the extra calls.
+    The depthwise loops are memory-bound multiply-adds over the KH*KW taps; on a cache-sized block the
+    taps re-read it from cache instead of memory (looping over all taps for the whole batch streamed
+    every array through memory KH*KW times, 3x slower, measured). Large jobs spread the blocks over
+    COPY_THREADS threads: NumPy releases the GIL in its loops, and each block writes only its own images.
     """
     global _POOL
     threads = COPY_THREADS if n * per_image >= PARALLEL_MIN_VALUES else 1
-    step = max(1, CACHE_VALUES // max(per_image, 1)) if cache_blocks else -(-n // threads)
+    step = max(1, CACHE_VALUES // max(per_image, 1))
     blocks = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
     threads = min(threads, len(blocks))
     if threads <= 1:
@@ -98,34 +90,11 @@ def _by_image_blocks(fn, n: int, per_image: int, cache_blocks: bool = False) -> 
     list(_POOL[1].map(run, range(threads)))
 
 
-def _buffer(workspace: dict | None, key: str, shape: tuple[int, ...], dtype, zero: bool = False) -> np.ndarray:
-    """A scratch array, reused from `workspace` when one of the same shape/dtype is there."""
-    if workspace is not None:
-        buf = workspace.get(key)
-        if buf is not None and buf.shape == shape and buf.dtype == dtype:
-            return buf
-    buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-    if workspace is not None:
-        workspace[key] = buf
-    return buf
-
-
-def pad_channel_major(x: np.ndarray, padding: Pair, out: np.ndarray | None = None) -> np.ndarray:
-    """x (N, C, H, W) -> zero-padded copy laid out (C, N, H + 2 ph, W + 2 pw).
-
-    `out`, when given, must have zero borders (only the interior is written).
-    """
-    n, c, h, w = x.shape
-    ph, pw = padding
-    if out is None:
-        out = np.zeros((c, n, h + 2 * ph, w + 2 * pw), x.dtype)
-    out[:, :, ph:ph + h, pw:pw + w] = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
-    return out
+# ---- the plain versions: the whole batch at once ---------------------------------------------------------
 
 
 def im2col(
     x: np.ndarray, kernel_size: Pair, stride: Pair = (1, 1), padding: Pair = (0, 0), dilation: Pair = (1, 1),
-    out: np.ndarray | None = None, *, x_padded: np.ndarray | None = None,
 ) -> np.ndarray:
     """Unfold every receptive field of x into a column.
 
@@ -135,25 +104,18 @@ def im2col(
 
     OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1 (and OW alike). The Python loop runs over the
     KH*KW kernel offsets only; each iteration copies one strided slice of the whole batch.
-    `x_padded` (C, N, Hp, Wp) may be passed to skip the padding step (see `pad_channel_major`).
     """
     n, c, h, w = x.shape
     kh, kw = kernel_size
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oh = conv_output_size(h, kh, sh, ph, dh, who="im2col")
     ow = conv_output_size(w, kw, sw, pw, dw, who="im2col")
-    xp = pad_channel_major(x, padding) if x_padded is None else x_padded  # (C, N, Hp, Wp)
-    if out is None:
-        out = np.empty((c, kh, kw, n, oh, ow), x.dtype)
-    cols = out.reshape(c, kh, kw, n, oh, ow)  # (C, KH, KW, N, OH, OW)
-
-    def copy(lo: int, hi: int) -> None:  # images lo..hi-1
-        for i in range(kh):
-            for j in range(kw):
-                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-                cols[:, i, j, lo:hi] = xp[:, lo:hi, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw]
-
-    _by_image_blocks(copy, n, cols.size // n)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
+    cols = np.empty((c, kh, kw, n, oh, ow), x.dtype)  # (C, KH, KW, N, OH, OW)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            cols[:, i, j] = xp[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw].transpose(1, 0, 2, 3)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
@@ -165,7 +127,6 @@ def col2im(
 
     cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W). Overlapping windows *sum* (each input pixel feeds
     several outputs, so its gradient collects all of them). Loops over the KH*KW offsets only.
-    The result is a (N, C, H, W) view of a channel-major (C, N, H, W) array.
     """
     n, c, h, w = input_shape
     kh, kw = kernel_size
@@ -173,172 +134,212 @@ def col2im(
     oh = conv_output_size(h, kh, sh, ph, dh, who="col2im")
     ow = conv_output_size(w, kw, sw, pw, dw, who="col2im")
     cols = cols.reshape(c, kh, kw, n, oh, ow)  # (C, KH, KW, N, OH, OW)
-    dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), cols.dtype)  # (C, N, Hp, Wp)
+    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)  # (N, C, Hp, Wp)
     for i in range(kh):
         for j in range(kw):
-            dxp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j]
-    return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)  # (N, C, H, W) view
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            dxp[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j].transpose(1, 0, 2, 3)
+    return dxp[:, :, ph:ph + h, pw:pw + w]
 
 
-def _chunk_size(n: int, per_image_bytes: int) -> int:
-    return max(1, min(n, MEMORY_BUDGET_BYTES // max(per_image_bytes, 1)))
+# ---- the layer path: blocks of images, columns rebuilt in backward ----------------------------------------
+
+
+class _Plan(NamedTuple):
+    """Sizes of one blocked call. Rows of the padded block buffer: Hp, plus one zero row on wide rows
+    (the last tap's shift reads up to (KW-1)*dw values past the last padded row)."""
+
+    c: int
+    t: int
+    groups: int
+    kernel: Pair
+    stride: Pair
+    padding: Pair
+    dilation: Pair
+    out: Pair  # (OH, OW)
+    padded: Pair  # (Hp (+1 when wide), Wp): the block buffer's map size
+    width: int  # values computed per output row: Wp on wide rows (stride 1), else OW
+    block: int  # images per block
+
+    @property
+    def wide(self) -> bool:
+        return self.stride == (1, 1)
+
+    @property
+    def length(self) -> int:
+        """Column entries per image: OH * width."""
+        return self.out[0] * self.width
+
+
+def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair,
+          groups: int) -> _Plan:
+    n, c, h, wd = x_shape
+    t, _, kh, kw = w_shape
+    oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
+    ow = conv_output_size(wd, kw, stride[1], padding[1], dilation[1], who="conv2d")
+    wide = stride == (1, 1)
+    hp, wp = h + 2 * padding[0] + wide, wd + 2 * padding[1]
+    width = wp if wide else ow
+    block = max(1, min(n, BLOCK_VALUES // (c * kh * kw * oh * width)))
+    return _Plan(c, t, groups, (kh, kw), stride, padding, dilation, (oh, ow), (hp, wp), width, block)
+
+
+class _Scratch:
+    """The buffers of one blocked call, allocated once per call and reused by every block (never kept
+    by a layer). `padded` (B, C, Hp(+1), Wp) has zero borders that no block writes."""
+
+    def __init__(self, p: _Plan, dtype, grad_dtype=None, scatter: bool = False):
+        kh, kw = p.kernel
+        self.padded = np.zeros((p.block, p.c, *p.padded), dtype)  # (B, C, Hp(+1), Wp)
+        self.cols = np.empty(p.c * kh * kw * p.block * p.length, dtype)  # flat (C*KH*KW * B*L)
+        if grad_dtype is not None:  # backward
+            self.dy = np.empty(p.t * p.block * p.length, grad_dtype)  # flat (T * B*L)
+        if scatter:  # backward with dx by col2im
+            self.dcols = np.empty(p.c * kh * kw * p.block * p.length, grad_dtype)  # flat (C*KH*KW * B*L)
+            self.dx_padded = np.empty((p.block, p.c, *p.padded), grad_dtype)  # (B, C, Hp, Wp)
+
+
+def _block_columns(xs: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
+    """im2col of a block of images xs (Nb, C, H, W) -> cols (C*KH*KW, Nb*L), L = OH * width."""
+    nb, c, h, wd = xs.shape
+    (kh, kw), (ph, pw), (dh, dw), (sh, sw) = p.kernel, p.padding, p.dilation, p.stride
+    (oh, ow), wp, length = p.out, p.padded[1], p.length
+    xp = s.padded[:nb]  # (Nb, C, Hp(+1), Wp)
+    xp[:, :, ph:ph + h, pw:pw + wd] = xs
+    cols = s.cols[: c * kh * kw * nb * length].reshape(c, kh, kw, nb, length)  # (C, KH, KW, Nb, L)
+    flat = xp.reshape(nb, c, -1)  # (Nb, C, (Hp+1)*Wp): each padded map as one row
+    cols6 = cols.reshape(c, kh, kw, nb, oh, p.width)  # (C, KH, KW, Nb, OH, OW) when not wide
+    for i in range(kh):
+        for j in range(kw):
+            if p.wide:  # one contiguous run of OH*Wp values per (image, channel)
+                off = i * dh * wp + j * dw
+                cols[:, i, j] = flat[:, :, off:off + length].transpose(1, 0, 2)  # (C, Nb, L)
+            else:
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                tap = xp[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw]  # (Nb, C, OH, OW)
+                cols6[:, i, j] = tap.transpose(1, 0, 2, 3)  # (C, Nb, OH, OW)
+    return cols.reshape(c * kh * kw, nb * length)
+
+
+def _block_dy(dys: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
+    """dy of a block (Nb, T, OH, OW) -> dy_mat (T, Nb*L) in the columns' order, zeros in the wide columns."""
+    nb = dys.shape[0]
+    (oh, ow), width = p.out, p.width
+    dy_mat = s.dy[: p.t * nb * p.length].reshape(p.t, nb, oh, width)  # (T, Nb, OH, width)
+    dy_mat[..., :ow] = dys.transpose(1, 0, 2, 3)
+    dy_mat[..., ow:] = 0  # the wrapped-around outputs of wide rows get no gradient
+    return dy_mat.reshape(p.t, nb * p.length)
+
+
+def _block_col2im(dcols: np.ndarray, nb: int, p: _Plan, s: _Scratch) -> np.ndarray:
+    """col2im of a block: dcols (C*KH*KW, Nb*L) -> dx (Nb, C, H, W), a view into the scratch buffer.
+    On wide rows each tap adds ONE contiguous run of OH*Wp values per (image, channel); the wide
+    columns of dcols are zero (dy had zeros there), so the wrapped-around values add nothing."""
+    c, (kh, kw), (ph, pw), (dh, dw), (sh, sw) = p.c, p.kernel, p.padding, p.dilation, p.stride
+    (oh, ow), (hp, wp), length = p.out, p.padded, p.length
+    dxp = s.dx_padded[:nb]  # (Nb, C, Hp(+1), Wp)
+    dxp[...] = 0
+    flat = dxp.reshape(nb, c, -1)  # (Nb, C, (Hp+1)*Wp)
+    cols = dcols.reshape(c, kh, kw, nb, length)  # (C, KH, KW, Nb, L)
+    for i in range(kh):
+        for j in range(kw):
+            if p.wide:
+                off = i * dh * wp + j * dw
+                flat[:, :, off:off + length] += cols[:, i, j].transpose(1, 0, 2)  # (Nb, C, L)
+            else:
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                tap = dxp[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw]  # (Nb, C, OH, OW)
+                tap += cols[:, i, j].reshape(c, nb, oh, ow).transpose(1, 0, 2, 3)
+    return dxp[:, :, ph:hp - p.wide - ph, pw:wp - pw]
 
 
 def conv2d_im2col(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-    *, workspace: dict | None = None,
 ) -> np.ndarray:
-    """y = conv2d(x, w, b) via im2col + one GEMM per group.
+    """y = conv2d(x, w, b) via im2col + one GEMM per group, a block of images at a time.
 
-    x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW) (a view of a (T, N, OH, OW)
-    array). Cost: the column copy, C*KH*KW*N*OH*OW values, plus 2*T*(C/G)*KH*KW*N*OH*OW flops of GEMM.
-    Extra memory: the column matrix, at most MEMORY_BUDGET_BYTES (else the batch is chunked).
-    `workspace` (optional dict) keeps buffers between calls and the columns for backward.
+    x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW). Cost: the column copy,
+    C*KH*KW*N*OH*OW values, plus 2*T*(C/G)*KH*KW*N*OH*OW flops of GEMM (about Wp/OW more on wide rows).
+    Extra memory: one block's columns and GEMM result (about BLOCK_VALUES entries each), freed on return.
     """
-    n, c, h, wd = x.shape
-    t, cg, kh, kw = w.shape
+    n, c = x.shape[:2]
+    t = w.shape[0]
     if groups == c == t and c > 1:
         return _depthwise(x, w, b, stride, padding, dilation)
-    oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
-    ow = conv_output_size(wd, kw, stride[1], padding[1], dilation[1], who="conv2d")
-    y = np.empty((t, n, oh, ow), x.dtype)  # (T, N, OH, OW)
-    w_mat = w.reshape(groups, t // groups, cg * kh * kw)  # (G, T/G, C/G*KH*KW)
-    step = _chunk_size(n, c * kh * kw * oh * ow * x.itemsize)
-    for n0 in range(0, n, step):
-        xs = x[n0:n0 + step]
-        ns = xs.shape[0]
-        xp = _buffer(workspace, "x_pad", (c, ns, h + 2 * padding[0], wd + 2 * padding[1]), x.dtype, zero=True)
-        pad_channel_major(xs, padding, out=xp)
-        cols = _buffer(workspace, "cols", (c * kh * kw, ns * oh * ow), x.dtype)
-        im2col(xs, (kh, kw), stride, padding, dilation, out=cols, x_padded=xp)
-        cols_g = cols.reshape(groups, cg * kh * kw, ns * oh * ow)  # (G, C/G*KH*KW, Ns*OH*OW)
-        out = y[:, n0:n0 + ns].reshape(groups, t // groups, ns * oh * ow) if step == n else None
-        res = np.matmul(w_mat, cols_g, out=out)  # (G, T/G, Ns*OH*OW)
-        if out is None:
-            y[:, n0:n0 + ns] = res.reshape(t, ns, oh, ow)
-    if workspace is not None:
-        workspace["cols_of"] = x if step == n else None  # the cached columns belong to this x
-    if b is not None:
-        y += b.reshape(t, 1, 1, 1)
-    return y.transpose(1, 0, 2, 3)  # (N, T, OH, OW) view
+    p = _plan(x.shape, w.shape, stride, padding, dilation, groups)
+    (oh, ow), length = p.out, p.length
+    y = np.empty((n, t, oh, ow), np.result_type(x, w))  # (N, T, OH, OW)
+    s = _Scratch(p, x.dtype)
+    res_buf = np.empty(t * p.block * length, y.dtype)
+    w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)
+    for n0 in range(0, n, p.block):
+        nb = min(p.block, n - n0)
+        cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L)
+        res = res_buf[: t * nb * length].reshape(groups, t // groups, nb * length)  # (G, T/G, Nb*L)
+        np.matmul(w_mat, cols.reshape(groups, -1, nb * length), out=res)
+        res = res.reshape(t, nb, oh, p.width)[..., :ow].transpose(1, 0, 2, 3)  # (Nb, T, OH, OW) view
+        if b is None:
+            y[n0:n0 + nb] = res
+        else:
+            np.add(res, b.reshape(1, t, 1, 1), out=y[n0:n0 + nb])
+    return y
 
 
 def conv2d_im2col_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-    *, workspace: dict | None = None, data_grad: str = "col2im",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    *, data_grad: str = "col2im",
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """(dx, dw, db) for y = conv2d_im2col(x, w, b, ...), given dy (N, T, OH, OW).
 
         dw (T, C/G, KH, KW) = dy_mat @ cols^T  per group       (dz/dW = dz/dy x^T)
         db (T,)             = sum of dy over N, OH, OW
-        dx (N, C, H, W)     = col2im(w_mat^T @ dy_mat)         (dz/dx = W^T dz/dy)
-    With `data_grad="flipped"`, dx = correlate(pad/dilate(dy), flip_kernel(w)) instead (the lecture's
-    form; `conv2d_input_grad_flipped`). The columns come from `workspace` when forward left them there.
+        dx (N, C, H, W)     = W^T dz/dy
+    dx, with data_grad="col2im" (the default): col2im(w_mat^T @ dy_mat), the column gradient added back
+    pixel by pixel — except at stride 1, where the same numbers come faster as the full correlation of dy
+    with flip_kernel(w) (`conv2d_input_grad_flipped`: one more im2col and a GEMM whose inner dimension is
+    T*KH*KW rather than T, and no scatter-add; 20 vs 24 ms on CIFAR's 32->32 layer, 1 thread).
+    data_grad="flipped" takes that lecture form at every stride; "none" skips dx (returns None).
+    Depthwise convolutions take the tap-by-tap `_depthwise_backward`.
     """
-    n, c, h, wd = x.shape
-    t, cg, kh, kw = w.shape
-    oh, ow = dy.shape[2], dy.shape[3]
+    c, t = x.shape[1], w.shape[0]
+    flipped = data_grad == "flipped" or (data_grad == "col2im" and stride == (1, 1) and t <= c * FLIP_RATIO)
     if groups == c == t and c > 1:
         dx, dw, db = _depthwise_backward(dy, x, w, stride, padding, dilation)
-        if data_grad == "flipped":
-            dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
-        return (None if data_grad == "none" else dx), dw, db
-    dy_t = dy.transpose(1, 0, 2, 3)  # (T, N, OH, OW): free when dy is the view our forward produced
-    db = dy_t.sum(axis=(1, 2, 3))
-    w_mat = w.reshape(groups, t // groups, cg * kh * kw)  # (G, T/G, C/G*KH*KW)
-    dw = np.zeros((groups, t // groups, cg * kh * kw), np.result_type(dy, x))
-    wide = stride == (1, 1)  # stride 1: col2im on wide rows (see `_col2im_wide_add`), one extra zero row
-    hp, wp = h + 2 * padding[0] + wide, wd + 2 * padding[1]
-    dxp = np.zeros((c, n, hp * wp), dy.dtype) if data_grad == "col2im" else None  # (C, N, Hp(+1)*Wp) flat maps
-    step = _chunk_size(n, c * kh * kw * oh * ow * x.itemsize)
-    cached = workspace is not None and workspace.get("cols_of") is x
-    for n0 in range(0, n, step):
-        xs = x[n0:n0 + step]
-        ns = xs.shape[0]
-        if cached:
-            cols = workspace["cols"]
-        else:
-            xp = _buffer(workspace, "x_pad", (c, ns, h + 2 * padding[0], wd + 2 * padding[1]), x.dtype, zero=True)
-            pad_channel_major(xs, padding, out=xp)
-            cols = _buffer(workspace, "cols", (c * kh * kw, ns * oh * ow), x.dtype)
-            im2col(xs, (kh, kw), stride, padding, dilation, out=cols, x_padded=xp)
-        cols_g = cols.reshape(groups, cg * kh * kw, ns * oh * ow)  # (G, C/G*KH*KW, Ns*L)
-        dy_mat = _buffer(workspace, "dy_mat", (t, ns, oh, ow), dy.dtype)
-        np.copyto(dy_mat, dy_t[:, n0:n0 + ns])  # (T, Ns, OH, OW)
-        dw += np.matmul(dy_mat.reshape(groups, t // groups, -1), cols_g.transpose(0, 2, 1))  # (G, T/G, C/G*KH*KW)
-        if dxp is None:
-            continue
-        if wide:  # dy on wide rows: zeros in the Wp - OW extra columns (never overwritten)
-            dy_src = _buffer(workspace, "dy_wide", (t, ns, oh, wp), dy.dtype, zero=True)
-            dy_src[..., :ow] = dy_mat
-        else:
-            dy_src = dy_mat
-        length = dy_src.shape[2] * dy_src.shape[3]  # OH*Wp (wide) or OH*OW column entries per image
-        dy_src = dy_src.reshape(groups, t // groups, ns, length)  # (G, T/G, Ns, L)
-        # dcols = W^T dy, then col2im, a block of images at a time: the column gradient is as large as
-        # the columns, and blocks bound this scratch to DX_BLOCK_VALUES entries (same speed, measured)
-        block = max(1, min(ns, DX_BLOCK_VALUES // (c * kh * kw * length)))
-        buf = _buffer(workspace, "dcols", (c * kh * kw * block * length,), dy.dtype)
-        for lo in range(0, ns, block):
-            hi = min(lo + block, ns)
-            dcols = buf[: c * kh * kw * (hi - lo) * length].reshape(groups, cg * kh * kw, (hi - lo) * length)
-            np.matmul(w_mat.transpose(0, 2, 1), dy_src[:, :, lo:hi].reshape(groups, t // groups, -1), out=dcols)
-            if wide:
-                _col2im_wide_add(dcols, dxp[:, n0 + lo:n0 + hi], (kh, kw), dilation, (oh, wp))
-            else:
-                _col2im_add(dcols, dxp[:, n0 + lo:n0 + hi].reshape(c, hi - lo, hp, wp), (kh, kw), stride, dilation,
-                            (oh, ow))
-    dw = dw.reshape(w.shape)
-    if data_grad == "none":
-        dx = None
-    elif dxp is None:
-        dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
+        flipped = data_grad == "flipped"
     else:
-        dxp = dxp.reshape(c, n, hp, wp)  # (C, N, Hp(+1), Wp)
-        dx = dxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd].transpose(1, 0, 2, 3)  # (N, C, H, W)
-    return dx, dw, db
+        scatter = data_grad == "col2im" and not flipped
+        dx, dw = _blocked_backward(dy, x, w, stride, padding, dilation, groups, scatter)
+        db = dy.sum(axis=(0, 2, 3))
+    if flipped:
+        dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
+    return (None if data_grad == "none" else dx), dw, db
 
 
-def _col2im_add(dcols: np.ndarray, dxp: np.ndarray, kernel_size: Pair, stride: Pair, dilation: Pair,
-                out_size: Pair) -> None:
-    """dxp (C, Ns, Hp, Wp) += col2im(dcols); the in-place core of `col2im`."""
-    c, ns = dxp.shape[:2]
-    kh, kw = kernel_size
-    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_size
-    cols = dcols.reshape(c, kh, kw, ns, oh, ow)  # (C, KH, KW, Ns, OH, OW)
-
-    def add(lo: int, hi: int) -> None:  # images lo..hi-1
-        for i in range(kh):
-            for j in range(kw):
-                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-                dxp[:, lo:hi, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw] += cols[:, i, j, lo:hi]
-
-    _by_image_blocks(add, ns, cols.size // ns)
-
-
-def _col2im_wide_add(dcols: np.ndarray, flat: np.ndarray, kernel_size: Pair, dilation: Pair, size: Pair) -> None:
-    """Stride-1 col2im on "wide rows": flat (C, Ns, (Hp+1)*Wp) += col2im(dcols), dcols (C*KH*KW, Ns*OH*Wp),
-    size = (OH, Wp).
-
-    The column gradient was computed for OH rows of Wp (not OW) outputs, from a dy with zeros in the
-    Wp - OW extra columns. Flattening each padded map, tap (i, j) is then the 1-D shift i*dh*Wp + j*dw and
-    one add covers OH*Wp contiguous values per (channel, image) — instead of OH rows of OW values, which
-    is where NumPy's per-row overhead went for small maps. The extra zero row keeps the last shift
-    inside the buffer; the zero columns of dy make the wrapped-around values add nothing.
-    """
-    c, ns = flat.shape[:2]
-    kh, kw = kernel_size
-    (dh, dw), (oh, wp) = dilation, size
-    length = oh * wp
-    cols = dcols.reshape(c, kh, kw, ns, length)  # (C, KH, KW, Ns, OH*Wp)
-
-    def add(lo: int, hi: int) -> None:  # images lo..hi-1
-        for i in range(kh):
-            for j in range(kw):
-                off = i * dh * wp + j * dw
-                flat[:, lo:hi, off:off + length] += cols[:, i, j, lo:hi]
-
-    _by_image_blocks(add, ns, cols.size // ns)
+def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                      dilation: Pair, groups: int, scatter: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """(dx or None, dw) a block of images at a time: rebuild the block's columns from x, then
+    dw += dy_mat @ cols^T and, when `scatter`, dx_block = col2im(w_mat^T @ dy_mat)."""
+    n = x.shape[0]
+    t = w.shape[0]
+    p = _plan(x.shape, w.shape, stride, padding, dilation, groups)
+    dtype = np.result_type(dy, x)
+    s = _Scratch(p, x.dtype, dtype, scatter)
+    w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)
+    dw_t = np.zeros(w_mat.transpose(0, 2, 1).shape, dtype)  # (G, C/G*KH*KW, T/G): dw transposed
+    dx = np.empty(x.shape, dtype) if scatter else None
+    for n0 in range(0, n, p.block):
+        nb = min(p.block, n - n0)
+        cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L), rebuilt: forward kept nothing
+        cols = cols.reshape(groups, -1, nb * p.length)  # (G, C/G*KH*KW, Nb*L)
+        dy_mat = _block_dy(dy[n0:n0 + nb], p, s).reshape(groups, t // groups, -1)  # (G, T/G, Nb*L)
+        # dw^T += cols @ dy_mat^T: the same product as dy_mat @ cols^T, in the order BLAS runs faster
+        # here (the long Nb*L axis is the inner one of both operands; 15 vs 22 ms, CIFAR 32->32 layer)
+        dw_t += np.matmul(cols, dy_mat.transpose(0, 2, 1))
+        if dx is not None:
+            dcols = s.dcols[: cols.size].reshape(cols.shape)  # (G, C/G*KH*KW, Nb*L)
+            np.matmul(w_mat.transpose(0, 2, 1), dy_mat, out=dcols)
+            dx[n0:n0 + nb] = _block_col2im(dcols, nb, p, s)
+    return dx, dw_t.transpose(0, 2, 1).reshape(w.shape)
 
 
 def flip_kernel(w: np.ndarray, groups: int = 1) -> np.ndarray:
@@ -390,6 +391,9 @@ def conv2d_input_grad_flipped(
     the flipped, channel-swapped kernel at dilation d.
     """
     pads = full_correlation_pads(input_shape, w.shape[2:], stride, padding, dilation, dy.shape[2:])
+    (top, bottom), (left, right) = pads
+    if stride == (1, 1) and top == bottom >= 0 and left == right >= 0:  # no zeros to insert: pad in the conv
+        return conv2d_im2col(dy, flip_kernel(w, groups), None, (1, 1), (top, left), dilation, groups)
     dyp = dilate_and_pad(dy, stride, pads)
     return conv2d_im2col(dyp, flip_kernel(w, groups), None, (1, 1), (0, 0), dilation, groups)
 
@@ -425,13 +429,19 @@ def _depthwise(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
 
 def _depthwise_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
                         dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) of `_depthwise`, tap by tap:
+    """(dx, dw, db) of `_depthwise`: stride 1 by `_depthwise_wide_backward`, else tap by tap."""
+    if stride == (1, 1):
+        return _depthwise_wide_backward(dy, x, w, padding, dilation)
+    return _depthwise_backward_taps(dy, x, w, stride, padding, dilation)
+
+
+def _depthwise_backward_taps(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                             dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dw, db) of `_depthwise`, tap by tap (any stride):
 
         dw[c, 0, i, j] = sum_{n,oh,ow} dy[n, c, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
         dx_pad[n, c, oh*sh + i*dh, ow*sw + j*dw] += w[c, 0, i, j] * dy[n, c, oh, ow]
     """
-    if stride == (1, 1):
-        return _depthwise_wide_backward(dy, x, w, padding, dilation)
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     (sh, sw), (ph, pw), (dh, dw_) = stride, padding, dilation
@@ -459,13 +469,30 @@ def _wide_padded(x: np.ndarray, padding: Pair, extra_rows: int) -> np.ndarray:
     return xp.reshape(n, c, -1)
 
 
+def _depthwise_wide_columns(xf: np.ndarray, lo: int, hi: int, kernel: Pair, dilation: Pair, wp: int,
+                            length: int) -> np.ndarray:
+    """The KH*KW shifted wide-row views of images lo..hi-1 of xf (N, C, (Hp+1)*Wp), copied side by side:
+    cols (C, KH*KW, Nb*L), L = OH*Wp, so that each channel's taps form one small (KH*KW, Nb*L) matrix."""
+    (kh, kw), (dh, dw) = kernel, dilation
+    c = xf.shape[1]
+    cols = np.empty((c, kh * kw, hi - lo, length), xf.dtype)  # (C, KH*KW, Nb, L)
+    for i in range(kh):
+        for j in range(kw):
+            off = i * dh * wp + j * dw
+            cols[:, i * kw + j] = xf[lo:hi, :, off:off + length].transpose(1, 0, 2)  # (C, Nb, L)
+    return cols.reshape(c, kh * kw, -1)
+
+
 def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pair,
                     dilation: Pair) -> np.ndarray:
     """Stride-1 depthwise on "wide rows": flatten every padded map (row length Wp); then tap (i, j) is the
     1-D shift by i*dh*Wp + j*dw, and each output row is computed over Wp columns of which the last
-    Wp - OW are discarded. The multiply-adds run over long contiguous runs (OH*Wp values) instead of
-    OW-long rows, which is where NumPy's per-row overhead went. One extra zero row keeps the last shift
-    inside the buffer."""
+    Wp - OW are discarded. Per cache block of images the KH*KW shifted views are copied side by side
+    (`_depthwise_wide_columns`) and each channel's output row is ONE vector-matrix product
+    w[c] (1, KH*KW) @ cols[c] (KH*KW, Nb*L), batched over the channels by np.matmul: faster than KH*KW
+    multiply-adds with a per-channel weight (NumPy's broadcast multiply ran at a third of its add's
+    speed; 7.3 -> 3.5 ms for 64 channels on 16x16, batch 64, 1 thread). One extra zero row keeps the
+    last shift inside the buffer."""
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     (ph, pw), (dh, dw) = padding, dilation
@@ -474,54 +501,47 @@ def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
     xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
     length = oh * wp
     y = np.empty((n, c, length), x.dtype)  # (N, C, OH*Wp): wide output rows
+    w_rows = w.reshape(c, 1, kh * kw)  # (C, 1, KH*KW)
 
-    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its scratch stay in cache
-        tmp = np.empty((hi - lo, c, length), x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                off = i * dh * wp + j * dw
-                window, wij = xf[lo:hi, :, off:off + length], w[None, :, 0, i, j, None]
-                if i == j == 0:
-                    np.multiply(window, wij, out=y[lo:hi])
-                else:
-                    np.multiply(window, wij, out=tmp)
-                    y[lo:hi] += tmp
-        if b is not None:
-            y[lo:hi] += b.reshape(1, c, 1)
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its columns stay in cache
+        cols = _depthwise_wide_columns(xf, lo, hi, (kh, kw), dilation, wp, length)  # (C, KH*KW, Nb*L)
+        out = np.matmul(w_rows, cols).reshape(c, hi - lo, length)  # (C, Nb, L)
+        if b is None:
+            y[lo:hi] = out.transpose(1, 0, 2)
+        else:
+            np.add(out.transpose(1, 0, 2), b.reshape(1, c, 1), out=y[lo:hi])
 
-    _by_image_blocks(taps, n, xf.size // n, cache_blocks=True)
+    _by_image_blocks(taps, n, c * kh * kw * length)
     return y.reshape(n, c, oh, wp)[:, :, :, :ow]  # drop the wrap-around columns (a view)
 
 
 def _depthwise_wide_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair,
                              dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward of `_depthwise_wide`: dy is copied into wide rows with zeros in the discarded columns, so
-    they add nothing to dw or dx."""
+    """Backward of `_depthwise_wide`. dw[c] = cols[c] (KH*KW, Nb*L) @ dy[c] (Nb*L,), summed over the blocks,
+    with dy copied into wide rows with zeros in the discarded columns (so they add nothing). dx is the
+    full correlation of dy with the flipped kernel, i.e. `_depthwise_wide` itself with padding E-1-p
+    (E = dilated extent); a padding beyond E-1 (which reads only zeros) takes the tap-by-tap
+    `_depthwise_backward_taps`."""
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     (ph, pw), (dh, dw_) = padding, dilation
     oh, ow = dy.shape[2:]
+    full = (dh * (kh - 1) - ph, dw_ * (kw - 1) - pw)  # dy's padding for dx as a correlation
+    if min(full) < 0:
+        return _depthwise_backward_taps(dy, x, w, (1, 1), padding, dilation)
     wp = wd + 2 * pw
     length = oh * wp
     xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
-    dyw = np.zeros((n, c, oh, wp), x.dtype)
-    dyw[..., :ow] = dy
-    dyw = dyw.reshape(n, c, length)  # (N, C, OH*Wp), zeros in the discarded columns
-    dxf = np.zeros_like(xf)
+    dyw = np.zeros((c, n, oh, wp), x.dtype)  # (C, N, OH, Wp): channel-major wide rows
+    dyw[..., :ow] = dy.transpose(1, 0, 2, 3)
     partial_dw = {}  # dw summed over each block's images, added up below
 
-    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its scratch stay in cache
-        dw = np.empty(w.shape, x.dtype)
-        tmp = np.empty((hi - lo, c, length), x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                off = i * dh * wp + j * dw_
-                dw[:, 0, i, j] = np.einsum("ncl,ncl->c", dyw[lo:hi], xf[lo:hi, :, off:off + length])
-                np.multiply(dyw[lo:hi], w[None, :, 0, i, j, None], out=tmp)
-                dxf[lo:hi, :, off:off + length] += tmp
-        partial_dw[lo] = dw
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1
+        cols = _depthwise_wide_columns(xf, lo, hi, (kh, kw), dilation, wp, length)  # (C, KH*KW, Nb*L)
+        partial_dw[lo] = np.matmul(cols, dyw[:, lo:hi].reshape(c, -1, 1))  # (C, KH*KW, 1)
 
-    _by_image_blocks(taps, n, xf.size // n, cache_blocks=True)
-    dw = sum(partial_dw.values())
-    dx = dxf.reshape(n, c, -1, wp)[:, :, ph:ph + h, pw:pw + wd]
+    _by_image_blocks(taps, n, c * kh * kw * length)
+    dw = sum(partial_dw.values()).reshape(w.shape)
+    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1])  # a reversed view would take matmul's slow loop
+    dx = _depthwise_wide(dy, flipped, None, full, dilation)
     return dx, dw, dy.sum(axis=(0, 2, 3))

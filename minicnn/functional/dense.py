@@ -48,6 +48,16 @@ def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     return dy * (x > 0)
 
 
+def relu_mask(x: np.ndarray) -> np.ndarray:
+    """[x > 0] as booleans: all that relu's backward needs (1 byte per value, a quarter of float32 x)."""
+    return x > 0
+
+
+def relu_backward_from_mask(dy: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """relu_backward with the mask kept by forward: dx = dy * positive, positive = relu_mask(x)."""
+    return np.multiply(dy, positive, dtype=dy.dtype)
+
+
 def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
     """f(x; a) = max(x, a x), for 0 <= a < 1."""
     return np.where(x > 0, x, alpha * x)

@@ -1,0 +1,272 @@
+"""minicnn against PyTorch on the same CPU: the table of issue 15, for 1 and 2 threads, and peak memory.
+
+    python benchmarks/bench_vs_torch.py [--threads 1,2] [--rounds 9] [--no-memory] [--data-dir DIR]
+
+For each thread count a fresh child process (NumPy's BLAS reads its thread count once, at import) times
+every case with `minicnn.commands.bench.alternate`: minicnn, PyTorch, minicnn, PyTorch, ... round by
+round, so both see the same machine load; each round repeats the work enough times to last ~50 ms,
+and the MEDIAN round is reported, with the load average before and after. Batch 64, float32.
+
+    conv 3x3 32->64 16x16, conv 3x3 64->128 8x8, LeNet C3 (5x5 6->16 14x14), depthwise 3x3 64 ch 16x16:
+        forward + backward (dx, dw, db) of one layer with bias
+    BatchNorm2D (64, 32, 32, 32): training-mode forward + backward
+    LeNet-5 / cifar_net training step: forward, loss, backward, SGD (momentum 0.9, weight decay 5e-4)
+        update, on random images (speed does not depend on the pixels); the first layer skips
+        d(loss)/d(image), as PyTorch does for an input that does not require grad.
+Then the peak resident memory (`/usr/bin/time -v`) of `minicnn train --model cifar_net` on the 4,000
+images of the partial CIFAR-10 (batch 64, one epoch, 1 thread; DIR/cifar10/cifar10_partial.npz, DIR from
+--data-dir or MINICNN_DATA). Without PyTorch, minicnn's rates are given against this machine's float32
+GEMM rate alone. PyTorch is never a minicnn dependency: install it beside minicnn to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROUND_SECONDS = 0.05  # each timed round repeats the work to last about this long
+BATCH = 64
+CONV_CASES = [  # label, C, T, kernel, H (= W), padding, groups
+    ("conv 3x3 32->64 16x16", 32, 64, 3, 16, 1, 1),
+    ("conv 3x3 64->128 8x8", 64, 128, 3, 8, 1, 1),
+    ("LeNet C3 5x5 6->16 14x14", 6, 16, 5, 14, 0, 1),
+    ("depthwise 3x3 64ch 16x16", 64, 64, 3, 16, 1, 64),
+]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--rounds", type=int, default=9, help="alternating rounds per case (median reported)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory training run")
+    p.add_argument("--data-dir", default=os.environ.get("MINICNN_DATA"), help="folder holding cifar10/")
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# ---- the child: one thread count, every case ------------------------------------------------------------
+
+def _conv_case(c, t, k, h, pad, groups):
+    import numpy as np
+
+    from minicnn import layers as L
+
+    g = np.random.default_rng(0)
+    x = g.standard_normal((BATCH, c, h, h), dtype=np.float32)
+    layer = L.Conv2D(c, t, k, padding=pad, groups=groups)
+    dy = g.standard_normal(layer(x).shape, dtype=np.float32)
+
+    def ours():
+        layer(x)
+        layer.backward(dy)
+
+    def theirs_factory(torch):
+        conv = torch.nn.Conv2d(c, t, k, padding=pad, groups=groups)
+        tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+        def theirs():
+            conv(tx).backward(tdy)
+            tx.grad = conv.weight.grad = conv.bias.grad = None
+
+        return theirs
+
+    oh = h + 2 * pad - k + 1
+    flops = 3 * 2 * BATCH * t * (c // groups) * k * k * oh * oh  # forward + two backward products
+    return ours, theirs_factory, flops
+
+
+def _batchnorm_case():
+    import numpy as np
+
+    from minicnn import layers as L
+
+    x = np.random.default_rng(0).standard_normal((BATCH, 32, 32, 32), dtype=np.float32)
+    bn = L.BatchNorm2D(32)
+    dy = np.ones_like(x)
+
+    def ours():
+        bn(x)
+        bn.backward(dy)
+
+    def theirs_factory(torch):
+        tbn = torch.nn.BatchNorm2d(32)
+        tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+        def theirs():
+            tbn(tx).backward(tdy)
+            tx.grad = tbn.weight.grad = tbn.bias.grad = None
+
+        return theirs
+
+    return ours, theirs_factory, 0
+
+
+def _torch_net(torch, name: str):
+    nn = torch.nn
+    if name == "lenet5":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
+                             nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
+                             nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+    def conv_bn(c, t):
+        return [nn.Conv2d(c, t, 3, padding=1, bias=False), nn.BatchNorm2d(t), nn.ReLU()]
+
+    return nn.Sequential(*conv_bn(3, 32), *conv_bn(32, 32), nn.MaxPool2d(2), *conv_bn(32, 64), *conv_bn(64, 64),
+                         nn.MaxPool2d(2), *conv_bn(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(128, 10))
+
+
+def _training_case(name: str):
+    import numpy as np
+
+    from minicnn import core, optim
+    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.models import MODELS
+
+    shape = (BATCH, 1, 28, 28) if name == "lenet5" else (BATCH, 3, 32, 32)
+    g = np.random.default_rng(0)
+    x, labels = g.standard_normal(shape, dtype=np.float32), g.integers(0, 10, BATCH)
+    core.manual_seed(0)
+    model = MODELS[name]()
+    model[0].input_grad = False  # as the training loop does
+    opt = optim.SGD(model.parameters(), 0.05, momentum=0.9, weight_decay=5e-4)
+    loss_fn = SoftmaxCrossEntropy()
+
+    def ours():
+        loss_fn.forward(model(x), labels)
+        model.backward(loss_fn.backward())
+        opt.step()
+        opt.zero_grad()
+
+    def theirs_factory(torch):
+        torch.manual_seed(0)
+        net = _torch_net(torch, name)
+        t_opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        t_loss = torch.nn.CrossEntropyLoss()
+        tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
+
+        def theirs():
+            t_opt.zero_grad()
+            t_loss(net(tx), ty).backward()
+            t_opt.step()
+
+        return theirs
+
+    return ours, theirs_factory, 0
+
+
+def _repeat(fn, times: int):
+    def run():
+        for _ in range(times):
+            fn()
+    return run
+
+
+def child(threads: int, rounds: int) -> int:
+    """Time every case at `threads` threads; print one JSON object per case."""
+    import time
+
+    import numpy as np
+
+    from minicnn.commands.bench import alternate, gemm_gflops
+
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    cases = [(label, _conv_case(*args), "ms") for label, *args in CONV_CASES]
+    cases += [("BatchNorm2D (64,32,32,32)", _batchnorm_case(), "ms"),
+              ("LeNet-5 training step", _training_case("lenet5"), "img/s"),
+              ("cifar_net training step", _training_case("cifar_net"), "img/s")]
+    print(json.dumps({"gemm": gemm_gflops(5), "load": os.getloadavg()[0]}), flush=True)
+    for label, (ours, theirs_factory, flops), unit in cases:
+        t0 = time.perf_counter()
+        ours()
+        inner = max(1, round(ROUND_SECONDS / max(time.perf_counter() - t0, 1e-6)))
+        engines = {"ours": _repeat(ours, inner)}
+        if torch is not None:
+            engines["torch"] = _repeat(theirs_factory(torch), inner)
+        times = alternate(engines, rounds)
+        row = {"label": label, "unit": unit, "flops": flops,
+               **{name: float(np.median(v)) / inner for name, v in times.items()}}
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"load_end": os.getloadavg()[0]}), flush=True)
+    return 0
+
+
+# ---- the parent: children, table, memory ------------------------------------------------------------------
+
+def _value(row: dict, name: str) -> float:
+    """ms per call, or images/s for a training step."""
+    return BATCH / row[name] if row["unit"] == "img/s" else row[name] * 1e3
+
+
+def print_table(threads: int, rows: list[dict], head: dict, tail: dict) -> None:
+    has_torch = any("torch" in r for r in rows)
+    print(f"\n{threads} thread(s): float32 GEMM {head['gemm']:.0f} GFLOP/s, load average "
+          f"{head['load']:.2f} -> {tail['load_end']:.2f}")
+    print(f"{'work (batch 64, median)':<28}{'minicnn':>10}{'pytorch':>10}{'ratio':>8}{'GFLOP/s':>9}")
+    for r in rows:
+        ours = _value(r, "ours")
+        line = f"{r['label']:<28}{ours:>10.{0 if r['unit'] == 'img/s' else 2}f}"
+        if has_torch:
+            theirs = _value(r, "torch")
+            ratio = ours / theirs  # a time ratio for layers, a speed ratio for training steps
+            line += f"{theirs:>10.{0 if r['unit'] == 'img/s' else 2}f}{ratio:>7.2f}x"
+        else:
+            line += f"{'-':>10}{'-':>8}"
+        line += f"{r['flops'] / r['ours'] / 1e9:>9.1f}" if r["flops"] else f"{'':>9}"
+        print(line)
+    print("layers: ms per call, ratio = minicnn time / PyTorch time (lower is better);\n"
+          "training steps: images/s, ratio = minicnn speed / PyTorch speed (higher is better).")
+
+
+def peak_memory_mb(data_dir: str | None) -> str:
+    npz = Path(data_dir or "", "cifar10", "cifar10_partial.npz")
+    if not data_dir or not npz.exists():
+        return f"skipped: {npz} not found (set --data-dir or MINICNN_DATA)"
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as out:
+        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "minicnn", "--threads", "1", "train", "--model",
+               "cifar_net", "--dataset", str(npz), "--epochs", "1", "--batch-size", str(BATCH), "--out", out,
+               "--no-progress"]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if done.returncode or not found:
+        return f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}"
+    speed = re.search(r"training ([\d,]+) images/s", done.stdout)
+    return (f"{int(found.group(1)) / 2**20:.2f} GB peak resident (4,000 images, batch 64, 1 thread"
+            + (f", {speed.group(1)} img/s" if speed else "") + ")")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child is not None:
+        return child(args.child, args.rounds)
+    root = Path(__file__).resolve().parent.parent
+    for threads in [int(t) for t in args.threads.split(",")]:
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        env.update({name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+        done = subprocess.run([sys.executable, __file__, "--child", str(threads), "--rounds", str(args.rounds)],
+                              capture_output=True, text=True, env=env, check=False)
+        if done.returncode:
+            print(done.stderr, file=sys.stderr)
+            return 1
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        print_table(threads, [r for r in lines if "label" in r], lines[0], lines[-1])
+    if not args.no_memory:
+        print(f"\nminicnn train --model cifar_net: {peak_memory_mb(args.data_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

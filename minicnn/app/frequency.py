@@ -1,0 +1,347 @@
+"""Frequency Regularization for whole models (seed 002): conversion, dynamic tail truncation, export.
+
+- `to_frequency(model)` replaces every plain `Conv2D` / `Linear` inside `model` (recursively, in
+  place, same position) by `DCTConv2D` / `DCTLinear` holding coeffs = dct(weight): the spatial
+  weights, and so the model's outputs, are unchanged until something is truncated.
+- `TailTruncation` is the *dynamic* tail truncation: rather than cutting most coefficients at once,
+  each `step()` lowers every layer's kept count k a little (linearly or geometrically) from where it
+  is now to a target (a count, a fraction of the layer, or a per-layer dict), never below a per-layer
+  floor. Call `step()` once per iteration or once per epoch (or hand it to `fit(callbacks=[...])`);
+  `steps` is the number of calls it takes to reach the target.
+- `allocate_budget(model, total)` splits a budget of kept coefficients over the DCT layers.
+- `save_compressed` / `load_compressed`: the deployable file (`minicnn.app.load_model` opens it
+  without being given the architecture: the file's meta, see `describe`, names it). Per DCT layer only the first k
+  coefficients in zigzag order are stored (the shape and k go in a small JSON manifest); every
+  other parameter (biases) and floating buffer is stored whole; optionally everything as float16.
+  Loading rebuilds coeffs (zeros beyond k), the mask, and so exactly the weights used for evaluation.
+- `stored_numbers(model)` counts what such a file stores: kept coefficients + every other
+  parameter entry (biases included) + floating buffers (e.g. BatchNorm running statistics). Masks
+  are not stored (rebuilt from k), shapes are metadata, not numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from minicnn import functional as F
+from minicnn.core import Layer, Sequential, save_npz_atomic
+from minicnn.layers import Conv2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
+from minicnn.layers._checks import positive_int
+from minicnn.layers.dct import _FrequencyWeight, keep_count
+
+from .train import Callback
+
+FORMAT = "minicnn-frequency/1"
+
+
+# ---- conversion ---------------------------------------------------------------------------------
+
+
+def _replace_child(parent: Layer, name: str, new: Layer) -> None:
+    """Swap a registered child for `new` at the SAME position (Sequential runs children in
+    registration order; a plain setattr would move it to the end)."""
+    parent._children[name] = new
+    object.__setattr__(parent, name, new)
+
+
+def _convertible(layer: Layer) -> bool:
+    return type(layer) is Linear or (type(layer) is Conv2D and layer.groups == 1 and layer.dilation == (1, 1))
+
+
+def _frequency_version(layer: Layer) -> _FrequencyWeight:
+    weight = layer.weight.data
+    if type(layer) is Linear:
+        new = DCTLinear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+    else:
+        new = DCTConv2D(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                        padding=layer.padding, bias=layer.bias is not None,
+                        method=getattr(layer, "method", "im2col"))
+    new.coeffs.data = F.dct(weight.astype(np.float64)).astype(weight.dtype)
+    new.coeffs.grad = np.zeros_like(new.coeffs.data)
+    new.set_keep(new.coeffs.size)
+    if layer.bias is not None:
+        new.bias.data = layer.bias.data.copy()
+        new.bias.grad = np.zeros_like(new.bias.data)
+    new.train(layer.training)
+    return new
+
+
+def to_frequency(model: Layer, keep: int | float = 1.0) -> Layer:
+    """Replace (in place) every plain Conv2D (groups 1, dilation 1) and Linear inside `model` by its
+    DCT version with coeffs = dct(weight) and the same bias, then apply `set_keep(keep)` to each.
+
+    With keep=1.0 the model computes the same function as before (up to float rounding of the
+    DCT round trip, ~1e-7 relative in float32). Returns `model` (or the new layer when `model`
+    itself is a Linear/Conv2D). Layers of other types (grouped/dilated convs, ...) stay spatial.
+    """
+    if _convertible(model):
+        new = _frequency_version(model)
+        new.set_keep(keep)
+        return new
+    for name, child in list(model.named_children()):
+        if _convertible(child):
+            new = _frequency_version(child)
+            new.set_keep(keep)
+            _replace_child(model, name, new)
+        else:
+            to_frequency(child, keep)
+    return model
+
+
+def frequency_biases(model: Layer) -> Layer:
+    """Move every bias of the DCT layers of `model` (after `to_frequency`) into the frequency domain:
+    each such layer L (in place, same position) becomes Sequential(L without bias, FrequencyBias),
+    the FrequencyBias holding dct(bias), so the outputs are unchanged until it is truncated. A layer's
+    name "3" becomes "3.0" (weights) and "3.1" (bias). Returns `model`."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, _FrequencyWeight) and not isinstance(child, FrequencyBias) \
+                and getattr(child, "bias", None) is not None:
+            bias = child.bias.data
+            child.bias = None
+            _replace_child(model, name, Sequential(child, FrequencyBias(bias.size, bias=bias)))
+        elif not isinstance(child, _FrequencyWeight):
+            frequency_biases(child)
+    return model
+
+
+def frequency_layers(model: Layer, prefix: str = "") -> Iterator[tuple[str, _FrequencyWeight]]:
+    """(name, layer) for every DCT layer inside `model`, names as in `state_dict` ("0", "body.3")."""
+    if isinstance(model, _FrequencyWeight):
+        yield prefix.rstrip("."), model
+    for name, child in model.named_children():
+        yield from frequency_layers(child, prefix + name + ".")
+
+
+# ---- dynamic tail truncation --------------------------------------------------------------------
+
+
+def allocate_budget(model: Layer, total: int, floor: int = 1, power: float = 0.5) -> dict[str, int]:
+    """Split `total` kept coefficients over the DCT layers of `model`, in proportion to
+    size**power (power 1: the same fraction everywhere; 0.5: small layers get relatively more),
+    each layer getting at least `floor` and at most its size. Largest-remainder rounding, so the
+    counts add up to exactly `total` (when total lies between the sum of floors and of sizes)."""
+    layers = list(frequency_layers(model))
+    if not layers:
+        raise ValueError("allocate_budget: expected a model with DCT layers (call to_frequency first)")
+    sizes = {name: layer.coeffs.size for name, layer in layers}
+    lo = sum(min(floor, s) for s in sizes.values())
+    if not lo <= total <= sum(sizes.values()):
+        raise ValueError(f"allocate_budget: expected {lo} <= total <= {sum(sizes.values())} "
+                         f"(floors and sizes of {len(sizes)} layers), got {total}")
+    counts = {n: min(floor, s) for n, s in sizes.items()}
+    free = dict(sizes)
+    # water-filling: give the remaining budget in proportion to size**power, capping at the size
+    while (left := total - sum(counts.values())) > 0:
+        open_ = [n for n in sizes if counts[n] < free[n]]
+        weights = {n: sizes[n] ** power for n in open_}
+        scale = left / sum(weights.values())
+        share = {n: min(free[n] - counts[n], weights[n] * scale) for n in open_}
+        whole = {n: math.floor(v) for n, v in share.items()}
+        if sum(whole.values()) == 0:  # fewer coefficients left than open layers: largest remainders
+            for n in sorted(open_, key=lambda n: share[n] - whole[n], reverse=True)[:left]:
+                counts[n] += 1
+            break
+        for n in open_:
+            counts[n] += whole[n]
+    return counts
+
+
+class TailTruncation(Callback):
+    """Dynamic tail truncation: lower each DCT layer's kept count k step by step to a target.
+
+    target: a float fraction in (0, 1] of every layer's size, an int count for every layer, or a
+            dict layer name -> count or fraction (layers not in the dict keep their k).
+    steps:  number of `step()` calls to reach the target (call once per iteration or per epoch).
+    decay:  "linear":    k(t) = k0 + (k_T - k0) * t / T
+            "geometric": k(t) = k0 * (k_T / k0) ** (t / T)   (cuts most while k is large)
+            rounded to the nearest int; k never increases and never goes below the floor.
+    floor:  minimum kept per layer (int, or dict name -> int); the target is raised to it.
+    per:    as a `fit` callback, "step" moves to step t before optimizer step t (t = the optimizer's
+            step count: a per-iteration truncation); "epoch" takes one `step()` after each epoch.
+    The starting counts k0 are the layers' counts when the schedule is created.
+    """
+
+    def __init__(self, model: Layer, target, steps: int, decay: str = "linear", floor=1, per: str = "step"):
+        self.layers = dict(frequency_layers(model))
+        if not self.layers:
+            raise ValueError("TailTruncation: expected a model with DCT layers (call to_frequency first)")
+        positive_int(steps, "TailTruncation", "steps")
+        if decay not in ("linear", "geometric"):
+            raise ValueError(f"TailTruncation: expected decay 'linear' or 'geometric', got {decay!r}")
+        if per not in ("step", "epoch"):
+            raise ValueError(f"TailTruncation: expected per 'step' or 'epoch', got {per!r}")
+        self.per = per
+        targets = target if isinstance(target, dict) else dict.fromkeys(self.layers, target)
+        unknown = set(targets) - set(self.layers)
+        if unknown:
+            raise ValueError(f"TailTruncation: unknown layers {sorted(unknown)}; DCT layers are {sorted(self.layers)}")
+        floors = floor if isinstance(floor, dict) else dict.fromkeys(self.layers, floor)
+        self.start = {n: layer.keep for n, layer in self.layers.items()}
+        self.target = {}
+        for n, layer in self.layers.items():
+            size = layer.coeffs.size
+            k = keep_count(targets[n], size, f"TailTruncation[{n}]") if n in targets else self.start[n]
+            self.target[n] = min(self.start[n], max(k, min(int(floors.get(n, 0)), size)))
+        self.steps, self.decay, self.t = int(steps), decay, 0
+
+    def counts(self, t: int) -> dict[str, int]:
+        """The kept count of every layer after t steps."""
+        frac = min(max(t, 0), self.steps) / self.steps
+        out = {}
+        for n, k0 in self.start.items():
+            kt = self.target[n]
+            if frac >= 1:
+                k = kt
+            elif self.decay == "linear":
+                k = k0 + (kt - k0) * frac
+            else:
+                k = k0 * (max(kt, 1) / max(k0, 1)) ** frac
+            out[n] = int(min(k0, max(kt, round(k))))
+        return out
+
+    def step(self) -> int:
+        """Advance one step, truncate every layer whose count drops; returns the total kept."""
+        return self.advance_to(self.t + 1)
+
+    def advance_to(self, t: int) -> int:
+        """Move to step t (from 0): every layer whose count drops is truncated (k never rises)."""
+        self.t = min(max(t, self.t), self.steps)
+        for n, k in self.counts(self.t).items():
+            if k < self.layers[n].keep:
+                self.layers[n].set_keep(k)
+        return sum(layer.keep for layer in self.layers.values())
+
+    def on_batch_start(self, step: int, model: Layer) -> None:
+        if self.per == "step":
+            self.advance_to(step)
+
+    def on_epoch_end(self, epoch: int, model: Layer, row: dict) -> None:
+        if self.per == "epoch":
+            self.step()
+
+    @property
+    def done(self) -> bool:
+        return self.t >= self.steps
+
+
+# ---- counting and the compressed file -----------------------------------------------------------
+
+
+def _stored_entries(model: Layer):
+    """(name, kind, array, count): what a compressed file holds, in a fixed order."""
+    dct_names = {f"{n}.coeffs" if n else "coeffs": layer for n, layer in frequency_layers(model)}
+    masks = {name[: -len("coeffs")] + "mask" for name in dct_names}
+    for name, p in model.named_parameters():
+        if name in dct_names:
+            yield name, "dct", p.data, dct_names[name].keep
+        else:
+            yield name, "dense", p.data, p.size
+    for name, b in model.named_buffers():
+        if name in masks:
+            continue
+        if not (isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating)):
+            raise ValueError(f"save_compressed: cannot store non-floating buffer {name!r} ({b.dtype})")
+        yield name, "dense", b, b.size
+
+
+def stored_numbers(model: Layer) -> dict[str, int]:
+    """Numbers a compressed file of `model` stores: {'coefficients': kept DCT coefficients,
+    'other': every other parameter entry (biases...) and floating buffer entry, 'total': sum,
+    'dense': the parameter count of the spatial (uncompressed) model}."""
+    coeffs = other = 0
+    for _, kind, _, count in _stored_entries(model):
+        if kind == "dct":
+            coeffs += count
+        else:
+            other += count
+    return {"coefficients": coeffs, "other": other, "total": coeffs + other,
+            "dense": sum(p.size for p in model.parameters())}
+
+
+def dense_float32_bytes(model: Layer) -> int:
+    """Bytes of the model's parameters and floating buffers as dense float32 (the reference size)."""
+    n = sum(p.size for p in model.parameters())
+    masks = {f"{name}.mask" if name else "mask" for name, _ in frequency_layers(model)}
+    n += sum(b.size for name, b in model.named_buffers()
+             if name not in masks and np.issubdtype(np.asarray(b).dtype, np.floating))
+    return 4 * n
+
+
+def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False,
+                    meta: dict | None = None) -> dict:
+    """Write the compressed file (an .npz with two arrays, written atomically):
+
+        "manifest": UTF-8 JSON {format, dtype, meta, entries: [[name, kind, shape, count], ...]}
+        "payload":  every stored number, concatenated in entry order (float32, or float16)
+
+    kind "dct": the first `count` coefficients of the tensor in zigzag order; "dense": the tensor.
+    `meta` (JSON-able; `describe(...)` makes it) lets `minicnn.app.load_model` rebuild the architecture
+    and carries the input shape, normalisation and class names. Returns {'numbers', 'bytes', 'path'}.
+    """
+    dtype = np.float16 if float16 else np.float32
+    entries, chunks = [], []
+    for name, kind, array, count in _stored_entries(model):
+        if kind == "dct":
+            order = np.argsort(F.zigzag_order(array.shape), axis=None)  # flat indices, zigzag order
+            values = array.reshape(-1)[order[:count]]
+        else:
+            values = np.asarray(array).reshape(-1)
+        if float16 and np.any(np.abs(values) > np.finfo(np.float16).max):
+            raise ValueError(f"save_compressed: {name!r} has values beyond the float16 range")
+        entries.append([name, kind, list(array.shape), int(count)])
+        chunks.append(values.astype(dtype))
+    manifest = {"format": FORMAT, "dtype": np.dtype(dtype).name, "meta": meta or {}, "entries": entries}
+    payload = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
+    text = json.dumps(manifest, separators=(",", ":")).encode()
+    save_npz_atomic(path, {"manifest": np.frombuffer(text, np.uint8), "payload": payload})
+    return {"numbers": int(payload.size), "bytes": os.path.getsize(path), "path": os.fspath(path)}
+
+
+def read_compressed(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """Parse a compressed file -> (manifest, state) where `state` is a full state_dict of the DCT
+    model (coeffs with zeros beyond k, masks, biases...), in float32."""
+    with np.load(path) as f:
+        if set(f.files) != {"manifest", "payload"}:
+            raise ValueError(f"load_compressed: {path} is not a compressed model file "
+                             f"(expected arrays manifest, payload; got {sorted(f.files)})")
+        manifest = json.loads(f["manifest"].tobytes().decode())
+        payload = f["payload"]
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"load_compressed: expected format {FORMAT!r}, got {manifest.get('format')!r}")
+    state, offset = {}, 0
+    for name, kind, shape, count in manifest["entries"]:
+        values = payload[offset: offset + count].astype(np.float32)
+        offset += count
+        if kind == "dct":
+            coeffs = np.zeros(int(np.prod(shape)), np.float32)
+            coeffs[np.argsort(F.zigzag_order(shape), axis=None)[:count]] = values
+            state[name] = coeffs.reshape(shape)
+            state[name[: -len("coeffs")] + "mask"] = F.zigzag_mask(shape, count)
+        else:
+            state[name] = values.reshape(shape)
+    if offset != payload.size:
+        raise ValueError(f"load_compressed: payload has {payload.size} numbers, manifest describes {offset}")
+    return manifest, state
+
+
+def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:
+    """Fill `model` (the architecture the file was written from, converted with `to_frequency` here
+    if it is not already) from a compressed file; returns it. To open a file without knowing its
+    architecture, use `minicnn.app.load_model`."""
+    _, state = read_compressed(path)
+    model = to_frequency(model)
+    model.load_state_dict(state)
+    return model
+
+
+def describe(name: str, config: dict, model: Layer, **extra) -> dict:
+    """The `meta` of a compressed file of `model` = build(name, **config) after `to_frequency` (and
+    `frequency_biases` if used), so `load_model` can rebuild it: {"model", "config", "frequency":
+    {"biases": bool}} plus `extra` (input_shape, mean, std, class_names, dataset, ...)."""
+    biases = any(isinstance(layer, FrequencyBias) for layer in model.modules())
+    return {"model": name, "config": dict(config), "frequency": {"biases": biases}, **extra}

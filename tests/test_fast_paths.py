@@ -1,0 +1,67 @@
+"""Fast paths of the speed work against their plain versions: ReLU's mask, the ConvWorkspace."""
+
+import numpy as np
+import pytest
+
+from minicnn import functional as F
+from minicnn import layers as L
+from minicnn.functional.conv import conv2d, conv2d_backward
+from minicnn.functional.workspace import ConvWorkspace, as_workspace
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_from_the_mask_equals_relu_backward(dtype):
+    g = np.random.default_rng(0)
+    x, dy = g.standard_normal((3, 4, 5, 6)).astype(dtype), g.standard_normal((3, 4, 5, 6)).astype(dtype)
+    x[0, 0, 0, :3] = 0.0  # the kink: subgradient 0 in both
+    got = F.relu_backward_from_mask(dy, F.relu_mask(x))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, F.relu_backward(dy, x))
+
+
+def test_relu_layer_keeps_a_boolean_mask_not_its_input():
+    layer = L.ReLU()
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    layer(x)
+    cached = [v for v in vars(layer).values() if isinstance(v, np.ndarray)]
+    assert [c.dtype for c in cached] == [np.bool_]
+    assert not any(np.shares_memory(c, x) for c in cached)
+
+
+def _case(seed=2):
+    g = np.random.default_rng(seed)
+    x, w = g.standard_normal((3, 2, 9, 9)), g.standard_normal((4, 2, 3, 3))
+    return x, w, g.standard_normal((3, 4, 9, 9))
+
+
+def test_fft_keeps_the_input_spectrum_for_backward_and_only_for_that_input():
+    x, w, dy = _case()
+    ws = ConvWorkspace()
+    y = conv2d(x, w, None, 1, 1, method="fft", workspace=ws)
+    assert ws.spectrum_of(x) is not None and ws.nbytes == ws.spectrum.nbytes > 0
+    assert ws.spectrum_of(x.copy()) is None  # identity, not equality: never stale data
+    want = conv2d_backward(dy, x, w, 1, 1, method="direct")
+    np.testing.assert_allclose(y, conv2d(x, w, None, 1, 1, method="direct"), atol=1e-10)
+    for got, ref in zip(conv2d_backward(dy, x, w, 1, 1, method="fft", workspace=ws), want, strict=True):
+        np.testing.assert_allclose(got, ref, atol=1e-10)
+    ws.release()
+    assert ws.nbytes == 0 and ws.spectrum_of(x) is None
+
+
+def test_im2col_keeps_nothing_between_calls():
+    x, w, dy = _case(3)
+    ws = ConvWorkspace()
+    conv2d(x, w, None, 1, 1, workspace=ws)
+    conv2d_backward(dy, x, w, 1, 1, workspace=ws)
+    assert ws.nbytes == 0 and ws.source is None
+
+
+def test_a_plain_dict_is_still_accepted_as_workspace():
+    """Layers created their workspace as a dict before ConvWorkspace existed."""
+    x, w, dy = _case(4)
+    legacy: dict = {}
+    conv2d(x, w, None, 1, 1, method="fft", workspace=legacy)
+    assert isinstance(legacy["workspace"], ConvWorkspace) and legacy["workspace"].spectrum_of(x) is not None
+    assert as_workspace(legacy) is legacy["workspace"]
+    with pytest.raises(ValueError, match="ConvWorkspace"):
+        conv2d(x, w, None, 1, 1, workspace=[1])

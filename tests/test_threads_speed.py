@@ -1,0 +1,72 @@
+"""One place checks a thread count: minicnn.threads, used by --threads, the im2col/FFT loops and BLAS."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minicnn.threads import THREAD_VARIABLES, configured_threads, parse_threads
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("value,want", [("1", 1), ("2", 2), (" 3 ", 3), (4, 4)])
+def test_parse_threads_accepts_whole_numbers_from_one(value, want):
+    assert parse_threads(value, "--threads") == want
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "", "1.5", "²", 0, -2, True, 2.0, None])
+def test_parse_threads_refuses_everything_else_naming_the_source(value):
+    with pytest.raises(ValueError, match=r"OPENBLAS_NUM_THREADS: expected a whole number of threads >= 1, got"):
+        parse_threads(value, "OPENBLAS_NUM_THREADS")
+
+
+def test_configured_threads_reads_the_variables_in_order_and_checks_them():
+    assert configured_threads({}) == (os.cpu_count() or 1)
+    assert configured_threads({"OMP_NUM_THREADS": "3"}) == 3
+    assert configured_threads({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "3"}) == 2
+    assert configured_threads({"OPENBLAS_NUM_THREADS": " ", "OMP_NUM_THREADS": "3"}) == 3  # blank = unset
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS.*'-1'"):
+        configured_threads({"OMP_NUM_THREADS": "-1"})
+
+
+def _run(args, **env_overrides):
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    env.update(PYTHONPATH=str(ROOT), **env_overrides)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc"])
+def test_cli_refuses_a_bad_threads_option_in_one_line(value):
+    done = _run(["-m", "minicnn", f"--threads={value}", "summary", "lenet5"])
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"minicnn: --threads: expected a whole number of threads >= 1, got '{value}'"
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["-1", "abc"])
+def test_cli_with_a_bad_thread_variable_shows_help_but_refuses_to_run(value):
+    helped = _run(["-m", "minicnn", "--help"], OPENBLAS_NUM_THREADS=value)
+    assert helped.returncode == 0 and "usage: minicnn" in helped.stdout and helped.stderr == ""
+    done = _run(["-m", "minicnn", "summary", "lenet5"], OPENBLAS_NUM_THREADS=value)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"minicnn: OPENBLAS_NUM_THREADS: expected a whole number of threads >= 1, got '{value}' (or pass --threads N)"]
+    fixed = _run(["-m", "minicnn", "--threads", "1", "summary", "lenet5", "--input", "1,28,28"],
+                 OPENBLAS_NUM_THREADS=value)  # an explicit --threads overrides the bad variable
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_library_import_with_a_bad_thread_variable_is_a_clear_value_error():
+    done = _run(["-c", "import minicnn.functional"], OPENBLAS_NUM_THREADS="-1")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ValueError: OPENBLAS_NUM_THREADS: expected a whole number of threads >= 1, got '-1'")
+
+
+def test_convolution_loops_take_their_thread_count_from_the_environment():
+    code = ("from minicnn.functional import conv_fft, conv_im2col; "
+            "print(conv_im2col.COPY_THREADS, conv_fft.FFT_WORKERS)")
+    assert _run(["-c", code], OPENBLAS_NUM_THREADS="3").stdout.split() == ["3", "3"]
