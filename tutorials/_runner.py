@@ -601,7 +601,8 @@ def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
         t.print(f"Not run: step(s) {', '.join(map(str, skipped))} (`minicnn tutorial {number} --step "
                 f"{skipped[0]}`).")
     if exercises:
-        t.print(f"Exercises for this chapter ({len(exercises)}): {', '.join(exercises)}  (`minicnn exercise NAME`)")
+        t.print(f"Exercises for this chapter: {', '.join(exercises)} (start one with `minicnn exercise start "
+                f"{exercises[0]}`)")
     if next_chapter is not None:
         t.print(f"Next: chapter {next_chapter[0]}, {next_chapter[1]}: `minicnn tutorial {next_chapter[0]}`")
     else:

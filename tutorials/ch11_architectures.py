@@ -8,7 +8,7 @@ from minicnn import analysis, core
 from minicnn import layers as L
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import blocks
-from minicnn.models import MODELS, classic, lenet, mobilenet, shufflenet, xception
+from minicnn.models import build, classic, lenet, mobilenet, shufflenet, xception
 from tutorials._data import digits
 from tutorials._runner import Step
 
@@ -22,7 +22,7 @@ def _run_small(t, name: str) -> None:
     """Build `name` at 32x32 (width 0.25), run forward and backward on one image, check the shapes."""
     core.manual_seed(0)
     options = dict(SMALL, width=0.5) if name == "shufflenet_v2" else SMALL  # its widths: 0.5, 1, 1.5, 2
-    model = MODELS[name](**options)
+    model = build(name, **options)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     model.train()
     y = model(x)
@@ -34,7 +34,7 @@ def _run_small(t, name: str) -> None:
 
 
 def _count(t, rows, name: str, size: int, **kw) -> analysis.Summary:
-    s = analysis.analyze(MODELS[name](**kw), (3, size, size))
+    s = analysis.analyze(build(name, **kw), (3, size, size))
     rows.append([name + "".join(f" {k}={v}" for k, v in kw.items()), f"{size}x{size}", s.weights, s.macs])
     return s
 
@@ -47,7 +47,7 @@ def _near(t, what: str, value: float, paper: float, rel: float) -> None:
 def _lenet(t):
     t.code(lenet.lenet5)
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
+    model = build("lenet5")
     summary = analysis.analyze(model, (1, 28, 28))
     t.summary_table(summary)
     t.print()
