@@ -195,7 +195,7 @@ def test_command_line_ends_with_the_chapters_exercises_and_the_next_chapter(tmp_
                          text=True, env=env, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert for_chapter(1), "chapter 1 has an exercise"
-    assert f"Exercises for this chapter: {', '.join(for_chapter(1))}" in run.stdout
+    assert f"Exercises: {', '.join(for_chapter(1))}  (`minicnn exercise start" in run.stdout
     assert "Next: chapter 2, From fully connected to convolution: `minicnn tutorial 2`" in run.stdout
 
 
@@ -313,7 +313,7 @@ def test_end_of_chapter_says_which_steps_ran_and_what_comes_next(tmp_path):
     assert f"Not run: step(s) {', '.join(map(str, range(3, n)))}" in text
     assert "Next: chapter 2, From FC to conv: `minicnn tutorial 2`" in text
     rc, text = _run(1, tmp_path, exercises=["linear", "other"])
-    assert "Exercises for this chapter: linear, other (start one with `minicnn exercise start linear`)" in text
+    assert "Exercises: linear, other  (`minicnn exercise start linear`)" in text
     rc, text = _run(1, tmp_path)
     assert "ran step(s) all" in text and "Not run" not in text
 

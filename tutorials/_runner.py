@@ -601,8 +601,7 @@ def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
         t.print(f"Not run: step(s) {', '.join(map(str, skipped))} (`minicnn tutorial {number} --step "
                 f"{skipped[0]}`).")
     if exercises:
-        t.print(f"Exercises for this chapter: {', '.join(exercises)} (start one with `minicnn exercise start "
-                f"{exercises[0]}`)")
+        t.print(f"Exercises: {', '.join(exercises)}  (`minicnn exercise start {exercises[0]}`)")
     if next_chapter is not None:
         t.print(f"Next: chapter {next_chapter[0]}, {next_chapter[1]}: `minicnn tutorial {next_chapter[0]}`")
     else:
