@@ -595,7 +595,7 @@ def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
     s = t.s
     which = "all" if sorted(ran) == list(range(1, len(steps) + 1)) else ", ".join(map(str, ran))
     t.print(f"{s.ok}Chapter {number} done: ran step(s) {which} of {len(steps)}, {t.checks} checks "
-            f"passed{'' if t.verbose else ' (--verbose prints each)'}.{s.reset}")
+            f"passed{'' if t.verbose else ' (--verbose: each)'}.{s.reset}")
     skipped = [k for k in range(1, len(steps) + 1) if k not in ran]
     if skipped:
         t.print(f"Not run: step(s) {', '.join(map(str, skipped))} (`minicnn tutorial {number} --step "
