@@ -196,7 +196,7 @@ def test_command_line_ends_with_the_chapters_exercises_and_the_next_chapter(tmp_
     assert run.returncode == 0, run.stderr
     assert for_chapter(1), "chapter 1 has an exercise"
     assert f"Exercises: {', '.join(for_chapter(1))}  (`minicnn exercise start" in run.stdout
-    assert "Next: chapter 2, From fully connected to convolution: `minicnn tutorial 2`" in run.stdout
+    assert "Next: `minicnn tutorial 2`, chapter 2: From fully connected to convolution" in run.stdout
 
 
 def test_command_line_piped_is_plain_and_q_quits(tmp_path):
@@ -311,7 +311,7 @@ def test_end_of_chapter_says_which_steps_ran_and_what_comes_next(tmp_path):
     assert rc == 0
     assert f"Chapter 1 done: ran step(s) 1, 2, {n} of {n}" in text
     assert f"Not run: step(s) {', '.join(map(str, range(3, n)))}" in text
-    assert "Next: chapter 2, From FC to conv: `minicnn tutorial 2`" in text
+    assert "Next: `minicnn tutorial 2`, chapter 2: From FC to conv" in text
     rc, text = _run(1, tmp_path, exercises=["linear", "other"])
     assert "Exercises: linear, other  (`minicnn exercise start linear`)" in text
     rc, text = _run(1, tmp_path)

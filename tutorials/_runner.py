@@ -603,6 +603,6 @@ def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
     if exercises:
         t.print(f"Exercises: {', '.join(exercises)}  (`minicnn exercise start {exercises[0]}`)")
     if next_chapter is not None:
-        t.print(f"Next: chapter {next_chapter[0]}, {next_chapter[1]}: `minicnn tutorial {next_chapter[0]}`")
+        t.print(f"Next: `minicnn tutorial {next_chapter[0]}`, chapter {next_chapter[0]}: {next_chapter[1]}")
     else:
         t.print("That was the last chapter: `minicnn tutorial` lists them all.")

@@ -80,6 +80,9 @@ def _peak_mib(fn) -> float:
 
 def _timing(t):
     t.code(FC.conv2d, start="forward, _ = _method", end="return forward(x, w, b, stride, padding, dilation, groups)")
+    t.say("`method=` picks one of the three siblings above. The FFT pads each map to a size whose FFT is fast "
+          "(and large enough that the circular convolution does not wrap around):")
+    t.code(conv_fft._grid)
     n, c, size, repeats = (2, 4, 16, 1) if t.quick else (8, 16, 32, 3)
     kernels = (3, 7) if t.quick else (3, 5, 7, 9, 11, 13)
     rng = np.random.default_rng(3)
