@@ -211,14 +211,15 @@ def _compress(t):
 
 def _trained(t):
     t.code(frequency.TailTruncation.on_batch_start)
-    n_train, n_test, epochs, batch = (1000, 500, 3, 32) if t.quick else (12000, 2000, 3, 64)
+    n_train, n_test, epochs, batch = (1000, 500, 3, 32) if t.quick else (12000, 2000, 4, 64)
+    cut_epochs = epochs - 2  # the truncation reaches the budget after this many epochs; two more train at it
     budget, floor = 2000, (0.3 if t.quick else 0.9)
     ds = small_dataset("mnist", n_train, n_test)
     core.manual_seed(0)
     model = frequency.to_frequency(build("lenet5"))  # every Conv2D / Linear -> DCTConv2D / DCTLinear, keep all
     targets = frequency.allocate_budget(model, budget)
     steps_per_epoch = -(-n_train // batch)
-    truncation = frequency.TailTruncation(model, targets, steps=(epochs - 1) * steps_per_epoch, decay="geometric")
+    truncation = frequency.TailTruncation(model, targets, steps=cut_epochs * steps_per_epoch, decay="geometric")
     names = [name for name, _ in frequency.frequency_layers(model)]
     kept = [["start"] + [layer.keep for _, layer in frequency.frequency_layers(model)] + ["", ""]]
 
@@ -233,7 +234,7 @@ def _trained(t):
           f"for {epochs} epochs (Adam, lr 0.002, batch {batch}). The truncation moves at every step (it is a fit "
           f"callback, moved to the optimizer's step count before each batch), geometrically, from all "
           f"{sum(r for r in kept[0][1:-2]):,} coefficients to a budget of {budget:,} (allocate_budget shares it "
-          f"out), reached at the end of epoch {epochs - 1}; the last epoch trains at the final k.")
+          f"out), reached at the end of epoch {cut_epochs}; the last two epochs train at the final k.")
     result = train.fit(model, ds, optim.Adam(model.parameters(), 2e-3), epochs=epochs, batch_size=batch, seed=0,
                        callbacks=[truncation, Record()], progress=False, log=None)
     t.table(["when"] + [f"k {n}" for n in names] + ["train acc", "val acc"], kept)
