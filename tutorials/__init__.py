@@ -41,7 +41,7 @@ def list_chapters(out=None) -> None:
     from tutorials._runner import Tutorial
 
     t = Tutorial(0, out=out or sys.stdout, color=False)
-    t.print("minicnn tutorials — the lecture, step by step (run one with `minicnn tutorial N`):")
+    t.print("minicnn tutorials — the lecture, step by step (`minicnn tutorial N` runs one):")
     t.print()
     for number, name in chapter_modules().items():
         try:
