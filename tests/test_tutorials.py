@@ -175,11 +175,13 @@ def test_colour_only_when_asked(tmp_path):
     assert rc == 0 and ANSI.search(text)
 
 
-def test_listing_and_unknown_chapter(capsys):
+def test_listing_and_unknown_chapter(capsys, monkeypatch):
     from minicnn.cli import main
 
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
     assert main(["tutorial"]) == 0
     listing = capsys.readouterr().out
+    assert max(len(line) for line in listing.splitlines()) <= WIDTH
     for number in CHAPTERS:
         assert re.search(rf"^ *{number}\. ", listing, flags=re.M)
     assert "unavailable" not in listing
