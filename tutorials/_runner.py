@@ -595,14 +595,14 @@ def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
     s = t.s
     which = "all" if sorted(ran) == list(range(1, len(steps) + 1)) else ", ".join(map(str, ran))
     t.print(f"{s.ok}Chapter {number} done: ran step(s) {which} of {len(steps)}, {t.checks} checks "
-            f"passed{'' if t.verbose else ' (--verbose prints each)'}.{s.reset}")
+            f"passed{'' if t.verbose else ' (--verbose: each)'}.{s.reset}")
     skipped = [k for k in range(1, len(steps) + 1) if k not in ran]
     if skipped:
         t.print(f"Not run: step(s) {', '.join(map(str, skipped))} (`minicnn tutorial {number} --step "
                 f"{skipped[0]}`).")
     if exercises:
-        t.print(f"Exercises for this chapter ({len(exercises)}): {', '.join(exercises)}  (`minicnn exercise NAME`)")
+        t.print(f"Exercises: {', '.join(exercises)}  (`minicnn exercise start {exercises[0]}`)")
     if next_chapter is not None:
-        t.print(f"Next: chapter {next_chapter[0]}, {next_chapter[1]}: `minicnn tutorial {next_chapter[0]}`")
+        t.print(f"Next: `minicnn tutorial {next_chapter[0]}`, chapter {next_chapter[0]}: {next_chapter[1]}")
     else:
         t.print("That was the last chapter: `minicnn tutorial` lists them all.")
