@@ -74,8 +74,16 @@ def _threads_type(value: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a short error: one line naming the option and the problem, and where the help is
+    (instead of the full usage, which for `minicnn train` is eleven lines)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, wrap(f"{self.prog}: error: {message}") + f"\n(see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minicnn",
         description="minicnn: a pure-NumPy engine for learning convolutional networks by reading "
                     "and running their code.",

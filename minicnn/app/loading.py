@@ -37,6 +37,10 @@ class ModelFileError(ValueError):
     """A model file cannot be opened or rebuilt; the message says why and what to do."""
 
 
+class UnnamedModelError(ModelFileError):
+    """The file (a plain state dict, or a damaged meta) does not name its model: pass `name`."""
+
+
 @dataclass
 class LoadedModel:
     """A model read from a file, in eval mode, with what the file says about its inputs and outputs."""
@@ -160,13 +164,13 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
         model_name, model_config, frequency = meta.get("model"), meta.get("model_config", {}), None
     else:
         if not override:
-            raise ModelFileError(f"{path}: a plain state dict does not name its model; give the model name")
+            raise UnnamedModelError(f"{path}: a plain state dict does not name its model; give the model name")
         state = arrays
         meta, kind, model_name, model_config, frequency = {}, "state", name, config, None
     if override:
         model_name, model_config = name, config
     if model_name is None:
-        raise ModelFileError(f"{path}: the file does not name its model; give the model name")
+        raise UnnamedModelError(f"{path}: the file does not name its model; give the model name")
     wrong = [key for key in CARRIED if meta.get(key) is not None and not ckpt_io.META_TYPES[key][0](meta[key])]
     if wrong:
         raise ModelFileError(f"{path}: damaged file: wrong meta entries {wrong} "

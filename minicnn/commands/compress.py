@@ -50,6 +50,7 @@ def run(args) -> int:
         stored_numbers,
         to_frequency,
     )
+    from minicnn.app.loading import UnnamedModelError
     from minicnn.commands._options import EXIT_FAILED, fail
 
     if _same_file(args.checkpoint, args.out):
@@ -62,6 +63,8 @@ def run(args) -> int:
         if keep is not None:
             for _, layer in frequency_layers(model):
                 layer.set_keep(keep)
+    except UnnamedModelError as e:
+        return fail(NAME, f"{e} (--model NAME)")
     except ValueError as e:
         return fail(NAME, str(e))
     meta = describe(loaded.name, loaded.config, model, **loaded.description())

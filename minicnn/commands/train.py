@@ -114,7 +114,8 @@ def run(args) -> int:
     dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
     defining = {"--dataset": dataset_ref, "--train-limit": args.train_limit, "--val-size": args.val_size,
                 "training images (CRC-32)": data_crc, "--model": args.model,
-                "model config": config, "--optimizer": args.optimizer, "--lr": lr,
+                **{f"--{k}" if k in ("width", "method") else f"model option {k}": v for k, v in config.items()},
+                "--optimizer": args.optimizer, "--lr": lr,
                 "--momentum": args.momentum if args.optimizer == "sgd" else None,
                 "--weight-decay": args.weight_decay, "--schedule": args.schedule, "--warmup": args.warmup,
                 "--augment": augment, "--shift": args.shift if augment == "shift" else None,
@@ -124,7 +125,7 @@ def run(args) -> int:
             saved = load_checkpoint(out / CHECKPOINT_NAME).meta
         except CheckpointError as e:
             return fail(str(e))
-        problem = _changed(out, saved, defining, args.epochs)
+        problem = _changed(out, saved, defining, config, args.epochs)
         if problem:
             return fail(problem)
         if saved.get("epochs") not in (None, args.epochs):
@@ -218,12 +219,13 @@ def _fingerprint(x, y) -> int:
     return zlib.crc32(np.ascontiguousarray(y), zlib.crc32(np.ascontiguousarray(x)))
 
 
-def _changed(out, saved: dict, defining: dict, epochs: int) -> str | None:
+def _changed(out, saved: dict, defining: dict, config: dict, epochs: int) -> str | None:
     """What differs between the run saved in `out` and this command (None: nothing that matters).
     Every defining option must be as before; --epochs may be raised (the run is extended)."""
     before = saved.get("run") if isinstance(saved.get("run"), dict) else {
         "--model": saved.get("model"), "model config": saved.get("model_config")}  # older checkpoints
-    lines = [f"  {key}: {before[key]} then, {value} now" for key, value in defining.items()
+    now = {**defining, "model config": config}
+    lines = [f"  {key}: {before[key]} then, {value} now" for key, value in now.items()
              if key in before and before[key] != value]
     done = saved.get("epoch")
     if isinstance(done, int) and epochs < done:
