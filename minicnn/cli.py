@@ -32,11 +32,12 @@ DEFAULT_THREADS = 1
 EPILOG = """Run `minicnn COMMAND --help` for the options of one command.
 
 exit codes (every command):
-  0  done
-  1  a check or a run failed (gradient check, diverged training, a file that
-     could not be written)
-  2  bad input (an option out of range, a missing or damaged file, an unknown
-     name); the reason is printed on stderr"""
+    0  done
+    1  a check or a run failed (gradient check, diverged training, a file
+       that could not be written)
+    2  bad input (an option out of range, a missing or damaged file, an
+       unknown name); the reason is printed on stderr
+  130  interrupted (Ctrl-C)"""
 
 
 def _set_threads(argv: list[str], numpy_imported: bool = False) -> str | None:

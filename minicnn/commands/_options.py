@@ -2,9 +2,10 @@
 
 Exit codes of every `minicnn` command (also in `minicnn --help`):
 
-    0  done
-    1  a check or a run failed (gradient check, diverged training, unwritable result)
-    2  bad input (an option out of range, a missing or damaged file, an unknown name)
+      0  done
+      1  a check or a run failed (gradient check, diverged training, unwritable result)
+      2  bad input (an option out of range, a missing or damaged file, an unknown name)
+    130  interrupted (Ctrl-C)
 
 A range check in the parser refuses a bad value before anything runs, with argparse's one-line
 "argument --lr: ..." error and exit code 2. Errors found later go through `fail`: one message on

@@ -161,7 +161,7 @@ def run(args) -> int:
     except OSError as e:
         return fail(f"cannot write the run folder {out}: {e}", EXIT_DIVERGED)
     if result.status == "interrupted":
-        return EXIT_INTERRUPTED
+        return fail("to continue, run the same command with --resume", EXIT_INTERRUPTED)
     if result.status == "diverged":
         return EXIT_DIVERGED
     print(f"checkpoint, metrics.csv/json and curves.png in {out}")
