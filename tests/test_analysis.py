@@ -261,3 +261,15 @@ def test_a_composite_layer_must_be_a_container_or_answer_itself():
 
     with pytest.raises(ValueError, match="Pair: a layer with sub-layers must be"):
         analyze(Pair(), (1, 8, 8))
+
+
+def test_the_zero_pass_fallback_restores_every_training_flag():
+    class Odd(Layer):  # no shape protocol: analysed by one forward pass of zeros
+        def forward(self, x):
+            return x[:, :, ::2]
+
+    model = Sequential(Odd(), L.Dropout(0.5))
+    model.train()
+    model[1].eval()
+    analyze(model, (1, 6, 6))
+    assert model.training and model[0].training and not model[1].training

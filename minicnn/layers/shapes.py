@@ -79,7 +79,7 @@ def _run_zeros(layer: Layer, shape: Shape) -> Shape:
         y = layer.forward(np.zeros((1,) + tuple(shape), dtype=np.float32))
     finally:
         for m, mode in modes:
-            m.train(mode)
+            object.__setattr__(m, "training", mode)  # each module's own flag (train() would recurse)
     return tuple(y.shape[1:])
 
 
