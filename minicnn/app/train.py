@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn.core import Layer, Sequential
+from minicnn.core import Layer, Sequential, remove_unfinished
 from minicnn.data.batching import Augment, iterate_batches, num_batches
 from minicnn.layers._checks import positive_int
 from minicnn.losses import SoftmaxCrossEntropy
@@ -48,6 +48,12 @@ POSTFIX_EVERY = 10  # progress-bar text is refreshed every this many batches (it
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; raised before the step that would have used it."""
+
+
+def non_finite_parameters(model: Layer) -> list[str]:
+    """Names of the parameters and buffers holding NaN or infinity (empty: all finite)."""
+    return [name for name, value in model.state_dict().items()
+            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))]
 
 
 @dataclass
@@ -320,8 +326,10 @@ class _Run:
     """The bookkeeping of one `fit` call: history rows, checkpoints, log lines, the clock."""
 
     def __init__(self, model: Layer, dataset, optimizer, *, epochs: int, batch_size: int, seed: int, val,
-                 out_dir, meta, loss_fn, say: Callable[[str], None]):
+                 out_dir, meta, loss_fn, say: Callable[[str], None], warn: Callable[[str], None]):
         self.model, self.dataset, self.optimizer, self.loss_fn, self.say = model, dataset, optimizer, loss_fn, say
+        self.warn = warn
+        self.wrote = False  # a checkpoint of THIS run is in out_dir (saved, or the one resumed from)
         self.epochs, self.batch_size, self.seed, self.meta = epochs, batch_size, seed, meta or {}
         self.x_val, self.y_val = val if val is not None else (dataset.x_test, dataset.y_test)
         self.out = Path(out_dir) if out_dir is not None else None
@@ -352,17 +360,26 @@ class _Run:
             info = {**self.meta, "seed": self.seed, "batch_size": self.batch_size, "epoch": epoch_done,
                     "partial": asdict(part) if part else None, "history": self.history, "seconds": self.elapsed}
             ckpt_io.save_checkpoint(self.path, self.model, self.optimizer, info)
+            self.wrote = True
         if self.out is not None:
             write_metrics(self.out, self.history, curves=False)  # the PNG is drawn once, at the end
 
     def stop_message(self, epoch: int, state: EpochState | None, error: Exception | None) -> str:
         if error is not None:
-            kept = f"the last good checkpoint {self.path} is kept" if self.path is not None and self.path.exists() \
-                else "no checkpoint was written"
-            return f"stopped: {error}; {kept}. Try a smaller --lr."
+            kept = f"the last good checkpoint {self.path} is kept" if self.wrote else "no checkpoint was written"
+            return f"stopped: {error}; {kept}. Try a smaller learning rate."
         where = f"interrupted at epoch {epoch + 1}, batch {state.batch}"
-        return f"{where}; checkpoint saved to {self.path}; continue with --resume" if self.path is not None \
-            else f"{where} (no --out, nothing saved)"
+        return f"{where}; checkpoint saved to {self.path} (resume it to continue)" if self.path is not None \
+            else f"{where} (no run folder, nothing saved)"
+
+    def broken(self, row: dict[str, float]) -> str | None:
+        """Why the model after this validation must not become a checkpoint (None: it may)."""
+        bad = non_finite_parameters(self.model)
+        if bad:
+            return f"the weights hold NaN or infinity ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+        if not math.isfinite(row["val_loss"]):
+            return f"the validation loss became {row['val_loss']}"
+        return None
 
     def finish(self, result: FitResult, reuse_last_eval: bool) -> FitResult:
         """Test-split result (the last validation when it WAS the test split and nothing changed the
@@ -390,7 +407,8 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
         resume: bool = False, augment: Augment | None = None, val: tuple[np.ndarray, np.ndarray] | None = None,
         meta: dict[str, Any] | None = None, progress: bool = True, callbacks: Sequence[Callback] = (),
         eval_every: int | None = None, max_steps: int | None = None, input_grad: bool = False,
-        log: Callable[[str], None] | None = print, loss_fn=None) -> FitResult:
+        log: Callable[[str], None] | None = print, loss_fn=None,
+        warn: Callable[[str], None] | None = None) -> FitResult:
     """Train `model` on `dataset` (a `minicnn.data.Dataset`, already normalised as wanted) for `epochs`.
 
     Each epoch: `train_epoch`, then `evaluate` on `val` (x, y) — or on the test split when `val` is
@@ -406,18 +424,27 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
     `meta` (JSON-friendly: model name/config, dataset, normalisation, ...) is stored in every checkpoint.
     `resume=True` continues from `out_dir/checkpoint.npz` when it exists (same seed and batch size
     required); the data stream, optimizer state, schedule position and engine RNG are all restored.
-    Returns a FitResult; status "interrupted" after Ctrl-C, "diverged" after a NaN/inf loss.
+    Returns a FitResult; status "interrupted" after Ctrl-C, "diverged" after a NaN/inf training loss,
+    or when, after an epoch, a weight or the validation loss is not finite (that model is never saved:
+    the checkpoint in `out_dir` stays the last good one). Those two messages go to `warn` (default:
+    `log`). Temporary files of a save that was killed midway are removed from `out_dir` at the start.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every),
                         ("max_steps", max_steps)):
         if value is not None:
             positive_int(value, "fit", name)
     run = _Run(model, dataset, optimizer, epochs=epochs, batch_size=batch_size, seed=seed, val=val,
-               out_dir=out_dir, meta=meta, loss_fn=loss_fn, say=log or (lambda _msg: None))
+               out_dir=out_dir, meta=meta, loss_fn=loss_fn, say=log or (lambda _msg: None),
+               warn=warn or log or (lambda _msg: None))
+    if run.path is not None:
+        removed = remove_unfinished(run.path)
+        if removed:
+            run.say(f"removed {len(removed)} unfinished temporary file(s) of an interrupted save in {run.out}")
     start_epoch, partial = 0, None
     if resume:
         start_epoch, partial, run.history, seconds = _resume(run.path, model, optimizer, seed, batch_size, run.say)
         run.t_start -= seconds
+        run.wrote = run.path is not None and run.path.is_file()
     steps_per_epoch = num_batches(len(dataset.x_train), batch_size)
     hooks = [*callbacks, _EvalEvery(eval_every, steps_per_epoch, run.record)] if eval_every else list(callbacks)
     result = FitResult("done", checkpoint=run.path)
@@ -435,14 +462,20 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
                                     stop=should_stop, callbacks=hooks, input_grad=input_grad)
             except NonFiniteLossError as e:
                 result.status, result.message = "diverged", run.stop_message(epoch, None, e)
-                run.say(result.message)
+                run.warn(result.message)
                 break
             if state.interrupted and stop.requested:  # Ctrl-C: save where we are and return
                 run.save(epoch, state)
                 result.status, result.message = "interrupted", run.stop_message(epoch, state, None)
-                run.say(result.message)
+                run.warn(result.message)
                 break
             row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
+            problem = run.broken(row)
+            if problem is not None:
+                result.status = "diverged"
+                result.message = run.stop_message(epoch, None, NonFiniteLossError(f"{problem} after epoch {epoch + 1}"))
+                run.warn(result.message)
+                break
             for callback in callbacks:
                 callback.on_epoch_end(epoch, model, row)
             if state.interrupted:  # the step budget is spent: save the partial epoch and stop
@@ -466,8 +499,11 @@ def _resume(path: Path | None, model: Layer, optimizer, seed: int, batch_size: i
         if saved.meta.get(key) != value:
             raise ckpt_io.CheckpointError(f"{path} was written with {key}={saved.meta.get(key)}, this run has "
                                           f"{key}={value}; resume with the same value")
+    missing = [key for key in ("epoch", "partial", "history", "seconds") if key not in saved.meta]
+    if missing:
+        raise ckpt_io.CheckpointError(f"{path}: not a checkpoint written by fit (its meta lacks {missing})")
     ckpt_io.restore(saved, model, optimizer)
-    partial = EpochState(**saved.meta["partial"]) if saved.meta.get("partial") else None
+    partial = EpochState(**saved.meta["partial"]) if saved.meta["partial"] else None
     epoch = saved.meta["epoch"]
     where = f"epoch {epoch + 1}, batch {partial.batch}" if partial else f"the end of epoch {epoch}"
     say(f"resuming from {path} at {where}")

@@ -83,6 +83,8 @@ class Concat(Layer):
     Backward: dy is cut into the branches' channel slices; dx = sum_k branch_k.backward(dy_k).
     """
 
+    TRANSIENT = Layer.TRANSIENT + ("_sizes",)  # channels per branch
+
     def __init__(self, *branches: Layer):
         super().__init__()
         if not branches:
@@ -120,6 +122,8 @@ class ChannelSplit(Layer):
     ShuffleNet v2's channel split is ChannelSplit(0) and ChannelSplit(1) in two Concat branches.
     Backward: dy goes back into its slice, zeros elsewhere.
     """
+
+    TRANSIENT = Layer.TRANSIENT + ("_shape",)  # forward's input shape
 
     def __init__(self, part: int, parts: int = 2):
         super().__init__()

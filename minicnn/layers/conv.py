@@ -63,6 +63,8 @@ class Conv2D(Layer):
     `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
 
+    TRANSIENT = Layer.TRANSIENT + ("_workspace",)  # scratch buffers (emptied, not deleted)
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, method: str = "im2col"):
         super().__init__()

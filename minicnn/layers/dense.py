@@ -82,14 +82,19 @@ class Linear(Layer):
 class Flatten(Layer):
     """(N, C, H, W) or any (N, ...) -> (N, C*H*W). Backward reshapes back."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_shape",)  # forward's input shape
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             raise ValueError(f"Flatten: expected an input (N, ...) of rank >= 2, got {np.shape(x)}")
         self._shape = x.shape  # cache: input shape only
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # (N, C*H*W); also for N = 0
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        return dy.reshape(self._shape)
+        expected = (self._shape[0], int(np.prod(self._shape[1:])))
+        if np.shape(dy) != expected:
+            raise ValueError(f"Flatten.backward: expected dy of shape {expected} (the output), got {np.shape(dy)}")
+        return dy.reshape(self._shape)  # (N, C, H, W)
 
     def window(self) -> str:
         return ALL
@@ -103,6 +108,8 @@ class Dropout(Layer):
 
     Dividing by (1 - p) at training time keeps E[y] = x, so evaluation needs no rescaling.
     """
+
+    TRANSIENT = Layer.TRANSIENT + ("_scale",)  # forward's mask / (1 - p)
 
     def __init__(self, p: float = 0.5):
         super().__init__()

@@ -18,6 +18,8 @@ class Upsample(Layer):
     `align_corners=False`). Linear in x, so backward applies the transposed interpolation to dy.
     """
 
+    TRANSIENT = Layer.TRANSIENT + ("_x_shape",)  # forward's input shape
+
     def __init__(self, scale_factor=2, mode: str = "nearest"):
         super().__init__()
         if mode not in U.MODES:
