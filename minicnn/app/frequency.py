@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -304,29 +306,79 @@ def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False
 
 def read_compressed(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """Parse a compressed file -> (manifest, state) where `state` is a full state_dict of the DCT
-    model (coeffs with zeros beyond k, masks, biases...), in float32."""
-    with np.load(path) as f:
-        if set(f.files) != {"manifest", "payload"}:
-            raise ValueError(f"load_compressed: {path} is not a compressed model file "
-                             f"(expected arrays manifest, payload; got {sorted(f.files)})")
-        manifest = json.loads(f["manifest"].tobytes().decode())
-        payload = f["payload"]
+    model (coeffs with zeros beyond k, masks, biases...), in float32.
+
+    Everything is checked before it is used, so a damaged or hand-edited file raises a ValueError that
+    names the file and what is wrong (an unreadable zip, a manifest that is not the JSON described in
+    `save_compressed`, an entry whose count does not fit its shape, a payload of the wrong length or
+    dtype, or non-finite numbers), never a NumPy broadcasting message or a silently wrong model.
+    """
+    who = f"load_compressed: {os.fspath(path)}"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if set(f.files) != {"manifest", "payload"}:
+                raise ValueError(f"{who} is not a compressed model file "
+                                 f"(expected arrays manifest, payload; got {sorted(f.files)})")
+            raw, payload = f["manifest"], f["payload"]
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{who} is damaged: not a readable .npz file ({e})") from e
+    try:
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"expected uint8 JSON text, got {raw.dtype} of shape {raw.shape}")
+        manifest = json.loads(raw.tobytes().decode())
+        if not isinstance(manifest, dict):
+            raise ValueError(f"expected a JSON object, got {type(manifest).__name__}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{who} is damaged: its manifest is not readable ({e})") from e
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"load_compressed: expected format {FORMAT!r}, got {manifest.get('format')!r}")
+        raise ValueError(f"{who}: expected format {FORMAT!r}, got {manifest.get('format')!r}")
+    if payload.ndim != 1 or payload.dtype.name != manifest.get("dtype") or payload.dtype.name not in PAYLOAD_DTYPES:
+        raise ValueError(f"{who} is damaged: expected a 1-D {manifest.get('dtype')} payload "
+                         f"(one of {', '.join(PAYLOAD_DTYPES)}), got {payload.dtype} of shape {payload.shape}")
+    entries = _check_entries(manifest.get("entries"), who)
+    described = sum(count for _, _, _, count in entries)
+    if described != payload.size:
+        raise ValueError(f"{who} is damaged: the manifest describes {described} stored numbers, "
+                         f"the payload holds {payload.size}")
+    if not np.all(np.isfinite(payload)):
+        raise ValueError(f"{who} is damaged: its payload holds {int(np.sum(~np.isfinite(payload)))} "
+                         f"non-finite numbers (NaN or inf)")
     state, offset = {}, 0
-    for name, kind, shape, count in manifest["entries"]:
+    for name, kind, shape, count in entries:
         values = payload[offset: offset + count].astype(np.float32)
         offset += count
         if kind == "dct":
-            coeffs = np.zeros(int(np.prod(shape)), np.float32)
+            coeffs = np.zeros(math.prod(shape), np.float32)
             coeffs[np.argsort(F.zigzag_order(shape), axis=None)[:count]] = values
             state[name] = coeffs.reshape(shape)
             state[name[: -len("coeffs")] + "mask"] = F.zigzag_mask(shape, count)
         else:
             state[name] = values.reshape(shape)
-    if offset != payload.size:
-        raise ValueError(f"load_compressed: payload has {payload.size} numbers, manifest describes {offset}")
     return manifest, state
+
+
+PAYLOAD_DTYPES = ("float16", "float32")
+
+
+def _check_entries(entries, who: str) -> list[tuple[str, str, tuple[int, ...], int]]:
+    """The manifest's entries [[name, kind, shape, count], ...] as checked tuples (see save_compressed)."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{who} is damaged: expected a list of entries in its manifest, got {entries!r:.60}")
+    checked = []
+    for entry in entries:
+        ok = isinstance(entry, list) and len(entry) == 4
+        name, kind, shape, count = entry if ok else (None,) * 4
+        ok = (ok and isinstance(name, str) and kind in ("dct", "dense") and isinstance(shape, list)
+              and all(isinstance(s, int) and s >= 1 for s in shape) and isinstance(count, int))
+        if ok:
+            size = math.prod(shape)
+            ok = 0 <= count <= size if kind == "dct" else count == size
+            ok = ok and (kind == "dense" or name == "coeffs" or name.endswith(".coeffs"))
+        if not ok:
+            raise ValueError(f"{who} is damaged: expected entries [name, 'dct' | 'dense', shape, count] with "
+                             f"0 <= count <= size (count == size when dense), got {entry!r:.100}")
+        checked.append((name, kind, tuple(shape), count))
+    return checked
 
 
 def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:

@@ -10,4 +10,4 @@ from . import classic, inception, mobilenet, resnet, shufflenet, small, xception
 from ._registry import MODELS, build, config_for, register
 
 # isort: split
-from . import lenet  # noqa: F401  (registers lenet5)
+from . import lenet, lenet_caffe  # noqa: F401  (registers lenet5, lenet5_caffe)
