@@ -11,11 +11,21 @@ from minicnn.functional import check_array, check_size, linear, linear_backward
 from ._checks import positive_int
 from .shapes import ALL, Cost, Shape
 
+INIT_CHUNK = 2**20  # values drawn per call: the float64 draws never need more than 8 MB at once
+
 
 def kaiming_uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) — PyTorch's default for Linear/Conv weights and biases."""
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) — PyTorch's default for Linear/Conv weights and biases.
+
+    Drawn in float64 chunks straight into the float32 result: the same numbers as one whole-tensor
+    draw (each value takes the next draw of the engine RNG), without a float64 copy of a big layer."""
     bound = 1.0 / np.sqrt(fan_in)
-    return core.rng().uniform(-bound, bound, size=shape).astype(core.DEFAULT_DTYPE)
+    out = np.empty(shape, dtype=core.DEFAULT_DTYPE)
+    flat = out.reshape(-1)  # a view: filling it fills out
+    for lo in range(0, flat.size, INIT_CHUNK):
+        hi = min(lo + INIT_CHUNK, flat.size)
+        flat[lo:hi] = core.rng().uniform(-bound, bound, size=hi - lo)
+    return out
 
 
 class Linear(Layer):
