@@ -108,7 +108,7 @@ def test_summary_command_bad_input(capsys):
     assert "expected --input as C,H,W" in capsys.readouterr().err
     assert main(["summary", "no_such_model"]) == 2
     assert main(["summary", "resnet20_slicesamp", "--input", "3,30,30"]) == 2  # 15x15 cannot be sliced by 2
-    assert "SliceSamp needs an even size" in capsys.readouterr().out
+    assert "SliceSamp needs an even size" in capsys.readouterr().err
 
 
 def test_cifar_net_slicesamp_is_the_slicesamp_downsampling_variant():
