@@ -30,9 +30,6 @@ TIERS = {
     "minicnn.analysis": 3,
     "minicnn.models": 3,
     "minicnn.app": 4,
-    "minicnn.train": 4,  # aliases of minicnn.app.* kept until the tutorials import the new paths
-    "minicnn.checkpoint": 4,
-    "minicnn.frequency": 4,
     "minicnn.gradcheck_cases": 5,
     "minicnn.visualize": 5,
     "minicnn.exercises": 5,
@@ -127,3 +124,34 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     imports = _imports(ROOT / "app" / "loading.py")
     assert {"minicnn.models", "minicnn.app.checkpoint", "minicnn.app.frequency"} <= imports
     assert "minicnn.analysis" in _imports(ROOT / "commands" / "summary.py")  # imported inside report()
+
+
+def _command_runs(source: str) -> list[str]:
+    """Calls of a command's `run(args)` in `source`: `run` imported from minicnn.commands.X, or
+    `X.run` on a name bound to a minicnn.commands module."""
+    modules, found = set(), []
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minicnn.commands"):
+            for a in node.names:
+                if a.name == "run":
+                    found.append(f"from {node.module} import run")
+                modules.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname or a.name for a in node.names if a.name.startswith("minicnn.commands")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "run":
+            base = ast.unparse(node.value)
+            if base in modules or base.startswith("minicnn.commands"):
+                found.append(f"{base}.run")
+    return found
+
+
+def test_tutorials_call_library_functions_never_a_commands_run():
+    tutorials = ROOT.parent / "tutorials"
+    offenders = {p.name: _command_runs(p.read_text()) for p in sorted(tutorials.glob("*.py"))}
+    assert not {k: v for k, v in offenders.items() if v}
+    # the check can fail:
+    assert _command_runs("from minicnn.commands import summary\nsummary.run(args)") == ["summary.run"]
+    assert _command_runs("from minicnn.commands.train import run") == ["from minicnn.commands.train import run"]
+    assert _command_runs("from minicnn.commands.summary import report\nreport('x', (1, 2, 2))") == []

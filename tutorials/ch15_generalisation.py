@@ -120,6 +120,11 @@ def _early_stop(t):
              [f"epoch {run['best_epoch']} (early stop)", f"{best.loss:.3f}", f"{best.accuracy:.2%}"]])
     t.check_true(f"the early-stopped weights have the lower test loss: {best.loss:.3f} < {final.loss:.3f}",
                  best.loss < final.loss)
+    if best.accuracy < final.accuracy:
+        t.say(f"Honest detail: the test ACCURACY went the other way here ({best.accuracy:.1%} vs "
+              f"{final.accuracy:.1%}). The late epochs still get a few more images right, but grow so confident "
+              "that their mistakes cost far more loss. Which one to stop on is a choice: early stopping on the "
+              "validation accuracy instead would keep later weights.")
 
 
 
