@@ -124,7 +124,7 @@ def _rebuild(name: str, config: dict, frequency: dict | None, state: dict[str, n
 def _open(path: Path) -> dict[str, np.ndarray]:
     """Every array of the file, checked by `read_npz` (a damaged file is refused here, whatever it is)."""
     try:
-        return read_npz(path, what=".npz file")
+        return read_npz(path, what="model file (.npz)")
     except FileFormatError as e:
         raise ModelFileError(str(e)) from e
 
