@@ -175,6 +175,9 @@ def child(threads: int, rounds: int) -> int:
     import numpy as np
 
     from minicnn.commands.bench import alternate, gemm_gflops
+    from minicnn.threads import keep_freed_memory
+
+    keep_freed_memory()  # as the `minicnn` command does; process-wide, so PyTorch's arrays profit too
 
     try:
         import torch
@@ -194,9 +197,11 @@ def child(threads: int, rounds: int) -> int:
         engines = {"ours": _repeat(ours, inner)}
         if torch is not None:
             engines["torch"] = _repeat(theirs_factory(torch), inner)
-        times = alternate(engines, rounds)
+        cpu: dict[str, list[float]] = {}
+        times = alternate(engines, rounds, cpu_times=cpu)
         row = {"label": label, "unit": unit, "flops": flops,
-               **{name: float(np.median(v)) / inner for name, v in times.items()}}
+               **{name: float(np.median(v)) / inner for name, v in times.items()},
+               **{f"{name}_cpu": float(np.median(v)) / inner for name, v in cpu.items()}}
         print(json.dumps(row), flush=True)
     print(json.dumps({"load_end": os.getloadavg()[0]}), flush=True)
     return 0
@@ -213,20 +218,21 @@ def print_table(threads: int, rows: list[dict], head: dict, tail: dict) -> None:
     has_torch = any("torch" in r for r in rows)
     print(f"\n{threads} thread(s): float32 GEMM {head['gemm']:.0f} GFLOP/s, load average "
           f"{head['load']:.2f} -> {tail['load_end']:.2f}")
-    print(f"{'work (batch 64, median)':<28}{'minicnn':>10}{'pytorch':>10}{'ratio':>8}{'GFLOP/s':>9}")
+    print(f"{'work (batch 64, median)':<26}{'minicnn':>9}{'pytorch':>9}{'ratio':>7}{'cpu ratio':>10}"
+          f"{'GFLOP/s':>9}")
     for r in rows:
-        ours = _value(r, "ours")
-        line = f"{r['label']:<28}{ours:>10.{0 if r['unit'] == 'img/s' else 2}f}"
-        if has_torch:
-            theirs = _value(r, "torch")
-            ratio = ours / theirs  # a time ratio for layers, a speed ratio for training steps
-            line += f"{theirs:>10.{0 if r['unit'] == 'img/s' else 2}f}{ratio:>7.2f}x"
+        digits = 0 if r["unit"] == "img/s" else 2
+        line = f"{r['label']:<26}{_value(r, 'ours'):>9.{digits}f}"
+        if has_torch:  # a time ratio for layers, a speed ratio for training steps
+            line += (f"{_value(r, 'torch'):>9.{digits}f}{_value(r, 'ours') / _value(r, 'torch'):>6.2f}x"
+                     f"{_value(r, 'ours_cpu') / _value(r, 'torch_cpu'):>9.2f}x")
         else:
-            line += f"{'-':>10}{'-':>8}"
-        line += f"{r['flops'] / r['ours'] / 1e9:>9.1f}" if r["flops"] else f"{'':>9}"
+            line += f"{'-':>9}{'-':>7}{'-':>10}"
+        line += f"{r['flops'] / r['ours'] / 1e9:>9.1f}" if r["flops"] else ""
         print(line)
     print("layers: ms per call, ratio = minicnn time / PyTorch time (lower is better);\n"
-          "training steps: images/s, ratio = minicnn speed / PyTorch speed (higher is better).")
+          "training steps: images/s, ratio = minicnn speed / PyTorch speed (higher is better);\n"
+          "cpu ratio: the same from process CPU time (all threads), less sensitive to other jobs.")
 
 
 def peak_memory_mb(data_dir: str | None) -> str:

@@ -14,6 +14,7 @@ dropout and data shuffling, so that one seed reproduces a whole run.
 
 from __future__ import annotations
 
+import glob
 import os
 import struct
 import tempfile
@@ -288,14 +289,18 @@ def _named_modules(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer]
         yield from _named_modules(child, prefix + name + ".")
 
 
+TMP_SUFFIX = ".tmp"
+
+
 def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """np.savez to a temporary file in the same folder, fsync, then os.replace onto `path`.
 
     A crash mid-write leaves the previous file intact: the rename is the only step that touches it.
+    (A killed process can leave its temporary file behind: `remove_unfinished` deletes those.)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -307,6 +312,21 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> N
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_unfinished(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files `save_npz_atomic(path, ...)` leaves when the process dies mid-write
+    (`PATH.xxxxxxxx.tmp` beside `path`); return what was deleted. Call it only where no other process
+    is writing `path` at the same moment (e.g. when a run starts in its own folder)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*{TMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 NPY_SUFFIX = ".npy"

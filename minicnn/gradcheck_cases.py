@@ -15,9 +15,8 @@ from minicnn.gradcheck import GradcheckReport, gradcheck
 
 
 def _frequency_bias(rng):
-    from minicnn.frequency import FrequencyBias  # minicnn.frequency imports the layers: import late
 
-    return FrequencyBias(3, keep=2, bias=rng.standard_normal(3)).to(np.float64), rng.standard_normal((2, 3, 4, 4))
+    return L.FrequencyBias(3, keep=2, bias=rng.standard_normal(3)).to(np.float64), rng.standard_normal((2, 3, 4, 4))
 
 
 def _away_from_zero(rng, shape, margin=0.1):

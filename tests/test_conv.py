@@ -163,6 +163,7 @@ def test_image_blocks_give_the_whole_batch_result(monkeypatch, images_per_block,
     want_y = conv2d(x, w, None, stride, 1, dilation, groups, "direct")
     dy = rng.standard_normal(want_y.shape)
     want = conv2d_backward(dy, x, w, stride, 1, dilation, groups, "direct")
+    monkeypatch.setattr(conv_im2col, "COPY_THREADS", 1)  # one-thread block budget, BLOCK_VALUES
     plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
     monkeypatch.setattr(conv_im2col, "BLOCK_VALUES", images_per_block * 4 * 9 * plan.length)
     plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
@@ -354,3 +355,20 @@ def test_depthwise_paths_against_scipy(k, s, p, d):
     np.testing.assert_allclose(conv2d(x, w, b, s, p, d, 4), y_ref, atol=1e-10)
     for got, want in zip(conv2d_backward(dy, x, w, s, p, d, 4), backward_ref(dy), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("groups,kernel,padding,dilation", [(1, (3, 3), (1, 1), (1, 1)), (2, (3, 2), (1, 0), (2, 1)),
+                                                             (3, (1, 3), (0, 2), (1, 2))])
+def test_stride_one_backward_from_the_columns_of_dy_alone(groups, kernel, padding, dilation):
+    """At stride 1 with T <= C, backward builds only dy's columns: dx by the flipped kernel and dw as
+    x correlated with them (`_flipped_backward`); the direct loops are the reference."""
+    from minicnn.functional import conv_im2col
+
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal((3, 6, 7, 8)), rng.standard_normal((6, 6 // groups, *kernel))
+    dy = rng.standard_normal(conv2d(x, w, None, 1, padding, dilation, groups).shape)
+    assert conv_im2col._full_padding(w.shape, padding, dilation) is not None  # the path under test
+    want = conv2d_backward(dy, x, w, 1, padding, dilation, groups, "direct")
+    dx, dw = conv_im2col._flipped_backward(dy, x, w, padding, dilation, groups)
+    np.testing.assert_allclose(dx, want[0], atol=1e-10)
+    np.testing.assert_allclose(dw, want[1], atol=1e-10)

@@ -123,7 +123,7 @@ def test_tail_truncation_per_layer_targets_and_errors(net_and_x):
     assert keeps == {"0": 3, "2": 108, "5.0": 324, "6": 30}
     with pytest.raises(ValueError, match="unknown layers"):
         TailTruncation(net, {"7": 3}, steps=2)
-    with pytest.raises(ValueError, match="steps >= 1"):
+    with pytest.raises(ValueError, match="TailTruncation: expected steps as an int >= 1"):
         TailTruncation(net, 0.5, steps=0)
     with pytest.raises(ValueError, match="decay"):
         TailTruncation(net, 0.5, steps=3, decay="cosine")

@@ -148,7 +148,7 @@ def _damage(path, tmp_path):
     flipped[raw.index(payload.tobytes()) + 1] ^= 0xFF  # one bit pattern inside the stored numbers
     (tmp_path / "flip.fr.npz").write_bytes(bytes(flipped))
     return [
-        ("flip", tmp_path / "flip.fr.npz", "not a readable .npz file"),
+        ("flip", tmp_path / "flip.fr.npz", "not a readable model file"),
         ("short", write("short", manifest=manifest, payload=payload[:-5]), "the payload holds"),
         ("long", write("long", manifest=manifest, payload=np.concatenate([payload, payload[:2]])),
          "the payload holds"),

@@ -105,10 +105,10 @@ def test_summary_command(capsys):
 
 def test_summary_command_bad_input(capsys):
     assert main(["summary", "mobilenet_v1", "--input", "3,224"]) == 2
-    assert "expected --input as C,H,W" in capsys.readouterr().out
+    assert "expected --input as C,H,W" in capsys.readouterr().err  # errors go to stderr
     assert main(["summary", "no_such_model"]) == 2
     assert main(["summary", "resnet20_slicesamp", "--input", "3,30,30"]) == 2  # 15x15 cannot be sliced by 2
-    assert "SliceSamp needs an even size" in capsys.readouterr().out
+    assert "SliceSamp needs an even size" in capsys.readouterr().err
 
 
 def test_cifar_net_slicesamp_is_the_slicesamp_downsampling_variant():

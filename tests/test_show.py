@@ -8,12 +8,13 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from minicnn import core, frequency, visualize
+from minicnn import core, visualize
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.checkpoint import save_checkpoint
+from minicnn.app import frequency
+from minicnn.app.checkpoint import save_checkpoint
 from minicnn.cli import main
-from minicnn.models import MODELS
+from minicnn.models import build
 
 META = {"model": "lenet5", "model_config": {}, "input_shape": [1, 28, 28], "mean": [0.13], "std": [0.31],
         "class_names": [str(k) for k in range(10)], "dataset": "mnist"}
@@ -22,7 +23,7 @@ META = {"model": "lenet5", "model_config": {}, "input_shape": [1, 28, 28], "mean
 @pytest.fixture
 def lenet_checkpoint(tmp_path):
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
+    model = build("lenet5")
     path = tmp_path / "checkpoint.npz"
     save_checkpoint(path, model, meta=META)
     return path, model
@@ -89,9 +90,9 @@ def test_show_writes_filters_and_feature_maps_for_a_lenet5_checkpoint(lenet_chec
 
 def test_show_reads_a_compressed_frequency_file(tmp_path, digit_png, capsys):
     core.manual_seed(0)
-    model = frequency.to_frequency(MODELS["lenet5"](), keep=0.5)
+    model = frequency.to_frequency(build("lenet5"), keep=0.5)
     path = tmp_path / "lenet5.fr.npz"
-    frequency.save_compressed(model, path, meta={"model": "lenet5", "config": {}})
+    frequency.save_compressed(model, path, meta=frequency.describe("lenet5", {}, model))
     assert main(["show", str(path), "--out", str(tmp_path / "fr")]) == 0
     assert (tmp_path / "fr" / "filters_0.png").is_file()
     # a compressed file records no input normalisation: feature maps are refused with the reason

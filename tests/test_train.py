@@ -224,7 +224,7 @@ def test_load_checkpoint_errors(tmp_path):
 def test_predict_load_image_png_grey_rgb_resize_invert(tmp_path, rng):
     import matplotlib.image
 
-    from minicnn.commands.predict import load_image
+    from minicnn.data import load_image
 
     digit = np.zeros((56, 56), np.float32)
     digit[10:46, 26:30] = 1.0  # a light "1" on dark, twice MNIST's size
@@ -232,8 +232,8 @@ def test_predict_load_image_png_grey_rgb_resize_invert(tmp_path, rng):
     matplotlib.image.imsave(png, 1.0 - digit, cmap="gray")  # saved dark-on-light RGBA, as people draw
     img, notes = load_image(str(png), (1, 28, 28))
     assert img.shape == (1, 28, 28) and img.dtype == np.float32
-    assert "inverted (light background)" in notes and "resized from 56x56 to 28x28" in notes
-    assert img[0, 14, 14] > 0.9 and img[0, 2, 2] < 0.1
+    assert any(n.startswith("inverted") for n in notes) and any("56x56 to 28x28" in n for n in notes)
+    assert img[0, 14, 14] > 0.8 and img[0, 2, 2] < 0.1  # the stroke, softened by the area-aware shrink
     chw = rng.random((3, 32, 32)).astype(np.float32)
     np.save(tmp_path / "x.npy", chw)
     same, notes = load_image(str(tmp_path / "x.npy"), (3, 32, 32))

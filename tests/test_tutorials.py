@@ -31,6 +31,7 @@ WIDTH = 80
 def _run(number: int, tmp_path: Path, **kw) -> tuple[int, str]:
     out = io.StringIO()
     kw.setdefault("pause", False)
+    kw.setdefault("width", WIDTH)  # deterministic layout; the chapter test reads $COLUMNS instead (width=None)
     rc = run_steps(importlib.import_module(CHAPTERS[number]), number, quick=True, fig_dir=tmp_path,
                    out=out, **kw)
     return rc, out.getvalue()
@@ -94,11 +95,12 @@ def test_chapter_runs_and_shows_minicnn_source(number, tmp_path, monkeypatch):
     if number == 14 and not os.environ.get("MINICNN_DATA"):
         pytest.skip("chapter 14 trains on MNIST: set MINICNN_DATA to the dataset folder")
     monkeypatch.setenv("COLUMNS", str(WIDTH))
-    rc, text = _run(number, tmp_path)
+    rc, text = _run(number, tmp_path, width=None)  # the width comes from $COLUMNS, as on the command line
     too_wide = [line for line in text.splitlines() if len(line) > WIDTH]
     assert not too_wide, f"chapter {number}: {len(too_wide)} lines wider than {WIDTH}, e.g. {too_wide[0]!r}"
     assert rc == 0, text[-2000:]
     assert "check FAILED" not in text and f"Chapter {number} done" in text
+    assert "moved; showing the whole source" not in text, "a t.code(start=, end=) no longer matches the engine"
     assert not ANSI.search(text), "output to a non-terminal must carry no colour codes"
     module = importlib.import_module(CHAPTERS[number])
     # every step shows at least one block of the engine's own source
@@ -173,16 +175,30 @@ def test_colour_only_when_asked(tmp_path):
     assert rc == 0 and ANSI.search(text)
 
 
-def test_listing_and_unknown_chapter(capsys):
+def test_listing_and_unknown_chapter(capsys, monkeypatch):
     from minicnn.cli import main
 
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
     assert main(["tutorial"]) == 0
     listing = capsys.readouterr().out
+    assert max(len(line) for line in listing.splitlines()) <= WIDTH
     for number in CHAPTERS:
         assert re.search(rf"^ *{number}\. ", listing, flags=re.M)
     assert "unavailable" not in listing
     assert main(["tutorial", "99"]) == 2
     assert "no chapter 99" in capsys.readouterr().err
+
+
+def test_command_line_ends_with_the_chapters_exercises_and_the_next_chapter(tmp_path):
+    from minicnn.exercises import for_chapter
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINICNN_TUTORIAL_OUT=str(tmp_path), COLUMNS=str(WIDTH))
+    run = subprocess.run([sys.executable, "-m", "tutorials", "1", "--no-pause", "--step", "6"], capture_output=True,
+                         text=True, env=env, timeout=60, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert for_chapter(1), "chapter 1 has an exercise"
+    assert f"Exercises: {', '.join(for_chapter(1))}  (`minicnn exercise start" in run.stdout
+    assert "Next: `minicnn tutorial 2`, chapter 2: From fully connected to convolution" in run.stdout
 
 
 def test_command_line_piped_is_plain_and_q_quits(tmp_path):
@@ -297,7 +313,9 @@ def test_end_of_chapter_says_which_steps_ran_and_what_comes_next(tmp_path):
     assert rc == 0
     assert f"Chapter 1 done: ran step(s) 1, 2, {n} of {n}" in text
     assert f"Not run: step(s) {', '.join(map(str, range(3, n)))}" in text
-    assert "Next: chapter 2, From FC to conv: `minicnn tutorial 2`" in text
+    assert "Next: `minicnn tutorial 2`, chapter 2: From FC to conv" in text
+    rc, text = _run(1, tmp_path, exercises=["linear", "other"])
+    assert "Exercises: linear, other  (`minicnn exercise start linear`)" in text
     rc, text = _run(1, tmp_path)
     assert "ran step(s) all" in text and "Not run" not in text
 

@@ -41,7 +41,7 @@ def list_chapters(out=None) -> None:
     from tutorials._runner import Tutorial
 
     t = Tutorial(0, out=out or sys.stdout, color=False)
-    t.print("minicnn tutorials — the lecture, step by step (run one with `minicnn tutorial N`):")
+    t.print("minicnn tutorials — the lecture, step by step (`minicnn tutorial N` runs one):")
     t.print()
     for number, name in chapter_modules().items():
         try:
@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from minicnn.exercises import for_chapter
     from tutorials._runner import run_steps
 
     if args.chapter is None:
@@ -104,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     later = [n for n in chapter_modules() if n > args.chapter]
     following = (later[0], chapter_title(later[0])) if later else None
     return run_steps(module, args.chapter, pause=not args.no_pause, start=args.step, quick=quick,
-                     fig_dir=args.out, verbose=args.verbose, next_chapter=following)
+                     fig_dir=args.out, verbose=args.verbose, next_chapter=following,
+                     exercises=for_chapter(args.chapter))
 
 
 def _menu(args: argparse.Namespace) -> int:

@@ -52,8 +52,6 @@ FOLD_MARK = "┆"  # the gutter of a folded source line's continuation rows
 FOLD_AFTER = ",([{=+*/"  # a code line may be folded after one of these when it has no space to fold at
 MIN_RUN_TO_FOLD = 3  # this many passing checks in a row print as one line (unless --verbose)
 PROMPT_ROWS = 2  # rows a page keeps free: the prompt and the reader's answer
-COLUMN_BUDGET = 32 * 2**20  # im2col column matrix per call while a chapter runs: keeps each chapter's peak
-# memory under 500 MB (evaluating 500 images at once otherwise builds ~400 MB of columns)
 
 # What a terminal that cannot print Unicode shows instead (anything else: NFKD, then '?').
 ASCII = {"━": "=", "─": "-", "│": "|", "┌": "+", "└": "+", "┐": "+", "┘": "+", FOLD_MARK: ":", "░": ".",
@@ -524,13 +522,7 @@ def run_steps(module: ModuleType, number: int, pause: bool = True, start: int = 
                    f"(try --step 1)")
         print(to_ascii(message) if not unicode_ok(err) else message, file=err)
         return 2
-    from minicnn.functional import conv_im2col
-
-    previous_budget = conv_im2col.set_memory_budget(COLUMN_BUDGET)
-    try:
-        return _run(t, module, number, steps, pause, start, next_chapter, exercises)
-    finally:
-        conv_im2col.set_memory_budget(previous_budget)
+    return _run(t, module, number, steps, pause, start, next_chapter, exercises)
 
 
 def _run(t: Tutorial, module: ModuleType, number: int, steps: Sequence[Step], pause: bool, start: int,
@@ -603,14 +595,14 @@ def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
     s = t.s
     which = "all" if sorted(ran) == list(range(1, len(steps) + 1)) else ", ".join(map(str, ran))
     t.print(f"{s.ok}Chapter {number} done: ran step(s) {which} of {len(steps)}, {t.checks} checks "
-            f"passed{'' if t.verbose else ' (--verbose prints each)'}.{s.reset}")
+            f"passed{'' if t.verbose else ' (--verbose: each)'}.{s.reset}")
     skipped = [k for k in range(1, len(steps) + 1) if k not in ran]
     if skipped:
         t.print(f"Not run: step(s) {', '.join(map(str, skipped))} (`minicnn tutorial {number} --step "
                 f"{skipped[0]}`).")
     if exercises:
-        t.print(f"Exercises for this chapter ({len(exercises)}): {', '.join(exercises)}  (`minicnn exercise NAME`)")
+        t.print(f"Exercises: {', '.join(exercises)}  (`minicnn exercise start {exercises[0]}`)")
     if next_chapter is not None:
-        t.print(f"Next: chapter {next_chapter[0]}, {next_chapter[1]}: `minicnn tutorial {next_chapter[0]}`")
+        t.print(f"Next: `minicnn tutorial {next_chapter[0]}`, chapter {next_chapter[0]}: {next_chapter[1]}")
     else:
         t.print("That was the last chapter: `minicnn tutorial` lists them all.")

@@ -88,7 +88,7 @@ def _stride(t):
     t.array("conv2d(x, w, stride=1)", full[0, 0], precision=2)
     t.array("conv2d(x, w, stride=2)", strided[0, 0], precision=2)
     t.check("stride 2 = the stride-1 output at every 2nd row and column", strided, full[:, :, ::2, ::2])
-    kept = [int(np.argmin(np.abs(full[0, 0] - v).sum(axis=1))) for v in strided[0, 0]]
+    kept = [int(np.argmin(np.abs(full[0, 0, :, ::2] - v).sum(axis=1))) for v in strided[0, 0]]
     t.say("A slip in the lecture: 'strides s > 1 is equivalent to computing every (s−1)th pixel only'. "
           f"For s = 2 that would be every pixel; the rows kept are {kept}: every s-th pixel (every 2nd), "
           "i.e. s − 1 pixels skipped between two computed ones.")

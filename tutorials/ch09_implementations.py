@@ -28,7 +28,7 @@ def _direct(t):
 
 def _im2col(t):
     t.code(conv_im2col.im2col, start="n, c, h, w = x.shape", end="return cols.reshape")
-    t.code(conv_im2col.conv2d_im2col, start="w_mat = w.reshape", end="res = np.matmul")
+    t.code(conv_im2col.conv2d_im2col, start="w_mat = w.reshape", end="np.matmul(w_mat, cols")
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     w = np.array([[1.0, 2.0], [0.0, -1.0]]).reshape(1, 1, 2, 2)
     cols = conv_im2col.im2col(x, (2, 2))
@@ -80,6 +80,9 @@ def _peak_mib(fn) -> float:
 
 def _timing(t):
     t.code(FC.conv2d, start="forward, _ = _method", end="return forward(x, w, b, stride, padding, dilation, groups)")
+    t.say("`method=` picks one of the three siblings above. The FFT pads each map to a size whose FFT is fast "
+          "(and large enough that the circular convolution does not wrap around):")
+    t.code(conv_fft._grid)
     n, c, size, repeats = (2, 4, 16, 1) if t.quick else (8, 16, 32, 3)
     kernels = (3, 7) if t.quick else (3, 5, 7, 9, 11, 13)
     rng = np.random.default_rng(3)

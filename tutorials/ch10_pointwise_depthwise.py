@@ -10,7 +10,7 @@ from minicnn import layers as L
 from minicnn.functional import conv_direct, conv_im2col
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import conv as LC
-from minicnn.models import MODELS
+from minicnn.models import build
 from tutorials._runner import Step
 
 TITLE = "1x1, depthwise and separable convolutions"
@@ -85,7 +85,7 @@ def _separable(t):
 
 def _mobilenet(t):
     t.code(analysis.Summary.breakdown)
-    s = analysis.analyze(MODELS["mobilenet_v1"](), (3, 224, 224))
+    s = analysis.analyze(build("mobilenet_v1"), (3, 224, 224))
     share = {kind: (100 * m / s.macs, 100 * w / s.weights) for kind, (m, w) in s.breakdown().items()}
     t.print("MobileNet v1 at 224x224, per layer type (what `minicnn summary mobilenet_v1` prints last):")
     t.table(["type", "mult-adds", "share", "weights", "share"],

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from minicnn import core, frequency, optim, train
+from minicnn import core, optim
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.functional import dct as dct_module
+from minicnn.app import frequency, load_model, train
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import dct as dct_layers
-from minicnn.models import MODELS
+from minicnn.models import build
 from minicnn.optim import SGD
 from tutorials._data import small_dataset
 from tutorials._runner import Step
@@ -29,7 +30,8 @@ def _smooth_kernel(n: int = 8) -> np.ndarray:
 
 
 def _dct(t):
-    t.code(dct_module, start="DCT-II along one axis", end="idct(dct(x)) = x")
+    t.code(importlib.import_module("minicnn.functional.dct"), start="DCT-II along one axis",
+           end="idct(dct(x)) = x")  # the module (its name `dct` in minicnn.functional is the function)
     t.say("The formula, read literally: row u of a matrix D holds a(u)·cos(π(2i+1)u / 2n) for i = 0..n−1, "
           "and C = D K along an axis. By hand for n = 4 and K = [1, 1, 1, 1]: C[0] = a(0)·4 = ½·4 = 2, and "
           "every other row sums a full set of cosines to 0, so C = [2, 0, 0, 0].")
@@ -175,7 +177,7 @@ def _compress(t):
 
     def lenet():
         core.manual_seed(0)
-        return MODELS["lenet5"]()
+        return build("lenet5")
 
     dense = lenet()
     x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
@@ -208,29 +210,33 @@ def _compress(t):
 
 
 def _trained(t):
-    t.code(frequency.TailTruncation.with_lr)
-    n_train, n_test, epochs, batch = (1000, 500, 3, 32) if t.quick else (12000, 2000, 3, 64)
+    t.code(frequency.TailTruncation.on_batch_start)
+    n_train, n_test, epochs, batch = (1000, 500, 3, 32) if t.quick else (12000, 2000, 4, 64)
+    cut_epochs = epochs - 2  # the truncation reaches the budget after this many epochs; two more train at it
     budget, floor = 2000, (0.3 if t.quick else 0.9)
     ds = small_dataset("mnist", n_train, n_test)
     core.manual_seed(0)
-    model = frequency.to_frequency(MODELS["lenet5"]())  # every Conv2D / Linear -> DCTConv2D / DCTLinear, keep all
+    model = frequency.to_frequency(build("lenet5"))  # every Conv2D / Linear -> DCTConv2D / DCTLinear, keep all
     targets = frequency.allocate_budget(model, budget)
     steps_per_epoch = -(-n_train // batch)
-    truncation = frequency.TailTruncation(model, targets, steps=(epochs - 1) * steps_per_epoch, decay="geometric")
+    truncation = frequency.TailTruncation(model, targets, steps=cut_epochs * steps_per_epoch, decay="geometric")
     names = [name for name, _ in frequency.frequency_layers(model)]
     kept = [["start"] + [layer.keep for _, layer in frequency.frequency_layers(model)] + ["", ""]]
 
-    def record(epoch: int, net, row: dict) -> None:
-        kept.append([f"epoch {epoch + 1}"] + [layer.keep for _, layer in frequency.frequency_layers(net)]
-                    + [f"{row['train_acc']:.1%}", f"{row['val_acc']:.1%}"])
+    class Record(train.Callback):
+        """After every epoch: each layer's kept count k, and the accuracies."""
+
+        def on_epoch_end(self, epoch: int, net, row: dict) -> None:
+            kept.append([f"epoch {epoch + 1}"] + [layer.keep for _, layer in frequency.frequency_layers(net)]
+                        + [f"{row['train_acc']:.1%}", f"{row['val_acc']:.1%}"])
 
     t.say(f"LeNet-5 with every weight tensor in the DCT domain, trained from scratch on {n_train:,} MNIST images "
-          f"for {epochs} epochs (Adam, lr 0.002, batch {batch}). The truncation moves at every step (with_lr "
-          f"drives it from the optimizer's step count), geometrically, from all {sum(r for r in kept[0][1:-2]):,} "
-          f"coefficients to a budget of {budget:,} (allocate_budget shares it out), reached at the end of epoch "
-          f"{epochs - 1}; the last epoch trains at the final k.")
+          f"for {epochs} epochs (Adam, lr 0.002, batch {batch}). The truncation moves at every step (it is a fit "
+          f"callback, moved to the optimizer's step count before each batch), geometrically, from all "
+          f"{sum(r for r in kept[0][1:-2]):,} coefficients to a budget of {budget:,} (allocate_budget shares it "
+          f"out), reached at the end of epoch {cut_epochs}; the last two epochs train at the final k.")
     result = train.fit(model, ds, optim.Adam(model.parameters(), 2e-3), epochs=epochs, batch_size=batch, seed=0,
-                       schedule=truncation.with_lr(2e-3), on_epoch_end=record, progress=False, log=None)
+                       callbacks=[truncation, Record()], progress=False, log=None)
     t.table(["when"] + [f"k {n}" for n in names] + ["train acc", "val acc"], kept)
     totals = [sum(row[1:-2]) for row in kept]
     t.check_true(f"k moved during training and never rose: {' → '.join(f'{v:,}' for v in totals)}",
@@ -238,8 +244,9 @@ def _trained(t):
     t.check("the budget is reached: kept coefficients = 2,000", totals[-1], budget, tol=0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lenet5.fr.npz"
-        info = frequency.save_compressed(model, path, float16=True, meta={"model": "lenet5", "config": {}})
-        again, _ = frequency.load_model_file(path)
+        info = frequency.save_compressed(model, path, float16=True,
+                                         meta=frequency.describe("lenet5", {}, model, input_shape=[1, 28, 28]))
+        again = load_model(path).model
     stored = frequency.stored_numbers(again)
     accuracy = train.evaluate(again, ds.x_test, ds.y_test).accuracy
     t.table(["", "numbers", "bytes", "test accuracy"],

@@ -7,9 +7,10 @@ import time
 import numpy as np
 from scipy.special import softmax
 
-from minicnn import core, data, losses, optim, train, visualize
+from minicnn import core, data, losses, optim, visualize
 from minicnn import functional as F
-from minicnn.models import MODELS
+from minicnn.app import train
+from minicnn.models import build
 from tutorials._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"
@@ -90,7 +91,7 @@ def _step(t):
     t.code(optim.SGD._update)
     ds, (x_train, _) = _mnist()
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
+    model = build("lenet5")
     opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
     loss_fn = losses.SoftmaxCrossEntropy()
     xb, yb = x_train[:64], ds.y_train[:64]
@@ -117,7 +118,7 @@ def _train(t):
                           ds.class_names)
     val = (x_train[-n_val:], ds.y_train[-n_val:])
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
+    model = build("lenet5")
     opt = optim.Adam(model.parameters(), 1e-3)
     t.say(f"LeNet-5 ({model.num_parameters():,} parameters), Adam lr 0.001, batch {batch}, {epochs} epochs over "
           f"{n_train:,} training images; after every epoch `fit` measures the loss/accuracy on {n_val:,} held-out "
@@ -197,7 +198,7 @@ def _filters(t):
 
 def _initial_first_filters() -> np.ndarray:
     core.manual_seed(0)
-    return MODELS["lenet5"]()[0].weight.data.astype(np.float64)
+    return build("lenet5")[0].weight.data.astype(np.float64)
 
 
 STEPS = [

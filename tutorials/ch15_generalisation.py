@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
-from minicnn import core, optim, train
+from minicnn import core, optim
+from minicnn.app import train
 from minicnn.data import Dataset
-from minicnn.models import MODELS
+from minicnn.models import build
 from tutorials._data import small_dataset
 from tutorials._runner import Step
 
@@ -15,18 +16,23 @@ TITLE = "Generalisation: early stopping, weight decay, bagging"
 SUMMARY = "a run that overfits, the same run stopped early or with weight decay, and averaged models, measured"
 
 _CACHE: dict = {}
-N_TRAIN, N_VAL = 300, 1000  # few training images: LeNet-5 memorises them and the validation loss turns up
+N_TRAIN = 300  # few training images: LeNet-5 memorises them and the validation loss turns up
 EPOCHS = 25
 WEIGHT_DECAY = 0.01
 
 
 def _split(t) -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
-    """300 MNIST training images, 1,000 held-out validation images (from the training set), and test images."""
-    n_test = 1000 if t.quick else 5000
-    ds = small_dataset("mnist", N_TRAIN + N_VAL, n_test)
+    """300 MNIST training images, held-out validation images (from the training set), and test images."""
+    n_val, n_test = _sizes(t)
+    ds = small_dataset("mnist", N_TRAIN + n_val, n_test)
     val = (ds.x_train[N_TRAIN:], ds.y_train[N_TRAIN:])
     small = Dataset("mnist", ds.x_train[:N_TRAIN], ds.y_train[:N_TRAIN], ds.x_test, ds.y_test, ds.class_names)
     return small, val
+
+
+def _sizes(t) -> tuple[int, int]:
+    """Validation and test images: --quick measures on fewer."""
+    return (400, 1000) if t.quick else (1000, 5000)
 
 
 def _run(t, weight_decay: float) -> dict:
@@ -37,31 +43,38 @@ def _run(t, weight_decay: float) -> dict:
         return _CACHE[key]
     ds, val = _split(t)
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
-    best: dict = {"val_loss": np.inf}
-
-    def keep_best(epoch: int, net, row: dict) -> None:
-        if row["val_loss"] < best["val_loss"]:
-            best.update(val_loss=row["val_loss"], epoch=epoch + 1, state=net.state_dict())
+    model = build("lenet5")
+    best = KeepBest()
 
     opt = optim.SGD(model.parameters(), 0.01, momentum=0.9, weight_decay=weight_decay)
-    result = train.fit(model, ds, opt, epochs=EPOCHS, batch_size=32, seed=0, val=val, on_epoch_end=keep_best,
+    result = train.fit(model, ds, opt, epochs=EPOCHS, batch_size=32, seed=0, val=val, callbacks=[best],
                        progress=False, log=None)
     final_test = result.test
-    model.load_state_dict(best["state"])
+    model.load_state_dict(best.state)
     best_test = train.evaluate(model, ds.x_test, ds.y_test)
-    _CACHE[key] = {"history": result.history, "best_epoch": best["epoch"], "final_test": final_test,
+    _CACHE[key] = {"history": result.history, "best_epoch": best.epoch, "final_test": final_test,
                    "best_test": best_test}
     return _CACHE[key]
 
 
 
+class KeepBest(train.Callback):
+    """Early stopping's checkpoint: a copy of the weights of the epoch with the lowest validation loss."""
+
+    def __init__(self):
+        self.val_loss, self.epoch, self.state = np.inf, 0, {}
+
+    def on_epoch_end(self, epoch: int, model, row: dict) -> None:
+        if row["val_loss"] < self.val_loss:
+            self.val_loss, self.epoch, self.state = row["val_loss"], epoch + 1, model.state_dict()
+
+
 def _overfit(t):
-    t.code(train.fit, start="v = last_val = evaluate", end="on_epoch_end(epoch, model, row)")
+    t.code(train.fit, start="row = run.record(state", end="callback.on_epoch_end(epoch, model, row)")
     run = _run(t, 0.0)
     h = run["history"]
     t.say(f"LeNet-5 on only {N_TRAIN} MNIST images for {EPOCHS} epochs (SGD, lr 0.01, momentum 0.9, batch 32); "
-          f"the validation loss is measured after every epoch on {N_VAL:,} other training images.")
+          f"the validation loss is measured after every epoch on {_sizes(t)[0]:,} other training images.")
     t.table(["epoch", "train loss", "val loss", "train acc", "val acc"],
             [[r["epoch"], f"{r['train_loss']:.3f}", f"{r['val_loss']:.3f}", f"{r['train_acc']:.1%}",
               f"{r['val_acc']:.1%}"] for r in h if r["epoch"] % 3 == 1 or r["epoch"] in (run["best_epoch"], EPOCHS)])
@@ -96,15 +109,22 @@ def _plot(t) -> None:
 def _early_stop(t):
     run = _run(t, 0.0)
     t.say("Early stopping keeps the weights of the epoch with the lowest validation loss (in practice: stop "
-          "once it has not improved for a few epochs, then go back to that checkpoint). fit's on_epoch_end "
-          "hook is where a copy of the best weights is taken:")
-    t.code(train.fit, start="if on_epoch_end is not None", end="on_epoch_end(epoch, model, row)")
+          "once it has not improved for a few epochs, then go back to that checkpoint). A fit callback, "
+          "called after every epoch's validation, keeps a copy of the best weights:")
+    t.say("(`KeepBest` in tutorials/ch15_generalisation.py: if row['val_loss'] is the lowest so far, "
+          "state = model.state_dict().)")
+    t.code(train.Callback, start="class Callback", end='"""')
     final, best = run["final_test"], run["best_test"]
     t.table(["weights", "test loss", "test accuracy"],
             [[f"after epoch {EPOCHS} (last)", f"{final.loss:.3f}", f"{final.accuracy:.2%}"],
              [f"epoch {run['best_epoch']} (early stop)", f"{best.loss:.3f}", f"{best.accuracy:.2%}"]])
     t.check_true(f"the early-stopped weights have the lower test loss: {best.loss:.3f} < {final.loss:.3f}",
                  best.loss < final.loss)
+    if best.accuracy < final.accuracy:
+        t.say(f"Honest detail: the test ACCURACY went the other way here ({best.accuracy:.1%} vs "
+              f"{final.accuracy:.1%}). The late epochs still get a few more images right, but grow so confident "
+              "that their mistakes cost far more loss. Which one to stop on is a choice: early stopping on the "
+              "validation accuracy instead would keep later weights.")
 
 
 
@@ -137,7 +157,7 @@ def _bagging(t):
         pick = rng.choice(n_boot, n_boot, replace=True)
         sample = Dataset("mnist", ds.x_train[pick], ds.y_train[pick], ds.x_test, ds.y_test, ds.class_names)
         core.manual_seed(k)
-        model = MODELS["lenet5"]()
+        model = build("lenet5")
         result = train.fit(model, sample, optim.Adam(model.parameters(), 2e-3), epochs=epochs, batch_size=32,
                            seed=k, progress=False, log=None)
         probs.append(softmax(train.predict_logits(model, ds.x_test), axis=1))

@@ -4,6 +4,7 @@
     checkpoint.py   training checkpoints (exact resume)
     frequency.py    Frequency Regularization of whole models: conversion, truncation, compressed files
     loading.py      `load_model(path)`: one loader for checkpoints, compressed files and state dicts
+    spiral.py       the demo problem behind `minicnn demo` (a full-batch MLP, its own four-line loop)
 
 It sits above `minicnn.models` (it builds models with `minicnn.models.build`) and below the front
 ends (`minicnn.commands`, `minicnn.experiments`, the CLI and the tutorials), which call it.

@@ -13,14 +13,15 @@ so a crash while saving leaves the previous checkpoint intact. It holds
 
 To rebuild a model from a checkpoint use `minicnn.app.load_model` (one loader for every model file).
 
-No pickle is used: the file loads with `np.load(path, allow_pickle=False)`.
+No pickle is used: the file is read with `minicnn.core.read_npz`, which checks the whole archive
+(a truncated or bit-flipped file is refused, never half-loaded); the meta's types are checked too.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from minicnn import core
-from minicnn.core import Layer
+from minicnn.core import FileFormatError, Layer, read_npz
 
 FORMAT_VERSION = 1
 MODEL_PREFIX = "model."
@@ -36,8 +37,9 @@ OPTIM_PREFIX = "optim."
 META_KEY = "meta"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or does not fit the model/optimizer it is loaded into."""
+class CheckpointError(FileFormatError):
+    """A checkpoint cannot be read or does not fit the model/optimizer it is loaded into (a ValueError;
+    the message names the file and what is wrong)."""
 
 
 @dataclass
@@ -80,23 +82,75 @@ def _json_default(value):
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by `save_checkpoint`. Raises CheckpointError with a readable message."""
+    """Read a checkpoint written by `save_checkpoint`. Raises CheckpointError with a readable message
+    for a missing, damaged or foreign file and for meta entries of the wrong type."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zlib.error) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from e
-    if META_KEY not in arrays:
-        raise CheckpointError(f"{path}: not a minicnn training checkpoint (no '{META_KEY}' entry)")
-    meta = json.loads(str(arrays.pop(META_KEY)))
+        arrays = read_npz(path, what="training checkpoint", keys=(META_KEY,))
+    except FileFormatError as e:
+        raise CheckpointError(str(e)) from e
+    raw = arrays.pop(META_KEY)
+    try:
+        if raw.dtype.kind != "U" or raw.ndim != 0:
+            raise ValueError(f"expected one JSON string, got {raw.dtype} of shape {raw.shape}")
+        meta = json.loads(str(raw))
+    except ValueError as e:  # also json.JSONDecodeError
+        raise CheckpointError(f"{path}: damaged checkpoint: its '{META_KEY}' entry is not readable ({e})") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint: expected its '{META_KEY}' entry to be a JSON "
+                              f"object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')}, this minicnn reads {FORMAT_VERSION}")
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this minicnn reads {FORMAT_VERSION}")
+    wrong = [f"{key} ({_describe(meta[key])}, expected {what})" for key, (check, what) in META_TYPES.items()
+             if key in meta and not check(meta[key])]
+    if wrong:
+        raise CheckpointError(f"{path}: damaged checkpoint: wrong meta entries: {'; '.join(wrong)}")
     model_state = {k[len(MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)}
     optim_state = {k[len(OPTIM_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIM_PREFIX)}
     return Checkpoint(meta, model_state, optim_state)
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {json.dumps(value)[:40]}"
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(_number(v) for v in value)
+
+
+def _partial(value: Any) -> bool:
+    fields = {"epoch": _count, "batch": _count, "loss_sum": _number, "correct": _count, "seen": _count,
+              "seconds": _number, "interrupted": lambda v: isinstance(v, bool)}
+    return value is None or (isinstance(value, dict) and set(value) == set(fields)
+                             and all(check(value[k]) for k, check in fields.items()))
+
+
+# meta entry -> (check, what it must be); entries written by `fit` and `minicnn train`
+META_TYPES = {
+    "model": (lambda v: isinstance(v, str), "a model name"),
+    "model_config": (lambda v: isinstance(v, dict), "a dict of build options"),
+    "dataset": (lambda v: isinstance(v, str), "a dataset name or path"),
+    "class_names": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
+    "mean": (_numbers, "a list of numbers"),
+    "std": (lambda v: _numbers(v) and all(s > 0 for s in v), "a list of positive numbers"),
+    "input_shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(_count(n) and n > 0 for n in v),
+                    "[C, H, W]"),
+    "seed": (_count, "an int >= 0"),
+    "batch_size": (lambda v: _count(v) and v > 0, "an int >= 1"),
+    "epoch": (_count, "an int >= 0"),
+    "partial": (_partial, "null or the partial epoch's running sums"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of rows"),
+    "seconds": (_number, "a number"),
+    "engine_rng": (lambda v: isinstance(v, dict), "a bit-generator state"),
+}
 
 
 def restore(ckpt: Checkpoint, model: Layer, optimizer=None, rng: bool = True) -> None:
@@ -108,6 +162,12 @@ def restore(ckpt: Checkpoint, model: Layer, optimizer=None, rng: bool = True) ->
     if optimizer is not None:
         if not ckpt.optim_state:
             raise CheckpointError("checkpoint holds no optimizer state")
-        optimizer.load_state_dict(ckpt.optim_state)
+        try:
+            optimizer.load_state_dict(ckpt.optim_state)
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint's optimizer state does not fit: {e}") from e
     if rng:
-        set_engine_rng_state(ckpt.meta["engine_rng"])
+        try:
+            set_engine_rng_state(ckpt.meta["engine_rng"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint holds no usable engine RNG state ({e!r:.60})") from e

@@ -33,6 +33,7 @@ import numpy as np
 from minicnn import functional as F
 from minicnn.core import Layer, Sequential, save_npz_atomic
 from minicnn.layers import Conv2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
+from minicnn.layers._checks import positive_int
 from minicnn.layers.dct import _FrequencyWeight, keep_count
 
 from .train import Callback
@@ -171,8 +172,7 @@ class TailTruncation(Callback):
         self.layers = dict(frequency_layers(model))
         if not self.layers:
             raise ValueError("TailTruncation: expected a model with DCT layers (call to_frequency first)")
-        if not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"TailTruncation: expected steps >= 1, got {steps!r}")
+        positive_int(steps, "TailTruncation", "steps")
         if decay not in ("linear", "geometric"):
             raise ValueError(f"TailTruncation: expected decay 'linear' or 'geometric', got {decay!r}")
         if per not in ("step", "epoch"):

@@ -13,15 +13,15 @@ frequency domain too).
 
 from __future__ import annotations
 
+import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from minicnn.core import Layer
+from minicnn.core import FileFormatError, Layer, read_npz
 from minicnn.data import standardize
 from minicnn.models import build
 
@@ -29,10 +29,16 @@ from . import checkpoint as ckpt_io
 from .frequency import frequency_biases, read_compressed, to_frequency
 
 CARRIED = ("dataset", "mean", "std", "input_shape", "class_names")  # descriptive meta entries
+MAX_WIDTH = 8.0  # the widest width multiplier a file may ask for (minicnn train refuses more too)
+MAX_SIZE_OPTION = 4096  # any other int build option (classes, channels, image size, depth) at most this
 
 
 class ModelFileError(ValueError):
     """A model file cannot be opened or rebuilt; the message says why and what to do."""
+
+
+class UnnamedModelError(ModelFileError):
+    """The file (a plain state dict, or a damaged meta) does not name its model: pass `name`."""
 
 
 @dataclass
@@ -68,12 +74,36 @@ def _has_coeffs(state: dict[str, np.ndarray]) -> bool:
     return any(k == "coeffs" or k.endswith(".coeffs") for k in state)
 
 
+def check_config(name: Any, config: Any, path) -> None:
+    """Refuse a model name or build config from a file that is not what `minicnn` writes, or that
+    would make `build` allocate without bound (a crafted width 1e6): ModelFileError naming the file.
+    Options are JSON scalars; `width` is in (0, MAX_WIDTH], other numbers in [0, MAX_SIZE_OPTION]."""
+    if not isinstance(name, str):
+        raise ModelFileError(f"{path}: expected the model name as a string, got {name!r:.60}")
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise ModelFileError(f"{path}: expected the model config as a dict of options, got {config!r:.60}")
+    for key, value in config.items():
+        if value is None or isinstance(value, (bool, str)):
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelFileError(f"{path}: model option {key}={value!r:.40} is not a number, string or bool")
+        low, high = (0.0, MAX_WIDTH) if key == "width" else (0, MAX_SIZE_OPTION)
+        if not low <= value <= high:
+            raise ModelFileError(f"{path}: model option {key}={value!r} is outside [{low:g}, {high:g}]; "
+                                 f"the file is damaged or not made by minicnn")
+
+
 def _rebuild(name: str, config: dict, frequency: dict | None, state: dict[str, np.ndarray],
              path) -> tuple[Layer, dict | None]:
     """build(name, **config), converted as `frequency` says (None: as the state's keys say), filled
     with `state` -> (model in eval mode, the conversion applied)."""
+    check_config(name, config, path)
+    if frequency is not None and not (isinstance(frequency, dict) and isinstance(frequency.get("biases", False), bool)):
+        raise ModelFileError(f"{path}: expected the frequency entry as {{'biases': bool}}, got {frequency!r:.60}")
     try:
         model = build(name, **config)
+    except MemoryError as e:
+        raise ModelFileError(f"{path}: model {name!r} {config} does not fit in memory") from e
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: cannot rebuild model {name!r} {config}: {e}") from e
     if frequency is None and _has_coeffs(state):
@@ -91,14 +121,12 @@ def _rebuild(name: str, config: dict, frequency: dict | None, state: dict[str, n
     return model.eval(), frequency
 
 
-def _open(path: Path) -> set[str]:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
+def _open(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the file, checked by `read_npz` (a damaged file is refused here, whatever it is)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return set(f.files)
-    except (OSError, ValueError, EOFError, zlib.error) as e:
-        raise ModelFileError(f"{path}: not a readable .npz file ({e})") from e
+        return read_npz(path, what="model file (.npz)")
+    except FileFormatError as e:
+        raise ModelFileError(str(e)) from e
 
 
 def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) -> LoadedModel:
@@ -109,15 +137,21 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
     Raises ModelFileError (a ValueError) with a readable message.
     """
     path = Path(path)
-    files = _open(path)
+    arrays = _open(path)
+    files = set(arrays)
     override = name is not None
     if files == {"manifest", "payload"}:
         try:
             manifest, state = read_compressed(path)
         except (ValueError, KeyError) as e:
             raise ModelFileError(str(e)) from e
-        meta, kind = dict(manifest.get("meta", {})), "compressed"
-        model_name, model_config = meta.get("model"), dict(meta.get("config", {}))
+        meta, kind = manifest.get("meta", {}), "compressed"
+        if not isinstance(meta, dict):
+            raise ModelFileError(f"{path}: expected the manifest's meta as a dict, got {meta!r:.60}")
+        model_name, model_config = meta.get("model"), meta.get("config", {})
+        if not isinstance(model_config, dict):
+            raise ModelFileError(f"{path}: expected the model config as a dict of options, got {model_config!r:.60}")
+        model_config = dict(model_config)
         if meta.get("c5_conv"):  # files written before lenet5 took c5_conv
             model_config["c5_conv"] = True
         frequency = meta.get("frequency")
@@ -130,15 +164,17 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
         model_name, model_config, frequency = meta.get("model"), meta.get("model_config", {}), None
     else:
         if not override:
-            raise ModelFileError(f"{path}: a plain state dict does not name its model; pass the model name "
-                                 f"(--model NAME)")
-        with np.load(path, allow_pickle=False) as f:
-            state = {k: f[k] for k in f.files}
+            raise UnnamedModelError(f"{path}: a plain state dict does not name its model; give the model name")
+        state = arrays
         meta, kind, model_name, model_config, frequency = {}, "state", name, config, None
     if override:
         model_name, model_config = name, config
     if model_name is None:
-        raise ModelFileError(f"{path}: the file does not name its model; pass the model name (--model NAME)")
+        raise UnnamedModelError(f"{path}: the file does not name its model; give the model name")
+    wrong = [key for key in CARRIED if meta.get(key) is not None and not ckpt_io.META_TYPES[key][0](meta[key])]
+    if wrong:
+        raise ModelFileError(f"{path}: damaged file: wrong meta entries {wrong} "
+                             f"({'; '.join(f'{k} must be {ckpt_io.META_TYPES[k][1]}' for k in wrong)})")
     model, frequency = _rebuild(model_name, model_config, frequency, state, path)
     shape = meta.get("input_shape")
     return LoadedModel(model, model_name, dict(model_config), kind, frequency,

@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from minicnn.core import Layer, Sequential
+from minicnn.core import Layer, Sequential, remove_unfinished
 from minicnn.data.batching import Augment, iterate_batches, num_batches
+from minicnn.layers._checks import positive_int
 from minicnn.losses import SoftmaxCrossEntropy
 
 from . import checkpoint as ckpt_io
@@ -47,6 +48,12 @@ POSTFIX_EVERY = 10  # progress-bar text is refreshed every this many batches (it
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; raised before the step that would have used it."""
+
+
+def non_finite_parameters(model: Layer) -> list[str]:
+    """Names of the parameters and buffers holding NaN or infinity (empty: all finite)."""
+    return [name for name, value in model.state_dict().items()
+            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))]
 
 
 @dataclass
@@ -315,12 +322,93 @@ class _EvalEvery(Callback):
             self.record(state, state.epoch + state.batch / self.total)
 
 
+class _Run:
+    """The bookkeeping of one `fit` call: history rows, checkpoints, log lines, the clock."""
+
+    def __init__(self, model: Layer, dataset, optimizer, *, epochs: int, batch_size: int, seed: int, val,
+                 out_dir, meta, loss_fn, say: Callable[[str], None], warn: Callable[[str], None]):
+        self.model, self.dataset, self.optimizer, self.loss_fn, self.say = model, dataset, optimizer, loss_fn, say
+        self.warn = warn
+        self.wrote = False  # a checkpoint of THIS run is in out_dir (saved, or the one resumed from)
+        self.epochs, self.batch_size, self.seed, self.meta = epochs, batch_size, seed, meta or {}
+        self.x_val, self.y_val = val if val is not None else (dataset.x_test, dataset.y_test)
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.path = self.out / CHECKPOINT_NAME if self.out is not None else None
+        self.history: list[dict[str, float]] = []
+        self.stretch, self.last_eval = _Stretch(), None
+        self.t_start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def record(self, state: EpochState, progress_epochs: float) -> dict[str, float]:
+        """Validate, append a history row (training figures since the previous row) and log it."""
+        v = self.last_eval = evaluate(self.model, self.x_val, self.y_val, loss_fn=self.loss_fn)
+        row = {"epoch": progress_epochs, "lr": float(self.optimizer.lr), **self.stretch.row(state),
+               "val_loss": v.loss, "val_acc": v.accuracy}
+        row = {k: row[k] for k in ROW_KEYS}
+        self.history.append(row)
+        where = f"{progress_epochs:g}" if isinstance(progress_epochs, int) else f"{progress_epochs:.2f}"
+        self.say(f"epoch {where}/{self.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
+                 f"validation loss {v.loss:.4f} acc {v.accuracy:.2%} | {row['images_per_s']:,.0f} img/s")
+        return row
+
+    def save(self, epoch_done: int, part: EpochState | None) -> None:
+        """The checkpoint (when there is an out_dir): weights, optimizer, data-stream position, history."""
+        if self.path is not None:
+            info = {**self.meta, "seed": self.seed, "batch_size": self.batch_size, "epoch": epoch_done,
+                    "partial": asdict(part) if part else None, "history": self.history, "seconds": self.elapsed}
+            ckpt_io.save_checkpoint(self.path, self.model, self.optimizer, info)
+            self.wrote = True
+        if self.out is not None:
+            write_metrics(self.out, self.history, curves=False)  # the PNG is drawn once, at the end
+
+    def stop_message(self, epoch: int, state: EpochState | None, error: Exception | None) -> str:
+        if error is not None:
+            kept = f"the last good checkpoint {self.path} is kept" if self.wrote else "no checkpoint was written"
+            return f"stopped: {error}; {kept}. Try a smaller learning rate."
+        where = f"interrupted at epoch {epoch + 1}, batch {state.batch}"
+        return f"{where}; checkpoint saved to {self.path} (resume it to continue)" if self.path is not None \
+            else f"{where} (no run folder, nothing saved)"
+
+    def broken(self, row: dict[str, float]) -> str | None:
+        """Why the model after this validation must not become a checkpoint (None: it may)."""
+        bad = non_finite_parameters(self.model)
+        if bad:
+            return f"the weights hold NaN or infinity ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+        if not math.isfinite(row["val_loss"]):
+            return f"the validation loss became {row['val_loss']}"
+        return None
+
+    def finish(self, result: FitResult, reuse_last_eval: bool) -> FitResult:
+        """Test-split result (the last validation when it WAS the test split and nothing changed the
+        model since), the summary line, metrics.json / metrics.csv / curves.png."""
+        result.history, result.seconds = self.history, self.elapsed
+        if result.status == "done":
+            test = result.test = (self.last_eval if reuse_last_eval and self.last_eval else
+                                  evaluate(self.model, self.dataset.x_test, self.dataset.y_test, loss_fn=self.loss_fn))
+            epochs_word = "epoch" if len(self.history) == 1 else "epochs"
+            result.message = (f"test accuracy {test.accuracy:.2%} ({test.correct}/{len(self.dataset.y_test)}) "
+                              f"after {len(self.history)} {epochs_word}, wall time {_format_seconds(result.seconds)}, "
+                              f"training {result.images_per_s:,.0f} images/s")
+            self.say(result.message)
+            summary = {"test_accuracy": test.accuracy, "test_loss": test.loss, "epochs": len(self.history),
+                       "wall_seconds": result.seconds, "train_images_per_s": result.images_per_s}
+        else:
+            summary = {"status": result.status, "message": result.message}
+        if self.out is not None:
+            write_metrics(self.out, self.history, summary)
+        return result
+
+
 def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
         schedule: Callable[[int], float] | None = None, seed: int = 0, out_dir: str | Path | None = None,
         resume: bool = False, augment: Augment | None = None, val: tuple[np.ndarray, np.ndarray] | None = None,
         meta: dict[str, Any] | None = None, progress: bool = True, callbacks: Sequence[Callback] = (),
         eval_every: int | None = None, max_steps: int | None = None, input_grad: bool = False,
-        log: Callable[[str], None] | None = print, loss_fn=None) -> FitResult:
+        log: Callable[[str], None] | None = print, loss_fn=None,
+        warn: Callable[[str], None] | None = None) -> FitResult:
     """Train `model` on `dataset` (a `minicnn.data.Dataset`, already normalised as wanted) for `epochs`.
 
     Each epoch: `train_epoch`, then `evaluate` on `val` (x, y) — or on the test split when `val` is
@@ -336,97 +424,65 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
     `meta` (JSON-friendly: model name/config, dataset, normalisation, ...) is stored in every checkpoint.
     `resume=True` continues from `out_dir/checkpoint.npz` when it exists (same seed and batch size
     required); the data stream, optimizer state, schedule position and engine RNG are all restored.
-    Returns a FitResult; status "interrupted" after Ctrl-C, "diverged" after a NaN/inf loss.
+    Returns a FitResult; status "interrupted" after Ctrl-C, "diverged" after a NaN/inf training loss,
+    or when, after an epoch, a weight or the validation loss is not finite (that model is never saved:
+    the checkpoint in `out_dir` stays the last good one). Those two messages go to `warn` (default:
+    `log`). Temporary files of a save that was killed midway are removed from `out_dir` at the start.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every),
                         ("max_steps", max_steps)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(f"fit: expected {name} as an int >= 1, got {value!r}")
-    say = log or (lambda _msg: None)
-    out = Path(out_dir) if out_dir is not None else None
-    path = out / CHECKPOINT_NAME if out is not None else None
-    x_val, y_val = val if val is not None else (dataset.x_test, dataset.y_test)
-    start_epoch, partial, history, elapsed = 0, None, [], 0.0
+        if value is not None:
+            positive_int(value, "fit", name)
+    run = _Run(model, dataset, optimizer, epochs=epochs, batch_size=batch_size, seed=seed, val=val,
+               out_dir=out_dir, meta=meta, loss_fn=loss_fn, say=log or (lambda _msg: None),
+               warn=warn or log or (lambda _msg: None))
+    if run.path is not None:
+        removed = remove_unfinished(run.path)
+        if removed:
+            run.say(f"removed {len(removed)} unfinished temporary file(s) of an interrupted save in {run.out}")
+    start_epoch, partial = 0, None
     if resume:
-        start_epoch, partial, history, elapsed = _resume(path, model, optimizer, seed, batch_size, say)
-
-    def save(epoch_done: int, part: EpochState | None) -> None:
-        if path is not None:
-            info = {**(meta or {}), "seed": seed, "batch_size": batch_size, "epoch": epoch_done,
-                    "partial": asdict(part) if part else None, "history": history, "seconds": elapsed}
-            ckpt_io.save_checkpoint(path, model, optimizer, info)
-
-    stretch, latest = _Stretch(), []
-
-    def record(state: EpochState, progress_epochs: float) -> dict[str, float]:
-        v = evaluate(model, x_val, y_val, loss_fn=loss_fn)
-        latest[:] = [v]
-        row = {"epoch": progress_epochs, "lr": float(optimizer.lr), **stretch.row(state),
-               "val_loss": v.loss, "val_acc": v.accuracy}
-        row = {k: row[k] for k in ROW_KEYS}
-        history.append(row)
-        where = f"{progress_epochs:g}" if isinstance(progress_epochs, int) else f"{progress_epochs:.2f}"
-        say(f"epoch {where}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
-            f"validation loss {v.loss:.4f} acc {v.accuracy:.2%} | {row['images_per_s']:,.0f} img/s")
-        return row
-
+        start_epoch, partial, run.history, seconds = _resume(run.path, model, optimizer, seed, batch_size, run.say)
+        run.t_start -= seconds
+        run.wrote = run.path is not None and run.path.is_file()
     steps_per_epoch = num_batches(len(dataset.x_train), batch_size)
-    hooks = list(callbacks)
-    if eval_every is not None:
-        hooks.append(_EvalEvery(eval_every, steps_per_epoch, record))
-    t_start = time.perf_counter() - elapsed
-    result = FitResult("done", history, checkpoint=path)
+    hooks = [*callbacks, _EvalEvery(eval_every, steps_per_epoch, run.record)] if eval_every else list(callbacks)
+    result = FitResult("done", checkpoint=run.path)
     with _StopFlag() as stop:
         def should_stop() -> bool:
             return stop.requested or (max_steps is not None and optimizer.steps >= max_steps)
 
         for epoch in range(start_epoch, epochs):
             state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
-            stretch.mark = EpochState(epoch)
+            run.stretch.mark = EpochState(epoch)
             try:
                 state = train_epoch(model, dataset.x_train, dataset.y_train, optimizer, batch_size=batch_size,
                                     loss_fn=loss_fn, seed=seed, epoch=epoch, schedule=schedule, augment=augment,
                                     state=state, progress=progress, desc=f"epoch {epoch + 1}/{epochs}",
                                     stop=should_stop, callbacks=hooks, input_grad=input_grad)
             except NonFiniteLossError as e:
-                kept = f"the last good checkpoint {path} is kept" if path is not None and path.exists() else \
-                    "no checkpoint was written"
+                result.status, result.message = "diverged", run.stop_message(epoch, None, e)
+                run.warn(result.message)
+                break
+            if state.interrupted and stop.requested:  # Ctrl-C: save where we are and return
+                run.save(epoch, state)
+                result.status, result.message = "interrupted", run.stop_message(epoch, state, None)
+                run.warn(result.message)
+                break
+            row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
+            problem = run.broken(row)
+            if problem is not None:
                 result.status = "diverged"
-                result.message = f"stopped: {e}; {kept}. Try a smaller --lr."
-                say(result.message)
+                result.message = run.stop_message(epoch, None, NonFiniteLossError(f"{problem} after epoch {epoch + 1}"))
+                run.warn(result.message)
                 break
-            elapsed = time.perf_counter() - t_start
-            if state.interrupted and stop.requested:
-                save(epoch, state)
-                result.status = "interrupted"
-                result.message = (f"interrupted at epoch {epoch + 1}, batch {state.batch}; checkpoint saved to "
-                                  f"{path}; continue with --resume" if path is not None else
-                                  f"interrupted at epoch {epoch + 1}, batch {state.batch} (no --out, nothing saved)")
-                say(result.message)
-                break
-            row = record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, model, row)
-            elapsed = time.perf_counter() - t_start
-            if state.interrupted:
-                save(epoch, state)
-            else:
-                save(epoch + 1, None)
-            if out is not None:
-                write_metrics(out, history, curves=False)  # the PNG is drawn once, at the end
-            if state.interrupted:  # the step budget is spent
+            if state.interrupted:  # the step budget is spent: save the partial epoch and stop
+                run.save(epoch, state)
                 break
-    result.seconds = time.perf_counter() - t_start
-    if result.status == "done":
-        same = val is None and not callbacks  # the last validation was the test split, model unchanged since
-        _finish(result, model, dataset, loss_fn, latest[0] if same and latest else None, say)
-        summary = {"test_accuracy": result.test.accuracy, "test_loss": result.test.loss, "epochs": len(history),
-                   "wall_seconds": result.seconds, "train_images_per_s": result.images_per_s}
-    else:
-        summary = {"status": result.status, "message": result.message}
-    if out is not None:
-        write_metrics(out, history, summary)
-    return result
+            run.save(epoch + 1, None)
+    return run.finish(result, reuse_last_eval=val is None and not callbacks)
 
 
 ROW_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "images_per_s")
@@ -443,21 +499,12 @@ def _resume(path: Path | None, model: Layer, optimizer, seed: int, batch_size: i
         if saved.meta.get(key) != value:
             raise ckpt_io.CheckpointError(f"{path} was written with {key}={saved.meta.get(key)}, this run has "
                                           f"{key}={value}; resume with the same value")
+    missing = [key for key in ("epoch", "partial", "history", "seconds") if key not in saved.meta]
+    if missing:
+        raise ckpt_io.CheckpointError(f"{path}: not a checkpoint written by fit (its meta lacks {missing})")
     ckpt_io.restore(saved, model, optimizer)
-    partial = EpochState(**saved.meta["partial"]) if saved.meta.get("partial") else None
+    partial = EpochState(**saved.meta["partial"]) if saved.meta["partial"] else None
     epoch = saved.meta["epoch"]
     where = f"epoch {epoch + 1}, batch {partial.batch}" if partial else f"the end of epoch {epoch}"
     say(f"resuming from {path} at {where}")
     return epoch, partial, saved.meta["history"], saved.meta["seconds"]
-
-
-def _finish(result: FitResult, model: Layer, dataset, loss_fn, last_test: EvalResult | None, say) -> None:
-    """Set result.test (`last_test` when the last validation already was the test split, else a fresh
-    evaluation) and log the summary line."""
-    history = result.history
-    result.test = last_test or evaluate(model, dataset.x_test, dataset.y_test, loss_fn=loss_fn)
-    epochs_word = "epoch" if len(history) == 1 else "epochs"
-    result.message = (f"test accuracy {result.test.accuracy:.2%} ({result.test.correct}/{len(dataset.y_test)}) "
-                      f"after {len(history)} {epochs_word}, wall time {_format_seconds(result.seconds)}, "
-                      f"training {result.images_per_s:,.0f} images/s")
-    say(result.message)

@@ -41,21 +41,26 @@ def threads() -> int:
     return configured_threads()
 
 
-def alternate(engines: dict, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+def alternate(engines: dict, rounds: int, warmup: int = 1, cpu_times: dict | None = None) -> dict[str, list[float]]:
     """THE timing helper of minicnn's benchmarks: wall seconds of each engine's fn(), in alternating
     rounds (engine A, engine B, A, B, ...) so that all of them see the same machine load.
 
     engines: name -> fn(); returns name -> one time per round (report the median). `warmup` untimed
-    rounds come first (first-call allocations, lazy imports)."""
+    rounds come first (first-call allocations, lazy imports). A dict passed as `cpu_times` receives the
+    process CPU seconds of the same rounds (all threads): on a busy machine a one-thread engine's CPU
+    time still measures its own work, while its wall time includes waiting for a core."""
     for _ in range(warmup):
         for fn in engines.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in engines}
+    cpu = {name: [] for name in engines} if cpu_times is None else cpu_times
+    cpu.update({name: [] for name in engines})
     for _ in range(rounds):
         for name, fn in engines.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     return times
 
 

@@ -7,8 +7,6 @@ Prints the stored numbers, bytes on disk and the compression ratio against the d
 
 from __future__ import annotations
 
-import sys
-
 NAME = "compress"
 HELP = "store a (frequency-regularised) model as its kept DCT coefficients; print size and ratio"
 
@@ -33,6 +31,15 @@ def _parse_keep(text: str | None):
         return float(text)
 
 
+def _same_file(a: str, b: str) -> bool:
+    import os
+    from pathlib import Path
+
+    if Path(a).exists() and Path(b).exists():
+        return os.path.samefile(a, b)
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def run(args) -> int:
     from minicnn.app import load_model
     from minicnn.app.frequency import (
@@ -43,7 +50,12 @@ def run(args) -> int:
         stored_numbers,
         to_frequency,
     )
+    from minicnn.app.loading import UnnamedModelError
+    from minicnn.commands._options import EXIT_FAILED, fail
 
+    if _same_file(args.checkpoint, args.out):
+        return fail(NAME, f"--out {args.out} is the same file as the input; writing it would destroy the "
+                          f"input: choose another --out")
     try:
         loaded = load_model(args.checkpoint, args.model)
         keep = _parse_keep(args.keep)
@@ -51,12 +63,16 @@ def run(args) -> int:
         if keep is not None:
             for _, layer in frequency_layers(model):
                 layer.set_keep(keep)
+    except UnnamedModelError as e:
+        return fail(NAME, f"{e} (--model NAME)")
     except ValueError as e:
-        print(f"minicnn compress: {e}", file=sys.stderr)
-        return 2
+        return fail(NAME, str(e))
     meta = describe(loaded.name, loaded.config, model, **loaded.description())
     counts = stored_numbers(model)
-    info = save_compressed(model, args.out, float16=args.float16, meta=meta)
+    try:
+        info = save_compressed(model, args.out, float16=args.float16, meta=meta)
+    except OSError as e:
+        return fail(NAME, f"cannot write {args.out}: {e.strerror or e}", EXIT_FAILED)
     dense = dense_float32_bytes(model)
     print(f"model {loaded.name}: {counts['dense']} parameters dense ({dense} bytes as float32)")
     print(f"stored numbers: {counts['total']} = {counts['coefficients']} kept DCT coefficients "

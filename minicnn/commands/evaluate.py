@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 NAME = "evaluate"
 HELP = "test accuracy of a checkpoint, with its confusion matrix (printed and saved as PNG)"
 
@@ -59,9 +57,12 @@ def plot_confusion(matrix, class_names: list[str], path, title: str) -> None:
 
 
 def run(args) -> int:
+    import math
     from pathlib import Path
 
     from minicnn.app import ModelFileError, evaluate, load_model
+    from minicnn.app.train import non_finite_parameters
+    from minicnn.commands._options import EXIT_FAILED, fail
     from minicnn.data import DatasetError, load_dataset
 
     try:
@@ -69,22 +70,28 @@ def run(args) -> int:
         if not (args.dataset or loaded.dataset):
             raise ModelFileError(f"{args.checkpoint} does not say which dataset it was trained on; "
                                  f"pass --dataset")
+        bad = non_finite_parameters(loaded.model)
+        if bad:
+            raise ModelFileError(f"{args.checkpoint}: the weights hold NaN or infinity ({', '.join(bad[:3])}); "
+                                 f"this model is broken")
         ds = load_dataset(args.dataset or loaded.dataset, args.data_dir)
     except (ModelFileError, DatasetError) as e:
-        print(f"minicnn evaluate: {e}", file=sys.stderr)
-        return 2
+        return fail(NAME, str(e))
     x_test = loaded.normalize(ds.x_test)
     if loaded.input_shape is not None and x_test.shape[1:] != loaded.input_shape:
-        print(f"minicnn evaluate: the model expects images {loaded.input_shape}, "
-              f"{ds.name} has {x_test.shape[1:]}", file=sys.stderr)
-        return 2
+        return fail(NAME, f"the model expects images {loaded.input_shape}, {ds.name} has {x_test.shape[1:]}")
     result = evaluate(loaded.model, x_test, ds.y_test)
+    if not math.isfinite(result.loss):
+        return fail(NAME, f"the test loss is {result.loss}: the model's outputs are not finite", EXIT_FAILED)
     names = list(loaded.class_names or ds.class_names)
     names += [str(i) for i in range(len(names), int(ds.y_test.max()) + 1)]
     matrix = confusion_matrix(ds.y_test, result.predictions, len(names))
     print(format_confusion(matrix, names))
     title = f"{loaded.name} on {ds.name}: test accuracy {result.accuracy:.2%}"
     png = Path(args.png) if args.png else Path(args.checkpoint).with_name("confusion.png")
-    plot_confusion(matrix, names, png, title)
+    try:
+        plot_confusion(matrix, names, png, title)
+    except OSError as e:
+        return fail(NAME, f"cannot write the confusion matrix {png}: {e.strerror or e}", EXIT_FAILED)
     print(f"{title} ({result.correct}/{len(ds.y_test)}), test loss {result.loss:.4f}; confusion matrix saved to {png}")
     return 0

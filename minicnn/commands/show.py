@@ -23,41 +23,40 @@ def run(args) -> int:
     from pathlib import Path
 
     from minicnn import visualize
-    from minicnn.checkpoint import CheckpointError
+    from minicnn.app import ModelFileError, load_model
     from minicnn.commands.predict import load_image
-    from minicnn.data import standardize
-    from minicnn.frequency import load_model_file
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         print(f"minicnn show: --out {out} exists and is not a folder", file=sys.stderr)
         return 2
     try:
-        model, meta = load_model_file(args.checkpoint)
-    except (OSError, ValueError, KeyError, CheckpointError) as e:
+        loaded = load_model(args.checkpoint)
+    except (OSError, ModelFileError) as e:
         print(f"minicnn show: cannot load {args.checkpoint}: {e}", file=sys.stderr)
         return 2
+    model = loaded.model
     if not visualize.conv_layers(model):
-        print(f"minicnn show: {meta.get('model')} has no convolution layer to draw", file=sys.stderr)
+        print(f"minicnn show: {loaded.name} has no convolution layer to draw", file=sys.stderr)
         return 2
     x = shown = None
     if args.image is not None:
-        if "input_shape" not in meta:
+        if loaded.input_shape is None or loaded.mean is None:
             print(f"minicnn show: {args.checkpoint} does not record its input shape and normalisation; "
                   "feature maps need a checkpoint written by `minicnn train`", file=sys.stderr)
             return 2
         try:
-            shown, notes = load_image(args.image, tuple(meta["input_shape"]), args.invert)
+            shown, notes = load_image(args.image, tuple(loaded.input_shape), args.invert)
         except (OSError, ValueError, SyntaxError) as e:  # PIL reports a file that is not a PNG as SyntaxError
             print(f"minicnn show: cannot read {args.image}: {e}", file=sys.stderr)
             return 2
-        x = standardize(shown[None], meta["mean"], meta["std"])  # (1, C, H, W), as the model was trained
+        x = loaded.normalize(shown[None])  # (1, C, H, W), normalised as the model was trained
         if notes:
             print(f"{args.image}: {'; '.join(notes)}")
     for path in visualize.save_filters(model, out):
         print(f"filters:      {path}")
     if x is not None:
-        path = visualize.save_feature_maps(model, x, out, title=f"{meta.get('model')}: {Path(args.image).name}",
+        path = visualize.save_feature_maps(model, x, out, title=f"{loaded.name}: {Path(args.image).name}",
                                            shown=shown)
         print(f"feature maps: {path}")
     return 0

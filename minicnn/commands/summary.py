@@ -5,13 +5,18 @@ from __future__ import annotations
 
 NAME = "summary"
 HELP = "per-layer shapes, parameters, multiply-adds and receptive fields of a model (no forward pass)"
+MIN_WIDTH, MAX_WIDTH, MAX_CLASSES, MAX_SIDE = 1 / 16, 8.0, 100_000, 4096  # what the table is asked for stays buildable
 
 
 def add_arguments(parser) -> None:
+    from minicnn.commands._options import integer, number
+
     parser.add_argument("model", nargs="?", help="model name (omit, or 'list', to see the choices)")
     parser.add_argument("--input", default="3,224,224", metavar="C,H,W", help="input shape of one image")
-    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (model default if unset)")
-    parser.add_argument("--width", type=float, default=None, help="width multiplier (model default if unset)")
+    parser.add_argument("--num-classes", type=integer(1, MAX_CLASSES), default=None,
+                        help="classifier outputs (model default if unset)")
+    parser.add_argument("--width", type=number(MIN_WIDTH, MAX_WIDTH), default=None,
+                        help="width multiplier (model default if unset)")
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -19,8 +24,8 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         shape = tuple(int(v) for v in text.split(","))
     except ValueError:
         shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"minicnn summary: expected --input as C,H,W (three positive ints), got {text!r}")
+    if len(shape) != 3 or min(shape) < 1 or max(shape) > MAX_SIDE:
+        raise ValueError(f"expected --input as C,H,W (three ints from 1 to {MAX_SIDE}), got {text!r}")
     return shape
 
 
@@ -41,23 +46,18 @@ def report(name: str, input_shape: tuple[int, int, int], num_classes: int | None
 
 
 def run(args) -> int:
+    from minicnn.commands._options import fail
     from minicnn.models import MODELS
 
     if args.model in (None, "list"):
         print("models:\n  " + "\n  ".join(sorted(MODELS)))
         return 0
     if args.model not in MODELS:
-        print(f"minicnn summary: unknown model {args.model!r}; choose one of: {', '.join(sorted(MODELS))}")
-        return 2
+        return fail(NAME, f"unknown model {args.model!r}; choose one of: {', '.join(sorted(MODELS))}")
     try:
         shape = _parse_shape(args.input)
-    except ValueError as e:
-        print(e)
-        return 2
-    try:
         text = report(args.model, shape, args.num_classes, args.width)
     except ValueError as e:
-        print(f"minicnn summary: {e}")
-        return 2
+        return fail(NAME, str(e))
     print(text)
     return 0

@@ -246,7 +246,7 @@ def fetch(name: str, filename: str, data_dir=None, allow_download: bool = True) 
             except (urllib.error.URLError, OSError, ChecksumError) as e:
                 problems.append(f"{mirror + filename}: {getattr(e, 'reason', e)}")
     how = (f"To provide it, download {mirrors[0] + filename} (or copy the official file) into "
-           f"{cache_dir() / folder}/, or point --data-dir or {ENV_VAR} at a folder that holds {rel}.")
+           f"{cache_dir() / folder}/, or name a data folder that holds {rel} (data_dir, or {ENV_VAR}).")
     tried = f" Download failed ({'; '.join(problems)})." if problems else " Downloading was not allowed."
     raise DatasetError(f"{name}: missing file {filename}. Looked in: {_looked_in(folder, data_dir)}.{tried} {how}")
 
@@ -278,7 +278,7 @@ def _load_cifar10(data_dir, allow_download: bool) -> Dataset:
             source = fetch("cifar10", CIFAR_ARCHIVE, data_dir, allow_download)
         except DatasetError as e:
             partial = find_file(folder, "cifar10_partial.npz", data_dir)
-            hint = (f" A partial copy exists at {partial}: train on it with --dataset {partial}."
+            hint = (f" A partial copy exists at {partial}: give its path as the dataset to train on it."
                     if partial is not None else "")
             raise DatasetError(f"{e}{hint}") from e
     try:

@@ -15,13 +15,11 @@ user with the full data would run is printed at the end.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-
-import numpy as np
 
 DESCRIPTION = "small CIFAR-10 net: training images/s, minutes per full epoch, accuracy on the partial copy"
 FULL_EPOCH = 50_000  # training images in the full CIFAR-10
+GEMM_REPEATS = 5  # float32 2048^3 products timed (median) for the matmul rate, before and after training
 
 
 def add_arguments(parser) -> None:
@@ -36,18 +34,6 @@ def add_arguments(parser) -> None:
 
 def default_cifar_npz() -> Path:
     return Path(os.environ.get("MINICNN_DATA", "datasets")) / "cifar10" / "cifar10_partial.npz"
-
-
-def matmul_gflops(seconds: float = 1.0, n: int = 512) -> float:
-    """This machine's float32 matrix-multiply rate right now (n x n x n products, best of a few):
-    measured in the same run as the training speed, so the ratio survives a busy machine better."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    best, t_end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        a @ a
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return best
 
 
 def prepare(ds):
@@ -77,6 +63,7 @@ def train_and_test(model, ds, *, epochs: int, batch_size: int, lr: float, seed: 
 def run(args) -> int:
     from minicnn import core
     from minicnn.analysis import analyze
+    from minicnn.commands.bench import gemm_gflops
     from minicnn.data import crop_flip, load_dataset
     from minicnn.models import build
 
@@ -90,10 +77,10 @@ def run(args) -> int:
     s = analyze(model, ds.input_shape)
     print(f"cifar_net width {args.width}: {s.params:,} parameters, {s.macs / 1e6:.1f}M mult-adds per image; "
           f"data {ds}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
-    gemm_before = matmul_gflops()
+    gemm_before = gemm_gflops(GEMM_REPEATS)
     r = train_and_test(model, ds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        augment=crop_flip(4))
-    gemm = max(gemm_before, matmul_gflops())
+    gemm = max(gemm_before, gemm_gflops(GEMM_REPEATS))  # before and after: the better of two busy-machine readings
     minutes = FULL_EPOCH / r["images_per_s"] / 60
     train_gflops = 3 * 2 * s.macs * r["images_per_s"] / 1e9  # forward 2 MACs-worth of flops, backward twice that
     print(f"| training images/s (32x32x3, batch {args.batch_size}, crop+flip) | {r['images_per_s']:.0f} |")

@@ -157,8 +157,9 @@ def conv2d_backward(
 
     dx (N, C, H, W): W^T dy, a full correlation of dy with flip_kernel(w);
     dw (T, C/groups, KH, KW): the correlation of x with dy; db (T,): dy summed over N, OH, OW.
-    `data_grad` (im2col only): "col2im" (scatter the column gradient back) or "flipped" (pad/dilate dy,
-    then correlate with flip_kernel(w), the lecture's form). Both agree to rounding. "none" (any method)
+    `data_grad` (im2col only): "col2im" (the default: scatter the column gradient back, or, at stride 1
+    with T <= 2 C where it measured faster, take the flipped form below) or "flipped" (pad/dilate dy, then
+    correlate with flip_kernel(w), the lecture's form). Both agree to rounding. "none" (any method)
     skips dx and returns None in its place: a network's first layer has no use for dL/dimage.
     """
     stride, padding, dilation, groups, out = check_conv_args(x, w, None, stride, padding, dilation, groups, who)

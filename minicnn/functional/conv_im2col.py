@@ -25,7 +25,10 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
 
 - a block holds about BLOCK_VALUES column entries (2 MB of float32), so its columns are written and
   read back by the GEMM while still in cache; the whole batch's columns (75 MB for CIFAR's 32->32
-  layer at batch 64) never exist, and the copy runs at cache speed instead of memory speed;
+  layer at batch 64) never exist, and the copy runs at cache speed instead of memory speed. With more
+  than one BLAS thread the blocks are 8x larger (THREADED_BLOCK_VALUES): every GEMM call wakes the
+  OpenBLAS threads, which then spin while Python copies the next block, and on a busy machine many
+  small calls ran 3x slower per step than few large ones (cifar_net, 2 threads, load average 7.6);
 - backward REBUILDS each block's columns from the cached x instead of keeping forward's: the copy is
   cheap in cache, and a layer then holds nothing but its input between calls;
 - stride 1 uses "wide rows": the padded block is flattened per map (row length Wp), so tap (i, j) is the
@@ -55,10 +58,11 @@ from .checks import conv_output_size
 
 Pair = tuple[int, int]
 
-BLOCK_VALUES = 2**19  # column entries built per block of images (2 MB of float32)
+BLOCK_VALUES = 2**19  # column entries built per block of images (2 MB of float32), one thread
+THREADED_BLOCK_VALUES = 2**22  # the same with several BLAS threads: fewer, larger GEMM calls (16 MB)
 COPY_THREADS = configured_threads()  # threads of the depthwise loops: as many as BLAS (minicnn.threads)
 PARALLEL_MIN_VALUES = 2**17  # depthwise jobs smaller than this run in one thread (a hand-off costs ~50 us)
-FLIP_RATIO = 1.0  # stride 1: dx by the flipped-kernel correlation when T <= FLIP_RATIO * C (else col2im)
+FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
 CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): a forked child makes its own
 
@@ -180,7 +184,8 @@ def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padd
     wide = stride == (1, 1)
     hp, wp = h + 2 * padding[0] + wide, wd + 2 * padding[1]
     width = wp if wide else ow
-    block = max(1, min(n, BLOCK_VALUES // (c * kh * kw * oh * width)))
+    budget = BLOCK_VALUES if COPY_THREADS == 1 else THREADED_BLOCK_VALUES
+    block = max(1, min(n, budget // (c * kh * kw * oh * width)))
     return _Plan(c, t, groups, (kh, kw), stride, padding, dilation, (oh, ow), (hp, wp), width, block)
 
 
@@ -209,9 +214,10 @@ def _block_columns(xs: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
     cols = s.cols[: c * kh * kw * nb * length].reshape(c, kh, kw, nb, length)  # (C, KH, KW, Nb, L)
     flat = xp.reshape(nb, c, -1)  # (Nb, C, (Hp+1)*Wp): each padded map as one row
     cols6 = cols.reshape(c, kh, kw, nb, oh, p.width)  # (C, KH, KW, Nb, OH, OW) when not wide
+    wide = p.wide
     for i in range(kh):
         for j in range(kw):
-            if p.wide:  # one contiguous run of OH*Wp values per (image, channel)
+            if wide:  # one contiguous run of OH*Wp values per (image, channel)
                 off = i * dh * wp + j * dw
                 cols[:, i, j] = flat[:, :, off:off + length].transpose(1, 0, 2)  # (C, Nb, L)
             else:
@@ -241,9 +247,10 @@ def _block_col2im(dcols: np.ndarray, nb: int, p: _Plan, s: _Scratch) -> np.ndarr
     dxp[...] = 0
     flat = dxp.reshape(nb, c, -1)  # (Nb, C, (Hp+1)*Wp)
     cols = dcols.reshape(c, kh, kw, nb, length)  # (C, KH, KW, Nb, L)
+    wide = p.wide
     for i in range(kh):
         for j in range(kw):
-            if p.wide:
+            if wide:
                 off = i * dh * wp + j * dw
                 flat[:, :, off:off + length] += cols[:, i, j].transpose(1, 0, 2)  # (Nb, C, L)
             else:
@@ -275,8 +282,8 @@ def conv2d_im2col(
     for n0 in range(0, n, p.block):
         nb = min(p.block, n - n0)
         cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L)
-        res = res_buf[: t * nb * length].reshape(groups, t // groups, nb * length)  # (G, T/G, Nb*L)
-        np.matmul(w_mat, cols.reshape(groups, -1, nb * length), out=res)
+        out = res_buf[: t * nb * length].reshape(groups, t // groups, nb * length)  # (G, T/G, Nb*L)
+        res = np.matmul(w_mat, cols.reshape(groups, -1, nb * length), out=out)
         res = res.reshape(t, nb, oh, p.width)[..., :ow].transpose(1, 0, 2, 3)  # (Nb, T, OH, OW) view
         if b is None:
             y[n0:n0 + nb] = res
@@ -295,9 +302,11 @@ def conv2d_im2col_backward(
         db (T,)             = sum of dy over N, OH, OW
         dx (N, C, H, W)     = W^T dz/dy
     dx, with data_grad="col2im" (the default): col2im(w_mat^T @ dy_mat), the column gradient added back
-    pixel by pixel — except at stride 1, where the same numbers come faster as the full correlation of dy
-    with flip_kernel(w) (`conv2d_input_grad_flipped`: one more im2col and a GEMM whose inner dimension is
-    T*KH*KW rather than T, and no scatter-add; 20 vs 24 ms on CIFAR's 32->32 layer, 1 thread).
+    pixel by pixel (`_blocked_backward`) — except at stride 1 when T <= FLIP_RATIO * C, where the same
+    numbers come faster from the columns of dy alone (`_flipped_backward`): dx as the full correlation
+    with flip_kernel(w) (a GEMM whose inner dimension is T*KH*KW rather than T, and no scatter-add) and
+    dw from the same columns, so x's columns are not rebuilt. CPU ms of backward, batch 64, 1 thread:
+    CIFAR 32->64 on 16x16 18.6 vs 20.2, 64->128 on 8x8 18.7 vs 19.9; LeNet C3 6->16 (T/C = 2.7) 5.5 vs 2.5.
     data_grad="flipped" takes that lecture form at every stride; "none" skips dx (returns None).
     Depthwise convolutions take the tap-by-tap `_depthwise_backward`.
     """
@@ -305,14 +314,59 @@ def conv2d_im2col_backward(
     flipped = data_grad == "flipped" or (data_grad == "col2im" and stride == (1, 1) and t <= c * FLIP_RATIO)
     if groups == c == t and c > 1:
         dx, dw, db = _depthwise_backward(dy, x, w, stride, padding, dilation)
-        flipped = data_grad == "flipped"
-    else:
-        scatter = data_grad == "col2im" and not flipped
-        dx, dw = _blocked_backward(dy, x, w, stride, padding, dilation, groups, scatter)
-        db = dy.sum(axis=(0, 2, 3))
+        if data_grad == "flipped":
+            dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
+        return (None if data_grad == "none" else dx), dw, db
+    db = dy.sum(axis=(0, 2, 3))
+    if flipped and stride == (1, 1) and _full_padding(w.shape, padding, dilation) is not None:
+        dx, dw = _flipped_backward(dy, x, w, padding, dilation, groups)
+        return dx, dw, db
+    dx, dw = _blocked_backward(dy, x, w, stride, padding, dilation, groups, data_grad == "col2im" and not flipped)
     if flipped:
         dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
     return (None if data_grad == "none" else dx), dw, db
+
+
+def _full_padding(w_shape: tuple[int, ...], padding: Pair, dilation: Pair) -> Pair | None:
+    """Stride 1: the padding of dy that makes dx a plain correlation with the flipped kernel, E - 1 - p per
+    axis (E = dilated kernel extent); None when p > E - 1 (dx would need cropping, not padding)."""
+    full = tuple(d * (k - 1) - p for k, p, d in zip(w_shape[2:], padding, dilation, strict=True))
+    return None if min(full) < 0 else full
+
+
+def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair, dilation: Pair,
+                      groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stride 1: (dx, dw) from ONE set of columns, those of dy padded by E - 1 - p:
+
+        dx = flip_kernel(w) (C, T/G*KH*KW) @ dy_cols                  (the lecture's flipped-kernel form)
+        dw[t, c, i, j] = sum_q x[c, q] dy_cols[(t, KH-1-i, KW-1-j), q]   (q over the pixels of x)
+
+    The second line is dw = correlation of x with dy rewritten on dx's grid: the tap (i, j) of the
+    forward pairs x[q] with dy[q - (i, j) + p], which is dy_cols row (KH-1-i, KW-1-j). So x's columns
+    are never built in backward; x is only copied onto dx's wide grid (zeros in the wide columns)."""
+    n, c, h, wd = x.shape
+    t, cg, kh, kw = w.shape
+    w_back = flip_kernel(w, groups)  # (C, T/G, KH, KW)
+    p = _plan(dy.shape, w_back.shape, (1, 1), _full_padding(w.shape, padding, dilation), dilation, groups)
+    dtype = np.result_type(dy, x)
+    s = _Scratch(p, dtype)
+    res_buf = np.empty(c * p.block * p.length, dtype)
+    x_buf = np.empty(c * p.block * p.length, dtype)
+    back_mat = w_back.reshape(groups, c // groups, -1)  # (G, C/G, T/G*KH*KW)
+    dw_back = np.zeros((groups, t // groups * kh * kw, cg), dtype)  # (G, T/G*KH*KW, C/G)
+    dx = np.empty(x.shape, dtype)
+    for n0 in range(0, n, p.block):
+        nb = min(p.block, n - n0)
+        cols = _block_columns(dy[n0:n0 + nb], p, s).reshape(groups, -1, nb * p.length)  # (G, T/G*KH*KW, Nb*L)
+        out = res_buf[: c * nb * p.length].reshape(groups, c // groups, nb * p.length)  # (G, C/G, Nb*L)
+        res = np.matmul(back_mat, cols, out=out).reshape(c, nb, h, p.width)  # (C, Nb, H, width)
+        dx[n0:n0 + nb] = res[..., :wd].transpose(1, 0, 2, 3)
+        x_wide = x_buf[: c * nb * p.length].reshape(c, nb, h, p.width)  # (C, Nb, H, width)
+        x_wide[..., :wd] = x[n0:n0 + nb].transpose(1, 0, 2, 3)
+        x_wide[..., wd:] = 0  # dx's wrapped-around columns pair with nothing
+        dw_back += np.matmul(cols, x_wide.reshape(groups, cg, -1).transpose(0, 2, 1))  # (G, T/G*KH*KW, C/G)
+    dw = dw_back.reshape(groups, t // groups, kh, kw, cg)[:, :, ::-1, ::-1]  # (G, T/G, KH, KW, C/G), unflipped
+    return dx, dw.transpose(0, 1, 4, 2, 3).reshape(w.shape)
 
 
 def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
@@ -491,7 +545,7 @@ def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
     (`_depthwise_wide_columns`) and each channel's output row is ONE vector-matrix product
     w[c] (1, KH*KW) @ cols[c] (KH*KW, Nb*L), batched over the channels by np.matmul: faster than KH*KW
     multiply-adds with a per-channel weight (NumPy's broadcast multiply ran at a third of its add's
-    speed; 7.3 -> 3.5 ms for 64 channels on 16x16, batch 64, 1 thread). One extra zero row keeps the
+    speed; forward 7.3 -> 4.2 ms CPU for 64 channels on 16x16, batch 64, 1 thread). One extra zero row keeps the
     last shift inside the buffer."""
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]

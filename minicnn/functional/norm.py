@@ -82,10 +82,9 @@ def batch_norm_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
         return batch_norm_train_reference(x, gamma, beta, eps)
     n, c = x.shape[:2]
     m = x.size // c
-    x_hat = np.subtract(x, 0, order="C")  # (N, C, H, W) contiguous copy, centred below
+    mu = _channel_sums(_rows(x), n) / m
+    x_hat = np.subtract(x, mu.reshape(1, c, 1, 1), order="C")  # (N, C, H, W), centred; scaled below
     rows = _rows(x_hat)  # (N*C, H*W)
-    mu = _channel_sums(rows, n) / m
-    x_hat -= mu.reshape(1, c, 1, 1)
     var = _channel_sums(rows, n, rows) / m
     inv_std = 1.0 / np.sqrt(var + eps)
     x_hat *= inv_std.reshape(1, c, 1, 1)

@@ -13,7 +13,8 @@
 The containers only route arrays; their backward rules are the chain rule for a sum and for a
 concatenation: a sum sends dy unchanged to both terms, a concatenation sends each slice of dy to the
 branch that produced it, and when several branches read the same x their dx are added.
-The conv blocks are `Sequential` subclasses, so `minicnn.analysis` walks them like any Sequential.
+The conv blocks are `Sequential` subclasses, so `minicnn.layers.walk` (and so `minicnn.analysis`) walks
+them like any Sequential; Residual and Concat are walked branch by branch.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ from ._checks import positive_int
 from .activations import ReLU, ReLU6
 from .conv import Conv2D, DepthwiseConv2D, PointwiseConv2D
 from .norm import BatchNorm2D
+from .shapes import Shape
 
 
 def _check_channels_divisible(x: np.ndarray, by: int, who: str) -> None:
     check_array(x, who, 4, "(N, C, H, W)")
     if x.shape[1] % by:
         raise ValueError(f"{who}: expected input (N, C, H, W) with C divisible by {by}, got shape {x.shape}")
+
+
+def _channels_divisible_shape(shape: Shape, by: int, who: str) -> Shape:
+    """The shape-protocol twin of `_check_channels_divisible`: (C, H, W) with C divisible by `by`."""
+    if len(shape) != 3 or shape[0] % by:
+        raise ValueError(f"{who}: expected input (C, H, W) with C divisible by {by}, got {tuple(shape)}")
+    return tuple(shape)
 
 
 # ---- routing containers ------------------------------------------------------------------------
@@ -74,6 +83,8 @@ class Concat(Layer):
     Backward: dy is cut into the branches' channel slices; dx = sum_k branch_k.backward(dy_k).
     """
 
+    TRANSIENT = Layer.TRANSIENT + ("_sizes",)  # channels per branch
+
     def __init__(self, *branches: Layer):
         super().__init__()
         if not branches:
@@ -112,6 +123,8 @@ class ChannelSplit(Layer):
     Backward: dy goes back into its slice, zeros elsewhere.
     """
 
+    TRANSIENT = Layer.TRANSIENT + ("_shape",)  # forward's input shape
+
     def __init__(self, part: int, parts: int = 2):
         super().__init__()
         parts = positive_int(parts, "ChannelSplit", "parts")
@@ -130,6 +143,13 @@ class ChannelSplit(Layer):
         dx = np.zeros(self._shape, dtype=dy.dtype)
         dx[:, self.part * c:(self.part + 1) * c] = dy
         return dx
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        c, h, w = _channels_divisible_shape(input_shape, self.parts, "ChannelSplit")
+        return c // self.parts, h, w
+
+    def window(self) -> None:
+        return None
 
     def extra_repr(self) -> str:
         return f"part={self.part}, parts={self.parts}"
@@ -164,6 +184,12 @@ class ChannelShuffle(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return channel_shuffle_backward(dy, self.groups)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _channels_divisible_shape(input_shape, self.groups, "ChannelShuffle")
+
+    def window(self) -> None:
+        return None
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"

@@ -13,6 +13,7 @@ from minicnn.core import Layer, Parameter
 from minicnn.functional.checks import check_array, pair, positive_pair
 from minicnn.functional.conv import (
     METHODS,
+    _transpose_out_size,
     conv2d,
     conv2d_backward,
     conv_transpose2d,
@@ -27,6 +28,7 @@ from minicnn.functional.locally_connected import (
 
 from ._checks import positive_int
 from .dense import kaiming_uniform
+from .shapes import UNKNOWN, Cost, Shape, Window, expect_map, window_output_shape
 
 
 def _set_conv_hyperparameters(layer: Layer, who: str, in_channels, out_channels, kernel_size, stride, dilation,
@@ -60,6 +62,8 @@ class Conv2D(Layer):
     Subclasses change how the weight is stored by overriding `_make_weight`, `_weight` and
     `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
+
+    TRANSIENT = Layer.TRANSIENT + ("_workspace",)  # scratch buffers (emptied, not deleted)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, method: str = "im2col"):
@@ -104,6 +108,27 @@ class Conv2D(Layer):
             self.bias.grad += db
         return dx
 
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        who = type(self).__name__
+        expect_map(input_shape, self.in_channels, who)
+        return window_output_shape(self.window(), input_shape, self.out_channels, who)
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = OH OW T (C/groups) KH KW (a depthwise conv is counted at its output size)."""
+        _, oh, ow = self.output_shape(input_shape)
+        (kh, kw), c, t = self.kernel_size, self.in_channels, self.out_channels
+        weights = t * (c // self.groups) * kh * kw
+        if kh == kw == 1:
+            kind = "Conv 1x1"
+        elif self.groups == c == t and c > 1:
+            kind = f"Conv DW {kh}x{kw}"
+        else:
+            kind = f"Conv {kh}x{kw}"
+        return Cost(oh * ow * weights, weights, kind)
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
@@ -139,6 +164,8 @@ class SeparableConv2D(Layer):
     """Depthwise separable convolution (Xception): DepthwiseConv2D then PointwiseConv2D, no nonlinearity
     between. Parameters C KH KW + C T (+ biases) instead of C T KH KW. Children: `depthwise`, `pointwise`;
     the bias (if any) is the pointwise one."""
+
+    runs_children_in_order = True  # for `minicnn.layers.walk`: depthwise, then pointwise
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         super().__init__()
@@ -202,6 +229,23 @@ class ConvTranspose2D(Layer):
             self.bias.grad += db
         return dx
 
+    def window(self) -> str:
+        return UNKNOWN  # every input position spreads over a window of outputs: not a sliding window
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        expect_map(input_shape, self.in_channels, "ConvTranspose2D")
+        out = tuple(_transpose_out_size(input_shape[1 + a], self.kernel_size[a], self.stride[a], self.padding[a],
+                                        self.dilation[a], self.output_padding[a]) for a in range(2))
+        if min(out) < 1:
+            raise ValueError(f"ConvTranspose2D: padding {self.padding} leaves an empty output {out} for input "
+                             f"{tuple(input_shape)}")
+        return (self.out_channels,) + out
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = H W (C T/groups KH KW): every input value meets every weight of its group once."""
+        self.output_shape(input_shape)
+        return Cost(input_shape[1] * input_shape[2] * self.weight.size, self.weight.size, "Conv transpose")
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, output_padding={self.output_padding}")
@@ -248,6 +292,21 @@ class LocallyConnected2D(Layer):
         if self.bias is not None:
             self.bias.grad += db
         return dx
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride, self.padding)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        expect_map(input_shape, self.in_channels, "LocallyConnected2D")
+        if tuple(input_shape[1:]) != self.input_size:
+            raise ValueError(f"LocallyConnected2D: expected input ({self.in_channels}, {self.input_size[0]}, "
+                             f"{self.input_size[1]}), got {tuple(input_shape)}")
+        return (self.out_channels,) + tuple(self.weight.shape[:2])  # weight (OH, OW, T, C, KH, KW)
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = weights = OH OW T C KH KW: one kernel per output position."""
+        self.output_shape(input_shape)
+        return Cost(self.weight.size, self.weight.size, "Locally connected")
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "

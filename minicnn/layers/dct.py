@@ -34,6 +34,7 @@ from minicnn.core import Layer, Parameter
 
 from .conv import Conv2D
 from .dense import Linear, kaiming_uniform
+from .shapes import Shape
 
 
 def keep_count(keep: int | float, size: int, who: str) -> int:
@@ -71,9 +72,11 @@ class _FrequencyWeight(Layer):
     def _weight(self, dtype) -> np.ndarray:
         return self.spatial_weight().astype(dtype, copy=False)
 
-    def _add_weight_grad(self, dw: np.ndarray) -> None:
+    def _accumulate_coeffs_grad(self, dw: np.ndarray) -> None:
         # dL/dC = M * dct(dL/dW)   (the DCT is the adjoint of the orthonormal IDCT)
         self.coeffs.grad += (self.mask * F.dct(dw)).astype(self.coeffs.grad.dtype, copy=False)
+
+    _add_weight_grad = _accumulate_coeffs_grad  # the hook Conv2D.backward / Linear.backward call with dL/dW
 
     # The mask lives on the Parameter (where the optimizers read it); the layer attribute is a view
     # of it, so assigning `layer.mask` (as load_state_dict does) keeps the two in step.
@@ -171,8 +174,16 @@ class FrequencyBias(_FrequencyWeight):
         return x + b.reshape((1, self.channels) + (1,) * (x.ndim - 2))  # (1, C, 1, 1) or (1, C)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        self._add_weight_grad(dy.sum(axis=tuple(a for a in range(dy.ndim) if a != 1)))
+        self._accumulate_coeffs_grad(dy.sum(axis=tuple(a for a in range(dy.ndim) if a != 1)))
         return dy
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) < 1 or input_shape[0] != self.channels:
+            raise ValueError(f"FrequencyBias: expected input ({self.channels}, ...), got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def window(self) -> None:
+        return None
 
     def extra_repr(self) -> str:
         return f"{self.channels}, {self._keep_repr()}"

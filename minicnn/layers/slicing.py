@@ -13,6 +13,7 @@ from ._checks import positive_int
 from .activations import GELU
 from .conv import DepthwiseConv2D, PointwiseConv2D
 from .norm import BatchNorm2D
+from .shapes import UNKNOWN, Shape, Window
 
 
 class SliceDownsample(Layer):
@@ -32,6 +33,12 @@ class SliceDownsample(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.depth_to_space(dy, self.factor, who="SliceDownsample.backward")
 
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _downsampled(input_shape, self.factor, "SliceDownsample")
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride)
+
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
 
@@ -49,6 +56,12 @@ class SliceUpsample(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.space_to_depth(dy, self.factor, who="SliceUpsample.backward")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _upsampled(input_shape, self.factor, "SliceUpsample")
+
+    def window(self) -> str:
+        return UNKNOWN
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
@@ -69,6 +82,12 @@ class HaarDownsample(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.haar_upsample(dy, who="HaarDownsample.backward")
 
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _downsampled(input_shape, 2, "HaarDownsample")
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride)
+
 
 class HaarUpsample(Layer):
     """Inverse Haar DWT level: (N, 4C, H, W) -> (N, C, 2H, 2W); backward = HaarDownsample of dy."""
@@ -78,6 +97,26 @@ class HaarUpsample(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.haar_downsample(dy, who="HaarUpsample.backward")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _upsampled(input_shape, 2, "HaarUpsample")
+
+    def window(self) -> str:
+        return UNKNOWN
+
+
+def _downsampled(shape: Shape, r: int, who: str) -> Shape:
+    """(C, H, W) -> (C r r, H / r, W / r), H and W divisible by r (every value is kept)."""
+    if len(shape) != 3 or shape[1] % r or shape[2] % r:
+        raise ValueError(f"{who}: expected H and W divisible by {r}, got {tuple(shape)}")
+    return shape[0] * r * r, shape[1] // r, shape[2] // r
+
+
+def _upsampled(shape: Shape, r: int, who: str) -> Shape:
+    """(C, H, W) -> (C / (r r), H r, W r), C divisible by r r."""
+    if len(shape) != 3 or shape[0] % (r * r):
+        raise ValueError(f"{who}: expected C divisible by {r * r}, got {tuple(shape)}")
+    return shape[0] // (r * r), shape[1] * r, shape[2] * r
 
 
 def _separable_block(channels: int, out_channels: int, kernel_size: int) -> list[Layer]:

@@ -11,6 +11,7 @@ Differences from 1998: ReLU instead of scaled tanh and max-pooling instead of tr
 
 from __future__ import annotations
 
+from minicnn import layers as L
 from minicnn.core import Layer, Sequential
 from minicnn.functional.checks import conv_output_size
 
@@ -37,8 +38,6 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, width: float = 1.0, imag
     (children 6 and 7 become Conv2D, Flatten): the same function as Flatten -> Linear(c2*side*side, f1)
     with the Linear weight unflattened to (f1, c2, side, side), but a 4-D weight, so a DCT of it
     runs over space too (`minicnn experiment frequency --c5-conv`)."""
-    from minicnn import layers as L
-
     if activation not in ACTIVATIONS:
         raise ValueError(f"lenet5: expected activation one of {ACTIVATIONS}, got {activation!r}")
     if pool not in POOLS:
