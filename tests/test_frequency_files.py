@@ -147,7 +147,9 @@ def _damage(path, tmp_path):
     flipped = bytearray(raw)
     flipped[raw.index(payload.tobytes()) + 1] ^= 0xFF  # one bit pattern inside the stored numbers
     (tmp_path / "flip.fr.npz").write_bytes(bytes(flipped))
+    (tmp_path / "cut.fr.npz").write_bytes(raw[: len(raw) // 2])
     return [
+        ("cut", tmp_path / "cut.fr.npz", "not a readable model file"),
         ("flip", tmp_path / "flip.fr.npz", "not a readable model file"),
         ("short", write("short", manifest=manifest, payload=payload[:-5]), "the payload holds"),
         ("long", write("long", manifest=manifest, payload=np.concatenate([payload, payload[:2]])),
