@@ -42,13 +42,18 @@ Earlier measurements (2026-11-22, 60,000 training images, 2 dense epochs, test a
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from minicnn.data import Dataset
 
 DESCRIPTION = "LeNet-5 on MNIST with frequency-regularised (DCT, zigzag-truncated) weights: accuracy vs stored numbers"
 TARGET_ACCURACY = 0.97
@@ -87,18 +92,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bias-keep", type=int, default=8, metavar="K",
                         help="store each bias vector as its K lowest DCT coefficients (`frequency_biases`), "
                              "counted in the budget; 0 stores the biases whole")
-    parser.add_argument("--c5-conv", action=_boolean_option(), default=True,
+    parser.add_argument("--c5-conv", action=argparse.BooleanOptionalAction, default=True,
                         help="fc1 as a convolution over the last maps (default; --no-c5-conv: the flattened fc)")
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier of the model")
     parser.add_argument("--float32", action="store_true", help="store float32 instead of float16")
     parser.add_argument("--out", default="runs/frequency", help="folder for the table, PNGs and model files")
     parser.add_argument("--data-dir", default=None, help="dataset folder (default: $MINICNN_DATA, then cache)")
-
-
-def _boolean_option():
-    import argparse
-
-    return argparse.BooleanOptionalAction
 
 
 def parse_budget(text: str):
@@ -155,7 +154,7 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
 class Split:
     """MNIST standardised with the training part's mean/std: `data` (train + test) and `val` (x, y)."""
 
-    data: object  # minicnn.data.Dataset
+    data: Dataset
     val: tuple[np.ndarray, np.ndarray]
     mean: np.ndarray
     std: np.ndarray
