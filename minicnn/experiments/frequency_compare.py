@@ -24,7 +24,7 @@ Measured 2026-11-29 (fr helper, issue 16) with prototype scripts implementing th
 compression epochs), MNIST test accuracy, mean of seeds 0 and 1 (bytes: the largest of the seeds):
 
     budget   FR (float16)         prune (values+indices)  svd              small LeNet
-    1000 B   95.62% (1000 B)      91.08% (1079 B, s0)*    impossible       92.16% (968 B)
+    1000 B   95.62% (1000 B)      90.94% (1079 B)*        impossible       92.16% (968 B)
     1552 B   96.83% (1552 B)      95.38% (1631 B)*        impossible       94.56% (1462 B)
     4000 B   98.31% (4000 B, s0)  98.28% (4309 B)*        57.16% (3940 B)  97.30% (3958 B)
 
