@@ -1,11 +1,10 @@
 """Count a network without running it: output shapes, parameters, multiply-adds, receptive fields.
 
-`analyze(model, (C, H, W))` walks a model (Sequential, Residual, Concat, nested in any way) and
-returns one `LayerRow` per layer. Shapes come from a per-layer-type rule table (`RULES`) that reads
-the hyper-parameters every layer stores as attributes (kernel_size, stride, padding, dilation,
-groups, in/out channels, in/out features); a layer type without a rule is run once on a batch of
-one zero image to get its shape (composite layers are traced: their children are recorded as they
-are called). So MobileNet at 224x224 is counted in milliseconds.
+`analyze(model, (C, H, W))` walks a model (Sequential, Residual, Concat, nested in any way) with
+`minicnn.layers.walk` and returns one `LayerRow` per layer. Every number comes from the layer itself,
+through the protocol of `minicnn.layers.shapes`: `output_shape(input_shape)`, `cost(input_shape)`
+(multiply-adds, weights, breakdown category) and `window()` (for the receptive field); this module
+only adds them up. No layer is run, except one that does not answer (see that protocol's fallback).
 
 Conventions (those of the MobileNet / ShuffleNet papers, so the published figures are reproduced):
 - multiply-adds (MACs): one multiply-accumulate = one op, weights only — convolutions and fully-
@@ -26,14 +25,11 @@ Conventions (those of the MobileNet / ShuffleNet papers, so the published figure
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from minicnn.core import Layer, Sequential
-from minicnn.functional import conv_output_size, pair
-from minicnn.layers.blocks import Concat, Residual
+from minicnn.core import Layer
+from minicnn.layers import ALL, UNKNOWN, Visitor, walk
+from minicnn.layers.shapes import leaf_cost, leaf_window
 
 Shape = tuple[int, ...]
 
@@ -134,189 +130,18 @@ class Summary:
         return "\n".join(lines)
 
 
-# ---- hyper-parameters read from layer attributes -----------------------------------------------
+# ---- the walk: one row per leaf, the receptive field threaded through -------------------------------
 
 
-def _padding_before_after(layer: Layer, kernel, dilation) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """((top, bottom), (left, right)); None when the padding is a string we cannot resolve."""
-    p = getattr(layer, "padding", 0)
-    if isinstance(p, str):
-        if p == "valid":
-            return (0, 0), (0, 0)
-        if p == "same":
-            total = [dilation[a] * (kernel[a] - 1) for a in range(2)]
-            return (total[0] // 2, total[0] - total[0] // 2), (total[1] // 2, total[1] - total[1] // 2)
+def _through(rf: RF | str | None, window) -> RF | str | None:
+    """The field after a layer with `window()` = `window` (see `minicnn.layers.shapes`)."""
+    if window == ALL:
+        return GLOBAL
+    if window == UNKNOWN:
         return None
-    if isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, (tuple, list)) for v in p):
-        return (int(p[0][0]), int(p[0][1])), (int(p[1][0]), int(p[1][1]))
-    ph, pw = pair(p, type(layer).__name__, "padding")
-    return (ph, ph), (pw, pw)
-
-
-def _window(layer: Layer):
-    who = type(layer).__name__
-    kernel = pair(getattr(layer, "kernel_size", 1), who, "kernel_size")
-    stride = getattr(layer, "stride", None)
-    stride = kernel if stride is None else pair(stride, who, "stride")
-    dilation = pair(getattr(layer, "dilation", 1), who, "dilation")
-    pads = _padding_before_after(layer, kernel, dilation)
-    return kernel, stride, dilation, pads
-
-
-def _window_shape(layer: Layer, shape: Shape, channels_out: int) -> Shape:
-    kernel, stride, dilation, pads = _window(layer)
-    who = type(layer).__name__
-    oh = conv_output_size(shape[1], kernel[0], stride[0], pads[0], dilation[0], who=who)
-    ow = conv_output_size(shape[2], kernel[1], stride[1], pads[1], dilation[1], who=who)
-    return channels_out, oh, ow
-
-
-def _window_rf(layer: Layer, rf, shape: Shape):
-    if not isinstance(rf, RF):
-        return rf
-    kernel, stride, dilation, pads = _window(layer)
-    return rf.through(kernel, stride, (pads[0][0], pads[1][0]), dilation)
-
-
-def _conv_channels(layer: Layer) -> tuple[int, int, int]:
-    cin = getattr(layer, "in_channels", None) or layer.channels
-    cout = getattr(layer, "out_channels", None) or cin
-    depthwise = any(c.__name__ == "DepthwiseConv2D" for c in type(layer).__mro__)
-    groups = getattr(layer, "groups", None) or (cin if depthwise else 1)
-    return cin, cout, groups
-
-
-def _expect_channels(layer: Layer, shape: Shape, channels: int) -> None:
-    if len(shape) != 3 or shape[0] != channels:
-        raise ValueError(f"{type(layer).__name__}: expected input ({channels}, H, W), got {shape}")
-
-
-# ---- the rule table ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How to count one layer type. `shape=None`: run the layer on zeros to learn its output shape.
-    `rf=None`: the field is unchanged when the spatial size is, and unknown otherwise."""
-
-    shape: Callable[[Layer, Shape], Shape] | None = None
-    macs: Callable[[Layer, Shape, Shape], int] = lambda layer, i, o: 0
-    rf: Callable[[Layer, RF | str | None, Shape], RF | str | None] | None = None
-    kind: Callable[[Layer], str] = lambda layer: ""
-
-
-def _conv_shape(layer, shape):
-    cin, cout, _ = _conv_channels(layer)
-    _expect_channels(layer, shape, cin)
-    return _window_shape(layer, shape, cout)
-
-
-def _conv_macs(layer, i, o):
-    cin, cout, groups = _conv_channels(layer)
-    kh, kw = _window(layer)[0]
-    return o[1] * o[2] * cout * (cin // groups) * kh * kw
-
-
-def _conv_kind(layer):
-    cin, cout, groups = _conv_channels(layer)
-    kh, kw = _window(layer)[0]
-    if kh == kw == 1:
-        return "Conv 1x1"
-    if groups == cin == cout and cin > 1:
-        return f"Conv DW {kh}x{kw}"
-    return f"Conv {kh}x{kw}"
-
-
-def _transpose_shape(layer, shape):
-    cin, cout, _ = _conv_channels(layer)
-    _expect_channels(layer, shape, cin)
-    kernel, stride, dilation, pads = _window(layer)
-    extra = pair(getattr(layer, "output_padding", 0), "ConvTranspose2D", "output_padding")
-    return (cout,) + tuple((shape[1 + a] - 1) * stride[a] - sum(pads[a]) + dilation[a] * (kernel[a] - 1)
-                           + extra[a] + 1 for a in range(2))
-
-
-def _pool_shape(layer, shape):
-    return _window_shape(layer, shape, shape[0])
-
-
-def _linear_shape(layer, shape):
-    if shape != (layer.in_features,):
-        raise ValueError(f"{type(layer).__name__}: expected input ({layer.in_features},), got {shape}")
-    return (layer.out_features,)
-
-
-def _global_rf(layer, rf, shape):
-    return rf.through(shape[1:], shape[1:]) if isinstance(rf, RF) and len(shape) == 3 else rf
-
-
-def _slice_rf(layer, rf, shape):
-    f = pair(layer.factor, type(layer).__name__, "factor")
-    return rf.through(f, f) if isinstance(rf, RF) else rf
-
-
-def _slice_shape(layer, shape):
-    f = layer.factor
-    if shape[1] % f or shape[2] % f:
-        raise ValueError(f"{type(layer).__name__}: expected H and W divisible by {f}, got {shape}")
-    return shape[0] * f * f, shape[1] // f, shape[2] // f
-
-
-_same = Rule(shape=lambda layer, s: s)
-_conv = Rule(shape=_conv_shape, macs=_conv_macs, rf=_window_rf, kind=_conv_kind)
-
-RULES: dict[str, Rule] = {
-    "Conv2D": _conv,
-    "DepthwiseConv2D": _conv,
-    "PointwiseConv2D": _conv,
-    "DCTConv2D": _conv,
-    "LocallyConnected2D": Rule(shape=_conv_shape, macs=_conv_macs, rf=_window_rf,
-                               kind=lambda layer: "Locally connected"),
-    "ConvTranspose2D": Rule(shape=_transpose_shape,
-                            macs=lambda layer, i, o: i[1] * i[2] * int(np.prod(layer.weight.shape)),
-                            rf=lambda layer, rf, i: None, kind=lambda layer: "Conv transpose"),
-    "Linear": Rule(shape=_linear_shape, macs=lambda layer, i, o: layer.in_features * layer.out_features,
-                   rf=lambda layer, rf, i: GLOBAL, kind=lambda layer: "Fully connected"),
-    "DCTLinear": Rule(shape=_linear_shape, macs=lambda layer, i, o: layer.in_features * layer.out_features,
-                      rf=lambda layer, rf, i: GLOBAL, kind=lambda layer: "Fully connected"),
-    "MaxPool2D": Rule(shape=_pool_shape, rf=_window_rf),
-    "AvgPool2D": Rule(shape=_pool_shape, rf=_window_rf),
-    "SoftPool2D": Rule(shape=_pool_shape, rf=_window_rf),
-    "GlobalAvgPool2D": Rule(shape=lambda layer, s: (s[0], 1, 1) if getattr(layer, "keepdims", False) else (s[0],),
-                            rf=_global_rf),
-    "Subsample2D": Rule(rf=lambda layer, rf, i: rf.through(pair(layer.stride, "Subsample2D", "stride"),
-                                                           pair(layer.stride, "Subsample2D", "stride"))
-                        if isinstance(rf, RF) else rf),
-    "SliceDownsample": Rule(shape=_slice_shape, rf=_slice_rf),
-    "Flatten": Rule(shape=lambda layer, s: (int(np.prod(s)),), rf=lambda layer, rf, i: GLOBAL),
-    "Maxout": Rule(shape=lambda layer, s: (s[0] // layer.pieces,) + s[1:]),
-    "ChannelSplit": Rule(shape=lambda layer, s: (s[0] // layer.parts,) + s[1:]),
-}
-for _name in ("ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Dropout", "BatchNorm1D",
-              "BatchNorm2D", "ChannelShuffle", "Identity"):
-    RULES[_name] = _same
-
-# composite layers whose children run one after the other, in this order (walked like a Sequential)
-IN_ORDER: dict[str, tuple[str, ...]] = {"SeparableConv2D": ("depthwise", "pointwise")}
-
-_NOT_WEIGHTS = ("bias",)  # parameter names that are not multiplicative weights
-
-
-def _rule_for(layer: Layer) -> Rule | None:
-    for cls in type(layer).__mro__:
-        if cls.__name__ in RULES:
-            return RULES[cls.__name__]
-    return None
-
-
-def _weights(layer: Layer, kind: str) -> int:
-    """Multiplicative weights: every non-bias parameter of a conv / fully-connected layer."""
-    if not kind:
-        return 0
-    return sum(p.size for name, p in layer.named_parameters() if name.split(".")[-1] not in _NOT_WEIGHTS)
-
-
-# ---- the walk -----------------------------------------------------------------------------------
+    if window is None or not isinstance(rf, RF):
+        return rf  # position by position, or already "all" / unknown
+    return rf.through(window.kernel, window.stride, window.padding, window.dilation)
 
 
 def _merge(fields: list) -> RF | str | None:
@@ -328,86 +153,31 @@ def _merge(fields: list) -> RF | str | None:
     return max(fields, key=lambda f: (f.size[0] * f.size[1]))
 
 
-def _run_zeros(layer: Layer, shape: Shape, record: list | None = None) -> Shape:
-    """Forward a batch of one zero input in eval mode; with `record`, log (name, child, in_shape) of
-    every call to a direct child. Training flags and forward methods are restored afterwards."""
-    modes = [(m, m.training) for m in layer.modules()]
-    patched = []
-    if record is not None:
-        for cname, child in layer.named_children():
-            def wrapped(x, _c=child, _n=cname, _f=child.forward):
-                record.append((_n, _c, tuple(x.shape[1:])))
-                return _f(x)
-            object.__setattr__(child, "forward", wrapped)
-            patched.append(child)
-    try:
-        layer.eval()
-        y = layer.forward(np.zeros((1,) + tuple(shape), dtype=np.float32))
-    finally:
-        for child in patched:
-            del child.__dict__["forward"]
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
-    return tuple(y.shape[1:])
+class _Counter(Visitor):
+    """Makes the rows of `analyze`: the layer's own answers (shape, cost, window) for every leaf."""
 
+    def __init__(self) -> None:
+        self.rows: list[LayerRow] = []
 
-def _walk(layer: Layer, name: str, shape: Shape, rf, rows: list[LayerRow]):
-    prefix = name + "." if name else ""
-    if isinstance(layer, Sequential):
-        for cname, child in layer.named_children():
-            shape, rf = _walk(child, prefix + cname, shape, rf, rows)
-        return shape, rf
-    if isinstance(layer, Residual):
-        s_body, rf_body = _walk(layer.body, prefix + "body", shape, rf, rows)
-        s_short, rf_short = (shape, rf) if layer.shortcut is None else \
-            _walk(layer.shortcut, prefix + "shortcut", shape, rf, rows)
-        if s_body != s_short:
-            raise ValueError(f"Residual {name}: body gives {s_body}, shortcut gives {s_short}")
-        rf = _merge([rf_body, rf_short])
-        rows.append(LayerRow(prefix + "add", "Residual (+)", shape, s_body, rf=rf))
-        return s_body, rf
-    if isinstance(layer, Concat):
-        outs = [_walk(b, prefix + cname, shape, rf, rows) for cname, b in layer.named_children()]
-        out = (sum(s[0] for s, _ in outs),) + outs[0][0][1:]
-        rf = _merge([r for _, r in outs])
-        rows.append(LayerRow(prefix + "concat", "Concat", shape, out, rf=rf))
-        return out, rf
+    def leaf(self, name, layer, in_shape, out_shape, rf):
+        cost = leaf_cost(layer, in_shape)
+        rf = _through(rf, leaf_window(layer, in_shape, out_shape))
+        self.rows.append(LayerRow(name, type(layer).__name__, in_shape, out_shape, params=layer.num_parameters(),
+                                  weights=cost.weights, macs=cost.macs, rf=rf, kind=cost.kind))
+        return rf
 
-    order = next((IN_ORDER[c.__name__] for c in type(layer).__mro__ if c.__name__ in IN_ORDER), None)
-    if order is not None:
-        for cname in order:
-            shape, rf = _walk(getattr(layer, cname), prefix + cname, shape, rf, rows)
-        return shape, rf
-    rule = _rule_for(layer)
-    if rule is None and any(True for _ in layer.named_children()):
-        record: list = []
-        out = _run_zeros(layer, shape, record)
-        for cname, child, in_shape in record:
-            _, rf = _walk(child, prefix + cname, in_shape, rf, rows)
-        own = sum(p.size for p in layer._params.values())
-        if own:
-            rows.append(LayerRow(name, type(layer).__name__, shape, out, params=own, rf=rf))
-        return out, rf
-    if rule is None:
-        rule = Rule()
-    out = rule.shape(layer, shape) if rule.shape is not None else _run_zeros(layer, shape)
-    if rule.rf is not None:
-        new_rf = rule.rf(layer, rf, shape)
-    else:
-        new_rf = rf if out[1:] == shape[1:] else None
-    kind = rule.kind(layer)
-    rows.append(LayerRow(name, type(layer).__name__, shape, out, params=layer.num_parameters(),
-                         weights=_weights(layer, kind), macs=int(rule.macs(layer, shape, out)),
-                         rf=new_rf, kind=kind))
-    return out, new_rf
+    def join(self, name, label, in_shape, out_shape, fields):
+        rf = _merge(fields)
+        self.rows.append(LayerRow(name, label, in_shape, out_shape, rf=rf))
+        return rf
 
 
 def analyze(model: Layer, input_shape: Shape) -> Summary:
     """Count `model` for one input of shape (C, H, W) (or (features,)): see the module docstring."""
     input_shape = tuple(int(v) for v in input_shape)
-    rows: list[LayerRow] = []
-    out, _ = _walk(model, "", input_shape, RF() if len(input_shape) == 3 else GLOBAL, rows)
-    return Summary(input_shape, out, rows, params=model.num_parameters())
+    counter = _Counter()
+    out, _ = walk(model, input_shape, counter, state=RF() if len(input_shape) == 3 else GLOBAL)
+    return Summary(input_shape, out, counter.rows, params=model.num_parameters())
 
 
 def receptive_field(model: Layer, input_shape: Shape) -> RF | str | None:

@@ -6,7 +6,8 @@
     def run(args) -> int: ...           # exit code
 
 Modules are found automatically, so adding a subcommand touches no other file. Command modules
-import heavy dependencies inside `run`, so `minicnn --help` stays fast.
+import heavy dependencies inside `run`, so `minicnn --help` stays fast. Errors go to stderr and the
+exit codes are the same in every command (EPILOG; `minicnn.commands._options`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pkgutil
 import sys
 
 from minicnn import __version__, commands
+from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, wrap
 from minicnn.threads import (
     THREAD_VARIABLES,
     configured_threads,
@@ -27,6 +29,15 @@ from minicnn.threads import (
 )
 
 DEFAULT_THREADS = 1
+EPILOG = """Run `minicnn COMMAND --help` for the options of one command.
+
+exit codes (every command):
+    0  done
+    1  a check or a run failed (gradient check, diverged training, a file
+       that could not be written)
+    2  bad input (an option out of range, a missing or damaged file, an
+       unknown name); the reason is printed on stderr
+  130  interrupted (Ctrl-C)"""
 
 
 def _set_threads(argv: list[str], numpy_imported: bool = False) -> str | None:
@@ -64,12 +75,20 @@ def _threads_type(value: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a short error: one line naming the option and the problem, and where the help is
+    (instead of the full usage, which for `minicnn train` is eleven lines)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, wrap(f"{self.prog}: error: {message}") + f"\n(see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minicnn",
         description="minicnn: a pure-NumPy engine for learning convolutional networks by reading "
                     "and running their code.",
-        epilog="Run `minicnn COMMAND --help` for the options of one command.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"minicnn {__version__}")
     parser.add_argument("--threads", type=_threads_type, default=None, metavar="N",
@@ -88,10 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default sys.argv[1:]); return the exit code (see EPILOG)."""
     thread_error = _set_threads(sys.argv[1:] if argv is None else argv, "numpy" in sys.modules)
     if thread_error is not None and "--threads" in thread_error:
-        print(f"minicnn: {thread_error}", file=sys.stderr)
-        return 2
+        print(wrap(f"minicnn: {thread_error}"), file=sys.stderr)
+        return EXIT_BAD_INPUT
     keep_freed_memory()  # activations reuse freed memory instead of page-faulting it in every step
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -99,13 +119,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if thread_error is not None:  # a bad thread variable: refused only now, so that --help works
-        print(f"minicnn: {thread_error} (or pass --threads N)", file=sys.stderr)
-        return 2
+        print(wrap(f"minicnn: {thread_error} (or pass --threads N)"), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from minicnn.core import FileFormatError  # NumPy is imported only now, after the thread setup
+    from minicnn.data import DatasetError
+
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except (FileFormatError, DatasetError) as e:  # a command that did not catch a damaged file itself
+        print(wrap(f"minicnn {args.command}: {e}"), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as e:  # disk full, permission denied, ... while writing results
+        print(wrap(f"minicnn {args.command}: {e}"), file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

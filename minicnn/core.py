@@ -14,9 +14,13 @@ dropout and data shuffling, so that one seed reproduces a whole run.
 
 from __future__ import annotations
 
+import glob
 import os
+import struct
 import tempfile
-from collections.abc import Iterator
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +41,44 @@ def rng() -> np.random.Generator:
     return _RNG
 
 
+class NotReadyError(AttributeError):
+    """A layer attribute that forward sets is read before forward ran (e.g. backward first)."""
+
+
+class FileFormatError(ValueError):
+    """A file cannot be read as what it should be: missing, unreadable, damaged or of another format.
+    The message names the file and what is wrong."""
+
+
 class Parameter:
     """A learnable tensor: `data` and its accumulated gradient `grad` (same shape, same dtype).
 
     `mask` (optional, same shape, 0/1) marks entries that must stay exactly zero: optimizers multiply
     every update and every optimizer buffer by it (used by frequency-domain layers, seed 002).
+
+    Assigning `data` keeps `grad` in step: an array of another shape gets a fresh zero gradient, one of
+    another dtype gets the gradient converted (so float64 work never accumulates in a float32 `grad`).
     """
 
     def __init__(self, data: np.ndarray, mask: np.ndarray | None = None):
-        data = np.asarray(data)
-        if not np.issubdtype(data.dtype, np.floating):
-            data = data.astype(DEFAULT_DTYPE)
+        self.grad = np.zeros(0, DEFAULT_DTYPE)  # the data setter gives it data's shape and dtype
         self.data = data
-        self.grad = np.zeros_like(data)
         self.mask = mask
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if not np.issubdtype(value.dtype, np.floating):
+            value = value.astype(DEFAULT_DTYPE)
+        if self.grad.shape != value.shape:
+            self.grad = np.zeros_like(value)
+        elif self.grad.dtype != value.dtype:
+            self.grad = self.grad.astype(value.dtype)
+        self._data = value
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -64,8 +92,7 @@ class Parameter:
         self.grad[...] = 0
 
     def to(self, dtype) -> Parameter:
-        self.data = self.data.astype(dtype)
-        self.grad = self.grad.astype(dtype)
+        self.data = self.data.astype(dtype)  # the setter converts grad too
         return self
 
     def __repr__(self) -> str:
@@ -79,7 +106,15 @@ class Layer:
     order of `parameters()` and the names in `state_dict()` (e.g. ``"0.weight"``, ``"body.1.bias"``).
     Non-learnable state that must be saved (BatchNorm running statistics) is declared with
     `register_buffer`.
+
+    What `forward` caches for `backward` (and scratch memory reused between calls) lives in the
+    attributes named by the class tuple `TRANSIENT`; a layer that caches under other names extends
+    it, e.g. ``TRANSIENT = Layer.TRANSIENT + ("_workspace",)``. `release()` drops them all, in
+    every sub-layer. Reading a private attribute that is not set (typically: `backward` before
+    `forward`, or after `release()`) raises `NotReadyError` naming the layer and the attribute.
     """
+
+    TRANSIENT: tuple[str, ...] = ("_cache",)
 
     def __init__(self) -> None:
         object.__setattr__(self, "_params", {})
@@ -101,6 +136,13 @@ class Layer:
             self._params.pop(name, None)
             self._children.pop(name, None)
         object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str):
+        # Only called when normal lookup fails. Private names are what forward caches for backward.
+        if name.startswith("_") and not name.startswith("__"):
+            raise NotReadyError(f"{type(self).__name__}: '{name}' is not set; forward stores it for backward "
+                                f"(and release() drops it) — call forward before backward")
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
         """Declare a saved, non-learnable array attribute (e.g. running_mean)."""
@@ -167,6 +209,22 @@ class Layer:
                     object.__setattr__(m, name, value.astype(dtype))
         return self
 
+    def release(self) -> Layer:
+        """Drop what forward cached and any scratch memory, in this layer and every sub-layer.
+
+        Each attribute named in a module's `TRANSIENT` is deleted, except a dict (a scratch
+        workspace the layer passes around by reference), which is emptied in place. Parameters,
+        buffers and settings are kept; the next forward rebuilds the rest.
+        """
+        for m in self.modules():
+            for name in type(m).TRANSIENT:
+                value = m.__dict__.get(name)
+                if isinstance(value, dict):
+                    value.clear()
+                elif name in m.__dict__:
+                    object.__delattr__(m, name)
+        return self
+
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
@@ -203,8 +261,6 @@ class Layer:
             if name in params:
                 p = params[name]
                 p.data = np.array(value, dtype=p.data.dtype, copy=True)
-                if p.grad.shape != p.data.shape or p.grad.dtype != p.data.dtype:
-                    p.grad = np.zeros_like(p.data)
             else:
                 m, attr = owners[name]
                 object.__setattr__(m, attr, np.array(value, copy=True))
@@ -214,8 +270,8 @@ class Layer:
         save_npz_atomic(path, self.state_dict())
 
     def load(self, path: str | os.PathLike) -> None:
-        with np.load(path) as f:
-            self.load_state_dict({k: f[k] for k in f.files})
+        """Read a file written by `save`. A damaged or foreign file raises FileFormatError."""
+        self.load_state_dict(read_npz(path, what="layer state"))
 
     def extra_repr(self) -> str:
         return ""
@@ -233,14 +289,18 @@ def _named_modules(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer]
         yield from _named_modules(child, prefix + name + ".")
 
 
+TMP_SUFFIX = ".tmp"
+
+
 def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """np.savez to a temporary file in the same folder, fsync, then os.replace onto `path`.
 
     A crash mid-write leaves the previous file intact: the rename is the only step that touches it.
+    (A killed process can leave its temporary file behind: `remove_unfinished` deletes those.)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -252,6 +312,152 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> N
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_unfinished(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files `save_npz_atomic(path, ...)` leaves when the process dies mid-write
+    (`PATH.xxxxxxxx.tmp` beside `path`); return what was deleted. Call it only where no other process
+    is writing `path` at the same moment (e.g. when a run starts in its own folder)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*{TMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+NPY_SUFFIX = ".npy"
+
+
+def read_npz(path: str | os.PathLike, what: str = ".npz file", keys: Iterable[str] = (),
+             max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Read every array of an `.npz` archive into memory, checking it completely on the way.
+
+    The one reader for `.npz` files the user hands us (datasets, layer states; checkpoints and
+    compressed models build on it). Never unpickles: arrays of Python objects are refused.
+    Before anything is allocated, each member's `.npy` header is checked against the member's size
+    (so a crafted header cannot ask for more memory than the archive holds), and the total against
+    `max_bytes` when given; every member is read to its end so the zip CRC check runs (a flipped
+    bit is found, never loaded). `keys`: names that must be present.
+
+    Raises FileFormatError "PATH: not a readable WHAT (reason)" for a missing, unreadable,
+    truncated, bit-flipped or foreign file, or "PATH: WHAT lacks ..." for missing keys.
+    """
+    path = Path(path)
+
+    def bad(reason: str) -> FileFormatError:
+        return FileFormatError(f"{path}: not a readable {what} ({reason})")
+
+    if not path.exists():
+        raise bad("no such file")
+    if not path.is_file():
+        raise bad("not a regular file")
+    arrays: dict[str, np.ndarray] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            _check_contiguous(archive, path, bad)
+            for info in archive.infolist():
+                name = info.filename
+                if not name.endswith(NPY_SUFFIX):
+                    raise bad(f"member '{name}' is not a .npy array")
+                with archive.open(info) as f:
+                    header, shape, dtype, fortran = _npy_header(f, name)
+                    if dtype.hasobject:
+                        raise bad(f"'{name}' holds Python objects ({dtype}); only plain arrays are accepted")
+                    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if header + nbytes != info.file_size:
+                        raise bad(f"'{name}' promises {shape} {dtype} ({nbytes:,} bytes) but holds "
+                                  f"{info.file_size - header:,} bytes")
+                    total += nbytes
+                    if max_bytes is not None and total > max_bytes:
+                        raise bad(f"arrays exceed the limit of {max_bytes:,} bytes")
+                    raw = bytearray(nbytes)  # writable, so the array below is not a copy
+                    if f.readinto(raw) != nbytes or f.read(1):  # reading to the end runs the CRC check
+                        raise bad(f"'{name}' is truncated")
+                flat = np.frombuffer(raw, dtype) if nbytes else np.zeros(0, dtype)
+                arrays[name[: -len(NPY_SUFFIX)]] = flat.reshape(shape, order="F" if fortran else "C")
+    except FileFormatError:
+        raise
+    except zipfile.BadZipFile as e:
+        raise bad(f"damaged or not a zip archive: {e}") from e
+    except (OSError, EOFError, ValueError, zlib.error, struct.error, NotImplementedError, RuntimeError,
+            OverflowError, MemoryError) as e:
+        raise bad(f"{type(e).__name__}: {e}") from e
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise FileFormatError(f"{path}: {what} lacks {missing}; it holds {sorted(arrays)}")
+    return arrays
+
+
+def read_npy(path: str | os.PathLike, what: str = ".npy file") -> np.ndarray:
+    """Read one `.npy` array, checked like `read_npz`: no pickles, the header must match the file's
+    size before anything is allocated. Raises FileFormatError "PATH: not a readable WHAT (reason)"."""
+    path = Path(path)
+
+    def bad(reason: str) -> FileFormatError:
+        return FileFormatError(f"{path}: not a readable {what} ({reason})")
+
+    if not path.is_file():
+        raise bad("no such file" if not path.exists() else "not a regular file")
+    try:
+        with open(path, "rb") as f:
+            header, shape, dtype, fortran = _npy_header(f, path.name)
+            if dtype.hasobject:
+                raise bad(f"holds Python objects ({dtype}); only plain arrays are accepted")
+            nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            size = path.stat().st_size
+            if header + nbytes != size:
+                raise bad(f"header promises {shape} {dtype} ({nbytes:,} bytes) but the file holds "
+                          f"{size - header:,} bytes after it")
+            raw = bytearray(nbytes)
+            f.readinto(raw)
+    except FileFormatError:
+        raise
+    except (OSError, EOFError, ValueError, struct.error, OverflowError, MemoryError) as e:
+        raise bad(f"{type(e).__name__}: {e}") from e
+    flat = np.frombuffer(raw, dtype) if nbytes else np.zeros(0, dtype)
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # PKZIP local file header, 30 bytes
+ZIP_DESCRIPTOR_SIZES = (12, 16, 20, 24)  # optional data descriptor after a member: (zip64,) (signature,)
+ZIP_HAS_DESCRIPTOR = 0x08
+
+
+def _check_contiguous(archive: zipfile.ZipFile, path: Path, bad) -> None:
+    """Members must tile the file from byte 0 up to the central directory, as np.savez writes them.
+    A damaged directory that loses a member leaves a gap, which is refused instead of silently
+    returning fewer arrays."""
+    expected, previous_has_descriptor = 0, False
+    with open(path, "rb") as raw:
+        for info in sorted(archive.infolist(), key=lambda i: i.header_offset):
+            gap = info.header_offset - expected
+            if gap and not (previous_has_descriptor and gap in ZIP_DESCRIPTOR_SIZES):
+                raise bad(f"{gap:+,} bytes before member '{info.filename}': the zip directory is damaged")
+            raw.seek(info.header_offset)
+            fields = ZIP_LOCAL_HEADER.unpack(raw.read(ZIP_LOCAL_HEADER.size))
+            name_len, extra_len = fields[10], fields[11]
+            expected = info.header_offset + ZIP_LOCAL_HEADER.size + name_len + extra_len + info.compress_size
+            previous_has_descriptor = bool(info.flag_bits & ZIP_HAS_DESCRIPTOR)
+    end_gap = archive.start_dir - expected
+    if end_gap and not (expected and previous_has_descriptor and end_gap in ZIP_DESCRIPTOR_SIZES):
+        raise bad(f"{end_gap:+,} bytes between the last member and the zip directory: the directory is damaged")
+
+
+def _npy_header(f, name: str) -> tuple[int, tuple[int, ...], np.dtype, bool]:
+    """(header length in bytes, shape, dtype, fortran_order) of the `.npy` stream `f`."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"'{name}' uses .npy format version {version}; versions 1.0 and 2.0 are read")
+    return f.tell(), tuple(shape), dtype, fortran
 
 
 def _umask() -> int:

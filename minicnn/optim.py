@@ -14,13 +14,19 @@ import numpy as np
 from minicnn.core import Parameter
 
 
+def _check_range(who: str, name: str, value: float, low: float, high: float) -> None:
+    """ValueError unless low <= value < high (and value is a number, not NaN)."""
+    if not (low <= value < high):
+        upper = "" if high == math.inf else f" and < {high:g}"
+        raise ValueError(f"{who}: expected {name} >= {low:g}{upper}, got {value}")
+
+
 class Optimizer:
     def __init__(self, params, lr: float):
         self.params: list[Parameter] = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: expected a non-empty list of Parameters, got none")
-        if lr < 0:
-            raise ValueError(f"{type(self).__name__}: expected lr >= 0, got {lr}")
+        _check_range(type(self).__name__, "lr", lr, 0.0, math.inf)
         self.lr = lr
         self.steps = 0
 
@@ -53,14 +59,33 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.lr = float(state["lr"])
-        self.steps = int(state["steps"])
-        for key, bufs in self._buffers().items():
+        """Restore `state_dict()`. Every entry is checked first (names, buffer shapes against the
+        parameters, finite values), so a damaged state raises ValueError and changes nothing."""
+        who = f"{type(self).__name__}.load_state_dict"
+        buffers = self._buffers()
+        loaded: dict[str, dict[int, np.ndarray]] = {key: {} for key in buffers}
+        for name, value in state.items():
+            if name in ("lr", "steps"):
+                continue
+            prefix, _, idx = name.partition(".")
+            if prefix not in buffers or not idx.isdigit() or int(idx) >= len(self.params):
+                raise ValueError(f"{who}: unexpected entry '{name}' for {len(self.params)} parameters")
+            value = np.asarray(value)
+            expected = self.params[int(idx)].shape
+            if value.shape != expected or not np.all(np.isfinite(value)):
+                raise ValueError(f"{who}: '{name}' expected finite values of shape {expected}, got {value.shape}")
+            loaded[prefix][int(idx)] = np.array(value, copy=True)
+        missing = [k for k in ("lr", "steps") if k not in state]
+        if missing:
+            raise ValueError(f"{who}: missing {missing}")
+        lr, steps = float(state["lr"]), int(state["steps"])
+        _check_range(who, "lr", lr, 0.0, math.inf)
+        if steps < 0:
+            raise ValueError(f"{who}: expected steps >= 0, got {steps}")
+        self.lr, self.steps = lr, steps
+        for key, bufs in buffers.items():
             bufs.clear()
-            for name, value in state.items():
-                prefix, _, idx = name.partition(".")
-                if prefix == key:
-                    bufs[int(idx)] = np.array(value, copy=True)
+            bufs.update(loaded[key])
 
     def _buffers(self) -> dict[str, dict[int, np.ndarray]]:
         return {}
@@ -79,6 +104,8 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False):
         super().__init__(params, lr)
+        _check_range("SGD", "momentum", momentum, 0.0, 1.0)
+        _check_range("SGD", "weight_decay", weight_decay, 0.0, math.inf)
         if nesterov and momentum <= 0:
             raise ValueError(f"SGD: nesterov needs momentum > 0, got momentum={momentum}")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
@@ -111,6 +138,13 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
+        if len(betas) != 2:
+            raise ValueError(f"Adam: expected betas (beta1, beta2), got {betas}")
+        for i, beta in enumerate(betas):
+            _check_range("Adam", f"betas[{i}]", beta, 0.0, 1.0)
+        _check_range("Adam", "weight_decay", weight_decay, 0.0, math.inf)
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"Adam: expected eps > 0, got {eps}")
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
         self.m: dict[int, np.ndarray] = {}
         self.v: dict[int, np.ndarray] = {}

@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread unless the environment says otherwise (set before NumPy loads): two spinning
+# OpenBLAS threads stall the in-process tutorial and training tests 10x on a busy machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 from minicnn import core

@@ -4,6 +4,7 @@ counts, against a real forward pass, and against the papers' published figures."
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,88 @@ def test_receptive_field_of_parallel_branches_is_the_largest():
     s = analyze(residual, (2, 8, 8))
     assert s.output_shape == (2, 4, 4) and s.rf.size == (7, 7) and s.rf.jump == (2, 2)
     assert [r.type for r in s.rows][-1] == "Residual (+)"
+
+
+GOLDEN = Path(__file__).parent / "data" / "summary"
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.txt")), ids=lambda p: p.stem)
+def test_summary_tables_are_unchanged(path):
+    """`minicnn summary` as printed before the layers counted themselves (issue 11), byte for byte:
+    every layer type of the registered models (Residual, Concat, separable, SliceSamp, shuffle units)."""
+    from minicnn.commands.summary import report
+
+    name, shape = path.stem.rsplit("_", 1)
+    assert report(name, tuple(int(v) for v in shape.split("x"))) + "\n" == path.read_text()
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (L.Conv2D(3, 4, 3, stride=2, padding=1, dilation=2), (3, 11, 9)),
+    (L.DepthwiseConv2D(4, 5, padding=2), (4, 7, 7)),
+    (L.PointwiseConv2D(4, 6), (4, 5, 3)),
+    (L.ConvTranspose2D(3, 2, 3, stride=2, padding=1, output_padding=1), (3, 5, 4)),
+    (L.LocallyConnected2D(2, 3, (6, 5), 3, stride=2, padding=1), (2, 6, 5)),
+    (L.DCTConv2D(2, 3, 3, stride=2), (2, 9, 9)),
+    (L.Linear(6, 4), (6,)),
+    (L.DCTLinear(6, 4, keep=5), (6,)),
+    (L.Flatten(), (3, 4, 5)),
+    (L.Dropout(0.5), (3, 4, 5)),
+    (L.ChannelSplit(1, 3), (6, 4, 4)),
+    (L.ChannelShuffle(2), (6, 4, 4)),
+    (L.SliceDownsample(2), (3, 6, 4)),
+    (L.SliceUpsample(2), (8, 3, 2)),
+    (L.HaarDownsample(), (2, 4, 6)),
+    (L.HaarUpsample(), (8, 2, 3)),
+    (L.Upsample((2, 3), mode="bilinear"), (2, 3, 4)),
+    (L.FrequencyBias(3, keep=2), (3, 4, 4)),
+])
+def test_layers_answer_their_output_shape(layer, shape, rng):
+    """Each layer's own output_shape agrees with what its forward pass returns."""
+    layer.eval()
+    y = layer.forward(rng.standard_normal((2,) + shape).astype(np.float32))
+    assert layer.output_shape(shape) == y.shape[1:]
+    assert analyze(layer, shape).output_shape == y.shape[1:]
+
+
+def test_layers_refuse_a_shape_that_does_not_fit():
+    for layer, shape, message in [(L.Linear(6, 4), (5,), r"Linear: expected input \(6,\), got \(5,\)"),
+                                  (L.SliceDownsample(2), (3, 5, 4), "divisible by 2"),
+                                  (L.ChannelShuffle(4), (6, 4, 4), "divisible by 4"),
+                                  (L.ConvTranspose2D(3, 2, 3), (2, 5, 5), r"expected input \(3, H, W\)"),
+                                  (L.LocallyConnected2D(2, 3, 6, 3), (2, 5, 6), r"\(2, 6, 6\)")]:
+        with pytest.raises(ValueError, match=message):
+            layer.output_shape(shape)
+
+
+def test_costs_by_hand_for_transposed_and_locally_connected_layers():
+    t = L.ConvTranspose2D(3, 2, 3, stride=2)
+    s = analyze(t, (3, 5, 4))
+    assert s.macs == 5 * 4 * 3 * 2 * 9 and s.rows[0].kind == "Conv transpose" and s.rf is None
+    lc = L.LocallyConnected2D(2, 3, 6, 3, padding=1, bias=False)
+    s = analyze(lc, (2, 6, 6))
+    assert s.macs == s.weights == 6 * 6 * 3 * 2 * 9 and s.rf.size == (3, 3)
+
+
+def test_a_composite_layer_must_be_a_container_or_answer_itself():
+    class Pair(Layer):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = L.Conv2D(1, 2, 3), L.ReLU()
+
+        def forward(self, x):
+            return self.b.forward(self.a.forward(x))
+
+    with pytest.raises(ValueError, match="Pair: a layer with sub-layers must be"):
+        analyze(Pair(), (1, 8, 8))
+
+
+def test_the_zero_pass_fallback_restores_every_training_flag():
+    class Odd(Layer):  # no shape protocol: analysed by one forward pass of zeros
+        def forward(self, x):
+            return x[:, :, ::2]
+
+    model = Sequential(Odd(), L.Dropout(0.5))
+    model.train()
+    model[1].eval()
+    analyze(model, (1, 6, 6))
+    assert model.training and model[0].training and not model[1].training

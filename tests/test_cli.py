@@ -28,7 +28,7 @@ def test_gradcheck_command_lists_and_rejects_unknown(capsys):
     assert main(["gradcheck"]) == 0
     assert "BatchNorm2D" in capsys.readouterr().out
     assert main(["gradcheck", "Nope"]) == 2
-    assert "unknown layer 'Nope'" in capsys.readouterr().out
+    assert "unknown layer 'Nope'" in capsys.readouterr().err
 
 
 def test_demo_learns_spiral(capsys, tmp_path):

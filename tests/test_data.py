@@ -282,7 +282,7 @@ def test_npz_grayscale_nhw_gets_a_channel_axis(tmp_path, rng):
 
 
 @pytest.mark.parametrize("case, match", [
-    ("missing", "missing arrays"),
+    ("missing", r"lacks \[.y_test.\]"),
     ("ambiguous", "cannot tell"),
     ("range", r"must lie in \[0, 1\]"),
     ("onehot", "not one-hot"),

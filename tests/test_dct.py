@@ -294,3 +294,24 @@ def test_dct_layers_bad_input():
         L.DCTConv2D(2, 3, 0)
     with pytest.raises(ValueError, match="DCTConv2D: expected a mask of shape"):
         L.DCTConv2D(2, 3, 3).mask = np.ones((3, 2, 3, 2))
+
+
+@pytest.mark.parametrize("method", ["direct", "im2col", "fft"])
+def test_dct_layers_are_the_plain_layers_with_another_weight(method, rng):
+    """DCTConv2D / DCTLinear derive from Conv2D / Linear: same outputs as the plain layer holding the
+    spatial weight, and the plain layer's switches (input_grad, every method) come with them."""
+    conv = L.DCTConv2D(2, 3, 3, padding=1, keep=0.5, method=method)
+    assert isinstance(conv, L.Conv2D) and "weight" not in dict(conv.named_parameters())
+    plain = L.Conv2D(2, 3, 3, padding=1, method=method)
+    plain.weight.data, plain.bias.data = conv.spatial_weight(), conv.bias.data.copy()
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(conv(x), plain(x), atol=1e-5)
+    conv.input_grad = False
+    y = conv(x)
+    assert conv.backward(np.ones_like(y)) is None and np.any(conv.coeffs.grad != 0)
+    lin = L.DCTLinear(5, 4, keep=7)
+    dense = L.Linear(5, 4)
+    dense.weight.data, dense.bias.data = lin.spatial_weight(), lin.bias.data.copy()
+    v = rng.standard_normal((3, 5)).astype(np.float32)
+    assert isinstance(lin, L.Linear)
+    np.testing.assert_allclose(lin(v), dense(v), atol=1e-6)

@@ -124,3 +124,16 @@ def test_activations_keep_float32(layer):
     y = layer(x)
     assert y.dtype == np.float32
     assert layer.backward(np.ones_like(y)).dtype == np.float32
+
+
+def test_kaiming_uniform_in_chunks_draws_the_same_numbers_as_one_draw(monkeypatch):
+    from minicnn import core
+    from minicnn.layers import dense
+
+    monkeypatch.setattr(dense, "INIT_CHUNK", 7)  # many chunks, one of them partial
+    core.manual_seed(5)
+    chunked = dense.kaiming_uniform((4, 3, 5), 60)
+    core.manual_seed(5)
+    whole = core.rng().uniform(-1 / np.sqrt(60), 1 / np.sqrt(60), size=(4, 3, 5)).astype(np.float32)
+    assert chunked.dtype == np.float32 and chunked.shape == (4, 3, 5)
+    np.testing.assert_array_equal(chunked, whole)

@@ -5,25 +5,26 @@ import pytest
 
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.cli import main
-from minicnn.core import Sequential
-from minicnn.frequency import (
-    FrequencyBias,
+from minicnn.app import load_model
+from minicnn.app.frequency import (
     TailTruncation,
     allocate_budget,
     dense_float32_bytes,
+    describe,
     frequency_biases,
     frequency_layers,
     load_compressed,
-    load_model_file,
     read_compressed,
     save_compressed,
     stored_numbers,
     to_frequency,
 )
+from minicnn.cli import main
+from minicnn.core import Sequential
 from minicnn.gradcheck import gradcheck
+from minicnn.layers import FrequencyBias
 from minicnn.losses import SoftmaxCrossEntropy
-from minicnn.models import MODELS
+from minicnn.models import MODELS, build
 from minicnn.optim import SGD, Adam
 
 
@@ -122,7 +123,7 @@ def test_tail_truncation_per_layer_targets_and_errors(net_and_x):
     assert keeps == {"0": 3, "2": 108, "5.0": 324, "6": 30}
     with pytest.raises(ValueError, match="unknown layers"):
         TailTruncation(net, {"7": 3}, steps=2)
-    with pytest.raises(ValueError, match="steps >= 1"):
+    with pytest.raises(ValueError, match="TailTruncation: expected steps as an int >= 1"):
         TailTruncation(net, 0.5, steps=0)
     with pytest.raises(ValueError, match="decay"):
         TailTruncation(net, 0.5, steps=3, decay="cosine")
@@ -205,11 +206,11 @@ def test_compress_command_on_a_plain_state_dict(net_and_x, rng, tmp_path, capsys
         assert code == 0, out
         assert "stored numbers: 84 = 60 kept DCT coefficients + 24 other" in out
         assert "compression ratio" in out
-        model, meta = load_model_file(tmp_path / "c.fr.npz")
-        assert meta["model"] == "_test_frequency_net"
-        assert stored_numbers(model)["total"] == 84
+        loaded = load_model(tmp_path / "c.fr.npz")
+        assert loaded.name == "_test_frequency_net" and loaded.kind == "compressed"
+        assert stored_numbers(loaded.model)["total"] == 84
         assert main(["compress", str(tmp_path / "state.npz"), "--out", str(tmp_path / "d.npz")]) == 2
-        assert "pass --model" in capsys.readouterr().out
+        assert "--model NAME" in capsys.readouterr().err
     finally:
         del MODELS["_test_frequency_net"]
 
@@ -222,12 +223,12 @@ def test_bad_compressed_files(tmp_path):
     save_compressed(net, tmp_path / "ok.npz")
     with pytest.raises(ValueError, match="load_state_dict"):
         load_compressed(tmp_path / "ok.npz", Sequential(L.Linear(3, 3)))
-    with pytest.raises(ValueError, match="not in minicnn.models.MODELS"):
-        load_compressed(tmp_path / "ok.npz")
+    with pytest.raises(ValueError, match="does not name its model"):
+        load_model(tmp_path / "ok.npz")
 
 
 def test_compress_command_on_a_training_checkpoint(net_and_x, rng, tmp_path, capsys):
-    from minicnn.checkpoint import save_checkpoint
+    from minicnn.app.checkpoint import save_checkpoint
 
     MODELS["_test_frequency_net"] = small_net
     try:
@@ -238,9 +239,9 @@ def test_compress_command_on_a_training_checkpoint(net_and_x, rng, tmp_path, cap
         out = capsys.readouterr().out
         assert code == 0, out
         assert "stored numbers: 84 = 60 kept DCT coefficients + 24 other" in out
-        model, meta = load_model_file(tmp_path / "c.fr.npz")
-        assert meta["mean"] == [0.1] and meta["dataset"] == "mnist" and meta["model"] == "_test_frequency_net"
-        np.testing.assert_array_equal(model(net_and_x[1]), net(net_and_x[1]))
+        loaded = load_model(tmp_path / "c.fr.npz")
+        assert loaded.mean == [0.1] and loaded.dataset == "mnist" and loaded.name == "_test_frequency_net"
+        np.testing.assert_array_equal(loaded.model(net_and_x[1]), net.eval()(net_and_x[1]))
         dense = small_net()  # a dense checkpoint with --keep: one-shot truncation
         save_checkpoint(tmp_path / "dense.npz", dense, meta={"model": "_test_frequency_net", "model_config": {}})
         assert main(["compress", str(tmp_path / "dense.npz"), "--out", str(tmp_path / "d.fr.npz"),
@@ -250,23 +251,32 @@ def test_compress_command_on_a_training_checkpoint(net_and_x, rng, tmp_path, cap
         del MODELS["_test_frequency_net"]
 
 
-def test_with_lr_moves_the_truncation_with_the_optimizer_step(net_and_x):
+def test_truncation_callback_follows_the_optimizer_step_or_the_epoch(net_and_x):
     net = to_frequency(net_and_x[0])
     sched = TailTruncation(net, 0.1, steps=10)
-    lr = sched.with_lr(lambda t: 0.1 / (t + 1))
-    assert lr(0) == 0.1 and net[6].keep == 60
-    assert lr(4) == 0.02 and net[6].keep == round(60 + (6 - 60) * 0.4)
-    lr(2)  # going back does not raise k again
+    sched.on_batch_start(0, net)
+    assert net[6].keep == 60
+    sched.on_batch_start(4, net)
     assert net[6].keep == round(60 + (6 - 60) * 0.4)
-    lr(50)
+    sched.on_batch_start(2, net)  # going back does not raise k again
+    sched.on_epoch_end(0, net, {})  # per="step": epochs do not move it
+    assert net[6].keep == round(60 + (6 - 60) * 0.4)
+    sched.on_batch_start(50, net)
     assert net[6].keep == 6 and sched.done
+    per_epoch = TailTruncation(to_frequency(small_net()), 0.1, steps=2, per="epoch")
+    per_epoch.on_batch_start(5, net)
+    assert per_epoch.t == 0
+    per_epoch.on_epoch_end(0, net, {})
+    assert per_epoch.t == 1
+    with pytest.raises(ValueError, match="per"):
+        TailTruncation(net, 0.1, steps=2, per="batch")
 
 
 def test_real_mnist_export_reload_gives_identical_test_accuracy(data_dir, tmp_path):
     """A LeNet-5 fine-tuned briefly with dynamic truncation on real MNIST; the float16 file reloads to
     exactly the weights, predictions and test accuracy of the model it was written from."""
+    from minicnn.app.train import evaluate, train_epoch
     from minicnn.data import load_dataset, standardize
-    from minicnn.train import evaluate, train_epoch
 
     ds = load_dataset("mnist", data_dir, download=False)
     mean, std = ds.channel_stats()
@@ -275,10 +285,10 @@ def test_real_mnist_export_reload_gives_identical_test_accuracy(data_dir, tmp_pa
     model = to_frequency(MODELS["lenet5"]())
     sched = TailTruncation(model, 0.2, steps=30)
     opt = Adam(model.parameters(), lr=1e-2)
-    train_epoch(model, x_train, y_train, opt, schedule=sched.with_lr(1e-2), progress=False)
+    train_epoch(model, x_train, y_train, opt, callbacks=[sched], progress=False)
     assert sched.done and stored_numbers(model)["coefficients"] == 30 + 480 + 9600 + 2016 + 168
-    save_compressed(model, tmp_path / "lenet.fr.npz", float16=True)
-    loaded = load_compressed(tmp_path / "lenet.fr.npz", MODELS["lenet5"]())
+    save_compressed(model, tmp_path / "lenet.fr.npz", float16=True, meta=describe("lenet5", {}, model))
+    loaded = load_model(tmp_path / "lenet.fr.npz").model
     for (_, la), (_, lb) in zip(frequency_layers(model), frequency_layers(loaded), strict=True):
         la.coeffs.data = la.coeffs.data.astype(np.float16).astype(np.float32)  # the rounding the file applies
         np.testing.assert_array_equal(la.spatial_weight(), lb.spatial_weight())
@@ -304,10 +314,11 @@ def test_bias_free_lenet5_stores_only_coefficients_and_reloads_from_its_meta(rng
     counts = stored_numbers(model)
     assert counts["other"] == 0 and counts["coefficients"] == counts["total"] == 776
     info = save_compressed(model, tmp_path / "nb.fr.npz", float16=True,
-                           meta={"model": "lenet5", "config": {"bias": False}})
+                           meta={"model": "lenet5", "config": {"bias": False}})  # a file without "frequency"
     assert info["numbers"] == 776
-    loaded, meta = load_model_file(tmp_path / "nb.fr.npz")
-    assert meta["config"] == {"bias": False} and stored_numbers(loaded) == counts
+    result = load_model(tmp_path / "nb.fr.npz")
+    loaded = result.model
+    assert result.config == {"bias": False} and stored_numbers(loaded) == counts
     x = rng.standard_normal((3, 1, 28, 28)).astype(np.float32)
     model.eval()
     loaded.eval()
@@ -348,6 +359,15 @@ def test_frequency_biases_keeps_the_function_and_exports_the_truncated_biases(ne
     assert stored_numbers(net)["total"] == sum(targets.values())
     save_compressed(net, tmp_path / "b.fr.npz", float16=True)
     loaded = load_compressed(tmp_path / "b.fr.npz", frequency_biases(to_frequency(small_net())))
+    MODELS["_test_frequency_net"] = small_net
+    try:  # load_model rebuilds the frequency biases from the meta, and also for files without it
+        for meta in (describe("_test_frequency_net", {}, net), {"model": "_test_frequency_net"}):
+            save_compressed(net, tmp_path / "m.fr.npz", float16=True, meta=meta)
+            again = load_model(tmp_path / "m.fr.npz")
+            assert again.frequency == {"biases": True}
+            np.testing.assert_array_equal(again.model(x), loaded.eval()(x))
+    finally:
+        del MODELS["_test_frequency_net"]
     for (_, la), (_, lb) in zip(frequency_layers(net), frequency_layers(loaded), strict=True):
         la.coeffs.data = la.coeffs.data.astype(np.float16).astype(np.float32)
         np.testing.assert_array_equal(la.spatial_weight(), lb.spatial_weight())
@@ -361,20 +381,27 @@ def test_registered_frequency_bias_gradcheck_case():
 
 
 def test_c5_conv_lenet5_computes_the_same_function_and_reloads(rng, tmp_path):
-    """experiment frequency --c5-conv: fc1 as a 5x5 convolution (LeNet-5's C5) is the same function,
-    its coefficients run over (120, 16, 5, 5), and the compressed file reloads into the same layout."""
-    from minicnn.experiments.frequency import with_c5_conv
-
+    """lenet5(c5_conv=True) (experiment frequency --c5-conv): fc1 as a 5x5 convolution (LeNet-5's C5)
+    is the same function, its coefficients run over (120, 16, 5, 5), and the compressed file reloads
+    into the same layout, also from a file written before lenet5 took c5_conv."""
     x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
     dense = MODELS["lenet5"]()
     before = dense(x)
-    model = to_frequency(with_c5_conv(dense))
+    c5 = build("lenet5", c5_conv=True)
+    c5[6].weight.data = dense[7].weight.data.reshape(c5[6].weight.shape).copy()  # (120, 16, 5, 5)
+    c5[6].bias.data = dense[7].bias.data.copy()
+    for i in (0, 3, 9, 11):
+        c5[i].load_state_dict(dense[i].state_dict())
+    model = to_frequency(c5)
     np.testing.assert_allclose(model(x), before, atol=1e-5)
     layers = dict(frequency_layers(model))
     assert layers["6"].coeffs.shape == (120, 16, 5, 5) and stored_numbers(model)["other"] == 236
     for layer in layers.values():
         layer.set_keep(30)
-    save_compressed(model, tmp_path / "c5.fr.npz")
-    loaded = load_compressed(tmp_path / "c5.fr.npz", with_c5_conv(MODELS["lenet5"]()))
-    np.testing.assert_array_equal(loaded(x), model(x))
-    assert stored_numbers(loaded)["total"] == 5 * 30 + 236
+    for meta in ({"model": "lenet5", "config": {}, "c5_conv": True},  # the old experiment's meta
+                 describe("lenet5", {"c5_conv": True}, model)):
+        save_compressed(model, tmp_path / "c5.fr.npz", meta=meta)
+        loaded = load_model(tmp_path / "c5.fr.npz")
+        assert loaded.config == {"c5_conv": True}
+        np.testing.assert_array_equal(loaded.model(x), model(x))
+        assert stored_numbers(loaded.model)["total"] == 5 * 30 + 236

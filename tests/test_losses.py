@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from minicnn.app.spiral import train_spiral
 from minicnn.gradcheck import _numeric_gradient
 from minicnn.losses import MSELoss, SoftmaxCrossEntropy
-from minicnn.spiral import train_spiral
 
 
 def test_cross_entropy_value_and_extreme_logits():

@@ -105,10 +105,10 @@ def test_summary_command(capsys):
 
 def test_summary_command_bad_input(capsys):
     assert main(["summary", "mobilenet_v1", "--input", "3,224"]) == 2
-    assert "expected --input as C,H,W" in capsys.readouterr().out
+    assert "expected --input as C,H,W" in capsys.readouterr().err  # errors go to stderr
     assert main(["summary", "no_such_model"]) == 2
     assert main(["summary", "resnet20_slicesamp", "--input", "3,30,30"]) == 2  # 15x15 cannot be sliced by 2
-    assert "SliceSamp needs an even size" in capsys.readouterr().out
+    assert "SliceSamp needs an even size" in capsys.readouterr().err
 
 
 def test_cifar_net_slicesamp_is_the_slicesamp_downsampling_variant():
@@ -120,12 +120,11 @@ def test_cifar_net_slicesamp_is_the_slicesamp_downsampling_variant():
 def test_experiment_plumbing_on_synthetic_data(rng):
     """The experiments' training helper on 64 random 8x8 images (real runs: `minicnn experiment ...`)."""
     from minicnn.data import Dataset
-    from minicnn.experiments.cifar import keep_gelu_dtype, prepare, train_and_test
+    from minicnn.experiments.cifar import prepare, train_and_test
 
     ds = prepare(Dataset("synthetic", rng.random((64, 3, 8, 8), dtype=np.float32), rng.integers(0, 3, 64),
                          rng.random((32, 3, 8, 8), dtype=np.float32), rng.integers(0, 3, 32), ["a", "b", "c"]))
     model = MODELS["cifar_net"](num_classes=3, width=0.125, image_size=8, downsample_kind="slicesamp")
-    keep_gelu_dtype(model)
-    assert model(ds.x_test[:4]).dtype == np.float32
+    assert model(ds.x_test[:4]).dtype == np.float32  # GELU keeps float32 (no float64 detour)
     r = train_and_test(model, ds, epochs=1, batch_size=32, lr=0.05, seed=0)
     assert 0.0 <= r["test_accuracy"] <= 1.0 and r["images_per_s"] > 0

@@ -117,3 +117,84 @@ def test_schedules():
     assert warm(10) == cos(10)
     assert LinearWarmup(0.3, 2)(0) == pytest.approx(0.15)
     assert math.isclose(LinearWarmup(0.3, 2)(5), 0.3)
+
+
+def _reopen_after_truncation(make_opt):
+    """DCTLinear trained a few steps, truncated to 3 coefficients (set_keep), trained on, then re-opened
+    to all coefficients; returns how far the re-opened entries move on one step with zero gradient."""
+    from minicnn.layers import DCTLinear
+
+    layer = DCTLinear(4, 3).to(np.float64)
+    p = layer.coeffs
+    opt = make_opt([p])
+    g = np.random.default_rng(3)
+    for step in range(6):
+        if step == 3:
+            layer.set_keep(3)
+        p.grad[...] = g.standard_normal(p.shape) * p.mask  # what backward gives: dL/dC = M * dct(dL/dW)
+        opt.step()
+    truncated = ~p.mask
+    layer.set_keep(p.size)  # re-open every entry
+    before = p.data.copy()
+    p.grad[...] = 0.0
+    opt.step()
+    return np.abs(p.data - before)[truncated]
+
+
+OPTIMIZERS_WITH_STATE = [
+    lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    lambda ps: Adam(ps, lr=0.1),
+]
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS_WITH_STATE)
+def test_reopened_entries_do_not_move_on_a_zero_gradient_step(make):
+    moved = _reopen_after_truncation(make)
+    assert moved.size == 9 and np.all(moved == 0)
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS_WITH_STATE)
+def test_reopen_check_fails_when_buffers_are_not_masked(make, monkeypatch):
+    """The test above can fail: with the buffer masking switched off, stale momentum moves the entries."""
+    from minicnn import optim
+
+    monkeypatch.setattr(optim.Optimizer, "_masked", lambda self, p, buf: buf)
+    assert np.any(_reopen_after_truncation(make) > 1e-3)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda ps: SGD(ps, lr=float("nan")), r"SGD: expected lr >= 0, got nan"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=2.0), r"SGD: expected momentum >= 0 and < 1, got 2.0"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=-0.1), r"expected momentum >= 0"),
+    (lambda ps: SGD(ps, lr=0.1, weight_decay=-1.0), r"SGD: expected weight_decay >= 0, got -1.0"),
+    (lambda ps: Adam(ps, betas=(0.9, 1.0)), r"Adam: expected betas\[1\] >= 0 and < 1, got 1.0"),
+    (lambda ps: Adam(ps, betas=(0.9,)), r"Adam: expected betas \(beta1, beta2\)"),
+    (lambda ps: Adam(ps, eps=0.0), r"Adam: expected eps > 0, got 0.0"),
+    (lambda ps: Adam(ps, weight_decay=float("inf")), r"Adam: expected weight_decay >= 0, got inf"),
+])
+def test_out_of_range_hyperparameters_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make([param([1.0])])
+
+
+def test_damaged_optimizer_state_is_refused_and_changes_nothing():
+    p = param([1.0, 2.0])
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    run_steps(opt, p, GRADS[:2])
+    good = opt.state_dict()
+    for damage, match in [
+        ({"velocity.0": np.zeros(3)}, r"'velocity.0' expected finite values of shape \(2,\), got \(3,\)"),
+        ({"velocity.0": np.array([np.nan, 0.0])}, "expected finite values"),
+        ({"velocity.5": np.zeros(2)}, "unexpected entry 'velocity.5' for 1 parameters"),
+        ({"m.0": np.zeros(2)}, "unexpected entry 'm.0'"),
+        ({"lr": np.array(-1.0)}, "expected lr >= 0"),
+        ({"steps": np.array(-3)}, "expected steps >= 0"),
+    ]:
+        other = SGD([param([1.0, 2.0])], lr=0.5, momentum=0.9)
+        with pytest.raises(ValueError, match=match):
+            other.load_state_dict({**good, **damage})
+        assert other.lr == 0.5 and other.steps == 0 and other.velocity == {}
+    del good["steps"]
+    with pytest.raises(ValueError, match=r"missing \['steps'\]"):
+        SGD([param([1.0, 2.0])], lr=0.5, momentum=0.9).load_state_dict(good)

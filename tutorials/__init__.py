@@ -38,17 +38,33 @@ def load_chapter(number: int) -> ModuleType:
 
 
 def list_chapters(out=None) -> None:
-    out = out or sys.stdout
-    print("minicnn tutorials — the lecture, step by step (run one with `minicnn tutorial N`):\n", file=out)
+    from tutorials._runner import Tutorial
+
+    t = Tutorial(0, out=out or sys.stdout, color=False)
+    t.print("minicnn tutorials — the lecture, step by step (`minicnn tutorial N` runs one):")
+    t.print()
     for number, name in chapter_modules().items():
         try:
             module = importlib.import_module(name)
         except ImportError as e:  # a chapter whose engine code is missing in this install
-            print(f"  {number:2d}. (unavailable: {e})", file=out)
+            t.print(f"  {number:2d}. (unavailable: {e})")
             continue
-        print(f"  {number:2d}. {module.TITLE} ({len(module.STEPS)} steps)\n      {module.SUMMARY}", file=out)
-    print("\nKeys: Enter = next step, a number = jump to that step, q = quit.  Options: --no-pause, "
-          "--step K, --quick, --out DIR.", file=out)
+        t.print(f"  {number:2d}. {module.TITLE} ({len(module.STEPS)} steps)")
+        t._write(f"      {module.SUMMARY}", indent=" " * 6)
+    t.print()
+    t.print("Keys: Enter = next step, a number = jump to that step, q = quit; space = more.  Options: "
+            "--no-pause, --step K, --quick, --verbose, --out DIR.")
+
+
+def chapter_title(number: int) -> str:
+    return load_chapter(number).TITLE
+
+
+def _error(message: str) -> None:
+    """A user's mistake: one line on stderr (in ASCII when stderr cannot print Unicode)."""
+    from tutorials._runner import to_ascii, unicode_ok
+
+    print(message if unicode_ok(sys.stderr) else to_ascii(message), file=sys.stderr)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", type=int, default=1, metavar="K", help="start at step K")
     parser.add_argument("--quick", action="store_true",
                         help="smallest examples (chapter 14 trains on a tiny subset); also MINICNN_TUTORIAL_QUICK=1")
+    parser.add_argument("--verbose", action="store_true", help="print every check on its own line "
+                        "(by default three or more passing checks in a row share one line)")
     parser.add_argument("--out", metavar="DIR", help="folder for the PNG figures "
                         "(default: $MINICNN_TUTORIAL_OUT or ./minicnn-tutorial-figures)")
 
@@ -70,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from minicnn.exercises import for_chapter
     from tutorials._runner import run_steps
 
     if args.chapter is None:
@@ -80,11 +99,14 @@ def _run(args: argparse.Namespace) -> int:
     try:
         module = load_chapter(args.chapter)
     except ValueError as e:
-        print(f"minicnn tutorial: {e}")
+        _error(f"minicnn tutorial: {e}")
         return 2
     quick = args.quick or os.environ.get("MINICNN_TUTORIAL_QUICK", "") not in ("", "0")
+    later = [n for n in chapter_modules() if n > args.chapter]
+    following = (later[0], chapter_title(later[0])) if later else None
     return run_steps(module, args.chapter, pause=not args.no_pause, start=args.step, quick=quick,
-                     fig_dir=args.out)
+                     fig_dir=args.out, verbose=args.verbose, next_chapter=following,
+                     exercises=for_chapter(args.chapter))
 
 
 def _menu(args: argparse.Namespace) -> int:
@@ -97,7 +119,7 @@ def _menu(args: argparse.Namespace) -> int:
         if answer in ("", "q", "quit"):
             return 0
         if not answer.isdigit() or int(answer) not in chapter_modules():
-            print(f"no chapter {answer!r}; chapters are {', '.join(map(str, chapter_modules()))}")
+            _error(f"no chapter {answer[:20]!r}; chapters are {', '.join(map(str, chapter_modules()))}")
             continue
         _run(argparse.Namespace(**{**vars(args), "chapter": int(answer), "step": 1}))
 
@@ -108,5 +130,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(parser.parse_args(argv))
     except KeyboardInterrupt:
-        print("\ninterrupted")
+        _error("\ninterrupted")
         return 130

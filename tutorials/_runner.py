@@ -12,18 +12,31 @@ method, read with `inspect`, never a copy), runs it on a tiny example, prints th
 (`t.array`, `t.blocks`, `t.table`) and states each numerical claim with `t.check(...)`, which is a
 real assertion: a failing check stops the chapter with exit code 1.
 
-Steps are self-contained (each builds its own example), so `--step K` can start anywhere.
-Paging: Enter for the next step, a number to jump to that step, `q` to quit; `--no-pause` runs
-straight through. Colour only when stdout is a terminal and NO_COLOR is unset.
+Layout. Every line fits the terminal width (`shutil.get_terminal_size`, so $COLUMNS wins; 80 when
+the width cannot be read): prose is wrapped, long source lines are folded at a space or after a
+punctuation mark (continuation rows carry `┆` instead of a line number), tables too wide for the
+screen are printed one record per row, and any other long line is wrapped at word boundaries.
+Three or more checks in a row fold into one line ("5 checks passed: ..."); `--verbose` prints each.
+When the output cannot encode Unicode (e.g. PYTHONIOENCODING=ascii) every line is transliterated
+to ASCII first (`to_ascii`).
+
+Navigation. Steps are self-contained (each builds its own example), so `--step K` can start
+anywhere. Interactively (stdin and stdout terminals) a step longer than the screen pauses with
+`-- more --` (space or Enter: go on, q: quit); after each step the prompt repeats chapter, step and
+title and takes Enter (next step), a step number (jump) or q (quit); anything else is refused with
+a one-line hint. `--no-pause` runs straight through. Colour only when stdout is a terminal and
+NO_COLOR is unset.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import re
 import shutil
 import sys
 import textwrap
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +47,24 @@ import numpy as np
 
 PACKAGE = "minicnn"
 SHADES = " ░▒▓█"  # blocks from low to high, used by Tutorial.blocks
-RULE_WIDTH = 78
+DEFAULT_SIZE = (80, 24)  # columns, rows when the terminal size cannot be read
+FOLD_MARK = "┆"  # the gutter of a folded source line's continuation rows
+FOLD_AFTER = ",([{=+*/"  # a code line may be folded after one of these when it has no space to fold at
+MIN_RUN_TO_FOLD = 3  # this many passing checks in a row print as one line (unless --verbose)
+PROMPT_ROWS = 2  # rows a page keeps free: the prompt and the reader's answer
+
+# What a terminal that cannot print Unicode shows instead (anything else: NFKD, then '?').
+ASCII = {"━": "=", "─": "-", "│": "|", "┌": "+", "└": "+", "┐": "+", "┘": "+", FOLD_MARK: ":", "░": ".",
+         "▒": ":", "▓": "#", "█": "@", "✓": "ok", "✗": "X", "·": ".", "→": "->", "←": "<-", "↔": "<->",
+         "−": "-", "–": "-", "—": "--", "…": "...", "×": "x", "≤": "<=", "≥": ">=", "≈": "~=", "≠": "!=",
+         "≡": "==", "Σ": "sum", "∑": "sum", "⊙": "(.)", "∘": "o", "ᵀ": "^T", "²": "^2", "³": "^3", "⁻¹": "^-1",
+         "⁻": "^-", "¹": "^1", "α": "alpha", "β": "beta", "γ": "gamma", "δ": "d", "ε": "eps", "η": "eta",
+         "μ": "mu", "π": "pi", "σ": "sigma", "λ": "lambda", "⌊": "floor(", "⌋": ")", "⌈": "ceil(", "⌉": ")",
+         "⟨": "<", "⟩": ">", "‖": "||", "∂": "d", "√": "sqrt", "°": " deg", "∈": " in ", "⊂": " in ",
+         "ᵢ": "_i", "ₖ": "_k", "ₙ": "_n", "ₘ": "_m", "ₜ": "_t", "’": "'", "‘": "'", "“": '"', "”": '"',
+         "├": "+", "┤": "+", "■": "#", "□": "."}
+NUMBER = re.compile(r"^[-+−]?[\d,]*\.?\d+(e[-+]?\d+)?%?$|^(exact|inf|nan|-|)$")  # a table cell that is a number
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass
@@ -53,6 +83,10 @@ class Unavailable(RuntimeError):
     """A step needs something this machine does not have (e.g. a dataset); the message says what."""
 
 
+class QuitChapter(Exception):
+    """The reader pressed q at a `-- more --` pause."""
+
+
 class _Style:
     """ANSI styles, or empty strings when colour is off."""
 
@@ -69,43 +103,179 @@ def color_wanted(stream: TextIO) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
 
 
+def unicode_ok(stream: TextIO) -> bool:
+    """Can `stream` encode the box-drawing and math characters the tutorials print?"""
+    encoding = getattr(stream, "encoding", None)
+    if not encoding:  # an in-memory stream (io.StringIO) takes any text
+        return True
+    try:
+        ("━│┌└░▒▓█✓✗·→−…≤Σ⊙ᵀ²₀αδ⌊⟨‖" + FOLD_MARK).encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def to_ascii(text: str) -> str:
+    """Transliterate `text` for a terminal without Unicode: the table ASCII first, then each remaining
+    character's compatibility decomposition (₃ → 3, é → e), else '?'."""
+    out = []
+    for ch in text:
+        if ord(ch) < 128:
+            out.append(ch)
+        elif ch in ASCII:
+            out.append(ASCII[ch])
+        else:
+            plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+            out.append(plain or "?")
+    return "".join(out)
+
+
+def visible_len(line: str) -> int:
+    """Columns a line takes on screen: colour codes take none."""
+    return len(ANSI_CODE.sub("", line))
+
+
+def wrap_line(line: str, width: int, indent: str | None = None) -> list[str]:
+    """Wrap one line at spaces to `width` columns; continuation rows get `indent` (by default the
+    line's own leading spaces plus 4). A word longer than a row is split only where nothing else fits."""
+    if visible_len(line) <= width:
+        return [line]
+    plain = ANSI_CODE.sub("", line)  # a line too long to fit loses its colour rather than its words
+    lead = len(plain) - len(plain.lstrip(" "))
+    if indent is None:
+        indent = " " * min(lead + 4, width // 2)
+    return textwrap.wrap(plain, width, initial_indent=plain[:lead], subsequent_indent=indent,
+                         break_long_words=True, break_on_hyphens=False, drop_whitespace=True) or [""]
+
+
+def fold_code(line: str, width: int, rest_width: int | None = None) -> list[str]:
+    """Fold one source line into a first piece of at most `width` columns and further pieces of at most
+    `rest_width` (default `width`): at the last space that fits, else right after a punctuation mark
+    (`FOLD_AFTER`), never inside a name or number. Joining the pieces without whitespace gives the line
+    without whitespace (the tests check this)."""
+    pieces, rest = [], line.rstrip()
+    lead = len(rest) - len(rest.lstrip(" "))
+    first = True
+    while len(rest) > (width if first else rest_width or width):
+        width = width if first else rest_width or width
+        cut = rest.rfind(" ", lead + 1 if first else 1, width + 1)
+        if cut <= 0:
+            marks = [rest.rfind(m, 0, width) for m in FOLD_AFTER]
+            cut = max(marks) + 1 if max(marks) > 0 else width
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip(" ")
+        first = False
+    pieces.append(rest)
+    return pieces
+
+
 class Tutorial:
-    """What a step writes to: explanations, live source, numbers, maps, checks and figures."""
+    """What a step writes to: explanations, live source, numbers, maps, checks and figures.
+
+    `width` defaults to the terminal's (80 when unknown); `page_rows` turns on `-- more --` paging
+    (the runner sets it for an interactive terminal); `verbose` prints every check on its own line.
+    """
 
     def __init__(self, chapter: int, out: TextIO | None = None, color: bool | None = None,
-                 fig_dir: str | os.PathLike | None = None, quick: bool = False):
+                 fig_dir: str | os.PathLike | None = None, quick: bool = False, width: int | None = None,
+                 verbose: bool = False, page_rows: int | None = None, inp: TextIO | None = None,
+                 ascii_only: bool | None = None):
         self.chapter = chapter
         self.out = out or sys.stdout
         self.s = _Style(color_wanted(self.out) if color is None else color)
         self.fig_dir = Path(fig_dir or os.environ.get("MINICNN_TUTORIAL_OUT", "minicnn-tutorial-figures"))
         self.quick = quick
+        self.width = max(40, width or shutil.get_terminal_size(DEFAULT_SIZE).columns)
+        self.verbose = verbose
+        self.page_rows = page_rows
+        self.inp = inp or sys.stdin
+        self.ascii = (not unicode_ok(self.out)) if ascii_only is None else ascii_only
+        self.where = ""  # "chapter 3 · step 2/4 · title", shown by the pauses
         self.checks = 0
+        self._passed: list[str] = []  # passing checks not yet printed (folded when there are several)
+        self._rows = 0  # rows printed since the last pause
 
-    # --- text ----------------------------------------------------------------------------------
+    # --- output: every line goes through here ---------------------------------------------------
     def print(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        """Print `text`, each line wrapped to the width (ASCII when the terminal needs it)."""
+        self._flush_checks()
+        self._write(text)
+
+    def _write(self, text: str, indent: str | None = None) -> None:
+        if self.ascii:
+            text = to_ascii(text)
+        for line in text.split("\n"):
+            for row in wrap_line(line, self.width, indent):
+                self._row(row)
+
+    def _row(self, row: str) -> None:
+        if self.page_rows is not None and self._rows >= self.page_rows - PROMPT_ROWS:
+            self._more()
+        print(row, file=self.out, flush=True)
+        self._rows += 1
+
+    def _more(self) -> None:
+        """The `-- more --` pause: space or Enter goes on, q quits the chapter."""
+        prompt = self._fit_prompt(f"-- more -- {self.where}", " (space/Enter: more, q: quit)")
+        print(f"{self.s.dim}{prompt}{self.s.reset}", end="", file=self.out, flush=True)
+        key = read_key(self.inp)
+        print("\r\033[K", end="", file=self.out, flush=True)  # erase the prompt, as `less` does
+        self._rows = 0
+        if key.strip().lower().startswith("q"):
+            raise QuitChapter
+
+    def ask(self, prompt: str, keys: str) -> str:
+        """Print a one-line prompt (`prompt` shortened if needed, then `keys`) and read the answer (a
+        line); '' at end of input."""
+        self._flush_checks()
+        print(f"{self.s.dim}{self._fit_prompt(prompt, keys)}{self.s.reset}", end="", file=self.out, flush=True)
+        answer = self.inp.readline()
+        if not self.inp.isatty():  # a terminal echoes the answer's newline; a pipe does not
+            print(file=self.out, flush=True)
+        self._rows = 0
+        return answer
+
+    def _fit(self, text: str) -> str:
+        """One row: transliterated if needed, shortened at a word boundary to the width."""
+        text = to_ascii(text) if self.ascii else text
+        if len(text) <= self.width:
+            return text
+        return textwrap.shorten(text, self.width - 1, placeholder=" …")
+
+    def _fit_prompt(self, where: str, keys: str) -> str:
+        """A one-row prompt: `where` shortened at a word boundary so that `keys` always fits."""
+        room = self.width - len(self._fit(keys)) - 1
+        return self._fit(where if len(where) <= room else textwrap.shorten(where, room, placeholder=" …")) + \
+            self._fit(keys)
 
     def say(self, text: str) -> None:
         """A paragraph, wrapped to the terminal width."""
-        width = min(shutil.get_terminal_size((RULE_WIDTH, 24)).columns, RULE_WIDTH)
         for para in textwrap.dedent(text).strip().split("\n\n"):
-            self.print(textwrap.fill(" ".join(para.split()), width))
+            self.print(textwrap.fill(" ".join(para.split()), self.width, break_on_hyphens=False))
             self.print()
 
     def equation(self, text: str) -> None:
         for line in textwrap.dedent(text).strip("\n").splitlines():
-            self.print(f"    {self.s.eq}{line}{self.s.reset}")
+            self._flush_checks()
+            self._write(f"    {self.s.eq}{line}{self.s.reset}", indent=" " * 8)
         self.print()
 
     def heading(self, text: str) -> None:
+        self.print()
         self.print(f"{self.s.head}{text}{self.s.reset}")
+
+    def end_step(self) -> None:
+        """Print the checks still folded (the runner calls it after each step)."""
+        self._flush_checks()
 
     # --- the engine's own code -----------------------------------------------------------------
     def code(self, obj, start: str | None = None, end: str | None = None) -> None:
         """Print the live source of `obj` (a minicnn function, class or method), with file line numbers.
 
         `start` / `end` narrow it to the lines from the first one containing `start` through the
-        first one (at or after it) containing `end`, so a long function can be shown in part.
+        first one after it containing `end` (`end == start`: that one line), so a long function can be
+        shown in part.
+        Lines wider than the screen are folded (`fold_code`); continuation rows have no number.
         """
         module = inspect.getmodule(obj)
         if module is None or not (module.__name__ == PACKAGE or module.__name__.startswith(PACKAGE + ".")):
@@ -114,7 +284,12 @@ class Tutorial:
         first = max(first, 1)  # a whole module is reported as starting at line 0
         lo, hi = 0, len(lines) - 1
         found_lo = _find(lines, start, 0) if start is not None else 0
-        found_hi = _find(lines, end, (found_lo or 0) + 1) if end is not None else hi
+        if end is None:
+            found_hi = hi
+        elif end == start:  # one line
+            found_hi = found_lo
+        else:
+            found_hi = _find(lines, end, (found_lo or 0) + 1)
         if found_lo is None or found_hi is None:  # the engine's code changed: show all of it
             self.print(f"{self.s.dim}(the lines around {start or end!r} moved; showing the whole source){self.s.reset}")
         else:
@@ -123,24 +298,42 @@ class Tutorial:
         root = Path(sys.modules[PACKAGE].__file__).resolve().parent.parent
         rel = path.relative_to(root).as_posix()
         label = obj.__name__ if inspect.ismodule(obj) else f"{module.__name__}.{obj.__qualname__}"
-        self.print(f"{self.s.dim}┌─ source: {rel}:{first + lo}-{first + hi}  ({label}){self.s.reset}")
+        header = f"┌─ source: {rel}:{first + lo}-{first + hi}"
+        self.print(f"{self.s.dim}{header}{self.s.reset}")
+        self.print(f"{self.s.dim}│ {label}{self.s.reset}")
+        digits = len(str(first + hi))
+        gutter = " " * digits + f" {FOLD_MARK} "
+        text_width = self.width - len(gutter)
         for k in range(lo, hi + 1):
-            self.print(f"{self.s.dim}{first + k:5d} │{self.s.reset} {lines[k].rstrip()}")
+            line = lines[k].rstrip()
+            lead = " " * min(len(line) - len(line.lstrip(" ")) + 4, text_width // 2)
+            for i, piece in enumerate(fold_code(line, text_width, text_width - len(lead))):
+                if i == 0:
+                    self.print(f"{self.s.dim}{first + k:{digits}d} │{self.s.reset} {piece}")
+                else:
+                    self.print(f"{self.s.dim}{gutter}{self.s.reset}{lead}{piece}")
         self.print(f"{self.s.dim}└─{self.s.reset}")
         self.print()
 
     # --- numbers -------------------------------------------------------------------------------
     def array(self, name: str, a, precision: int = 3) -> None:
+        """`name = [numbers]   shape (..)`; the numbers go below the name when the name is long."""
         a = np.asarray(a)
-        text = np.array2string(a, precision=precision, suppress_small=True, max_line_width=RULE_WIDTH,
-                               threshold=400)
-        pad = " " * (len(name) + 3)
-        body = text.replace("\n", "\n" + pad)
-        self.print(f"{self.s.bold}{name}{self.s.reset} = {self.s.num}{body}{self.s.reset}"
-                   f"   {self.s.dim}shape {a.shape}{self.s.reset}")
+        shape = f"   {self.s.dim}shape {a.shape}{self.s.reset}"
+        inline = len(name) + 3 <= self.width // 3
+        pad = " " * (len(name) + 3) if inline else "    "
+        text = np.array2string(a, precision=precision, suppress_small=True, threshold=400,
+                               max_line_width=self.width - len(pad))
+        body = f"{self.s.num}{text.replace(chr(10), chr(10) + pad)}{self.s.reset}"
+        if inline:
+            self.print(f"{self.s.bold}{name}{self.s.reset} = {body}{shape}")
+        else:
+            self.print(f"{self.s.bold}{name}{self.s.reset} ={shape}")
+            self.print(pad + body)
 
     def blocks(self, name: str, a, lo: float | None = None, hi: float | None = None) -> None:
-        """Draw a 2-D array as a map of Unicode blocks (two characters per cell), low ' ' to high '█'."""
+        """Draw a 2-D array as a map of blocks (two characters per cell, one when the screen is too
+        narrow), low ' ' to high '█'."""
         a = np.asarray(a, dtype=np.float64)
         if a.ndim != 2:
             raise ValueError(f"Tutorial.blocks: expected a 2-D array, got shape {a.shape}")
@@ -148,25 +341,58 @@ class Tutorial:
         hi = float(a.max()) if hi is None else hi
         span = hi - lo if hi > lo else 1.0
         idx = np.clip(((a - lo) / span * (len(SHADES) - 1)).round().astype(int), 0, len(SHADES) - 1)
+        cell = 2 if 2 * a.shape[1] + 4 <= self.width else 1
         self.print(f"{self.s.bold}{name}{self.s.reset}  {self.s.dim}{a.shape[0]}x{a.shape[1]}, "
                    f"' ' = {lo:.3g} … '█' = {hi:.3g}{self.s.reset}")
-        border = "─" * (2 * a.shape[1])
+        border = "─" * (cell * a.shape[1])
         self.print(f"  ┌{border}┐")
         for row in idx:
-            self.print("  │" + "".join(SHADES[k] * 2 for k in row) + "│")
+            self.print("  │" + "".join(SHADES[k] * cell for k in row) + "│")
         self.print(f"  └{border}┘")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence]) -> None:
-        cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+        """Columns when they fit the width; otherwise one record per row (`header: value` pairs)."""
+        head = [str(h) for h in headers]
+        cells = [[_fmt(v) for v in row] for row in rows]
+        widths = [max(len(r[i]) for r in [head, *cells]) for i in range(len(headers))]
+        if sum(widths) + 2 * (len(widths) - 1) > self.width:
+            for row in cells:
+                self.print(f"{self.s.bold}{row[0]}{self.s.reset}")
+                pairs = [f"{h}: {v}" for h, v in zip(head[1:], row[1:], strict=True)]
+                self._write("    " + ";  ".join(pairs), indent=" " * 4)
+            self.print()
+            return
 
-        def joined(row: list[str]) -> str:  # first column left-aligned, numbers right-aligned
-            return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        right = [i > 0 and all(NUMBER.match(r[i]) for r in cells) for i in range(len(head))]
 
-        self.print(f"{self.s.bold}{joined(cells[0])}{self.s.reset}")
+        def joined(row: list[str]) -> str:  # columns of numbers right-aligned, text left-aligned
+            return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(row, widths, right, strict=True))
+
+        self.print(f"{self.s.bold}{joined(head)}{self.s.reset}")
         self.print("  ".join("─" * w for w in widths))
-        for row in cells[1:]:
+        for row in cells:
             self.print(joined(row))
+        self.print()
+
+    def gradcheck_table(self, report) -> None:
+        """A `minicnn.gradcheck` report as a table that fits the screen."""
+        self.print(f"gradcheck {report.layer}  (float64, central differences, tolerance {report.tol:g})")
+        self.table(["tensor", "shape", "max rel err", "at", "analytic", "numeric"],
+                   [[r.name, r.shape, f"{r.max_rel_error:.2e}", r.worst_index, f"{r.analytic:.6g}",
+                     f"{r.numeric:.6g}"] for r in report.tensors])
+        yes = {True: "yes", False: "NO"}
+        self.print(f"backward deterministic: {yes[report.deterministic]};  zero upstream → zero gradients: "
+                   f"{yes[report.zero_upstream_ok]};  result: {'PASS' if report.ok else 'FAIL'}")
+        self.print()
+
+    def summary_table(self, summary) -> None:
+        """A `minicnn.analysis.Summary` (per-layer shape, parameters, MACs, receptive field) that fits."""
+        rows = [[r.name, r.type, "x".join(map(str, r.output_shape)), r.params, r.macs,
+                 str(r.rf) if r.rf is not None else "?"] for r in summary.rows]
+        self.table(["layer", "type", "output", "params", "MACs", "RF"], rows)
+        self.print(f"input {'x'.join(map(str, summary.input_shape))} → output "
+                   f"{'x'.join(map(str, summary.output_shape))};  parameters (with biases, BatchNorm): "
+                   f"{summary.params:,}")
         self.print()
 
     # --- checks: every claim is an assertion ---------------------------------------------------
@@ -188,9 +414,23 @@ class Tutorial:
     def _report(self, ok: bool, message: str) -> None:
         self.checks += 1
         if not ok:
-            self.print(f"{self.s.bad}✗ check FAILED: {message}{self.s.reset}")
+            self._flush_checks()
+            self._write(f"{self.s.bad}✗ check FAILED: {message}{self.s.reset}", indent="    ")
             raise CheckFailed(message)
-        self.print(f"{self.s.ok}✓ check: {message}{self.s.reset}")
+        if self.verbose:
+            self._write(f"{self.s.ok}✓ check: {message}{self.s.reset}", indent="    ")
+        else:
+            self._passed.append(message)
+
+    def _flush_checks(self) -> None:
+        passed, self._passed = self._passed, []
+        if len(passed) < MIN_RUN_TO_FOLD:
+            for message in passed:
+                self._write(f"{self.s.ok}✓ check: {message}{self.s.reset}", indent="    ")
+            return
+        claims = "; ".join(m.split(": max diff")[0] for m in passed)
+        line = self._fit(f"✓ {len(passed)} checks passed: {claims}")
+        self._write(f"{self.s.ok}{line}{self.s.reset}")
 
     # --- figures -------------------------------------------------------------------------------
     def pyplot(self):
@@ -202,14 +442,16 @@ class Tutorial:
 
         return plt
 
-    def save_images(self, name: str, images, titles, height: float = 3.0) -> Path:
-        """A row of grey-scale pictures with titles, saved as one PNG (see `save_figure`)."""
+    def save_images(self, name: str, images, titles, height: float = 3.0, cmap: str = "gray") -> Path:
+        """A row of pictures with titles, saved as one PNG (see `save_figure`). Each picture is scaled
+        to its own min..max, and framed so a white picture stays visible on the white page."""
         images, titles = list(images), list(titles)
         fig, axes = self.pyplot().subplots(1, len(images), figsize=(9, height))
-        for ax, img, title in zip(axes, images, titles, strict=True):
-            ax.imshow(img, cmap="gray")
+        for ax, img, title in zip(np.atleast_1d(axes), images, titles, strict=True):
+            ax.imshow(img, cmap=cmap)
             ax.set_title(title, fontsize=9)
-            ax.axis("off")
+            ax.set_xticks([])
+            ax.set_yticks([])
         return self.save_figure(fig, name)
 
     def save_figure(self, fig, name: str) -> Path:
@@ -219,6 +461,24 @@ class Tutorial:
         self.pyplot().close(fig)
         self.print(f"figure saved: {path}")
         return path
+
+
+def read_key(inp: TextIO) -> str:
+    """One key from a terminal (no Enter needed), or one line from anything else; '' at end of input."""
+    if inp.isatty():
+        try:
+            import termios
+            import tty
+        except ImportError:  # not a POSIX terminal: read a line
+            return inp.readline() or "\n"
+        fd = inp.fileno()
+        saved = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            return os.read(fd, 1).decode(errors="replace") or "q"
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    return inp.readline() or "\n"  # end of input: nobody to answer, go on
 
 
 def _find(lines: list[str], needle: str, begin: int) -> int | None:
@@ -236,53 +496,113 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def interactive(inp: TextIO, out: TextIO) -> bool:
+    return bool(getattr(inp, "isatty", lambda: False)() and getattr(out, "isatty", lambda: False)())
+
+
 def run_steps(module: ModuleType, number: int, pause: bool = True, start: int = 1, quick: bool = False,
               fig_dir: str | os.PathLike | None = None, out: TextIO | None = None,
-              inp: TextIO | None = None, color: bool | None = None) -> int:
+              inp: TextIO | None = None, color: bool | None = None, err: TextIO | None = None,
+              verbose: bool = False, width: int | None = None, page_rows: int | None = None,
+              next_chapter: tuple[int, str] | None = None, exercises: Sequence[str] = ()) -> int:
     """Run chapter `number` from step `start`. Returns the exit code: 0, 1 if a check failed, 2 for a bad
-    --step, 3 if a step needs something missing here (a dataset)."""
-    t = Tutorial(number, out=out, color=color, fig_dir=fig_dir, quick=quick)
-    inp = inp or sys.stdin
+    --step, 3 if a step needs something missing here (a dataset).
+
+    `page_rows` pages long steps (`-- more --`); by default it is the terminal's height when both
+    `inp` and `out` are terminals and `pause` is on, else no paging. `next_chapter` (number, title) and
+    `exercises` are named at the end."""
+    out, inp, err = out or sys.stdout, inp or sys.stdin, err or sys.stderr
+    if page_rows is None and pause and interactive(inp, out):
+        page_rows = shutil.get_terminal_size(DEFAULT_SIZE).lines
+    t = Tutorial(number, out=out, color=color, fig_dir=fig_dir, quick=quick, width=width, verbose=verbose,
+                 page_rows=page_rows, inp=inp)
     steps: list[Step] = module.STEPS
     if not 1 <= start <= len(steps):
-        t.print(f"chapter {number} has steps 1..{len(steps)}; got --step {start}")
+        message = (f"minicnn tutorial: chapter {number} has steps 1..{len(steps)}; got --step {start} "
+                   f"(try --step 1)")
+        print(to_ascii(message) if not unicode_ok(err) else message, file=err)
         return 2
+    return _run(t, module, number, steps, pause, start, next_chapter, exercises)
+
+
+def _run(t: Tutorial, module: ModuleType, number: int, steps: Sequence[Step], pause: bool, start: int,
+         next_chapter: tuple[int, str] | None, exercises: Sequence[str]) -> int:
     s = t.s
     t.print(f"{s.title}Chapter {number}: {module.TITLE}{s.reset}")
     t.print(f"{s.dim}{module.SUMMARY}{s.reset}")
     t.print()
+    ran: list[int] = []
     k = start
     while k <= len(steps):
         step = steps[k - 1]
-        t.print(f"{s.title}{'━' * RULE_WIDTH}{s.reset}")
-        t.print(f"{s.title}Step {k}/{len(steps)} · {step.title}{s.reset}")
-        t.print()
-        t.say(step.text)
-        t.equation(step.equation)
+        t.where = f"chapter {number} · step {k}/{len(steps)} · {step.title}"
         try:
+            t.print(f"{s.title}{'━' * min(t.width, 78)}{s.reset}")
+            t.print(f"{s.title}Step {k}/{len(steps)} · {step.title}{s.reset}")
+            t.print()
+            t.say(step.text)
+            t.equation(step.equation)
             step.run(t)
+            t.end_step()
         except CheckFailed as e:
             t.print(f"{s.bad}chapter {number} stopped: a check failed at step {k} ({e}){s.reset}")
             return 1
         except Unavailable as e:
             t.print(f"{s.bad}chapter {number} cannot run step {k} here: {e}{s.reset}")
             return 3
+        except QuitChapter:
+            t.print(f"stopped in step {k} of {len(steps)}; resume with `minicnn tutorial {number} --step {k}`")
+            return 0
+        if k not in ran:
+            ran.append(k)
         t.print()
         if k == len(steps):
             break
         if pause:
-            t.print(f"{s.dim}[Enter] next step · [1-{len(steps)}] jump · [q] quit{s.reset}")
-            answer = inp.readline()
-            if answer == "":  # end of input: nobody to ask, run straight through
+            answer = _ask_next(t, number, k, len(steps), step.title)
+            if answer is None:  # end of input: nobody to ask, run straight through
                 pause = False
-            answer = answer.strip().lower()
-            if answer in ("q", "quit"):
+            elif answer == "q":
                 t.print(f"stopped after step {k} of {len(steps)}; resume with "
                         f"`minicnn tutorial {number} --step {k + 1}`")
                 return 0
-            if answer.isdigit() and 1 <= int(answer) <= len(steps):
+            elif answer.isdigit():
                 k = int(answer)
                 continue
         k += 1
-    t.print(f"{s.ok}Chapter {number} done: {len(steps) - start + 1} steps, {t.checks} checks passed.{s.reset}")
+    _finish(t, number, steps, ran, next_chapter, exercises)
     return 0
+
+
+def _ask_next(t: Tutorial, number: int, k: int, n: int, title: str) -> str | None:
+    """The prompt after step k: '' = next, a step number, 'q', or None at end of input. Anything else
+    is refused with a one-line hint and asked again."""
+    while True:
+        raw = t.ask(f"ch {number} · step {k}/{n} · {title}", f" · Enter: step {k + 1}, 1-{n}: jump, q: quit > ")
+        if raw == "":
+            return None
+        answer = raw.strip().lower()
+        if answer in ("", "q", "quit"):
+            return "" if answer == "" else "q"
+        if answer.isdigit() and 1 <= int(answer) <= n:
+            return answer
+        t.print(f"{t.s.bad}{answer[:20]!r} is not a step of chapter {number}: press Enter, type 1-{n}, "
+                f"or q.{t.s.reset}")
+
+
+def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
+            next_chapter: tuple[int, str] | None, exercises: Sequence[str]) -> None:
+    s = t.s
+    which = "all" if sorted(ran) == list(range(1, len(steps) + 1)) else ", ".join(map(str, ran))
+    t.print(f"{s.ok}Chapter {number} done: ran step(s) {which} of {len(steps)}, {t.checks} checks "
+            f"passed{'' if t.verbose else ' (--verbose: each)'}.{s.reset}")
+    skipped = [k for k in range(1, len(steps) + 1) if k not in ran]
+    if skipped:
+        t.print(f"Not run: step(s) {', '.join(map(str, skipped))} (`minicnn tutorial {number} --step "
+                f"{skipped[0]}`).")
+    if exercises:
+        t.print(f"Exercises: {', '.join(exercises)}  (`minicnn exercise start {exercises[0]}`)")
+    if next_chapter is not None:
+        t.print(f"Next: `minicnn tutorial {next_chapter[0]}`, chapter {next_chapter[0]}: {next_chapter[1]}")
+    else:
+        t.print("That was the last chapter: `minicnn tutorial` lists them all.")

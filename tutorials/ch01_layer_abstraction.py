@@ -103,7 +103,7 @@ def _gradcheck(t):
     layer = L.Linear(4, 3).to(np.float64)
     x = np.random.default_rng(0).standard_normal((2, 4))
     report = gradcheck(layer, x, name="Linear(4, 3)")
-    t.print(report.table())
+    t.gradcheck_table(report)
     t.print()
     t.check_true(f"Linear passes the gradient check: worst relative error {report.max_rel_error:.2e} < 1e-6",
                  report.ok and report.max_rel_error < 1e-6)
@@ -123,7 +123,7 @@ def _gradcheck(t):
     bad = WrongLinear(3, 3).to(np.float64)
     bad_report = gradcheck(bad, np.random.default_rng(0).standard_normal((2, 3)), raise_on_fail=False,
                            name="WrongLinear")
-    t.print(bad_report.table())
+    t.gradcheck_table(bad_report)
     t.print()
     t.check_true(f"the wrong backward is rejected: input error {bad_report.tensors[0].max_rel_error:.2f} ≥ 1e-6",
                  not bad_report.ok and bad_report.tensors[0].max_rel_error >= 1e-6)
@@ -138,7 +138,7 @@ def _chain(t):
     net = core.Sequential(L.Linear(3, 5), L.Tanh(), L.Linear(5, 2)).to(np.float64)
     x = np.random.default_rng(2).standard_normal((4, 3))
     report = gradcheck(net, x, name="Linear-Tanh-Linear")
-    t.print(report.table())
+    t.gradcheck_table(report)
     t.print()
     t.check_true(f"the network passes: worst relative error {report.max_rel_error:.2e} < 1e-6", report.ok)
 

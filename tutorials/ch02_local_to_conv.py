@@ -88,6 +88,12 @@ def _stride(t):
     t.array("conv2d(x, w, stride=1)", full[0, 0], precision=2)
     t.array("conv2d(x, w, stride=2)", strided[0, 0], precision=2)
     t.check("stride 2 = the stride-1 output at every 2nd row and column", strided, full[:, :, ::2, ::2])
+    kept = [int(np.argmin(np.abs(full[0, 0, :, ::2] - v).sum(axis=1))) for v in strided[0, 0]]
+    t.say("A slip in the lecture: 'strides s > 1 is equivalent to computing every (s−1)th pixel only'. "
+          f"For s = 2 that would be every pixel; the rows kept are {kept}: every s-th pixel (every 2nd), "
+          "i.e. s − 1 pixels skipped between two computed ones.")
+    t.check("stride 2 keeps rows 0, 2, 4 of the stride-1 output: every s-th, not every (s−1)-th", kept, [0, 2, 4],
+            tol=0)
     sizes = [checks.conv_output_size(7, 3, s, 0) for s in (1, 2, 3)]
     t.check("output sizes for H = 7, K = 3, stride 1, 2, 3: ⌊(7 − 3)/s⌋ + 1", sizes, [5, 3, 2], tol=0)
 

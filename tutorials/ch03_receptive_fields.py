@@ -52,7 +52,13 @@ def _five(t):
     dy[0, 0, 2, 2] = 1.0
     net(np.ones((1, 1, 13, 13)))
     dx = net.backward(dy)[0, 0]
-    t.blocks("dz/dx for the central output of two 5x5 layers (13x13 input)", dx)
+    t.array("dz/dx for the central output of two 5x5 layers (13x13 input)", dx.astype(int))
+    t.say("Each number counts the paths from that pixel to the output: 25 in the middle, 1 at the field's "
+          "corners. On a linear shade scale the corners would vanish; the log scale keeps every nonzero "
+          "entry visible, so the whole 9x9 field shows:")
+    t.blocks("log(1 + dz/dx): the 9x9 field, corners included", np.log1p(dx))
+    t.check("corners of the 9x9 field get 1 path, the centre 25; outside it 0",
+            [dx[2, 2], dx[2, 10], dx[10, 2], dx[10, 10], dx[6, 6], dx[1, 1]], [1, 1, 1, 1, 25, 0], tol=0)
 
 
 def _three(t):
@@ -83,7 +89,7 @@ def _network(t):
                           L.Conv2D(8, 16, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
                           L.Conv2D(16, 16, 3, padding=1), L.ReLU())
     summary = analysis.analyze(net, (1, 28, 28))
-    t.print(summary.table())
+    t.summary_table(summary)
     t.print()
     rf = summary.rf
     t.check("5x5 conv, pool 2, 3x3 conv, pool 2, 3x3 conv: field 5 + 1·1 + 2·2 + 1·2 + 2·4 = 20 pixels, jump 4",

@@ -64,7 +64,13 @@ def _unequal(t):
 
 
 def _false_edges(t):
-    t.code(FC.conv2d, start="stride, padding, dilation, groups, _ =", end="return forward(x, w, b, stride")
+    t.code(conv_direct.conv2d_direct, start="oh = conv_output_size", end="y[:, to, i, j] =")
+    t.say("'same' is just the `np.pad` line: zeros around the picture, then the same loop. A tiny example "
+          "first, by hand: the 3x3 picture of all ones, Laplacian, 'same'. The centre sees 4·1 − 4·1 = 0; an "
+          "edge pixel has 3 real neighbours and one padded 0: 3 − 4 = −1; a corner has 2: 2 − 4 = −2.")
+    ones = FC.conv2d(np.ones((1, 1, 3, 3)), LAPLACIAN, padding="same", method="direct")[0, 0]
+    t.array("conv2d(ones(3x3), Laplacian, 'same')", ones)
+    t.check("by hand: corners −2, edges −1, centre 0", ones, [[-2, -1, -2], [-1, 0, -1], [-2, -1, -2]])
     img = _picture()[None, None]
     edges_same = FC.conv2d(img, LAPLACIAN, padding="same")[0, 0]
     edges_valid = FC.conv2d(img, LAPLACIAN, padding="valid")[0, 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.functional import conv as FC
+from minicnn.functional import conv_direct
 from tutorials._runner import Step
 
 TITLE = "Convolution is a banded matrix multiply"
@@ -20,7 +21,7 @@ def _draw_pattern(t, name: str, mat: np.ndarray) -> None:
 
 
 def _one_d(t):
-    t.code(FC.conv_as_matrix, start="c, h, wd = input_shape", end="return mat.reshape")
+    t.code(FC.conv_as_matrix, start='"""', end="return mat.reshape")
     k = np.array([1.0, 2.0, 3.0])
     w = k.reshape(1, 1, 1, 3)  # a 1-D kernel: one row, three taps
     x = np.arange(1.0, 9.0)
@@ -31,13 +32,17 @@ def _one_d(t):
     y_mat = mat @ x
     y = FC.conv2d(x.reshape(1, 1, 1, 8), w)[0, 0, 0]
     t.array("W @ x", y_mat)
+    t.say(f"By hand, row 0: 1·{x[0]:g} + 2·{x[1]:g} + 3·{x[2]:g} = {x[0] + 2 * x[1] + 3 * x[2]:g}.")
     t.check("W @ x equals conv2d(x, kernel)", y_mat, y, tol=0)
+    t.check("row 0 by hand: 1·1 + 2·2 + 3·3 = 14", y_mat[0], 14, tol=0)
     t.check_true("every row holds the kernel, shifted one column to the right: a band",
                  all(np.array_equal(mat[r, r:r + 3], k) and mat[r].sum() == k.sum() for r in range(mat.shape[0])))
 
 
 def _two_d(t):
-    t.code(FC.conv_as_matrix, start='"""', end='"""')
+    t.code(conv_direct.conv2d_direct, start="for to in range(t)", end="y[:, to, i, j] =")
+    t.say("The direct loop above computes each output as one window's dot product; conv_as_matrix writes "
+          "that same window as one row of W.")
     rng = np.random.default_rng(0)
     w = rng.standard_normal((1, 1, 3, 3))
     x = rng.standard_normal((1, 1, 5, 5))
@@ -56,7 +61,7 @@ def _two_d(t):
 
 
 def _channels(t):
-    t.code(FC.conv2d, start='"""y = conv2d', end='"""')
+    t.code(FC.conv_as_matrix, start="for i in range(kh)", end="mat[to[ok]")
     rng = np.random.default_rng(1)
     c, h, wd = 2, 6, 6
     for stride, padding in ((1, 0), (2, 1), (1, "same")):
@@ -72,7 +77,7 @@ def _channels(t):
 
 
 def _patterns(t):
-    t.code(FC.conv2d, start="stride, padding, dilation, groups, _ =", end="return forward(x, w, b, stride")
+    t.code(conv_direct.conv2d_direct, start="u = xp[", end="y[:, to, i, j] =")
     t.say("Each row of W is the kernel placed at one position, so W x is a list of dot products: how much "
           "the input looks like the kernel there. The largest response marks where the pattern is.")
     pattern = np.array([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])  # a plus sign

@@ -8,7 +8,7 @@ from scipy.signal import correlate2d
 from minicnn import core
 from minicnn import layers as L
 from minicnn.functional import conv as FC
-from minicnn.functional import conv_im2col
+from minicnn.functional import conv_direct, conv_im2col
 from minicnn.gradcheck import gradcheck
 from tutorials._runner import Step
 
@@ -26,13 +26,21 @@ def _example(seed: int = 0, stride: int = 1, padding=0):
 
 
 def _transpose(t):
-    t.code(FC.conv2d_backward, start='"""(dx, dw, db)', end='"""')
+    t.code(conv_direct.conv2d_direct_backward)
+    t.say("Read the `dxp[...] +=` line: every output position hands dz/dy times its kernel back to the "
+          "window it read — row (t, oh, ow) of W, transposed. By hand, 1-D: x = [x0, x1, x2], kernel [a, b], "
+          "so y0 = a·x0 + b·x1 and y1 = a·x1 + b·x2; with dz/dy = [1, 10], dz/dx = [a, b + 10a, 10b].")
+    a, b = 2.0, 3.0
+    dx1, _, _ = conv_direct.conv2d_direct_backward(np.array([1.0, 10.0]).reshape(1, 1, 1, 2), np.zeros((1, 1, 1, 3)),
+                                                   np.array([a, b]).reshape(1, 1, 1, 2), (1, 1), (0, 0), (1, 1), 1)
+    t.array("dz/dx for a = 2, b = 3", dx1[0, 0, 0])
+    t.check("by hand: [a, b + 10a, 10b] = [2, 23, 30]", dx1[0, 0, 0], [2, 23, 30], tol=0)
     for stride, padding in ((1, 0), (2, 1)):
         x, w, dy = _example(stride=stride, padding=padding)
         mat = FC.conv_as_matrix(w, x.shape[1:], stride=stride, padding=padding)
-        dx, _, _ = FC.conv2d_backward(dy, x, w, stride=stride, padding=padding)
-        t.check(f"stride {stride}, padding {padding}: conv2d_backward's dx equals Wᵀ dz/dy with W = conv_as_matrix",
-                dx.ravel(), mat.T @ dy.ravel())
+        dx, _, _ = FC.conv2d_backward(dy, x, w, stride=stride, padding=padding, method="direct")
+        t.check(f"stride {stride}, padding {padding}: the direct backward's dx equals Wᵀ dz/dy "
+                "(W = conv_as_matrix)", dx.ravel(), mat.T @ dy.ravel())
 
 
 def _flip(t):
@@ -55,9 +63,16 @@ def _flip(t):
 
 
 def _dk(t):
-    t.code(conv_im2col.conv2d_im2col_backward, start="dy_t = dy.transpose", end="_col2im_add(dcols")
+    t.code(conv_direct.conv2d_direct_backward, start="for g in range(groups)", end="db =")
+    t.say("The `dw[outs] +=` line is the equation: at each output position, dz/dy times the window of x it "
+          "read. By hand, 1-D: x = [1, 2, 3], kernel of 2 taps, dz/dy = [1, 10]: dz/dK0 = 1·1 + 10·2 = 21 and "
+          "dz/dK1 = 1·2 + 10·3 = 32.")
+    x1 = np.array([1.0, 2.0, 3.0]).reshape(1, 1, 1, 3)  # (N, C, H, W) = (1, 1, 1, 3)
+    _, dw1, _ = conv_direct.conv2d_direct_backward(np.array([1.0, 10.0]).reshape(1, 1, 1, 2), x1,
+                                                   np.zeros((1, 1, 1, 2)), (1, 1), (0, 0), (1, 1), 1)
+    t.check("by hand: dz/dK = [21, 32]", dw1.ravel(), [21, 32], tol=0)
     x, w, dy = _example(seed=5)
-    _, dw, db = FC.conv2d_backward(dy, x, w)
+    _, dw, db = FC.conv2d_backward(dy, x, w, method="direct")
     # the lecture's formula as a correlation of x (input map s) with dy (output map t)
     by_corr = np.array([[correlate2d(x[0, s], dy[0, t_], mode="valid") for s in range(2)] for t_ in range(3)])
     t.check("dz/dK[t, s] = correlate(x[s], dz/dy[t]) (scipy.signal.correlate2d, 'valid')", dw, by_corr)
@@ -72,6 +87,11 @@ def _dk(t):
         tied[idx] = np.sum(dW * FC.conv_as_matrix(onehot, x.shape[1:]))
     t.check("dz/dK = Σ of dz/dy·xᵀ over the matrix entries tied to each kernel weight", dw, tied)
     t.check("dz/db = Σ dz/dy over positions", db, dy.sum(axis=(0, 2, 3)))
+    t.heading("The same math, fast: im2col turns the sum over positions into one matrix product")
+    t.code(conv_im2col._blocked_backward, start="# dw^T += cols", end="dw_t += np.matmul")
+    _, dw_fast, db_fast = FC.conv2d_backward(dy, x, w, method="im2col")
+    t.check("im2col's dw (dy_mat @ colsᵀ) equals the direct loop's", dw_fast, dw)
+    t.check("and its db", db_fast, db)
 
 
 def _gradcheck(t):

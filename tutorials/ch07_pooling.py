@@ -20,36 +20,41 @@ X4 = np.array([[1.0, 3.0, 2.0, 0.5],
 
 
 def _max(t):
-    t.code(P.max_pool2d)
-    y, argmax = P.max_pool2d(X4, 2)
-    t.array("x", X4[0, 0])
-    t.array("max_pool2d(x, 2)", y[0, 0])
-    t.array("argmax (position inside each 2x2 window, row-major)", argmax[0, 0])
+    t.code(P.pool2d_reference, start="xp = _pad", end="return y, argmax")
     ref, ref_arg = P.pool2d_reference(X4, 2, mode="max")
-    t.check("equals the direct per-window loop pool2d_reference", y, ref, tol=0)
-    t.check("the winners: 4 (bottom-left of its window), 6, 0.9, 5", y[0, 0].ravel(), [4.0, 6.0, 0.9, 5.0], tol=0)
-    t.check("argmax agrees with the reference", argmax, ref_arg, tol=0)
+    t.array("x", X4[0, 0])
+    t.array("pool2d_reference(x, 2, 'max')", ref[0, 0])
+    t.array("argmax (position inside each 2x2 window, row-major)", ref_arg[0, 0])
+    t.check("by hand, the winners: 4 (bottom-left of its window), 6, 0.9, 5", ref[0, 0].ravel(),
+            [4.0, 6.0, 0.9, 5.0], tol=0)
+    t.heading("The same math, fast: loop over the 2x2 window offsets, not over the pixels")
+    t.code(P.max_pool2d, start="g = _geometry", end="return y, argmax")
+    y, argmax = P.max_pool2d(X4, 2)
+    t.check("max_pool2d equals the reference loop", y, ref, tol=0)
+    t.check("and so does its argmax", argmax, ref_arg, tol=0)
 
 
 def _route(t):
-    t.code(P.max_pool2d_backward)
-    t.code(P._route)
+    t.code(P.max_pool2d_backward_reference, start="g = geometry", end="return dx")
     y, argmax = P.max_pool2d(X4, 2)
     dy = np.array([[10.0, 20.0], [30.0, 40.0]])[None, None]
-    dx = P.max_pool2d_backward(dy, argmax, X4.shape, 2)
+    dx = P.max_pool2d_backward_reference(dy, argmax, X4.shape, 2)
     t.array("dz/dy", dy[0, 0])
     t.array("dz/dx: each dz/dy lands on its window's winner", dx[0, 0])
     t.print("where the gradient goes (█ = receives dz/dy, · = gets 0):")
     for row in dx[0, 0]:
         t.print("  " + " ".join("█" if v else "·" for v in row))
     t.print()
-    t.check("routing equals the direct loop max_pool2d_backward_reference",
-            dx, P.max_pool2d_backward_reference(dy, argmax, X4.shape, 2), tol=0)
-    t.check("exactly one nonzero per window, carrying that window's dz/dy", np.sort(dx[dx != 0]), [10, 20, 30, 40],
-            tol=0)
+    t.check("by hand: 10 → the 4 at (1, 0), 20 → the 6 at (1, 3), 30 → the 0.9 at (3, 0), 40 → the 5 at (2, 2)",
+            [dx[0, 0, 1, 0], dx[0, 0, 1, 3], dx[0, 0, 3, 0], dx[0, 0, 2, 2], np.count_nonzero(dx)],
+            [10, 20, 30, 40, 4], tol=0)
+    t.heading("The same math, fast: scatter all winners at once")
+    t.code(P._route)
+    t.check("max_pool2d_backward equals the reference loop",
+            P.max_pool2d_backward(dy, argmax, X4.shape, 2), dx, tol=0)
     t.say("With overlapping windows (3x3, stride 1) a value that wins several windows collects the sum:")
     y3, a3 = P.max_pool2d(X4, 3, stride=1)
-    dx3 = P.max_pool2d_backward(np.ones_like(y3), a3, X4.shape, 3, stride=1)
+    dx3 = P.max_pool2d_backward_reference(np.ones_like(y3), a3, X4.shape, 3, stride=1)
     t.array("max_pool2d(x, 3, stride=1)", y3[0, 0])
     t.array("dz/dx for dz/dy = 1", dx3[0, 0])
     t.check("the 6.0 and the 5.0 each win 2 of the 4 windows", [dx3[0, 0, 1, 3], dx3[0, 0, 2, 2]], [2, 2], tol=0)
@@ -58,13 +63,18 @@ def _route(t):
 
 
 def _avg_sum(t):
-    t.code(P.sum_pool2d)
-    t.code(P.avg_pool2d)
-    t.code(P.avg_pool2d_backward)
+    t.say("The reference is the same per-window loop as for max pooling, with np.sum or np.mean as the "
+          "reducer (step 1). By hand, the top-left window: 1 + 3 + 4 + 2.5 = 10.5, average 2.625.")
+    ref_sum = P.pool2d_reference(X4, 2, mode="sum")[0]
+    t.check("pool2d_reference(x, 2, 'sum'): top-left window 10.5", ref_sum[0, 0, 0, 0], 10.5, tol=0)
+    t.heading("The same math, fast: one strided slice per window offset")
+    t.code(P._window_sum)
+    t.code(P.avg_pool2d, start="g = _geometry", end="return y")
+    t.code(P.avg_pool2d_backward, start="g = geometry", end="return")
     s, a = P.sum_pool2d(X4, 2), P.avg_pool2d(X4, 2)
     t.array("sum_pool2d(x, 2)", s[0, 0])
     t.array("avg_pool2d(x, 2)", a[0, 0])
-    t.check("sum pooling equals the direct loop", s, P.pool2d_reference(X4, 2, mode="sum")[0])
+    t.check("sum pooling equals the direct loop", s, ref_sum)
     t.check("average = sum / (2·2)", a, s / 4)
     dx = P.avg_pool2d_backward(np.ones((1, 1, 2, 2)), X4.shape, 2)
     t.check("average-pool backward spreads dz/dy/4 to every window position", dx, 0.25)
@@ -98,9 +108,9 @@ def _jitter(t):
                  all(results[s, 2]["max_pool"] > results[s, 1]["max_pool"] for s in ((0, 1), (1, 1), (0, 2))))
     moved = P.shift_image(x[:1], 0, 1)
     panels = (x[0, 0], P.max_pool2d(x[:1], 2)[0][0, 0], P.max_pool2d(moved, 2)[0][0, 0],
-              P.subsample2d(moved, 2)[0, 0])
-    t.save_images("jitter", panels, ("picture", "max pool 2x2", "max pool, shifted 1 px", "subsample, shifted 1 px"),
-                  height=2.6)
+              P.subsample2d(x[:1], 2)[0, 0], P.subsample2d(moved, 2)[0, 0])
+    t.save_images("jitter", panels, ("picture", "max pool 2x2", "max pool,\nshifted 1 px right", "subsample /2",
+                                     "subsample,\nshifted 1 px right"), height=2.4)
 
 
 STEPS = [

@@ -78,10 +78,10 @@ def _maxout(t):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     grid = np.linspace(-2, 2, 201)
     ax.plot(grid, F.relu(grid), label="ReLU")
-    ax.plot(grid, F.leaky_relu(grid, 0.1), label="leaky ReLU, α = 0.1")
+    ax.plot(grid, F.leaky_relu(grid, 0.1), "--", label="leaky ReLU, α = 0.1 (= ReLU for x > 0)")
     ax.plot(grid, net(grid.reshape(-1, 1))[:, 0], label="maxout of 3 lines")
     ax.axhline(0, color="0.8", lw=0.8)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper center")
     ax.set_title("nonlinearities (chapter 8)")
     t.save_figure(fig, "nonlinearities")
 

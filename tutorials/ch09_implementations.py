@@ -28,7 +28,7 @@ def _direct(t):
 
 def _im2col(t):
     t.code(conv_im2col.im2col, start="n, c, h, w = x.shape", end="return cols.reshape")
-    t.code(conv_im2col.conv2d_im2col, start="w_mat = w.reshape", end="res = np.matmul")
+    t.code(conv_im2col.conv2d_im2col, start="w_mat = w.reshape", end="np.matmul(w_mat, cols")
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     w = np.array([[1.0, 2.0], [0.0, -1.0]]).reshape(1, 1, 2, 2)
     cols = conv_im2col.im2col(x, (2, 2))
@@ -80,6 +80,9 @@ def _peak_mib(fn) -> float:
 
 def _timing(t):
     t.code(FC.conv2d, start="forward, _ = _method", end="return forward(x, w, b, stride, padding, dilation, groups)")
+    t.say("`method=` picks one of the three siblings above. The FFT pads each map to a size whose FFT is fast "
+          "(and large enough that the circular convolution does not wrap around):")
+    t.code(conv_fft._grid)
     n, c, size, repeats = (2, 4, 16, 1) if t.quick else (8, 16, 32, 3)
     kernels = (3, 7) if t.quick else (3, 5, 7, 9, 11, 13)
     rng = np.random.default_rng(3)
@@ -125,7 +128,9 @@ STEPS = [
         A convolution is a product in the frequency domain. Each map is transformed once and reused for
         every output map; each kernel once per call. It is memory hungry (spectra the size of the maps) and
         does not help for very small filters.""",
-         "A * K = F⁻¹( F(A) ⊙ F(K) )        correlation: F⁻¹( F(A) ⊙ conj F(K) )", _fft),
+         "A * K = F⁻¹( F(A) ⊙ F(K) )        correlation: F⁻¹( F(A) ⊙ conj F(K) )\n"
+         "F = the 2-D discrete Fourier transform (zero-padded to a common size),  ⊙ = entrywise product",
+         _fft),
     Step("Timing on this machine", """
         The same layer with each method, growing the kernel. Direct grows with k² Python-level work; im2col
         with k² (copy + GEMM); FFT barely notices k: at some size it wins.""",

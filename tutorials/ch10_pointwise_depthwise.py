@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 
 from minicnn import analysis, core
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.commands import summary as summary_command
-from minicnn.functional import conv_im2col
+from minicnn.functional import conv_direct, conv_im2col
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import conv as LC
-from minicnn.models import MODELS
+from minicnn.models import build
 from tutorials._runner import Step
 
 TITLE = "1x1, depthwise and separable convolutions"
@@ -38,16 +34,25 @@ def _pointwise(t):
 
 
 def _depthwise(t):
-    t.code(LC.DepthwiseConv2D, start='"""', end='"""')
-    t.code(conv_im2col._depthwise, start="oh = conv_output_size", end="return")
+    t.say("The plain version is the direct convolution loop with groups = C: output map t reads only its "
+          "own group, which is the single input map t (s0 = t, C/G = 1):")
+    t.code(conv_direct.conv2d_direct, start="tg = t // groups", end="y[:, to, i, j] =")
     core.manual_seed(0)
     c, k = 8, 3
     dw = L.DepthwiseConv2D(c, k, padding=1).to(np.float64)
     x = np.random.default_rng(1).standard_normal((2, c, 6, 6))
-    y = dw(x)
+    plain = F.conv2d(x, dw.weight.data, dw.bias.data, padding=1, groups=c, method="direct")
     per_channel = np.concatenate([F.conv2d(x[:, s:s + 1], dw.weight.data[s:s + 1], dw.bias.data[s:s + 1], padding=1)
                                   for s in range(c)], axis=1)
-    t.check("depthwise = each map convolved with its own k x k filter, separately", y, per_channel)
+    t.check("depthwise = each map convolved with its own k x k filter, separately", plain, per_channel)
+    t.heading("The same math, fast: shift and accumulate over the k·k taps, all maps at once")
+    t.code(conv_im2col._depthwise, start="oh = conv_output_size", end="return")
+    t.check("DepthwiseConv2D (the fast path) equals the direct loop", dw(x), plain)
+    t.say("A slip in the lecture: its slide calls this 'a variant of convolutional layer with 1x1 spatial "
+          "filter size', but the formula beside it (and this layer) has a k x k spatial filter and no "
+          "mixing across maps; the 1x1 filter is the pointwise step of the previous page, and the "
+          "'depthwise-separable' block is the two together (next step).")
+    t.check("a depthwise filter is k x k (here 3x3) per map, not 1x1", dw.weight.shape, (c, 1, k, k), tol=0)
     full = L.Conv2D(c, c, k, padding=1)
     a_dw, a_full = analysis.analyze(dw, (c, 6, 6)), analysis.analyze(full, (c, 6, 6))
     t.table(["layer", "weights", "multiply-adds"], [["Conv2D(8, 8, 3)", a_full.weights, a_full.macs],
@@ -79,19 +84,13 @@ def _separable(t):
 
 
 def _mobilenet(t):
-    t.code(summary_command.run, start="print(f\"{args.model}  input", end="print(summary.breakdown_table())")
     t.code(analysis.Summary.breakdown)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = summary_command.run(_Args("mobilenet_v1"))
-    lines = out.getvalue().splitlines()
-    t.print("$ minicnn summary mobilenet_v1   (the last lines)")
-    for line in lines[-12:]:
-        t.print("  " + line)
-    t.print()
-    t.check("`minicnn summary mobilenet_v1` exits 0", code, 0, tol=0)
-    s = analysis.analyze(MODELS["mobilenet_v1"](), (3, 224, 224))
+    s = analysis.analyze(build("mobilenet_v1"), (3, 224, 224))
     share = {kind: (100 * m / s.macs, 100 * w / s.weights) for kind, (m, w) in s.breakdown().items()}
+    t.print("MobileNet v1 at 224x224, per layer type (what `minicnn summary mobilenet_v1` prints last):")
+    t.table(["type", "mult-adds", "share", "weights", "share"],
+            [[kind, m, f"{share[kind][0]:.2f}%", w, f"{share[kind][1]:.2f}%"]
+             for kind, (m, w) in s.breakdown().items()])
     t.check("4,209,088 weights and 568,740,352 mult-adds, the paper's 4.2M and 569M", [s.weights, s.macs],
             [4_209_088, 568_740_352], tol=0)
     for kind, paper in (("Conv 1x1", (94.86, 74.59)), ("Conv DW 3x3", (3.06, 1.06)),
@@ -106,13 +105,6 @@ def _mobilenet(t):
           "to 100%, so the printed figure is most likely two digits transposed.")
     t.check("its share is 1.91%, and the four shares sum to 100%",
             [round(share["Conv 3x3"][0], 2), sum(v[0] for v in share.values())], [1.91, 100.0], tol=1e-9)
-
-
-class _Args:
-    """What argparse would give `minicnn summary NAME` with its defaults."""
-
-    def __init__(self, model: str):
-        self.model, self.input, self.num_classes, self.width = model, "3,224,224", None, None
 
 
 STEPS = [

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from minicnn import analysis, core
 from minicnn import layers as L
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import blocks
-from minicnn.models import MODELS, classic, lenet, mobilenet, shufflenet, xception
+from minicnn.models import build, classic, lenet, mobilenet, shufflenet, xception
 from tutorials._data import digits
 from tutorials._runner import Step
 
@@ -22,7 +24,7 @@ def _run_small(t, name: str) -> None:
     """Build `name` at 32x32 (width 0.25), run forward and backward on one image, check the shapes."""
     core.manual_seed(0)
     options = dict(SMALL, width=0.5) if name == "shufflenet_v2" else SMALL  # its widths: 0.5, 1, 1.5, 2
-    model = MODELS[name](**options)
+    model = build(name, **options)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     model.train()
     y = model(x)
@@ -34,7 +36,7 @@ def _run_small(t, name: str) -> None:
 
 
 def _count(t, rows, name: str, size: int, **kw) -> analysis.Summary:
-    s = analysis.analyze(MODELS[name](**kw), (3, size, size))
+    s = analysis.analyze(build(name, **kw), (3, size, size))
     rows.append([name + "".join(f" {k}={v}" for k, v in kw.items()), f"{size}x{size}", s.weights, s.macs])
     return s
 
@@ -47,9 +49,9 @@ def _near(t, what: str, value: float, paper: float, rel: float) -> None:
 def _lenet(t):
     t.code(lenet.lenet5)
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
+    model = build("lenet5")
     summary = analysis.analyze(model, (1, 28, 28))
-    t.print(summary.table())
+    t.summary_table(summary)
     t.print()
     x, source = digits(2)
     y = model(x.astype(np.float32))
@@ -58,19 +60,47 @@ def _lenet(t):
             [y.shape[1], summary.params], [10, model.num_parameters()], tol=0)
 
 
+NARROW = (Fraction(1, 16), Fraction(1, 8), Fraction(1, 4))  # widths that scale every layer of these nets exactly
+
+
+def _at_full_width(name: str, size: int) -> tuple[int, int, int]:
+    """(parameters, weights, mult-adds) of `name` at width 1, from three narrow copies.
+
+    Every count is a quadratic in the width w when all channel and hidden sizes scale by w (a layer
+    with c_in·w inputs and c_out·w outputs has c_in·c_out·w² weights; the first layer and the class
+    layer are linear in w; a bias is linear), so three exact counts fix the quadratic and Lagrange's
+    formula evaluates it at w = 1. The ImageNet AlexNet and VGG-16 would take over 1 GB to build."""
+    counts = []
+    for w in NARROW:
+        s = analysis.analyze(build(name, width=float(w), image_size=size), (3, size, size))
+        counts.append((s.params, s.weights, s.macs))
+    full = []
+    for k in range(3):
+        value = sum(c[k] * np.prod([(1 - wj) / (wi - wj) for wj in NARROW if wj != wi])
+                    for wi, c in zip(NARROW, counts, strict=True))
+        full.append(value)
+    if any(v.denominator != 1 for v in full):
+        raise ValueError(f"_at_full_width: {name} does not scale as a quadratic in the width: {full}")
+    return int(full[0]), int(full[1]), int(full[2])
+
+
 def _chain(t):
     t.code(classic._vgg)
     rows = []
-    if t.quick:
-        t.say("(--quick: counting AlexNet and VGG-16 at 32x32; the ImageNet versions take ~1.5 GB to build.)")
-        _count(t, rows, "alexnet", 32, num_classes=10, image_size=32)
-        _count(t, rows, "vgg_cifar", 32)
-    else:
-        a = _count(t, rows, "alexnet", 224)
-        v = _count(t, rows, "vgg16", 224)
-        _near(t, "AlexNet parameters", a.params, 60e6, 0.05)
-        _near(t, "VGG-16 parameters", v.params, 140e6, 0.05)
+    t.say("Building the ImageNet AlexNet and VGG-16 takes over 1 GB (VGG-16's first FC layer alone has "
+          "25088 x 4096 weights). But every count is a quadratic in the width w when all layers scale by w, so "
+          "three narrow copies (w = 1/16, 1/8, 1/4) pin it down exactly and the full-width numbers follow "
+          "(Lagrange interpolation, in exact fractions):")
+    for name in ("alexnet", "vgg16"):
+        params, weights, macs = _at_full_width(name, 224)
+        rows.append([f"{name} (width 1, from 3 narrow copies)", "224x224", weights, macs])
+        _near(t, f"{name} parameters", params, {"alexnet": 60e6, "vgg16": 138e6}[name], 0.02)
+    built = analysis.analyze(build("alexnet", image_size=32), (3, 32, 32))
+    small = _at_full_width("alexnet", 32)
+    rows.append(["alexnet (32x32 variant), built at width 1", "32x32", built.weights, built.macs])
     t.table(["model", "input", "weights", "mult-adds"], rows)
+    t.check("the method is exact: the 32x32 AlexNet built at width 1 has the extrapolated counts",
+            [built.params, built.weights, built.macs], small, tol=0)
     for name in ("alexnet", "vgg_cifar"):
         _run_small(t, name)
 
@@ -182,7 +212,7 @@ STEPS = [
         the channels after each block so information flows between the halves.""",
          "shuffle: channels viewed as (g, C/g) → transposed to (C/g, g) → flattened", _shufflenet),
     Step("Xception (2016)", """
-        Split spatial and cross-channel convolutions altogether: the network is a stack of depthwise-
-        separable convolutions with residual connections (entry, middle and exit flows).""",
+        Split spatial and cross-channel convolutions altogether: the network is a stack of
+        depthwise-separable convolutions with residual connections (entry, middle and exit flows).""",
          "SeparableConv = pointwise ∘ depthwise (no nonlinearity between)", _xception),
 ]

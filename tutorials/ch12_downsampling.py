@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from minicnn import core
+from minicnn import core, losses, optim
 from minicnn import functional as F
 from minicnn import layers as L
+from minicnn.analysis import analyze
+from minicnn.app import fit
 from minicnn.experiments import downsampling as study
+from minicnn.functional import conv as FC
 from minicnn.functional import slicing
 from minicnn.gradcheck import gradcheck
+from minicnn.layers import conv as LC
 from minicnn.layers import slicing as slicing_layers
-from tutorials._data import strokes
+from minicnn.models import build
+from minicnn.models import small as small_models
+from tutorials._data import digits, small_dataset, strokes
 from tutorials._runner import Step
 
 TITLE = "Downsampling alternatives and slicing"
 SUMMARY = "pooling vs subsampling vs strided conv vs slicing (lossless): the information-retention study, SliceSamp"
 
 X4 = np.arange(16.0).reshape(1, 1, 4, 4)
+UPSAMPLE_STEPS = 300
 
 
 def _four_ways(t):
@@ -47,6 +56,10 @@ def _slicing(t):
     x = (rng.integers(0, 256, (2, 3, 8, 8)) / 255.0).astype(np.float32).astype(np.float64)  # 8-bit pixels
     t.check("depth_to_space(space_to_depth(x)) = x exactly: every value kept", F.depth_to_space(F.space_to_depth(x)),
             x, tol=0)
+    hand = F.haar_downsample(X4)[0, :, 0, 0]
+    t.say("By hand, the top-left block of x: a, b, c, d = 0, 1, 4, 5, so LL = (0 + 1 + 4 + 5)/2 = 5, "
+          "LH = (0 − 1 + 4 − 5)/2 = −1, HL = (0 + 1 − 4 − 5)/2 = −4, HH = (0 − 1 − 4 + 5)/2 = 0.")
+    t.check("haar_downsample(x)[:, top-left] = ½·H₄·(0, 1, 4, 5) = (5, −1, −4, 0)", hand, [5, -1, -4, 0])
     h = F.haar_downsample(x)
     t.check("haar_upsample(haar_downsample(x)) = x exactly (8-bit pixels, computed in float64)",
             F.haar_upsample(h), x, tol=0)
@@ -66,7 +79,7 @@ def _study(t):
     if not sets:
         sets.append(("drawn strokes", strokes(n)))
         t.print("(no dataset found: set MINICNN_DATA to run the study on MNIST and CIFAR-10)")
-    all_rows = []
+    all_rows, figures = [], {}
     for name, x in sets:
         rows, examples = study.study(name, x)
         all_rows += rows
@@ -80,13 +93,37 @@ def _study(t):
         t.check_true(f"{name}: average pooling keeps more than plain subsampling "
                      f"({by['avg pool 2x2']:.1f} dB vs {by['subsample /2']:.1f} dB)",
                      by["avg pool 2x2"] > by["subsample /2"])
-        if name == sets[0][0]:
-            t.fig_dir.mkdir(parents=True, exist_ok=True)
-            path = t.fig_dir / f"ch{t.chapter:02d}_downsampling.png"
-            study.save_figure(path, {name: x[0]}, {name: examples})
-            t.print(f"figure saved: {path}")
-    t.print(study.format_table(all_rows))
-    t.print()
+        figures[name] = (x[0], examples)
+    _save_study_figure(t, figures)
+    t.table(["data", "method", "kept", "rebuilt by", "MSE", "PSNR dB"],
+            [[r.dataset, r.method, f"{r.kept:.0%}", r.reconstruction, f"{r.mse:.2e}",
+              "exact" if np.isinf(r.psnr) else f"{r.psnr:.1f}"] for r in all_rows])
+
+
+def _save_study_figure(t, figures: dict) -> None:
+    """Per dataset two rows: each method's half-size output, then its reconstruction at full size."""
+    plt = t.pyplot()
+    names = [m.name for m in study.METHODS]
+    fig, axes = plt.subplots(2 * len(figures), len(names) + 1, figsize=(1.75 * (len(names) + 1), 4.4 * len(figures)),
+                             squeeze=False, layout="constrained")
+    for d, (dataset, (x0, examples)) in enumerate(figures.items()):
+        cmap = "gray" if x0.shape[0] == 1 else None
+        top, bottom = axes[2 * d], axes[2 * d + 1]
+        for ax, title in ((top[0], f"{dataset}\noriginal"), (bottom[0], f"{dataset}\noriginal")):
+            ax.imshow(study._to_image(x0), cmap=cmap, vmin=0, vmax=1)
+            ax.set_title(title, fontsize=7)
+        for k, name in enumerate(names, start=1):
+            y, x_hat = examples[name]
+            top[k].imshow(study._to_image(study.display_map(name, y, x0.shape[0])), cmap=cmap, vmin=0, vmax=1)
+            top[k].set_title(f"{name}\n{tuple(y.shape)}", fontsize=6)
+            bottom[k].imshow(study._to_image(x_hat), cmap=cmap, vmin=0, vmax=1)
+            value = study.psnr(float(np.mean((x_hat - x0) ** 2)))  # this image's PSNR (the table: the whole set)
+            bottom[k].set_title("rebuilt: exact" if np.isinf(value) else f"rebuilt: {value:.1f} dB", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("each dataset: upper row = downsampled by 2, lower row = rebuilt at full size (PSNR)", fontsize=9)
+    t.save_figure(fig, "downsampling")
 
 
 def _slicesamp(t):
@@ -107,6 +144,83 @@ def _slicesamp(t):
           "e.g. `minicnn summary resnet20_slicesamp --input 3,32,32`.")
 
 
+def _transposed(t):
+    t.code(FC.conv_transpose2d, start='"""Transposed', end='"""')
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])[None, None]  # (1, 1, 2, 2)
+    ones = np.ones((1, 1, 2, 2))  # (C, T, KH, KW)
+    y = FC.conv_transpose2d(x, ones, stride=2)
+    t.say("Read as a picture: every input value stamps the kernel, times itself, onto the output, the stamps "
+          "placed `stride` pixels apart (overlaps add up). By hand, x = [[1, 2], [3, 4]], a 2x2 kernel of ones, "
+          "stride 2: each value becomes a 2x2 block — nearest-neighbour upsampling.")
+    t.array("conv_transpose2d(x, ones(2x2), stride=2)", y[0, 0])
+    t.check("by hand: each value copied into its 2x2 block", y[0, 0], np.kron(x[0, 0], np.ones((2, 2))), tol=0)
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((2, 3, 3, 3))  # (C, T, KH, KW): 2 maps in, 3 out
+    xs = rng.standard_normal((1, 2, 4, 4))
+    ys = FC.conv_transpose2d(xs, w, stride=2, padding=1, output_padding=1)
+    mat = FC.conv_as_matrix(w, ys.shape[1:], stride=2, padding=1)  # the conv T=3 -> C=2 maps it inverts in shape
+    t.check(f"it is Wᵀ x for the banded matrix W of the matching stride-2 convolution (chapter 6): "
+            f"{xs.shape[2]}x{xs.shape[3]} → {ys.shape[2]}x{ys.shape[3]}", ys.ravel(), mat.T @ xs.ravel())
+    t.heading("Learnable upsampling: fit the kernel to undo a 2x average pooling")
+    t.code(LC.ConvTranspose2D.forward)
+    x_full, source = digits(300 if t.quick else 1000)
+    n_fit = len(x_full) * 2 // 3
+    small = F.avg_pool2d(x_full, 2)  # (N, 1, 14, 14)
+    core.manual_seed(0)
+    up = L.ConvTranspose2D(1, 1, 4, stride=2, padding=1).to(np.float64)  # 14x14 -> 28x28
+    opt, loss_fn = optim.Adam(up.parameters(), 0.01), losses.MSELoss()
+    for step in range(UPSAMPLE_STEPS):
+        pick = np.random.default_rng(step).choice(n_fit, 32)
+        loss_fn(up(small[pick]), x_full[pick])
+        up.zero_grad()
+        up.backward(loss_fn.backward())
+        opt.step()
+    held = slice(n_fit, None)
+    scores = {"nearest (Upsample)": L.Upsample(2, "nearest"), "bilinear (Upsample)": L.Upsample(2, "bilinear"),
+              "learned ConvTranspose2D 4x4/2": up}
+    psnr = {name: study.psnr(float(np.mean((layer(small[held]) - x_full[held]) ** 2)))
+            for name, layer in scores.items()}
+    t.say(f"On {source}: {UPSAMPLE_STEPS} Adam steps (batch 32, mean squared error) on {n_fit} pictures, then "
+          f"measured on the {len(x_full) - n_fit} others.")
+    t.table(["upsampling 14x14 → 28x28", "PSNR dB (held-out)"], [[k, f"{v:.2f}"] for k, v in psnr.items()])
+    t.array("the learned 4x4 kernel", up.weight.data[0, 0], precision=2)
+    t.check_true(f"the learned kernel beats the fixed ones: {psnr['learned ConvTranspose2D 4x4/2']:.2f} dB > "
+                 f"{psnr['bilinear (Upsample)']:.2f} (bilinear) > {psnr['nearest (Upsample)']:.2f} (nearest)",
+                 psnr["learned ConvTranspose2D 4x4/2"] > psnr["bilinear (Upsample)"] > psnr["nearest (Upsample)"])
+
+
+def _trained(t):
+    t.code(small_models.downsample)
+    n_train, n_test, batch, width = (600, 300, 16, 0.25) if t.quick else (6000, 2000, 32, 0.25)
+    floor = 0.25 if t.quick else 0.6  # one short epoch: a smoke test well above the 10% of guessing, not a benchmark
+    ds = small_dataset("fashion-mnist", n_train, n_test)
+    t.say(f"The same small net (`cifar_net`, width {width}) three times, differing only at its two downsampling "
+          f"points; one epoch of Adam (lr 0.003, batch {batch}) on the first {n_train:,} Fashion-MNIST "
+          f"training images, tested on {n_test:,} test images, same seed for all three. "
+          "Parameters and MACs (multiply-adds per image) come from minicnn.analysis.")
+    rows, results = [], {}
+    for kind in small_models.DOWNSAMPLING:
+        core.manual_seed(0)
+        model = build("cifar_net", num_classes=10, in_channels=1, width=width, image_size=28, downsample_kind=kind)
+        summary = analyze(model, (1, 28, 28))
+        opt = optim.Adam(model.parameters(), 3e-3)
+        start = time.perf_counter()
+        result = fit(model, ds, opt, epochs=1, batch_size=batch, seed=0, progress=False, log=None)
+        seconds = time.perf_counter() - start
+        results[kind] = (summary, result.test.accuracy)
+        rows.append([kind, summary.params, summary.macs, f"{result.test.accuracy:.1%}", f"{seconds:.1f}"])
+    t.table(["downsampling", "parameters", "MACs / image", "test accuracy", "seconds"], rows)
+    pool, stride, slices = (results[k][0] for k in ("maxpool", "stride", "slicesamp"))
+    t.check_true(f"max pooling adds no weights: the fewest parameters ({pool.params:,} < {slices.params:,} SliceSamp "
+                 f"< {stride.params:,} stride-2 conv)", pool.params < slices.params < stride.params)
+    t.check_true(f"every variant learned: test accuracy above {floor:.0%} (guessing: 10%)",
+                 all(acc > floor for _, acc in results.values()))
+    best = max(results, key=lambda k: results[k][1])
+    t.say(f"Best here: {best}. One short run with one seed is a demonstration, not evidence: differences of "
+          "a few points are within the spread between seeds. `minicnn experiment downsampling_nets` repeats "
+          "it over seeds, epochs and on CIFAR-10.")
+
+
 STEPS = [
     Step("Four ways to halve a map", """
         Max pooling, average pooling, plain subsampling and strided convolution all keep one value per 2x2
@@ -116,8 +230,10 @@ STEPS = [
     Step("Slicing: downsampling that keeps everything", """
         Slicing (space-to-depth) moves each 2x2 block onto 4 channels: half the height and width, four
         times the channels, no value lost. The Haar wavelet does the same with sums and differences.""",
-         "space_to_depth: y(c·4 + 2i + j, h, w) = x(c, 2h + i, 2w + j)        "
-         "Haar: LL, LH, HL, HH = ½·H₄·(a, b, c, d)", _slicing),
+         "space_to_depth: y(c·4 + 2i + j, h, w) = x(c, 2h + i, 2w + j)\n"
+         "Haar: (LL, LH, HL, HH) = ½·H₄·(a, b, c, d),  a b / c d = one 2x2 block,\n"
+         "      H₄ = [[1, 1, 1, 1], [1, −1, 1, −1], [1, 1, −1, −1], [1, −1, −1, 1]]  (H₄ H₄ᵀ = 4 I)",
+         _slicing),
     Step("How much information does each keep? (measured on real images)", """
         Halve real images with each method, bring them back to full size (exact inverse, or the best of
         nearest / bilinear / bicubic upsampling) and measure the error.""",
@@ -126,4 +242,16 @@ STEPS = [
         The review's block: slice (lossless), then a depthwise-separable convolution lets the network learn
         what to keep. SliceUpsamp is its mirror image with depth-to-space.""",
          "SliceSamp: slice → dw k×k → BN → GELU → 1×1 → BN → GELU", _slicesamp),
+    Step("Transposed convolution: learnable upsampling", """
+        The review's upsampling family: nearest, bilinear, bicubic, and the one with weights — the
+        transposed convolution, the data-gradient of a strided convolution (chapter 6) used as a forward
+        pass. With stride 2 it doubles the map; its kernel is learned like any other.""",
+         "y = Wᵀ x  (W: the stride-s convolution's banded matrix)      OH = (H − 1)·s − 2·pad + KH + out_pad",
+         _transposed),
+    Step("Trained: max pooling vs stride-2 conv vs SliceSamp", """
+        The review's headline claim (seeds 000/001): downsampling that keeps every value (slicing) and
+        lets the network learn what to keep does better than discarding three quarters (pooling,
+        strides). A short real run on Fashion-MNIST, measured here.""",
+         "accuracy = mean[argmax f(x) = y] on held-out test images;  MACs = multiply-adds per image",
+         _trained),
 ]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from minicnn import core, frequency
+from minicnn import core, optim
 from minicnn import functional as F
 from minicnn import layers as L
+from minicnn.app import frequency, load_model, train
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import dct as dct_layers
-from minicnn.models import MODELS
+from minicnn.models import build
 from minicnn.optim import SGD
+from tutorials._data import small_dataset
 from tutorials._runner import Step
 
 TITLE = "Frequency Regularization"
@@ -27,8 +30,23 @@ def _smooth_kernel(n: int = 8) -> np.ndarray:
 
 
 def _dct(t):
+    t.code(importlib.import_module("minicnn.functional.dct"), start="DCT-II along one axis",
+           end="idct(dct(x)) = x")  # the module (its name `dct` in minicnn.functional is the function)
+    t.say("The formula, read literally: row u of a matrix D holds a(u)·cos(π(2i+1)u / 2n) for i = 0..n−1, "
+          "and C = D K along an axis. By hand for n = 4 and K = [1, 1, 1, 1]: C[0] = a(0)·4 = ½·4 = 2, and "
+          "every other row sums a full set of cosines to 0, so C = [2, 0, 0, 0].")
+    n = 4
+    rows = [[(np.sqrt(1 / n) if u == 0 else np.sqrt(2 / n)) * np.cos(np.pi * (2 * i + 1) * u / (2 * n))
+             for i in range(n)] for u in range(n)]
+    d = np.array(rows)  # (u, i): the formula, entry by entry
+    t.array("D (4x4)", d)
+    t.check("D K for K = [1, 1, 1, 1] is [2, 0, 0, 0], as by hand", d @ np.ones(n), [2, 0, 0, 0])
+    t.check("D is orthogonal: Dᵀ D = I (so the inverse is the transpose)", d.T @ d, np.eye(n))
+    t.heading("The same math, fast: scipy's fast cosine transform, along every axis")
     t.code(F.dct)
     t.code(F.idct)
+    x2 = np.random.default_rng(3).standard_normal((4, 4))
+    t.check("dct along both axes of a 4x4 = D X Dᵀ (the matrix form)", F.dct(x2), d @ x2 @ d.T)
     k = _smooth_kernel()
     c = F.dct(k)
     t.blocks("kernel K (8x8)", k)
@@ -41,8 +59,29 @@ def _dct(t):
     t.check_true(f"the energy is concentrated: {top} coefficients (at most 16 of 64) hold 99%", top <= 16)
 
 
+def _jpeg_zigzag(n: int) -> np.ndarray:
+    """JPEG's zigzag ranks for an n x n block: diagonals in turn, the walking direction alternating."""
+    walk = []
+    for diag in range(2 * n - 1):
+        cells = [(i, diag - i) for i in range(n) if 0 <= diag - i < n]  # first axis increasing
+        walk += cells if diag % 2 else cells[::-1]
+    rank = np.empty((n, n), dtype=np.int64)
+    for r, (i, j) in enumerate(walk):
+        rank[i, j] = r
+    return rank
+
+
 def _zigzag(t):
     t.code(F.zigzag_order, start="shape = _check_shape")
+    small = F.zigzag_order((4, 4))
+    jpeg = _jpeg_zigzag(4)
+    t.array("zigzag_order((4, 4))  (minicnn, as the FR code)", small)
+    t.array("JPEG's zigzag, for comparison", jpeg)
+    i4, j4 = np.indices((4, 4))
+    same_sets = all(set(small[i4 + j4 == s]) == set(jpeg[i4 + j4 == s]) for s in range(7))
+    t.check_true("each diagonal i + j gets the same set of ranks in both orders", same_sets)
+    t.check_true("but JPEG walks every other diagonal the other way: the orders differ on diagonals 2, 4, …",
+                 bool(np.any(small != jpeg)) and small[0, 2] == 3 and jpeg[0, 2] == 5)
     order = F.zigzag_order((6, 6))
     t.array("zigzag_order((6, 6))", order)
     t.blocks("the same ranks as a map (dark = kept first)", -order)
@@ -88,7 +127,7 @@ def _backward(t):
     layer = L.DCTLinear(4, 3, keep=5).to(np.float64)
     x = np.random.default_rng(1).standard_normal((2, 4))
     report = gradcheck(layer, x, name="DCTLinear(4, 3, keep=5)")
-    t.print(report.table())
+    t.gradcheck_table(report)
     t.print()
     t.check_true(f"DCTLinear passes the gradient check ({report.max_rel_error:.1e})", report.ok)
     core.manual_seed(0)
@@ -138,7 +177,7 @@ def _compress(t):
 
     def lenet():
         core.manual_seed(0)
-        return MODELS["lenet5"]()
+        return build("lenet5")
 
     dense = lenet()
     x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
@@ -170,17 +209,79 @@ def _compress(t):
                 tol=1e-6)
 
 
+def _trained(t):
+    t.code(frequency.TailTruncation.on_batch_start)
+    n_train, n_test, epochs, batch = (1000, 500, 3, 32) if t.quick else (12000, 2000, 4, 64)
+    cut_epochs = epochs - 2  # the truncation reaches the budget after this many epochs; two more train at it
+    budget, floor = 2000, (0.3 if t.quick else 0.9)
+    ds = small_dataset("mnist", n_train, n_test)
+    core.manual_seed(0)
+    model = frequency.to_frequency(build("lenet5"))  # every Conv2D / Linear -> DCTConv2D / DCTLinear, keep all
+    targets = frequency.allocate_budget(model, budget)
+    steps_per_epoch = -(-n_train // batch)
+    truncation = frequency.TailTruncation(model, targets, steps=cut_epochs * steps_per_epoch, decay="geometric")
+    names = [name for name, _ in frequency.frequency_layers(model)]
+    kept = [["start"] + [layer.keep for _, layer in frequency.frequency_layers(model)] + ["", ""]]
+
+    class Record(train.Callback):
+        """After every epoch: each layer's kept count k, and the accuracies."""
+
+        def on_epoch_end(self, epoch: int, net, row: dict) -> None:
+            kept.append([f"epoch {epoch + 1}"] + [layer.keep for _, layer in frequency.frequency_layers(net)]
+                        + [f"{row['train_acc']:.1%}", f"{row['val_acc']:.1%}"])
+
+    t.say(f"LeNet-5 with every weight tensor in the DCT domain, trained from scratch on {n_train:,} MNIST images "
+          f"for {epochs} epochs (Adam, lr 0.002, batch {batch}). The truncation moves at every step (it is a fit "
+          f"callback, moved to the optimizer's step count before each batch), geometrically, from all "
+          f"{sum(r for r in kept[0][1:-2]):,} coefficients to a budget of {budget:,} (allocate_budget shares it "
+          f"out), reached at the end of epoch {cut_epochs}; the last two epochs train at the final k.")
+    result = train.fit(model, ds, optim.Adam(model.parameters(), 2e-3), epochs=epochs, batch_size=batch, seed=0,
+                       callbacks=[truncation, Record()], progress=False, log=None)
+    t.table(["when"] + [f"k {n}" for n in names] + ["train acc", "val acc"], kept)
+    totals = [sum(row[1:-2]) for row in kept]
+    t.check_true(f"k moved during training and never rose: {' → '.join(f'{v:,}' for v in totals)}",
+                 all(b <= a for a, b in zip(totals, totals[1:], strict=False)) and totals[0] > totals[1] > totals[-1])
+    t.check("the budget is reached: kept coefficients = 2,000", totals[-1], budget, tol=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lenet5.fr.npz"
+        info = frequency.save_compressed(model, path, float16=True,
+                                         meta=frequency.describe("lenet5", {}, model, input_shape=[1, 28, 28]))
+        again = load_model(path).model
+    stored = frequency.stored_numbers(again)
+    accuracy = train.evaluate(again, ds.x_test, ds.y_test).accuracy
+    t.table(["", "numbers", "bytes", "test accuracy"],
+            [["dense LeNet-5, float32", stored["dense"], frequency.dense_float32_bytes(again), "(not trained)"],
+             ["trained FR model, in memory", stored["total"], "", f"{result.test.accuracy:.2%}"],
+             ["its file, float16, reloaded", info["numbers"], info["bytes"], f"{accuracy:.2%}"]])
+    t.check("the reloaded file stores the kept coefficients plus the biases",
+            [info["numbers"], stored["coefficients"]], [stored["total"], budget], tol=0)
+    t.check_true(f"the reloaded model classifies as the trained one did (float16 storage): {accuracy:.2%} vs "
+                 f"{result.test.accuracy:.2%}", abs(accuracy - result.test.accuracy) <= 0.01)
+    t.check_true(f"with {info['numbers']:,} stored numbers ({stored['dense'] / info['numbers']:.0f}x fewer) the test "
+                 f"accuracy is {accuracy:.1%} ≥ {floor:.0%}" + (" (--quick: a smoke test)" if t.quick else ""),
+                 accuracy >= floor)
+    t.say("The paper reports LeNet-5 at 776 numbers and ~97% after full training; `minicnn experiment frequency` "
+          "runs that longer schedule.")
+
+
 STEPS = [
     Step("The DCT of a kernel", """
         Frequency Regularization stores a layer's weights as DCT coefficients. The orthonormal DCT-II is an
         invertible rotation: nothing is lost, but for smooth kernels the energy sits in a few
         low-frequency coefficients.""",
-         "C = DCT(K),   C[u] = a(u) Σᵢ K[i] cos(π(2i+1)u / 2n)  along every axis;   K = IDCT(C),   ‖C‖ = ‖K‖",
+         "C = DCT(K),   C[u] = a(u) Σᵢ K[i] cos(π(2i+1)u / 2n)  along every axis (length n)\n"
+         "a(0) = √(1/n),  a(u > 0) = √(2/n)  (orthonormal scaling);   K = IDCT(C),   ‖C‖ = ‖K‖",
          _dct),
     Step("The zigzag order", """
-        To say 'keep the lowest k frequencies' we need an order: by the sum of the indices (the diagonal),
-        ties broken with the first axis most significant. It works for any number of axes, so a whole
-        4-D conv weight is ordered at once.""",
+        To say 'keep the lowest k frequencies' we need an order. minicnn uses the index-sum order of the
+        FR reference code (getZIdx_4d in the authors' pytorch-frequency-regularization): sort by the sum
+        of the indices (the diagonal), ties broken with the first axis most significant. It works for any
+        number of axes, so a whole 4-D conv weight is ordered at once.
+
+        It is not JPEG's zigzag: JPEG visits the same diagonals in the same sequence, but alternates the
+        direction along them (up-right, then down-left). Both treat one diagonal as one level of
+        frequency, so a cut at the end of a diagonal keeps the same coefficients in both; only a cut
+        inside a diagonal keeps different ones.""",
          "rank(i₀, …, i_d) sorts by (i₀ + … + i_d, i₀, i₁, …)", _zigzag),
     Step("Tail truncation and the weights it rebuilds", """
         A 0/1 mask M keeps the first k coefficients in zigzag order; the layer computes with
@@ -199,4 +300,9 @@ STEPS = [
         A trained model exports only the kept coefficients (in zigzag order), plus the biases; loading puts
         them back in place and rebuilds exactly the weights used for evaluation.""",
          "stored numbers = Σ_layers k_layer + #biases        ratio = dense parameters / stored numbers", _compress),
+    Step("Trained, truncated while training, exported, reloaded", """
+        The seed's method end to end: train with the parameters in the frequency domain while the tail
+        truncation cuts k down to a budget, export only the kept numbers, reload the file and test it.""",
+         "k_layer(t) = k0 · (k_T / k0)^(t/T) during training;  file = kept coefficients (float16) + biases",
+         _trained),
 ]

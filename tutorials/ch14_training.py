@@ -7,27 +7,52 @@ import time
 import numpy as np
 from scipy.special import softmax
 
-from minicnn import core, data, losses, optim, train
-from minicnn.models import MODELS
+from minicnn import core, data, losses, optim, visualize
+from minicnn import functional as F
+from minicnn.app import train
+from minicnn.models import build
 from tutorials._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"
 SUMMARY = "data, loss, one SGD step, a real training run of LeNet-5, and how to read its loss/accuracy curves"
 
 _CACHE: dict = {}
+STANDARDIZE_BLOCK = 10_000  # images per block when standardising the training set
 
 
 def _mnist():
-    """MNIST standardised as `minicnn train` does it (training-set mean/std), loaded once per run."""
+    """MNIST: the raw dataset (for pictures and shapes) and the training/test images standardised as
+    `minicnn train` does it (training-set mean/std), loaded once per run."""
     if "ds" not in _CACHE:
         try:
             ds = data.load_dataset("mnist", download=False)
         except data.DatasetError as e:
             raise Unavailable(f"this chapter trains on MNIST, which is not on this machine: {e}") from e
-        mean, std = ds.channel_stats()
+        mean, std = _channel_stats(ds)
+        _CACHE["first"] = ds.x_train[0, 0].copy()  # one raw training picture, for step 1
+        x_train = ds.x_train  # standardised in place, a block at a time: no second 188 MB copy
+        for i in range(0, len(x_train), STANDARDIZE_BLOCK):
+            x_train[i:i + STANDARDIZE_BLOCK] = data.standardize(x_train[i:i + STANDARDIZE_BLOCK], mean, std)
         _CACHE["ds"] = ds
-        _CACHE["std"] = (data.standardize(ds.x_train, mean, std), data.standardize(ds.x_test, mean, std))
+        _CACHE["std"] = (x_train, data.standardize(ds.x_test, mean, std))
     return _CACHE["ds"], _CACHE["std"]
+
+
+def _channel_stats(ds) -> tuple[np.ndarray, np.ndarray]:
+    """`Dataset.channel_stats` of the whole training set, computed over equal blocks and combined
+    (mean = mean of block means, variance = mean of block variances + variance of block means), so
+    that no float64 copy of all 60,000 images is ever made (that copy alone is 376 MB)."""
+    n = len(ds.x_train)
+    if n % STANDARDIZE_BLOCK:
+        return ds.channel_stats()
+    stats = [data.Dataset(ds.name, ds.x_train[i:i + STANDARDIZE_BLOCK], ds.y_train[i:i + STANDARDIZE_BLOCK],
+                          ds.x_test[:0], ds.y_test[:0], ds.class_names).channel_stats()
+             for i in range(0, n, STANDARDIZE_BLOCK)]
+    means = np.array([m for m, _ in stats], np.float64)  # (blocks, C)
+    variances = np.array([s for _, s in stats], np.float64) ** 2
+    mean = means.mean(axis=0)
+    std = np.sqrt(variances.mean(axis=0) + means.var(axis=0))
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _data(t):
@@ -36,12 +61,12 @@ def _data(t):
     ds, (x_train, x_test) = _mnist()
     t.table(["split", "images", "labels"], [["train", ds.x_train.shape, ds.y_train.shape],
                                             ["test", ds.x_test.shape, ds.y_test.shape]])
-    t.blocks(f"training image 0 (label {ds.y_train[0]})", ds.x_train[0, 0])
+    t.blocks(f"training image 0 (label {ds.y_train[0]})", _CACHE["first"])
     t.check("60,000 training and 10,000 test images of 1x28x28, labels 0..9",
             [*ds.x_train.shape, len(ds.x_test), ds.y_train.min(), ds.y_train.max()], [60000, 1, 28, 28, 10000, 0, 9],
             tol=0)
     t.check("after standardisation the training pixels have mean 0 and std 1",
-            [x_train.mean(), x_train.std()], [0.0, 1.0], tol=1e-3)
+            np.ravel(_channel_stats(ds)), [0.0, 1.0], tol=1e-3)  # ds.x_train is the standardised array now
 
 
 def _loss(t):
@@ -66,7 +91,7 @@ def _step(t):
     t.code(optim.SGD._update)
     ds, (x_train, _) = _mnist()
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
+    model = build("lenet5")
     opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
     loss_fn = losses.SoftmaxCrossEntropy()
     xb, yb = x_train[:64], ds.y_train[:64]
@@ -82,40 +107,35 @@ def _step(t):
 
 
 def _train(t):
-    t.code(train.evaluate)
+    t.code(train.fit, start="for epoch in range(start_epoch, epochs)", end="except NonFiniteLossError")
     t.code(optim.Adam._update)
     ds, (x_train, x_test) = _mnist()
-    n_train, n_val, chunk, passes = (1200, 200, 400, 1) if t.quick else (55000, 5000, 5000, 1)
+    n_train, n_val, epochs = (1200, 200, 3) if t.quick else (20000, 5000, 4)
     batch = 16 if t.quick else 64  # quick: more (smaller) steps from few images
     n_test = 1000 if t.quick else len(x_test)
-    x_tr, y_tr = x_train[:n_train], ds.y_train[:n_train]
-    x_val, y_val = x_train[-n_val:], ds.y_train[-n_val:]  # held out: never trained on
+    # held-out validation images come from the END of the training set: never trained on
+    subset = data.Dataset("mnist", x_train[:n_train], ds.y_train[:n_train], x_test[:n_test], ds.y_test[:n_test],
+                          ds.class_names)
+    val = (x_train[-n_val:], ds.y_train[-n_val:])
     core.manual_seed(0)
-    model = MODELS["lenet5"]()
+    model = build("lenet5")
     opt = optim.Adam(model.parameters(), 1e-3)
-    t.say(f"LeNet-5 ({model.num_parameters():,} parameters), Adam lr 0.001, batch {batch}, "
-          f"{passes} pass(es) over {n_train:,} training images; every {chunk:,} images we measure the "
-          f"training loss/accuracy of that stretch and the loss/accuracy on {n_val:,} held-out images." +
-          (" (--quick: a tiny subset; run without --quick for the real thing.)" if t.quick else ""))
-    history, start = [], time.perf_counter()
-    for p in range(passes):
-        order = np.random.default_rng(p).permutation(n_train)
-        for c0 in range(0, n_train, chunk):
-            idx = order[c0:c0 + chunk]
-            state = train.train_epoch(model, x_tr[idx], y_tr[idx], opt, batch_size=batch, seed=p, epoch=c0,
-                                      progress=not t.quick, desc=f"images {p * n_train + c0 + len(idx):,}")
-            val = train.evaluate(model, x_val, y_val)
-            history.append({"epoch": p + (c0 + chunk) / n_train, "train_loss": state.loss,
-                            "train_acc": state.accuracy, "val_loss": val.loss, "val_acc": val.accuracy})
+    t.say(f"LeNet-5 ({model.num_parameters():,} parameters), Adam lr 0.001, batch {batch}, {epochs} epochs over "
+          f"{n_train:,} training images; after every epoch `fit` measures the loss/accuracy on {n_val:,} held-out "
+          "images." + (" (--quick: a tiny subset; run without --quick for the real thing.)" if t.quick else ""))
+    start = time.perf_counter()
+    result = train.fit(model, subset, opt, epochs=epochs, batch_size=batch, seed=0, val=val,
+                       progress=not t.quick, log=None)
     seconds = time.perf_counter() - start
-    t.table(["epochs", "train loss", "train acc", "val loss", "val acc"],
-            [[f"{h['epoch']:.2f}", h["train_loss"], h["train_acc"], h["val_loss"], h["val_acc"]]
-             for h in history])
-    test = train.evaluate(model, x_test[:n_test], ds.y_test[:n_test])
-    images = passes * n_train
-    t.say(f"{images:,} training images in {seconds:.1f} s ({images / seconds:,.0f} images/s including "
-          f"validation) on this machine. Test accuracy on {n_test:,} test images: {test.accuracy:.2%}.")
-    target = 0.50 if t.quick else 0.97  # quick: ~30 steps, a smoke test far above the 10% of guessing
+    history = result.history
+    t.table(["epoch", "train loss", "train acc", "val loss", "val acc", "images/s"],
+            [[h["epoch"], f"{h['train_loss']:.4f}", f"{h['train_acc']:.2%}", f"{h['val_loss']:.4f}",
+              f"{h['val_acc']:.2%}", f"{h['images_per_s']:,.0f}"] for h in history])
+    test = result.test
+    images = epochs * n_train
+    t.say(f"{images:,} training images in {seconds:.1f} s on this machine (with validation). Test accuracy on "
+          f"{n_test:,} test images: {test.accuracy:.2%}.")
+    target = 0.50 if t.quick else 0.97  # quick: ~225 small steps, a smoke test far above the 10% of guessing
     t.check_true(f"test accuracy {test.accuracy:.2%} ≥ {target:.0%}", test.accuracy >= target)
     t.check_true(f"the held-out loss fell: {history[0]['val_loss']:.3f} → {history[-1]['val_loss']:.3f}",
                  history[-1]["val_loss"] < history[0]["val_loss"])
@@ -123,7 +143,7 @@ def _train(t):
     path = t.fig_dir / f"ch{t.chapter:02d}_curves.png"
     train.plot_curves(history, path)
     t.print(f"figure saved: {path}")
-    _CACHE["history"] = history
+    _CACHE["history"], _CACHE["model"] = history, model
 
 
 def _curves(t):
@@ -135,15 +155,50 @@ def _curves(t):
         history = _CACHE["history"]
     gaps = [h["val_acc"] - h["train_acc"] for h in history]
     best = int(np.argmin([h["val_loss"] for h in history]))
-    t.say("How to read them. The training loss is averaged over a stretch of batches while the weights were "
-          "changing; the validation loss is measured after the stretch, on images the network never saw. "
-          f"Here the validation loss is lowest at epoch {history[best]['epoch']:.2f}. The gap "
+    t.say("How to read them. The training loss is averaged over an epoch's batches while the weights were "
+          "changing; the validation loss is measured after the epoch, on images the network never saw. "
+          f"Here the validation loss is lowest at epoch {history[best]['epoch']}. The gap "
           "val acc − train acc is " + ", ".join(f"{g:+.1%}" for g in gaps[-3:]) + " over the last three "
           "points: when validation keeps up with training the network is still learning what generalises; "
           "a validation loss that rises while the training loss falls is overfitting — stop early (the "
           "lecture's first remedy) or regularise (weight decay, chapter 13's frequency truncation).")
-    t.check_true("the curves have one point per measured stretch, all finite",
+    t.check_true("the curves have one point per epoch, all finite",
                  len(history) >= 2 and all(np.isfinite(list(h.values())).all() for h in history))
+    t.say("Chapter 15 makes a run overfit on purpose and applies both remedies.")
+
+
+def _filters(t):
+    t.code(visualize.feature_maps, start="def run(layer", end="return y")
+    model = _CACHE.get("model")
+    if model is None:
+        t.say("(the trained network comes from step 4; training it now)")
+        _train(t)
+        model = _CACHE["model"]
+    ds, (_, x_test) = _mnist()
+    first = visualize.filters(visualize.conv_layers(model)[0][1])  # (6, 1, 5, 5)
+    maps = visualize.feature_maps(model, x_test[:1])
+    for k in range(2):
+        t.blocks(f"learned filter {k} of the first layer (5x5, mid = 0)", first[k, 0],
+                 lo=-np.abs(first).max(), hi=np.abs(first).max())
+    t.blocks("test image 0", ds.x_test[0, 0])
+    t.blocks("its feature map 0 in the first layer (28x28)", maps[0][1][0, 0])
+    conv0 = model[0]
+    t.check("feature map = conv2d(image, learned filters) + bias, as the layer computes it", maps[0][1],
+            F.conv2d(x_test[:1].astype(np.float64), first, conv0.bias.data.astype(np.float64), padding=2), tol=1e-4)
+    t.check_true("training changed the filters: they are no longer the random start",
+                 bool(np.abs(first - _initial_first_filters()).max() > 1e-3))
+    paths = visualize.save_filters(model, t.fig_dir / "ch14_lenet5")
+    paths.append(visualize.save_feature_maps(model, x_test[:1], t.fig_dir / "ch14_lenet5", shown=ds.x_test[0],
+                                             title="LeNet-5 after chapter 14's training: MNIST test image 0"))
+    for path in paths:
+        t.print(f"figure saved: {path}")
+    t.say("The same pictures for any checkpoint: `minicnn train lenet5 --out run/` then "
+          "`minicnn show run/checkpoint.npz digit.png --out pictures/`.")
+
+
+def _initial_first_filters() -> np.ndarray:
+    core.manual_seed(0)
+    return build("lenet5")[0].weight.data.astype(np.float64)
 
 
 STEPS = [
@@ -166,4 +221,9 @@ STEPS = [
     Step("Reading the curves", """
         Loss and accuracy, training and validation, against epochs.""",
          "generalisation gap = validation loss − training loss", _curves),
+    Step("What the first layer learned", """
+        The lecture shows AlexNet's learned first-layer filters. Here are LeNet-5's, after the training
+        above, and the feature maps they produce for one test digit: each map is the image correlated
+        with one filter — bright where the image looks like that filter.""",
+         "feature map t = Σ_s K(·, ·, s, t) ⋆ U(·, ·, s) + b_t        (⋆ = correlation, chapter 2)", _filters),
 ]

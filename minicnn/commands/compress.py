@@ -1,7 +1,7 @@
 """`minicnn compress CHECKPOINT --out model.fr.npz`: write the frequency-regularised compressed file.
 
 Per DCT layer only the first k zigzag coefficients are stored (float16 with --float16), plus biases
-and other parameters/buffers; `minicnn.frequency.load_compressed` rebuilds the exact weights.
+and other parameters/buffers; `minicnn.app.load_model` rebuilds the exact weights.
 Prints the stored numbers, bytes on disk and the compression ratio against the dense float32 model.
 """
 
@@ -31,31 +31,50 @@ def _parse_keep(text: str | None):
         return float(text)
 
 
+def _same_file(a: str, b: str) -> bool:
+    import os
+    from pathlib import Path
+
+    if Path(a).exists() and Path(b).exists():
+        return os.path.samefile(a, b)
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def run(args) -> int:
-    from minicnn.checkpoint import CheckpointError
-    from minicnn.frequency import (
+    from minicnn.app import load_model
+    from minicnn.app.frequency import (
         dense_float32_bytes,
+        describe,
         frequency_layers,
-        load_model_file,
         save_compressed,
         stored_numbers,
         to_frequency,
     )
+    from minicnn.app.loading import UnnamedModelError
+    from minicnn.commands._options import EXIT_FAILED, fail
 
+    if _same_file(args.checkpoint, args.out):
+        return fail(NAME, f"--out {args.out} is the same file as the input; writing it would destroy the "
+                          f"input: choose another --out")
     try:
-        model, meta = load_model_file(args.checkpoint, args.model)
+        loaded = load_model(args.checkpoint, args.model)
         keep = _parse_keep(args.keep)
-        model = to_frequency(model)
+        model = to_frequency(loaded.model)
         if keep is not None:
             for _, layer in frequency_layers(model):
                 layer.set_keep(keep)
-    except (ValueError, OSError, KeyError, CheckpointError) as e:
-        print(f"minicnn compress: {e}")
-        return 2
+    except UnnamedModelError as e:
+        return fail(NAME, f"{e} (--model NAME)")
+    except ValueError as e:
+        return fail(NAME, str(e))
+    meta = describe(loaded.name, loaded.config, model, **loaded.description())
     counts = stored_numbers(model)
-    info = save_compressed(model, args.out, float16=args.float16, meta=meta)
+    try:
+        info = save_compressed(model, args.out, float16=args.float16, meta=meta)
+    except OSError as e:
+        return fail(NAME, f"cannot write {args.out}: {e.strerror or e}", EXIT_FAILED)
     dense = dense_float32_bytes(model)
-    print(f"model {meta.get('model', '?')}: {counts['dense']} parameters dense ({dense} bytes as float32)")
+    print(f"model {loaded.name}: {counts['dense']} parameters dense ({dense} bytes as float32)")
     print(f"stored numbers: {counts['total']} = {counts['coefficients']} kept DCT coefficients "
           f"+ {counts['other']} other (biases, buffers)")
     for name, layer in frequency_layers(model):

@@ -7,20 +7,19 @@ HELP = "train a small MLP on a generated 2-D spiral (the engine's smallest end-t
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--steps", type=int, default=1000, help="full-batch Adam steps")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data and weights")
+    from minicnn.commands._options import integer, number
+
+    parser.add_argument("--steps", type=integer(1), default=1000, help="full-batch Adam steps")
+    parser.add_argument("--lr", type=number(0, low_open=True), default=0.01, help="Adam learning rate")
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed for data and weights")
     parser.add_argument("--plot", metavar="PNG", help="save the learned decision regions to this PNG")
 
 
 def run(args) -> int:
     import numpy as np
 
-    from minicnn.spiral import make_spiral, train_spiral
+    from minicnn.app.spiral import make_spiral, train_spiral
 
-    if args.steps < 1:
-        print(f"minicnn demo: expected --steps >= 1, got {args.steps}")
-        return 2
     model, history, seconds = train_spiral(args.steps, args.lr, args.seed, log_every=max(args.steps // 10, 1))
     step, loss, acc = history[-1]
     print(f"spiral MLP: {model.num_parameters()} parameters, {step} steps in {seconds:.1f} s, "

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 NAME = "evaluate"
 HELP = "test accuracy of a checkpoint, with its confusion matrix (printed and saved as PNG)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train")
+    parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train, or a compressed .fr.npz")
     parser.add_argument("--dataset", default=None, help="evaluate on this dataset instead of the training one")
     parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
     parser.add_argument("--png", default=None, help="where to save the confusion matrix "
@@ -59,31 +57,41 @@ def plot_confusion(matrix, class_names: list[str], path, title: str) -> None:
 
 
 def run(args) -> int:
+    import math
     from pathlib import Path
 
-    from minicnn.checkpoint import CheckpointError, build_model, load_checkpoint
-    from minicnn.data import DatasetError, load_dataset, standardize
-    from minicnn.train import evaluate
+    from minicnn.app import ModelFileError, evaluate, load_model
+    from minicnn.app.train import non_finite_parameters
+    from minicnn.commands._options import EXIT_FAILED, fail
+    from minicnn.data import DatasetError, load_dataset
 
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        model = build_model(ckpt)
-        ds = load_dataset(args.dataset or ckpt.meta["dataset"], args.data_dir)
-    except (CheckpointError, DatasetError) as e:
-        print(f"minicnn evaluate: {e}", file=sys.stderr)
-        return 2
-    x_test = standardize(ds.x_test, ckpt.meta["mean"], ckpt.meta["std"])
-    if x_test.shape[1:] != tuple(ckpt.meta["input_shape"]):
-        print(f"minicnn evaluate: the model expects images {tuple(ckpt.meta['input_shape'])}, "
-              f"{ds.name} has {x_test.shape[1:]}", file=sys.stderr)
-        return 2
-    result = evaluate(model, x_test, ds.y_test)
-    names = list(ckpt.meta.get("class_names") or ds.class_names)
+        loaded = load_model(args.checkpoint)
+        if not (args.dataset or loaded.dataset):
+            raise ModelFileError(f"{args.checkpoint} does not say which dataset it was trained on; "
+                                 f"pass --dataset")
+        bad = non_finite_parameters(loaded.model)
+        if bad:
+            raise ModelFileError(f"{args.checkpoint}: the weights hold NaN or infinity ({', '.join(bad[:3])}); "
+                                 f"this model is broken")
+        ds = load_dataset(args.dataset or loaded.dataset, args.data_dir)
+    except (ModelFileError, DatasetError) as e:
+        return fail(NAME, str(e))
+    x_test = loaded.normalize(ds.x_test)
+    if loaded.input_shape is not None and x_test.shape[1:] != loaded.input_shape:
+        return fail(NAME, f"the model expects images {loaded.input_shape}, {ds.name} has {x_test.shape[1:]}")
+    result = evaluate(loaded.model, x_test, ds.y_test)
+    if not math.isfinite(result.loss):
+        return fail(NAME, f"the test loss is {result.loss}: the model's outputs are not finite", EXIT_FAILED)
+    names = list(loaded.class_names or ds.class_names)
     names += [str(i) for i in range(len(names), int(ds.y_test.max()) + 1)]
     matrix = confusion_matrix(ds.y_test, result.predictions, len(names))
     print(format_confusion(matrix, names))
-    title = f"{ckpt.meta['model']} on {ds.name}: test accuracy {result.accuracy:.2%}"
+    title = f"{loaded.name} on {ds.name}: test accuracy {result.accuracy:.2%}"
     png = Path(args.png) if args.png else Path(args.checkpoint).with_name("confusion.png")
-    plot_confusion(matrix, names, png, title)
+    try:
+        plot_confusion(matrix, names, png, title)
+    except OSError as e:
+        return fail(NAME, f"cannot write the confusion matrix {png}: {e.strerror or e}", EXIT_FAILED)
     print(f"{title} ({result.correct}/{len(ds.y_test)}), test loss {result.loss:.4f}; confusion matrix saved to {png}")
     return 0

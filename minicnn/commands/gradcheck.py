@@ -9,10 +9,13 @@ HELP = "gradient-check a layer (float64 central differences) and print a table"
 def add_arguments(parser) -> None:
     parser.add_argument("layer", nargs="?",
                         help="layer name (omit, or 'list', to see the choices; 'all' checks every one)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the input, weights and upstream gradient")
+    from minicnn.commands._options import integer
+
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed for the input, weights and upstream gradient")
 
 
 def run(args) -> int:
+    from minicnn.commands._options import EXIT_FAILED, fail
     from minicnn.gradcheck_cases import CASES, run_case
 
     if args.layer in (None, "list"):
@@ -21,11 +24,10 @@ def run(args) -> int:
     names = sorted(CASES) if args.layer == "all" else [args.layer]
     unknown = [n for n in names if n not in CASES]
     if unknown:
-        print(f"minicnn gradcheck: unknown layer {unknown[0]!r}; choose one of: {', '.join(sorted(CASES))}")
-        return 2
+        return fail(NAME, f"unknown layer {unknown[0]!r}; choose one of: {', '.join(sorted(CASES))}")
     failed = 0
     for name in names:
         report = run_case(name, seed=args.seed)
         print(report.table(), end="\n\n")
         failed += not report.ok
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else 0

@@ -1,88 +1,70 @@
-"""`minicnn predict CHECKPOINT IMAGE...`: classify your own images (PNG or NPY) with a trained model."""
+"""`minicnn predict CHECKPOINT IMAGE...`: classify your own images with a trained model.
+
+Each picture goes through `minicnn.data.load_image` (any format Pillow reads, or `.npy`; scaled by
+the file's real range, alpha drawings, colour/grey, resize and inversion, each change noted). A file
+that cannot be read is reported on stderr and the others still run (exit code 2 at the end).
+"""
 
 from __future__ import annotations
 
 import sys
 
 NAME = "predict"
-HELP = "classify PNG/NPY images with a trained checkpoint (try your own handwritten digit)"
+HELP = "classify pictures (PNG, JPEG, ... or NPY) with a trained checkpoint (try your own handwritten digit)"
 TOP_K = 3
-BRIGHT_BACKGROUND = 0.5  # a 1-channel image whose mean exceeds this is dark-on-light, unlike MNIST
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train")
-    parser.add_argument("images", nargs="+", help="PNG or NPY files (NPY: (H, W), (H, W, C) or (C, H, W))")
+    parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train, or a compressed .fr.npz")
+    parser.add_argument("images", nargs="+",
+                        help="picture files (any format Pillow reads) or NPY arrays ((H, W), (H, W, C) or (C, H, W))")
     parser.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
-                        help="invert grey images (MNIST digits are light on dark); auto inverts a mostly "
-                             "light 1-channel image")
+                        help="invert grey images (MNIST digits are light on dark); auto inverts a 1-channel "
+                             "picture whose border is mostly light")
 
 
 def load_image(path: str, input_shape: tuple[int, int, int], invert: str = "auto") -> tuple:
-    """Read a PNG (matplotlib's reader) or NPY and turn it into (C, H, W) float32 in [0, 1] for the
-    model: drops alpha, converts RGB to grey (mean of the channels) or grey to RGB as needed, resizes
-    (bilinear, scipy.ndimage.zoom) to H x W, and inverts when asked. Returns (image, notes)."""
-    from pathlib import Path
+    """`minicnn.data.load_image` (kept here for `minicnn show`, which imports it from this module)."""
+    from minicnn.data import load_image as read
 
-    import numpy as np
-
-    c, h, w = input_shape
-    notes = []
-    if Path(path).suffix.lower() == ".npy":
-        img = np.load(path, allow_pickle=False)
-        img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
-        if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
-            img = img.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
-    else:
-        import matplotlib.image
-
-        img = np.asarray(matplotlib.image.imread(path), np.float32)  # PNG: floats in [0, 1]
-    if img.ndim == 2:
-        img = img[:, :, None]  # (H, W, 1)
-    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{path}: expected an image (H, W), (H, W, C) or (C, H, W), got shape {img.shape}")
-    if img.shape[2] == 4:
-        img = img[:, :, :3]
-    if img.shape[2] != c:
-        img = img.mean(axis=2, keepdims=True) if c == 1 else np.repeat(img[:, :, :1], c, axis=2)
-        notes.append("converted to grey" if c == 1 else f"grey copied to {c} channels")
-    if img.shape[:2] != (h, w):
-        from scipy.ndimage import zoom
-
-        notes.append(f"resized from {img.shape[0]}x{img.shape[1]} to {h}x{w}")
-        img = zoom(img, (h / img.shape[0], w / img.shape[1], 1), order=1)
-    img = np.clip(img, 0.0, 1.0)
-    if invert == "yes" or (invert == "auto" and c == 1 and img.mean() > BRIGHT_BACKGROUND):
-        img = 1.0 - img
-        notes.append("inverted (light background)")
-    return np.ascontiguousarray(img.transpose(2, 0, 1)), notes  # (C, H, W)
+    return read(path, input_shape, invert)
 
 
 def run(args) -> int:
     import numpy as np
 
-    from minicnn.checkpoint import CheckpointError, build_model, load_checkpoint
-    from minicnn.data import standardize
+    from minicnn.app import ModelFileError, load_model
+    from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail, wrap
+    from minicnn.data import ImageError
     from minicnn.losses import log_softmax
 
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        model = build_model(ckpt)
-    except CheckpointError as e:
-        print(f"minicnn predict: {e}", file=sys.stderr)
-        return 2
-    shape = tuple(ckpt.meta["input_shape"])
-    names = ckpt.meta["class_names"]
-    code = 0
+        loaded = load_model(args.checkpoint)
+        if loaded.input_shape is None or loaded.class_names is None:
+            raise ModelFileError(f"{args.checkpoint} does not record its input shape and class names")
+        if len(loaded.input_shape) != 3 or loaded.input_shape[0] not in (1, 3):
+            raise ModelFileError(f"{args.checkpoint}: expected input images (1 or 3, H, W), the file says "
+                                 f"{loaded.input_shape}")
+    except ModelFileError as e:
+        return fail(NAME, str(e))
+    shape, names = loaded.input_shape, loaded.class_names
+    code = EXIT_OK
     for path in args.images:
         try:
             img, notes = load_image(path, shape, args.invert)
-        except (OSError, ValueError) as e:
-            print(f"{path}: cannot read ({e})", file=sys.stderr)
-            code = 2
+        except ImageError as e:  # the message starts with the path
+            print(wrap(str(e)), file=sys.stderr)
+            code = EXIT_BAD_INPUT
             continue
-        x = standardize(img[None], ckpt.meta["mean"], ckpt.meta["std"])  # (1, C, H, W)
-        probs = np.exp(log_softmax(model.forward(x).astype(np.float64)))[0]
+        x = loaded.normalize(img[None])  # (1, C, H, W)
+        logits = loaded.model.forward(x).astype(np.float64)[0]  # (K,)
+        if logits.shape != (len(names),) or not np.all(np.isfinite(logits)):
+            print(wrap(f"{path}: the model's output is not {len(names)} finite scores "
+                       f"(got {logits.shape}, {int(np.sum(~np.isfinite(logits)))} not finite); "
+                       f"the model file may be damaged"), file=sys.stderr)
+            code = max(code, EXIT_FAILED)
+            continue
+        probs = np.exp(log_softmax(logits[None]))[0]
         top = np.argsort(probs)[::-1][:TOP_K]
         ranked = ", ".join(f"{names[k]} {probs[k]:.1%}" for k in top)
         print(f"{path}: {names[top[0]]}  ({ranked})" + (f"  [{'; '.join(notes)}]" if notes else ""))

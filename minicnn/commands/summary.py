@@ -5,13 +5,18 @@ from __future__ import annotations
 
 NAME = "summary"
 HELP = "per-layer shapes, parameters, multiply-adds and receptive fields of a model (no forward pass)"
+MAX_WIDTH, MAX_CLASSES, MAX_SIDE = 8.0, 100_000, 4096  # what the table is asked for stays buildable
 
 
 def add_arguments(parser) -> None:
+    from minicnn.commands._options import integer, number
+
     parser.add_argument("model", nargs="?", help="model name (omit, or 'list', to see the choices)")
     parser.add_argument("--input", default="3,224,224", metavar="C,H,W", help="input shape of one image")
-    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (model default if unset)")
-    parser.add_argument("--width", type=float, default=None, help="width multiplier (model default if unset)")
+    parser.add_argument("--num-classes", type=integer(1, MAX_CLASSES), default=None,
+                        help="classifier outputs (model default if unset)")
+    parser.add_argument("--width", type=number(0, MAX_WIDTH, low_open=True), default=None,
+                        help="width multiplier (model default if unset)")
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -19,46 +24,40 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         shape = tuple(int(v) for v in text.split(","))
     except ValueError:
         shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"minicnn summary: expected --input as C,H,W (three positive ints), got {text!r}")
+    if len(shape) != 3 or min(shape) < 1 or max(shape) > MAX_SIDE:
+        raise ValueError(f"expected --input as C,H,W (three ints from 1 to {MAX_SIDE}), got {text!r}")
     return shape
 
 
-def run(args) -> int:
-    import inspect
-
+def report(name: str, input_shape: tuple[int, int, int], num_classes: int | None = None,
+           width: float | None = None) -> str:
+    """What `minicnn summary NAME --input C,H,W` prints: the per-layer table of `minicnn.analysis`, its
+    totals and the per-layer-type breakdown (MobileNet's Table 2), for the registered model `name`
+    built for images `input_shape` (num_classes / width: the model's defaults when None).
+    Raises ValueError for an unknown model or an input the model cannot take."""
     from minicnn.analysis import analyze
+    from minicnn.models import build, config_for
+
+    c, h, w = input_shape
+    model = build(name, **config_for(name, input_shape, num_classes=num_classes, width=width))
+    summary = analyze(model, input_shape)
+    return "\n".join([f"{name}  input {c}x{h}x{w}", summary.table(), "",
+                      "resources per layer type (weights only; cf. MobileNet Table 2)", summary.breakdown_table()])
+
+
+def run(args) -> int:
+    from minicnn.commands._options import fail
     from minicnn.models import MODELS
 
     if args.model in (None, "list"):
         print("models:\n  " + "\n  ".join(sorted(MODELS)))
         return 0
     if args.model not in MODELS:
-        print(f"minicnn summary: unknown model {args.model!r}; choose one of: {', '.join(sorted(MODELS))}")
-        return 2
+        return fail(NAME, f"unknown model {args.model!r}; choose one of: {', '.join(sorted(MODELS))}")
     try:
-        c, h, w = _parse_shape(args.input)
+        shape = _parse_shape(args.input)
+        text = report(args.model, shape, args.num_classes, args.width)
     except ValueError as e:
-        print(e)
-        return 2
-    constructor = MODELS[args.model]
-    options = {"in_channels": c}
-    if args.num_classes is not None:
-        options["num_classes"] = args.num_classes
-    if args.width is not None:
-        options["width"] = args.width
-    accepts = inspect.signature(constructor).parameters
-    if "image_size" in accepts or any(p.kind is p.VAR_KEYWORD for p in accepts.values()):
-        options["image_size"] = h
-    try:
-        model = constructor(**options)
-        summary = analyze(model, (c, h, w))
-    except ValueError as e:
-        print(f"minicnn summary: {e}")
-        return 2
-    print(f"{args.model}  input {c}x{h}x{w}")
-    print(summary.table())
-    print()
-    print("resources per layer type (weights only; cf. MobileNet Table 2)")
-    print(summary.breakdown_table())
+        return fail(NAME, str(e))
+    print(text)
     return 0

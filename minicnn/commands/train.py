@@ -2,63 +2,57 @@
 
 from __future__ import annotations
 
-import sys
-
 NAME = "train"
 HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10 or FILE.npz, with checkpoints"
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
+MAX_WIDTH = 8.0  # the widest model a run may ask for (= minicnn.app.loading.MAX_WIDTH, tested)
 
 
 def add_arguments(parser) -> None:
+    from minicnn.commands._options import integer, number
+
     parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, or a path to a .npz")
     parser.add_argument("--model", default="lenet5", help="a registered model name (see minicnn.models.MODELS)")
-    parser.add_argument("--epochs", type=int, default=3, help="passes over the training set")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per gradient step")
+    parser.add_argument("--epochs", type=integer(1), default=3,
+                        help="passes over the training set (with --resume: may be raised to extend the run)")
+    parser.add_argument("--batch-size", type=integer(1), default=64, help="images per gradient step")
     parser.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="sgd", help="update rule")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=number(0, low_open=True), default=None,
                         help="peak learning rate; None = 0.05 for sgd, 0.001 for adam")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
+    parser.add_argument("--momentum", type=number(0, 1, high_open=True), default=0.9, help="SGD momentum")
+    parser.add_argument("--weight-decay", type=number(0), default=5e-4, help="L2 weight decay")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning rate over the run: cosine decay to 0, or constant")
-    parser.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up")
+    parser.add_argument("--warmup", type=integer(0), default=0, help="steps of linear learning-rate warm-up")
     parser.add_argument("--method", choices=("im2col", "direct", "fft"), default="im2col",
                         help="convolution algorithm (for models that take one)")
-    parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier of the model")
+    parser.add_argument("--width", type=number(0, MAX_WIDTH, low_open=True), default=1.0,
+                        help="channel-width multiplier of the model")
     parser.add_argument("--augment", choices=("auto", "none", "shift", "crop-flip"), default="auto",
                         help="training augmentation: shift = random translation by up to --shift pixels; crop-flip = "
                              "4-pixel random crop and horizontal flip; auto = crop-flip for 3-channel images, "
                              "shift otherwise")
-    parser.add_argument("--shift", type=int, default=1, help="largest translation (pixels) of --augment shift")
-    parser.add_argument("--train-limit", type=int, default=None,
+    parser.add_argument("--shift", type=integer(0), default=1,
+                        help="largest translation (pixels) of --augment shift; less than the image size")
+    parser.add_argument("--train-limit", type=integer(1), default=None,
                         help="use only the first N training images (None = all)")
-    parser.add_argument("--val-size", type=int, default=0,
+    parser.add_argument("--val-size", type=integer(0), default=0,
                         help="hold out N training images for validation (0: validate on the test split)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and augmentation")
+    parser.add_argument("--seed", type=integer(0), default=0,
+                        help="seed for weights, shuffling and augmentation")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
-                                                    "None = runs/DATASET-MODEL-seedSEED")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+                                                    "None = runs/DATASET-MODEL-seedSEED (a new -2, -3... "
+                                                    "folder when that one holds an earlier run)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out (every option must be as before, except a larger "
+                             "--epochs)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (its checkpoint and metrics are lost)")
     parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
     parser.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
-
-
-def build_model(name: str, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0,
-                method: str = "im2col"):
-    """Instantiate registered model `name` for images (C, H, W); returns (model, config passed)."""
-    import inspect
-
-    from minicnn.models import MODELS
-
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
-    accepted = inspect.signature(MODELS[name]).parameters
-    wanted = {"num_classes": num_classes, "in_channels": input_shape[0], "width": width,
-              "image_size": input_shape[1], "method": method}
-    config = {k: v for k, v in wanted.items() if k in accepted}
-    return MODELS[name](**config), config
 
 
 def run(args) -> int:
@@ -67,22 +61,37 @@ def run(args) -> int:
     import numpy as np
 
     from minicnn import core, optim
-    from minicnn.checkpoint import CheckpointError, load_checkpoint
+    from minicnn.app.checkpoint import CheckpointError, load_checkpoint
+    from minicnn.app.train import CHECKPOINT_NAME, fit
+    from minicnn.commands._options import fail as report
     from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
-    from minicnn.train import CHECKPOINT_NAME, fit
+    from minicnn.models import build, config_for
 
     def fail(message: str, code: int = EXIT_DATA) -> int:
-        print(f"minicnn train: {message}", file=sys.stderr)
-        return code
+        return report(NAME, message, code)
 
-    if args.epochs < 1 or args.batch_size < 1:
-        return fail(f"expected --epochs >= 1 and --batch-size >= 1, got {args.epochs} and {args.batch_size}")
+    if args.resume and args.overwrite:
+        return fail("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    out = Path(args.out) if args.out else _free_folder(Path(f"runs/{Path(args.dataset).stem}-{args.model}-"
+                                                            f"seed{args.seed}"), args.resume or args.overwrite)
+    problem = _unwritable(out) or (None if args.resume or args.overwrite else _earlier_run(out))
+    if problem:
+        return fail(problem)
     try:
         ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+        if args.train_limit is not None:
+            ds = ds.subset(train=args.train_limit)
     except DatasetError as e:
         return fail(str(e))
-    if args.train_limit is not None:
-        ds = ds.subset(train=args.train_limit)
+    except ValueError as e:
+        return fail(f"--train-limit {args.train_limit}: {e}")
+    augment = args.augment
+    if augment == "auto":
+        augment = "crop-flip" if ds.input_shape[0] == 3 else "shift"
+    if augment == "shift" and args.shift >= min(ds.input_shape[1:]):
+        return fail(f"--shift {args.shift}: expected fewer pixels than the image size "
+                    f"{ds.input_shape[1]}x{ds.input_shape[2]}")
+    data_crc = _fingerprint(ds.x_train, ds.y_train)
     mean, std = ds.channel_stats()
     ds.x_train, ds.x_test = standardize(ds.x_train, mean, std), standardize(ds.x_test, mean, std)
     val = None
@@ -96,22 +105,33 @@ def run(args) -> int:
 
     core.manual_seed(args.seed)
     try:
-        model, config = build_model(args.model, ds.num_classes, ds.input_shape, args.width, args.method)
+        config = config_for(args.model, ds.input_shape, num_classes=ds.num_classes, width=args.width,
+                            method=args.method)
+        model = build(args.model, **config)
     except ValueError as e:
         return fail(str(e))
-    out = Path(args.out or f"runs/{Path(args.dataset).stem}-{args.model}-seed{args.seed}")
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
+    defining = {"--dataset": dataset_ref, "--train-limit": args.train_limit, "--val-size": args.val_size,
+                "training images (CRC-32)": data_crc, "--model": args.model,
+                **{f"--{k}" if k in ("width", "method") else f"model option {k}": v for k, v in config.items()},
+                "--optimizer": args.optimizer, "--lr": lr,
+                "--momentum": args.momentum if args.optimizer == "sgd" else None,
+                "--weight-decay": args.weight_decay, "--schedule": args.schedule, "--warmup": args.warmup,
+                "--augment": augment, "--shift": args.shift if augment == "shift" else None,
+                "--seed": args.seed, "--batch-size": args.batch_size}
     if args.resume and (out / CHECKPOINT_NAME).is_file():
         try:
             saved = load_checkpoint(out / CHECKPOINT_NAME).meta
         except CheckpointError as e:
             return fail(str(e))
-        if saved.get("model") != args.model or saved.get("model_config") != config:
-            return fail(f"{out / CHECKPOINT_NAME} holds {saved.get('model')} {saved.get('model_config')}, "
-                        f"not {args.model} {config}; use another --out or the same options")
-    elif not args.resume and (out / CHECKPOINT_NAME).is_file():
-        print(f"note: {out / CHECKPOINT_NAME} exists and will be overwritten (use --resume to continue it)")
+        problem = _changed(out, saved, defining, config, args.epochs)
+        if problem:
+            return fail(problem)
+        if saved.get("epochs") not in (None, args.epochs):
+            print(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
+                  + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine" else ""))
 
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     if args.optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr, momentum=args.momentum, weight_decay=args.weight_decay)
     else:
@@ -121,14 +141,13 @@ def run(args) -> int:
     if args.warmup:
         schedule = optim.LinearWarmup(schedule, args.warmup)
     augmenters = {"none": lambda: None, "shift": lambda: shift(args.shift), "crop-flip": lambda: crop_flip(4)}
-    augment = args.augment
-    if augment == "auto":
-        augment = "crop-flip" if ds.input_shape[0] == 3 else "shift"
-    dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
     meta = {"model": args.model, "model_config": config, "dataset": dataset_ref,
             "class_names": ds.class_names, "mean": mean, "std": std, "input_shape": list(ds.input_shape),
             "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
-            "epochs": args.epochs, "augment": augment}
+            "epochs": args.epochs, "augment": augment, "run": defining}
+    if args.overwrite:
+        for name in (CHECKPOINT_NAME, *RUN_FILES):
+            (out / name).unlink(missing_ok=True)
     print(f"{args.model} ({model.num_parameters():,} parameters) on {ds.name}: {len(ds.x_train):,} training, "
           f"{len(ds.x_test):,} test images {ds.input_shape}; {args.optimizer} lr {lr:g} ({args.schedule}), "
           f"batch {args.batch_size}, {args.epochs} epochs, augment {augment}, seed {args.seed}; run folder {out}")
@@ -136,12 +155,82 @@ def run(args) -> int:
         result = fit(model, ds, opt, epochs=args.epochs, batch_size=args.batch_size, schedule=schedule,
                      seed=args.seed, out_dir=out, resume=args.resume,
                      augment=augmenters[augment](), val=val, meta=meta,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, warn=lambda message: report(NAME, message))
     except CheckpointError as e:
         return fail(str(e))
+    except OSError as e:
+        return fail(f"cannot write the run folder {out}: {e}", EXIT_DIVERGED)
     if result.status == "interrupted":
-        return EXIT_INTERRUPTED
+        return fail("to continue, run the same command with --resume", EXIT_INTERRUPTED)
     if result.status == "diverged":
         return EXIT_DIVERGED
     print(f"checkpoint, metrics.csv/json and curves.png in {out}")
     return 0
+
+
+RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
+
+
+def _earlier_run(out) -> str | None:
+    """Why `out` cannot take a new run without --resume or --overwrite (None: it can)."""
+    from minicnn.app.train import CHECKPOINT_NAME
+
+    found = [name for name in (CHECKPOINT_NAME, RUN_FILES[0]) if (out / name).exists()]
+    if not found:
+        return None
+    return (f"{out} holds an earlier run ({', '.join(found)}); continue it with --resume, replace it with "
+            f"--overwrite, or choose another --out")
+
+
+def _free_folder(out, reuse: bool):
+    """The default run folder `out`, or (when it holds an earlier run and is not to be resumed or
+    replaced) the first of out-2, out-3, ... that does not."""
+    from pathlib import Path
+
+    candidate, n = Path(out), 1
+    while not reuse and _earlier_run(candidate):
+        n += 1
+        candidate = out.with_name(f"{out.name}-{n}")
+    if candidate != out:
+        print(f"note: {out} holds an earlier run; this one goes to {candidate}")
+    return candidate
+
+
+def _unwritable(out) -> str | None:
+    """Why no run folder can be written at `out` (None: it can), found before any training."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        return f"{out} is a file, not a folder; choose another --out"
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        return f"cannot create {out}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create {out}: {existing} is not writable" if existing != out else f"{out} is not writable"
+    return None
+
+
+def _fingerprint(x, y) -> int:
+    """CRC-32 of the training images and labels: a changed dataset file under the same name is found."""
+    import zlib
+
+    import numpy as np
+
+    return zlib.crc32(np.ascontiguousarray(y), zlib.crc32(np.ascontiguousarray(x)))
+
+
+def _changed(out, saved: dict, defining: dict, config: dict, epochs: int) -> str | None:
+    """What differs between the run saved in `out` and this command (None: nothing that matters).
+    Every defining option must be as before; --epochs may be raised (the run is extended)."""
+    before = saved.get("run") if isinstance(saved.get("run"), dict) else {
+        "--model": saved.get("model"), "model config": saved.get("model_config")}  # older checkpoints
+    now = {**defining, "model config": config}
+    lines = [f"  {key}: {before[key]} then, {value} now" for key, value in now.items()
+             if key in before and before[key] != value]
+    done = saved.get("epoch")
+    if isinstance(done, int) and epochs < done:
+        lines.append(f"  --epochs: {done} already trained, {epochs} asked")
+    if not lines:
+        return None
+    return "\n".join([f"the run in {out} was made with other options; resume with the same ones "
+                      f"(--epochs may grow) or choose another --out:", *lines])

@@ -55,14 +55,26 @@ def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator, mode: str
     x (N, C, H, W) -> (N, C, H, W). Vectorised: a sliding-window view of the padded batch, indexed
     with one (dy, dx) per image — no Python loop over images.
     """
+    if x.ndim != 4:
+        raise ValueError(f"random_crop: expected images (N, C, H, W), got shape {x.shape}")
+    n, _, h, w = x.shape
+    _check_padding("random_crop", padding, (h, w))
     if padding == 0:
         return x
-    n, _, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), mode=mode)  # (N, C, H+2p, W+2p)
     windows = np.lib.stride_tricks.sliding_window_view(xp, (h, w), axis=(2, 3))  # (N, C, 2p+1, 2p+1, H, W)
     dy = rng.integers(0, 2 * padding + 1, size=n)
     dx = rng.integers(0, 2 * padding + 1, size=n)
     return np.ascontiguousarray(windows[np.arange(n), :, dy, dx])  # (N, C, H, W)
+
+
+def _check_padding(who: str, padding: int, size: tuple[int, int] | None = None) -> None:
+    """padding: an int >= 0, and (given the image size) smaller than it: a shift as large as the image
+    moves the whole picture out of view."""
+    if not isinstance(padding, int | np.integer) or padding < 0:
+        raise ValueError(f"{who}: expected padding (pixels) >= 0, got {padding!r}")
+    if size is not None and padding >= min(size):
+        raise ValueError(f"{who}: expected padding < image size {size[0]}x{size[1]}, got {padding}")
 
 
 def random_hflip(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
@@ -76,6 +88,7 @@ def random_hflip(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.
 def shift(padding: int = 2) -> Augment:
     """Random translation by up to `padding` pixels, border repeated (for digits, where a flip would
     change the class)."""
+    _check_padding("shift", padding)
 
     def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return random_crop(x, padding, rng, mode="edge")
@@ -85,6 +98,7 @@ def shift(padding: int = 2) -> Augment:
 
 def crop_flip(padding: int = 4) -> Augment:
     """The standard CIFAR augmentation: random crop with `padding` zero padding, then a random flip."""
+    _check_padding("crop_flip", padding)
 
     def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return random_hflip(random_crop(x, padding, rng), rng)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.core import FileFormatError
+
 from .readers import (
     CIFAR_FOLDER,
     CIFAR_META,
@@ -36,8 +38,8 @@ from .readers import (
     CIFAR_TRAIN_BATCHES,
     DataFormatError,
     read_cifar10,
+    read_dataset_npz,
     read_idx,
-    read_npz,
     to_unit_float,
 )
 
@@ -72,7 +74,12 @@ class DatasetError(RuntimeError):
     what to do; command-line tools print it without a traceback."""
 
 
-class ChecksumError(DatasetError):
+class DatasetFormatError(DatasetError, DataFormatError):
+    """A dataset file is there but damaged or of the wrong structure. Both a DatasetError (what command-line
+    tools catch) and a ValueError (`minicnn.core.FileFormatError`, what every damaged-file error is)."""
+
+
+class ChecksumError(DatasetError, FileFormatError):
     """A file's size or digest differs from checksums.txt: corrupt, truncated or not the official file."""
 
 
@@ -108,7 +115,12 @@ class Dataset:
         return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
     def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
-        """The first `train` training and first `test` test images (None = all); arrays are views."""
+        """The first `train` training and first `test` test images (None = all); arrays are views.
+        A count must lie in 1..available: a negative one would silently mean "all but the last"."""
+        for split, n, available in (("train", train, len(self.x_train)), ("test", test, len(self.x_test))):
+            if n is not None and not (isinstance(n, int | np.integer) and 1 <= n <= available):
+                raise ValueError(f"Dataset.subset: expected {split} between 1 and {available} "
+                                 f"({self.name} has {available} {split} images), got {n!r}")
         return Dataset(self.name, self.x_train[:train], self.y_train[:train], self.x_test[:test],
                        self.y_test[:test], list(self.class_names), dict(self.extra))
 
@@ -234,7 +246,7 @@ def fetch(name: str, filename: str, data_dir=None, allow_download: bool = True) 
             except (urllib.error.URLError, OSError, ChecksumError) as e:
                 problems.append(f"{mirror + filename}: {getattr(e, 'reason', e)}")
     how = (f"To provide it, download {mirrors[0] + filename} (or copy the official file) into "
-           f"{cache_dir() / folder}/, or point --data-dir or {ENV_VAR} at a folder that holds {rel}.")
+           f"{cache_dir() / folder}/, or name a data folder that holds {rel} (data_dir, or {ENV_VAR}).")
     tried = f" Download failed ({'; '.join(problems)})." if problems else " Downloading was not allowed."
     raise DatasetError(f"{name}: missing file {filename}. Looked in: {_looked_in(folder, data_dir)}.{tried} {how}")
 
@@ -247,7 +259,7 @@ def _load_idx_dataset(name: str, data_dir, allow_download: bool) -> Dataset:
     try:
         x_train, y_train, x_test, y_test = (read_idx(p) for p in paths)
     except DataFormatError as e:
-        raise DatasetError(str(e)) from e
+        raise DatasetFormatError(str(e)) from e
     return Dataset(name, to_unit_float(x_train[:, None], name), y_train.astype(np.int64),  # (N, 1, 28, 28)
                    to_unit_float(x_test[:, None], name), y_test.astype(np.int64), list(SOURCES[name][3]))
 
@@ -266,13 +278,13 @@ def _load_cifar10(data_dir, allow_download: bool) -> Dataset:
             source = fetch("cifar10", CIFAR_ARCHIVE, data_dir, allow_download)
         except DatasetError as e:
             partial = find_file(folder, "cifar10_partial.npz", data_dir)
-            hint = (f" A partial copy exists at {partial}: train on it with --dataset {partial}."
+            hint = (f" A partial copy exists at {partial}: give its path as the dataset to train on it."
                     if partial is not None else "")
             raise DatasetError(f"{e}{hint}") from e
     try:
         arrays = read_cifar10(source)
     except DataFormatError as e:
-        raise DatasetError(str(e)) from e
+        raise DatasetFormatError(str(e)) from e
     return Dataset("cifar10", to_unit_float(arrays["x_train"], "cifar10"), arrays["y_train"],
                    to_unit_float(arrays["x_test"], "cifar10"), arrays["y_test"],
                    arrays["class_names"] or list(CIFAR_CLASSES))
@@ -297,9 +309,9 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         if not path.is_file():
             raise DatasetError(f"{path}: no such .npz file")
         try:
-            arrays = read_npz(path)
+            arrays = read_dataset_npz(path)
         except DataFormatError as e:
-            raise DatasetError(str(e)) from e
+            raise DatasetFormatError(str(e)) from e
         return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        arrays["class_names"], arrays["extra"])
     raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES)} or a path to a .npz file "

@@ -3,7 +3,7 @@ checksums are verified before they are called (see `minicnn.data.datasets`).
 
     read_idx(path)             MNIST / Fashion-MNIST IDX file (.gz or raw) -> uint8 array
     read_cifar10(path)         CIFAR-10 "python version" (tar.gz or extracted folder) -> arrays
-    read_npz(path)             a user's own x_train, y_train, x_test, y_test -> arrays
+    read_dataset_npz(path)     a user's own x_train, y_train, x_test, y_test -> arrays
 
 All images come out NCHW float32 scaled to [0, 1] (`to_unit_float`); labels int64.
 """
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.core import FileFormatError, read_npz
+
 IDX_UBYTE = 0x08
 CIFAR_SIDE = 32
 CIFAR_CHANNELS = 3
@@ -30,7 +32,7 @@ CIFAR_FOLDER = "cifar-10-batches-py"
 UINT8_MAX = 255.0
 
 
-class DataFormatError(ValueError):
+class DataFormatError(FileFormatError):
     """A data file exists but does not have the structure its format promises."""
 
 
@@ -59,30 +61,60 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
+CIFAR_MAX_FILE_BYTES = 64 << 20  # one official batch is 31,035,999 bytes at most; a bigger one is not CIFAR
+CIFAR_MAX_IMAGES = 60_000  # per batch file (the official batches hold 10,000)
+CIFAR_MAX_ITEMSIZE = 16  # bytes per array element: plain numbers only (no huge void/str dtypes)
+
+
+_NP_RECONSTRUCT = np.zeros(0).__reduce__()[0]  # numpy's own _reconstruct, wherever this version keeps it
+_NP_SCALAR = np.float64(0).__reduce__()[0]  # numpy's scalar(dtype, bytes)
+
+
+def _reconstruct_empty(subtype, shape, dtype):
+    """NumPy pickles an array as `_reconstruct(ndarray, (0,), b'b')` followed by its state (shape, dtype,
+    raw bytes, checked against each other by NumPy). Only that empty start is allowed: a crafted shape
+    here would allocate memory before any check."""
+    if subtype is not np.ndarray or tuple(shape) != (0,):
+        raise DataFormatError(f"the pickle builds an array of type {getattr(subtype, '__name__', subtype)} "
+                              f"and shape {shape!r}; NumPy's own pickles start from an empty ndarray")
+    return _NP_RECONSTRUCT(subtype, shape, dtype)
+
+
+def _plain_dtype(*args):
+    """np.dtype(...) for plain numbers only: no Python objects, no record or oversized element types."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf" or dtype.itemsize > CIFAR_MAX_ITEMSIZE:
+        raise DataFormatError(f"the pickle uses dtype {dtype!r}; only plain numeric arrays are allowed")
+    return dtype
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles the CIFAR batch dicts (lists, bytes, numpy arrays) and refuses any other global,
-    so a malicious file cannot run code."""
+    so a malicious file cannot run code. Array construction is guarded so a crafted pickle cannot
+    make the reader allocate much more than the bytes it contains (`_reconstruct_empty`, `_plain_dtype`)."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle; harmless
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct_empty,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct_empty,
+        ("numpy.core.multiarray", "scalar"): _NP_SCALAR,
+        ("numpy._core.multiarray", "scalar"): _NP_SCALAR,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): _plain_dtype,
     }
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):  # how Python 3 writes bytes into a protocol-2 pickle
+            return super().find_class(module, name)
         if (module, name) not in self.ALLOWED:
-            raise DataFormatError(f"CIFAR-10 batch refers to {module}.{name}; only numpy arrays are allowed")
-        if module.startswith("numpy.core"):
-            module = "numpy._core" + module[len("numpy.core"):]
-        return super().find_class(module, name)
+            raise DataFormatError(f"the pickle refers to {module}.{name}; only numpy arrays are allowed")
+        return self.ALLOWED[module, name]
 
 
 def _unpickle(blob: bytes, where: str) -> dict:
     try:
         obj = _NumpyOnlyUnpickler(io.BytesIO(blob), encoding="bytes").load()
-    except DataFormatError:
-        raise
+    except DataFormatError as e:
+        raise DataFormatError(f"{where}: {e}") from e
     except Exception as e:
         raise DataFormatError(f"{where}: not a CIFAR-10 python pickle ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
@@ -95,13 +127,32 @@ def _cifar_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     d = _unpickle(blob, where)
     if "data" not in d or "labels" not in d:
         raise DataFormatError(f"{where}: expected keys 'data' and 'labels', got {sorted(map(str, d))}")
-    data = np.asarray(d["data"])
-    labels = np.asarray(d["labels"], dtype=np.int64)
+    data, labels = d["data"], d["labels"]
     per_image = CIFAR_CHANNELS * CIFAR_SIDE * CIFAR_SIDE
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != per_image or len(labels) != len(data):
-        raise DataFormatError(f"{where}: expected data (n, {per_image}) uint8 and n labels, got data "
-                              f"{data.shape} {data.dtype} and {labels.shape} labels")
-    return data.reshape(-1, CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE), labels  # (n, 3, 32, 32)
+    # Type checks before any conversion: np.asarray of nested lists that share one another (pickle
+    # memo references) could otherwise build an array far larger than the file.
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != per_image:
+        got = f"{data.shape} {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataFormatError(f"{where}: expected data (n, {per_image}) uint8, got {got}")
+    if not isinstance(labels, list | np.ndarray) or len(labels) != len(data) or len(labels) > CIFAR_MAX_IMAGES:
+        got = f"{len(labels)} labels" if isinstance(labels, list | np.ndarray) else type(labels).__name__
+        raise DataFormatError(f"{where}: expected {len(data)} labels (at most {CIFAR_MAX_IMAGES}), got {got}")
+    if isinstance(labels, list) and not all(isinstance(v, int) for v in labels):
+        raise DataFormatError(f"{where}: expected integer labels")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or (len(labels) and labels.min() < 0):
+        raise DataFormatError(f"{where}: expected non-negative integer labels, got {labels.dtype} {labels.shape}")
+    return data.reshape(-1, CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE), labels.astype(np.int64)  # (n, 3, 32, 32)
+
+
+def _read_capped(f, size: int, where: str) -> bytes:
+    if size > CIFAR_MAX_FILE_BYTES:
+        raise DataFormatError(f"{where}: {size:,} bytes, larger than any CIFAR-10 batch "
+                              f"({CIFAR_MAX_FILE_BYTES:,} bytes at most)")
+    blob = f.read(CIFAR_MAX_FILE_BYTES + 1)
+    if len(blob) != size:
+        raise DataFormatError(f"{where}: expected {size:,} bytes, read {len(blob):,}")
+    return blob
 
 
 def read_cifar10(path: str | Path) -> dict[str, np.ndarray | list[str]]:
@@ -119,14 +170,15 @@ def read_cifar10(path: str | Path) -> dict[str, np.ndarray | list[str]]:
             f = path / name
             if not f.is_file():
                 raise DataFormatError(f"{path}: missing {name} (expected {', '.join(wanted)})")
-            blobs[name] = f.read_bytes()
+            with open(f, "rb") as fh:
+                blobs[name] = _read_capped(fh, f.stat().st_size, f"{path}:{name}")
     else:
         try:
             with tarfile.open(path, "r:gz") as tar:
                 for member in tar.getmembers():
                     name = Path(member.name).name
                     if member.isfile() and name in wanted:
-                        blobs[name] = tar.extractfile(member).read()
+                        blobs[name] = _read_capped(tar.extractfile(member), member.size, f"{path}:{name}")
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
             raise DataFormatError(f"{path}: not a readable tar.gz archive ({e})") from e
         missing = [n for n in wanted if n not in blobs]
@@ -135,7 +187,10 @@ def read_cifar10(path: str | Path) -> dict[str, np.ndarray | list[str]]:
     train = [_cifar_batch(blobs[n], f"{path}:{n}") for n in CIFAR_TRAIN_BATCHES]
     x_test, y_test = _cifar_batch(blobs[CIFAR_TEST_BATCH], f"{path}:{CIFAR_TEST_BATCH}")
     meta = _unpickle(blobs[CIFAR_META], f"{path}:{CIFAR_META}")
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
+    names = meta.get("label_names", [])
+    if not isinstance(names, list) or not all(isinstance(n, bytes | str) for n in names):
+        raise DataFormatError(f"{path}:{CIFAR_META}: expected label_names as a list of strings")
+    names = [n.decode(errors="replace") if isinstance(n, bytes) else n for n in names]
     return {
         "x_train": np.concatenate([x for x, _ in train]), "y_train": np.concatenate([y for _, y in train]),
         "x_test": x_test, "y_test": y_test, "class_names": names,
@@ -199,22 +254,15 @@ def check_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
+def read_dataset_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
     """A user's `.npz` with x_train, y_train, x_test, y_test (optional class_names; other arrays kept
-    under "extra"). Images HWC or CHW (or HW), uint8 or float; converted to NCHW float32 in [0, 1]."""
+    under "extra"). Images HWC or CHW (or HW), uint8 or float; converted to NCHW float32 in [0, 1].
+    A damaged file (truncated, a flipped bit) or missing arrays raise DataFormatError naming the file."""
     path = Path(path)
     try:
-        f = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zlib.error) as e:
-        raise DataFormatError(f"{path}: not a readable .npz file ({e})") from e
-    with f:
-        missing = [k for k in NPZ_KEYS if k not in f.files]
-        if missing:
-            raise DataFormatError(f"{path}: missing arrays {missing}; expected {list(NPZ_KEYS)}, found {f.files}")
-        try:
-            arrays = {k: f[k] for k in f.files}
-        except (ValueError, OSError, EOFError, zlib.error) as e:
-            raise DataFormatError(f"{path}: an array in the file cannot be read ({e})") from e
+        arrays = read_npz(path, what="dataset .npz file", keys=NPZ_KEYS)
+    except FileFormatError as e:
+        raise DataFormatError(str(e)) from e
     out: dict = {"extra": {k: v for k, v in arrays.items() if k not in (*NPZ_KEYS, "class_names")}}
     for split in ("train", "test"):
         where = f"{path}:x_{split}"

@@ -3,7 +3,7 @@ the partial real copy.
 
 What is measured (and what is not):
 - training images/s of `cifar_net` on 32x32x3 input (batch 64, SGD + Nesterov momentum, crop/flip
-  augmentation, all inside `minicnn.train.train_epoch`), hence minutes per full 50,000-image epoch and
+  augmentation, all inside `minicnn.app.fit`), hence minutes per full 50,000-image epoch and
   the number of full epochs that fit in 60 minutes;
 - test accuracy after a few epochs on the PARTIAL copy (4,000 training / 1,000 test images, see
   datasets/README), with augmentation.
@@ -15,13 +15,11 @@ user with the full data would run is printed at the end.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-
-import numpy as np
 
 DESCRIPTION = "small CIFAR-10 net: training images/s, minutes per full epoch, accuracy on the partial copy"
 FULL_EPOCH = 50_000  # training images in the full CIFAR-10
+GEMM_REPEATS = 5  # float32 2048^3 products timed (median) for the matmul rate, before and after training
 
 
 def add_arguments(parser) -> None:
@@ -38,38 +36,6 @@ def default_cifar_npz() -> Path:
     return Path(os.environ.get("MINICNN_DATA", "datasets")) / "cifar10" / "cifar10_partial.npz"
 
 
-def keep_gelu_dtype(model) -> None:
-    """Local workaround: `minicnn.functional.gelu` turns float32 into float64 under NumPy 2 (it divides by
-    the float64 scalar np.sqrt(2)), which makes every layer after a SliceSamp run in float64, about 2x
-    slower. Until that is fixed, cast each GELU's output and input gradient back to the input dtype."""
-    from minicnn import layers as L
-
-    if L.GELU()(np.zeros(1, np.float32)).dtype == np.float32:
-        return
-    for m in model.modules():
-        if isinstance(m, L.GELU):
-            def forward(x, _f=m.forward):
-                return _f(x).astype(x.dtype, copy=False)
-
-            def backward(dy, _b=m.backward):
-                return _b(dy).astype(dy.dtype, copy=False)
-
-            object.__setattr__(m, "forward", forward)
-            object.__setattr__(m, "backward", backward)
-
-
-def matmul_gflops(seconds: float = 1.0, n: int = 512) -> float:
-    """This machine's float32 matrix-multiply rate right now (n x n x n products, best of a few):
-    measured in the same run as the training speed, so the ratio survives a busy machine better."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    best, t_end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        a @ a
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return best
-
-
 def prepare(ds):
     """Per-channel standardisation with the training images' statistics."""
     from minicnn.data import standardize
@@ -80,30 +46,26 @@ def prepare(ds):
 
 
 def train_and_test(model, ds, *, epochs: int, batch_size: int, lr: float, seed: int, augment=None) -> dict:
-    """SGD (Nesterov momentum 0.9, weight decay 5e-4), cosine learning rate to 0 over the run.
-    Returns test accuracy, training images/s (time inside training steps) and wall seconds."""
+    """`fit` with SGD (Nesterov momentum 0.9, weight decay 5e-4), cosine learning rate to 0 over the run,
+    quietly. Returns test accuracy, the last epoch's training accuracy, training images/s (time inside
+    training steps) and wall seconds."""
+    from minicnn.app import fit
     from minicnn.optim import SGD, CosineLR
-    from minicnn.train import evaluate, train_epoch
 
     steps = epochs * -(-len(ds.x_train) // batch_size)
     opt = SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    schedule = CosineLR(lr, steps)
-    t0 = time.perf_counter()
-    seen, seconds = 0, 0.0
-    for epoch in range(epochs):
-        state = train_epoch(model, ds.x_train, ds.y_train, opt, batch_size=batch_size, seed=seed, epoch=epoch,
-                            schedule=schedule, augment=augment, progress=False)
-        seen, seconds = seen + state.seen, seconds + state.seconds
-    test = evaluate(model, ds.x_test, ds.y_test)
-    return {"test_accuracy": test.accuracy, "train_accuracy": state.accuracy, "images_per_s": seen / seconds,
-            "wall_seconds": time.perf_counter() - t0}
+    result = fit(model, ds, opt, epochs=epochs, batch_size=batch_size, seed=seed, schedule=CosineLR(lr, steps),
+                 augment=augment, progress=False, log=None)
+    return {"test_accuracy": result.test.accuracy, "train_accuracy": result.history[-1]["train_acc"],
+            "images_per_s": result.images_per_s, "wall_seconds": result.seconds}
 
 
 def run(args) -> int:
     from minicnn import core
     from minicnn.analysis import analyze
+    from minicnn.commands.bench import gemm_gflops
     from minicnn.data import crop_flip, load_dataset
-    from minicnn.models import MODELS
+    from minicnn.models import build
 
     path = Path(args.npz) if args.npz else default_cifar_npz()
     if not path.is_file():
@@ -111,14 +73,14 @@ def run(args) -> int:
         return 2
     ds = prepare(load_dataset(path))
     core.manual_seed(args.seed)
-    model = MODELS["cifar_net"](num_classes=10, in_channels=3, width=args.width)
+    model = build("cifar_net", num_classes=10, in_channels=3, width=args.width)
     s = analyze(model, ds.input_shape)
     print(f"cifar_net width {args.width}: {s.params:,} parameters, {s.macs / 1e6:.1f}M mult-adds per image; "
           f"data {ds}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
-    gemm_before = matmul_gflops()
+    gemm_before = gemm_gflops(GEMM_REPEATS)
     r = train_and_test(model, ds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        augment=crop_flip(4))
-    gemm = max(gemm_before, matmul_gflops())
+    gemm = max(gemm_before, gemm_gflops(GEMM_REPEATS))  # before and after: the better of two busy-machine readings
     minutes = FULL_EPOCH / r["images_per_s"] / 60
     train_gflops = 3 * 2 * s.macs * r["images_per_s"] / 1e9  # forward 2 MACs-worth of flops, backward twice that
     print(f"| training images/s (32x32x3, batch {args.batch_size}, crop+flip) | {r['images_per_s']:.0f} |")

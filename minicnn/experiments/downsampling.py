@@ -156,8 +156,8 @@ def save_figure(path: Path, originals: dict[str, np.ndarray], examples: dict[str
     import matplotlib.pyplot as plt
 
     names = [m.name for m in METHODS]
-    fig, axes = plt.subplots(2 * len(originals), len(names) + 1,
-                             figsize=(1.7 * (len(names) + 1), 1.9 * 2 * len(originals)), squeeze=False)
+    fig, axes = plt.subplots(2 * len(originals), len(names) + 1, layout="constrained",
+                             figsize=(1.7 * (len(names) + 1), 2.0 * 2 * len(originals)), squeeze=False)
     for d, (dataset, x0) in enumerate(originals.items()):
         cmap = "gray" if x0.shape[0] == 1 else None
         top, bottom = axes[2 * d], axes[2 * d + 1]
@@ -175,8 +175,11 @@ def save_figure(path: Path, originals: dict[str, np.ndarray], examples: dict[str
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("downsample by 2 (rows 1, 3), then reconstruct at full size (rows 2, 4)", fontsize=9)
-    fig.tight_layout()
+    down = ", ".join(str(2 * d + 1) for d in range(len(originals)))  # the rows that exist: one pair per dataset
+    up = ", ".join(str(2 * d + 2) for d in range(len(originals)))
+    plural = "s" if len(originals) > 1 else ""
+    fig.suptitle(f"downsample by 2 (row{plural} {down}), then reconstruct at full size (row{plural} {up})",
+                 fontsize=9)
     fig.savefig(path, dpi=130)
     plt.close(fig)
 

@@ -37,9 +37,10 @@ def run(args) -> int:
     from minicnn import core
     from minicnn.analysis import analyze
     from minicnn.data import crop_flip, load_dataset
-    from minicnn.models.small import DOWNSAMPLING, cifar_net
+    from minicnn.models import build
+    from minicnn.models.small import DOWNSAMPLING
 
-    from .cifar import default_cifar_npz, keep_gelu_dtype, prepare, train_and_test
+    from .cifar import default_cifar_npz, prepare, train_and_test
 
     rows = []
     for name in args.datasets.split(","):
@@ -58,9 +59,8 @@ def run(args) -> int:
             accs, speeds = [], []
             for seed in range(args.seeds):
                 core.manual_seed(seed)
-                model = cifar_net(num_classes=ds.num_classes, in_channels=c, width=args.width, image_size=h,
-                                  downsample_kind=kind)
-                keep_gelu_dtype(model)
+                model = build("cifar_net", num_classes=ds.num_classes, in_channels=c, width=args.width,
+                              image_size=h, downsample_kind=kind)
                 r = train_and_test(model, ds, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                                    augment=augment)
                 accs.append(r["test_accuracy"])

@@ -1,4 +1,8 @@
-"""Stateful layers: each wraps the math of `minicnn.functional` and caches what backward needs."""
+"""Stateful layers: each wraps the math of `minicnn.functional` and caches what backward needs.
+
+Each layer also answers `output_shape(input_shape)`, `cost(input_shape)` and `window()` without being
+run (`minicnn.layers.shapes`); `output_shape(model, (C, H, W))` and `walk` trace a whole network
+(`minicnn.layers.walk`)."""
 
 from minicnn.core import Layer, Parameter, Sequential
 
@@ -13,7 +17,7 @@ from .blocks import (
     ShuffleV2Unit,
 )
 from .conv import Conv2D, ConvTranspose2D, DepthwiseConv2D, LocallyConnected2D, PointwiseConv2D, SeparableConv2D
-from .dct import DCTConv2D, DCTLinear
+from .dct import DCTConv2D, DCTLinear, FrequencyBias
 from .dense import Dropout, Flatten, Linear
 from .norm import BatchNorm1D, BatchNorm2D
 from .pool import (
@@ -28,3 +32,7 @@ from .pool import (
 )
 from .slicing import HaarDownsample, HaarUpsample, SliceDownsample, SliceSamp, SliceUpsamp, SliceUpsample
 from .upsample import Upsample
+
+# isort: split
+from .shapes import ALL, UNKNOWN, Cost, Window
+from .walk import Visitor, output_shape, walk

@@ -13,7 +13,8 @@
 The containers only route arrays; their backward rules are the chain rule for a sum and for a
 concatenation: a sum sends dy unchanged to both terms, a concatenation sends each slice of dy to the
 branch that produced it, and when several branches read the same x their dx are added.
-The conv blocks are `Sequential` subclasses, so `minicnn.analysis` walks them like any Sequential.
+The conv blocks are `Sequential` subclasses, so `minicnn.layers.walk` (and so `minicnn.analysis`) walks
+them like any Sequential; Residual and Concat are walked branch by branch.
 """
 
 from __future__ import annotations
@@ -23,11 +24,24 @@ import numpy as np
 from minicnn.core import Layer, Sequential
 from minicnn.functional import check_array
 
+from ._checks import positive_int
+from .activations import ReLU, ReLU6
+from .conv import Conv2D, DepthwiseConv2D, PointwiseConv2D
+from .norm import BatchNorm2D
+from .shapes import Shape
+
 
 def _check_channels_divisible(x: np.ndarray, by: int, who: str) -> None:
     check_array(x, who, 4, "(N, C, H, W)")
     if x.shape[1] % by:
         raise ValueError(f"{who}: expected input (N, C, H, W) with C divisible by {by}, got shape {x.shape}")
+
+
+def _channels_divisible_shape(shape: Shape, by: int, who: str) -> Shape:
+    """The shape-protocol twin of `_check_channels_divisible`: (C, H, W) with C divisible by `by`."""
+    if len(shape) != 3 or shape[0] % by:
+        raise ValueError(f"{who}: expected input (C, H, W) with C divisible by {by}, got {tuple(shape)}")
+    return tuple(shape)
 
 
 # ---- routing containers ------------------------------------------------------------------------
@@ -69,6 +83,8 @@ class Concat(Layer):
     Backward: dy is cut into the branches' channel slices; dx = sum_k branch_k.backward(dy_k).
     """
 
+    TRANSIENT = Layer.TRANSIENT + ("_sizes",)  # channels per branch
+
     def __init__(self, *branches: Layer):
         super().__init__()
         if not branches:
@@ -107,11 +123,14 @@ class ChannelSplit(Layer):
     Backward: dy goes back into its slice, zeros elsewhere.
     """
 
+    TRANSIENT = Layer.TRANSIENT + ("_shape",)  # forward's input shape
+
     def __init__(self, part: int, parts: int = 2):
         super().__init__()
-        if parts < 1 or not 0 <= part < parts:
-            raise ValueError(f"ChannelSplit: expected 0 <= part < parts, got part={part}, parts={parts}")
-        self.part, self.parts = part, parts
+        parts = positive_int(parts, "ChannelSplit", "parts")
+        if not isinstance(part, (int, np.integer)) or not 0 <= part < parts:
+            raise ValueError(f"ChannelSplit: expected 0 <= part < parts, got part={part!r}, parts={parts}")
+        self.part, self.parts = int(part), parts
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_channels_divisible(x, self.parts, "ChannelSplit")
@@ -124,6 +143,13 @@ class ChannelSplit(Layer):
         dx = np.zeros(self._shape, dtype=dy.dtype)
         dx[:, self.part * c:(self.part + 1) * c] = dy
         return dx
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        c, h, w = _channels_divisible_shape(input_shape, self.parts, "ChannelSplit")
+        return c // self.parts, h, w
+
+    def window(self) -> None:
+        return None
 
     def extra_repr(self) -> str:
         return f"part={self.part}, parts={self.parts}"
@@ -150,9 +176,7 @@ class ChannelShuffle(Layer):
 
     def __init__(self, groups: int):
         super().__init__()
-        if groups < 1:
-            raise ValueError(f"ChannelShuffle: expected groups >= 1, got {groups}")
-        self.groups = groups
+        self.groups = positive_int(groups, "ChannelShuffle", "groups")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_channels_divisible(x, self.groups, "ChannelShuffle")
@@ -160,6 +184,12 @@ class ChannelShuffle(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return channel_shuffle_backward(dy, self.groups)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _channels_divisible_shape(input_shape, self.groups, "ChannelShuffle")
+
+    def window(self) -> None:
+        return None
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
@@ -175,17 +205,15 @@ def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1, stride: i
     Uses PointwiseConv2D for 1x1, DepthwiseConv2D when groups == in == out, Conv2D otherwise;
     padding kernel_size // 2 ("same" for odd kernels at stride 1).
     """
-    from minicnn import layers as L
-
     pad = kernel_size // 2
     if kernel_size == 1 and stride == 1 and groups == 1:
-        conv = L.PointwiseConv2D(in_channels, out_channels, bias=False)
+        conv = PointwiseConv2D(in_channels, out_channels, bias=False)
     elif groups == in_channels == out_channels:
-        conv = L.DepthwiseConv2D(in_channels, kernel_size, stride=stride, padding=pad, bias=False)
+        conv = DepthwiseConv2D(in_channels, kernel_size, stride=stride, padding=pad, bias=False)
     else:
-        conv = L.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=pad,
+        conv = Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=pad,
                         groups=groups, bias=False)
-    return [conv, L.BatchNorm2D(out_channels)] + ([act()] if act is not None else [])
+    return [conv, BatchNorm2D(out_channels)] + ([act()] if act is not None else [])
 
 
 class DepthwiseSeparable(Sequential):
@@ -197,8 +225,6 @@ class DepthwiseSeparable(Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, kernel_size: int = 3,
                  act: type[Layer] | None = None):
-        from minicnn.layers import ReLU
-
         act = act or ReLU
         super().__init__(*conv_bn(in_channels, in_channels, kernel_size, stride, groups=in_channels, act=act),
                          *conv_bn(in_channels, out_channels, 1, act=act))
@@ -214,8 +240,6 @@ class InvertedResidual(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: int = 6):
-        from minicnn.layers import ReLU6
-
         hidden = in_channels * expand_ratio
         expand = conv_bn(in_channels, hidden, 1, act=ReLU6) if expand_ratio != 1 else []
         body = Sequential(*expand,
@@ -239,8 +263,6 @@ class ShuffleV2Unit(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
-        from minicnn.layers import ReLU
-
         if out_channels % 2:
             raise ValueError(f"ShuffleV2Unit: expected an even out_channels, got {out_channels}")
         c = out_channels // 2

@@ -13,6 +13,7 @@ from minicnn.core import Layer, Parameter
 from minicnn.functional.checks import check_array, pair, positive_pair
 from minicnn.functional.conv import (
     METHODS,
+    _transpose_out_size,
     conv2d,
     conv2d_backward,
     conv_transpose2d,
@@ -25,21 +26,17 @@ from minicnn.functional.locally_connected import (
     locally_connected_output_size,
 )
 
+from ._checks import positive_int
 from .dense import kaiming_uniform
-
-
-def _check_int(value, who: str, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: expected {name} as an int >= 1, got {value!r}")
-    return int(value)
+from .shapes import UNKNOWN, Cost, Shape, Window, expect_map, window_output_shape
 
 
 def _set_conv_hyperparameters(layer: Layer, who: str, in_channels, out_channels, kernel_size, stride, dilation,
                               groups, method: str) -> None:
     """Check and store the hyper-parameters Conv2D and ConvTranspose2D share (pairs for 2-D ones)."""
-    layer.in_channels = _check_int(in_channels, who, "in_channels")
-    layer.out_channels = _check_int(out_channels, who, "out_channels")
-    layer.groups = _check_int(groups, who, "groups")
+    layer.in_channels = positive_int(in_channels, who, "in_channels")
+    layer.out_channels = positive_int(out_channels, who, "out_channels")
+    layer.groups = positive_int(groups, who, "groups")
     if in_channels % groups or out_channels % groups:
         raise ValueError(f"{who}: groups={groups} must divide in_channels={in_channels} and "
                          f"out_channels={out_channels}")
@@ -58,10 +55,15 @@ class Conv2D(Layer):
     x (N, C, H, W) -> y (N, T, OH, OW), OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1.
     Backward: dx = full correlation of dy with flip_kernel(w); dw = correlation of x with dy; db = sum dy.
     `method` picks the algorithm ("im2col" default; "direct" the slow reference; "fft" for large kernels).
-    With im2col the layer keeps its scratch buffers and forward's columns for the weight gradient.
-    `input_grad = False` (set by the training loop on a network's first layer) makes backward skip dx
-    and return None: nobody needs the gradient with respect to the image, and it is the costliest part.
+    The layer keeps its scratch buffers (and im2col's columns of x for the weight gradient) between calls.
+    `input_grad = False` makes backward skip dx and return None: nobody needs the gradient with respect
+    to the image, and it is the costliest part (`minicnn.app.fit(input_grad=False)`, the default, sets
+    it on a network's first layer while training and restores it afterwards).
+    Subclasses change how the weight is stored by overriding `_make_weight`, `_weight` and
+    `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
+
+    TRANSIENT = Layer.TRANSIENT + ("_workspace",)  # scratch buffers (emptied, not deleted)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, method: str = "im2col"):
@@ -71,10 +73,20 @@ class Conv2D(Layer):
         self.padding = resolve_padding(padding, self.kernel_size, self.dilation, self.stride, who)
         self.method = method
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
-        self.weight = Parameter(kaiming_uniform((out_channels, in_channels // groups, *self.kernel_size), fan_in))
+        self._make_weight((out_channels, in_channels // groups, *self.kernel_size), fan_in)
         self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
-        self._workspace: dict = {}  # im2col scratch buffers, reused between calls (never returned)
+        self._workspace: dict = {}  # scratch buffers, reused between calls (never returned)
         self.input_grad = True
+
+    def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
+        self.weight = Parameter(kaiming_uniform(shape, fan_in))
+
+    def _weight(self, dtype) -> np.ndarray:
+        """The (T, C/groups, KH, KW) weight forward uses, in `dtype`."""
+        return self.weight.data.astype(dtype, copy=False)
+
+    def _add_weight_grad(self, dw: np.ndarray) -> None:
+        self.weight.grad += dw
 
     def _args(self):
         return self.stride, self.padding, self.dilation, self.groups, self.method
@@ -82,7 +94,7 @@ class Conv2D(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         who = type(self).__name__
         check_array(x, who, 4, f"(N, {self.in_channels}, H, W)")
-        w = self.weight.data.astype(x.dtype, copy=False)
+        w = self._weight(x.dtype)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
         self._cache = (x, w)  # cache: x, w (and, inside the workspace, im2col's columns of x)
         return conv2d(x, w, b, *self._args(), workspace=self._workspace, who=who)
@@ -91,10 +103,31 @@ class Conv2D(Layer):
         x, w = self._cache
         dx, dw, db = conv2d_backward(dy, x, w, *self._args(), workspace=self._workspace, who=type(self).__name__,
                                      data_grad="col2im" if self.input_grad else "none")
-        self.weight.grad += dw
+        self._add_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad += db
         return dx
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        who = type(self).__name__
+        expect_map(input_shape, self.in_channels, who)
+        return window_output_shape(self.window(), input_shape, self.out_channels, who)
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = OH OW T (C/groups) KH KW (a depthwise conv is counted at its output size)."""
+        _, oh, ow = self.output_shape(input_shape)
+        (kh, kw), c, t = self.kernel_size, self.in_channels, self.out_channels
+        weights = t * (c // self.groups) * kh * kw
+        if kh == kw == 1:
+            kind = "Conv 1x1"
+        elif self.groups == c == t and c > 1:
+            kind = f"Conv DW {kh}x{kw}"
+        else:
+            kind = f"Conv {kh}x{kw}"
+        return Cost(oh * ow * weights, weights, kind)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -131,6 +164,8 @@ class SeparableConv2D(Layer):
     """Depthwise separable convolution (Xception): DepthwiseConv2D then PointwiseConv2D, no nonlinearity
     between. Parameters C KH KW + C T (+ biases) instead of C T KH KW. Children: `depthwise`, `pointwise`;
     the bias (if any) is the pointwise one."""
+
+    runs_children_in_order = True  # for `minicnn.layers.walk`: depthwise, then pointwise
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         super().__init__()
@@ -194,6 +229,23 @@ class ConvTranspose2D(Layer):
             self.bias.grad += db
         return dx
 
+    def window(self) -> str:
+        return UNKNOWN  # every input position spreads over a window of outputs: not a sliding window
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        expect_map(input_shape, self.in_channels, "ConvTranspose2D")
+        out = tuple(_transpose_out_size(input_shape[1 + a], self.kernel_size[a], self.stride[a], self.padding[a],
+                                        self.dilation[a], self.output_padding[a]) for a in range(2))
+        if min(out) < 1:
+            raise ValueError(f"ConvTranspose2D: padding {self.padding} leaves an empty output {out} for input "
+                             f"{tuple(input_shape)}")
+        return (self.out_channels,) + out
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = H W (C T/groups KH KW): every input value meets every weight of its group once."""
+        self.output_shape(input_shape)
+        return Cost(input_shape[1] * input_shape[2] * self.weight.size, self.weight.size, "Conv transpose")
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, output_padding={self.output_padding}")
@@ -213,8 +265,8 @@ class LocallyConnected2D(Layer):
                  bias: bool = True):
         super().__init__()
         who = "LocallyConnected2D"
-        self.in_channels = _check_int(in_channels, who, "in_channels")
-        self.out_channels = _check_int(out_channels, who, "out_channels")
+        self.in_channels = positive_int(in_channels, who, "in_channels")
+        self.out_channels = positive_int(out_channels, who, "out_channels")
         self.input_size = positive_pair(input_size, who, "input_size")
         self.kernel_size = positive_pair(kernel_size, who, "kernel_size")
         self.stride = positive_pair(stride, who, "stride")
@@ -240,6 +292,21 @@ class LocallyConnected2D(Layer):
         if self.bias is not None:
             self.bias.grad += db
         return dx
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride, self.padding)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        expect_map(input_shape, self.in_channels, "LocallyConnected2D")
+        if tuple(input_shape[1:]) != self.input_size:
+            raise ValueError(f"LocallyConnected2D: expected input ({self.in_channels}, {self.input_size[0]}, "
+                             f"{self.input_size[1]}), got {tuple(input_shape)}")
+        return (self.out_channels,) + tuple(self.weight.shape[:2])  # weight (OH, OW, T, C, KH, KW)
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = weights = OH OW T C KH KW: one kernel per output position."""
+        self.output_shape(input_shape)
+        return Cost(self.weight.size, self.weight.size, "Locally connected")
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "

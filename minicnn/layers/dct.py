@@ -6,7 +6,8 @@ low frequencies first) and truncates the tail. The weight the layer computes wit
 
     W = idct(M * C)          (orthonormal inverse DCT over EVERY axis of the weight tensor)
 
-and the rest is the ordinary Conv2D / Linear (the same functional code, never re-implemented).
+and the rest is the ordinary Conv2D / Linear: `DCTConv2D` and `DCTLinear` derive from them and
+override only how the weight is made and how its gradient reaches the coefficients.
 
 Backward. The layer first gets dL/dW from the ordinary backward, then maps it to the frequency domain:
 
@@ -30,7 +31,10 @@ import numpy as np
 
 from minicnn import functional as F
 from minicnn.core import Layer, Parameter
-from minicnn.layers.dense import kaiming_uniform
+
+from .conv import Conv2D
+from .dense import Linear, kaiming_uniform
+from .shapes import Shape
 
 
 def keep_count(keep: int | float, size: int, who: str) -> int:
@@ -50,7 +54,9 @@ def keep_count(keep: int | float, size: int, who: str) -> int:
 
 
 class _FrequencyWeight(Layer):
-    """Shared part of the DCT layers: `coeffs`, `mask`, `spatial_weight()`, `set_keep()`, `keep`."""
+    """Shared part of the DCT layers: `coeffs`, `mask`, `spatial_weight()`, `set_keep()`, `keep`, and
+    the three weight hooks of `Conv2D` / `Linear` (`_make_weight`, `_weight`, `_add_weight_grad`),
+    which is all a DCT layer changes: forward and backward are the plain layer's."""
 
     def _init_frequency(self, weight: np.ndarray, keep: int | float) -> None:
         k = keep_count(keep, weight.size, type(self).__name__)
@@ -58,6 +64,19 @@ class _FrequencyWeight(Layer):
         self.coeffs = Parameter(coeffs)
         self.register_buffer("mask", F.zigzag_mask(weight.shape, k))
         self.coeffs.data *= self.mask
+
+    def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
+        # the plain layer's initial weight, stored as its DCT (all kept; the constructor then truncates)
+        self._init_frequency(kaiming_uniform(shape, fan_in), 1.0)
+
+    def _weight(self, dtype) -> np.ndarray:
+        return self.spatial_weight().astype(dtype, copy=False)
+
+    def _accumulate_coeffs_grad(self, dw: np.ndarray) -> None:
+        # dL/dC = M * dct(dL/dW)   (the DCT is the adjoint of the orthonormal IDCT)
+        self.coeffs.grad += (self.mask * F.dct(dw)).astype(self.coeffs.grad.dtype, copy=False)
+
+    _add_weight_grad = _accumulate_coeffs_grad  # the hook Conv2D.backward / Linear.backward call with dL/dW
 
     # The mask lives on the Parameter (where the optimizers read it); the layer attribute is a view
     # of it, so assigning `layer.mask` (as load_state_dict does) keeps the two in step.
@@ -92,99 +111,79 @@ class _FrequencyWeight(Layer):
         """W = idct(mask * coeffs), in the dtype of `coeffs`."""
         return F.idct(self.coeffs.data * self.mask)
 
-    def _accumulate_coeffs_grad(self, dw: np.ndarray) -> None:
-        # dL/dC = M * dct(dL/dW)   (the DCT is the adjoint of the orthonormal IDCT)
-        self.coeffs.grad += (self.mask * F.dct(dw)).astype(self.coeffs.grad.dtype, copy=False)
+    def _keep_repr(self) -> str:
+        return f"keep={self.keep}/{self.coeffs.size}"
 
 
-class DCTConv2D(_FrequencyWeight):
-    """2-D convolution (as `Conv2D`, groups 1, dilation 1) with W = idct(M * C), C = `coeffs`
+class DCTConv2D(_FrequencyWeight, Conv2D):
+    """`Conv2D` (groups 1, dilation 1) whose weight is W = idct(M * C), C = `coeffs`
     (out_channels, in_channels, KH, KW), one DCT over all four axes.
 
     x (N, C, H, W) -> y (N, out_channels, OH, OW),  OH = floor((H + 2 ph - KH) / sh) + 1 (and OW alike).
-    Forward and backward are `minicnn.functional.conv2d` / `conv2d_backward` with the spatial weight W;
-    then dC += M * dct(dW). `padding`: int, pair, "valid" or "same" (stored resolved, as a pair).
-    `keep`: coefficients kept (int) or fraction of them (float in (0, 1]).
+    Forward and backward are Conv2D's (`minicnn.functional.conv2d` / `conv2d_backward`) with the spatial
+    weight W, then dC += M * dct(dW); everything else (`method`, buffers, `input_grad`) is Conv2D's.
+    `padding`: int, pair, "valid" or "same". `keep`: coefficients kept (int) or a fraction (float in (0, 1]).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, keep: int | float = 1.0, method: str = "im2col"):
-        super().__init__()
-        who = "DCTConv2D"
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{who}: expected {name} as an int >= 1, got {v!r}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = F.positive_pair(kernel_size, who, "kernel_size")
-        self.stride = F.positive_pair(stride, who, "stride")
-        self.padding = _resolve_padding(padding, self.kernel_size, self.stride, who)
-        self.dilation, self.groups, self.method = (1, 1), 1, method
-        kh, kw = self.kernel_size
-        fan_in = in_channels * kh * kw
-        self._init_frequency(kaiming_uniform((out_channels, in_channels, kh, kw), fan_in), keep)
-        self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
-        self._workspace: dict = {}  # conv buffers reused between calls (im2col keeps its columns here)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        F.check_array(x, "DCTConv2D", 4, f"(N, {self.in_channels}, H, W)")
-        F.check_size(x, 1, self.in_channels, "DCTConv2D", f"(N, {self.in_channels}, H, W)")
-        w = self.spatial_weight().astype(x.dtype, copy=False)
-        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
-        self._cache = (x, w)  # cache: x, w (the spatial weight); im2col columns in the workspace
-        return F.conv2d(x, w, b, self.stride, self.padding, method=self.method,
-                        workspace=self._workspace if self.method == "im2col" else None, who="DCTConv2D")
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        x, w = self._cache
-        dx, dw, db = F.conv2d_backward(dy, x, w, self.stride, self.padding, method=self.method,
-                                       workspace=self._workspace if self.method == "im2col" else None,
-                                       who="DCTConv2D")
-        self._accumulate_coeffs_grad(dw)
-        if self.bias is not None:
-            self.bias.grad += db
-        return dx
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias, method=method)
+        self.set_keep(keep)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, bias={self.bias is not None}, keep={self.keep}/{self.coeffs.size}")
+        return f"{super().extra_repr()}, {self._keep_repr()}"
 
 
-def _resolve_padding(padding, kernel_size, stride, who):
-    from minicnn.functional.conv import resolve_padding
+class DCTLinear(_FrequencyWeight, Linear):
+    """`Linear` y = x W^T + b whose weight is W = idct(M * C), C = `coeffs` (out_features, in_features).
 
-    return resolve_padding(padding, kernel_size, (1, 1), stride, who)
-
-
-class DCTLinear(_FrequencyWeight):
-    """Linear layer y = x W^T + b with W = idct(M * C), C = `coeffs` (out_features, in_features).
-
-    x (N, in_features) -> y (N, out_features). Backward: dx = dy W; dC += M * dct(dy^T x); db += sum_n dy.
-    `keep`: coefficients kept (int) or fraction of them (float in (0, 1]); 1.0 keeps all, and then the
-    layer computes exactly what `Linear` with weight W does.
+    x (N, in_features) -> y (N, out_features). Backward: Linear's (dx = dy W; db += sum_n dy), then
+    dC += M * dct(dy^T x). `keep`: coefficients kept (int) or fraction of them (float in (0, 1]); 1.0 keeps
+    all, and then the layer computes exactly what `Linear` with weight W does.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, keep: int | float = 1.0):
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self._init_frequency(kaiming_uniform((out_features, in_features), in_features), keep)
-        self.bias = Parameter(kaiming_uniform((out_features,), in_features)) if bias else None
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        F.check_array(x, "DCTLinear", 2, f"(N, {self.in_features})")
-        F.check_size(x, 1, self.in_features, "DCTLinear", f"(N, {self.in_features})")
-        w = self.spatial_weight().astype(x.dtype, copy=False)
-        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
-        self._cache = (x, w)  # cache: x, w (the spatial weight)
-        return F.linear(x, w, b)
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        x, w = self._cache
-        dx, dw, db = F.linear_backward(dy, x, w)
-        self._accumulate_coeffs_grad(dw)
-        if self.bias is not None:
-            self.bias.grad += db
-        return dx
+        super().__init__(in_features, out_features, bias=bias)
+        self.set_keep(keep)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, "
-                f"keep={self.keep}/{self.coeffs.size}")
+        return f"{super().extra_repr()}, {self._keep_repr()}"
+
+
+class FrequencyBias(_FrequencyWeight):
+    """A bias in the frequency domain: y = x + b, b = idct(M * C) of shape (channels,), added along
+    axis 1 (the channel axis of (N, C, H, W) or the feature axis of (N, F)). `coeffs` C, `mask` M,
+    `set_keep` and the export are those of every DCT layer (a 1-D DCT, zigzag = natural order), so
+    truncating to k keeps the k lowest frequencies of the bias vector (k = 1: one shared value).
+    Backward: dx = dy;  dC += M * dct(sum of dy over every axis but 1)."""
+
+    def __init__(self, channels: int, keep: int | float = 1.0, bias: np.ndarray | None = None):
+        super().__init__()
+        self.channels = int(channels)
+        init = np.zeros(self.channels, np.float32) if bias is None else np.asarray(bias, np.float32)
+        if init.shape != (self.channels,):
+            raise ValueError(f"FrequencyBias: expected bias of shape ({self.channels},), got {init.shape}")
+        self._init_frequency(init, keep)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) and x.ndim >= 2
+                and x.shape[1] == self.channels):
+            raise ValueError(f"FrequencyBias: expected a floating array (N, {self.channels}, ...), got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        b = self.spatial_weight().astype(x.dtype, copy=False)
+        return x + b.reshape((1, self.channels) + (1,) * (x.ndim - 2))  # (1, C, 1, 1) or (1, C)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._accumulate_coeffs_grad(dy.sum(axis=tuple(a for a in range(dy.ndim) if a != 1)))
+        return dy
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) < 1 or input_shape[0] != self.channels:
+            raise ValueError(f"FrequencyBias: expected input ({self.channels}, ...), got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def window(self) -> None:
+        return None
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, {self._keep_repr()}"

@@ -8,11 +8,24 @@ from minicnn import core
 from minicnn.core import Layer, Parameter
 from minicnn.functional import check_array, check_size, linear, linear_backward
 
+from ._checks import positive_int
+from .shapes import ALL, Cost, Shape
+
+INIT_CHUNK = 2**20  # values drawn per call: the float64 draws never need more than 8 MB at once
+
 
 def kaiming_uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) — PyTorch's default for Linear/Conv weights and biases."""
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) — PyTorch's default for Linear/Conv weights and biases.
+
+    Drawn in float64 chunks straight into the float32 result: the same numbers as one whole-tensor
+    draw (each value takes the next draw of the engine RNG), without a float64 copy of a big layer."""
     bound = 1.0 / np.sqrt(fan_in)
-    return core.rng().uniform(-bound, bound, size=shape).astype(core.DEFAULT_DTYPE)
+    out = np.empty(shape, dtype=core.DEFAULT_DTYPE)
+    flat = out.reshape(-1)  # a view: filling it fills out
+    for lo in range(0, flat.size, INIT_CHUNK):
+        hi = min(lo + INIT_CHUNK, flat.size)
+        flat[lo:hi] = core.rng().uniform(-bound, bound, size=hi - lo)
+    return out
 
 
 class Linear(Layer):
@@ -20,18 +33,33 @@ class Linear(Layer):
 
     x (N, in_features) -> y (N, out_features); weight (out_features, in_features), bias (out_features,).
     Backward (see `minicnn.functional.dense`): dx = dy W, dW += dy^T x, db += sum_n dy.
+    Subclasses change how the weight is stored by overriding `_make_weight`, `_weight` and
+    `_add_weight_grad` (DCTLinear keeps DCT coefficients); forward and backward stay these.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(kaiming_uniform((out_features, in_features), in_features))
+        who = type(self).__name__
+        self.in_features = positive_int(in_features, who, "in_features")
+        self.out_features = positive_int(out_features, who, "out_features")
+        self._make_weight((out_features, in_features), in_features)
         self.bias = Parameter(kaiming_uniform((out_features,), in_features)) if bias else None
 
+    def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
+        self.weight = Parameter(kaiming_uniform(shape, fan_in))
+
+    def _weight(self, dtype) -> np.ndarray:
+        """The (out_features, in_features) weight forward uses, in `dtype`."""
+        return self.weight.data.astype(dtype, copy=False)
+
+    def _add_weight_grad(self, dw: np.ndarray) -> None:
+        self.weight.grad += dw
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_array(x, "Linear", 2, f"(N, {self.in_features})")
-        check_size(x, 1, self.in_features, "Linear", f"(N, {self.in_features})")
-        w = self.weight.data.astype(x.dtype, copy=False)
+        who = type(self).__name__
+        check_array(x, who, 2, f"(N, {self.in_features})")
+        check_size(x, 1, self.in_features, who, f"(N, {self.in_features})")
+        w = self._weight(x.dtype)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
         self._cache = (x, w)  # cache: x, w
         return linear(x, w, b)
@@ -39,10 +67,23 @@ class Linear(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
         dx, dw, db = linear_backward(dy, x, w)
-        self.weight.grad += dw
+        self._add_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad += db
         return dx
+
+    def window(self) -> str:
+        return ALL
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"{type(self).__name__}: expected input ({self.in_features},), got {tuple(input_shape)}")
+        return (self.out_features,)
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """MACs = weights = IN OUT."""
+        self.output_shape(input_shape)
+        return Cost(self.in_features * self.out_features, self.in_features * self.out_features, "Fully connected")
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
@@ -51,14 +92,25 @@ class Linear(Layer):
 class Flatten(Layer):
     """(N, C, H, W) or any (N, ...) -> (N, C*H*W). Backward reshapes back."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_shape",)  # forward's input shape
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             raise ValueError(f"Flatten: expected an input (N, ...) of rank >= 2, got {np.shape(x)}")
         self._shape = x.shape  # cache: input shape only
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # (N, C*H*W); also for N = 0
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        return dy.reshape(self._shape)
+        expected = (self._shape[0], int(np.prod(self._shape[1:])))
+        if np.shape(dy) != expected:
+            raise ValueError(f"Flatten.backward: expected dy of shape {expected} (the output), got {np.shape(dy)}")
+        return dy.reshape(self._shape)  # (N, C, H, W)
+
+    def window(self) -> str:
+        return ALL
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (int(np.prod(input_shape)),)
 
 
 class Dropout(Layer):
@@ -66,6 +118,8 @@ class Dropout(Layer):
 
     Dividing by (1 - p) at training time keeps E[y] = x, so evaluation needs no rescaling.
     """
+
+    TRANSIENT = Layer.TRANSIENT + ("_scale",)  # forward's mask / (1 - p)
 
     def __init__(self, p: float = 0.5):
         super().__init__()
@@ -83,6 +137,12 @@ class Dropout(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return dy if self._scale is None else dy * self._scale
+
+    def window(self) -> None:
+        return None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -9,15 +9,11 @@ import numpy as np
 from minicnn.core import Layer, Sequential
 from minicnn.functional import slicing as S
 
+from ._checks import positive_int
 from .activations import GELU
 from .conv import DepthwiseConv2D, PointwiseConv2D
 from .norm import BatchNorm2D
-
-
-def _factor(factor, who: str) -> int:
-    if not isinstance(factor, (int, np.integer)) or isinstance(factor, bool) or factor < 1:
-        raise ValueError(f"{who}: expected factor as an int >= 1, got {factor!r}")
-    return int(factor)
+from .shapes import UNKNOWN, Shape, Window
 
 
 class SliceDownsample(Layer):
@@ -27,7 +23,7 @@ class SliceDownsample(Layer):
 
     def __init__(self, factor: int = 2):
         super().__init__()
-        self.factor = _factor(factor, "SliceDownsample")
+        self.factor = positive_int(factor, "SliceDownsample", "factor")
         self.kernel_size = self.stride = (self.factor, self.factor)
         self.padding = (0, 0)
 
@@ -36,6 +32,12 @@ class SliceDownsample(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.depth_to_space(dy, self.factor, who="SliceDownsample.backward")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _downsampled(input_shape, self.factor, "SliceDownsample")
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride)
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
@@ -47,13 +49,19 @@ class SliceUpsample(Layer):
 
     def __init__(self, factor: int = 2):
         super().__init__()
-        self.factor = _factor(factor, "SliceUpsample")
+        self.factor = positive_int(factor, "SliceUpsample", "factor")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return S.depth_to_space(x, self.factor, who="SliceUpsample")
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.space_to_depth(dy, self.factor, who="SliceUpsample.backward")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _upsampled(input_shape, self.factor, "SliceUpsample")
+
+    def window(self) -> str:
+        return UNKNOWN
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
@@ -74,6 +82,12 @@ class HaarDownsample(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.haar_upsample(dy, who="HaarDownsample.backward")
 
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _downsampled(input_shape, 2, "HaarDownsample")
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride)
+
 
 class HaarUpsample(Layer):
     """Inverse Haar DWT level: (N, 4C, H, W) -> (N, C, 2H, 2W); backward = HaarDownsample of dy."""
@@ -83,6 +97,26 @@ class HaarUpsample(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return S.haar_downsample(dy, who="HaarUpsample.backward")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _upsampled(input_shape, 2, "HaarUpsample")
+
+    def window(self) -> str:
+        return UNKNOWN
+
+
+def _downsampled(shape: Shape, r: int, who: str) -> Shape:
+    """(C, H, W) -> (C r r, H / r, W / r), H and W divisible by r (every value is kept)."""
+    if len(shape) != 3 or shape[1] % r or shape[2] % r:
+        raise ValueError(f"{who}: expected H and W divisible by {r}, got {tuple(shape)}")
+    return shape[0] * r * r, shape[1] // r, shape[2] // r
+
+
+def _upsampled(shape: Shape, r: int, who: str) -> Shape:
+    """(C, H, W) -> (C / (r r), H r, W r), C divisible by r r."""
+    if len(shape) != 3 or shape[0] % (r * r):
+        raise ValueError(f"{who}: expected C divisible by {r * r}, got {tuple(shape)}")
+    return shape[0] // (r * r), shape[1] * r, shape[2] * r
 
 
 def _separable_block(channels: int, out_channels: int, kernel_size: int) -> list[Layer]:
@@ -109,7 +143,7 @@ class SliceSamp(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, factor: int = 2, kernel_size: int = 3):
-        r = _factor(factor, "SliceSamp")
+        r = positive_int(factor, "SliceSamp", "factor")
         super().__init__(SliceDownsample(r), *_separable_block(in_channels * r * r, out_channels, kernel_size))
         self.in_channels, self.out_channels = in_channels, out_channels
         self.factor = r
@@ -123,7 +157,7 @@ class SliceUpsamp(Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, factor: int = 2, kernel_size: int = 3):
-        r = _factor(factor, "SliceUpsamp")
+        r = positive_int(factor, "SliceUpsamp", "factor")
         if in_channels % (r * r):
             raise ValueError(f"SliceUpsamp: expected in_channels divisible by factor^2 = {r * r}, got {in_channels}")
         super().__init__(SliceUpsample(r), *_separable_block(in_channels // (r * r), out_channels, kernel_size))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from minicnn import layers as L
 from minicnn.core import Layer
 
 
@@ -20,8 +21,6 @@ def scaled(channels: int, width: float, divisor: int = 1, minimum: int = 1) -> i
 
 def classifier(in_channels: int, num_classes: int, dropout: float = 0.0) -> list[Layer]:
     """Global average pooling -> Flatten -> (Dropout) -> Linear: works at any input size."""
-    from minicnn import layers as L
-
     return [L.GlobalAvgPool2D(), L.Flatten(), *([L.Dropout(dropout)] if dropout else []),
             L.Linear(in_channels, num_classes)]
 
@@ -31,37 +30,38 @@ def stem_stride(image_size: int) -> int:
     return 2 if image_size >= 128 else 1
 
 
-def _is_downsampling(layer: Layer) -> bool:
-    name = type(layer).__name__
-    stride = getattr(layer, "stride", None)
-    strides = stride if isinstance(stride, tuple) else (stride, stride)
-    return name in ("MaxPool2D", "Conv2D", "DepthwiseConv2D") and strides == (2, 2)
+class _Leaves(L.Visitor):
+    """Records (name, layer, input shape, output shape) of every leaf `walk` visits."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Layer, tuple, tuple]] = []
+
+    def leaf(self, name, layer, in_shape, out_shape, state):
+        self.seen.append((name, layer, in_shape, out_shape))
+        return state
 
 
 def to_slicesamp(model: Layer, input_shape: tuple[int, int, int]) -> Layer:
     """Replace, in place, every stride-2 max-pool or convolution by SliceSamp(C_in, C_out):
     space-to-depth (every value kept) -> depthwise 3x3 -> BN -> GELU -> 1x1 -> BN -> GELU.
 
-    Channels come from `minicnn.analysis` at `input_shape`; spatial sizes must be even at each
-    downsampling point (SliceSamp keeps every value, so it cannot drop a trailing row).
+    Channels come from walking the model at `input_shape` (`minicnn.layers.walk`); spatial sizes must
+    be even at each downsampling point (SliceSamp keeps every value, so it cannot drop a trailing row).
     The replacement keeps the layer's position in its parent (Sequential order is preserved).
     """
-    from minicnn import layers as L
-    from minicnn.analysis import analyze
-
-    for row in analyze(model, input_shape).rows:
-        path = row.name.split(".")
-        parent = model
-        for part in path[:-1]:
-            parent = getattr(parent, part)
-        layer = getattr(parent, path[-1], None)
-        if not isinstance(layer, Layer) or not _is_downsampling(layer):
+    leaves = _Leaves()
+    L.walk(model, input_shape, leaves)
+    for name, layer, in_shape, out_shape in leaves.seen:
+        if not (isinstance(layer, (L.MaxPool2D, L.Conv2D)) and layer.stride == (2, 2)):
             continue
-        if row.input_shape[1] // 2 != row.output_shape[1] or row.input_shape[1] % 2:
-            raise ValueError(f"to_slicesamp: {row.name} maps {row.input_shape} -> {row.output_shape}; "
+        if in_shape[1] // 2 != out_shape[1] or in_shape[1] % 2:
+            raise ValueError(f"to_slicesamp: {name} maps {in_shape} -> {out_shape}; "
                              f"SliceSamp needs an even size halved exactly")
-        new = L.SliceSamp(row.input_shape[0], row.output_shape[0], factor=2)
-        setattr(parent, path[-1], new)  # same key, same position
+        *path, last = name.split(".")
+        parent = model
+        for part in path:
+            parent = getattr(parent, part)
+        setattr(parent, last, L.SliceSamp(in_shape[0], out_shape[0], factor=2))  # same key, same position
     return model
 
 

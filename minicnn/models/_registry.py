@@ -1,8 +1,10 @@
-"""The model registry: name -> constructor."""
+"""The model registry: name -> constructor, and the one way to build a registered model."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 from minicnn.core import Layer
 
@@ -19,3 +21,36 @@ def register(name: str):
         return constructor
 
     return add
+
+
+def _constructor(name: str) -> Callable[..., Layer]:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def build(name: str, **config: Any) -> Layer:
+    """The registered model `name` built with `config` (keyword arguments of its constructor).
+
+    Every command, experiment and file loader builds models here, so `(name, config)` is the whole
+    description of an architecture (checkpoints and compressed files store exactly that).
+    Raises ValueError for an unknown name or an option the constructor does not take.
+    """
+    constructor = _constructor(name)
+    accepted = inspect.signature(constructor).parameters
+    unknown = sorted(set(config) - set(accepted))
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown option(s) {', '.join(unknown)}; "
+                         f"it takes {', '.join(accepted)}")
+    return constructor(**config)
+
+
+def config_for(name: str, input_shape: tuple[int, ...], **options: Any) -> dict[str, Any]:
+    """The `build` options of model `name` for images of `input_shape` (C, H, W): `in_channels` = C,
+    `image_size` = H (when the model takes it), and those of `options` (num_classes, width, method, ...)
+    that the model takes and that are not None. Options a model does not take are left out, so one
+    command line (e.g. `--method`) can serve every model."""
+    accepted = inspect.signature(_constructor(name)).parameters
+    wanted = {"in_channels": input_shape[0], "image_size": input_shape[1] if len(input_shape) > 1 else None,
+              **options}
+    return {k: v for k, v in wanted.items() if k in accepted and v is not None}

@@ -6,12 +6,14 @@
 - `vgg11` / `vgg16` / `vgg19`: configurations A / D / E, all filters 3x3, FC 4096 - 4096 - classes
   (VGG-16 at 224x224: 138,357,544 parameters). No BatchNorm, as in the paper.
 - `vgg_cifar`: a VGG-style 3x3 stack with BatchNorm and a global-pool head for 32x32 inputs.
-The first FC layer of the ImageNet heads is sized from `image_size` with `minicnn.analysis`.
+The first FC layer of the ImageNet heads is sized from `image_size` with `minicnn.layers.output_shape`.
 """
 
 from __future__ import annotations
 
+from minicnn import layers as L
 from minicnn.core import Layer, Sequential
+from minicnn.layers.blocks import conv_bn
 
 from ._parts import classifier, scaled, slicesamp_variant
 from ._registry import register
@@ -27,10 +29,7 @@ VGG_CIFAR = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, "M"]
 
 def _fc_head(features: Sequential, in_shape: tuple[int, int, int], hidden: int, num_classes: int) -> list[Layer]:
     """Flatten -> Dropout -> FC hidden -> ReLU -> Dropout -> FC hidden -> ReLU -> FC classes."""
-    from minicnn import layers as L
-    from minicnn.analysis import analyze
-
-    c, h, w = analyze(features, in_shape).output_shape
+    c, h, w = L.output_shape(features, in_shape)
     return [L.Flatten(), L.Dropout(0.5), L.Linear(c * h * w, hidden), L.ReLU(), L.Dropout(0.5),
             L.Linear(hidden, hidden), L.ReLU(), L.Linear(hidden, num_classes)]
 
@@ -38,8 +37,6 @@ def _fc_head(features: Sequential, in_shape: tuple[int, int, int], hidden: int, 
 @register("alexnet")
 def alexnet(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, image_size: int = 224) -> Layer:
     """AlexNet (image_size >= 128) or an AlexNet-style net for 32x32 inputs; `width` scales channels."""
-    from minicnn import layers as L
-
     c = [scaled(n, width) for n in (64, 192, 384, 256, 256)]
     if image_size >= 128:
         kernels, pads, strides, pool = (11, 5, 3, 3, 3), (2, 2, 1, 1, 1), (4, 1, 1, 1, 1), (3, 2)
@@ -59,8 +56,6 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, i
 
 
 def _vgg(depth: int, num_classes: int, in_channels: int, width: float, image_size: int) -> Layer:
-    from minicnn import layers as L
-
     layers: list[Layer] = []
     cin = in_channels
     for v in VGG_CONFIGS[depth]:
@@ -96,9 +91,6 @@ def vgg19(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, ima
 def vgg_cifar(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, image_size: int = 32) -> Layer:
     """VGG-style for 32x32: 3x3 conv - BN - ReLU stacks (64, 64, M, 128, 128, M, 256, 256, M, 512, M),
     global average pool, one FC layer. At width 1: 2,329,280 weights, 172M mult-adds per image."""
-    from minicnn import layers as L
-    from minicnn.layers.blocks import conv_bn
-
     layers: list[Layer] = []
     cin = in_channels
     for v in VGG_CIFAR:

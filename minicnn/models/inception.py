@@ -12,6 +12,7 @@ small inputs a single 3x3 conv (192) at full resolution.
 from __future__ import annotations
 
 from minicnn.core import Layer, Sequential
+from minicnn.layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU
 from minicnn.layers.blocks import Concat, conv_bn
 
 from ._parts import classifier, scaled, slicesamp_variant, stem_stride
@@ -26,8 +27,6 @@ MODULES = [("3a", 64, 96, 128, 16, 32, 32), ("3b", 128, 128, 192, 32, 96, 64), "
 
 def inception_module(cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, cp: int) -> Concat:
     """Concat of the four branches; output channels c1 + c3 + c5 + cp."""
-    from minicnn.layers import MaxPool2D, ReLU
-
     return Concat(Sequential(*conv_bn(cin, c1, 1, act=ReLU)),
                   Sequential(*conv_bn(cin, c3r, 1, act=ReLU), *conv_bn(c3r, c3, 3, act=ReLU)),
                   Sequential(*conv_bn(cin, c5r, 1, act=ReLU), *conv_bn(c5r, c5, 5, act=ReLU)),
@@ -37,8 +36,6 @@ def inception_module(cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, cp
 @register("inception")
 def inception(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, image_size: int = 224) -> Layer:
     """GoogLeNet (Inception v1 modules 3a-5b) with BatchNorm; `width` scales every channel number."""
-    from minicnn.layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU
-
     def s(n: int) -> int:
         return scaled(n, width)
 

@@ -11,6 +11,7 @@ Differences from 1998: ReLU instead of scaled tanh and max-pooling instead of tr
 
 from __future__ import annotations
 
+from minicnn import layers as L
 from minicnn.core import Layer, Sequential
 from minicnn.functional.checks import conv_output_size
 
@@ -27,13 +28,16 @@ def _scaled(n: int, width: float) -> int:
 
 @register("lenet5")
 def lenet5(num_classes: int = 10, in_channels: int = 1, width: float = 1.0, image_size: int = 28,
-           activation: str = "relu", pool: str = "max", method: str = "im2col", bias: bool = True) -> Layer:
+           activation: str = "relu", pool: str = "max", method: str = "im2col", bias: bool = True,
+           c5_conv: bool = False) -> Layer:
     """LeNet-5 (see the module docstring). `width` scales every channel and hidden-unit count;
     `image_size` (S) sizes the first fully-connected layer; `method` is the convolution algorithm;
     `bias=False` drops every bias (conv and fully-connected), e.g. to spend a whole storage budget
-    of a compressed model on weights."""
-    from minicnn import layers as L
-
+    of a compressed model on weights. `c5_conv=True` computes the first fully-connected layer as
+    LeNet-5's C5, a valid side x side convolution on the (c2, side, side) maps followed by Flatten
+    (children 6 and 7 become Conv2D, Flatten): the same function as Flatten -> Linear(c2*side*side, f1)
+    with the Linear weight unflattened to (f1, c2, side, side), but a 4-D weight, so a DCT of it
+    runs over space too (`minicnn experiment frequency --c5-conv`)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"lenet5: expected activation one of {ACTIVATIONS}, got {activation!r}")
     if pool not in POOLS:
@@ -45,11 +49,15 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, width: float = 1.0, imag
         raise ValueError(f"lenet5: expected image_size >= {MIN_IMAGE_SIZE}, got {image_size}")
     side = conv_output_size(conv_output_size(image_size, 5, 1, 2), 2, 2)  # conv1 (padding 2), pool 2
     side = conv_output_size(conv_output_size(side, 5, 1, 0), 2, 2)        # conv2 (valid), pool 2
+    if c5_conv:
+        c5 = [L.Conv2D(c2, f1, side, bias=bias, method=method), L.Flatten()]  # (N, f1, 1, 1) -> (N, f1)
+    else:
+        c5 = [L.Flatten(), L.Linear(c2 * side * side, f1, bias=bias)]         # (N, c2*side*side) -> (N, f1)
     return Sequential(
         L.Conv2D(in_channels, c1, 5, padding=2, bias=bias, method=method), act(), pool_layer(2),  # (N, c1, S/2, S/2)
         L.Conv2D(c1, c2, 5, bias=bias, method=method), act(), pool_layer(2),                     # (N, c2, side, side)
-        L.Flatten(),                                                                             # (N, c2*side*side)
-        L.Linear(c2 * side * side, f1, bias=bias), act(),
+        *c5,                                                                                     # (N, f1)
+        act(),
         L.Linear(f1, f2, bias=bias), act(),
         L.Linear(f2, num_classes, bias=bias),
     )

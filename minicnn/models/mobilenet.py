@@ -12,6 +12,7 @@ For small inputs (image_size < 128) the first conv has stride 1 instead of 2.
 from __future__ import annotations
 
 from minicnn.core import Layer, Sequential
+from minicnn.layers import ReLU, ReLU6
 from minicnn.layers.blocks import DepthwiseSeparable, InvertedResidual, conv_bn
 
 from ._parts import classifier, scaled, slicesamp_variant, stem_stride
@@ -30,8 +31,6 @@ V2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96,
 def mobilenet_v1(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
                  image_size: int = 224) -> Layer:
     """MobileNet v1 with width multiplier alpha = `width` (channels scaled, at least 8)."""
-    from minicnn.layers import ReLU
-
     c = scaled(32, width, minimum=8)
     layers: list[Layer] = conv_bn(in_channels, c, 3, stem_stride(image_size), act=ReLU)
     for out, stride in V1_UNITS:
@@ -45,8 +44,6 @@ def mobilenet_v1(num_classes: int = 1000, in_channels: int = 3, width: float = 1
 def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
                  image_size: int = 224) -> Layer:
     """MobileNet v2 with width multiplier `width` (channels rounded to multiples of 8, as the paper's code)."""
-    from minicnn.layers import ReLU6
-
     c = scaled(32, width, 8)
     layers: list[Layer] = conv_bn(in_channels, c, 3, stem_stride(image_size), act=ReLU6)
     for t, out, n, s in V2_STAGES:

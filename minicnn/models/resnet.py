@@ -12,6 +12,7 @@ projection with BatchNorm (the paper's option B).
 from __future__ import annotations
 
 from minicnn.core import Layer, Sequential
+from minicnn.layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU
 from minicnn.layers.blocks import Residual, conv_bn
 
 from ._parts import classifier, scaled, slicesamp_variant
@@ -20,8 +21,6 @@ from ._registry import register
 
 def basic_block(in_channels: int, out_channels: int, stride: int = 1) -> Layer:
     """ReLU(F(x) + shortcut(x)), F = conv3x3 (stride) - BN - ReLU - conv3x3 - BN."""
-    from minicnn.layers import ReLU
-
     body = Sequential(*conv_bn(in_channels, out_channels, 3, stride, act=ReLU), *conv_bn(out_channels, out_channels, 3))
     shortcut = None
     if stride != 1 or in_channels != out_channels:
@@ -42,8 +41,6 @@ def _resnet(stem: list[Layer], c: int, stages: list[tuple[int, int]], num_classe
 def resnet20(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, image_size: int = 32,
              blocks: int = 3) -> Layer:
     """CIFAR ResNet with 6 * blocks + 2 layers (blocks=3: ResNet-20)."""
-    from minicnn.layers import ReLU
-
     c = scaled(16, width)
     stem = conv_bn(in_channels, c, 3, act=ReLU)
     return _resnet(stem, c, [(scaled(n, width), blocks) for n in (16, 32, 64)], num_classes)
@@ -52,14 +49,12 @@ def resnet20(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, im
 @register("resnet18")
 def resnet18(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, image_size: int = 224) -> Layer:
     """ImageNet ResNet-18 (image_size >= 128) or its CIFAR-stem variant."""
-    from minicnn import layers as L
-
     c = scaled(64, width)
     if image_size >= 128:
-        stem = [L.Conv2D(in_channels, c, 7, stride=2, padding=3, bias=False), L.BatchNorm2D(c), L.ReLU(),
-                L.MaxPool2D(3, 2, padding=1)]
+        stem = [Conv2D(in_channels, c, 7, stride=2, padding=3, bias=False), BatchNorm2D(c), ReLU(),
+                MaxPool2D(3, 2, padding=1)]
     else:
-        stem = conv_bn(in_channels, c, 3, act=L.ReLU)
+        stem = conv_bn(in_channels, c, 3, act=ReLU)
     return _resnet(stem, c, [(scaled(n, width), 2) for n in (64, 128, 256, 512)], num_classes)
 
 

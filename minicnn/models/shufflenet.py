@@ -11,6 +11,7 @@ For small inputs (image_size < 128) Conv1 has stride 1 and the max-pool is left 
 from __future__ import annotations
 
 from minicnn.core import Layer, Sequential
+from minicnn.layers import MaxPool2D, ReLU
 from minicnn.layers.blocks import ShuffleV2Unit, conv_bn
 
 from ._parts import classifier, slicesamp_variant, stem_stride
@@ -26,8 +27,6 @@ REPEATS = (4, 8, 4)  # units per stage, the first one with stride 2
 def shufflenet_v2(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
                   image_size: int = 224) -> Layer:
     """ShuffleNet v2 at width 0.5, 1.0, 1.5 or 2.0 (the paper's four variants)."""
-    from minicnn.layers import MaxPool2D, ReLU
-
     if width not in CHANNELS:
         raise ValueError(f"shufflenet_v2: expected width in {sorted(CHANNELS)}, got {width}")
     conv1, *stages, conv5 = CHANNELS[width]

@@ -13,6 +13,7 @@ Works on 28x28 (Fashion-MNIST, 1 channel) and 32x32x3 (CIFAR-10).
 
 from __future__ import annotations
 
+from minicnn import layers as L
 from minicnn.core import Layer, Sequential
 from minicnn.layers.blocks import conv_bn
 
@@ -24,8 +25,6 @@ DOWNSAMPLING = ("maxpool", "stride", "slicesamp")
 
 def downsample(kind: str, channels: int) -> list[Layer]:
     """The layers of one downsampling point (see the module docstring)."""
-    from minicnn import layers as L
-
     if kind == "maxpool":
         return [L.MaxPool2D(2)]
     if kind == "stride":
@@ -39,14 +38,12 @@ def downsample(kind: str, channels: int) -> list[Layer]:
 def cifar_net(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, image_size: int = 32,
               downsample_kind: str = "maxpool") -> Layer:
     """The small net above; `downsample_kind` in ("maxpool", "stride", "slicesamp")."""
-    from minicnn.layers import ReLU
-
     c = scaled(32, width)
-    return Sequential(*conv_bn(in_channels, c, 3, act=ReLU), *conv_bn(c, c, 3, act=ReLU),
+    return Sequential(*conv_bn(in_channels, c, 3, act=L.ReLU), *conv_bn(c, c, 3, act=L.ReLU),
                       *downsample(downsample_kind, c),
-                      *conv_bn(c, 2 * c, 3, act=ReLU), *conv_bn(2 * c, 2 * c, 3, act=ReLU),
+                      *conv_bn(c, 2 * c, 3, act=L.ReLU), *conv_bn(2 * c, 2 * c, 3, act=L.ReLU),
                       *downsample(downsample_kind, 2 * c),
-                      *conv_bn(2 * c, 4 * c, 3, act=ReLU),
+                      *conv_bn(2 * c, 4 * c, 3, act=L.ReLU),
                       *classifier(4 * c, num_classes))
 
 

@@ -12,6 +12,7 @@ For small inputs (image_size < 128) the two entry convs have stride 1 and paddin
 from __future__ import annotations
 
 from minicnn.core import Layer, Sequential
+from minicnn.layers import BatchNorm2D, Conv2D, MaxPool2D, ReLU, SeparableConv2D
 from minicnn.layers.blocks import Residual, conv_bn
 
 from ._parts import classifier, scaled, slicesamp_variant
@@ -19,16 +20,12 @@ from ._registry import register
 
 
 def _sep_bn(cin: int, cout: int, relu_first: bool = True) -> list[Layer]:
-    from minicnn.layers import BatchNorm2D, ReLU, SeparableConv2D
-
     return [*([ReLU()] if relu_first else []), SeparableConv2D(cin, cout, 3, padding=1, bias=False),
             BatchNorm2D(cout)]
 
 
 def xception_block(cin: int, mid: int, cout: int, relu_first: bool = True) -> Residual:
     """Two separable convs and a 3x3 s2 max-pool, plus a 1x1 s2 projection shortcut."""
-    from minicnn.layers import MaxPool2D
-
     body = Sequential(*_sep_bn(cin, mid, relu_first), *_sep_bn(mid, cout), MaxPool2D(3, 2, padding=1))
     return Residual(body, Sequential(*conv_bn(cin, cout, 1, 2)))
 
@@ -37,8 +34,6 @@ def xception_block(cin: int, mid: int, cout: int, relu_first: bool = True) -> Re
 def xception(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, image_size: int = 299,
              middle_repeats: int = 8) -> Layer:
     """Xception; `width` scales every channel number, `middle_repeats` the middle-flow blocks."""
-    from minicnn.layers import BatchNorm2D, Conv2D, ReLU
-
     def s(n: int) -> int:
         return scaled(n, width)
 

@@ -35,7 +35,11 @@ def spiral_mlp(classes: int = 3, hidden: int = 64) -> Sequential:
 
 
 def train_spiral(steps: int = 1000, lr: float = 0.01, seed: int = 0, log_every: int = 0, classes: int = 3):
-    """Full-batch Adam on the spiral. Returns (model, history of (step, loss, accuracy), seconds)."""
+    """Full-batch Adam on the spiral. Returns (model, history of (step, loss, accuracy), seconds).
+
+    The lecture's four-line step written out, on purpose: with the whole data set as one batch, `fit`'s
+    epochs, shuffling and per-epoch validation would cost more than the step itself (measured: 600 steps
+    0.9 s here, 2.7 s through fit, OPENBLAS_NUM_THREADS=1)."""
     core.manual_seed(seed)
     x, labels = make_spiral(classes=classes, seed=seed)
     model = spiral_mlp(classes)

@@ -6,10 +6,11 @@
 - `TailTruncation` is the *dynamic* tail truncation: rather than cutting most coefficients at once,
   each `step()` lowers every layer's kept count k a little (linearly or geometrically) from where it
   is now to a target (a count, a fraction of the layer, or a per-layer dict), never below a per-layer
-  floor. Call `step()` once per iteration or once per epoch; `steps` is the number of calls it takes
-  to reach the target.
+  floor. Call `step()` once per iteration or once per epoch (or hand it to `fit(callbacks=[...])`);
+  `steps` is the number of calls it takes to reach the target.
 - `allocate_budget(model, total)` splits a budget of kept coefficients over the DCT layers.
-- `save_compressed` / `load_compressed`: the deployable file. Per DCT layer only the first k
+- `save_compressed` / `load_compressed`: the deployable file (`minicnn.app.load_model` opens it
+  without being given the architecture: the file's meta, see `describe`, names it). Per DCT layer only the first k
   coefficients in zigzag order are stored (the shape and k go in a small JSON manifest); every
   other parameter (biases) and floating buffer is stored whole; optionally everything as float16.
   Loading rebuilds coeffs (zeros beyond k), the mask, and so exactly the weights used for evaluation.
@@ -23,14 +24,19 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+import zipfile
+import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
 from minicnn import functional as F
-from minicnn.core import Layer, save_npz_atomic
-from minicnn.layers.dct import DCTLinear, _FrequencyWeight, keep_count
-from minicnn.layers.dense import Linear
+from minicnn.core import Layer, Sequential, save_npz_atomic
+from minicnn.layers import Conv2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
+from minicnn.layers._checks import positive_int
+from minicnn.layers.dct import _FrequencyWeight, keep_count
+
+from .train import Callback
 
 FORMAT = "minicnn-frequency/1"
 
@@ -46,17 +52,7 @@ def _replace_child(parent: Layer, name: str, new: Layer) -> None:
 
 
 def _convertible(layer: Layer) -> bool:
-    if type(layer) is Linear:
-        return True
-    conv = _conv2d_class()
-    return (conv is not None and type(layer) is conv and getattr(layer, "groups", 1) == 1
-            and tuple(getattr(layer, "dilation", (1, 1))) == (1, 1))
-
-
-def _conv2d_class():
-    from minicnn import layers
-
-    return getattr(layers, "Conv2D", None)
+    return type(layer) is Linear or (type(layer) is Conv2D and layer.groups == 1 and layer.dilation == (1, 1))
 
 
 def _frequency_version(layer: Layer) -> _FrequencyWeight:
@@ -64,8 +60,6 @@ def _frequency_version(layer: Layer) -> _FrequencyWeight:
     if type(layer) is Linear:
         new = DCTLinear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     else:
-        from minicnn.layers.dct import DCTConv2D
-
         new = DCTConv2D(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
                         padding=layer.padding, bias=layer.bias is not None,
                         method=getattr(layer, "method", "im2col"))
@@ -101,44 +95,11 @@ def to_frequency(model: Layer, keep: int | float = 1.0) -> Layer:
     return model
 
 
-class FrequencyBias(_FrequencyWeight):
-    """A bias in the frequency domain: y = x + b, b = idct(M * C) of shape (channels,), added along
-    axis 1 (the channel axis of (N, C, H, W) or the feature axis of (N, F)). `coeffs` C, `mask` M,
-    `set_keep` and the export are those of every DCT layer (a 1-D DCT, zigzag = natural order), so
-    truncating to k keeps the k lowest frequencies of the bias vector (k = 1: one shared value).
-    Backward: dx = dy;  dC += M * dct(sum of dy over every axis but 1)."""
-
-    def __init__(self, channels: int, keep: int | float = 1.0, bias: np.ndarray | None = None):
-        super().__init__()
-        self.channels = int(channels)
-        init = np.zeros(self.channels, np.float32) if bias is None else np.asarray(bias, np.float32)
-        if init.shape != (self.channels,):
-            raise ValueError(f"FrequencyBias: expected bias of shape ({self.channels},), got {init.shape}")
-        self._init_frequency(init, keep)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        if not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) and x.ndim >= 2
-                and x.shape[1] == self.channels):
-            raise ValueError(f"FrequencyBias: expected a floating array (N, {self.channels}, ...), got "
-                             f"{getattr(x, 'shape', type(x).__name__)}")
-        b = self.spatial_weight().astype(x.dtype, copy=False)
-        return x + b.reshape((1, self.channels) + (1,) * (x.ndim - 2))  # (1, C, 1, 1) or (1, C)
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        self._accumulate_coeffs_grad(dy.sum(axis=tuple(a for a in range(dy.ndim) if a != 1)))
-        return dy
-
-    def extra_repr(self) -> str:
-        return f"{self.channels}, keep={self.keep}/{self.coeffs.size}"
-
-
 def frequency_biases(model: Layer) -> Layer:
     """Move every bias of the DCT layers of `model` (after `to_frequency`) into the frequency domain:
     each such layer L (in place, same position) becomes Sequential(L without bias, FrequencyBias),
     the FrequencyBias holding dct(bias), so the outputs are unchanged until it is truncated. A layer's
     name "3" becomes "3.0" (weights) and "3.1" (bias). Returns `model`."""
-    from minicnn.core import Sequential
-
     for name, child in list(model.named_children()):
         if isinstance(child, _FrequencyWeight) and not isinstance(child, FrequencyBias) \
                 and getattr(child, "bias", None) is not None:
@@ -192,7 +153,7 @@ def allocate_budget(model: Layer, total: int, floor: int = 1, power: float = 0.5
     return counts
 
 
-class TailTruncation:
+class TailTruncation(Callback):
     """Dynamic tail truncation: lower each DCT layer's kept count k step by step to a target.
 
     target: a float fraction in (0, 1] of every layer's size, an int count for every layer, or a
@@ -202,17 +163,21 @@ class TailTruncation:
             "geometric": k(t) = k0 * (k_T / k0) ** (t / T)   (cuts most while k is large)
             rounded to the nearest int; k never increases and never goes below the floor.
     floor:  minimum kept per layer (int, or dict name -> int); the target is raised to it.
+    per:    as a `fit` callback, "step" moves to step t before optimizer step t (t = the optimizer's
+            step count: a per-iteration truncation); "epoch" takes one `step()` after each epoch.
     The starting counts k0 are the layers' counts when the schedule is created.
     """
 
-    def __init__(self, model: Layer, target, steps: int, decay: str = "linear", floor=1):
+    def __init__(self, model: Layer, target, steps: int, decay: str = "linear", floor=1, per: str = "step"):
         self.layers = dict(frequency_layers(model))
         if not self.layers:
             raise ValueError("TailTruncation: expected a model with DCT layers (call to_frequency first)")
-        if not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"TailTruncation: expected steps >= 1, got {steps!r}")
+        positive_int(steps, "TailTruncation", "steps")
         if decay not in ("linear", "geometric"):
             raise ValueError(f"TailTruncation: expected decay 'linear' or 'geometric', got {decay!r}")
+        if per not in ("step", "epoch"):
+            raise ValueError(f"TailTruncation: expected per 'step' or 'epoch', got {per!r}")
+        self.per = per
         targets = target if isinstance(target, dict) else dict.fromkeys(self.layers, target)
         unknown = set(targets) - set(self.layers)
         if unknown:
@@ -253,18 +218,13 @@ class TailTruncation:
                 self.layers[n].set_keep(k)
         return sum(layer.keep for layer in self.layers.values())
 
-    def with_lr(self, lr_schedule) -> Callable[[int], float]:
-        """A learning-rate schedule t -> lr (for `minicnn.train.train_epoch`, which calls it with the
-        optimizer's step count before every step) that also moves the truncation to step t: a
-        per-iteration truncation driven by the optimizer's step count. (A schedule built after a
-        resume starts from the restored counts, so it does not replay the original one exactly.)"""
-        lr_at = lr_schedule if callable(lr_schedule) else (lambda t, lr=float(lr_schedule): lr)
+    def on_batch_start(self, step: int, model: Layer) -> None:
+        if self.per == "step":
+            self.advance_to(step)
 
-        def schedule(t: int) -> float:
-            self.advance_to(t)
-            return lr_at(t)
-
-        return schedule
+    def on_epoch_end(self, epoch: int, model: Layer, row: dict) -> None:
+        if self.per == "epoch":
+            self.step()
 
     @property
     def done(self) -> bool:
@@ -322,8 +282,8 @@ def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False
         "payload":  every stored number, concatenated in entry order (float32, or float16)
 
     kind "dct": the first `count` coefficients of the tensor in zigzag order; "dense": the tensor.
-    `meta` (JSON-able, e.g. {"model": "lenet5", "config": {...}}) lets `load_compressed` rebuild the
-    architecture. Returns {'numbers', 'bytes', 'path'}.
+    `meta` (JSON-able; `describe(...)` makes it) lets `minicnn.app.load_model` rebuild the architecture
+    and carries the input shape, normalisation and class names. Returns {'numbers', 'bytes', 'path'}.
     """
     dtype = np.float16 if float16 else np.float32
     entries, chunks = [], []
@@ -346,96 +306,94 @@ def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False
 
 def read_compressed(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """Parse a compressed file -> (manifest, state) where `state` is a full state_dict of the DCT
-    model (coeffs with zeros beyond k, masks, biases...), in float32."""
-    with np.load(path) as f:
-        if set(f.files) != {"manifest", "payload"}:
-            raise ValueError(f"load_compressed: {path} is not a compressed model file "
-                             f"(expected arrays manifest, payload; got {sorted(f.files)})")
-        manifest = json.loads(f["manifest"].tobytes().decode())
-        payload = f["payload"]
+    model (coeffs with zeros beyond k, masks, biases...), in float32.
+
+    Everything is checked before it is used, so a damaged or hand-edited file raises a ValueError that
+    names the file and what is wrong (an unreadable zip, a manifest that is not the JSON described in
+    `save_compressed`, an entry whose count does not fit its shape, a payload of the wrong length or
+    dtype, or non-finite numbers), never a NumPy broadcasting message or a silently wrong model.
+    """
+    who = f"load_compressed: {os.fspath(path)}"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if set(f.files) != {"manifest", "payload"}:
+                raise ValueError(f"{who} is not a compressed model file "
+                                 f"(expected arrays manifest, payload; got {sorted(f.files)})")
+            raw, payload = f["manifest"], f["payload"]
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{who} is damaged: not a readable .npz file ({e})") from e
+    try:
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"expected uint8 JSON text, got {raw.dtype} of shape {raw.shape}")
+        manifest = json.loads(raw.tobytes().decode())
+        if not isinstance(manifest, dict):
+            raise ValueError(f"expected a JSON object, got {type(manifest).__name__}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{who} is damaged: its manifest is not readable ({e})") from e
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"load_compressed: expected format {FORMAT!r}, got {manifest.get('format')!r}")
+        raise ValueError(f"{who}: expected format {FORMAT!r}, got {manifest.get('format')!r}")
+    if payload.ndim != 1 or payload.dtype.name != manifest.get("dtype") or payload.dtype.name not in PAYLOAD_DTYPES:
+        raise ValueError(f"{who} is damaged: expected a 1-D {manifest.get('dtype')} payload "
+                         f"(one of {', '.join(PAYLOAD_DTYPES)}), got {payload.dtype} of shape {payload.shape}")
+    entries = _check_entries(manifest.get("entries"), who)
+    described = sum(count for _, _, _, count in entries)
+    if described != payload.size:
+        raise ValueError(f"{who} is damaged: the manifest describes {described} stored numbers, "
+                         f"the payload holds {payload.size}")
+    if not np.all(np.isfinite(payload)):
+        raise ValueError(f"{who} is damaged: its payload holds {int(np.sum(~np.isfinite(payload)))} "
+                         f"non-finite numbers (NaN or inf)")
     state, offset = {}, 0
-    for name, kind, shape, count in manifest["entries"]:
+    for name, kind, shape, count in entries:
         values = payload[offset: offset + count].astype(np.float32)
         offset += count
         if kind == "dct":
-            coeffs = np.zeros(int(np.prod(shape)), np.float32)
+            coeffs = np.zeros(math.prod(shape), np.float32)
             coeffs[np.argsort(F.zigzag_order(shape), axis=None)[:count]] = values
             state[name] = coeffs.reshape(shape)
             state[name[: -len("coeffs")] + "mask"] = F.zigzag_mask(shape, count)
         else:
             state[name] = values.reshape(shape)
-    if offset != payload.size:
-        raise ValueError(f"load_compressed: payload has {payload.size} numbers, manifest describes {offset}")
     return manifest, state
 
 
-def load_compressed(path: str | os.PathLike, model: Layer | None = None) -> Layer:
-    """Rebuild a model from a compressed file. Without `model`, the architecture is built from the
-    file's meta (`minicnn.models.MODELS[meta['model']](**meta['config'])`) and converted with
-    `to_frequency`; with `model`, it is converted (if needed) and filled in place."""
-    manifest, state = read_compressed(path)
-    if model is None:
-        from minicnn.models import MODELS
+PAYLOAD_DTYPES = ("float16", "float32")
 
-        meta = manifest.get("meta", {})
-        if meta.get("model") not in MODELS:
-            raise ValueError(f"load_compressed: the file names model {meta.get('model')!r}, which is not in "
-                             f"minicnn.models.MODELS; pass the architecture as `model`")
-        model = MODELS[meta["model"]](**meta.get("config", {}))
+
+def _check_entries(entries, who: str) -> list[tuple[str, str, tuple[int, ...], int]]:
+    """The manifest's entries [[name, kind, shape, count], ...] as checked tuples (see save_compressed)."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{who} is damaged: expected a list of entries in its manifest, got {entries!r:.60}")
+    checked = []
+    for entry in entries:
+        ok = isinstance(entry, list) and len(entry) == 4
+        name, kind, shape, count = entry if ok else (None,) * 4
+        ok = (ok and isinstance(name, str) and kind in ("dct", "dense") and isinstance(shape, list)
+              and all(isinstance(s, int) and s >= 1 for s in shape) and isinstance(count, int))
+        if ok:
+            size = math.prod(shape)
+            ok = 0 <= count <= size if kind == "dct" else count == size
+            ok = ok and (kind == "dense" or name == "coeffs" or name.endswith(".coeffs"))
+        if not ok:
+            raise ValueError(f"{who} is damaged: expected entries [name, 'dct' | 'dense', shape, count] with "
+                             f"0 <= count <= size (count == size when dense), got {entry!r:.100}")
+        checked.append((name, kind, tuple(shape), count))
+    return checked
+
+
+def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:
+    """Fill `model` (the architecture the file was written from, converted with `to_frequency` here
+    if it is not already) from a compressed file; returns it. To open a file without knowing its
+    architecture, use `minicnn.app.load_model`."""
+    _, state = read_compressed(path)
     model = to_frequency(model)
     model.load_state_dict(state)
     return model
 
 
-CARRIED_META = ("dataset", "mean", "std", "input_shape", "class_names")  # kept from a training checkpoint
-
-
-def load_model_file(path: str | os.PathLike, model_name: str | None = None) -> tuple[Layer, dict]:
-    """A model from `path` -> (model, meta), meta = {"model": name, "config": {...}, ...}.
-
-    Accepts a training checkpoint (`minicnn.checkpoint`, which names its model and config, and
-    whose dataset/normalisation entries are carried into meta), a compressed file
-    (`save_compressed`), or a plain `.npz` state dict together with `model_name` (a key of
-    `minicnn.models.MODELS`). A state with DCT coefficients is loaded into `to_frequency(model)`.
-    """
-    from minicnn import checkpoint
-    from minicnn.models import MODELS
-
-    with np.load(path, allow_pickle=False) as f:
-        files = set(f.files)
-    if files == {"manifest", "payload"}:
-        manifest, _ = read_compressed(path)
-        meta = dict(manifest.get("meta", {}))
-        if model_name is not None:
-            meta.update(model=model_name, config={})
-        return load_compressed(path, _build(meta.get("model"), meta.get("config", {}), path)), meta
-    if checkpoint.META_KEY in files:
-        ckpt = checkpoint.load_checkpoint(path)
-        name = model_name or ckpt.meta.get("model")
-        config = ckpt.meta.get("model_config", {}) if model_name is None else {}
-        meta = {"model": name, "config": config, **{k: ckpt.meta[k] for k in CARRIED_META if k in ckpt.meta}}
-        state = ckpt.model_state
-    else:
-        if model_name is None:
-            raise ValueError(f"{path}: a plain state dict does not name its model; pass --model NAME "
-                             f"(one of {', '.join(sorted(MODELS))})")
-        with np.load(path, allow_pickle=False) as f:
-            state = {k: f[k] for k in f.files}
-        name, config = model_name, {}
-        meta = {"model": name, "config": config}
-    model = _build(name, config, path)
-    if any(k == "coeffs" or k.endswith(".coeffs") for k in state):
-        model = to_frequency(model)
-    model.load_state_dict(state)
-    return model, meta
-
-
-def _build(name: str | None, config: dict, path) -> Layer:
-    from minicnn.models import MODELS
-
-    if name not in MODELS:
-        raise ValueError(f"{path}: model {name!r} is not in minicnn.models.MODELS "
-                         f"(known: {', '.join(sorted(MODELS))}); pass --model NAME")
-    return MODELS[name](**config)
+def describe(name: str, config: dict, model: Layer, **extra) -> dict:
+    """The `meta` of a compressed file of `model` = build(name, **config) after `to_frequency` (and
+    `frequency_biases` if used), so `load_model` can rebuild it: {"model", "config", "frequency":
+    {"biases": bool}} plus `extra` (input_shape, mean, std, class_names, dataset, ...)."""
+    biases = any(isinstance(layer, FrequencyBias) for layer in model.modules())
+    return {"model": name, "config": dict(config), "frequency": {"biases": biases}, **extra}

@@ -1,0 +1,18 @@
+"""The application tier: what turns layers and models into trained, saved and reloaded networks.
+
+    train.py        the one training loop: `fit` (and `train_epoch`, `evaluate`, `Callback`)
+    checkpoint.py   training checkpoints (exact resume)
+    frequency.py    Frequency Regularization of whole models: conversion, truncation, compressed files
+    loading.py      `load_model(path)`: one loader for checkpoints, compressed files and state dicts
+    spiral.py       the demo problem behind `minicnn demo` (a full-batch MLP, its own four-line loop)
+
+It sits above `minicnn.models` (it builds models with `minicnn.models.build`) and below the front
+ends (`minicnn.commands`, `minicnn.experiments`, the CLI and the tutorials), which call it.
+"""
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .loading import LoadedModel, ModelFileError, load_model
+from .train import Callback, FitResult, evaluate, fit, train_epoch
+
+__all__ = ["Callback", "CheckpointError", "FitResult", "LoadedModel", "ModelFileError", "evaluate", "fit",
+           "load_checkpoint", "load_model", "save_checkpoint", "train_epoch"]

@@ -1,0 +1,510 @@
+"""The training loop: `train_epoch`, `evaluate`, `fit`.
+
+One step of mini-batch gradient descent, exactly as the lecture writes it:
+
+    logits = model.forward(x_batch)                  # forward, each layer caches what backward needs
+    loss   = L(logits, y_batch)                      # mean softmax cross-entropy over the batch
+    model.backward(dL/dlogits)                       # every p.grad += dL/dp
+    optimizer.step(); optimizer.zero_grad()          # p <- p - lr * update(p.grad)
+
+`fit` adds what a real run needs: a learning-rate schedule (a function of the step count), validation
+after every epoch (or every K batches), callbacks (per-batch and per-epoch hooks, e.g. a frequency
+truncation schedule), a step budget for quick runs, metrics (CSV, JSON, PNG curves) and an atomic
+checkpoint after every epoch in `out_dir`, exact resumption (`resume=True` continues so that an
+interrupted and resumed run ends with the same weights as an uninterrupted one), Ctrl-C (saves a
+checkpoint at the current batch and returns), and a NaN/infinite loss (stops before the bad step,
+keeps the last good checkpoint).
+
+The one training loop: `minicnn train`, the experiments and the tutorials all call `fit` (or, for
+one epoch by hand, `train_epoch`); the signatures below are stable.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minicnn.core import Layer, Sequential, remove_unfinished
+from minicnn.data.batching import Augment, iterate_batches, num_batches
+from minicnn.layers._checks import positive_int
+from minicnn.losses import SoftmaxCrossEntropy
+
+from . import checkpoint as ckpt_io
+
+CHECKPOINT_NAME = "checkpoint.npz"
+EVAL_BATCH = 500
+POSTFIX_EVERY = 10  # progress-bar text is refreshed every this many batches (it costs time)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; raised before the step that would have used it."""
+
+
+def non_finite_parameters(model: Layer) -> list[str]:
+    """Names of the parameters and buffers holding NaN or infinity (empty: all finite)."""
+    return [name for name, value in model.state_dict().items()
+            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))]
+
+
+@dataclass
+class EpochState:
+    """Where an epoch is and what it has seen so far (running sums over completed batches).
+
+    `batch` is the next batch to run; a checkpoint taken mid-epoch stores this whole object.
+    """
+
+    epoch: int
+    batch: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.seen, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.seen, 1)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.seen / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class EvalResult:
+    """Mean loss, accuracy and the predicted class of every example."""
+
+    loss: float
+    accuracy: float
+    predictions: np.ndarray
+
+    @property
+    def correct(self) -> int:
+        return int(round(self.accuracy * len(self.predictions)))
+
+
+@dataclass
+class FitResult:
+    """What `fit` did: status "done", "interrupted" or "diverged"; per-epoch history; final test result."""
+
+    status: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    test: EvalResult | None = None
+    seconds: float = 0.0
+    checkpoint: Path | None = None
+    message: str = ""
+
+    @property
+    def images_per_s(self) -> float:
+        """Training images per second over the whole run (time inside training steps only)."""
+        images = sum(h["images_per_s"] * h["train_seconds"] for h in self.history)
+        return images / max(sum(h["train_seconds"] for h in self.history), 1e-9)
+
+
+class _StopFlag:
+    """Ctrl-C sets the flag; the loop checks it between batches (never mid-update). A second Ctrl-C
+    raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Callback:
+    """Hooks `fit` (and `train_epoch`) call; override any of them (the defaults do nothing).
+
+    on_batch_start(step, model)       before the forward pass of each batch, after the learning rate
+                                      is set; step = optimizer.steps (0 for the first step of a fresh
+                                      optimizer; restored on resume)
+    on_batch_end(step, model, state)  after the optimizer step; state = the epoch's EpochState so far
+    on_epoch_end(epoch, model, row)   after the epoch's validation (epoch from 0; row = its history
+                                      row), before its checkpoint is written
+    """
+
+    def on_batch_start(self, step: int, model: Layer) -> None:
+        pass
+
+    def on_batch_end(self, step: int, model: Layer, state: EpochState) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, model: Layer, row: dict[str, float]) -> None:
+        pass
+
+
+def first_layer(model: Layer) -> Layer:
+    """The layer that sees the input images: the first leaf down a chain of Sequentials."""
+    while isinstance(model, Sequential) and len(model):
+        model = model[0]
+    return model
+
+
+def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, *, batch_size: int = 64,
+                loss_fn=None, seed: int = 0, epoch: int = 0, schedule: Callable[[int], float] | None = None,
+                augment: Augment | None = None, state: EpochState | None = None, progress: bool = True,
+                desc: str | None = None, stop: Callable[[], bool] | None = None,
+                callbacks: Sequence[Callback] = (), input_grad: bool = True) -> EpochState:
+    """Run one epoch of mini-batch training; return its EpochState (mean loss, accuracy, images/s).
+
+    x (N, C, H, W) float32, y (N,) int labels. Batches come from `iterate_batches(..., seed, epoch)`.
+    Before each step the learning rate is set to `schedule(optimizer.steps)` when a schedule is given;
+    then every callback's `on_batch_start`, and after the step its `on_batch_end`.
+    `state` continues a partly done epoch (from a checkpoint) and is updated in place after every batch.
+    `stop()` is polled after every batch; when it returns True the epoch ends early with
+    `state.interrupted = True`. A NaN/inf loss raises NonFiniteLossError before backward and step,
+    so the weights stay those of the last finite step.
+    `input_grad=False` sets `input_grad = False` on the model's first layer for this epoch (restored
+    afterwards) when that layer has the switch (the convolutions): training never uses dL/d(image),
+    and skipping it saves ~15% per LeNet-5 step. The default leaves the model as it is.
+    """
+    from tqdm import tqdm
+
+    loss_fn = loss_fn or SoftmaxCrossEntropy()
+    state = state if state is not None else EpochState(epoch)
+    state.interrupted = False
+    model.train()
+    first = first_layer(model)
+    saved_input_grad = getattr(first, "input_grad", None)
+    if not input_grad and saved_input_grad is not None:
+        first.input_grad = False
+    total = num_batches(len(x), batch_size)
+    bar = tqdm(total=total, initial=state.batch, desc=desc or f"epoch {epoch + 1}", unit="batch",
+               disable=not progress, leave=True, dynamic_ncols=True, file=sys.stderr)
+    try:
+        for b, xb, yb in iterate_batches(x, y, batch_size, seed=seed, epoch=epoch, start=state.batch,
+                                         augment=augment):
+            t0 = time.perf_counter()
+            if schedule is not None:
+                optimizer.lr = schedule(optimizer.steps)
+            for callback in callbacks:
+                callback.on_batch_start(optimizer.steps, model)
+            logits = model.forward(xb)
+            loss = loss_fn.forward(logits, yb)
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(f"the loss became {loss} at epoch {epoch + 1}, batch {b + 1} "
+                                         f"(learning rate {optimizer.lr:g})")
+            model.backward(loss_fn.backward())
+            optimizer.step()
+            optimizer.zero_grad()
+            state.seconds += time.perf_counter() - t0
+            state.loss_sum += loss * len(yb)
+            state.correct += int((logits.argmax(axis=1) == yb).sum())
+            state.seen += len(yb)
+            state.batch = b + 1
+            for callback in callbacks:
+                callback.on_batch_end(optimizer.steps, model, state)
+            bar.update(1)
+            if b % POSTFIX_EVERY == 0 or state.batch == total:
+                bar.set_postfix_str(f"loss {state.loss:.4f}  acc {state.accuracy:.2%}  "
+                                    f"{state.images_per_s:,.0f} img/s", refresh=False)
+            if stop is not None and stop():
+                state.interrupted = state.batch < total
+                break
+    finally:
+        bar.close()
+        if saved_input_grad is not None:
+            first.input_grad = saved_input_grad
+    return state
+
+
+def predict_logits(model: Layer, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Logits (N, K) of the model in eval mode (its previous mode is restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return np.concatenate([model.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: Layer, x: np.ndarray, y: np.ndarray, batch_size: int = EVAL_BATCH,
+             loss_fn=None) -> EvalResult:
+    """Mean loss and accuracy of the model (eval mode: no dropout, BatchNorm running statistics)."""
+    loss_fn = loss_fn or SoftmaxCrossEntropy()
+    logits = predict_logits(model, x, batch_size)
+    loss = loss_fn.forward(logits, y)
+    predictions = logits.argmax(axis=1)
+    return EvalResult(loss, float((predictions == y).mean()), predictions)
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{s:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[str, Any] | None = None,
+                  curves: bool = True) -> None:
+    """metrics.csv (one row per epoch), metrics.json (history + summary) and, with `curves`,
+    curves.png in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if history:
+        with open(out_dir / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+    (out_dir / "metrics.json").write_text(json.dumps({"history": history, "summary": summary or {}}, indent=1))
+    if history and curves:
+        plot_curves(history, out_dir / "curves.png")
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss and accuracy per epoch, training and validation, side by side (Agg canvas, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(fig)
+    for ax, key, title in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy"), strict=True):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+class _Stretch:
+    """Training figures since the previous history row (within one epoch)."""
+
+    def __init__(self) -> None:
+        self.mark = EpochState(0)
+
+    def row(self, state: EpochState) -> dict[str, float]:
+        m = self.mark
+        seen, seconds = state.seen - m.seen, state.seconds - m.seconds
+        self.mark = EpochState(state.epoch, state.batch, state.loss_sum, state.correct, state.seen, state.seconds)
+        return {"train_loss": (state.loss_sum - m.loss_sum) / max(seen, 1),
+                "train_acc": (state.correct - m.correct) / max(seen, 1),
+                "train_seconds": seconds, "images_per_s": seen / seconds if seconds > 0 else 0.0}
+
+
+class _EvalEvery(Callback):
+    """`fit(eval_every=K)`: a history row after every K batches of an epoch (not at its last batch,
+    which the epoch's own row covers)."""
+
+    def __init__(self, every: int, total: int, record: Callable[[EpochState, float], None]):
+        self.every, self.total, self.record = every, total, record
+
+    def on_batch_end(self, step: int, model: Layer, state: EpochState) -> None:
+        if state.batch % self.every == 0 and state.batch < self.total:
+            self.record(state, state.epoch + state.batch / self.total)
+
+
+class _Run:
+    """The bookkeeping of one `fit` call: history rows, checkpoints, log lines, the clock."""
+
+    def __init__(self, model: Layer, dataset, optimizer, *, epochs: int, batch_size: int, seed: int, val,
+                 out_dir, meta, loss_fn, say: Callable[[str], None], warn: Callable[[str], None]):
+        self.model, self.dataset, self.optimizer, self.loss_fn, self.say = model, dataset, optimizer, loss_fn, say
+        self.warn = warn
+        self.wrote = False  # a checkpoint of THIS run is in out_dir (saved, or the one resumed from)
+        self.epochs, self.batch_size, self.seed, self.meta = epochs, batch_size, seed, meta or {}
+        self.x_val, self.y_val = val if val is not None else (dataset.x_test, dataset.y_test)
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.path = self.out / CHECKPOINT_NAME if self.out is not None else None
+        self.history: list[dict[str, float]] = []
+        self.stretch, self.last_eval = _Stretch(), None
+        self.t_start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def record(self, state: EpochState, progress_epochs: float) -> dict[str, float]:
+        """Validate, append a history row (training figures since the previous row) and log it."""
+        v = self.last_eval = evaluate(self.model, self.x_val, self.y_val, loss_fn=self.loss_fn)
+        row = {"epoch": progress_epochs, "lr": float(self.optimizer.lr), **self.stretch.row(state),
+               "val_loss": v.loss, "val_acc": v.accuracy}
+        row = {k: row[k] for k in ROW_KEYS}
+        self.history.append(row)
+        where = f"{progress_epochs:g}" if isinstance(progress_epochs, int) else f"{progress_epochs:.2f}"
+        self.say(f"epoch {where}/{self.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
+                 f"validation loss {v.loss:.4f} acc {v.accuracy:.2%} | {row['images_per_s']:,.0f} img/s")
+        return row
+
+    def save(self, epoch_done: int, part: EpochState | None) -> None:
+        """The checkpoint (when there is an out_dir): weights, optimizer, data-stream position, history."""
+        if self.path is not None:
+            info = {**self.meta, "seed": self.seed, "batch_size": self.batch_size, "epoch": epoch_done,
+                    "partial": asdict(part) if part else None, "history": self.history, "seconds": self.elapsed}
+            ckpt_io.save_checkpoint(self.path, self.model, self.optimizer, info)
+            self.wrote = True
+        if self.out is not None:
+            write_metrics(self.out, self.history, curves=False)  # the PNG is drawn once, at the end
+
+    def stop_message(self, epoch: int, state: EpochState | None, error: Exception | None) -> str:
+        if error is not None:
+            kept = f"the last good checkpoint {self.path} is kept" if self.wrote else "no checkpoint was written"
+            return f"stopped: {error}; {kept}. Try a smaller learning rate."
+        where = f"interrupted at epoch {epoch + 1}, batch {state.batch}"
+        return f"{where}; checkpoint saved to {self.path} (resume it to continue)" if self.path is not None \
+            else f"{where} (no run folder, nothing saved)"
+
+    def broken(self, row: dict[str, float]) -> str | None:
+        """Why the model after this validation must not become a checkpoint (None: it may)."""
+        bad = non_finite_parameters(self.model)
+        if bad:
+            return f"the weights hold NaN or infinity ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+        if not math.isfinite(row["val_loss"]):
+            return f"the validation loss became {row['val_loss']}"
+        return None
+
+    def finish(self, result: FitResult, reuse_last_eval: bool) -> FitResult:
+        """Test-split result (the last validation when it WAS the test split and nothing changed the
+        model since), the summary line, metrics.json / metrics.csv / curves.png."""
+        result.history, result.seconds = self.history, self.elapsed
+        if result.status == "done":
+            test = result.test = (self.last_eval if reuse_last_eval and self.last_eval else
+                                  evaluate(self.model, self.dataset.x_test, self.dataset.y_test, loss_fn=self.loss_fn))
+            epochs_word = "epoch" if len(self.history) == 1 else "epochs"
+            result.message = (f"test accuracy {test.accuracy:.2%} ({test.correct}/{len(self.dataset.y_test)}) "
+                              f"after {len(self.history)} {epochs_word}, wall time {_format_seconds(result.seconds)}, "
+                              f"training {result.images_per_s:,.0f} images/s")
+            self.say(result.message)
+            summary = {"test_accuracy": test.accuracy, "test_loss": test.loss, "epochs": len(self.history),
+                       "wall_seconds": result.seconds, "train_images_per_s": result.images_per_s}
+        else:
+            summary = {"status": result.status, "message": result.message}
+        if self.out is not None:
+            write_metrics(self.out, self.history, summary)
+        return result
+
+
+def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
+        schedule: Callable[[int], float] | None = None, seed: int = 0, out_dir: str | Path | None = None,
+        resume: bool = False, augment: Augment | None = None, val: tuple[np.ndarray, np.ndarray] | None = None,
+        meta: dict[str, Any] | None = None, progress: bool = True, callbacks: Sequence[Callback] = (),
+        eval_every: int | None = None, max_steps: int | None = None, input_grad: bool = False,
+        log: Callable[[str], None] | None = print, loss_fn=None,
+        warn: Callable[[str], None] | None = None) -> FitResult:
+    """Train `model` on `dataset` (a `minicnn.data.Dataset`, already normalised as wanted) for `epochs`.
+
+    Each epoch: `train_epoch`, then `evaluate` on `val` (x, y) — or on the test split when `val` is
+    None, reported as validation — giving one history row, then every callback's `on_epoch_end`,
+    metrics files and a checkpoint in `out_dir` (if given). After the last epoch the test split is
+    evaluated and a summary line is logged.
+
+    `eval_every=K` also validates after every K batches inside an epoch: each such row has a fractional
+    `epoch` (0.25 = a quarter through the first) and training figures over the batches since the
+    previous row. `max_steps` ends the run (status "done") once `optimizer.steps` reaches it: a quick
+    budget; the partial epoch gets its row. `input_grad=False` (the default) lets the model's first layer
+    skip dL/d(image) during training (see `train_epoch`); True keeps it. `callbacks`: `Callback` objects.
+    `meta` (JSON-friendly: model name/config, dataset, normalisation, ...) is stored in every checkpoint.
+    `resume=True` continues from `out_dir/checkpoint.npz` when it exists (same seed and batch size
+    required); the data stream, optimizer state, schedule position and engine RNG are all restored.
+    Returns a FitResult; status "interrupted" after Ctrl-C, "diverged" after a NaN/inf training loss,
+    or when, after an epoch, a weight or the validation loss is not finite (that model is never saved:
+    the checkpoint in `out_dir` stays the last good one). Those two messages go to `warn` (default:
+    `log`). Temporary files of a save that was killed midway are removed from `out_dir` at the start.
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every),
+                        ("max_steps", max_steps)):
+        if value is not None:
+            positive_int(value, "fit", name)
+    run = _Run(model, dataset, optimizer, epochs=epochs, batch_size=batch_size, seed=seed, val=val,
+               out_dir=out_dir, meta=meta, loss_fn=loss_fn, say=log or (lambda _msg: None),
+               warn=warn or log or (lambda _msg: None))
+    if run.path is not None:
+        removed = remove_unfinished(run.path)
+        if removed:
+            run.say(f"removed {len(removed)} unfinished temporary file(s) of an interrupted save in {run.out}")
+    start_epoch, partial = 0, None
+    if resume:
+        start_epoch, partial, run.history, seconds = _resume(run.path, model, optimizer, seed, batch_size, run.say)
+        run.t_start -= seconds
+        run.wrote = run.path is not None and run.path.is_file()
+    steps_per_epoch = num_batches(len(dataset.x_train), batch_size)
+    hooks = [*callbacks, _EvalEvery(eval_every, steps_per_epoch, run.record)] if eval_every else list(callbacks)
+    result = FitResult("done", checkpoint=run.path)
+    with _StopFlag() as stop:
+        def should_stop() -> bool:
+            return stop.requested or (max_steps is not None and optimizer.steps >= max_steps)
+
+        for epoch in range(start_epoch, epochs):
+            state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
+            run.stretch.mark = EpochState(epoch)
+            try:
+                state = train_epoch(model, dataset.x_train, dataset.y_train, optimizer, batch_size=batch_size,
+                                    loss_fn=loss_fn, seed=seed, epoch=epoch, schedule=schedule, augment=augment,
+                                    state=state, progress=progress, desc=f"epoch {epoch + 1}/{epochs}",
+                                    stop=should_stop, callbacks=hooks, input_grad=input_grad)
+            except NonFiniteLossError as e:
+                result.status, result.message = "diverged", run.stop_message(epoch, None, e)
+                run.warn(result.message)
+                break
+            if state.interrupted and stop.requested:  # Ctrl-C: save where we are and return
+                run.save(epoch, state)
+                result.status, result.message = "interrupted", run.stop_message(epoch, state, None)
+                run.warn(result.message)
+                break
+            row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
+            problem = run.broken(row)
+            if problem is not None:
+                result.status = "diverged"
+                result.message = run.stop_message(epoch, None, NonFiniteLossError(f"{problem} after epoch {epoch + 1}"))
+                run.warn(result.message)
+                break
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, model, row)
+            if state.interrupted:  # the step budget is spent: save the partial epoch and stop
+                run.save(epoch, state)
+                break
+            run.save(epoch + 1, None)
+    return run.finish(result, reuse_last_eval=val is None and not callbacks)
+
+
+ROW_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "images_per_s")
+
+
+def _resume(path: Path | None, model: Layer, optimizer, seed: int, batch_size: int,
+            say: Callable[[str], None]) -> tuple[int, EpochState | None, list, float]:
+    """Restore model, optimizer and RNG from `path` if it exists -> (epoch, partial state, history, seconds)."""
+    if path is None or not path.is_file():
+        say(f"nothing to resume: no {CHECKPOINT_NAME} in {path.parent if path else None}; starting from scratch")
+        return 0, None, [], 0.0
+    saved = ckpt_io.load_checkpoint(path)
+    for key, value in (("seed", seed), ("batch_size", batch_size)):
+        if saved.meta.get(key) != value:
+            raise ckpt_io.CheckpointError(f"{path} was written with {key}={saved.meta.get(key)}, this run has "
+                                          f"{key}={value}; resume with the same value")
+    missing = [key for key in ("epoch", "partial", "history", "seconds") if key not in saved.meta]
+    if missing:
+        raise ckpt_io.CheckpointError(f"{path}: not a checkpoint written by fit (its meta lacks {missing})")
+    ckpt_io.restore(saved, model, optimizer)
+    partial = EpochState(**saved.meta["partial"]) if saved.meta["partial"] else None
+    epoch = saved.meta["epoch"]
+    where = f"epoch {epoch + 1}, batch {partial.batch}" if partial else f"the end of epoch {epoch}"
+    say(f"resuming from {path} at {where}")
+    return epoch, partial, saved.meta["history"], saved.meta["seconds"]

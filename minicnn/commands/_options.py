@@ -1,0 +1,77 @@
+"""What every command shares: argparse value checks and one way to report an error.
+
+Exit codes of every `minicnn` command (also in `minicnn --help`):
+
+      0  done
+      1  a check or a run failed (gradient check, diverged training, unwritable result)
+      2  bad input (an option out of range, a missing or damaged file, an unknown name)
+    130  interrupted (Ctrl-C)
+
+A range check in the parser refuses a bad value before anything runs, with argparse's one-line
+"argument --lr: ..." error and exit code 2. Errors found later go through `fail`: one message on
+stderr, wrapped to the terminal's 80 columns (paths are never broken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import textwrap
+from collections.abc import Callable
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+COLUMNS = 80
+
+
+def fail(command: str, message: str, code: int = EXIT_BAD_INPUT) -> int:
+    """Print "minicnn COMMAND: message" to stderr (wrapped to 80 columns) and return `code`."""
+    print(wrap(f"minicnn {command}: {message}"), file=sys.stderr)
+    return code
+
+
+def wrap(text: str) -> str:
+    """`text` wrapped to 80 columns, each line of it separately; long words (paths) stay whole."""
+    return "\n".join(textwrap.fill(line, COLUMNS, break_long_words=False, break_on_hyphens=False,
+                                   subsequent_indent="  ") or line for line in text.splitlines())
+
+
+def integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an int in [low, high] (None: unbounded on that side)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        _check_range(value, text, low, high, closed_high=True)
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite float in [low, high]; `low_open`/`high_open` exclude that end."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        _check_range(value, text, low, high, low_open=low_open, closed_high=not high_open)
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def _check_range(value: float, text: str, low, high, *, low_open: bool = False, closed_high: bool = True) -> None:
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value > high if closed_high else value >= high)
+    if too_low or too_high:
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            parts.append(f"{'<=' if closed_high else '<'} {high:g}")
+        raise argparse.ArgumentTypeError(f"expected a value {' and '.join(parts)}, got {text}")

@@ -1,0 +1,258 @@
+"""`minicnn exercise`: write each equation yourself; the engine grades it.
+
+    minicnn exercise list                      the exercises in course order, with your status
+    minicnn exercise start NAME [--dir DIR]    write DIR/NAME.py (a stub), never overwriting
+    minicnn exercise check NAME [--dir DIR]    grade DIR/NAME.py against the engine
+    minicnn exercise hint NAME [--dir DIR]     the next hint, one at a time
+    minicnn exercise watch [--dir DIR]         work through them in order, re-checking on save
+    minicnn exercise solution NAME [--write]   the engine's method in the exercise's form
+
+Exit codes: 0 passed / done, 1 a check failed, 2 bad input (unknown exercise, missing file).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+NAME = "exercise"
+HELP = "exercises: write forward/backward passes yourself and let the engine grade them"
+DEFAULT_DIR = "exercises"
+POLL_SECONDS = 0.5
+TIMEOUT_SECONDS = 20.0  # a check stops the learner's code after this; every solution takes about a second
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    p = sub.add_parser("list", help="the exercises in course order, with your status")
+    _dir(p)
+    p = sub.add_parser("start", help="write DIR/NAME.py to start an exercise (never overwrites)")
+    p.add_argument("name")
+    _dir(p)
+    p = sub.add_parser("check", help="grade DIR/NAME.py against the engine")
+    p.add_argument("name")
+    _dir(p)
+    _timeout(p)
+    p = sub.add_parser("hint", help="show the next hint for an exercise")
+    p.add_argument("name")
+    _dir(p)
+    p = sub.add_parser("watch", help="work through the exercises in order, re-checking on every save")
+    _dir(p)
+    _timeout(p)
+    p.add_argument("--interval", type=float, default=POLL_SECONDS, help="seconds between file checks")
+    p = sub.add_parser("solution", help="show the solution (the engine's method, in the exercise's form)")
+    p.add_argument("name")
+    _dir(p)
+    p.add_argument("--write", action="store_true",
+                   help="write it as DIR/NAME.py (an existing file is kept as NAME.py.bak)")
+
+
+def _dir(p) -> None:
+    p.add_argument("--dir", default=DEFAULT_DIR, help="the folder of your exercise files")
+
+
+def _timeout(p) -> None:
+    p.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS,
+                   help="seconds your code may run before the check stops it")
+
+
+def _flag(folder) -> str:
+    """The --dir option to repeat in a suggested command ('' for the default folder)."""
+    return "" if str(folder) == DEFAULT_DIR else f" --dir {folder}"
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run(args) -> int:
+    from minicnn import exercises
+
+    action = getattr(args, "action", None)
+    if action is None:
+        print(__doc__.split("\n\n")[1])
+        return 0
+    if action in ("list", "watch"):
+        return {"list": _list, "watch": _watch}[action](args)
+    try:
+        exercise = exercises.get(args.name)
+    except ValueError:
+        _err(f"minicnn exercise: unknown exercise {args.name!r}; the exercises are:")
+        _err(_table(Path(args.dir)))
+        return 2
+    return {"start": _start, "check": _check, "hint": _hint, "solution": _solution}[action](exercise, args)
+
+
+def _table(folder: Path) -> str:
+    from minicnn.exercises import EXERCISES
+    from minicnn.exercises.state import Progress
+
+    progress = Progress(folder)
+    rows = [f"{'#':>2} {'exercise':<18}{'ch':>2}  {'status':<12}goal"]
+    for i, e in enumerate(EXERCISES, start=1):
+        rows.append(f"{i:>2} {e.name:<18}{e.chapter:>2}  {progress.status(e.name):<12}{e.goal}")
+    return "\n".join(rows)
+
+
+def _list(args) -> int:
+    from minicnn.exercises import EXERCISES
+    from minicnn.exercises.state import Progress
+
+    folder = Path(args.dir)
+    print(_table(folder))
+    done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
+    print(f"\n{done}/{len(EXERCISES)} done, in the folder {folder}\nstart one with: minicnn exercise start NAME")
+    return 0
+
+
+def _write_stub(exercise, folder: Path) -> tuple[Path, bool]:
+    """Write the stub unless the file exists; returns (path, written)."""
+    path = folder / f"{exercise.name}.py"
+    if path.exists():
+        return path, False
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(exercise.stub())
+    return path, True
+
+
+def _start(exercise, args) -> int:
+    path, written = _write_stub(exercise, Path(args.dir))
+    if not written:
+        print(f"{path} exists already; not overwritten. Check it with:\n"
+              f"  minicnn exercise check {exercise.name}{_flag(args.dir)}")
+        return 0
+    print(f"wrote {path}: {exercise.goal}.\n"
+          f"Write the functions {', '.join(f + '()' for f in exercise.functions)}, then:\n"
+          f"  minicnn exercise check {exercise.name}{_flag(args.dir)}")
+    return 0
+
+
+def _check_once(exercise, folder: Path, timeout: float):
+    from minicnn.exercises.runner import check_file
+    from minicnn.exercises.state import Progress
+
+    path = folder / f"{exercise.name}.py"
+    report = check_file(exercise, path, timeout=timeout, shown=str(path))
+    Progress(folder).set_status(exercise.name, report.ok)
+    return report
+
+
+def _check(exercise, args) -> int:
+    folder = Path(args.dir)
+    path = folder / f"{exercise.name}.py"
+    if not path.is_file():
+        _err(f"minicnn exercise: {path} does not exist; create it with:\n"
+             f"  minicnn exercise start {exercise.name}{_flag(args.dir)}")
+        return 2
+    report = _check_once(exercise, folder, args.timeout)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def _hint(exercise, args) -> int:
+    from minicnn.exercises.grading import _wrap
+    from minicnn.exercises.state import Progress
+
+    index = Progress(Path(args.dir)).next_hint(exercise.name)
+    total = len(exercise.hints)
+    if index >= total:
+        print(f"no more hints for {exercise.name} (all {total} shown). The solution:\n"
+              f"  minicnn exercise solution {exercise.name}")
+        return 0
+    print("\n".join(_wrap(f"hint {index + 1}/{total} for {exercise.name}: {exercise.hints[index]}")))
+    return 0
+
+
+def _engine_locations(exercise) -> list[str]:
+    import importlib
+    import inspect
+
+    lines = []
+    for ref in exercise.engine:
+        module_name, qualname = ref.split(":")
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        obj = inspect.unwrap(obj)
+        line = inspect.getsourcelines(obj)[1]
+        file = module_name.replace(".", "/") + ".py"
+        lines.append(f"  {file}:{line}  {qualname}")
+    return lines
+
+
+def _solution(exercise, args) -> int:
+    if not args.write:
+        print(exercise.solution().rstrip())
+        print(f"\n# The engine's own code for {exercise.name}:")
+        print("\n".join("#" + line for line in _engine_locations(exercise)))
+        return 0
+    folder = Path(args.dir)
+    path = folder / f"{exercise.name}.py"
+    folder.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() != exercise.solution():
+        backup = _free_name(path.with_name(path.name + ".bak"))
+        path.rename(backup)
+        print(f"your file was kept as {backup}")
+    path.write_text(exercise.solution())
+    print(f"wrote the solution to {path}; check it with:\n  minicnn exercise check {exercise.name}{_flag(args.dir)}")
+    return 0
+
+
+def _free_name(path: Path) -> Path:
+    candidate, k = path, 1
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.name}{k}")
+    return candidate
+
+
+def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=time.sleep) -> int:
+    """Work through the exercises in course order: check the first one not passed, re-check it whenever
+    its file changes (modification time), move on when it passes. Ctrl-C stops; the progress file
+    in `folder` remembers what passed, so the next call resumes. Returns 0 (all done or stopped)."""
+    from minicnn.exercises import EXERCISES
+    from minicnn.exercises.state import Progress
+
+    total = len(EXERCISES)
+    try:
+        while True:
+            progress = Progress(folder)
+            pending = [e for e in EXERCISES if progress.status(e.name) != "passed"]
+            if not pending:
+                print(f"{total}/{total} done: every exercise passes. Well done.")
+                return 0
+            exercise = pending[0]
+            path, written = _write_stub(exercise, folder)
+            print(f"\n== {total - len(pending)}/{total} done == {exercise.name} (chapter {exercise.chapter}): "
+                  f"{exercise.goal}")
+            print(f"   {'wrote' if written else 'edit'} {path}; it is checked every time you save it "
+                  f"(Ctrl-C stops)")
+            while True:
+                stamp = _mtime(path)
+                if stamp is None:
+                    print(f"{path} is gone; waiting for it to come back "
+                          f"(`minicnn exercise start {exercise.name}{_flag(folder)}` writes a new stub) ...")
+                else:
+                    report = _check_once(exercise, folder, timeout)
+                    print(report.text())
+                    if report.ok:
+                        break
+                    print("\nwaiting for you to save the file ...")
+                while _mtime(path) == stamp:
+                    sleep(interval)
+    except KeyboardInterrupt:
+        done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
+        print(f"\nstopped at {done}/{total} done; `minicnn exercise watch{_flag(folder)}` resumes here.")
+        return 0
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _watch(args) -> int:
+    return watch(Path(args.dir), args.timeout, args.interval)

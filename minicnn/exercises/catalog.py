@@ -1,0 +1,915 @@
+"""The exercises, in course order: goals, hints, and the graded cases.
+
+Every expected value comes from the engine itself (`minicnn.functional`, `layers`, `losses`, `optim`,
+`analysis`); the backward passes are also checked by `minicnn.gradcheck`. The `Mistake`s are known
+wrong answers (the unflipped kernel, a missing transpose, ...), computed from the engine's pieces, so
+that a learner's wrong output can be recognised and the hint can name the mistake. Inputs come from
+fixed seeds: every run grades the same cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from minicnn import functional as F
+from minicnn.core import Layer, Parameter
+from minicnn.exercises.spec import Exercise, GradCase, Mistake, ValueCase
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _shape(a: np.ndarray) -> str:
+    return "(" + ",".join(str(s) for s in a.shape) + ")"
+
+
+class _Wrapped(Layer):
+    """A Layer from closures: forward(layer, x) and backward(layer, x, dy), parameters by keyword.
+
+    The gradient cases use it to put the learner's function into the engine's gradient checker."""
+
+    def __init__(self, forward: Callable, backward: Callable, **params: np.ndarray):
+        super().__init__()
+        for name, value in params.items():
+            setattr(self, name, Parameter(value))
+        self._forward, self._backward = forward, backward
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x  # cache: x
+        return self._forward(self, x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return self._backward(self, self._x, dy)
+
+
+# ---- 1 linear ------------------------------------------------------------------------------
+
+
+def _linear_cases() -> list:
+    cases = []
+    shapes = [(4, 3, 3), (5, 3, 2), (1, 7, 4)]  # (N, IN, OUT); the first is square so dy @ w.T fits
+    for k, (n, i, o) in enumerate(shapes):
+        r = _rng(10 + k)
+        x, w, b = r.standard_normal((n, i)), r.standard_normal((o, i)), r.standard_normal(o)
+        cases.append(ValueCase(
+            f"x {_shape(x)} w {_shape(w)}", "linear_forward", (x, w, b), {"y": F.linear(x, w, b)},
+            [Mistake("y", lambda x=x, w=w: x @ w.T, "add the bias b (broadcast over the batch rows)"),
+             Mistake("y", lambda x=x, w=w, b=b: x @ w + b, "y = x @ w.T + b: w is (OUT, IN)")]))
+    for k, (n, i, o) in enumerate(shapes):
+        r = _rng(20 + k)
+        x, w, dy = r.standard_normal((n, i)), r.standard_normal((o, i)), r.standard_normal((n, o))
+        dx, dw, db = F.linear_backward(dy, x, w)
+        cases.append(ValueCase(
+            f"dy {_shape(dy)} x {_shape(x)} w {_shape(w)}", "linear_backward", (dy, x, w),
+            {"dx": dx, "dw": dw, "db": db},
+            [Mistake("dx", lambda dy=dy, w=w: dy @ w.T, "dx = dy @ w: W^T dL/dy per row is dy @ w (no .T)"),
+             Mistake("dw", lambda dy=dy, x=x: x.T @ dy, "dw has shape (OUT, IN): dw = dy.T @ x, not x.T @ dy"),
+             Mistake("dw", lambda dy=dy, x=x: dy.T @ x / len(x), "dw is a SUM over the batch; do not divide by N"),
+             Mistake("db", lambda dy=dy: dy.mean(axis=0), "db sums dy over the batch (axis 0); you took the mean"),
+             Mistake("db", lambda dy=dy: dy.sum(axis=1), "db sums over the batch axis 0, giving shape (OUT,)")]))
+
+    wg, bg = _rng(30).standard_normal((3, 4)), _rng(31).standard_normal(3)
+
+    def grad_layer(fns):
+        def forward(layer, x):
+            return fns["linear_forward"](x, layer.weight.data, layer.bias.data)
+
+        def backward(layer, x, dy):
+            dx, dw, db = fns["linear_backward"](dy, x, layer.weight.data)
+            layer.weight.grad += dw
+            layer.bias.grad += db
+            return dx
+        return _Wrapped(forward, backward, weight=wg.copy(), bias=bg.copy())
+
+    cases.append(GradCase("x (5,4), weight, bias", "linear_backward", grad_layer, _rng(32).standard_normal((5, 4))))
+    return cases
+
+
+# ---- 2 activations -------------------------------------------------------------------------
+
+
+def _activation_cases() -> list:
+    cases = []
+    r = _rng(40)
+    x1 = r.standard_normal((3, 4))
+    x1[0, 1] = x1[2, 3] = 0.0  # exact zeros: the subgradient at 0 is 0
+    x2 = r.standard_normal((2, 3, 4, 5))
+    for x in (x1, x2):
+        dy = r.standard_normal(x.shape)
+        cases.append(ValueCase(
+            f"x {_shape(x)}" + (" with zeros" if x is x1 else ""), "relu_backward", (dy, x),
+            {"dx": F.relu_backward(dy, x)},
+            [Mistake("dx", lambda dy=dy, x=x: dy * (x >= 0), "at x == 0 ReLU's gradient is taken as 0: use x > 0"),
+             Mistake("dx", lambda x=x: (x > 0).astype(float), "multiply the 0/1 mask by dy"),
+             Mistake("dx", lambda dy=dy, x=x: dy * np.maximum(x, 0),
+                     "the derivative is the step 1[x > 0], not relu(x) itself")]))
+    for alpha, x in ((0.1, x2), (0.01, r.standard_normal((5, 3)))):
+        dy = r.standard_normal(x.shape)
+        cases.append(ValueCase(
+            f"x {_shape(x)} alpha {alpha}", "leaky_relu_backward", (dy, x, alpha),
+            {"dx": F.leaky_relu_backward(dy, x, alpha)},
+            [Mistake("dx", lambda dy=dy, x=x: dy * (x > 0),
+                     "for x <= 0 the slope is alpha, not 0: dx = alpha * dy there"),
+             Mistake("dx", lambda dy=dy, x=x, a=alpha: dy * np.where(x > 0, a, 1.0),
+                     "slopes swapped: 1 for x > 0, alpha for x <= 0")]))
+    for pieces, shape in ((2, (2, 6)), (3, (2, 6, 3, 2))):
+        x = r.standard_normal(shape)
+        y, idx = F.maxout(x, pieces)
+        dy = r.standard_normal(y.shape)
+        cases.append(ValueCase(
+            f"x {_shape(x)} pieces {pieces}", "maxout_backward", (dy, x, pieces),
+            {"dx": F.maxout_backward(dy, idx, pieces)},
+            [Mistake("dx", lambda dy=dy, p=pieces: np.repeat(dy, p, axis=1),
+                     "route dy only to the winning channel of each group, not to all of them"),
+             Mistake("dx", lambda dy=dy, p=pieces: np.repeat(dy, p, axis=1) / p,
+                     "that spreads dy evenly; route all of it to the winning channel"),
+             Mistake("dx", lambda x=x, dy=dy, p=pieces: _maxout_strided(x, dy, p),
+                     "groups are CONSECUTIVE channels: group g is channels g*pieces .. g*pieces+pieces-1")]))
+    rg = _rng(41)
+    xg = rg.standard_normal((4, 6))
+    xg += np.sign(xg) * 0.1  # keep away from the kink at 0
+
+    def act_layer(name, fwd, bwd):
+        def make(fns):
+            return _Wrapped(lambda layer, x: fwd(x), lambda layer, x, dy: bwd(fns[name], x, dy))
+        return make
+
+    cases.append(GradCase("x (4,6)", "relu_backward",
+                          act_layer("relu_backward", F.relu, lambda f, x, dy: f(dy, x)), xg))
+    cases.append(GradCase("x (4,6), alpha 0.2", "leaky_relu_backward",
+                          act_layer("leaky_relu_backward", lambda x: F.leaky_relu(x, 0.2),
+                                    lambda f, x, dy: f(dy, x, 0.2)), xg))
+    cases.append(GradCase("x (3,6), pieces 3", "maxout_backward",
+                          act_layer("maxout_backward", lambda x: F.maxout(x, 3)[0],
+                                    lambda f, x, dy: f(dy, x, 3)), rg.standard_normal((3, 6))))
+    return cases
+
+
+def _maxout_strided(x: np.ndarray, dy: np.ndarray, pieces: int) -> np.ndarray:
+    """The wrong grouping: channels g, g + G, g + 2G, ... (G = C // pieces) instead of consecutive ones."""
+    n, c = x.shape[:2]
+    g = c // pieces
+    xs = x.reshape(n, pieces, g, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)  # strided -> consecutive
+    _, idx = F.maxout(xs, pieces)
+    dxs = F.maxout_backward(dy, idx, pieces)
+    return dxs.reshape(n, g, pieces, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)  # back to strided order
+
+
+# ---- 3 softmax cross-entropy ---------------------------------------------------------------
+
+
+def _not_finite(value) -> bool:
+    return not np.all(np.isfinite(np.asarray(value, dtype=float)))
+
+
+def _softmax_cases() -> list:
+    from minicnn.losses import SoftmaxCrossEntropy
+
+    cases = []
+    r = _rng(50)
+    for n, k, scale in ((4, 3, 1.0), (1, 5, 2.0), (6, 10, 1.0), (3, 4, 1000.0)):
+        z = r.standard_normal((n, k)) * scale
+        labels = r.integers(0, k, n)
+        ce = SoftmaxCrossEntropy()
+        loss = ce.forward(z, labels)
+        d = ce.backward()
+        label = f"logits {_shape(z)}" + (" large (|z| ~ 1000)" if scale > 100 else "")
+        unstable = "overflow: exp of a large logit is inf. Subtract each row's max before exp (softmax is unchanged)"
+        cases.append(ValueCase(
+            label, "softmax_cross_entropy", (z, labels), {"loss": loss, "dlogits": d},
+            [Mistake("loss", None, unstable, when=_not_finite),
+             Mistake("dlogits", None, unstable, when=_not_finite),
+             Mistake("loss", lambda loss=loss, n=n: loss * n, "the loss is the MEAN over the batch, not the sum"),
+             Mistake("dlogits", lambda d=d, n=n: d * n,
+                     "the loss is a mean over N rows, so divide the gradient by N too"),
+             Mistake("dlogits", lambda z=z: np.exp(z - z.max(1, keepdims=True)) /
+                     np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True) / len(z),
+                     "subtract 1 at the true class: dL/dz = (softmax(z) - onehot(y)) / N")]))
+    rg = _rng(51)
+    zg, yg = rg.standard_normal((4, 5)), rg.integers(0, 5, 4)
+
+    def layer(fns):
+        f = fns["softmax_cross_entropy"]
+        return _Wrapped(lambda lay, z: np.array([f(z, yg)[0]]), lambda lay, z, dy: dy[0] * f(z, yg)[1])
+
+    cases.append(GradCase("logits (4,5)", "softmax_cross_entropy", layer, zg))
+    return cases
+
+
+# ---- 4 conv2d by direct loops --------------------------------------------------------------
+
+_CONV_SHAPES = [  # (x shape, w shape, stride, padding)
+    ((1, 1, 5, 5), (1, 1, 3, 3), 1, 0),
+    ((2, 3, 7, 6), (4, 3, 3, 2), 1, 0),
+    ((2, 2, 7, 7), (3, 2, 3, 3), 2, 1),
+    ((1, 2, 6, 5), (2, 2, 2, 3), 2, 2),
+    ((2, 3, 8, 9), (2, 3, 5, 3), 3, 1),
+]
+
+
+_SIZE_HINT = "the output size is OH = (H + 2*padding - KH) // stride + 1 (and OW alike)"
+
+
+def _conv_label(x, w, s, p) -> str:
+    return f"x {_shape(x)} w {_shape(w)} stride {s} pad {p}"
+
+
+def _conv2d_direct_cases() -> list:
+    cases = []
+    for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES):
+        r = _rng(60 + k)
+        x, w, b = r.standard_normal(xs), r.standard_normal(ws), r.standard_normal(ws[0])
+        cases.append(ValueCase(
+            _conv_label(x, w, s, p), "conv2d", (x, w, b, s, p), {"y": F.conv2d(x, w, b, s, p, method="direct")},
+            [Mistake("y", lambda x=x, w=w, b=b, s=s, p=p: F.conv2d(x, w[:, :, ::-1, ::-1].copy(), b, s, p),
+                     "you flipped the kernel: a CNN 'convolution' is a cross-correlation, w[t, s, i, j] "
+                     "multiplies x_pad[n, s, oh*stride + i, ow*stride + j]"),
+             Mistake("y", lambda x=x, w=w, s=s, p=p: F.conv2d(x, w, None, s, p), "add the bias b[t] to output map t"),
+             Mistake("y", lambda x=x, w=w, b=b, s=s: F.conv2d(x, w, b, s, 0),
+                     "pad x with `padding` zeros on every side first (np.pad), then slide the window"),
+             Mistake("y", lambda x=x, w=w, b=b, p=p: F.conv2d(x, w, b, 1, p),
+                     "stride: output (oh, ow) starts at x_pad[oh*stride, ow*stride]; OH = (H+2P-KH)//stride + 1")],
+            shape_hint=_SIZE_HINT))
+    return cases
+
+
+# ---- 5 dx as a correlation with the flipped kernel ------------------------------------------
+
+_DX_SHAPES = [  # (x shape, w shape, padding); stride 1
+    ((1, 1, 3, 3), (1, 1, 2, 2), 0),
+    ((2, 3, 7, 6), (4, 3, 3, 3), 0),
+    ((2, 2, 6, 5), (2, 2, 3, 3), 1),
+    ((1, 3, 5, 5), (2, 3, 3, 3), 2),
+    ((2, 2, 5, 6), (3, 2, 3, 2), 1),
+]
+
+
+def _pad(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    return np.pad(a, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def _dx_cases() -> list:
+    cases = []
+    for k, (xs, ws, p) in enumerate(_DX_SHAPES):
+        r = _rng(70 + k)
+        x, w = r.standard_normal(xs), r.standard_normal(ws)
+        dy = r.standard_normal(F.conv2d(x, w, padding=p).shape)
+        dx = F.conv2d_backward(dy, x, w, padding=p)[0]
+        kh, kw = ws[2:]
+        swap = w.transpose(1, 0, 2, 3).copy()  # (C, T, KH, KW) not flipped
+        flip = swap[:, :, ::-1, ::-1].copy()
+        mistakes = [
+            Mistake("dx", lambda dy=dy, swap=swap, a=kh - 1 - p, b=kw - 1 - p: F.conv2d(_pad(dy, a, b), swap),
+                    "dx looks like a correlation with the UNFLIPPED kernel: flip both spatial axes, "
+                    "w_back = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]"),
+            Mistake("dx", lambda dy=dy, flip=flip, a=kh - 1, b=kw - 1: F.conv2d(_pad(dy, a, b), flip),
+                    "pad dy by KH-1-padding (not KH-1): the forward's padding rows are not part of x"),
+            Mistake("dx", lambda dy=dy, flip=flip, p=p: F.conv2d(dy, flip, padding=p),
+                    "pad dy by KH-1-padding for the FULL correlation, not by the forward's padding"),
+        ]
+        if ws[0] == ws[1]:
+            flip_only = w[:, :, ::-1, ::-1].copy()
+            mistakes.append(Mistake(
+                "dx", lambda dy=dy, f=flip_only, a=kh - 1 - p, b=kw - 1 - p: F.conv2d(_pad(dy, a, b), f),
+                "swap the channel axes too: w_back[s, t] = flipped w[t, s], i.e. w.transpose(1, 0, 2, 3)"))
+        cases.append(ValueCase(f"dy {_shape(dy)} w {_shape(w)} pad {p}", "conv2d_input_grad", (dy, w),
+                               {"dx": dx}, mistakes, kwargs={"padding": p}))
+    rg = _rng(79)
+    wg = rg.standard_normal((3, 2, 3, 3))
+
+    def layer(fns):
+        return _Wrapped(lambda lay, x: F.conv2d(x, wg, padding=1),
+                        lambda lay, x, dy: fns["conv2d_input_grad"](dy, wg, padding=1))
+
+    cases.append(GradCase("x (2,2,5,4), w (3,2,3,3), pad 1", "conv2d_input_grad", layer,
+                          rg.standard_normal((2, 2, 5, 4))))
+    return cases
+
+
+# ---- 6 dK as the correlation of x and dy ------------------------------------------------------
+
+
+def _dw_cases() -> list:
+    cases = []
+    for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES):
+        r = _rng(80 + k)
+        x, w = r.standard_normal(xs), r.standard_normal(ws)
+        dy = r.standard_normal(F.conv2d(x, w, stride=s, padding=p).shape)
+        dw = F.conv2d_backward(dy, x, w, stride=s, padding=p)[1]
+        mistakes = [
+            Mistake("dw", lambda dw=dw: dw[:, :, ::-1, ::-1],
+                    "dw is flipped: correlate x with dy, dw[t, s, i, j] = sum dy[n, t, oh, ow] * "
+                    "x_pad[n, s, oh*stride + i, ow*stride + j], i.e. offset (i, j) from the window start"),
+            Mistake("dw", lambda dw=dw, n=xs[0]: dw / n, "sum over the batch; do not average (no division by N)"),
+        ]
+        if ws[0] == ws[1]:
+            mistakes.append(Mistake("dw", lambda dw=dw: dw.transpose(1, 0, 2, 3),
+                                    "dw is (T, C, KH, KW): output channel first, like w"))
+        cases.append(ValueCase(f"x {_shape(x)} dy {_shape(dy)} stride {s} pad {p}", "conv2d_weight_grad",
+                               (dy, x, ws[2:]), {"dw": dw}, mistakes, kwargs={"stride": s, "padding": p}))
+    rg = _rng(89)
+
+    def layer(fns):
+        def backward(lay, x, dy):
+            lay.weight.grad += fns["conv2d_weight_grad"](dy, x, (3, 2), stride=2, padding=1)
+            return F.conv2d_backward(dy, x, lay.weight.data, stride=2, padding=1)[0]
+        return _Wrapped(lambda lay, x: F.conv2d(x, lay.weight.data, stride=2, padding=1), backward,
+                        weight=rg.standard_normal((3, 2, 3, 2)))
+
+    cases.append(GradCase("x (2,2,6,5), w (3,2,3,2), stride 2, pad 1", "conv2d_weight_grad", layer,
+                          rg.standard_normal((2, 2, 6, 5))))
+    return cases
+
+
+# ---- 7 im2col + one matrix multiply ----------------------------------------------------------
+
+
+def _im2col_cases() -> list:
+    cases = []
+    for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES):
+        r = _rng(90 + k)
+        x = r.standard_normal(xs)
+        kh, kw = ws[2:]
+        cols = F.im2col(x, (kh, kw), (s, s), (p, p))
+        c = xs[1]
+        cases.append(ValueCase(
+            f"x {_shape(x)} kernel {kh}x{kw} stride {s} pad {p}", "im2col", (x, kh, kw, s, p), {"cols": cols},
+            [Mistake("cols", lambda cols=cols: cols.T,
+                     "one COLUMN per output position: shape (C*KH*KW, N*OH*OW); you returned the transpose"),
+             Mistake("cols", lambda cols=cols, c=c, kh=kh, kw=kw:
+                     cols.reshape(c, kh, kw, -1).transpose(1, 2, 0, 3).reshape(cols.shape),  # rows (i, j, c)
+                     "rows are ordered (c, i, j) with the channel slowest: row c*KH*KW + i*KW + j"),
+             Mistake("cols", lambda cols=cols, n=xs[0]:
+                     cols.reshape(cols.shape[0], n, -1).transpose(0, 2, 1).reshape(cols.shape),  # (oh, ow, n)
+                     "columns are ordered (n, oh, ow) with the image slowest: column n*OH*OW + oh*OW + ow")],
+            exact=True, shape_hint="cols is (C*KH*KW, N*OH*OW) with " + _SIZE_HINT))
+    for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES[1:]):
+        r = _rng(95 + k)
+        x, w, b = r.standard_normal(xs), r.standard_normal(ws), r.standard_normal(ws[0])
+        y = F.conv2d(x, w, b, s, p)
+        cases.append(ValueCase(
+            _conv_label(x, w, s, p), "conv2d_im2col", (x, w, b, s, p), {"y": y},
+            [Mistake("y", lambda y=y, b=b: (y - b.reshape(1, -1, 1, 1)).transpose(1, 0, 2, 3).reshape(y.shape)
+                     + b.reshape(1, -1, 1, 1),
+                     "the product is (T, N*OH*OW): reshape it to (T, N, OH, OW), then transpose(1, 0, 2, 3)"),
+             Mistake("y", lambda y=y, b=b: y - b.reshape(1, -1, 1, 1), "add the bias b[t] to output map t")],
+            shape_hint=_SIZE_HINT))
+    return cases
+
+
+# ---- 8 max pooling ---------------------------------------------------------------------------
+
+_POOL_SHAPES = [  # (x shape, kernel, stride)
+    ((1, 1, 4, 4), 2, 2),
+    ((2, 3, 5, 7), 2, 2),
+    ((2, 2, 7, 7), 3, 2),
+    ((1, 2, 5, 6), 3, 1),
+]
+
+
+def _distinct(r: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Values with no ties and gaps >= 0.01 (the gradient check's steps never change a window's max)."""
+    return (r.permutation(int(np.prod(shape))).reshape(shape) * 0.01 + 0.001 * r.random(shape)) - 0.5
+
+
+def _route_assign(dy: np.ndarray, x: np.ndarray, k: int, s: int) -> np.ndarray:
+    """Wrong routing: dx[winner] = dy (assigned), so overlapping windows overwrite each other."""
+    _, idx = F.max_pool2d(x, k, s)
+    dx = np.zeros(x.shape)
+    n, c, oh, ow = dy.shape
+    for p in range(oh):
+        for q in range(ow):
+            i, j = np.divmod(idx[:, :, p, q].astype(int), k)
+            nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
+            dx[nn, cc, p * s + i, q * s + j] = dy[:, :, p, q]
+    return dx
+
+
+def _route_ties(dy: np.ndarray, x: np.ndarray, k: int, s: int) -> np.ndarray:
+    """Wrong routing: dy to every position equal to the window max (all tied winners)."""
+    y, _ = F.max_pool2d(x, k, s)
+    dx = np.zeros(x.shape)
+    for p in range(dy.shape[2]):
+        for q in range(dy.shape[3]):
+            win = x[:, :, p * s:p * s + k, q * s:q * s + k]
+            tied = win == y[:, :, p:p + 1, q:q + 1]  # (N, C, k, k): every position equal to the max
+            dx[:, :, p * s:p * s + k, q * s:q * s + k] += tied * dy[:, :, p:p + 1, q:q + 1]
+    return dx
+
+
+def _max_pool_cases() -> list:
+    cases = []
+    for k, (xs, kk, s) in enumerate(_POOL_SHAPES):
+        x = _distinct(_rng(100 + k), xs)
+        cases.append(ValueCase(f"x {_shape(x)} kernel {kk} stride {s}", "max_pool2d", (x, kk, s),
+                               {"y": F.max_pool2d(x, kk, s)[0]},
+                               [Mistake("y", lambda x=x, kk=kk, s=s: F.avg_pool2d(x, kk, s),
+                                        "that is the average; take the max of each window")],
+                               shape_hint="OH = (H - K) // stride + 1: windows that would stick out are dropped"))
+    ties = np.array([[[[1, 3, 3, 0, 2], [3, 1, 0, 3, 2], [2, 2, 1, 1, 0], [0, 2, 2, 1, 1]]]], float)
+    for k, (xs, kk, s) in enumerate(_POOL_SHAPES + [((1, 1, 4, 5), 2, 2)]):
+        r = _rng(110 + k)
+        x = _distinct(r, xs) if k < len(_POOL_SHAPES) else ties
+        y, idx = F.max_pool2d(x, kk, s)
+        dy = r.standard_normal(y.shape)
+        dx = F.max_pool2d_backward(dy, idx, x.shape, kk, s)
+        label = f"x {_shape(x)} kernel {kk} stride {s}" + (" ties" if x is ties else "")
+        cases.append(ValueCase(label, "max_pool2d_backward", (dy, x, kk, s), {"dx": dx}, [
+            Mistake("dx", lambda dy=dy, x=x, kk=kk, s=s: F.sum_pool2d_backward(dy, x.shape, kk, s),
+                    "route dy only to the max of its window, not to every element of the window"),
+            Mistake("dx", lambda dy=dy, x=x, kk=kk, s=s: F.avg_pool2d_backward(dy, x.shape, kk, s),
+                    "that is average pooling's backward; route all of dy to the window's max"),
+            Mistake("dx", lambda dy=dy, x=x, kk=kk, s=s: _route_assign(dy, x, kk, s),
+                    "windows overlap (stride < kernel): ADD (+=) into dx; an input that wins two windows "
+                    "gets both gradients"),
+            Mistake("dx", lambda dy=dy, x=x, kk=kk, s=s: _route_ties(dy, x, kk, s),
+                    "on a tie route dy to the FIRST maximum only (np.argmax of the flattened window)")]))
+    rg = _rng(119)
+
+    def layer(fns):
+        return _Wrapped(lambda lay, x: F.max_pool2d(x, 3, 2)[0],
+                        lambda lay, x, dy: fns["max_pool2d_backward"](dy, x, 3, 2))
+
+    cases.append(GradCase("x (2,2,7,7), kernel 3, stride 2", "max_pool2d_backward", layer,
+                          _distinct(rg, (2, 2, 7, 7))))
+    return cases
+
+
+# ---- 9 average pooling backward --------------------------------------------------------------
+
+
+def _avg_assign(dy: np.ndarray, x_shape: tuple[int, ...], k: int, s: int, p: int) -> np.ndarray:
+    """Wrong: each window's share assigned (=), so overlapping windows overwrite each other."""
+    n, c, h, w = x_shape
+    dxp = np.zeros((n, c, h + 2 * p, w + 2 * p))
+    for a in range(dy.shape[2]):
+        for b in range(dy.shape[3]):
+            dxp[:, :, a * s:a * s + k, b * s:b * s + k] = dy[:, :, a:a + 1, b:b + 1] / (k * k)
+    return dxp[:, :, p:p + h, p:p + w]
+
+
+def _avg_assign_taps(dy: np.ndarray, x_shape: tuple[int, ...], k: int, s: int, p: int) -> np.ndarray:
+    """Wrong: the share assigned (=) once per window offset (i, j), so the last offset overwrites."""
+    n, c, h, w = x_shape
+    oh, ow = dy.shape[2:]
+    dxp = np.zeros((n, c, h + 2 * p, w + 2 * p))
+    for i in range(k):
+        for j in range(k):
+            dxp[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] = dy / (k * k)
+    return dxp[:, :, p:p + h, p:p + w]
+
+
+def _avg_pool_cases() -> list:
+    cases = []
+    for k, (xs, kk, s, p) in enumerate([((1, 1, 4, 4), 2, 2, 0), ((2, 2, 5, 5), 2, 2, 0),
+                                         ((1, 2, 5, 6), 3, 1, 0), ((2, 1, 7, 7), 3, 2, 1)]):
+        r = _rng(120 + k)
+        x = r.standard_normal(xs)
+        dy = r.standard_normal(F.avg_pool2d(x, kk, s, p).shape)
+        cases.append(ValueCase(
+            f"x {_shape(x)} kernel {kk} stride {s} pad {p}", "avg_pool2d_backward", (dy, xs, kk, s),
+            {"dx": F.avg_pool2d_backward(dy, xs, kk, s, p)},
+            [Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: F.sum_pool2d_backward(dy, xs, kk, s, p),
+                     "divide by K*K: each value of a window counts 1/(K*K) in its mean"),
+             Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: F.sum_pool2d_backward(dy, xs, kk, s, p) / kk,
+                     "divide by K*K (the window's area), not by K"),
+             Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: _avg_assign(dy, xs, kk, s, p),
+                     "windows overlap (stride < kernel): ADD (+=) every window's share, do not assign"),
+             Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: _avg_assign_taps(dy, xs, kk, s, p),
+                     "windows overlap (stride < kernel): ADD (+=) every window's share, do not assign"),
+             Mistake("dx", lambda dy=dy, xs=xs, kk=kk, s=s, p=p: F.avg_pool2d_backward(
+                 dy, (xs[0], xs[1], xs[2] + 2 * p, xs[3] + 2 * p), kk, s, 0),
+                     "cut the padding off: dx has the shape of x, dx = dx_pad[:, :, P:P+H, P:P+W]")],
+            kwargs={"padding": p}))
+    rg = _rng(129)
+
+    def layer(fns):
+        return _Wrapped(lambda lay, x: F.avg_pool2d(x, 3, 2, 1),
+                        lambda lay, x, dy: fns["avg_pool2d_backward"](dy, x.shape, 3, 2, padding=1))
+
+    cases.append(GradCase("x (2,2,7,6), kernel 3, stride 2, pad 1", "avg_pool2d_backward", layer,
+                          rg.standard_normal((2, 2, 7, 6))))
+    return cases
+
+
+# ---- 10 receptive field, 11 output size ----------------------------------------------------
+
+
+def _rf_cases() -> list:
+    from minicnn.analysis import receptive_field_of
+
+    stacks = [[(3, 1), (3, 1)], [(5, 1), (5, 1)], [(3, 2), (3, 1)], [(5, 2), (5, 1)],
+              [(3, 2), (3, 2), (3, 1)], [(7, 2), (3, 2), (3, 1), (3, 1)], [(1, 1)], [(2, 2), (2, 2), (2, 2)]]
+    cases = []
+    for layers in stacks:
+        strides = [s for _, s in layers]
+        cases.append(ValueCase(
+            " ".join(f"{k}/{s}" for k, s in layers) + "  (kernel/stride)", "receptive_field", (list(layers),),
+            {"r": receptive_field_of(layers)},
+            [Mistake("r", lambda L=layers: 1 + sum(k - 1 for k, _ in L),
+                     "strides matter: a layer after a stride-s layer steps s input pixels per position; "
+                     "add (k - 1) * jump, jump = product of the EARLIER strides"),
+             Mistake("r", lambda L=layers, st=strides: 1 + sum((k - 1) * int(np.prod(st[:i + 1]))
+                                                   for i, (k, _) in enumerate(L)),
+                     "use the strides of the layers BEFORE this one: update jump after adding (k - 1) * jump"),
+             Mistake("r", lambda L=layers: sum(k for k, _ in L),
+                     "stacked windows overlap: each layer adds k - 1 (times the jump), starting from 1")]))
+    return cases
+
+
+def _output_size_cases() -> list:
+    args = [(28, 5, 1, 0, 1), (7, 3, 2, 1, 1), (6, 3, 2, 0, 1), (10, 3, 1, 2, 2), (5, 2, 3, 0, 1),
+            (32, 3, 1, 1, 1), (9, 3, 2, 0, 3), (11, 4, 3, 2, 2)]
+    cases = []
+    for size, k, s, p, d in args:
+        cases.append(ValueCase(
+            f"size {size} kernel {k} stride {s} pad {p} dilation {d}", "conv_output_size", (size, k, s, p, d),
+            {"out": F.conv_output_size(size, k, s, p, d)},
+            [Mistake("out", lambda size=size, k=k, s=s, p=p: (size + 2 * p - k) // s + 1,
+                     "dilation spreads the taps: the window spans dilation*(kernel-1)+1 positions"),
+             Mistake("out", lambda size=size, k=k, s=s, p=p, d=d: (size + p - d * (k - 1) - 1) // s + 1,
+                     "padding is added on BOTH sides: 2*padding"),
+             Mistake("out", lambda size=size, k=k, s=s, p=p, d=d: -(-(size + 2 * p - d * (k - 1) - 1) // s) + 1,
+                     "floor, not ceil: a last window that would stick out is dropped (use //)"),
+             Mistake("out", lambda size=size, k=k, s=s, p=p, d=d: (size + 2 * p - d * (k - 1) - 1) // s,
+                     "count the first position too: + 1 at the end")]))
+    return cases
+
+
+# ---- 12 space-to-depth -----------------------------------------------------------------------
+
+
+def _s2d_channel_minor(y: np.ndarray, r: int) -> np.ndarray:
+    """Wrong order for space_to_depth's output: channel (i*r + j)*C + c instead of c*r*r + i*r + j."""
+    n, crr, h, w = y.shape
+    return y.reshape(n, crr // (r * r), r * r, h, w).swapaxes(1, 2).reshape(y.shape)  # (N, r*r, C, H, W) order
+
+
+def _s2d_ij_swapped(y: np.ndarray, r: int) -> np.ndarray:
+    n, crr, h, w = y.shape
+    return y.reshape(n, crr // (r * r), r, r, h, w).swapaxes(2, 3).reshape(y.shape)  # (N, C, j, i, H, W) order
+
+
+def _s2d_cases() -> list:
+    cases = []
+    for k, (xs, r) in enumerate([((1, 1, 4, 4), 2), ((2, 3, 6, 4), 2), ((1, 2, 6, 9), 3)]):
+        x = _rng(130 + k).standard_normal(xs)
+        y = F.space_to_depth(x, r)
+        cases.append(ValueCase(f"x {_shape(x)} r {r}", "space_to_depth", (x, r), {"y": y}, [
+            Mistake("y", lambda y=y, r=r: _s2d_channel_minor(y, r),
+                    "channel order: the r*r values of input channel c go to channels c*r*r .. c*r*r + r*r - 1 "
+                    "(channel c slowest)"),
+            Mistake("y", lambda y=y, r=r: _s2d_ij_swapped(y, r),
+                    "within a block, the row offset i varies slower than the column offset j: channel "
+                    "c*r*r + i*r + j")], exact=True))
+    for k, (xs, r) in enumerate([((1, 4, 2, 2), 2), ((2, 12, 2, 3), 2), ((1, 18, 2, 1), 3)]):
+        y = _rng(135 + k).standard_normal(xs)
+        x = F.depth_to_space(y, r)
+        cases.append(ValueCase(f"y {_shape(y)} r {r}", "depth_to_space", (y, r), {"x": x}, [
+            Mistake("x", lambda y=y, r=r: F.depth_to_space(_s2d_channel_minor(y, r), r),
+                    "channel order: channels c*r*r .. c*r*r + r*r - 1 hold the block of output channel c"),
+            Mistake("x", lambda y=y, r=r: F.depth_to_space(_s2d_ij_swapped(y, r), r),
+                    "channel c*r*r + i*r + j holds row offset i, column offset j (i slower)")], exact=True))
+    x = _rng(139).standard_normal((2, 2, 6, 6))
+    cases.append(ValueCase("depth_to_space(space_to_depth(x, 3), 3) == x", "depth_to_space",
+                           expected={"x": x}, exact=True,
+                           run=lambda fns: fns["depth_to_space"](fns["space_to_depth"](x.copy(), 3), 3)))
+    return cases
+
+
+# ---- 13 batch norm ---------------------------------------------------------------------------
+
+
+def _bn_cases() -> list:
+    cases = []
+    for k, shape in enumerate([(6, 3), (4, 2, 3, 3), (2, 3, 4, 5)]):
+        r = _rng(140 + k)
+        x = r.standard_normal(shape) * 2 + 1
+        gamma, eps = r.standard_normal(shape[1]), 1e-5
+        dy = r.standard_normal(shape)
+        _, x_hat, inv_std, _, _ = F.batch_norm_train(x, gamma, np.zeros(shape[1]), eps)
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, x_hat, inv_std, gamma)
+        per = (1, -1) + (1,) * (len(shape) - 2)
+        axes = (0,) + tuple(range(2, len(shape)))
+        cases.append(ValueCase(
+            f"x {_shape(x)}", "batch_norm_backward", (dy, x, gamma, eps), {"dx": dx, "dgamma": dgamma, "dbeta": dbeta},
+            [Mistake("dx", lambda dy=dy, g=gamma, s=inv_std, per=per: (g * s).reshape(per) * dy,
+                     "mu and var depend on x too: dx = gamma/sqrt(var+eps) * (dy - mean(dy) - x_hat*mean(dy*x_hat))"),
+             Mistake("dx", lambda dy=dy, g=gamma, s=inv_std, per=per, axes=axes:
+                     (g * s).reshape(per) * (dy - dy.mean(axis=axes, keepdims=True)),
+                     "the variance term is missing: also subtract x_hat * mean(dy * x_hat)"),
+             Mistake("dgamma", lambda dy=dy, xh=x_hat: (dy * xh).sum(axis=0),
+                     "sum over every axis except the channels: axis (0, 2, 3) for 4-D input"),
+             Mistake("dbeta", lambda dy=dy: dy.sum(axis=0),
+                     "sum over every axis except the channels: axis (0, 2, 3) for 4-D input"),
+             Mistake("dgamma", lambda dy=dy, x=x, axes=axes: (dy * x).sum(axis=axes),
+                     "dgamma = sum dy * x_hat (the normalised input), not dy * x")]))
+    rg = _rng(149)
+
+    def layer(fns):
+        def forward(lay, x):
+            return F.batch_norm_train(x, lay.weight.data, lay.bias.data, 1e-5)[0]
+
+        def backward(lay, x, dy):
+            dx, dgamma, dbeta = fns["batch_norm_backward"](dy, x, lay.weight.data, 1e-5)
+            lay.weight.grad += dgamma
+            lay.bias.grad += dbeta
+            return dx
+        return _Wrapped(forward, backward, weight=rg.standard_normal(2), bias=rg.standard_normal(2))
+
+    cases.append(GradCase("x (3,2,2,3), gamma, beta", "batch_norm_backward", layer, rg.standard_normal((3, 2, 2, 3))))
+    return cases
+
+
+# ---- 14 DCT-domain weight, 15 zigzag mask ----------------------------------------------------
+
+
+def _dct_cases() -> list:
+    from minicnn.layers import DCTConv2D, DCTLinear
+
+    cases = []
+    layers = [DCTLinear(4, 3, bias=False, keep=7), DCTConv2D(2, 3, 3, bias=False, keep=20),
+              DCTConv2D(3, 2, (3, 2), bias=False, keep=1.0)]
+    for k, lay in enumerate(layers):
+        lay.to(np.float64)
+        r = _rng(150 + k)
+        c = r.standard_normal(lay.coeffs.shape)
+        lay.coeffs.data[...] = c
+        mask = lay.mask.astype(np.float64)
+        w = lay.spatial_weight()
+        cases.append(ValueCase(
+            f"coeffs {_shape(c)} keep {lay.keep}", "dct_weight", (c, mask), {"W": w},
+            [Mistake("W", lambda c=c: F.idct(c), "multiply by the mask first: W = idct(mask * coeffs)"),
+             Mistake("W", lambda c=c, m=mask: F.dct(m * c), "W = IDCT of the masked coefficients (idct, not dct)"),
+             Mistake("W", lambda c=c, m=mask: F.idct(m * c, axes=(-2, -1)),
+                     "transform over EVERY axis of the tensor (the default axes=None), not only the last two")]))
+        dw = r.standard_normal(c.shape)
+        lay.zero_grad()
+        lay._add_weight_grad(dw)  # the engine's dL/dC, as the layer's backward computes it
+        cases.append(ValueCase(
+            f"dw {_shape(dw)} keep {lay.keep}", "dct_weight_backward", (dw, mask), {"dcoeffs": lay.coeffs.grad.copy()},
+            [Mistake("dcoeffs", lambda dw=dw: F.dct(dw),
+                     "truncated coefficients get no gradient: multiply by the mask, dC = mask * dct(dW)"),
+             Mistake("dcoeffs", lambda dw=dw, m=mask: m * F.idct(dw),
+                     "the adjoint of the orthonormal idct is the dct: dC = mask * dct(dW), not idct"),
+             Mistake("dcoeffs", lambda dw=dw, m=mask: m * F.dct(dw, axes=(-2, -1)),
+                     "transform over EVERY axis of the tensor (the default axes=None), not only the last two")]))
+    rg = _rng(159)
+    mask_g = F.zigzag_mask((3, 2, 3, 3), 25).astype(np.float64)
+
+    def layer(fns):
+        def forward(lay, x):
+            return F.conv2d(x, fns["dct_weight"](lay.coeffs.data, mask_g), padding=1)
+
+        def backward(lay, x, dy):
+            w = fns["dct_weight"](lay.coeffs.data, mask_g)
+            dx, dw, _ = F.conv2d_backward(dy, x, w, padding=1)
+            lay.coeffs.grad += fns["dct_weight_backward"](dw, mask_g)
+            return dx
+        return _Wrapped(forward, backward, coeffs=rg.standard_normal((3, 2, 3, 3)) * mask_g)
+
+    cases.append(GradCase("x (1,2,4,4) coeffs (3,2,3,3) keep 25", "dct_weight_backward", layer,
+                          rg.standard_normal((1, 2, 4, 4))))
+    return cases
+
+
+def _jpeg_mask(shape: tuple[int, ...], k: int) -> np.ndarray | None:
+    """JPEG's zigzag (direction alternates on every diagonal), 2-D only: a wrong answer here."""
+    if len(shape) != 2:
+        return None
+    idx = np.indices(shape).reshape(2, -1)  # (2, size): the index of every entry
+    diag = idx.sum(axis=0)
+    along = np.where(diag % 2 == 0, -idx[0], idx[0])  # even diagonals walk up (first axis decreasing)
+    order = np.lexsort((along, diag))
+    rank = np.empty(idx.shape[1], dtype=np.int64)
+    rank[order] = np.arange(idx.shape[1])
+    return rank.reshape(shape) < k
+
+
+def _last_axis_first(shape: tuple[int, ...], k: int) -> np.ndarray:
+    """Ties broken with the LAST axis most significant: a wrong answer."""
+    idx = np.indices(shape).reshape(len(shape), -1)  # (D, size)
+    order = np.lexsort(tuple(idx) + (idx.sum(axis=0),))
+    rank = np.empty(idx.shape[1], dtype=np.int64)
+    rank[order] = np.arange(idx.shape[1])
+    return rank.reshape(shape) < k
+
+
+def _zigzag_cases() -> list:
+    cases = []
+    for shape, k in [((4, 4), 6), ((8, 8), 10), ((3, 5), 7), ((5,), 2), ((2, 3, 3, 3), 20), ((4, 4), 0),
+                     ((3, 3), 9), ((6, 4), 13)]:
+        cases.append(ValueCase(
+            f"shape {shape} k {k}", "zigzag_mask", (shape, k), {"mask": F.zigzag_mask(shape, k)},
+            [Mistake("mask", lambda s=shape, k=k: _jpeg_mask(s, k),
+                     "ties: walk every diagonal the same way, first axis increasing (not JPEG's alternation)"),
+             Mistake("mask", lambda s=shape, k=k: _last_axis_first(s, k),
+                     "within a diagonal, the FIRST axis is the most significant (row 0 before row 1)"),
+             Mistake("mask", lambda s=shape, k=k: F.zigzag_mask(s, min(k + 1, int(np.prod(s)))),
+                     "keep exactly k entries: rank < k (ranks count from 0)"),
+             Mistake("mask", lambda s=shape, k=k: F.zigzag_mask(s, max(k - 1, 0)),
+                     "keep exactly k entries: rank < k (ranks count from 0)")], exact=True))
+    return cases
+
+
+# ---- 16 optimizers ---------------------------------------------------------------------------
+
+_STEPS = 4
+
+
+def _engine_run(opt_factory, p0: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
+    """Parameter values after each step of the engine's optimizer: (steps, *p.shape)."""
+    p = Parameter(p0.copy())
+    opt = opt_factory([p])
+    out = []
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+        out.append(p.data.copy())
+    return np.stack(out)
+
+
+def _sgd_driver(p0, grads, lr, momentum, wd):
+    def run(fns):
+        step = fns["sgd_momentum_step"]
+        p, v, out = p0.copy(), None, []
+        for g in grads:
+            p, v = step(p, g.copy(), None if v is None else v.copy(), lr, momentum, wd)
+            out.append(np.array(p, copy=True))
+        return np.stack(out)
+    return run
+
+
+def _sgd_variant(p0, grads, lr, momentum, wd, kind):
+    p, v, out = p0.copy(), None, []
+    for g in grads:
+        g = g + (0 if kind == "no_wd" else wd) * p
+        if kind == "dampening":  # as PyTorch with dampening = momentum: the first step is v = g
+            v = g if v is None else momentum * v + (1 - momentum) * g
+        elif kind == "plain":
+            v = g
+        else:
+            v = g if v is None else momentum * v + g
+        p = p - lr * v
+        out.append(p)
+    return np.stack(out)
+
+
+def _adam_driver(p0, grads, lr, betas, eps):
+    def run(fns):
+        step = fns["adam_step"]
+        p, m, v, out = p0.copy(), np.zeros_like(p0), np.zeros_like(p0), []
+        for t, g in enumerate(grads, start=1):
+            p, m, v = step(p, g.copy(), m.copy(), v.copy(), t, lr, betas, eps)
+            out.append(np.array(p, copy=True))
+        return np.stack(out)
+    return run
+
+
+def _adam_variant(p0, grads, lr, betas, eps, kind):
+    b1, b2 = betas
+    p, m, v, out = p0.copy(), np.zeros_like(p0), np.zeros_like(p0), []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        if kind == "no_correction":
+            p = p - lr * m / (np.sqrt(v) + eps)
+        elif kind == "eps_inside":
+            p = p - lr * (m / (1 - b1**t)) / np.sqrt(v / (1 - b2**t) + eps)
+        elif kind == "t_from_0":
+            p = p - lr * (m / (1 - b1 ** (t - 1))) / (np.sqrt(v / (1 - b2 ** (t - 1))) + eps)
+        out.append(p)
+    return np.stack(out)
+
+
+def _optimizer_cases() -> list:
+    from minicnn.optim import SGD, Adam
+
+    cases = []
+    for k, (lr, mom, wd) in enumerate([(0.1, 0.9, 0.0), (0.05, 0.5, 0.01)]):
+        r = _rng(160 + k)
+        p0 = r.standard_normal((3, 2))
+        grads = [r.standard_normal(p0.shape) for _ in range(_STEPS)]
+        expected = _engine_run(lambda ps, lr=lr, mom=mom, wd=wd: SGD(ps, lr, momentum=mom, weight_decay=wd), p0, grads)
+        args = (p0, grads, lr, mom, wd)
+        cases.append(ValueCase(
+            f"{_STEPS} steps, lr {lr}, momentum {mom}, decay {wd}", "sgd_momentum_step",
+            expected={"p": expected}, run=_sgd_driver(*args),
+            mistakes=[Mistake("p", lambda a=args: _sgd_variant(*a, "dampening"),
+                              "no dampening: v = momentum * v + g (PyTorch's form, no (1 - momentum) factor)"),
+                      Mistake("p", lambda a=args: _sgd_variant(*a, "plain"),
+                              "keep the velocity: v = momentum * v + g, then step along v"),
+                      Mistake("p", lambda a=args: _sgd_variant(*a, "no_wd"),
+                              "add the weight decay to the gradient first: g = grad + weight_decay * p")]))
+    for k, (lr, betas, eps) in enumerate([(0.01, (0.9, 0.999), 1e-8), (0.1, (0.8, 0.99), 1e-3)]):
+        r = _rng(165 + k)
+        p0 = r.standard_normal((4,))
+        grads = [r.standard_normal(p0.shape) * 0.1 for _ in range(_STEPS)]
+        expected = _engine_run(lambda ps, lr=lr, betas=betas, eps=eps: Adam(ps, lr, betas, eps), p0, grads)
+        args = (p0, grads, lr, betas, eps)
+        cases.append(ValueCase(
+            f"{_STEPS} steps, lr {lr}, betas {betas}, eps {eps:g}", "adam_step",
+            expected={"p": expected}, run=_adam_driver(*args),
+            mistakes=[Mistake("p", lambda a=args: _adam_variant(*a, "no_correction"),
+                              "bias correction: divide m by 1 - b1**t and v by 1 - b2**t"),
+                      Mistake("p", lambda a=args: _adam_variant(*a, "eps_inside"),
+                              "eps goes outside the square root: sqrt(v_hat) + eps"),
+                      Mistake("p", lambda a=args: _adam_variant(*a, "t_from_0"),
+                              "t counts from 1 on the first step (1 - b**0 = 0 divides by zero)")]))
+    return cases
+
+
+# ---- the list, in course order ---------------------------------------------------------------
+
+EXERCISES: list[Exercise] = [
+    Exercise("linear", 1, "Linear layer: y = x W^T + b; dx, dw, db",
+             ("dw is (OUT, IN) like w: dw = dy.T @ x, a sum over the batch.",
+              "dx = dy @ w: the transpose W^T acts on each row of dy.",
+              "db = dy.sum(axis=0): the bias is added to every row, so its gradient sums them."),
+             ("minicnn.functional.dense:linear", "minicnn.functional.dense:linear_backward"), _linear_cases),
+    Exercise("conv2d_direct", 2, "conv2d by direct loops (stride, padding)",
+             ("First the output size: OH = (H + 2*padding - KH) // stride + 1.",
+              "Pad once: xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))).",
+              "Output (oh, ow) reads xp[:, :, oh*stride : oh*stride + KH, ow*stride : ow*stride + KW].",
+              "Do not flip w: y[:, t, oh, ow] = (window * w[t]).sum(axis=(1, 2, 3)) + b[t]."),
+             ("minicnn.functional.conv_direct:conv2d_direct",), _conv2d_direct_cases),
+    Exercise("receptive_field", 3, "Receptive field of a stack of layers",
+             ("Keep two numbers while walking up the stack: the field r and the jump.",
+              "Each layer adds (k - 1) * jump, where jump is the product of the strides below it.",
+              "Update jump AFTER adding: r += (k - 1) * jump; jump *= s."),
+             ("minicnn.analysis:receptive_field_of",), _rf_cases),
+    Exercise("output_size", 4, "Output size: stride, padding, dilation",
+             ("The dilated kernel spans dilation*(kernel-1)+1 input positions.",
+              "Padding is added on both sides: size + 2*padding.",
+              "Floor division, then + 1 for the first position."),
+             ("minicnn.functional.checks:conv_output_size",), _output_size_cases),
+    Exercise("conv2d_dx", 6, "dx: correlate dy with the flipped kernel",
+             ("w_back = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]: swap channels, flip both axes.",
+              "Pad dy by KH-1-padding rows and KW-1-padding columns on each side.",
+              "Then a plain 'valid' correlation: dx = conv2d(dy_pad, w_back)."),
+             ("minicnn.functional.conv_im2col:flip_kernel", "minicnn.functional.conv_im2col:conv2d_input_grad_flipped",
+              "minicnn.functional.conv_direct:conv2d_direct_backward"), _dx_cases),
+    Exercise("conv2d_dw", 6, "dK: correlate x with dy",
+             ("dw has the shape of w: (T, C, KH, KW).",
+              "For a kernel offset (i, j), the inputs it met are xp[:, :, i::stride, j::stride], cut to OH x OW.",
+              "dw[:, :, i, j] = np.einsum('ntpq,nspq->ts', dy, that slice): summed over n, oh, ow."),
+             ("minicnn.functional.conv_direct:conv2d_direct_backward",), _dw_cases),
+    Exercise("max_pool", 7, "Max pooling and its routing backward",
+             ("Forward: the max over the K*K offsets (i, j) of strided slices of x.",
+              "Backward: for each window find the position of its max (np.argmax of the flattened window).",
+              "Add (+=) dy there; with overlapping windows a position can win several times."),
+             ("minicnn.functional.pool:max_pool2d", "minicnn.functional.pool:max_pool2d_backward_reference"),
+             _max_pool_cases),
+    Exercise("avg_pool_backward", 7, "Average pooling backward",
+             ("Every value of a window gets dy / (K*K) from it.",
+              "Accumulate into a zero, padded buffer: one strided slice per offset (i, j), with +=.",
+              "Return the buffer without its padding border."),
+             ("minicnn.functional.pool:avg_pool2d_backward",), _avg_pool_cases),
+    Exercise("activations", 8, "ReLU, leaky ReLU and maxout backward",
+             ("ReLU: dx = dy * (x > 0); the gradient at exactly 0 is 0.",
+              "Leaky ReLU: np.where(x > 0, 1.0, alpha) * dy.",
+              "Maxout: reshape x to (N, C//k, k, ...), argmax over axis 2, put dy there (np.put_along_axis)."),
+             ("minicnn.functional.dense:relu_backward", "minicnn.functional.dense:leaky_relu_backward",
+              "minicnn.functional.dense:maxout", "minicnn.functional.dense:maxout_backward"), _activation_cases),
+    Exercise("im2col", 9, "im2col, then conv as one matrix multiply",
+             ("cols has one column per output position (n, oh, ow) and one row per (c, i, j).",
+              "For each (i, j): win = xp[:, :, i::stride, j::stride] cut to OH x OW, shape (N, C, OH, OW); "
+              "store win.transpose(1, 0, 2, 3) into cols viewed as (C, KH, KW, N, OH, OW).",
+              "y = (w.reshape(T, -1) @ cols).reshape(T, N, OH, OW).transpose(1, 0, 2, 3) + bias."),
+             ("minicnn.functional.conv_im2col:im2col", "minicnn.functional.conv_im2col:conv2d_im2col"),
+             _im2col_cases),
+    Exercise("batch_norm", 11, "Batch-norm backward (training mode)",
+             ("Recompute mu, var (biased), inv_std = 1/sqrt(var + eps) and x_hat over every axis but 1.",
+              "dbeta = dy.sum(axes); dgamma = (dy * x_hat).sum(axes).",
+              "dx = gamma*inv_std * (dy - dbeta/M - x_hat * dgamma/M), M = values per channel."),
+             ("minicnn.functional.norm:batch_norm_train", "minicnn.functional.norm:batch_norm_backward"), _bn_cases),
+    Exercise("space_to_depth", 12, "Space-to-depth slicing and its inverse",
+             ("x.reshape(N, C, H/r, r, W/r, r): axes (n, c, h, i, w, j).",
+              "Transpose to (n, c, i, j, h, w), then reshape to (N, C*r*r, H/r, W/r).",
+              "depth_to_space undoes it: reshape (N, C, r, r, H, W), transpose (0, 1, 4, 2, 5, 3)."),
+             ("minicnn.functional.slicing:space_to_depth", "minicnn.functional.slicing:depth_to_space"), _s2d_cases),
+    Exercise("dct_weight", 13, "DCT weight W = idct(M*C), masked gradient",
+             ("Forward: idct(mask * coeffs) over every axis.",
+              "Backward: the adjoint of the orthonormal idct is dct.",
+              "dC = mask * dct(dW): truncated coefficients get exactly zero gradient."),
+             ("minicnn.layers.dct:_FrequencyWeight.spatial_weight",
+              "minicnn.layers.dct:_FrequencyWeight._add_weight_grad"), _dct_cases),
+    Exercise("zigzag_mask", 13, "Zigzag mask: the k lowest frequencies",
+             ("np.indices(shape).reshape(len(shape), -1) lists every index.",
+              "Sort by (sum of indices, then axis 0, axis 1, ...): np.lexsort takes its LAST key as primary.",
+              "rank[order] = arange(size); the mask is rank < k."),
+             ("minicnn.functional.dct:zigzag_order", "minicnn.functional.dct:zigzag_mask"), _zigzag_cases),
+    Exercise("softmax_ce", 14, "Stable softmax cross-entropy + gradient",
+             ("Subtract each row's max before exp: softmax does not change, exp cannot overflow.",
+              "log p = shifted - log(sum(exp(shifted))); the loss is the mean of -log p at the labels.",
+              "dlogits = (p - onehot(labels)) / N."),
+             ("minicnn.losses:log_softmax", "minicnn.losses:SoftmaxCrossEntropy"), _softmax_cases),
+    Exercise("optimizers", 14, "SGD with momentum and Adam steps",
+             ("SGD: g = grad + weight_decay * p; v = g on the first step, then momentum * v + g; p - lr * v.",
+              "Adam: m and v are running means of g and g**2; divide by 1 - b**t (t from 1).",
+              "Adam's step: lr * m_hat / (sqrt(v_hat) + eps), eps outside the root."),
+             ("minicnn.optim:SGD", "minicnn.optim:Adam"), _optimizer_cases),
+]

@@ -1,0 +1,54 @@
+"""The learner's progress, kept in the exercise folder as `.progress.json`.
+
+    {"exercises": {"linear": {"status": "passed", "hints": 2}, ...}}
+
+status is "failing" or "passed" after a check; `hints` counts the hints shown. Written atomically
+(a temporary file, then a rename), so an interrupted command never leaves a broken file; a file that
+cannot be read is treated as no progress (and replaced on the next write).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+FILENAME = ".progress.json"
+
+
+class Progress:
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / FILENAME
+        try:
+            data = json.loads(self.path.read_text())
+            self.exercises: dict[str, dict] = dict(data.get("exercises", {}))
+        except (OSError, ValueError, AttributeError):
+            self.exercises = {}
+
+    def status(self, name: str) -> str:
+        """"not started" (no file), "started" (file, never checked), "failing" or "passed"."""
+        recorded = self.exercises.get(name, {}).get("status")
+        if not (self.folder / f"{name}.py").exists():
+            return "not started"
+        return recorded or "started"
+
+    def set_status(self, name: str, passed: bool) -> None:
+        self.exercises.setdefault(name, {})["status"] = "passed" if passed else "failing"
+        self.save()
+
+    def next_hint(self, name: str) -> int:
+        """Index of the hint to show now (0, 1, ...); counts it as shown."""
+        entry = self.exercises.setdefault(name, {})
+        index = int(entry.get("hints", 0))
+        entry["hints"] = index + 1
+        self.save()
+        return index
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".progress-", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"exercises": self.exercises}, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
