@@ -348,7 +348,7 @@ def test_unwritable_out_is_found_before_training(work, where):
 # ---- 8. option ranges ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("option, value", [
-    ("--train-limit", -5), ("--train-limit", 0), ("--train-limit", 1000), ("--width", 0), ("--width", 100),
+    ("--train-limit", -5), ("--train-limit", 0), ("--train-limit", 1000), ("--width", 0), ("--width", 0.01), ("--width", 100),
     ("--momentum", 2), ("--momentum", 1), ("--weight-decay", -1), ("--shift", 100), ("--shift", -1),
     ("--val-size", -1), ("--val-size", 64), ("--lr", -0.1), ("--lr", 0), ("--warmup", -5), ("--seed", -1),
     ("--epochs", 0), ("--batch-size", 0), ("--lr", "nan"), ("--lr", "inf"), ("--epochs", "two"),

@@ -52,8 +52,9 @@ def test_cli_with_a_bad_thread_variable_shows_help_but_refuses_to_run(value):
     assert helped.returncode == 0 and "usage: minicnn" in helped.stdout and helped.stderr == ""
     done = _run(["-m", "minicnn", "summary", "lenet5"], OPENBLAS_NUM_THREADS=value)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert " ".join(done.stderr.split()) == (  # one message, wrapped at 80 columns
+    assert " ".join(done.stderr.split()) == (  # one message, wrapped to 80 columns
         f"minicnn: OPENBLAS_NUM_THREADS: expected a whole number of threads >= 1, got '{value}' (or pass --threads N)")
+    assert all(len(line) <= 80 for line in done.stderr.splitlines())
     fixed = _run(["-m", "minicnn", "--threads", "1", "summary", "lenet5", "--input", "1,28,28"],
                  OPENBLAS_NUM_THREADS=value)  # an explicit --threads overrides the bad variable
     assert fixed.returncode == 0, fixed.stderr

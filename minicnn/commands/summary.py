@@ -5,7 +5,7 @@ from __future__ import annotations
 
 NAME = "summary"
 HELP = "per-layer shapes, parameters, multiply-adds and receptive fields of a model (no forward pass)"
-MAX_WIDTH, MAX_CLASSES, MAX_SIDE = 8.0, 100_000, 4096  # what the table is asked for stays buildable
+MIN_WIDTH, MAX_WIDTH, MAX_CLASSES, MAX_SIDE = 1 / 16, 8.0, 100_000, 4096  # what the table is asked for stays buildable
 
 
 def add_arguments(parser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input", default="3,224,224", metavar="C,H,W", help="input shape of one image")
     parser.add_argument("--num-classes", type=integer(1, MAX_CLASSES), default=None,
                         help="classifier outputs (model default if unset)")
-    parser.add_argument("--width", type=number(0, MAX_WIDTH, low_open=True), default=None,
+    parser.add_argument("--width", type=number(MIN_WIDTH, MAX_WIDTH), default=None,
                         help="width multiplier (model default if unset)")
 
 

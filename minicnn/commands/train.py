@@ -7,7 +7,7 @@ HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10 or FILE
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
-MAX_WIDTH = 8.0  # the widest model a run may ask for (= minicnn.app.loading.MAX_WIDTH, tested)
+MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX = app.loading.MAX_WIDTH)
 
 
 def add_arguments(parser) -> None:
@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup", type=integer(0), default=0, help="steps of linear learning-rate warm-up")
     parser.add_argument("--method", choices=("im2col", "direct", "fft"), default="im2col",
                         help="convolution algorithm (for models that take one)")
-    parser.add_argument("--width", type=number(0, MAX_WIDTH, low_open=True), default=1.0,
+    parser.add_argument("--width", type=number(MIN_WIDTH, MAX_WIDTH), default=1.0,
                         help="channel-width multiplier of the model")
     parser.add_argument("--augment", choices=("auto", "none", "shift", "crop-flip"), default="auto",
                         help="training augmentation: shift = random translation by up to --shift pixels; crop-flip = "

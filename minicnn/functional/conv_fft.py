@@ -111,7 +111,8 @@ def conv2d_fft(
         workspace.keep_spectrum(x, xf)  # cache: F(x_pad), reused by backward
     kf = np.conj(sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS))  # (T, C/G, Fh, Fw/2+1), kernels once
     fshape = xf.shape[2:]
-    yf = _contract(xf.reshape(n, c, -1), kf.reshape(t, cg, -1), groups, "nsf,tsf->ntf")  # (N, T, F)
+    f = fshape[0] * fshape[1]  # named, not -1: an empty batch (N = 0) reshapes too
+    yf = _contract(xf.reshape(n, c, f), kf.reshape(t, cg, f), groups, "nsf,tsf->ntf")  # (N, T, F)
     full = sfft.irfft2(yf.reshape(n, t, *fshape), s=grid, workers=FFT_WORKERS)  # (N, T, Fh, Fw)
     y = full[:, :, : stride[0] * (oh - 1) + 1: stride[0], : stride[1] * (ow - 1) + 1: stride[1]]
     y = np.ascontiguousarray(y, dtype=np.result_type(x, w))
@@ -146,9 +147,10 @@ def conv2d_fft_backward(
     if xf is None:
         xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1)
     fshape = xf.shape[2:]
-    xf = xf.reshape(n, c, -1)  # (N, C, F)
-    dyf = sfft.rfft2(dy1, s=grid, workers=FFT_WORKERS).reshape(n, t, -1)  # (N, T, F)
-    wf = sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS).reshape(t, cg, -1)  # (T, C/G, F)
+    f = fshape[0] * fshape[1]  # named, not -1: an empty batch (N = 0) reshapes too
+    xf = xf.reshape(n, c, f)  # (N, C, F)
+    dyf = sfft.rfft2(dy1, s=grid, workers=FFT_WORKERS).reshape(n, t, f)  # (N, T, F)
+    wf = sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS).reshape(t, cg, f)  # (T, C/G, F)
     # dx_pad[n, s] = sum_t dy1[n, t] (*) w_dil[t, s]: a true convolution, contracted over t within each group
     dxf = _contract(dyf, _swap_in_out(wf, groups), groups, "nsf,tsf->ntf")  # (N, C, F)
     dxp = sfft.irfft2(dxf.reshape(n, c, *fshape), s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw)

@@ -18,6 +18,8 @@ class ReLU(Layer):
     """y = max(x, 0); dx = dy * [x > 0]. Caches the boolean mask [x > 0], not x (a quarter of the
     memory in float32, and x can be freed by the layer before)."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_positive",)  # forward's mask [x > 0]
+
     def forward(self, x):
         _check_float(x, "ReLU")
         self._positive = F.relu_mask(x)  # cache: [x > 0]
@@ -30,6 +32,8 @@ class ReLU(Layer):
 class ReLU6(Layer):
     """y = min(max(x, 0), 6) (MobileNet); dx = dy * [0 < x < 6]."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
+
     def forward(self, x):
         _check_float(x, "ReLU6")
         self._x = x  # cache: x
@@ -41,6 +45,8 @@ class ReLU6(Layer):
 
 class LeakyReLU(Layer):
     """y = max(x, a x) for 0 <= a < 1; dx = dy * (1 if x > 0 else a)."""
+
+    TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
 
     def __init__(self, alpha: float = 0.01):
         super().__init__()
@@ -63,6 +69,8 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     """y = 1 / (1 + e^-x); dx = dy * y (1 - y)."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_y",)  # forward's output
+
     def forward(self, x):
         _check_float(x, "Sigmoid")
         self._y = F.sigmoid(x)  # cache: y
@@ -75,6 +83,8 @@ class Sigmoid(Layer):
 class Tanh(Layer):
     """y = tanh(x); dx = dy * (1 - y^2)."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_y",)  # forward's output
+
     def forward(self, x):
         _check_float(x, "Tanh")
         self._y = F.tanh(x)  # cache: y
@@ -86,6 +96,8 @@ class Tanh(Layer):
 
 class GELU(Layer):
     """y = x Phi(x) (exact, erf form); dx = dy * (Phi(x) + x phi(x))."""
+
+    TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
 
     def forward(self, x):
         _check_float(x, "GELU")
@@ -102,6 +114,8 @@ class Maxout(Layer):
     Put it after a Linear/Conv layer with pieces * C outputs: those outputs are the a_k x + b_k.
     (N, pieces*C, ...) -> (N, C, ...). Backward routes dy to the winning piece.
     """
+
+    TRANSIENT = Layer.TRANSIENT + ("_idx",)  # forward's winning pieces
 
     def __init__(self, pieces: int):
         super().__init__()

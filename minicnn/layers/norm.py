@@ -3,9 +3,13 @@
 Running statistics as PyTorch keeps them: running_mean starts at 0, running_var at 1, and in
 training each batch updates them with momentum 0.1 using the *unbiased* batch variance:
     running = (1 - momentum) * running + momentum * batch_stat
+A batch holding NaN or infinity leaves them unchanged (with a RuntimeWarning): its output is NaN,
+which the training loop reports, but the statistics stay usable.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -41,6 +45,10 @@ class _BatchNorm(Layer):
             raise ValueError(f"{who}: expected more than 1 value per channel in training, got shape {x.shape}")
         y, x_hat, inv_std, mu, var = F.batch_norm_train(x, gamma, beta, self.eps)
         self._cache = (x_hat, inv_std, gamma)  # cache: x_hat, 1/sigma, gamma
+        if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(var))):  # one NaN would stay in them forever
+            warnings.warn(f"{who}: the batch holds NaN or infinity; running statistics not updated", RuntimeWarning,
+                          stacklevel=2)
+            return y
         unbiased = var * m / (m - 1)
         mom = self.momentum
         self.running_mean = ((1 - mom) * self.running_mean + mom * mu).astype(self.running_mean.dtype)
@@ -51,6 +59,9 @@ class _BatchNorm(Layer):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}: backward in eval mode is not supported")
         x_hat, inv_std, gamma = self._cache
+        if np.shape(dy) != x_hat.shape:
+            raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {x_hat.shape} (the output), "
+                             f"got {np.shape(dy)}")
         dx, dgamma, dbeta = F.batch_norm_backward(dy, x_hat, inv_std, gamma)
         self.weight.grad += dgamma
         self.bias.grad += dbeta

@@ -17,6 +17,8 @@ from minicnn.functional.checks import pair, positive_pair
 class _Pool2D(Layer):
     """Shared constructor: kernel_size, stride (None -> kernel_size), padding, normalised to pairs."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_x_shape",)  # forward's input shape (avg/sum pooling)
+
     _has_padding = True
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -53,6 +55,8 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         argmax, x_shape = self._cache
+        if np.shape(dy) != argmax.shape:
+            raise ValueError(f"MaxPool2D.backward: expected dy of shape {argmax.shape}, got {np.shape(dy)}")
         return P.max_pool2d_backward(dy, argmax, x_shape, *self._args())
 
 
@@ -80,6 +84,8 @@ class SumPool2D(_Pool2D):
 
 class GlobalAvgPool2D(Layer):
     """y[n, c] = mean_{h, w} x[n, c, h, w]: (N, C, H, W) -> (N, C) (or (N, C, 1, 1) with keepdims=True)."""
+
+    TRANSIENT = Layer.TRANSIENT + ("_x_shape",)  # forward's input shape
 
     def __init__(self, keepdims: bool = False):
         super().__init__()
@@ -180,6 +186,8 @@ class Subsample2D(Layer):
 
     Seen as pooling with a 1x1 window: kernel_size = (1, 1), padding = (0, 0).
     """
+
+    TRANSIENT = Layer.TRANSIENT + ("_x_shape",)  # forward's input shape
 
     def __init__(self, stride):
         super().__init__()
