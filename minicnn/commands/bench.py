@@ -152,9 +152,7 @@ def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True)
 
 def _held_bytes(layer) -> int:
     """Bytes a convolution layer keeps between calls besides its input (its ConvWorkspace)."""
-    from minicnn.functional.workspace import as_workspace
-
-    workspace = as_workspace(layer._workspace)
+    workspace = layer.__dict__.get("_workspace")  # set by forward
     return 0 if workspace is None else workspace.nbytes
 
 

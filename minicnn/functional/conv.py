@@ -129,13 +129,13 @@ def _method(method: str, who: str):
 
 def conv2d(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: ConvWorkspace | dict | None = None, who: str = "conv2d",
+    method: str = "im2col", *, workspace: ConvWorkspace | None = None, who: str = "conv2d",
 ) -> np.ndarray:
     """y = conv2d(x, w, b): x (N, C, H, W), w (T, C/groups, KH, KW), b (T,) -> y (N, T, OH, OW).
 
     stride, dilation: int or pair >= 1; padding: int, pair, "valid" or "same". `method` picks the
     algorithm ("direct", "im2col", "fft"); all give the same numbers. `workspace` is the layer's
-    ConvWorkspace, where "fft" keeps F(x) for backward (a dict is still accepted, see `as_workspace`).
+    ConvWorkspace, where "fft" keeps F(x) for backward.
     `who` names the caller in error messages.
     """
     stride, padding, dilation, groups, _ = check_conv_args(x, w, b, stride, padding, dilation, groups, who)
@@ -150,7 +150,7 @@ def conv2d(
 
 def conv2d_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: ConvWorkspace | dict | None = None, data_grad: str = "col2im",
+    method: str = "im2col", *, workspace: ConvWorkspace | None = None, data_grad: str = "col2im",
     who: str = "conv2d",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) for y = conv2d(x, w, b, ...) given dy (N, T, OH, OW); never modifies dy.

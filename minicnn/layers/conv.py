@@ -13,6 +13,7 @@ from minicnn.core import Layer, Parameter
 from minicnn.functional.checks import check_array, pair, positive_pair
 from minicnn.functional.conv import (
     METHODS,
+    ConvWorkspace,
     _transpose_out_size,
     conv2d,
     conv2d_backward,
@@ -63,7 +64,7 @@ class Conv2D(Layer):
     `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
 
-    TRANSIENT = Layer.TRANSIENT + ("_workspace",)  # scratch buffers (emptied, not deleted)
+    TRANSIENT = Layer.TRANSIENT + ("_workspace",)  # what forward leaves for backward (release() drops it)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, method: str = "im2col"):
@@ -75,7 +76,6 @@ class Conv2D(Layer):
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         self._make_weight((out_channels, in_channels // groups, *self.kernel_size), fan_in)
         self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
-        self._workspace: dict = {}  # scratch buffers, reused between calls (never returned)
         self.input_grad = True
 
     def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
@@ -96,7 +96,8 @@ class Conv2D(Layer):
         check_array(x, who, 4, f"(N, {self.in_channels}, H, W)")
         w = self._weight(x.dtype)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
-        self._cache = (x, w)  # cache: x, w (and, inside the workspace, im2col's columns of x)
+        self._cache = (x, w)  # cache: x, w
+        self._workspace = ConvWorkspace()  # what the algorithm keeps for backward (fft: the spectrum of x)
         return conv2d(x, w, b, *self._args(), workspace=self._workspace, who=who)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
