@@ -147,7 +147,9 @@ def _damage(path, tmp_path):
     flipped = bytearray(raw)
     flipped[raw.index(payload.tobytes()) + 1] ^= 0xFF  # one bit pattern inside the stored numbers
     (tmp_path / "flip.fr.npz").write_bytes(bytes(flipped))
+    (tmp_path / "cut.fr.npz").write_bytes(raw[: len(raw) // 2])
     return [
+        ("cut", tmp_path / "cut.fr.npz", "not a readable model file"),
         ("flip", tmp_path / "flip.fr.npz", "not a readable model file"),
         ("short", write("short", manifest=manifest, payload=payload[:-5]), "the payload holds"),
         ("long", write("long", manifest=manifest, payload=np.concatenate([payload, payload[:2]])),
@@ -178,7 +180,7 @@ def test_a_damaged_compressed_file_gives_one_clear_error(rng, tmp_path, capsys):
             load_model(path)
         for command in (["evaluate", str(path)], ["predict", str(path), str(path)]):
             assert main(command) == 2, (label, command)
-            err = capsys.readouterr().err
+            err = " ".join(capsys.readouterr().err.split())  # the CLI wraps messages at 80 columns
             assert message in err and str(path) in err and "Traceback" not in err, (label, err)
 
 
@@ -189,3 +191,30 @@ def test_read_compressed_names_a_truncated_file(rng, tmp_path):
     (tmp_path / "cut.fr.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match=r"cut\.fr\.npz is damaged: not a readable \.npz file"):
         read_compressed(tmp_path / "cut.fr.npz")
+
+
+def test_lenet5_caffe_is_the_papers_431080_parameter_network_and_c5_is_the_same_function(rng):
+    from minicnn.analysis import analyze
+    from minicnn.losses import SoftmaxCrossEntropy
+
+    model = build("lenet5_caffe")
+    assert model.num_parameters() == 520 + 25_050 + 400_500 + 5_010 == 431_080
+    summary = analyze(model, (1, 28, 28))
+    assert summary.output_shape == (10,)
+    c5 = build("lenet5_caffe", c5_conv=True)
+    assert c5[4].weight.shape == (500, 50, 4, 4) and c5.num_parameters() == 431_080
+    c5[4].weight.data = model[5].weight.data.reshape(500, 50, 4, 4).copy()  # (500, 800) unflattened
+    for i, j in ((0, 0), (2, 2), (7, 7)):
+        c5[i].load_state_dict(model[j].state_dict())
+    c5[4].bias.data = model[5].bias.data.copy()
+    x = rng.standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(c5(x), model(x), atol=1e-5)
+    loss = SoftmaxCrossEntropy()
+    before = loss.forward(model(x), np.array([1, 2, 3]))
+    model.backward(loss.backward())
+    for p in model.parameters():
+        p.data -= 1e-3 * p.grad / np.sqrt(sum(float(np.sum(q.grad ** 2)) for q in model.parameters()))
+    assert loss.forward(model(x), np.array([1, 2, 3])) < before
+    assert build("lenet5_caffe", width=0.5, bias=False).num_parameters() == 10 * 25 + 25 * 250 + 400 * 250 + 250 * 10
+    with pytest.raises(ValueError, match="lenet5_caffe"):
+        build("lenet5_caffe", image_size=12)

@@ -42,13 +42,18 @@ Earlier measurements (2026-11-22, 60,000 training images, 2 dense epochs, test a
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from minicnn.data import Dataset
 
 DESCRIPTION = "LeNet-5 on MNIST with frequency-regularised (DCT, zigzag-truncated) weights: accuracy vs stored numbers"
 TARGET_ACCURACY = 0.97
@@ -81,23 +86,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-images", type=int, default=None,
                         help="use only the first N training images (after the validation split)")
+    parser.add_argument("--test-images", type=int, default=None, help="use only the first N test images")
     parser.add_argument("--no-bias", action="store_true",
                         help="a bias-free model (dense and FR): the whole budget goes to DCT coefficients")
     parser.add_argument("--bias-keep", type=int, default=8, metavar="K",
                         help="store each bias vector as its K lowest DCT coefficients (`frequency_biases`), "
                              "counted in the budget; 0 stores the biases whole")
-    parser.add_argument("--c5-conv", action=_boolean_option(), default=True,
+    parser.add_argument("--c5-conv", action=argparse.BooleanOptionalAction, default=True,
                         help="fc1 as a convolution over the last maps (default; --no-c5-conv: the flattened fc)")
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier of the model")
     parser.add_argument("--float32", action="store_true", help="store float32 instead of float16")
     parser.add_argument("--out", default="runs/frequency", help="folder for the table, PNGs and model files")
     parser.add_argument("--data-dir", default=None, help="dataset folder (default: $MINICNN_DATA, then cache)")
-
-
-def _boolean_option():
-    import argparse
-
-    return argparse.BooleanOptionalAction
 
 
 def parse_budget(text: str):
@@ -154,7 +154,7 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
 class Split:
     """MNIST standardised with the training part's mean/std: `data` (train + test) and `val` (x, y)."""
 
-    data: object  # minicnn.data.Dataset
+    data: Dataset
     val: tuple[np.ndarray, np.ndarray]
     mean: np.ndarray
     std: np.ndarray
@@ -165,8 +165,9 @@ class Split:
                 "input_shape": list(self.data.input_shape), "class_names": list(self.data.class_names)}
 
 
-def load_split(val: int, train_images: int | None, data_dir) -> Split:
-    """MNIST with `val` training images (a fixed permutation, SPLIT_SEED) held out for validation."""
+def load_split(val: int, train_images: int | None, data_dir, test_images: int | None = None) -> Split:
+    """MNIST with `val` training images (a fixed permutation, SPLIT_SEED) held out for validation;
+    optionally only the first `train_images` of the rest and the first `test_images` test images."""
     from minicnn.data import Dataset, load_dataset, standardize
 
     ds = load_dataset("mnist", data_dir)
@@ -174,7 +175,8 @@ def load_split(val: int, train_images: int | None, data_dir) -> Split:
         raise ValueError(f"experiment frequency: expected --val in [0, {len(ds.x_train)}), got {val}")
     order = np.random.default_rng(SPLIT_SEED).permutation(len(ds.x_train))
     train, held = order[val:][:train_images], order[:val]
-    dataset = Dataset("mnist", ds.x_train[train], ds.y_train[train], ds.x_test, ds.y_test, ds.class_names)
+    dataset = Dataset("mnist", ds.x_train[train], ds.y_train[train], ds.x_test[:test_images],
+                      ds.y_test[:test_images], ds.class_names)
     mean, std = dataset.channel_stats()
     x_val = standardize(ds.x_train[held], mean, std)
     dataset.x_train = standardize(dataset.x_train, mean, std)
@@ -390,7 +392,7 @@ def run(args) -> int:
         seeds = parse_seeds(args.seeds)
         if args.bias_keep < 0:
             raise ValueError(f"experiment frequency: expected --bias-keep >= 0, got {args.bias_keep}")
-        split = load_split(args.val, args.train_images, args.data_dir)
+        split = load_split(args.val, args.train_images, args.data_dir, args.test_images)
     except (ValueError, DatasetError) as e:
         print(f"minicnn experiment frequency: {e}")
         return 2

@@ -60,7 +60,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--final-lr", type=float, default=5e-4, help="FR lr decays to this")
     parser.add_argument("--tune-lr", type=float, default=3e-3, help="lr of prune / svd / small (decays to 5e-5)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-images", type=int, default=None)
+    parser.add_argument("--train-images", type=int, default=None, help="use only N training images")
+    parser.add_argument("--test-images", type=int, default=None, help="use only the first N test images")
     parser.add_argument("--out", default="runs/frequency_compare")
     parser.add_argument("--data-dir", default=None)
     # FR settings of `experiment frequency` that this comparison does not vary
@@ -342,7 +343,7 @@ def run(args) -> int:
             raise ValueError(f"experiment frequency_compare: expected --bytes like 1000,1552 (>= 16 each) and "
                              f"--methods from {', '.join(METHODS)}, got {args.bytes!r} and {args.methods!r}")
         seeds = fr.parse_seeds(args.seeds)
-        split = fr.load_split(args.val, args.train_images, args.data_dir)
+        split = fr.load_split(args.val, args.train_images, args.data_dir, args.test_images)
     except (ValueError, DatasetError) as e:
         print(f"minicnn experiment frequency_compare: {e}")
         return 2
