@@ -9,6 +9,7 @@ import numpy as np
 
 from minicnn import functional as F
 from minicnn.core import Layer
+from minicnn.functional.checks import positive_int
 
 from .shapes import Shape
 
@@ -134,9 +135,7 @@ class Maxout(Layer):
 
     def __init__(self, pieces: int):
         super().__init__()
-        if pieces < 1:
-            raise ValueError(f"Maxout: expected pieces >= 1, got {pieces}")
-        self.pieces = pieces
+        self.pieces = positive_int(pieces, "Maxout", "pieces")
 
     def forward(self, x):
         _check_float(x, "Maxout")
