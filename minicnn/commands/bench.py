@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+from minicnn.threads import configured_threads
+
 NAME = "bench"
 HELP = "benchmark hot paths (conv: every method vs the machine's matrix-multiply rate and PyTorch)"
 
@@ -33,13 +35,6 @@ def run(args) -> int:
 
 
 # ---- measuring helpers ---------------------------------------------------------------------------------
-
-def threads() -> int:
-    """BLAS threads NumPy uses here (`minicnn.threads.configured_threads`)."""
-    from minicnn.threads import configured_threads
-
-    return configured_threads()
-
 
 def alternate(engines: dict, rounds: int, warmup: int = 1, cpu_times: dict | None = None) -> dict[str, list[float]]:
     """THE timing helper of minicnn's benchmarks: wall seconds of each engine's fn(), in alternating
@@ -100,7 +95,7 @@ def _torch(no_torch: bool):
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(threads())
+    torch.set_num_threads(configured_threads())
     return torch
 
 
@@ -173,7 +168,7 @@ def bench_conv(args) -> int:
     repeats = args.repeats or (3 if args.quick else 7)
     torch = _torch(args.no_torch)
     gemm = gemm_gflops(repeats)
-    print(f"minicnn bench conv: batch 64, float32, {threads()} BLAS thread(s), median of {repeats}")
+    print(f"minicnn bench conv: batch 64, float32, {configured_threads()} BLAS thread(s), median of {repeats}")
     print(f"machine float32 GEMM (2048^3, measured now): {gemm:.1f} GFLOP/s")
     print("GFLOP/s counts forward + backward (3x the forward flops); 'of GEMM' = that rate / the GEMM rate;")
     print("peak = largest extra memory allocated during one forward+backward (tracemalloc) plus what")

@@ -1,12 +1,6 @@
-"""Argument checks the layer constructors share (array checks are in `minicnn.functional.checks`)."""
+"""Kept only for `minicnn.app.frequency`, which still imports `positive_int` from here: the one
+definition is `minicnn.functional.checks.positive_int`. Delete this file once that import moves."""
 
-from __future__ import annotations
+from minicnn.functional.checks import positive_int
 
-import numpy as np
-
-
-def positive_int(value, who: str, name: str) -> int:
-    """`value` as an int >= 1 (bools and floats refused), else ValueError naming `who` and `name`."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: expected {name} as an int >= 1, got {value!r}")
-    return int(value)
+__all__ = ["positive_int"]

@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.core import Layer, Parameter
-from minicnn.functional.checks import check_array, pair, positive_pair
+from minicnn.functional.checks import check_array, pair, positive_int, positive_pair
 from minicnn.functional.conv import (
     METHODS,
     ConvWorkspace,
-    _transpose_out_size,
     conv2d,
     conv2d_backward,
     conv_transpose2d,
     conv_transpose2d_backward,
     resolve_padding,
+    transpose_output_size,
 )
 from minicnn.functional.locally_connected import (
     locally_connected2d,
@@ -27,7 +27,6 @@ from minicnn.functional.locally_connected import (
     locally_connected_output_size,
 )
 
-from ._checks import positive_int
 from .dense import kaiming_uniform
 from .shapes import UNKNOWN, Cost, Shape, Window, expect_map, window_output_shape
 
@@ -224,7 +223,7 @@ class ConvTranspose2D(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
-        dx, dw, db = conv_transpose2d_backward(dy, x, w, *self._args())
+        dx, dw, db = conv_transpose2d_backward(dy, x, w, *self._args(), who="ConvTranspose2D")
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -235,8 +234,8 @@ class ConvTranspose2D(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         expect_map(input_shape, self.in_channels, "ConvTranspose2D")
-        out = tuple(_transpose_out_size(input_shape[1 + a], self.kernel_size[a], self.stride[a], self.padding[a],
-                                        self.dilation[a], self.output_padding[a]) for a in range(2))
+        out = tuple(transpose_output_size(input_shape[1 + a], self.kernel_size[a], self.stride[a], self.padding[a],
+                                          self.dilation[a], self.output_padding[a]) for a in range(2))
         if min(out) < 1:
             raise ValueError(f"ConvTranspose2D: padding {self.padding} leaves an empty output {out} for input "
                              f"{tuple(input_shape)}")
