@@ -123,7 +123,14 @@ def test_every_registered_model_has_a_natural_input():
     assert all(c in (1, 3) and h == w and h in (28, 32, 224, 299) for c, h, w in shapes.values()), shapes
 
 
-@pytest.mark.parametrize("name", ["lenet5", "cifar_net_slicesamp", "resnet20"])
+def test_slicesamp_variants_report_the_size_they_are_built_at():
+    """to_slicesamp builds AlexNet and Xception at 32x32 by default: their signature says so too."""
+    assert default_input("alexnet_slicesamp") == (3, 32, 32)
+    assert default_input("xception_slicesamp") == (3, 32, 32)
+    assert default_input("alexnet") == (3, 224, 224)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "cifar_net_slicesamp", "resnet20", "alexnet_slicesamp"])
 def test_summary_without_input_uses_the_models_own(name):
     """No --input: the table of --input C,H,W with the model's default_input."""
     from minicnn.commands.summary import report
