@@ -28,3 +28,21 @@ def test_a_value_error_inside_a_study_is_one_line_exit_2(capsys, tmp_path):
     assert main(["experiment", "cifar", "--npz", str(bad), "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("minicnn experiment cifar:") and str(bad.name) in err and "Traceback" not in err
+
+
+def test_bench_repeats_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "conv", "--repeats", "0"])
+    assert e.value.code == 2 and "argument --repeats" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`minicnn summary lenet5 | head -1`: the reader leaves early; no traceback, no Errno 32."""
+    import subprocess
+    import sys
+
+    pipe = subprocess.Popen([sys.executable, "-m", "minicnn", "summary", "lenet5"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    pipe.stdout.close()  # the reader is gone before the first line
+    err = pipe.stderr.read().decode()
+    assert pipe.wait(timeout=60) == 0 and err == "", err

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+from minicnn.commands._options import integer
 from minicnn.threads import configured_threads
 
 NAME = "bench"
@@ -25,7 +26,8 @@ HELP = "benchmark hot paths (conv: every method vs the machine's matrix-multiply
 def add_arguments(parser) -> None:
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     parser.add_argument("--quick", action="store_true", help="five cases, 3 repeats, no crossover sweep (1-3 minutes)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (median is reported)")
+    parser.add_argument("--repeats", type=integer(1, 1000), default=None,
+                        help="timed repeats per figure (median is reported)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison even if installed")
 
 
