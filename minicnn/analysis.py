@@ -4,7 +4,7 @@
 `minicnn.layers.walk` and returns one `LayerRow` per layer. Every number comes from the layer itself,
 through the protocol of `minicnn.layers.shapes`: `output_shape(input_shape)`, `cost(input_shape)`
 (multiply-adds, weights, breakdown category) and `window()` (for the receptive field); this module
-only adds them up. No layer is run, except one that does not answer (see that protocol's fallback).
+only adds them up. No layer is run.
 
 Conventions (those of the MobileNet / ShuffleNet papers, so the published figures are reproduced):
 - multiply-adds (MACs): one multiply-accumulate = one op, weights only — convolutions and fully-
@@ -161,7 +161,7 @@ class _Counter(Visitor):
 
     def leaf(self, name, layer, in_shape, out_shape, rf):
         cost = leaf_cost(layer, in_shape)
-        rf = _through(rf, leaf_window(layer, in_shape, out_shape))
+        rf = _through(rf, leaf_window(layer, in_shape))
         self.rows.append(LayerRow(name, type(layer).__name__, in_shape, out_shape, params=layer.num_parameters(),
                                   weights=cost.weights, macs=cost.macs, rf=rf, kind=cost.kind))
         return rf

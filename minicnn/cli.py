@@ -19,7 +19,7 @@ import pkgutil
 import sys
 
 from minicnn import __version__, commands
-from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, wrap
+from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, wrap
 from minicnn.threads import (
     THREAD_VARIABLES,
     configured_threads,
@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`minicnn summary ... | head`): nothing left to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's final flush of stdout stays quiet
+        return EXIT_OK
     except (FileFormatError, DatasetError) as e:  # a command that did not catch a damaged file itself
         print(wrap(f"minicnn {args.command}: {e}"), file=sys.stderr)
         return EXIT_BAD_INPUT

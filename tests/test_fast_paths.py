@@ -56,12 +56,24 @@ def test_im2col_keeps_nothing_between_calls():
     assert ws.nbytes == 0 and ws.source is None
 
 
-def test_a_plain_dict_is_still_accepted_as_workspace():
-    """Layers created their workspace as a dict before ConvWorkspace existed."""
-    x, w, dy = _case(4)
-    legacy: dict = {}
-    conv2d(x, w, None, 1, 1, method="fft", workspace=legacy)
-    assert isinstance(legacy["workspace"], ConvWorkspace) and legacy["workspace"].spectrum_of(x) is not None
-    assert as_workspace(legacy) is legacy["workspace"]
-    with pytest.raises(ValueError, match="ConvWorkspace"):
-        conv2d(x, w, None, 1, 1, workspace=[1])
+def test_a_workspace_must_be_a_conv_workspace():
+    x, w, _ = _case(4)
+    ws = ConvWorkspace()
+    conv2d(x, w, None, 1, 1, method="fft", workspace=ws)
+    assert as_workspace(ws) is ws and ws.spectrum_of(x) is not None  # fft keeps F(x) for its backward
+    for wrong in ({}, [1]):
+        with pytest.raises(ValueError, match="ConvWorkspace"):
+            conv2d(x, w, None, 1, 1, method="fft", workspace=wrong)
+
+
+def test_a_layer_keeps_its_workspace_only_until_release():
+    layer = L.Conv2D(2, 3, 3, padding=1, method="fft").to(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
+    y = layer(x)
+    assert layer._workspace.nbytes > 0  # the fft method left F(x) for backward
+    layer.release()
+    assert "_workspace" not in layer.__dict__ and "_cache" not in layer.__dict__
+    with pytest.raises(AttributeError, match="forward"):  # backward after release needs a forward first
+        layer.backward(np.ones_like(y))
+    layer(x)
+    assert layer.backward(np.ones_like(y)).shape == x.shape

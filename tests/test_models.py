@@ -11,7 +11,7 @@ from minicnn import layers as L
 from minicnn.analysis import analyze
 from minicnn.cli import main
 from minicnn.losses import SoftmaxCrossEntropy
-from minicnn.models import MODELS
+from minicnn.models import MODELS, default_input
 
 # small builds: (options, input shape) — channel widths cut so each smoke test takes well under a second
 SMALL = {
@@ -111,7 +111,53 @@ def test_summary_command_bad_input(capsys):
     assert "SliceSamp needs an even size" in capsys.readouterr().err
 
 
-def test_cifar_net_slicesamp_is_the_slicesamp_downsampling_variant():
+@pytest.mark.parametrize("name, shape", [("lenet5", (1, 28, 28)), ("lenet5_caffe", (1, 28, 28)),
+                                         ("cifar_net", (3, 32, 32)), ("resnet20_slicesamp", (3, 32, 32)),
+                                         ("mobilenet_v1", (3, 224, 224)), ("xception", (3, 299, 299))])
+def test_default_input_is_the_models_own(name, shape):
+    assert default_input(name) == shape
+
+
+def test_every_registered_model_has_a_natural_input():
+    shapes = {name: default_input(name) for name in MODELS}
+    assert all(c in (1, 3) and h == w and h in (28, 32, 224, 299) for c, h, w in shapes.values()), shapes
+
+
+def test_slicesamp_variants_report_the_size_they_are_built_at():
+    """to_slicesamp builds AlexNet and Xception at 32x32 by default: their signature says so too."""
+    assert default_input("alexnet_slicesamp") == (3, 32, 32)
+    assert default_input("xception_slicesamp") == (3, 32, 32)
+    assert default_input("alexnet") == (3, 224, 224)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "cifar_net_slicesamp", "resnet20", "alexnet_slicesamp"])
+def test_summary_without_input_uses_the_models_own(name):
+    """No --input: the table of --input C,H,W with the model's default_input."""
+    from minicnn.commands.summary import report
+
+    c, h, w = default_input(name)
+    assert report(name) == report(name, (c, h, w))
+    assert report(name).startswith(f"{name}  input {c}x{h}x{w}\n")
+
+
+def test_summary_command_default_input(capsys):
+    assert main(["summary", "lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lenet5  input 1x28x28\n") and "input 1x28x28 -> output 10" in out
+    assert main(["summary", "lenet5", "--input", "3,32,32"]) == 0  # an explicit --input still wins
+    assert "input 3x32x32 -> output 10" in capsys.readouterr().out
+
+
+def test_a_model_without_a_natural_input_asks_for_one(capsys, monkeypatch):
+    monkeypatch.setitem(MODELS, "bare", lambda num_classes=10: L.Sequential(L.Flatten(), L.Linear(12, num_classes)))
+    with pytest.raises(ValueError, match="model 'bare': its constructor has no default in_channels and image_size"):
+        default_input("bare")
+    assert main(["summary", "bare"]) == 2
+    assert "no natural input shape; give one" in capsys.readouterr().err
+    assert main(["summary", "bare", "--input", "3,2,2"]) == 0
+
+
+
     a = [type(m).__name__ for m in MODELS["cifar_net_slicesamp"](width=0.25)]
     b = [type(m).__name__ for m in MODELS["cifar_net"](width=0.25, downsample_kind="slicesamp")]
     assert a == b

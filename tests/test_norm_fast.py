@@ -49,3 +49,16 @@ def test_batch_norm_2d_layer_gradcheck_and_float32():
     layer32 = L.BatchNorm2D(3)
     y = layer32(x32)
     assert y.dtype == np.float32 and layer32.backward(np.ones_like(y)).dtype == np.float32
+
+
+def test_eval_mode_uses_the_running_statistics():
+    g = np.random.default_rng(4)
+    x = g.standard_normal((3, 2, 4, 4))
+    gamma, beta, mean, var = np.array([2.0, -1.0]), np.array([0.5, 0.0]), np.array([1.0, -2.0]), np.array([4.0, 0.25])
+    want = (x - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5) * gamma[None, :, None, None]
+    want += beta[None, :, None, None]
+    np.testing.assert_allclose(F.batch_norm_eval(x, gamma, beta, mean, var, 1e-5), want, atol=1e-12)
+    layer = L.BatchNorm2D(2).to(np.float64)
+    layer.weight.data[:], layer.bias.data[:] = gamma, beta
+    layer.running_mean, layer.running_var = mean.copy(), var.copy()
+    np.testing.assert_allclose(layer.eval()(x), want, atol=1e-6)  # running stats kept in float32

@@ -28,12 +28,18 @@ ANSI = re.compile(r"\x1b\[")
 WIDTH = 80
 
 
+UNAVAILABLE = 3  # run_steps' exit code when a step needs data this machine does not have
+
+
 def _run(number: int, tmp_path: Path, **kw) -> tuple[int, str]:
     out = io.StringIO()
     kw.setdefault("pause", False)
     kw.setdefault("width", WIDTH)  # deterministic layout; the chapter test reads $COLUMNS instead (width=None)
     rc = run_steps(importlib.import_module(CHAPTERS[number]), number, quick=True, fig_dir=tmp_path,
                    out=out, **kw)
+    if rc == UNAVAILABLE and not os.environ.get("MINICNN_DATA"):  # only without data; with it, a failure
+        reason = out.getvalue().strip().splitlines()[-2:]
+        pytest.skip(f"chapter {number} needs real data (set MINICNN_DATA): {' '.join(reason)}")
     return rc, out.getvalue()
 
 
@@ -270,6 +276,8 @@ def _screen_rows(text: str) -> list[str]:
 @pytest.mark.parametrize("number", [4, 13])  # chapters with the longest steps
 def test_interactive_pages_fit_an_80x24_terminal(number):
     rc, text = _pty_run([str(number), "--quick"], answer=lambda _out: "\n")
+    if rc == UNAVAILABLE and not os.environ.get("MINICNN_DATA"):
+        pytest.skip(f"chapter {number} needs real data for its last step (set MINICNN_DATA)")
     assert rc == 0, text[-2000:]
     rows = _screen_rows(text)
     assert f"Chapter {number} done: ran step(s) all" in text

@@ -32,8 +32,8 @@ import numpy as np
 
 from minicnn import functional as F
 from minicnn.core import Layer, Sequential, save_npz_atomic
+from minicnn.functional.checks import positive_int
 from minicnn.layers import Conv2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
-from minicnn.layers._checks import positive_int
 from minicnn.layers.dct import _FrequencyWeight, keep_count
 
 from .train import Callback

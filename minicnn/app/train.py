@@ -36,7 +36,7 @@ import numpy as np
 
 from minicnn.core import Layer, Sequential, remove_unfinished
 from minicnn.data.batching import Augment, iterate_batches, num_batches
-from minicnn.layers._checks import positive_int
+from minicnn.functional.checks import positive_int
 from minicnn.losses import SoftmaxCrossEntropy
 
 from . import checkpoint as ckpt_io

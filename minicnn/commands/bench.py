@@ -16,6 +16,9 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+from minicnn.commands._options import integer
+from minicnn.threads import configured_threads
+
 NAME = "bench"
 HELP = "benchmark hot paths (conv: every method vs the machine's matrix-multiply rate and PyTorch)"
 
@@ -23,7 +26,8 @@ HELP = "benchmark hot paths (conv: every method vs the machine's matrix-multiply
 def add_arguments(parser) -> None:
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     parser.add_argument("--quick", action="store_true", help="five cases, 3 repeats, no crossover sweep (1-3 minutes)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (median is reported)")
+    parser.add_argument("--repeats", type=integer(1, 1000), default=None,
+                        help="timed repeats per figure (median is reported)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison even if installed")
 
 
@@ -33,13 +37,6 @@ def run(args) -> int:
 
 
 # ---- measuring helpers ---------------------------------------------------------------------------------
-
-def threads() -> int:
-    """BLAS threads NumPy uses here (`minicnn.threads.configured_threads`)."""
-    from minicnn.threads import configured_threads
-
-    return configured_threads()
-
 
 def alternate(engines: dict, rounds: int, warmup: int = 1, cpu_times: dict | None = None) -> dict[str, list[float]]:
     """THE timing helper of minicnn's benchmarks: wall seconds of each engine's fn(), in alternating
@@ -100,7 +97,7 @@ def _torch(no_torch: bool):
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(threads())
+    torch.set_num_threads(configured_threads())
     return torch
 
 
@@ -152,9 +149,7 @@ def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True)
 
 def _held_bytes(layer) -> int:
     """Bytes a convolution layer keeps between calls besides its input (its ConvWorkspace)."""
-    from minicnn.functional.workspace import as_workspace
-
-    workspace = as_workspace(layer._workspace)
+    workspace = layer.__dict__.get("_workspace")  # set by forward
     return 0 if workspace is None else workspace.nbytes
 
 
@@ -175,7 +170,7 @@ def bench_conv(args) -> int:
     repeats = args.repeats or (3 if args.quick else 7)
     torch = _torch(args.no_torch)
     gemm = gemm_gflops(repeats)
-    print(f"minicnn bench conv: batch 64, float32, {threads()} BLAS thread(s), median of {repeats}")
+    print(f"minicnn bench conv: batch 64, float32, {configured_threads()} BLAS thread(s), median of {repeats}")
     print(f"machine float32 GEMM (2048^3, measured now): {gemm:.1f} GFLOP/s")
     print("GFLOP/s counts forward + backward (3x the forward flops); 'of GEMM' = that rate / the GEMM rate;")
     print("peak = largest extra memory allocated during one forward+backward (tracemalloc) plus what")

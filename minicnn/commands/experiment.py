@@ -32,4 +32,11 @@ def run(args) -> int:
     if getattr(args, "_experiment_run", None) is None:
         args._parser.print_help()
         return 0
-    return int(args._experiment_run(args) or 0)
+    from minicnn.commands._options import EXIT_FAILED, fail
+
+    try:
+        return int(args._experiment_run(args) or 0)
+    except ValueError as e:  # a user's input the study cannot use (a damaged file, sizes that do not fit)
+        return fail(f"experiment {args.experiment}", str(e))
+    except OSError as e:  # the result cannot be written (full disk, unwritable --out)
+        return fail(f"experiment {args.experiment}", str(e), EXIT_FAILED)

@@ -23,19 +23,12 @@ def add_arguments(parser) -> None:
                              "picture whose border is mostly light")
 
 
-def load_image(path: str, input_shape: tuple[int, int, int], invert: str = "auto") -> tuple:
-    """`minicnn.data.load_image` (kept here for `minicnn show`, which imports it from this module)."""
-    from minicnn.data import load_image as read
-
-    return read(path, input_shape, invert)
-
-
 def run(args) -> int:
     import numpy as np
 
     from minicnn.app import ModelFileError, load_model
     from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail, wrap
-    from minicnn.data import ImageError
+    from minicnn.data import ImageError, load_image
     from minicnn.losses import log_softmax
 
     try:

@@ -24,7 +24,7 @@ def run(args) -> int:
 
     from minicnn import visualize
     from minicnn.app import ModelFileError, load_model
-    from minicnn.commands.predict import load_image
+    from minicnn.data import ImageError, load_image
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -47,8 +47,8 @@ def run(args) -> int:
             return 2
         try:
             shown, notes = load_image(args.image, tuple(loaded.input_shape), args.invert)
-        except (OSError, ValueError, SyntaxError) as e:  # PIL reports a file that is not a PNG as SyntaxError
-            print(f"minicnn show: cannot read {args.image}: {e}", file=sys.stderr)
+        except ImageError as e:  # a file that is no readable picture, or NaN/empty/... (names the file)
+            print(f"minicnn show: {e}", file=sys.stderr)  # the message names the file
             return 2
         x = loaded.normalize(shown[None])  # (1, C, H, W), normalised as the model was trained
         if notes:

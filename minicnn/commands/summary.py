@@ -1,5 +1,6 @@
-"""`minicnn summary MODEL --input C,H,W`: per-layer output shape, parameters, multiply-adds and
-receptive field of a registered model, the totals, and MobileNet's Table 2 (share per layer type)."""
+"""`minicnn summary MODEL [--input C,H,W]`: per-layer output shape, parameters, multiply-adds and
+receptive field of a registered model, the totals, and MobileNet's Table 2 (share per layer type).
+Without --input the model's own input (`minicnn.models.default_input`: 1,28,28 for lenet5)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ def add_arguments(parser) -> None:
     from minicnn.commands._options import integer, number
 
     parser.add_argument("model", nargs="?", help="model name (omit, or 'list', to see the choices)")
-    parser.add_argument("--input", default="3,224,224", metavar="C,H,W", help="input shape of one image")
+    parser.add_argument("--input", default=None, metavar="C,H,W",
+                        help="input shape of one image (the model's own if unset: 1,28,28 for lenet5)")
     parser.add_argument("--num-classes", type=integer(1, MAX_CLASSES), default=None,
                         help="classifier outputs (model default if unset)")
     parser.add_argument("--width", type=number(MIN_WIDTH, MAX_WIDTH), default=None,
@@ -29,15 +31,17 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def report(name: str, input_shape: tuple[int, int, int], num_classes: int | None = None,
+def report(name: str, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
            width: float | None = None) -> str:
     """What `minicnn summary NAME --input C,H,W` prints: the per-layer table of `minicnn.analysis`, its
     totals and the per-layer-type breakdown (MobileNet's Table 2), for the registered model `name`
-    built for images `input_shape` (num_classes / width: the model's defaults when None).
+    built for images `input_shape` (None: the model's own, `default_input`; num_classes / width: the
+    model's defaults when None).
     Raises ValueError for an unknown model or an input the model cannot take."""
     from minicnn.analysis import analyze
-    from minicnn.models import build, config_for
+    from minicnn.models import build, config_for, default_input
 
+    input_shape = default_input(name) if input_shape is None else input_shape
     c, h, w = input_shape
     model = build(name, **config_for(name, input_shape, num_classes=num_classes, width=width))
     summary = analyze(model, input_shape)
@@ -55,7 +59,7 @@ def run(args) -> int:
     if args.model not in MODELS:
         return fail(NAME, f"unknown model {args.model!r}; choose one of: {', '.join(sorted(MODELS))}")
     try:
-        shape = _parse_shape(args.input)
+        shape = None if args.input is None else _parse_shape(args.input)
         text = report(args.model, shape, args.num_classes, args.width)
     except ValueError as e:
         return fail(NAME, str(e))

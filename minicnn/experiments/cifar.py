@@ -15,7 +15,10 @@ user with the full data would run is printed at the end.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+from minicnn.commands._options import integer, number
 
 DESCRIPTION = "small CIFAR-10 net: training images/s, minutes per full epoch, accuracy on the partial copy"
 FULL_EPOCH = 50_000  # training images in the full CIFAR-10
@@ -25,11 +28,12 @@ GEMM_REPEATS = 5  # float32 2048^3 products timed (median) for the matmul rate, 
 def add_arguments(parser) -> None:
     parser.add_argument("--npz", default=None,
                         help="CIFAR-10 .npz (default: $MINICNN_DATA/cifar10/cifar10_partial.npz)")
-    parser.add_argument("--width", type=float, default=1.0, help="cifar_net width (c = 32 * width)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs over the partial training set")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate (cosine to 0)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=number(1 / 16, 8), default=1.0, help="cifar_net width (c = 32 * width)")
+    parser.add_argument("--epochs", type=integer(1, 1000), default=5, help="epochs over the partial training set")
+    parser.add_argument("--batch-size", type=integer(1, 4096), default=64)
+    parser.add_argument("--lr", type=number(0, 10, low_open=True), default=0.05,
+                        help="peak SGD learning rate (cosine to 0)")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
 
 
 def default_cifar_npz() -> Path:
@@ -69,7 +73,7 @@ def run(args) -> int:
 
     path = Path(args.npz) if args.npz else default_cifar_npz()
     if not path.is_file():
-        print(f"minicnn experiment cifar: {path} not found; pass --npz or set MINICNN_DATA")
+        print(f"minicnn experiment cifar: {path} not found; pass --npz or set MINICNN_DATA", file=sys.stderr)
         return 2
     ds = prepare(load_dataset(path))
     core.manual_seed(args.seed)

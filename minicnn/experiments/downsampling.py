@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import functional as F
+from minicnn.commands._options import integer
 
 DESCRIPTION = "information retained by max/avg pooling, subsampling, strided conv, SoftPool, Haar, slicing"
 UPSAMPLERS = ("nearest", "bilinear", "bicubic")
@@ -211,7 +212,7 @@ def load_images(dataset: str, data_dir: str | None, count: int) -> np.ndarray:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/downsampling", help="folder for the table, CSV and PNG")
     parser.add_argument("--data-dir", default=None, help="dataset folder (else $MINICNN_DATA, then the cache)")
-    parser.add_argument("--num-images", type=int, default=1000, help="test images per dataset")
+    parser.add_argument("--num-images", type=integer(1, 10000), default=1000, help="test images per dataset")
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"], choices=["mnist", "cifar10"])
 
 

@@ -16,17 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.commands._options import integer, number
+
 DESCRIPTION = "max-pool vs stride-2 conv vs SliceSamp in the same small net (Fashion-MNIST, partial CIFAR-10)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--width", type=float, default=0.5, help="cifar_net width (c = 32 * width)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--fmnist-train", type=int, default=4000, help="first N Fashion-MNIST training images")
-    parser.add_argument("--fmnist-epochs", type=int, default=2)
-    parser.add_argument("--cifar-epochs", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--width", type=number(1 / 16, 8), default=0.5, help="cifar_net width (c = 32 * width)")
+    parser.add_argument("--seeds", type=integer(1, 100), default=3)
+    parser.add_argument("--fmnist-train", type=integer(1, 60000), default=4000,
+                        help="first N Fashion-MNIST training images")
+    parser.add_argument("--fmnist-epochs", type=integer(1, 1000), default=2)
+    parser.add_argument("--cifar-epochs", type=integer(1, 1000), default=4)
+    parser.add_argument("--batch-size", type=integer(1, 4096), default=64)
+    parser.add_argument("--lr", type=number(0, 10, low_open=True), default=0.05)
     parser.add_argument("--datasets", default="fashion-mnist,cifar10", help="comma-separated subset")
     parser.add_argument("--npz", default=None,
                         help="CIFAR-10 .npz (default: $MINICNN_DATA/cifar10/cifar10_partial.npz)")

@@ -4,7 +4,7 @@ Each module keeps a forward function next to its backward rule. Layers (`minicnn
 these with state; tutorials print their source.
 """
 
-from .checks import check_array, check_finite, check_size, conv_output_size, pair, positive_pair
+from .checks import check_array, check_finite, check_size, conv_output_size, pair, positive_int, positive_pair
 from .conv import col2im, conv2d, conv2d_backward, conv_as_matrix, conv_transpose2d, flip_kernel, im2col
 from .dct import dct, idct, zigzag_mask, zigzag_order
 from .dense import (

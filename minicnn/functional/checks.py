@@ -22,7 +22,15 @@ def pair(value, who: str, name: str) -> tuple[int, int]:
     raise ValueError(f"{who}: expected {name} as an int or a pair of ints, got {value!r}")
 
 
+def positive_int(value, who: str, name: str) -> int:
+    """`value` as an int >= 1 (bools and floats refused), else ValueError naming `who` and `name`."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: expected {name} as an int >= 1, got {value!r}")
+    return int(value)
+
+
 def positive_pair(value, who: str, name: str) -> tuple[int, int]:
+    """An int or a pair of ints, each >= 1 -> (h, w)."""
     h, w = pair(value, who, name)
     if h < 1 or w < 1:
         raise ValueError(f"{who}: expected {name} >= 1, got {value!r}")
@@ -57,15 +65,14 @@ def check_finite(x: np.ndarray, who: str) -> None:
 
 def conv_output_size(
     size: int, kernel: int, stride: int = 1, padding: int | tuple[int, int] = 0, dilation: int = 1,
-    *, who: str = "conv", exact: bool = False,
+    *, who: str = "conv",
 ) -> int:
     """Output length of a sliding window along one axis.
 
         OUT = floor((size + pad_before + pad_after - dilation*(kernel-1) - 1) / stride) + 1
 
     `padding` is an int (both sides) or (before, after). Raises if the (dilated) window does not fit
-    in the padded input. With `exact=True` it also refuses sizes where the last window would not end
-    exactly on the padded border (no silent truncation of trailing rows/columns).
+    in the padded input.
     """
     before, after = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
     span = dilation * (kernel - 1) + 1
@@ -77,9 +84,4 @@ def conv_output_size(
         )
     if stride < 1:
         raise ValueError(f"{who}: expected stride >= 1, got {stride}")
-    if exact and (padded - span) % stride != 0:
-        raise ValueError(
-            f"{who}: padded size {padded} minus window {span} is not a multiple of stride {stride}; "
-            f"{(padded - span) % stride} trailing values would be dropped"
-        )
     return (padded - span) // stride + 1

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_array, conv_output_size, pair, positive_pair
+from .checks import check_array, conv_output_size, pair, positive_int, positive_pair
 from .conv_direct import conv2d_direct, conv2d_direct_backward
 from .conv_fft import conv2d_fft, conv2d_fft_backward
 from .conv_im2col import (
@@ -57,6 +57,7 @@ METHODS = {
 __all__ = [
     "METHODS", "col2im", "conv2d", "conv2d_backward", "conv_as_matrix", "conv_transpose2d",
     "conv_transpose2d_backward", "flip_kernel", "im2col", "resolve_padding", "check_conv_args", "ConvWorkspace",
+    "transpose_output_size",
 ]
 
 
@@ -93,8 +94,7 @@ def check_conv_args(x, w, b, stride, padding, dilation, groups, who: str = "conv
     check_array(x, who, 4, "(N, C, H, W)")
     if not isinstance(w, np.ndarray) or w.ndim != 4:
         raise ValueError(f"{who}: expected a 4-D weight (T, C/groups, KH, KW), got shape {np.shape(w)}")
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{who}: expected groups as an int >= 1, got {groups!r}")
+    groups = positive_int(groups, who, "groups")
     t, cg, kh, kw = w.shape
     c = x.shape[1]
     if c % groups or t % groups:
@@ -118,7 +118,7 @@ def check_conv_args(x, w, b, stride, padding, dilation, groups, who: str = "conv
             f"{dilation}, got input shape {x.shape} with padding {padding} ({padded[0]}x{padded[1]})")
     out = (conv_output_size(x.shape[2], kh, stride[0], padding[0], dilation[0], who=who),
            conv_output_size(x.shape[3], kw, stride[1], padding[1], dilation[1], who=who))
-    return stride, padding, dilation, int(groups), out
+    return stride, padding, dilation, groups, out
 
 
 def _method(method: str, who: str):
@@ -129,13 +129,13 @@ def _method(method: str, who: str):
 
 def conv2d(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: ConvWorkspace | dict | None = None, who: str = "conv2d",
+    method: str = "im2col", *, workspace: ConvWorkspace | None = None, who: str = "conv2d",
 ) -> np.ndarray:
     """y = conv2d(x, w, b): x (N, C, H, W), w (T, C/groups, KH, KW), b (T,) -> y (N, T, OH, OW).
 
     stride, dilation: int or pair >= 1; padding: int, pair, "valid" or "same". `method` picks the
     algorithm ("direct", "im2col", "fft"); all give the same numbers. `workspace` is the layer's
-    ConvWorkspace, where "fft" keeps F(x) for backward (a dict is still accepted, see `as_workspace`).
+    ConvWorkspace, where "fft" keeps F(x) for backward.
     `who` names the caller in error messages.
     """
     stride, padding, dilation, groups, _ = check_conv_args(x, w, b, stride, padding, dilation, groups, who)
@@ -150,7 +150,7 @@ def conv2d(
 
 def conv2d_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: ConvWorkspace | dict | None = None, data_grad: str = "col2im",
+    method: str = "im2col", *, workspace: ConvWorkspace | None = None, data_grad: str = "col2im",
     who: str = "conv2d",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) for y = conv2d(x, w, b, ...) given dy (N, T, OH, OW); never modifies dy.
@@ -218,8 +218,34 @@ def conv_as_matrix(w: np.ndarray, input_shape: tuple[int, int, int], stride=1, p
     return mat.reshape(t * oh * ow, c * h * wd)
 
 
-def _transpose_out_size(size, k, s, p, d, op):
-    return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+def transpose_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                          output_padding: int = 0) -> int:
+    """Output length of a transposed convolution along one axis (the input length of the convolution
+    it transposes, which `output_padding` picks when several map to the same `conv_output_size`):
+
+        OUT = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def _transpose_args(x_shape: tuple[int, ...], w: np.ndarray, stride, padding, output_padding, dilation, groups,
+                    who: str):
+    """Check a transposed convolution's arguments -> (stride, padding, dilation, groups, (N, T, OH, OW))."""
+    if not isinstance(w, np.ndarray) or w.ndim != 4:
+        raise ValueError(f"{who}: expected a 4-D weight (C, T/groups, KH, KW), got shape {np.shape(w)}")
+    stride, dilation = positive_pair(stride, who, "stride"), positive_pair(dilation, who, "dilation")
+    groups = positive_int(groups, who, "groups")
+    padding = resolve_padding(padding, w.shape[2:], dilation, (1, 1), who)
+    op = pair(output_padding, who, "output_padding")
+    if not (0 <= op[0] < stride[0] and 0 <= op[1] < stride[1]):
+        raise ValueError(f"{who}: expected 0 <= output_padding < stride {stride}, got {op}")
+    if x_shape[1] != w.shape[0]:
+        raise ValueError(f"{who}: expected input (N, {w.shape[0]}, H, W) for weight {w.shape}, got shape {x_shape}")
+    out = tuple(transpose_output_size(x_shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a], op[a])
+                for a in range(2))
+    if out[0] < 1 or out[1] < 1:
+        raise ValueError(f"{who}: padding {padding} leaves an empty output {out} for input shape {x_shape}")
+    return stride, padding, dilation, groups, (x_shape[0], w.shape[1] * groups, *out)
 
 
 def conv_transpose2d(
@@ -235,24 +261,12 @@ def conv_transpose2d(
     stride, pad it, correlate with flip_kernel(w)". Backward is a plain convolution (see below).
     """
     check_array(x, who, 4, "(N, C, H, W)")
-    if not isinstance(w, np.ndarray) or w.ndim != 4:
-        raise ValueError(f"{who}: expected a 4-D weight (C, T/groups, KH, KW), got shape {np.shape(w)}")
-    stride, dilation = positive_pair(stride, who, "stride"), positive_pair(dilation, who, "dilation")
-    padding = resolve_padding(padding, w.shape[2:], dilation, (1, 1), who)
-    op = pair(output_padding, who, "output_padding")
-    if not (0 <= op[0] < stride[0] and 0 <= op[1] < stride[1]):
-        raise ValueError(f"{who}: expected 0 <= output_padding < stride {stride}, got {op}")
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"{who}: expected input (N, {w.shape[0]}, H, W) for weight {w.shape}, got shape {x.shape}")
-    t = w.shape[1] * groups
-    out = tuple(_transpose_out_size(x.shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a], op[a])
-                for a in range(2))
-    if out[0] < 1 or out[1] < 1:
-        raise ValueError(f"{who}: padding {padding} leaves an empty output {out} for input shape {x.shape}")
+    stride, padding, dilation, groups, y_shape = _transpose_args(x.shape, w, stride, padding, output_padding,
+                                                                 dilation, groups, who)
+    t = y_shape[1]
     if b is not None and (not isinstance(b, np.ndarray) or b.shape != (t,)):
         raise ValueError(f"{who}: expected bias of shape ({t},), got shape {np.shape(b)}")
-    y = conv2d_input_grad(x, (x.shape[0], t, *out), w.astype(x.dtype, copy=False), stride, padding, dilation,
-                          groups, method)
+    y = conv2d_input_grad(x, y_shape, w.astype(x.dtype, copy=False), stride, padding, dilation, groups, method)
     if b is not None:
         y = y + b.astype(x.dtype, copy=False).reshape(1, t, 1, 1)
     return y
@@ -260,12 +274,18 @@ def conv_transpose2d(
 
 def conv_transpose2d_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, padding=0, output_padding=0, dilation=1,
-    groups: int = 1, method: str = "im2col",
+    groups: int = 1, method: str = "im2col", who: str = "conv_transpose2d",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) of conv_transpose2d. Since y = W^T x:  dx = W dy = conv2d(dy, w) (a convolution),
     dw = the conv weight-gradient with the roles swapped (dy as conv input, x as conv upstream), db =
-    sum of dy over N, OH, OW. `output_padding` only fixed the output size, already in dy's shape."""
+    sum of dy over N, OH, OW. dy must have the forward's output shape, which `output_padding` fixed."""
+    check_array(x, who, 4, "(N, C, H, W)")
+    stride, padding, dilation, groups, y_shape = _transpose_args(x.shape, w, stride, padding, output_padding,
+                                                                 dilation, groups, who)
+    check_array(dy, who, 4, "(N, T, OH, OW)")
+    if dy.shape != y_shape:
+        raise ValueError(f"{who}: expected upstream gradient dy of shape {y_shape} (the output), got shape {dy.shape}")
     w = w.astype(dy.dtype, copy=False)
-    dx = conv2d(dy, w, None, stride, padding, dilation, groups, method, who="conv_transpose2d")
-    _, dw, _ = conv2d_backward(x, dy, w, stride, padding, dilation, groups, method, who="conv_transpose2d")
+    dx = conv2d(dy, w, None, stride, padding, dilation, groups, method, who=who)
+    _, dw, _ = conv2d_backward(x, dy, w, stride, padding, dilation, groups, method, who=who)
     return dx, dw, dy.sum(axis=(0, 2, 3))

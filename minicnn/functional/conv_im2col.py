@@ -571,31 +571,35 @@ def _depthwise_wide(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
 
 def _depthwise_wide_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair,
                              dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward of `_depthwise_wide`. dw[c] = cols[c] (KH*KW, Nb*L) @ dy[c] (Nb*L,), summed over the blocks,
-    with dy copied into wide rows with zeros in the discarded columns (so they add nothing). dx is the
-    full correlation of dy with the flipped kernel, i.e. `_depthwise_wide` itself with padding E-1-p
-    (E = dilated extent); a padding beyond E-1 (which reads only zeros) takes the tap-by-tap
-    `_depthwise_backward_taps`."""
+    """Backward of `_depthwise_wide` from the columns of dy alone (padded by E-1-p, E the dilated extent),
+    as `_flipped_backward` does for full convolutions:
+
+        dx[c] = w_flipped[c] (1, KH*KW) @ dy_cols[c]                      (`_depthwise_wide` of dy)
+        dw[c, i, j] = sum_q x[c, q] dy_cols[c, (KH-1-i, KW-1-j), q]        (q over the pixels of x)
+
+    with x copied onto dx's wide grid (zeros in the wide columns). A padding beyond E-1 (which reads
+    only zeros) takes the tap-by-tap `_depthwise_backward_taps`."""
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
-    (ph, pw), (dh, dw_) = padding, dilation
-    oh, ow = dy.shape[2:]
-    full = (dh * (kh - 1) - ph, dw_ * (kw - 1) - pw)  # dy's padding for dx as a correlation
-    if min(full) < 0:
+    full = _full_padding(w.shape, padding, dilation)
+    if full is None:
         return _depthwise_backward_taps(dy, x, w, (1, 1), padding, dilation)
-    wp = wd + 2 * pw
-    length = oh * wp
-    xf = _wide_padded(x, padding, 1)  # (N, C, (Hp+1)*Wp)
-    dyw = np.zeros((c, n, oh, wp), x.dtype)  # (C, N, OH, Wp): channel-major wide rows
-    dyw[..., :ow] = dy.transpose(1, 0, 2, 3)
-    partial_dw = {}  # dw summed over each block's images, added up below
+    oh, ow = dy.shape[2:]
+    wp = ow + 2 * full[1]  # dy's padded row length = dx's wide row length
+    length = h * wp
+    dyf = _wide_padded(dy, full, 1)  # (N, C, (OH + 2 full_h + 1)*Wp)
+    dx = np.empty((n, c, length), np.result_type(dy, x))  # (N, C, H*Wp): wide rows
+    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1]).reshape(c, 1, kh * kw)  # (C, 1, KH*KW)
+    partial_dw = {}  # dw (flipped taps) summed over each block's images, added up below
 
-    def taps(lo: int, hi: int) -> None:  # images lo..hi-1
-        cols = _depthwise_wide_columns(xf, lo, hi, (kh, kw), dilation, wp, length)  # (C, KH*KW, Nb*L)
-        partial_dw[lo] = np.matmul(cols, dyw[:, lo:hi].reshape(c, -1, 1))  # (C, KH*KW, 1)
+    def taps(lo: int, hi: int) -> None:  # images lo..hi-1; the block and its columns stay in cache
+        nb = hi - lo
+        cols = _depthwise_wide_columns(dyf, lo, hi, (kh, kw), dilation, wp, length)  # (C, KH*KW, Nb*L)
+        dx[lo:hi] = np.matmul(flipped, cols).reshape(c, nb, length).transpose(1, 0, 2)
+        x_wide = np.zeros((c, nb, h, wp), x.dtype)  # (C, Nb, H, Wp)
+        x_wide[..., :wd] = x[lo:hi].transpose(1, 0, 2, 3)
+        partial_dw[lo] = np.matmul(cols, x_wide.reshape(c, -1, 1))  # (C, KH*KW, 1)
 
     _by_image_blocks(taps, n, c * kh * kw * length)
-    dw = sum(partial_dw.values()).reshape(w.shape)
-    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1])  # a reversed view would take matmul's slow loop
-    dx = _depthwise_wide(dy, flipped, None, full, dilation)
-    return dx, dw, dy.sum(axis=(0, 2, 3))
+    dw = sum(partial_dw.values()).reshape(c, kh, kw)[:, ::-1, ::-1].reshape(w.shape)
+    return dx.reshape(n, c, h, wp)[:, :, :, :wd], dw, dy.sum(axis=(0, 2, 3))

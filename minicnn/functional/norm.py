@@ -59,7 +59,9 @@ def batch_norm_backward_reference(dy, x_hat, inv_std, gamma):
 def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps):
     """y = gamma (x - running_mean) / sqrt(running_var + eps) + beta."""
     scale = gamma / np.sqrt(running_var + eps)
-    return x * _per_feature(scale, x) + _per_feature(beta - running_mean * scale, x)
+    y = x * _per_feature(scale, x)
+    y += _per_feature(beta - running_mean * scale, x)  # in place: no second temporary the size of x
+    return y
 
 
 def _rows(a: np.ndarray) -> np.ndarray:

@@ -31,20 +31,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_array
+from .checks import check_array, positive_int
 
 _LAYOUT = "(N, C, H, W)"
 
 
-def _check_factor(factor: int, who: str) -> int:
-    if not isinstance(factor, (int, np.integer)) or isinstance(factor, bool) or factor < 1:
-        raise ValueError(f"{who}: expected factor as an int >= 1, got {factor!r}")
-    return int(factor)
-
-
 def space_to_depth(x: np.ndarray, factor: int = 2, who: str = "space_to_depth") -> np.ndarray:
     """(N, C, H, W) -> (N, C*r*r, H/r, W/r), pixel_unshuffle order; H and W must be multiples of r."""
-    r = _check_factor(factor, who)
+    r = positive_int(factor, who, "factor")
     check_array(x, who, 4, _LAYOUT)
     N, C, H, W = x.shape
     if H % r or W % r:
@@ -56,7 +50,7 @@ def space_to_depth(x: np.ndarray, factor: int = 2, who: str = "space_to_depth") 
 
 def depth_to_space(x: np.ndarray, factor: int = 2, who: str = "depth_to_space") -> np.ndarray:
     """(N, C*r*r, H, W) -> (N, C, H*r, W*r), pixel_shuffle order; channels must be a multiple of r*r."""
-    r = _check_factor(factor, who)
+    r = positive_int(factor, who, "factor")
     check_array(x, who, 4, "(N, C*r*r, H, W)")
     N, CRR, H, W = x.shape
     if CRR % (r * r):

@@ -48,11 +48,8 @@ class ConvWorkspace:
         return f"ConvWorkspace(holds {self.nbytes:,} bytes)"
 
 
-def as_workspace(workspace: ConvWorkspace | dict | None) -> ConvWorkspace | None:
-    """Accept the plain dict that layers passed before ConvWorkspace existed: the ConvWorkspace is kept
-    inside it under "workspace". New code passes a ConvWorkspace."""
-    if isinstance(workspace, dict):
-        return workspace.setdefault("workspace", ConvWorkspace())
+def as_workspace(workspace: ConvWorkspace | None) -> ConvWorkspace | None:
+    """`workspace` itself, checked: a ConvWorkspace or None."""
     if workspace is not None and not isinstance(workspace, ConvWorkspace):
         raise ValueError(f"conv2d: expected workspace as a ConvWorkspace or None, got {type(workspace).__name__}")
     return workspace

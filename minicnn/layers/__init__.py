@@ -34,5 +34,5 @@ from .slicing import HaarDownsample, HaarUpsample, SliceDownsample, SliceSamp, S
 from .upsample import Upsample
 
 # isort: split
-from .shapes import ALL, UNKNOWN, Cost, Window
+from .shapes import ALL, UNKNOWN, WHOLE_MAP, Cost, Window
 from .walk import Visitor, output_shape, walk

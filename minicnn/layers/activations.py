@@ -1,4 +1,7 @@
-"""Nonlinearities as layers. The math is in `minicnn.functional.dense`; these cache what backward needs."""
+"""Nonlinearities as layers. The math is in `minicnn.functional.dense`; these cache what backward needs.
+
+All but Maxout act value by value: their output shape is their input shape and each output sees one
+input position (`window()` None, `minicnn.layers.shapes`)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import numpy as np
 
 from minicnn import functional as F
 from minicnn.core import Layer
+from minicnn.functional.checks import positive_int
+
+from .shapes import Shape
 
 
 def _check_float(x, who: str) -> None:
@@ -14,7 +20,17 @@ def _check_float(x, who: str) -> None:
                          f"{getattr(x, 'dtype', '')}")
 
 
-class ReLU(Layer):
+class _Elementwise(Layer):
+    """A layer applied value by value: any input shape, the same output shape."""
+
+    def window(self) -> None:
+        return None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+
+class ReLU(_Elementwise):
     """y = max(x, 0); dx = dy * [x > 0]. Caches the boolean mask [x > 0], not x (a quarter of the
     memory in float32, and x can be freed by the layer before)."""
 
@@ -29,7 +45,7 @@ class ReLU(Layer):
         return F.relu_backward_from_mask(dy, self._positive)
 
 
-class ReLU6(Layer):
+class ReLU6(_Elementwise):
     """y = min(max(x, 0), 6) (MobileNet); dx = dy * [0 < x < 6]."""
 
     TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
@@ -43,7 +59,7 @@ class ReLU6(Layer):
         return F.relu6_backward(dy, self._x)
 
 
-class LeakyReLU(Layer):
+class LeakyReLU(_Elementwise):
     """y = max(x, a x) for 0 <= a < 1; dx = dy * (1 if x > 0 else a)."""
 
     TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
@@ -66,7 +82,7 @@ class LeakyReLU(Layer):
         return f"alpha={self.alpha}"
 
 
-class Sigmoid(Layer):
+class Sigmoid(_Elementwise):
     """y = 1 / (1 + e^-x); dx = dy * y (1 - y)."""
 
     TRANSIENT = Layer.TRANSIENT + ("_y",)  # forward's output
@@ -80,7 +96,7 @@ class Sigmoid(Layer):
         return F.sigmoid_backward(dy, self._y)
 
 
-class Tanh(Layer):
+class Tanh(_Elementwise):
     """y = tanh(x); dx = dy * (1 - y^2)."""
 
     TRANSIENT = Layer.TRANSIENT + ("_y",)  # forward's output
@@ -94,7 +110,7 @@ class Tanh(Layer):
         return F.tanh_backward(dy, self._y)
 
 
-class GELU(Layer):
+class GELU(_Elementwise):
     """y = x Phi(x) (exact, erf form); dx = dy * (Phi(x) + x phi(x))."""
 
     TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
@@ -119,9 +135,7 @@ class Maxout(Layer):
 
     def __init__(self, pieces: int):
         super().__init__()
-        if pieces < 1:
-            raise ValueError(f"Maxout: expected pieces >= 1, got {pieces}")
-        self.pieces = pieces
+        self.pieces = positive_int(pieces, "Maxout", "pieces")
 
     def forward(self, x):
         _check_float(x, "Maxout")
@@ -135,6 +149,16 @@ class Maxout(Layer):
 
     def backward(self, dy):
         return F.maxout_backward(dy, self._idx, self.pieces)
+
+    def window(self) -> None:
+        return None  # the pieces of one output sit at its own position
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """(C / pieces, ...) for an input (C, ...)."""
+        shape = tuple(input_shape)
+        if len(shape) < 1 or shape[0] % self.pieces:
+            raise ValueError(f"Maxout: expected input (C, ...) with C divisible by pieces={self.pieces}, got {shape}")
+        return (shape[0] // self.pieces,) + shape[1:]
 
     def extra_repr(self):
         return f"pieces={self.pieces}"

@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.core import Layer, Sequential
-from minicnn.functional import check_array
+from minicnn.functional import check_array, positive_int
 
-from ._checks import positive_int
 from .activations import ReLU, ReLU6
 from .conv import Conv2D, DepthwiseConv2D, PointwiseConv2D
 from .norm import BatchNorm2D

@@ -10,15 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.core import Layer, Parameter
-from minicnn.functional.checks import check_array, pair, positive_pair
+from minicnn.functional.checks import check_array, pair, positive_int, positive_pair
 from minicnn.functional.conv import (
     METHODS,
-    _transpose_out_size,
+    ConvWorkspace,
     conv2d,
     conv2d_backward,
     conv_transpose2d,
     conv_transpose2d_backward,
     resolve_padding,
+    transpose_output_size,
 )
 from minicnn.functional.locally_connected import (
     locally_connected2d,
@@ -26,7 +27,6 @@ from minicnn.functional.locally_connected import (
     locally_connected_output_size,
 )
 
-from ._checks import positive_int
 from .dense import kaiming_uniform
 from .shapes import UNKNOWN, Cost, Shape, Window, expect_map, window_output_shape
 
@@ -63,7 +63,7 @@ class Conv2D(Layer):
     `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
 
-    TRANSIENT = Layer.TRANSIENT + ("_workspace",)  # scratch buffers (emptied, not deleted)
+    TRANSIENT = Layer.TRANSIENT + ("_workspace",)  # what forward leaves for backward (release() drops it)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, method: str = "im2col"):
@@ -75,7 +75,6 @@ class Conv2D(Layer):
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         self._make_weight((out_channels, in_channels // groups, *self.kernel_size), fan_in)
         self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
-        self._workspace: dict = {}  # scratch buffers, reused between calls (never returned)
         self.input_grad = True
 
     def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
@@ -96,7 +95,8 @@ class Conv2D(Layer):
         check_array(x, who, 4, f"(N, {self.in_channels}, H, W)")
         w = self._weight(x.dtype)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
-        self._cache = (x, w)  # cache: x, w (and, inside the workspace, im2col's columns of x)
+        self._cache = (x, w)  # cache: x, w
+        self._workspace = ConvWorkspace()  # what the algorithm keeps for backward (fft: the spectrum of x)
         return conv2d(x, w, b, *self._args(), workspace=self._workspace, who=who)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -223,7 +223,7 @@ class ConvTranspose2D(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
-        dx, dw, db = conv_transpose2d_backward(dy, x, w, *self._args())
+        dx, dw, db = conv_transpose2d_backward(dy, x, w, *self._args(), who="ConvTranspose2D")
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -234,8 +234,8 @@ class ConvTranspose2D(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         expect_map(input_shape, self.in_channels, "ConvTranspose2D")
-        out = tuple(_transpose_out_size(input_shape[1 + a], self.kernel_size[a], self.stride[a], self.padding[a],
-                                        self.dilation[a], self.output_padding[a]) for a in range(2))
+        out = tuple(transpose_output_size(input_shape[1 + a], self.kernel_size[a], self.stride[a], self.padding[a],
+                                          self.dilation[a], self.output_padding[a]) for a in range(2))
         if min(out) < 1:
             raise ValueError(f"ConvTranspose2D: padding {self.padding} leaves an empty output {out} for input "
                              f"{tuple(input_shape)}")

@@ -6,9 +6,8 @@ import numpy as np
 
 from minicnn import core
 from minicnn.core import Layer, Parameter
-from minicnn.functional import check_array, check_size, linear, linear_backward
+from minicnn.functional import check_array, check_size, linear, linear_backward, positive_int
 
-from ._checks import positive_int
 from .shapes import ALL, Cost, Shape
 
 INIT_CHUNK = 2**20  # values drawn per call: the float64 draws never need more than 8 MB at once

@@ -16,10 +16,13 @@ import numpy as np
 from minicnn import functional as F
 from minicnn.core import DEFAULT_DTYPE, Layer, Parameter
 
+from .shapes import Shape
+
 
 class _BatchNorm(Layer):
     _ndim = 0
-    _layout = ""
+    _layout = ""  # a batch, "(N, {C}, H, W)"
+    _example = ""  # one example, "({C}, H, W)"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
@@ -67,6 +70,17 @@ class _BatchNorm(Layer):
         self.bias.grad += dbeta
         return dx
 
+    def window(self) -> None:
+        return None  # position by position
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The input shape, which must be (C,) or (C, H, W) with C = num_features."""
+        shape = tuple(input_shape)
+        if len(shape) != self._ndim - 1 or shape[0] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected input {self._example.format(C=self.num_features)}, "
+                             f"got {shape}")
+        return shape
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
@@ -76,6 +90,7 @@ class BatchNorm1D(_BatchNorm):
 
     _ndim = 2
     _layout = "(N, {C})"
+    _example = "({C},)"
 
 
 class BatchNorm2D(_BatchNorm):
@@ -83,3 +98,4 @@ class BatchNorm2D(_BatchNorm):
 
     _ndim = 4
     _layout = "(N, {C}, H, W)"
+    _example = "({C}, H, W)"

@@ -2,6 +2,8 @@
 
 All are parameter-free except a learnable MixedPool2D. Hyper-parameters are public pairs:
 `kernel_size=(KH, KW)`, `stride=(SH, SW)` (default: the kernel size), `padding=(PH, PW)`.
+Each layer also answers `window()` and `output_shape(input_shape)` (`minicnn.layers.shapes`) without
+being run; `output_shape` refuses the inputs forward refuses (a window larger than the padded input).
 """
 
 from __future__ import annotations
@@ -13,8 +15,24 @@ from minicnn.core import Layer, Parameter
 from minicnn.functional import pool as P
 from minicnn.functional.checks import pair, positive_pair
 
+from .shapes import WHOLE_MAP, Shape, Window, expect_map, window_output_shape
 
-class _Pool2D(Layer):
+
+class _SlidingWindow(Layer):
+    """A layer that reduces each channel over a sliding window given by its `kernel_size`, `stride` and
+    `padding` pairs: its shape protocol (`minicnn.layers.shapes`)."""
+
+    def window(self) -> Window:
+        return Window(self.kernel_size, self.stride, self.padding)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """(C, OH, OW), OH = floor((H + 2 PH - KH) / SH) + 1; ValueError if the window does not fit."""
+        who = type(self).__name__
+        expect_map(input_shape, None, who)
+        return window_output_shape(self.window(), input_shape, input_shape[0], who)
+
+
+class _Pool2D(_SlidingWindow):
     """Shared constructor: kernel_size, stride (None -> kernel_size), padding, normalised to pairs."""
 
     TRANSIENT = Layer.TRANSIENT + ("_x_shape",)  # forward's input shape (avg/sum pooling)
@@ -97,6 +115,13 @@ class GlobalAvgPool2D(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return P.global_avg_pool2d_backward(dy, self._x_shape)
+
+    def window(self) -> str:
+        return WHOLE_MAP  # one window as large as the input map
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        expect_map(input_shape, None, "GlobalAvgPool2D")
+        return (input_shape[0], 1, 1) if self.keepdims else (input_shape[0],)
 
     def extra_repr(self) -> str:
         return f"keepdims={self.keepdims}"
@@ -181,7 +206,7 @@ class StochasticPool2D(_Pool2D):
         return P.stochastic_pool2d_eval_backward(dy, saved, x_shape, self.kernel_size, self.stride)
 
 
-class Subsample2D(Layer):
+class Subsample2D(_SlidingWindow):
     """Keep every s-th row and column: y = x[:, :, ::SH, ::SW]; backward puts dy back, zeros elsewhere.
 
     Seen as pooling with a 1x1 window: kernel_size = (1, 1), padding = (0, 0).

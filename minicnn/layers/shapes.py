@@ -7,29 +7,26 @@ A layer class answers, for one input shape:
                                             and the received shape when the input does not fit
     cost(input_shape) -> Cost               multiply-adds and multiplicative weights (see `Cost`), and
                                             the category it counts under ("Conv 3x3", "Fully connected")
-    window() -> Window | ALL | UNKNOWN | None
+    window() -> Window | ALL | WHOLE_MAP | UNKNOWN | None
                                             how one output position sees the input (receptive fields):
                                             a sliding `Window`; ALL (every output sees the whole input:
-                                            Flatten, Linear); UNKNOWN; None = position by position
+                                            Flatten, Linear); WHOLE_MAP (one window as large as the
+                                            input map: global pooling); UNKNOWN; None = position by
+                                            position
 
 The containers are walked instead (`minicnn.layers.walk`): `Sequential` (and its subclasses, and any
 layer with `runs_children_in_order = True`, e.g. SeparableConv2D) runs its children one after the
 other; `Residual` adds two branches, `Concat` stacks branches on channels.
 
-A layer that does not (yet) answer is still handled, by a documented fallback (cost zero):
-- with `kernel_size` and `stride` attributes (pairs; `padding` and `dilation` too if not 0 / 1) it is
-  a sliding window over each channel, like pooling: the window gives its output shape and field;
-- otherwise its output shape comes from ONE forward pass of a zero batch of one in eval mode, and its
-  field is "the whole input" when it removes the spatial axes (global pooling), position by position
-  when it keeps the spatial size, else UNKNOWN.
+Every other layer answers output_shape and window; cost is optional (a layer without it costs zero:
+pooling, activations, normalisation). Nothing is ever run to learn a shape: `walk` refuses, by name,
+a layer that does not answer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import NamedTuple
-
-import numpy as np
 
 from minicnn.core import Layer
 from minicnn.functional.checks import conv_output_size
@@ -39,6 +36,7 @@ Pair = tuple[int, int]
 
 ALL = "all"          # window(): every output sees the whole input
 UNKNOWN = "unknown"  # window(): the geometry is not a sliding window (e.g. upsampling)
+WHOLE_MAP = "whole map"  # window(): one window of the input's (H, W), stride (H, W) (global pooling)
 
 
 @dataclass(frozen=True)
@@ -62,25 +60,11 @@ class Window(NamedTuple):
     dilation: Pair = (1, 1)
 
 
-def expect_map(shape: Shape, channels: int, who: str) -> None:
-    """`shape` must be (channels, H, W)."""
-    if len(shape) != 3 or shape[0] != channels:
-        raise ValueError(f"{who}: expected input ({channels}, H, W), got {tuple(shape)}")
-
-
-# ---- one leaf: the protocol, or the fallback -------------------------------------------------------
-
-
-def _run_zeros(layer: Layer, shape: Shape) -> Shape:
-    """Forward a batch of one zero input in eval mode; every module's training flag is restored."""
-    modes = [(m, m.training) for m in layer.modules()]
-    try:
-        layer.eval()
-        y = layer.forward(np.zeros((1,) + tuple(shape), dtype=np.float32))
-    finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)  # each module's own flag (train() would recurse)
-    return tuple(y.shape[1:])
+def expect_map(shape: Shape, channels: int | None, who: str) -> None:
+    """`shape` must be (channels, H, W) (any number of channels when `channels` is None)."""
+    if len(shape) != 3 or channels not in (None, shape[0]):
+        raise ValueError(f"{who}: expected input ({'C' if channels is None else channels}, H, W), "
+                         f"got {tuple(shape)}")
 
 
 def window_output_shape(window: Window, shape: Shape, channels: int, who: str) -> Shape:
@@ -90,22 +74,12 @@ def window_output_shape(window: Window, shape: Shape, channels: int, who: str) -
                                for a in range(2))
 
 
-def _attribute_window(layer: Layer) -> Window | None:
-    """A Window from the layer's kernel_size / stride / padding / dilation attributes, if it has them."""
-    if not (hasattr(layer, "kernel_size") and hasattr(layer, "stride")):
-        return None
-    return Window(tuple(layer.kernel_size), tuple(layer.stride), tuple(getattr(layer, "padding", (0, 0))),
-                  tuple(getattr(layer, "dilation", (1, 1))))
+# ---- one leaf, as `walk` and `minicnn.analysis` ask it ------------------------------------------------
 
 
-def leaf_output_shape(layer: Layer, shape: Shape) -> Shape:
-    """The output shape of one (non-container) layer: its `output_shape`, else the fallback."""
-    if hasattr(layer, "output_shape"):
-        return tuple(layer.output_shape(tuple(shape)))
-    window = _attribute_window(layer)
-    if window is not None and len(shape) == 3:
-        return window_output_shape(window, shape, shape[0], type(layer).__name__)
-    return _run_zeros(layer, shape)
+def answers(layer: Layer) -> bool:
+    """True when `layer` answers the protocol itself (output_shape and window)."""
+    return hasattr(layer, "output_shape") and hasattr(layer, "window")
 
 
 def leaf_cost(layer: Layer, shape: Shape) -> Cost:
@@ -113,13 +87,9 @@ def leaf_cost(layer: Layer, shape: Shape) -> Cost:
     return layer.cost(tuple(shape)) if hasattr(layer, "cost") else Cost()
 
 
-def leaf_window(layer: Layer, in_shape: Shape, out_shape: Shape) -> Window | str | None:
-    """The layer's `window()`, else the fallback of the module docstring."""
-    if hasattr(layer, "window"):
-        return layer.window()
-    window = _attribute_window(layer)
-    if window is not None:
-        return window
-    if len(in_shape) == 3 and (len(out_shape) == 1 or tuple(out_shape[1:]) == (1, 1)):
-        return Window(tuple(in_shape[1:]), tuple(in_shape[1:]))  # global pooling: one window, the whole map
-    return None if tuple(in_shape[1:]) == tuple(out_shape[1:]) else UNKNOWN
+def leaf_window(layer: Layer, in_shape: Shape) -> Window | str | None:
+    """The layer's `window()` for an input of `in_shape`: WHOLE_MAP becomes Window((H, W), (H, W))."""
+    window = layer.window()
+    if window == WHOLE_MAP:
+        return Window(tuple(in_shape[1:]), tuple(in_shape[1:]))
+    return window

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.core import Layer, Sequential
+from minicnn.functional import positive_int
 from minicnn.functional import slicing as S
 
-from ._checks import positive_int
 from .activations import GELU
 from .conv import DepthwiseConv2D, PointwiseConv2D
 from .norm import BatchNorm2D

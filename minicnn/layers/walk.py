@@ -2,8 +2,9 @@
 
 `walk(model, (C, H, W), visitor)` folds over the containers (Sequential and its subclasses, layers with
 `runs_children_in_order`, Residual, Concat) and asks each leaf for its shape through the protocol of
-`minicnn.layers.shapes`. `minicnn.analysis` counts a network with it; models size their heads
-(`output_shape(features, (C, H, W))`) and rewrite themselves (SliceSamp) with it.
+`minicnn.layers.shapes`; nothing is run, and a leaf that does not answer is refused by name.
+`minicnn.analysis` counts a network with it; models size their heads (`output_shape(features, (C, H, W))`)
+and rewrite themselves (SliceSamp) with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from minicnn.core import Layer, Sequential
 
 from .blocks import Concat, Residual
-from .shapes import Shape, leaf_output_shape
+from .shapes import Shape, answers
 
 
 class Visitor:
@@ -54,11 +55,11 @@ def walk(layer: Layer, input_shape: Shape, visitor: Visitor | None = None, name:
                              f"{[s for s, _ in outs]}")
         out = (sum(s[0] for s, _ in outs),) + outs[0][0][1:]
         return out, visitor.join(prefix + "concat", "Concat", shape, out, [s for _, s in outs])
-    if any(True for _ in layer.named_children()) and not hasattr(layer, "output_shape"):
+    if not answers(layer):
         where = f" {name}" if name else ""
-        raise ValueError(f"{type(layer).__name__}{where}: a layer with sub-layers must be a Sequential, "
-                         f"Residual or Concat, or answer output_shape() and cost() itself")
-    out = leaf_output_shape(layer, shape)
+        raise ValueError(f"{type(layer).__name__}{where}: expected a layer that answers output_shape() and window() "
+                         f"(minicnn.layers.shapes), or a Sequential, Residual or Concat of such layers")
+    out = tuple(layer.output_shape(shape))
     return out, visitor.leaf(name, layer, shape, out, state)
 
 

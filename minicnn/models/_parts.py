@@ -73,7 +73,9 @@ def slicesamp_variant(constructor: Callable[..., Layer], default_size: int) -> C
         size, channels = options["image_size"], options.get("in_channels", 3)
         return to_slicesamp(constructor(**options), (channels, size, size))
 
-    build.__signature__ = inspect.signature(constructor)  # callers (minicnn train) see the real options
+    signature = inspect.signature(constructor)
+    build.__signature__ = signature.replace(parameters=[  # callers see the real options and defaults
+        p.replace(default=default_size) if p.name == "image_size" else p for p in signature.parameters.values()])
     build.__doc__ = f"{constructor.__name__} with every max-pool / stride-2 conv replaced by SliceSamp."
     build.__name__ = constructor.__name__ + "_slicesamp"
     return build

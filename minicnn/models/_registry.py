@@ -1,4 +1,9 @@
-"""The model registry: name -> constructor, and the one way to build a registered model."""
+"""The model registry: name -> constructor, the one way to build a registered model, and its natural input.
+
+A constructor's defaults `in_channels` and `image_size` describe the images the model is made for:
+`default_input(name)` is (in_channels, image_size, image_size) — 1x28x28 for lenet5, 3x32x32 for the
+CIFAR nets, 3x224x224 for the ImageNet models, 3x299x299 for xception.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,18 @@ def build(name: str, **config: Any) -> Layer:
         raise ValueError(f"model {name!r}: unknown option(s) {', '.join(unknown)}; "
                          f"it takes {', '.join(accepted)}")
     return constructor(**config)
+
+
+def default_input(name: str) -> tuple[int, int, int]:
+    """The input (C, H, W) model `name` is made for: its constructor's default in_channels, and its default
+    image_size as H and W. ValueError for an unknown name or a constructor without both defaults."""
+    accepted = inspect.signature(_constructor(name)).parameters
+    defaults = [accepted[k].default if k in accepted else None for k in ("in_channels", "image_size")]
+    if not all(isinstance(v, int) for v in defaults):
+        raise ValueError(f"model {name!r}: its constructor has no default in_channels and image_size, so it "
+                         f"has no natural input shape; give one (C, H, W)")
+    c, size = defaults
+    return c, size, size
 
 
 def config_for(name: str, input_shape: tuple[int, ...], **options: Any) -> dict[str, Any]:
