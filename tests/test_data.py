@@ -371,3 +371,17 @@ def test_idx_reader_reports_a_broken_gzip(tmp_path):
     path.write_bytes(buf.getvalue()[:15])
     with pytest.raises(DataFormatError, match="not a readable"):
         read_idx(path)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_channel_stats_over_blocks_equal_the_whole_set_formula(dtype, monkeypatch):
+    """Block sums give the numbers of x.mean / x.std over (N, H, W), also across a ragged last block."""
+    from minicnn.data import datasets as D
+
+    monkeypatch.setattr(D, "STATS_BLOCK", 7)  # 50 images: 7 full blocks and one of 1
+    x = (np.random.default_rng(3).random((50, 3, 5, 4)) * 255).astype(dtype)
+    ds = D.Dataset("t", x, np.zeros(50, np.int64), x[:2], np.zeros(2, np.int64), ["a"])
+    mean, std = ds.channel_stats()
+    assert mean.dtype == std.dtype == np.float32 and mean.shape == std.shape == (3,)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3), dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(std, x.std(axis=(0, 2, 3), dtype=np.float64), rtol=1e-6)

@@ -28,7 +28,7 @@ def _mnist():
             ds = data.load_dataset("mnist", download=False)
         except data.DatasetError as e:
             raise Unavailable(f"this chapter trains on MNIST, which is not on this machine: {e}") from e
-        mean, std = _channel_stats(ds)
+        mean, std = ds.channel_stats()  # over blocks of images: no float64 copy of the set
         _CACHE["first"] = ds.x_train[0, 0].copy()  # one raw training picture, for step 1
         x_train = ds.x_train  # standardised in place, a block at a time: no second 188 MB copy
         for i in range(0, len(x_train), STANDARDIZE_BLOCK):
@@ -36,23 +36,6 @@ def _mnist():
         _CACHE["ds"] = ds
         _CACHE["std"] = (x_train, data.standardize(ds.x_test, mean, std))
     return _CACHE["ds"], _CACHE["std"]
-
-
-def _channel_stats(ds) -> tuple[np.ndarray, np.ndarray]:
-    """`Dataset.channel_stats` of the whole training set, computed over equal blocks and combined
-    (mean = mean of block means, variance = mean of block variances + variance of block means), so
-    that no float64 copy of all 60,000 images is ever made (that copy alone is 376 MB)."""
-    n = len(ds.x_train)
-    if n % STANDARDIZE_BLOCK:
-        return ds.channel_stats()
-    stats = [data.Dataset(ds.name, ds.x_train[i:i + STANDARDIZE_BLOCK], ds.y_train[i:i + STANDARDIZE_BLOCK],
-                          ds.x_test[:0], ds.y_test[:0], ds.class_names).channel_stats()
-             for i in range(0, n, STANDARDIZE_BLOCK)]
-    means = np.array([m for m, _ in stats], np.float64)  # (blocks, C)
-    variances = np.array([s for _, s in stats], np.float64) ** 2
-    mean = means.mean(axis=0)
-    std = np.sqrt(variances.mean(axis=0) + means.var(axis=0))
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _data(t):
@@ -66,7 +49,7 @@ def _data(t):
             [*ds.x_train.shape, len(ds.x_test), ds.y_train.min(), ds.y_train.max()], [60000, 1, 28, 28, 10000, 0, 9],
             tol=0)
     t.check("after standardisation the training pixels have mean 0 and std 1",
-            np.ravel(_channel_stats(ds)), [0.0, 1.0], tol=1e-3)  # ds.x_train is the standardised array now
+            np.ravel(ds.channel_stats()), [0.0, 1.0], tol=1e-3)  # ds.x_train is the standardised array now
 
 
 def _loss(t):

@@ -47,6 +47,7 @@ CHECKSUMS_FILE = Path(__file__).with_name("checksums.txt")
 ENV_VAR = "MINICNN_DATA"
 DOWNLOAD_TIMEOUT_S = 30
 CHUNK_BYTES = 1 << 20
+STATS_BLOCK = 1000  # images per block in Dataset.channel_stats (8 MB of float64 for MNIST)
 
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -109,9 +110,22 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel mean and std of the training images, each (C,) float32."""
-        mean = self.x_train.mean(axis=(0, 2, 3), dtype=np.float64)
-        std = self.x_train.std(axis=(0, 2, 3), dtype=np.float64)
+        """Per-channel mean and std of the training images, each (C,) float32.
+
+        Two passes over blocks of STATS_BLOCK images, summing in float64 (the same numbers as
+        `x.mean` / `x.std` over axes (0, 2, 3)): no float64 copy of the whole set is made (for
+        MNIST that copy alone would be 376 MB)."""
+        x = self.x_train
+        count = x.shape[0] * x.shape[2] * x.shape[3]  # values per channel
+        total = np.zeros(x.shape[1], np.float64)
+        for lo in range(0, len(x), STATS_BLOCK):
+            total += x[lo:lo + STATS_BLOCK].sum(axis=(0, 2, 3), dtype=np.float64)
+        mean = total / count
+        squares = np.zeros(x.shape[1], np.float64)
+        for lo in range(0, len(x), STATS_BLOCK):
+            centred = x[lo:lo + STATS_BLOCK].astype(np.float64) - mean[None, :, None, None]  # (B, C, H, W)
+            squares += np.einsum("nchw,nchw->c", centred, centred)
+        std = np.sqrt(squares / count)
         return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
     def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
