@@ -27,7 +27,7 @@ from minicnn.functional.locally_connected import (
     locally_connected_output_size,
 )
 
-from .dense import kaiming_uniform
+from .dense import PlainWeight, kaiming_uniform
 from .shapes import UNKNOWN, Cost, Shape, Window, expect_map, window_output_shape
 
 
@@ -47,7 +47,7 @@ def _set_conv_hyperparameters(layer: Layer, who: str, in_channels, out_channels,
     layer.dilation = positive_pair(dilation, who, "dilation")
 
 
-class Conv2D(Layer):
+class Conv2D(PlainWeight, Layer):
     """2-D convolution (cross-correlation), the lecture's tied-weight layer:
 
         y[n, t, oh, ow] = b[t] + sum_{s,i,j} w[t, s, i, j] x_pad[n, g(t) C/G + s, oh sh + i dh, ow sw + j dw]
@@ -76,16 +76,6 @@ class Conv2D(Layer):
         self._make_weight((out_channels, in_channels // groups, *self.kernel_size), fan_in)
         self.bias = Parameter(kaiming_uniform((out_channels,), fan_in)) if bias else None
         self.input_grad = True
-
-    def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
-        self.weight = Parameter(kaiming_uniform(shape, fan_in))
-
-    def _weight(self, dtype) -> np.ndarray:
-        """The (T, C/groups, KH, KW) weight forward uses, in `dtype`."""
-        return self.weight.data.astype(dtype, copy=False)
-
-    def _add_weight_grad(self, dw: np.ndarray) -> None:
-        self.weight.grad += dw
 
     def _args(self):
         return self.stride, self.padding, self.dilation, self.groups, self.method

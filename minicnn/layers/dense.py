@@ -27,7 +27,23 @@ def kaiming_uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
     return out
 
 
-class Linear(Layer):
+class PlainWeight:
+    """The weight hooks of `Linear` and `Conv2D` when the weight is itself the Parameter `weight`.
+    A subclass that stores it otherwise (DCTLinear, DCTConv2D keep DCT coefficients) overrides these
+    three; forward and backward call only them."""
+
+    def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
+        self.weight = Parameter(kaiming_uniform(shape, fan_in))
+
+    def _weight(self, dtype) -> np.ndarray:
+        """The weight forward uses, in `dtype`."""
+        return self.weight.data.astype(dtype, copy=False)
+
+    def _add_weight_grad(self, dw: np.ndarray) -> None:
+        self.weight.grad += dw
+
+
+class Linear(PlainWeight, Layer):
     """Fully-connected (multiplicative) layer: y = x W^T + b.
 
     x (N, in_features) -> y (N, out_features); weight (out_features, in_features), bias (out_features,).
@@ -43,16 +59,6 @@ class Linear(Layer):
         self.out_features = positive_int(out_features, who, "out_features")
         self._make_weight((out_features, in_features), in_features)
         self.bias = Parameter(kaiming_uniform((out_features,), in_features)) if bias else None
-
-    def _make_weight(self, shape: tuple[int, ...], fan_in: int) -> None:
-        self.weight = Parameter(kaiming_uniform(shape, fan_in))
-
-    def _weight(self, dtype) -> np.ndarray:
-        """The (out_features, in_features) weight forward uses, in `dtype`."""
-        return self.weight.data.astype(dtype, copy=False)
-
-    def _add_weight_grad(self, dw: np.ndarray) -> None:
-        self.weight.grad += dw
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         who = type(self).__name__

@@ -22,8 +22,17 @@ POOLS = ("max", "avg")
 MIN_IMAGE_SIZE = 12  # smallest S for which conv2 and the second pool still fit
 
 
-def _scaled(n: int, width: float) -> int:
+def scaled(n: int, width: float) -> int:
+    """n channels or units at width multiplier `width` (at least 1)."""
     return max(1, round(n * width))
+
+
+def first_fully_connected(c2: int, side: int, f1: int, bias: bool, method: str, as_conv: bool) -> list:
+    """The (N, c2, side, side) maps -> (N, f1) layer of the LeNets: Flatten -> Linear, or (as_conv, LeNet-5's
+    C5) a valid side x side convolution -> Flatten: the same function with a 4-D weight (f1, c2, side, side)."""
+    if as_conv:
+        return [L.Conv2D(c2, f1, side, bias=bias, method=method), L.Flatten()]  # (N, f1, 1, 1) -> (N, f1)
+    return [L.Flatten(), L.Linear(c2 * side * side, f1, bias=bias)]          # (N, c2*side*side) -> (N, f1)
 
 
 @register("lenet5")
@@ -44,15 +53,12 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, width: float = 1.0, imag
         raise ValueError(f"lenet5: expected pool one of {POOLS}, got {pool!r}")
     act = L.ReLU if activation == "relu" else L.Tanh
     pool_layer = L.MaxPool2D if pool == "max" else L.AvgPool2D
-    c1, c2, f1, f2 = (_scaled(n, width) for n in (6, 16, 120, 84))
+    c1, c2, f1, f2 = (scaled(n, width) for n in (6, 16, 120, 84))
     if image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"lenet5: expected image_size >= {MIN_IMAGE_SIZE}, got {image_size}")
     side = conv_output_size(conv_output_size(image_size, 5, 1, 2), 2, 2)  # conv1 (padding 2), pool 2
     side = conv_output_size(conv_output_size(side, 5, 1, 0), 2, 2)        # conv2 (valid), pool 2
-    if c5_conv:
-        c5 = [L.Conv2D(c2, f1, side, bias=bias, method=method), L.Flatten()]  # (N, f1, 1, 1) -> (N, f1)
-    else:
-        c5 = [L.Flatten(), L.Linear(c2 * side * side, f1, bias=bias)]         # (N, c2*side*side) -> (N, f1)
+    c5 = first_fully_connected(c2, side, f1, bias, method, as_conv=c5_conv)
     return Sequential(
         L.Conv2D(in_channels, c1, 5, padding=2, bias=bias, method=method), act(), pool_layer(2),  # (N, c1, S/2, S/2)
         L.Conv2D(c1, c2, 5, bias=bias, method=method), act(), pool_layer(2),                     # (N, c2, side, side)

@@ -18,6 +18,7 @@ from minicnn.core import Layer, Sequential
 from minicnn.functional.checks import conv_output_size
 
 from ._registry import register
+from .lenet import first_fully_connected, scaled
 
 MIN_IMAGE_SIZE = 16  # smallest S for which conv2 and the second pool still fit
 
@@ -33,13 +34,10 @@ def lenet5_caffe(num_classes: int = 10, in_channels: int = 1, width: float = 1.0
 
     if image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"lenet5_caffe: expected image_size >= {MIN_IMAGE_SIZE}, got {image_size}")
-    c1, c2, f1 = (max(1, round(n * width)) for n in (20, 50, 500))
+    c1, c2, f1 = (scaled(n, width) for n in (20, 50, 500))
     side = conv_output_size(conv_output_size(image_size, 5, 1, 0), 2, 2)  # conv1 (valid), pool 2
     side = conv_output_size(conv_output_size(side, 5, 1, 0), 2, 2)        # conv2 (valid), pool 2
-    if c5_conv:
-        fc1 = [L.Conv2D(c2, f1, side, bias=bias, method=method), L.Flatten()]  # (N, f1, 1, 1) -> (N, f1)
-    else:
-        fc1 = [L.Flatten(), L.Linear(c2 * side * side, f1, bias=bias)]         # (N, c2*side*side) -> (N, f1)
+    fc1 = first_fully_connected(c2, side, f1, bias, method, as_conv=c5_conv)
     return Sequential(
         L.Conv2D(in_channels, c1, 5, bias=bias, method=method), L.MaxPool2D(2),  # (N, c1, (S-4)/2, (S-4)/2)
         L.Conv2D(c1, c2, 5, bias=bias, method=method), L.MaxPool2D(2),           # (N, c2, side, side)
