@@ -52,8 +52,9 @@ class NonFiniteLossError(RuntimeError):
 
 def non_finite_parameters(model: Layer) -> list[str]:
     """Names of the parameters and buffers holding NaN or infinity (empty: all finite)."""
-    return [name for name, value in model.state_dict().items()
-            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))]
+    arrays = [(name, p.data) for name, p in model.named_parameters()] + list(model.named_buffers())
+    return [name for name, value in arrays  # read in place: no copy of the model (state_dict copies)
+            if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value))]
 
 
 @dataclass
