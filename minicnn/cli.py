@@ -86,8 +86,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="minicnn",
-        description="minicnn: a pure-NumPy engine for learning convolutional networks by reading "
-                    "and running their code.",
+        description="minicnn: a pure-NumPy engine for learning convolutional networks\n"
+                    "by reading and running their code.",  # the formatter keeps line breaks: fit 80
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"minicnn {__version__}")
