@@ -1,5 +1,5 @@
 """Convolution: three algorithms against each other and against scipy.signal, per channel pair;
-flipped-kernel backward; the banded matrix; the conv-family layers; bad input."""
+flipped-kernel backward; the banded matrix; the conv-family layers; bad input; the patches-as-rows path."""
 
 import numpy as np
 import pytest
@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from scipy.signal import convolve, correlate
 
 from minicnn import layers as L
+from minicnn.functional import conv_im2col, conv_rows
 from minicnn.functional.conv import (
     conv2d,
     conv2d_backward,
@@ -156,7 +157,6 @@ def test_im2col_and_col2im_are_adjoint():
 def test_image_blocks_give_the_whole_batch_result(monkeypatch, images_per_block, groups, stride, dilation):
     """The layer path runs on blocks of images (one image, or two, here); the plain whole-batch
     im2col/col2im and the direct loops are the references."""
-    from minicnn.functional import conv_im2col
 
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((5, 4, 8, 8)), rng.standard_normal((6, 4 // groups, 3, 3))
@@ -313,7 +313,6 @@ def test_bad_input_names_layer_expected_and_received():
 def test_threaded_depthwise_blocks_give_the_direct_numbers(monkeypatch, stride):
     """Depthwise runs on cache blocks of images spread over threads; with a block of ONE image and three
     threads, the per-block weight gradients (stride 1) must add up to the direct method's."""
-    from minicnn.functional import conv_im2col
 
     rng = np.random.default_rng(9)
     x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((4, 1, 3, 3))
@@ -362,7 +361,6 @@ def test_depthwise_paths_against_scipy(k, s, p, d):
 def test_stride_one_backward_from_the_columns_of_dy_alone(groups, kernel, padding, dilation):
     """At stride 1 with T <= C, backward builds only dy's columns: dx by the flipped kernel and dw as
     x correlated with them (`_flipped_backward`); the direct loops are the reference."""
-    from minicnn.functional import conv_im2col
 
     rng = np.random.default_rng(12)
     x, w = rng.standard_normal((3, 6, 7, 8)), rng.standard_normal((6, 6 // groups, *kernel))
@@ -372,3 +370,97 @@ def test_stride_one_backward_from_the_columns_of_dy_alone(groups, kernel, paddin
     dx, dw = conv_im2col._flipped_backward(dy, x, w, padding, dilation, groups)
     np.testing.assert_allclose(dx, want[0], atol=1e-10)
     np.testing.assert_allclose(dw, want[1], atol=1e-10)
+
+
+# ---- patches as rows, channels last (`conv_rows`) ------------------------------------------------------------
+
+
+@st.composite
+def rows_case(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, d[0] * (kh - 1))), draw(st.integers(0, d[1] * (kw - 1))))  # backward needs p <= E-1
+    h = draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 9))
+    w = draw(st.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 9))
+    n, c, t = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    return n, c, h, w, t, kh, kw, p, d, draw(st.booleans()), draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows_case())
+def test_rows_forward_and_backward_match_scipy(case):
+    n, c, h, wd, t, kh, kw, p, d, bias, seed = case
+    g = np.random.default_rng(seed)
+    x, w = g.standard_normal((n, c, h, wd)), g.standard_normal((t, c, kh, kw))
+    b = g.standard_normal(t) if bias else None
+    y_ref, backward_ref = scipy_conv(x, w, b, (1, 1), p, d, 1)
+    np.testing.assert_allclose(conv_rows.conv2d_rows(x, w, b, p, d), y_ref, atol=1e-10)
+    dy = g.standard_normal(y_ref.shape)
+    dx_ref, dw_ref, _ = backward_ref(dy)
+    dx, dw = conv_rows.conv2d_rows_backward(dy, x, w, p, d)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-10)
+    np.testing.assert_allclose(dw, dw_ref, atol=1e-10)
+    none, dw_alone = conv_rows.conv2d_rows_backward(dy, x, w, p, d, need_dx=False)
+    assert none is None
+    np.testing.assert_allclose(dw_alone, dw_ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("block_values", [1, 40, 10**6])  # bands of rows of one image; whole images
+def test_rows_blocks_give_the_whole_batch_result(monkeypatch, block_values):
+    g = np.random.default_rng(3)
+    x, w, b = g.standard_normal((5, 3, 7, 6)), g.standard_normal((4, 3, 3, 2)), g.standard_normal(4)
+    want = conv2d(x, w, b, 1, (1, 1), method="direct")
+    dy = g.standard_normal(want.shape)
+    want_dx, want_dw, _ = conv2d_backward(dy, x, w, 1, (1, 1), method="direct")
+    monkeypatch.setattr(conv_rows, "BLOCK_VALUES", block_values)
+    assert len(conv_rows._blocks(5, 7, 6 * 6 * 3)) == {1: 35, 40: 35, 10**6: 1}[block_values]
+    np.testing.assert_allclose(conv_rows.conv2d_rows(x, w, b, (1, 1), (1, 1)), want, atol=1e-10)
+    dx, dw = conv_rows.conv2d_rows_backward(dy, x, w, (1, 1), (1, 1))
+    np.testing.assert_allclose(dx, want_dx, atol=1e-10)
+    np.testing.assert_allclose(dw, want_dw, atol=1e-10)
+
+
+def test_rows_refuses_a_padding_that_would_crop_dy():
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
+    with pytest.raises(ValueError, match="padding"):
+        conv_rows.conv2d_rows_backward(np.zeros((1, 2, 7, 7)), x, w, (3, 3), (1, 1))
+
+
+def test_which_convolutions_take_the_rows():
+    pay = conv_rows.rows_pay
+    assert pay((64, 32, 16, 16), (64, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # CIFAR 32->64 on 16x16
+    assert pay((64, 64, 8, 8), (128, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # 64->128 on 8x8
+    assert not pay((64, 32, 32, 32), (32, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # 32x32: wide rows waste 6%
+    assert not pay((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1)  # LeNet C3: too few channels
+    assert not pay((64, 64, 16, 16), (64, 64, 3, 3), (2, 2), (1, 1), (1, 1), 1)  # stride 2
+    assert not pay((64, 64, 16, 16), (64, 32, 3, 3), (1, 1), (1, 1), (1, 1), 2)  # grouped
+
+
+@pytest.mark.parametrize("t", [32, 80])  # T <= 2C: backward by rows; T > 2C: the column path
+def test_the_layer_path_through_rows_matches_the_direct_loops(t):
+    """A float32 layer whose shape takes the rows path, against the direct loops, with dx and without."""
+    g = np.random.default_rng(5)
+    x = g.standard_normal((4, 32, 6, 6)).astype(np.float32)
+    w, b = (g.standard_normal((t, 32, 3, 3)) * 0.1).astype(np.float32), g.standard_normal(t).astype(np.float32)
+    assert conv_rows.rows_pay(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
+    y = conv_im2col.conv2d_im2col(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    want = conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 1, method="direct")
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+    dy = g.standard_normal(y.shape).astype(np.float32)
+    want_grads = conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64), 1, 1,
+                                 method="direct")
+    for data_grad in ("col2im", "none", "flipped"):
+        dx, dw, db = conv_im2col.conv2d_im2col_backward(dy, x, w, (1, 1), (1, 1), (1, 1), 1, data_grad=data_grad)
+        assert (dx is None) == (data_grad == "none")
+        for got, ref in zip((dx, dw, db), want_grads, strict=True):
+            if got is not None:
+                assert got.dtype == np.float32
+                np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
+
+
+def test_a_conv_layer_on_the_rows_path_passes_gradcheck():
+    layer = L.Conv2D(32, 16, 3, padding=1).to(np.float64)
+    x = np.random.default_rng(7).standard_normal((2, 32, 4, 4))
+    assert conv_rows.rows_pay(x.shape, layer.weight.data.shape, (1, 1), (1, 1), (1, 1), 1)
+    gradcheck(layer, x)

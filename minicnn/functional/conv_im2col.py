@@ -37,6 +37,8 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
   dropped when the block is copied into y, and in backward dy gets zeros there, so they add nothing;
 - the GEMM's (T, B*L) result is copied straight into the NCHW output (dropping the wide columns and
   adding the bias in the same pass);
+- small maps with many channels (16x16 and smaller, C >= 32: where wide rows waste 12% or more) go to
+  `conv_rows`, the same products with the patches as rows, channels last (see its docstring);
 - depthwise convolution (groups == C == T) is NOT a matrix multiply: it runs as a shift-and-accumulate
   over the KH*KW taps, vectorised over N, C, OH, OW, on cache-sized blocks of images (`_depthwise`),
   spread over COPY_THREADS threads (NumPy releases the GIL in its arithmetic loops); other grouped
@@ -55,6 +57,7 @@ import numpy as np
 from minicnn.threads import configured_threads
 
 from .checks import conv_output_size
+from .conv_rows import conv2d_rows, conv2d_rows_backward, rows_pay
 
 Pair = tuple[int, int]
 
@@ -263,7 +266,8 @@ def _block_col2im(dcols: np.ndarray, nb: int, p: _Plan, s: _Scratch) -> np.ndarr
 def conv2d_im2col(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
 ) -> np.ndarray:
-    """y = conv2d(x, w, b) via im2col + one GEMM per group, a block of images at a time.
+    """y = conv2d(x, w, b) via im2col + one GEMM per group, a block of images at a time (small maps with
+    many channels: `conv_rows.conv2d_rows`, when `rows_pay`).
 
     x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW). Cost: the column copy,
     C*KH*KW*N*OH*OW values, plus 2*T*(C/G)*KH*KW*N*OH*OW flops of GEMM (about Wp/OW more on wide rows).
@@ -273,6 +277,8 @@ def conv2d_im2col(
     t = w.shape[0]
     if groups == c == t and c > 1:
         return _depthwise(x, w, b, stride, padding, dilation)
+    if rows_pay(x.shape, w.shape, stride, padding, dilation, groups):
+        return conv2d_rows(x, w, b, padding, dilation)
     p = _plan(x.shape, w.shape, stride, padding, dilation, groups)
     (oh, ow), length = p.out, p.length
     y = np.empty((n, t, oh, ow), np.result_type(x, w))  # (N, T, OH, OW)
@@ -308,7 +314,8 @@ def conv2d_im2col_backward(
     dw from the same columns, so x's columns are not rebuilt. CPU ms of backward, batch 64, 1 thread:
     CIFAR 32->64 on 16x16 18.6 vs 20.2, 64->128 on 8x8 18.7 vs 19.9; LeNet C3 6->16 (T/C = 2.7) 5.5 vs 2.5.
     data_grad="flipped" takes that lecture form at every stride; "none" skips dx (returns None).
-    Depthwise convolutions take the tap-by-tap `_depthwise_backward`.
+    Depthwise convolutions take the tap-by-tap `_depthwise_backward`; small maps with many channels the
+    same flipped-kernel algebra with patches as rows, channels last (`conv_rows`, when `rows_pay`).
     """
     c, t = x.shape[1], w.shape[0]
     flipped = data_grad == "flipped" or (data_grad == "col2im" and stride == (1, 1) and t <= c * FLIP_RATIO)
@@ -318,6 +325,12 @@ def conv2d_im2col_backward(
             dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
         return (None if data_grad == "none" else dx), dw, db
     db = dy.sum(axis=(0, 2, 3))
+    # the rows of dy cost T/C times x's columns: worth it for dx and dw up to FLIP_RATIO, for dw alone up to 1
+    worth = data_grad == "flipped" or t <= c * (1 if data_grad == "none" else FLIP_RATIO)
+    if (worth and rows_pay(x.shape, w.shape, stride, padding, dilation, groups)
+            and _full_padding(w.shape, padding, dilation) is not None):
+        dx, dw = conv2d_rows_backward(dy, x, w, padding, dilation, need_dx=data_grad != "none")
+        return dx, dw, db
     if flipped and stride == (1, 1) and _full_padding(w.shape, padding, dilation) is not None:
         dx, dw = _flipped_backward(dy, x, w, padding, dilation, groups)
         return dx, dw, db
