@@ -35,8 +35,10 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
   1-D shift i*dh*Wp + j*dw and each column row is ONE contiguous run of OH*Wp values (instead of OH runs
   of OW). Each output row then has Wp - OW extra values computed from wrapped-around pixels; they are
   dropped when the block is copied into y, and in backward dy gets zeros there, so they add nothing;
-- the GEMM's (T, B*L) result is copied straight into the NCHW output (dropping the wide columns and
-  adding the bias in the same pass);
+- the GEMM runs once per image of the block (w (T, C*KH*KW) @ that image's columns, batched by np.matmul):
+  OpenBLAS runs a product with few rows and very many columns slowly (LeNet's first layer, 6 x 25 @
+  25 x 20,608: 0.18 ms as one product, 0.10 as 23 per-image ones); its (Nb, T, L) result is copied straight into the NCHW output (dropping the wide columns and
+  adding the bias in the same pass). The weight gradient's products are per image too;
 - small maps with many channels (16x16 and smaller, C >= 32: where wide rows waste 12% or more) go to
   `conv_rows`, the same products with the patches as rows, channels last (see its docstring);
 - depthwise convolution (groups == C == T) is NOT a matrix multiply: it runs as a shift-and-accumulate
@@ -288,9 +290,10 @@ def conv2d_im2col(
     for n0 in range(0, n, p.block):
         nb = min(p.block, n - n0)
         cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L)
-        out = res_buf[: t * nb * length].reshape(groups, t // groups, nb * length)  # (G, T/G, Nb*L)
-        res = np.matmul(w_mat, cols.reshape(groups, -1, nb * length), out=out)
-        res = res.reshape(t, nb, oh, p.width)[..., :ow].transpose(1, 0, 2, 3)  # (Nb, T, OH, OW) view
+        # one product per image (see `_per_image_products`); the result comes out image-major, as y is
+        out = res_buf[: t * nb * length].reshape(groups, nb, t // groups, length)  # (G, Nb, T/G, L)
+        res = np.matmul(w_mat[:, None], cols.reshape(groups, -1, nb, length).transpose(0, 2, 1, 3), out=out)
+        res = res.transpose(1, 0, 2, 3).reshape(nb, t, oh, p.width)[..., :ow]  # (Nb, T, OH, OW); a copy if G > 1
         if b is None:
             y[n0:n0 + nb] = res
         else:
