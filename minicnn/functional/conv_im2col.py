@@ -35,10 +35,11 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
   1-D shift i*dh*Wp + j*dw and each column row is ONE contiguous run of OH*Wp values (instead of OH runs
   of OW). Each output row then has Wp - OW extra values computed from wrapped-around pixels; they are
   dropped when the block is copied into y, and in backward dy gets zeros there, so they add nothing;
-- the GEMM runs once per image of the block (w (T, C*KH*KW) @ that image's columns, batched by np.matmul):
-  OpenBLAS runs a product with few rows and very many columns slowly (LeNet's first layer, 6 x 25 @
-  25 x 20,608: 0.18 ms as one product, 0.10 as 23 per-image ones); its (Nb, T, L) result is copied straight into the NCHW output (dropping the wide columns and
-  adding the bias in the same pass). The weight gradient's products are per image too;
+- the GEMM runs once per image of the block (w (T, C*KH*KW) @ that image's columns, batched by
+  np.matmul): OpenBLAS runs a product with few rows and very many columns slowly (LeNet's first layer,
+  6 x 25 @ 25 x 20,608: 0.18 ms as one product, 0.10 as 23 per-image ones). The (Nb, T, L) result is
+  copied straight into the NCHW output, dropping the wide columns and adding the bias in the same pass.
+  The weight gradient's products are per image too (`_per_image_products`);
 - small maps with many channels (16x16 and smaller, C >= 32: where wide rows waste 12% or more) go to
   `conv_rows`, the same products with the patches as rows, channels last (see its docstring);
 - depthwise convolution (groups == C == T) is NOT a matrix multiply: it runs as a shift-and-accumulate
