@@ -464,3 +464,12 @@ def test_a_conv_layer_on_the_rows_path_passes_gradcheck():
     x = np.random.default_rng(7).standard_normal((2, 32, 4, 4))
     assert conv_rows.rows_pay(x.shape, layer.weight.data.shape, (1, 1), (1, 1), (1, 1), 1)
     gradcheck(layer, x)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (0, 4, 5, 6), (2, 1, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_gradient_is_dy_summed_over_images_and_pixels(shape, dtype):
+    dy = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    got = conv_im2col.bias_grad(dy[:, :, ::-1])  # a non-contiguous dy too
+    assert got.dtype == dtype and got.shape == (shape[1],)
+    np.testing.assert_allclose(got, dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)

@@ -328,7 +328,7 @@ def conv2d_im2col_backward(
         if data_grad == "flipped":
             dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
         return (None if data_grad == "none" else dx), dw, db
-    db = dy.sum(axis=(0, 2, 3))
+    db = bias_grad(dy)
     # the rows of dy cost T/C times x's columns: worth it for dx and dw up to FLIP_RATIO, for dw alone up to 1
     worth = data_grad == "flipped" or t <= c * (1 if data_grad == "none" else FLIP_RATIO)
     if (worth and rows_pay(x.shape, w.shape, stride, padding, dilation, groups)
@@ -342,6 +342,15 @@ def conv2d_im2col_backward(
     if flipped:
         dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
     return (None if data_grad == "none" else dx), dw, db
+
+
+def bias_grad(dy: np.ndarray) -> np.ndarray:
+    """db = dy summed over images and pixels, (N, T, OH, OW) -> (T,): the maps as rows (N*T, OH*OW) times a
+    ones vector, then a sum over images. The same numbers as dy.sum(axis=(0, 2, 3)), whose reduction over
+    three axes of an NCHW array ran at a third of this speed (0.23 vs 0.08 ms for (64, 64, 16, 16))."""
+    n, t = dy.shape[:2]
+    rows = np.ascontiguousarray(dy).reshape(n * t, -1)  # (N*T, OH*OW)
+    return (rows @ np.ones(rows.shape[1], rows.dtype)).reshape(n, t).sum(axis=0)
 
 
 def _full_padding(w_shape: tuple[int, ...], padding: Pair, dilation: Pair) -> Pair | None:
@@ -542,7 +551,7 @@ def _depthwise_backward_taps(dy: np.ndarray, x: np.ndarray, w: np.ndarray, strid
             dw[:, 0, i, j] = np.einsum("ncpq,ncpq->c", dy, xp[:, :, rows, cols])
             np.multiply(dy, w[None, :, 0, i, j, None, None], out=tmp)
             dxp[:, :, rows, cols] += tmp
-    return dxp[:, :, ph:ph + h, pw:pw + wd], dw, dy.sum(axis=(0, 2, 3))
+    return dxp[:, :, ph:ph + h, pw:pw + wd], dw, bias_grad(dy)
 
 
 def _wide_padded(x: np.ndarray, padding: Pair, extra_rows: int) -> np.ndarray:
@@ -633,4 +642,4 @@ def _depthwise_wide_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, paddi
 
     _by_image_blocks(taps, n, c * kh * kw * length)
     dw = sum(partial_dw.values()).reshape(c, kh, kw)[:, ::-1, ::-1].reshape(w.shape)
-    return dx.reshape(n, c, h, wp)[:, :, :, :wd], dw, dy.sum(axis=(0, 2, 3))
+    return dx.reshape(n, c, h, wp)[:, :, :, :wd], dw, bias_grad(dy)
