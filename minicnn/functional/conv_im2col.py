@@ -349,7 +349,7 @@ def bias_grad(dy: np.ndarray) -> np.ndarray:
     ones vector, then a sum over images. The same numbers as dy.sum(axis=(0, 2, 3)), whose reduction over
     three axes of an NCHW array ran at a third of this speed (0.23 vs 0.08 ms for (64, 64, 16, 16))."""
     n, t = dy.shape[:2]
-    rows = np.ascontiguousarray(dy).reshape(n * t, -1)  # (N*T, OH*OW)
+    rows = np.ascontiguousarray(dy).reshape(n * t, dy.shape[2] * dy.shape[3])  # (N*T, OH*OW)
     return (rows @ np.ones(rows.shape[1], rows.dtype)).reshape(n, t).sum(axis=0)
 
 
