@@ -39,7 +39,8 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
   np.matmul): OpenBLAS runs a product with few rows and very many columns slowly (LeNet's first layer,
   6 x 25 @ 25 x 20,608: 0.18 ms as one product, 0.10 as 23 per-image ones). The (Nb, T, L) result is
   copied straight into the NCHW output, dropping the wide columns and adding the bias in the same pass.
-  The weight gradient's products are per image too (`_per_image_products`);
+  The column path's weight gradient sums per-image products too (`_blocked_backward`: 27 x 18,496 @
+  18,496 x 32, CIFAR's first layer, ran at 36 GFLOP/s as one product, 93 as 17 per-image ones);
 - small maps with many channels (16x16 and smaller, C >= 32: where wide rows waste 12% or more) go to
   `conv_rows`, the same products with the patches as rows, channels last (see its docstring);
 - depthwise convolution (groups == C == T) is NOT a matrix multiply: it runs as a shift-and-accumulate
@@ -291,7 +292,7 @@ def conv2d_im2col(
     for n0 in range(0, n, p.block):
         nb = min(p.block, n - n0)
         cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L)
-        # one product per image (see `_per_image_products`); the result comes out image-major, as y is
+        # one product per image (see the module docstring); the result comes out image-major, as y is
         out = res_buf[: t * nb * length].reshape(groups, nb, t // groups, length)  # (G, Nb, T/G, L)
         res = np.matmul(w_mat[:, None], cols.reshape(groups, -1, nb, length).transpose(0, 2, 1, 3), out=out)
         res = res.transpose(1, 0, 2, 3).reshape(nb, t, oh, p.width)[..., :ow]  # (Nb, T, OH, OW); a copy if G > 1
@@ -390,22 +391,9 @@ def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pai
         x_wide = x_buf[: c * nb * p.length].reshape(c, nb, h, p.width)  # (C, Nb, H, width)
         x_wide[..., :wd] = x[n0:n0 + nb].transpose(1, 0, 2, 3)
         x_wide[..., wd:] = 0  # dx's wrapped-around columns pair with nothing
-        dw_back += _per_image_products(cols, x_wide.reshape(groups, cg, -1), nb)  # (G, T/G*KH*KW, C/G)
+        dw_back += np.matmul(cols, x_wide.reshape(groups, cg, -1).transpose(0, 2, 1))  # (G, T/G*KH*KW, C/G)
     dw = dw_back.reshape(groups, t // groups, kh, kw, cg)[:, :, ::-1, ::-1]  # (G, T/G, KH, KW, C/G), unflipped
     return dx, dw.transpose(0, 1, 4, 2, 3).reshape(w.shape)
-
-
-def _per_image_products(a: np.ndarray, b: np.ndarray, nb: int) -> np.ndarray:
-    """sum_n a_n @ b_n^T for a (G, K, Nb*L) and b (G, M, Nb*L), n over the Nb images of a block -> (G, K, M).
-
-    The same numbers as a @ b^T, as Nb products with an inner dimension of L (one image) instead of one
-    with Nb*L: OpenBLAS runs a long inner dimension with few rows slowly (27 x 18,496 @ 18,496 x 32, the
-    first CIFAR layer's weight gradient: 36 GFLOP/s as one product, 93 as 17 per-image ones, float32,
-    1 thread). The per-image operands are strided views of a and b (no copy)."""
-    g = a.shape[0]
-    a_n = a.reshape(g, a.shape[1], nb, -1).transpose(0, 2, 1, 3)  # (G, Nb, K, L)
-    b_n = b.reshape(g, b.shape[1], nb, -1).transpose(0, 2, 3, 1)  # (G, Nb, L, M)
-    return np.matmul(a_n, b_n).sum(axis=1)
 
 
 def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
@@ -425,8 +413,8 @@ def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair
         cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L), rebuilt: forward kept nothing
         cols = cols.reshape(groups, -1, nb * p.length)  # (G, C/G*KH*KW, Nb*L)
         dy_n = _block_dy(dy[n0:n0 + nb], p, s).reshape(nb, groups, t // groups, p.length)  # (Nb, G, T/G, L)
-        # dw^T += cols @ dy_mat^T: the same product as dy_mat @ cols^T, in the order BLAS runs faster
-        # here (the long axis is the inner one of both operands; 15 vs 22 ms, CIFAR 32->32 layer)
+        # dw^T += sum over the block's images of cols_n @ dy_n^T (C/G*KH*KW, T/G): per image, and in
+        # this order (the long L axis inner in both operands), OpenBLAS runs it fastest
         cols_n = cols.reshape(groups, -1, nb, p.length).transpose(0, 2, 1, 3)  # (G, Nb, C/G*KH*KW, L)
         dw_t += np.matmul(cols_n, dy_n.transpose(1, 0, 3, 2)).sum(axis=1)
         if dx is not None:  # dcols = w_mat^T @ dy per image, written image-major: (Nb, G, C/G*KH*KW, L)
