@@ -49,7 +49,7 @@ def add_arguments(parser) -> None:
                         help="continue the run in --out (every option must be as before, except a larger "
                              "--epochs)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the run already in --out (its checkpoint and metrics are lost)")
+                        help="replace the run already in --out (its checkpoint, metrics and figures are lost)")
     parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
     parser.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
@@ -64,6 +64,7 @@ def run(args) -> int:
     from minicnn.app.checkpoint import CheckpointError, load_checkpoint
     from minicnn.app.train import CHECKPOINT_NAME, fit
     from minicnn.commands._options import fail as report
+    from minicnn.commands._options import wrap
     from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
     from minicnn.models import build, config_for
 
@@ -146,16 +147,15 @@ def run(args) -> int:
             "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
             "epochs": args.epochs, "augment": augment, "run": defining}
     if args.overwrite:
-        for name in (CHECKPOINT_NAME, *RUN_FILES):
-            (out / name).unlink(missing_ok=True)
-    print(f"{args.model} ({model.num_parameters():,} parameters) on {ds.name}: {len(ds.x_train):,} training, "
-          f"{len(ds.x_test):,} test images {ds.input_shape}; {args.optimizer} lr {lr:g} ({args.schedule}), "
-          f"batch {args.batch_size}, {args.epochs} epochs, augment {augment}, seed {args.seed}; run folder {out}")
+        for path in [out / name for name in (CHECKPOINT_NAME, *RUN_FILES)] + sorted(out.glob("confusion-*.png")):
+            path.unlink(missing_ok=True)
+    print("\n".join(wrap(line) for line in _plan(args, model, ds, val, lr, augment, out)))
     try:
         result = fit(model, ds, opt, epochs=args.epochs, batch_size=args.batch_size, schedule=schedule,
                      seed=args.seed, out_dir=out, resume=args.resume,
                      augment=augmenters[augment](), val=val, meta=meta,
-                     progress=not args.no_progress, warn=lambda message: report(NAME, message))
+                     progress=not args.no_progress, log=lambda message: print(wrap(message)),
+                     warn=lambda message: report(NAME, message))
     except CheckpointError as e:
         return fail(str(e))
     except OSError as e:
@@ -169,6 +169,19 @@ def run(args) -> int:
 
 
 RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
+
+
+def _plan(args, model, ds, val, lr: float, augment: str, out) -> list[str]:
+    """What the run will do, before it starts: model, data splits (and which one scores the epochs),
+    training settings, run folder."""
+    c, h, w = ds.input_shape
+    splits = (f"{len(ds.x_train):,} training, {len(val[1]):,} validation (held out from training), "
+              f"{len(ds.x_test):,} test images" if val is not None else
+              f"{len(ds.x_train):,} training, {len(ds.x_test):,} test images (no --val-size: epochs scored on "
+              f"test)")
+    return [f"{args.model} ({model.num_parameters():,} parameters) on {ds.name}, images {c}x{h}x{w}", splits,
+            f"{args.optimizer} lr {lr:g} ({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, "
+            f"augment {augment}, seed {args.seed}", f"run folder {out}"]
 
 
 def _earlier_run(out) -> str | None:
