@@ -19,6 +19,11 @@ def _widest(text: str) -> int:
     return max(map(len, text.splitlines()))
 
 
+def _fits(text: str) -> bool:
+    """Every line fits 80 columns, but for a long path alone on its line (paths are never broken)."""
+    return all(len(line) <= COLUMNS or len(line.split()) == 1 for line in text.splitlines())
+
+
 def _table_rows(text: str) -> list[tuple[str, list[str]]]:
     """(layer name, the other cells of its row) for every row of the per-layer table of `summary`:
     the lines between the two rules; a name alone on a line belongs to the line after it."""
@@ -122,3 +127,161 @@ def test_summary_says_when_the_model_does_not_fit_in_memory(capsys, monkeypatch)
     assert captured.out == "" and "Traceback" not in captured.err
     assert captured.err.startswith("minicnn summary: not enough memory to build lenet5")
     assert "--input" in captured.err and _widest(captured.err) <= COLUMNS
+
+
+# ---- minicnn evaluate: the confusion matrix ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-epoch LeNet-5 run on 64 random 28x28 images (32 test images), and its dataset."""
+    folder = tmp_path_factory.mktemp("polish")
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (96, 28, 28), dtype=np.uint8), rng.integers(0, 10, 96)
+    np.savez(folder / "tiny.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    assert main(["train", "--dataset", str(folder / "tiny.npz"), "--epochs", "1", "--batch-size", "32",
+                 "--no-progress", "--out", str(folder / "run")]) == 0
+    return folder
+
+
+def _evaluate(trained, capsys, *options: str) -> tuple[int, str, str]:
+    code = main(["evaluate", str(trained / "run" / "checkpoint.npz"), *options])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_evaluate_never_overwrites_an_earlier_figure(trained, capsys):
+    """The default figure goes beside the checkpoint; an earlier one stays, the new one takes the next
+    free name and the command says so (as `minicnn train` does with runs/NAME-2)."""
+    run = trained / "run"
+    for path in run.glob("confusion*.png"):
+        path.unlink()
+    assert _evaluate(trained, capsys)[0] == 0
+    first = (run / "confusion.png").read_bytes()
+    code, out, _ = _evaluate(trained, capsys)
+    assert code == 0 and (run / "confusion.png").read_bytes() == first
+    assert (run / "confusion-2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    said = " ".join(out.split())
+    assert f"saved to {run / 'confusion-2.png'} ({run / 'confusion.png'} is an earlier one, kept)" in said
+    assert _evaluate(trained, capsys)[0] == 0 and (run / "confusion-3.png").is_file()
+    assert _fits(out)
+
+
+def test_evaluate_refuses_an_existing_png_unless_told_to_overwrite(trained, capsys):
+    png = trained / "mine.png"
+    png.write_bytes(b"an earlier figure")
+    code, out, err = _evaluate(trained, capsys, "--png", str(png))
+    assert code == 2 and out == "" and png.read_bytes() == b"an earlier figure"
+    said = " ".join(err.split())  # as read, across the wrapped lines
+    assert said == f"minicnn evaluate: {png} already exists; choose another --png, or add --overwrite to replace it"
+    assert _fits(err)
+    assert _evaluate(trained, capsys, "--png", str(png), "--overwrite")[0] == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_wants_a_png_file_name(trained, capsys):
+    """--png c.txt was a matplotlib traceback ("Format 'txt' is not supported") after the evaluation."""
+    code, out, err = _evaluate(trained, capsys, "--png", str(trained / "c.txt"))
+    assert code == 2 and out == "" and not (trained / "c.txt").exists()
+    assert err.startswith("minicnn evaluate: --png") and "ending in .png" in err
+
+
+def test_confusion_text_fits_80_columns_and_names_every_class_whole():
+    from minicnn.commands.evaluate import format_confusion
+    from minicnn.data.datasets import CIFAR_CLASSES, FASHION_CLASSES
+
+    matrix = np.full((10, 10), 99_999)  # a count as wide as a 100,000-image test set can make
+    for names in (CIFAR_CLASSES, FASHION_CLASSES, [str(k) for k in range(10)]):
+        text = format_confusion(matrix, names)
+        assert _widest(text) <= COLUMNS
+        table, legend = text.splitlines()[:11], " ".join(" ".join(text.splitlines()[11:]).split())
+        assert table[0].split() == ["true\\pred", *map(str, range(10)), "recall"]
+        assert [line.split()[0] for line in table[1:]] == [str(k) for k in range(10)]
+        if names[0] != "0":
+            assert legend == "classes: " + ", ".join(f"{k} {name}" for k, name in enumerate(names))
+        else:
+            assert legend == ""  # digits: the class numbers are the names
+
+
+def test_confusion_text_of_many_classes_lists_the_recalls():
+    from minicnn.commands.evaluate import format_confusion
+
+    names = [f"class number {k}" for k in range(30)]  # 20 classes still fit as a matrix, 30 do not
+    matrix = np.eye(30, dtype=np.int64) * 7 + 1
+    text = format_confusion(matrix, names)
+    assert _widest(text) <= COLUMNS and "see the PNG" in text
+    assert " 3 class number 3: 21.6% (8/37)" in text.splitlines()
+
+
+# ---- minicnn train: what each epoch is scored on ---------------------------------------------------
+
+def _split_data():
+    from minicnn.data import Dataset
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((60, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 60)
+    return Dataset("toy", x[:40], y[:40], x[40:], y[40:], [str(k) for k in range(10)])
+
+
+def _fit_logged(val):
+    from minicnn import optim
+    from minicnn.app.train import fit
+
+    core.manual_seed(0)
+    model = build("lenet5")
+    said: list[str] = []
+    result = fit(model, _split_data(), optim.SGD(model.parameters(), 0.05), epochs=2, batch_size=20,
+                 val=val, progress=False, log=said.append)
+    return model, result, said
+
+
+@pytest.mark.parametrize("held_out", [True, False])
+def test_fit_heads_the_scored_columns_with_the_split_it_scored(held_out):
+    """With a held-out split the epoch columns are "val" and show its scores; without one the test
+    split is what was scored and the columns say "test" (they said "validation" either way). The
+    closing test accuracy is always the test split's."""
+    from minicnn.app.train import evaluate
+
+    rng = np.random.default_rng(2)
+    val = (rng.standard_normal((10, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 10)) if held_out else None
+    model, result, said = _fit_logged(val)
+    name = "val" if held_out else "test"
+    assert said[0].split() == ["epoch", "train", "loss", "train", "acc", name, "loss", name, "acc", "images/s"]
+    assert [line.split()[0] for line in said[1:3]] == ["1/2", "2/2"]
+    x, y = val if held_out else (_split_data().x_test, _split_data().y_test)
+    scored = evaluate(model, x, y)
+    assert said[2].split()[3:5] == [f"{scored.loss:.4f}", f"{scored.accuracy:.2%}"]
+    test = evaluate(model, _split_data().x_test, _split_data().y_test)
+    assert said[3].startswith(f"test accuracy {test.accuracy:.2%} ({test.correct}/20) after 2 epochs")
+    assert said[4].startswith("wall time ") and len(said) == 5
+    assert all(len(line) <= COLUMNS for line in said)
+
+
+def test_train_output_fits_80_columns_and_names_the_splits(trained, capsys, tmp_path):
+    """The plan line was 180 characters, the epoch and closing lines 86-88."""
+    import json
+
+    for extra, splits in (([], "64 training, 32 test images (no --val-size: epochs scored on test)"),
+                          (["--val-size", "16"], "48 training, 16 validation (held out from training), 32 test images")):
+        out_dir = tmp_path / f"run{len(extra)}"
+        assert main(["train", "--dataset", str(trained / "tiny.npz"), "--epochs", "2", "--batch-size", "32",
+                     "--no-progress", "--out", str(out_dir), *extra]) == 0
+        out = capsys.readouterr().out
+        assert _fits(out) and splits in out.splitlines()
+        scored = json.loads((out_dir / "metrics.json").read_text())["summary"]["val_columns"]
+        assert scored == ("validation split" if extra else "test split")
+
+
+def test_train_overwrite_also_removes_the_runs_later_figures(trained, capsys, tmp_path):
+    """confusion-2.png, -3, ... are evaluate's figures of the run: --overwrite replaces the run, so
+    they go with it (the figures of the new run would otherwise sit next to the old ones)."""
+    out_dir = tmp_path / "run"
+    argv = ["train", "--dataset", str(trained / "tiny.npz"), "--epochs", "1", "--batch-size", "32", "--no-progress",
+            "--out", str(out_dir)]
+    assert main(argv) == 0
+    for name in ("confusion.png", "confusion-2.png", "confusion-3.png", "notes.txt"):
+        (out_dir / name).write_text("figure of the earlier run")
+    assert main([*argv, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["checkpoint.npz", "curves.png", "metrics.csv",
+                                                         "metrics.json", "notes.txt"]

@@ -164,7 +164,7 @@ def run(args) -> int:
         return fail("to continue, run the same command with --resume", EXIT_INTERRUPTED)
     if result.status == "diverged":
         return EXIT_DIVERGED
-    print(f"checkpoint, metrics.csv/json and curves.png in {out}")
+    print(wrap(f"checkpoint, metrics.csv/json and curves.png in {out}"))
     return 0
 
 
