@@ -24,9 +24,9 @@ def add_arguments(parser) -> None:
 def figure_path(checkpoint: str, png: str | None, overwrite: bool = False):
     """Where the confusion matrix goes; an earlier file is never replaced unless `overwrite`.
 
-    `png` given: that path, refused (ValueError) when it exists or does not end in .png. `png` None:
-    confusion.png beside the checkpoint, or the first of confusion-2.png, -3, ... that does not exist
-    yet (as `minicnn train` picks runs/NAME-2 for a new run)."""
+    `png` given: that path, refused (ValueError) when it exists, does not end in .png or its folder
+    does not exist. `png` None: confusion.png beside the checkpoint, or the first of confusion-2.png,
+    -3, ... that does not exist yet (as `minicnn train` picks runs/NAME-2 for a new run)."""
     from pathlib import Path
 
     if png is not None:
@@ -35,6 +35,8 @@ def figure_path(checkpoint: str, png: str | None, overwrite: bool = False):
             raise ValueError(f"--png {png}: expected a file name ending in .png")
         if path.exists() and not overwrite:
             raise ValueError(f"{path} already exists; choose another --png, or add --overwrite to replace it")
+        if not path.parent.is_dir():
+            raise ValueError(f"--png {png}: there is no folder {path.parent}")
         return path
     first = path = Path(checkpoint).with_name(PNG_NAME)
     n = 1

@@ -6,6 +6,7 @@ NAME = "train"
 HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10 or FILE.npz, with checkpoints"
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
+DEFAULT_METHOD = "im2col"
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
 MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX = app.loading.MAX_WIDTH)
 
@@ -26,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning rate over the run: cosine decay to 0, or constant")
     parser.add_argument("--warmup", type=integer(0), default=0, help="steps of linear learning-rate warm-up")
-    parser.add_argument("--method", choices=("im2col", "direct", "fft"), default="im2col",
+    parser.add_argument("--method", choices=("im2col", "direct", "fft"), default=DEFAULT_METHOD,
                         help="convolution algorithm (for models that take one)")
     parser.add_argument("--width", type=number(MIN_WIDTH, MAX_WIDTH), default=1.0,
                         help="channel-width multiplier of the model")
@@ -66,7 +67,7 @@ def run(args) -> int:
     from minicnn.commands._options import fail as report
     from minicnn.commands._options import wrap
     from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
-    from minicnn.models import build, config_for
+    from minicnn.models import MODELS, build, config_for
 
     def fail(message: str, code: int = EXIT_DATA) -> int:
         return report(NAME, message, code)
@@ -111,6 +112,11 @@ def run(args) -> int:
         model = build(args.model, **config)
     except ValueError as e:
         return fail(str(e))
+    if args.method != DEFAULT_METHOD and "method" not in config:
+        takers = [name for name in sorted(MODELS)
+                  if "method" in config_for(name, ds.input_shape, method=DEFAULT_METHOD)]
+        return fail(f"--method {args.method}: {args.model} has no choice of convolution algorithm; "
+                    f"{', '.join(takers)} take one")
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
     defining = {"--dataset": dataset_ref, "--train-limit": args.train_limit, "--val-size": args.val_size,
@@ -180,7 +186,8 @@ def _plan(args, model, ds, val, lr: float, augment: str, out) -> list[str]:
               f"{len(ds.x_train):,} training, {len(ds.x_test):,} test images (no --val-size: epochs scored on "
               f"test)")
     return [f"{args.model} ({model.num_parameters():,} parameters) on {ds.name}, images {c}x{h}x{w}", splits,
-            f"{args.optimizer} lr {lr:g} ({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, "
+            f"{args.optimizer} lr {lr:g} ({args.schedule}), batch {args.batch_size}, {args.epochs} "
+            f"epoch{'s' if args.epochs > 1 else ''}, "
             f"augment {augment}, seed {args.seed}", f"run folder {out}"]
 
 
