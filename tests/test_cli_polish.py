@@ -285,3 +285,23 @@ def test_train_overwrite_also_removes_the_runs_later_figures(trained, capsys, tm
     capsys.readouterr()
     assert sorted(p.name for p in out_dir.iterdir()) == ["checkpoint.npz", "curves.png", "metrics.csv",
                                                          "metrics.json", "notes.txt"]
+
+
+def test_train_refuses_a_method_the_model_does_not_take(trained, capsys, tmp_path):
+    """--method fft with resnet20 trained with im2col and said nothing (config_for drops the option)."""
+    out_dir = tmp_path / "run"
+    assert main(["train", "--dataset", str(trained / "tiny.npz"), "--model", "resnet20", "--method", "fft",
+                 "--epochs", "1", "--no-progress", "--out", str(out_dir)]) == 2
+    captured = capsys.readouterr()
+    said = " ".join(captured.err.split())
+    assert said == ("minicnn train: --method fft: resnet20 has no choice of convolution algorithm; "
+                    "lenet5, lenet5_caffe take one")
+    assert captured.out == "" and not out_dir.exists()
+
+
+def test_evaluate_refuses_a_png_in_a_missing_folder_before_evaluating(trained, capsys):
+    """It was found only after the evaluation, as a failed write (exit 1)."""
+    code, out, err = _evaluate(trained, capsys, "--png", str(trained / "no" / "such" / "c.png"))
+    assert code == 2 and out == ""
+    assert " ".join(err.split()) == f"minicnn evaluate: --png {trained / 'no' / 'such' / 'c.png'}: there is no " \
+                                    f"folder {trained / 'no' / 'such'}"

@@ -40,7 +40,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-limit", type=integer(1), default=None,
                         help="use only the first N training images (None = all)")
     parser.add_argument("--val-size", type=integer(0), default=0,
-                        help="hold out N training images for validation (0: validate on the test split)")
+                        help="hold out N training images to score each epoch on (0: the test split is scored "
+                             "instead, and the epoch table says so)")
     parser.add_argument("--seed", type=integer(0), default=0,
                         help="seed for weights, shuffling and augmentation")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
