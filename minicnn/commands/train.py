@@ -137,8 +137,9 @@ def run(args) -> int:
         if problem:
             return fail(problem)
         if saved.get("epochs") not in (None, args.epochs):
-            print(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
-                  + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine" else ""))
+            print(wrap(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
+                       + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine"
+                          else "")))
 
     if args.optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr, momentum=args.momentum, weight_decay=args.weight_decay)
@@ -165,6 +166,8 @@ def run(args) -> int:
                      warn=lambda message: report(NAME, message))
     except CheckpointError as e:
         return fail(str(e))
+    except BrokenPipeError:  # stdout's reader went away (`minicnn train | head`): not the run folder
+        raise
     except OSError as e:
         return fail(f"cannot write the run folder {out}: {e}", EXIT_DIVERGED)
     if result.status == "interrupted":
@@ -208,12 +211,14 @@ def _free_folder(out, reuse: bool):
     replaced) the first of out-2, out-3, ... that does not."""
     from pathlib import Path
 
+    from minicnn.commands._options import wrap
+
     candidate, n = Path(out), 1
     while not reuse and _earlier_run(candidate):
         n += 1
         candidate = out.with_name(f"{out.name}-{n}")
     if candidate != out:
-        print(f"note: {out} holds an earlier run; this one goes to {candidate}")
+        print(wrap(f"note: {out} holds an earlier run; this one goes to {candidate}"))
     return candidate
 
 
