@@ -61,6 +61,10 @@ def _fmt(v: float) -> str:
 
 
 GLOBAL = "all"  # the field after Flatten / Linear: every input pixel
+COLUMNS = 80  # the terminal width every table fits
+# How a table is set, tried in turn until it fits: (spaces between columns, thousands separator).
+# Counts lose their commas only at sizes nobody reads digit by digit (e.g. xception at 4096x4096, width 8).
+STYLES = ((2, ","), (1, ","), (1, ""))
 
 
 @dataclass
@@ -104,23 +108,22 @@ class Summary:
                 out[r.kind] = (m + r.macs, w + r.weights)
         return out
 
-    def breakdown_table(self) -> str:
-        lines = [f"{'type':<20}{'mult-adds':>16}{'share':>9}{'weights':>14}{'share':>9}"]
+    def breakdown_table(self, columns: int = COLUMNS) -> str:
+        """MobileNet's Table 2: mult-adds and weights per layer kind, with their shares of the total."""
         total_m, total_w = max(self.macs, 1), max(self.weights, 1)
-        for kind, (m, w) in self.breakdown().items():
-            lines.append(f"{kind:<20}{m:>16,}{100 * m / total_m:>8.2f}%{w:>14,}{100 * w / total_w:>8.2f}%")
-        return "\n".join(lines)
+        cells = [(kind, m, f"{100 * m / total_m:.2f}%", w, f"{100 * w / total_w:.2f}%")
+                 for kind, (m, w) in self.breakdown().items()]
+        return "\n".join(_fit(("type", "mult-adds", "share", "weights", "share"), cells, 1, columns))
 
-    def table(self) -> str:
-        head = (f"{'layer':<28}{'type':<18}{'output':<18}{'params':>11}{'MACs':>15}"
-                f"{'RF':>9}{'jump':>6}")
-        lines = [head, "-" * len(head)]
-        for r in self.rows:
-            rf = r.rf if r.rf is not None else "?"
-            jump = _fmt(r.rf.jump[0]) if isinstance(r.rf, RF) else ""
-            lines.append(f"{r.name[-27:]:<28}{r.type[:17]:<18}{'x'.join(map(str, r.output_shape)):<18}"
-                         f"{r.params:>11,}{r.macs:>15,}{str(rf):>9}{jump:>6}")
-        lines.append("-" * len(head))
+    def table(self, columns: int = COLUMNS) -> str:
+        """The per-layer table and the totals, at most `columns` characters wide (see `_fit`)."""
+        cells = [(r.name, r.type, "x".join(map(str, r.output_shape)), r.params, r.macs,
+                  str(r.rf) if r.rf is not None else "?", _fmt(r.rf.jump[0]) if isinstance(r.rf, RF) else "")
+                 for r in self.rows]
+        lines = _fit(("layer", "type", "output", "params", "MACs", "RF", "jump"), cells, 3, columns)
+        rule = "-" * max(map(len, lines))
+        lines[1:1] = [rule]
+        lines.append(rule)
         lines.append(f"input {'x'.join(map(str, self.input_shape))} -> output "
                      f"{'x'.join(map(str, self.output_shape))}")
         lines.append(f"parameters (all, with biases and BatchNorm): {self.params:,}")
@@ -128,6 +131,36 @@ class Summary:
         lines.append(f"multiply-adds (weights only, 1 MAC = 1 op): {self.macs:,}")
         lines.append(f"receptive field of the last layer: {self.rf}")
         return "\n".join(lines)
+
+
+def _fit(heads: tuple[str, ...], rows: list[tuple[str | int, ...]], text_columns: int,
+         columns: int = COLUMNS) -> list[str]:
+    """The header line and one line per row, at most `columns` characters wide, nothing cut.
+
+    The first `text_columns` columns align left, the others right; ints are counts, printed with
+    thousands separators. Every column is as wide as its widest cell, except the first (the names)
+    when that would not fit: a name too long for it is printed whole on a line of its own, and the
+    rest of its row follows on the next line. If even a first column as wide as its header does not
+    fit, the next of STYLES is tried; the last one is used whatever its width (a table with a
+    thirty-letter layer type may be wider than `columns`; no registered model makes one)."""
+    for gap, comma in STYLES:
+        cells = [[f"{c:{comma}}" if isinstance(c, int) else c for c in row] for row in rows]
+        widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+        widths[0] = max(len(heads[0]), min(widths[0], columns - sum(widths[1:]) - gap * (len(heads) - 1)))
+        if sum(widths) + gap * (len(heads) - 1) <= columns:
+            break
+
+    def line(row: list[str]) -> str:
+        return (" " * gap).join(c.ljust(w) if i < text_columns else c.rjust(w)
+                                for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+
+    out = [line(list(heads))]
+    for row in cells:
+        if len(row[0]) > widths[0]:
+            out.append(row[0])
+            row[0] = ""
+        out.append(line(row))
+    return out
 
 
 # ---- the walk: one row per leaf, the receptive field threaded through -------------------------------

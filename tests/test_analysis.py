@@ -185,8 +185,10 @@ GOLDEN = Path(__file__).parent / "data" / "summary"
 
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.txt")), ids=lambda p: p.stem)
 def test_summary_tables_are_unchanged(path):
-    """`minicnn summary` as printed before the layers counted themselves (issue 11), byte for byte:
-    every layer type of the registered models (Residual, Concat, separable, SliceSamp, shuffle units)."""
+    """`minicnn summary`, byte for byte: every layer type of the registered models (Residual, Concat,
+    separable, SliceSamp, shuffle units). The numbers are those printed before the layers counted
+    themselves (issue 11); the layout is the 80-column one (names too long for their column on a line
+    of their own, as in xception)."""
     from minicnn.commands.summary import report
 
     name, shape = path.stem.rsplit("_", 1)

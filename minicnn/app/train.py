@@ -173,7 +173,7 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, *, batch_
                 loss_fn=None, seed: int = 0, epoch: int = 0, schedule: Callable[[int], float] | None = None,
                 augment: Augment | None = None, state: EpochState | None = None, progress: bool = True,
                 desc: str | None = None, stop: Callable[[], bool] | None = None,
-                callbacks: Sequence[Callback] = (), input_grad: bool = True) -> EpochState:
+                callbacks: Sequence[Callback] = (), input_grad: bool = True, leave: bool = True) -> EpochState:
     """Run one epoch of mini-batch training; return its EpochState (mean loss, accuracy, images/s).
 
     x (N, C, H, W) float32, y (N,) int labels. Batches come from `iterate_batches(..., seed, epoch)`.
@@ -186,6 +186,7 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, *, batch_
     `input_grad=False` sets `input_grad = False` on the model's first layer for this epoch (restored
     afterwards) when that layer has the switch (the convolutions): training never uses dL/d(image),
     and skipping it saves ~15% per LeNet-5 step. The default leaves the model as it is.
+    `leave=False` clears the progress bar when the epoch ends (`fit` prints a table row in its place).
     """
     from tqdm import tqdm
 
@@ -199,7 +200,7 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, *, batch_
         first.input_grad = False
     total = num_batches(len(x), batch_size)
     bar = tqdm(total=total, initial=state.batch, desc=desc or f"epoch {epoch + 1}", unit="batch",
-               disable=not progress, leave=True, dynamic_ncols=True, file=sys.stderr)
+               disable=not progress, leave=leave, dynamic_ncols=True, file=sys.stderr)
     try:
         for b, xb, yb in iterate_batches(x, y, batch_size, seed=seed, epoch=epoch, start=state.batch,
                                          augment=augment):
@@ -263,9 +264,9 @@ def _format_seconds(seconds: float) -> str:
 
 
 def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[str, Any] | None = None,
-                  curves: bool = True) -> None:
+                  curves: bool = True, val_label: str = "validation") -> None:
     """metrics.csv (one row per epoch), metrics.json (history + summary) and, with `curves`,
-    curves.png in `out_dir`."""
+    curves.png in `out_dir` (`val_label` names the split of the val_loss / val_acc columns there)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if history:
         with open(out_dir / "metrics.csv", "w", newline="") as f:
@@ -274,11 +275,12 @@ def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[
             writer.writerows(history)
     (out_dir / "metrics.json").write_text(json.dumps({"history": history, "summary": summary or {}}, indent=1))
     if history and curves:
-        plot_curves(history, out_dir / "curves.png")
+        plot_curves(history, out_dir / "curves.png", val_label)
 
 
-def plot_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Loss and accuracy per epoch, training and validation, side by side (Agg canvas, no pyplot state)."""
+def plot_curves(history: list[dict[str, float]], path: Path, val_label: str = "validation") -> None:
+    """Loss and accuracy per epoch, training and validation, side by side (Agg canvas, no pyplot state);
+    `val_label` names the validation curve ("test" when the test split stood in for validation)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -287,7 +289,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     FigureCanvasAgg(fig)
     for ax, key, title in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy"), strict=True):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label="validation")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label=val_label)
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -333,6 +335,9 @@ class _Run:
         self.wrote = False  # a checkpoint of THIS run is in out_dir (saved, or the one resumed from)
         self.epochs, self.batch_size, self.seed, self.meta = epochs, batch_size, seed, meta or {}
         self.x_val, self.y_val = val if val is not None else (dataset.x_test, dataset.y_test)
+        self.val_name = "val" if val is not None else "test"  # what the table and the curves call it
+        self.epoch_width = max(len("epoch"), len(f"{epochs}.00/{epochs}"))
+        self.header_said = False
         self.out = Path(out_dir) if out_dir is not None else None
         self.path = self.out / CHECKPOINT_NAME if self.out is not None else None
         self.history: list[dict[str, float]] = []
@@ -344,15 +349,21 @@ class _Run:
         return time.perf_counter() - self.t_start
 
     def record(self, state: EpochState, progress_epochs: float) -> dict[str, float]:
-        """Validate, append a history row (training figures since the previous row) and log it."""
+        """Validate, append a history row (training figures since the previous row) and log it as a
+        line of a table (its header before the first line): the validation columns are headed "val"
+        for a held-out split, "test" when the test split stands in for it."""
         v = self.last_eval = evaluate(self.model, self.x_val, self.y_val, loss_fn=self.loss_fn)
         row = {"epoch": progress_epochs, "lr": float(self.optimizer.lr), **self.stretch.row(state),
                "val_loss": v.loss, "val_acc": v.accuracy}
         row = {k: row[k] for k in ROW_KEYS}
         self.history.append(row)
+        if not self.header_said:
+            self.say(f"{'epoch':<{self.epoch_width}}{'train loss':>12}{'train acc':>11}"
+                     f"{self.val_name + ' loss':>11}{self.val_name + ' acc':>10}{'images/s':>10}")
+            self.header_said = True
         where = f"{progress_epochs:g}" if isinstance(progress_epochs, int) else f"{progress_epochs:.2f}"
-        self.say(f"epoch {where}/{self.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | "
-                 f"validation loss {v.loss:.4f} acc {v.accuracy:.2%} | {row['images_per_s']:,.0f} img/s")
+        self.say(f"{where + '/' + str(self.epochs):<{self.epoch_width}}{row['train_loss']:>12.4f}"
+                 f"{row['train_acc']:>11.2%}{v.loss:>11.4f}{v.accuracy:>10.2%}{row['images_per_s']:>10,.0f}")
         return row
 
     def save(self, epoch_done: int, part: EpochState | None) -> None:
@@ -390,16 +401,20 @@ class _Run:
             test = result.test = (self.last_eval if reuse_last_eval and self.last_eval else
                                   evaluate(self.model, self.dataset.x_test, self.dataset.y_test, loss_fn=self.loss_fn))
             epochs_word = "epoch" if len(self.history) == 1 else "epochs"
-            result.message = (f"test accuracy {test.accuracy:.2%} ({test.correct}/{len(self.dataset.y_test)}) "
-                              f"after {len(self.history)} {epochs_word}, wall time {_format_seconds(result.seconds)}, "
-                              f"training {result.images_per_s:,.0f} images/s")
-            self.say(result.message)
+            lines = [f"test accuracy {test.accuracy:.2%} ({test.correct}/{len(self.dataset.y_test)}) "
+                     f"after {len(self.history)} {epochs_word}",
+                     f"wall time {_format_seconds(result.seconds)}, training {result.images_per_s:,.0f} images/s"]
+            for line in lines:
+                self.say(line)
+            result.message = "\n".join(lines)
             summary = {"test_accuracy": test.accuracy, "test_loss": test.loss, "epochs": len(self.history),
                        "wall_seconds": result.seconds, "train_images_per_s": result.images_per_s}
         else:
             summary = {"status": result.status, "message": result.message}
+        val_label = "validation" if self.val_name == "val" else "test"
+        summary["val_columns"] = f"{val_label} split"  # what val_loss / val_acc were measured on
         if self.out is not None:
-            write_metrics(self.out, self.history, summary)
+            write_metrics(self.out, self.history, summary, val_label=val_label)
         return result
 
 
@@ -413,9 +428,12 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
     """Train `model` on `dataset` (a `minicnn.data.Dataset`, already normalised as wanted) for `epochs`.
 
     Each epoch: `train_epoch`, then `evaluate` on `val` (x, y) — or on the test split when `val` is
-    None, reported as validation — giving one history row, then every callback's `on_epoch_end`,
-    metrics files and a checkpoint in `out_dir` (if given). After the last epoch the test split is
-    evaluated and a summary line is logged.
+    None (then logged and plotted as "test", though stored in the val_* columns) — giving one history
+    row, logged as a line of a table, then every callback's `on_epoch_end`, metrics files and a
+    checkpoint in `out_dir` (if given). After the last epoch the test split is evaluated (the last
+    validation is reused when it was on the test split and no callback can have changed the model
+    since) and two summary lines are logged. Nothing is chosen on the test split: the model returned
+    is the last one, whatever its scores.
 
     `eval_every=K` also validates after every K batches inside an epoch: each such row has a fractional
     `epoch` (0.25 = a quarter through the first) and training figures over the batches since the
@@ -460,7 +478,7 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
                 state = train_epoch(model, dataset.x_train, dataset.y_train, optimizer, batch_size=batch_size,
                                     loss_fn=loss_fn, seed=seed, epoch=epoch, schedule=schedule, augment=augment,
                                     state=state, progress=progress, desc=f"epoch {epoch + 1}/{epochs}",
-                                    stop=should_stop, callbacks=hooks, input_grad=input_grad)
+                                    stop=should_stop, callbacks=hooks, input_grad=input_grad, leave=False)
             except NonFiniteLossError as e:
                 result.status, result.message = "diverged", run.stop_message(epoch, None, e)
                 run.warn(result.message)

@@ -6,12 +6,44 @@ NAME = "evaluate"
 HELP = "test accuracy of a checkpoint, with its confusion matrix (printed and saved as PNG)"
 
 
+PNG_NAME = "confusion.png"  # the default figure, beside the checkpoint
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a checkpoint.npz written by minicnn train, or a compressed .fr.npz")
     parser.add_argument("--dataset", default=None, help="evaluate on this dataset instead of the training one")
     parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
-    parser.add_argument("--png", default=None, help="where to save the confusion matrix "
-                                                    "(default: confusion.png beside the checkpoint)")
+    parser.add_argument("--png", default=None, metavar="FILE.png",
+                        help=f"where to save the confusion matrix; unset: {PNG_NAME} beside the checkpoint, "
+                             f"or confusion-2.png, -3, ... when that holds an earlier one")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace an existing --png (unset: {PNG_NAME}) instead of refusing or choosing "
+                             f"a new name")
+
+
+def figure_path(checkpoint: str, png: str | None, overwrite: bool = False):
+    """Where the confusion matrix goes; an earlier file is never replaced unless `overwrite`.
+
+    `png` given: that path, refused (ValueError) when it exists, does not end in .png or its folder
+    does not exist. `png` None: confusion.png beside the checkpoint, or the first of confusion-2.png,
+    -3, ... that does not exist yet (as `minicnn train` picks runs/NAME-2 for a new run)."""
+    from pathlib import Path
+
+    if png is not None:
+        path = Path(png)
+        if path.suffix.lower() != ".png":
+            raise ValueError(f"--png {png}: expected a file name ending in .png")
+        if path.exists() and not overwrite:
+            raise ValueError(f"{path} already exists; choose another --png, or add --overwrite to replace it")
+        if not path.parent.is_dir():
+            raise ValueError(f"--png {png}: there is no folder {path.parent}")
+        return path
+    first = path = Path(checkpoint).with_name(PNG_NAME)
+    n = 1
+    while path.exists() and not overwrite:
+        n += 1
+        path = first.with_name(f"{first.stem}-{n}{first.suffix}")
+    return path
 
 
 def confusion_matrix(labels, predictions, num_classes: int):
@@ -24,13 +56,27 @@ def confusion_matrix(labels, predictions, num_classes: int):
 
 
 def format_confusion(matrix, class_names: list[str]) -> str:
-    """The matrix as text: rows = true class, columns = predicted class, per-class recall at the end."""
-    short = [n[:6] for n in class_names]
-    width = max(6, len(str(matrix.max())))
-    lines = ["true\\pred".ljust(10) + " ".join(s.rjust(width) for s in short) + "  recall"]
-    for i, (name, row) in enumerate(zip(short, matrix, strict=True)):
-        recall = row[i] / max(row.sum(), 1)
-        lines.append(name.ljust(10) + " ".join(str(v).rjust(width) for v in row) + f"  {recall:6.1%}")
+    """The matrix as text: rows = true class, columns = predicted class, both by class number, the
+    recall of each class at the end of its row; then the class names, when they are not the numbers.
+    When the matrix is wider than the terminal's 80 columns (many classes), each class's recall on a
+    line of its own instead (the whole matrix is in the PNG)."""
+    from minicnn.commands._options import COLUMNS, wrap
+
+    k = len(class_names)
+    width = max(len(str(k - 1)), len(str(matrix.max())))
+    head = "true\\pred"
+    recalls = [row[i] / max(row.sum(), 1) for i, row in enumerate(matrix)]
+    named = class_names != [str(i) for i in range(k)]
+    if len(head) + k * (width + 1) + len("  recall") > COLUMNS:
+        lines = [f"the {k}x{k} confusion matrix is too wide for {COLUMNS} columns (see the PNG); recall per class:"]
+        lines += [f"{i:>{len(str(k - 1))}} {name}: {recall:.1%} ({row[i]}/{row.sum()})"
+                  for i, (name, row, recall) in enumerate(zip(class_names, matrix, recalls, strict=True))]
+        return wrap("\n".join(lines))
+    lines = [head + "".join(f" {j:>{width}}" for j in range(k)) + "  recall"]
+    lines += [f"{i:<{len(head)}}" + "".join(f" {v:>{width}}" for v in row) + f"  {recall:6.1%}"
+              for i, (row, recall) in enumerate(zip(matrix, recalls, strict=True))]
+    if named:
+        lines.append(wrap("classes: " + ", ".join(f"{i} {name}" for i, name in enumerate(class_names))))
     return "\n".join(lines)
 
 
@@ -58,13 +104,16 @@ def plot_confusion(matrix, class_names: list[str], path, title: str) -> None:
 
 def run(args) -> int:
     import math
-    from pathlib import Path
 
     from minicnn.app import ModelFileError, evaluate, load_model
     from minicnn.app.train import non_finite_parameters
-    from minicnn.commands._options import EXIT_FAILED, fail
+    from minicnn.commands._options import EXIT_FAILED, fail, wrap
     from minicnn.data import DatasetError, load_dataset
 
+    try:
+        png = figure_path(args.checkpoint, args.png, args.overwrite)
+    except ValueError as e:
+        return fail(NAME, str(e))
     try:
         loaded = load_model(args.checkpoint)
         if not (args.dataset or loaded.dataset):
@@ -88,10 +137,11 @@ def run(args) -> int:
     matrix = confusion_matrix(ds.y_test, result.predictions, len(names))
     print(format_confusion(matrix, names))
     title = f"{loaded.name} on {ds.name}: test accuracy {result.accuracy:.2%}"
-    png = Path(args.png) if args.png else Path(args.checkpoint).with_name("confusion.png")
     try:
         plot_confusion(matrix, names, png, title)
     except OSError as e:
         return fail(NAME, f"cannot write the confusion matrix {png}: {e.strerror or e}", EXIT_FAILED)
-    print(f"{title} ({result.correct}/{len(ds.y_test)}), test loss {result.loss:.4f}; confusion matrix saved to {png}")
+    print(wrap(f"{title} ({result.correct}/{len(ds.y_test)}), test loss {result.loss:.4f}"))
+    kept = "" if png.name == PNG_NAME or args.png else f" ({png.with_name(PNG_NAME)} is an earlier one, kept)"
+    print(wrap(f"confusion matrix saved to {png}{kept}"))
     return 0

@@ -63,5 +63,8 @@ def run(args) -> int:
         text = report(args.model, shape, args.num_classes, args.width)
     except ValueError as e:
         return fail(NAME, str(e))
+    except MemoryError:  # the weights are built (and counted), not just their shapes
+        return fail(NAME, f"not enough memory to build {args.model} that large (its weights are made to be "
+                          f"counted); try a smaller --input, --width or --num-classes")
     print(text)
     return 0

@@ -6,6 +6,7 @@ NAME = "train"
 HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10 or FILE.npz, with checkpoints"
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
+DEFAULT_METHOD = "im2col"
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
 MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX = app.loading.MAX_WIDTH)
 
@@ -26,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning rate over the run: cosine decay to 0, or constant")
     parser.add_argument("--warmup", type=integer(0), default=0, help="steps of linear learning-rate warm-up")
-    parser.add_argument("--method", choices=("im2col", "direct", "fft"), default="im2col",
+    parser.add_argument("--method", choices=("im2col", "direct", "fft"), default=DEFAULT_METHOD,
                         help="convolution algorithm (for models that take one)")
     parser.add_argument("--width", type=number(MIN_WIDTH, MAX_WIDTH), default=1.0,
                         help="channel-width multiplier of the model")
@@ -39,7 +40,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-limit", type=integer(1), default=None,
                         help="use only the first N training images (None = all)")
     parser.add_argument("--val-size", type=integer(0), default=0,
-                        help="hold out N training images for validation (0: validate on the test split)")
+                        help="hold out N training images to score each epoch on (0: the test split is scored "
+                             "instead, and the epoch table says so)")
     parser.add_argument("--seed", type=integer(0), default=0,
                         help="seed for weights, shuffling and augmentation")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
@@ -49,7 +51,7 @@ def add_arguments(parser) -> None:
                         help="continue the run in --out (every option must be as before, except a larger "
                              "--epochs)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the run already in --out (its checkpoint and metrics are lost)")
+                        help="replace the run already in --out (its checkpoint, metrics and figures are lost)")
     parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
     parser.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
@@ -64,8 +66,9 @@ def run(args) -> int:
     from minicnn.app.checkpoint import CheckpointError, load_checkpoint
     from minicnn.app.train import CHECKPOINT_NAME, fit
     from minicnn.commands._options import fail as report
+    from minicnn.commands._options import wrap
     from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
-    from minicnn.models import build, config_for
+    from minicnn.models import MODELS, build, config_for
 
     def fail(message: str, code: int = EXIT_DATA) -> int:
         return report(NAME, message, code)
@@ -110,6 +113,11 @@ def run(args) -> int:
         model = build(args.model, **config)
     except ValueError as e:
         return fail(str(e))
+    if args.method != DEFAULT_METHOD and "method" not in config:
+        takers = [name for name in sorted(MODELS)
+                  if "method" in config_for(name, ds.input_shape, method=DEFAULT_METHOD)]
+        return fail(f"--method {args.method}: {args.model} has no choice of convolution algorithm; "
+                    f"{', '.join(takers)} take one")
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
     defining = {"--dataset": dataset_ref, "--train-limit": args.train_limit, "--val-size": args.val_size,
@@ -129,8 +137,9 @@ def run(args) -> int:
         if problem:
             return fail(problem)
         if saved.get("epochs") not in (None, args.epochs):
-            print(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
-                  + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine" else ""))
+            print(wrap(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
+                       + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine"
+                          else "")))
 
     if args.optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr, momentum=args.momentum, weight_decay=args.weight_decay)
@@ -146,29 +155,44 @@ def run(args) -> int:
             "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
             "epochs": args.epochs, "augment": augment, "run": defining}
     if args.overwrite:
-        for name in (CHECKPOINT_NAME, *RUN_FILES):
-            (out / name).unlink(missing_ok=True)
-    print(f"{args.model} ({model.num_parameters():,} parameters) on {ds.name}: {len(ds.x_train):,} training, "
-          f"{len(ds.x_test):,} test images {ds.input_shape}; {args.optimizer} lr {lr:g} ({args.schedule}), "
-          f"batch {args.batch_size}, {args.epochs} epochs, augment {augment}, seed {args.seed}; run folder {out}")
+        for path in [out / name for name in (CHECKPOINT_NAME, *RUN_FILES)] + sorted(out.glob("confusion-*.png")):
+            path.unlink(missing_ok=True)
+    print("\n".join(wrap(line) for line in _plan(args, model, ds, val, lr, augment, out)))
     try:
         result = fit(model, ds, opt, epochs=args.epochs, batch_size=args.batch_size, schedule=schedule,
                      seed=args.seed, out_dir=out, resume=args.resume,
                      augment=augmenters[augment](), val=val, meta=meta,
-                     progress=not args.no_progress, warn=lambda message: report(NAME, message))
+                     progress=not args.no_progress, log=lambda message: print(wrap(message)),
+                     warn=lambda message: report(NAME, message))
     except CheckpointError as e:
         return fail(str(e))
+    except BrokenPipeError:  # stdout's reader went away (`minicnn train | head`): not the run folder
+        raise
     except OSError as e:
         return fail(f"cannot write the run folder {out}: {e}", EXIT_DIVERGED)
     if result.status == "interrupted":
         return fail("to continue, run the same command with --resume", EXIT_INTERRUPTED)
     if result.status == "diverged":
         return EXIT_DIVERGED
-    print(f"checkpoint, metrics.csv/json and curves.png in {out}")
+    print(wrap(f"checkpoint, metrics.csv/json and curves.png in {out}"))
     return 0
 
 
 RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
+
+
+def _plan(args, model, ds, val, lr: float, augment: str, out) -> list[str]:
+    """What the run will do, before it starts: model, data splits (and which one scores the epochs),
+    training settings, run folder."""
+    c, h, w = ds.input_shape
+    splits = (f"{len(ds.x_train):,} training, {len(val[1]):,} validation (held out from training), "
+              f"{len(ds.x_test):,} test images" if val is not None else
+              f"{len(ds.x_train):,} training, {len(ds.x_test):,} test images (no --val-size: epochs scored on "
+              f"test)")
+    return [f"{args.model} ({model.num_parameters():,} parameters) on {ds.name}, images {c}x{h}x{w}", splits,
+            f"{args.optimizer} lr {lr:g} ({args.schedule}), batch {args.batch_size}, {args.epochs} "
+            f"epoch{'s' if args.epochs > 1 else ''}, "
+            f"augment {augment}, seed {args.seed}", f"run folder {out}"]
 
 
 def _earlier_run(out) -> str | None:
@@ -187,12 +211,14 @@ def _free_folder(out, reuse: bool):
     replaced) the first of out-2, out-3, ... that does not."""
     from pathlib import Path
 
+    from minicnn.commands._options import wrap
+
     candidate, n = Path(out), 1
     while not reuse and _earlier_run(candidate):
         n += 1
         candidate = out.with_name(f"{out.name}-{n}")
     if candidate != out:
-        print(f"note: {out} holds an earlier run; this one goes to {candidate}")
+        print(wrap(f"note: {out} holds an earlier run; this one goes to {candidate}"))
     return candidate
 
 
