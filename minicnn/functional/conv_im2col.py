@@ -413,8 +413,9 @@ def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair
         cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L), rebuilt: forward kept nothing
         cols = cols.reshape(groups, -1, nb * p.length)  # (G, C/G*KH*KW, Nb*L)
         dy_n = _block_dy(dy[n0:n0 + nb], p, s).reshape(nb, groups, t // groups, p.length)  # (Nb, G, T/G, L)
-        # dw^T += sum over the block's images of cols_n @ dy_n^T (C/G*KH*KW, T/G): per image, and in
-        # this order (the long L axis inner in both operands), OpenBLAS runs it fastest
+        # dw^T += cols @ dy_mat^T  (C/G*KH*KW, T/G), summed image by image:
+        # one product per image, the long L axis inner in both operands,
+        # is what OpenBLAS runs fastest
         cols_n = cols.reshape(groups, -1, nb, p.length).transpose(0, 2, 1, 3)  # (G, Nb, C/G*KH*KW, L)
         dw_t += np.matmul(cols_n, dy_n.transpose(1, 0, 3, 2)).sum(axis=1)
         if dx is not None:  # dcols = w_mat^T @ dy per image, written image-major: (Nb, G, C/G*KH*KW, L)
