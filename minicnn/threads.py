@@ -42,6 +42,17 @@ def configured_threads(environ: dict[str, str] | None = None) -> int:
     return os.cpu_count() or 1
 
 
+WORKERS_VARIABLE = "MINICNN_WORKERS"
+
+
+def configured_workers(environ: dict[str, str] | None = None) -> int:
+    """Threads minicnn's convolutions split a batch between (`$MINICNN_WORKERS`, checked by `parse_threads`;
+    default 1). Each part runs its own matrix products, so BLAS is best left at one thread then."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(WORKERS_VARIABLE, "").strip()
+    return parse_threads(value, WORKERS_VARIABLE) if value else 1
+
+
 def set_thread_environment(threads: int) -> None:
     """Set every variable of THREAD_VARIABLES to `threads` (checked). Takes effect on BLAS only if NumPy
     has not been imported yet."""

@@ -367,7 +367,8 @@ def test_stride_one_backward_from_the_columns_of_dy_alone(groups, kernel, paddin
     dy = rng.standard_normal(conv2d(x, w, None, 1, padding, dilation, groups).shape)
     assert conv_im2col._full_padding(w.shape, padding, dilation) is not None  # the path under test
     want = conv2d_backward(dy, x, w, 1, padding, dilation, groups, "direct")
-    dx, dw = conv_im2col._flipped_backward(dy, x, w, padding, dilation, groups)
+    dx = np.full(x.shape, np.nan)  # every entry must be written
+    dw = conv_im2col._flipped_backward(dy, x, w, padding, dilation, groups, dx)
     np.testing.assert_allclose(dx, want[0], atol=1e-10)
     np.testing.assert_allclose(dw, want[1], atol=1e-10)
 
@@ -473,3 +474,31 @@ def test_bias_gradient_is_dy_summed_over_images_and_pixels(shape, dtype):
     got = conv_im2col.bias_grad(dy[:, :, ::-1])  # a non-contiguous dy too
     assert got.dtype == dtype and got.shape == (shape[1],)
     np.testing.assert_allclose(got, dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 7])
+@pytest.mark.parametrize("case", [(3, 6, 9, 9, 8, 3, (1, 1), (1, 1), 1), (4, 32, 6, 6, 32, 3, (1, 1), (1, 1), 1),
+                                  (5, 4, 8, 7, 6, 3, (2, 1), (1, 0), 2), (2, 6, 7, 7, 16, 5, (1, 1), (0, 0), 1)])
+def test_workers_split_the_batch_and_give_the_one_thread_numbers(monkeypatch, workers, case):
+    """MINICNN_WORKERS parts of the batch, each a whole convolution on the pool: the same numbers as one
+    thread for every path (columns, rows, col2im, flipped, dw alone), and a worker never waits on the pool."""
+    n, c, h, wd, t, k, s, p, g = case
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal((n, c, h, wd)), rng.standard_normal((t, c // g, k, k)), rng.standard_normal(t)
+    y1 = conv_im2col.conv2d_im2col(x, w, b, s, p, (1, 1), g)
+    dy = rng.standard_normal(y1.shape)
+    one = {d: conv_im2col.conv2d_im2col_backward(dy, x, w, s, p, (1, 1), g, data_grad=d)
+           for d in ("col2im", "flipped", "none")}
+    monkeypatch.setattr(conv_im2col, "WORKERS", workers)
+    calls = []
+    real = conv_im2col._forward
+    monkeypatch.setattr(conv_im2col, "_forward", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
+    np.testing.assert_allclose(conv_im2col.conv2d_im2col(x, w, b, s, p, (1, 1), g), y1, atol=1e-12)
+    assert sorted(calls) == sorted(n * (i + 1) // min(workers, n) - n * i // min(workers, n)
+                                   for i in range(min(workers, n)))
+    for d, want in one.items():
+        got = conv_im2col.conv2d_im2col_backward(dy, x, w, s, p, (1, 1), g, data_grad=d)
+        for a, e in zip(got, want, strict=True):
+            assert (a is None) == (e is None)
+            if a is not None:
+                np.testing.assert_allclose(a, e, atol=1e-10)

@@ -53,12 +53,13 @@ Measured figures: `python benchmarks/bench_vs_torch.py` (see its docstring).
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 
-from minicnn.threads import configured_threads
+from minicnn.threads import configured_threads, configured_workers
 
 from .checks import conv_output_size
 from .conv_rows import conv2d_rows, conv2d_rows_backward, rows_pay
@@ -68,10 +69,42 @@ Pair = tuple[int, int]
 BLOCK_VALUES = 2**19  # column entries built per block of images (2 MB of float32), one thread
 THREADED_BLOCK_VALUES = 2**22  # the same with several BLAS threads: fewer, larger GEMM calls (16 MB)
 COPY_THREADS = configured_threads()  # threads of the depthwise loops: as many as BLAS (minicnn.threads)
+WORKERS = configured_workers()  # threads that split a batch between them (MINICNN_WORKERS; minicnn.threads)
 PARALLEL_MIN_VALUES = 2**17  # depthwise jobs smaller than this run in one thread (a hand-off costs ~50 us)
 FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
 CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): a forked child makes its own
+_WORKER = threading.local()  # .busy: this thread is running one of `_over_images`' parts
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's thread pool (made on first use, and anew in a forked child)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(max(COPY_THREADS, WORKERS)))
+    return _POOL[1]
+
+
+def _over_images(fn, n: int) -> list:
+    """[fn(lo, hi), ...] over WORKERS contiguous parts [lo, hi) of range(n), run at once on the pool.
+
+    Each part is a whole convolution of its images (its own blocks, scratch and GEMMs; each writes only its
+    own images' outputs), so with single-threaded BLAS the parts run side by side: NumPy releases the GIL
+    in its copies and matrix products. One part (WORKERS == 1, a single image, or a call made from inside
+    a part) runs here, in this thread."""
+    parts = min(WORKERS, n)
+    if parts <= 1 or getattr(_WORKER, "busy", False):
+        return [fn(0, n)]
+    bounds = [n * k // parts for k in range(parts + 1)]
+
+    def run(k: int):
+        _WORKER.busy = True
+        try:
+            return fn(bounds[k], bounds[k + 1])
+        finally:
+            _WORKER.busy = False
+
+    return list(_pool().map(run, range(parts)))
 
 
 def _by_image_blocks(fn, n: int, per_image: int) -> None:
@@ -82,23 +115,20 @@ def _by_image_blocks(fn, n: int, per_image: int) -> None:
     every array through memory KH*KW times, 3x slower, measured). Large jobs spread the blocks over
     COPY_THREADS threads: NumPy releases the GIL in its loops, and each block writes only its own images.
     """
-    global _POOL
     threads = COPY_THREADS if n * per_image >= PARALLEL_MIN_VALUES else 1
     step = max(1, CACHE_VALUES // max(per_image, 1))
     blocks = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
     threads = min(threads, len(blocks))
-    if threads <= 1:
+    if threads <= 1 or getattr(_WORKER, "busy", False):  # a pool thread never waits on the pool
         for lo, hi in blocks:
             fn(lo, hi)
         return
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(COPY_THREADS))
 
     def run(k: int) -> None:
         for lo, hi in blocks[k::threads]:
             fn(lo, hi)
 
-    list(_POOL[1].map(run, range(threads)))
+    list(_pool().map(run, range(threads)))
 
 
 # ---- the plain versions: the whole batch at once ---------------------------------------------------------
@@ -281,11 +311,22 @@ def conv2d_im2col(
     t = w.shape[0]
     if groups == c == t and c > 1:
         return _depthwise(x, w, b, stride, padding, dilation)
+    oh = conv_output_size(x.shape[2], w.shape[2], stride[0], padding[0], dilation[0], who="conv2d")
+    ow = conv_output_size(x.shape[3], w.shape[3], stride[1], padding[1], dilation[1], who="conv2d")
+    y = np.empty((n, t, oh, ow), np.result_type(x, w))  # (N, T, OH, OW)
+    _over_images(lambda lo, hi: _forward(x[lo:hi], w, b, stride, padding, dilation, groups, y[lo:hi]), n)
+    return y
+
+
+def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
+             groups: int, y: np.ndarray) -> None:
+    """`conv2d_im2col` of the images x into y (N, T, OH, OW), a block of images at a time."""
     if rows_pay(x.shape, w.shape, stride, padding, dilation, groups):
-        return conv2d_rows(x, w, b, padding, dilation)
+        conv2d_rows(x, w, b, padding, dilation, out=y)
+        return
+    n, t = x.shape[0], w.shape[0]
     p = _plan(x.shape, w.shape, stride, padding, dilation, groups)
     (oh, ow), length = p.out, p.length
-    y = np.empty((n, t, oh, ow), np.result_type(x, w))  # (N, T, OH, OW)
     s = _Scratch(p, x.dtype)
     res_buf = np.empty(t * p.block * length, y.dtype)
     w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)
@@ -300,7 +341,6 @@ def conv2d_im2col(
             y[n0:n0 + nb] = res
         else:
             np.add(res, b.reshape(1, t, 1, 1), out=y[n0:n0 + nb])
-    return y
 
 
 def conv2d_im2col_backward(
@@ -323,26 +363,38 @@ def conv2d_im2col_backward(
     same flipped-kernel algebra with patches as rows, channels last (`conv_rows`, when `rows_pay`).
     """
     c, t = x.shape[1], w.shape[0]
-    flipped = data_grad == "flipped" or (data_grad == "col2im" and stride == (1, 1) and t <= c * FLIP_RATIO)
     if groups == c == t and c > 1:
         dx, dw, db = _depthwise_backward(dy, x, w, stride, padding, dilation)
         if data_grad == "flipped":
             dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
         return (None if data_grad == "none" else dx), dw, db
     db = bias_grad(dy)
+    dx = None if data_grad == "none" else np.empty(x.shape, np.result_type(dy, x))
+
+    def part(lo: int, hi: int) -> np.ndarray:
+        return _backward(dy[lo:hi], x[lo:hi], w, stride, padding, dilation, groups, data_grad,
+                         None if dx is None else dx[lo:hi])
+
+    dws = _over_images(part, x.shape[0])
+    return dx, (dws[0] if len(dws) == 1 else sum(dws)), db
+
+
+def _backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
+              groups: int, data_grad: str, dx: np.ndarray | None) -> np.ndarray:
+    """dw of the images x, and their dx written into `dx` (None: not wanted); see `conv2d_im2col_backward`."""
+    c, t = x.shape[1], w.shape[0]
+    flipped = data_grad == "flipped" or (data_grad == "col2im" and stride == (1, 1) and t <= c * FLIP_RATIO)
     # the rows of dy cost T/C times x's columns: worth it for dx and dw up to FLIP_RATIO, for dw alone up to 1
     worth = data_grad == "flipped" or t <= c * (1 if data_grad == "none" else FLIP_RATIO)
-    if (worth and rows_pay(x.shape, w.shape, stride, padding, dilation, groups)
-            and _full_padding(w.shape, padding, dilation) is not None):
-        dx, dw = conv2d_rows_backward(dy, x, w, padding, dilation, need_dx=data_grad != "none")
-        return dx, dw, db
-    if flipped and stride == (1, 1) and _full_padding(w.shape, padding, dilation) is not None:
-        dx, dw = _flipped_backward(dy, x, w, padding, dilation, groups)
-        return dx, dw, db
-    dx, dw = _blocked_backward(dy, x, w, stride, padding, dilation, groups, data_grad == "col2im" and not flipped)
-    if flipped:
-        dx = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
-    return (None if data_grad == "none" else dx), dw, db
+    full = _full_padding(w.shape, padding, dilation)
+    if worth and rows_pay(x.shape, w.shape, stride, padding, dilation, groups) and full is not None:
+        return conv2d_rows_backward(dy, x, w, padding, dilation, need_dx=dx is not None, out=dx)[1]
+    if flipped and stride == (1, 1) and full is not None:
+        return _flipped_backward(dy, x, w, padding, dilation, groups, dx)
+    dw = _blocked_backward(dy, x, w, stride, padding, dilation, groups, dx if not flipped else None)
+    if flipped and dx is not None:
+        dx[...] = conv2d_input_grad_flipped(dy, x.shape, w, stride, padding, dilation, groups)
+    return dw
 
 
 def bias_grad(dy: np.ndarray) -> np.ndarray:
@@ -362,8 +414,8 @@ def _full_padding(w_shape: tuple[int, ...], padding: Pair, dilation: Pair) -> Pa
 
 
 def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair, dilation: Pair,
-                      groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stride 1: (dx, dw) from ONE set of columns, those of dy padded by E - 1 - p:
+                      groups: int, dx: np.ndarray) -> np.ndarray:
+    """Stride 1: dw, and dx written into `dx` (N, C, H, W), from ONE set of columns, those of dy padded by E - 1 - p:
 
         dx = flip_kernel(w) (C, T/G*KH*KW) @ dy_cols                  (the lecture's flipped-kernel form)
         dw[t, c, i, j] = sum_q x[c, q] dy_cols[(t, KH-1-i, KW-1-j), q]   (q over the pixels of x)
@@ -381,7 +433,6 @@ def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pai
     x_buf = np.empty(c * p.block * p.length, dtype)
     back_mat = w_back.reshape(groups, c // groups, -1)  # (G, C/G, T/G*KH*KW)
     dw_back = np.zeros((groups, t // groups * kh * kw, cg), dtype)  # (G, T/G*KH*KW, C/G)
-    dx = np.empty(x.shape, dtype)
     for n0 in range(0, n, p.block):
         nb = min(p.block, n - n0)
         cols = _block_columns(dy[n0:n0 + nb], p, s).reshape(groups, -1, nb * p.length)  # (G, T/G*KH*KW, Nb*L)
@@ -393,21 +444,20 @@ def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pai
         x_wide[..., wd:] = 0  # dx's wrapped-around columns pair with nothing
         dw_back += np.matmul(cols, x_wide.reshape(groups, cg, -1).transpose(0, 2, 1))  # (G, T/G*KH*KW, C/G)
     dw = dw_back.reshape(groups, t // groups, kh, kw, cg)[:, :, ::-1, ::-1]  # (G, T/G, KH, KW, C/G), unflipped
-    return dx, dw.transpose(0, 1, 4, 2, 3).reshape(w.shape)
+    return dw.transpose(0, 1, 4, 2, 3).reshape(w.shape)
 
 
 def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
-                      dilation: Pair, groups: int, scatter: bool) -> tuple[np.ndarray | None, np.ndarray]:
-    """(dx or None, dw) a block of images at a time: rebuild the block's columns from x, then
-    dw += dy_mat @ cols^T and, when `scatter`, dx_block = col2im(w_mat^T @ dy_mat)."""
+                      dilation: Pair, groups: int, dx: np.ndarray | None) -> np.ndarray:
+    """dw, a block of images at a time: rebuild the block's columns from x, then dw += dy_mat @ cols^T
+    and, when `dx` (N, C, H, W) is given, dx_block = col2im(w_mat^T @ dy_mat) written into it."""
     n = x.shape[0]
     t = w.shape[0]
     p = _plan(x.shape, w.shape, stride, padding, dilation, groups)
     dtype = np.result_type(dy, x)
-    s = _Scratch(p, x.dtype, dtype, scatter)
+    s = _Scratch(p, x.dtype, dtype, dx is not None)
     w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)
     dw_t = np.zeros(w_mat.transpose(0, 2, 1).shape, dtype)  # (G, C/G*KH*KW, T/G): dw transposed
-    dx = np.empty(x.shape, dtype) if scatter else None
     for n0 in range(0, n, p.block):
         nb = min(p.block, n - n0)
         cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L), rebuilt: forward kept nothing
@@ -422,7 +472,7 @@ def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair
             dcols = s.dcols[: cols.size].reshape(nb, groups, -1, p.length)
             np.matmul(w_mat.transpose(0, 2, 1)[:, None], dy_n.transpose(1, 0, 2, 3), out=dcols.transpose(1, 0, 2, 3))
             dx[n0:n0 + nb] = _block_col2im(dcols.reshape(nb, p.c, *p.kernel, p.length), p, s)
-    return dx, dw_t.transpose(0, 2, 1).reshape(w.shape)
+    return dw_t.transpose(0, 2, 1).reshape(w.shape)
 
 
 def flip_kernel(w: np.ndarray, groups: int = 1) -> np.ndarray:

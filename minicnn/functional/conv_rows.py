@@ -103,8 +103,10 @@ def _patch_rows(xr: np.ndarray, r0: int, r1: int, out_w: int, kernel: Pair, dila
     return rows.reshape(-1, kh * kw * c)
 
 
-def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pair, dilation: Pair) -> np.ndarray:
-    """y = conv2d(x, w, b), stride 1, groups 1, with the patches as rows: x (N, C, H, W), w (T, C, KH, KW)."""
+def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pair, dilation: Pair,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """y = conv2d(x, w, b), stride 1, groups 1, with the patches as rows: x (N, C, H, W), w (T, C, KH, KW).
+    `out`: an (N, T, OH, OW) array to write y into (returned), else a new one."""
     n, c, h, wd = x.shape
     t, _, kh, kw = w.shape
     oh = conv_output_size(h, kh, 1, padding[0], dilation[0], who="conv2d")
@@ -116,7 +118,7 @@ def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pai
     pixels = images * max(r1 - r0 for _, _, r0, r1 in blocks) * ow  # output pixels per block, at most
     source = _ChannelsLast(x, padding, images)
     buf, res_buf = np.empty(pixels * kh * kw * c, x.dtype), np.empty(pixels * t, dtype)
-    y = np.empty((n, t, oh, ow), dtype)  # (N, T, OH, OW)
+    y = np.empty((n, t, oh, ow), dtype) if out is None else out  # (N, T, OH, OW)
     for n0, n1, r0, r1 in blocks:
         rows = _patch_rows(source.get(n0, n1), r0, r1, ow, (kh, kw), dilation, buf)  # (P, KH*KW*C)
         res = np.matmul(rows, w_rows, out=res_buf[: rows.shape[0] * t].reshape(-1, t))  # (P, T)
@@ -129,9 +131,10 @@ def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pai
 
 
 def conv2d_rows_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair, dilation: Pair,
-                         need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+                         need_dx: bool = True, out: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
     """(dx or None, dw) of `conv2d_rows` from the rows of dy alone (see the module docstring). Needs
-    padding <= E - 1 per axis (E = dilation * (K - 1) + 1), so that dy is padded, not cropped."""
+    padding <= E - 1 per axis (E = dilation * (K - 1) + 1), so that dy is padded, not cropped.
+    `out`: an (N, C, H, W) array to write dx into, else a new one."""
     n, c, h, wd = x.shape
     t, _, kh, kw = w.shape
     full = tuple(d * (k - 1) - p for k, p, d in zip((kh, kw), padding, dilation, strict=True))
@@ -145,7 +148,7 @@ def conv2d_rows_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: 
     source, x_last = _ChannelsLast(dy, full, images), _ChannelsLast(x, (0, 0), images)
     buf, res_buf = np.empty(pixels * kh * kw * t, dtype), np.empty(pixels * c, dtype)
     dw_back = np.zeros((kh * kw * t, c), dtype)  # ((i, j, t) flipped, C)
-    dx = np.empty(x.shape, dtype) if need_dx else None
+    dx = None if not need_dx else np.empty(x.shape, dtype) if out is None else out
     for n0, n1, r0, r1 in blocks:
         rows = _patch_rows(source.get(n0, n1), r0, r1, wd, (kh, kw), dilation, buf)  # (P, KH*KW*T)
         if dx is not None:
