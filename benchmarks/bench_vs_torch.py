@@ -52,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     p.add_argument("--rounds", type=int, default=9, help="alternating rounds per case (median reported)")
+    p.add_argument("--split", choices=("workers", "blas"), default="workers",
+                   help="how minicnn uses N threads: N workers that split each batch's convolutions, each with a "
+                        "one-thread BLAS (what `minicnn --threads N` does; default), or one N-thread BLAS")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory training run")
     p.add_argument("--data-dir", default=os.environ.get("MINICNN_DATA"), help="folder holding cifar10/")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -222,9 +225,12 @@ def _value(row: dict, name: str) -> float:
     return BATCH / row[name] if row["unit"] == "img/s" else row[name] * 1e3
 
 
-def print_table(threads: int, rows: list[dict], head: dict, tail: dict) -> None:
+def print_table(threads: int, split: str, rows: list[dict], head: dict, tail: dict) -> None:
     has_torch = any("torch" in r for r in rows)
-    print(f"\n{threads} thread(s): float32 GEMM {head['gemm']:.0f} GFLOP/s, load average "
+    blas = 1 if split == "workers" else threads
+    how = f"{threads} workers x 1 BLAS thread" if split == "workers" and threads > 1 else f"{threads} BLAS thread(s)"
+    print(f"\n{threads} thread(s): minicnn {how}, PyTorch {threads} thread(s)")
+    print(f"float32 GEMM {head['gemm']:.0f} GFLOP/s ({blas} BLAS thread(s)), load average "
           f"{head['load']:.2f} -> {tail['load_end']:.2f}")
     print(f"{'work (batch 64, median)':<26}{'minicnn':>9}{'pytorch':>9}{'ratio':>7}{'cpu ratio':>10}"
           f"{'GFLOP/s':>9}")
@@ -269,14 +275,16 @@ def main(argv=None) -> int:
     root = Path(__file__).resolve().parent.parent
     for threads in [int(t) for t in args.threads.split(",")]:
         env = {**os.environ, "PYTHONPATH": str(root)}
-        env.update({name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+        blas = 1 if args.split == "workers" else threads
+        env.update({name: str(blas) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+        env["MINICNN_WORKERS"] = str(threads if args.split == "workers" else 1)
         done = subprocess.run([sys.executable, __file__, "--child", str(threads), "--rounds", str(args.rounds)],
                               capture_output=True, text=True, env=env, check=False)
         if done.returncode:
             print(done.stderr, file=sys.stderr)
             return 1
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        print_table(threads, [r for r in lines if "label" in r], lines[0], lines[-1])
+        print_table(threads, args.split, [r for r in lines if "label" in r], lines[0], lines[-1])
     if not args.no_memory:
         print(f"\nminicnn train --model cifar_net: {peak_memory_mb(args.data_dir)}")
     return 0

@@ -22,7 +22,9 @@ from minicnn import __version__, commands
 from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, wrap
 from minicnn.threads import (
     THREAD_VARIABLES,
+    WORKERS_VARIABLE,
     configured_threads,
+    configured_workers,
     keep_freed_memory,
     parse_threads,
     set_thread_environment,
@@ -57,8 +59,8 @@ def _set_threads(argv: list[str], numpy_imported: bool = False) -> str | None:
     given = pre.parse_known_args(argv)[0].threads
     try:
         threads = DEFAULT_THREADS if given is None else parse_threads(given, "--threads")
-        if given is None and any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES):
-            configured_threads()  # respected, once checked
+        if given is None and any(os.environ.get(name, "").strip() for name in (*THREAD_VARIABLES, WORKERS_VARIABLE)):
+            configured_threads(), configured_workers()  # respected, once checked
             return None
         error = None
     except ValueError as e:

@@ -8,7 +8,16 @@ refuses anything else with a ValueError naming where the value came from.
 
     parse_threads("2", "--threads") -> 2;   parse_threads("-1", "OPENBLAS_NUM_THREADS") -> ValueError
     configured_threads()                    the count NumPy's BLAS will use (environment, else all cores)
-    set_thread_environment(n)               fix it for NumPy and its BLAS, before NumPy is imported
+    configured_workers()                    how many parts minicnn's convolutions split a batch into
+                                            ($MINICNN_WORKERS, default 1), each on its own thread
+    own_threads()                           threads of minicnn's own loops: the larger of the two
+    set_thread_environment(n)               what `minicnn --threads n` does, before NumPy is imported:
+                                            n workers, each with a one-thread BLAS
+
+Why workers rather than BLAS threads: a CIFAR-size training step is many medium matrix products with
+copies between them. OpenBLAS threads split each product and then spin idle through every copy, which
+stays on one core; workers split the batch, so both the copies and the products of one part run beside
+the other part's (cifar_net, batch 64, 2 threads: see benchmarks/bench_vs_torch.py).
 """
 
 from __future__ import annotations
@@ -46,19 +55,26 @@ WORKERS_VARIABLE = "MINICNN_WORKERS"
 
 
 def configured_workers(environ: dict[str, str] | None = None) -> int:
-    """Threads minicnn's convolutions split a batch between (`$MINICNN_WORKERS`, checked by `parse_threads`;
-    default 1). Each part runs its own matrix products, so BLAS is best left at one thread then."""
+    """How many parts minicnn's convolutions split a batch into, each a whole convolution on its own
+    thread (`$MINICNN_WORKERS`, checked by `parse_threads`; default 1). Each part runs its own matrix
+    products, so BLAS is best left at one thread then (`set_thread_environment` does both)."""
     environ = os.environ if environ is None else environ
     value = environ.get(WORKERS_VARIABLE, "").strip()
     return parse_threads(value, WORKERS_VARIABLE) if value else 1
 
 
+def own_threads(environ: dict[str, str] | None = None) -> int:
+    """Threads of minicnn's own loops (depthwise taps, `scipy.fft` workers): max(BLAS threads, workers)."""
+    return max(configured_threads(environ), configured_workers(environ))
+
+
 def set_thread_environment(threads: int) -> None:
-    """Set every variable of THREAD_VARIABLES to `threads` (checked). Takes effect on BLAS only if NumPy
-    has not been imported yet."""
+    """Use `threads` threads (checked): MINICNN_WORKERS = threads, and every variable of THREAD_VARIABLES
+    (BLAS) = 1. Takes effect only if NumPy and minicnn.functional have not been imported yet."""
     count = parse_threads(threads, "threads")
+    os.environ[WORKERS_VARIABLE] = str(count)
     for name in THREAD_VARIABLES:
-        os.environ[name] = str(count)
+        os.environ[name] = "1"
 
 
 MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's largest allowed value: arrays up to 32 MB reuse freed memory

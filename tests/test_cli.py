@@ -43,16 +43,19 @@ def test_demo_learns_spiral(capsys, tmp_path):
 def test_thread_count_is_set_before_numpy_loads(monkeypatch):
     from minicnn import cli
 
-    for name in cli.THREAD_VARIABLES:
+    for name in (*cli.THREAD_VARIABLES, cli.WORKERS_VARIABLE):
         monkeypatch.delenv(name, raising=False)
     cli._set_threads(["train", "--epochs", "1"])
-    assert all(cli.os.environ[name] == str(cli.DEFAULT_THREADS) for name in cli.THREAD_VARIABLES)
+    assert all(cli.os.environ[name] == "1" for name in cli.THREAD_VARIABLES)
+    assert cli.os.environ[cli.WORKERS_VARIABLE] == str(cli.DEFAULT_THREADS)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     cli._set_threads(["demo"])  # the user's own setting is kept
     assert cli.os.environ["OPENBLAS_NUM_THREADS"] == "4"
-    cli._set_threads(["--threads", "2", "demo"])
-    assert cli.os.environ["OPENBLAS_NUM_THREADS"] == "2"
+    cli._set_threads(["--threads", "2", "demo"])  # two workers, each with a one-thread BLAS
+    assert cli.os.environ[cli.WORKERS_VARIABLE] == "2" and cli.os.environ["OPENBLAS_NUM_THREADS"] == "1"
     done = subprocess.run([sys.executable, "-c", "import sys; from minicnn.cli import main; "
                            "sys.argv = ['minicnn', '--threads', '3']; main(); import os; "
-                           "print(os.environ['OPENBLAS_NUM_THREADS'])"], capture_output=True, text=True)
-    assert done.stdout.strip().endswith("3")
+                           "from minicnn.functional import conv_im2col as c; "
+                           "print(os.environ['MINICNN_WORKERS'], c.WORKERS, c.BLAS_THREADS)"],
+                          capture_output=True, text=True)
+    assert done.stdout.strip().endswith("3 3 1")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minicnn.threads import THREAD_VARIABLES, configured_threads, parse_threads
+from minicnn.threads import THREAD_VARIABLES, configured_threads, configured_workers, own_threads, parse_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,3 +71,17 @@ def test_convolution_loops_take_their_thread_count_from_the_environment():
     code = ("from minicnn.functional import conv_fft, conv_im2col; "
             "print(conv_im2col.COPY_THREADS, conv_fft.FFT_WORKERS)")
     assert _run(["-c", code], OPENBLAS_NUM_THREADS="3").stdout.split() == ["3", "3"]
+
+
+def test_workers_come_from_minicnn_workers_checked():
+    assert configured_workers({}) == 1
+    assert configured_workers({"MINICNN_WORKERS": "2"}) == 2
+    assert own_threads({"MINICNN_WORKERS": "2", "OPENBLAS_NUM_THREADS": "1"}) == 2
+    assert own_threads({"MINICNN_WORKERS": "1", "OPENBLAS_NUM_THREADS": "3"}) == 3
+    with pytest.raises(ValueError, match="MINICNN_WORKERS: expected a whole number of threads >= 1, got '0'"):
+        configured_workers({"MINICNN_WORKERS": "0"})
+
+
+def test_cli_refuses_a_bad_minicnn_workers_variable():
+    done = _run(["-m", "minicnn", "summary", "lenet5"], MINICNN_WORKERS="-2")
+    assert done.returncode == 2 and "MINICNN_WORKERS: expected a whole number of threads >= 1" in done.stderr

@@ -42,14 +42,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from minicnn.threads import configured_threads
+from minicnn.threads import own_threads
 
 from .checks import conv_output_size
 from .workspace import ConvWorkspace
 
 Pair = tuple[int, int]
 
-FFT_WORKERS = configured_threads()  # scipy.fft threads: as many as BLAS (checked in minicnn.threads)
+FFT_WORKERS = own_threads()  # scipy.fft threads: as many as BLAS or workers (checked in minicnn.threads)
 
 
 def _dilate_kernel(w: np.ndarray, dilation: Pair) -> np.ndarray:

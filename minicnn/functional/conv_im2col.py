@@ -59,7 +59,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minicnn.threads import configured_threads, configured_workers
+from minicnn.threads import configured_threads, configured_workers, own_threads
 
 from .checks import conv_output_size
 from .conv_rows import conv2d_rows, conv2d_rows_backward, rows_pay
@@ -68,7 +68,8 @@ Pair = tuple[int, int]
 
 BLOCK_VALUES = 2**19  # column entries built per block of images (2 MB of float32), one thread
 THREADED_BLOCK_VALUES = 2**22  # the same with several BLAS threads: fewer, larger GEMM calls (16 MB)
-COPY_THREADS = configured_threads()  # threads of the depthwise loops: as many as BLAS (minicnn.threads)
+BLAS_THREADS = configured_threads()  # NumPy's BLAS threads, as the environment sets them (minicnn.threads)
+COPY_THREADS = own_threads()  # threads of the depthwise loops: as many as BLAS or workers (minicnn.threads)
 WORKERS = configured_workers()  # threads that split a batch between them (MINICNN_WORKERS; minicnn.threads)
 PARALLEL_MIN_VALUES = 2**17  # depthwise jobs smaller than this run in one thread (a hand-off costs ~50 us)
 FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
@@ -221,7 +222,7 @@ def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padd
     wide = stride == (1, 1)
     hp, wp = h + 2 * padding[0] + wide, wd + 2 * padding[1]
     width = wp if wide else ow
-    budget = BLOCK_VALUES if COPY_THREADS == 1 else THREADED_BLOCK_VALUES
+    budget = BLOCK_VALUES if BLAS_THREADS == 1 else THREADED_BLOCK_VALUES
     block = max(1, min(n, budget // (c * kh * kw * oh * width)))
     return _Plan(c, t, groups, (kh, kw), stride, padding, dilation, (oh, ow), (hp, wp), width, block)
 
