@@ -77,6 +77,15 @@ def _threads_type(value: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except when there is none to show (None, or a flag that is off)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a short error: one line naming the option and the problem, and where the help is
     (instead of the full usage, which for `minicnn train` is eleven lines)."""
@@ -102,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"minicnn.commands.{info.name}")
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=integer(1), default=64, help="images per gradient step")
     parser.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="sgd", help="update rule")
     parser.add_argument("--lr", type=number(0, low_open=True), default=None,
-                        help="peak learning rate; None = 0.05 for sgd, 0.001 for adam")
+                        help="peak learning rate (default: 0.05 for sgd, 0.001 for adam)")
     parser.add_argument("--momentum", type=number(0, 1, high_open=True), default=0.9, help="SGD momentum")
     parser.add_argument("--weight-decay", type=number(0), default=5e-4, help="L2 weight decay")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
@@ -38,14 +38,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--shift", type=integer(0), default=1,
                         help="largest translation (pixels) of --augment shift; less than the image size")
     parser.add_argument("--train-limit", type=integer(1), default=None,
-                        help="use only the first N training images (None = all)")
+                        help="use only the first N training images (default: all)")
     parser.add_argument("--val-size", type=integer(0), default=0,
                         help="hold out N training images to score each epoch on (0: the test split is scored "
                              "instead, and the epoch table says so)")
     parser.add_argument("--seed", type=integer(0), default=0,
                         help="seed for weights, shuffling and augmentation")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
-                                                    "None = runs/DATASET-MODEL-seedSEED (a new -2, -3... "
+                                                    "default: runs/DATASET-MODEL-seedSEED (a new -2, -3... "
                                                     "folder when that one holds an earlier run)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (every option must be as before, except a larger "
