@@ -13,6 +13,8 @@ refuses anything else with a ValueError naming where the value came from.
     own_threads()                           threads of minicnn's own loops: the larger of the two
     set_thread_environment(n)               what `minicnn --threads n` does, before NumPy is imported:
                                             n workers, each with a one-thread BLAS
+    split_batch(fn, n, parts)               [fn(lo, hi), ...] over `parts` slices of range(n), side by side
+    pool()                                  the process's thread pool (own_threads() threads)
 
 Why workers rather than BLAS threads: a CIFAR-size training step is many medium matrix products with
 copies between them. OpenBLAS threads split each product and then spin idle through every copy, which
@@ -23,6 +25,8 @@ the other part's (cifar_net, batch 64, 2 threads: see benchmarks/bench_vs_torch.
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # read in this order
 
@@ -66,6 +70,44 @@ def configured_workers(environ: dict[str, str] | None = None) -> int:
 def own_threads(environ: dict[str, str] | None = None) -> int:
     """Threads of minicnn's own loops (depthwise taps, `scipy.fft` workers): max(BLAS threads, workers)."""
     return max(configured_threads(environ), configured_workers(environ))
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): a forked child makes its own
+_PART = threading.local()  # .busy: this thread is running a part of `split_batch`
+
+
+def pool() -> ThreadPoolExecutor:
+    """The process's thread pool, own_threads() threads (made on first use, and anew in a forked child)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(own_threads()))
+    return _POOL[1]
+
+
+def in_a_part() -> bool:
+    """True in a thread that is running a part of `split_batch` (which must then not wait on the pool)."""
+    return getattr(_PART, "busy", False)
+
+
+def split_batch(fn, n: int, parts: int) -> list:
+    """[fn(lo, hi), ...] over `parts` contiguous slices [lo, hi) of range(n), run side by side on `pool()`.
+
+    NumPy releases the GIL in its copies, arithmetic and matrix products, so parts that each do whole-array
+    work on their own images run at once. One part (parts <= 1, n <= 1, or a call from inside a part,
+    which must not wait on the pool it runs on) runs here, in this thread."""
+    parts = min(parts, n)
+    if parts <= 1 or in_a_part():
+        return [fn(0, n)]
+    bounds = [n * k // parts for k in range(parts + 1)]
+
+    def run(k: int):
+        _PART.busy = True
+        try:
+            return fn(bounds[k], bounds[k + 1])
+        finally:
+            _PART.busy = False
+
+    return list(pool().map(run, range(parts)))
 
 
 def set_thread_environment(threads: int) -> None:

@@ -47,19 +47,19 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
   over the KH*KW taps, vectorised over N, C, OH, OW, on cache-sized blocks of images (`_depthwise`),
   spread over COPY_THREADS threads (NumPy releases the GIL in its arithmetic loops); other grouped
   convolutions (including channel multipliers T = m*C) use one GEMM per group.
+With WORKERS > 1 (`minicnn --threads N`, or $MINICNN_WORKERS) a batch is cut into WORKERS parts, each a
+whole convolution (its own blocks, scratch and products) on its own thread (`minicnn.threads.split_batch`),
+BLAS then running one thread per part: copies and products of one part run beside the other's.
 Measured figures: `python benchmarks/bench_vs_torch.py` (see its docstring).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 
-from minicnn.threads import configured_threads, configured_workers, own_threads
+from minicnn.threads import configured_threads, configured_workers, in_a_part, own_threads, pool, split_batch
 
 from .checks import conv_output_size
 from .conv_rows import conv2d_rows, conv2d_rows_backward, rows_pay
@@ -74,38 +74,6 @@ WORKERS = configured_workers()  # threads that split a batch between them (MINIC
 PARALLEL_MIN_VALUES = 2**17  # depthwise jobs smaller than this run in one thread (a hand-off costs ~50 us)
 FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
 CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
-_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): a forked child makes its own
-_WORKER = threading.local()  # .busy: this thread is running one of `_over_images`' parts
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The process's thread pool (made on first use, and anew in a forked child)."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(max(COPY_THREADS, WORKERS)))
-    return _POOL[1]
-
-
-def _over_images(fn, n: int) -> list:
-    """[fn(lo, hi), ...] over WORKERS contiguous parts [lo, hi) of range(n), run at once on the pool.
-
-    Each part is a whole convolution of its images (its own blocks, scratch and GEMMs; each writes only its
-    own images' outputs), so with single-threaded BLAS the parts run side by side: NumPy releases the GIL
-    in its copies and matrix products. One part (WORKERS == 1, a single image, or a call made from inside
-    a part) runs here, in this thread."""
-    parts = min(WORKERS, n)
-    if parts <= 1 or getattr(_WORKER, "busy", False):
-        return [fn(0, n)]
-    bounds = [n * k // parts for k in range(parts + 1)]
-
-    def run(k: int):
-        _WORKER.busy = True
-        try:
-            return fn(bounds[k], bounds[k + 1])
-        finally:
-            _WORKER.busy = False
-
-    return list(_pool().map(run, range(parts)))
 
 
 def _by_image_blocks(fn, n: int, per_image: int) -> None:
@@ -120,7 +88,7 @@ def _by_image_blocks(fn, n: int, per_image: int) -> None:
     step = max(1, CACHE_VALUES // max(per_image, 1))
     blocks = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
     threads = min(threads, len(blocks))
-    if threads <= 1 or getattr(_WORKER, "busy", False):  # a pool thread never waits on the pool
+    if threads <= 1 or in_a_part():  # a part of split_batch never waits on the pool
         for lo, hi in blocks:
             fn(lo, hi)
         return
@@ -129,7 +97,7 @@ def _by_image_blocks(fn, n: int, per_image: int) -> None:
         for lo, hi in blocks[k::threads]:
             fn(lo, hi)
 
-    list(_pool().map(run, range(threads)))
+    list(pool().map(run, range(threads)))
 
 
 # ---- the plain versions: the whole batch at once ---------------------------------------------------------
@@ -315,7 +283,7 @@ def conv2d_im2col(
     oh = conv_output_size(x.shape[2], w.shape[2], stride[0], padding[0], dilation[0], who="conv2d")
     ow = conv_output_size(x.shape[3], w.shape[3], stride[1], padding[1], dilation[1], who="conv2d")
     y = np.empty((n, t, oh, ow), np.result_type(x, w))  # (N, T, OH, OW)
-    _over_images(lambda lo, hi: _forward(x[lo:hi], w, b, stride, padding, dilation, groups, y[lo:hi]), n)
+    split_batch(lambda lo, hi: _forward(x[lo:hi], w, b, stride, padding, dilation, groups, y[lo:hi]), n, WORKERS)
     return y
 
 
@@ -376,7 +344,7 @@ def conv2d_im2col_backward(
         return _backward(dy[lo:hi], x[lo:hi], w, stride, padding, dilation, groups, data_grad,
                          None if dx is None else dx[lo:hi])
 
-    dws = _over_images(part, x.shape[0])
+    dws = split_batch(part, x.shape[0], WORKERS)  # WORKERS parts side by side, each a whole backward
     return dx, (dws[0] if len(dws) == 1 else sum(dws)), db
 
 
