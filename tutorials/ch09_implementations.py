@@ -28,7 +28,7 @@ def _direct(t):
 
 def _im2col(t):
     t.code(conv_im2col.im2col, start="n, c, h, w = x.shape", end="return cols.reshape")
-    t.code(conv_im2col.conv2d_im2col, start="w_mat = w.reshape", end="res = np.matmul(w_mat")
+    t.code(conv_im2col._forward, start="w_mat = w.reshape", end="res = np.matmul(w_mat")
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     w = np.array([[1.0, 2.0], [0.0, -1.0]]).reshape(1, 1, 2, 2)
     cols = conv_im2col.im2col(x, (2, 2))
