@@ -1,6 +1,7 @@
 """The fast BatchNorm2D math (row sums, fewer passes, backward from x) against the readable reference lines."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,3 +128,17 @@ def test_eval_mode_uses_the_running_statistics():
     layer.weight.data[:], layer.bias.data[:] = gamma, beta
     layer.running_mean, layer.running_var = mean.copy(), var.copy()
     np.testing.assert_allclose(layer.eval()(x), want, atol=1e-6)  # running stats kept in float32
+
+
+@pytest.mark.parametrize("param_dtype", [np.float32, np.float64])
+def test_eval_fast_path_gives_the_plain_broadcast_bit_for_bit(param_dtype):
+    """Eval mode for (N, C, H, W) uses (1, C, H, W) constants: same values and dtype as the plain lines."""
+    g = np.random.default_rng(7)
+    x = g.standard_normal((5, 3, 4, 6)).astype(np.float32)
+    gamma, beta, mean = (g.standard_normal(3).astype(param_dtype) for _ in range(3))
+    var = np.abs(g.standard_normal(3)).astype(param_dtype)
+    scale = gamma / np.sqrt(var + 1e-5)
+    want = x * scale[None, :, None, None] + (beta - mean * scale)[None, :, None, None]
+    got = F.batch_norm_eval(x, gamma, beta, mean, var, 1e-5)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

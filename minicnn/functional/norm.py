@@ -61,10 +61,18 @@ def batch_norm_backward_reference(dy, x_hat, inv_std, gamma):
 
 
 def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps):
-    """y = gamma (x - running_mean) / sqrt(running_var + eps) + beta."""
+    """y = gamma (x - running_mean) / sqrt(running_var + eps) + beta, as y = x * scale + shift per feature.
+
+    For (N, C, H, W) the per-channel scale and shift are (1, C, H, W) arrays (`_per_channel`, faster
+    loops, the same values)."""
     scale = gamma / np.sqrt(running_var + eps)
-    y = x * _per_feature(scale, x)
-    y += _per_feature(beta - running_mean * scale, x)  # in place: no second temporary the size of x
+    shift = beta - running_mean * scale
+    if x.ndim == 4:
+        scale, shift = _per_channel(scale, x, scale.dtype), _per_channel(shift, x, shift.dtype)
+    else:
+        scale, shift = _per_feature(scale, x), _per_feature(shift, x)
+    y = x * scale
+    y += shift  # in place: no second temporary the size of x
     return y
 
 
@@ -85,14 +93,15 @@ def _channel_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
     return per_map.reshape(a.shape[0], a.shape[1]).sum(axis=0, dtype=np.float64)
 
 
-def _per_channel(v: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """(C,) -> (1, C, H, W) in x's dtype: each channel's value repeated over its H x W map (contiguous).
+def _per_channel(v: np.ndarray, x: np.ndarray, dtype=None) -> np.ndarray:
+    """(C,) -> (1, C, H, W) in dtype (default x's): each channel's value repeated over its H x W map.
 
     Broadcast against x (N, C, H, W) this is one contiguous operand over C*H*W values per image; NumPy's
     loops run about twice as fast on it as on a (1, C, 1, 1) column, which they visit map by map with
     a stride-0 scalar (measured 0.20 vs 0.39 ms for x *= v on (64, 32, 32, 32) float32)."""
     c, h, w = x.shape[1:]
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=x.dtype).reshape(1, c, 1, 1), (1, c, h, w)))
+    column = np.asarray(v, dtype=x.dtype if dtype is None else dtype).reshape(1, c, 1, 1)
+    return np.ascontiguousarray(np.broadcast_to(column, (1, c, h, w)))
 
 
 def batch_norm_train_x(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
