@@ -107,15 +107,15 @@ def _per_channel(v: np.ndarray, x: np.ndarray, dtype=None) -> np.ndarray:
 def batch_norm_train_x(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
     """Training-mode forward that keeps nothing the size of x but y: (y, mean, inv_std, biased var).
 
-    mean, inv_std and var are float64 (C,) whatever x's dtype: backward needs the exact mean (see
-    `_backward`). The backward partner `batch_norm_backward_x` reads the input x itself (the caller keeps
-    a reference) instead of x_hat, so no x_hat array is made. For (N, C, H, W), five passes over memory,
-    with s = mu rounded to x's dtype and d = mu - s (tiny; float64):
+    The backward partner `batch_norm_backward_x` reads the input x itself (the caller keeps a reference)
+    instead of x_hat, so no x_hat array is made. For (N, C, H, W): mean, inv_std and var are float64 (C,)
+    whatever x's dtype (backward needs the exact mean, see `_backward`), and the work is five passes
+    over memory, with s = mu rounded to x's dtype and d = mu - s (tiny; float64):
         mu  = per-channel sum of x / M
         y   = x - s                                 (centred, into the output)
         var = per-channel sum of y * y / M - d^2    (two-pass: no cancellation, whatever the mean)
         y  *= k;  y += beta - d k                   (k = gamma * inv_std)
-    Other ranks, e.g. (N, C), go through the reference lines.
+    Other ranks, e.g. (N, C), go through the reference lines (statistics in x's dtype).
     """
     if x.ndim != 4:
         y, _, inv_std, mu, var = batch_norm_train_reference(x, gamma, beta, eps)
