@@ -15,7 +15,7 @@ import numpy as np
 
 from minicnn import functional as F
 from minicnn.core import DEFAULT_DTYPE, Layer, Parameter
-from minicnn.functional import norm as N
+from minicnn.functional.norm import batch_norm_backward_x, batch_norm_train_x
 
 from .shapes import Shape
 
@@ -47,7 +47,7 @@ class _BatchNorm(Layer):
         m = x.size // x.shape[1]
         if m < 2:
             raise ValueError(f"{who}: expected more than 1 value per channel in training, got shape {x.shape}")
-        y, mu, inv_std, var = N.batch_norm_train_x(x, gamma, beta, self.eps)
+        y, mu, inv_std, var = batch_norm_train_x(x, gamma, beta, self.eps)
         self._cache = (x, mu, inv_std, gamma)  # cache: x (a reference, not a copy), mean, 1/sigma, gamma
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(var))):  # one NaN would stay in them forever
             warnings.warn(f"{who}: the batch holds NaN or infinity; running statistics not updated", RuntimeWarning,
@@ -66,7 +66,7 @@ class _BatchNorm(Layer):
         if np.shape(dy) != x.shape:
             raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {x.shape} (the output), "
                              f"got {np.shape(dy)}")
-        dx, dgamma, dbeta = N.batch_norm_backward_x(dy, x, mu, inv_std, gamma)
+        dx, dgamma, dbeta = batch_norm_backward_x(dy, x, mu, inv_std, gamma)
         self.weight.grad += dgamma
         self.bias.grad += dbeta
         return dx
