@@ -20,9 +20,10 @@ The fast paths compute the same numbers for feature maps (N, C, H, W) with few p
 - per-channel constants are expanded to (1, C, H, W) arrays (`_per_channel`), which NumPy's loops
   stream at about twice the speed of a (1, C, 1, 1) column.
 `batch_norm_train` / `batch_norm_backward` (the x_hat form, kept for callers that want x_hat) share
-that code. Measured on the shared 2-core machine, 1 thread, float32, BatchNorm2D (64, 32, 32, 32)
-forward + backward: 4.3 ms, was 8.3 ms with x_hat kept and (1, C, 1, 1) columns; PyTorch 2.13 6.9 ms
-(`python benchmarks/bench_vs_torch.py --threads 1 --no-memory`, median of 9 alternating rounds).
+that code. Measured on the shared 2-core machine (load average 0.8-0.9), 1 thread, float32,
+BatchNorm2D (64, 32, 32, 32) forward + backward: 3.8-4.0 ms, was 7.1-7.4 ms with x_hat kept and
+(1, C, 1, 1) columns; PyTorch 2.13 6.3-6.7 ms (`python benchmarks/bench_vs_torch.py --threads 1
+--no-memory`, median of 9 alternating rounds, two runs).
 """
 
 from __future__ import annotations
