@@ -101,7 +101,7 @@ def _per_channel(v: np.ndarray, x: np.ndarray, dtype=None) -> np.ndarray:
 
     Broadcast against x (N, C, H, W) this is one contiguous operand over C*H*W values per image; NumPy's
     loops run about twice as fast on it as on a (1, C, 1, 1) column, which they visit map by map with
-    a stride-0 scalar (measured 0.20 vs 0.39 ms for x *= v on (64, 32, 32, 32) float32)."""
+    a stride-0 scalar (0.20 vs 0.39 ms for x *= v on (64, 32, 32, 32) float32, 1 thread, timeit)."""
     c, h, w = x.shape[1:]
     column = np.asarray(v, dtype=x.dtype if dtype is None else dtype).reshape(1, c, 1, 1)
     return np.ascontiguousarray(np.broadcast_to(column, (1, c, h, w)))
