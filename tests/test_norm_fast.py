@@ -1,6 +1,7 @@
-"""The fast BatchNorm2D math (BLAS sums, fewer passes) against the readable reference lines."""
+"""The fast BatchNorm2D math (row sums, fewer passes, backward from x) against the readable reference lines."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,71 @@ def test_fast_batch_norm_equals_the_reference(shape, seed, offset, transposed):
     np.testing.assert_array_equal(dy, dy_before)  # backward never mutates dy
 
 
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16), offset=st.floats(-50, 50), transposed=st.booleans())
+def test_batch_norm_from_x_equals_the_reference(shape, seed, offset, transposed):
+    """The layer's path: forward returns no x_hat; backward reads x, its mean and inv_std."""
+    if shape[0] * shape[2] * shape[3] < 2:
+        shape = (2, *shape[1:])
+    g = np.random.default_rng(seed)
+    x = g.standard_normal(shape) * 3 + offset
+    if transposed:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    gamma, beta, dy = g.standard_normal(shape[1]), g.standard_normal(shape[1]), g.standard_normal(shape)
+    y, mu, inv_std, var = F.batch_norm_train_x(x, gamma, beta, 1e-5)
+    ref = F.batch_norm_train_reference(x, gamma, beta, 1e-5)
+    for a, b in zip((y, inv_std, mu, var), (ref[0], *ref[2:]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    x_before, dy_before = x.copy(), dy.copy()
+    got = F.batch_norm_backward_x(dy, x, mu, inv_std, gamma)
+    want = F.batch_norm_backward_reference(dy, ref[1], ref[2], gamma)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(dy, dy_before)  # backward mutates neither dy nor the cached x
+    np.testing.assert_array_equal(x, x_before)
+
+
+def _max_rel(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def test_float32_batch_norm_keeps_its_precision_on_badly_centred_data():
+    """Mean 1e3, std 1 in float32: E[x^2] - mu^2 would lose everything; the two-pass sums must not.
+
+    Truth: the reference lines in float64 on the same float32 values. The float32 fast path must be
+    within a few float32 rounding errors of it (and no worse than the reference run in float32)."""
+    g = np.random.default_rng(5)
+    x = (g.standard_normal((16, 4, 16, 16)) + 1e3).astype(np.float32)
+    dy = g.standard_normal(x.shape).astype(np.float32)
+    gamma, beta = np.array([0.5, 1.0, -2.0, 3.0], np.float32), np.array([0.1, -0.2, 0.0, 1.0], np.float32)
+    y, mu, inv_std, var = F.batch_norm_train_x(x, gamma, beta, 1e-5)
+    dx, dgamma, dbeta = F.batch_norm_backward_x(dy, x, mu, inv_std, gamma)
+    assert y.dtype == dx.dtype == dgamma.dtype == dbeta.dtype == np.float32
+    true_y, true_x_hat, true_inv_std, _, true_var = F.batch_norm_train_reference(
+        x.astype(np.float64), gamma.astype(np.float64), beta.astype(np.float64), 1e-5)
+    true_dx, true_dgamma, true_dbeta = F.batch_norm_backward_reference(
+        dy.astype(np.float64), true_x_hat, true_inv_std, gamma.astype(np.float64))
+    naive_var = (x * x).mean(axis=(0, 2, 3)) - x.mean(axis=(0, 2, 3)) ** 2  # one-pass: cancels
+    assert _max_rel(naive_var, true_var) > 0.1  # the data really is hard for a one-pass variance
+    assert _max_rel(var, true_var) < 1e-6
+    assert _max_rel(y, true_y) < 1e-5
+    assert _max_rel(dx, true_dx) < 1e-5
+    assert _max_rel(dgamma, true_dgamma) < 3e-5
+    assert _max_rel(dbeta, true_dbeta) < 1e-6
+    ref32_y = F.batch_norm_train_reference(x, gamma, beta, 1e-5)[0]  # the reference lines in float32
+    assert _max_rel(y, true_y) <= _max_rel(ref32_y, true_y)
+
+
+def test_batch_norm_2d_caches_its_input_by_reference_and_release_drops_it():
+    layer = L.BatchNorm2D(3)
+    x = np.random.default_rng(6).standard_normal((4, 3, 5, 5)).astype(np.float32)
+    layer(x)
+    big = [v for v in layer._cache if isinstance(v, np.ndarray) and v.size == x.size]
+    assert len(big) == 1 and big[0] is x  # x itself, no copy and no x_hat
+    layer.release()
+    assert "_cache" not in vars(layer)
+
+
 def test_reference_batch_norm_normalises_each_channel():
     x = np.random.default_rng(1).standard_normal((6, 3, 4, 5)) * np.array([1.0, 5.0, 0.1])[None, :, None, None]
     y, *_ = F.batch_norm_train_reference(x, np.ones(3), np.zeros(3), 1e-12)
@@ -62,3 +128,17 @@ def test_eval_mode_uses_the_running_statistics():
     layer.weight.data[:], layer.bias.data[:] = gamma, beta
     layer.running_mean, layer.running_var = mean.copy(), var.copy()
     np.testing.assert_allclose(layer.eval()(x), want, atol=1e-6)  # running stats kept in float32
+
+
+@pytest.mark.parametrize("param_dtype", [np.float32, np.float64])
+def test_eval_fast_path_gives_the_plain_broadcast_bit_for_bit(param_dtype):
+    """Eval mode for (N, C, H, W) uses (1, C, H, W) constants: same values and dtype as the plain lines."""
+    g = np.random.default_rng(7)
+    x = g.standard_normal((5, 3, 4, 6)).astype(np.float32)
+    gamma, beta, mean = (g.standard_normal(3).astype(param_dtype) for _ in range(3))
+    var = np.abs(g.standard_normal(3)).astype(param_dtype)
+    scale = gamma / np.sqrt(var + 1e-5)
+    want = x * scale[None, :, None, None] + (beta - mean * scale)[None, :, None, None]
+    got = F.batch_norm_eval(x, gamma, beta, mean, var, 1e-5)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

@@ -275,3 +275,32 @@ def test_geometry_memo_still_checks_every_call():
     x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
     np.testing.assert_array_equal(F.max_pool2d(x, [2, 2])[0], F.max_pool2d(x, (2, 2))[0])  # unhashable list
     assert P.geometry((1, 2, 4, 4), 2) is P.geometry((1, 2, 4, 4), 2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
+def test_upsample2_copies_each_value_to_a_2x2_block(dtype):
+    a = (np.random.default_rng(8).standard_normal((2, 3, 4, 5)) * 50).astype(dtype)
+    got = P._upsample2(a)
+    assert got.dtype == a.dtype
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(a, 2, axis=3), 2, axis=2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), oh=st.integers(1, 5), ow=st.integers(1, 5),
+       seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float32, np.float64]))
+def test_max_pool_2x2_backward_equals_the_general_path_and_reference(n, c, oh, ow, seed, dtype):
+    """2x2 stride 2 covering the input: the upsample-and-mask path, against both other paths."""
+    rng = np.random.default_rng(seed)
+    shape = (n, c, 2 * oh, 2 * ow)
+    x = _distinct(rng, shape).astype(dtype)
+    y, argmax = F.max_pool2d(x, 2)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    fast = F.max_pool2d_backward(dy, argmax, shape, 2)
+    assert fast.dtype == dtype and fast.shape == shape
+    np.testing.assert_array_equal(fast, F.max_pool2d_backward(dy, argmax, shape, 2, path="general"))
+    np.testing.assert_array_equal(fast, F.max_pool2d_backward_reference(dy, argmax, shape, 2))
+    # non-finite dy: the same as the general path (dy * 0 is NaN for dy = inf or NaN, in both; the direct
+    # loop adds dy to the winner only, so it differs there and is not compared)
+    dy.reshape(-1)[:3] = [np.nan, np.inf, -0.0][: dy.size]
+    np.testing.assert_array_equal(F.max_pool2d_backward(dy, argmax, shape, 2),
+                                  F.max_pool2d_backward(dy, argmax, shape, 2, path="general"))

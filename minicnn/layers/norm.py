@@ -15,6 +15,7 @@ import numpy as np
 
 from minicnn import functional as F
 from minicnn.core import DEFAULT_DTYPE, Layer, Parameter
+from minicnn.functional.norm import batch_norm_backward_x, batch_norm_train_x
 
 from .shapes import Shape
 
@@ -46,8 +47,8 @@ class _BatchNorm(Layer):
         m = x.size // x.shape[1]
         if m < 2:
             raise ValueError(f"{who}: expected more than 1 value per channel in training, got shape {x.shape}")
-        y, x_hat, inv_std, mu, var = F.batch_norm_train(x, gamma, beta, self.eps)
-        self._cache = (x_hat, inv_std, gamma)  # cache: x_hat, 1/sigma, gamma
+        y, mu, inv_std, var = batch_norm_train_x(x, gamma, beta, self.eps)
+        self._cache = (x, mu, inv_std, gamma)  # cache: x (a reference, not a copy), mean, 1/sigma, gamma
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(var))):  # one NaN would stay in them forever
             warnings.warn(f"{who}: the batch holds NaN or infinity; running statistics not updated", RuntimeWarning,
                           stacklevel=2)
@@ -61,11 +62,11 @@ class _BatchNorm(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}: backward in eval mode is not supported")
-        x_hat, inv_std, gamma = self._cache
-        if np.shape(dy) != x_hat.shape:
-            raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {x_hat.shape} (the output), "
+        x, mu, inv_std, gamma = self._cache
+        if np.shape(dy) != x.shape:
+            raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {x.shape} (the output), "
                              f"got {np.shape(dy)}")
-        dx, dgamma, dbeta = F.batch_norm_backward(dy, x_hat, inv_std, gamma)
+        dx, dgamma, dbeta = batch_norm_backward_x(dy, x, mu, inv_std, gamma)
         self.weight.grad += dgamma
         self.bias.grad += dbeta
         return dx
