@@ -490,6 +490,7 @@ def test_workers_split_the_batch_and_give_the_one_thread_numbers(monkeypatch, wo
     one = {d: conv_im2col.conv2d_im2col_backward(dy, x, w, s, p, (1, 1), g, data_grad=d)
            for d in ("col2im", "flipped", "none")}
     monkeypatch.setattr(conv_im2col, "WORKERS", workers)
+    monkeypatch.setattr(conv_im2col, "SPLIT_MIN_MACS", 0)
     calls = []
     real = conv_im2col._forward
     monkeypatch.setattr(conv_im2col, "_forward", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
@@ -502,3 +503,15 @@ def test_workers_split_the_batch_and_give_the_one_thread_numbers(monkeypatch, wo
             assert (a is None) == (e is None)
             if a is not None:
                 np.testing.assert_allclose(a, e, atol=1e-10)
+
+
+def test_small_convolutions_are_not_split(monkeypatch):
+    """Below SPLIT_MIN_MACS the hand-offs cost more than a second thread saves: one part."""
+    monkeypatch.setattr(conv_im2col, "WORKERS", 2)
+    assert conv_im2col._parts(conv_im2col.SPLIT_MIN_MACS - 1) == 1
+    assert conv_im2col._parts(conv_im2col.SPLIT_MIN_MACS) == 2
+    calls = []
+    real = conv_im2col._forward
+    monkeypatch.setattr(conv_im2col, "_forward", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
+    conv_im2col.conv2d_im2col(np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3)), None, (1, 1), (1, 1), (1, 1), 1)
+    assert calls == [4]

@@ -71,6 +71,8 @@ THREADED_BLOCK_VALUES = 2**22  # the same with several BLAS threads: fewer, larg
 BLAS_THREADS = configured_threads()  # NumPy's BLAS threads, as the environment sets them (minicnn.threads)
 COPY_THREADS = own_threads()  # threads of the depthwise loops: as many as BLAS or workers (minicnn.threads)
 WORKERS = configured_workers()  # threads that split a batch between them (MINICNN_WORKERS; minicnn.threads)
+SPLIT_MIN_MACS = 2**25  # smaller convolutions run as one part: LeNet-5's (7.5M and 15M multiply-adds at
+#                         batch 64) lost 15% of a training step to the hand-offs when split in two
 PARALLEL_MIN_VALUES = 2**17  # depthwise jobs smaller than this run in one thread (a hand-off costs ~50 us)
 FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
 CACHE_VALUES = 2**17  # array entries per block of images in the depthwise loops (512 KB of float32 = L2)
@@ -283,8 +285,14 @@ def conv2d_im2col(
     oh = conv_output_size(x.shape[2], w.shape[2], stride[0], padding[0], dilation[0], who="conv2d")
     ow = conv_output_size(x.shape[3], w.shape[3], stride[1], padding[1], dilation[1], who="conv2d")
     y = np.empty((n, t, oh, ow), np.result_type(x, w))  # (N, T, OH, OW)
-    split_batch(lambda lo, hi: _forward(x[lo:hi], w, b, stride, padding, dilation, groups, y[lo:hi]), n, WORKERS)
+    split_batch(lambda lo, hi: _forward(x[lo:hi], w, b, stride, padding, dilation, groups, y[lo:hi]), n,
+                _parts(y.size * w[0].size))
     return y
+
+
+def _parts(macs: int) -> int:
+    """How many parts `split_batch` cuts a convolution of `macs` multiply-adds into."""
+    return WORKERS if macs >= SPLIT_MIN_MACS else 1
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
@@ -344,7 +352,7 @@ def conv2d_im2col_backward(
         return _backward(dy[lo:hi], x[lo:hi], w, stride, padding, dilation, groups, data_grad,
                          None if dx is None else dx[lo:hi])
 
-    dws = split_batch(part, x.shape[0], WORKERS)  # WORKERS parts side by side, each a whole backward
+    dws = split_batch(part, x.shape[0], _parts(dy.size * w[0].size))  # parts side by side, each a whole backward
     return dx, (dws[0] if len(dws) == 1 else sum(dws)), db
 
 
