@@ -45,21 +45,24 @@ exit codes (every command):
 def _set_threads(argv: list[str], numpy_imported: bool = False) -> str | None:
     """Check the thread count and, before NumPy is imported, fix it (BLAS reads it once, at import).
 
-    `--threads N` wins; else a thread variable already in the environment (OPENBLAS_NUM_THREADS, then
-    OMP_NUM_THREADS) is respected; else DEFAULT_THREADS. Default 1: for the small nets minicnn trains,
-    one thread measured faster than two (LeNet-5 on MNIST, 5,691 vs 4,637 images/s), and two spinning
-    OpenBLAS threads stall up to 10x whenever another process is busy. `--threads 2` for bigger nets
-    on an idle machine. Every value goes through `minicnn.threads.parse_threads`: a bad one (0, -1,
-    abc) is returned as a one-line message for the caller to refuse the run with — after argparse has
-    had its say, so `minicnn --help` still works — and the variables are then set to the default so
-    that nothing imported meanwhile computes with it.
+    `--threads N` wins: N workers split each batch's convolutions, each with a one-thread BLAS
+    (`minicnn.threads.set_thread_environment`); else thread variables already in the environment
+    (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MINICNN_WORKERS) are respected; else DEFAULT_THREADS.
+    Default 1: the headline MNIST run is measured on one core, and a one-thread BLAS never stalls when
+    the machine is busy (spinning OpenBLAS threads did, up to 10x). `--threads 2` trains cifar_net about
+    1.5x faster on two idle cores (LeNet-5 gains nothing: its convolutions are too small to split).
+    Every value goes through `minicnn.threads.parse_threads`: a bad one (0, -1, abc) is returned as a
+    one-line message for the caller to refuse the run with — after argparse has had its say, so
+    `minicnn --help` still works — and the variables are then set to the default so that nothing
+    imported meanwhile computes with it.
     """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--threads", default=None)
     given = pre.parse_known_args(argv)[0].threads
     try:
         threads = DEFAULT_THREADS if given is None else parse_threads(given, "--threads")
-        if given is None and any(os.environ.get(name, "").strip() for name in (*THREAD_VARIABLES, WORKERS_VARIABLE)):
+        variables = (*THREAD_VARIABLES, WORKERS_VARIABLE)
+        if given is None and any(os.environ.get(name, "").strip() for name in variables):
             configured_threads(), configured_workers()  # respected, once checked
             return None
         error = None
@@ -103,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"minicnn {__version__}")
     parser.add_argument("--threads", type=_threads_type, default=None, metavar="N",
-                        help=f"BLAS/FFT threads (default {DEFAULT_THREADS}, or $OPENBLAS_NUM_THREADS if set; "
-                             f"one is fastest for small nets and immune to stalls when the machine is busy)")
+                        help=f"threads: N workers split each batch's convolutions (default {DEFAULT_THREADS}, "
+                             f"or $MINICNN_WORKERS / $OPENBLAS_NUM_THREADS if set; 2 trains CIFAR nets ~1.5x "
+                             f"faster on two idle cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
