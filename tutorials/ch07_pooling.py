@@ -50,6 +50,9 @@ def _route(t):
             [10, 20, 30, 40, 4], tol=0)
     t.heading("The same math, fast: scatter all winners at once")
     t.code(P._route)
+    t.say("2x2 windows with stride 2 (the usual case, and this one) take a faster form of the same "
+          "products: upsample dy and the winners' positions, then keep dy where the position matches.")
+    t.code(P._route_2x2, start="h, w = 2 * dy.shape[2]", end="return dx")
     t.check("max_pool2d_backward equals the reference loop",
             P.max_pool2d_backward(dy, argmax, X4.shape, 2), dx, tol=0)
     t.say("With overlapping windows (3x3, stride 1) a value that wins several windows collects the sum:")

@@ -34,20 +34,15 @@ class ReLU(_Elementwise):
     """y = max(x, 0); dx = dy * [x > 0]. Caches the boolean mask [x > 0], not x (a quarter of the
     memory in float32, and x can be freed by the layer before).
 
-    For x (N, ...) forward takes the maximum with a zero array of one example's shape (broadcast over
-    N) rather than with the scalar 0: the same values bit for bit (-0.0 and NaN included), but NumPy
-    streams two contiguous operands at about twice the speed of its scalar loop (0.41 vs 0.86 ms on
-    (64, 32, 32, 32) float32, 1 thread; the whole forward, mask included, 0.66-0.80 ms instead of
-    1.00-1.04 ms, `python benchmarks/bench_norm.py`)."""
+    The whole forward, mask included, takes 0.66-0.80 ms on (64, 32, 32, 32) float32, 1 thread (1.00-1.04
+    ms before `F.relu` took its maximum with a zero array; `python benchmarks/bench_norm.py`)."""
 
     TRANSIENT = Layer.TRANSIENT + ("_positive",)  # forward's mask [x > 0]
 
     def forward(self, x):
         _check_float(x, "ReLU")
         self._positive = F.relu_mask(x)  # cache: [x > 0]
-        if x.ndim < 2:
-            return F.relu(x)
-        return np.maximum(x, np.zeros(x.shape[1:], x.dtype))  # F.relu(x), faster
+        return F.relu(x)
 
     def backward(self, dy):
         return F.relu_backward_from_mask(dy, self._positive)
