@@ -1,6 +1,7 @@
 """minicnn against PyTorch on the same CPU: the table of issue 15, for 1 and 2 threads, and peak memory.
 
-    python benchmarks/bench_vs_torch.py [--threads 1,2] [--rounds 9] [--no-memory] [--data-dir DIR]
+    python benchmarks/bench_vs_torch.py [--threads 1,2] [--rounds 9] [--split workers|blas] [--no-memory]
+                                        [--data-dir DIR]
 
 For each thread count a fresh child process (NumPy's BLAS reads its thread count once, at import) times
 every case with `minicnn.commands.bench.alternate`: minicnn, PyTorch, minicnn, PyTorch, ... round by
@@ -18,13 +19,16 @@ images of the partial CIFAR-10 (batch 64, one epoch, 1 thread; DIR/cifar10/cifar
 --data-dir or MINICNN_DATA). Without PyTorch, minicnn's rates are given against this machine's float32
 GEMM rate alone. PyTorch is never a minicnn dependency: install it beside minicnn to compare.
 
-Measured 2026-11-29 (PyTorch 2.13 CPU; the 2-core machine shared with other jobs, load average 8.4-8.9
-during the 1-thread table, 9.4-10.8 during the 2-thread one), ratios wall / CPU time:
-    1 thread: conv 32->64 16x16 1.64 / 1.60, conv 64->128 8x8 1.68 / 1.70, LeNet C3 1.78 / 1.69,
-    depthwise 1.63 / 1.84, BatchNorm2D 0.99 / 1.12 (times); LeNet-5 step 0.95 / 0.91, cifar_net step
-    0.70 / 0.68 (speeds). At 2 threads both engines ran 3-10x slower than at 1 (spinning BLAS/OpenMP
-    threads on a loaded machine): those figures say nothing about an idle machine.
-Peak resident memory of the training run: 0.48 GiB (505,596 KB; 1.34 GiB before the blocked im2col).
+Measured 2026-11-29, quiet 2-core machine (load average 0.1-0.9), PyTorch 2.13 CPU, wall-time ratios:
+    1 thread: conv 32->64 16x16 1.48, conv 64->128 8x8 1.36, LeNet C3 1.70, depthwise 1.96,
+    BatchNorm2D 0.62 (times); LeNet-5 step 0.98, cifar_net step 0.84 (331 vs 393 img/s) (speeds).
+    2 threads (minicnn: 2 workers): conv 1.78 and 1.87, C3 2.83, depthwise 3.99, BatchNorm2D 1.18;
+    LeNet-5 step 0.64, cifar_net step 0.67 (513 vs 761 img/s). PyTorch gains 1.9x from the second
+    core, minicnn 1.55x on cifar_net: BatchNorm, ReLU and pooling are memory-bound and stay on one
+    thread (ReLU split over two threads: 1.27 -> 1.03 ms), the halves of a convolution share the
+    memory bus, and LeNet-5's convolutions are too small to split. At 2 threads runs of the same code
+    varied by up to 1.5x (the conv 32->64 row: 19.3 and 28.5 ms), so read them as rough.
+Peak resident memory of the training run: 0.50 GB (1.34 GiB before the blocked im2col).
 """
 
 from __future__ import annotations
