@@ -515,3 +515,14 @@ def test_small_convolutions_are_not_split(monkeypatch):
     monkeypatch.setattr(conv_im2col, "_forward", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
     conv_im2col.conv2d_im2col(np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3)), None, (1, 1), (1, 1), (1, 1), 1)
     assert calls == [4]
+
+
+@pytest.mark.parametrize("c,h", [(32, 8), (3, 12)])  # the rows path, the column path
+def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(c, h):
+    layer = L.Conv2D(c, 16, 3, padding=1).to(np.float64)
+    x = np.zeros((0, c, h, h))
+    assert conv_rows.rows_pay(x.shape, layer.weight.data.shape, (1, 1), (1, 1), (1, 1), 1) == (c == 32)
+    y = layer(x)
+    assert y.shape == (0, 16, h, h)
+    assert layer.backward(y).shape == x.shape
+    assert not layer.weight.grad.any() and not layer.bias.grad.any()

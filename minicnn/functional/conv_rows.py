@@ -113,12 +113,14 @@ def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pai
     ow = conv_output_size(wd, kw, 1, padding[1], dilation[1], who="conv2d")
     dtype = np.result_type(x, w)
     w_rows = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype).reshape(kh * kw * c, t)  # ((i, j, c), T)
+    y = np.empty((n, t, oh, ow), dtype) if out is None else out  # (N, T, OH, OW)
+    if n == 0:
+        return y
     blocks = _blocks(n, oh, ow * kh * kw * c)
     images = max(n1 - n0 for n0, n1, _, _ in blocks)
     pixels = images * max(r1 - r0 for _, _, r0, r1 in blocks) * ow  # output pixels per block, at most
     source = _ChannelsLast(x, padding, images)
     buf, res_buf = np.empty(pixels * kh * kw * c, x.dtype), np.empty(pixels * t, dtype)
-    y = np.empty((n, t, oh, ow), dtype) if out is None else out  # (N, T, OH, OW)
     for n0, n1, r0, r1 in blocks:
         rows = _patch_rows(source.get(n0, n1), r0, r1, ow, (kh, kw), dilation, buf)  # (P, KH*KW*C)
         res = np.matmul(rows, w_rows, out=res_buf[: rows.shape[0] * t].reshape(-1, t))  # (P, T)
@@ -142,13 +144,15 @@ def conv2d_rows_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: 
         raise ValueError(f"conv2d_rows_backward: expected padding <= dilation*(kernel-1) per axis, got {padding}")
     dtype = np.result_type(dy, x)
     w_back = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1), dtype).reshape(kh * kw * t, c)
+    dw_back = np.zeros((kh * kw * t, c), dtype)  # ((i, j, t) flipped, C)
+    dx = None if not need_dx else np.empty(x.shape, dtype) if out is None else out
+    if n == 0:
+        return dx, np.zeros(w.shape, dtype)
     blocks = _blocks(n, h, wd * kh * kw * t)
     images = max(n1 - n0 for n0, n1, _, _ in blocks)
     pixels = images * max(r1 - r0 for _, _, r0, r1 in blocks) * wd
     source, x_last = _ChannelsLast(dy, full, images), _ChannelsLast(x, (0, 0), images)
     buf, res_buf = np.empty(pixels * kh * kw * t, dtype), np.empty(pixels * c, dtype)
-    dw_back = np.zeros((kh * kw * t, c), dtype)  # ((i, j, t) flipped, C)
-    dx = None if not need_dx else np.empty(x.shape, dtype) if out is None else out
     for n0, n1, r0, r1 in blocks:
         rows = _patch_rows(source.get(n0, n1), r0, r1, wd, (kh, kw), dilation, buf)  # (P, KH*KW*T)
         if dx is not None:
