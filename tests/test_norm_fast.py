@@ -12,17 +12,21 @@ from minicnn.gradcheck import gradcheck
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.integers(1, 6))
 
 
-@settings(max_examples=40, deadline=None)
-@given(shape=shapes, seed=st.integers(0, 2**16), offset=st.floats(-50, 50), transposed=st.booleans())
-def test_fast_batch_norm_equals_the_reference(shape, seed, offset, transposed):
+def _bn_case(shape, seed, offset, transposed):
+    """x (N, C, H, W) with a large mean (the centred sums must not cancel), gamma, beta, dy."""
     if shape[0] * shape[2] * shape[3] < 2:
         shape = (2, *shape[1:])
     g = np.random.default_rng(seed)
-    x = g.standard_normal(shape) * 3 + offset  # a large mean: the centred sums must not cancel
+    x = g.standard_normal(shape) * 3 + offset
     if transposed:  # a non-contiguous (N, C, H, W) view, as a channel-major producer would hand over
         x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    gamma, beta = g.standard_normal(shape[1]), g.standard_normal(shape[1])
-    dy = g.standard_normal(shape)
+    return x, g.standard_normal(shape[1]), g.standard_normal(shape[1]), g.standard_normal(shape)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**16), offset=st.floats(-50, 50), transposed=st.booleans())
+def test_fast_batch_norm_equals_the_reference(shape, seed, offset, transposed):
+    x, gamma, beta, dy = _bn_case(shape, seed, offset, transposed)
     fast = F.batch_norm_train(x, gamma, beta, 1e-5)
     ref = F.batch_norm_train_reference(x, gamma, beta, 1e-5)
     for a, b in zip(fast, ref, strict=True):
@@ -39,13 +43,7 @@ def test_fast_batch_norm_equals_the_reference(shape, seed, offset, transposed):
 @given(shape=shapes, seed=st.integers(0, 2**16), offset=st.floats(-50, 50), transposed=st.booleans())
 def test_batch_norm_from_x_equals_the_reference(shape, seed, offset, transposed):
     """The layer's path: forward returns no x_hat; backward reads x, its mean and inv_std."""
-    if shape[0] * shape[2] * shape[3] < 2:
-        shape = (2, *shape[1:])
-    g = np.random.default_rng(seed)
-    x = g.standard_normal(shape) * 3 + offset
-    if transposed:
-        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    gamma, beta, dy = g.standard_normal(shape[1]), g.standard_normal(shape[1]), g.standard_normal(shape)
+    x, gamma, beta, dy = _bn_case(shape, seed, offset, transposed)
     y, mu, inv_std, var = F.batch_norm_train_x(x, gamma, beta, 1e-5)
     ref = F.batch_norm_train_reference(x, gamma, beta, 1e-5)
     for a, b in zip((y, inv_std, mu, var), (ref[0], *ref[2:]), strict=True):
