@@ -46,10 +46,11 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
 - depthwise convolution (groups == C == T) is NOT a matrix multiply: it runs as a shift-and-accumulate
   over the KH*KW taps, vectorised over N, C, OH, OW, on cache-sized blocks of images (`_depthwise`),
   spread over COPY_THREADS threads (NumPy releases the GIL in its arithmetic loops); other grouped
-  convolutions (including channel multipliers T = m*C) use one GEMM per group.
+  convolutions (including channel multipliers T = m*C) use one GEMM per group and image.
 With WORKERS > 1 (`minicnn --threads N`, or $MINICNN_WORKERS) a batch is cut into WORKERS parts, each a
 whole convolution (its own blocks, scratch and products) on its own thread (`minicnn.threads.split_batch`),
 BLAS then running one thread per part: copies and products of one part run beside the other's.
+Convolutions under SPLIT_MIN_MACS multiply-adds stay whole (the hand-offs would cost more).
 Measured figures: `python benchmarks/bench_vs_torch.py` (see its docstring).
 """
 
