@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed training steps (default 10)")
     args = p.parse_args(argv)
     if args.model not in MODELS:
-        p.error(textwrap.fill(f"expected a registered model, one of {', '.join(sorted(MODELS))}; got {args.model!r}",
-                              78, subsequent_indent="  "))
+        p.error(f"unknown model {args.model!r}; the registered ones:\n"
+                + textwrap.fill(", ".join(sorted(MODELS)), 78, initial_indent="  ", subsequent_indent="  "))
     if args.steps < 1:
         p.error(f"--steps: expected a whole number >= 1, got {args.steps}")
     keep_freed_memory()
