@@ -1,0 +1,27 @@
+"""The benchmark scripts still run (timings themselves are never asserted: benchmarks, not tests)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, check=False,
+                          env={"PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "PATH": ""})
+
+
+def test_profile_step_prints_every_layer_within_80_columns():
+    done = _run("benchmarks/profile_step.py", "lenet5", "--steps", "1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("lenet5, batch 64:") and lines[-1].startswith("optimiser")
+    assert len(lines) == 2 + 12 + 1  # header lines, LeNet-5's 12 layers, the optimiser
+    assert max(map(len, lines)) <= 80
+
+
+def test_profile_step_refuses_an_unknown_model_in_80_columns():
+    done = _run("benchmarks/profile_step.py", "nope")
+    assert done.returncode == 2 and "unknown model 'nope'" in done.stderr
+    assert max(map(len, done.stderr.splitlines())) <= 80
