@@ -152,18 +152,19 @@ def test_im2col_and_col2im_are_adjoint():
     np.testing.assert_allclose(np.sum(cols * r), np.sum(x * back), rtol=1e-12)  # <Ax, r> = <x, A^T r>
 
 
+@pytest.mark.parametrize("t", [6, 10])  # stride 1: T <= 2C takes dy's columns, T > 2C the channel-major col2im
 @pytest.mark.parametrize("images_per_block", [1, 2])
 @pytest.mark.parametrize("groups,stride,dilation", [(1, 1, 1), (1, 2, 1), (2, 1, 2), (2, 2, 1)])
-def test_image_blocks_give_the_whole_batch_result(monkeypatch, images_per_block, groups, stride, dilation):
+def test_image_blocks_give_the_whole_batch_result(monkeypatch, t, images_per_block, groups, stride, dilation):
     """The layer path runs on blocks of images (one image, or two, here); the plain whole-batch
     im2col/col2im and the direct loops are the references."""
 
     rng = np.random.default_rng(3)
-    x, w = rng.standard_normal((5, 4, 8, 8)), rng.standard_normal((6, 4 // groups, 3, 3))
+    x, w = rng.standard_normal((5, 4, 8, 8)), rng.standard_normal((t, 4 // groups, 3, 3))
     want_y = conv2d(x, w, None, stride, 1, dilation, groups, "direct")
     dy = rng.standard_normal(want_y.shape)
     want = conv2d_backward(dy, x, w, stride, 1, dilation, groups, "direct")
-    monkeypatch.setattr(conv_im2col, "COPY_THREADS", 1)  # one-thread block budget, BLOCK_VALUES
+    monkeypatch.setattr(conv_im2col, "BLAS_THREADS", 1)  # one-thread block budget, BLOCK_VALUES
     plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
     monkeypatch.setattr(conv_im2col, "BLOCK_VALUES", images_per_block * 4 * 9 * plan.length)
     plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)

@@ -34,7 +34,8 @@ with stride, padding, dilation already resolved to pairs (see `minicnn.functiona
 - stride 1 uses "wide rows": the padded block is flattened per map (row length Wp), so tap (i, j) is the
   1-D shift i*dh*Wp + j*dw and each column row is ONE contiguous run of OH*Wp values (instead of OH runs
   of OW). Each output row then has Wp - OW extra values computed from wrapped-around pixels; they are
-  dropped when the block is copied into y, and in backward dy gets zeros there, so they add nothing;
+  dropped when the block is copied into y, and in backward dy gets zeros there, so they add nothing.
+  col2im then adds, per channel and tap, ONE run covering the block's images (`_wide_col2im`);
 - the GEMM runs once per image of the block (w (T, C*KH*KW) @ that image's columns, batched by
   np.matmul): OpenBLAS runs a product with few rows and very many columns slowly (LeNet's first layer,
   6 x 25 @ 25 x 20,608: 0.18 ms as one product, 0.10 as 23 per-image ones). The (Nb, T, L) result is
@@ -209,8 +210,13 @@ class _Scratch:
         if grad_dtype is not None:  # backward
             self.dy = np.empty(p.t * p.block * p.length, grad_dtype)  # flat (T * B*L)
         if scatter:  # backward with dx by col2im
-            self.dcols = np.empty(p.c * kh * kw * p.block * p.length, grad_dtype)  # flat (C*KH*KW * B*L)
-            self.dx_padded = np.empty((p.block, p.c, *p.padded), grad_dtype)  # (B, C, Hp, Wp)
+            if p.wide:  # `_wide_col2im`'s channel-major buffers; the zeros beyond L are never written
+                size = p.padded[0] * p.padded[1]
+                self.dcols_cm = np.zeros((p.c * kh * kw, p.block, size), grad_dtype)  # (C*KH*KW, B, S)
+                self.dx_cm = np.empty((p.c, (p.block + 1) * size), grad_dtype)  # (C, B*S + S)
+            else:  # `_block_col2im`
+                self.dcols = np.empty(p.c * kh * kw * p.block * p.length, grad_dtype)  # flat (C*KH*KW * B*L)
+                self.dx_padded = np.empty((p.block, p.c, *p.padded), grad_dtype)  # (B, C, Hp, Wp)
 
 
 def _block_columns(xs: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
@@ -247,26 +253,20 @@ def _block_dy(dys: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
 
 
 def _block_col2im(dcols: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
-    """col2im of a block: dcols (Nb, C, KH, KW, L) -> dx (Nb, C, H, W), a view into the scratch buffer.
-    On wide rows each tap adds ONE contiguous run of OH*Wp values per (image, channel); the wide
-    columns of dcols are zero (dy had zeros there), so the wrapped-around values add nothing."""
+    """col2im of a block, stride > 1: dcols (Nb, C, KH, KW, OH*OW) -> dx (Nb, C, H, W), a view into the
+    scratch buffer; each tap adds its (Nb, C, OH, OW) values onto a strided slice of the padded block.
+    (Stride 1 takes `_wide_col2im`.)"""
     c, (kh, kw), (ph, pw), (dh, dw), (sh, sw) = p.c, p.kernel, p.padding, p.dilation, p.stride
-    (oh, ow), (hp, wp), length = p.out, p.padded, p.length
+    (oh, ow), (hp, wp) = p.out, p.padded
     nb = dcols.shape[0]
-    dxp = s.dx_padded[:nb]  # (Nb, C, Hp(+1), Wp)
+    dxp = s.dx_padded[:nb]  # (Nb, C, Hp, Wp)
     dxp[...] = 0
-    flat = dxp.reshape(nb, c, -1)  # (Nb, C, (Hp+1)*Wp)
-    wide = p.wide
     for i in range(kh):
         for j in range(kw):
-            if wide:
-                off = i * dh * wp + j * dw
-                flat[:, :, off:off + length] += dcols[:, :, i, j]  # (Nb, C, L)
-            else:
-                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-                tap = dxp[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw]  # (Nb, C, OH, OW)
-                tap += dcols[:, :, i, j].reshape(nb, c, oh, ow)
-    return dxp[:, :, ph:hp - p.wide - ph, pw:wp - pw]
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            tap = dxp[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw]  # (Nb, C, OH, OW)
+            tap += dcols[:, :, i, j].reshape(nb, c, oh, ow)
+    return dxp[:, :, ph:hp - ph, pw:wp - pw]
 
 
 def conv2d_im2col(
@@ -425,6 +425,32 @@ def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pai
     return dw.transpose(0, 1, 4, 2, 3).reshape(w.shape)
 
 
+def _wide_col2im(w_mat: np.ndarray, dy_n: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
+    """dx of a block on wide rows (stride 1), channel-major: (Nb, C, H, W) view into the scratch.
+
+    The column gradient w_mat^T @ dy_n is written per image into s.dcols_cm (C*KH*KW, B, S), S = the
+    padded map's size (Hp+1)*Wp: each image's L = OH*Wp values, then S - L zeros. So for one (channel,
+    tap) the block's images form ONE run of Nb*S values, and tap (i, j) is a single add of it, shifted by
+    i*dh*Wp + j*dw, onto dx_cm (C, Nb*S + S): the zeros land on the next image's top rows and add
+    nothing. C runs per tap instead of Nb*C (LeNet's C3: 6 rows of 5,040 values instead of 144 of 140)."""
+    nb, groups = dy_n.shape[0], w_mat.shape[0]
+    c, (kh, kw), (dh, dw) = p.c, p.kernel, p.dilation
+    (hp1, wp), (ph, pw), length = p.padded, p.padding, p.length
+    size = hp1 * wp
+    cm = s.dcols_cm  # (C*KH*KW, B, S), zero beyond L in every image
+    out = cm.reshape(groups, -1, p.block, size)[:, :, :nb, :length].transpose(0, 2, 1, 3)  # (G, Nb, C/G*KK, L)
+    np.matmul(w_mat.transpose(0, 2, 1)[:, None], dy_n.transpose(1, 0, 2, 3), out=out)
+    taps = cm.reshape(c, kh * kw, p.block * size)  # (C, KK, B*S)
+    dxc = s.dx_cm[:, : nb * size + size]  # (C, Nb*S + S)
+    dxc[...] = 0
+    for i in range(kh):
+        for j in range(kw):
+            off = i * dh * wp + j * dw
+            dxc[:, off:off + nb * size] += taps[:, i * kw + j, : nb * size]
+    dxp = dxc[:, : nb * size].reshape(c, nb, hp1, wp)  # (C, Nb, Hp+1, Wp)
+    return dxp[:, :, ph:hp1 - 1 - ph, pw:wp - pw].transpose(1, 0, 2, 3)
+
+
 def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
                       dilation: Pair, groups: int, dx: np.ndarray | None) -> np.ndarray:
     """dw, a block of images at a time: rebuild the block's columns from x, then dw += dy_mat @ cols^T
@@ -446,7 +472,9 @@ def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair
         # is what OpenBLAS runs fastest
         cols_n = cols.reshape(groups, -1, nb, p.length).transpose(0, 2, 1, 3)  # (G, Nb, C/G*KH*KW, L)
         dw_t += np.matmul(cols_n, dy_n.transpose(1, 0, 3, 2)).sum(axis=1)
-        if dx is not None:  # dcols = w_mat^T @ dy per image, written image-major: (Nb, G, C/G*KH*KW, L)
+        if dx is not None and p.wide:
+            dx[n0:n0 + nb] = _wide_col2im(w_mat, dy_n, p, s)
+        elif dx is not None:  # dcols = w_mat^T @ dy per image, written image-major: (Nb, G, C/G*KH*KW, L)
             dcols = s.dcols[: cols.size].reshape(nb, groups, -1, p.length)
             np.matmul(w_mat.transpose(0, 2, 1)[:, None], dy_n.transpose(1, 0, 2, 3), out=dcols.transpose(1, 0, 2, 3))
             dx[n0:n0 + nb] = _block_col2im(dcols.reshape(nb, p.c, *p.kernel, p.length), p, s)
