@@ -208,7 +208,7 @@ class _Scratch:
         self.padded = np.zeros((p.block, p.c, *p.padded), dtype)  # (B, C, Hp(+1), Wp)
         self.cols = np.empty(p.c * kh * kw * p.block * p.length, dtype)  # flat (C*KH*KW * B*L)
         if grad_dtype is not None:  # backward
-            self.dy = np.empty(p.t * p.block * p.length, grad_dtype)  # flat (T * B*L)
+            self.dy = np.zeros(p.t * p.block * p.length, grad_dtype)  # flat (T * B*L); wide columns stay 0
         if scatter:  # backward with dx by col2im
             if p.wide:  # `_wide_col2im`'s channel-major buffers; the zeros beyond L are never written
                 size = p.padded[0] * p.padded[1]
@@ -247,8 +247,7 @@ def _block_dy(dys: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
     nb = dys.shape[0]
     (oh, ow), width = p.out, p.width
     dy_mat = s.dy[: p.t * nb * p.length].reshape(nb, p.t, oh, width)  # (Nb, T, OH, width)
-    dy_mat[..., :ow] = dys
-    dy_mat[..., ow:] = 0  # the wrapped-around outputs of wide rows get no gradient
+    dy_mat[..., :ow] = dys  # the wide columns stay zero (s.dy starts zeroed): wrapped-around outputs get no gradient
     return dy_mat.reshape(nb, p.t, p.length)
 
 
