@@ -19,16 +19,17 @@ images of the partial CIFAR-10 (batch 64, one epoch, 1 thread; DIR/cifar10/cifar
 --data-dir or MINICNN_DATA). Without PyTorch, minicnn's rates are given against this machine's float32
 GEMM rate alone. PyTorch is never a minicnn dependency: install it beside minicnn to compare.
 
-Measured 2026-11-29, quiet 2-core machine (load average 0.1-0.9), PyTorch 2.13 CPU, wall-time ratios:
-    1 thread: conv 32->64 16x16 1.48, conv 64->128 8x8 1.36, LeNet C3 1.70, depthwise 1.96,
-    BatchNorm2D 0.62 (times); LeNet-5 step 0.98, cifar_net step 0.84 (331 vs 393 img/s) (speeds).
-    2 threads (minicnn: 2 workers): conv 1.78 and 1.87, C3 2.83, depthwise 3.99, BatchNorm2D 1.18;
-    LeNet-5 step 0.64, cifar_net step 0.67 (513 vs 761 img/s). PyTorch gains 1.9x from the second
-    core, minicnn 1.55x on cifar_net: BatchNorm, ReLU and pooling are memory-bound and stay on one
-    thread (ReLU split over two threads: 1.27 -> 1.03 ms), the halves of a convolution share the
-    memory bus, and LeNet-5's convolutions are too small to split. At 2 threads runs of the same code
-    varied by up to 1.5x (the conv 32->64 row: 19.3 and 28.5 ms), so read them as rough.
-Peak resident memory of the training run: 0.50 GB (1.34 GiB before the blocked im2col).
+Measured 2026-11-29, quiet 2-core machine (load average 0.8), PyTorch 2.13 CPU, wall-time ratios:
+    1 thread: conv 32->64 16x16 1.46, conv 64->128 8x8 1.36, LeNet C3 1.49, depthwise 1.90,
+    BatchNorm2D 0.62 (times); LeNet-5 step 1.07, cifar_net step 0.84 (348 vs 413 img/s) (speeds).
+    2 threads (minicnn: 2 workers): conv 2.00 and 1.75, C3 2.39, depthwise 2.90, BatchNorm2D 1.13;
+    LeNet-5 step 1.01, cifar_net step 0.65 (469 vs 723 img/s). PyTorch gains 1.75x from the second
+    core, minicnn 1.35x on cifar_net (1.50x in another run): BatchNorm, ReLU and pooling are
+    memory-bound and stay on one thread (ReLU split over two threads: 1.27 -> 1.03 ms), the halves of
+    a convolution share the memory bus, and LeNet-5's convolutions are too small to split. At 2 threads
+    runs of the same code varied by up to 1.5x (the conv 32->64 row: 18.6 to 28.5 ms): read them as
+    rough.
+Peak resident memory of the training run: 0.49 GB (1.34 GiB before the blocked im2col).
 """
 
 from __future__ import annotations
