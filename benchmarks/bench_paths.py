@@ -29,34 +29,19 @@ os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "2" if "thr
 
 import numpy as np  # noqa: E402  (after the thread count is fixed)
 
-from minicnn import core, layers, optim  # noqa: E402
+from minicnn import layers  # noqa: E402
 from minicnn.commands.bench import alternate  # noqa: E402
 from minicnn.functional import conv_im2col, conv_rows  # noqa: E402
-from minicnn.losses import SoftmaxCrossEntropy  # noqa: E402
-from minicnn.models import MODELS  # noqa: E402
 from minicnn.threads import keep_freed_memory  # noqa: E402
 
 LAYERS = [(32, 64, 16), (64, 64, 16), (64, 128, 8), (32, 32, 32)]  # C, T, H = W; 3x3, padding 1
 
 
 def training_step(name: str):
-    """One training step of a registered model on random images, as `bench_vs_torch.py` times it."""
-    shape = (64, 1, 28, 28) if name == "lenet5" else (64, 3, 32, 32)
-    g = np.random.default_rng(0)
-    x, labels = g.standard_normal(shape, dtype=np.float32), g.integers(0, 10, 64)
-    core.manual_seed(0)
-    model = MODELS[name]()
-    model[0].input_grad = False
-    opt = optim.SGD(model.parameters(), 0.05, momentum=0.9, weight_decay=5e-4)
-    loss_fn = SoftmaxCrossEntropy()
+    """One training step of a registered model on random images, exactly as `bench_vs_torch.py` times it."""
+    from bench_vs_torch import _training_case  # this folder is on sys.path when the script runs
 
-    def step():
-        loss_fn.forward(model(x), labels)
-        model.backward(loss_fn.backward())
-        opt.step()
-        opt.zero_grad()
-
-    return step
+    return _training_case(name)[0]
 
 
 def _with(setting, fn):
@@ -79,6 +64,7 @@ def bench_rows(rounds: int) -> None:
         layer = layers.Conv2D(c, t, 3, padding=1)
         x = g.standard_normal((64, c, h, h), dtype=np.float32)
         dy = g.standard_normal(layer(x).shape, dtype=np.float32)
+
         def forward(layer=layer, x=x):
             layer(x)
 
