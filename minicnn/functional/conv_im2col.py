@@ -65,6 +65,7 @@ from minicnn.threads import configured_threads, configured_workers, in_a_part, o
 
 from .checks import conv_output_size
 from .conv_rows import conv2d_rows, conv2d_rows_backward, rows_pay
+from .norm import channel_sums
 
 Pair = tuple[int, int]
 
@@ -376,12 +377,9 @@ def _backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, paddin
 
 
 def bias_grad(dy: np.ndarray) -> np.ndarray:
-    """db = dy summed over images and pixels, (N, T, OH, OW) -> (T,): the maps as rows (N*T, OH*OW) times a
-    ones vector, then a sum over images. The same numbers as dy.sum(axis=(0, 2, 3)), whose reduction over
-    three axes of an NCHW array ran at a third of this speed (0.23 vs 0.08 ms for (64, 64, 16, 16))."""
-    n, t = dy.shape[:2]
-    rows = np.ascontiguousarray(dy).reshape(n * t, dy.shape[2] * dy.shape[3])  # (N*T, OH*OW)
-    return (rows @ np.ones(rows.shape[1], rows.dtype)).reshape(n, t).sum(axis=0)
+    """db = dy summed over images and pixels, (N, T, OH, OW) -> (T,) in dy's dtype: `norm.channel_sums`
+    (per-map sums, then over images), the same numbers as dy.sum(axis=(0, 2, 3)) at three times its speed."""
+    return channel_sums(dy).astype(dy.dtype, copy=False)
 
 
 def _full_padding(w_shape: tuple[int, ...], padding: Pair, dilation: Pair) -> Pair | None:

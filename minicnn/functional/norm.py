@@ -80,15 +80,17 @@ def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps):
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N*C, H*W), a view (a must be C-contiguous)."""
-    return a.reshape(a.shape[0] * a.shape[1], -1)
+    """(N, C, H, W) -> (N*C, H*W), a view when a is C-contiguous (else a copy); N may be 0."""
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2] * a.shape[3])
 
 
-def _channel_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+def channel_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
     """Sum over images and pixels per channel of a (N, C, H, W) (or of a * other) -> float64 (C,).
 
     Each map's H*W values are summed in a's dtype by `einsum` over the rows (N*C, H*W) (row-wise dot
-    products for a * other, no temporary); the N*C map sums are added in float64."""
+    products for a * other, no temporary); the N*C map sums are added in float64. The reductions over
+    axes (0, 2, 3) of an NCHW array that this replaces ran at a third of its speed. Also a convolution's
+    bias gradient (`conv_im2col.bias_grad`)."""
     if other is None:
         per_map = np.einsum("ij->i", _rows(a))  # (N*C,)
     else:
@@ -126,11 +128,11 @@ def batch_norm_train_x(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
         return y, mu, inv_std, var
     m = x.size // x.shape[1]
     x = np.ascontiguousarray(x)
-    mu = _channel_sums(x) / m
+    mu = channel_sums(x) / m
     shift = mu.astype(x.dtype)
     d = mu - shift
     y = np.subtract(x, _per_channel(shift, x))  # (N, C, H, W), centred; scaled in place below
-    var = _channel_sums(y, y) / m - d**2
+    var = channel_sums(y, y) / m - d**2
     inv_std = 1.0 / np.sqrt(var + eps)
     k = gamma * inv_std
     y *= _per_channel(k, x)
@@ -152,9 +154,9 @@ def _backward(dy: np.ndarray, z: np.ndarray, mu: np.ndarray, scale: np.ndarray, 
     dy = np.ascontiguousarray(dy)
     shift = np.asarray(mu).astype(dy.dtype)
     d = mu - shift
-    dbeta = _channel_sums(dy)
+    dbeta = channel_sums(dy)
     t = np.subtract(z, _per_channel(shift, dy), dtype=dy.dtype)  # (N, C, H, W), becomes dx
-    dgamma = scale * (_channel_sums(dy, t) - d * dbeta)
+    dgamma = scale * (channel_sums(dy, t) - d * dbeta)
     a = -scale * dgamma / m
     t *= _per_channel(a, dy)
     t += dy
