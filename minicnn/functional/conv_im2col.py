@@ -61,7 +61,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minicnn.threads import configured_threads, configured_workers, in_a_part, own_threads, pool, split_batch
+from minicnn.threads import configured_threads, configured_workers, own_threads, split_batch
 
 from .checks import conv_output_size
 from .conv_rows import conv2d_rows, conv2d_rows_backward, rows_pay
@@ -87,23 +87,16 @@ def _by_image_blocks(fn, n: int, per_image: int) -> None:
 
     The depthwise loops are memory-bound multiply-adds over the KH*KW taps; on a cache-sized block the
     taps re-read it from cache instead of memory (looping over all taps for the whole batch streamed
-    every array through memory KH*KW times, 3x slower, measured). Large jobs spread the blocks over
-    COPY_THREADS threads: NumPy releases the GIL in its loops, and each block writes only its own images.
+    every array through memory KH*KW times, 3x slower, measured). Large jobs are cut into COPY_THREADS
+    parts by `split_batch`: NumPy releases the GIL in its loops, and each block writes only its own images.
     """
-    threads = COPY_THREADS if n * per_image >= PARALLEL_MIN_VALUES else 1
     step = max(1, CACHE_VALUES // max(per_image, 1))
-    blocks = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
-    threads = min(threads, len(blocks))
-    if threads <= 1 or in_a_part():  # a part of split_batch never waits on the pool
-        for lo, hi in blocks:
-            fn(lo, hi)
-        return
 
-    def run(k: int) -> None:
-        for lo, hi in blocks[k::threads]:
-            fn(lo, hi)
+    def part(lo: int, hi: int) -> None:
+        for b0 in range(lo, hi, step):
+            fn(b0, min(b0 + step, hi))
 
-    list(pool().map(run, range(threads)))
+    split_batch(part, n, COPY_THREADS if n * per_image >= PARALLEL_MIN_VALUES else 1)
 
 
 # ---- the plain versions: the whole batch at once ---------------------------------------------------------
