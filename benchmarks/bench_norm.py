@@ -32,6 +32,7 @@ MAP_SHAPE = (BATCH, 32, 32, 32)
 def _cases(torch):
     """(label, minicnn fn, PyTorch fn or None) for every case."""
     from minicnn import layers as L
+    from minicnn.commands.bench import layer_calls
 
     g = np.random.default_rng(0)
     out = []
@@ -45,12 +46,7 @@ def _cases(torch):
         x = g.standard_normal(shape, dtype=np.float32)
         dy = g.standard_normal(layer(x).shape, dtype=np.float32)
 
-        def ours_f(layer=layer, x=x):
-            layer(x)
-
-        def ours_fb(layer=layer, x=x, dy=dy):
-            layer(x)
-            layer.backward(dy)
+        ours_f, ours_fb = layer_calls(layer, x, dy)
 
         theirs_f = theirs_fb = None
         if make_torch is not None:

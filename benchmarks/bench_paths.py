@@ -30,7 +30,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "2" if "thr
 import numpy as np  # noqa: E402  (after the thread count is fixed)
 
 from minicnn import layers  # noqa: E402
-from minicnn.commands.bench import alternate  # noqa: E402
+from minicnn.commands.bench import alternate, layer_calls  # noqa: E402
 from minicnn.functional import conv_im2col, conv_rows  # noqa: E402
 from minicnn.threads import keep_freed_memory  # noqa: E402
 
@@ -64,13 +64,7 @@ def bench_rows(rounds: int) -> None:
         layer = layers.Conv2D(c, t, 3, padding=1)
         x = g.standard_normal((64, c, h, h), dtype=np.float32)
         dy = g.standard_normal(layer(x).shape, dtype=np.float32)
-
-        def forward(layer=layer, x=x):
-            layer(x)
-
-        def both(layer=layer, x=x, dy=dy):
-            layer(x)
-            layer.backward(dy)
+        forward, both = layer_calls(layer, x, dy)
 
         engines = {}
         for name, on in (("cols", False), ("rows", True)):

@@ -72,15 +72,13 @@ def _conv_case(c, t, k, h, pad, groups):
     import numpy as np
 
     from minicnn import layers as L
+    from minicnn.commands.bench import layer_calls
 
     g = np.random.default_rng(0)
     x = g.standard_normal((BATCH, c, h, h), dtype=np.float32)
     layer = L.Conv2D(c, t, k, padding=pad, groups=groups)
     dy = g.standard_normal(layer(x).shape, dtype=np.float32)
-
-    def ours():
-        layer(x)
-        layer.backward(dy)
+    ours = layer_calls(layer, x, dy)[1]
 
     def theirs_factory(torch):
         conv = torch.nn.Conv2d(c, t, k, padding=pad, groups=groups)
@@ -101,14 +99,13 @@ def _batchnorm_case():
     import numpy as np
 
     from minicnn import layers as L
+    from minicnn.commands.bench import layer_calls
 
     x = np.random.default_rng(0).standard_normal((BATCH, 32, 32, 32), dtype=np.float32)
     bn = L.BatchNorm2D(32)
     dy = np.ones_like(x)
 
-    def ours():
-        bn(x)
-        bn.backward(dy)
+    ours = layer_calls(bn, x, dy)[1]
 
     def theirs_factory(torch):
         tbn = torch.nn.BatchNorm2d(32)

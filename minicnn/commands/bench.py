@@ -61,6 +61,18 @@ def alternate(engines: dict, rounds: int, warmup: int = 1, cpu_times: dict | Non
     return times
 
 
+def layer_calls(layer, x, dy):
+    """(forward, forward_and_backward): the two calls a layer benchmark times, on fixed x and dy."""
+    def forward():
+        layer(x)
+
+    def forward_and_backward():
+        layer(x)
+        layer.backward(dy)
+
+    return forward, forward_and_backward
+
+
 def median_ms(fn, repeats: int, warmup: int = 1) -> float:
     """Median wall time of fn() in milliseconds (`alternate` with one engine)."""
     import numpy as np
@@ -136,12 +148,8 @@ def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True)
     x = g.standard_normal((n, c, h, h), dtype=np.float32)
     y = layer(x)
     dy = g.standard_normal(y.shape, dtype=np.float32)
-    fwd = median_ms(lambda: layer(x), repeats)
-
-    def fwd_bwd():
-        layer(x)
-        layer.backward(dy)
-
+    forward, fwd_bwd = layer_calls(layer, x, dy)
+    fwd = median_ms(forward, repeats)
     total = median_ms(fwd_bwd, repeats)
     peak = peak_extra_bytes(fwd_bwd) if memory else 0
     return fwd, max(total - fwd, 0.0), peak + _held_bytes(layer), y.shape
