@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from minicnn.commands._options import integer
+
 ROUND_SECONDS = 0.05  # each timed round repeats the work to last about this long
 BATCH = 64
 BN_SHAPES = [(BATCH, 32, 32, 32), (BATCH, 64, 16, 16), (BATCH, 128, 8, 8)]
@@ -75,7 +77,7 @@ def _repeat(fn, times: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=9, help="alternating rounds per case (median reported)")
+    p.add_argument("--rounds", type=integer(1), default=9, help="alternating rounds per case (median reported)")
     args = p.parse_args(argv)
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy's BLAS starts (no effect once loaded)
     from minicnn.commands.bench import alternate

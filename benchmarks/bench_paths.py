@@ -30,6 +30,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "2" if "thr
 import numpy as np  # noqa: E402  (after the thread count is fixed)
 
 from minicnn import layers  # noqa: E402
+from minicnn.commands._options import integer  # noqa: E402
 from minicnn.commands.bench import alternate, layer_calls  # noqa: E402
 from minicnn.functional import conv_im2col, conv_rows  # noqa: E402
 from minicnn.threads import keep_freed_memory  # noqa: E402
@@ -132,7 +133,7 @@ def bench_threads(rounds: int) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("what", choices=("rows", "threads"))
-    p.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 11 rows, 9 threads)")
+    p.add_argument("--rounds", type=integer(1), default=None, help="alternating rounds (default 11 rows, 9 threads)")
     args = p.parse_args(argv)
     keep_freed_memory()  # as the `minicnn` command does
     if args.what == "rows":

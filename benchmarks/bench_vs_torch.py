@@ -43,6 +43,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from minicnn.commands._options import integer  # no NumPy: the children set their thread counts first
+from minicnn.threads import parse_threads
+
 ROUND_SECONDS = 0.05  # each timed round repeats the work to last about this long
 BATCH = 64
 CONV_CASES = [  # label, C, T, kernel, H (= W), padding, groups
@@ -53,10 +56,19 @@ CONV_CASES = [  # label, C, T, kernel, H (= W), padding, groups
 ]
 
 
+def _thread_counts(text: str) -> list[int]:
+    """An argparse type: "1,2" -> [1, 2], each checked by `minicnn.threads.parse_threads`."""
+    try:
+        return [parse_threads(item, "thread count") for item in text.split(",")]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--rounds", type=int, default=9, help="alternating rounds per case (median reported)")
+    p.add_argument("--threads", type=_thread_counts, default="1,2",
+                   help="comma-separated thread counts, each >= 1 (default 1,2)")
+    p.add_argument("--rounds", type=integer(1), default=9, help="alternating rounds per case (median reported)")
     p.add_argument("--split", choices=("workers", "blas"), default="workers",
                    help="how minicnn uses N threads: N workers that split each batch's convolutions, each with a "
                         "one-thread BLAS (what `minicnn --threads N` does; default), or one N-thread BLAS")
@@ -275,7 +287,7 @@ def main(argv=None) -> int:
     if args.child is not None:
         return child(args.child, args.rounds)
     root = Path(__file__).resolve().parent.parent
-    for threads in [int(t) for t in args.threads.split(",")]:
+    for threads in args.threads:
         env = {**os.environ, "PYTHONPATH": str(root)}
         blas = 1 if args.split == "workers" else threads
         env.update({name: str(blas) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
