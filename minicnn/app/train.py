@@ -283,6 +283,7 @@ def plot_curves(history: list[dict[str, float]], path: Path, val_label: str = "v
     `val_label` names the validation curve ("test" when the test split stood in for validation)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(9, 3.5))
@@ -291,6 +292,7 @@ def plot_curves(history: list[dict[str, float]], path: Path, val_label: str = "v
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
         ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label=val_label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 1, 2, 3 (not 1.25, 1.5, ...)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
