@@ -106,7 +106,8 @@ def bench_threads(rounds: int) -> None:
     set_blas = _openblas_threads()
     modes = {"1 thread": (1, 1), "2 workers": (1, 2), "2 BLAS threads": (2, 1)}  # BLAS last: its threads spin on
     if set_blas is None:
-        print("OpenBLAS's thread switch was not found in this NumPy: comparing 1 thread and 2 workers only")
+        print("OpenBLAS's thread switch was not found in this NumPy:\n"
+              "comparing 1 thread and 2 workers only")
         modes.pop("2 BLAS threads")
 
     def mode(blas: int, workers: int):

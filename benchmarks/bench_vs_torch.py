@@ -259,8 +259,9 @@ def print_table(threads: int, split: str, rows: list[dict], head: dict, tail: di
         line += f"{r['flops'] / r['ours'] / 1e9:>9.1f}" if r["flops"] else ""
         print(line)
     print("layers: ms per call, ratio = minicnn time / PyTorch time (lower is better);\n"
-          "training steps: images/s, ratio = minicnn speed / PyTorch speed (higher is better);\n"
-          "cpu ratio: the same from process CPU time (all threads), less sensitive to other jobs.")
+          "training steps: images/s, ratio = minicnn / PyTorch speed (higher is better);\n"
+          "cpu ratio: the same from process CPU time (all threads), less sensitive to\n"
+          "other jobs.")
 
 
 def peak_memory_mb(data_dir: str | None) -> str:
@@ -300,7 +301,7 @@ def main(argv=None) -> int:
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         print_table(threads, args.split, [r for r in lines if "label" in r], lines[0], lines[-1])
     if not args.no_memory:
-        print(f"\nminicnn train --model cifar_net: {peak_memory_mb(args.data_dir)}")
+        print(f"\nminicnn train --model cifar_net, one epoch:\n  {peak_memory_mb(args.data_dir)}")
     return 0
 
 
