@@ -40,9 +40,14 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from minicnn.threads import configured_workers, split_batch
+
 from .checks import check_array, conv_output_size, pair, positive_pair
 
 _LAYOUT = "(N, C, H, W)"
+WORKERS = configured_workers()  # parts a large max pooling splits its batch into (MINICNN_WORKERS)
+SPLIT_MIN_VALUES = 2**18  # max poolings with fewer input values run as one part (see `_by_images`)
+BLOCK_VALUES = 2**18  # input values per block of images in max pooling (1 MB of float32, cache-sized)
 
 
 class PoolGeometry:
@@ -150,8 +155,17 @@ def _scatter(cols: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.
 
 def _route(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry,
            fast: bool | None = None) -> np.ndarray:
-    """Send each dy[n, c, oh, ow] to window position index[n, c, oh, ow]; everything else gets 0."""
-    return _scatter_taps(lambda k: dy * (index == k), x_shape, g, dy.dtype, g.fast if fast is None else fast)
+    """Send each dy[n, c, oh, ow] to window position index[n, c, oh, ow]; everything else gets 0.
+
+    Offset k's piece is dy * [index == k]; when dy holds inf or NaN (dy * 0 = NaN would land on every
+    position of the window), it is np.where(index == k, dy, 0) instead (5-10x slower, so only then)."""
+    finite = bool(np.isfinite(dy).all())
+    zero = np.zeros((), dy.dtype)
+
+    def piece(k: int) -> np.ndarray:
+        return dy * (index == k) if finite else np.where(index == k, dy, zero)
+
+    return _scatter_taps(piece, x_shape, g, dy.dtype, g.fast if fast is None else fast)
 
 
 _WIDER = {1: (np.uint8, np.uint16), 2: (np.uint16, np.uint32), 4: (np.uint32, np.uint64)}  # item size -> uints
@@ -174,17 +188,40 @@ def _upsample2(a: np.ndarray) -> np.ndarray:
     return np.repeat(cols, 2, axis=2)  # (N, C, 2 OH, 2 OW)
 
 
-def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
-    """`_route` for 2x2 windows with stride 2 that cover the input exactly (H = 2 OH, W = 2 OW):
-    dx = upsample(dy) * [upsample(argmax) == the window position of each pixel], position
+@lru_cache(maxsize=64)
+def _positions_2x2(h: int, w: int, dtype) -> np.ndarray:
+    """position[h, w] = 2 (h mod 2) + (w mod 2): each pixel's row-major place in its 2x2 window (H, W)."""
+    return (2 * (np.arange(h)[:, None] % 2) + np.arange(w) % 2).astype(dtype)
+
+
+def _route_2x2(dy: np.ndarray, argmax: np.ndarray, out: np.ndarray) -> None:
+    """`_route` for 2x2 windows with stride 2 that cover the input exactly (H = 2 OH, W = 2 OW), into out:
+    out = upsample(dy) * [upsample(argmax) == the window position of each pixel], position
     2 (h mod 2) + (w mod 2). The same products as `_route` (dy * 1 or dy * 0), in contiguous passes
-    instead of four stride-2 writes (MaxPool2D(2) forward + backward on (64, 32, 32, 32) float32:
-    4.2-4.5 ms instead of 7.6-8.0 ms, `python benchmarks/bench_norm.py`, 1 thread)."""
-    h, w = 2 * dy.shape[2], 2 * dy.shape[3]
-    position = (2 * (np.arange(h)[:, None] % 2) + np.arange(w) % 2).astype(argmax.dtype)  # (H, W)
-    dx = _upsample2(dy)  # (N, C, H, W)
-    dx *= _upsample2(argmax) == position
-    return dx
+    instead of four stride-2 writes; where dy holds inf or NaN, the non-winners are then set to 0
+    (dy * 0 would be NaN there)."""
+    mask = _upsample2(argmax) == _positions_2x2(*out.shape[2:], argmax.dtype)  # (B, C, H, W)
+    np.multiply(_upsample2(dy), mask, out=out)
+    if not np.isfinite(dy).all():
+        out[~mask] = 0
+
+
+def _by_images(fn: Callable[[int, int], None], n: int, per_image: int) -> None:
+    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n), each about BLOCK_VALUES values,
+    and, for jobs of SPLIT_MIN_VALUES values or more, over WORKERS parts side by side.
+
+    Max pooling makes several passes over its input; on a cache-sized block the later passes read it from
+    cache (MaxPool2D(2) forward on (64, 32, 32, 32) float32: 2.0 ms whole-batch, 1.65 ms in blocks of
+    2^18 values, `benchmarks/bench_norm.py`). Parts (`minicnn.threads.split_batch`): NumPy releases the
+    GIL in its loops and each block writes only its own images, so the results are bit-identical to one
+    part; smaller jobs stay whole (a hand-off costs about 50 us)."""
+    step = max(1, BLOCK_VALUES // max(per_image, 1))
+
+    def part(lo: int, hi: int) -> None:
+        for b0 in range(lo, hi, step):
+            fn(b0, min(b0 + step, hi))
+
+    split_batch(part, n, WORKERS if n * per_image >= SPLIT_MIN_VALUES else 1)
 
 
 def _check_path(path: str, who: str) -> None:
@@ -195,43 +232,98 @@ def _check_path(path: str, who: str) -> None:
 # ---- max pooling ------------------------------------------------------------------------------
 
 
+def _taps_2x2(x: np.ndarray) -> list[np.ndarray]:
+    """The four entries of every 2x2 window (stride 2, H and W even) as contiguous arrays, in one copy:
+    taps[2 i + j] = x[:, :, i::2, j::2] (B, C, OH, OW). Every later pass then runs over contiguous memory
+    instead of stride-2 views (NumPy's loops over 16-value rows with a stride pay per row, not per value)."""
+    b, c, h, w = x.shape
+    taps = np.empty((2, 2, b, c, h // 2, w // 2), x.dtype)  # (i, j, B, C, OH, OW)
+    np.copyto(taps, x.reshape(b, c, h // 2, 2, w // 2, 2).transpose(3, 5, 0, 1, 2, 4))
+    return list(taps.reshape(4, b, c, h // 2, w // 2))
+
+
+def _max_and_first(taps: list[np.ndarray], y: np.ndarray, argmax: np.ndarray) -> None:
+    """y = max over the taps (window entries in row-major order), argmax = the number of leading entries
+    strictly below it (the first maximum), both written in place.
+
+    NaN counts as larger than every number, as in np.max / np.argmax: np.maximum already makes y NaN, and
+    "below" is then "not NaN" (only checked when y has a NaN, which costs one pass over y)."""
+    np.copyto(y, taps[0])
+    for t in taps[1:]:
+        np.maximum(y, t, out=y)
+    has_nan = bool(np.isnan(y).any())
+
+    def below(t: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if has_nan:  # t < y, or y is NaN and t is not
+            np.not_equal(t, y, out=out)
+            out &= t == t
+        else:
+            np.less(t, y, out=out)
+        return out
+
+    still = below(taps[0], np.empty(y.shape, bool))  # no maximum seen yet after entry 0
+    np.copyto(argmax, still)
+    step = np.empty_like(still)
+    for t in taps[1:-1]:
+        still &= below(t, step)
+        argmax += still
+
+
 def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "max_pool2d"
                ) -> tuple[np.ndarray, np.ndarray]:
     """y = max over each window; returns (y (N, C, OH, OW), argmax (N, C, OH, OW) small ints).
 
     argmax is the row-major position inside the window (0 .. KH*KW-1) of the FIRST maximum, i.e. the
-    number of leading window entries strictly below the max. Padding is -inf. stride defaults to
-    kernel_size. Loops over the KH*KW window offsets; each step is one vectorised strided slice, and
-    no window copy is made (measured 0.4 ms for 2x2 on (64, 6, 28, 28) float32 vs 6.9 ms for a
-    windows-copy + np.argmax, `python -m timeit`, shared 2-core machine).
+    number of leading window entries strictly below the max. NaN counts as the largest value (y is NaN,
+    argmax the first NaN: np.argmax's rule; the gradient goes to the value that made y). Padding is -inf;
+    a window of padding and -inf only therefore picks its first entry, which may be padding (its gradient
+    is then dropped). stride defaults to kernel_size.
+
+    Loops over the KH*KW window offsets; each step is one vectorised strided slice, and no window copy is
+    made (measured 0.4 ms for 2x2 on (64, 6, 28, 28) float32 vs 6.9 ms for a windows-copy + np.argmax,
+    `python -m timeit`, shared 2-core machine). 2x2 windows with stride 2 over an even H and W first copy
+    the four offsets into contiguous arrays (`_taps_2x2`). Runs over cache-sized blocks of images, split
+    over MINICNN_WORKERS threads when large (`_by_images`).
     """
     g = _geometry(x, kernel_size, stride, padding, who)
-    xp = _pad(x, g, -np.inf)
-    taps = [_tap(xp, g, i, j) for _, i, j in _offsets(g)]  # KH*KW views (N, C, OH, OW)
-    y = taps[0].copy()
-    for t in taps[1:]:
-        np.maximum(y, t, out=y)
-    below = taps[0] < y  # still "no maximum seen yet" after entry 0
-    argmax = below.astype(np.uint8 if len(taps) <= 256 else np.int32)
-    step = np.empty_like(below)
-    for t in taps[1:-1]:
-        np.less(t, y, out=step)
-        below &= step
-        argmax += below
+    n, c, h, w = x.shape
+    y = np.empty((n, c, g.OH, g.OW), x.dtype)
+    argmax = np.empty(y.shape, np.uint8 if g.KH * g.KW <= 256 else np.int32)
+    two = g.fast and (g.KH, g.KW) == (2, 2) and (h, w) == (2 * g.OH, 2 * g.OW)
+
+    def block(lo: int, hi: int) -> None:
+        if two:
+            taps = _taps_2x2(x[lo:hi])
+        else:
+            xp = _pad(x[lo:hi], g, -np.inf)
+            taps = [_tap(xp, g, i, j) for _, i, j in _offsets(g)]  # KH*KW views (B, C, OH, OW)
+        _max_and_first(taps, y[lo:hi], argmax[lo:hi])
+
+    _by_images(block, n, c * h * w)
     return y, argmax
 
 
 def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...], kernel_size,
                         stride=None, padding=0, path: str = "auto") -> np.ndarray:
-    """dx: each dy[n, c, oh, ow] goes to the input position that won its window (the argmax);
-    values that won several overlapping windows receive the sum. dy, argmax (N, C, OH, OW).
-    path="general" forces the accumulate-into-padded-buffer path even when windows tile (for tests)."""
+    """dx: each dy[n, c, oh, ow] goes to the input position that won its window (the argmax), and only
+    there (inf or NaN in dy included); values that won several overlapping windows receive the sum.
+    dy, argmax (N, C, OH, OW). path="general" forces the accumulate-into-padded-buffer path even when
+    windows tile (for tests). Runs over blocks of images, split over MINICNN_WORKERS when large."""
     _check_path(path, "max_pool2d_backward")
     g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
+    n = x_shape[0]
+    per_image = int(np.prod(x_shape[1:]))
+    dx = np.empty(x_shape, dy.dtype)
     tiles_2x2 = g.fast and (g.KH, g.KW) == (2, 2) and tuple(x_shape[2:]) == (2 * g.OH, 2 * g.OW)
     if path == "auto" and tiles_2x2 and np.shape(dy) == np.shape(argmax) == (*x_shape[:2], g.OH, g.OW):
-        return _route_2x2(dy, argmax)
-    return _route(dy, argmax, x_shape, g, g.fast and path == "auto")
+        _by_images(lambda lo, hi: _route_2x2(dy[lo:hi], argmax[lo:hi], dx[lo:hi]), n, per_image)
+        return dx
+
+    def block(lo: int, hi: int) -> None:
+        dx[lo:hi] = _route(dy[lo:hi], argmax[lo:hi], (hi - lo, *x_shape[1:]), g, g.fast and path == "auto")
+
+    _by_images(block, n, per_image)
+    return dx
 
 
 def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...],
@@ -274,7 +366,8 @@ def pool2d_reference(x: np.ndarray, kernel_size, stride=None, padding=0, mode: s
                     if argmax is not None:
                         best = 0
                         for k, v in enumerate(window.ravel()):  # strict '>' keeps the first maximum
-                            if v > window.ravel()[best]:
+                            top = window.ravel()[best]
+                            if v > top or (np.isnan(v) and not np.isnan(top)):  # NaN beats numbers
                                 best = k
                         argmax[n, c, oh, ow] = best
     return y, argmax
