@@ -258,11 +258,14 @@ def _max_and_first(taps: list[np.ndarray], y: np.ndarray, argmax: np.ndarray) ->
     strictly below it (the first maximum), both written in place.
 
     NaN counts as larger than every number, as in np.max / np.argmax: np.maximum already makes y NaN, and
-    "below" is then "not NaN" (only checked when y has a NaN, which costs one pass over y)."""
-    np.copyto(y, taps[0])
-    for t in taps[1:]:
+    "below" is then "not NaN" (only checked when y has a NaN; finding out costs one reduction of y)."""
+    if len(taps) == 1:
+        np.copyto(y, taps[0])
+    else:
+        np.maximum(taps[0], taps[1], out=y)
+    for t in taps[2:]:
         np.maximum(y, t, out=y)
-    has_nan = bool(np.isnan(y).any())
+    has_nan = y.size > 0 and bool(np.isnan(y.max()))  # max is NaN iff y holds a NaN (a fast reduction)
 
     def below(t: np.ndarray, out: np.ndarray) -> np.ndarray:
         if has_nan:  # t < y, or y is NaN and t is not
