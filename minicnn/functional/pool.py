@@ -194,28 +194,18 @@ def _positions_2x2(h: int, w: int, dtype) -> np.ndarray:
     return (2 * (np.arange(h)[:, None] % 2) + np.arange(w) % 2).astype(dtype)
 
 
-def _route_2x2(dy: np.ndarray, argmax: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
     """`_route` for 2x2 windows with stride 2 that cover the input exactly (H = 2 OH, W = 2 OW):
     dx = upsample(dy) * [upsample(argmax) == the window position of each pixel], position
     2 (h mod 2) + (w mod 2). The same products as `_route` (dy * 1 or dy * 0), in contiguous passes
     instead of four stride-2 writes; where dy holds inf or NaN, the non-winners are then set to 0 (dy * 0
-    would be NaN there). Into `out` when given (a part of the batch), else in place of the upsampled dy
-    (MaxPool2D(2) backward on (64, 32, 32, 32) float32: 1.4 ms, 1.6 ms when written into blocks of a
-    separate dx, `/tmp` A/B script of the 2026-11-29 note in `max_pool2d_backward`)."""
-    mask = _upsample2(argmax) == _positions_2x2(2 * dy.shape[2], 2 * dy.shape[3], argmax.dtype)  # (B, C, H, W)
-    if out is None:
-        out = _upsample2(dy)
-        out *= mask
-    else:
-        np.multiply(_upsample2(dy), mask, out=out)
+    would be NaN there; checking costs 0.06 ms on (64, 32, 16, 16) float32)."""
+    dx = _upsample2(dy)  # (N, C, H, W)
+    mask = _upsample2(argmax) == _positions_2x2(*dx.shape[2:], argmax.dtype)
+    dx *= mask
     if not np.isfinite(dy).all():
-        out[~mask] = 0
-    return out
-
-
-def _parts(values: int) -> int:
-    """How many parts `split_batch` cuts a max pooling over `values` input values into."""
-    return WORKERS if values >= SPLIT_MIN_VALUES else 1
+        dx[~mask] = 0
+    return dx
 
 
 def _by_images(fn: Callable[[int, int], None], n: int, per_image: int) -> None:
@@ -232,7 +222,7 @@ def _by_images(fn: Callable[[int, int], None], n: int, per_image: int) -> None:
         for b0 in range(lo, hi, step):
             fn(b0, min(b0 + step, hi))
 
-    split_batch(part, n, _parts(n * per_image))
+    split_batch(part, n, WORKERS if n * per_image >= SPLIT_MIN_VALUES else 1)
 
 
 def _check_path(path: str, who: str) -> None:
@@ -322,25 +312,14 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
     """dx: each dy[n, c, oh, ow] goes to the input position that won its window (the argmax), and only
     there (inf or NaN in dy included); values that won several overlapping windows receive the sum.
     dy, argmax (N, C, OH, OW). path="general" forces the accumulate-into-padded-buffer path even when
-    windows tile (for tests). Large jobs are split over MINICNN_WORKERS parts (`_parts`)."""
+    windows tile (for tests). One pass over the whole batch: neither cache-sized blocks nor a split over
+    MINICNN_WORKERS made it faster (see the module docstring)."""
     _check_path(path, "max_pool2d_backward")
     g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
     tiles_2x2 = g.fast and (g.KH, g.KW) == (2, 2) and tuple(x_shape[2:]) == (2 * g.OH, 2 * g.OW)
-    fast_2x2 = path == "auto" and tiles_2x2 and np.shape(dy) == np.shape(argmax) == (*x_shape[:2], g.OH, g.OW)
-    fast = g.fast and path == "auto"
-    n, parts = x_shape[0], _parts(int(np.prod(x_shape)))
-    if parts == 1 or n <= 1:  # the whole batch at once (faster than blocks here: fewer large buffers)
-        return _route_2x2(dy, argmax) if fast_2x2 else _route(dy, argmax, x_shape, g, fast)
-    dx = np.empty(x_shape, dy.dtype)
-
-    def part(lo: int, hi: int) -> None:
-        if fast_2x2:
-            _route_2x2(dy[lo:hi], argmax[lo:hi], dx[lo:hi])
-        else:
-            dx[lo:hi] = _route(dy[lo:hi], argmax[lo:hi], (hi - lo, *x_shape[1:]), g, fast)
-
-    split_batch(part, n, parts)
-    return dx
+    if path == "auto" and tiles_2x2 and np.shape(dy) == np.shape(argmax) == (*x_shape[:2], g.OH, g.OW):
+        return _route_2x2(dy, argmax)
+    return _route(dy, argmax, x_shape, g, g.fast and path == "auto")
 
 
 def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...],
