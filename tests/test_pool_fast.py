@@ -51,8 +51,6 @@ def test_max_pool_general_special_values_match_the_direct_loops(kh, kw, sh, sw, 
     rng = np.random.default_rng(seed)
     p = (kh // 2, kw // 2) if padded else (0, 0)
     x = _special(rng, (2, 2, 7, 6))
-    if padded:  # a window of -inf and padding only would pick the padding (see max_pool2d's docstring)
-        x[x == -np.inf] = -1.0
     y, _ = F.max_pool2d(x, (kh, kw), (sh, sw), p)
     _check_against_reference(x, (kh, kw), (sh, sw), p, _special(rng, y.shape))
 
@@ -86,6 +84,20 @@ def test_nan_and_inf_in_dy_reach_only_the_winner(k, s, p):
                                    rtol=0, atol=1e-12)
 
 
+def test_a_window_of_padding_and_minus_infinity_picks_its_first_entry():
+    """Padding is -inf: in a window of padding and -inf only, the first entry wins even when it is
+    padding, and its gradient is dropped by every path, the direct loop included."""
+    x = np.full((1, 1, 3, 3), -np.inf)
+    y, argmax = F.max_pool2d(x, 3, stride=1, padding=1)
+    assert np.all(y == -np.inf) and np.all(argmax == 0)
+    np.testing.assert_array_equal(argmax, F.pool2d_reference(x, 3, 1, 1, "max")[1])
+    dy = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    want = F.max_pool2d_backward_reference(dy, argmax, x.shape, 3, 1, 1)
+    # window (oh, ow) starts at input (oh - 1, ow - 1): padding for oh = 0 or ow = 0, so those dy are dropped
+    np.testing.assert_array_equal(want[0, 0], [[5, 6, 0], [8, 9, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(F.max_pool2d_backward(dy, argmax, x.shape, 3, 1, 1), want)
+
+
 def test_stochastic_pool_backward_keeps_nan_in_dy_at_the_sample():
     x = np.random.default_rng(2).uniform(0.1, 1.0, (1, 1, 4, 4))
     _, index = F.stochastic_pool2d(x, 2, generator=np.random.default_rng(0))
@@ -104,7 +116,6 @@ def test_workers_and_blocks_give_the_one_part_bits(monkeypatch, workers, dtype, 
     (and so is the backward from its argmax, on both paths)."""
     rng = np.random.default_rng(11)
     x = _special(rng, shape, dtype)
-    x[x == -np.inf] = -1.0
     y1, a1 = F.max_pool2d(x, k, s, p)
     dy = _special(rng, y1.shape, dtype)
     dx1 = {path: F.max_pool2d_backward(dy, a1, shape, k, s, p, path=path) for path in ("auto", "general")}
