@@ -13,7 +13,9 @@ it only minicnn's times are printed.
 Measured 2026-11-29 (PyTorch 2.13 CPU, 2-core machine shared with other jobs, load average 0.96),
 median ms minicnn / PyTorch: BatchNorm2D (32, 32, 32) fwd 1.64 / 4.13, fwd+bwd 4.70 / 6.83;
 (64, 16, 16) 0.68 / 2.00, 1.61 / 3.25; (128, 8, 8) 0.41 / 1.02, 0.88 / 1.50; ReLU 0.71 / 0.39,
-1.82 / 1.41; MaxPool2D(2) 2.25 / 11.75, 4.51 / 13.05.
+1.82 / 1.41; MaxPool2D(2) 2.25 / 11.75, 4.51 / 13.05. MaxPool2D(2) after its contiguous 2x2 taps (same
+day, load average 1.3, the second of two runs; the first, busier, gave 4.07 and 6.18 for the first
+line): (32, 32, 32) 1.83 / 11.49, 4.07 / 12.58; (64, 16, 16) 0.96 / 5.97, 1.94 / 6.59.
 """
 
 from __future__ import annotations
