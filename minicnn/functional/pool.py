@@ -14,35 +14,37 @@ padding (PH, PW), and reduces each window to one number:
     stochastic (eval)  y = sum_k p_k x_k = sum x^2 / sum x; backward dx_k += dy (2 x_k - y) / sum x
     mixed    y = a * max + (1 - a) * avg;      da = sum dy * (max - avg)
 
-Where windows overlap (stride < kernel) an input value belongs to several windows and its gradient
-is the SUM over them. Max pooling keeps only the argmax index of each window (0 .. KH*KW-1, row-major
+Where windows overlap (stride < kernel) an input value belongs to several windows and its gradient is
+the SUM over them. Max pooling keeps only the argmax index of each window (0 .. KH*KW-1, row-major
 inside the window); ties go to the FIRST maximum in that order (np.argmax's rule). NaN counts as larger
 than every number (np.max's and np.argmax's rule): a window with a NaN gives y = NaN and argmax = its
 first NaN, so the gradient goes to the value y came from. Backward sends dy to the winner only, inf and
-NaN included (dy * 0 would be NaN: the paths below multiply only where that cannot happen). Max pooling
-pads with -inf, so padding never beats a real value (a window of padding and -inf only picks its first
-entry; if that is padding, its gradient is dropped); like PyTorch, padding may be at most half the
-kernel, so every window holds at least one real value.
+NaN included (dy * 0 would be NaN: when dy holds inf or NaN, the paths below select instead of
+multiplying, or zero the other positions afterwards). Max pooling pads with -inf, so padding never
+beats a real value (a window of padding and -inf only picks its first entry; if that is padding, its
+gradient is dropped); like PyTorch, padding may be at most half the kernel, so every window holds at
+least one real value.
 
 How it is computed: max/avg/sum loop over the KH*KW window offsets (i, j); offset (i, j) of every
-window at once is ONE strided slice of the (padded) input, so there is no per-pixel Python loop and
-no copy of the windows. Backward puts pieces back the same way. Fast path (windows tile the input:
-kernel == stride, no padding): the gradient buffer is viewed as (N, C, OH, KH, OW, KW) and each
-offset's piece is assigned, not accumulated (no zero fill, no padded buffer). Max pooling 2x2 stride 2
-goes one step further: forward copies the four offsets into contiguous arrays first (`_taps_2x2`: NumPy
-runs a stride-2 view as 16-value rows and pays per row), and backward (when the windows cover the whole
-input, H and W even) computes dx = upsample(dy) * [upsample(argmax) == position in the window] in
-contiguous passes (`_upsample2`). Max pooling forward runs over cache-sized blocks of images, split over
-MINICNN_WORKERS threads when large (`_by_images`). Measured, cifar_net's MaxPool2D(2) on (64, 32, 32, 32)
-float32 (2-core machine shared with other jobs, load average 0.6-1.0; before = the stride-2 taps of
-every window offset): forward alone 2.15 -> 1.71 ms (1 thread, 11 alternating rounds); inside a training
-step (`benchmarks/profile_step.py`) forward 4.2 -> 2.3-3.1 ms at 1 thread, 2.5 -> 2.0 ms (medians of 6
-runs) with MINICNN_WORKERS=2. Backward stays one pass over the whole batch: blocks, and a split over 2
-workers, measured no faster (its passes are memory-bound; on this machine even a plain 8 MB copy takes
-as long on 2 threads as on 1), and checking dy for inf/NaN adds 0.06 ms. SoftPool and stochastic
-pooling copy the windows to (N, C, OH, OW, KH*KW) (a reshape when they tile). `pool2d_reference` and
-`max_pool2d_backward_reference` are the direct loops (one Python iteration per output value) that
-the fast and general paths are tested against.
+window at once is ONE strided slice of the (padded) input, so there is no per-pixel Python loop and no
+copy of the windows. Backward puts pieces back the same way. Fast path (windows tile the input: kernel
+== stride, no padding): the gradient buffer is viewed as (N, C, OH, KH, OW, KW) and each offset's piece
+is assigned, not accumulated (no zero fill, no padded buffer). Max pooling 2x2 stride 2 goes one step
+further: forward copies the four offsets into contiguous arrays first (`_taps_2x2`: NumPy runs a
+stride-2 view as 16-value rows and pays per row), and backward (when the windows cover the whole input,
+H and W even) computes dx = upsample(dy) * [upsample(argmax) == position in the window] in contiguous
+passes (`_upsample2`). Max pooling forward runs over cache-sized blocks of images, split over
+MINICNN_WORKERS threads when large (`_by_images`). Measured, cifar_net's MaxPool2D(2) forward on
+(64, 32, 32, 32) / (64, 64, 16, 16) float32, before (the stride-2 slices of the 4 offsets) -> after,
+2-core machine shared with other jobs (load average 0.4-1.5): alone, 21 alternating rounds, 1 thread:
+2.21 -> 1.84 / 1.18 -> 0.97 ms; inside a training step (`benchmarks/profile_step.py`, medians of 5
+alternating runs of 30 steps): 1 thread 5.3 -> 3.0 / 1.65 -> 1.43 ms, MINICNN_WORKERS=2 3.8 -> 2.0 /
+1.44 -> 1.16 ms. Backward stays one pass over the whole batch: cache-sized blocks, and a split over 2 workers,
+measured no faster (its passes are memory-bound; on this machine even a plain 8 MB copy takes as long
+on 2 threads as on 1); checking dy for inf/NaN costs it 0.07 ms (1.5 -> 1.6 ms). SoftPool and
+stochastic pooling copy the windows to (N, C, OH, OW, KH*KW) (a reshape when they tile).
+`pool2d_reference` and `max_pool2d_backward_reference` are the direct loops (one Python iteration per
+output value) that the fast and general paths are tested against.
 """
 
 from __future__ import annotations
