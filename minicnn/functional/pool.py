@@ -173,7 +173,8 @@ def _route(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], g: PoolG
     """Send each dy[n, c, oh, ow] to window position index[n, c, oh, ow]; everything else gets 0.
 
     Offset k's piece is dy * [index == k]; when dy holds inf or NaN (dy * 0 = NaN would land on every
-    position of the window), it is np.where(index == k, dy, 0) instead (5-10x slower, so only then)."""
+    position of the window), it is np.where(index == k, dy, 0) instead (about 10x slower: 1.1 vs 0.1 ms
+    on (64, 32, 16, 16) float32, so only then)."""
     finite = bool(np.isfinite(dy).all())
     zero = np.zeros((), dy.dtype)
 
@@ -214,7 +215,7 @@ def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
     dx = upsample(dy) * [upsample(argmax) == the window position of each pixel], position
     2 (h mod 2) + (w mod 2). The same products as `_route` (dy * 1 or dy * 0), in contiguous passes
     instead of four stride-2 writes; where dy holds inf or NaN, the non-winners are then set to 0 (dy * 0
-    would be NaN there; checking costs 0.06 ms on (64, 32, 16, 16) float32)."""
+    would be NaN there; checking costs 0.07 ms on (64, 32, 16, 16) float32)."""
     h, w = 2 * dy.shape[2], 2 * dy.shape[3]
     dx = _upsample2(dy)  # (N, C, H, W)
     mask = _upsample2(argmax) == _positions_2x2(h, w, argmax.dtype)
