@@ -41,8 +41,8 @@ class ReLU(_Elementwise):
 
     def forward(self, x):
         _check_float(x, "ReLU")
-        self._positive = F.relu_mask(x)  # cache: [x > 0]
-        return F.relu(x)
+        y, self._positive = F.relu_and_mask(x)  # cache: [x > 0]
+        return y
 
     def backward(self, dy):
         return F.relu_backward_from_mask(dy, self._positive)
