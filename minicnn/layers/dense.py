@@ -134,7 +134,10 @@ class Dropout(Layer):
         self.p = p
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._shape = np.shape(x)  # cache: the shape backward expects
+        if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"Dropout: expected a floating-point ndarray, got {type(x).__name__} "
+                             f"{getattr(x, 'dtype', '')}")
+        self._shape = x.shape  # cache: the shape backward expects
         if not self.training or self.p == 0.0:
             self._scale = None
             return x
