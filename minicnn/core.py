@@ -160,6 +160,12 @@ class Layer:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
+    def check_dy(self, dy, shape: tuple[int, ...]) -> None:
+        """ValueError unless dy has `shape`, the shape forward returned: backward never broadcasts dy."""
+        if np.shape(dy) != tuple(shape):
+            raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {tuple(shape)} (the output), "
+                             f"got {np.shape(dy)}")
+
     # --- traversal ------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         yield from self._children.items()

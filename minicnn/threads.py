@@ -14,6 +14,7 @@ refuses anything else with a ValueError naming where the value came from.
     set_thread_environment(n)               what `minicnn --threads n` does, before NumPy is imported:
                                             n workers, each with a one-thread BLAS
     split_batch(fn, n, parts)               [fn(lo, hi), ...] over `parts` slices of range(n), side by side
+    split_large(fn, n, size)                split_batch over the workers, for arrays of >= 2**18 values
     pool()                                  the process's thread pool (own_threads() threads)
 
 Why workers rather than BLAS threads: a CIFAR-size training step is many medium matrix products with
@@ -108,6 +109,16 @@ def split_batch(fn, n: int, parts: int) -> list:
             _PART.busy = False
 
     return list(pool().map(run, range(parts)))
+
+
+SPLIT_MIN_VALUES = 2**18  # arrays smaller than this stay whole in `split_large`: a hand-off costs ~50 us,
+#                          a pass over 2**18 float32 values ~0.1 ms
+
+
+def split_large(fn, n: int, size: int) -> list:
+    """`split_batch(fn, n, configured_workers())` for work on arrays of at least SPLIT_MIN_VALUES values
+    (`size`), else [fn(0, n)]: how the value-by-value passes of BatchNorm, ReLU and pooling use the workers."""
+    return split_batch(fn, n, configured_workers() if size >= SPLIT_MIN_VALUES else 1)
 
 
 def set_thread_environment(threads: int) -> None:

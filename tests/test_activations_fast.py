@@ -40,3 +40,23 @@ def test_relu_layer_leaves_its_input_alone(dtype):
     y = L.ReLU()(x)
     np.testing.assert_array_equal(x, before)
     assert not np.shares_memory(x, y)
+
+
+@pytest.mark.parametrize("workers", ["2", "3"])
+def test_relu_layer_split_over_workers_gives_the_same_bits(monkeypatch, workers):
+    """The ReLU layer's forward (value and mask) and backward in MINICNN_WORKERS parts of the batch."""
+    from minicnn import threads
+
+    g = np.random.default_rng(4)
+    x = g.standard_normal((5, 3, 4, 4)).astype(np.float32)
+    x[0, 0, 0, :2] = [-0.0, np.nan]
+    dy = g.standard_normal(x.shape).astype(np.float32)
+    parts = []
+    real = threads.split_batch
+    monkeypatch.setattr(threads, "split_batch", lambda fn, n, k: parts.append(k) or real(fn, n, k))
+    monkeypatch.setattr(threads, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setenv("MINICNN_WORKERS", workers)
+    layer = L.ReLU()
+    np.testing.assert_array_equal(layer.forward(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(layer.backward(dy), F.relu_backward(dy, x))
+    assert parts == [int(workers)] * 2

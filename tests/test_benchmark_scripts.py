@@ -25,3 +25,14 @@ def test_profile_step_refuses_an_unknown_model_in_80_columns():
     done = _run("benchmarks/profile_step.py", "nope")
     assert done.returncode == 2 and "unknown model 'nope'" in done.stderr
     assert max(map(len, done.stderr.splitlines())) <= 80
+
+
+def test_bench_floor_prints_a_row_within_80_columns():
+    done = _run("benchmarks/bench_floor.py", "--rounds", "1", "--only", "C3")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    rows = [line for line in lines if line.startswith("LeNet C3")]
+    assert len(rows) == 1 and len(rows[0].split()) >= 7  # label words, floor, minicnn, pytorch (or nan)
+    assert max(map(len, lines)) <= 80
+    done = _run("benchmarks/bench_floor.py", "--only", "nope")
+    assert done.returncode == 2 and "no convolution label holds 'nope'" in done.stderr

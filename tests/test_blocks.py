@@ -68,11 +68,12 @@ def test_concat_spatial_mismatch_is_an_error(rng):
 @given(groups=st.integers(1, 4), per=st.integers(1, 4), n=st.integers(1, 2), h=st.integers(1, 3))
 def test_channel_shuffle_matches_index_formula(groups, per, n, h):
     x = np.random.default_rng(groups * 10 + per).standard_normal((n, groups * per, h, 2))
-    y = L.ChannelShuffle(groups)(x)
+    layer = L.ChannelShuffle(groups)
+    y = layer(x)
     for k in range(groups):  # output channel i * groups + k holds input channel k * per + i
         for i in range(per):
             np.testing.assert_array_equal(y[:, i * groups + k], x[:, k * per + i])
-    np.testing.assert_array_equal(L.ChannelShuffle(groups).backward(y), x)  # adjoint = inverse
+    np.testing.assert_array_equal(layer.backward(y), x)  # adjoint = inverse
 
 
 def test_channel_split_halves(rng):

@@ -140,3 +140,26 @@ def test_eval_fast_path_gives_the_plain_broadcast_bit_for_bit(param_dtype):
     got = F.batch_norm_eval(x, gamma, beta, mean, var, 1e-5)
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("workers", ["2", "3"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_split_over_workers_gives_the_one_thread_numbers_bit_for_bit(monkeypatch, workers, dtype):
+    """With MINICNN_WORKERS parts (threads.split_large) every pass runs on a slice of the batch; each map
+    is still summed alone and the map sums are added in image order, so nothing changes, not even a bit."""
+    from minicnn import threads
+
+    x, gamma, beta, dy = _bn_case((5, 3, 4, 6), 3, 7.0, False)
+    x, dy = x.astype(dtype), dy.astype(dtype)
+    one = F.batch_norm_train_x(x, gamma, beta, 1e-5)
+    one_back = F.batch_norm_backward_x(dy, x, one[1], one[2], gamma)
+    parts = []
+    real = threads.split_batch
+    monkeypatch.setattr(threads, "split_batch", lambda fn, n, k: parts.append(k) or real(fn, n, k))
+    monkeypatch.setattr(threads, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setenv("MINICNN_WORKERS", workers)
+    split = F.batch_norm_train_x(x, gamma, beta, 1e-5)
+    split_back = F.batch_norm_backward_x(dy, x, split[1], split[2], gamma)
+    assert parts and set(parts) == {int(workers)}
+    for a, b in zip((*split, *split_back), (*one, *one_back), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -19,6 +19,7 @@ from .dense import (
     relu,
     relu6,
     relu6_backward,
+    relu_and_mask,
     relu_backward,
     relu_backward_from_mask,
     relu_mask,

@@ -15,6 +15,8 @@ import math
 import numpy as np
 from scipy.special import erf
 
+from minicnn.threads import split_large
+
 # ---- multiplicative layer ---------------------------------------------------------------------
 
 
@@ -58,8 +60,30 @@ def relu_mask(x: np.ndarray) -> np.ndarray:
 
 
 def relu_backward_from_mask(dy: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """relu_backward with the mask kept by forward: dx = dy * positive, positive = relu_mask(x)."""
-    return np.multiply(dy, positive, dtype=dy.dtype)
+    """relu_backward with the mask kept by forward: dx = dy * positive, positive = relu_mask(x).
+    A large batch is done in parts side by side (`minicnn.threads.split_large`)."""
+    if dy.ndim < 2 or np.shape(positive) != dy.shape:
+        return np.multiply(dy, positive, dtype=dy.dtype)
+    dx = np.empty(dy.shape, dy.dtype)
+    split_large(lambda lo, hi: np.multiply(dy[lo:hi], positive[lo:hi], out=dx[lo:hi], dtype=dy.dtype),
+                dy.shape[0], dy.size)
+    return dx
+
+
+def relu_and_mask(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(relu(x), relu_mask(x)) in one pass per part of the batch: what the ReLU layer keeps and returns.
+    A large batch is done in parts side by side (`minicnn.threads.split_large`)."""
+    if x.ndim < 2:
+        return relu(x), relu_mask(x)
+    y, positive = np.empty(x.shape, x.dtype), np.empty(x.shape, bool)
+    zeros = np.zeros(x.shape[1:], x.dtype)  # see `relu`
+
+    def part(lo: int, hi: int) -> None:
+        np.greater(x[lo:hi], 0, out=positive[lo:hi])
+        np.maximum(x[lo:hi], zeros, out=y[lo:hi])
+
+    split_large(part, x.shape[0], x.size)
+    return y, positive
 
 
 def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:

@@ -41,10 +41,11 @@ class ReLU(_Elementwise):
 
     def forward(self, x):
         _check_float(x, "ReLU")
-        self._positive = F.relu_mask(x)  # cache: [x > 0]
-        return F.relu(x)
+        y, self._positive = F.relu_and_mask(x)  # cache: [x > 0]
+        return y
 
     def backward(self, dy):
+        self.check_dy(dy, self._positive.shape)
         return F.relu_backward_from_mask(dy, self._positive)
 
 
@@ -59,6 +60,7 @@ class ReLU6(_Elementwise):
         return F.relu6(x)
 
     def backward(self, dy):
+        self.check_dy(dy, self._x.shape)
         return F.relu6_backward(dy, self._x)
 
 
@@ -79,6 +81,7 @@ class LeakyReLU(_Elementwise):
         return F.leaky_relu(x, self.alpha)
 
     def backward(self, dy):
+        self.check_dy(dy, self._x.shape)
         return F.leaky_relu_backward(dy, self._x, self.alpha)
 
     def extra_repr(self):
@@ -96,6 +99,7 @@ class Sigmoid(_Elementwise):
         return self._y
 
     def backward(self, dy):
+        self.check_dy(dy, self._y.shape)
         return F.sigmoid_backward(dy, self._y)
 
 
@@ -110,6 +114,7 @@ class Tanh(_Elementwise):
         return self._y
 
     def backward(self, dy):
+        self.check_dy(dy, self._y.shape)
         return F.tanh_backward(dy, self._y)
 
 
@@ -124,6 +129,7 @@ class GELU(_Elementwise):
         return F.gelu(x)
 
     def backward(self, dy):
+        self.check_dy(dy, self._x.shape)
         return F.gelu_backward(dy, self._x)
 
 
@@ -151,6 +157,7 @@ class Maxout(Layer):
         return y
 
     def backward(self, dy):
+        self.check_dy(dy, self._idx.shape)
         return F.maxout_backward(dy, self._idx, self.pieces)
 
     def window(self) -> None:

@@ -82,7 +82,7 @@ class Concat(Layer):
     Backward: dy is cut into the branches' channel slices; dx = sum_k branch_k.backward(dy_k).
     """
 
-    TRANSIENT = Layer.TRANSIENT + ("_sizes",)  # channels per branch
+    TRANSIENT = Layer.TRANSIENT + ("_sizes", "_y_shape")  # channels per branch, the output shape
 
     def __init__(self, *branches: Layer):
         super().__init__()
@@ -104,9 +104,12 @@ class Concat(Layer):
             raise ValueError(f"Concat: expected branch outputs that differ only in channels, got shapes "
                              f"{[o.shape for o in outs]}")
         self._sizes = [o.shape[1] for o in outs]  # cache: channels per branch
-        return np.concatenate(outs, axis=1)
+        y = np.concatenate(outs, axis=1)
+        self._y_shape = y.shape  # cache: the shape backward expects
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._y_shape)
         bounds = np.cumsum(self._sizes)[:-1]
         dx = None
         for b, d in zip(self.branches, np.split(dy, bounds, axis=1), strict=True):
@@ -139,6 +142,7 @@ class ChannelSplit(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         c = self._shape[1] // self.parts
+        self.check_dy(dy, (self._shape[0], c, *self._shape[2:]))
         dx = np.zeros(self._shape, dtype=dy.dtype)
         dx[:, self.part * c:(self.part + 1) * c] = dy
         return dx
@@ -173,15 +177,19 @@ def channel_shuffle_backward(dy: np.ndarray, groups: int) -> np.ndarray:
 class ChannelShuffle(Layer):
     """ShuffleNet's channel shuffle (see `channel_shuffle`); backward applies the inverse permutation."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_shape",)  # forward's input (and output) shape
+
     def __init__(self, groups: int):
         super().__init__()
         self.groups = positive_int(groups, "ChannelShuffle", "groups")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_channels_divisible(x, self.groups, "ChannelShuffle")
+        self._shape = x.shape  # cache: the shape backward expects
         return channel_shuffle(x, self.groups)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._shape)
         return channel_shuffle_backward(dy, self.groups)
 
     def output_shape(self, input_shape: Shape) -> Shape:

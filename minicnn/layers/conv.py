@@ -277,6 +277,7 @@ class LocallyConnected2D(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
+        self.check_dy(dy, (x.shape[0], w.shape[2], w.shape[0], w.shape[1]))  # (N, T, OH, OW)
         dx, dw, db = locally_connected2d_backward(dy, x, w, self.stride, self.padding)
         self.weight.grad += dw
         if self.bias is not None:

@@ -157,6 +157,8 @@ class FrequencyBias(_FrequencyWeight):
     truncating to k keeps the k lowest frequencies of the bias vector (k = 1: one shared value).
     Backward: dx = dy;  dC += M * dct(sum of dy over every axis but 1)."""
 
+    TRANSIENT = _FrequencyWeight.TRANSIENT + ("_shape",)  # forward's input (and output) shape
+
     def __init__(self, channels: int, keep: int | float = 1.0, bias: np.ndarray | None = None):
         super().__init__()
         self.channels = int(channels)
@@ -171,9 +173,11 @@ class FrequencyBias(_FrequencyWeight):
             raise ValueError(f"FrequencyBias: expected a floating array (N, {self.channels}, ...), got "
                              f"{getattr(x, 'shape', type(x).__name__)}")
         b = self.spatial_weight().astype(x.dtype, copy=False)
+        self._shape = x.shape  # cache: the shape backward expects
         return x + b.reshape((1, self.channels) + (1,) * (x.ndim - 2))  # (1, C, 1, 1) or (1, C)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._shape)
         self._accumulate_coeffs_grad(dy.sum(axis=tuple(a for a in range(dy.ndim) if a != 1)))
         return dy
 

@@ -71,6 +71,7 @@ class Linear(PlainWeight, Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
+        self.check_dy(dy, (x.shape[0], w.shape[0]))
         dx, dw, db = linear_backward(dy, x, w)
         self._add_weight_grad(dw)
         if self.bias is not None:
@@ -124,7 +125,7 @@ class Dropout(Layer):
     Dividing by (1 - p) at training time keeps E[y] = x, so evaluation needs no rescaling.
     """
 
-    TRANSIENT = Layer.TRANSIENT + ("_scale",)  # forward's mask / (1 - p)
+    TRANSIENT = Layer.TRANSIENT + ("_scale", "_shape")  # forward's mask / (1 - p), its input shape
 
     def __init__(self, p: float = 0.5):
         super().__init__()
@@ -133,6 +134,10 @@ class Dropout(Layer):
         self.p = p
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"Dropout: expected a floating-point ndarray, got {type(x).__name__} "
+                             f"{getattr(x, 'dtype', '')}")
+        self._shape = x.shape  # cache: the shape backward expects
         if not self.training or self.p == 0.0:
             self._scale = None
             return x
@@ -141,6 +146,7 @@ class Dropout(Layer):
         return x * self._scale
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._shape)
         return dy if self._scale is None else dy * self._scale
 
     def window(self) -> None:

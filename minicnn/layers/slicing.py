@@ -21,6 +21,8 @@ class SliceDownsample(Layer):
     `pixel_unshuffle` order y[n, c*r*r + i*r + j, h, w] = x[n, c, h*r + i, w*r + j].
     backward = depth-to-space of dy. Seen as a window: kernel_size = stride = (r, r)."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_y_shape",)  # forward's output shape
+
     def __init__(self, factor: int = 2):
         super().__init__()
         self.factor = positive_int(factor, "SliceDownsample", "factor")
@@ -28,9 +30,12 @@ class SliceDownsample(Layer):
         self.padding = (0, 0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return S.space_to_depth(x, self.factor, who="SliceDownsample")  # no cache: a permutation
+        y = S.space_to_depth(x, self.factor, who="SliceDownsample")
+        self._y_shape = y.shape  # cache: the shape backward expects (a permutation keeps nothing else)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._y_shape)
         return S.depth_to_space(dy, self.factor, who="SliceDownsample.backward")
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -47,14 +52,19 @@ class SliceUpsample(Layer):
     """Depth-to-space (sub-pixel, `pixel_shuffle` order): (N, C*r*r, H, W) -> (N, C, H*r, W*r);
     the exact inverse of SliceDownsample. backward = space-to-depth of dy."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_y_shape",)  # forward's output shape
+
     def __init__(self, factor: int = 2):
         super().__init__()
         self.factor = positive_int(factor, "SliceUpsample", "factor")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return S.depth_to_space(x, self.factor, who="SliceUpsample")
+        y = S.depth_to_space(x, self.factor, who="SliceUpsample")
+        self._y_shape = y.shape  # cache: the shape backward expects (a permutation keeps nothing else)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._y_shape)
         return S.space_to_depth(dy, self.factor, who="SliceUpsample.backward")
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -71,15 +81,20 @@ class HaarDownsample(Layer):
     """One orthonormal Haar DWT level: (N, C, H, W) -> (N, 4C, H/2, W/2), bands LL, LH, HL, HH
     (band-major channels). Orthogonal, so backward = HaarUpsample of dy."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_y_shape",)  # forward's output shape
+
     def __init__(self):
         super().__init__()
         self.kernel_size = self.stride = (2, 2)
         self.padding = (0, 0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return S.haar_downsample(x, who="HaarDownsample")
+        y = S.haar_downsample(x, who="HaarDownsample")
+        self._y_shape = y.shape  # cache: the shape backward expects (a permutation keeps nothing else)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._y_shape)
         return S.haar_upsample(dy, who="HaarDownsample.backward")
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -92,10 +107,15 @@ class HaarDownsample(Layer):
 class HaarUpsample(Layer):
     """Inverse Haar DWT level: (N, 4C, H, W) -> (N, C, 2H, 2W); backward = HaarDownsample of dy."""
 
+    TRANSIENT = Layer.TRANSIENT + ("_y_shape",)  # forward's output shape
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return S.haar_upsample(x, who="HaarUpsample")
+        y = S.haar_upsample(x, who="HaarUpsample")
+        self._y_shape = y.shape  # cache: the shape backward expects (a permutation keeps nothing else)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, self._y_shape)
         return S.haar_downsample(dy, who="HaarUpsample.backward")
 
     def output_shape(self, input_shape: Shape) -> Shape:

@@ -28,10 +28,13 @@ class Upsample(Layer):
         self.mode = mode
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        y = U.upsample2d(x, self.scale_factor, self.mode, who="Upsample")  # checks x first
         self._x_shape = x.shape  # cache: input shape
-        return U.upsample2d(x, self.scale_factor, self.mode, who="Upsample")
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        n, c, h, w = self._x_shape
+        self.check_dy(dy, (n, c, h * self.scale_factor[0], w * self.scale_factor[1]))
         return U.upsample2d_backward(dy, self._x_shape, self.scale_factor, self.mode)
 
     def output_shape(self, input_shape: Shape) -> Shape:
