@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from minicnn import functional as F
 from minicnn import layers as L
+from minicnn import threads
 from minicnn.functional import pool as P
 
 SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 2.0, np.inf, -np.inf, np.nan])
@@ -119,12 +120,12 @@ def test_workers_and_blocks_give_the_one_part_bits(monkeypatch, workers, dtype, 
     y1, a1 = F.max_pool2d(x, k, s, p)
     dy = _special(rng, y1.shape, dtype)
     dx1 = {path: F.max_pool2d_backward(dy, a1, shape, k, s, p, path=path) for path in ("auto", "general")}
-    monkeypatch.setattr(P, "WORKERS", workers)
-    monkeypatch.setattr(P, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setenv("MINICNN_WORKERS", str(workers))
+    monkeypatch.setattr(threads, "SPLIT_MIN_VALUES", 0)
     monkeypatch.setattr(P, "BLOCK_VALUES", 1)
     calls = []
-    real = P.split_batch
-    monkeypatch.setattr(P, "split_batch", lambda fn, n, parts: calls.append(parts) or real(fn, n, parts))
+    real = threads.split_batch
+    monkeypatch.setattr(threads, "split_batch", lambda fn, n, parts: calls.append(parts) or real(fn, n, parts))
     y, a = F.max_pool2d(x, k, s, p)
     assert calls == [workers]
     assert y.dtype == x.dtype and y.tobytes() == y1.tobytes() and a.tobytes() == a1.tobytes()
@@ -135,16 +136,17 @@ def test_workers_and_blocks_give_the_one_part_bits(monkeypatch, workers, dtype, 
 
 
 def test_small_pools_are_not_split(monkeypatch):
-    """Below SPLIT_MIN_VALUES input values the hand-offs would cost more than a second thread saves."""
-    monkeypatch.setattr(P, "WORKERS", 2)
+    """Below threads.SPLIT_MIN_VALUES input values the hand-offs would cost more than a second thread saves."""
+    monkeypatch.setenv("MINICNN_WORKERS", "2")
     calls = []
-    real = P.split_batch
-    monkeypatch.setattr(P, "split_batch", lambda fn, n, parts: calls.append(parts) or real(fn, n, parts))
+    real = threads.split_batch
+    monkeypatch.setattr(threads, "split_batch", lambda fn, n, parts: calls.append(parts) or real(fn, n, parts))
     x = np.zeros((2, 3, 8, 8))
-    assert x.size < P.SPLIT_MIN_VALUES
+    assert x.size < threads.SPLIT_MIN_VALUES
     y, a = F.max_pool2d(x, 2)
+    F.max_pool2d_backward(y, a, x.shape, 2)
     assert calls == [1]
-    big = np.zeros((4, 2, 2, P.SPLIT_MIN_VALUES // 16))
+    big = np.zeros((4, 2, 2, threads.SPLIT_MIN_VALUES // 16))
     F.max_pool2d(big, 2)
     assert calls == [1, 2]
 
@@ -154,7 +156,7 @@ def test_layer_split_over_workers_matches_one_part(monkeypatch):
     layer = L.MaxPool2D(2)
     y1 = layer(x)
     dx1 = layer.backward(np.ones_like(y1))
-    monkeypatch.setattr(P, "WORKERS", 2)
-    monkeypatch.setattr(P, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setenv("MINICNN_WORKERS", "2")
+    monkeypatch.setattr(threads, "SPLIT_MIN_VALUES", 0)
     assert layer(x).tobytes() == y1.tobytes()
     assert layer.backward(np.ones_like(y1)).tobytes() == dx1.tobytes()

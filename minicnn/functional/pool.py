@@ -55,13 +55,11 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from minicnn.threads import configured_workers, split_batch
+from minicnn.threads import split_large
 
 from .checks import check_array, conv_output_size, pair, positive_pair
 
 _LAYOUT = "(N, C, H, W)"
-WORKERS = configured_workers()  # parts a large max pooling splits its batch into (MINICNN_WORKERS)
-SPLIT_MIN_VALUES = 2**18  # max poolings with fewer input values run as one part (see `_by_images`)
 BLOCK_VALUES = 2**18  # input values per block of images in max pooling (1 MB of float32, cache-sized)
 
 
@@ -226,20 +224,19 @@ def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
 
 
 def _by_images(fn: Callable[[int, int], None], n: int, per_image: int) -> None:
-    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n), each about BLOCK_VALUES values,
-    and, for jobs of SPLIT_MIN_VALUES values or more, over WORKERS parts side by side.
+    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n), each about BLOCK_VALUES values;
+    large jobs in MINICNN_WORKERS parts side by side (`minicnn.threads.split_large`).
 
     Max pooling forward makes several passes over its input; on a cache-sized block the later passes
-    read it from cache. Parts (`minicnn.threads.split_batch`): NumPy releases the GIL in its loops and
-    each block writes only its own images, so the results are bit-identical to one part; smaller jobs
-    stay whole (a hand-off costs about 50 us)."""
+    read it from cache. Parts: NumPy releases the GIL in its loops and each block writes only its own
+    images, so the results are bit-identical to one part."""
     step = max(1, BLOCK_VALUES // max(per_image, 1))
 
     def part(lo: int, hi: int) -> None:
         for b0 in range(lo, hi, step):
             fn(b0, min(b0 + step, hi))
 
-    split_batch(part, n, WORKERS if n * per_image >= SPLIT_MIN_VALUES else 1)
+    split_large(part, n, n * per_image)
 
 
 def _check_path(path: str, who: str) -> None:
