@@ -6,13 +6,16 @@ Each case is timed with `minicnn.commands.bench.alternate` (minicnn, PyTorch, mi
 round, so both see the same machine load); a round repeats the work to last about 50 ms and the MEDIAN
 round is reported, with the load average before and after. Cases: training-mode forward alone and
 forward + backward (d input and the layer's parameters) of BatchNorm2D at the three shapes cifar_net
-normalises, and of ReLU and MaxPool2D(2) on (64, 32, 32, 32). dy is random. PyTorch is optional (never
-a minicnn dependency): without it only minicnn's times are printed.
+normalises, of ReLU and MaxPool2D(2) on (64, 32, 32, 32), and of MaxPool2D(2) on (64, 64, 16, 16)
+(cifar_net's two poolings). dy is random. PyTorch is optional (never a minicnn dependency): without
+it only minicnn's times are printed.
 
 Measured 2026-11-29 (PyTorch 2.13 CPU, 2-core machine shared with other jobs, load average 0.96),
 median ms minicnn / PyTorch: BatchNorm2D (32, 32, 32) fwd 1.64 / 4.13, fwd+bwd 4.70 / 6.83;
 (64, 16, 16) 0.68 / 2.00, 1.61 / 3.25; (128, 8, 8) 0.41 / 1.02, 0.88 / 1.50; ReLU 0.71 / 0.39,
-1.82 / 1.41; MaxPool2D(2) 2.25 / 11.75, 4.51 / 13.05.
+1.82 / 1.41; MaxPool2D(2) 2.25 / 11.75, 4.51 / 13.05. MaxPool2D(2) after its contiguous 2x2 taps (same
+day, load average 1.3, the second of two runs; the first, busier, gave 4.07 and 6.18 for the first
+line): (32, 32, 32) 1.83 / 11.49, 4.07 / 12.58; (64, 16, 16) 0.96 / 5.97, 1.94 / 6.59.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ ROUND_SECONDS = 0.05  # each timed round repeats the work to last about this lon
 BATCH = 64
 BN_SHAPES = [(BATCH, 32, 32, 32), (BATCH, 64, 16, 16), (BATCH, 128, 8, 8)]
 MAP_SHAPE = (BATCH, 32, 32, 32)
+POOL2_SHAPE = (BATCH, 64, 16, 16)  # cifar_net's second MaxPool2D(2)
 
 
 def _cases(torch):
@@ -42,6 +46,8 @@ def _cases(torch):
               (lambda s=s: torch.nn.BatchNorm2d(s[1])) if torch else None) for s in BN_SHAPES]
     specs += [("ReLU (32, 32, 32)", L.ReLU, MAP_SHAPE, (lambda: torch.nn.ReLU()) if torch else None),
               ("MaxPool2D(2) (32, 32, 32)", lambda: L.MaxPool2D(2), MAP_SHAPE,
+               (lambda: torch.nn.MaxPool2d(2)) if torch else None),
+              ("MaxPool2D(2) (64, 16, 16)", lambda: L.MaxPool2D(2), POOL2_SHAPE,
                (lambda: torch.nn.MaxPool2d(2)) if torch else None)]
     for label, make, shape, make_torch in specs:
         layer = make()

@@ -299,8 +299,8 @@ def test_max_pool_2x2_backward_equals_the_general_path_and_reference(n, c, oh, o
     assert fast.dtype == dtype and fast.shape == shape
     np.testing.assert_array_equal(fast, F.max_pool2d_backward(dy, argmax, shape, 2, path="general"))
     np.testing.assert_array_equal(fast, F.max_pool2d_backward_reference(dy, argmax, shape, 2))
-    # non-finite dy: the same as the general path (dy * 0 is NaN for dy = inf or NaN, in both; the direct
-    # loop adds dy to the winner only, so it differs there and is not compared)
+    # non-finite dy reaches the winner only (dy * 0 would be NaN), in all three
     dy.reshape(-1)[:3] = [np.nan, np.inf, -0.0][: dy.size]
-    np.testing.assert_array_equal(F.max_pool2d_backward(dy, argmax, shape, 2),
-                                  F.max_pool2d_backward(dy, argmax, shape, 2, path="general"))
+    want = F.max_pool2d_backward_reference(dy, argmax, shape, 2)
+    np.testing.assert_array_equal(F.max_pool2d_backward(dy, argmax, shape, 2), want)
+    np.testing.assert_array_equal(F.max_pool2d_backward(dy, argmax, shape, 2, path="general"), want)

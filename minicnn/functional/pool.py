@@ -14,22 +14,37 @@ padding (PH, PW), and reduces each window to one number:
     stochastic (eval)  y = sum_k p_k x_k = sum x^2 / sum x; backward dx_k += dy (2 x_k - y) / sum x
     mixed    y = a * max + (1 - a) * avg;      da = sum dy * (max - avg)
 
-Where windows overlap (stride < kernel) an input value belongs to several windows and its gradient
-is the SUM over them. Max pooling keeps only the argmax index of each window (0 .. KH*KW-1, row-major
-inside the window); ties go to the FIRST maximum in that order (np.argmax's rule). Max pooling pads
-with -inf, so padding never wins; like PyTorch, padding may be at most half the kernel, so every
-window holds at least one real value.
+Where windows overlap (stride < kernel) an input value belongs to several windows and its gradient is
+the SUM over them. Max pooling keeps only the argmax index of each window (0 .. KH*KW-1, row-major
+inside the window); ties go to the FIRST maximum in that order (np.argmax's rule). NaN counts as larger
+than every number (np.max's and np.argmax's rule): a window with a NaN gives y = NaN and argmax = its
+first NaN, so the gradient goes to the value y came from. Backward sends dy to the winner only, inf and
+NaN included (dy * 0 would be NaN: when dy holds inf or NaN, the paths below select instead of
+multiplying, or zero the other positions afterwards). Max pooling pads with -inf, so padding never
+beats a real value (a window of padding and -inf only picks its first entry; if that is padding, its
+gradient is dropped); like PyTorch, padding may be at most half the kernel, so every window holds at
+least one real value.
 
 How it is computed: max/avg/sum loop over the KH*KW window offsets (i, j); offset (i, j) of every
-window at once is ONE strided slice of the (padded) input, so there is no per-pixel Python loop and
-no copy of the windows. Backward puts pieces back the same way. Fast path (windows tile the input:
-kernel == stride, no padding): the gradient buffer is viewed as (N, C, OH, KH, OW, KW) and each
-offset's piece is assigned, not accumulated (no zero fill, no padded buffer). Max pooling 2x2 stride 2
-that covers the whole input (H, W even) goes one step further: dx = upsample(dy) * [upsample(argmax) ==
-position in the window], all in contiguous passes (`_upsample2`). SoftPool and stochastic
-pooling copy the windows to (N, C, OH, OW, KH*KW) (a reshape when they tile). `pool2d_reference` and
-`max_pool2d_backward_reference` are the direct loops (one Python iteration per output value) that
-the fast and general paths are tested against.
+window at once is ONE strided slice of the (padded) input, so there is no per-pixel Python loop and no
+copy of the windows. Backward puts pieces back the same way. Fast path (windows tile the input: kernel
+== stride, no padding): the gradient buffer is viewed as (N, C, OH, KH, OW, KW) and each offset's piece
+is assigned, not accumulated (no zero fill, no padded buffer). Max pooling 2x2 stride 2 goes one step
+further: forward copies the four offsets into contiguous arrays first (`_taps_2x2`: NumPy runs a
+stride-2 view as 16-value rows and pays per row), and backward (when the windows cover the whole input,
+H and W even) computes dx = upsample(dy) * [upsample(argmax) == position in the window] in contiguous
+passes (`_upsample2`). Max pooling forward runs over cache-sized blocks of images, split over
+MINICNN_WORKERS threads when large (`_by_images`). Measured, cifar_net's MaxPool2D(2) forward on
+(64, 32, 32, 32) / (64, 64, 16, 16) float32, before (the stride-2 slices of the 4 offsets) -> after,
+2-core machine shared with other jobs (load average 0.4-1.5): alone, 21 alternating rounds, 1 thread:
+2.21 -> 1.84 / 1.18 -> 0.97 ms; inside a training step (`benchmarks/profile_step.py`, medians of 5
+alternating runs of 30 steps): 1 thread 5.3 -> 3.0 / 1.65 -> 1.43 ms, MINICNN_WORKERS=2 3.8 -> 2.0 /
+1.44 -> 1.16 ms. Backward stays one pass over the whole batch: cache-sized blocks, and a split over 2 workers,
+measured no faster (its passes are memory-bound; on this machine even a plain 8 MB copy takes as long
+on 2 threads as on 1); checking dy for inf/NaN costs it 0.07 ms (1.5 -> 1.6 ms). SoftPool and
+stochastic pooling copy the windows to (N, C, OH, OW, KH*KW) (a reshape when they tile).
+`pool2d_reference` and `max_pool2d_backward_reference` are the direct loops (one Python iteration per
+output value) that the fast and general paths are tested against.
 """
 
 from __future__ import annotations
@@ -40,9 +55,12 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from minicnn.threads import split_large
+
 from .checks import check_array, conv_output_size, pair, positive_pair
 
 _LAYOUT = "(N, C, H, W)"
+BLOCK_VALUES = 2**18  # input values per block of images in max pooling (1 MB of float32, cache-sized)
 
 
 class PoolGeometry:
@@ -150,8 +168,18 @@ def _scatter(cols: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry) -> np.
 
 def _route(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], g: PoolGeometry,
            fast: bool | None = None) -> np.ndarray:
-    """Send each dy[n, c, oh, ow] to window position index[n, c, oh, ow]; everything else gets 0."""
-    return _scatter_taps(lambda k: dy * (index == k), x_shape, g, dy.dtype, g.fast if fast is None else fast)
+    """Send each dy[n, c, oh, ow] to window position index[n, c, oh, ow]; everything else gets 0.
+
+    Offset k's piece is dy * [index == k]; when dy holds inf or NaN (dy * 0 = NaN would land on every
+    position of the window), it is np.where(index == k, dy, 0) instead (about 10x slower: 1.1 vs 0.1 ms
+    on (64, 32, 16, 16) float32, so only then)."""
+    finite = bool(np.isfinite(dy).all())
+    zero = np.zeros((), dy.dtype)
+
+    def piece(k: int) -> np.ndarray:
+        return dy * (index == k) if finite else np.where(index == k, dy, zero)
+
+    return _scatter_taps(piece, x_shape, g, dy.dtype, g.fast if fast is None else fast)
 
 
 _WIDER = {1: (np.uint8, np.uint16), 2: (np.uint16, np.uint32), 4: (np.uint32, np.uint64)}  # item size -> uints
@@ -174,17 +202,41 @@ def _upsample2(a: np.ndarray) -> np.ndarray:
     return np.repeat(cols, 2, axis=2)  # (N, C, 2 OH, 2 OW)
 
 
+@lru_cache(maxsize=64)
+def _positions_2x2(h: int, w: int, dtype) -> np.ndarray:
+    """position[h, w] = 2 (h mod 2) + (w mod 2): each pixel's row-major place in its 2x2 window (H, W)."""
+    return (2 * (np.arange(h)[:, None] % 2) + np.arange(w) % 2).astype(dtype)
+
+
 def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
     """`_route` for 2x2 windows with stride 2 that cover the input exactly (H = 2 OH, W = 2 OW):
     dx = upsample(dy) * [upsample(argmax) == the window position of each pixel], position
     2 (h mod 2) + (w mod 2). The same products as `_route` (dy * 1 or dy * 0), in contiguous passes
-    instead of four stride-2 writes (MaxPool2D(2) forward + backward on (64, 32, 32, 32) float32:
-    4.2-4.5 ms instead of 7.6-8.0 ms, `python benchmarks/bench_norm.py`, 1 thread)."""
+    instead of four stride-2 writes; where dy holds inf or NaN, the non-winners are then set to 0 (dy * 0
+    would be NaN there; checking costs 0.07 ms on (64, 32, 16, 16) float32)."""
     h, w = 2 * dy.shape[2], 2 * dy.shape[3]
-    position = (2 * (np.arange(h)[:, None] % 2) + np.arange(w) % 2).astype(argmax.dtype)  # (H, W)
     dx = _upsample2(dy)  # (N, C, H, W)
-    dx *= _upsample2(argmax) == position
+    mask = _upsample2(argmax) == _positions_2x2(h, w, argmax.dtype)
+    dx *= mask
+    if not np.isfinite(dy).all():
+        dx[~mask] = 0
     return dx
+
+
+def _by_images(fn: Callable[[int, int], None], n: int, per_image: int) -> None:
+    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n), each about BLOCK_VALUES values;
+    large jobs in MINICNN_WORKERS parts side by side (`minicnn.threads.split_large`).
+
+    Max pooling forward makes several passes over its input; on a cache-sized block the later passes
+    read it from cache. Parts: NumPy releases the GIL in its loops and each block writes only its own
+    images, so the results are bit-identical to one part."""
+    step = max(1, BLOCK_VALUES // max(per_image, 1))
+
+    def part(lo: int, hi: int) -> None:
+        for b0 in range(lo, hi, step):
+            fn(b0, min(b0 + step, hi))
+
+    split_large(part, n, n * per_image)
 
 
 def _check_path(path: str, who: str) -> None:
@@ -195,37 +247,83 @@ def _check_path(path: str, who: str) -> None:
 # ---- max pooling ------------------------------------------------------------------------------
 
 
+def _taps_2x2(x: np.ndarray) -> list[np.ndarray]:
+    """The four entries of every 2x2 window (stride 2; H, W even) as contiguous arrays, in one copy:
+    taps[2 i + j] = x[:, :, i::2, j::2] (B, C, OH, OW). Every later pass then runs over contiguous memory
+    instead of stride-2 views (NumPy's loops over 16-value rows with a stride pay per row, not per value)."""
+    b, c, h, w = x.shape
+    taps = np.empty((2, 2, b, c, h // 2, w // 2), x.dtype)  # (i, j, B, C, OH, OW)
+    np.copyto(taps, x.reshape(b, c, h // 2, 2, w // 2, 2).transpose(3, 5, 0, 1, 2, 4))
+    return list(taps.reshape(4, b, c, h // 2, w // 2))
+
+
+def _first_maximum(taps: list[np.ndarray], y: np.ndarray, argmax: np.ndarray) -> None:
+    """argmax = the number of leading taps (window entries in row-major order) strictly below their
+    maximum y, i.e. the position of the first maximum, written in place.
+
+    NaN counts as larger than every number, as in np.max / np.argmax: y is then NaN (np.maximum makes it
+    so), and "below" means "not NaN" (only checked when y has a NaN; finding out costs one reduction)."""
+    has_nan = y.size > 0 and bool(np.isnan(y.max()))  # max is NaN iff y holds a NaN
+
+    def below(t: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if has_nan:  # t < y, or y is NaN and t is not
+            np.not_equal(t, y, out=out)
+            out &= t == t
+        else:
+            np.less(t, y, out=out)
+        return out
+
+    still = below(taps[0], np.empty(y.shape, bool))  # no maximum seen yet after entry 0
+    np.copyto(argmax, still)
+    step = np.empty_like(still)
+    for t in taps[1:-1]:
+        still &= below(t, step)
+        argmax += still
+
+
 def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "max_pool2d"
                ) -> tuple[np.ndarray, np.ndarray]:
     """y = max over each window; returns (y (N, C, OH, OW), argmax (N, C, OH, OW) small ints).
 
     argmax is the row-major position inside the window (0 .. KH*KW-1) of the FIRST maximum, i.e. the
-    number of leading window entries strictly below the max. Padding is -inf. stride defaults to
-    kernel_size. Loops over the KH*KW window offsets; each step is one vectorised strided slice, and
-    no window copy is made (measured 0.4 ms for 2x2 on (64, 6, 28, 28) float32 vs 6.9 ms for a
-    windows-copy + np.argmax, `python -m timeit`, shared 2-core machine).
+    number of leading window entries strictly below the max. NaN counts as the largest value (y is NaN,
+    argmax the first NaN: np.argmax's rule; the gradient goes to the value that made y). Padding is -inf;
+    a window of padding and -inf only therefore picks its first entry, which may be padding (its gradient
+    is then dropped). stride defaults to kernel_size.
+
+    Loops over the KH*KW window offsets; each step is one vectorised strided slice, and no window copy is
+    made (measured 0.4 ms for 2x2 on (64, 6, 28, 28) float32 vs 6.9 ms for a windows-copy + np.argmax,
+    `python -m timeit`, shared 2-core machine). 2x2 windows with stride 2 first copy the four offsets into
+    contiguous arrays (`_taps_2x2`). Runs over cache-sized blocks of images, split
+    over MINICNN_WORKERS threads when large (`_by_images`).
     """
     g = _geometry(x, kernel_size, stride, padding, who)
-    xp = _pad(x, g, -np.inf)
-    taps = [_tap(xp, g, i, j) for _, i, j in _offsets(g)]  # KH*KW views (N, C, OH, OW)
-    y = taps[0].copy()
-    for t in taps[1:]:
-        np.maximum(y, t, out=y)
-    below = taps[0] < y  # still "no maximum seen yet" after entry 0
-    argmax = below.astype(np.uint8 if len(taps) <= 256 else np.int32)
-    step = np.empty_like(below)
-    for t in taps[1:-1]:
-        np.less(t, y, out=step)
-        below &= step
-        argmax += below
+    n, c, h, w = x.shape
+    y = np.empty((n, c, g.OH, g.OW), x.dtype)
+    argmax = np.empty(y.shape, np.uint8 if g.KH * g.KW <= 256 else np.int32)
+
+    def block(lo: int, hi: int) -> None:  # images lo .. hi-1
+        if g.fast and (g.KH, g.KW) == (2, 2):  # an odd last row or column belongs to no window
+            taps = _taps_2x2(x[lo:hi, :, :2 * g.OH, :2 * g.OW])
+        else:
+            xp = _pad(x[lo:hi], g, -np.inf)
+            taps = [_tap(xp, g, i, j) for _, i, j in _offsets(g)]  # KH*KW views (B, C, OH, OW)
+        np.maximum(taps[0], taps[-1], out=y[lo:hi])  # (a single entry: its own maximum)
+        for t in taps[1:-1]:
+            np.maximum(y[lo:hi], t, out=y[lo:hi])
+        _first_maximum(taps, y[lo:hi], argmax[lo:hi])
+
+    _by_images(block, n, c * h * w)
     return y, argmax
 
 
 def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...], kernel_size,
                         stride=None, padding=0, path: str = "auto") -> np.ndarray:
-    """dx: each dy[n, c, oh, ow] goes to the input position that won its window (the argmax);
-    values that won several overlapping windows receive the sum. dy, argmax (N, C, OH, OW).
-    path="general" forces the accumulate-into-padded-buffer path even when windows tile (for tests)."""
+    """dx: each dy[n, c, oh, ow] goes to the input position that won its window (the argmax), and only
+    there (inf or NaN in dy included); values that won several overlapping windows receive the sum.
+    dy, argmax (N, C, OH, OW). path="general" forces the accumulate-into-padded-buffer path even when
+    windows tile (for tests). One pass over the whole batch: neither cache-sized blocks nor a split over
+    MINICNN_WORKERS made it faster (see the module docstring)."""
     _check_path(path, "max_pool2d_backward")
     g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
     tiles_2x2 = g.fast and (g.KH, g.KW) == (2, 2) and tuple(x_shape[2:]) == (2 * g.OH, 2 * g.OW)
@@ -236,7 +334,8 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
 
 def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...],
                                   kernel_size, stride=None, padding=0) -> np.ndarray:
-    """The direct loop (reference, slow): for every output, dx[winner] += dy. Loops per pixel."""
+    """The direct loop (reference, slow): for every output, dx[winner] += dy. Loops per pixel.
+    A winner in the padding (a window of -inf and padding only) is not part of dx: its dy is dropped."""
     g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward_reference")
     N, C, H, W = x_shape
     dx = np.zeros(x_shape, dtype=dy.dtype)
@@ -246,7 +345,8 @@ def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: t
                 for ow in range(g.OW):
                     i, j = divmod(int(argmax[n, c, oh, ow]), g.KW)
                     h, w = oh * g.SH + i - g.PH, ow * g.SW + j - g.PW
-                    dx[n, c, h, w] += dy[n, c, oh, ow]
+                    if 0 <= h < H and 0 <= w < W:  # a padding winner (only -inf in the window) gets nothing
+                        dx[n, c, h, w] += dy[n, c, oh, ow]
     return dx
 
 
@@ -274,7 +374,8 @@ def pool2d_reference(x: np.ndarray, kernel_size, stride=None, padding=0, mode: s
                     if argmax is not None:
                         best = 0
                         for k, v in enumerate(window.ravel()):  # strict '>' keeps the first maximum
-                            if v > window.ravel()[best]:
+                            top = window.ravel()[best]
+                            if v > top or (np.isnan(v) and not np.isnan(top)):  # NaN beats numbers
                                 best = k
                         argmax[n, c, oh, ow] = best
     return y, argmax

@@ -62,7 +62,8 @@ class _Pool2D(_SlidingWindow):
 class MaxPool2D(_Pool2D):
     """y = max over each KH x KW window (stride, -inf padding).
 
-    backward routes each dy to its window's argmax (first maximum on ties; overlapping windows add).
+    backward routes each dy to its window's argmax (first maximum on ties, NaN counting as the largest;
+    overlapping windows add), and only there (inf or NaN in dy included).
     cache: argmax indices (N, C, OH, OW) and the input shape — not the windows.
     """
 
