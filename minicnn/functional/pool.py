@@ -217,7 +217,8 @@ def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
     h, w = 2 * dy.shape[2], 2 * dy.shape[3]
     dx = _upsample2(dy)  # (N, C, H, W)
     mask = _upsample2(argmax) == _positions_2x2(h, w, argmax.dtype)
-    dx *= mask
+    with np.errstate(invalid="ignore"):  # inf * 0 = NaN: zeroed below
+        dx *= mask
     if not np.isfinite(dy).all():
         dx[~mask] = 0
     return dx

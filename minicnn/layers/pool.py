@@ -31,6 +31,10 @@ class _SlidingWindow(Layer):
         expect_map(input_shape, None, who)
         return window_output_shape(self.window(), input_shape, input_shape[0], who)
 
+    def _check_dy(self, dy, x_shape: tuple[int, ...]) -> None:
+        """backward's dy must be the output's shape (N, C, OH, OW) for forward's input x_shape."""
+        self.check_dy(dy, (x_shape[0], *self.output_shape(x_shape[1:])))
+
 
 class _Pool2D(_SlidingWindow):
     """Shared constructor: kernel_size, stride (None -> kernel_size), padding, normalised to pairs."""
@@ -74,8 +78,7 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         argmax, x_shape = self._cache
-        if np.shape(dy) != argmax.shape:
-            raise ValueError(f"MaxPool2D.backward: expected dy of shape {argmax.shape}, got {np.shape(dy)}")
+        self.check_dy(dy, argmax.shape)
         return P.max_pool2d_backward(dy, argmax, x_shape, *self._args())
 
 
@@ -83,10 +86,12 @@ class AvgPool2D(_Pool2D):
     """y = mean over each window (padded zeros count); backward spreads dy / (KH*KW) over the window."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        y = P.avg_pool2d(x, *self._args(), who="AvgPool2D")  # checks x first
         self._x_shape = x.shape  # cache: input shape
-        return P.avg_pool2d(x, *self._args(), who="AvgPool2D")
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._check_dy(dy, self._x_shape)
         return P.avg_pool2d_backward(dy, self._x_shape, *self._args())
 
 
@@ -94,10 +99,12 @@ class SumPool2D(_Pool2D):
     """y = sum over each window (the lecture's sum-pooling); backward copies dy to the window."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        y = P.sum_pool2d(x, *self._args(), who="SumPool2D")  # checks x first
         self._x_shape = x.shape  # cache: input shape
-        return P.sum_pool2d(x, *self._args(), who="SumPool2D")
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._check_dy(dy, self._x_shape)
         return P.sum_pool2d_backward(dy, self._x_shape, *self._args())
 
 
@@ -111,10 +118,12 @@ class GlobalAvgPool2D(Layer):
         self.keepdims = keepdims
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        y = P.global_avg_pool2d(x, self.keepdims, who="GlobalAvgPool2D")  # checks x first
         self._x_shape = x.shape  # cache: input shape
-        return P.global_avg_pool2d(x, self.keepdims, who="GlobalAvgPool2D")
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.check_dy(dy, (self._x_shape[0], *self.output_shape(self._x_shape[1:])))
         return P.global_avg_pool2d_backward(dy, self._x_shape)
 
     def window(self) -> str:
@@ -143,6 +152,7 @@ class SoftPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         coef, x_shape = self._cache
+        self._check_dy(dy, x_shape)
         return P.soft_pool2d_backward(dy, coef, x_shape, self.kernel_size, self.stride)
 
 
@@ -169,6 +179,7 @@ class MixedPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         a, y_max, y_avg, argmax, x_shape = self._cache
+        self._check_dy(dy, x_shape)
         dx, dalpha = P.mixed_pool2d_backward(dy, a, y_max, y_avg, argmax, x_shape, *self._args())
         if self.learnable:
             self.alpha.grad += dalpha
@@ -202,6 +213,7 @@ class StochasticPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         mode, saved, x_shape = self._cache
+        self._check_dy(dy, x_shape)
         if mode == "train":
             return P.stochastic_pool2d_backward(dy, saved, x_shape, self.kernel_size, self.stride)
         return P.stochastic_pool2d_eval_backward(dy, saved, x_shape, self.kernel_size, self.stride)
@@ -222,10 +234,12 @@ class Subsample2D(_SlidingWindow):
         self.padding = (0, 0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        y = P.subsample2d(x, self.stride, who="Subsample2D")  # checks x first
         self._x_shape = x.shape  # cache: input shape
-        return P.subsample2d(x, self.stride, who="Subsample2D")
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._check_dy(dy, self._x_shape)
         return P.subsample2d_backward(dy, self._x_shape, self.stride)
 
     def extra_repr(self) -> str:

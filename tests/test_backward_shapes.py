@@ -1,0 +1,84 @@
+"""Every layer's backward refuses a dy that is not the shape its forward returned, with a ValueError that
+names the layer, the expected shape and the received one: nothing is silently broadcast (a dy of one
+image against a batch of four used to come back as four images' gradients from the elementwise layers,
+the pools, the slicing layers and Dropout)."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from minicnn import layers as L
+from minicnn.core import Layer
+
+MAP = (4, 4, 4, 4)  # (N, C, H, W)
+
+CASES = {  # layer class name -> (a layer, an input shape)
+    "ReLU": (lambda: L.ReLU(), MAP), "ReLU6": (lambda: L.ReLU6(), MAP), "LeakyReLU": (lambda: L.LeakyReLU(), MAP),
+    "Sigmoid": (lambda: L.Sigmoid(), MAP), "Tanh": (lambda: L.Tanh(), MAP), "GELU": (lambda: L.GELU(), MAP),
+    "Maxout": (lambda: L.Maxout(2), MAP),
+    "Conv2D": (lambda: L.Conv2D(4, 5, 3, padding=1), MAP),
+    "DepthwiseConv2D": (lambda: L.DepthwiseConv2D(4, 3, padding=1), MAP),
+    "PointwiseConv2D": (lambda: L.PointwiseConv2D(4, 5), MAP),
+    "SeparableConv2D": (lambda: L.SeparableConv2D(4, 5, 3, padding=1), MAP),
+    "ConvTranspose2D": (lambda: L.ConvTranspose2D(4, 5, 2, stride=2), MAP),
+    "LocallyConnected2D": (lambda: L.LocallyConnected2D(4, 5, (4, 4), 3), MAP),
+    "DCTConv2D": (lambda: L.DCTConv2D(4, 5, 3, padding=1), MAP),
+    "DCTLinear": (lambda: L.DCTLinear(6, 5), (4, 6)),
+    "FrequencyBias": (lambda: L.FrequencyBias(4), MAP),
+    "Linear": (lambda: L.Linear(6, 5), (4, 6)), "Flatten": (lambda: L.Flatten(), MAP),
+    "Dropout": (lambda: L.Dropout(0.5), MAP),
+    "BatchNorm1D": (lambda: L.BatchNorm1D(6), (4, 6)), "BatchNorm2D": (lambda: L.BatchNorm2D(4), MAP),
+    "MaxPool2D": (lambda: L.MaxPool2D(2), MAP), "AvgPool2D": (lambda: L.AvgPool2D(2), MAP),
+    "SumPool2D": (lambda: L.SumPool2D(2), MAP), "GlobalAvgPool2D": (lambda: L.GlobalAvgPool2D(), MAP),
+    "SoftPool2D": (lambda: L.SoftPool2D(2), MAP), "MixedPool2D": (lambda: L.MixedPool2D(2), MAP),
+    "StochasticPool2D": (lambda: L.StochasticPool2D(2), MAP), "Subsample2D": (lambda: L.Subsample2D(2), MAP),
+    "SliceDownsample": (lambda: L.SliceDownsample(2), MAP), "SliceUpsample": (lambda: L.SliceUpsample(2), MAP),
+    "HaarDownsample": (lambda: L.HaarDownsample(), MAP), "HaarUpsample": (lambda: L.HaarUpsample(), MAP),
+    "Upsample": (lambda: L.Upsample(2), MAP),
+    "ChannelShuffle": (lambda: L.ChannelShuffle(2), MAP), "ChannelSplit": (lambda: L.ChannelSplit(0), MAP),
+    "Concat": (lambda: L.Concat(L.ReLU(), L.Tanh()), MAP),
+    "Residual": (lambda: L.Residual(L.ReLU()), MAP),
+    "Sequential": (lambda: L.Sequential(L.Conv2D(4, 4, 3, padding=1), L.ReLU()), MAP),
+    "DepthwiseSeparable": (lambda: L.DepthwiseSeparable(4, 6), MAP),
+    "InvertedResidual": (lambda: L.InvertedResidual(4, 4), MAP),
+    "ShuffleV2Unit": (lambda: L.ShuffleV2Unit(4, 4), MAP),
+    "SliceSamp": (lambda: L.SliceSamp(4, 6), MAP), "SliceUpsamp": (lambda: L.SliceUpsamp(4, 6), MAP),
+}
+
+
+def test_every_exported_layer_has_a_case():
+    exported = {name for name, obj in vars(L).items()
+                if inspect.isclass(obj) and issubclass(obj, Layer) and obj is not Layer}
+    assert exported == set(CASES)
+
+
+def _wrong_shapes(y_shape):
+    """A dy of one image (broadcasts against the batch), one with a value too many, and a flat one."""
+    return [(1, *y_shape[1:]), (*y_shape[:-1], y_shape[-1] + 1), (int(np.prod(y_shape)),)]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_backward_refuses_a_dy_of_another_shape(name):
+    make, shape = CASES[name]
+    layer = make()
+    x = np.abs(np.random.default_rng(0).standard_normal(shape))  # >= 0: StochasticPool2D wants that
+    y = layer.forward(x)
+    for wrong in _wrong_shapes(y.shape):
+        with pytest.raises(ValueError, match="expected") as info:
+            layer.backward(np.ones(wrong))
+        assert str(tuple(wrong)) in str(info.value)  # what was received; the expected shape or layout before it
+    dx = layer.backward(np.ones(y.shape))  # the right shape still works afterwards
+    assert dx.shape == x.shape
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_forward_refuses_what_is_not_a_floating_array(name):
+    """A list, integers, booleans or complex numbers: a ValueError, never an AttributeError from inside
+    or a silent cast. (Flatten is a reshape and takes any dtype; a list it still refuses.)"""
+    make, shape = CASES[name]
+    x = np.abs(np.random.default_rng(0).standard_normal(shape))
+    bad = [x.tolist()] + ([] if name == "Flatten" else [x.astype(np.int64), x > 0.5, x.astype(complex)])
+    for value in bad:
+        with pytest.raises(ValueError, match="expected"):
+            make().forward(value)
