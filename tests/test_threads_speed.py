@@ -85,3 +85,21 @@ def test_workers_come_from_minicnn_workers_checked():
 def test_cli_refuses_a_bad_minicnn_workers_variable():
     done = _run(["-m", "minicnn", "summary", "lenet5"], MINICNN_WORKERS="-2")
     assert done.returncode == 2 and "MINICNN_WORKERS: expected a whole number of threads >= 1" in done.stderr
+
+
+def test_split_large_splits_only_large_arrays_over_the_workers(monkeypatch):
+    """Passes over arrays under SPLIT_MIN_VALUES values stay whole (the hand-offs would cost more);
+    larger ones go to MINICNN_WORKERS parts that cover the batch once, in order."""
+    from minicnn import threads
+
+    monkeypatch.setenv("MINICNN_WORKERS", "3")
+    spans = []
+    assert threads.split_large(lambda lo, hi: spans.append((lo, hi)) or hi - lo, 7,
+                               threads.SPLIT_MIN_VALUES - 1) == [7]
+    assert spans == [(0, 7)]
+    spans.clear()
+    assert threads.split_large(lambda lo, hi: spans.append((lo, hi)) or hi - lo, 7,
+                               threads.SPLIT_MIN_VALUES) == [2, 2, 3]
+    assert sorted(spans) == [(0, 2), (2, 4), (4, 7)]
+    monkeypatch.setenv("MINICNN_WORKERS", "1")
+    assert threads.split_large(lambda lo, hi: hi - lo, 7, 10**9) == [7]
