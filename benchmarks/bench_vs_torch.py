@@ -19,17 +19,23 @@ images of the partial CIFAR-10 (batch 64, one epoch, 1 thread; DIR/cifar10/cifar
 --data-dir or MINICNN_DATA). Without PyTorch, minicnn's rates are given against this machine's float32
 GEMM rate alone. PyTorch is never a minicnn dependency: install it beside minicnn to compare.
 
-Measured 2026-11-29, quiet 2-core machine (load average 0.8), PyTorch 2.13 CPU, wall-time ratios:
-    1 thread: conv 32->64 16x16 1.46, conv 64->128 8x8 1.36, LeNet C3 1.49, depthwise 1.90,
-    BatchNorm2D 0.62 (times); LeNet-5 step 1.07, cifar_net step 0.84 (348 vs 413 img/s) (speeds).
-    2 threads (minicnn: 2 workers): conv 2.00 and 1.75, C3 2.39, depthwise 2.90, BatchNorm2D 1.13;
-    LeNet-5 step 1.01, cifar_net step 0.65 (469 vs 723 img/s). PyTorch gains 1.75x from the second
-    core, minicnn 1.35x on cifar_net (1.50x in another run): BatchNorm, ReLU and pooling are
-    memory-bound and stay on one thread (ReLU split over two threads: 1.27 -> 1.03 ms), the halves of
-    a convolution share the memory bus, and LeNet-5's convolutions are too small to split. At 2 threads
-    runs of the same code varied by up to 1.5x (the conv 32->64 row: 18.6 to 28.5 ms): read them as
-    rough.
-Peak resident memory of the training run: 0.49 GB (1.34 GiB before the blocked im2col).
+Measured 2026-11-29 20:03-20:06, quiet 2-core machine (load average 0.7-0.9), PyTorch 2.13 CPU, two
+runs, wall-time ratios:
+    1 thread: conv 32->64 16x16 1.48 / 1.43, conv 64->128 8x8 1.38 / 1.40, LeNet C3 1.49 / 1.49,
+    depthwise 1.78 / 1.81, BatchNorm2D 0.64 / 0.70 (times); LeNet-5 step 1.08 / 1.05, cifar_net
+    step 0.84 / 0.88 (339 vs 402, 330 vs 376 img/s) (speeds).
+    2 threads (minicnn: 2 workers): conv 1.86 / 1.87 and 1.74 / 1.83, C3 2.42 / 2.46, depthwise 2.38 /
+    2.30, BatchNorm2D 1.05 / 1.02; LeNet-5 step 0.55 / 0.68, cifar_net step 0.71 / 0.72 (516 vs 723,
+    490 vs 680 img/s). PyTorch gains 1.7-1.8x from the second core, minicnn 1.5x on cifar_net:
+    BatchNorm, ReLU and max pooling forward split their batch over the workers too
+    (`minicnn.threads.split_large`), but their passes are bound by memory speed, which the second core
+    barely raises here (a max over 8 MB: 0.44 ms on 1 thread, 0.40 on 2), the halves of a convolution
+    share that memory, and LeNet-5's convolutions are too small to split (so LeNet-5 runs on one core
+    either way, while PyTorch's 2-thread rate varied from 10,000 to 14,400 img/s between sessions).
+    `benchmarks/bench_floor.py` shows what the 1-thread conv rows are bound by: the layer's three
+    matrix products ALONE (hot in cache, best block and orientation) take 1.03x (32->64) and 1.11x
+    (64->128) PyTorch's whole layer time.
+Peak resident memory of the training run: 0.48 GB (1.34 GiB before the blocked im2col).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def _set_threads(argv: list[str], numpy_imported: bool = False) -> str | None:
     (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MINICNN_WORKERS) are respected; else DEFAULT_THREADS.
     Default 1: the headline MNIST run is measured on one core, and a one-thread BLAS never stalls when
     the machine is busy (spinning OpenBLAS threads did, up to 10x). `--threads 2` trains cifar_net about
-    1.4x faster on two idle cores (LeNet-5 gains nothing: its convolutions are too small to split).
+    1.6x faster on two idle cores (LeNet-5 gains nothing: its layers are too small to split).
     Every value goes through `minicnn.threads.parse_threads`: a bad one (0, -1, abc) is returned as a
     one-line message for the caller to refuse the run with — after argparse has had its say, so
     `minicnn --help` still works — and the variables are then set to the default so that nothing
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minicnn {__version__}")
     parser.add_argument("--threads", type=_threads_type, default=None, metavar="N",
                         help=f"threads: N workers split each batch's convolutions (default {DEFAULT_THREADS}, "
-                             f"or $MINICNN_WORKERS / $OPENBLAS_NUM_THREADS if set; 2 trains CIFAR nets ~1.4x "
+                             f"or $MINICNN_WORKERS / $OPENBLAS_NUM_THREADS if set; 2 trains CIFAR nets ~1.6x "
                              f"faster on two idle cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

@@ -23,8 +23,8 @@ The fast paths compute the same numbers for feature maps (N, C, H, W) with few p
   (`minicnn.threads.split_large`); each map is still summed alone and the sums added in image order,
   so the numbers are those of one thread, bit for bit. The passes are bound by memory speed, which the
   second core barely raises here (a max over 8 MB: 0.44 ms on one thread, 0.40 on two): BatchNorm2D +
-  ReLU on (64, 32, 32, 32) fwd+bwd 8.0 -> 6.8 ms, cifar_net with 2 workers 491 -> 500 img/s (in-process
-  A/B, 11 rounds);
+  ReLU on (64, 32, 32, 32) fwd+bwd 8.0 -> 6.8 ms; cifar_net with 2 workers, these and max pooling split
+  or not: 527 vs 485 img/s (in-process A/B, 11 rounds; `minicnn.threads.SPLIT_MIN_VALUES`);
 `batch_norm_train` / `batch_norm_backward` (the x_hat form, kept for callers that want x_hat) share
 that code. Measured on the shared 2-core machine (load average 0.8-0.9), 1 thread, float32,
 BatchNorm2D (64, 32, 32, 32) forward + backward: 3.8-4.0 ms, was 7.1-7.4 ms with x_hat kept and
