@@ -4,6 +4,7 @@ image against a batch of four used to come back as four images' gradients from t
 the pools, the slicing layers and Dropout)."""
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -82,3 +83,52 @@ def test_forward_refuses_what_is_not_a_floating_array(name):
     for value in bad:
         with pytest.raises(ValueError, match="expected"):
             make().forward(value)
+
+
+def _functional_cases():
+    """(name, backward(dy), the right dy shape) for every backward rule of minicnn.functional."""
+    from minicnn import functional as F
+
+    g = np.random.default_rng(1)
+    x = np.abs(g.standard_normal(MAP))
+    xl, w = g.standard_normal((4, 6)), g.standard_normal((5, 6))
+    _, idx = F.maxout(x, 2)
+    _, argmax = F.max_pool2d(x, 2)
+    _, coef = F.soft_pool2d(x, 2)
+    _, y_max, y_avg, mixed_argmax = F.mixed_pool2d(x, 0.5, 2)
+    _, x_hat, inv_std, _, _ = F.batch_norm_train(x, np.ones(4), np.zeros(4), 1e-5)
+    pooled = (4, 4, 2, 2)
+    return [
+        ("relu_backward", lambda d: F.relu_backward(d, x), MAP),
+        ("relu_backward_from_mask", lambda d: F.relu_backward_from_mask(d, x > 0), MAP),
+        ("relu6_backward", lambda d: F.relu6_backward(d, x), MAP),
+        ("leaky_relu_backward", lambda d: F.leaky_relu_backward(d, x), MAP),
+        ("sigmoid_backward", lambda d: F.sigmoid_backward(d, x), MAP),
+        ("tanh_backward", lambda d: F.tanh_backward(d, x), MAP),
+        ("gelu_backward", lambda d: F.gelu_backward(d, x), MAP),
+        ("maxout_backward", lambda d: F.maxout_backward(d, idx, 2), idx.shape),
+        ("linear_backward", lambda d: F.linear_backward(d, xl, w), (4, 5)),
+        ("max_pool2d_backward", lambda d: F.max_pool2d_backward(d, argmax, MAP, 2), pooled),
+        ("max_pool2d_backward_reference", lambda d: F.max_pool2d_backward_reference(d, argmax, MAP, 2), pooled),
+        ("avg_pool2d_backward", lambda d: F.avg_pool2d_backward(d, MAP, 2), pooled),
+        ("sum_pool2d_backward", lambda d: F.sum_pool2d_backward(d, MAP, 2), pooled),
+        ("global_avg_pool2d_backward", lambda d: F.global_avg_pool2d_backward(d, MAP), (4, 4)),
+        ("soft_pool2d_backward", lambda d: F.soft_pool2d_backward(d, coef, MAP, 2), pooled),
+        ("mixed_pool2d_backward",
+         lambda d: F.mixed_pool2d_backward(d, 0.5, y_max, y_avg, mixed_argmax, MAP, 2), pooled),
+        ("stochastic_pool2d_backward", lambda d: F.stochastic_pool2d_backward(d, argmax, MAP, 2), pooled),
+        ("stochastic_pool2d_eval_backward",
+         lambda d: F.stochastic_pool2d_eval_backward(d, coef, MAP, 2), pooled),
+        ("subsample2d_backward", lambda d: F.subsample2d_backward(d, MAP, 2), pooled),
+        ("upsample2d_backward", lambda d: F.upsample2d_backward(d, MAP, 2), (4, 4, 8, 8)),
+        ("batch_norm_backward", lambda d: F.batch_norm_backward(d, x_hat, inv_std, np.ones(4)), MAP),
+    ]
+
+
+@pytest.mark.parametrize("case", _functional_cases(), ids=lambda case: case[0])
+def test_functional_backward_rules_refuse_a_dy_of_another_shape(case):
+    name, backward, shape = case
+    for wrong in _wrong_shapes(shape):
+        with pytest.raises(ValueError, match=rf"{name}: expected dy of shape {re.escape(str(tuple(shape)))}"):
+            backward(np.ones(wrong))
+    backward(np.ones(shape))  # the right shape works

@@ -57,6 +57,12 @@ def check_size(x: np.ndarray, axis: int, expected: int, who: str, layout: str) -
         )
 
 
+def check_grad(dy, shape: tuple[int, ...], who: str) -> None:
+    """A backward rule's dy must have `shape`, that of the forward output: nothing is broadcast."""
+    if np.shape(dy) != tuple(shape):
+        raise ValueError(f"{who}: expected dy of shape {tuple(shape)} (the output), got {np.shape(dy)}")
+
+
 def check_finite(x: np.ndarray, who: str) -> None:
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]

@@ -17,6 +17,8 @@ from scipy.special import erf
 
 from minicnn.threads import split_large
 
+from .checks import check_grad
+
 # ---- multiplicative layer ---------------------------------------------------------------------
 
 
@@ -30,6 +32,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndar
 
 def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray):
     """Returns (dx, dw, db) for y = x W^T + b.  dy (N, OUT)."""
+    check_grad(dy, (x.shape[0], w.shape[0]), "linear_backward")
     dx = dy @ w  # dz/dx = W^T dz/dy, for each row
     dw = dy.T @ x  # dz/dW = dz/dy x^T, summed over the batch
     db = dy.sum(axis=0)  # dz/db = sum dz/dy
@@ -51,6 +54,7 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """f'(x) = 1 if x > 0 else 0 (the subgradient at 0 is taken as 0)."""
+    check_grad(dy, x.shape, "relu_backward")
     return dy * (x > 0)
 
 
@@ -62,7 +66,8 @@ def relu_mask(x: np.ndarray) -> np.ndarray:
 def relu_backward_from_mask(dy: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """relu_backward with the mask kept by forward: dx = dy * positive, positive = relu_mask(x).
     A large batch is done in parts side by side (`minicnn.threads.split_large`)."""
-    if dy.ndim < 2 or np.shape(positive) != dy.shape:
+    check_grad(dy, positive.shape, "relu_backward_from_mask")
+    if dy.ndim < 2:
         return np.multiply(dy, positive, dtype=dy.dtype)
     dx = np.empty(dy.shape, dy.dtype)
     split_large(lambda lo, hi: np.multiply(dy[lo:hi], positive[lo:hi], out=dx[lo:hi], dtype=dy.dtype),
@@ -93,6 +98,7 @@ def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
 
 def leaky_relu_backward(dy: np.ndarray, x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
     """f'(x) = 1 if x > 0 else a."""
+    check_grad(dy, x.shape, "leaky_relu_backward")
     return dy * np.where(x > 0, 1.0, alpha).astype(dy.dtype)
 
 
@@ -102,6 +108,7 @@ def relu6(x: np.ndarray) -> np.ndarray:
 
 
 def relu6_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    check_grad(dy, x.shape, "relu6_backward")
     return dy * ((x > 0) & (x < 6))
 
 
@@ -113,6 +120,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """f'(x) = f(x) (1 - f(x)), written with the output y = f(x)."""
+    check_grad(dy, y.shape, "sigmoid_backward")
     return dy * y * (1 - y)
 
 
@@ -122,6 +130,7 @@ def tanh(x: np.ndarray) -> np.ndarray:
 
 def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """f'(x) = 1 - tanh(x)^2, written with the output y."""
+    check_grad(dy, y.shape, "tanh_backward")
     return dy * (1 - y * y)
 
 
@@ -132,6 +141,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def gelu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """f'(x) = Phi(x) + x phi(x)."""
+    check_grad(dy, x.shape, "gelu_backward")
     cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     return dy * (cdf + x * pdf)
@@ -153,6 +163,7 @@ def maxout(x: np.ndarray, pieces: int):
 
 def maxout_backward(dy: np.ndarray, idx: np.ndarray, pieces: int) -> np.ndarray:
     """Route each dy to the winning piece of its group (like max pooling over channels)."""
+    check_grad(dy, idx.shape, "maxout_backward")
     n, g = dy.shape[:2]
     dgrouped = np.zeros((n, g, pieces, *dy.shape[2:]), dtype=dy.dtype)
     np.put_along_axis(dgrouped, idx[:, :, None], dy[:, :, None], axis=2)

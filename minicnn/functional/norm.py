@@ -38,6 +38,8 @@ import numpy as np
 
 from minicnn.threads import split_large
 
+from .checks import check_grad
+
 
 def _axes(x: np.ndarray) -> tuple[int, ...]:
     return (0,) + tuple(range(2, x.ndim))
@@ -212,6 +214,7 @@ def batch_norm_backward_x(dy: np.ndarray, x: np.ndarray, mu: np.ndarray, inv_std
     """(dx, dgamma, dbeta) from the forward's input x, mean and inv_std (see `batch_norm_train_x`).
 
     For (N, C, H, W): one new array (dx), nothing else the size of x."""
+    check_grad(dy, x.shape, "batch_norm_backward_x")
     if dy.ndim != 4:
         x_hat = (x - _per_feature(mu, x)) * _per_feature(inv_std, x)
         return batch_norm_backward_reference(dy, x_hat, inv_std, gamma)
@@ -231,6 +234,7 @@ def batch_norm_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
 
 def batch_norm_backward(dy, x_hat, inv_std, gamma):
     """`batch_norm_backward_reference`, fast for (N, C, H, W): (dx, dgamma, dbeta) from x_hat."""
+    check_grad(dy, x_hat.shape, "batch_norm_backward")
     if dy.ndim != 4:
         return batch_norm_backward_reference(dy, x_hat, inv_std, gamma)
     c = dy.shape[1]

@@ -57,7 +57,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from minicnn.threads import split_large
 
-from .checks import check_array, conv_output_size, pair, positive_pair
+from .checks import check_array, check_grad, conv_output_size, pair, positive_pair
 
 _LAYOUT = "(N, C, H, W)"
 BLOCK_VALUES = 2**18  # input values per block of images in max pooling (1 MB of float32, cache-sized)
@@ -327,8 +327,10 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
     MINICNN_WORKERS made it faster (see the module docstring)."""
     _check_path(path, "max_pool2d_backward")
     g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "max_pool2d_backward")
+    check_grad(argmax, np.shape(dy), "max_pool2d_backward (argmax)")
     tiles_2x2 = g.fast and (g.KH, g.KW) == (2, 2) and tuple(x_shape[2:]) == (2 * g.OH, 2 * g.OW)
-    if path == "auto" and tiles_2x2 and np.shape(dy) == np.shape(argmax) == (*x_shape[:2], g.OH, g.OW):
+    if path == "auto" and tiles_2x2:
         return _route_2x2(dy, argmax)
     return _route(dy, argmax, x_shape, g, g.fast and path == "auto")
 
@@ -338,6 +340,7 @@ def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: t
     """The direct loop (reference, slow): for every output, dx[winner] += dy. Loops per pixel.
     A winner in the padding (a window of -inf and padding only) is not part of dx: its dy is dropped."""
     g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward_reference")
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "max_pool2d_backward_reference")
     N, C, H, W = x_shape
     dx = np.zeros(x_shape, dtype=dy.dtype)
     for n in range(N):
@@ -410,6 +413,7 @@ def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
     """dx[p] = sum of dy over the windows containing p. path="general" disables the tiling fast path."""
     _check_path(path, "sum_pool2d_backward")
     g = geometry(x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "sum_pool2d_backward")
     return _spread(dy, x_shape, g, g.fast and path == "auto")
 
 
@@ -426,6 +430,7 @@ def avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
     """dx[p] = sum over the windows containing p of dy / (KH*KW). path="general" disables the fast path."""
     _check_path(path, "avg_pool2d_backward")
     g = geometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "avg_pool2d_backward")
     return _spread(dy * (1.0 / (g.KH * g.KW)), x_shape, g, g.fast and path == "auto")
 
 
@@ -436,8 +441,9 @@ def global_avg_pool2d(x: np.ndarray, keepdims: bool = False, who: str = "global_
 
 
 def global_avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
-    """dx[n, c, h, w] = dy[n, c] / (H*W)."""
+    """dx[n, c, h, w] = dy[n, c] / (H*W). dy (N, C), or (N, C, 1, 1) from keepdims=True."""
     N, C, H, W = x_shape
+    check_grad(dy, (N, C, 1, 1) if np.ndim(dy) == 4 else (N, C), "global_avg_pool2d_backward")
     return np.broadcast_to(dy.reshape(N, C, 1, 1) / (H * W), x_shape).copy()
 
 
@@ -464,6 +470,7 @@ def soft_pool2d_backward(dy: np.ndarray, coef: np.ndarray, x_shape: tuple[int, .
                          stride=None) -> np.ndarray:
     """dx_k = sum over windows containing k of dy * p_k (1 + x_k - y)."""
     g = geometry(x_shape, kernel_size, stride, 0, "soft_pool2d_backward")
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "soft_pool2d_backward")
     return _scatter(dy[..., None] * coef, x_shape, g)
 
 
@@ -482,6 +489,7 @@ def mixed_pool2d_backward(dy: np.ndarray, alpha: float, y_max: np.ndarray, y_avg
                           padding=0) -> tuple[np.ndarray, float]:
     """Returns (dx, dalpha): dx = alpha * maxpool'(dy) + (1 - alpha) * avgpool'(dy);
     dalpha = sum dy * (y_max - y_avg)."""
+    check_grad(dy, y_max.shape, "mixed_pool2d_backward")
     dx = max_pool2d_backward(dy * alpha, argmax, x_shape, kernel_size, stride, padding)
     dx += avg_pool2d_backward(dy * (1.0 - alpha), x_shape, kernel_size, stride, padding)
     return dx, float(np.sum(dy * (y_max - y_avg)))
@@ -523,6 +531,7 @@ def stochastic_pool2d_backward(dy: np.ndarray, index: np.ndarray, x_shape: tuple
                                stride=None) -> np.ndarray:
     """dx: dy goes to the sampled position of each window (sum over overlapping windows)."""
     g = geometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_backward")
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "stochastic_pool2d_backward")
     return _route(dy, index, x_shape, g)
 
 
@@ -543,6 +552,7 @@ def stochastic_pool2d_eval_backward(dy: np.ndarray, coef: np.ndarray, x_shape: t
                                     kernel_size, stride=None) -> np.ndarray:
     """dx_k = sum over windows containing k of dy * (2 x_k - y) / sum(x)."""
     g = geometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_eval_backward")
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "stochastic_pool2d_eval_backward")
     return _scatter(dy[..., None] * coef, x_shape, g)
 
 
@@ -559,6 +569,8 @@ def subsample2d(x: np.ndarray, stride, who: str = "subsample2d") -> np.ndarray:
 def subsample2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], stride) -> np.ndarray:
     """dx is dy at the kept positions and 0 elsewhere."""
     sh, sw = positive_pair(stride, "subsample2d_backward", "stride")
+    n, c, h, w = x_shape
+    check_grad(dy, (n, c, -(-h // sh), -(-w // sw)), "subsample2d_backward")  # OH = ceil(H / SH)
     dx = np.zeros(x_shape, dtype=dy.dtype)
     dx[:, :, ::sh, ::sw] = dy
     return dx

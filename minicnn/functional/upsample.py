@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_array, positive_pair
+from .checks import check_array, check_grad, positive_pair
 
 MODES = ("nearest", "bilinear", "bicubic")
 CUBIC_A = -0.75  # PyTorch / OpenCV value of Keys' free parameter
@@ -84,6 +84,7 @@ def upsample2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], scale_factor=2
     """dx = A_h^T dy A_w (nearest: sum of dy over each sh x sw block)."""
     sh, sw = positive_pair(scale_factor, "upsample2d_backward", "scale_factor")
     N, C, H, W = x_shape
+    check_grad(dy, (N, C, H * sh, W * sw), "upsample2d_backward")
     if mode == "nearest":
         return dy.reshape(N, C, H, sh, W, sw).sum(axis=(3, 5))
     a_h = interpolation_matrix(H, sh, mode).astype(dy.dtype)
