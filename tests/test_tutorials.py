@@ -359,6 +359,8 @@ def test_long_lines_are_wrapped_at_words_and_tables_fold(tmp_path):
     words = "the quick brown fox jumps over the lazy dog " * 6
     rows = wrap_line(words.strip(), 30)
     assert all(len(r) <= 30 for r in rows) and " ".join(r.strip() for r in rows) == words.strip()
+    rows = wrap_line("      " + words.strip(), 30, indent="      ")  # an indented line keeps ONE indent
+    assert all(r.startswith("      ") and r[6] != " " and len(r) <= 30 for r in rows)
     code = "    result = some_function(first_argument, second_argument, third_argument)  # (N, C, H, W)"
     pieces = fold_code(code, 40)
     assert all(len(p) <= 40 for p in pieces) and pieces[0].startswith("    result")

@@ -144,7 +144,7 @@ def wrap_line(line: str, width: int, indent: str | None = None) -> list[str]:
     lead = len(plain) - len(plain.lstrip(" "))
     if indent is None:
         indent = " " * min(lead + 4, width // 2)
-    return textwrap.wrap(plain, width, initial_indent=plain[:lead], subsequent_indent=indent,
+    return textwrap.wrap(plain[lead:], width, initial_indent=plain[:lead], subsequent_indent=indent,
                          break_long_words=True, break_on_hyphens=False, drop_whitespace=True) or [""]
 
 
