@@ -30,10 +30,18 @@ def chapter_modules() -> dict[int, str]:
     return dict(sorted(found.items()))
 
 
+def chapter_numbers() -> str:
+    """The chapters for a message: "1-15" when they run without a gap, else "1, 2, 4"."""
+    numbers = list(chapter_modules())
+    if numbers and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]}-{numbers[-1]}"
+    return ", ".join(map(str, numbers))
+
+
 def load_chapter(number: int) -> ModuleType:
     modules = chapter_modules()
     if number not in modules:
-        raise ValueError(f"no chapter {number}; chapters are {', '.join(map(str, modules))}")
+        raise ValueError(f"no chapter {number}; chapters are {chapter_numbers()}")
     return importlib.import_module(modules[number])
 
 
@@ -119,7 +127,7 @@ def _menu(args: argparse.Namespace) -> int:
         if answer in ("", "q", "quit"):
             return 0
         if not answer.isdigit() or int(answer) not in chapter_modules():
-            _error(f"no chapter {answer[:20]!r}; chapters are {', '.join(map(str, chapter_modules()))}")
+            _error(f"no chapter {answer[:20]!r}; chapters are {chapter_numbers()}")
             continue
         _run(argparse.Namespace(**{**vars(args), "chapter": int(answer), "step": 1}))
 
