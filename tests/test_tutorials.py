@@ -192,7 +192,10 @@ def test_listing_and_unknown_chapter(capsys, monkeypatch):
         assert re.search(rf"^ *{number}\. ", listing, flags=re.M)
     assert "unavailable" not in listing
     assert main(["tutorial", "99"]) == 2
-    assert "no chapter 99" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"no chapter 99; chapters are {min(CHAPTERS)}-{max(CHAPTERS)}" in err
+    assert max(len(line) for line in err.splitlines()) <= WIDTH
+    assert not any(line.startswith(" " * 7) for line in listing.splitlines())  # summaries: one indent of 6
 
 
 def test_command_line_ends_with_the_chapters_exercises_and_the_next_chapter(tmp_path):
