@@ -305,3 +305,18 @@ def test_evaluate_refuses_a_png_in_a_missing_folder_before_evaluating(trained, c
     assert code == 2 and out == ""
     assert " ".join(err.split()) == f"minicnn evaluate: --png {trained / 'no' / 'such' / 'c.png'}: there is no " \
                                     f"folder {trained / 'no' / 'such'}"
+
+
+def test_train_reports_an_unknown_model_before_reading_any_data(tmp_path, capsys, monkeypatch):
+    """A misspelt --model is the first thing said: no dataset is read or downloaded before it."""
+    import minicnn.data
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before the model name was checked")
+
+    monkeypatch.setattr(minicnn.data, "load_dataset", no_data)
+    code = main(["train", "--model", "lenet55", "--dataset", "mnist", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown model 'lenet55'; registered: " in err and "lenet5" in err
+    assert _fits(err)
+    assert not (tmp_path / "run").exists()

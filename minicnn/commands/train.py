@@ -80,6 +80,8 @@ def run(args) -> int:
     problem = _unwritable(out) or (None if args.resume or args.overwrite else _earlier_run(out))
     if problem:
         return fail(problem)
+    if args.model not in MODELS:  # reported before any data is read or downloaded
+        return fail(f"unknown model {args.model!r}; registered: {', '.join(sorted(MODELS))}")
     try:
         ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
         if args.train_limit is not None:
