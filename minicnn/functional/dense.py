@@ -76,8 +76,8 @@ def relu_backward_from_mask(dy: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def relu_and_mask(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(relu(x), relu_mask(x)) in one pass per part of the batch: what the ReLU layer keeps and returns.
-    A large batch is done in parts side by side (`minicnn.threads.split_large`)."""
+    """(relu(x), relu_mask(x)): what the ReLU layer returns and keeps, both written into arrays made
+    once, a large batch in parts side by side (`minicnn.threads.split_large`)."""
     if x.ndim < 2:
         return relu(x), relu_mask(x)
     y, positive = np.empty(x.shape, x.dtype), np.empty(x.shape, bool)
