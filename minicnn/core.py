@@ -161,10 +161,11 @@ class Layer:
         return self.forward(x)
 
     def check_dy(self, dy, shape: tuple[int, ...]) -> None:
-        """ValueError unless dy has `shape`, the shape forward returned: backward never broadcasts dy."""
-        if np.shape(dy) != tuple(shape):
-            raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {tuple(shape)} (the output), "
-                             f"got {np.shape(dy)}")
+        """ValueError unless dy has `shape`, the shape forward returned: backward never broadcasts dy
+        (`minicnn.functional.checks.check_grad`, naming "<Layer>.backward")."""
+        from minicnn.functional.checks import check_grad  # here: core imports nothing of minicnn
+
+        check_grad(dy, shape, f"{type(self).__name__}.backward")
 
     # --- traversal ------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Layer]]:

@@ -48,6 +48,13 @@ def check_array(x, who: str, ndim: int, layout: str) -> np.ndarray:
     return x
 
 
+def check_float(x, who: str) -> None:
+    """x must be a floating-point ndarray, of any shape (the value-by-value layers take every rank)."""
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{who}: expected a floating-point ndarray, got {type(x).__name__} "
+                         f"{getattr(x, 'dtype', '')}")
+
+
 def check_size(x: np.ndarray, axis: int, expected: int, who: str, layout: str) -> None:
     """x.shape[axis] must equal `expected`."""
     if x.shape[axis] != expected:

@@ -5,19 +5,11 @@ input position (`window()` None, `minicnn.layers.shapes`)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from minicnn import functional as F
 from minicnn.core import Layer
-from minicnn.functional.checks import positive_int
+from minicnn.functional.checks import check_float, positive_int
 
 from .shapes import Shape
-
-
-def _check_float(x, who: str) -> None:
-    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{who}: expected a floating-point ndarray, got {type(x).__name__} "
-                         f"{getattr(x, 'dtype', '')}")
 
 
 class _Elementwise(Layer):
@@ -40,7 +32,7 @@ class ReLU(_Elementwise):
     TRANSIENT = Layer.TRANSIENT + ("_positive",)  # forward's mask [x > 0]
 
     def forward(self, x):
-        _check_float(x, "ReLU")
+        check_float(x, "ReLU")
         y, self._positive = F.relu_and_mask(x)  # cache: [x > 0]
         return y
 
@@ -55,7 +47,7 @@ class ReLU6(_Elementwise):
     TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
 
     def forward(self, x):
-        _check_float(x, "ReLU6")
+        check_float(x, "ReLU6")
         self._x = x  # cache: x
         return F.relu6(x)
 
@@ -76,7 +68,7 @@ class LeakyReLU(_Elementwise):
         self.alpha = alpha
 
     def forward(self, x):
-        _check_float(x, "LeakyReLU")
+        check_float(x, "LeakyReLU")
         self._x = x  # cache: x
         return F.leaky_relu(x, self.alpha)
 
@@ -94,7 +86,7 @@ class Sigmoid(_Elementwise):
     TRANSIENT = Layer.TRANSIENT + ("_y",)  # forward's output
 
     def forward(self, x):
-        _check_float(x, "Sigmoid")
+        check_float(x, "Sigmoid")
         self._y = F.sigmoid(x)  # cache: y
         return self._y
 
@@ -109,7 +101,7 @@ class Tanh(_Elementwise):
     TRANSIENT = Layer.TRANSIENT + ("_y",)  # forward's output
 
     def forward(self, x):
-        _check_float(x, "Tanh")
+        check_float(x, "Tanh")
         self._y = F.tanh(x)  # cache: y
         return self._y
 
@@ -124,7 +116,7 @@ class GELU(_Elementwise):
     TRANSIENT = Layer.TRANSIENT + ("_x",)  # forward's input
 
     def forward(self, x):
-        _check_float(x, "GELU")
+        check_float(x, "GELU")
         self._x = x  # cache: x
         return F.gelu(x)
 
@@ -147,7 +139,7 @@ class Maxout(Layer):
         self.pieces = positive_int(pieces, "Maxout", "pieces")
 
     def forward(self, x):
-        _check_float(x, "Maxout")
+        check_float(x, "Maxout")
         if x.ndim < 2 or x.shape[1] % self.pieces:
             raise ValueError(
                 f"Maxout: expected input (N, C, ...) with C divisible by pieces={self.pieces}, "

@@ -7,6 +7,7 @@ import numpy as np
 from minicnn import core
 from minicnn.core import Layer, Parameter
 from minicnn.functional import check_array, check_size, linear, linear_backward, positive_int
+from minicnn.functional.checks import check_float
 
 from .shapes import ALL, Cost, Shape
 
@@ -107,9 +108,7 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # (N, C*H*W); also for N = 0
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        expected = (self._shape[0], int(np.prod(self._shape[1:])))
-        if np.shape(dy) != expected:
-            raise ValueError(f"Flatten.backward: expected dy of shape {expected} (the output), got {np.shape(dy)}")
+        self.check_dy(dy, (self._shape[0], int(np.prod(self._shape[1:]))))  # (N, C*H*W)
         return dy.reshape(self._shape)  # (N, C, H, W)
 
     def window(self) -> str:
@@ -134,9 +133,7 @@ class Dropout(Layer):
         self.p = p
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"Dropout: expected a floating-point ndarray, got {type(x).__name__} "
-                             f"{getattr(x, 'dtype', '')}")
+        check_float(x, "Dropout")
         self._shape = x.shape  # cache: the shape backward expects
         if not self.training or self.p == 0.0:
             self._scale = None

@@ -63,9 +63,7 @@ class _BatchNorm(Layer):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}: backward in eval mode is not supported")
         x, mu, inv_std, gamma = self._cache
-        if np.shape(dy) != x.shape:
-            raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {x.shape} (the output), "
-                             f"got {np.shape(dy)}")
+        self.check_dy(dy, x.shape)
         dx, dgamma, dbeta = batch_norm_backward_x(dy, x, mu, inv_std, gamma)
         self.weight.grad += dgamma
         self.bias.grad += dbeta
