@@ -15,6 +15,9 @@ refuses anything else with a ValueError naming where the value came from.
                                             n workers, each with a one-thread BLAS
     split_batch(fn, n, parts)               [fn(lo, hi), ...] over `parts` slices of range(n), side by side
     split_large(fn, n, size)                split_batch over the workers, for arrays of >= 2**20 values
+    large_parts(size)                       the parts split_large uses: the workers, or 1 below 2**20 values
+    split_blocks(fn, n, per_image, block_values, parts)
+                                            fn over cache-sized blocks of images, the blocks in parts
     pool()                                  the process's thread pool (own_threads() threads)
 
 Why workers rather than BLAS threads: a CIFAR-size training step is many medium matrix products with
@@ -116,10 +119,31 @@ SPLIT_MIN_VALUES = 2**20  # arrays smaller than this stay whole in `split_large`
 #   8,145 / 9,933 / 9,697: its (64, 6, 28, 28) maps lost 18% to the hand-offs at 2**18
 
 
+def large_parts(size: int) -> int:
+    """configured_workers() for work on arrays of at least SPLIT_MIN_VALUES values (`size`), else 1."""
+    return configured_workers() if size >= SPLIT_MIN_VALUES else 1
+
+
 def split_large(fn, n: int, size: int) -> list:
-    """`split_batch(fn, n, configured_workers())` for work on arrays of at least SPLIT_MIN_VALUES values
-    (`size`), else [fn(0, n)]: how the value-by-value passes of BatchNorm, ReLU and pooling use the workers."""
-    return split_batch(fn, n, configured_workers() if size >= SPLIT_MIN_VALUES else 1)
+    """`split_batch(fn, n, large_parts(size))`: how the value-by-value passes of BatchNorm, ReLU and
+    pooling use the workers."""
+    return split_batch(fn, n, large_parts(size))
+
+
+def split_blocks(fn, n: int, per_image: int, block_values: int, parts: int) -> None:
+    """fn(lo, hi) over blocks of whole images [lo, hi) covering range(n), each about `block_values` values
+    (`per_image` values an image), the blocks cut into `parts` parts side by side (`split_batch`).
+
+    For memory-bound loops that pass over the same images several times (the depthwise taps, max
+    pooling): on a cache-sized block the later passes read it from cache instead of memory. Each block
+    writes only its own images, so any number of parts gives the numbers of one."""
+    step = max(1, block_values // max(per_image, 1))
+
+    def part(lo: int, hi: int) -> None:
+        for b0 in range(lo, hi, step):
+            fn(b0, min(b0 + step, hi))
+
+    split_batch(part, n, parts)
 
 
 def set_thread_environment(threads: int) -> None:

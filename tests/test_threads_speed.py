@@ -103,3 +103,18 @@ def test_split_large_splits_only_large_arrays_over_the_workers(monkeypatch):
     assert sorted(spans) == [(0, 2), (2, 4), (4, 7)]
     monkeypatch.setenv("MINICNN_WORKERS", "1")
     assert threads.split_large(lambda lo, hi: hi - lo, 7, 10**9) == [7]
+
+
+def test_split_blocks_covers_the_batch_once_in_cache_sized_blocks(monkeypatch):
+    """Blocks of whole images of about block_values values, in order within each part, every image once."""
+    from minicnn import threads
+
+    monkeypatch.setenv("MINICNN_WORKERS", "2")
+    want = {1: [(0, 3), (3, 6), (6, 9), (9, 10)], 2: [(0, 3), (3, 5), (5, 8), (8, 10)]}  # parts [0, 5), [5, 10)
+    for parts, blocks_wanted in want.items():
+        blocks = []
+        threads.split_blocks(lambda lo, hi, seen=blocks: seen.append((lo, hi)), 10, 30, 100, parts)
+        assert sorted(blocks) == blocks_wanted
+    blocks = []
+    threads.split_blocks(lambda lo, hi: blocks.append((lo, hi)), 3, 500, 100, 1)  # an image larger than a block
+    assert blocks == [(0, 1), (1, 2), (2, 3)]

@@ -61,7 +61,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minicnn.threads import configured_threads, configured_workers, own_threads, split_batch
+from minicnn.threads import configured_threads, configured_workers, own_threads, split_batch, split_blocks
 
 from .checks import conv_output_size
 from .conv_rows import conv2d_rows, conv2d_rows_backward, rows_pay
@@ -83,20 +83,13 @@ CACHE_VALUES = 2**19  # array entries per block of images in the depthwise loops
 
 
 def _by_image_blocks(fn, n: int, per_image: int) -> None:
-    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n), each about CACHE_VALUES entries.
+    """fn(lo, hi) over blocks of images of about CACHE_VALUES entries (`minicnn.threads.split_blocks`).
 
     The depthwise loops are memory-bound multiply-adds over the KH*KW taps; on a cache-sized block the
     taps re-read it from cache instead of memory (looping over all taps for the whole batch streamed
     every array through memory KH*KW times, 3x slower, measured). Large jobs are cut into COPY_THREADS
-    parts by `split_batch`: NumPy releases the GIL in its loops, and each block writes only its own images.
-    """
-    step = max(1, CACHE_VALUES // max(per_image, 1))
-
-    def part(lo: int, hi: int) -> None:
-        for b0 in range(lo, hi, step):
-            fn(b0, min(b0 + step, hi))
-
-    split_batch(part, n, COPY_THREADS if n * per_image >= PARALLEL_MIN_VALUES else 1)
+    parts: NumPy releases the GIL in its loops, and each block writes only its own images."""
+    split_blocks(fn, n, per_image, CACHE_VALUES, COPY_THREADS if n * per_image >= PARALLEL_MIN_VALUES else 1)
 
 
 # ---- the plain versions: the whole batch at once ---------------------------------------------------------

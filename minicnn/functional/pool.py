@@ -55,7 +55,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from minicnn.threads import split_large
+from minicnn.threads import large_parts, split_blocks
 
 from .checks import check_array, check_grad, conv_output_size, pair, positive_pair
 
@@ -225,19 +225,10 @@ def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
 
 
 def _by_images(fn: Callable[[int, int], None], n: int, per_image: int) -> None:
-    """Run fn(lo, hi) over blocks of images [lo, hi) covering range(n), each about BLOCK_VALUES values;
-    large jobs in MINICNN_WORKERS parts side by side (`minicnn.threads.split_large`).
-
-    Max pooling forward makes several passes over its input; on a cache-sized block the later passes
-    read it from cache. Parts: NumPy releases the GIL in its loops and each block writes only its own
-    images, so the results are bit-identical to one part."""
-    step = max(1, BLOCK_VALUES // max(per_image, 1))
-
-    def part(lo: int, hi: int) -> None:
-        for b0 in range(lo, hi, step):
-            fn(b0, min(b0 + step, hi))
-
-    split_large(part, n, n * per_image)
+    """fn(lo, hi) over blocks of images of about BLOCK_VALUES values, large jobs in MINICNN_WORKERS parts
+    side by side (`minicnn.threads.split_blocks`, `large_parts`): max pooling forward makes several passes
+    over its input, and on a cache-sized block the later ones read it from cache."""
+    split_blocks(fn, n, per_image, BLOCK_VALUES, large_parts(n * per_image))
 
 
 def _check_path(path: str, who: str) -> None:
