@@ -113,11 +113,11 @@ def channel_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
     return map_sums(a, other).sum(axis=0, dtype=np.float64)
 
 
-def _over_images(fn, x: np.ndarray) -> np.ndarray | None:
-    """fn(lo, hi) for the parts of x's batch, side by side; their (Nb, C) map sums, if any, stacked
-    in image order -> (N, C). The same numbers as one part: each map is summed alone."""
-    sums = split_large(fn, x.shape[0], x.size)
-    return None if sums[0] is None else np.concatenate(sums)
+def _sums_over_images(fn, x: np.ndarray) -> np.ndarray:
+    """fn(lo, hi) -> the map sums (Nb, ...) of images lo..hi-1, for the parts of x's batch side by side
+    (`minicnn.threads.split_large`), stacked in image order -> (N, ...). The same numbers as one part:
+    each map is summed alone."""
+    return np.concatenate(split_large(fn, x.shape[0], x.size))
 
 
 def _per_channel(v: np.ndarray, x: np.ndarray, dtype=None) -> np.ndarray:
@@ -150,7 +150,7 @@ def batch_norm_train_x(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
         return y, mu, inv_std, var
     m = x.size // x.shape[1]
     x = np.ascontiguousarray(x)
-    mu = _over_images(lambda lo, hi: map_sums(x[lo:hi]), x).sum(axis=0, dtype=np.float64) / m
+    mu = _sums_over_images(lambda lo, hi: map_sums(x[lo:hi]), x).sum(axis=0, dtype=np.float64) / m
     shift = _per_channel(mu, x)  # mu rounded to x's dtype (s), per pixel
     d = mu - mu.astype(x.dtype)
     y = np.empty_like(x)  # (N, C, H, W), centred; scaled in place below
@@ -159,7 +159,7 @@ def batch_norm_train_x(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
         np.subtract(x[lo:hi], shift, out=y[lo:hi])
         return map_sums(y[lo:hi], y[lo:hi])
 
-    var = _over_images(centre, x).sum(axis=0, dtype=np.float64) / m - d**2
+    var = _sums_over_images(centre, x).sum(axis=0, dtype=np.float64) / m - d**2
     inv_std = 1.0 / np.sqrt(var + eps)
     k = gamma * inv_std
     scale, offset = _per_channel(k, x), _per_channel(beta - d * k, x)
@@ -168,7 +168,7 @@ def batch_norm_train_x(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
         y[lo:hi] *= scale
         y[lo:hi] += offset
 
-    _over_images(affine, x)
+    split_large(affine, x.shape[0], x.size)
     return y, mu, inv_std, var
 
 
@@ -190,9 +190,9 @@ def _backward(dy: np.ndarray, z: np.ndarray, mu: np.ndarray, scale: np.ndarray, 
 
     def centre(lo: int, hi: int) -> np.ndarray:
         np.subtract(z[lo:hi], shift, out=t[lo:hi], dtype=dy.dtype)
-        return np.stack([map_sums(dy[lo:hi]), map_sums(dy[lo:hi], t[lo:hi])])  # (2, Nb, C)
+        return np.stack([map_sums(dy[lo:hi]), map_sums(dy[lo:hi], t[lo:hi])], axis=1)  # (Nb, 2, C)
 
-    sums = _over_images(lambda lo, hi: centre(lo, hi).transpose(1, 0, 2), dy)  # (N, 2, C)
+    sums = _sums_over_images(centre, dy)  # (N, 2, C)
     dbeta, dy_t = sums.sum(axis=0, dtype=np.float64)
     dgamma = scale * (dy_t - d * dbeta)
     a = -scale * dgamma / m
@@ -205,7 +205,7 @@ def _backward(dy: np.ndarray, z: np.ndarray, mu: np.ndarray, scale: np.ndarray, 
         part -= tb
         part *= tk
 
-    _over_images(finish, dy)
+    split_large(finish, dy.shape[0], dy.size)
     return t, dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
 
 
