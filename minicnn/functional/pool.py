@@ -108,6 +108,13 @@ def _geometry(x: np.ndarray, kernel_size, stride, padding, who: str) -> PoolGeom
     return geometry(x.shape, kernel_size, stride, padding, who)
 
 
+def _geometry_dy(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, stride, padding, who: str) -> PoolGeometry:
+    """A backward rule's geometry, with dy checked to be the output's shape (N, C, OH, OW)."""
+    g = geometry(x_shape, kernel_size, stride, padding, who)
+    check_grad(dy, (*x_shape[:2], g.OH, g.OW), who)
+    return g
+
+
 def _pad(x: np.ndarray, g: PoolGeometry, value: float) -> np.ndarray:
     if g.PH == 0 and g.PW == 0:
         return x
@@ -317,8 +324,7 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
     windows tile (for tests). One pass over the whole batch: neither cache-sized blocks nor a split over
     MINICNN_WORKERS made it faster (see the module docstring)."""
     _check_path(path, "max_pool2d_backward")
-    g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
-    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "max_pool2d_backward")
+    g = _geometry_dy(dy, x_shape, kernel_size, stride, padding, "max_pool2d_backward")
     check_grad(argmax, np.shape(dy), "max_pool2d_backward (argmax)")
     tiles_2x2 = g.fast and (g.KH, g.KW) == (2, 2) and tuple(x_shape[2:]) == (2 * g.OH, 2 * g.OW)
     if path == "auto" and tiles_2x2:
@@ -330,8 +336,7 @@ def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: t
                                   kernel_size, stride=None, padding=0) -> np.ndarray:
     """The direct loop (reference, slow): for every output, dx[winner] += dy. Loops per pixel.
     A winner in the padding (a window of -inf and padding only) is not part of dx: its dy is dropped."""
-    g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward_reference")
-    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "max_pool2d_backward_reference")
+    g = _geometry_dy(dy, x_shape, kernel_size, stride, padding, "max_pool2d_backward_reference")
     N, C, H, W = x_shape
     dx = np.zeros(x_shape, dtype=dy.dtype)
     for n in range(N):
@@ -403,8 +408,7 @@ def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
                         path: str = "auto") -> np.ndarray:
     """dx[p] = sum of dy over the windows containing p. path="general" disables the tiling fast path."""
     _check_path(path, "sum_pool2d_backward")
-    g = geometry(x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
-    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "sum_pool2d_backward")
+    g = _geometry_dy(dy, x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
     return _spread(dy, x_shape, g, g.fast and path == "auto")
 
 
@@ -420,8 +424,7 @@ def avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
                         path: str = "auto") -> np.ndarray:
     """dx[p] = sum over the windows containing p of dy / (KH*KW). path="general" disables the fast path."""
     _check_path(path, "avg_pool2d_backward")
-    g = geometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
-    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "avg_pool2d_backward")
+    g = _geometry_dy(dy, x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
     return _spread(dy * (1.0 / (g.KH * g.KW)), x_shape, g, g.fast and path == "auto")
 
 
@@ -460,8 +463,7 @@ def soft_pool2d(x: np.ndarray, kernel_size, stride=None, who: str = "soft_pool2d
 def soft_pool2d_backward(dy: np.ndarray, coef: np.ndarray, x_shape: tuple[int, ...], kernel_size,
                          stride=None) -> np.ndarray:
     """dx_k = sum over windows containing k of dy * p_k (1 + x_k - y)."""
-    g = geometry(x_shape, kernel_size, stride, 0, "soft_pool2d_backward")
-    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "soft_pool2d_backward")
+    g = _geometry_dy(dy, x_shape, kernel_size, stride, 0, "soft_pool2d_backward")
     return _scatter(dy[..., None] * coef, x_shape, g)
 
 
@@ -521,8 +523,7 @@ def stochastic_pool2d(x: np.ndarray, kernel_size, stride=None, generator: np.ran
 def stochastic_pool2d_backward(dy: np.ndarray, index: np.ndarray, x_shape: tuple[int, ...], kernel_size,
                                stride=None) -> np.ndarray:
     """dx: dy goes to the sampled position of each window (sum over overlapping windows)."""
-    g = geometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_backward")
-    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "stochastic_pool2d_backward")
+    g = _geometry_dy(dy, x_shape, kernel_size, stride, 0, "stochastic_pool2d_backward")
     return _route(dy, index, x_shape, g)
 
 
@@ -542,8 +543,7 @@ def stochastic_pool2d_eval(x: np.ndarray, kernel_size, stride=None, who: str = "
 def stochastic_pool2d_eval_backward(dy: np.ndarray, coef: np.ndarray, x_shape: tuple[int, ...],
                                     kernel_size, stride=None) -> np.ndarray:
     """dx_k = sum over windows containing k of dy * (2 x_k - y) / sum(x)."""
-    g = geometry(x_shape, kernel_size, stride, 0, "stochastic_pool2d_eval_backward")
-    check_grad(dy, (*x_shape[:2], g.OH, g.OW), "stochastic_pool2d_eval_backward")
+    g = _geometry_dy(dy, x_shape, kernel_size, stride, 0, "stochastic_pool2d_eval_backward")
     return _scatter(dy[..., None] * coef, x_shape, g)
 
 
