@@ -35,7 +35,7 @@ def _max(t):
 
 
 def _route(t):
-    t.code(P.max_pool2d_backward_reference, start="g = geometry", end="return dx")
+    t.code(P.max_pool2d_backward_reference, start="g = _geometry_dy", end="return dx")
     y, argmax = P.max_pool2d(X4, 2)
     dy = np.array([[10.0, 20.0], [30.0, 40.0]])[None, None]
     dx = P.max_pool2d_backward_reference(dy, argmax, X4.shape, 2)
@@ -73,7 +73,7 @@ def _avg_sum(t):
     t.heading("The same math, fast: one strided slice per window offset")
     t.code(P._window_sum)
     t.code(P.avg_pool2d, start="g = _geometry", end="return y")
-    t.code(P.avg_pool2d_backward, start="g = geometry", end="return")
+    t.code(P.avg_pool2d_backward, start="g = _geometry_dy", end="return")
     s, a = P.sum_pool2d(X4, 2), P.avg_pool2d(X4, 2)
     t.array("sum_pool2d(x, 2)", s[0, 0])
     t.array("avg_pool2d(x, 2)", a[0, 0])
