@@ -68,7 +68,7 @@ def run(args) -> int:
     from minicnn.commands._options import fail as report
     from minicnn.commands._options import wrap
     from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
-    from minicnn.models import MODELS, build, config_for
+    from minicnn.models import MODELS, build, check_name, config_for
 
     def fail(message: str, code: int = EXIT_DATA) -> int:
         return report(NAME, message, code)
@@ -80,8 +80,10 @@ def run(args) -> int:
     problem = _unwritable(out) or (None if args.resume or args.overwrite else _earlier_run(out))
     if problem:
         return fail(problem)
-    if args.model not in MODELS:  # reported before any data is read or downloaded
-        return fail(f"unknown model {args.model!r}; registered: {', '.join(sorted(MODELS))}")
+    try:
+        check_name(args.model)  # reported before any data is read or downloaded
+    except ValueError as e:
+        return fail(str(e))
     try:
         ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
         if args.train_limit is not None:

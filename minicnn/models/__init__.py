@@ -8,7 +8,7 @@ options); `config_for(name, (C, H, W), num_classes=..., ...)` picks the options 
 """
 
 from . import classic, inception, mobilenet, resnet, shufflenet, small, xception  # noqa: F401  (registers)
-from ._registry import MODELS, build, config_for, default_input, register
+from ._registry import MODELS, build, check_name, config_for, default_input, register
 
 # isort: split
 from . import lenet, lenet_caffe  # noqa: F401  (registers lenet5, lenet5_caffe)

@@ -28,9 +28,14 @@ def register(name: str):
     return add
 
 
-def _constructor(name: str) -> Callable[..., Layer]:
+def check_name(name: str) -> None:
+    """ValueError naming the registered models unless `name` is one of them."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
+
+
+def _constructor(name: str) -> Callable[..., Layer]:
+    check_name(name)
     return MODELS[name]
 
 
