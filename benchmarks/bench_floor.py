@@ -28,7 +28,7 @@ import sys
 import numpy as np
 
 from minicnn import layers as L
-from minicnn.commands.bench import alternate, layer_calls
+from minicnn.commands.bench import alternate, layer_calls, repeated
 from minicnn.threads import configured_threads
 
 BATCH = 64
@@ -53,8 +53,8 @@ def _forms(m: int, k: int, per_image: int, rng) -> dict:
         right = rng.standard_normal((k, b * per_image), dtype=np.float32)
         right_t = np.ascontiguousarray(right.T)  # (B*per_image, k)
         out, out_t = np.empty((m, b * per_image), np.float32), np.empty((b * per_image, m), np.float32)
-        forms[f"{b} plain"] = _repeat(lambda a=a, r=right, o=out: np.matmul(a, r, out=o), BATCH // b)
-        forms[f"{b} transposed"] = _repeat(lambda a=a, r=right_t, o=out_t: np.matmul(r, a.T, out=o), BATCH // b)
+        forms[f"{b} plain"] = repeated(lambda a=a, r=right, o=out: np.matmul(a, r, out=o), BATCH // b)
+        forms[f"{b} transposed"] = repeated(lambda a=a, r=right_t, o=out_t: np.matmul(r, a.T, out=o), BATCH // b)
     return forms
 
 
@@ -66,21 +66,14 @@ def _dw_forms(t: int, ckk: int, per_image: int, rng) -> dict:
         cols_t = rng.standard_normal((b * per_image, ckk), dtype=np.float32)
         cols = np.ascontiguousarray(cols_t.T)
         out, out_t = np.empty((t, ckk), np.float32), np.empty((ckk, t), np.float32)
-        forms[f"{b} plain"] = _repeat(lambda d=dy, c=cols_t, o=out: np.matmul(d, c, out=o), BATCH // b)
-        forms[f"{b} transposed"] = _repeat(lambda d=dy, c=cols, o=out_t: np.matmul(c, d.T, out=o), BATCH // b)
+        forms[f"{b} plain"] = repeated(lambda d=dy, c=cols_t, o=out: np.matmul(d, c, out=o), BATCH // b)
+        forms[f"{b} transposed"] = repeated(lambda d=dy, c=cols, o=out_t: np.matmul(c, d.T, out=o), BATCH // b)
     return forms
 
 
 def _fastest(forms: dict, rounds: int) -> float:
     times = alternate(forms, rounds)
     return min(float(np.median(v)) for v in times.values())
-
-
-def _repeat(fn, times: int):
-    def run():
-        for _ in range(times):
-            fn()
-    return run
 
 
 def floor_ms(c: int, t: int, k: int, h: int, pad: int, rounds: int) -> float:
@@ -99,7 +92,7 @@ def layer_ms(c: int, t: int, k: int, h: int, pad: int, rounds: int, torch) -> di
     x = rng.standard_normal((BATCH, c, h, h), dtype=np.float32)
     layer = L.Conv2D(c, t, k, padding=pad, bias=False)
     dy = rng.standard_normal(layer(x).shape, dtype=np.float32)
-    engines = {"minicnn": _repeat(layer_calls(layer, x, dy)[1], 3)}
+    engines = {"minicnn": repeated(layer_calls(layer, x, dy)[1], 3)}
     if torch is not None:
         conv = torch.nn.Conv2d(c, t, k, padding=pad, bias=False)
         tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
@@ -108,7 +101,7 @@ def layer_ms(c: int, t: int, k: int, h: int, pad: int, rounds: int, torch) -> di
             conv(tx).backward(tdy)
             tx.grad = conv.weight.grad = None
 
-        engines["pytorch"] = _repeat(theirs, 3)
+        engines["pytorch"] = repeated(theirs, 3)
     return {name: float(np.median(v)) / 3 * 1e3 for name, v in alternate(engines, rounds).items()}
 
 

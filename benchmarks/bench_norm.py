@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
@@ -74,19 +73,12 @@ def _cases(torch):
     return out
 
 
-def _repeat(fn, times: int):
-    def run():
-        for _ in range(times):
-            fn()
-    return run
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=integer(1), default=9, help="alternating rounds per case (median reported)")
     args = p.parse_args(argv)
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy's BLAS starts (no effect once loaded)
-    from minicnn.commands.bench import alternate
+    from minicnn.commands.bench import alternate, calls_per_round, repeated
     from minicnn.threads import keep_freed_memory
 
     keep_freed_memory()  # as the `minicnn` command does
@@ -99,12 +91,10 @@ def main(argv=None) -> int:
     print(f"1 thread, float32, batch {BATCH}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'case (median ms)':<40}{'minicnn':>9}{'pytorch':>9}{'ratio':>7}")
     for label, ours, theirs in _cases(torch):
-        t0 = time.perf_counter()
-        ours()
-        inner = max(1, round(ROUND_SECONDS / max(time.perf_counter() - t0, 1e-6)))
-        engines = {"ours": _repeat(ours, inner)}
+        inner = calls_per_round(ours, ROUND_SECONDS)
+        engines = {"ours": repeated(ours, inner)}
         if theirs is not None:
-            engines["torch"] = _repeat(theirs, inner)
+            engines["torch"] = repeated(theirs, inner)
         times = {k: float(np.median(v)) / inner * 1e3 for k, v in alternate(engines, args.rounds).items()}
         if "torch" in times:
             print(f"{label:<40}{times['ours']:>9.2f}{times['torch']:>9.2f}{times['ours'] / times['torch']:>7.2f}")

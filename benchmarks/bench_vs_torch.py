@@ -192,20 +192,12 @@ def _training_case(name: str):
     return ours, theirs_factory, 0
 
 
-def _repeat(fn, times: int):
-    def run():
-        for _ in range(times):
-            fn()
-    return run
-
-
 def child(threads: int, rounds: int) -> int:
     """Time every case at `threads` threads; print one JSON object per case."""
-    import time
 
     import numpy as np
 
-    from minicnn.commands.bench import alternate, gemm_gflops
+    from minicnn.commands.bench import alternate, calls_per_round, gemm_gflops, repeated
     from minicnn.threads import keep_freed_memory
 
     keep_freed_memory()  # as the `minicnn` command does; process-wide, so PyTorch's arrays profit too
@@ -222,12 +214,10 @@ def child(threads: int, rounds: int) -> int:
               ("cifar_net training step", _training_case("cifar_net"), "img/s")]
     print(json.dumps({"gemm": gemm_gflops(5), "load": os.getloadavg()[0]}), flush=True)
     for label, (ours, theirs_factory, flops), unit in cases:
-        t0 = time.perf_counter()
-        ours()
-        inner = max(1, round(ROUND_SECONDS / max(time.perf_counter() - t0, 1e-6)))
-        engines = {"ours": _repeat(ours, inner)}
+        inner = calls_per_round(ours, ROUND_SECONDS)
+        engines = {"ours": repeated(ours, inner)}
         if torch is not None:
-            engines["torch"] = _repeat(theirs_factory(torch), inner)
+            engines["torch"] = repeated(theirs_factory(torch), inner)
         cpu: dict[str, list[float]] = {}
         times = alternate(engines, rounds, cpu_times=cpu)
         row = {"label": label, "unit": unit, "flops": flops,

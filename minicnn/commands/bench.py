@@ -61,6 +61,21 @@ def alternate(engines: dict, rounds: int, warmup: int = 1, cpu_times: dict | Non
     return times
 
 
+def repeated(fn, times: int):
+    """A callable that runs fn() `times` times: one timed round of `alternate`, long enough to measure."""
+    def run():
+        for _ in range(times):
+            fn()
+    return run
+
+
+def calls_per_round(fn, round_seconds: float) -> int:
+    """How many calls of fn() last about `round_seconds` (timed on one call, which also warms fn up)."""
+    t0 = time.perf_counter()
+    fn()
+    return max(1, round(round_seconds / max(time.perf_counter() - t0, 1e-6)))
+
+
 def layer_calls(layer, x, dy):
     """(forward, forward_and_backward): the two calls a layer benchmark times, on fixed x and dy."""
     def forward():
