@@ -41,6 +41,13 @@ def rng() -> np.random.Generator:
     return _RNG
 
 
+def check_grad(dy, shape: tuple[int, ...], who: str) -> None:
+    """A backward rule's dy must have `shape`, that of the forward output: nothing is broadcast. Here, in
+    the lowest tier, so that layers (`Layer.check_dy`) and `minicnn.functional` share it."""
+    if np.shape(dy) != tuple(shape):
+        raise ValueError(f"{who}: expected dy of shape {tuple(shape)} (the output), got {np.shape(dy)}")
+
+
 class NotReadyError(AttributeError):
     """A layer attribute that forward sets is read before forward ran (e.g. backward first)."""
 
@@ -162,9 +169,7 @@ class Layer:
 
     def check_dy(self, dy, shape: tuple[int, ...]) -> None:
         """ValueError unless dy has `shape`, the shape forward returned: backward never broadcasts dy
-        (`minicnn.functional.checks.check_grad`, naming "<Layer>.backward")."""
-        from minicnn.functional.checks import check_grad  # here: core imports nothing of minicnn
-
+        (`check_grad`, naming "<Layer>.backward")."""
         check_grad(dy, shape, f"{type(self).__name__}.backward")
 
     # --- traversal ------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minicnn.core import check_grad  # noqa: F401  (re-exported: the checks of minicnn.functional are all here)
+
 
 def pair(value, who: str, name: str) -> tuple[int, int]:
     """An int or a pair of ints -> (h, w). Refuses anything else by name."""
@@ -62,12 +64,6 @@ def check_size(x: np.ndarray, axis: int, expected: int, who: str, layout: str) -
         raise ValueError(
             f"{who}: expected input {want} with size {expected} on axis {axis}, got shape {x.shape}"
         )
-
-
-def check_grad(dy, shape: tuple[int, ...], who: str) -> None:
-    """A backward rule's dy must have `shape`, that of the forward output: nothing is broadcast."""
-    if np.shape(dy) != tuple(shape):
-        raise ValueError(f"{who}: expected dy of shape {tuple(shape)} (the output), got {np.shape(dy)}")
 
 
 def check_finite(x: np.ndarray, who: str) -> None:
