@@ -21,7 +21,9 @@ TIERS = {
     "minicnn": 0,  # the package docstring and __version__
     "minicnn.core": 0,
     "minicnn.threads": 0,
+    "minicnn.runtime": 0,
     "minicnn.functional": 1,
+    "minicnn.kernels": 1,
     "minicnn.layers": 2,
     "minicnn.losses": 2,
     "minicnn.optim": 2,
