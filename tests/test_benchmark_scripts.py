@@ -36,3 +36,15 @@ def test_bench_floor_prints_a_row_within_80_columns():
     assert max(map(len, lines)) <= 80
     done = _run("benchmarks/bench_floor.py", "--only", "nope")
     assert done.returncode == 2 and "no convolution label holds 'nope'" in done.stderr
+
+
+def test_bench_checkouts_compares_two_checkouts_within_80_columns():
+    done = _run("benchmarks/bench_checkouts.py", str(ROOT), str(ROOT), "--rounds", "1", "--seconds", "0.01")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    rows = [line for line in lines if line.startswith(("conv", "LeNet", "cifar_net", "ReLU", "BatchNorm",
+                                                       "depthwise", "MaxPool"))]
+    assert len(rows) == 10 and all(float(r.split()[-1]) > 0 for r in rows)
+    assert max(map(len, lines)) <= 80
+    done = _run("benchmarks/bench_checkouts.py", str(ROOT), "/nonexistent")
+    assert done.returncode == 2 and "expected a minicnn checkout" in done.stderr
