@@ -86,8 +86,8 @@ def test_resume_after_a_finished_epoch_gives_identical_weights(tmp_path):
     core.manual_seed(7)
     model = _toy_model()
     opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
-    fit(model, _toy_dataset(), opt, FitConfig(epochs=2, batch_size=32, seed=3, out_dir=tmp_path / "two", progress=False),
-        schedule=optim.CosineLR(0.05, 18), augment=crop_flip(1), log=None)
+    config = FitConfig(epochs=2, batch_size=32, seed=3, out_dir=tmp_path / "two", progress=False)
+    fit(model, _toy_dataset(), opt, config, schedule=optim.CosineLR(0.05, 18), augment=crop_flip(1), log=None)
     resumed, result = _run(tmp_path, "two", epochs=3, resume=True)
     assert result.status == "done" and len(result.history) == 3
     for a, b in zip(_weights(reference), _weights(resumed), strict=True):
@@ -135,8 +135,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
     core.manual_seed(7)
     model = _toy_model()
-    result = fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.05),
-                 FitConfig(epochs=3, batch_size=32, seed=3, out_dir=tmp_path, progress=False), log=None, loss_fn=NaNAfter())
+    config = FitConfig(epochs=3, batch_size=32, seed=3, out_dir=tmp_path, progress=False)
+    result = fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.05), config, log=None, loss_fn=NaNAfter())
     assert result.status == "diverged"
     assert "nan" in result.message and "epoch 2, batch 2" in result.message and "last good checkpoint" in result.message
     saved = load_checkpoint(tmp_path / CHECKPOINT_NAME)

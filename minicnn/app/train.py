@@ -30,7 +30,8 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,14 +244,10 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, config: F
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     epoch, state.interrupted = state.epoch, False
     model.train()
-    first = first_layer(model)
-    saved_input_grad = getattr(first, "input_grad", None)
-    if not config.input_grad and saved_input_grad is not None:
-        first.input_grad = False
     total = num_batches(len(x), config.batch_size)
     bar = tqdm(total=total, initial=state.batch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
                disable=not config.progress, leave=False, dynamic_ncols=True, file=sys.stderr)
-    try:
+    with bar, _image_gradient(model, config.input_grad):
         for b, xb, yb in iterate_batches(x, y, config.batch_size, seed=config.seed, epoch=epoch, start=state.batch,
                                          augment=augment):
             t0 = time.perf_counter()
@@ -276,11 +273,22 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, config: F
             if stop is not None and stop():
                 state.interrupted = state.batch < total
                 break
-    finally:
-        bar.close()
-        if saved_input_grad is not None:
-            first.input_grad = saved_input_grad
     return state
+
+
+@contextmanager
+def _image_gradient(model: Layer, wanted: bool) -> Iterator[None]:
+    """Within: the model's first layer computes dL/d(image) only if `wanted` (when it has the
+    `input_grad` switch, as the convolutions do); its own setting is restored afterwards."""
+    first = first_layer(model)
+    saved = getattr(first, "input_grad", None)
+    if not wanted and saved is not None:
+        first.input_grad = False
+    try:
+        yield
+    finally:
+        if saved is not None:
+            first.input_grad = saved
 
 
 def predict_logits(model: Layer, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
