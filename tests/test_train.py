@@ -16,6 +16,7 @@ from minicnn.app.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from minicnn.app.train import (CHECKPOINT_NAME, Callback, EpochState, FitConfig, KeepBest, evaluate, first_layer,
                                fit, train_epoch)
 from minicnn.data import Dataset, crop_flip, load_dataset, standardize
+from minicnn.data.batching import split_validation
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import MODELS, build, config_for
 
@@ -397,3 +398,53 @@ def test_load_model_errors(tmp_path):
     assert np.array_equal(loaded.model(x), model.eval()(x))
     with pytest.raises(ModelFileError, match="do not fit"):
         load_model(plain, "lenet5", width=2.0)
+
+
+@pytest.mark.parametrize(("n", "size", "seed"), [(10, 0, 0), (10, 3, 1), (50, 49, 7), (256, 64, 12345)])
+def test_split_validation_is_disjoint_complete_and_seeded(n, size, seed):
+    x = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1) * np.ones((1, 1, 2, 2), np.float32)
+    y = np.arange(n) * 10  # each label names its example, so rows stay paired
+    (x_train, y_train), (x_val, y_val) = split_validation(x, y, size, seed)
+    assert len(x_val) == len(y_val) == size and len(x_train) == len(y_train) == n - size
+    held, kept = x_val[:, 0, 0, 0].astype(int), x_train[:, 0, 0, 0].astype(int)
+    assert np.array_equal(y_val, held * 10) and np.array_equal(y_train, kept * 10)
+    assert not set(held) & set(kept) and sorted([*held, *kept]) == list(range(n))
+    (x_again, _), (x_val_again, _) = split_validation(x, y, size, seed)
+    assert np.array_equal(x_again, x_train) and np.array_equal(x_val_again, x_val)
+    if 0 < size < n - 1:
+        (_, _), (x_other, _) = split_validation(x, y, size, seed + 1)
+        assert not np.array_equal(x_other, x_val)  # another seed, another split
+
+
+@pytest.mark.parametrize(("size", "match"), [(-1, r"size an integer in \[0, 8\).*got -1"),
+                                             (8, r"size an integer in \[0, 8\).*got 8"),
+                                             (2.0, r".*got 2\.0"), (True, ".*got True")])
+def test_split_validation_refuses_sizes_that_leave_nothing_to_train_on(size, match):
+    with pytest.raises(ValueError, match=f"split_validation: expected {match}"):
+        split_validation(np.zeros((8, 1, 2, 2)), np.zeros(8), size, 0)
+    with pytest.raises(ValueError, match="split_validation: expected as many labels as examples"):
+        split_validation(np.zeros((8, 1, 2, 2)), np.zeros(7), 2, 0)
+
+
+def test_the_command_and_the_frequency_experiment_share_split_validation(data_dir, monkeypatch, tmp_path):
+    """`minicnn train --val-size` and `experiment frequency --val` both hold out through split_validation."""
+    from minicnn.data import batching
+    from minicnn.experiments.frequency import SPLIT_SEED, load_split
+
+    calls = []
+
+    def spy(x, y, size, seed):
+        calls.append((len(x), size, seed))
+        return split(x, y, size, seed)
+
+    split = batching.split_validation
+    monkeypatch.setattr(batching, "split_validation", spy)
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "noise.npz"
+    np.savez(npz, x_train=rng.random((96, 28, 28)), y_train=rng.integers(0, 10, 96), x_test=rng.random((16, 28, 28)),
+             y_test=rng.integers(0, 10, 16))
+    code = cli.main(["train", "--dataset", str(npz), "--epochs", "1", "--val-size", "32", "--seed", "4",
+                     "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == 0 and calls == [(96, 32, 4)]
+    held = load_split(500, 2000, data_dir, test_images=100)
+    assert calls[1] == (60000, 500, SPLIT_SEED) and len(held.val[1]) == 500 and len(held.data.y_train) == 2000
