@@ -384,10 +384,10 @@ class _ValidateEvery(Callback):
 
 
 class KeepBest(Callback):
-    """Early stopping's checkpoint: a copy of the weights of the epoch with the lowest validation loss.
-
-    The rule: after each epoch's validation, if val_loss < the lowest so far, keep state_dict(). After
-    `fit`, `model.load_state_dict(keep.state)` goes back to that epoch (`keep.epoch`, counted from 1).
+    """Early stopping's checkpoint: the weights of the epoch with the lowest
+    validation loss. After each epoch's validation: if val_loss is below the
+    lowest so far, keep a copy of state_dict(). After `fit`,
+    `model.load_state_dict(keep.state)` goes back to epoch `keep.epoch`.
     """
 
     def __init__(self) -> None:
