@@ -11,6 +11,7 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 DEFAULT_METHOD = "im2col"
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
 CROP_PADDING = 4  # pixels of --augment crop-flip's random crop (the standard CIFAR augmentation)
+RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
 MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX = app.loading.MAX_WIDTH)
 
 
@@ -281,9 +282,6 @@ def _exit_code(result, out: Path) -> int:
         return EXIT_DIVERGED
     print(wrap(f"checkpoint, metrics.csv/json and curves.png in {out}"))
     return 0
-
-
-RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
 
 
 def _plan(args, model, ds, val, lr: float, augment: str, out) -> list[str]:

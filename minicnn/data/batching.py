@@ -23,6 +23,7 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """Batches in an epoch of `n` examples: ceil(n / batch_size), or floor with `drop_last`."""
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
