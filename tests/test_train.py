@@ -13,8 +13,17 @@ from minicnn import cli, core, optim
 from minicnn import layers as L
 from minicnn.app import load_model
 from minicnn.app.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minicnn.app.train import (CHECKPOINT_NAME, Callback, EpochState, FitConfig, KeepBest, evaluate, first_layer,
-                               fit, train_epoch)
+from minicnn.app.train import (
+    CHECKPOINT_NAME,
+    Callback,
+    EpochState,
+    FitConfig,
+    KeepBest,
+    evaluate,
+    first_layer,
+    fit,
+    train_epoch,
+)
 from minicnn.data import Dataset, crop_flip, load_dataset, standardize
 from minicnn.data.batching import split_validation
 from minicnn.losses import SoftmaxCrossEntropy
