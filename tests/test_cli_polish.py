@@ -225,13 +225,13 @@ def _split_data():
 
 def _fit_logged(val):
     from minicnn import optim
-    from minicnn.app.train import fit
+    from minicnn.app.train import FitConfig, fit
 
     core.manual_seed(0)
     model = build("lenet5")
     said: list[str] = []
-    result = fit(model, _split_data(), optim.SGD(model.parameters(), 0.05), epochs=2, batch_size=20,
-                 val=val, progress=False, log=said.append)
+    result = fit(model, _split_data(), optim.SGD(model.parameters(), 0.05),
+                 FitConfig(epochs=2, batch_size=20, progress=False), val=val, log=said.append)
     return model, result, said
 
 

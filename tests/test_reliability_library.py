@@ -175,7 +175,7 @@ def test_no_np_load_outside_the_checked_readers():
 
 def test_fit_stops_when_validation_goes_non_finite(tmp_path):
     from minicnn import optim
-    from minicnn.app.train import fit
+    from minicnn.app.train import FitConfig, fit
     from minicnn.data import Dataset
 
     rng = np.random.default_rng(0)
@@ -185,7 +185,7 @@ def test_fit_stops_when_validation_goes_non_finite(tmp_path):
     ds = Dataset("toy", x, y, x, y, ["a", "b", "c"])
     opt = optim.SGD(model.parameters(), 1e30, momentum=0.0)
     said, warned = [], []
-    result = fit(model, ds, opt, epochs=2, batch_size=16, out_dir=tmp_path, progress=False,
+    result = fit(model, ds, opt, FitConfig(epochs=2, batch_size=16, out_dir=tmp_path, progress=False),
                  log=said.append, warn=warned.append)
     assert result.status == "diverged"
     assert len(warned) == 1 and "no checkpoint was written" in warned[0]

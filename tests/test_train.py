@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -12,8 +13,19 @@ from minicnn import cli, core, optim
 from minicnn import layers as L
 from minicnn.app import load_model
 from minicnn.app.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minicnn.app.train import CHECKPOINT_NAME, Callback, evaluate, first_layer, fit, train_epoch
+from minicnn.app.train import (
+    CHECKPOINT_NAME,
+    Callback,
+    EpochState,
+    FitConfig,
+    KeepBest,
+    evaluate,
+    first_layer,
+    fit,
+    train_epoch,
+)
 from minicnn.data import Dataset, crop_flip, load_dataset, standardize
+from minicnn.data.batching import split_validation
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import MODELS, build, config_for
 
@@ -60,8 +72,8 @@ def _run(tmp_path, name: str, epochs: int = 3, interrupt_at: int | None = None, 
     else:
         opt = InterruptingSGD(model.parameters(), 0.05, at=interrupt_at, momentum=0.9)
     schedule = optim.CosineLR(0.05, epochs * 6)
-    result = fit(model, ds, opt, epochs=epochs, batch_size=32, schedule=schedule, seed=3, out_dir=tmp_path / name,
-                 resume=resume, augment=crop_flip(1), progress=False, log=None)
+    config = FitConfig(epochs=epochs, batch_size=32, seed=3, out_dir=tmp_path / name, resume=resume, progress=False)
+    result = fit(model, ds, opt, config, schedule=schedule, augment=crop_flip(1), log=None)
     return model, result
 
 
@@ -84,8 +96,8 @@ def test_resume_after_a_finished_epoch_gives_identical_weights(tmp_path):
     core.manual_seed(7)
     model = _toy_model()
     opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
-    fit(model, _toy_dataset(), opt, epochs=2, batch_size=32, schedule=optim.CosineLR(0.05, 18), seed=3,
-        out_dir=tmp_path / "two", augment=crop_flip(1), progress=False, log=None)
+    config = FitConfig(epochs=2, batch_size=32, seed=3, out_dir=tmp_path / "two", progress=False)
+    fit(model, _toy_dataset(), opt, config, schedule=optim.CosineLR(0.05, 18), augment=crop_flip(1), log=None)
     resumed, result = _run(tmp_path, "two", epochs=3, resume=True)
     assert result.status == "done" and len(result.history) == 3
     for a, b in zip(_weights(reference), _weights(resumed), strict=True):
@@ -96,8 +108,8 @@ def test_resume_refuses_a_different_batch_size(tmp_path):
     _run(tmp_path, "run", epochs=1)
     model = _toy_model()
     with pytest.raises(CheckpointError, match="batch_size"):
-        fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.1), epochs=2, batch_size=16, seed=3,
-            out_dir=tmp_path / "run", resume=True, progress=False, log=None)
+        fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.1),
+            FitConfig(epochs=2, batch_size=16, seed=3, out_dir=tmp_path / "run", resume=True, progress=False), log=None)
 
 
 def test_checkpoint_write_interrupted_leaves_the_old_one_intact(tmp_path, monkeypatch):
@@ -133,8 +145,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
     core.manual_seed(7)
     model = _toy_model()
-    result = fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.05), epochs=3, batch_size=32, seed=3,
-                 out_dir=tmp_path, progress=False, log=None, loss_fn=NaNAfter())
+    config = FitConfig(epochs=3, batch_size=32, seed=3, out_dir=tmp_path, progress=False)
+    result = fit(model, _toy_dataset(), optim.SGD(model.parameters(), 0.05), config, log=None, loss_fn=NaNAfter())
     assert result.status == "diverged"
     assert "nan" in result.message and "epoch 2, batch 2" in result.message and "last good checkpoint" in result.message
     saved = load_checkpoint(tmp_path / CHECKPOINT_NAME)
@@ -147,8 +159,9 @@ def test_train_epoch_and_evaluate_learn_the_toy_task():
     model = _toy_model()
     ds = _toy_dataset(n=512)
     opt = optim.Adam(model.parameters(), 0.01)
-    for epoch in range(3):
-        state = train_epoch(model, ds.x_train, ds.y_train, opt, batch_size=32, epoch=epoch, progress=False)
+    config = FitConfig(epochs=3, batch_size=32, progress=False)
+    for epoch in range(config.epochs):
+        state = train_epoch(model, ds.x_train, ds.y_train, opt, config, EpochState(epoch))
     assert state.seen == 512 and state.batch == 16 and state.images_per_s > 0
     result = evaluate(model, ds.x_test, ds.y_test)
     assert result.accuracy > 0.9 and result.predictions.shape == (64,)
@@ -182,8 +195,8 @@ def test_lenet5_on_real_mnist_reaches_90_percent(data_dir):
     core.manual_seed(0)
     model = MODELS["lenet5"]()
     opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
-    result = fit(model, ds, opt, epochs=2, batch_size=64, schedule=optim.CosineLR(0.05, 2 * 63), seed=0,
-                 progress=False, log=None)
+    result = fit(model, ds, opt, FitConfig(epochs=2, batch_size=64, progress=False),
+                 schedule=optim.CosineLR(0.05, 2 * 63), log=None)
     assert result.test.accuracy > 0.90, result.message
 
 
@@ -277,8 +290,8 @@ def test_fit_callbacks_eval_every_and_max_steps():
     model, ds = _toy_model(), _toy_dataset(n=192)  # 6 batches of 32 per epoch
     recorder = _Recorder()
     opt = optim.SGD(model.parameters(), 0.05)
-    result = fit(model, ds, opt, epochs=3, batch_size=32, callbacks=[recorder], eval_every=2, max_steps=9,
-                 progress=False, log=None)
+    config = FitConfig(epochs=3, batch_size=32, eval_every=2, max_steps=9, progress=False)
+    result = fit(model, ds, opt, config, callbacks=[recorder], log=None)
     assert result.status == "done" and opt.steps == 9
     starts = [e[1] for e in recorder.events if e[0] == "start"]
     assert starts == list(range(9))  # before each step, with the optimizer's step count
@@ -299,13 +312,73 @@ def test_fit_input_grad_is_explicit_and_restored():
             seen.append(first_layer(model).input_grad)
 
     for flag in (False, True):
-        fit(model, ds, optim.SGD(model.parameters(), 0.01), epochs=1, batch_size=32, callbacks=[Spy()],
-            input_grad=flag, progress=False, log=None)
+        config = FitConfig(epochs=1, batch_size=32, input_grad=flag, progress=False)
+        fit(model, ds, optim.SGD(model.parameters(), 0.01), config, callbacks=[Spy()], log=None)
         assert first_layer(model).input_grad is True  # restored
-    assert seen == [False, False, True, True]
-    train_epoch(model, ds.x_train, ds.y_train, optim.SGD(model.parameters(), 0.01), batch_size=32,
-                callbacks=[Spy()], progress=False)
-    assert seen[-2:] == [True, True]  # train_epoch leaves the model alone unless asked
+        train_epoch(model, ds.x_train, ds.y_train, optim.SGD(model.parameters(), 0.01), config, EpochState(0),
+                    callbacks=[Spy()])
+        assert first_layer(model).input_grad is True
+    assert seen == [False, False, False, False, True, True, True, True]  # train_epoch follows the config too
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("epochs", 0, "epochs an integer >= 1"), ("epochs", 2.0, "epochs an integer >= 1"),
+    ("epochs", True, "epochs an integer >= 1"), ("batch_size", -3, "batch_size an integer >= 1"),
+    ("seed", -1, "seed an integer >= 0"), ("eval_every", 0, "eval_every an integer >= 1 or None"),
+    ("max_steps", "5", "max_steps an integer >= 1 or None"), ("resume", 1, "resume True or False"),
+    ("progress", None, "progress True or False"), ("input_grad", "no", "input_grad True or False"),
+    ("out_dir", 3, "out_dir a path"),
+])
+def test_fit_config_refuses_bad_settings_naming_field_expected_and_received(field, value, expected):
+    settings = {"epochs": 1, field: value}
+    with pytest.raises(ValueError, match=f"FitConfig: expected {expected}.*got {value!r}"):
+        FitConfig(**settings)
+
+
+def test_fit_config_resume_needs_a_run_folder_and_is_frozen(tmp_path):
+    with pytest.raises(ValueError, match="FitConfig: expected an out_dir .* got out_dir=None"):
+        FitConfig(epochs=2, resume=True)
+    config = FitConfig(epochs=2, out_dir=tmp_path, resume=True)
+    with pytest.raises(AttributeError):
+        config.epochs = 3  # a checked config stays checked
+    assert dataclasses.replace(config, epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="fit: expected config a FitConfig, got dict"):
+        fit(_toy_model(), _toy_dataset(), optim.SGD(_toy_model().parameters(), 0.1), {"epochs": 1})
+
+
+def test_fit_history_is_the_by_hand_loop_of_train_epoch_and_evaluate():
+    """fit's rows are exactly what the lecture's loop gives: train_epoch, then evaluate on the validation split,
+    with the same config and objects (the data stream depends only on (seed, epoch, batch))."""
+    ds = _toy_dataset()
+    val = (ds.x_test[:32], ds.y_test[:32])
+    config = FitConfig(epochs=3, batch_size=32, seed=5, progress=False)
+    core.manual_seed(7)
+    model = _toy_model()
+    opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
+    result = fit(model, ds, opt, config, schedule=optim.CosineLR(0.05, 18), augment=crop_flip(1), val=val, log=None)
+    core.manual_seed(7)
+    by_hand = _toy_model()
+    opt_by_hand = optim.SGD(by_hand.parameters(), 0.05, momentum=0.9)
+    for epoch, row in zip(range(config.epochs), result.history, strict=True):
+        state = train_epoch(by_hand, ds.x_train, ds.y_train, opt_by_hand, config, EpochState(epoch),
+                            schedule=optim.CosineLR(0.05, 18), augment=crop_flip(1))
+        scored = evaluate(by_hand, *val)
+        assert (row["epoch"], row["train_loss"], row["train_acc"]) == (epoch + 1, state.loss, state.accuracy)
+        assert (row["val_loss"], row["val_acc"], row["lr"]) == (scored.loss, scored.accuracy, opt_by_hand.lr)
+    for a, b in zip(_weights(model), _weights(by_hand), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_keep_best_keeps_the_weights_of_the_lowest_validation_loss():
+    model = _toy_model()
+    keep = KeepBest()
+    for epoch, val_loss in enumerate([0.9, 0.5, 0.7]):
+        for p in model.parameters():
+            p.data[...] = epoch
+        keep.on_epoch_end(epoch, model, {"val_loss": val_loss})
+    assert (keep.epoch, keep.val_loss) == (2, 0.5)
+    assert len(keep.state) == 4 and all(np.all(value == 1) for value in keep.state.values())
+    assert model.parameters()[0].data.flat[0] == 2  # a copy: the model went on changing
 
 
 def test_build_is_strict_and_config_for_picks_accepted_options():
@@ -334,3 +407,53 @@ def test_load_model_errors(tmp_path):
     assert np.array_equal(loaded.model(x), model.eval()(x))
     with pytest.raises(ModelFileError, match="do not fit"):
         load_model(plain, "lenet5", width=2.0)
+
+
+@pytest.mark.parametrize(("n", "size", "seed"), [(10, 0, 0), (10, 3, 1), (50, 49, 7), (256, 64, 12345)])
+def test_split_validation_is_disjoint_complete_and_seeded(n, size, seed):
+    x = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1) * np.ones((1, 1, 2, 2), np.float32)
+    y = np.arange(n) * 10  # each label names its example, so rows stay paired
+    (x_train, y_train), (x_val, y_val) = split_validation(x, y, size, seed)
+    assert len(x_val) == len(y_val) == size and len(x_train) == len(y_train) == n - size
+    held, kept = x_val[:, 0, 0, 0].astype(int), x_train[:, 0, 0, 0].astype(int)
+    assert np.array_equal(y_val, held * 10) and np.array_equal(y_train, kept * 10)
+    assert not set(held) & set(kept) and sorted([*held, *kept]) == list(range(n))
+    (x_again, _), (x_val_again, _) = split_validation(x, y, size, seed)
+    assert np.array_equal(x_again, x_train) and np.array_equal(x_val_again, x_val)
+    if 0 < size < n - 1:
+        (_, _), (x_other, _) = split_validation(x, y, size, seed + 1)
+        assert not np.array_equal(x_other, x_val)  # another seed, another split
+
+
+@pytest.mark.parametrize(("size", "match"), [(-1, r"size an integer in \[0, 8\).*got -1"),
+                                             (8, r"size an integer in \[0, 8\).*got 8"),
+                                             (2.0, r".*got 2\.0"), (True, ".*got True")])
+def test_split_validation_refuses_sizes_that_leave_nothing_to_train_on(size, match):
+    with pytest.raises(ValueError, match=f"split_validation: expected {match}"):
+        split_validation(np.zeros((8, 1, 2, 2)), np.zeros(8), size, 0)
+    with pytest.raises(ValueError, match="split_validation: expected as many labels as examples"):
+        split_validation(np.zeros((8, 1, 2, 2)), np.zeros(7), 2, 0)
+
+
+def test_the_command_and_the_frequency_experiment_share_split_validation(data_dir, monkeypatch, tmp_path):
+    """`minicnn train --val-size` and `experiment frequency --val` both hold out through split_validation."""
+    from minicnn.data import batching
+    from minicnn.experiments.frequency import SPLIT_SEED, load_split
+
+    calls = []
+
+    def spy(x, y, size, seed):
+        calls.append((len(x), size, seed))
+        return split(x, y, size, seed)
+
+    split = batching.split_validation
+    monkeypatch.setattr(batching, "split_validation", spy)
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "noise.npz"
+    np.savez(npz, x_train=rng.random((96, 28, 28)), y_train=rng.integers(0, 10, 96), x_test=rng.random((16, 28, 28)),
+             y_test=rng.integers(0, 10, 16))
+    code = cli.main(["train", "--dataset", str(npz), "--epochs", "1", "--val-size", "32", "--seed", "4",
+                     "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == 0 and calls == [(96, 32, 4)]
+    held = load_split(500, 2000, data_dir, test_images=100)
+    assert calls[1] == (60000, 500, SPLIT_SEED) and len(held.val[1]) == 500 and len(held.data.y_train) == 2000

@@ -76,21 +76,19 @@ def _step(t):
     core.manual_seed(0)
     model = build("lenet5")
     opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
-    loss_fn = losses.SoftmaxCrossEntropy()
     xb, yb = x_train[:64], ds.y_train[:64]
+    config = train.FitConfig(epochs=5, batch_size=64, progress=False)  # one batch of 64: one step per epoch
     seen = []
-    for _ in range(5):
-        loss = loss_fn.forward(model.forward(xb), yb)
-        model.backward(loss_fn.backward())
-        opt.step()
-        opt.zero_grad()
-        seen.append(loss)
-    t.print("loss on the same 64 images over 5 steps: " + "  ".join(f"{v:.3f}" for v in seen))
+    for epoch in range(config.epochs):
+        state = train.train_epoch(model, xb, yb, opt, config, train.EpochState(epoch))
+        seen.append(state.loss)
+    t.print(f"loss on the same 64 images over {config.epochs} steps (`train_epoch` on them alone): "
+            + "  ".join(f"{v:.3f}" for v in seen))
     t.check_true(f"gradient steps lower the loss: {seen[0]:.3f} → {seen[-1]:.3f}", seen[-1] < seen[0])
 
 
 def _train(t):
-    t.code(train.fit, start="for epoch in range(start_epoch, epochs)", end="except NonFiniteLossError")
+    t.code(train.fit, start="for epoch in range(start_epoch, config.epochs)", end="run.save(epoch + 1, None)")
     t.code(optim.Adam._update)
     ds, (x_train, x_test) = _mnist()
     n_train, n_val, epochs = (1200, 200, 3) if t.quick else (20000, 5000, 4)
@@ -107,8 +105,8 @@ def _train(t):
           f"{n_train:,} training images; after every epoch `fit` measures the loss/accuracy on {n_val:,} held-out "
           "images." + (" (--quick: a tiny subset; run without --quick for the real thing.)" if t.quick else ""))
     start = time.perf_counter()
-    result = train.fit(model, subset, opt, epochs=epochs, batch_size=batch, seed=0, val=val,
-                       progress=not t.quick, log=None)
+    config = train.FitConfig(epochs=epochs, batch_size=batch, seed=0, progress=not t.quick)
+    result = train.fit(model, subset, opt, config, val=val, log=None)
     seconds = time.perf_counter() - start
     history = result.history
     t.table(["epoch", "train loss", "train acc", "val loss", "val acc", "images/s"],

@@ -36,85 +36,82 @@ def _sizes(t) -> tuple[int, int]:
 
 
 def _run(t, weight_decay: float) -> dict:
-    """LeNet-5, SGD lr 0.01 momentum 0.9, batch 32, on the 300 images; the weights of the epoch with the
-    lowest validation loss are kept aside (early stopping's checkpoint)."""
+    """LeNet-5, SGD lr 0.01 momentum 0.9, batch 32, on the 300 images; `KeepBest` keeps the weights of the
+    epoch with the lowest validation loss aside (early stopping's checkpoint)."""
     key = ("run", weight_decay, t.quick)
     if key in _CACHE:
         return _CACHE[key]
     ds, val = _split(t)
     core.manual_seed(0)
     model = build("lenet5")
-    best = KeepBest()
-
+    best = train.KeepBest()
     opt = optim.SGD(model.parameters(), 0.01, momentum=0.9, weight_decay=weight_decay)
-    result = train.fit(model, ds, opt, epochs=EPOCHS, batch_size=32, seed=0, val=val, callbacks=[best],
-                       progress=False, log=None)
-    final_test = result.test
-    model.load_state_dict(best.state)
-    best_test = train.evaluate(model, ds.x_test, ds.y_test)
-    _CACHE[key] = {"history": result.history, "best_epoch": best.epoch, "final_test": final_test,
-                   "best_test": best_test}
+    result = train.fit(model, ds, opt, train.FitConfig(epochs=EPOCHS, batch_size=32, seed=0, progress=False),
+                       val=val, callbacks=[best], log=None)
+    _CACHE[key] = {"history": result.history, "best_epoch": best.epoch, "best_state": best.state,
+                   "final_test": result.test, "model": model, "test": (ds.x_test, ds.y_test)}
     return _CACHE[key]
 
 
-
-class KeepBest(train.Callback):
-    """Early stopping's checkpoint: a copy of the weights of the epoch with the lowest validation loss."""
-
-    def __init__(self):
-        self.val_loss, self.epoch, self.state = np.inf, 0, {}
-
-    def on_epoch_end(self, epoch: int, model, row: dict) -> None:
-        if row["val_loss"] < self.val_loss:
-            self.val_loss, self.epoch, self.state = row["val_loss"], epoch + 1, model.state_dict()
-
-
 def _overfit(t):
+    _CACHE.clear()  # this step trains (and shows) the run, even when the chapter ran before in this process
     t.code(train.fit, start="row = run.record(state", end="callback.on_epoch_end(epoch, model, row)")
+    t.code(train.KeepBest)
     run = _run(t, 0.0)
     h = run["history"]
     t.say(f"LeNet-5 on only {N_TRAIN} MNIST images for {EPOCHS} epochs (SGD, lr 0.01, momentum 0.9, batch 32); "
-          f"the validation loss is measured after every epoch on {_sizes(t)[0]:,} other training images.")
+          f"after every epoch `fit` measures the validation loss on {_sizes(t)[0]:,} other training images "
+          "(`run.record`: `evaluate` on the held-out split, a row of the table below), then calls each "
+          "callback's on_epoch_end: `KeepBest` copies the weights whenever that loss is the lowest so far.")
     t.table(["epoch", "train loss", "val loss", "train acc", "val acc"],
             [[r["epoch"], f"{r['train_loss']:.3f}", f"{r['val_loss']:.3f}", f"{r['train_acc']:.1%}",
               f"{r['val_acc']:.1%}"] for r in h if r["epoch"] % 3 == 1 or r["epoch"] in (run["best_epoch"], EPOCHS)])
     best = run["best_epoch"]
     low, last = h[best - 1]["val_loss"], h[-1]["val_loss"]
+    t.check("KeepBest's epoch is the one with the lowest validation loss", best,
+            1 + int(np.argmin([r["val_loss"] for r in h])))
     t.check_true(f"overfitting: the validation loss was lowest at epoch {best} ({low:.3f}) and ended at {last:.3f}, "
                  f"while the training loss fell from {h[best - 1]['train_loss']:.3f} to {h[-1]['train_loss']:.3f}",
                  best < EPOCHS and last > 1.1 * low and h[-1]["train_loss"] < h[best - 1]["train_loss"])
-    _plot(t)
+    _plot(t, [run])
 
 
-def _plot(t) -> None:
-    plain, decayed = _run(t, 0.0), _run(t, WEIGHT_DECAY)
+def _plot(t, runs: list[dict]) -> None:
+    """The validation curve of each run (the first one's training curve too), the early stop marked."""
+    plain = runs[0]
     plt = t.pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     epochs = [r["epoch"] for r in plain["history"]]
     ax.plot(epochs, [r["train_loss"] for r in plain["history"]], "o-", ms=3, color="tab:blue", label="train")
     ax.plot(epochs, [r["val_loss"] for r in plain["history"]], "s-", ms=3, color="tab:orange", label="validation")
-    ax.plot(epochs, [r["val_loss"] for r in decayed["history"]], "s--", ms=3, color="tab:green",
-            label=f"validation, weight decay {WEIGHT_DECAY:g}")
+    for decayed in runs[1:]:
+        ax.plot(epochs, [r["val_loss"] for r in decayed["history"]], "s--", ms=3, color="tab:green",
+                label=f"validation, weight decay {WEIGHT_DECAY:g}")
     ax.axvline(plain["best_epoch"], color="0.5", lw=1, ls=":")
     ax.annotate("early stop here\n(lowest validation loss)", (plain["best_epoch"], plain["history"][0]["val_loss"]),
                 xytext=(4, -4), textcoords="offset points", fontsize=8, va="top")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss")
-    ax.set_title(f"LeNet-5 on {N_TRAIN} MNIST images: overfitting and two remedies", fontsize=10)
+    remedies = "overfitting and two remedies" if len(runs) > 1 else "overfitting, and where to stop"
+    ax.set_title(f"LeNet-5 on {N_TRAIN} MNIST images: {remedies}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     t.save_figure(fig, "overfitting")
 
 
 def _early_stop(t):
+    t.code(train.evaluate)
     run = _run(t, 0.0)
     t.say("Early stopping keeps the weights of the epoch with the lowest validation loss (in practice: stop "
-          "once it has not improved for a few epochs, then go back to that checkpoint). A fit callback, "
-          "called after every epoch's validation, keeps a copy of the best weights:")
-    t.say("(`KeepBest` in tutorials/ch15_generalisation.py: if row['val_loss'] is the lowest so far, "
-          "state = model.state_dict().)")
-    t.code(train.Callback, start="class Callback", end='"""')
-    final, best = run["final_test"], run["best_test"]
+          "once it has not improved for a few epochs, then go back to that checkpoint). `KeepBest` kept a copy "
+          f"of epoch {run['best_epoch']}'s weights during the run; loaded back, both are scored on the test split:")
+    model, (x_test, y_test) = run["model"], run["test"]
+    final = train.evaluate(model, x_test, y_test)
+    last_weights = model.state_dict()
+    model.load_state_dict(run["best_state"])
+    best = train.evaluate(model, x_test, y_test)
+    model.load_state_dict(last_weights)
+    t.check("the last weights score as fit's own test result", final.loss, run["final_test"].loss)
     t.table(["weights", "test loss", "test accuracy"],
             [[f"after epoch {EPOCHS} (last)", f"{final.loss:.3f}", f"{final.accuracy:.2%}"],
              [f"epoch {run['best_epoch']} (early stop)", f"{best.loss:.3f}", f"{best.accuracy:.2%}"]])
@@ -125,7 +122,6 @@ def _early_stop(t):
               f"{final.accuracy:.1%}). The late epochs still get a few more images right, but grow so confident "
               "that their mistakes cost far more loss. Which one to stop on is a choice: early stopping on the "
               "validation accuracy instead would keep later weights.")
-
 
 
 def _weight_decay(t):
@@ -141,7 +137,7 @@ def _weight_decay(t):
     t.table(["last epoch", "train loss", "val loss", "test loss", "test acc"], rows)
     a, b = plain["history"][-1]["val_loss"], decayed["history"][-1]["val_loss"]
     t.check_true(f"with weight decay the validation loss ends lower: {b:.3f} < {a:.3f}", b < a)
-    _plot(t)
+    _plot(t, [plain, decayed])
 
 
 def _bagging(t):
@@ -158,8 +154,8 @@ def _bagging(t):
         sample = Dataset("mnist", ds.x_train[pick], ds.y_train[pick], ds.x_test, ds.y_test, ds.class_names)
         core.manual_seed(k)
         model = build("lenet5")
-        result = train.fit(model, sample, optim.Adam(model.parameters(), 2e-3), epochs=epochs, batch_size=32,
-                           seed=k, progress=False, log=None)
+        result = train.fit(model, sample, optim.Adam(model.parameters(), 2e-3),
+                           train.FitConfig(epochs=epochs, batch_size=32, seed=k, progress=False), log=None)
         probs.append(softmax(train.predict_logits(model, ds.x_test), axis=1))
         rows.append([f"model {k + 1} ({len(np.unique(pick)):,} distinct images)", f"{result.test.accuracy:.2%}"])
     accs = [float(np.mean(p.argmax(axis=1) == ds.y_test)) for p in probs]

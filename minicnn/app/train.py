@@ -16,7 +16,10 @@ checkpoint at the current batch and returns), and a NaN/infinite loss (stops bef
 keeps the last good checkpoint).
 
 The one training loop: `minicnn train`, the experiments and the tutorials all call `fit` (or, for
-one epoch by hand, `train_epoch`); the signatures below are stable.
+one epoch by hand, `train_epoch`). The plain settings of a run are one `FitConfig` (as nanoGPT's
+GPTConfig); the objects it uses (schedule, augmentation, validation split, callbacks) are arguments:
+
+    fit(model, dataset, optimizer, FitConfig(epochs=3, batch_size=64, out_dir="runs/a"), schedule=...)
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,6 @@ import numpy as np
 
 from minicnn.core import Layer, Sequential, remove_unfinished
 from minicnn.data.batching import Augment, iterate_batches, num_batches
-from minicnn.functional.checks import positive_int
 from minicnn.losses import SoftmaxCrossEntropy
 
 from . import checkpoint as ckpt_io
@@ -44,6 +47,47 @@ from . import checkpoint as ckpt_io
 CHECKPOINT_NAME = "checkpoint.npz"
 EVAL_BATCH = 500
 POSTFIX_EVERY = 10  # progress-bar text is refreshed every this many batches (it costs time)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """The plain settings of a `fit` run (the objects it uses — model, data, optimizer, schedule,
+    augmentation, callbacks — are `fit`'s arguments). Checked when made; frozen, so a config that was
+    valid stays valid (`dataclasses.replace(config, epochs=5)` makes a changed copy).
+    """
+
+    epochs: int  # passes over the training set (on resume: the total, which may exceed the saved run's)
+    batch_size: int = 64  # images per gradient step
+    seed: int = 0  # the data stream: epoch e's order is seeded with (seed, e), its batch b's augmentation (seed, e, b)
+    out_dir: str | Path | None = None  # run folder: checkpoint.npz after every epoch, metrics files; None: no files
+    resume: bool = False  # continue from out_dir/checkpoint.npz when it exists (same seed and batch_size)
+    eval_every: int | None = None  # also validate after every this many batches inside an epoch
+    max_steps: int | None = None  # end the run (status "done") once optimizer.steps reaches this: a quick budget
+    input_grad: bool = False  # False: the first layer skips dL/d(image), which training never uses (~15% of a
+    #                           LeNet-5 step); True keeps it
+    progress: bool = True  # a progress bar (on stderr) during each epoch
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            _check_int(name, getattr(self, name), low=1)
+        _check_int("seed", self.seed, low=0)
+        for name in ("eval_every", "max_steps"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), low=1, none=True)
+        for name in ("resume", "input_grad", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"FitConfig: expected {name} True or False, got {getattr(self, name)!r}")
+        if self.out_dir is not None and not isinstance(self.out_dir, str | Path):
+            raise ValueError(f"FitConfig: expected out_dir a path (str or Path) or None, got {self.out_dir!r}")
+        if self.resume and self.out_dir is None:
+            raise ValueError("FitConfig: expected an out_dir to resume from with resume=True, got out_dir=None")
+
+
+def _check_int(name: str, value, *, low: int, none: bool = False) -> None:
+    """`value` is an int >= low (a bool is not), else a ValueError naming the FitConfig field."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        allowed = f"an integer >= {low}" + (" or None" if none else "")
+        raise ValueError(f"FitConfig: expected {name} {allowed}, got {value!r}")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -71,6 +115,14 @@ class EpochState:
     seen: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+
+    def add_batch(self, loss: float, logits: np.ndarray, labels: np.ndarray, seconds: float) -> None:
+        """Count one completed batch: its mean `loss`, logits (B, K), labels (B,), time of its step."""
+        self.seconds += seconds
+        self.loss_sum += loss * len(labels)
+        self.correct += int((logits.argmax(axis=1) == labels).sum())
+        self.seen += len(labels)
+        self.batch += 1
 
     @property
     def loss(self) -> float:
@@ -169,40 +221,34 @@ def first_layer(model: Layer) -> Layer:
     return model
 
 
-def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, *, batch_size: int = 64,
-                loss_fn=None, seed: int = 0, epoch: int = 0, schedule: Callable[[int], float] | None = None,
-                augment: Augment | None = None, state: EpochState | None = None, progress: bool = True,
-                desc: str | None = None, stop: Callable[[], bool] | None = None,
-                callbacks: Sequence[Callback] = (), input_grad: bool = True, leave: bool = True) -> EpochState:
-    """Run one epoch of mini-batch training; return its EpochState (mean loss, accuracy, images/s).
+def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, config: FitConfig, state: EpochState, *,
+                schedule: Callable[[int], float] | None = None, augment: Augment | None = None,
+                callbacks: Sequence[Callback] = (), loss_fn=None,
+                stop: Callable[[], bool] | None = None) -> EpochState:
+    """Run epoch `state.epoch` of mini-batch training from batch `state.batch`; return `state`, updated.
 
-    x (N, C, H, W) float32, y (N,) int labels. Batches come from `iterate_batches(..., seed, epoch)`.
-    Before each step the learning rate is set to `schedule(optimizer.steps)` when a schedule is given;
-    then every callback's `on_batch_start`, and after the step its `on_batch_end`.
-    `state` continues a partly done epoch (from a checkpoint) and is updated in place after every batch.
-    `stop()` is polled after every batch; when it returns True the epoch ends early with
-    `state.interrupted = True`. A NaN/inf loss raises NonFiniteLossError before backward and step,
-    so the weights stay those of the last finite step.
-    `input_grad=False` sets `input_grad = False` on the model's first layer for this epoch (restored
-    afterwards) when that layer has the switch (the convolutions): training never uses dL/d(image),
-    and skipping it saves ~15% per LeNet-5 step. The default leaves the model as it is.
-    `leave=False` clears the progress bar when the epoch ends (`fit` prints a table row in its place).
+    x (N, C, H, W) float32, y (N,) int labels. Batches come from
+    `iterate_batches(x, y, config.batch_size, seed=config.seed, epoch=state.epoch, start=state.batch)`.
+    `state` is `EpochState(epoch)` for a fresh epoch, or a checkpoint's for a partly done one; it is
+    updated in place after every batch (its sums cover the completed batches). Before each step the
+    learning rate is set to `schedule(optimizer.steps)` when a schedule is given; then every callback's
+    `on_batch_start`, and after the step its `on_batch_end`. `stop()` is polled after every batch; when
+    it returns True the epoch ends early with `state.interrupted = True`. A NaN/inf loss raises
+    NonFiniteLossError before backward and step, so the weights stay those of the last finite step.
+    From `config`: batch_size, seed, progress (a bar, cleared when the epoch ends), input_grad (False:
+    the model's first layer skips dL/d(image) for this epoch, see `FitConfig`) and epochs (the bar's
+    "epoch 2/3").
     """
     from tqdm import tqdm
 
     loss_fn = loss_fn or SoftmaxCrossEntropy()
-    state = state if state is not None else EpochState(epoch)
-    state.interrupted = False
+    epoch, state.interrupted = state.epoch, False
     model.train()
-    first = first_layer(model)
-    saved_input_grad = getattr(first, "input_grad", None)
-    if not input_grad and saved_input_grad is not None:
-        first.input_grad = False
-    total = num_batches(len(x), batch_size)
-    bar = tqdm(total=total, initial=state.batch, desc=desc or f"epoch {epoch + 1}", unit="batch",
-               disable=not progress, leave=leave, dynamic_ncols=True, file=sys.stderr)
-    try:
-        for b, xb, yb in iterate_batches(x, y, batch_size, seed=seed, epoch=epoch, start=state.batch,
+    total = num_batches(len(x), config.batch_size)
+    bar = tqdm(total=total, initial=state.batch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+               disable=not config.progress, leave=False, dynamic_ncols=True, file=sys.stderr)
+    with bar, _image_gradient(model, config.input_grad):
+        for b, xb, yb in iterate_batches(x, y, config.batch_size, seed=config.seed, epoch=epoch, start=state.batch,
                                          augment=augment):
             t0 = time.perf_counter()
             if schedule is not None:
@@ -217,11 +263,7 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, *, batch_
             model.backward(loss_fn.backward())
             optimizer.step()
             optimizer.zero_grad()
-            state.seconds += time.perf_counter() - t0
-            state.loss_sum += loss * len(yb)
-            state.correct += int((logits.argmax(axis=1) == yb).sum())
-            state.seen += len(yb)
-            state.batch = b + 1
+            state.add_batch(loss, logits, yb, time.perf_counter() - t0)
             for callback in callbacks:
                 callback.on_batch_end(optimizer.steps, model, state)
             bar.update(1)
@@ -231,11 +273,22 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, *, batch_
             if stop is not None and stop():
                 state.interrupted = state.batch < total
                 break
-    finally:
-        bar.close()
-        if saved_input_grad is not None:
-            first.input_grad = saved_input_grad
     return state
+
+
+@contextmanager
+def _image_gradient(model: Layer, wanted: bool) -> Iterator[None]:
+    """Within: the model's first layer computes dL/d(image) only if `wanted` (when it has the
+    `input_grad` switch, as the convolutions do); its own setting is restored afterwards."""
+    first = first_layer(model)
+    saved = getattr(first, "input_grad", None)
+    if not wanted and saved is not None:
+        first.input_grad = False
+    try:
+        yield
+    finally:
+        if saved is not None:
+            first.input_grad = saved
 
 
 def predict_logits(model: Layer, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -300,8 +353,11 @@ def plot_curves(history: list[dict[str, float]], path: Path, val_label: str = "v
     fig.savefig(path, dpi=100)
 
 
-class _Stretch:
-    """Training figures since the previous history row (within one epoch)."""
+ROW_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "images_per_s")
+
+
+class _SinceLastRow:
+    """Training figures since the previous history row (within one epoch): a row's train_* columns."""
 
     def __init__(self) -> None:
         self.mark = EpochState(0)
@@ -315,9 +371,9 @@ class _Stretch:
                 "train_seconds": seconds, "images_per_s": seen / seconds if seconds > 0 else 0.0}
 
 
-class _EvalEvery(Callback):
-    """`fit(eval_every=K)`: a history row after every K batches of an epoch (not at its last batch,
-    which the epoch's own row covers)."""
+class _ValidateEvery(Callback):
+    """`FitConfig(eval_every=K)`: a history row after every K batches of an epoch (not at its last
+    batch, which the epoch's own row covers)."""
 
     def __init__(self, every: int, total: int, record: Callable[[EpochState, float], None]):
         self.every, self.total, self.record = every, total, record
@@ -327,35 +383,68 @@ class _EvalEvery(Callback):
             self.record(state, state.epoch + state.batch / self.total)
 
 
+class KeepBest(Callback):
+    """Early stopping's checkpoint: the weights of the epoch with the lowest
+    validation loss. After each epoch's validation: if val_loss is below the
+    lowest so far, keep a copy of state_dict(). After `fit`,
+    `model.load_state_dict(keep.state)` goes back to epoch `keep.epoch`.
+    """
+
+    def __init__(self) -> None:
+        self.val_loss, self.epoch, self.state = math.inf, 0, {}
+
+    def on_epoch_end(self, epoch: int, model: Layer, row: dict[str, float]) -> None:
+        if row["val_loss"] < self.val_loss:
+            self.val_loss, self.epoch, self.state = row["val_loss"], epoch + 1, model.state_dict()
+
+
+def _quiet(_message: str) -> None:
+    """A log that drops its messages (`fit(log=None)`)."""
+
+
 class _Run:
     """The bookkeeping of one `fit` call: history rows, checkpoints, log lines, the clock."""
 
-    def __init__(self, model: Layer, dataset, optimizer, *, epochs: int, batch_size: int, seed: int, val,
-                 out_dir, meta, loss_fn, say: Callable[[str], None], warn: Callable[[str], None]):
-        self.model, self.dataset, self.optimizer, self.loss_fn, self.say = model, dataset, optimizer, loss_fn, say
-        self.warn = warn
+    def __init__(self, model: Layer, dataset, optimizer, config: FitConfig, *, val, meta, loss_fn,
+                 log: Callable[[str], None] | None, warn: Callable[[str], None] | None):
+        self.model, self.dataset, self.optimizer, self.config, self.loss_fn = model, dataset, optimizer, config, loss_fn
+        self.say, self.warn = log or _quiet, warn or log or _quiet
+        self.meta = meta or {}
         self.wrote = False  # a checkpoint of THIS run is in out_dir (saved, or the one resumed from)
-        self.epochs, self.batch_size, self.seed, self.meta = epochs, batch_size, seed, meta or {}
         self.x_val, self.y_val = val if val is not None else (dataset.x_test, dataset.y_test)
         self.val_name = "val" if val is not None else "test"  # what the table and the curves call it
-        self.epoch_width = max(len("epoch"), len(f"{epochs}.00/{epochs}"))
+        self.epoch_width = max(len("epoch"), len(f"{config.epochs}.00/{config.epochs}"))
         self.header_said = False
-        self.out = Path(out_dir) if out_dir is not None else None
+        self.out = Path(config.out_dir) if config.out_dir is not None else None
         self.path = self.out / CHECKPOINT_NAME if self.out is not None else None
         self.history: list[dict[str, float]] = []
-        self.stretch, self.last_eval = _Stretch(), None
+        self.since_last_row, self.last_eval = _SinceLastRow(), None
         self.t_start = time.perf_counter()
 
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.t_start
 
+    def start(self) -> tuple[int, EpochState | None]:
+        """Remove a killed save's temporary files; on resume restore the run -> (first epoch, partial epoch)."""
+        if self.path is not None:
+            removed = remove_unfinished(self.path)
+            if removed:
+                self.say(f"removed {len(removed)} unfinished temporary file(s) of an interrupted save in {self.out}")
+        if not self.config.resume:
+            return 0, None
+        start_epoch, partial, self.history, seconds = _resume(self.path, self.model, self.optimizer, self.config,
+                                                              self.say)
+        self.t_start -= seconds
+        self.wrote = self.path.is_file()
+        return start_epoch, partial
+
     def record(self, state: EpochState, progress_epochs: float) -> dict[str, float]:
         """Validate, append a history row (training figures since the previous row) and log it as a
         line of a table (its header before the first line): the validation columns are headed "val"
         for a held-out split, "test" when the test split stands in for it."""
         v = self.last_eval = evaluate(self.model, self.x_val, self.y_val, loss_fn=self.loss_fn)
-        row = {"epoch": progress_epochs, "lr": float(self.optimizer.lr), **self.stretch.row(state),
+        row = {"epoch": progress_epochs, "lr": float(self.optimizer.lr), **self.since_last_row.row(state),
                "val_loss": v.loss, "val_acc": v.accuracy}
         row = {k: row[k] for k in ROW_KEYS}
         self.history.append(row)
@@ -364,36 +453,48 @@ class _Run:
                      f"{self.val_name + ' loss':>11}{self.val_name + ' acc':>10}{'images/s':>10}")
             self.header_said = True
         where = f"{progress_epochs:g}" if isinstance(progress_epochs, int) else f"{progress_epochs:.2f}"
-        self.say(f"{where + '/' + str(self.epochs):<{self.epoch_width}}{row['train_loss']:>12.4f}"
+        self.say(f"{where + '/' + str(self.config.epochs):<{self.epoch_width}}{row['train_loss']:>12.4f}"
                  f"{row['train_acc']:>11.2%}{v.loss:>11.4f}{v.accuracy:>10.2%}{row['images_per_s']:>10,.0f}")
         return row
 
     def save(self, epoch_done: int, part: EpochState | None) -> None:
         """The checkpoint (when there is an out_dir): weights, optimizer, data-stream position, history."""
         if self.path is not None:
-            info = {**self.meta, "seed": self.seed, "batch_size": self.batch_size, "epoch": epoch_done,
+            info = {**self.meta, "seed": self.config.seed, "batch_size": self.config.batch_size, "epoch": epoch_done,
                     "partial": asdict(part) if part else None, "history": self.history, "seconds": self.elapsed}
             ckpt_io.save_checkpoint(self.path, self.model, self.optimizer, info)
             self.wrote = True
         if self.out is not None:
             write_metrics(self.out, self.history, curves=False)  # the PNG is drawn once, at the end
 
-    def stop_message(self, epoch: int, state: EpochState | None, error: Exception | None) -> str:
-        if error is not None:
-            kept = f"the last good checkpoint {self.path} is kept" if self.wrote else "no checkpoint was written"
-            return f"stopped: {error}; {kept}. Try a smaller learning rate."
-        where = f"interrupted at epoch {epoch + 1}, batch {state.batch}"
-        return f"{where}; checkpoint saved to {self.path} (resume it to continue)" if self.path is not None \
-            else f"{where} (no run folder, nothing saved)"
+    def halt(self, result: FitResult, status: str, message: str) -> None:
+        """End the run as `status` ("diverged" or "interrupted"): the message goes to `warn`."""
+        result.status, result.message = status, message
+        self.warn(message)
 
-    def broken(self, row: dict[str, float]) -> str | None:
-        """Why the model after this validation must not become a checkpoint (None: it may)."""
+    def diverged(self, error: NonFiniteLossError, result: FitResult) -> None:
+        kept = f"the last good checkpoint {self.path} is kept" if self.wrote else "no checkpoint was written"
+        self.halt(result, "diverged", f"stopped: {error}; {kept}. Try a smaller learning rate.")
+
+    def interrupted(self, state: EpochState, result: FitResult) -> None:
+        """Ctrl-C: save where the epoch is, so that a resumed run continues from this batch."""
+        self.save(state.epoch, state)
+        where = f"interrupted at epoch {state.epoch + 1}, batch {state.batch}"
+        self.halt(result, "interrupted", f"{where}; checkpoint saved to {self.path} (resume it to continue)"
+                  if self.path is not None else f"{where} (no run folder, nothing saved)")
+
+    def broken(self, row: dict[str, float], epoch: int, result: FitResult) -> bool:
+        """True (and the run ends as diverged) when the model after this validation must not become a
+        checkpoint: a weight or the validation loss is NaN or infinite."""
         bad = non_finite_parameters(self.model)
         if bad:
-            return f"the weights hold NaN or infinity ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
-        if not math.isfinite(row["val_loss"]):
-            return f"the validation loss became {row['val_loss']}"
-        return None
+            problem = f"the weights hold NaN or infinity ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+        elif not math.isfinite(row["val_loss"]):
+            problem = f"the validation loss became {row['val_loss']}"
+        else:
+            return False
+        self.diverged(NonFiniteLossError(f"{problem} after epoch {epoch + 1}"), result)
+        return True
 
     def finish(self, result: FitResult, reuse_last_eval: bool) -> FitResult:
         """Test-split result (the last validation when it WAS the test split and nothing changed the
@@ -420,82 +521,62 @@ class _Run:
         return result
 
 
-def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
-        schedule: Callable[[int], float] | None = None, seed: int = 0, out_dir: str | Path | None = None,
-        resume: bool = False, augment: Augment | None = None, val: tuple[np.ndarray, np.ndarray] | None = None,
-        meta: dict[str, Any] | None = None, progress: bool = True, callbacks: Sequence[Callback] = (),
-        eval_every: int | None = None, max_steps: int | None = None, input_grad: bool = False,
-        log: Callable[[str], None] | None = print, loss_fn=None,
-        warn: Callable[[str], None] | None = None) -> FitResult:
-    """Train `model` on `dataset` (a `minicnn.data.Dataset`, already normalised as wanted) for `epochs`.
+def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callable[[int], float] | None = None,
+        augment: Augment | None = None, val: tuple[np.ndarray, np.ndarray] | None = None,
+        callbacks: Sequence[Callback] = (), loss_fn=None, log: Callable[[str], None] | None = print,
+        warn: Callable[[str], None] | None = None, meta: dict[str, Any] | None = None) -> FitResult:
+    """Train `model` on `dataset` (a `minicnn.data.Dataset`, already normalised as wanted) as `config` says.
 
     Each epoch: `train_epoch`, then `evaluate` on `val` (x, y) — or on the test split when `val` is
     None (then logged and plotted as "test", though stored in the val_* columns) — giving one history
     row, logged as a line of a table, then every callback's `on_epoch_end`, metrics files and a
-    checkpoint in `out_dir` (if given). After the last epoch the test split is evaluated (the last
-    validation is reused when it was on the test split and no callback can have changed the model
+    checkpoint in `config.out_dir` (if given). After the last epoch the test split is evaluated (the
+    last validation is reused when it was on the test split and no callback can have changed the model
     since) and two summary lines are logged. Nothing is chosen on the test split: the model returned
-    is the last one, whatever its scores.
+    is the last one, whatever its scores (`KeepBest` keeps the best epoch's weights aside).
 
-    `eval_every=K` also validates after every K batches inside an epoch: each such row has a fractional
-    `epoch` (0.25 = a quarter through the first) and training figures over the batches since the
-    previous row. `max_steps` ends the run (status "done") once `optimizer.steps` reaches it: a quick
-    budget; the partial epoch gets its row. `input_grad=False` (the default) lets the model's first layer
-    skip dL/d(image) during training (see `train_epoch`); True keeps it. `callbacks`: `Callback` objects.
-    `meta` (JSON-friendly: model name/config, dataset, normalisation, ...) is stored in every checkpoint.
-    `resume=True` continues from `out_dir/checkpoint.npz` when it exists (same seed and batch size
-    required); the data stream, optimizer state, schedule position and engine RNG are all restored.
-    Returns a FitResult; status "interrupted" after Ctrl-C, "diverged" after a NaN/inf training loss,
-    or when, after an epoch, a weight or the validation loss is not finite (that model is never saved:
-    the checkpoint in `out_dir` stays the last good one). Those two messages go to `warn` (default:
-    `log`). Temporary files of a save that was killed midway are removed from `out_dir` at the start.
+    `config.eval_every=K` also validates after every K batches inside an epoch: each such row has a
+    fractional `epoch` (0.25 = a quarter through the first) and training figures over the batches since
+    the previous row. `config.max_steps` ends the run (status "done") once `optimizer.steps` reaches it;
+    the partial epoch gets its row. `config.resume` continues from `out_dir/checkpoint.npz` when it
+    exists: the data stream, optimizer state, schedule position and engine RNG are all restored, so the
+    run ends with the weights of an uninterrupted one.
+    The objects: `schedule(step)` -> learning rate before each step; `augment(x_batch, rng)`;
+    `callbacks`: `Callback` objects; `loss_fn` (default softmax cross-entropy); `log` gets the table
+    and summary lines (None: silent), `warn` the stop messages (default: `log`); `meta` (JSON-friendly:
+    model name/config, dataset, normalisation, ...) is stored in every checkpoint.
+    Returns a FitResult; status "interrupted" after Ctrl-C (a checkpoint at the current batch),
+    "diverged" after a NaN/inf training loss, or when, after an epoch, a weight or the validation loss
+    is not finite (that model is never saved: the checkpoint stays the last good one). Temporary files
+    of a save that was killed midway are removed from `out_dir` at the start.
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every),
-                        ("max_steps", max_steps)):
-        if value is not None:
-            positive_int(value, "fit", name)
-    run = _Run(model, dataset, optimizer, epochs=epochs, batch_size=batch_size, seed=seed, val=val,
-               out_dir=out_dir, meta=meta, loss_fn=loss_fn, say=log or (lambda _msg: None),
-               warn=warn or log or (lambda _msg: None))
-    if run.path is not None:
-        removed = remove_unfinished(run.path)
-        if removed:
-            run.say(f"removed {len(removed)} unfinished temporary file(s) of an interrupted save in {run.out}")
-    start_epoch, partial = 0, None
-    if resume:
-        start_epoch, partial, run.history, seconds = _resume(run.path, model, optimizer, seed, batch_size, run.say)
-        run.t_start -= seconds
-        run.wrote = run.path is not None and run.path.is_file()
-    steps_per_epoch = num_batches(len(dataset.x_train), batch_size)
-    hooks = [*callbacks, _EvalEvery(eval_every, steps_per_epoch, run.record)] if eval_every else list(callbacks)
+    if not isinstance(config, FitConfig):
+        raise ValueError(f"fit: expected config a FitConfig, got {type(config).__name__}")
+    run = _Run(model, dataset, optimizer, config, val=val, meta=meta, loss_fn=loss_fn, log=log, warn=warn)
+    start_epoch, partial = run.start()
+    steps_per_epoch = num_batches(len(dataset.x_train), config.batch_size)
+    hooks = list(callbacks)
+    if config.eval_every:
+        hooks.append(_ValidateEvery(config.eval_every, steps_per_epoch, run.record))
     result = FitResult("done", checkpoint=run.path)
-    with _StopFlag() as stop:
+    with _StopFlag() as ctrl_c:
         def should_stop() -> bool:
-            return stop.requested or (max_steps is not None and optimizer.steps >= max_steps)
+            return ctrl_c.requested or (config.max_steps is not None and optimizer.steps >= config.max_steps)
 
-        for epoch in range(start_epoch, epochs):
+        for epoch in range(start_epoch, config.epochs):
             state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
-            run.stretch.mark = EpochState(epoch)
+            run.since_last_row.mark = EpochState(epoch)
             try:
-                state = train_epoch(model, dataset.x_train, dataset.y_train, optimizer, batch_size=batch_size,
-                                    loss_fn=loss_fn, seed=seed, epoch=epoch, schedule=schedule, augment=augment,
-                                    state=state, progress=progress, desc=f"epoch {epoch + 1}/{epochs}",
-                                    stop=should_stop, callbacks=hooks, input_grad=input_grad, leave=False)
-            except NonFiniteLossError as e:
-                result.status, result.message = "diverged", run.stop_message(epoch, None, e)
-                run.warn(result.message)
+                train_epoch(model, dataset.x_train, dataset.y_train, optimizer, config, state, schedule=schedule,
+                            augment=augment, callbacks=hooks, loss_fn=loss_fn, stop=should_stop)
+            except NonFiniteLossError as error:
+                run.diverged(error, result)
                 break
-            if state.interrupted and stop.requested:  # Ctrl-C: save where we are and return
-                run.save(epoch, state)
-                result.status, result.message = "interrupted", run.stop_message(epoch, state, None)
-                run.warn(result.message)
+            if state.interrupted and ctrl_c.requested:
+                run.interrupted(state, result)
                 break
             row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
-            problem = run.broken(row)
-            if problem is not None:
-                result.status = "diverged"
-                result.message = run.stop_message(epoch, None, NonFiniteLossError(f"{problem} after epoch {epoch + 1}"))
-                run.warn(result.message)
+            if run.broken(row, epoch, result):  # a NaN weight or validation loss
                 break
             for callback in callbacks:
                 callback.on_epoch_end(epoch, model, row)
@@ -506,17 +587,14 @@ def fit(model: Layer, dataset, optimizer, *, epochs: int, batch_size: int = 64,
     return run.finish(result, reuse_last_eval=val is None and not callbacks)
 
 
-ROW_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "images_per_s")
-
-
-def _resume(path: Path | None, model: Layer, optimizer, seed: int, batch_size: int,
+def _resume(path: Path, model: Layer, optimizer, config: FitConfig,
             say: Callable[[str], None]) -> tuple[int, EpochState | None, list, float]:
     """Restore model, optimizer and RNG from `path` if it exists -> (epoch, partial state, history, seconds)."""
-    if path is None or not path.is_file():
-        say(f"nothing to resume: no {CHECKPOINT_NAME} in {path.parent if path else None}; starting from scratch")
+    if not path.is_file():
+        say(f"nothing to resume: no {CHECKPOINT_NAME} in {path.parent}; starting from scratch")
         return 0, None, [], 0.0
     saved = ckpt_io.load_checkpoint(path)
-    for key, value in (("seed", seed), ("batch_size", batch_size)):
+    for key, value in (("seed", config.seed), ("batch_size", config.batch_size)):
         if saved.meta.get(key) != value:
             raise ckpt_io.CheckpointError(f"{path} was written with {key}={saved.meta.get(key)}, this run has "
                                           f"{key}={value}; resume with the same value")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 NAME = "train"
 HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10 or FILE.npz, with checkpoints"
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 DEFAULT_METHOD = "im2col"
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
+CROP_PADDING = 4  # pixels of --augment crop-flip's random crop (the standard CIFAR augmentation)
+RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
 MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX = app.loading.MAX_WIDTH)
 
 
@@ -33,8 +37,8 @@ def add_arguments(parser) -> None:
                         help="channel-width multiplier of the model")
     parser.add_argument("--augment", choices=("auto", "none", "shift", "crop-flip"), default="auto",
                         help="training augmentation: shift = random translation by up to --shift pixels; crop-flip = "
-                             "4-pixel random crop and horizontal flip; auto = crop-flip for 3-channel images, "
-                             "shift otherwise")
+                             f"{CROP_PADDING}-pixel random crop and horizontal flip; auto = crop-flip for 3-channel "
+                             "images, shift otherwise")
     parser.add_argument("--shift", type=integer(0), default=1,
                         help="largest translation (pixels) of --augment shift; less than the image size")
     parser.add_argument("--train-limit", type=integer(1), default=None,
@@ -57,58 +61,108 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
 
 
+class _Refused(Exception):
+    """A step found that the run cannot go on: `message` for stderr, `code` the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_DATA):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
 def run(args) -> int:
-    from pathlib import Path
+    """The steps of `minicnn train`, in order; a refused step ends the command with its message and code."""
+    from minicnn.commands._options import fail
 
-    import numpy as np
+    try:
+        out = _run_folder(args)
+        ds, augment = _data(args)
+        data_crc = _fingerprint(ds.x_train, ds.y_train)  # of the images as read, before normalisation
+        mean, std = _normalise(ds)
+        val = _validation_split(args, ds)
+        model, config = _model(args, ds)
+        lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+        defining = _defining_options(args, config, lr, augment, data_crc)
+        _check_resume(args, out, defining, config)
+        optimizer = _optimizer(args, model, lr)
+        schedule = _schedule(args, lr, len(ds.x_train))
+        meta = {"model": args.model, "model_config": config, "dataset": _dataset_ref(args),
+                "class_names": ds.class_names, "mean": mean, "std": std, "input_shape": list(ds.input_shape),
+                "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
+                "epochs": args.epochs, "augment": augment, "run": defining}
+        result = _train(args, out, model, ds, val, optimizer, schedule, _augmenter(args, augment), meta, lr)
+    except _Refused as refused:
+        return fail(NAME, refused.message, refused.code)
+    return _exit_code(result, out)
 
-    from minicnn import core, optim
-    from minicnn.app.checkpoint import CheckpointError, load_checkpoint
-    from minicnn.app.train import CHECKPOINT_NAME, fit
-    from minicnn.commands._options import fail as report
-    from minicnn.commands._options import wrap
-    from minicnn.data import DatasetError, crop_flip, load_dataset, shift, standardize
-    from minicnn.models import MODELS, build, check_name, config_for
 
-    def fail(message: str, code: int = EXIT_DATA) -> int:
-        return report(NAME, message, code)
-
+def _run_folder(args) -> Path:
+    """Step 1, conflicts and the run folder: --resume against --overwrite, the default folder (a new
+    -2, -3, ... when it holds an earlier run), a folder that cannot be written or holds an earlier run."""
     if args.resume and args.overwrite:
-        return fail("--resume continues the run in --out, --overwrite replaces it: give one of them")
+        raise _Refused("--resume continues the run in --out, --overwrite replaces it: give one of them")
     out = Path(args.out) if args.out else _free_folder(Path(f"runs/{Path(args.dataset).stem}-{args.model}-"
                                                             f"seed{args.seed}"), args.resume or args.overwrite)
     problem = _unwritable(out) or (None if args.resume or args.overwrite else _earlier_run(out))
     if problem:
-        return fail(problem)
+        raise _Refused(problem)
+    return out
+
+
+def _data(args):
+    """Step 2, the data: the model name is checked first (before anything is read or downloaded), then
+    the dataset (--train-limit), and the augmentation ("auto" resolved; --shift fits the images)."""
+    from minicnn.data import DatasetError, load_dataset
+    from minicnn.models import check_name
+
     try:
-        check_name(args.model)  # reported before any data is read or downloaded
+        check_name(args.model)
     except ValueError as e:
-        return fail(str(e))
+        raise _Refused(str(e)) from None
     try:
         ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
         if args.train_limit is not None:
             ds = ds.subset(train=args.train_limit)
     except DatasetError as e:
-        return fail(str(e))
+        raise _Refused(str(e)) from None
     except ValueError as e:
-        return fail(f"--train-limit {args.train_limit}: {e}")
+        raise _Refused(f"--train-limit {args.train_limit}: {e}") from None
     augment = args.augment
     if augment == "auto":
         augment = "crop-flip" if ds.input_shape[0] == 3 else "shift"
     if augment == "shift" and args.shift >= min(ds.input_shape[1:]):
-        return fail(f"--shift {args.shift}: expected fewer pixels than the image size "
-                    f"{ds.input_shape[1]}x{ds.input_shape[2]}")
-    data_crc = _fingerprint(ds.x_train, ds.y_train)
+        raise _Refused(f"--shift {args.shift}: expected fewer pixels than the image size "
+                       f"{ds.input_shape[1]}x{ds.input_shape[2]}")
+    return ds, augment
+
+
+def _normalise(ds):
+    """Step 3, normalisation: both splits standardised in place with the training images' per-channel
+    mean and std -> (mean, std), stored in the checkpoint for prediction."""
+    from minicnn.data import standardize
+
     mean, std = ds.channel_stats()
     ds.x_train, ds.x_test = standardize(ds.x_train, mean, std), standardize(ds.x_test, mean, std)
-    val = None
-    if args.val_size > 0:
-        if args.val_size >= len(ds.x_train):
-            return fail(f"--val-size {args.val_size} leaves no training images (have {len(ds.x_train)})")
-        order = np.random.default_rng(args.seed).permutation(len(ds.x_train))
-        held, kept = order[:args.val_size], order[args.val_size:]
-        val = (ds.x_train[held], ds.y_train[held])
-        ds.x_train, ds.y_train = ds.x_train[kept], ds.y_train[kept]
+    return mean, std
+
+
+def _validation_split(args, ds):
+    """Step 4, the validation split: --val-size training images held out (seeded by --seed, see
+    `split_validation`) -> (x_val, y_val), or None without --val-size (the test split scores the epochs)."""
+    from minicnn.data.batching import split_validation
+
+    if args.val_size == 0:
+        return None
+    if args.val_size >= len(ds.x_train):
+        raise _Refused(f"--val-size {args.val_size} leaves no training images (have {len(ds.x_train)})")
+    (ds.x_train, ds.y_train), val = split_validation(ds.x_train, ds.y_train, args.val_size, args.seed)
+    return val
+
+
+def _model(args, ds):
+    """Step 5, the model: built from --seed with --width and --method -> (model, its config); a --method
+    for a model that takes none is refused, naming those that do."""
+    from minicnn import core
+    from minicnn.models import MODELS, build, config_for
 
     core.manual_seed(args.seed)
     try:
@@ -116,73 +170,118 @@ def run(args) -> int:
                             method=args.method)
         model = build(args.model, **config)
     except ValueError as e:
-        return fail(str(e))
+        raise _Refused(str(e)) from None
     if args.method != DEFAULT_METHOD and "method" not in config:
         takers = [name for name in sorted(MODELS)
                   if "method" in config_for(name, ds.input_shape, method=DEFAULT_METHOD)]
-        return fail(f"--method {args.method}: {args.model} has no choice of convolution algorithm; "
-                    f"{', '.join(takers)} take one")
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-    dataset_ref = str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
-    defining = {"--dataset": dataset_ref, "--train-limit": args.train_limit, "--val-size": args.val_size,
-                "training images (CRC-32)": data_crc, "--model": args.model,
-                **{f"--{k}" if k in ("width", "method") else f"model option {k}": v for k, v in config.items()},
-                "--optimizer": args.optimizer, "--lr": lr,
-                "--momentum": args.momentum if args.optimizer == "sgd" else None,
-                "--weight-decay": args.weight_decay, "--schedule": args.schedule, "--warmup": args.warmup,
-                "--augment": augment, "--shift": args.shift if augment == "shift" else None,
-                "--seed": args.seed, "--batch-size": args.batch_size}
-    if args.resume and (out / CHECKPOINT_NAME).is_file():
-        try:
-            saved = load_checkpoint(out / CHECKPOINT_NAME).meta
-        except CheckpointError as e:
-            return fail(str(e))
-        problem = _changed(out, saved, defining, config, args.epochs)
-        if problem:
-            return fail(problem)
-        if saved.get("epochs") not in (None, args.epochs):
-            print(wrap(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
-                       + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine"
-                          else "")))
+        raise _Refused(f"--method {args.method}: {args.model} has no choice of convolution algorithm; "
+                       f"{', '.join(takers)} take one")
+    return model, config
+
+
+def _dataset_ref(args) -> str:
+    """The dataset as the checkpoint names it: a registered name, or the absolute path of a .npz."""
+    return str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
+
+
+def _defining_options(args, config: dict, lr: float, augment: str, data_crc: int) -> dict:
+    """Every option that makes the run what it is (a resumed run must repeat them), keyed as the user
+    would write them; options that do not apply (--momentum for adam, --shift for crop-flip) are None."""
+    return {"--dataset": _dataset_ref(args), "--train-limit": args.train_limit, "--val-size": args.val_size,
+            "training images (CRC-32)": data_crc, "--model": args.model,
+            **{f"--{k}" if k in ("width", "method") else f"model option {k}": v for k, v in config.items()},
+            "--optimizer": args.optimizer, "--lr": lr,
+            "--momentum": args.momentum if args.optimizer == "sgd" else None,
+            "--weight-decay": args.weight_decay, "--schedule": args.schedule, "--warmup": args.warmup,
+            "--augment": augment, "--shift": args.shift if augment == "shift" else None,
+            "--seed": args.seed, "--batch-size": args.batch_size}
+
+
+def _check_resume(args, out: Path, defining: dict, config: dict) -> None:
+    """Step 6, resume: the saved run must have been made with the same options (a larger --epochs
+    extends it, said in a note)."""
+    from minicnn.app.checkpoint import CheckpointError, load_checkpoint
+    from minicnn.app.train import CHECKPOINT_NAME
+    from minicnn.commands._options import wrap
+
+    if not (args.resume and (out / CHECKPOINT_NAME).is_file()):
+        return
+    try:
+        saved = load_checkpoint(out / CHECKPOINT_NAME).meta
+    except CheckpointError as e:
+        raise _Refused(str(e)) from None
+    problem = _changed(out, saved, defining, config, args.epochs)
+    if problem:
+        raise _Refused(problem)
+    if saved.get("epochs") not in (None, args.epochs):
+        print(wrap(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
+                   + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine"
+                      else "")))
+
+
+def _optimizer(args, model, lr: float):
+    """Step 7, the optimiser: SGD (with --momentum) or Adam, both with --weight-decay."""
+    from minicnn import optim
 
     if args.optimizer == "sgd":
-        opt = optim.SGD(model.parameters(), lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    else:
-        opt = optim.Adam(model.parameters(), lr, weight_decay=args.weight_decay)
-    steps = args.epochs * -(-len(ds.x_train) // args.batch_size)
-    schedule = optim.CosineLR(lr, steps) if args.schedule == "cosine" else (lambda t: lr)
-    if args.warmup:
-        schedule = optim.LinearWarmup(schedule, args.warmup)
-    augmenters = {"none": lambda: None, "shift": lambda: shift(args.shift), "crop-flip": lambda: crop_flip(4)}
-    meta = {"model": args.model, "model_config": config, "dataset": dataset_ref,
-            "class_names": ds.class_names, "mean": mean, "std": std, "input_shape": list(ds.input_shape),
-            "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
-            "epochs": args.epochs, "augment": augment, "run": defining}
+        return optim.SGD(model.parameters(), lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return optim.Adam(model.parameters(), lr, weight_decay=args.weight_decay)
+
+
+def _schedule(args, lr: float, train_images: int):
+    """Step 8, the schedule: cosine decay to 0 over all the run's steps, or constant; then --warmup
+    steps of linear warm-up."""
+    from minicnn import optim
+    from minicnn.data.batching import num_batches
+
+    steps = args.epochs * num_batches(train_images, args.batch_size)
+    schedule = optim.CosineLR(lr, steps) if args.schedule == "cosine" else (lambda _step: lr)
+    return optim.LinearWarmup(schedule, args.warmup) if args.warmup else schedule
+
+
+def _augmenter(args, augment: str):
+    """The augmentation function of the resolved --augment (None for "none")."""
+    from minicnn.data import crop_flip, shift
+
+    if augment == "shift":
+        return shift(args.shift)
+    return crop_flip(CROP_PADDING) if augment == "crop-flip" else None
+
+
+def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: dict, lr: float):
+    """Step 9, the run: --overwrite clears the folder, the plan is printed, then `fit` -> its FitResult.
+    A damaged checkpoint and an unwritable folder are refused; a closed stdout is not ours to report."""
+    from minicnn.app.checkpoint import CheckpointError
+    from minicnn.app.train import CHECKPOINT_NAME, FitConfig, fit
+    from minicnn.commands._options import fail, wrap
+
     if args.overwrite:
         for path in [out / name for name in (CHECKPOINT_NAME, *RUN_FILES)] + sorted(out.glob("confusion-*.png")):
             path.unlink(missing_ok=True)
-    print("\n".join(wrap(line) for line in _plan(args, model, ds, val, lr, augment, out)))
+    print("\n".join(wrap(line) for line in _plan(args, model, ds, val, lr, meta["augment"], out)))
+    config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out_dir=out,
+                       resume=args.resume, progress=not args.no_progress)
     try:
-        result = fit(model, ds, opt, epochs=args.epochs, batch_size=args.batch_size, schedule=schedule,
-                     seed=args.seed, out_dir=out, resume=args.resume,
-                     augment=augmenters[augment](), val=val, meta=meta,
-                     progress=not args.no_progress, log=lambda message: print(wrap(message)),
-                     warn=lambda message: report(NAME, message))
+        return fit(model, ds, optimizer, config, schedule=schedule, augment=augment, val=val, meta=meta,
+                   log=lambda message: print(wrap(message)), warn=lambda message: fail(NAME, message))
     except CheckpointError as e:
-        return fail(str(e))
+        raise _Refused(str(e)) from None
     except BrokenPipeError:  # stdout's reader went away (`minicnn train | head`): not the run folder
         raise
     except OSError as e:
-        return fail(f"cannot write the run folder {out}: {e}", EXIT_DIVERGED)
+        raise _Refused(f"cannot write the run folder {out}: {e}", EXIT_DIVERGED) from None
+
+
+def _exit_code(result, out: Path) -> int:
+    """Step 10, the exit code: 0 done (where the files are), 130 interrupted (how to continue), 1 diverged."""
+    from minicnn.commands._options import fail, wrap
+
     if result.status == "interrupted":
-        return fail("to continue, run the same command with --resume", EXIT_INTERRUPTED)
+        return fail(NAME, "to continue, run the same command with --resume", EXIT_INTERRUPTED)
     if result.status == "diverged":
         return EXIT_DIVERGED
     print(wrap(f"checkpoint, metrics.csv/json and curves.png in {out}"))
     return 0
-
-
-RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
 
 
 def _plan(args, model, ds, val, lr: float, augment: str, out) -> list[str]:
@@ -213,8 +312,6 @@ def _earlier_run(out) -> str | None:
 def _free_folder(out, reuse: bool):
     """The default run folder `out`, or (when it holds an earlier run and is not to be resumed or
     replaced) the first of out-2, out-3, ... that does not."""
-    from pathlib import Path
-
     from minicnn.commands._options import wrap
 
     candidate, n = Path(out), 1

@@ -1,4 +1,4 @@
-"""Seeded mini-batches and NumPy data augmentation.
+"""Seeded mini-batches, the validation split and NumPy data augmentation.
 
 Reproducibility without hidden state: the order of epoch `e` is a permutation drawn from a generator
 seeded with (seed, e), and the augmentation of batch `b` uses a generator seeded with (seed, e, b).
@@ -23,6 +23,7 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """Batches in an epoch of `n` examples: ceil(n / batch_size), or floor with `drop_last`."""
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
@@ -45,6 +46,24 @@ def iterate_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: b
         if augment is not None:
             xb = augment(xb, np.random.default_rng([seed, epoch, b]))
         yield b, xb, yb
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, size: int,
+                     seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Hold out `size` examples for validation -> ((x_train, y_train), (x_val, y_val)).
+
+    The examples are shuffled by a permutation seeded with `seed`; the first `size` of it are held
+    out, the rest (in that shuffled order) are kept for training. x (N, ...), y (N,); 0 <= size < N
+    (size 0: nothing held out, everything kept). Disjoint, and a pure function of (N, size, seed).
+    """
+    if len(x) != len(y):
+        raise ValueError(f"split_validation: expected as many labels as examples, got x {x.shape} and y {y.shape}")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 0 <= size < len(x):
+        raise ValueError(f"split_validation: expected size an integer in [0, {len(x)}) (some examples left to "
+                         f"train on), got {size!r}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    held, kept = order[:size], order[size:]
+    return (x[kept], y[kept]), (x[held], y[held])
 
 
 def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator, mode: str = "constant") -> np.ndarray:

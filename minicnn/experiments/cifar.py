@@ -23,6 +23,8 @@ from minicnn.commands._options import integer, number
 DESCRIPTION = "small CIFAR-10 net: training images/s, minutes per full epoch, accuracy on the partial copy"
 FULL_EPOCH = 50_000  # training images in the full CIFAR-10
 GEMM_REPEATS = 5  # float32 2048^3 products timed (median) for the matmul rate, before and after training
+MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4  # SGD's (Nesterov) momentum and L2 weight decay
+CROP_PADDING = 4  # pixels of the random crop (the standard CIFAR augmentation)
 
 
 def add_arguments(parser) -> None:
@@ -50,16 +52,17 @@ def prepare(ds):
 
 
 def train_and_test(model, ds, *, epochs: int, batch_size: int, lr: float, seed: int, augment=None) -> dict:
-    """`fit` with SGD (Nesterov momentum 0.9, weight decay 5e-4), cosine learning rate to 0 over the run,
+    """`fit` with SGD (Nesterov momentum MOMENTUM, weight decay WEIGHT_DECAY), cosine learning rate to 0 over the run,
     quietly. Returns test accuracy, the last epoch's training accuracy, training images/s (time inside
     training steps) and wall seconds."""
-    from minicnn.app import fit
+    from minicnn.app import FitConfig, fit
+    from minicnn.data.batching import num_batches
     from minicnn.optim import SGD, CosineLR
 
-    steps = epochs * -(-len(ds.x_train) // batch_size)
-    opt = SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    result = fit(model, ds, opt, epochs=epochs, batch_size=batch_size, seed=seed, schedule=CosineLR(lr, steps),
-                 augment=augment, progress=False, log=None)
+    steps = epochs * num_batches(len(ds.x_train), batch_size)
+    opt = SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, nesterov=True)
+    config = FitConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False)
+    result = fit(model, ds, opt, config, schedule=CosineLR(lr, steps), augment=augment, log=None)
     return {"test_accuracy": result.test.accuracy, "train_accuracy": result.history[-1]["train_acc"],
             "images_per_s": result.images_per_s, "wall_seconds": result.seconds}
 
@@ -83,7 +86,7 @@ def run(args) -> int:
           f"data {ds}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     gemm_before = gemm_gflops(GEMM_REPEATS)
     r = train_and_test(model, ds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       augment=crop_flip(4))
+                       augment=crop_flip(CROP_PADDING))
     gemm = max(gemm_before, gemm_gflops(GEMM_REPEATS))  # before and after: the better of two busy-machine readings
     minutes = FULL_EPOCH / r["images_per_s"] / 60
     train_gflops = 3 * 2 * s.macs * r["images_per_s"] / 1e9  # forward 2 MACs-worth of flops, backward twice that
@@ -99,6 +102,6 @@ def run(args) -> int:
     print("NOT measured here: >= 80% test accuracy on the full CIFAR-10 (only 4,000 training images are on "
           "this machine), nor how many epochs it takes. With the full data, the epochs that fit in 60 minutes "
           "at the speed measured above:\n  minicnn train --dataset cifar10 --model cifar_net "
-          f"--epochs {max(1, int(60 / minutes))} --optimizer sgd --lr {args.lr} --weight-decay 5e-4 "
+          f"--epochs {max(1, int(60 / minutes))} --optimizer sgd --lr {args.lr} --weight-decay {WEIGHT_DECAY:g} "
           "--augment crop-flip")
     return 0

@@ -175,32 +175,33 @@ def load_split(val: int, train_images: int | None, data_dir, test_images: int | 
     """MNIST with `val` training images (a fixed permutation, SPLIT_SEED) held out for validation;
     optionally only the first `train_images` of the rest and the first `test_images` test images."""
     from minicnn.data import Dataset, load_dataset, standardize
+    from minicnn.data.batching import split_validation
 
     ds = load_dataset("mnist", data_dir)
     if not 0 <= val < len(ds.x_train):
         raise ValueError(f"experiment frequency: expected --val in [0, {len(ds.x_train)}), got {val}")
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(ds.x_train))
-    train, held = order[val:][:train_images], order[:val]
-    dataset = Dataset("mnist", ds.x_train[train], ds.y_train[train], ds.x_test[:test_images],
+    (x_train, y_train), (x_val, y_val) = split_validation(ds.x_train, ds.y_train, val, SPLIT_SEED)
+    dataset = Dataset("mnist", x_train[:train_images], y_train[:train_images], ds.x_test[:test_images],
                       ds.y_test[:test_images], ds.class_names)
     mean, std = dataset.channel_stats()
-    x_val = standardize(ds.x_train[held], mean, std)
     dataset.x_train = standardize(dataset.x_train, mean, std)
     dataset.x_test = standardize(dataset.x_test, mean, std)
-    return Split(dataset, (x_val, ds.y_train[held]) if val else (dataset.x_test, dataset.y_test), mean, std)
+    return Split(dataset, (standardize(x_val, mean, std), y_val) if val else (dataset.x_test, dataset.y_test),
+                 mean, std)
 
 
 def _fit(model, split: Split, optimizer, epochs: int, batch_size: int, seed: int, label: str,
          lr: tuple[float, float], callbacks=()) -> None:
     """`fit` without files, lr decaying geometrically from lr[0] to lr[1] over all steps, one printed
     line per epoch prefixed by `label`."""
-    from minicnn.app import fit
+    from minicnn.app import FitConfig, fit
+    from minicnn.data.batching import num_batches
 
-    total = epochs * -(-len(split.data.x_train) // batch_size)
-    a, b = lr
-    fit(model, split.data, optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
-        schedule=lambda t: a * (b / a) ** min(t / total, 1.0), val=split.val, callbacks=callbacks,
-        progress=False, log=lambda message: print(f"  {label} {message}", flush=True))
+    total = epochs * num_batches(len(split.data.x_train), batch_size)
+    first, last = lr
+    fit(model, split.data, optimizer, FitConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False),
+        schedule=lambda step: first * (last / first) ** min(step / total, 1.0), val=split.val, callbacks=callbacks,
+        log=lambda message: print(f"  {label} {message}", flush=True))
 
 
 def train_dense(name: str, config: dict, split: Split, seed: int, args):
