@@ -275,7 +275,7 @@ def test_truncation_callback_follows_the_optimizer_step_or_the_epoch(net_and_x):
 def test_real_mnist_export_reload_gives_identical_test_accuracy(data_dir, tmp_path):
     """A LeNet-5 fine-tuned briefly with dynamic truncation on real MNIST; the float16 file reloads to
     exactly the weights, predictions and test accuracy of the model it was written from."""
-    from minicnn.app.train import evaluate, train_epoch
+    from minicnn.app.train import EpochState, FitConfig, evaluate, train_epoch
     from minicnn.data import load_dataset, standardize
 
     ds = load_dataset("mnist", data_dir, download=False)
@@ -285,7 +285,7 @@ def test_real_mnist_export_reload_gives_identical_test_accuracy(data_dir, tmp_pa
     model = to_frequency(MODELS["lenet5"]())
     sched = TailTruncation(model, 0.2, steps=30)
     opt = Adam(model.parameters(), lr=1e-2)
-    train_epoch(model, x_train, y_train, opt, callbacks=[sched], progress=False)
+    train_epoch(model, x_train, y_train, opt, FitConfig(epochs=1, progress=False), EpochState(0), callbacks=[sched])
     assert sched.done and stored_numbers(model)["coefficients"] == 30 + 480 + 9600 + 2016 + 168
     save_compressed(model, tmp_path / "lenet.fr.npz", float16=True, meta=describe("lenet5", {}, model))
     loaded = load_model(tmp_path / "lenet.fr.npz").model

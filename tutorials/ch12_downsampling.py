@@ -10,7 +10,7 @@ from minicnn import core, losses, optim
 from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.analysis import analyze
-from minicnn.app import fit
+from minicnn.app import FitConfig, fit
 from minicnn.experiments import downsampling as study
 from minicnn.functional import conv as FC
 from minicnn.functional import slicing
@@ -205,7 +205,7 @@ def _trained(t):
         summary = analyze(model, (1, 28, 28))
         opt = optim.Adam(model.parameters(), 3e-3)
         start = time.perf_counter()
-        result = fit(model, ds, opt, epochs=1, batch_size=batch, seed=0, progress=False, log=None)
+        result = fit(model, ds, opt, FitConfig(epochs=1, batch_size=batch, seed=0, progress=False), log=None)
         seconds = time.perf_counter() - start
         results[kind] = (summary, result.test.accuracy)
         rows.append([kind, summary.params, summary.macs, f"{result.test.accuracy:.1%}", f"{seconds:.1f}"])

@@ -235,8 +235,9 @@ def _trained(t):
           f"callback, moved to the optimizer's step count before each batch), geometrically, from all "
           f"{sum(r for r in kept[0][1:-2]):,} coefficients to a budget of {budget:,} (allocate_budget shares it "
           f"out), reached at the end of epoch {cut_epochs}; the last two epochs train at the final k.")
-    result = train.fit(model, ds, optim.Adam(model.parameters(), 2e-3), epochs=epochs, batch_size=batch, seed=0,
-                       callbacks=[truncation, Record()], progress=False, log=None)
+    result = train.fit(model, ds, optim.Adam(model.parameters(), 2e-3),
+                       train.FitConfig(epochs=epochs, batch_size=batch, seed=0, progress=False),
+                       callbacks=[truncation, Record()], log=None)
     t.table(["when"] + [f"k {n}" for n in names] + ["train acc", "val acc"], kept)
     totals = [sum(row[1:-2]) for row in kept]
     t.check_true(f"k moved during training and never rose: {' → '.join(f'{v:,}' for v in totals)}",
