@@ -85,6 +85,24 @@ def test_detects_nonzero_gradient_for_zero_upstream():
     assert not report.zero_upstream_ok and not report.ok
 
 
+class WrongOnlyForZeroUpstream(Layer):
+    """Right gradients for every non-zero dy, but a non-zero dx for dy = 0: only the zero-upstream check
+    can see it (the central differences agree)."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy if np.any(dy) else np.ones_like(dy)
+
+
+def test_the_zero_upstream_check_alone_fails_a_layer():
+    report = gradcheck(WrongOnlyForZeroUpstream(), np.ones((2, 3)), raise_on_fail=False)
+    assert report.max_rel_error < 1e-8 and report.deterministic
+    assert not report.zero_upstream_ok and not report.ok
+    assert "zero upstream -> zero gradients: NO" in report.table() and "FAIL" in report.table()
+
+
 def test_refuses_float32_input_and_parameters():
     with pytest.raises(ValueError, match=r"gradcheck\(Linear\): expected a float64 input .* got float32"):
         gradcheck(Linear(3, 2).to(np.float64), np.zeros((2, 3), np.float32))
