@@ -60,3 +60,15 @@ def test_an_absurd_step_count_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--steps", "99999999999999999999"])
     assert exit_info.value.code == 2 and "argument --steps" in capsys.readouterr().err
+
+
+def test_compress_refuses_keep_zero_and_other_non_counts(tmp_path, capsys):
+    import pytest
+
+    for keep in ("0", "0.0", "-3", "1.5", "1e3", "nan", "many"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["compress", str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.fr.npz"), "--keep", keep])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --keep: expected a count >= 1 or a fraction in (0, 1]" in err, (keep, err)
+    assert not (tmp_path / "o.fr.npz").exists()
