@@ -122,3 +122,14 @@ def test_every_registered_layer_passes_gradcheck(name):
     report = run_case(name, seed=3)
     assert report.ok, report.table()
     assert report.max_rel_error < 1e-6
+
+
+def test_the_command_fits_80_columns_and_ends_with_a_total(capsys):
+    from minicnn.cli import main
+    from minicnn.gradcheck_cases import CASES
+
+    assert main(["gradcheck", "all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[-1] == f"checked {len(CASES)} layers: {len(CASES)} passed, 0 failed"
+    assert sum(line.startswith("result: PASS") for line in lines) == len(CASES)
