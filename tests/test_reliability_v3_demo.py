@@ -72,3 +72,13 @@ def test_compress_refuses_keep_zero_and_other_non_counts(tmp_path, capsys):
         err = " ".join(capsys.readouterr().err.split())  # unwrap the 80-column lines
         assert "argument --keep: expected a count >= 1 or a fraction in (0, 1]" in err, (keep, err)
     assert not (tmp_path / "o.fr.npz").exists()
+
+
+def test_experiment_list_lists_every_study_within_80_columns(capsys):
+    from minicnn.commands.experiment import _experiments
+
+    for argv in (["experiment", "list"], ["experiment"]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert all(f"  {name} " in out for name, _ in _experiments())
+        assert max(map(len, out.splitlines())) <= 80
