@@ -55,15 +55,22 @@ class GradcheckReport:
         return self.max_rel_error < self.tol and self.deterministic and self.zero_upstream_ok
 
     def table(self) -> str:
-        rows = [f"gradcheck {self.layer}  (float64, central differences, tol {self.tol:g})",
-                f"{'tensor':<16}{'shape':<20}{'max rel err':>12}  {'at':<16}{'analytic':>14}{'numeric':>14}"]
-        for t in self.tensors:
-            rows.append(f"{t.name:<16}{str(t.shape):<20}{t.max_rel_error:>12.2e}  {str(t.worst_index):<16}"
-                        f"{t.analytic:>14.6g}{t.numeric:>14.6g}")
-        rows.append(f"backward deterministic: {'yes' if self.deterministic else 'NO'};  "
-                    f"zero upstream -> zero gradients: {'yes' if self.zero_upstream_ok else 'NO'};  "
-                    f"result: {'PASS' if self.ok else 'FAIL'}")
-        return "\n".join(rows)
+        """The report as lines of at most 80 columns: one row per tensor (shapes as 2x3x5x5, the worst
+        element's index as 1,0,2,4), then the two consistency checks and the verdict."""
+        heads = ("tensor", "shape", "max rel err", "at", "analytic", "numeric")
+        rows = [(t.name, "x".join(map(str, t.shape)) or "scalar", f"{t.max_rel_error:.2e}",
+                 ",".join(map(str, t.worst_index)) or "-", f"{t.analytic:.6g}", f"{t.numeric:.6g}")
+                for t in self.tensors]
+        widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(len(heads))]
+        align = "<<><>>"  # names, shapes and indices left; numbers right
+        line = "  ".join(f"{{:{a}{w}}}" for a, w in zip(align, widths, strict=True))
+        lines = [f"gradcheck {self.layer}  (float64, central differences, tol {self.tol:g})",
+                 *(line.format(*r) for r in [heads, *rows])]
+        yes = {True: "yes", False: "NO"}
+        lines.append(f"backward deterministic: {yes[self.deterministic]};  "
+                     f"zero upstream -> zero gradients: {yes[self.zero_upstream_ok]}")
+        lines.append(f"result: {'PASS' if self.ok else 'FAIL'} (worst relative error {self.max_rel_error:.2e})")
+        return "\n".join(lines)
 
 
 def _rel_errors(analytic: np.ndarray, numeric: np.ndarray):

@@ -21,22 +21,49 @@ def _check_range(who: str, name: str, value: float, low: float, high: float) -> 
         raise ValueError(f"{who}: expected {name} >= {low:g}{upper}, got {value}")
 
 
+def _check_parameters(params, who: str) -> list[Parameter]:
+    """The list of Parameters an optimizer updates: each a Parameter, each once (a parameter listed twice
+    would be stepped twice per step), at least one. ValueError naming the position otherwise."""
+    if isinstance(params, (np.ndarray, Parameter)):
+        raise ValueError(f"{who}: expected an iterable of Parameters (e.g. model.parameters()), "
+                         f"got a single {type(params).__name__}")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{who}: expected a non-empty list of Parameters, got none")
+    seen: dict[int, int] = {}
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise ValueError(f"{who}: expected Parameters (minicnn.core.Parameter), got a "
+                             f"{type(p).__name__} at position {i}; wrap arrays as Parameter(array)")
+        if id(p) in seen:
+            raise ValueError(f"{who}: parameter at position {i} is the one at position {seen[id(p)]}: "
+                             "each parameter may be listed once")
+        seen[id(p)] = i
+    return params
+
+
 class Optimizer:
+    """The common part of SGD and Adam: the parameter list, the learning rate, the step count.
+
+    A parameter whose `grad` is None (it took no part in the loss, as PyTorch leaves it) is skipped by
+    `step` and `zero_grad`; its buffers are not touched."""
+
     def __init__(self, params, lr: float):
-        self.params: list[Parameter] = list(params)
-        if not self.params:
-            raise ValueError(f"{type(self).__name__}: expected a non-empty list of Parameters, got none")
+        self.params: list[Parameter] = _check_parameters(params, type(self).__name__)
         _check_range(type(self).__name__, "lr", lr, 0.0, math.inf)
         self.lr = lr
         self.steps = 0
 
     def zero_grad(self) -> None:
         for p in self.params:
-            p.zero_grad()
+            if p.grad is not None:
+                p.zero_grad()
 
     def step(self) -> None:
         self.steps += 1
         for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
             delta = self._update(i, p)
             if p.mask is not None:
                 delta *= p.mask

@@ -107,7 +107,7 @@ def test_evaluate_and_predict_commands_open_a_compressed_file(name, config, bias
     np.save(tmp_path / "img.npy", images[0, 0])  # (28, 28) uint8
     assert main(["predict", str(path), str(tmp_path / "img.npy"), "--invert", "no"]) == 0
     out = capsys.readouterr().out
-    assert re.search(rf"img\.npy: digit {predicted[0]}  \(digit {predicted[0]} ", out), out
+    assert re.search(rf"img\.npy: digit {predicted[0]}\s+\(digit {predicted[0]} ", out), out  # wrapped at 80
 
 
 def test_float16_file_of_a_c5_bias_keep_lenet5_reloads_to_the_rounded_weights(rng, tmp_path):

@@ -85,6 +85,24 @@ def test_detects_nonzero_gradient_for_zero_upstream():
     assert not report.zero_upstream_ok and not report.ok
 
 
+class WrongOnlyForZeroUpstream(Layer):
+    """Right gradients for every non-zero dy, but a non-zero dx for dy = 0: only the zero-upstream check
+    can see it (the central differences agree)."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy if np.any(dy) else np.ones_like(dy)
+
+
+def test_the_zero_upstream_check_alone_fails_a_layer():
+    report = gradcheck(WrongOnlyForZeroUpstream(), np.ones((2, 3)), raise_on_fail=False)
+    assert report.max_rel_error < 1e-8 and report.deterministic
+    assert not report.zero_upstream_ok and not report.ok
+    assert "zero upstream -> zero gradients: NO" in report.table() and "FAIL" in report.table()
+
+
 def test_refuses_float32_input_and_parameters():
     with pytest.raises(ValueError, match=r"gradcheck\(Linear\): expected a float64 input .* got float32"):
         gradcheck(Linear(3, 2).to(np.float64), np.zeros((2, 3), np.float32))
@@ -104,3 +122,14 @@ def test_every_registered_layer_passes_gradcheck(name):
     report = run_case(name, seed=3)
     assert report.ok, report.table()
     assert report.max_rel_error < 1e-6
+
+
+def test_the_command_fits_80_columns_and_ends_with_a_total(capsys):
+    from minicnn.cli import main
+    from minicnn.gradcheck_cases import CASES
+
+    assert main(["gradcheck", "all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[-1] == f"checked {len(CASES)} layers: {len(CASES)} passed, 0 failed"
+    assert sum(line.startswith("result: PASS") for line in lines) == len(CASES)

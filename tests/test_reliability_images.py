@@ -56,7 +56,7 @@ def test_dark_on_light_colour_photo_is_converted_resized_and_inverted(tmp_path, 
     path = tmp_path / "photo.jpg"
     Image.fromarray(rgb).save(path, quality=90)
     img, notes = load_image(path, (1, 28, 28))
-    assert any("resized from 84x84 to 28x28" in n for n in notes)
+    assert any("resized from 84x84 to 28x28 (width x height)" in n for n in notes)
     assert any("converted colour to grey" in n for n in notes)
     assert any(n.startswith("inverted: light background") for n in notes)
     assert img[0, 0, 0] < 0.1 and corr(img[0], unit(digit)) > 0.9

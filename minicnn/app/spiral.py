@@ -36,6 +36,7 @@ def spiral_mlp(classes: int = 3, hidden: int = 64) -> Sequential:
 
 def train_spiral(steps: int = 1000, lr: float = 0.01, seed: int = 0, log_every: int = 0, classes: int = 3):
     """Full-batch Adam on the spiral. Returns (model, history of (step, loss, accuracy), seconds).
+    A NaN/inf loss ends the run at once; its row (step, loss, nan) is the history's last.
 
     The lecture's four-line step written out, on purpose: with the whole data set as one batch, `fit`'s
     epochs, shuffling and per-epoch validation would cost more than the step itself (measured: 600 steps
@@ -48,8 +49,12 @@ def train_spiral(steps: int = 1000, lr: float = 0.01, seed: int = 0, log_every: 
     history = []
     start = time.perf_counter()
     for step in range(1, steps + 1):
-        logits = model(x.astype(np.float32))
-        loss = loss_fn(logits, labels)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: reported just below
+            logits = model(x.astype(np.float32))
+            loss = loss_fn(logits, labels)
+        if not np.isfinite(loss):  # diverged: stop before the step spreads NaN into the weights
+            history.append((step, loss, float("nan")))
+            break
         opt.zero_grad()
         model.backward(loss_fn.backward())
         opt.step()

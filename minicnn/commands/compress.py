@@ -17,18 +17,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--float16", action="store_true", help="store every number as float16")
     parser.add_argument("--model", help="model name in minicnn.models (needed for a plain state dict; "
                                         "overrides the checkpoint's)")
-    parser.add_argument("--keep", type=str, default=None,
-                        help="truncate every DCT layer to this count (int) or fraction (float) before storing; "
-                             "one-shot, without fine-tuning (train with dynamic truncation for accuracy)")
+    parser.add_argument("--keep", type=_parse_keep, default=None,
+                        help="truncate every DCT layer to this count (a whole number >= 1) or fraction (in (0, 1], "
+                             "written with a point: 0.1) before storing; one-shot, without fine-tuning (train "
+                             "with dynamic truncation for accuracy)")
 
 
-def _parse_keep(text: str | None):
-    if text is None:
-        return None
+def _parse_keep(text: str) -> int | float:
+    """--keep: a count >= 1 ("300") or a fraction in (0, 1] ("0.1"). 0 would store a model of biases only,
+    which ignores its input, so it is refused like 0.0."""
+    import argparse
+    import math
+
     try:
-        return int(text)
+        count = int(text)
     except ValueError:
-        return float(text)
+        count = None
+    if count is not None:
+        if count < 1:
+            raise argparse.ArgumentTypeError(f"expected a count >= 1 or a fraction in (0, 1], got {text} "
+                                             "(keeping nothing would leave a model that ignores its input)")
+        return count
+    try:
+        fraction = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or a fraction in (0, 1], got {text!r}") from None
+    if not (math.isfinite(fraction) and 0 < fraction <= 1):
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or a fraction in (0, 1], got {text}")
+    return fraction
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -58,7 +74,7 @@ def run(args) -> int:
                           f"input: choose another --out")
     try:
         loaded = load_model(args.checkpoint, args.model)
-        keep = _parse_keep(args.keep)
+        keep = args.keep
         model = to_frequency(loaded.model)
         if keep is not None:
             for _, layer in frequency_layers(model):

@@ -4,40 +4,90 @@ from __future__ import annotations
 
 NAME = "demo"
 HELP = "train a small MLP on a generated 2-D spiral (the engine's smallest end-to-end run)"
+MAX_STEPS = 1_000_000  # about 25 minutes of full-batch steps: more is a typo, refused before training
 
 
 def add_arguments(parser) -> None:
     from minicnn.commands._options import integer, number
 
-    parser.add_argument("--steps", type=integer(1), default=1000, help="full-batch Adam steps")
+    parser.add_argument("--steps", type=integer(1, MAX_STEPS), default=1000, help="full-batch Adam steps")
     parser.add_argument("--lr", type=number(0, low_open=True), default=0.01, help="Adam learning rate")
     parser.add_argument("--seed", type=integer(0), default=0, help="seed for data and weights")
-    parser.add_argument("--plot", metavar="PNG", help="save the learned decision regions to this PNG")
+    parser.add_argument("--plot", metavar="PNG", help="save the learned decision regions to this .png file "
+                        "(a name without a suffix gets .png; an existing file is kept unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="let --plot replace an existing file")
+
+
+def _plot_path(text: str | None, overwrite: bool):
+    """The checked --plot path (before any training), or a message saying what is wrong."""
+    from pathlib import Path
+
+    if text is None:
+        return None, None
+    path = Path(text)
+    if not text.strip() or path.name in ("", ".", ".."):
+        return None, f"--plot: expected a file name ending in .png, got {text!r}"
+    if path.suffix == "":
+        path = path.with_suffix(".png")
+    elif path.suffix.lower() != ".png":
+        return None, f"--plot: expected a .png file, got {text!r} (suffix {path.suffix})"
+    if not path.parent.is_dir():
+        return None, f"--plot: the folder {path.parent} does not exist"
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return None, f"--plot: {path} exists and is not a regular file; refusing to replace it"
+    if path.exists() and not overwrite:
+        return None, f"--plot: {path} exists; choose another name or add --overwrite to replace it"
+    return path, None
+
+
+def _save_regions(model, acc: float, seed: int, path) -> None:
+    import os
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from minicnn.app.spiral import make_spiral
+
+    x, labels = make_spiral(seed=seed)
+    grid = np.linspace(-1.1, 1.1, 300)
+    gx, gy = np.meshgrid(grid, grid)
+    pred = model(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)).argmax(1)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.contourf(gx, gy, pred.reshape(gx.shape), alpha=0.3, cmap="brg")
+    ax.scatter(x[:, 0], x[:, 1], c=labels, s=8, cmap="brg")
+    ax.set_title(f"spiral: training accuracy {acc:.1%}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def run(args) -> int:
-    import numpy as np
+    import math
 
-    from minicnn.app.spiral import make_spiral, train_spiral
+    from minicnn.app.spiral import train_spiral
+    from minicnn.commands._options import EXIT_FAILED, fail
 
+    plot, problem = _plot_path(args.plot, args.overwrite)
+    if problem:
+        return fail(NAME, problem)
     model, history, seconds = train_spiral(args.steps, args.lr, args.seed, log_every=max(args.steps // 10, 1))
     step, loss, acc = history[-1]
-    print(f"spiral MLP: {model.num_parameters()} parameters, {step} steps in {seconds:.1f} s, "
-          f"final loss {loss:.4f}, training accuracy {acc:.1%}")
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        x, labels = make_spiral(seed=args.seed)
-        grid = np.linspace(-1.1, 1.1, 300)
-        gx, gy = np.meshgrid(grid, grid)
-        pred = model(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)).argmax(1)
-        fig, ax = plt.subplots(figsize=(5, 5))
-        ax.contourf(gx, gy, pred.reshape(gx.shape), alpha=0.3, cmap="brg")
-        ax.scatter(x[:, 0], x[:, 1], c=labels, s=8, cmap="brg")
-        ax.set_title(f"spiral: training accuracy {acc:.1%}")
-        fig.savefig(args.plot, dpi=100)
-        print(f"decision regions saved to {args.plot}")
+    if not math.isfinite(loss):
+        return fail(NAME, f"training diverged: the loss is {loss} after {step} steps at --lr {args.lr:g}; "
+                          "try a smaller --lr (the default is 0.01)", EXIT_FAILED)
+    print(f"spiral MLP: {model.num_parameters()} parameters, {step} steps in {seconds:.1f} s,")
+    print(f"  final loss {loss:.4f}, training accuracy {acc:.1%}")
+    if plot is not None:
+        _save_regions(model, acc, args.seed, plot)
+        print(f"decision regions saved to {plot}")
     return 0

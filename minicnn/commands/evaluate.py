@@ -133,6 +133,11 @@ def run(args) -> int:
     if not math.isfinite(result.loss):
         return fail(NAME, f"the test loss is {result.loss}: the model's outputs are not finite", EXIT_FAILED)
     names = list(loaded.class_names or ds.class_names)
+    if loaded.class_names and list(ds.class_names) != list(loaded.class_names):
+        print(wrap(f"note: the model's classes ({', '.join(loaded.class_names[:4])}, ...) are not {ds.name}'s "
+                   f"({', '.join(ds.class_names[:4])}, ...); rows and columns below use the model's names"))
+    if loaded.dataset and args.dataset and loaded.dataset != args.dataset:
+        print(wrap(f"note: the model was trained on {loaded.dataset}, evaluated here on {args.dataset}"))
     names += [str(i) for i in range(len(names), int(ds.y_test.max()) + 1)]
     matrix = confusion_matrix(ds.y_test, result.predictions, len(names))
     print(format_confusion(matrix, names))

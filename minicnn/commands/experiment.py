@@ -20,6 +20,7 @@ def _experiments():
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="experiment", metavar="NAME")
+    sub.add_parser("list", help="list the studies with one line each (as `minicnn experiment` alone does)")
     for name, module in _experiments():
         p = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -28,9 +29,19 @@ def add_arguments(parser) -> None:
     parser.set_defaults(_parser=parser)
 
 
+def _list() -> None:
+    import textwrap
+
+    from minicnn.commands._options import COLUMNS
+
+    print("studies (minicnn experiment NAME --help for each one's options):")
+    for name, module in _experiments():
+        print(textwrap.fill(module.DESCRIPTION, COLUMNS, initial_indent=f"  {name:<20}", subsequent_indent=" " * 22))
+
+
 def run(args) -> int:
     if getattr(args, "_experiment_run", None) is None:
-        args._parser.print_help()
+        _list()
         return 0
     from minicnn.commands._options import EXIT_FAILED, fail
 

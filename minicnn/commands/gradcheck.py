@@ -25,9 +25,13 @@ def run(args) -> int:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         return fail(NAME, f"unknown layer {unknown[0]!r}; choose one of: {', '.join(sorted(CASES))}")
-    failed = 0
+    failed = []
     for name in names:
         report = run_case(name, seed=args.seed)
         print(report.table(), end="\n\n")
-        failed += not report.ok
+        if not report.ok:
+            failed.append(name)
+    if len(names) > 1:
+        print(f"checked {len(names)} layers: {len(names) - len(failed)} passed, {len(failed)} failed"
+              + (f" ({', '.join(failed)})" if failed else ""))
     return EXIT_FAILED if failed else 0

@@ -24,10 +24,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import textwrap
+
     import numpy as np
 
     from minicnn.app import ModelFileError, load_model
-    from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail, wrap
+    from minicnn.commands._options import COLUMNS, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail, wrap
     from minicnn.data import ImageError, load_image
     from minicnn.losses import log_softmax
 
@@ -60,5 +62,8 @@ def run(args) -> int:
         probs = np.exp(log_softmax(logits[None]))[0]
         top = np.argsort(probs)[::-1][:TOP_K]
         ranked = ", ".join(f"{names[k]} {probs[k]:.1%}" for k in top)
-        print(f"{path}: {names[top[0]]}  ({ranked})" + (f"  [{'; '.join(notes)}]" if notes else ""))
+        print(wrap(f"{path}: {names[top[0]]}  ({ranked})"))
+        if notes:
+            print(textwrap.fill("; ".join(notes), COLUMNS, initial_indent="  notes: ", subsequent_indent=" " * 4,
+                                break_long_words=False, break_on_hyphens=False))
     return code

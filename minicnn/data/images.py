@@ -9,13 +9,17 @@ images, with a message for every change made on the way.
 The steps, in order:
 1. Decode. Pillow for images (EXIF rotation applied, first frame of an animation); `.npy` through
    `minicnn.core.read_npy` (no pickles). Layout (H, W), (H, W, C) or (C, H, W), C in 1..4.
-2. Scale by the file's real range: uint8 / 255, 16-bit / 65535, bool as 0/1; floats in [0, 1] are kept,
-   floats in [0, 255] are divided by 255. NaN/Inf, negative values and empty images are refused.
+2. Scale by the file's real range: uint8 / 255; 16-bit and 32-bit integer pixels by the smallest
+   common bit depth that holds their largest value (8, 10, 12, 14 or 16 bits: a 12-bit scan stored in a
+   16-bit PNG is divided by 4095, not 65535); bool and integer 0/1 arrays as 0/1; floats in [0, 1] are
+   kept, whole-numbered floats up to 255 are divided by 255. NaN/Inf, negative values, fractional values
+   above 1 and empty images are refused.
 3. Alpha. Opaque alpha is dropped. If the colour is uniform and only alpha varies (a digit drawn in the
    alpha channel), alpha *is* the picture. Otherwise the picture is laid over a background that contrasts
    with its ink (white under dark ink, black under light ink), as a viewer would show it.
 4. Channels: colour to grey by luminance (0.299 R + 0.587 G + 0.114 B) or grey copied to 3 channels.
-5. Resize (bilinear, Pillow) to H x W.
+5. Resize (bilinear, Pillow) to H x W. Sizes in notes and messages are width x height, as image tools
+   print them.
 6. Invert (1-channel only): MNIST-style data is light ink on a dark background; with invert="auto" a
    picture whose border is mostly light (mean > 0.5) is inverted.
 Errors: `ImageError` (a ValueError) naming the file and what is wrong.
@@ -34,6 +38,7 @@ from minicnn.core import FileFormatError, read_npy
 MAX_PIXELS = 40_000_000  # refuse anything larger before decoding it (a digit photo is far smaller)
 UINT8_MAX = 255.0
 UINT16_MAX = 65535.0
+BIT_DEPTHS = (8, 10, 12, 14, 16)  # integer pixels are scaled by 2**bits - 1 of the smallest depth that holds them
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's "L" conversion
 OPAQUE = 1.0 - 1e-6
 UNIFORM_COLOUR = 1e-3  # colour std (where alpha > 0) below this: the picture is in the alpha channel
@@ -103,7 +108,10 @@ def _read_npy(path: Path, notes: list[str]) -> np.ndarray:
     if arr.size == 0:
         raise ImageError(f"{path}: empty image, shape {arr.shape}")
     if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
-        raise ImageError(f"{path}: {arr.shape[0]}x{arr.shape[1]} pixels, more than {MAX_PIXELS:,}")
+        raise ImageError(f"{path}: {arr.shape[1]}x{arr.shape[0]} pixels, more than {MAX_PIXELS:,}")
+    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 1:
+        notes.append("integer values 0/1: read as black and white")
+        return arr.astype(np.bool_)  # a saved 0/1 mask, even as uint8, is not a near-black 0..255 picture
     return arr
 
 
@@ -118,9 +126,9 @@ def _read_with_pillow(path: Path, notes: list[str]) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise ImageError(f"{path}: {im.height}x{im.width} pixels, more than {MAX_PIXELS:,}")
+                    raise ImageError(f"{path}: {im.width}x{im.height} pixels, more than {MAX_PIXELS:,}")
                 if im.width * im.height == 0:
-                    raise ImageError(f"{path}: empty image ({im.height}x{im.width} pixels)")
+                    raise ImageError(f"{path}: empty image ({im.width}x{im.height} pixels)")
                 if getattr(im, "n_frames", 1) > 1:
                     notes.append(f"used the first of {im.n_frames} frames")
                 im.load()
@@ -157,9 +165,6 @@ def _to_unit_range(arr: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
         return arr.astype(np.float32)
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / np.float32(UINT8_MAX)
-    if arr.dtype == np.uint16:
-        notes.append("16-bit values scaled by 1/65535")
-        return (arr / UINT16_MAX).astype(np.float32)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise ImageError(f"{path}: expected numeric pixels, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
@@ -167,15 +172,24 @@ def _to_unit_range(arr: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0:
         raise ImageError(f"{path}: negative pixel values (min {lo:g}); expected 0..1, 0..255 or 0..65535")
-    if hi <= 1.0 and np.issubdtype(arr.dtype, np.floating):
+    if np.issubdtype(arr.dtype, np.floating):
+        if hi <= 1.0:
+            return arr.astype(np.float32)
+        if not np.all(arr == np.round(arr)):
+            raise ImageError(f"{path}: fractional pixel values up to {hi:g}; expected floats in 0..1 or whole "
+                             f"numbers 0..255 / 0..65535")
+        if hi <= UINT8_MAX:
+            notes.append(f"values up to {hi:g}: read as 0..255")
+            return (arr / UINT8_MAX).astype(np.float32)
+    if hi <= 1.0:  # integers: a 0/1 array is black and white, not 0..255
+        notes.append("integer values 0/1: read as black and white")
         return arr.astype(np.float32)
-    if hi <= UINT8_MAX:
-        notes.append(f"values up to {hi:g}: read as 0..255")
-        return (arr / UINT8_MAX).astype(np.float32)
-    if hi <= UINT16_MAX and np.all(arr == np.round(arr)):
-        notes.append(f"values up to {hi:g}: read as 16-bit 0..65535")
-        return (arr / UINT16_MAX).astype(np.float32)
-    raise ImageError(f"{path}: pixel values up to {hi:g}; expected 0..1, 0..255 or 0..65535")
+    bits = next((b for b in BIT_DEPTHS if hi <= 2**b - 1), None)
+    if bits is None:
+        raise ImageError(f"{path}: pixel values up to {hi:g}; expected 0..1, 0..255 or 0..65535")
+    if bits > 8 or arr.dtype != np.uint8:
+        notes.append(f"values up to {hi:g}: read as {bits}-bit 0..{2**bits - 1}")
+    return (arr / np.float64(2**bits - 1)).astype(np.float32)
 
 
 # ---- 3. alpha, 4. channels, 5. size ------------------------------------------------------------
@@ -218,7 +232,7 @@ def _resize(img: np.ndarray, h: int, w: int, notes: list[str]) -> np.ndarray:
     from PIL import Image
 
     h0, w0 = img.shape[:2]
-    note = f"resized from {h0}x{w0} to {h}x{w}"
+    note = f"resized from {w0}x{h0} to {w}x{h} (width x height)"
     if abs(h0 / w0 - h / w) > 0.1 * (h / w):
         note += " (aspect ratio not kept)"
     notes.append(note)
