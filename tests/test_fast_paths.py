@@ -1,12 +1,15 @@
-"""Fast paths of the speed work against their plain versions: ReLU's mask, the ConvWorkspace."""
+"""Fast paths of the speed work against their plain versions: ReLU's mask, the fast convolution's
+ConvWorkspace (`minicnn.kernels.conv`, against the plain direct loops of `minicnn.functional.conv`)."""
 
 import numpy as np
 import pytest
 
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.functional.conv import conv2d, conv2d_backward
-from minicnn.functional.workspace import ConvWorkspace, as_workspace
+from minicnn.functional.conv import conv2d as plain_conv2d
+from minicnn.functional.conv import conv2d_backward as plain_conv2d_backward
+from minicnn.kernels.conv import conv2d, conv2d_backward
+from minicnn.kernels.workspace import ConvWorkspace, as_workspace
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -40,8 +43,8 @@ def test_fft_keeps_the_input_spectrum_for_backward_and_only_for_that_input():
     y = conv2d(x, w, None, 1, 1, method="fft", workspace=ws)
     assert ws.spectrum_of(x) is not None and ws.nbytes == ws.spectrum.nbytes > 0
     assert ws.spectrum_of(x.copy()) is None  # identity, not equality: never stale data
-    want = conv2d_backward(dy, x, w, 1, 1, method="direct")
-    np.testing.assert_allclose(y, conv2d(x, w, None, 1, 1, method="direct"), atol=1e-10)
+    want = plain_conv2d_backward(dy, x, w, 1, 1, method="direct")
+    np.testing.assert_allclose(y, plain_conv2d(x, w, None, 1, 1, method="direct"), atol=1e-10)
     for got, ref in zip(conv2d_backward(dy, x, w, 1, 1, method="fft", workspace=ws), want, strict=True):
         np.testing.assert_allclose(got, ref, atol=1e-10)
     ws.release()
