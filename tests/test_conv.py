@@ -19,10 +19,10 @@ from minicnn.functional.conv import (
     flip_kernel,
 )
 from minicnn.functional.conv_im2col import col2im, conv2d_im2col, im2col
-from minicnn.kernels import conv as K
-from minicnn.kernels import conv_rows as KR
 from minicnn.functional.locally_connected import locally_connected2d
 from minicnn.gradcheck import gradcheck
+from minicnn.kernels import conv as K
+from minicnn.kernels import conv_rows as KR
 
 METHODS = ["direct", "im2col", "fft"]
 

@@ -58,7 +58,8 @@ METHODS = {
 __all__ = [
     "METHODS", "col2im", "conv2d", "conv2d_backward", "conv_as_matrix", "conv_transpose2d",
     "conv_transpose2d_backward", "flip_kernel", "im2col", "resolve_padding", "check_conv_args",
-    "check_method", "check_transpose_args", "check_transpose_dy", "check_dy", "conv2d_input_grad", "transpose_output_size",
+    "check_method", "check_transpose_args", "check_transpose_dy", "check_dy", "conv2d_input_grad",
+    "transpose_output_size",
 ]
 
 

@@ -55,8 +55,8 @@ def im2col(
 
         cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh*sh + i*dil_h, ow*sw + j*dil_w]
 
-    OH = floor((H + 2 ph - dil_h (KH - 1) - 1) / sh) + 1 (and OW alike; `conv_output_size`). The Python loop runs over the
-    KH*KW kernel offsets only; each iteration copies one strided slice of the whole batch.
+    OH = floor((H + 2 ph - dil_h (KH - 1) - 1) / sh) + 1 (and OW alike; `conv_output_size`). The Python
+    loop runs over the KH*KW kernel offsets only; each iteration copies one strided slice of the whole batch.
     """
     n, c, h, w = x.shape
     kh, kw = kernel_size

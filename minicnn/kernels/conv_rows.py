@@ -104,7 +104,8 @@ def _patch_rows(xr: np.ndarray, r0: int, r1: int, out_w: int, kernel: Pair, dila
     rows = buf[: m * (r1 - r0) * out_w * kh * kw * c].reshape(m, r1 - r0, out_w, kh * kw, c)
     for i in range(kh):
         for j in range(kw):
-            rows[:, :, :, i * kw + j] = xr[:, r0 + i * dil_h: r1 + i * dil_h, j * dil_w: j * dil_w + out_w]  # (m, R, OW, C)
+            tap = xr[:, r0 + i * dil_h: r1 + i * dil_h, j * dil_w: j * dil_w + out_w]  # (m, R, OW, C)
+            rows[:, :, :, i * kw + j] = tap
     return rows.reshape(-1, kh * kw * c)
 
 

@@ -1,8 +1,9 @@
 """The convolution family as layers: Conv2D and its special cases, transposed and untied variants.
 
 Each layer wraps the convolution math and keeps what backward needs. The one dispatch point is in the
-layers' forward and backward: the fast kernels (`minicnn.kernels.conv`) when `minicnn.runtime.
-kernels_enabled()`, else the course's plain math (`minicnn.functional.conv`); both have one signature. Weight layout (T, C/groups, KH, KW) as PyTorch (ConvTranspose2D: (C, T/groups, KH, KW)).
+layers' forward and backward: the fast kernels (`minicnn.kernels.conv`) when
+`minicnn.runtime.kernels_enabled()`, else the course's plain math (`minicnn.functional.conv`); both
+have one signature. Weight layout (T, C/groups, KH, KW) as PyTorch (ConvTranspose2D: (C, T/groups, KH, KW)).
 Weights and biases start as PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C/groups*KH*KW.
 """
 
@@ -16,12 +17,12 @@ from minicnn import kernels, runtime
 from minicnn.core import Layer, Parameter
 from minicnn.functional.checks import check_array, pair, positive_int, positive_pair
 from minicnn.functional.conv import METHODS, resolve_padding, transpose_output_size
-from minicnn.kernels.workspace import ConvWorkspace
 from minicnn.functional.locally_connected import (
     locally_connected2d,
     locally_connected2d_backward,
     locally_connected_output_size,
 )
+from minicnn.kernels.workspace import ConvWorkspace
 
 from .dense import PlainWeight, kaiming_uniform
 from .shapes import UNKNOWN, Cost, Shape, Window, expect_map, window_output_shape
