@@ -53,12 +53,12 @@ def rows_layout_pays(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride:
              groups: int) -> bool:
     """True for the convolutions this layout runs faster: stride 1, ungrouped, C >= MIN_CHANNELS, and maps
     small enough that wide rows would waste >= MIN_WASTE ((W + 2p) / OW - 1: 16x16 maps with padding 1 and
-    smaller; CIFAR's 32x32 layers stay in `conv_im2col`, where the copies are cheaper and the waste 6%)."""
-    c, width = x_shape[1], x_shape[3]
-    if stride != (1, 1) or groups != 1 or c < MIN_CHANNELS or dilation[1] * (w_shape[3] - 1) >= width + 2 * padding[1]:
-        return False
-    out_w = conv_output_size(width, w_shape[3], 1, padding[1], dilation[1], who="conv2d")
-    return (width + 2 * padding[1]) / out_w - 1 >= MIN_WASTE
+    smaller; CIFAR's 32x32 layers stay in the blocked im2col, where the copies are cheaper and the waste 6%)."""
+    c, padded_w = x_shape[1], x_shape[3] + 2 * padding[1]
+    if stride != (1, 1) or groups != 1 or c < MIN_CHANNELS or dilation[1] * (w_shape[3] - 1) >= padded_w:
+        return False  # not this layout's case, or no output column at all
+    out_w = conv_output_size(x_shape[3], w_shape[3], 1, padding[1], dilation[1], who="conv2d")
+    return padded_w / out_w - 1 >= MIN_WASTE
 
 
 def _blocks(n: int, out_rows: int, per_row: int) -> list[tuple[int, int, int, int]]:
