@@ -146,10 +146,11 @@ def conv2d_fft_backward_from_spectrum(
     """`conv2d_fft_backward` given X = F(x_pad) (`spectrum_and_grid`) of an input of shape x_shape."""
     n, c, h, wd = x_shape
     t, cg = w.shape[:2]
-    hp, wp = h + 2 * padding[0], wd + 2 * padding[1]
     wdil = _dilate_kernel(w, dilation)
     eh, ew = wdil.shape[2:]
-    dy1 = _upsample(dy, stride, (hp - eh + 1, wp - ew + 1))  # stride-1 output grid
+    grid1 = (conv_output_size(h, w.shape[2], 1, padding[0], dilation[0], who="conv2d"),
+             conv_output_size(wd, w.shape[3], 1, padding[1], dilation[1], who="conv2d"))
+    dy1 = _upsample(dy, stride, grid1)  # dy on the stride-1 output grid
     fshape = xf.shape[2:]
     f = fshape[0] * fshape[1]  # named, not -1: an empty batch (N = 0) reshapes too
     xf = xf.reshape(n, c, f)  # (N, C, F)
