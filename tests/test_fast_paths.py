@@ -6,6 +6,7 @@ import pytest
 
 from minicnn import functional as F
 from minicnn import layers as L
+from minicnn import runtime
 from minicnn.functional.conv import conv2d as plain_conv2d
 from minicnn.functional.conv import conv2d_backward as plain_conv2d_backward
 from minicnn.kernels.conv import conv2d, conv2d_backward
@@ -69,7 +70,8 @@ def test_a_workspace_must_be_a_conv_workspace():
             conv2d(x, w, None, 1, 1, method="fft", workspace=wrong)
 
 
-def test_a_layer_keeps_its_workspace_only_until_release():
+def test_a_layer_keeps_its_workspace_only_until_release(monkeypatch):
+    monkeypatch.setattr(runtime, "_kernels", True)  # the fast path keeps F(x); the plain math keeps nothing
     layer = L.Conv2D(2, 3, 3, padding=1, method="fft").to(np.float64)
     x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
     y = layer(x)

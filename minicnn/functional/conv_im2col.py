@@ -103,7 +103,7 @@ def conv2d_im2col(
     t, _, kh, kw = w.shape
     cols = im2col(x, (kh, kw), stride, padding, dilation)
     oh, ow = _out_size(x.shape, (kh, kw), stride, padding, dilation, "conv2d")
-    cols_g = cols.reshape(groups, -1, n * oh * ow)  # (G, C/G*KH*KW, N*OH*OW)
+    cols_g = cols.reshape(groups, cols.shape[0] // groups, n * oh * ow)  # (G, C/G*KH*KW, N*OH*OW)
     w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)
     y = np.matmul(w_mat, cols_g).reshape(t, n, oh, ow).transpose(1, 0, 2, 3)  # (N, T, OH, OW)
     if b is not None:
@@ -123,8 +123,8 @@ def conv2d_im2col_backward(
     n = x.shape[0]
     t, _, kh, kw = w.shape
     cols = im2col(x, (kh, kw), stride, padding, dilation)
-    cols_g = cols.reshape(groups, -1, cols.shape[1])  # (G, C/G*KH*KW, N*OH*OW)
-    dy_mat = dy.transpose(1, 0, 2, 3).reshape(groups, t // groups, -1)  # (G, T/G, N*OH*OW)
+    cols_g = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])  # (G, C/G*KH*KW, N*OH*OW)
+    dy_mat = dy.transpose(1, 0, 2, 3).reshape(groups, t // groups, cols.shape[1])  # (G, T/G, N*OH*OW)
     w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)
     dw = np.matmul(dy_mat, cols_g.transpose(0, 2, 1)).reshape(w.shape)  # (G, T/G, C/G*KH*KW) -> w's shape
     dcols = np.matmul(w_mat.transpose(0, 2, 1), dy_mat).reshape(cols.shape)  # (C*KH*KW, N*OH*OW)

@@ -47,16 +47,17 @@ def _set_conv_hyperparameters(layer: Layer, who: str, in_channels, out_channels,
 class Conv2D(PlainWeight, Layer):
     """2-D convolution (cross-correlation), the lecture's tied-weight layer:
 
-        y[n, t, oh, ow] = b[t] + sum_{s,i,j} w[t, s, i, j] x_pad[n, g(t) C/G + s, oh sh + i dh, ow sw + j dw]
+        y[n, t, oh, ow] = b[t] + sum_{s,i,j} w[t, s, i, j] x_pad[n, g(t) C/G + s, oh sh + i dil_h, ow sw + j dil_w]
 
-    x (N, C, H, W) -> y (N, T, OH, OW), OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1.
+    x (N, C, H, W) -> y (N, T, OH, OW), OH = floor((H + 2 ph - dil_h (KH - 1) - 1) / sh) + 1.
     Backward: dx = full correlation of dy with flip_kernel(w); dw = correlation of x with dy; db = sum dy.
     `method` picks the algorithm ("im2col" default; "direct" the slow reference; "fft" for large kernels).
     Between forward and backward the layer keeps x and w (and, on the fast path with "fft", the spectrum
     of x in a ConvWorkspace); the im2col kernels rebuild x's columns in backward instead of keeping them.
-    `input_grad = False` makes the fast path's backward skip dx and return None: nobody needs the gradient with respect
-    to the image, and it is the costliest part (`minicnn.app.fit(input_grad=False)`, the default, sets
-    it on a network's first layer while training and restores it afterwards).
+    `input_grad = False` makes backward return None for dx (the fast path skips computing it): nobody
+    needs the gradient with respect to the image, and it is the costliest part
+    (`minicnn.app.fit(input_grad=False)`, the default, sets it on a network's first layer while training
+    and restores it afterwards).
     Subclasses change how the weight is stored by overriding `_make_weight`, `_weight` and
     `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
@@ -97,6 +98,7 @@ class Conv2D(PlainWeight, Layer):
                                                       input_grad=self.input_grad)
         else:
             dx, dw, db = F.conv.conv2d_backward(dy, x, w, *self._args(), who=who)
+            dx = dx if self.input_grad else None  # the plain math computes dx anyway; the layer's answer is one
         self._add_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad += db
