@@ -1,12 +1,16 @@
-"""Fast paths of the speed work against their plain versions: ReLU's mask, the ConvWorkspace."""
+"""Fast paths of the speed work against their plain versions: ReLU's mask, the fast convolution's
+ConvWorkspace (`minicnn.kernels.conv`, against the plain direct loops of `minicnn.functional.conv`)."""
 
 import numpy as np
 import pytest
 
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.functional.conv import conv2d, conv2d_backward
-from minicnn.functional.workspace import ConvWorkspace, as_workspace
+from minicnn import runtime
+from minicnn.functional.conv import conv2d as plain_conv2d
+from minicnn.functional.conv import conv2d_backward as plain_conv2d_backward
+from minicnn.kernels.conv import conv2d, conv2d_backward
+from minicnn.kernels.workspace import ConvWorkspace, as_workspace
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -40,8 +44,8 @@ def test_fft_keeps_the_input_spectrum_for_backward_and_only_for_that_input():
     y = conv2d(x, w, None, 1, 1, method="fft", workspace=ws)
     assert ws.spectrum_of(x) is not None and ws.nbytes == ws.spectrum.nbytes > 0
     assert ws.spectrum_of(x.copy()) is None  # identity, not equality: never stale data
-    want = conv2d_backward(dy, x, w, 1, 1, method="direct")
-    np.testing.assert_allclose(y, conv2d(x, w, None, 1, 1, method="direct"), atol=1e-10)
+    want = plain_conv2d_backward(dy, x, w, 1, 1, method="direct")
+    np.testing.assert_allclose(y, plain_conv2d(x, w, None, 1, 1, method="direct"), atol=1e-10)
     for got, ref in zip(conv2d_backward(dy, x, w, 1, 1, method="fft", workspace=ws), want, strict=True):
         np.testing.assert_allclose(got, ref, atol=1e-10)
     ws.release()
@@ -66,7 +70,8 @@ def test_a_workspace_must_be_a_conv_workspace():
             conv2d(x, w, None, 1, 1, method="fft", workspace=wrong)
 
 
-def test_a_layer_keeps_its_workspace_only_until_release():
+def test_a_layer_keeps_its_workspace_only_until_release(monkeypatch):
+    monkeypatch.setattr(runtime, "_kernels", True)  # the fast path keeps F(x); the plain math keeps nothing
     layer = L.Conv2D(2, 3, 3, padding=1, method="fft").to(np.float64)
     x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
     y = layer(x)
