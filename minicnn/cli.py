@@ -36,7 +36,7 @@ exit codes (every command):
 
 the plain math: `minicnn --plain COMMAND` (or MINICNN_PLAIN=1) runs every
 layer on the course's equations as written (minicnn.functional), without
-the fast kernels (minicnn.kernels): the same numbers, more slowly."""
+the fast kernels (minicnn.kernels): the same results up to rounding, slower."""
 
 
 def _thread_settings(argv: list[str]) -> tuple[dict[str, int], str | None]:

@@ -9,7 +9,8 @@ Every layer caches in `forward` exactly what its `backward` needs, and `backward
 each parameter's `.grad` (so a parameter used twice receives both contributions), then returns dx.
 
 Also here: the engine-wide random generator (`manual_seed`, `rng`) used by weight initialisation,
-dropout and data shuffling, so that one seed reproduces a whole run.
+dropout and data shuffling, so that one seed reproduces a whole run. `Layer.save` / `Layer.load` write
+and read through `minicnn.files`.
 """
 
 from __future__ import annotations

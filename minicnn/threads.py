@@ -12,6 +12,9 @@
                                             fn over cache-sized blocks of images, the blocks in parts
     pool()                                  the process's thread pool, own_threads() threads (remade when
                                             that changes)
+    set_thread_environment(n), keep_freed_memory()
+                                            the old names of `runtime.configure(threads=n)` and
+                                            `runtime.configure(keep_freed_memory=True)`
 
 Every count is read when it is used, never at import time, so `minicnn.runtime.configure(threads=2)`
 takes effect after import; every value goes through `minicnn.runtime.parse_threads` (a whole number
@@ -142,3 +145,10 @@ def set_thread_environment(threads: int) -> None:
     """`minicnn.runtime.configure(threads=threads)`: `threads` workers, each with a one-thread BLAS
     (the name from before the settings could change after import; `configure` is the one to call)."""
     runtime.configure(threads=threads)
+
+
+def keep_freed_memory() -> bool:
+    """`minicnn.runtime.configure(keep_freed_memory=True)` (the setting lives in `minicnn.runtime`, which
+    explains it); True when glibc took it."""
+    runtime.configure(keep_freed_memory=True)
+    return runtime.settings().keep_freed_memory
