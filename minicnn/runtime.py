@@ -38,7 +38,7 @@ import ctypes.util
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,14 +87,29 @@ def settings() -> Settings:
     return Settings(_workers, _blas_threads, _kernels, _freed_memory_kept)
 
 
-def workers_setting() -> int | None:
-    """The worker count set by `configure`, or None (then $MINICNN_WORKERS decides)."""
-    return _workers
+def blas_thread_count(environ: Mapping[str, str] | None = None) -> int:
+    """Threads NumPy's BLAS uses: the count `configure` set, else the first of THREAD_VARIABLES that is
+    set and not empty, checked by `parse_threads` (a bad value raises ValueError naming the variable),
+    else every core. Given `environ`, only that mapping is read (no setting). Read at each call: this is
+    `minicnn.threads.configured_threads`."""
+    if environ is None and _blas_threads is not None:
+        return _blas_threads
+    environ = os.environ if environ is None else environ
+    for name in THREAD_VARIABLES:
+        if environ.get(name, "").strip():
+            return parse_threads(environ[name], name)
+    return os.cpu_count() or 1
 
 
-def blas_threads_setting() -> int | None:
-    """The BLAS thread count set by `configure`, or None (then THREAD_VARIABLES decide)."""
-    return _blas_threads
+def worker_count(environ: Mapping[str, str] | None = None) -> int:
+    """How many parts minicnn splits a batch into: the count `configure` set, else `$MINICNN_WORKERS`
+    (checked by `parse_threads`), else 1. Given `environ`, only that mapping is read. Read at each call:
+    this is `minicnn.threads.configured_workers`."""
+    if environ is None and _workers is not None:
+        return _workers
+    environ = os.environ if environ is None else environ
+    value = environ.get(WORKERS_VARIABLE, "").strip()
+    return parse_threads(value, WORKERS_VARIABLE) if value else 1
 
 
 def configure(threads: int | None = None, workers: int | None = None, blas_threads: int | None = None,
@@ -105,9 +120,10 @@ def configure(threads: int | None = None, workers: int | None = None, blas_threa
                        not together with `workers` or `blas_threads`
     workers            how many parts minicnn splits a batch into, each on its own thread of
                        `minicnn.threads.pool()` (which grows or shrinks to fit at its next use)
-    blas_threads       NumPy's BLAS threads. NumPy imported: set at once on every loaded OpenBLAS
-                       (module docstring); a warning when none is found. NumPy not imported yet:
-                       written to THREAD_VARIABLES, which the BLAS reads as it loads
+    blas_threads       NumPy's BLAS threads: set at once on every loaded OpenBLAS (module docstring),
+                       and written to THREAD_VARIABLES, which a BLAS reads as it loads (NumPy's, if
+                       not imported yet; SciPy's) and child processes inherit. NumPy imported and
+                       no OpenBLAS found: a warning, and nothing changed
     keep_freed_memory  True: glibc keeps freed arrays' memory for reuse (see `_set_malloc_thresholds`);
                        False: its starting thresholds again. Elsewhere than glibc, a no-op
     kernels            True / False: the fast kernels on / off (`use_kernels`)
@@ -140,26 +156,33 @@ def configure(threads: int | None = None, workers: int | None = None, blas_threa
 @contextlib.contextmanager
 def temporarily(**changes) -> Iterator[Settings]:
     """`with temporarily(workers=2): ...` runs the block with `configure(**changes)`, then puts back the
-    settings, the loaded OpenBLAS libraries' thread counts and the thread variables as they were.
+    settings, the thread variables and the OpenBLAS libraries' thread counts as they were (a library
+    first loaded inside the block, such as SciPy's, gets the count the restored settings say).
     (`keep_freed_memory` is process-wide and not undone here: change it with `configure`.)"""
     global _workers, _blas_threads, _kernels
     if "keep_freed_memory" in changes:
         raise ValueError("temporarily: keep_freed_memory is not undone at the end of a block; use configure")
     before = (_workers, _blas_threads, _kernels)
-    counts = [(lib, lib.get_num_threads()) for lib in blas_libraries()]
+    counts = {lib.path: lib.get_num_threads() for lib in blas_libraries()}
     variables = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     configure(**changes)
     try:
         yield settings()
     finally:
         _workers, _blas_threads, _kernels = before
-        for lib, count in counts:
-            lib.set_num_threads(count)
         for name, value in variables.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        try:
+            outside = blas_thread_count()
+        except ValueError:  # a bad variable: refused where a count is read, not while restoring
+            outside = None
+        for lib in blas_libraries():
+            count = counts.get(lib.path, outside)
+            if count is not None:
+                lib.set_num_threads(count)
 
 
 # ---- NumPy's BLAS --------------------------------------------------------------------------------------
@@ -222,19 +245,19 @@ def blas_libraries() -> list[OpenBlas]:
 
 
 def _set_blas_threads(count: int) -> bool:
-    """`count` threads for NumPy's BLAS (see `configure`); False (with a warning) when it cannot be done."""
-    if "numpy" not in sys.modules:
-        for name in THREAD_VARIABLES:
-            os.environ[name] = str(count)
-        return True
-    libraries = blas_libraries()
-    if not libraries:
+    """`count` threads for NumPy's BLAS (see `configure`): on every loaded OpenBLAS, and in
+    THREAD_VARIABLES for a BLAS loaded later (SciPy's, NumPy's own when not imported yet) and for child
+    processes. False (with a warning, nothing changed) when NumPy is imported and no OpenBLAS is found."""
+    libraries = blas_libraries() if "numpy" in sys.modules else []
+    if "numpy" in sys.modules and not libraries:
         warnings.warn(f"configure: blas_threads={count} not applied: NumPy is imported and no OpenBLAS is "
                       f"loaded (another BLAS reads {THREAD_VARIABLES[0]} only before NumPy is imported)",
                       RuntimeWarning, stacklevel=3)
         return False
     for library in libraries:
         library.set_num_threads(count)
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(count)
     return True
 
 

@@ -17,8 +17,9 @@
                                             `runtime.configure(keep_freed_memory=True)`
 
 Every count is read when it is used, never at import time, so `minicnn.runtime.configure(threads=2)`
-takes effect after import; every value goes through `minicnn.runtime.parse_threads` (a whole number
->= 1, else a ValueError naming where it came from).
+takes effect after import. Where a count comes from, and its check (`parse_threads`: a whole number
+>= 1, else a ValueError naming where it came from), is `minicnn.runtime`'s; these names are the ones the
+kernels call.
 
 Why workers rather than BLAS threads: a CIFAR-size training step is many medium matrix products with
 copies between them. OpenBLAS threads split each product and then spin idle through every copy, which
@@ -30,38 +31,29 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from minicnn import runtime
-from minicnn.runtime import THREAD_VARIABLES, WORKERS_VARIABLE, parse_threads
+from minicnn.runtime import THREAD_VARIABLES, parse_threads  # noqa: F401  (tutorials, benchmarks import these)
 
 
-def configured_threads(environ: dict[str, str] | None = None) -> int:
+def configured_threads(environ: Mapping[str, str] | None = None) -> int:
     """Threads NumPy's BLAS uses: the count `runtime.configure` set, else the first of THREAD_VARIABLES
-    that is set and not empty, checked by `parse_threads` (a bad value raises ValueError naming the
-    variable), else every core. Given `environ`, only that mapping is read (no setting)."""
-    if environ is None and runtime.blas_threads_setting() is not None:
-        return runtime.blas_threads_setting()
-    environ = os.environ if environ is None else environ
-    for name in THREAD_VARIABLES:
-        if environ.get(name, "").strip():
-            return parse_threads(environ[name], name)
-    return os.cpu_count() or 1
+    that is set (checked: a bad value raises ValueError naming the variable), else every core
+    (`runtime.blas_thread_count`, where the rule lives). Given `environ`, only that mapping is read."""
+    return runtime.blas_thread_count(environ)
 
 
-def configured_workers(environ: dict[str, str] | None = None) -> int:
+def configured_workers(environ: Mapping[str, str] | None = None) -> int:
     """How many parts minicnn's convolutions split a batch into, each a whole convolution on its own
-    thread: the count `runtime.configure` set, else `$MINICNN_WORKERS` (checked by `parse_threads`),
-    else 1. Given `environ`, only that mapping is read. Each part runs its own matrix products, so BLAS
-    is best left at one thread then (`configure(threads=n)` does both)."""
-    if environ is None and runtime.workers_setting() is not None:
-        return runtime.workers_setting()
-    environ = os.environ if environ is None else environ
-    value = environ.get(WORKERS_VARIABLE, "").strip()
-    return parse_threads(value, WORKERS_VARIABLE) if value else 1
+    thread: the count `runtime.configure` set, else `$MINICNN_WORKERS` (checked), else 1
+    (`runtime.worker_count`). Given `environ`, only that mapping is read. Each part runs its own matrix
+    products, so BLAS is best left at one thread then (`configure(threads=n)` does both)."""
+    return runtime.worker_count(environ)
 
 
-def own_threads(environ: dict[str, str] | None = None) -> int:
+def own_threads(environ: Mapping[str, str] | None = None) -> int:
     """Threads of minicnn's own loops (depthwise taps, `scipy.fft` workers): max(BLAS threads, workers)."""
     return max(configured_threads(environ), configured_workers(environ))
 

@@ -78,15 +78,19 @@ def test_threads_option_configures_the_run_after_numpy_is_imported(monkeypatch):
     process (NumPy is loaded) for the run only; afterwards the settings are as before."""
     from minicnn import runtime, threads
 
+    def state():  # the settings (less the process-wide malloc one), workers, each OpenBLAS's threads
+        counts = {lib.path: lib.get_num_threads() for lib in runtime.blas_libraries()}
+        return runtime.settings().workers, runtime.settings().blas_threads, threads.configured_workers(), counts
+
     monkeypatch.delenv("MINICNN_WORKERS", raising=False)
-    before = (runtime.settings(), threads.configured_workers(), [lib.get_num_threads() for lib in runtime.blas_libraries()])
+    before = state()
     with runtime.temporarily(blas_threads=2):
         seen = _seen_by_a_command(monkeypatch, ["--threads", "3", "summary", "lenet5"])
-        assert [lib.get_num_threads() for lib in runtime.blas_libraries()] == [2] * len(runtime.blas_libraries())
+        assert set(state()[3].values()) == {2}  # also a library the run loaded (SciPy's), as restored
     assert seen["workers"] == 3 and seen["blas"] == 1 and seen["kernels"]
     assert seen["openblas"] and set(seen["openblas"]) == {1}, "NumPy's OpenBLAS was not found or not set"
-    after = (runtime.settings(), threads.configured_workers(), [lib.get_num_threads() for lib in runtime.blas_libraries()])
-    assert after == before
+    after = state()
+    assert after[:3] == before[:3] and {path: after[3][path] for path in before[3]} == before[3]
 
 
 def test_plain_flag_turns_the_kernels_off_for_the_run(monkeypatch):

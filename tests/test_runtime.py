@@ -220,6 +220,16 @@ def test_blas_threads_configured_before_numpy_loads_reach_the_blas():
     assert _run(code).stdout.strip() == "[1]"
 
 
+def test_a_blas_loaded_after_configure_takes_the_setting():
+    """SciPy's wheels bundle their own OpenBLAS, loaded with scipy.linalg: it reads the variables
+    configure wrote (with no variable set it would start with every core)."""
+    code = ("import numpy; from minicnn import runtime; runtime.configure(blas_threads=1); "
+            "n = len(runtime.blas_libraries()); import scipy.linalg; "
+            "print(n, [lib.get_num_threads() for lib in runtime.blas_libraries()])")
+    before, counts = _run(code).stdout.split(maxsplit=1)
+    assert before == "1" and counts.strip() == "[1, 1]"
+
+
 # ---- the switch, traced: with the kernels off, no function of minicnn.kernels runs ---------------------
 
 KERNELS_DIR = str(Path(minicnn.kernels.__file__).parent)
