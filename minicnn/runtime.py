@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 import warnings
@@ -78,7 +79,7 @@ class Settings:
 
     workers: int | None  # parts a batch is split into ($MINICNN_WORKERS, else 1)
     blas_threads: int | None  # NumPy's BLAS threads (THREAD_VARIABLES, else every core)
-    kernels: bool | None  # fast kernels on or off (not $MINICNN_PLAIN)
+    kernels: bool | None  # fast kernels on or off (None: $MINICNN_PLAIN decides)
     keep_freed_memory: bool  # glibc keeps freed blocks for reuse
 
 
@@ -98,6 +99,12 @@ def blas_thread_count(environ: Mapping[str, str] | None = None) -> int:
     for name in THREAD_VARIABLES:
         if environ.get(name, "").strip():
             return parse_threads(environ[name], name)
+    return cores()
+
+
+@functools.cache
+def cores() -> int:
+    """The machine's cores, as os.cpu_count() says (asked once: glibc reads /sys for it, ~35 us a call)."""
     return os.cpu_count() or 1
 
 
