@@ -135,7 +135,8 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
     was not built with defaults) a plain state-dict `.npz`; see the module docstring.
 
     `name` (with `config`) also overrides the architecture a checkpoint or compressed file names.
-    The file is read once, checked by `minicnn.files.read_npz`, and the model built from what was read.
+    The file is read once, checked by `minicnn.files.read_npz`, and the model built from what was read
+    (except a compressed file, which `read_compressed` still reads a second time).
     Raises ModelFileError (a ValueError) with a readable message.
     """
     path = Path(path)
