@@ -20,10 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-# FileFormatError, read_npy and remove_unfinished (not used here) moved to minicnn.files; importable from here
-# too until app/train.py, app/frequency.py, data/datasets.py, data/images.py and tests/test_reliability_data.py,
-# tests/test_reliability_library.py import them (and read_npz, save_npz_atomic) from there
-from minicnn.files import FileFormatError, read_npy, read_npz, remove_unfinished, save_npz_atomic  # noqa: F401
+from minicnn.files import read_npz, save_npz_atomic
 
 DEFAULT_DTYPE = np.float32
 

@@ -159,8 +159,6 @@ def test_load_model_opens_a_state_dict_once(tmp_path, opens):
     assert loaded.kind == "state" and _same(loaded.model.state_dict(), model.state_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="app/frequency.read_compressed reads the file itself with np.load; "
-                                       "load_model can pass it the arrays once it takes them (issue 21, item 5)")
 def test_load_model_opens_a_compressed_file_once(tmp_path, opens):
     model = to_frequency(build("lenet5")).eval()
     save_compressed(model, tmp_path / "m.fr.npz", meta=describe("lenet5", {}, model))

@@ -191,8 +191,6 @@ def test_importing_reads_no_setting_a_bad_value_is_refused_at_first_use():
 COUNT_READERS = {"configured_threads", "configured_workers", "own_threads", "large_parts", "kernels_enabled"}
 
 
-@pytest.mark.xfail(strict=True, reason="functional/conv_im2col.py and conv_fft.py still read the counts at import "
-                                       "(issue 21: their move to minicnn.kernels fixes it; then remove this mark)")
 def test_no_module_reads_a_setting_at_import_time():
     """No call of a count reader (or of os.environ.get / os.environ[...]) outside a function or class body
     anywhere in minicnn: a setting made after import must reach every loop."""

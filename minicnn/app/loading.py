@@ -27,7 +27,7 @@ from minicnn.files import FileFormatError, read_npz
 from minicnn.models import build
 
 from . import checkpoint as ckpt_io
-from .frequency import frequency_biases, read_compressed, to_frequency
+from .frequency import compressed_from_arrays, frequency_biases, to_frequency
 
 CARRIED = ("dataset", "mean", "std", "input_shape", "class_names")  # descriptive meta entries
 MAX_WIDTH = 8.0  # the widest width multiplier a file may ask for (minicnn train refuses more too)
@@ -145,7 +145,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
     override = name is not None
     if files == {"manifest", "payload"}:
         try:
-            manifest, state = read_compressed(path)
+            manifest, state = compressed_from_arrays(arrays, path)
         except (ValueError, KeyError) as e:
             raise ModelFileError(str(e)) from e
         meta, kind = manifest.get("meta", {}), "compressed"

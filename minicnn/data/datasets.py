@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.core import FileFormatError
+from minicnn.files import FileFormatError
 
 from .readers import (
     CIFAR_FOLDER,
@@ -77,7 +77,7 @@ class DatasetError(RuntimeError):
 
 class DatasetFormatError(DatasetError, DataFormatError):
     """A dataset file is there but damaged or of the wrong structure. Both a DatasetError (what command-line
-    tools catch) and a ValueError (`minicnn.core.FileFormatError`, what every damaged-file error is)."""
+    tools catch) and a ValueError (`minicnn.files.FileFormatError`, what every damaged-file error is)."""
 
 
 class ChecksumError(DatasetError, FileFormatError):

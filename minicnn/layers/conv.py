@@ -85,8 +85,9 @@ class Conv2D(PlainWeight, Layer):
         w = self._weight(x.dtype)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
         self._cache = (x, w)  # cache: x, w (both paths' backward needs only these)
-        self._workspace = ConvWorkspace()  # the fast path's extra (fft: the spectrum of x); plain leaves it empty
+        self._workspace = None  # the fast path's extra (fft: the spectrum of x); the plain math keeps nothing
         if runtime.kernels_enabled():
+            self._workspace = ConvWorkspace()
             return kernels.conv.conv2d(x, w, b, *self._args(), who=who, workspace=self._workspace)  # fast
         return F.conv.conv2d(x, w, b, *self._args(), who=who)  # the course's math, as written
 
