@@ -48,7 +48,7 @@ class _Wrapped(Layer):
 # ---- 1 linear ------------------------------------------------------------------------------
 
 
-def _linear_cases() -> list:
+def _linear_cases(rng: np.random.Generator) -> list:
     cases = []
     shapes = [(4, 3, 3), (5, 3, 2), (1, 7, 4)]  # (N, IN, OUT); the first is square so dy @ w.T fits
     for k, (n, i, o) in enumerate(shapes):
@@ -91,7 +91,7 @@ def _linear_cases() -> list:
 # ---- 2 activations -------------------------------------------------------------------------
 
 
-def _activation_cases() -> list:
+def _activation_cases(rng: np.random.Generator) -> list:
     cases = []
     r = _rng(40)
     x1 = r.standard_normal((3, 4))
@@ -165,7 +165,7 @@ def _not_finite(value) -> bool:
     return not np.all(np.isfinite(np.asarray(value, dtype=float)))
 
 
-def _softmax_cases() -> list:
+def _softmax_cases(rng: np.random.Generator) -> list:
     from minicnn.losses import SoftmaxCrossEntropy
 
     cases = []
@@ -217,7 +217,7 @@ def _conv_label(x, w, s, p) -> str:
     return f"x {_shape(x)} w {_shape(w)} stride {s} pad {p}"
 
 
-def _conv2d_direct_cases() -> list:
+def _conv2d_direct_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES):
         r = _rng(60 + k)
@@ -251,7 +251,7 @@ def _pad(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
     return np.pad(a, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
-def _dx_cases() -> list:
+def _dx_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, (xs, ws, p) in enumerate(_DX_SHAPES):
         r = _rng(70 + k)
@@ -292,7 +292,7 @@ def _dx_cases() -> list:
 # ---- 6 dK as the correlation of x and dy ------------------------------------------------------
 
 
-def _dw_cases() -> list:
+def _dw_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES):
         r = _rng(80 + k)
@@ -327,7 +327,7 @@ def _dw_cases() -> list:
 # ---- 7 im2col + one matrix multiply ----------------------------------------------------------
 
 
-def _im2col_cases() -> list:
+def _im2col_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, (xs, ws, s, p) in enumerate(_CONV_SHAPES):
         r = _rng(90 + k)
@@ -400,7 +400,7 @@ def _route_ties(dy: np.ndarray, x: np.ndarray, k: int, s: int) -> np.ndarray:
     return dx
 
 
-def _max_pool_cases() -> list:
+def _max_pool_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, (xs, kk, s) in enumerate(_POOL_SHAPES):
         x = _distinct(_rng(100 + k), xs)
@@ -462,7 +462,7 @@ def _avg_assign_taps(dy: np.ndarray, x_shape: tuple[int, ...], k: int, s: int, p
     return dxp[:, :, p:p + h, p:p + w]
 
 
-def _avg_pool_cases() -> list:
+def _avg_pool_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, (xs, kk, s, p) in enumerate([((1, 1, 4, 4), 2, 2, 0), ((2, 2, 5, 5), 2, 2, 0),
                                          ((1, 2, 5, 6), 3, 1, 0), ((2, 1, 7, 7), 3, 2, 1)]):
@@ -498,7 +498,7 @@ def _avg_pool_cases() -> list:
 # ---- 10 receptive field, 11 output size ----------------------------------------------------
 
 
-def _rf_cases() -> list:
+def _rf_cases(rng: np.random.Generator) -> list:
     from minicnn.analysis import receptive_field_of
 
     stacks = [[(3, 1), (3, 1)], [(5, 1), (5, 1)], [(3, 2), (3, 1)], [(5, 2), (5, 1)],
@@ -520,7 +520,7 @@ def _rf_cases() -> list:
     return cases
 
 
-def _output_size_cases() -> list:
+def _output_size_cases(rng: np.random.Generator) -> list:
     args = [(28, 5, 1, 0, 1), (7, 3, 2, 1, 1), (6, 3, 2, 0, 1), (10, 3, 1, 2, 2), (5, 2, 3, 0, 1),
             (32, 3, 1, 1, 1), (9, 3, 2, 0, 3), (11, 4, 3, 2, 2)]
     cases = []
@@ -553,7 +553,7 @@ def _s2d_ij_swapped(y: np.ndarray, r: int) -> np.ndarray:
     return y.reshape(n, crr // (r * r), r, r, h, w).swapaxes(2, 3).reshape(y.shape)  # (N, C, j, i, H, W) order
 
 
-def _s2d_cases() -> list:
+def _s2d_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, (xs, r) in enumerate([((1, 1, 4, 4), 2), ((2, 3, 6, 4), 2), ((1, 2, 6, 9), 3)]):
         x = _rng(130 + k).standard_normal(xs)
@@ -583,7 +583,7 @@ def _s2d_cases() -> list:
 # ---- 13 batch norm ---------------------------------------------------------------------------
 
 
-def _bn_cases() -> list:
+def _bn_cases(rng: np.random.Generator) -> list:
     cases = []
     for k, shape in enumerate([(6, 3), (4, 2, 3, 3), (2, 3, 4, 5)]):
         r = _rng(140 + k)
@@ -627,7 +627,7 @@ def _bn_cases() -> list:
 # ---- 14 DCT-domain weight, 15 zigzag mask ----------------------------------------------------
 
 
-def _dct_cases() -> list:
+def _dct_cases(rng: np.random.Generator) -> list:
     from minicnn.layers import DCTConv2D, DCTLinear
 
     cases = []
@@ -698,7 +698,7 @@ def _last_axis_first(shape: tuple[int, ...], k: int) -> np.ndarray:
     return rank.reshape(shape) < k
 
 
-def _zigzag_cases() -> list:
+def _zigzag_cases(rng: np.random.Generator) -> list:
     cases = []
     for shape, k in [((4, 4), 6), ((8, 8), 10), ((3, 5), 7), ((5,), 2), ((2, 3, 3, 3), 20), ((4, 4), 0),
                      ((3, 3), 9), ((6, 4), 13)]:
@@ -785,7 +785,7 @@ def _adam_variant(p0, grads, lr, betas, eps, kind):
     return np.stack(out)
 
 
-def _optimizer_cases() -> list:
+def _optimizer_cases(rng: np.random.Generator) -> list:
     from minicnn.optim import SGD, Adam
 
     cases = []
