@@ -26,13 +26,17 @@ import numpy as np
 
 
 def correlate_valid(a, k):
-    """'valid' correlation: a (N, T, H, W), k (C, T, KH, KW) -> (N, C, H-KH+1, W-KW+1)."""
+    """'valid' correlation of a (N, T, H, W) with k (C, T, KH, KW).
+
+    Returns (N, C, H-KH+1, W-KW+1).
+    """
     kh, kw = k.shape[2:]
     oh, ow = a.shape[2] - kh + 1, a.shape[3] - kw + 1
     out = np.zeros((a.shape[0], k.shape[0], oh, ow), dtype=np.result_type(a, k))
     for i in range(kh):
         for j in range(kw):
-            out += np.einsum("nthw,ct->nchw", a[:, :, i:i + oh, j:j + ow], k[:, :, i, j])
+            window = a[:, :, i:i + oh, j:j + ow]  # (N, T, OH, OW)
+            out += np.einsum("nthw,ct->nchw", window, k[:, :, i, j])
     return out
 
 
