@@ -134,9 +134,18 @@ def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: 
             if os.path.realpath(path).startswith(package_dir):
                 raise PermissionError(f"{RULE_ENGINE} (reading {path} refused)")
 
+    class Refuse:  # first on sys.meta_path: names the rule even when the module is not on sys.path
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            rule = _refused(name, forbidden)
+            if rule:
+                raise ImportError(f"{rule} (import {name} refused)")
+            return None
+
     for name in [m for m in sys.modules if _refused(m, forbidden)]:
         del sys.modules[name]  # nothing of the engine stays importable from the cache
-    sys.addaudithook(hook)
+    sys.meta_path.insert(0, Refuse())
+    sys.addaudithook(hook)  # stays even if the learner removes Refuse from sys.meta_path
     for name, rule in numpy_forbidden.items():
         setattr(np, name, _refusing(f"numpy.{name}", rule))
 

@@ -215,9 +215,13 @@ IN_PLACE_HINT = ("return new arrays and leave the arguments alone: write v = mom
 
 
 def _in_place(session: Session, since: int) -> list[str]:
-    """A failure line for each call since `since` that changed its arguments; [] when none did."""
+    """A failure line per function whose calls since `since` changed their arguments; [] when none did."""
+    changed: dict[str, list[str]] = {}
+    for function, names in session.changed[since:]:
+        changed.setdefault(function, [])
+        changed[function] += [n for n in names if n not in changed[function]]
     return [f"{function}() changed the arrays passed in as {', '.join(names)} (in place); "
-            f"the caller's arrays must stay as they were" for function, names in session.changed[since:]][:1]
+            f"the caller's arrays must stay as they were" for function, names in changed.items()]
 
 
 def _run_value_case(case: ValueCase, functions: dict[str, Callable], session: Session) -> tuple[list[str], str]:
