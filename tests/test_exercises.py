@@ -88,6 +88,42 @@ WRONG = [
      "bias correction"),
     ("optimizers", [("(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)")], "outside the square root"),
     ("optimizers", [("g = grad + weight_decay * p", "g = grad")], "weight decay"),
+    # the usual mistakes of issue 23, one wrong solution each
+    ("conv2d_direct", [("r, q = i * stride, j * stride", "r, q = i, j")], "the stride is ignored"),
+    ("conv2d_dw", [("rows = slice(i, i + stride * (oh - 1) + 1, stride)", "rows = slice(i, i + oh)"),
+                   ("cols = slice(j, j + stride * (ow - 1) + 1, stride)", "cols = slice(j, j + ow)")],
+     "the stride is ignored"),
+    ("conv2d_dw", [('np.einsum("ntpq,nspq->ts", dy, xp[:, :, rows, cols])',
+                    'np.einsum("tpq,spq->ts", dy[0], xp[0][:, rows, cols])')], "image 0's gradient only"),
+    ("im2col", [("win = xp[:, :, i:i + stride * (oh - 1) + 1:stride,\n                     j:j + stride * (ow - 1) + 1:stride]",
+                 "win = xp[:, :, i:i + oh,\n                     j:j + ow]")], "the stride is ignored"),
+    ("avg_pool_backward", [("share = dy / (k * k)",
+                            "real = np.pad(np.ones((h, w)), padding)\n    count = np.zeros((oh, ow))\n"
+                            "    for i in range(k):\n        for j in range(k):\n"
+                            "            count += real[i:i + stride * (oh - 1) + 1:stride, "
+                            "j:j + stride * (ow - 1) + 1:stride]\n    share = dy / count")],
+     "not by the number of real pixels"),
+    ("avg_pool_backward", [("return dxp[:, :, padding:padding + h, padding:padding + w]", "return dxp[:, :, :h, :w]")],
+     "padding offset is missing"),
+    ("batch_norm", [("    mu = x.mean(axis=axes)\n    inv_std = 1.0 / np.sqrt(x.var(axis=axes) + eps)\n"
+                     "    x_hat = (x - mu.reshape(shape)) * inv_std.reshape(shape)\n",
+                     "    mu = x.mean(axis=0)\n    inv_std = 1.0 / np.sqrt(x.var(axis=0) + eps)\n"
+                     "    x_hat = (x - mu) * inv_std\n    axes = (0,)\n"),
+                    ("    m = dy.size // dy.shape[1]\n    dx = (gamma * inv_std).reshape(shape) * (\n"
+                     "        dy - (dbeta / m).reshape(shape) - x_hat * (dgamma / m).reshape(shape))",
+                     "    m = x.shape[0]\n    dx = gamma.reshape(shape) * inv_std * (dy - dbeta / m - x_hat * dgamma / m)")],
+     "not axis 0 only"),
+    ("batch_norm", [("np.sqrt(x.var(axis=axes) + eps)", "np.sqrt(x.var(axis=axes, ddof=1) + eps)")], "BIASED variance"),
+    ("batch_norm", [("    return dx, dgamma, dbeta\n", "    return dx, dgamma / m, dbeta / m\n")], "SUMS over the batch"),
+    ("dct_weight", [('idctn(mask * coeffs, norm="ortho")', 'mask * idctn(coeffs, norm="ortho")')],
+     "mask the COEFFICIENTS before"),
+    ("dct_weight", [('idctn(mask * coeffs, norm="ortho")', 'idctn(mask * coeffs)')], "orthonormal transform"),
+    ("optimizers", [("v = g.copy() if velocity is None else momentum * velocity + g",
+                     "v = (1 - momentum) * g if velocity is None else momentum * velocity + (1 - momentum) * g")],
+     "not even on the first step"),
+    ("softmax_ce", [("logits.max(axis=1, keepdims=True)", "logits.max(axis=0, keepdims=True)")], "ROW's max"),
+    ("softmax_ce", [("logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+                     "logp = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))")], "log-sum-exp"),
 ]
 
 

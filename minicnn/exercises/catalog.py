@@ -791,7 +791,7 @@ def _bn_cases(rng: np.random.Generator) -> list:
              Mistake("dgamma", lambda dy=dy, x=x, axes=axes: (dy * x).sum(axis=axes),
                      "dgamma = sum dy * x_hat (the normalised input), not dy * x"),
              Mistake("dx", lambda dy=dy, x=x, g=gamma, per=per: _bn_backward(dy, x, g, eps, (0,), per)[0]
-                     if len(shape) > 2 else None,
+                     if x.ndim > 2 else None,
                      "mu and var are over every axis but the channels, (0, 2, 3) for 4-D input, not axis 0 only"),
              Mistake("dx", lambda dy=dy, x=x, g=gamma, per=per, axes=axes: _bn_backward(
                  dy, x, g, eps, axes, per, unbiased=True)[0],
