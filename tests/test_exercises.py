@@ -93,8 +93,8 @@ WRONG = [
     ("conv2d_dw", [("rows = slice(i, i + stride * (oh - 1) + 1, stride)", "rows = slice(i, i + oh)"),
                    ("cols = slice(j, j + stride * (ow - 1) + 1, stride)", "cols = slice(j, j + ow)")],
      "the stride is ignored"),
-    ("conv2d_dw", [('np.einsum("ntpq,nspq->ts", dy, xp[:, :, rows, cols])',
-                    'np.einsum("tpq,spq->ts", dy[0], xp[0][:, rows, cols])')], "image 0's gradient only"),
+    ("conv2d_dw", [('np.einsum("ntpq,nspq->ts", dy, window)', 'np.einsum("tpq,spq->ts", dy[0], window[0])')],
+     "image 0's gradient only"),
     ("im2col", [("win = xp[:, :, i:i + stride * (oh - 1) + 1:stride,\n                     j:j + stride * (ow - 1) + 1:stride]",
                  "win = xp[:, :, i:i + oh,\n                     j:j + ow]")], "the stride is ignored"),
     ("avg_pool_backward", [("share = dy / (k * k)",
@@ -178,6 +178,8 @@ def test_stub_fails_and_solution_passes(name, tmp_path, capsys):
     assert solved.passed == len(solved.rows) >= 4
     _fits(stub.text())
     _fits(solved.text())
+    assert main(["exercise", "solution", name]) == 0
+    _fits(capsys.readouterr().out)  # the whole reference, within 80 columns
 
 
 @pytest.mark.parametrize("name", exercises.names())
@@ -360,7 +362,16 @@ def test_cli_round_start_check_hint_solution(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     _fits(out)
     assert re.search(r"conv2d_dx +6  passed", out) and re.search(r"linear +1  not started", out)
-    assert "1/16 done" in out
+    assert f"1/{len(exercises.names())} done" in out
+
+    # editing a passed exercise into a failing one keeps the history
+    path.write_text(exercises.get("conv2d_dx").stub())
+    assert main(["exercise", "check", "conv2d_dx", "--dir", folder]) == 1
+    capsys.readouterr()
+    assert main(["exercise", "list", "--dir", folder]) == 0
+    out = capsys.readouterr().out
+    _fits(out)
+    assert re.search(r"conv2d_dx +6  passed earlier, now failing", out)
 
 
 def test_cli_bad_input_exits_2_with_the_list(tmp_path, capsys):
@@ -391,19 +402,24 @@ def test_watch_moves_on_when_the_file_passes_and_resumes(tmp_path, capsys):
             import os
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
 
-    assert command.watch(folder, timeout=20, interval=0, sleep=sleep) == 0
+    total = len(names)
+    assert command.watch(folder, timeout=20, interval=0, sleep=sleep, redraw=True) == 0
     out = capsys.readouterr().out
-    assert f"15/16 done == {last}" in out and "wrote" in out and "not written yet" in out
-    assert f"PASSED: {last}" in out and "16/16 done" in out
+    assert f"{total - 1}/{total} done == {last}" in out and "wrote" in out and "not written yet" in out
+    assert f"PASSED: {last}" in out and f"{total}/{total} done" in out
+    assert out.count(command.CLEAR) == 2  # each check redraws the screen instead of appending
+    _fits(out.replace(command.CLEAR, ""))
     assert command.watch(folder, timeout=20, interval=0, sleep=sleep) == 0
-    assert "16/16 done" in capsys.readouterr().out
+    assert f"{total}/{total} done" in capsys.readouterr().out
 
 
 def test_watch_ctrl_c_leaves_cleanly(tmp_path, capsys):
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    assert command.watch(tmp_path, timeout=20, interval=0, sleep=interrupt) == 0
+    assert command.watch(tmp_path, timeout=20, interval=0, sleep=interrupt) == 130
     out = capsys.readouterr().out
-    assert "0/16 done == linear" in out and "stopped at 0/16 done" in out and "resumes here" in out
+    total = len(exercises.names())
+    assert f"0/{total} done == linear" in out and f"stopped at 0/{total} done" in out and "resumes here" in out
+    _fits(out)
     assert (tmp_path / "linear.py").exists()

@@ -1,4 +1,4 @@
-"""Exercise dct_weight: a weight stored in the DCT domain, and its masked gradient.
+"""Exercise dct_weight: a weight kept in the DCT domain; its masked gradient.
 
 Frequency Regularization keeps the learnable tensor C in the frequency domain.
 A 0/1 mask M keeps the low frequencies and truncates the tail; the layer
@@ -23,7 +23,7 @@ from scipy.fft import dctn, idctn
 
 
 def dct_weight(coeffs, mask):
-    """W = idct(mask * coeffs); coeffs any shape, mask 0/1 (or bool), same shape.
+    """W = idct(mask * coeffs); coeffs any shape, mask 0/1 (or bool) alike.
 
     >>> dct_weight(np.array([2.0, 0.0]), np.array([1, 1]))  # constant part
     array([1.41421356, 1.41421356])
