@@ -122,6 +122,34 @@ WRONG = [
                      "v = (1 - momentum) * g if velocity is None else momentum * velocity + (1 - momentum) * g")],
      "not even on the first step"),
     ("softmax_ce", [("logits.max(axis=1, keepdims=True)", "logits.max(axis=0, keepdims=True)")], "ROW's max"),
+    # the exercises added for issue 23
+    ("locally_connected", [("window, w[a, q])", "window, w[0, 0])")], "UNTIED"),
+    ("locally_connected", [("    return y + b\n", "    return y\n")], "add the bias"),
+    ("receptive_window", [("first = i * jump", "first = i * s")], "ALL the strides"),
+    ("receptive_window", [("return first, first + r - 1", "return first, first + r")], "inclusive"),
+    ("conv_matrix", [("m[:, a, q, :, a:a + kh, q:q + kw] = w", "m[:, a, q, :, a:a + kh, q:q + kw] = w[:, :, ::-1, ::-1]")],
+     "flipped the kernel"),
+    ("conv_matrix", [("return m.reshape(t * oh * ow, c * h * wd)", "return m.reshape(t * oh * ow, c * h * wd).T")],
+     "one ROW per output"),
+    ("conv2d_dx_strided", [("d[:, :, :stride * (oh - 1) + 1:stride, :stride * (ow - 1) + 1:stride] = dy",
+                            "d[:, :, :oh, :ow] = dy")], "dilate dy first"),
+    ("conv2d_dx_strided", [("w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]  # (C, T, KH, KW)",
+                            "w.transpose(1, 0, 2, 3)  # (C, T, KH, KW)")], "flip the kernel"),
+    ("max_pool_padded", [("constant_values=-np.inf", "constant_values=0")], "pad with -inf"),
+    ("max_pool_padded", [("np.add.at(dxp, (nn, cc, r + i, s + j), dy[:, :, a, q])",
+                          "dxp[:, :, r:r + k, s:s + k] += dy[:, :, a, q][:, :, None, None]")], "not to every element"),
+    ("conv_costs", [('elif kind == "depthwise":\n        weights = c * k * k',
+                     'elif kind == "depthwise":\n        weights = t * c * k * k')], "ONE K x K kernel per channel"),
+    ("conv_costs", [("return weights, weights * oh * ow", "return weights, weights")], "MACs = weights * OH * OW"),
+    ("conv_costs", [("weights = c * k * k + t * c", "weights = c * k * k")], "PLUS pointwise"),
+    ("haar", [("return np.concatenate(bands, axis=1) / 2", "return np.concatenate(bands, axis=1) / 4")],
+     "divide by 2, not 4"),
+    ("haar", [("return np.concatenate(bands, axis=1) / 2",
+               "return np.stack(bands, axis=2).reshape(x.shape[0], -1, *a.shape[2:]) / 2")], "band-major"),
+    ("slicesamp", [("x6.transpose(0, 1, 3, 5, 2, 4)", "x6.transpose(0, 3, 5, 1, 2, 4)")], "slice channel order"),
+    ("slicesamp", [("x6.transpose(0, 1, 3, 5, 2, 4)", "x6.transpose(0, 1, 5, 3, 2, 4)")], "i varies slower"),
+    ("fr_schedule", [("max(k_target, round(k))", "max(k_target, int(k))")], "NEAREST"),
+    ("fr_schedule", [('    if decay == "linear":', '    if decay != "linear":')], "equal RATIOS"),
     ("softmax_ce", [("logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
                      "logp = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))")], "log-sum-exp"),
 ]
@@ -152,13 +180,13 @@ def _fits(text: str) -> None:
     assert not too_long, too_long
 
 
-def test_at_least_14_exercises_in_course_order():
+def test_at_least_24_exercises_in_course_order():
     names = exercises.names()
-    assert len(names) >= 14 and len(set(names)) == len(names)
+    assert len(names) >= 24 and len(set(names)) == len(names)
     chapters = [e.chapter for e in exercises.EXERCISES]
     assert chapters == sorted(chapters)
-    assert exercises.for_chapter(6) == ["conv2d_dx", "conv2d_dw"]
-    assert exercises.for_chapter(5) == []
+    assert exercises.for_chapter(6) == ["conv2d_dx", "conv2d_dw", "conv2d_dx_strided"]
+    assert exercises.for_chapter(15) == []
     assert sorted(n for c in range(1, 15) for n in exercises.for_chapter(c)) == sorted(names)
 
 

@@ -1065,6 +1065,294 @@ def _optimizer_cases(rng: np.random.Generator) -> list:
     return cases
 
 
+# ---- the exercises added for issue 23, in course order ----------------------------------------
+
+
+def _locally_connected_cases(rng: np.random.Generator) -> list:
+    from minicnn.functional.locally_connected import locally_connected2d
+
+    cases = []
+    fixed = [((1, 1, 3, 3), (1, 1, 2, 2), 1, 0), ((2, 2, 5, 4), (3, 2, 3, 2), 1, 1), ((1, 3, 7, 6), (2, 3, 3, 3), 2, 1)]
+    for k, (xs, ws, st, p) in enumerate(fixed + _random_convs(rng, 3)):
+        r, tag = _pick(k, len(fixed), 170, rng)
+        oh, ow = F.conv_output_size(xs[2], ws[2], st, p), F.conv_output_size(xs[3], ws[3], st, p)
+        x = r.standard_normal(xs)
+        w = r.standard_normal((oh, ow) + ws)  # (OH, OW, T, C, KH, KW)
+        b = r.standard_normal((ws[0], oh, ow))
+        y = locally_connected2d(x, w, b, (st, st), (p, p))
+        cases.append(ValueCase(
+            f"{tag}x {_shape(x)} w {_shape(w)} stride {st} pad {p}", "locally_connected2d", (x, w, b, st, p), {"y": y},
+            [Mistake("y", lambda x=x, w=w, b=b, st=st, p=p: F.conv2d(x, w[0, 0], None, st, p) + b if w.shape[0] * w.shape[1] > 1
+                     else None, "the weights are UNTIED: output (oh, ow) uses its own kernel w[oh, ow], not w[0, 0]"),
+             Mistake("y", lambda y=y, b=b: y - b, "add the bias b[t, oh, ow] (one per output position and map)"),
+             Mistake("y", lambda x=x, w=w, b=b, st=st: locally_connected2d(x, w, b, (st, st), (0, 0))
+                     if F.conv_output_size(x.shape[2], w.shape[4], st, 0) == w.shape[0] and
+                     F.conv_output_size(x.shape[3], w.shape[5], st, 0) == w.shape[1] else None,
+                     "pad x with `padding` zeros on every side first (np.pad)")],
+            shape_hint=_SIZE_HINT))
+    return with_float32(cases)
+
+
+def _window_brute_force(layers: list[tuple[int, int]], i: int) -> tuple[int, int]:
+    """The input pixels output i depends on, found by walking the positions down the stack one layer at
+    a time (position p of a (k, s) layer reads positions p*s .. p*s + k - 1 below it)."""
+    positions = {i}
+    for k, s in reversed(layers):
+        positions = {p * s + j for p in positions for j in range(k)}
+    return min(positions), max(positions)
+
+
+def _receptive_window_cases(rng: np.random.Generator) -> list:
+    fixed = [([(3, 1), (3, 1)], 0), ([(3, 1), (3, 1)], 4), ([(2, 2), (3, 1)], 1), ([(3, 2), (3, 2), (3, 1)], 3),
+             ([(7, 2), (3, 2), (3, 1)], 2), ([(5, 1)], 6)]
+    randoms = [([(int(rng.integers(1, 6)), int(rng.integers(1, 4))) for _ in range(int(rng.integers(1, 5)))],
+                int(rng.integers(0, 8))) for _ in range(3)]
+    cases = []
+    for index, (layers, i) in enumerate(fixed + randoms):
+        strides = [s for _, s in layers]
+        first, last = _window_brute_force(layers, i)
+        r = last - first + 1
+        cases.append(ValueCase(
+            ("" if index < len(fixed) else RANDOM) + " ".join(f"{k}/{s}" for k, s in layers) + f"  output {i}",
+            "receptive_window", (list(layers), i), {"first": first, "last": last},
+            [Mistake("first", lambda i=i, st=strides: i * st[-1],
+                     "one step of the last layer is jump_total = the product of ALL the strides input pixels"),
+             Mistake("first", lambda i=i: i, "neighbouring outputs are jump_total input pixels apart: first = i * jump"),
+             Mistake("last", lambda f=first, r=r: f + r, "last is inclusive: first + r - 1"),
+             Mistake("last", lambda f=first, L=layers: f + sum(k - 1 for k, _ in L),
+                     "strides below a layer widen its reach: r = 1 + sum (k - 1) * jump")]))
+    return cases
+
+
+def _conv_matrix_cases(rng: np.random.Generator) -> list:
+    fixed = [((1, 1, 1, 2), (1, 1, 3)), ((1, 1, 2, 2), (1, 3, 3)), ((2, 3, 2, 1), (3, 4, 3)), ((3, 2, 3, 3), (2, 4, 5))]
+    randoms = []
+    for _ in range(2):
+        kh, kw = (int(v) for v in rng.integers(1, 4, 2))
+        c, t = (int(v) for v in rng.integers(1, 4, 2))
+        randoms.append(((t, c, kh, kw), (c, int(rng.integers(kh, 7)), int(rng.integers(kw, 7)))))
+    cases = []
+    for k, (ws, shape) in enumerate(fixed + randoms):
+        r, tag = _pick(k, len(fixed), 180, rng)
+        w = r.standard_normal(ws)
+        m = F.conv_as_matrix(w, shape)
+        cases.append(ValueCase(
+            f"{tag}w {_shape(w)} input {shape}", "conv_matrix", (w, shape), {"M": m},
+            [Mistake("M", lambda w=w, shape=shape: F.conv_as_matrix(w[:, :, ::-1, ::-1].copy(), shape)
+                     if w.shape[2] * w.shape[3] > 1 else None,
+                     "you flipped the kernel: row (t, oh, ow) holds w[t, s, i, j] at column (s, oh + i, ow + j)")],
+            exact=True, shape_hint="M is (T*OH*OW, C*H*W): one ROW per output value, one column per input value"))
+    return with_float32(cases)
+
+
+def _dx_by_recipe(dy: np.ndarray, w_back: np.ndarray, x_shape: tuple, s: int, p: int, dilate: bool = True):
+    """dx by the dilate-pad-correlate-cut recipe with a given back kernel (C, T, KH, KW); with
+    dilate=False dy is put down contiguously (a known wrong answer)."""
+    n, c, h, wd = x_shape
+    t, kh, kw = w_back.shape[1], w_back.shape[2], w_back.shape[3]
+    oh, ow = dy.shape[2:]
+    d = np.zeros((n, t, h + 2 * p - kh + 1, wd + 2 * p - kw + 1))
+    if dilate:
+        d[:, :, :s * (oh - 1) + 1:s, :s * (ow - 1) + 1:s] = dy
+    else:
+        d[:, :, :oh, :ow] = dy
+    full = F.conv2d(_pad(d, kh - 1, kw - 1), w_back)  # (N, C, H + 2P, W + 2P)
+    return full[:, :, p:p + h, p:p + wd]
+
+
+def _dx_strided_cases(rng: np.random.Generator) -> list:
+    fixed = [((1, 1, 3, 3), (1, 1, 1, 1), 2, 0), ((1, 1, 5, 5), (1, 1, 3, 3), 2, 0), ((2, 2, 6, 5), (3, 2, 3, 3), 2, 1),
+             ((1, 3, 8, 7), (2, 3, 2, 3), 3, 1), ((2, 2, 7, 7), (2, 2, 3, 3), 2, 2)]
+    randoms = [g for g in _random_convs(rng, 12) if g[2] > 1][:3]
+    cases = []
+    for k, (xs, ws, st, p) in enumerate(fixed + randoms):
+        r, tag = _pick(k, len(fixed), 190, rng)
+        x, w = r.standard_normal(xs), r.standard_normal(ws)
+        dy = r.standard_normal(F.conv2d(x, w, stride=st, padding=p).shape)
+        dx = F.conv2d_backward(dy, x, w, stride=st, padding=p)[0]
+        swap = w.transpose(1, 0, 2, 3).copy()  # (C, T, KH, KW)
+        flip = swap[:, :, ::-1, ::-1].copy()
+        cases.append(ValueCase(
+            f"{tag}dy {_shape(dy)} w {_shape(w)} stride {st} pad {p}", "conv2d_input_grad_strided",
+            (dy, w, xs, st, p), {"dx": dx},
+            [Mistake("dx", lambda dy=dy, f=flip, xs=xs, st=st, p=p: _dx_by_recipe(dy, f, xs, st, p, dilate=False),
+                     "dilate dy first: dy[:, :, oh, ow] goes to d[:, :, oh*stride, ow*stride], zeros between"),
+             Mistake("dx", lambda dy=dy, sw=swap, xs=xs, st=st, p=p: _dx_by_recipe(dy, sw, xs, st, p)
+                     if sw.shape[2] * sw.shape[3] > 1 else None,
+                     "flip the kernel: w_back = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]")],
+            shape_hint="dx has the shape x_shape: pad the dilated dy at the bottom/right to H + 2P - KH + 1 rows "
+                       "(the rows the last stride skipped), correlate fully, then cut P off each side"))
+    rg = _rng(199)
+    wg = rg.standard_normal((2, 2, 3, 3))
+
+    def layer(fns):
+        return _Wrapped(lambda lay, x: F.conv2d(x, wg, stride=2, padding=1),
+                        lambda lay, x, dy: fns["conv2d_input_grad_strided"](dy, wg, x.shape, 2, 1))
+
+    cases.append(GradCase("x (2,2,6,7), w (2,2,3,3), stride 2, pad 1", "conv2d_input_grad_strided", layer,
+                          rg.standard_normal((2, 2, 6, 7))))
+    return with_float32(cases)
+
+
+def _zero_padded_routing(dy: np.ndarray, x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
+    """Wrong: max pooling over ZERO padding (a padding zero beats negative inputs and takes their dy)."""
+    xp = _pad(x, p, p)
+    _, idx = F.max_pool2d(xp, k, s)
+    dxp = F.max_pool2d_backward(dy, idx, xp.shape, k, s)
+    return dxp[:, :, p:p + x.shape[2], p:p + x.shape[3]]
+
+
+def _max_pool_padded_cases(rng: np.random.Generator) -> list:
+    fixed = [((1, 1, 2, 2), 2, 1, 1), ((1, 2, 5, 5), 3, 2, 1), ((2, 2, 6, 7), 2, 2, 1), ((1, 1, 7, 6), 3, 1, 1),
+             ((2, 1, 8, 8), 4, 3, 2)]
+    randoms = []
+    for _ in range(2):
+        kk = int(rng.integers(2, 5))
+        randoms.append(((int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(kk, 9)),
+                         int(rng.integers(kk, 9))), kk, int(rng.integers(1, 4)), int(rng.integers(0, kk // 2 + 1))))
+    cases = []
+    for k, (xs, kk, st, p) in enumerate(fixed + randoms):
+        r, tag = _pick(k, len(fixed), 200, rng)
+        x = _distinct(r, xs) - (1.0 if k == 0 else 0.0)  # case 0: every value negative
+        y, idx = F.max_pool2d(x, kk, st, p)
+        dy = r.standard_normal(y.shape)
+        dx = F.max_pool2d_backward(dy, idx, x.shape, kk, st, p)
+        cases.append(ValueCase(
+            f"{tag}x {_shape(x)} kernel {kk} stride {st} pad {p}", "max_pool2d_backward", (dy, x, kk, st, p),
+            {"dx": dx},
+            [Mistake("dx", lambda dy=dy, x=x, kk=kk, st=st, p=p: _zero_padded_routing(dy, x, kk, st, p) if p else None,
+                     "pad with -inf, not 0 (np.pad(..., constant_values=-np.inf)): a padding zero must never win a "
+                     "window of negative values"),
+             Mistake("dx", lambda dy=dy, x=x, kk=kk, st=st, p=p: F.sum_pool2d_backward(dy, x.shape, kk, st, p),
+                     "route dy only to the max of its window, not to every element of the window")]))
+    return with_float32(cases)
+
+
+def _conv_cost_cases(rng: np.random.Generator) -> list:
+    from minicnn.layers import Conv2D, DepthwiseConv2D, PointwiseConv2D
+
+    def engine(kind, c, t, k, oh, ow):
+        shape = (c, oh, ow)
+        if kind == "standard":
+            cost = Conv2D(c, t, k, padding=k // 2, bias=False).cost(shape)
+            return cost.weights, cost.macs
+        if kind == "pointwise":
+            cost = PointwiseConv2D(c, t, bias=False).cost(shape)
+            return cost.weights, cost.macs
+        dw = DepthwiseConv2D(c, k, padding=k // 2, bias=False).cost(shape)
+        if kind == "depthwise":
+            return dw.weights, dw.macs
+        pw = PointwiseConv2D(c, t, bias=False).cost(shape)
+        return dw.weights + pw.weights, dw.macs + pw.macs
+
+    settings = [(3, 8, 3, 4, 4), (32, 64, 3, 56, 56), (16, 16, 5, 7, 7), (
+        int(rng.integers(1, 65)), int(rng.integers(1, 65)), int(rng.choice([1, 3, 5, 7])), int(rng.integers(1, 33)),
+        int(rng.integers(1, 33)))]
+    cases = []
+    for index, (c, t, k, oh, ow) in enumerate(settings):
+        for kind in ("standard", "pointwise", "depthwise", "separable"):
+            tt = c if kind == "depthwise" else t
+            weights, macs = engine(kind, c, tt, k, oh, ow)
+            cases.append(ValueCase(
+                ("" if index < 3 else RANDOM) + f"{kind} C {c} T {tt} K {k} out {oh}x{ow}", "conv_cost",
+                (kind, c, tt, k, oh, ow), {"weights": weights, "macs": macs},
+                [Mistake("weights", lambda c=c, tt=tt, k=k, kind=kind: tt * c * k * k if kind == "depthwise" else None,
+                         "a depthwise conv has ONE K x K kernel per channel: C*K*K weights, no sum over channels"),
+                 Mistake("weights", lambda c=c, k=k, kind=kind: c * k * k if kind == "separable" else None,
+                         "separable = depthwise K x K PLUS pointwise 1 x 1: add the T*C pointwise weights"),
+                 Mistake("macs", lambda w=weights: w, "every weight is used once per output position: "
+                                                      "MACs = weights * OH * OW")]))
+    return cases
+
+
+def _haar_cases(rng: np.random.Generator) -> list:
+    fixed = [(1, 1, 2, 2), (1, 1, 4, 4), (2, 3, 4, 6), (1, 2, 6, 2)]
+    randoms = [(int(rng.integers(1, 3)), int(rng.integers(1, 4)), 2 * int(rng.integers(1, 5)), 2 * int(rng.integers(1, 5)))]
+    cases = []
+    for k, xs in enumerate(fixed + randoms):
+        r, tag = _pick(k, len(fixed), 210, rng)
+        x = r.standard_normal(xs)
+        y = F.haar_downsample(x)
+        c = xs[1]
+        cases.append(ValueCase(
+            f"{tag}x {_shape(x)}", "haar_downsample", (x,), {"y": y},
+            [Mistake("y", lambda y=y: y / 2, "divide by 2, not 4: the orthonormal Haar keeps the energy (the sum "
+                                             "of squares), the plain average does not"),
+             Mistake("y", lambda y=y: y * 2, "divide by 2: the orthonormal Haar scales each band by 1/2"),
+             Mistake("y", lambda y=y, c=c: y.reshape(y.shape[0], 4, c, *y.shape[2:]).swapaxes(1, 2).reshape(y.shape)
+                     if c > 1 else None,
+                     "band-major order: first the LL band of every channel, then LH, HL, HH (np.concatenate "
+                     "over axis 1), not the four bands of channel 0 first")]))
+    return with_float32(cases)
+
+
+def _slicesamp_cases(rng: np.random.Generator) -> list:
+    fixed = [((1, 1, 2, 2), 2, 1, 1), ((1, 2, 4, 4), 2, 3, 3), ((2, 1, 6, 6), 3, 3, 2), ((1, 3, 4, 6), 2, 1, 4)]
+    f = int(rng.integers(2, 4))
+    randoms = [((int(rng.integers(1, 3)), int(rng.integers(1, 4)), f * int(rng.integers(1, 4)), f * int(rng.integers(1, 4))),
+                f, int(rng.choice([1, 3, 5])), int(rng.integers(1, 5)))]
+    cases = []
+
+    def engine(x, w_dw, w_pw, rr, order=None):
+        """The engine's pieces in SliceSamp's order; `order` reorders the sliced channels (a wrong answer)."""
+        s = F.space_to_depth(x, rr)
+        if order is not None:
+            s = order(s, rr)
+        z = F.conv2d(s, w_dw, padding=w_dw.shape[2] // 2, groups=s.shape[1])
+        return F.conv2d(z, w_pw)
+
+    for k, (xs, rr, kk, t) in enumerate(fixed + randoms):
+        r, tag = _pick(k, len(fixed), 220, rng)
+        g = xs[1] * rr * rr
+        x = r.standard_normal(xs)
+        w_dw, w_pw = r.standard_normal((g, 1, kk, kk)), r.standard_normal((t, g, 1, 1))
+        y = engine(x, w_dw, w_pw, rr)
+        cases.append(ValueCase(
+            f"{tag}x {_shape(x)} r {rr} kernel {kk} T {t}", "slice_samp", (x, w_dw, w_pw, rr), {"y": y},
+            [Mistake("y", lambda x=x, a=w_dw, b=w_pw, rr=rr: engine(x, a, b, rr, _s2d_channel_minor) if x.shape[1] > 1
+                     else None,
+                     "slice channel order: the r*r values of input channel c go to channels c*r*r .. c*r*r + r*r - 1"),
+             Mistake("y", lambda x=x, a=w_dw, b=w_pw, rr=rr: engine(x, a, b, rr, _s2d_ij_swapped),
+                     "within a block, the row offset i varies slower than the column offset j: channel "
+                     "c*r*r + i*r + j")],
+            shape_hint="'same' padding: pad the sliced map by K // 2 so the depthwise conv keeps H/r x W/r"))
+    return with_float32(cases)
+
+
+def _fr_schedule_cases(rng: np.random.Generator) -> list:
+    from minicnn.app.frequency import TailTruncation
+    from minicnn.layers import DCTLinear
+
+    def engine(t, steps, k0, kt, decay):
+        layer = DCTLinear(k0, 1, bias=False, keep=k0)  # k0 coefficients, all kept at the start
+        return TailTruncation(layer, target=kt, steps=steps, decay=decay).counts(t)[""]
+
+    settings = [(0, 4, 100, 20, "linear"), (1, 4, 100, 20, "linear"), (3, 7, 50, 9, "linear"), (9, 4, 100, 20, "linear"),
+                (1, 2, 100, 1, "geometric"), (2, 5, 64, 4, "geometric"), (5, 5, 64, 4, "geometric"),
+                (3, 10, 90, 10, "geometric")]
+    for _ in range(3):
+        steps = int(rng.integers(1, 20))
+        k0 = int(rng.integers(2, 200))
+        settings.append((int(rng.integers(0, steps + 3)), steps, k0, int(rng.integers(1, k0 + 1)),
+                         str(rng.choice(["linear", "geometric"]))))
+    cases = []
+    for index, (t, steps, k0, kt, decay) in enumerate(settings):
+        k = engine(t, steps, k0, kt, decay)
+        frac = min(t, steps) / steps
+        lin = k0 + (kt - k0) * frac
+        geo = k0 * (kt / k0) ** frac
+        raw = lin if decay == "linear" else geo
+        cases.append(ValueCase(
+            ("" if index < 8 else RANDOM) + f"t {t} of {steps}, k {k0} -> {kt}, {decay}", "kept_count",
+            (t, steps, k0, kt, decay), {"k": k},
+            [Mistake("k", lambda raw=raw, kt=kt, k0=k0: min(k0, max(kt, int(raw))) if int(raw) != round(raw) else None,
+                     "round to the NEAREST count (round(k)), do not truncate with int()"),
+             Mistake("k", lambda other=(geo if decay == "linear" else lin), kt=kt, k0=k0: min(k0, max(kt, round(other))),
+                     "linear moves k by equal steps, k0 + (kT - k0) * t / T; geometric by equal RATIOS, "
+                     "k0 * (kT / k0) ** (t / T)")]))
+    return cases
+
+
 # ---- the rules: what the learner's code may not call ------------------------------------------
 
 
@@ -1088,6 +1376,12 @@ EXERCISES: list[Exercise] = [
               "dx = dy @ w: the transpose W^T acts on each row of dy.",
               "db = dy.sum(axis=0): the bias is added to every row, so its gradient sums them."),
              ("minicnn.functional.dense:linear", "minicnn.functional.dense:linear_backward"), _linear_cases),
+    Exercise("locally_connected", 2, "Locally-connected layer: one kernel per position",
+             ("Output (oh, ow) reads the window xp[:, :, oh*stride : oh*stride + KH, ow*stride : ow*stride + KW].",
+              "Its kernel is w[oh, ow], shape (T, C, KH, KW): np.einsum('nsij,tsij->nt', window, w[oh, ow]).",
+              "Add the bias b (T, OH, OW): it too has one value per output position."),
+             ("minicnn.functional.locally_connected:locally_connected2d",), _locally_connected_cases,
+             **_conv_rules("locally_connected")),
     Exercise("conv2d_direct", 2, "conv2d by direct loops (stride, padding)",
              ("First the output size: OH = (H + 2*padding - KH) // stride + 1.",
               "Pad once: xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))).",
@@ -1099,11 +1393,21 @@ EXERCISES: list[Exercise] = [
               "Each layer adds (k - 1) * jump, where jump is the product of the strides below it.",
               "Update jump AFTER adding: r += (k - 1) * jump; jump *= s."),
              ("minicnn.analysis:receptive_field_of",), _rf_cases),
+    Exercise("receptive_window", 3, "Which input pixels one output position sees",
+             ("First the receptive field r and the total jump (the product of all the strides).",
+              "Neighbouring outputs of the last layer are jump input pixels apart: first = i * jump.",
+              "last = first + r - 1 (inclusive)."),
+             ("minicnn.analysis:receptive_field_of",), _receptive_window_cases),
     Exercise("output_size", 4, "Output size: stride, padding, dilation",
              ("The dilated kernel spans dilation*(kernel-1)+1 input positions.",
               "Padding is added on both sides: size + 2*padding.",
               "Floor division, then + 1 for the first position."),
              ("minicnn.functional.checks:conv_output_size",), _output_size_cases),
+    Exercise("conv_matrix", 5, "Convolution as a banded matrix: y = M x",
+             ("M has one row per output value (t, oh, ow) and one column per input value (s, h, w).",
+              "View M as (T, OH, OW, C, H, W); the window of (oh, ow) is [:, oh, ow, :, oh:oh+KH, ow:ow+KW].",
+              "Put w there unflipped, then reshape to (T*OH*OW, C*H*W)."),
+             ("minicnn.functional.conv:conv_as_matrix",), _conv_matrix_cases, **_conv_rules("conv_matrix")),
     Exercise("conv2d_dx", 6, "dx: correlate dy with the flipped kernel",
              ("w_back = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]: swap channels, flip both axes.",
               "Pad dy by KH-1-padding rows and KW-1-padding columns on each side.",
@@ -1115,12 +1419,24 @@ EXERCISES: list[Exercise] = [
               "For a kernel offset (i, j), the inputs it met are xp[:, :, i::stride, j::stride], cut to OH x OW.",
               "dw[:, :, i, j] = np.einsum('ntpq,nspq->ts', dy, that slice): summed over n, oh, ow."),
              ("minicnn.functional.conv_direct:conv2d_direct_backward",), _dw_cases, **_conv_rules("conv2d_dw")),
+    Exercise("conv2d_dx_strided", 6, "dx for stride > 1: dilate dy, then correlate",
+             ("Make d = zeros (N, T, H + 2P - KH + 1, W + 2P - KW + 1) and set d[:, :, ::S, ::S] (first OH x OW).",
+              "Pad d by KH-1, KW-1 and correlate with w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].",
+              "That is dx_pad (N, C, H + 2P, W + 2P): cut P off every side."),
+             ("minicnn.functional.conv:conv2d_backward", "minicnn.functional.conv_direct:conv2d_direct_backward"),
+             _dx_strided_cases, **_conv_rules("conv2d_dx_strided")),
     Exercise("max_pool", 7, "Max pooling and its routing backward",
              ("Forward: the max over the K*K offsets (i, j) of strided slices of x.",
               "Backward: for each window find the position of its max (np.argmax of the flattened window).",
               "Add (+=) dy there; with overlapping windows a position can win several times."),
              ("minicnn.functional.pool:max_pool2d", "minicnn.functional.pool:max_pool2d_backward"),
              _max_pool_cases, **_pool_rules("max_pool")),
+    Exercise("max_pool_padded", 7, "Max-pool routing with stride and padding",
+             ("Pad x with -inf (np.pad(..., constant_values=-np.inf)): padding never wins.",
+              "Window (oh, ow) starts at xp[oh*stride, ow*stride]; find its first max (argmax of the flat window).",
+              "np.add.at the dy into a padded buffer, then cut the padding off."),
+             ("minicnn.functional.pool:max_pool2d", "minicnn.functional.pool:max_pool2d_backward"),
+             _max_pool_padded_cases, **_pool_rules("max_pool_padded")),
     Exercise("avg_pool_backward", 7, "Average pooling backward",
              ("Every value of a window gets dy / (K*K) from it.",
               "Accumulate into a zero, padded buffer: one strided slice per offset (i, j), with +=.",
@@ -1139,6 +1455,11 @@ EXERCISES: list[Exercise] = [
               "y = (w.reshape(T, -1) @ cols).reshape(T, N, OH, OW).transpose(1, 0, 2, 3) + bias."),
              ("minicnn.functional.conv_im2col:im2col", "minicnn.functional.conv_im2col:conv2d_im2col"),
              _im2col_cases, **_conv_rules("im2col")),
+    Exercise("conv_costs", 10, "Weights and MACs: 1x1, depthwise, separable",
+             ("Every weight is used once per output position: MACs = weights * OH * OW.",
+              "Depthwise: one K x K kernel per channel, C*K*K weights; pointwise: T*C.",
+              "Separable = depthwise + pointwise: compare its weights with T*C*K*K."),
+             ("minicnn.layers.conv:Conv2D.cost",), _conv_cost_cases),
     Exercise("batch_norm", 11, "Batch-norm backward (training mode)",
              ("Recompute mu, var (biased), inv_std = 1/sqrt(var + eps) and x_hat over every axis but 1.",
               "dbeta = dy.sum(axes); dgamma = (dy * x_hat).sum(axes).",
@@ -1149,6 +1470,17 @@ EXERCISES: list[Exercise] = [
               "Transpose to (n, c, i, j, h, w), then reshape to (N, C*r*r, H/r, W/r).",
               "depth_to_space undoes it: reshape (N, C, r, r, H, W), transpose (0, 1, 4, 2, 5, 3)."),
              ("minicnn.functional.slicing:space_to_depth", "minicnn.functional.slicing:depth_to_space"), _s2d_cases),
+    Exercise("haar", 12, "Haar downsampling: four frequency bands",
+             ("Take the four corners of every 2 x 2 block: x[:, :, 0::2, 0::2], [0::2, 1::2], [1::2, 0::2], [1::2, 1::2].",
+              "LL = (a+b+c+d)/2, LH = (a-b+c-d)/2, HL = (a+b-c-d)/2, HH = (a-b-c+d)/2.",
+              "np.concatenate((LL, LH, HL, HH), axis=1): band-major channels."),
+             ("minicnn.functional.slicing:haar_downsample",), _haar_cases),
+    Exercise("slicesamp", 12, "SliceSamp: slice, depthwise, pointwise",
+             ("Slice first: reshape (N, C, H/r, r, W/r, r), transpose (0, 1, 3, 5, 2, 4), reshape (N, C*r*r, ...).",
+              "Depthwise: pad by K // 2, then per tap (i, j) add shifted slices times w_dw[:, 0, i, j].",
+              "Pointwise: np.einsum('tg,nghw->nthw', w_pw[:, :, 0, 0], z)."),
+             ("minicnn.layers.slicing:SliceSamp", "minicnn.functional.slicing:space_to_depth"), _slicesamp_cases,
+             **_conv_rules("slicesamp")),
     Exercise("dct_weight", 13, "DCT weight W = idct(M*C), masked gradient",
              ("Forward: idct(mask * coeffs) over every axis.",
               "Backward: the adjoint of the orthonormal idct is dct.",
@@ -1160,6 +1492,11 @@ EXERCISES: list[Exercise] = [
               "Sort by (sum of indices, then axis 0, axis 1, ...): np.lexsort takes its LAST key as primary.",
               "rank[order] = arange(size); the mask is rank < k."),
              ("minicnn.functional.dct:zigzag_order", "minicnn.functional.dct:zigzag_mask"), _zigzag_cases),
+    Exercise("fr_schedule", 13, "FR's dynamic truncation schedule k(t)",
+             ("frac = min(t, T) / T; the schedule ends at t = T with k = kT.",
+              "linear: k0 + (kT - k0) * frac; geometric: k0 * (kT / k0) ** frac.",
+              "round() to the nearest int, then clamp to kT <= k <= k0."),
+             ("minicnn.app.frequency:TailTruncation.counts",), _fr_schedule_cases),
     Exercise("softmax_ce", 14, "Stable softmax cross-entropy + gradient",
              ("Subtract each row's max before exp: softmax does not change, exp cannot overflow.",
               "log p = shifted - log(sum(exp(shifted))); the loss is the mean of -log p at the labels.",
