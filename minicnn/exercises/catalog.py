@@ -163,7 +163,8 @@ def _activation_cases(rng: np.random.Generator) -> list:
     for x in (x1, x2, x3):
         dy = r.standard_normal(x.shape)
         cases.append(ValueCase(
-            (RANDOM if x is x3 else "") + f"x {_shape(x)}" + (" with zeros" if x is x1 else ""), "relu_backward", (dy, x),
+            (RANDOM if x is x3 else "") + f"x {_shape(x)}" + (" with zeros" if x is x1 else ""), "relu_backward",
+            (dy, x),
             {"dx": F.relu_backward(dy, x)},
             [Mistake("dx", lambda dy=dy, x=x: dy * (x >= 0), "at x == 0 ReLU's gradient is taken as 0: use x > 0"),
              Mistake("dx", lambda x=x: (x > 0).astype(float), "multiply the 0/1 mask by dy"),
@@ -185,7 +186,8 @@ def _activation_cases(rng: np.random.Generator) -> list:
         y, idx = F.maxout(x, pieces)
         dy = r.standard_normal(y.shape)
         cases.append(ValueCase(
-            (RANDOM if shape is random_shape else "") + f"x {_shape(x)} pieces {pieces}", "maxout_backward", (dy, x, pieces),
+            (RANDOM if shape is random_shape else "") + f"x {_shape(x)} pieces {pieces}", "maxout_backward",
+            (dy, x, pieces),
             {"dx": F.maxout_backward(dy, idx, pieces)},
             [Mistake("dx", lambda dy=dy, p=pieces: np.repeat(dy, p, axis=1),
                      "route dy only to the winning channel of each group, not to all of them"),
@@ -681,7 +683,8 @@ def _rf_cases(rng: np.random.Generator) -> list:
     for index, layers in enumerate(stacks):
         strides = [s for _, s in layers]
         cases.append(ValueCase(
-            (RANDOM if index >= len(stacks) - 2 else "") + " ".join(f"{k}/{s}" for k, s in layers) + "  (kernel/stride)", "receptive_field", (list(layers),),
+            (RANDOM if index >= len(stacks) - 2 else "") + " ".join(f"{k}/{s}" for k, s in layers)
+            + "  (kernel/stride)", "receptive_field", (list(layers),),
             {"r": receptive_field_of(layers)},
             [Mistake("r", lambda L=layers: 1 + sum(k - 1 for k, _ in L),
                      "strides matter: a layer after a stride-s layer steps s input pixels per position; "
@@ -778,7 +781,8 @@ def _bn_cases(rng: np.random.Generator) -> list:
         per = (1, -1) + (1,) * (len(shape) - 2)
         axes = (0,) + tuple(range(2, len(shape)))
         cases.append(ValueCase(
-            f"{tag}x {_shape(x)}", "batch_norm_backward", (dy, x, gamma, eps), {"dx": dx, "dgamma": dgamma, "dbeta": dbeta},
+            f"{tag}x {_shape(x)}", "batch_norm_backward", (dy, x, gamma, eps),
+            {"dx": dx, "dgamma": dgamma, "dbeta": dbeta},
             [Mistake("dx", lambda dy=dy, g=gamma, s=inv_std, per=per: (g * s).reshape(per) * dy,
                      "mu and var depend on x too: dx = gamma/sqrt(var+eps) * (dy - mean(dy) - x_hat*mean(dy*x_hat))"),
              Mistake("dx", lambda dy=dy, g=gamma, s=inv_std, per=per, axes=axes:
@@ -790,10 +794,10 @@ def _bn_cases(rng: np.random.Generator) -> list:
                      "sum over every axis except the channels: axis (0, 2, 3) for 4-D input"),
              Mistake("dgamma", lambda dy=dy, x=x, axes=axes: (dy * x).sum(axis=axes),
                      "dgamma = sum dy * x_hat (the normalised input), not dy * x"),
-             Mistake("dx", lambda dy=dy, x=x, g=gamma, per=per: _bn_backward(dy, x, g, eps, (0,), per)[0]
+             Mistake("dx", lambda dy=dy, x=x, g=gamma, per=per, eps=eps: _bn_backward(dy, x, g, eps, (0,), per)[0]
                      if x.ndim > 2 else None,
                      "mu and var are over every axis but the channels, (0, 2, 3) for 4-D input, not axis 0 only"),
-             Mistake("dx", lambda dy=dy, x=x, g=gamma, per=per, axes=axes: _bn_backward(
+             Mistake("dx", lambda dy=dy, x=x, g=gamma, per=per, axes=axes, eps=eps: _bn_backward(
                  dy, x, g, eps, axes, per, unbiased=True)[0],
                      "training mode normalises with the BIASED variance (divide by M, ddof=0), not M - 1"),
              Mistake("dgamma", lambda dy=dy, xh=x_hat, axes=axes: (dy * xh).mean(axis=axes),
@@ -868,7 +872,8 @@ def _dct_cases(rng: np.random.Generator) -> list:
         lay.zero_grad()
         lay._add_weight_grad(dw)  # the engine's dL/dC, as the layer's backward computes it
         cases.append(ValueCase(
-            f"{tag}dw {_shape(dw)} keep {lay.keep}", "dct_weight_backward", (dw, mask), {"dcoeffs": lay.coeffs.grad.copy()},
+            f"{tag}dw {_shape(dw)} keep {lay.keep}", "dct_weight_backward", (dw, mask),
+            {"dcoeffs": lay.coeffs.grad.copy()},
             [Mistake("dcoeffs", lambda dw=dw: F.dct(dw),
                      "truncated coefficients get no gradient: multiply by the mask, dC = mask * dct(dW)"),
              Mistake("dcoeffs", lambda dw=dw, m=mask: m * F.idct(dw),
@@ -926,7 +931,8 @@ def _zigzag_cases(rng: np.random.Generator) -> list:
                 ((3, 3), 9), ((6, 4), 13), (random_shape, int(rng.integers(0, int(np.prod(random_shape)) + 1)))]
     for index, (shape, k) in enumerate(geometry):
         cases.append(ValueCase(
-            (RANDOM if index == len(geometry) - 1 else "") + f"shape {shape} k {k}", "zigzag_mask", (shape, k), {"mask": F.zigzag_mask(shape, k)},
+            (RANDOM if index == len(geometry) - 1 else "") + f"shape {shape} k {k}", "zigzag_mask", (shape, k),
+            {"mask": F.zigzag_mask(shape, k)},
             [Mistake("mask", lambda s=shape, k=k: _jpeg_mask(s, k),
                      "ties: walk every diagonal the same way, first axis increasing (not JPEG's alternation)"),
              Mistake("mask", lambda s=shape, k=k: _last_axis_first(s, k),
@@ -1082,7 +1088,8 @@ def _locally_connected_cases(rng: np.random.Generator) -> list:
         y = locally_connected2d(x, w, b, (st, st), (p, p))
         cases.append(ValueCase(
             f"{tag}x {_shape(x)} w {_shape(w)} stride {st} pad {p}", "locally_connected2d", (x, w, b, st, p), {"y": y},
-            [Mistake("y", lambda x=x, w=w, b=b, st=st, p=p: F.conv2d(x, w[0, 0], None, st, p) + b if w.shape[0] * w.shape[1] > 1
+            [Mistake("y", lambda x=x, w=w, b=b, st=st, p=p: F.conv2d(x, w[0, 0], None, st, p) + b
+                     if w.shape[0] * w.shape[1] > 1
                      else None, "the weights are UNTIED: output (oh, ow) uses its own kernel w[oh, ow], not w[0, 0]"),
              Mistake("y", lambda y=y, b=b: y - b, "add the bias b[t, oh, ow] (one per output position and map)"),
              Mistake("y", lambda x=x, w=w, b=b, st=st: locally_connected2d(x, w, b, (st, st), (0, 0))
@@ -1117,7 +1124,8 @@ def _receptive_window_cases(rng: np.random.Generator) -> list:
             "receptive_window", (list(layers), i), {"first": first, "last": last},
             [Mistake("first", lambda i=i, st=strides: i * st[-1],
                      "one step of the last layer is jump_total = the product of ALL the strides input pixels"),
-             Mistake("first", lambda i=i: i, "neighbouring outputs are jump_total input pixels apart: first = i * jump"),
+             Mistake("first", lambda i=i: i,
+                     "neighbouring outputs are jump_total input pixels apart: first = i * jump"),
              Mistake("last", lambda f=first, r=r: f + r, "last is inclusive: first + r - 1"),
              Mistake("last", lambda f=first, L=layers: f + sum(k - 1 for k, _ in L),
                      "strides below a layer widen its reach: r = 1 + sum (k - 1) * jump")]))
@@ -1267,7 +1275,8 @@ def _conv_cost_cases(rng: np.random.Generator) -> list:
 
 def _haar_cases(rng: np.random.Generator) -> list:
     fixed = [(1, 1, 2, 2), (1, 1, 4, 4), (2, 3, 4, 6), (1, 2, 6, 2)]
-    randoms = [(int(rng.integers(1, 3)), int(rng.integers(1, 4)), 2 * int(rng.integers(1, 5)), 2 * int(rng.integers(1, 5)))]
+    randoms = [(int(rng.integers(1, 3)), int(rng.integers(1, 4)), 2 * int(rng.integers(1, 5)),
+                2 * int(rng.integers(1, 5)))]
     cases = []
     for k, xs in enumerate(fixed + randoms):
         r, tag = _pick(k, len(fixed), 210, rng)
@@ -1289,7 +1298,8 @@ def _haar_cases(rng: np.random.Generator) -> list:
 def _slicesamp_cases(rng: np.random.Generator) -> list:
     fixed = [((1, 1, 2, 2), 2, 1, 1), ((1, 2, 4, 4), 2, 3, 3), ((2, 1, 6, 6), 3, 3, 2), ((1, 3, 4, 6), 2, 1, 4)]
     f = int(rng.integers(2, 4))
-    randoms = [((int(rng.integers(1, 3)), int(rng.integers(1, 4)), f * int(rng.integers(1, 4)), f * int(rng.integers(1, 4))),
+    randoms = [((int(rng.integers(1, 3)), int(rng.integers(1, 4)), f * int(rng.integers(1, 4)),
+                 f * int(rng.integers(1, 4))),
                 f, int(rng.choice([1, 3, 5])), int(rng.integers(1, 5)))]
     cases = []
 
@@ -1327,7 +1337,8 @@ def _fr_schedule_cases(rng: np.random.Generator) -> list:
         layer = DCTLinear(k0, 1, bias=False, keep=k0)  # k0 coefficients, all kept at the start
         return TailTruncation(layer, target=kt, steps=steps, decay=decay).counts(t)[""]
 
-    settings = [(0, 4, 100, 20, "linear"), (1, 4, 100, 20, "linear"), (3, 7, 50, 9, "linear"), (9, 4, 100, 20, "linear"),
+    settings = [(0, 4, 100, 20, "linear"), (1, 4, 100, 20, "linear"), (3, 7, 50, 9, "linear"),
+                (9, 4, 100, 20, "linear"),
                 (1, 2, 100, 1, "geometric"), (2, 5, 64, 4, "geometric"), (5, 5, 64, 4, "geometric"),
                 (3, 10, 90, 10, "geometric")]
     for _ in range(3):
@@ -1347,7 +1358,8 @@ def _fr_schedule_cases(rng: np.random.Generator) -> list:
             (t, steps, k0, kt, decay), {"k": k},
             [Mistake("k", lambda raw=raw, kt=kt, k0=k0: min(k0, max(kt, int(raw))) if int(raw) != round(raw) else None,
                      "round to the NEAREST count (round(k)), do not truncate with int()"),
-             Mistake("k", lambda other=(geo if decay == "linear" else lin), kt=kt, k0=k0: min(k0, max(kt, round(other))),
+             Mistake("k", lambda other=(geo if decay == "linear" else lin), kt=kt, k0=k0:
+                     min(k0, max(kt, round(other))),
                      "linear moves k by equal steps, k0 + (kT - k0) * t / T; geometric by equal RATIOS, "
                      "k0 * (kT / k0) ** (t / T)")]))
     return cases
@@ -1471,7 +1483,8 @@ EXERCISES: list[Exercise] = [
               "depth_to_space undoes it: reshape (N, C, r, r, H, W), transpose (0, 1, 4, 2, 5, 3)."),
              ("minicnn.functional.slicing:space_to_depth", "minicnn.functional.slicing:depth_to_space"), _s2d_cases),
     Exercise("haar", 12, "Haar downsampling: four frequency bands",
-             ("Take the four corners of every 2 x 2 block: x[:, :, 0::2, 0::2], [0::2, 1::2], [1::2, 0::2], [1::2, 1::2].",
+             ("Take the four corners of every 2 x 2 block: x[:, :, 0::2, 0::2], [0::2, 1::2], [1::2, 0::2], "
+              "[1::2, 1::2].",
               "LL = (a+b+c+d)/2, LH = (a-b+c-d)/2, HL = (a+b-c-d)/2, HH = (a-b-c+d)/2.",
               "np.concatenate((LL, LH, HL, HH), axis=1): band-major channels."),
              ("minicnn.functional.slicing:haar_downsample",), _haar_cases),

@@ -205,7 +205,7 @@ def _same(before: Any, after: Any) -> bool:
             before.dtype == after.dtype and np.array_equal(before, after, equal_nan=True)
     if isinstance(before, list):
         return isinstance(after, (list, tuple)) and len(before) == len(after) and \
-            all(_same(b, a) for b, a in zip(before, after))
+            all(_same(b, a) for b, a in zip(before, after, strict=True))
     return True
 
 
@@ -232,7 +232,7 @@ def _call(namespace: dict, request: dict, path: str, shown: str, printed: io.Str
                 "not_implemented": isinstance(exc, NotImplementedError),
                 "line": frames[-1].lineno if frames else 0, "printed": _drain(printed)}
     names = _argument_names(namespace[name], len(args))
-    changed = [names[i] for i, (b, a) in enumerate(zip(before, args)) if not _same(b, a)]
+    changed = [names[i] for i, (b, a) in enumerate(zip(before, args, strict=True)) if not _same(b, a)]
     changed += [k for k, b in before_kw.items() if not _same(b, kwargs[k])]
     return {"ok": True, "result": encode(result), "changed": changed, "printed": _drain(printed)}
 
