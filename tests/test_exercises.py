@@ -123,6 +123,8 @@ WRONG = [
      "not even on the first step"),
     ("softmax_ce", [("logits.max(axis=1, keepdims=True)", "logits.max(axis=0, keepdims=True)")], "ROW's max"),
     # the exercises added for issue 23
+    ("early_stopping", [("if loss < best_loss:", "if loss <= best_loss:")], "EARLIEST epoch of a tie"),
+    ("early_stopping", [("elif epoch - best >= patience:", "elif epoch - best > patience:")], "epoch - best >= patience"),
     ("locally_connected", [("window, w[a, q])", "window, w[0, 0])")], "UNTIED"),
     ("locally_connected", [("    return y + b\n", "    return y\n")], "add the bias"),
     ("receptive_window", [("first = i * jump", "first = i * s")], "ALL the strides"),
@@ -186,8 +188,9 @@ def test_at_least_24_exercises_in_course_order():
     chapters = [e.chapter for e in exercises.EXERCISES]
     assert chapters == sorted(chapters)
     assert exercises.for_chapter(6) == ["conv2d_dx", "conv2d_dw", "conv2d_dx_strided"]
-    assert exercises.for_chapter(15) == []
-    assert sorted(n for c in range(1, 15) for n in exercises.for_chapter(c)) == sorted(names)
+    assert exercises.for_chapter(15) == ["early_stopping"]
+    assert exercises.for_chapter(5) == ["conv_matrix"]
+    assert sorted(n for c in range(1, 16) for n in exercises.for_chapter(c)) == sorted(names)
 
 
 @pytest.mark.parametrize("name", exercises.names())
@@ -232,7 +235,8 @@ def test_every_exercise_names_the_engine_code_it_is_graded_against():
     for e in exercises.EXERCISES:
         locations = command._engine_locations(e)
         assert len(locations) == len(e.engine) >= 1
-        assert all(re.fullmatch(r"  minicnn/[\w/]+\.py:\d+  [\w.]+", line) for line in locations), locations
+        assert all(re.fullmatch(r"  (minicnn|tutorials)/[\w/]+\.py:\d+  [\w.]+", line) for line in locations), \
+            locations
 
 
 def test_every_exercise_has_two_typical_mistakes_covered():

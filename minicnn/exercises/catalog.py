@@ -1365,6 +1365,46 @@ def _fr_schedule_cases(rng: np.random.Generator) -> list:
     return cases
 
 
+def _early_stopping_reference(losses: list[float], patience: int, improves=lambda a, b: a < b,
+                              waited=lambda epoch, best, patience: epoch - best >= patience) -> tuple[int, int]:
+    """(best, stop) of early stopping, read off the rule as the chapter states it; `improves` and `waited`
+    swapped for other comparisons give the known wrong answers."""
+    best, best_loss = 0, float("inf")
+    for epoch, loss in enumerate(losses, start=1):
+        if improves(loss, best_loss):
+            best, best_loss = epoch, loss
+        elif waited(epoch, best, patience):
+            return best, epoch
+    return best, len(losses)
+
+
+def _early_stopping_cases(rng: np.random.Generator) -> list:
+    fixed = [([0.9, 0.7, 0.8, 0.75, 0.72, 0.6], 3), ([0.9, 0.7, 0.6], 2), ([0.5, 0.5, 0.5, 0.5], 2),
+             ([1.0, 0.8, 0.8, 0.9, 0.7, 0.7, 0.7, 0.7], 2), ([0.4, 0.5, 0.6], 1), ([0.3], 1),
+             ([1.0, 0.9, 0.95, 0.85, 0.9, 0.91, 0.92, 0.8], 3)]
+    randoms = [([round(float(v), 1) for v in rng.uniform(0.2, 1.0, int(rng.integers(1, 15)))], int(rng.integers(1, 5)))
+               for _ in range(3)]
+    cases = []
+    for index, (losses, patience) in enumerate(fixed + randoms):
+        best, stop = _early_stopping_reference(losses, patience)
+        cases.append(ValueCase(
+            ("" if index < len(fixed) else RANDOM) + f"{len(losses)} epochs, patience {patience}", "early_stopping",
+            (list(losses), patience), {"best": best, "stop": stop},
+            [Mistake("best", lambda L=losses, p=patience: _early_stopping_reference(L, p, lambda a, b: a <= b)[0],
+                     "an equal loss is no improvement: keep the EARLIEST epoch of a tie (loss < best_loss)"),
+             Mistake("best", lambda b=best: b - 1, "epochs count from 1: enumerate(val_losses, start=1)"),
+             Mistake("best", lambda L=losses, p=patience: _early_stopping_reference(
+                 L, p, waited=lambda e, b, q: e - b > q)[0],
+                     "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience "
+                     "(one epoch more let a later, better epoch in)"),
+             Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(
+                 L, p, waited=lambda e, b, q: e - b > q)[1],
+                     "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience"),
+             Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(L, p, lambda a, b: a <= b)[1],
+                     "an equal loss is no improvement: it does not restart the patience count")]))
+    return cases
+
+
 # ---- the rules: what the learner's code may not call ------------------------------------------
 
 
@@ -1520,4 +1560,9 @@ EXERCISES: list[Exercise] = [
               "Adam: m and v are running means of g and g**2; divide by 1 - b**t (t from 1).",
               "Adam's step: lr * m_hat / (sqrt(v_hat) + eps), eps outside the root."),
              ("minicnn.optim:SGD", "minicnn.optim:Adam"), _optimizer_cases),
+    Exercise("early_stopping", 15, "Early stopping: the best epoch and when to stop",
+             ("Walk the epochs from 1, keeping the lowest loss so far and its epoch.",
+              "Only a strictly lower loss is an improvement (ties keep the earlier epoch).",
+              "Stop after the first epoch with epoch - best >= patience; else at the last epoch."),
+             ("tutorials.ch15_generalisation:KeepBest",), _early_stopping_cases),
 ]
