@@ -19,8 +19,7 @@ import pytest
 from minicnn import exercises
 from minicnn.cli import main
 from minicnn.commands import exercise as command
-from minicnn.exercises.grading import WIDTH, grade
-from minicnn.exercises.runner import check_file
+from minicnn.exercises.grading import WIDTH, check_file, grade
 
 # (exercise, [(old text, new text), ...] applied to the solution, words the hint must contain)
 WRONG = [

@@ -140,7 +140,7 @@ def _start(exercise, args) -> int:
 
 
 def _check_once(exercise, folder: Path, timeout: float):
-    from minicnn.exercises.runner import check_file
+    from minicnn.exercises.grading import check_file
     from minicnn.exercises.state import Progress
 
     path = folder / f"{exercise.name}.py"

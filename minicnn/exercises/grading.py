@@ -311,6 +311,11 @@ def grade(exercise: Exercise, path: Path, shown: str | None = None, timeout: flo
     return report
 
 
+def check_file(exercise: Exercise, path: Path, timeout: float, shown: str | None = None) -> Report:
+    """`grade` with the time limit first: what the command line runs."""
+    return grade(exercise, Path(path), shown, timeout=timeout)
+
+
 def _grade(exercise: Exercise, cases: list, session: Session, shown: str, report: Report) -> None:
     if session.load_error:
         report.failure = [f"{shown} did not run:"] + session.load_error

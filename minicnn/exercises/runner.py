@@ -2,7 +2,8 @@
 
     Session(path, shown, rules, timeout)     start `child.py` on the learner's file
     session.call(name, *args, **kwargs)      send the inputs, get the outputs back (or LearnerError)
-    check_file(exercise, path, timeout)      grade a file (`grading.grade`, the parent side)
+
+(`grading.grade` is the parent's side that uses it.)
 
 The parent (this process) builds every case and keeps every expected value; the child receives the
 inputs of one call at a time, runs the learner's function on them and answers with the outputs, the
@@ -136,9 +137,3 @@ class Session:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def check_file(exercise, path: Path, timeout: float, shown: str | None = None):
-    """Grade `path` for `exercise` (see `grading.grade`): the learner's code runs in a child process."""
-    from minicnn.exercises.grading import grade
-
-    return grade(exercise, Path(path), shown, timeout=timeout)
