@@ -51,6 +51,16 @@ def test_importing_the_engine_inside_the_function_or_via_importlib_is_refused(tm
         assert not report.ok and "may not use minicnn" in report.text(), report.text()
 
 
+def test_removing_the_import_guard_does_not_open_the_engine(tmp_path):
+    """The finder on sys.meta_path can be removed; the audit hook behind it cannot."""
+    root = Path(exercises.__file__).resolve().parents[2]
+    text = ("import sys\nsys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != 'Refuse']\n"
+            f"sys.path.insert(0, {str(root)!r})\n"
+            "from minicnn.functional import linear as linear_forward, linear_backward\n")
+    report = _grade("linear", text, tmp_path)
+    assert not report.ok and "import minicnn.functional refused" in report.text(), report.text()
+
+
 def test_executing_the_engine_files_by_path_is_refused(tmp_path):
     engine = Path(exercises.__file__).resolve().parents[1] / "functional" / "dense.py"
     text = (f"import importlib.util\nspec = importlib.util.spec_from_file_location('d', {str(engine)!r})\n"
