@@ -1,8 +1,10 @@
 """The exercises, in course order: goals, hints, and the graded cases.
 
 Every expected value comes from the engine itself (`minicnn.functional`, `layers`, `losses`, `optim`,
-`analysis`); the backward passes are also checked by `minicnn.gradcheck`. The `Mistake`s are known
-wrong answers (the unflipped kernel, a missing transpose, ...), computed from the engine's pieces, so
+`analysis`, `app.frequency`); the backward passes are also checked by `minicnn.gradcheck`. Two have no
+engine function to ask: receptive_window's windows are found by brute force (walking positions down
+the stack) and early_stopping's by the rule as chapter 15 states it (`_early_stopping_reference`).
+The `Mistake`s are known wrong answers (the unflipped kernel, a missing transpose, ...), computed from the engine's pieces, so
 that a learner's wrong output can be recognised and the hint can name the mistake. The documented cases
 come from fixed seeds; every exercise adds random cases (shapes, strides, paddings within its contract,
 values) drawn from the grader's generator, fresh on every run, and a float32 twin of each case that
@@ -65,7 +67,7 @@ def _has_float64(v) -> bool:
     return isinstance(v, (tuple, list)) and any(_has_float64(a) for a in v)
 
 
-def with_float32(cases: list) -> list:
+def _with_float32(cases: list) -> list:
     """The cases, then a float32 twin of every plain value case that takes float64 arrays and returns
     some: the same inputs in float32, the expected values rounded to float32 (so a float64 result fails
     on its dtype), compared to FLOAT32_TOL; the Mistakes match to the same tolerance."""
@@ -147,7 +149,7 @@ def _linear_cases(rng: np.random.Generator) -> list:
         return _Wrapped(forward, backward, weight=wg.copy(), bias=bg.copy())
 
     cases.append(GradCase("x (5,4), weight, bias", "linear_backward", grad_layer, _rng(32).standard_normal((5, 4))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 # ---- 2 activations -------------------------------------------------------------------------
@@ -212,7 +214,7 @@ def _activation_cases(rng: np.random.Generator) -> list:
     cases.append(GradCase("x (3,6), pieces 3", "maxout_backward",
                           act_layer("maxout_backward", lambda x: F.maxout(x, 3)[0],
                                     lambda f, x, dy: f(dy, x, 3)), rg.standard_normal((3, 6))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _maxout_strided(x: np.ndarray, dy: np.ndarray, pieces: int) -> np.ndarray:
@@ -275,7 +277,7 @@ def _softmax_cases(rng: np.random.Generator) -> list:
         return _Wrapped(lambda lay, z: np.array([f(z, yg)[0]]), lambda lay, z, dy: dy[0] * f(z, yg)[1])
 
     cases.append(GradCase("logits (4,5)", "softmax_cross_entropy", layer, zg))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _softmax_axis0(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -324,7 +326,7 @@ def _conv2d_direct_cases(rng: np.random.Generator) -> list:
              Mistake("y", lambda x=x, w=w, b=b, s=s, p=p: _stride_ignored(F.conv2d(x, w, b, 1, p), s),
                      _STRIDE_HINT)],
             shape_hint=_SIZE_HINT))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 _STRIDE_HINT = ("the stride is ignored: output (oh, ow) reads the window that starts at x_pad[oh*stride, "
@@ -389,7 +391,7 @@ def _dx_cases(rng: np.random.Generator) -> list:
 
     cases.append(GradCase("x (2,2,5,4), w (3,2,3,3), pad 1", "conv2d_input_grad", layer,
                           rg.standard_normal((2, 2, 5, 4))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _full_cut(dy: np.ndarray, w_back: np.ndarray, p: int) -> np.ndarray:
@@ -436,7 +438,7 @@ def _dw_cases(rng: np.random.Generator) -> list:
 
     cases.append(GradCase("x (2,2,6,5), w (3,2,3,2), stride 2, pad 1", "conv2d_weight_grad", layer,
                           rg.standard_normal((2, 2, 6, 5))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _dw_stride_ignored(dy: np.ndarray, x: np.ndarray, ws: tuple, s: int, p: int) -> np.ndarray | None:
@@ -491,7 +493,7 @@ def _im2col_cases(rng: np.random.Generator) -> list:
                      "the product is (T, N*OH*OW): reshape it to (T, N, OH, OW), then transpose(1, 0, 2, 3)"),
              Mistake("y", lambda y=y, b=b: y - b.reshape(1, -1, 1, 1), "add the bias b[t] to output map t")],
             shape_hint=_SIZE_HINT))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _cols_stride_ignored(x, kh, kw, s, p, cols) -> np.ndarray | None:
@@ -588,7 +590,7 @@ def _max_pool_cases(rng: np.random.Generator) -> list:
 
     cases.append(GradCase("x (2,2,7,7), kernel 3, stride 2", "max_pool2d_backward", layer,
                           _distinct(rg, (2, 2, 7, 7))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 # ---- 9 average pooling backward --------------------------------------------------------------
@@ -657,7 +659,7 @@ def _avg_pool_cases(rng: np.random.Generator) -> list:
 
     cases.append(GradCase("x (2,2,7,6), kernel 3, stride 2, pad 1", "avg_pool2d_backward", layer,
                           rg.standard_normal((2, 2, 7, 6))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _avg_real_count(dy: np.ndarray, x_shape: tuple, k: int, s: int, p: int) -> np.ndarray:
@@ -762,7 +764,7 @@ def _s2d_cases(rng: np.random.Generator) -> list:
     cases.append(ValueCase("depth_to_space(space_to_depth(x, 3), 3) == x", "depth_to_space",
                            expected={"x": x}, exact=True,
                            run=lambda fns: fns["depth_to_space"](fns["space_to_depth"](x.copy(), 3), 3)))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 # ---- 13 batch norm ---------------------------------------------------------------------------
@@ -818,7 +820,7 @@ def _bn_cases(rng: np.random.Generator) -> list:
         return _Wrapped(forward, backward, weight=rg.standard_normal(2), bias=rg.standard_normal(2))
 
     cases.append(GradCase("x (3,2,2,3), gamma, beta", "batch_norm_backward", layer, rg.standard_normal((3, 2, 2, 3))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _bn_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray, eps: float, axes: tuple, per: tuple,
@@ -899,7 +901,7 @@ def _dct_cases(rng: np.random.Generator) -> list:
 
     cases.append(GradCase("x (1,2,4,4) coeffs (3,2,3,3) keep 25", "dct_weight_backward", layer,
                           rg.standard_normal((1, 2, 4, 4))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _jpeg_mask(shape: tuple[int, ...], k: int) -> np.ndarray | None:
@@ -1097,7 +1099,7 @@ def _locally_connected_cases(rng: np.random.Generator) -> list:
                      F.conv_output_size(x.shape[3], w.shape[5], st, 0) == w.shape[1] else None,
                      "pad x with `padding` zeros on every side first (np.pad)")],
             shape_hint=_SIZE_HINT))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _window_brute_force(layers: list[tuple[int, int]], i: int) -> tuple[int, int]:
@@ -1150,7 +1152,7 @@ def _conv_matrix_cases(rng: np.random.Generator) -> list:
                      if w.shape[2] * w.shape[3] > 1 else None,
                      "you flipped the kernel: row (t, oh, ow) holds w[t, s, i, j] at column (s, oh + i, ow + j)")],
             exact=True, shape_hint="M is (T*OH*OW, C*H*W): one ROW per output value, one column per input value"))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _dx_by_recipe(dy: np.ndarray, w_back: np.ndarray, x_shape: tuple, s: int, p: int, dilate: bool = True):
@@ -1199,7 +1201,7 @@ def _dx_strided_cases(rng: np.random.Generator) -> list:
 
     cases.append(GradCase("x (2,2,6,7), w (2,2,3,3), stride 2, pad 1", "conv2d_input_grad_strided", layer,
                           rg.standard_normal((2, 2, 6, 7))))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _zero_padded_routing(dy: np.ndarray, x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
@@ -1233,7 +1235,7 @@ def _max_pool_padded_cases(rng: np.random.Generator) -> list:
                      "window of negative values"),
              Mistake("dx", lambda dy=dy, x=x, kk=kk, st=st, p=p: F.sum_pool2d_backward(dy, x.shape, kk, st, p),
                      "route dy only to the max of its window, not to every element of the window")]))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _conv_cost_cases(rng: np.random.Generator) -> list:
@@ -1292,7 +1294,7 @@ def _haar_cases(rng: np.random.Generator) -> list:
                      if c > 1 else None,
                      "band-major order: first the LL band of every channel, then LH, HL, HH (np.concatenate "
                      "over axis 1), not the four bands of channel 0 first")]))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _slicesamp_cases(rng: np.random.Generator) -> list:
@@ -1326,7 +1328,7 @@ def _slicesamp_cases(rng: np.random.Generator) -> list:
                      "within a block, the row offset i varies slower than the column offset j: channel "
                      "c*r*r + i*r + j")],
             shape_hint="'same' padding: pad the sliced map by K // 2 so the depthwise conv keeps H/r x W/r"))
-    return with_float32(cases)
+    return _with_float32(cases)
 
 
 def _fr_schedule_cases(rng: np.random.Generator) -> list:
