@@ -4,8 +4,8 @@ Every expected value comes from the engine itself (`minicnn.functional`, `layers
 `analysis`, `app.frequency`); the backward passes are also checked by `minicnn.gradcheck`. Two have no
 engine function to ask: receptive_window's windows are found by brute force (walking positions down
 the stack) and early_stopping's by the rule as chapter 15 states it (`_early_stopping_reference`).
-The `Mistake`s are known wrong answers (the unflipped kernel, a missing transpose, ...), computed from the engine's pieces, so
-that a learner's wrong output can be recognised and the hint can name the mistake. The documented cases
+The `Mistake`s are known wrong answers (the unflipped kernel, a missing transpose, ...), computed from
+the engine's pieces, so that a learner's wrong output can be recognised and the hint can name it. The documented cases
 come from fixed seeds; every exercise adds random cases (shapes, strides, paddings within its contract,
 values) drawn from the grader's generator, fresh on every run, and a float32 twin of each case that
 takes float arrays (the dtype must be preserved).
