@@ -152,3 +152,12 @@ def test_random_cases_differ_between_runs():
     draws = [[c.label for c in exercise.cases(np.random.default_rng()) if c.label.startswith("random")]
              for _ in range(5)]
     assert len({tuple(d) for d in draws + [first, second]}) > 1
+
+
+def test_a_helper_module_beside_the_file_imports(tmp_path):
+    """The learner's own modules next to their file are theirs to use (only the engine is refused)."""
+    (tmp_path / "mymath.py").write_text("def relu_mask(x):\n    return x > 0\n")
+    text = exercises.get("activations").solution().replace(
+        "    return dy * (x > 0)", "    from mymath import relu_mask\n    return dy * relu_mask(x)")
+    report = _grade("activations", text, tmp_path)
+    assert report.ok, report.text()

@@ -260,6 +260,7 @@ def main(config: dict) -> int:
     source = open(path).read()
     install_rules(config["package_dir"], config["forbidden"], config["numpy_forbidden"])
     np.seterr(all="ignore")
+    sys.path.insert(0, os.path.dirname(path))  # their own helper modules beside their file import
     namespace: dict[str, Any] = {"__name__": "exercise", "__file__": path}
     try:
         exec(compile(source, path, "exec"), namespace)
