@@ -97,21 +97,21 @@ def run(args) -> int:
     except (FileExistsError, ValueError) as e:  # appeared or changed since the check above
         return fail(NAME, str(e))
     out_dims = [d.dim_value or d.dim_param for d in proto.graph.output[0].type.tensor_type.shape.dim]
-    print(f"wrote {args.onnx} ({size / 1024:,.0f} KiB, opset {proto.opset_import[0].version}): {loaded.name} "
-          f"from a {loaded.kind} file, {len(proto.graph.node)} nodes")
-    print(f"input 'input' float32 (N, {', '.join(map(str, shape))}), N any; "
+    print(f"wrote {args.onnx}")
+    print(f"  {loaded.name} from a {loaded.kind} file: {len(proto.graph.node)} nodes, opset "
+          f"{proto.opset_import[0].version}, {size / 1024:,.0f} KiB")
+    print(f"  input 'input' float32 (N, {', '.join(map(str, shape))}), N any; "
           f"output 'output' ({', '.join(map(str, out_dims))})")
     if loaded.mean is not None:
-        print("normalise images first: (x - mean) / std, both in the file's metadata")
+        print("  normalise images first: (x - mean) / std, both in the graph's metadata")
     if args.no_check:
         return 0
     checked = _check(args.onnx, loaded, shape)
     if checked is None:
-        print("not checked: onnxruntime is not installed (pip install onnxruntime)")
+        print("  not checked: onnxruntime is not installed (pip install onnxruntime)")
         return 0
     diff, scale = checked
-    print(f"checked in ONNX Runtime on {CHECK_IMAGES} random inputs: max |difference| {diff:.2g} "
-          f"(outputs up to {scale:.2g})")
+    print(f"  checked in ONNX Runtime ({CHECK_IMAGES} random inputs): max |diff| {diff:.2g}, max |y| {scale:.2g}")
     if not diff <= CHECK_TOLERANCE * max(1.0, scale):
         return fail(NAME, f"ONNX Runtime disagrees with minicnn by {diff:.2g}; please report this model", EXIT_FAILED)
     return 0
