@@ -70,8 +70,8 @@ def report_file(path: str, input_text: str | None = None) -> str:
     options = ", ".join(f"{k}={v}" for k, v in sorted(loaded.config.items()))
     from minicnn.commands._options import wrap
 
-    title = [f"{path}", f"{loaded.name}{f' ({options})' if options else ''}, from a {loaded.kind} file, input "
-             f"{'x'.join(map(str, shape))}" + (f", trained on {loaded.dataset}" if loaded.dataset else "")]
+    title = [f"{path}", f"{loaded.name}{f' ({options})' if options else ''} from a {loaded.kind} file",
+             f"input {'x'.join(map(str, shape))}" + (f", trained on {loaded.dataset}" if loaded.dataset else "")]
     frequency = _frequency_line(loaded.model)
     return _tables(wrap("\n".join(title + ([frequency] if frequency else []))), analyze(loaded.model, shape))
 
