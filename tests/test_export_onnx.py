@@ -179,19 +179,46 @@ def test_every_mapped_layer_type_agrees(ort, rng):
         {n.op_type for n in proto.graph.node}
 
 
+@pytest.mark.parametrize("make, shape", [
+    (lambda: L.Conv2D(4, 6, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2), (4, 11, 9)),
+    (lambda: L.Conv2D(4, 6, 3, bias=False), (4, 5, 5)),
+    (lambda: L.ConvTranspose2D(4, 6, 3, stride=2, padding=1, output_padding=1, dilation=2, groups=2), (4, 5, 6)),
+    (lambda: L.ConvTranspose2D(3, 2, (2, 3), stride=(1, 2), bias=False), (3, 4, 4)),
+    (lambda: L.MaxPool2D(3, stride=2, padding=1), (2, 7, 7)),  # signed input: padding must never win
+    (lambda: L.AvgPool2D((3, 2), stride=1, padding=(1, 1)), (2, 5, 6)),  # padded zeros count
+    (lambda: L.Upsample((2, 3), "nearest"), (2, 3, 4)),
+    (lambda: L.Upsample((3, 2), "bilinear"), (2, 3, 4)),
+    (lambda: L.Upsample(2, "bicubic"), (2, 4, 3)),
+    (lambda: L.SliceDownsample(3), (2, 6, 9)),
+    (lambda: L.SliceUpsample(3), (18, 2, 3)),
+    (lambda: L.ChannelShuffle(4), (12, 2, 2)),
+    (lambda: L.Maxout(3), (12,)),
+    (lambda: L.Linear(12, 5, bias=False), (12,)),
+    (lambda: L.DCTConv2D(3, 4, 3, padding=1, keep=0.3), (3, 6, 6)),
+    (lambda: L.DCTLinear(12, 5, keep=7), (12,)),
+], ids=["conv-grouped-dilated-strided", "conv-no-bias", "conv-transpose-grouped-dilated", "conv-transpose-rect",
+        "maxpool-padded", "avgpool-padded", "nearest-2x3", "bilinear-3x2", "bicubic", "space-to-depth-3",
+        "depth-to-space-3", "channel-shuffle-4", "maxout-features", "linear-no-bias", "dct-conv", "dct-linear"])
+def test_one_layer_with_its_options(ort, rng, make, shape):
+    layer = make().eval()
+    x = rng.standard_normal((3, *shape)).astype(np.float32)
+    _agree(_run(ort, _to_onnx(layer, shape), x), layer.forward(x))
+
+
 def test_onnx_space_to_depth_would_be_wrong_and_the_export_is_not(ort, rng):
     """Why SliceDownsample is exported as Reshape-Transpose-Reshape: ONNX's SpaceToDepth puts the block
     offset first in the channel index ((i r + j) C + c), minicnn (and pixel_unshuffle) the channel
     (c r^2 + i r + j). The comparison used everywhere here sees the difference."""
-    import onnx
     from onnx import TensorProto, helper
+
+    from minicnn.app.onnx import MAX_IR_VERSION, OPSET
 
     shape = (3, 4, 4)
     node = helper.make_node("SpaceToDepth", ["input"], ["output"], blocksize=2)
     graph = helper.make_graph([node], "s2d", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *shape])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 12, 2, 2])])
-    plain = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    plain.ir_version = onnx.IR_VERSION_2023_5_5
+    plain = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    plain.ir_version = MAX_IR_VERSION
     layer = L.SliceDownsample(2)
     x = rng.standard_normal((2, *shape)).astype(np.float32)
     with pytest.raises(AssertionError):
@@ -202,6 +229,7 @@ def test_onnx_space_to_depth_would_be_wrong_and_the_export_is_not(ort, rng):
 def test_the_batch_size_is_free(ort, rng):
     model = build("lenet5").eval()
     proto = _to_onnx(model, (1, 28, 28))
+    assert proto.opset_import[0].version == 17 and proto.ir_version == 9
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
     for n in (1, 7):
         x = rng.standard_normal((n, 1, 28, 28)).astype(np.float32)

@@ -98,6 +98,7 @@ from minicnn.layers import (
 )
 
 OPSET = 17  # ONNX operator set: Runtime 1.12+ (2022) runs it; ReduceMax still takes `axes` as an attribute
+MAX_IR_VERSION = 9  # file format version: that of onnx 1.14, read by ONNX Runtime 1.15 and later
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "input", "output", "N"
 INSTALL_HINT = 'pip install "minicnn[onnx]"'
 RESIZE_MODES = {  # minicnn Upsample mode -> Resize attributes giving the same numbers (PyTorch semantics)
@@ -361,7 +362,7 @@ def to_onnx(model: Layer, input_shape: tuple[int, ...], metadata: dict[str, Any]
         builder.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="minicnn", producer_version=__version__)
-    proto.ir_version = min(proto.ir_version, onnx.IR_VERSION_2023_5_5)  # IR 9: what Runtime 1.16+ reads
+    proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
