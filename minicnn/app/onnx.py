@@ -63,6 +63,7 @@ import numpy as np
 
 from minicnn import __version__
 from minicnn.core import Layer
+from minicnn.functional.upsample import CUBIC_A
 from minicnn.layers import (
     GELU,
     AvgPool2D,
@@ -97,14 +98,14 @@ from minicnn.layers import (
     walk,
 )
 
-OPSET = 17  # ONNX operator set: Runtime 1.12+ (2022) runs it; ReduceMax still takes `axes` as an attribute
+OPSET = 17  # ONNX operator set (onnx 1.12+, 2022); in it ReduceMax still takes `axes` as an attribute
 MAX_IR_VERSION = 9  # file format version: that of onnx 1.14, read by ONNX Runtime 1.15 and later
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "input", "output", "N"
 INSTALL_HINT = 'pip install "minicnn[onnx]"'
 RESIZE_MODES = {  # minicnn Upsample mode -> Resize attributes giving the same numbers (PyTorch semantics)
     "nearest": {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
     "bilinear": {"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
-    "bicubic": {"mode": "cubic", "coordinate_transformation_mode": "half_pixel", "cubic_coeff_a": -0.75},
+    "bicubic": {"mode": "cubic", "coordinate_transformation_mode": "half_pixel", "cubic_coeff_a": CUBIC_A},
 }
 RELU6_MAX = 6.0  # ReLU6: min(max(x, 0), 6)
 FILE_MODE = 0o666  # before the umask, as open() makes files
@@ -164,14 +165,16 @@ class _GraphBuilder(Visitor):
         if emit is None:
             where = f"layer {name!r}" if name else "the model itself"
             raise ExportError(f"to_onnx: cannot export {where} ({type(layer).__name__}): no ONNX mapping for "
-                              f"this layer type (exported: {', '.join(sorted(t.__name__ for t in EMITTERS))})")
+                              f"this layer type (the mapped ones are listed in minicnn.app.onnx)")
         return emit(self, name, layer, tuple(in_shape), tuple(out_shape), x)
 
     def join(self, name: str, label: str, in_shape, out_shape, states: list[str]) -> str:
         if label == "Concat":
             return self.node("Concat", states, name, axis=1)
-        body, shortcut = states  # "Residual (+)": y = F(x) + x (or + P(x))
-        return self.node("Add", [body, shortcut], name)
+        if label == "Residual (+)":
+            body, shortcut = states  # y = F(x) + x, or F(x) + P(x)
+            return self.node("Add", [body, shortcut], name)
+        raise ExportError(f"to_onnx: cannot export {name!r}: no ONNX mapping for a join of kind {label!r}")
 
 
 # ---- one emitter per layer type: (builder, layer name, layer, in shape, out shape, input) -> output ----
