@@ -306,6 +306,20 @@ def lenet_file(tmp_path, monkeypatch):
     return path
 
 
+def test_a_plain_state_dict_needs_its_model_name(ort, tmp_path, capsys, monkeypatch, rng):
+    monkeypatch.chdir(tmp_path)
+    model = build("lenet5")
+    model.save("plain.npz")
+    assert main(["export", "plain.npz", "--onnx", "p.onnx"]) == 2
+    assert capsys.readouterr().err.replace("\n  ", " ") == (
+        "minicnn export: plain.npz is a plain state dict, which does not name its model; give --model NAME and "
+        "--input C,H,W\n")
+    assert main(["export", "plain.npz", "--onnx", "p.onnx", "--model", "lenet5", "--input", "1,28,28"]) == 0
+    assert "lenet5 from a state-dict file" in capsys.readouterr().out
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    _agree(_run(ort, "p.onnx", x), model.eval().forward(x))
+
+
 def test_without_onnx_the_command_says_how_to_install_it(lenet_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     assert main(["export", str(lenet_file), "--onnx", str(tmp_path / "x.onnx")]) == 2

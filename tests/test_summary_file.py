@@ -81,3 +81,6 @@ def test_a_file_fixes_its_architecture_and_bad_files_are_refused(here, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("minicnn summary: ") == 3
     assert "unknown model 'lenet6' and no such file" in err
+    build("lenet5").save("plain.npz")
+    assert main(["summary", "plain.npz"]) == 2
+    assert "plain state dict, which does not name its model" in capsys.readouterr().err

@@ -23,16 +23,18 @@ def looks_like_file(text: str) -> bool:
     return text.endswith(".npz") or Path(text).exists()
 
 
-def open_model_file(path: str, input_text: str | None):
-    """`minicnn.app.load_model(path)` and the (C, H, W) its model takes -> (LoadedModel, shape).
+def open_model_file(path: str, input_text: str | None, name: str | None = None):
+    """`minicnn.app.load_model(path, name)` and the (C, H, W) its model takes -> (LoadedModel, shape).
 
     The shape is `input_text` ("C,H,W") when given, else the file's own `input_shape` (minicnn train and
-    the experiments record it); a file without one needs --input. Raises ValueError (ModelFileError for
-    a file that cannot be opened) with a message for the user.
+    the experiments record it); a file without one needs --input. `name` (a registered model) is needed
+    for a plain state dict, which does not name its model. Raises ValueError (ModelFileError for a file
+    that cannot be opened, UnnamedModelError for a plain state dict without `name`) with a message for
+    the user.
     """
     from minicnn.app import load_model
 
-    loaded = load_model(path)
+    loaded = load_model(path, name)
     if input_text is not None:
         return loaded, parse_shape(input_text)
     if loaded.input_shape is None:

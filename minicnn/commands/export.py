@@ -15,14 +15,19 @@ NAME = "export"
 HELP = "write the model of a checkpoint or .fr.npz as an ONNX graph (pip install \"minicnn[onnx]\")"
 CHECK_IMAGES = 4  # random inputs the written file is checked on
 CHECK_SEED = 0
+KINDS = {"checkpoint": "checkpoint", "compressed": "compressed", "state": "state-dict"}  # LoadedModel.kind
 CHECK_TOLERANCE = 1e-3  # largest |difference| / max(1, max |y|) accepted: float32 rounding stays far below
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model_file", metavar="MODEL_FILE", help="a training checkpoint or a compressed .fr.npz")
+    parser.add_argument("model_file", metavar="MODEL_FILE",
+                        help="a training checkpoint or a compressed .fr.npz (or a state dict: see --model)")
     parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     parser.add_argument("--input", default=None, metavar="C,H,W",
                         help="input shape of one image (default: the one the file records)")
+    parser.add_argument("--model", default=None, metavar="NAME",
+                        help="the registered model a plain state-dict .npz holds (it does not name it; "
+                             "give --input too)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
     parser.add_argument("--no-check", action="store_true",
                         help="do not run the written file in ONNX Runtime against minicnn")
@@ -69,6 +74,7 @@ def _check(path, loaded, shape) -> tuple[float, float] | None:
 
 
 def run(args) -> int:
+    from minicnn.app.loading import UnnamedModelError
     from minicnn.app.onnx import ExportError, OnnxMissingError, import_onnx, to_onnx, write_onnx
     from minicnn.commands._model_file import open_model_file
     from minicnn.commands._options import EXIT_FAILED, fail
@@ -81,13 +87,16 @@ def run(args) -> int:
     if problem:
         return fail(NAME, problem)
     try:
-        loaded, shape = open_model_file(args.model_file, args.input)
+        loaded, shape = open_model_file(args.model_file, args.input, args.model)
         described = loaded.description()
         normalised = ", normalised (x - mean) / std per channel" if "mean" in described else ""
         metadata = {"model": loaded.name, "config": loaded.config,
                     "input": f"float32 (N, {', '.join(map(str, shape))}){normalised}",
                     **{k: v for k, v in described.items() if k != "input_shape"}}
         proto = to_onnx(loaded.model, shape, metadata)
+    except UnnamedModelError:
+        return fail(NAME, f"{args.model_file} is a plain state dict, which does not name its model; give "
+                          f"--model NAME and --input C,H,W")
     except ExportError as e:
         return fail(NAME, f"{args.model_file}: {e}")
     except ValueError as e:
@@ -98,7 +107,7 @@ def run(args) -> int:
         return fail(NAME, str(e))
     out_dims = [d.dim_value or d.dim_param for d in proto.graph.output[0].type.tensor_type.shape.dim]
     print(f"wrote {args.onnx}")
-    print(f"  {loaded.name} from a {loaded.kind} file: {len(proto.graph.node)} nodes, opset "
+    print(f"  {loaded.name} from a {KINDS.get(loaded.kind, loaded.kind)} file: {len(proto.graph.node)} nodes, opset "
           f"{proto.opset_import[0].version}, {size / 1024:,.0f} KiB")
     print(f"  input 'input' float32 (N, {', '.join(map(str, shape))}), N any; "
           f"output 'output' ({', '.join(map(str, out_dims))})")

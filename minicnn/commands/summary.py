@@ -89,12 +89,17 @@ def run(args) -> int:
         return fail(NAME, f"unknown model {args.model!r} and no such file; choose one of: {', '.join(sorted(MODELS))}")
     if is_file and (args.num_classes is not None or args.width is not None):
         return fail(NAME, f"{args.model} is a model file: its architecture is fixed (drop --num-classes / --width)")
+    from minicnn.app.loading import UnnamedModelError
+
     try:
         if is_file:
             text = report_file(args.model, args.input)
         else:
             text = report(args.model, None if args.input is None else parse_shape(args.input), args.num_classes,
                           args.width)
+    except UnnamedModelError:
+        return fail(NAME, f"{args.model} is a plain state dict, which does not name its model; summarise the "
+                          f"architecture by name: minicnn summary NAME")
     except ValueError as e:
         return fail(NAME, str(e))
     except MemoryError:  # the weights are built (and counted), not just their shapes
