@@ -75,6 +75,18 @@ class Step:
     run: Callable[[Tutorial], None]
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What one `t.code` call printed: the object and the file lines `first..last` of the excerpt
+    (the shown-code test, tests/test_tutorials_shown_code.py, checks that they ran in that step)."""
+
+    obj: object
+    label: str  # as printed under the header, e.g. minicnn.core.Layer.forward
+    path: str  # the source file, resolved
+    first: int
+    last: int
+
+
 class CheckFailed(AssertionError):
     """A numerical claim a step made did not hold."""
 
@@ -192,6 +204,7 @@ class Tutorial:
         self.ascii = (not unicode_ok(self.out)) if ascii_only is None else ascii_only
         self.where = ""  # "chapter 3 · step 2/4 · title", shown by the pauses
         self.checks = 0
+        self.shown: list[Shown] = []  # every `code` call, in order
         self._passed: list[str] = []  # passing checks not yet printed (folded when there are several)
         self._rows = 0  # rows printed since the last pause
 
@@ -298,6 +311,7 @@ class Tutorial:
         root = Path(sys.modules[PACKAGE].__file__).resolve().parent.parent
         rel = path.relative_to(root).as_posix()
         label = obj.__name__ if inspect.ismodule(obj) else f"{module.__name__}.{obj.__qualname__}"
+        self.shown.append(Shown(obj, label, str(path), first + lo, first + hi))
         header = f"┌─ source: {rel}:{first + lo}-{first + hi}"
         self.print(f"{self.s.dim}{header}{self.s.reset}")
         self.print(f"{self.s.dim}│ {label}{self.s.reset}")
