@@ -132,13 +132,18 @@ def misses(shown: list, step: int, tracer: _Tracer, root: Path) -> list[Miss]:
 def trace_chapter(number: int, fig_dir: str | os.PathLike) -> tuple[int, str, list[Miss]]:
     """Run chapter `number` (quick, no pause) under the tracer: (exit code, output, misses).
     Worker threads started before this call are not traced: call it in a fresh process."""
-    import minicnn
     import tutorials
+
+    return trace_steps(tutorials.load_chapter(number), number, fig_dir)
+
+
+def trace_steps(chapter, number: int, fig_dir: str | os.PathLike) -> tuple[int, str, list[Miss]]:
+    """`trace_chapter` for a chapter module (or any object with TITLE, SUMMARY and STEPS)."""
+    import minicnn
     from tutorials._runner import run_steps
 
     package = Path(minicnn.__file__).resolve().parent
     tracer = _Tracer(package)
-    module = tutorials.load_chapter(number)
     shown: dict[int, list] = {}
 
     def traced(k: int, run):
@@ -149,19 +154,20 @@ def trace_chapter(number: int, fig_dir: str | os.PathLike) -> tuple[int, str, li
                 run(t)
             finally:
                 tracer.step = OUTSIDE_STEPS
-                shown[k] = t.shown[before:]
+            shown[k] = t.shown[before:]  # a step that stopped (a failed check, no data) is not judged
         return step
 
-    steps = [dataclasses.replace(s, run=traced(k, s.run)) for k, s in enumerate(module.STEPS, 1)]
-    chapter = types.SimpleNamespace(TITLE=module.TITLE, SUMMARY=module.SUMMARY, STEPS=steps)
+    steps = [dataclasses.replace(s, run=traced(k, s.run)) for k, s in enumerate(chapter.STEPS, 1)]
+    wrapped = types.SimpleNamespace(TITLE=chapter.TITLE, SUMMARY=chapter.SUMMARY, STEPS=steps)
     out = io.StringIO()
+    previous, previous_threads = sys.gettrace(), threading.gettrace()  # e.g. a coverage tool's
     threading.settrace(tracer)
     sys.settrace(tracer)
     try:
-        rc = run_steps(chapter, number, pause=False, quick=True, fig_dir=fig_dir, out=out, width=80)
+        rc = run_steps(wrapped, number, pause=False, quick=True, fig_dir=fig_dir, out=out, width=80)
     finally:
-        sys.settrace(None)
-        threading.settrace(None)
+        sys.settrace(previous)
+        threading.settrace(previous_threads)
     found = [m for k in sorted(shown) for m in misses(shown[k], k, tracer, package.parent)]
     return rc, out.getvalue(), found
 
