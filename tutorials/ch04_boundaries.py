@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.experiments import downsampling as study
-from minicnn.functional import checks
+from minicnn.functional import checks, conv_direct
 from minicnn.functional import conv as FC
-from minicnn.functional import conv_direct
 from tutorials._runner import Step
 
 TITLE = "Boundaries: valid and same"
