@@ -102,3 +102,37 @@ def test_executable_lines_leave_out_docstrings_and_def_lines():
     assert line_of("return (padded - span)") in lines
     assert function_code(minicnn.core.Layer) is None and function_code(minicnn.core) is None
     assert function_code(minicnn.core.Layer.forward) is minicnn.core.Layer.forward.__code__
+
+
+THREADED = """
+import sys, tempfile, types
+from minicnn import threads
+from minicnn.functional import checks
+from tutorials._runner import Step
+from tutorials._trace import trace_steps
+
+def step(t):  # the shown function runs only on the pool's threads
+    t.code(checks.conv_output_size)
+    threads.split_batch(lambda lo, hi: checks.conv_output_size(5, 3), 2, 2)
+
+chapter = types.SimpleNamespace(TITLE="t", SUMMARY="s", STEPS=[Step("a", "b", "c", step)])
+if sys.argv[1] == "pool-before":
+    threads.pool().submit(int).result()  # its one thread starts before the tracer: not traced
+rc, _, found = trace_steps(chapter, 1, tempfile.mkdtemp())
+print(rc, len(found))
+"""
+
+
+def test_worker_threads_started_by_the_chapter_are_traced():
+    """Why each chapter runs in a fresh process: the tracer sees minicnn's worker threads only when
+    they start after it (Python 3.11 cannot trace threads that already run)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINICNN_WORKERS="1")  # a pool of one thread
+
+    def found(when: str) -> str:
+        run = subprocess.run([sys.executable, "-c", THREADED, when], capture_output=True, text=True, env=env,
+                             timeout=120, cwd=ROOT)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout.split()
+
+    assert found("fresh") == ["0", "0"]
+    assert found("pool-before") == ["0", "1"]

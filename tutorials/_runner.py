@@ -10,7 +10,9 @@ Each step prints a short explanation and its equation, then calls `run(t)` with 
 `run` shows the engine's own code with `t.code(obj)` (the live source of a `minicnn` function or
 method, read with `inspect`, never a copy), runs it on a tiny example, prints the numbers
 (`t.array`, `t.blocks`, `t.table`) and states each numerical claim with `t.check(...)`, which is a
-real assertion: a failing check stops the chapter with exit code 1.
+real assertion: a failing check stops the chapter with exit code 1. `t.shown` lists what each
+`t.code` printed (`Shown`); tests/test_tutorials_shown_code.py traces every chapter and checks that
+each excerpt ran in the step that showed it (the rule: tutorials/_trace.py).
 
 Layout. Every line fits the terminal width (`shutil.get_terminal_size`, so $COLUMNS wins; 80 when
 the width cannot be read): prose is wrapped, long source lines are folded at a space or after a

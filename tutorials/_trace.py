@@ -29,6 +29,7 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import threading
 import types
 from collections import defaultdict
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OUTSIDE_STEPS = 0  # the step number the tracer books code under between steps
+REPORT_WIDTH = 80  # columns of the command's report
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def misses(shown: list, step: int, tracer: _Tracer, root: Path) -> list[Miss]:
     """The excerpts of one step (a list of `Shown`) that break the rule of the module docstring."""
     found = []
     for s in shown:
+        others = {function_code(o.obj) for o in shown if o is not s}  # shown too: not "instead"
         code = function_code(s.obj)
         span = set(range(s.first, s.last + 1)) & executable_lines(s.path)
         ran = {line for path, line in tracer.lines[step] if path == s.path}
@@ -122,7 +125,7 @@ def misses(shown: list, step: int, tracer: _Tracer, root: Path) -> list[Miss]:
             reason = "none of the excerpt's lines executed in this step"
         else:
             continue
-        instead = sorted({c.co_qualname for c in tracer.entered[step]
+        instead = sorted({c.co_qualname for c in tracer.entered[step] - others
                           if tracer.path(c.co_filename) == s.path and not c.co_qualname.endswith(">")})
         rel = Path(s.path).relative_to(root).as_posix()
         found.append(Miss(step, s.label, f"{rel}:{s.first}-{s.last}", reason, instead))
@@ -186,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text[-2000:])
         print(f"chapter {args.chapter} exited with {rc}")
     for m in found:
-        print(f"step {m.step}: {m.label} ({m.lines}): {m.reason}")
-        print(f"    ran instead: {', '.join(m.instead) or 'nothing from that file'}")
+        for line in (f"step {m.step}: {m.label} ({m.lines}): {m.reason}",
+                     f"ran instead: {', '.join(m.instead) or 'nothing from that file'}"):
+            print(textwrap.fill(line, REPORT_WIDTH, subsequent_indent="    ", break_on_hyphens=False))
     return 1 if found or rc != 0 else 0
 
 
