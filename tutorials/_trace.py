@@ -56,7 +56,7 @@ class _Tracer:
     """A `sys.settrace` function that books minicnn's code objects and lines under `self.step`."""
 
     def __init__(self, root: Path):
-        self.root = str(root)
+        self.root = str(root) + os.sep  # the package folder: a file under it is minicnn's
         self.step = OUTSIDE_STEPS
         self.entered: dict[int, set[types.CodeType]] = defaultdict(set)
         self.lines: dict[int, set[tuple[str, int]]] = defaultdict(set)
