@@ -11,6 +11,10 @@
                              they run the plain course math (`minicnn.functional`) only
     use_kernels(flag)        switch the kernels on or off for the whole process
     plain()                  a context manager: the plain math inside the `with` block
+    tuning_enabled()         True when the kernels' planner may measure candidates (`minicnn.kernels.planner`);
+                             False (`minicnn --no-tune`, MINICNN_NO_TUNE=1, use_tuning(False)) runs fixed
+                             defaults, for reproducible timing
+    use_tuning(flag)         switch the planner's measuring on or off for the whole process
 
 Where a count comes from, at each call of `minicnn.threads.configured_threads()` / `configured_workers()`:
 the value set here, else the environment (BLAS: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS,
@@ -44,12 +48,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PLAIN_VARIABLE = "MINICNN_PLAIN"
+NO_TUNE_VARIABLE = "MINICNN_NO_TUNE"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # BLAS; read in this order
 WORKERS_VARIABLE = "MINICNN_WORKERS"
 
 _kernels: bool | None = None  # set by use_kernels(); None: follow $MINICNN_PLAIN
+_tuning: bool | None = None  # set by use_tuning(); None: follow $MINICNN_NO_TUNE
 _workers: int | None = None  # set by configure(); None: follow $MINICNN_WORKERS
 _blas_threads: int | None = None  # set by configure(); None: follow THREAD_VARIABLES
 _freed_memory_kept = False  # configure(keep_freed_memory=True) raised glibc's thresholds
@@ -298,13 +304,32 @@ def _set_malloc_thresholds(keep: bool) -> bool:
 
 # ---- the kernel switch ---------------------------------------------------------------------------------
 
-def _plain_from_environment() -> bool:
-    value = os.environ.get(PLAIN_VARIABLE, "").strip().lower()
+def _flag_from_environment(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{PLAIN_VARIABLE}: expected 1 or 0 (also true/false, yes/no, on/off), got {value!r}")
+    raise ValueError(f"{name}: expected 1 or 0 (also true/false, yes/no, on/off), got {value!r}")
+
+
+def _plain_from_environment() -> bool:
+    return _flag_from_environment(PLAIN_VARIABLE)
+
+
+def tuning_enabled() -> bool:
+    """True when the planner may time candidate kernels; False runs each operation's fixed default."""
+    if _tuning is not None:
+        return _tuning
+    return not _flag_from_environment(NO_TUNE_VARIABLE)
+
+
+def use_tuning(flag: bool | None) -> None:
+    """Let the planner measure (True) or use fixed defaults (False); None follows $MINICNN_NO_TUNE again."""
+    global _tuning
+    if flag is not None and not isinstance(flag, bool):
+        raise ValueError(f"use_tuning: expected True, False or None, got {flag!r}")
+    _tuning = flag
 
 
 def kernels_enabled() -> bool:
