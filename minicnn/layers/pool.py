@@ -1,4 +1,5 @@
-"""Pooling layers. The math (and the output-size formula) is in `minicnn.functional.pool`.
+"""Pooling layers. The math (and the output-size formula) is in `minicnn.functional.pool` (P); MaxPool2D and
+AvgPool2D take the same math, fast, from `minicnn.kernels.pool` (K) when `minicnn.runtime.kernels_enabled()`.
 
 All are parameter-free except a learnable MixedPool2D. Hyper-parameters are public pairs:
 `kernel_size=(KH, KW)`, `stride=(SH, SW)` (default: the kernel size), `padding=(PH, PW)`.
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn import core
+from minicnn import core, runtime
 from minicnn.core import Layer, Parameter
 from minicnn.functional import pool as P
+from minicnn.kernels import pool as K
 from minicnn.functional.checks import pair, positive_pair
 
 from .shapes import WHOLE_MAP, Shape, Window, expect_map, window_output_shape
@@ -68,17 +70,23 @@ class MaxPool2D(_Pool2D):
 
     backward routes each dy to its window's argmax (first maximum on ties, NaN counting as the largest;
     overlapping windows add), and only there (inf or NaN in dy included).
-    cache: argmax indices (N, C, OH, OW) and the input shape — not the windows.
+    cache: argmax indices (N, C, OH, OW) and the input shape — not the windows. Either backward takes
+    either forward's argmax, so the kernel switch may flip between the two.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y, argmax = P.max_pool2d(x, *self._args(), who="MaxPool2D")
+        if runtime.kernels_enabled():
+            y, argmax = K.max_pool2d(x, *self._args(), who="MaxPool2D")  # the same math, fast
+        else:
+            y, argmax = P.max_pool2d(x, *self._args(), who="MaxPool2D")  # the course's math, as written
         self._cache = (argmax, x.shape)  # cache: argmax, input shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         argmax, x_shape = self._cache
         self.check_dy(dy, argmax.shape)
+        if runtime.kernels_enabled():
+            return K.max_pool2d_backward(dy, argmax, x_shape, *self._args())
         return P.max_pool2d_backward(dy, argmax, x_shape, *self._args())
 
 
@@ -92,6 +100,8 @@ class AvgPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         self._check_dy(dy, self._x_shape)
+        if runtime.kernels_enabled():
+            return K.avg_pool2d_backward(dy, self._x_shape, *self._args())  # the same math, fast
         return P.avg_pool2d_backward(dy, self._x_shape, *self._args())
 
 
