@@ -10,7 +10,6 @@ import numpy as np
 
 from minicnn.functional.pool import PoolGeometry
 
-
 SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 2.0, np.inf, -np.inf, np.nan])
 
 
