@@ -128,7 +128,7 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "m
     y = _tap(xp, g, 0, 0).copy()  # the maximum so far (N, C, OH, OW)
     argmax = np.zeros(y.shape, dtype=np.int64)
     for k, i, j in g.offsets()[1:]:
-        t = _tap(xp, g, i, j)  # entry (i, j) of every window (N, C, OH, OW)
+        t = _tap(xp, g, i, j)  # entry (i, j) of every window
         wins = (t > y) | (np.isnan(t) & ~np.isnan(y))
         y = np.where(wins, t, y)
         argmax = np.where(wins, k, argmax)
@@ -143,9 +143,9 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
     g = _geometry_dy(dy, x_shape, kernel_size, stride, padding, "max_pool2d_backward")
     check_grad(argmax, np.shape(dy), "max_pool2d_backward (argmax)")
     N, C, H, W = x_shape
-    dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dy.dtype)  # the padded input's gradient
-    for k, i, j in g.offsets():
-        _tap(dxp, g, i, j)[...] += np.where(argmax == k, dy, 0)  # dy where offset (i, j) won, else 0
+    dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dy.dtype)
+    for k, i, j in g.offsets():  # dy where offset (i, j) won, else 0:
+        _tap(dxp, g, i, j)[...] += np.where(argmax == k, dy, 0)
     return dxp[:, :, g.PH:g.PH + H, g.PW:g.PW + W]
 
 
@@ -170,7 +170,7 @@ def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
     padding border (whose gradient belongs to no input) is then cut off."""
     g = _geometry_dy(dy, x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
     N, C, H, W = x_shape
-    dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dy.dtype)  # the padded input's gradient
+    dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dy.dtype)
     for _, i, j in g.offsets():
         _tap(dxp, g, i, j)[...] += dy
     return dxp[:, :, g.PH:g.PH + H, g.PW:g.PW + W]
