@@ -35,6 +35,12 @@ from .pool import (
     jitter_invariance,
     max_pool2d,
     max_pool2d_backward,
+    subsample2d,
+    subsample2d_backward,
+    sum_pool2d,
+    sum_pool2d_backward,
+)
+from .pool_variants import (
     mixed_pool2d,
     mixed_pool2d_backward,
     soft_pool2d,
@@ -43,10 +49,6 @@ from .pool import (
     stochastic_pool2d_backward,
     stochastic_pool2d_eval,
     stochastic_pool2d_eval_backward,
-    subsample2d,
-    subsample2d_backward,
-    sum_pool2d,
-    sum_pool2d_backward,
 )
 from .slicing import depth_to_space, haar_downsample, haar_upsample, space_to_depth
 from .upsample import interpolation_matrix, upsample2d, upsample2d_backward

@@ -14,6 +14,7 @@ import numpy as np
 from minicnn import core, runtime
 from minicnn.core import Layer, Parameter
 from minicnn.functional import pool as P
+from minicnn.functional import pool_variants as PV
 from minicnn.kernels import pool as K
 from minicnn.functional.checks import pair, positive_pair
 
@@ -156,14 +157,14 @@ class SoftPool2D(_Pool2D):
         super().__init__(kernel_size, stride, 0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y, coef = P.soft_pool2d(x, self.kernel_size, self.stride, who="SoftPool2D")
+        y, coef = PV.soft_pool2d(x, self.kernel_size, self.stride, who="SoftPool2D")
         self._cache = (coef, x.shape)  # cache: dy/dx per window position, input shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         coef, x_shape = self._cache
         self._check_dy(dy, x_shape)
-        return P.soft_pool2d_backward(dy, coef, x_shape, self.kernel_size, self.stride)
+        return PV.soft_pool2d_backward(dy, coef, x_shape, self.kernel_size, self.stride)
 
 
 class MixedPool2D(_Pool2D):
@@ -183,14 +184,14 @@ class MixedPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         a = self._alpha()
-        y, y_max, y_avg, argmax = P.mixed_pool2d(x, a, *self._args(), who="MixedPool2D")
+        y, y_max, y_avg, argmax = PV.mixed_pool2d(x, a, *self._args(), who="MixedPool2D")
         self._cache = (a, y_max, y_avg, argmax, x.shape)  # cache: alpha, both pooled maps, argmax, shape
         return y.astype(x.dtype, copy=False)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         a, y_max, y_avg, argmax, x_shape = self._cache
         self._check_dy(dy, x_shape)
-        dx, dalpha = P.mixed_pool2d_backward(dy, a, y_max, y_avg, argmax, x_shape, *self._args())
+        dx, dalpha = PV.mixed_pool2d_backward(dy, a, y_max, y_avg, argmax, x_shape, *self._args())
         if self.learnable:
             self.alpha.grad += dalpha
         return dx
@@ -214,10 +215,10 @@ class StochasticPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.training:
-            y, index = P.stochastic_pool2d(x, self.kernel_size, self.stride, core.rng(), who="StochasticPool2D")
+            y, index = PV.stochastic_pool2d(x, self.kernel_size, self.stride, core.rng(), who="StochasticPool2D")
             self._cache = ("train", index, x.shape)  # cache: drawn positions, input shape
         else:
-            y, coef = P.stochastic_pool2d_eval(x, self.kernel_size, self.stride, who="StochasticPool2D")
+            y, coef = PV.stochastic_pool2d_eval(x, self.kernel_size, self.stride, who="StochasticPool2D")
             self._cache = ("eval", coef, x.shape)  # cache: dy/dx per window position, input shape
         return y
 
@@ -225,8 +226,8 @@ class StochasticPool2D(_Pool2D):
         mode, saved, x_shape = self._cache
         self._check_dy(dy, x_shape)
         if mode == "train":
-            return P.stochastic_pool2d_backward(dy, saved, x_shape, self.kernel_size, self.stride)
-        return P.stochastic_pool2d_eval_backward(dy, saved, x_shape, self.kernel_size, self.stride)
+            return PV.stochastic_pool2d_backward(dy, saved, x_shape, self.kernel_size, self.stride)
+        return PV.stochastic_pool2d_eval_backward(dy, saved, x_shape, self.kernel_size, self.stride)
 
 
 class Subsample2D(_SlidingWindow):
