@@ -5,7 +5,7 @@ flipped between forward and backward."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from minicnn import layers as L
@@ -15,6 +15,7 @@ from minicnn.gradcheck import gradcheck
 from minicnn.kernels import norm as K
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
+WELL_CONDITIONED_VAR = 0.1  # float32 cases: each channel's variance at least this (10^4 eps)
 shapes = st.tuples(st.integers(1, 9), st.integers(1, 5), st.integers(1, 7), st.integers(1, 7))
 
 
@@ -30,6 +31,13 @@ def _bn_case(shape, seed, offset, transposed, dtype=np.float64):
     return x, gamma, beta, g.standard_normal(shape).astype(dtype)
 
 
+@pytest.fixture
+def switch():
+    """runtime.use_kernels, restored to the environment's choice afterwards."""
+    yield runtime.use_kernels
+    runtime.use_kernels(None)
+
+
 def _close(got, want, dtype):
     np.testing.assert_allclose(got, want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
@@ -39,8 +47,11 @@ def _close(got, want, dtype):
        dtype=st.sampled_from([np.float32, np.float64]))
 def test_kernel_batch_norm_equals_the_plain_function(shape, seed, offset, transposed, dtype):
     """Forward with x_hat, then backward from that x_hat and from x itself: all as the plain lines.
-    float32 is compared with the plain lines in float64 (the kernel's statistics are float64)."""
+    float32 is compared with the plain lines in float64 (the kernel's statistics are float64), on
+    channels whose variance is not close to eps (there dx cancels and no float32 pass keeps 1e-5;
+    the hard float32 case has its own test below)."""
     x, gamma, beta, dy = _bn_case(shape, seed, offset, transposed, dtype)
+    assume(dtype == np.float64 or x.astype(np.float64).var(axis=(0, 2, 3)).min() > WELL_CONDITIONED_VAR)
     x64, g64, b64, dy64 = (a.astype(np.float64) for a in (x, gamma, beta, dy))
     want = F.batch_norm_train(x64, g64, b64, 1e-5)
     got = K.batch_norm_train(x, gamma, beta, 1e-5)
@@ -152,7 +163,8 @@ def test_split_over_workers_gives_the_one_part_numbers_bit_for_bit(monkeypatch, 
     _close(split_back[0], F.batch_norm_backward(dy, plain[1], plain[2], gamma)[0], dtype)
 
 
-def test_batch_norm_2d_caches_its_input_by_reference_and_release_drops_it():
+def test_batch_norm_2d_caches_its_input_by_reference_and_release_drops_it(switch):
+    switch(True)
     layer = L.BatchNorm2D(3)
     x = np.random.default_rng(6).standard_normal((4, 3, 5, 5)).astype(np.float32)
     layer(x)
@@ -160,13 +172,6 @@ def test_batch_norm_2d_caches_its_input_by_reference_and_release_drops_it():
     assert len(big) == 1 and big[0] is x  # x itself, no copy and no x_hat
     layer.release()
     assert "_cache" not in vars(layer)
-
-
-@pytest.fixture
-def switch():
-    """runtime.use_kernels, restored to the environment's choice afterwards."""
-    yield runtime.use_kernels
-    runtime.use_kernels(None)
 
 
 @pytest.mark.parametrize("make,shape", [(lambda: L.BatchNorm2D(3), (3, 3, 4, 5)), (lambda: L.BatchNorm1D(3), (6, 3))])
