@@ -198,3 +198,14 @@ def test_layers_with_the_switch_on_off_and_flipped(switch, make, shape, forward_
     layer = make().to(np.float64)
     layer.weight.data[:] = [0.5, 1.5, -2.0]
     assert gradcheck(layer, x).max_rel_error < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_channel_sums_are_the_per_channel_sums(dtype, transposed):
+    """The helper the convolution kernels share for their bias gradient: sum over N, H, W (of a, or a * b)."""
+    a, _, _, b = _bn_case((5, 3, 4, 7), 8, 2.0, transposed, dtype)
+    got, got_product = K.channel_sums(a), K.channel_sums(a, b)
+    assert got.dtype == got_product.dtype == np.float64
+    _close(got, a.astype(np.float64).sum(axis=(0, 2, 3)), dtype)
+    _close(got_product, (a.astype(np.float64) * b).sum(axis=(0, 2, 3)), dtype)

@@ -89,13 +89,13 @@ def test_avg_pool_backward_kernel_equals_the_plain_function(cfg, seed, dtype):
     y = F.avg_pool2d(rng.standard_normal(shape).astype(dtype), k, s, p)
     dy = rng.standard_normal(y.shape).astype(dtype)
     got, want = K.avg_pool2d_backward(dy, shape, k, s, p), F.avg_pool2d_backward(dy, shape, k, s, p)
-    _same(got, want, dtype, exact=K.tiles(K.geometry(shape, k, s, p)))  # tiling: each value assigned once
+    _same(got, want, dtype, exact=K._tiles(K._geometry(shape, k, s, p)))  # tiling: each value assigned once
 
 
 @pytest.mark.parametrize("shape,k", [((3, 4, 8, 8), 2), ((2, 3, 7, 9), 2), ((2, 2, 9, 10), 3), ((1, 2, 6, 6), (2, 3))])
 def test_the_tiling_paths_are_taken_and_agree(shape, k):
     """Windows that tile the input (trailing rows/columns dropped included): the assigning backward."""
-    assert K.tiles(K.geometry(shape, k))
+    assert K._tiles(K._geometry(shape, k))
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape)
     y, argmax = K.max_pool2d(x, k)
@@ -119,7 +119,7 @@ def test_geometry_memo_still_checks_every_call():
             K.max_pool2d(np.zeros((1, 1, 2, 2)), 3)
     x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
     np.testing.assert_array_equal(K.max_pool2d(x, [2, 2])[0], K.max_pool2d(x, (2, 2))[0])  # unhashable list
-    assert K.geometry((1, 2, 4, 4), 2) is K.geometry((1, 2, 4, 4), 2)
+    assert K._geometry((1, 2, 4, 4), 2) is K._geometry((1, 2, 4, 4), 2)
     with pytest.raises(ValueError, match="max_pool2d: expected a 4-D input"):
         K.max_pool2d(np.zeros((2, 2)), 2)
 

@@ -5,7 +5,7 @@ What changes (never the math):
 - no x_hat array: with keep_x_hat=False, forward returns x_hat = None and backward reads the forward's
   input x (the caller keeps a reference) with its mean, x_hat = (x - mu) * inv_std, folded into the
   passes;
-- per-(image, channel) sums run over x viewed as rows (N*C, H*W) (`map_sums`: `einsum`, no temporary;
+- per-(image, channel) sums run over x viewed as rows (N*C, H*W) (`_map_sums`: `einsum`, no temporary;
   NumPy's reductions over axes (0, 2, 3) of an NCHW array run far below memory speed), added in float64;
 - every sum of squares or products is taken over values centred on the mean first (two-pass), with the
   mean rounded to x's dtype (s) and its float64 remainder d = mu - s corrected for afterwards, so a
@@ -41,7 +41,7 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0] * a.shape[1], a.shape[2] * a.shape[3])
 
 
-def map_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+def _map_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
     """Per-map sums of a (N, C, H, W) (or of a * other) in a's dtype -> (N, C): `einsum` over the rows
     (N*C, H*W), row-wise dot products for a * other, no temporary."""
     if other is None:
@@ -54,10 +54,10 @@ def map_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
 def channel_sums(a: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
     """Sum over images and pixels per channel of a (N, C, H, W) (or of a * other) -> float64 (C,).
 
-    Each map's H*W values are summed in a's dtype (`map_sums`); the N*C map sums are added in float64.
+    Each map's H*W values are summed in a's dtype (`_map_sums`); the N*C map sums are added in float64.
     The reductions over axes (0, 2, 3) of an NCHW array that this replaces ran at a third of its speed.
     Also a convolution's bias gradient."""
-    return map_sums(a, other).sum(axis=0, dtype=np.float64)
+    return _map_sums(a, other).sum(axis=0, dtype=np.float64)
 
 
 def _sums_over_images(fn, x: np.ndarray) -> np.ndarray:
@@ -87,14 +87,14 @@ def _train_maps(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
         y  *= k;  y += beta - d k                   (k = gamma * inv_std)"""
     m = x.size // x.shape[1]
     x = np.ascontiguousarray(x)
-    mu = _sums_over_images(lambda lo, hi: map_sums(x[lo:hi]), x).sum(axis=0, dtype=np.float64) / m
+    mu = _sums_over_images(lambda lo, hi: _map_sums(x[lo:hi]), x).sum(axis=0, dtype=np.float64) / m
     shift = _per_channel(mu, x)  # mu rounded to x's dtype (s), per pixel
     d = mu - mu.astype(x.dtype)
     y = np.empty_like(x)  # (N, C, H, W), centred; scaled in place below
 
     def centre(lo: int, hi: int) -> np.ndarray:
         np.subtract(x[lo:hi], shift, out=y[lo:hi])
-        return map_sums(y[lo:hi], y[lo:hi])
+        return _map_sums(y[lo:hi], y[lo:hi])
 
     var = _sums_over_images(centre, x).sum(axis=0, dtype=np.float64) / m - d**2
     inv_std = 1.0 / np.sqrt(var + eps)
@@ -142,7 +142,7 @@ def _backward(dy: np.ndarray, z: np.ndarray, mu: np.ndarray, scale: np.ndarray, 
 
     def centre(lo: int, hi: int) -> np.ndarray:
         np.subtract(z[lo:hi], shift, out=t[lo:hi], dtype=dy.dtype)
-        return np.stack([map_sums(dy[lo:hi]), map_sums(dy[lo:hi], t[lo:hi])], axis=1)  # (Nb, 2, C)
+        return np.stack([_map_sums(dy[lo:hi]), _map_sums(dy[lo:hi], t[lo:hi])], axis=1)  # (Nb, 2, C)
 
     sums = _sums_over_images(centre, dy)  # (N, 2, C)
     dbeta, dy_t = sums.sum(axis=0, dtype=np.float64)

@@ -2,7 +2,7 @@
 
 What the plain functions do is in `minicnn.functional.pool` (a loop over the KH*KW window offsets, each
 one strided slice). The kernels here change how, never what:
-- the argument checks are memoised (`geometry`): a training loop pools the same shapes every step, and
+- the argument checks are memoised (`_geometry`): a training loop pools the same shapes every step, and
   the checks would otherwise be most of a small call's cost;
 - max pooling forward keeps the running maximum in place (np.maximum with out=) and finds the first
   maximum afterwards by counting the leading window entries strictly below it (`_first_maximum`), which
@@ -51,7 +51,7 @@ def _cached_geometry(x_shape, kernel_size, stride, padding, who: str) -> PoolGeo
     return PoolGeometry(x_shape, kernel_size, stride, padding, who)
 
 
-def geometry(x_shape: tuple[int, ...], kernel_size, stride=None, padding=0, who: str = "pool2d") -> PoolGeometry:
+def _geometry(x_shape: tuple[int, ...], kernel_size, stride=None, padding=0, who: str = "pool2d") -> PoolGeometry:
     """`PoolGeometry`, memoised on its (hashable) arguments. Invalid arguments raise every time
     (exceptions are not cached); an unhashable argument (a list) is checked afresh."""
     try:
@@ -60,7 +60,7 @@ def geometry(x_shape: tuple[int, ...], kernel_size, stride=None, padding=0, who:
         return PoolGeometry(x_shape, kernel_size, stride, padding, who)
 
 
-def tiles(g: PoolGeometry) -> bool:
+def _tiles(g: PoolGeometry) -> bool:
     """The windows tile the input (up to dropped trailing rows/columns): kernel == stride, no padding, so
     each input value is in at most one window and backward can assign instead of accumulating."""
     return (g.KH, g.KW) == (g.SH, g.SW) and g.PH == 0 and g.PW == 0
@@ -74,7 +74,7 @@ def _scatter_taps(piece: Callable[[int], np.ndarray], x_shape: tuple[int, ...], 
     accumulation, no padding). Otherwise the pieces are added (+=) into a zeroed, padded buffer whose
     border is then cut off, as in `minicnn.functional.pool`."""
     N, C, H, W = x_shape
-    if tiles(g):
+    if _tiles(g):
         dx6 = np.empty((N, C, g.OH, g.KH, g.OW, g.KW), dtype=dtype)  # (N, C, OH, KH, OW, KW)
         for k, i, j in g.offsets():
             dx6[:, :, :, i, :, j] = piece(k)
@@ -185,13 +185,13 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "m
     """Fast twin of `minicnn.functional.pool.max_pool2d`: the same y and argmax (argmax as uint8 when the
     window has at most 256 entries, else int32), over blocks of images, split over workers when large."""
     check_array(x, who, 4, _LAYOUT)
-    g = geometry(x.shape, kernel_size, stride, padding, who)
+    g = _geometry(x.shape, kernel_size, stride, padding, who)
     n, c, h, w = x.shape
     y = np.empty((n, c, g.OH, g.OW), x.dtype)
     argmax = np.empty(y.shape, np.uint8 if g.KH * g.KW <= 256 else np.int32)
 
     def block(lo: int, hi: int) -> None:  # images lo .. hi-1
-        if tiles(g) and (g.KH, g.KW) == (2, 2):  # an odd last row or column belongs to no window
+        if _tiles(g) and (g.KH, g.KW) == (2, 2):  # an odd last row or column belongs to no window
             taps = _taps_2x2(x[lo:hi, :, :2 * g.OH, :2 * g.OW])
         else:
             xp = plain._pad(x[lo:hi], g, -np.inf)
@@ -210,10 +210,10 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
     """Fast twin of `minicnn.functional.pool.max_pool2d_backward`: 2x2 windows covering the input take
     `_route_2x2`, tiling windows assign, others add dy * [argmax == k] (np.where when dy is not finite).
     One pass over the whole batch (neither blocks nor workers made it faster)."""
-    g = geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
+    g = _geometry(x_shape, kernel_size, stride, padding, "max_pool2d_backward")
     check_grad(dy, (*x_shape[:2], g.OH, g.OW), "max_pool2d_backward")
     check_grad(argmax, np.shape(dy), "max_pool2d_backward (argmax)")
-    if tiles(g) and (g.KH, g.KW) == (2, 2) and tuple(x_shape[2:]) == (2 * g.OH, 2 * g.OW):
+    if _tiles(g) and (g.KH, g.KW) == (2, 2) and tuple(x_shape[2:]) == (2 * g.OH, 2 * g.OW):
         return _route_2x2(dy, argmax)
     return _route(dy, argmax, x_shape, g)
 
@@ -223,8 +223,8 @@ def avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
     """Fast twin of `minicnn.functional.pool.avg_pool2d_backward`: when the windows tile the input, each
     offset's dy / (KH*KW) is assigned into a (N, C, OH, KH, OW, KW) view (no zeroed, padded buffer);
     otherwise the plain function."""
-    g = geometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
-    if not tiles(g):
+    g = _geometry(x_shape, kernel_size, stride, padding, "avg_pool2d_backward")
+    if not _tiles(g):
         return plain.avg_pool2d_backward(dy, x_shape, kernel_size, stride, padding)
     check_grad(dy, (*x_shape[:2], g.OH, g.OW), "avg_pool2d_backward")
     share = dy / (g.KH * g.KW)
