@@ -65,9 +65,6 @@ def batch_norm_eval(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_
 
 
 def channel_sums(a: np.ndarray) -> np.ndarray:
-    """Sum of a (N, C, H, W) over images and pixels, per channel -> float64 (C,).
-
-    Transitional: only `conv_im2col.bias_grad` of the old layout imports it; the fast version (per-map
-    sums, `minicnn.kernels.norm.channel_sums`) is what kernels use. Remove once the convolution
-    kernels import that one."""
+    """Per-channel sum of a (N, C, H, W) over images and pixels -> float64 (C,): sum_{n, h, w} a[n, c, h, w].
+    Batch norm's dbeta, and a convolution's bias gradient db."""
     return a.sum(axis=(0, 2, 3), dtype=np.float64)

@@ -1,4 +1,5 @@
-"""Pooling (lecture: "pooling + subsampling") and the review's pooling variants, as pure functions.
+"""Pooling (lecture: "pooling + subsampling"): max, average, sum, global average, subsampling, as pure
+functions, and the jitter-invariance measurement.
 
 A pooling layer slides a KH x KW window over each channel separately, with stride (SH, SW) and
 padding (PH, PW), and reduces each window to one number:
