@@ -1,35 +1,16 @@
-"""Fast paths of the speed work against their plain versions: ReLU's mask, the fast convolution's
-ConvWorkspace (`minicnn.kernels.conv`, against the plain direct loops of `minicnn.functional.conv`)."""
+"""Fast paths of the speed work against their plain versions: the fast convolution's ConvWorkspace
+(`minicnn.kernels.conv`, against the plain direct loops of `minicnn.functional.conv`). ReLU's mask:
+test_kernels_activations.py."""
 
 import numpy as np
 import pytest
 
-from minicnn import functional as F
 from minicnn import layers as L
 from minicnn import runtime
 from minicnn.functional.conv import conv2d as plain_conv2d
 from minicnn.functional.conv import conv2d_backward as plain_conv2d_backward
 from minicnn.kernels.conv import conv2d, conv2d_backward
 from minicnn.kernels.workspace import ConvWorkspace, as_workspace
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_backward_from_the_mask_equals_relu_backward(dtype):
-    g = np.random.default_rng(0)
-    x, dy = g.standard_normal((3, 4, 5, 6)).astype(dtype), g.standard_normal((3, 4, 5, 6)).astype(dtype)
-    x[0, 0, 0, :3] = 0.0  # the kink: subgradient 0 in both
-    got = F.relu_backward_from_mask(dy, F.relu_mask(x))
-    assert got.dtype == dtype
-    np.testing.assert_array_equal(got, F.relu_backward(dy, x))
-
-
-def test_relu_layer_keeps_a_boolean_mask_not_its_input():
-    layer = L.ReLU()
-    x = np.random.default_rng(1).standard_normal((2, 3, 4, 4)).astype(np.float32)
-    layer(x)
-    cached = [v for v in vars(layer).values() if isinstance(v, np.ndarray)]
-    assert [c.dtype for c in cached] == [np.bool_]
-    assert not any(np.shares_memory(c, x) for c in cached)
 
 
 def _case(seed=2):
