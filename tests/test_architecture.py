@@ -168,6 +168,9 @@ MACHINERY = ("minicnn.threads", "minicnn.runtime", "minicnn.kernels")  # what th
 MAX_MATH_LINES = 40  # a function of the course's math fits a screen (docstring not counted)
 MAX_MATH_FILE_LINES = 350
 TWIN_PREFIX = "Fast twin of `"
+SUPPORT_MODULES = ("machine", "planner", "workspace")  # kernels' machinery, no kernels: the planner, the
+#   machine facts it keys plans by, the FFT workspace. A kernel module names any other public non-kernel
+#   function (a predicate a tutorial shows, say) in its tuple SUPPORT; those must be tested too.
 
 
 def _environment_reads(source: str) -> list[str]:
@@ -231,12 +234,30 @@ def _kernel_functions():
 
     found = []
     for path in sorted(KERNELS.glob("*.py")):
+        if path.name == "__init__.py" or path.stem in SUPPORT_MODULES:
+            continue
+        module = importlib.import_module(_module_name(path))
+        support = getattr(module, "SUPPORT", ())
+        for name, obj in vars(module).items():
+            if (not name.startswith("_") and name not in support and inspect.isfunction(obj)
+                    and obj.__module__ == module.__name__):
+                found.append((module.__name__, name, obj))
+    return found
+
+
+def _support_functions():
+    """(module, name) of every public function of the support modules and of each SUPPORT tuple."""
+    import importlib
+    import inspect
+
+    found = []
+    for path in sorted(KERNELS.glob("*.py")):
         if path.name == "__init__.py":
             continue
         module = importlib.import_module(_module_name(path))
-        for name, obj in vars(module).items():
-            if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module.__name__:
-                found.append((module.__name__, name, obj))
+        names = (n for n, o in vars(module).items() if not n.startswith("_") and inspect.isfunction(o)
+                 and o.__module__ == module.__name__) if path.stem in SUPPORT_MODULES else getattr(module, "SUPPORT", ())
+        found += [(module.__name__, n) for n in names]
     return found
 
 
@@ -290,7 +311,8 @@ def test_every_kernel_is_tested():
     """Some test file other than this one names each kernel (and is meant to compare it with its twin)."""
     tests = ROOT.parent / "tests"
     text = "\n".join(p.read_text() for p in sorted(tests.glob("test_*.py")) if p.name != "test_architecture.py")
-    untested = [f"{m}.{n}" for m, n, _ in _kernel_functions() if not re.search(rf"\b{n}\b", text)]
+    named = [(m, n) for m, n, _ in _kernel_functions()] + _support_functions()
+    untested = [f"{m}.{n}" for m, n in named if not re.search(rf"\b{n}\b", text)]
     assert not untested, untested
 
 

@@ -39,7 +39,7 @@ def _train(x, y, dtype, steps: int, kernels: bool):
     core.manual_seed(0)
     model = models.build("lenet5").to(dtype)
     loss_fn = SoftmaxCrossEntropy()
-    opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
     losses = []
     seen, profile = _kernel_calls()
     runtime.use_kernels(kernels)
@@ -68,9 +68,12 @@ def _accuracy(model, x, y, dtype) -> float:
 
 
 @pytest.fixture(scope="module")
-def mnist(request):
-    data_dir = request.getfixturevalue("data_dir")
-    data = load_dataset("mnist", data_dir=data_dir, download=False)
+def mnist():
+    import os
+
+    if not os.environ.get("MINICNN_DATA"):
+        pytest.skip("real-data test: set MINICNN_DATA to the dataset folder (CI sets it to shared/datasets)")
+    data = load_dataset("mnist", data_dir=os.environ["MINICNN_DATA"], download=False)
     mean, std = data.x_train.mean(), data.x_train.std()
     return ((data.x_train - mean) / std, data.y_train, (data.x_test - mean) / std, data.y_test)
 
@@ -89,13 +92,13 @@ def test_float64_losses_agree_with_and_without_kernels(mnist):
 @pytest.mark.slow
 def test_float32_accuracy_agrees_with_and_without_kernels(mnist):
     x, y, xt, yt = mnist
-    steps = 300  # 9,600 images, one pass
+    steps = 600  # 19,200 images, a third of an epoch (95% at lr 0.01, momentum 0.9)
     _, fast_model, _ = _train(x, y, np.float32, steps, kernels=True)
     _, plain_model, plain_seen = _train(x, y, np.float32, steps, kernels=False)
     assert not plain_seen
     fast_acc = _accuracy(fast_model, xt[:5000], yt[:5000], np.float32)
     plain_acc = _accuracy(plain_model, xt[:5000], yt[:5000], np.float32)
-    assert fast_acc > 90.0, fast_acc
+    assert fast_acc > 93.0, fast_acc
     assert abs(fast_acc - plain_acc) <= 0.3, (fast_acc, plain_acc)
 
 

@@ -149,3 +149,6 @@ def test_fingerprint_names_what_a_plan_depends_on():
     fp = machine.fingerprint(2, 1)
     assert {"cpu", "caches", "numpy", "blas", "blas_version", "coretype", "workers", "blas_threads"} <= set(fp)
     assert fp["workers"] == 2 and fp["cpu"] == machine.cpu_model()
+    import numpy as np
+
+    assert machine.blas_description()["numpy"] == np.__version__

@@ -1566,5 +1566,5 @@ EXERCISES: list[Exercise] = [
              ("Walk the epochs from 1, keeping the lowest loss so far and its epoch.",
               "Only a strictly lower loss is an improvement (ties keep the earlier epoch).",
               "Stop after the first epoch with epoch - best >= patience; else at the last epoch."),
-             ("tutorials.ch15_generalisation:KeepBest",), _early_stopping_cases),
+             ("minicnn.app.train:KeepBest",), _early_stopping_cases),
 ]

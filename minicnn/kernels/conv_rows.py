@@ -49,6 +49,9 @@ MIN_CHANNELS = 32  # fewer input channels: runs of C values are too short to cop
 MIN_WASTE = 0.10  # take this path when stride 1's wide rows would waste at least this share of the GEMM
 
 
+SUPPORT = ("rows_layout_pays",)  # public, not a kernel: the predicate that picks this layout (tutorial 9)
+
+
 def rows_layout_pays(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair,
              groups: int) -> bool:
     """True for the convolutions this layout runs faster: stride 1, ungrouped, C >= MIN_CHANNELS, and maps
