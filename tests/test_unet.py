@@ -159,7 +159,7 @@ def test_tiny_unet_overfits_8_canvases(data_dir):
     model = models.build("unet", width=0.125, num_classes=2, depth=2)
     opt, loss_fn = optim.Adam(model.parameters(), lr=0.01), SoftmaxCrossEntropy()
     start = time.perf_counter()
-    for _ in range(150):
+    for _ in range(100):
         opt.zero_grad()
         loss_fn(model(ds.x_train), ds.y_train)
         model.backward(loss_fn.backward())
