@@ -35,7 +35,7 @@ def _small(name: str, data_dir, **sizes):
     return _made(name, str(data_dir), tuple(sorted({"train": 16, "test": 8, **sizes}.items())))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _made(name: str, data_dir: str, sizes: tuple):
     return load_segmentation(name, with_sizes(name, **dict(sizes)), data_dir=data_dir, download=False)
 
