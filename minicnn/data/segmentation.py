@@ -24,8 +24,9 @@ Two tasks (rules in full in `datasets/README.md`; every random choice comes from
                 do, the brighter stroke owns the pixel.
 
 Test canvases use only the official test splits (MNIST/Fashion-MNIST t10k, CIFAR-10 test_batch),
-train canvases only the training splits. With the partial CIFAR-10 copy (4,000 train and 1,000 test
-images) backgrounds and textures repeat across canvases, but never cross the train/test line.
+train canvases only the training splits. The photos are the first 4,000 CIFAR-10 training and first 1,000
+test images (what the partial copy holds), so the task is the same with the official files or the partial
+copy; backgrounds and textures repeat across canvases, but never cross the train/test line.
 Nothing is cached: making the default sets takes a few seconds.
 """
 
@@ -37,7 +38,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .datasets import Dataset, DatasetError, find_file, load_dataset
+from .datasets import CIFAR_ARCHIVE, Dataset, find_file, load_dataset
+from .readers import CIFAR_FOLDER
 
 ITEM_LEVEL = 0.1  # a Fashion-MNIST grey value (in [0, 1]) above this is object (dark garments stay whole)
 DIGIT_LEVEL = 0.5  # an MNIST grey value above this is digit (the stroke, not its soft rim)
@@ -46,6 +48,7 @@ ITEM_SIDE = 28  # MNIST and Fashion-MNIST images are 28 x 28
 CIFAR_SIDE = 32
 TRAIN_SPLIT, TEST_SPLIT = 0, 1  # the second word of the generator's seed
 CIFAR_PARTIAL = "cifar10_partial.npz"
+CIFAR_TRAIN_PHOTOS, CIFAR_TEST_PHOTOS = 4000, 1000  # the partial copy's photos: the first ones in official order
 
 
 @dataclass(frozen=True)
@@ -86,14 +89,17 @@ def _check_config(name: str, config: SegmentationConfig) -> None:
 
 
 def _cifar(data_dir, download: bool) -> Dataset:
-    """CIFAR-10: the official files if present, else the partial copy (`cifar10_partial.npz`)."""
-    try:
-        return load_dataset("cifar10", data_dir, download=download)
-    except DatasetError:
-        partial = find_file("cifar10", CIFAR_PARTIAL, data_dir)
-        if partial is None:
-            raise
-        return load_dataset(partial)
+    """The CIFAR-10 photos the task draws from: the first CIFAR_TRAIN_PHOTOS training and CIFAR_TEST_PHOTOS
+    test images in official order, which is exactly the partial copy `cifar10_partial.npz`. So the task
+    is the same whichever of the two is installed: the official files (or archive) when present, else
+    the partial copy, else `load_dataset("cifar10")` (which downloads, or says what is missing)."""
+    official = find_file("cifar10", CIFAR_FOLDER, data_dir) or find_file("cifar10", CIFAR_ARCHIVE, data_dir)
+    partial = find_file("cifar10", CIFAR_PARTIAL, data_dir)
+    if official is None and partial is not None:
+        photos = load_dataset(partial)
+    else:
+        photos = load_dataset("cifar10", data_dir, download=download)
+    return photos.subset(train=CIFAR_TRAIN_PHOTOS, test=CIFAR_TEST_PHOTOS)
 
 
 def fashion_on_cifar(items: np.ndarray, photos: np.ndarray, count: int, canvas: int,
@@ -136,6 +142,11 @@ def digits_on_canvas(digits: np.ndarray, labels: np.ndarray, count: int, canvas:
     return x, y
 
 
+def _split(ds: Dataset, split: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the training (TRAIN_SPLIT) or test split."""
+    return (ds.x_train, ds.y_train) if split == TRAIN_SPLIT else (ds.x_test, ds.y_test)
+
+
 def load_segmentation(name: str, config: SegmentationConfig | None = None,
                       data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
     """The generated task `name` ("fashion-on-cifar-seg" or "mnist-seg") with sizes `config` (default
@@ -160,10 +171,6 @@ def load_segmentation(name: str, config: SegmentationConfig | None = None,
             splits.append(digits_on_canvas(digit_x, digit_y, count, config.canvas, config.objects, rng))
     (x_train, y_train), (x_test, y_test) = splits
     return Dataset(name, x_train, y_train, x_test, y_test, list(CLASS_NAMES[name]))
-
-
-def _split(ds: Dataset, split: int) -> tuple[np.ndarray, np.ndarray]:
-    return (ds.x_train, ds.y_train) if split == TRAIN_SPLIT else (ds.x_test, ds.y_test)
 
 
 def with_sizes(name: str, **sizes: int) -> SegmentationConfig:

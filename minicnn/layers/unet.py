@@ -63,7 +63,7 @@ class SkipConcat(Concat):
     """
 
     def __init__(self, inner: Layer):
-        Layer.__init__(self)
+        Layer.__init__(self)  # not Concat's: the two branches get names instead of "0", "1"
         if not isinstance(inner, Layer):
             raise ValueError(f"SkipConcat: expected a Layer as inner, got {type(inner).__name__}")
         self.skip = Identity()

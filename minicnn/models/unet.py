@@ -10,7 +10,8 @@ of the Frequency Regularization paper's repository (guanfangdong/pytorch-frequen
 
 Written as nested levels: level(i) = DoubleConv -> SkipConcat(MaxPool -> level(i+1) -> upsample) -> DoubleConv,
 so each skip connection is one `SkipConcat` (`minicnn.layers.unet`). H and W must be divisible by
-2^depth (16): the repository pads the upsampled map when they are not; here such an input is refused.
+2^depth (16): the repository pads the upsampled map when they are not; here such an input is refused
+(ValueError from the first level whose skip and upsampled maps differ in size).
 
 Parameter count, width 1 (c = 64), in_channels 3, num_classes 2: 31,037,698 with transposed convs
 (bilinear=False), 17,263,042 bilinear, the count of the repository's `UNet(n_channels=3, n_classes=2,
