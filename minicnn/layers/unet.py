@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.core import Layer, Sequential
+from minicnn.functional.checks import check_float
 
 from .activations import ReLU
 from .blocks import Concat
@@ -32,13 +33,13 @@ DOUBLE_CONV_PADDING = 1  # "same" for the 3x3 kernel: the level keeps its H and 
 
 
 class Identity(Layer):
-    """y = x;  dx = dy. Answers the shape protocol: the output shape is the input shape, position by position."""
+    """y = x;  dx = dy, for a floating array of any shape. Answers the shape protocol: the output shape is the
+    input shape, position by position."""
 
     TRANSIENT = Layer.TRANSIENT + ("_shape",)  # forward's input (and output) shape
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if not isinstance(x, np.ndarray):
-            raise ValueError(f"Identity: expected a NumPy array, got {type(x).__name__}")
+        check_float(x, "Identity")
         self._shape = x.shape  # cache: the shape backward expects
         return x
 
