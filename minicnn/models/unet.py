@@ -45,7 +45,7 @@ def _upsample(channels: int, bilinear: bool) -> tuple[Layer, int]:
 
 @register("unet")
 def unet(num_classes: int = 2, in_channels: int = 3, width: float = 1.0, bilinear: bool = False,
-         image_size: int = 64, depth: int = DEPTH) -> Layer:
+         image_size: int = 32, depth: int = DEPTH) -> Layer:
     """The UNet above: (N, in_channels, H, W) -> (N, num_classes, H, W) logits, H and W divisible by 2^depth.
 
     `width` scales every level's channels (c = 64 * width, at least 1); `depth` is the number of levels
