@@ -167,4 +167,4 @@ def test_tiny_unet_overfits_8_canvases(data_dir):
     model.eval()
     scores = segmentation_scores(predict_classes(model(ds.x_train)), ds.y_train, 2)
     assert scores.foreground_dice > 0.99, f"Dice {scores.foreground_dice:.4f}"
-    assert time.perf_counter() - start < 60  # ~10 s on a quiet machine
+    assert time.perf_counter() - start < 60  # a bound loose enough for a busy shared machine
