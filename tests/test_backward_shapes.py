@@ -44,6 +44,9 @@ CASES = {  # layer class name -> (a layer, an input shape)
     "DepthwiseSeparable": (lambda: L.DepthwiseSeparable(4, 6), MAP),
     "InvertedResidual": (lambda: L.InvertedResidual(4, 4), MAP),
     "ShuffleV2Unit": (lambda: L.ShuffleV2Unit(4, 4), MAP),
+    "Identity": (lambda: L.Identity(), MAP),
+    "SkipConcat": (lambda: L.SkipConcat(L.Sequential(L.MaxPool2D(2), L.Conv2D(4, 3, 1), L.Upsample(2))), MAP),
+    "DoubleConv": (lambda: L.DoubleConv(4, 5), MAP),
     "SliceSamp": (lambda: L.SliceSamp(4, 6), MAP), "SliceUpsamp": (lambda: L.SliceUpsamp(4, 6), MAP),
 }
 
