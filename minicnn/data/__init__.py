@@ -27,11 +27,12 @@ from .datasets import (
     DatasetFormatError,
     cache_dir,
     load_dataset,
+    load_image_folder,
     read_checksums,
     search_roots,
     verify_file,
 )
-from .folder import FolderError, load_image_folder
+from .folder import FolderError
 from .images import ImageError, load_image
 from .readers import DataFormatError, read_cifar10, read_dataset_npz, read_idx
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from minicnn.files import FileFormatError
 
+from .folder import FolderError, read_image_folder
 from .readers import (
     CIFAR_FOLDER,
     CIFAR_META,
@@ -305,6 +306,15 @@ def _load_cifar10(data_dir, allow_download: bool) -> Dataset:
                    arrays["class_names"] or list(CIFAR_CLASSES))
 
 
+def load_image_folder(path: str | os.PathLike, **options) -> Dataset:
+    """A folder of class folders as a Dataset named after the folder (`minicnn.data.folder.read_image_folder`:
+    the rules, `options` seed, test_fraction, log). Raises FolderError for a folder that cannot be one."""
+    root = Path(path)
+    arrays = read_image_folder(root, **options)
+    return Dataset(root.name or root.resolve().name, arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                   arrays["y_test"], arrays["class_names"])
+
+
 def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                  download: bool = True) -> Dataset:
     """Load "mnist", "fashion-mnist", "cifar10" (official files, verified), a segmentation task built
@@ -329,8 +339,6 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         return load_segmentation(key, data_dir=data_dir, download=download)
     path = Path(text)
     if path.is_dir():
-        from .folder import FolderError, load_image_folder
-
         try:
             return load_image_folder(path)
         except FolderError as e:

@@ -224,16 +224,15 @@ def _build(root: Path, names: list[str], train: list, test: list, who: str) -> t
     return arrays, notes
 
 
-def load_image_folder(path: str | os.PathLike, *, seed: int = SPLIT_SEED, test_fraction: float = TEST_FRACTION,
-                      log: Callable[[str], None] = _to_stderr):
-    """A folder of class folders -> `minicnn.data.Dataset` (rules in the module docstring).
+def read_image_folder(path: str | os.PathLike, *, seed: int = SPLIT_SEED, test_fraction: float = TEST_FRACTION,
+                      log: Callable[[str], None] = _to_stderr) -> dict:
+    """A folder of class folders -> {"x_train", "y_train", "x_test", "y_test", "class_names"} (rules in the
+    module docstring); `minicnn.data.load_image_folder` makes it a Dataset.
 
     x (N, C, H, W) float32 in [0, 1] (8-bit steps), y (N,) int64, class_names = the folder names.
     Raises FolderError (a ValueError) for a folder that cannot be a dataset (no classes, an empty class,
     nothing readable, over a bound). Notes (skipped files, resizing, channels, the cache) go to `log`.
     """
-    from .datasets import Dataset
-
     who = "load_image_folder"
     root = Path(path)
     if not root.is_dir():
@@ -262,6 +261,7 @@ def load_image_folder(path: str | os.PathLike, *, seed: int = SPLIT_SEED, test_f
     log(_class_line(names))
     for note in notes:
         log(note)
-    return Dataset(root.name or root.resolve().name, arrays["x_train"].astype(np.float32) / np.float32(UINT8_MAX),
-                   arrays["y_train"].astype(np.int64), arrays["x_test"].astype(np.float32) / np.float32(UINT8_MAX),
-                   arrays["y_test"].astype(np.int64), list(names))
+    return {"x_train": arrays["x_train"].astype(np.float32) / np.float32(UINT8_MAX),
+            "y_train": arrays["y_train"].astype(np.int64),
+            "x_test": arrays["x_test"].astype(np.float32) / np.float32(UINT8_MAX),
+            "y_test": arrays["y_test"].astype(np.int64), "class_names": list(names)}
