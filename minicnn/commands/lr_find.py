@@ -1,5 +1,9 @@
 """`minicnn lr-find`: the learning-rate range test (`minicnn.app.lr_find`): loss against learning rate over
-an exponential sweep, a PNG of the curve and a suggested `--lr` for `minicnn train`."""
+an exponential sweep, a PNG of the curve and a suggested `--lr` for `minicnn train`.
+
+The images are standardised as `minicnn train` does (training-set channel mean and std), without
+augmentation. The PNG never replaces a file this run did not make: the default name moves on to
+lr_find-2.png, ...; an existing --out is refused unless --overwrite."""
 
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--start-lr", type=number(0, low_open=True), default=START_LR, help="first learning rate")
     parser.add_argument("--end-lr", type=number(0, low_open=True), default=END_LR, help="last learning rate")
     parser.add_argument("--width", type=number(1 / 16, 8.0), default=1.0, help="channel-width multiplier")
+    parser.add_argument("--label-smoothing", type=number(0, 1, high_open=True), default=0.0,
+                        help="the loss's label smoothing e (target (1-e) one-hot + e/K), as train's")
     parser.add_argument("--seed", type=integer(0), default=0, help="seed for weights and batch order")
     parser.add_argument("--out", default=None,
                         help=f"PNG of the curve (default {DEFAULT_OUT}, or lr_find-2.png, ... when that exists)")
@@ -76,6 +82,7 @@ def run(args) -> int:
     from minicnn.app.lr_find import LRFindConfig, lr_find, plot_lr_find
     from minicnn.commands._options import EXIT_FAILED, fail
     from minicnn.data import DatasetError, load_dataset, standardize
+    from minicnn.losses import SoftmaxCrossEntropy
     from minicnn.models import build, check_name, config_for
 
     try:
@@ -98,7 +105,7 @@ def run(args) -> int:
         optimizer = optim.Adam(model.parameters(), config.start_lr, weight_decay=args.weight_decay)
     print(f"{args.model} on {Path(args.dataset).name or args.dataset}: {args.optimizer}, lr {config.start_lr:g} "
           f"to {config.end_lr:g} over at most {config.steps} steps of {config.batch_size}")
-    result = lr_find(model, x, ds.y_train, optimizer, config=config)
+    result = lr_find(model, x, ds.y_train, optimizer, SoftmaxCrossEntropy(args.label_smoothing), config)
     for line in curve_lines(result):
         print(line)
     try:
