@@ -33,14 +33,14 @@ def _check_logits_labels(logits: np.ndarray, labels, who: str) -> np.ndarray:
 
 
 class SoftmaxCrossEntropy:
-    """Cross-entropy of softmax(z) against a target distribution t, mean over the batch:
+    """L = -(1/N) sum_n sum_k t_nk log softmax(z_n)_k;   dL/dz = (softmax(z) - t) / N.
 
-        L = -(1/N) sum_n sum_k t_nk log softmax(z_n)_k;     dL/dz = (softmax(z) - t) / N
-
-    t = onehot(y) by default; with `label_smoothing` e in [0, 1) it is (1 - e) onehot(y) + e/K, as
-    `torch.nn.CrossEntropyLoss(label_smoothing=e)` (Szegedy et al. 2016, "Rethinking the Inception
-    architecture"): the right class gets 1 - e + e/K, every other class e/K, so the network is never asked
-    for an infinitely confident logit. Written out, L = (1 - e) NLL + e * mean_k(-log p_k).
+    Cross-entropy of softmax(z) against a target distribution t, mean over the batch. t = onehot(y) by
+    default (then L = -(1/N) sum_n log softmax(z_n)[y_n]). With `label_smoothing` e in [0, 1),
+    t = (1 - e) onehot(y) + e/K, as `torch.nn.CrossEntropyLoss(label_smoothing=e)` (Szegedy et al. 2016,
+    "Rethinking the Inception architecture"): the right class gets 1 - e + e/K, every other class e/K,
+    so the network is never asked for an infinitely confident logit. Written out,
+    L = (1 - e) NLL + e * mean_k(-log p_k).
 
     logits (N, K) floating; labels (N,) integers in [0, K).
     Per pixel (segmentation): logits (N, K, H, W), labels (N, H, W); every pixel is one example, so

@@ -286,11 +286,9 @@ def read_dataset_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
         raise DataFormatError(f"{path}: labels up to {highest:,} would make {highest + 1:,} classes; at most "
                               f"{MAX_CLASSES:,} (labels are class indices 0..K-1, not ids)")
     names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
-    if names and len(names) <= int(out["y_train"].max()):
-        raise DataFormatError(f"{path}: {len(names)} class_names but y_train has labels up to {out['y_train'].max()}")
-    classes, source = (len(names), "class_names") if names else (int(out["y_train"].max()) + 1, "y_train")
-    if out["y_test"].max() >= classes:
-        raise DataFormatError(f"{path}: y_test has labels up to {out['y_test'].max()}, but the classes are "
-                              f"0..{classes - 1} (from {source})")
-    out["class_names"] = names or [str(i) for i in range(classes)]
+    for split in ("train", "test") if names else ():
+        if out[f"y_{split}"].max() >= len(names):
+            raise DataFormatError(f"{path}: y_{split} has labels up to {out[f'y_{split}'].max()}, but the "
+                                  f"{len(names)} class_names make the classes 0..{len(names) - 1}")
+    out["class_names"] = names or [str(i) for i in range(highest + 1)]
     return out
