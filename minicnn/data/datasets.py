@@ -1,6 +1,7 @@
 """Finding, verifying, downloading and loading datasets.
 
-    ds = load_dataset("mnist")                       # or "fashion-mnist", "cifar10", "path/to/file.npz"
+    ds = load_dataset("mnist")                       # or "fashion-mnist", "cifar10", "path/to/file.npz",
+                                                     # "photos/" (a folder of class folders: data/folder.py)
     ds.x_train (N, C, H, W) float32 in [0, 1];  ds.y_train (N,) int64;  ds.class_names
 
 Normalisation: images are only scaled to [0, 1] (uint8 / 255). Per-channel standardisation
@@ -31,6 +32,7 @@ import numpy as np
 
 from minicnn.files import FileFormatError
 
+from .folder import FolderError, read_image_folder
 from .readers import (
     CIFAR_FOLDER,
     CIFAR_META,
@@ -304,11 +306,22 @@ def _load_cifar10(data_dir, allow_download: bool) -> Dataset:
                    arrays["class_names"] or list(CIFAR_CLASSES))
 
 
+def load_image_folder(path: str | os.PathLike, **options) -> Dataset:
+    """A folder of class folders as a Dataset named after the folder (`minicnn.data.folder.read_image_folder`:
+    the rules, `options` seed, test_fraction, log). Raises FolderError for a folder that cannot be one."""
+    root = Path(path)
+    arrays = read_image_folder(root, **options)
+    return Dataset(root.name or root.resolve().name, arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                   arrays["y_test"], arrays["class_names"])
+
+
 def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                  download: bool = True) -> Dataset:
     """Load "mnist", "fashion-mnist", "cifar10" (official files, verified), a segmentation task built
     from them ("mnist-seg", "fashion-on-cifar-seg": y is then (N, H, W), a label per pixel; see
-    `minicnn.data.segmentation`) or a user's ".npz".
+    `minicnn.data.segmentation`), a user's ".npz", or a folder of class folders ("photos/": see
+    `minicnn.data.folder`, torchvision's ImageFolder layout; a registered name wins over a folder of the
+    same name, so write "./mnist" for a folder called mnist).
 
     `data_dir` is searched first, then $MINICNN_DATA, then `cache_dir()`. With `download=False` a
     missing file raises `DatasetError` at once instead of trying the official source.
@@ -325,6 +338,11 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
     if key in TASKS:
         return load_segmentation(key, data_dir=data_dir, download=download)
     path = Path(text)
+    if path.is_dir():
+        try:
+            return load_image_folder(path)
+        except FolderError as e:
+            raise DatasetFormatError(str(e)) from e
     if path.suffix == ".npz":
         if not path.is_file():
             raise DatasetError(f"{path}: no such .npz file")
@@ -334,5 +352,5 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
             raise DatasetFormatError(str(e)) from e
         return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        arrays["class_names"], arrays["extra"])
-    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES) + sorted(TASKS)} or a path "
-                       "to a .npz file with x_train, y_train, x_test, y_test")
+    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES) + sorted(TASKS)}, a path "
+                       "to a .npz file with x_train, y_train, x_test, y_test, or a folder of class folders")
