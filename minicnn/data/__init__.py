@@ -35,9 +35,11 @@ from .datasets import (
 from .folder import FolderError
 from .images import ImageError, load_image
 from .readers import DataFormatError, read_cifar10, read_dataset_npz, read_idx
+from .segmentation import TASKS as SEGMENTATION_TASKS  # registers the tasks with load_dataset
 
 __all__ = [
-    "SOURCES", "ChecksumError", "DataFormatError", "Dataset", "DatasetError", "DatasetFormatError", "FolderError",
+    "SEGMENTATION_TASKS", "SOURCES",
+    "ChecksumError", "DataFormatError", "Dataset", "DatasetError", "DatasetFormatError", "FolderError",
     "ImageError", "cache_dir", "crop_flip", "epoch_order", "iterate_batches", "load_dataset", "load_image",
     "load_image_folder", "num_batches", "random_crop", "random_hflip", "read_checksums", "read_cifar10",
     "read_dataset_npz", "read_idx", "search_roots", "shift", "standardize", "verify_file",

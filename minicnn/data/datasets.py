@@ -25,6 +25,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,6 +316,16 @@ def load_image_folder(path: str | os.PathLike, **options) -> Dataset:
                    arrays["y_test"], arrays["class_names"])
 
 
+GENERATED: dict[str, Callable[..., Dataset]] = {}  # name -> loader(name, data_dir=, download=) of datasets
+#   built from the ones above; `minicnn.data.segmentation` registers its tasks here (it imports this module,
+#   so this module cannot import it: `register_generated` keeps the dependency one way)
+
+
+def register_generated(name: str, loader: Callable[..., Dataset]) -> None:
+    """Make `load_dataset(name)` call `loader(name, data_dir=..., download=...)`."""
+    GENERATED[name] = loader
+
+
 def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                  download: bool = True) -> Dataset:
     """Load "mnist", "fashion-mnist", "cifar10" (official files, verified), a segmentation task built
@@ -333,10 +344,8 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         if key == "cifar10":
             return _load_cifar10(data_dir, download)
         return _load_idx_dataset(key, data_dir, download)
-    from .segmentation import TASKS, load_segmentation  # here: segmentation imports this module
-
-    if key in TASKS:
-        return load_segmentation(key, data_dir=data_dir, download=download)
+    if key in GENERATED:
+        return GENERATED[key](key, data_dir=data_dir, download=download)
     path = Path(text)
     if path.is_dir():
         try:
@@ -352,5 +361,5 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
             raise DatasetFormatError(str(e)) from e
         return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        arrays["class_names"], arrays["extra"])
-    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES) + sorted(TASKS)}, a path "
+    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES) + sorted(GENERATED)}, a path "
                        "to a .npz file with x_train, y_train, x_test, y_test, or a folder of class folders")
