@@ -23,6 +23,7 @@ import numpy as np
 from minicnn.files import read_npz, save_npz_atomic
 
 DEFAULT_DTYPE = np.float32
+REAL_KINDS = "biuf"  # dtype kinds load_state_dict accepts: bool, int, unsigned int, float
 
 _RNG = np.random.default_rng(0)
 
@@ -240,7 +241,8 @@ class Layer:
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into this layer. Names and shapes must match exactly."""
+        """Copy arrays into this layer. Names and shapes must match exactly; the values must be real
+        numbers (bool, int or float: complex, strings and objects are refused, never cast)."""
         params = dict(self.named_parameters())
         owners = {}
         for m_prefix, m in _named_modules(self):
@@ -255,6 +257,11 @@ class Layer:
             )
         for name, value in state.items():
             value = np.asarray(value)
+            if value.dtype.kind not in REAL_KINDS:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: '{name}' expected real numbers, got {value.dtype}"
+                    + (" (its imaginary part would be dropped)" if value.dtype.kind == "c" else "")
+                )
             current = params[name].data if name in params else getattr(*owners[name])
             if np.shape(current) != value.shape:
                 raise ValueError(

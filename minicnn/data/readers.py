@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.files import FileFormatError, read_npz
+from minicnn.files import MAX_FILE_BYTES, FileFormatError, read_npz
 
 IDX_UBYTE = 0x08
 CIFAR_SIDE = 32
@@ -30,6 +30,7 @@ CIFAR_TEST_BATCH = "test_batch"
 CIFAR_META = "batches.meta"
 CIFAR_FOLDER = "cifar-10-batches-py"
 UINT8_MAX = 255.0
+MAX_CLASSES = 4096  # the most classes a dataset file may have (labels 0..4095); more is a damaged file
 
 
 class DataFormatError(FileFormatError):
@@ -44,9 +45,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # a small .gz of gigabytes of zeros stops here, not at the end
     except (OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{path}: not a readable IDX{' .gz' if path.suffix == '.gz' else ''} file ({e})") from e
+    if len(raw) > MAX_FILE_BYTES:
+        raise DataFormatError(f"{path}: holds more than {MAX_FILE_BYTES:,} bytes, the limit of one data file")
     if len(raw) < 4:
         raise DataFormatError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
@@ -267,12 +271,17 @@ def read_dataset_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
     for split in ("train", "test"):
         where = f"{path}:x_{split}"
         x = to_unit_float(to_nchw(arrays[f"x_{split}"], where), where)
+        if len(x) == 0:
+            raise DataFormatError(f"{where}: holds no images; a dataset needs at least one per split")
         out[f"x_{split}"] = x
         out[f"y_{split}"] = check_labels(arrays[f"y_{split}"], len(x), f"{path}:y_{split}")
     if out["x_train"].shape[1:] != out["x_test"].shape[1:]:
         raise DataFormatError(f"{path}: train images {out['x_train'].shape[1:]} and test images "
                               f"{out['x_test'].shape[1:]} differ in shape")
     num_classes = int(max(out["y_train"].max(initial=0), out["y_test"].max(initial=0))) + 1
+    if num_classes > MAX_CLASSES:
+        raise DataFormatError(f"{path}: labels go up to {num_classes - 1:,}; at most {MAX_CLASSES} classes "
+                              f"(labels 0..{MAX_CLASSES - 1}) are accepted")
     names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
     if names and len(names) < num_classes:
         raise DataFormatError(f"{path}: {len(names)} class_names but labels go up to {num_classes - 1}")
