@@ -276,9 +276,11 @@ class Layer:
                 m, attr = owners[name]
                 object.__setattr__(m, attr, np.array(value, copy=True))
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write `state_dict()` to an `.npz` file atomically (temporary file, then rename)."""
-        save_npz_atomic(path, self.state_dict())
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Write `state_dict()` to an `.npz` file atomically (temporary file, then rename), by the file
+        rule of `minicnn.files.safe_target`: an existing file that this process did not write is replaced
+        only with `overwrite` (else FileExistsError); a folder, device, FIFO or link never."""
+        save_npz_atomic(path, self.state_dict(), overwrite=overwrite)
 
     def load(self, path: str | os.PathLike) -> None:
         """Read a file written by `save`. A damaged or foreign file raises `minicnn.files.FileFormatError`."""
