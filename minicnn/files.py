@@ -45,7 +45,7 @@ class FileFormatError(ValueError):
 TMP_SUFFIX = ".tmp"
 FILE_MODE = 0o666  # the usual permissions of a new file, before the umask (mkstemp makes 0600 files)
 MAX_FILE_BYTES = 2 << 30  # 2 GiB: the most array data one file may hold (all of CIFAR-10 as float32: 0.6 GB)
-_WRITTEN: set[tuple[str, int, int]] = set()  # (absolute path, device, inode) of every file this process wrote
+_WRITTEN: set[tuple] = set()  # `_identity` of every file this process wrote (and of its temporary files)
 
 
 class TargetError(ValueError):
@@ -53,8 +53,10 @@ class TargetError(ValueError):
     a symbolic link, or a name in a folder that does not exist."""
 
 
-def _identity(path: Path, st: os.stat_result) -> tuple[str, int, int]:
-    return os.path.abspath(path), st.st_dev, st.st_ino
+def _identity(path: Path, st: os.stat_result) -> tuple:
+    """What tells a file this process wrote from another one later put under its name (the inode number of
+    a deleted file is soon reused): absolute path, device, inode, size and modification time."""
+    return os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _kind(mode: int) -> str | None:
