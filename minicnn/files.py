@@ -229,7 +229,8 @@ def read_npz(path: str | os.PathLike, what: str = ".npz file", keys: Iterable[st
 
 def read_npy(path: str | os.PathLike, what: str = ".npy file") -> np.ndarray:
     """Read one `.npy` array, checked like `read_npz`: no pickles, the header must match the file's
-    size before anything is allocated. Raises FileFormatError "PATH: not a readable WHAT (reason)"."""
+    size and ask for at most MAX_FILE_BYTES before anything is allocated.
+    Raises FileFormatError "PATH: not a readable WHAT (reason)"."""
     path = Path(path)
 
     def bad(reason: str) -> FileFormatError:
@@ -243,6 +244,9 @@ def read_npy(path: str | os.PathLike, what: str = ".npy file") -> np.ndarray:
             if dtype.hasobject:
                 raise bad(f"holds Python objects ({dtype}); only plain arrays are accepted")
             nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if nbytes > MAX_FILE_BYTES:
+                raise bad(f"header promises {shape} {dtype} ({nbytes:,} bytes), more than the limit of "
+                          f"{MAX_FILE_BYTES:,} bytes")
             size = path.stat().st_size
             if header + nbytes != size:
                 raise bad(f"header promises {shape} {dtype} ({nbytes:,} bytes) but the file holds "

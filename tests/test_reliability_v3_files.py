@@ -228,6 +228,15 @@ def test_a_gzip_idx_bomb_is_refused_after_the_cap(tmp_path, monkeypatch):
         readers.read_idx(path)
 
 
+def test_a_npy_header_asking_for_more_than_the_cap_is_refused(tmp_path, monkeypatch):
+    """Before: only the file's own size bounded it (a 3 GB .npy was read whole)."""
+    path = tmp_path / "big.npy"
+    np.save(path, np.zeros(1024, np.uint8))
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(FileFormatError, match=r"1,024 bytes\), more than the limit of 1,000 bytes"):
+        files.read_npy(path)
+
+
 def _dataset(path, **changes):
     arrays = {"x_train": np.zeros((4, 1, 8, 8), np.uint8), "y_train": np.array([0, 1, 0, 1]),
               "x_test": np.zeros((2, 1, 8, 8), np.uint8), "y_test": np.array([0, 1]), **changes}
