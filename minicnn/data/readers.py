@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.files import FileFormatError, read_npz
+from minicnn.files import MAX_FILE_BYTES, FileFormatError, read_npz
 
 IDX_UBYTE = 0x08
 CIFAR_SIDE = 32
@@ -44,9 +44,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # a small .gz of gigabytes of zeros stops here, not at the end
     except (OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{path}: not a readable IDX{' .gz' if path.suffix == '.gz' else ''} file ({e})") from e
+    if len(raw) > MAX_FILE_BYTES:
+        raise DataFormatError(f"{path}: holds more than {MAX_FILE_BYTES:,} bytes, the limit of one data file")
     if len(raw) < 4:
         raise DataFormatError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
