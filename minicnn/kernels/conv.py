@@ -39,6 +39,10 @@ cannot win or cannot run:
                     (T*OH*OW, a classifier-sized output); there they skip all copying
     whole / split   with more than one worker: the other side of `conv_im2col._parts`'s split rule
 
+Order: the default, the blocked variants (L3/core last), rows / flipped, then plain, fft and direct,
+so that the planner's BUDGET (candidates stop being tried once they took 8x the default's time) cuts
+the unlikely ones first.
+
 Keys: the operation, the weight, the image shape (C, H, W), the batch ROUNDED UP TO A POWER OF TWO
 (`batch_class`), dtype, stride, padding, dilation, groups, dx wanted, workers. So an epoch's last,
 smaller batch reuses the plan of its class (a 50-image batch that of 64); a last batch of another
@@ -161,10 +165,10 @@ def forward_candidates(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strid
     """{name: zero-argument call -> y} for the planner, "default" first (see the module docstring)."""
     args = (x, w, b, stride, padding, dilation, groups)
     candidates: Candidates = {"default": lambda: conv2d_im2col(*args)}
-    if _plain_fits(x, w, stride, padding, dilation):
-        candidates["plain"] = lambda: plain_im2col.conv2d_im2col(*args)
     for name, variant in _forward_variants(x, w, stride, padding, dilation, groups).items():
         candidates[name] = lambda variant=variant: conv2d_im2col(*args, variant=variant)
+    if _plain_fits(x, w, stride, padding, dilation):
+        candidates["plain"] = lambda: plain_im2col.conv2d_im2col(*args)
     if _is_depthwise(x.shape, w.shape, groups) and stride == (1, 1):
         from .depthwise import conv2d_depthwise
 
@@ -186,8 +190,6 @@ def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pa
         return (dx if input_grad else None), dw, db
 
     candidates: Candidates = {"default": lambda: conv2d_im2col_backward(*args, input_grad=input_grad)}
-    if _plain_fits(x, w, stride, padding, dilation):
-        candidates["plain"] = lambda: without_dx(plain_im2col.conv2d_im2col_backward(*args))
     depthwise = _is_depthwise(x.shape, w.shape, groups)
     can_flip = flippable(w.shape, stride, padding, dilation)
     c, t = x.shape[1], w.shape[0]
@@ -209,6 +211,8 @@ def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pa
         from .depthwise import conv2d_depthwise_backward
 
         candidates["depthwise taps"] = lambda: without_dx(conv2d_depthwise_backward(*args, algorithm="taps"))
+    if _plain_fits(x, w, stride, padding, dilation):
+        candidates["plain"] = lambda: without_dx(plain_im2col.conv2d_im2col_backward(*args))
     if _fft_pays(w):
         candidates["fft"] = lambda: without_dx(conv2d_fft_backward(*args))
     if _direct_small(x, w, stride, padding, dilation):
