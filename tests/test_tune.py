@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minicnn import runtime
 from minicnn.cli import main
 from minicnn.functional import conv_im2col as plain
-from minicnn.kernels import conv as K, planner as planner_module
+from minicnn.kernels import conv as K
+from minicnn.kernels import planner as planner_module
 from minicnn.kernels.planner import Planner
 
 TOL = {np.float32: 2e-4, np.float64: 1e-10}

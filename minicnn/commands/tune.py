@@ -59,13 +59,15 @@ def _describe(key: str) -> tuple[str, str]:
     return op, f"{weight}@{settings.get('image', '?')}"
 
 
-def table(rows: list[tuple[str, str]]) -> list[str]:
-    """Lines (<= 80 columns) for (layer, plan key) rows: chosen candidate, its ms, the default's, others."""
+def table(rows: list[tuple[str, str]], plans: dict | None = None) -> list[str]:
+    """Lines (<= 80 columns) for (layer, plan key) rows: chosen candidate, its ms, the default's, others;
+    the plans from `plans` ({key: Plan}), else the process's planner."""
     from minicnn.kernels.planner import planner
 
+    plans = planner().plans if plans is None else plans
     lines = [f"{'layer':<17}{'op':<5}{'chosen':<15}{'ms':>7}{'default':>8}  others (ms)"]
     for layer, key in rows:
-        plan = planner().plans[key]
+        plan = plans[key]
         op, _ = _describe(key)
         others = ", ".join(f"{name} {_ms(s)}" for name, s in sorted(plan.seconds.items(), key=lambda kv: kv[1])
                            if name not in (plan.choice, "default"))
@@ -158,13 +160,11 @@ def run(args) -> int:
 def _show() -> int:
     from minicnn.kernels.planner import planner
 
-    p = planner()
-    p._load()
+    stored = planner().stored()
     print("\n".join(header()))
-    stored = [k for k, plan in p.plans.items() if plan.stored]
     print(f"{len(stored)} stored plans")
     if stored:
         print()
-        print("\n".join(table([(_describe(k)[1], k) for k in sorted(stored)])))
+        print("\n".join(table([(_describe(k)[1], k) for k in sorted(stored)], stored)))
         print("(layer: weight shape @ image shape; batch and dtype are in the file's keys)")
     return 0

@@ -66,8 +66,16 @@ from minicnn.threads import configured_workers
 
 from . import machine
 from .conv_fft import conv2d_fft, conv2d_fft_backward
-from .conv_im2col import (DEFAULT, SPLIT_MIN_MACS, Variant, block_values, conv2d_im2col, conv2d_im2col_backward,
-                          conv2d_input_grad_flipped, flippable, images_per_block)
+from .conv_im2col import (
+    SPLIT_MIN_MACS,
+    Variant,
+    block_values,
+    conv2d_im2col,
+    conv2d_im2col_backward,
+    conv2d_input_grad_flipped,
+    flippable,
+    images_per_block,
+)
 from .conv_rows import MIN_CHANNELS, rows_layout_pays
 from .depthwise import _is_depthwise
 from .planner import op_key, planner

@@ -6,12 +6,12 @@ to compute the same numbers (block sizes, layouts, one product or one per image,
     result = planner().run(key, candidates)     # candidates: {name: zero-argument callable}
 
 `key` names the operation and everything its speed depends on (shapes, stride, padding, dilation,
-groups, dtype, workers): see `op_key`. The first call with a new key runs EVERY candidate once on the
-real operands in their order, timing each, until the time spent reaches BUDGET times the default's
-(the candidates left are then not tried; callers list likely winners first), times the two fastest once more when they are within CLOSE of each other),
-then checks that each candidate's result agrees with the first candidate's (a candidate that disagrees is
-dropped with a one-line warning and never chosen), keeps the fastest, and returns ITS result, so
-planning costs only the other candidates' calls. Later calls with the key run the chosen one directly.
+groups, dtype, workers): see `op_key`. The first call with a new key runs the candidates once each on
+the real operands, in their order, timing each, until the time spent reaches BUDGET times the
+default's (the candidates left are then not tried: callers list likely winners first); checks that each
+result agrees with the first candidate's (one that disagrees is dropped with a one-line warning and
+never chosen); times the two fastest once more when they are within CLOSE of each other; keeps the
+fastest, and returns ITS result, so planning costs only the other candidates' calls. Later calls with the key run the chosen one directly.
 
 Plans are remembered for the process and, unless $MINICNN_PLANS=off, in a file per machine under the
 user's cache folder (`plan_file()`: $MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else
@@ -134,21 +134,25 @@ class Planner:
         if self._loaded == digest:
             return
         self._loaded = digest
+        stored = self.stored()
+        with self._lock:
+            for k, plan in stored.items():
+                self.plans.setdefault(k, plan)
+
+    def stored(self) -> dict[str, Plan]:
+        """The plans in this machine's plan file ({} when there is none, or it is damaged or foreign: noted)."""
         path = plan_file()
-        if not path.exists():
-            return
+        if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off" or not path.exists():
+            return {}
         try:
             data = json.loads(path.read_text())
             if data.get("version") != PLAN_VERSION or data.get("fingerprint") != _fingerprint():
                 raise ValueError("written for another version or machine")
-            stored = {k: Plan(str(v["choice"]), {n: float(s) for n, s in v["seconds"].items()}, True)
-                      for k, v in data["plans"].items()}
+            return {k: Plan(str(v["choice"]), {n: float(s) for n, s in v["seconds"].items()}, True)
+                    for k, v in data["plans"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             self._note(f"planner: ignoring the plan file {path} ({e}); plans will be measured afresh")
-            return
-        with self._lock:
-            for k, plan in stored.items():
-                self.plans.setdefault(k, plan)
+            return {}
 
     def save(self) -> Path | None:
         """Write the plans to `plan_file()` (atomically); None when plans are kept in memory only."""
