@@ -11,7 +11,8 @@ the real operands, in their order, timing each, until the time spent reaches BUD
 default's (the candidates left are then not tried: callers list likely winners first); checks that each
 result agrees with the first candidate's (one that disagrees is dropped with a one-line warning and
 never chosen); times the two fastest once more when they are within CLOSE of each other; keeps the
-fastest, and returns ITS result, so planning costs only the other candidates' calls. Later calls with the key run the chosen one directly.
+fastest, and returns ITS result, so planning costs only the other candidates' calls. Later calls
+with the key run the chosen one directly.
 
 Plans are remembered for the process and, unless $MINICNN_PLANS=off, in a file per machine under the
 user's cache folder (`plan_file()`: $MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else
