@@ -96,6 +96,17 @@ def _layer_names(model) -> dict[str, str]:
     return {shape: ",".join(paths) for shape, paths in names.items()}
 
 
+def used_plans_table(before: set[str] | None = None) -> list[str]:
+    """The table of the plans this process used (those not in `before`), layers named by their shapes:
+    what the benchmarks print after their runs."""
+    from minicnn.kernels.planner import planner
+
+    keys = [k for k in planner().used if k in planner().plans and k not in (before or set())]
+    if not keys:
+        return ["no plans used (tuning off: MINICNN_NO_TUNE / --no-tune, or no planned kernel ran)"]
+    return table([(_describe(k)[1], k) for k in keys])
+
+
 def plan_model(name: str, input_shape: tuple[int, int, int] | None, batch: int) -> tuple[list[tuple[str, str]],
                                                                                           float]:
     """Run `name` forward and backward once on a random batch; ([(layer, key), ...] in first-use order, s)."""
