@@ -170,3 +170,20 @@ def test_tune_plans_shows_and_clears(fresh_planner, capsys):
     assert main(["tune", "--clear"]) == 0
     assert "removed 1 plan file" in capsys.readouterr().out
     assert not planner_module.plan_file().exists()
+
+
+@pytest.mark.parametrize("shape, expected", [((16, 32, 16, 16), "whole"), ((4, 3, 8, 8), "split")])
+def test_with_two_workers_the_other_side_of_the_split_rule_is_a_candidate(shape, expected):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((64, shape[1], 3, 3)).astype(np.float32)
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    y = plain.conv2d_im2col(x, w, None, *args)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, _ = plain.conv2d_im2col_backward(dy, x, w, *args)
+    with runtime.temporarily(workers=2):
+        forward, backward = K.forward_candidates(x, w, None, *args), K.backward_candidates(dy, x, w, *args, True)
+        assert expected in forward and expected in backward
+        assert _close(forward[expected](), y, np.float32)
+        got_dx, got_dw, _ = backward[expected]()
+    assert _close(got_dx, dx, np.float32) and _close(got_dw, dw, np.float32)
