@@ -94,7 +94,7 @@ def test_a_wrong_candidate_is_caught_through_the_entry_point(fresh_planner, monk
     real = K.forward_candidates
 
     def with_a_wrong_one(x, w, b, *args):
-        candidates = real(x, w, b, *args)
+        candidates = dict(real(x, w, b, *args))
         default = candidates.pop("default")
         return {"default": default, "wrong": lambda: np.zeros((x.shape[0], w.shape[0], 6, 6), x.dtype),
                 **candidates}
@@ -130,7 +130,7 @@ def test_no_tune_runs_only_the_default(fresh_planner, monkeypatch):
     real = K.forward_candidates
 
     def recorded(*args):
-        return {name: (lambda name=name, fn=fn: calls.append(name) or fn()) for name, fn in real(*args).items()}
+        return {name: (lambda name=name, fn=fn: calls.append(name) or fn()) for name, fn in dict(real(*args)).items()}
 
     monkeypatch.setattr(K, "forward_candidates", recorded)
     x, w = np.ones((4, 32, 8, 8), np.float32), np.ones((32, 32, 3, 3), np.float32)
@@ -149,7 +149,9 @@ def test_block_sizes_come_from_the_caches(monkeypatch):
     from minicnn.kernels import machine
 
     monkeypatch.setattr(machine, "cache_sizes", lambda: machine.CacheSizes(2**15, 2**21, 2**25, "test"))
+    K.block_sizes.cache_clear()
     sizes = K.block_sizes(4)
+    K.block_sizes.cache_clear()  # the next caller reads the real caches
     assert sizes["L2"] == 2**19 and sizes["L2/2"] == 2**18 and sizes["2L2"] == 2**20
 
 

@@ -1,6 +1,7 @@
 """`minicnn tune MODEL [--input C,H,W] [--batch-size N]`: plan every convolution of a model ahead.
 
-Builds the registered model, runs one forward and backward pass on random images of that batch, so
+Builds the registered model, runs one forward and backward pass on random images of that batch (the
+first layer without dL/d(image), as `minicnn train` runs it), so
 that the kernels' planner (`minicnn.kernels.planner`) times the candidates of every layer and keeps the
 fastest, saves the plans in this machine's plan file, and prints what it chose: per layer and operation
 the chosen candidate and its time, the default's time (what `minicnn --no-tune` runs) and the others'.
@@ -114,6 +115,7 @@ def plan_model(name: str, input_shape: tuple[int, int, int] | None, batch: int) 
 
     import numpy as np
 
+    from minicnn.app.train import first_layer
     from minicnn.kernels.planner import planner
     from minicnn.models import build, config_for, default_input
 
@@ -123,8 +125,14 @@ def plan_model(name: str, input_shape: tuple[int, int, int] | None, batch: int) 
     x = np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)
     start = time.perf_counter()
     before = set(planner().used)
+    first = first_layer(model)
+    saved = getattr(first, "input_grad", None)
+    if saved is not None:
+        first.input_grad = False  # as `minicnn train` runs it: the first layer skips dL/d(image)
     y = model(x)
     model.backward(np.ones_like(y) / y.size)
+    if saved is not None:
+        first.input_grad = saved
     seconds = time.perf_counter() - start
     layers = _layer_names(model)
     keys = [k for k in planner().used if k not in before and k in planner().plans]

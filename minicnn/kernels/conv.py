@@ -53,8 +53,9 @@ speed was measured at the first size seen.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -62,11 +63,13 @@ from minicnn.functional import conv as plain
 from minicnn.functional import conv_im2col as plain_im2col
 from minicnn.functional.checks import positive_pair
 from minicnn.functional.conv_direct import conv2d_direct, conv2d_direct_backward
-from minicnn.threads import configured_workers
+from minicnn.threads import configured_threads, configured_workers
 
 from . import machine
 from .conv_fft import conv2d_fft, conv2d_fft_backward
 from .conv_im2col import (
+    DEFAULT,
+    FLIP_RATIO,
     SPLIT_MIN_MACS,
     Variant,
     block_values,
@@ -77,12 +80,11 @@ from .conv_im2col import (
     images_per_block,
 )
 from .conv_rows import MIN_CHANNELS, rows_layout_pays
-from .depthwise import _is_depthwise
+from .depthwise import _is_depthwise, conv2d_depthwise, conv2d_depthwise_backward
 from .planner import op_key, planner
 from .workspace import ConvWorkspace, as_workspace
 
 Pair = tuple[int, int]
-Candidates = dict[str, Callable[[], object]]
 
 PLAIN_MAX_BYTES = 2**25  # the plain whole-batch candidate only when its columns fit in 32 MB
 NARROW_MIN_WASTE = 0.05  # "columns narrow" only where wide rows waste at least 5% of the product
@@ -97,15 +99,21 @@ def batch_class(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
+@functools.cache
 def block_sizes(itemsize: int) -> dict[str, int]:
-    """Candidate block sizes in column entries, from this machine's caches: L2/2, L2, 2*L2, L3 per core."""
+    """Candidate block sizes in column entries, from this machine's caches: L2/2, L2, 2*L2, L3 per core
+    (read once per process and item size: the caches do not change while it runs)."""
     caches = machine.cache_sizes()
     l3_share = caches.l3 // max(1, os.cpu_count() or 1)
     sizes = {"L2/2": caches.l2 // 2, "L2": caches.l2, "2L2": 2 * caches.l2, "L3/core": l3_share}
     return {name: max(1, size // itemsize) for name, size in sizes.items()}
 
 
-def _column_variants(x_shape, w_shape, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+Shape = tuple[int, ...]
+Spec = Variant | str  # a conv_im2col Variant, or "plain", "fft", "direct", "depthwise taps"
+
+
+def _column_variants(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int,
                      itemsize: int, default_blocks: int | None) -> dict[str, Variant]:
     """The blocked-columns candidates: one per distinct images-per-block (see the module docstring);
     `default_blocks`: the default's count when the default itself runs the columns path (then dropped)."""
@@ -120,124 +128,103 @@ def _column_variants(x_shape, w_shape, stride: Pair, padding: Pair, dilation: Pa
     return variants
 
 
-def _wide_waste(x_shape, w_shape, padding: Pair, dilation: Pair) -> float:
+def _narrow_pays(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int) -> bool:
+    """Stride 1, not depthwise, and wide rows waste at least NARROW_MIN_WASTE of the product."""
+    if stride != (1, 1) or _is_depthwise(x_shape, w_shape, groups):
+        return False
     out_w = x_shape[3] + 2 * padding[1] - dilation[1] * (w_shape[3] - 1)
-    return (x_shape[3] + 2 * padding[1]) / max(1, out_w) - 1
+    return (x_shape[3] + 2 * padding[1]) / max(1, out_w) - 1 >= NARROW_MIN_WASTE
 
 
-def _worker_variants(macs: int) -> dict[str, Variant]:
-    workers = configured_workers()
+def _worker_variants(macs: int, workers: int) -> dict[str, Variant]:
     if workers <= 1:
         return {}
     return {"whole": Variant(parts=1)} if macs >= SPLIT_MIN_MACS else {"split": Variant(parts=workers)}
 
 
-def _forward_variants(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
-                      groups: int) -> dict[str, Variant]:
-    depthwise = _is_depthwise(x.shape, w.shape, groups)
-    rows_default = not depthwise and rows_layout_pays(x.shape, w.shape, stride, padding, dilation, groups)
-    columns_default = not depthwise and not rows_default
-    default_blocks = images_per_block(x.shape, w.shape, stride, padding, dilation, groups) if columns_default \
-        else None
-    variants = _column_variants(x.shape, w.shape, stride, padding, dilation, groups, x.itemsize, default_blocks)
-    if stride == (1, 1) and not depthwise and _wide_waste(x.shape, w.shape, padding, dilation) >= NARROW_MIN_WASTE:
-        variants["columns narrow"] = Variant("columns", wide=False)
-    if not rows_default and stride == (1, 1) and groups == 1 and x.shape[1] >= ROWS_MIN_CHANNELS:
-        variants["rows"] = Variant("rows")
-    out = x.shape[0] * w.shape[0] * _out_pixels(x.shape, w.shape, stride, padding, dilation)
-    return {**variants, **_worker_variants(out * w[0].size)}
-
-
-def _out_pixels(x_shape, w_shape, stride: Pair, padding: Pair, dilation: Pair) -> int:
+def _out_pixels(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair) -> int:
     oh = (x_shape[2] + 2 * padding[0] - dilation[0] * (w_shape[2] - 1) - 1) // stride[0] + 1
     ow = (x_shape[3] + 2 * padding[1] - dilation[1] * (w_shape[3] - 1) - 1) // stride[1] + 1
     return oh * ow
 
 
-def _plain_fits(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair) -> bool:
-    columns = x.shape[0] * x.shape[1] * w.shape[2] * w.shape[3] * _out_pixels(x.shape, w.shape, stride, padding,
+def _macs(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair) -> int:
+    return x_shape[0] * w_shape[0] * _out_pixels(x_shape, w_shape, stride, padding, dilation) * int(
+        np.prod(w_shape[1:]))
+
+
+def _tail(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, itemsize: int) -> list[str]:
+    """The candidates listed last, each only where its rule allows (module docstring): plain, fft, direct."""
+    names = []
+    columns = x_shape[0] * x_shape[1] * w_shape[2] * w_shape[3] * _out_pixels(x_shape, w_shape, stride, padding,
                                                                                dilation)
-    return columns * x.itemsize <= PLAIN_MAX_BYTES
+    if columns * itemsize <= PLAIN_MAX_BYTES:
+        names.append("plain")
+    if min(w_shape[2:]) >= FFT_MIN_KERNEL:
+        names.append("fft")
+    if w_shape[0] * _out_pixels(x_shape, w_shape, stride, padding, dilation) <= DIRECT_MAX_LOOPS:
+        names.append("direct")
+    return names
 
 
-def _fft_pays(w: np.ndarray) -> bool:
-    return min(w.shape[2:]) >= FFT_MIN_KERNEL
+@functools.lru_cache(maxsize=1024)
+def forward_specs(x_shape: Shape, w_shape: Shape, itemsize: int, stride: Pair, padding: Pair, dilation: Pair,
+                  groups: int, workers: int, threads: int) -> tuple[tuple[str, Spec], ...]:
+    """((name, spec), ...) of conv2d's candidates for these shapes, "default" first; remembered per process
+    (building them costs ~0.1 ms, too much for every call; `threads` is part of the key because the
+    default's block size depends on it)."""
+    depthwise = _is_depthwise(x_shape, w_shape, groups)
+    rows_default = not depthwise and rows_layout_pays(x_shape, w_shape, stride, padding, dilation, groups)
+    columns_default = not depthwise and not rows_default
+    default_blocks = images_per_block(x_shape, w_shape, stride, padding, dilation, groups) if columns_default \
+        else None
+    specs: dict[str, Spec] = {"default": DEFAULT}
+    specs.update(_column_variants(x_shape, w_shape, stride, padding, dilation, groups, itemsize, default_blocks))
+    if _narrow_pays(x_shape, w_shape, stride, padding, dilation, groups):
+        specs["columns narrow"] = Variant("columns", wide=False)
+    if not rows_default and stride == (1, 1) and groups == 1 and x_shape[1] >= ROWS_MIN_CHANNELS:
+        specs["rows"] = Variant("rows")
+    specs.update(_worker_variants(_macs(x_shape, w_shape, stride, padding, dilation), workers))
+    if depthwise and stride == (1, 1):
+        specs["depthwise taps"] = "depthwise taps"
+    specs.update({name: name for name in _tail(x_shape, w_shape, stride, padding, dilation, itemsize)})
+    return tuple(specs.items())
 
 
-def _direct_small(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair) -> bool:
-    return w.shape[0] * _out_pixels(x.shape, w.shape, stride, padding, dilation) <= DIRECT_MAX_LOOPS
-
-
-def forward_candidates(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
-                       dilation: Pair, groups: int) -> Candidates:
-    """{name: zero-argument call -> y} for the planner, "default" first (see the module docstring)."""
-    args = (x, w, b, stride, padding, dilation, groups)
-    candidates: Candidates = {"default": lambda: conv2d_im2col(*args)}
-    for name, variant in _forward_variants(x, w, stride, padding, dilation, groups).items():
-        candidates[name] = lambda variant=variant: conv2d_im2col(*args, variant=variant)
-    if _plain_fits(x, w, stride, padding, dilation):
-        candidates["plain"] = lambda: plain_im2col.conv2d_im2col(*args)
-    if _is_depthwise(x.shape, w.shape, groups) and stride == (1, 1):
-        from .depthwise import conv2d_depthwise
-
-        candidates["depthwise taps"] = lambda: conv2d_depthwise(*args, algorithm="taps")
-    if _fft_pays(w):
-        candidates["fft"] = lambda: conv2d_fft(*args)
-    if _direct_small(x, w, stride, padding, dilation):
-        candidates["direct"] = lambda: conv2d_direct(*args)
-    return candidates
-
-
-def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
-                        dilation: Pair, groups: int, input_grad: bool) -> Candidates:
-    """{name: zero-argument call -> (dx or None, dw, db)} for the planner, "default" first."""
-    args = (dy, x, w, stride, padding, dilation, groups)
-
-    def without_dx(result):
-        dx, dw, db = result
-        return (dx if input_grad else None), dw, db
-
-    candidates: Candidates = {"default": lambda: conv2d_im2col_backward(*args, input_grad=input_grad)}
-    depthwise = _is_depthwise(x.shape, w.shape, groups)
-    can_flip = flippable(w.shape, stride, padding, dilation)
-    c, t = x.shape[1], w.shape[0]
-    default_path = _default_backward_path(x, w, stride, padding, dilation, groups, input_grad)
-    default_blocks = images_per_block(x.shape, w.shape, stride, padding, dilation, groups) \
+@functools.lru_cache(maxsize=1024)
+def backward_specs(x_shape: Shape, w_shape: Shape, itemsize: int, stride: Pair, padding: Pair, dilation: Pair,
+                   groups: int, input_grad: bool, workers: int, threads: int) -> tuple[tuple[str, Spec], ...]:
+    """((name, spec), ...) of conv2d_backward's candidates, "default" first; remembered per process."""
+    depthwise = _is_depthwise(x_shape, w_shape, groups)
+    can_flip = flippable(w_shape, stride, padding, dilation)
+    c, t = x_shape[1], w_shape[0]
+    default_path = _default_backward_path(x_shape, w_shape, stride, padding, dilation, groups, input_grad)
+    default_blocks = images_per_block(x_shape, w_shape, stride, padding, dilation, groups) \
         if default_path == "columns" else None
-    variants = _column_variants(x.shape, w.shape, stride, padding, dilation, groups, x.itemsize, default_blocks)
-    if stride == (1, 1) and not depthwise and _wide_waste(x.shape, w.shape, padding, dilation) >= NARROW_MIN_WASTE:
-        variants["columns narrow"] = Variant("columns", wide=False)
+    specs: dict[str, Spec] = {"default": DEFAULT}
+    specs.update(_column_variants(x_shape, w_shape, stride, padding, dilation, groups, itemsize, default_blocks))
+    if _narrow_pays(x_shape, w_shape, stride, padding, dilation, groups):
+        specs["columns narrow"] = Variant("columns", wide=False)
     if can_flip and not depthwise and input_grad and t <= FLIP_TRY_RATIO * c and default_path != "flipped":
-        variants["flipped"] = Variant("flipped")
+        specs["flipped"] = Variant("flipped")
     if can_flip and groups == 1 and c >= ROWS_MIN_CHANNELS and default_path != "rows":
-        variants["rows"] = Variant("rows")
-    variants.update(_worker_variants(dy.size * w[0].size))
-    for name, variant in variants.items():
-        candidates[name] = lambda variant=variant: conv2d_im2col_backward(*args, input_grad=input_grad,
-                                                                         variant=variant)
+        specs["rows"] = Variant("rows")
+    out_shape = (x_shape[0], t, 1, _out_pixels(x_shape, w_shape, stride, padding, dilation))
+    specs.update(_worker_variants(int(np.prod(out_shape)) * int(np.prod(w_shape[1:])), workers))
     if depthwise and default_path == "depthwise":
-        from .depthwise import conv2d_depthwise_backward
-
-        candidates["depthwise taps"] = lambda: without_dx(conv2d_depthwise_backward(*args, algorithm="taps"))
-    if _plain_fits(x, w, stride, padding, dilation):
-        candidates["plain"] = lambda: without_dx(plain_im2col.conv2d_im2col_backward(*args))
-    if _fft_pays(w):
-        candidates["fft"] = lambda: without_dx(conv2d_fft_backward(*args))
-    if _direct_small(x, w, stride, padding, dilation):
-        candidates["direct"] = lambda: without_dx(conv2d_direct_backward(*args))
-    return candidates
+        specs["depthwise taps"] = "depthwise taps"
+    specs.update({name: name for name in _tail(x_shape, w_shape, stride, padding, dilation, itemsize)})
+    return tuple(specs.items())
 
 
-def _default_backward_path(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-                           input_grad: bool) -> str:
+def _default_backward_path(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair,
+                           groups: int, input_grad: bool) -> str:
     """Which path `conv2d_im2col_backward`'s fixed rules take: "depthwise", "rows", "flipped" or "columns"."""
-    from .conv_im2col import FLIP_RATIO
-
-    if _is_depthwise(x.shape, w.shape, groups):
+    if _is_depthwise(x_shape, w_shape, groups):
         return "depthwise"
-    c, t = x.shape[1], w.shape[0]
-    if flippable(w.shape, stride, padding, dilation):
-        if t <= c * (FLIP_RATIO if input_grad else 1) and rows_layout_pays(x.shape, w.shape, stride, padding,
+    c, t = x_shape[1], w_shape[0]
+    if flippable(w_shape, stride, padding, dilation):
+        if t <= c * (FLIP_RATIO if input_grad else 1) and rows_layout_pays(x_shape, w_shape, stride, padding,
                                                                              dilation, groups):
             return "rows"
         if input_grad and t <= c * FLIP_RATIO:
@@ -245,11 +232,90 @@ def _default_backward_path(x: np.ndarray, w: np.ndarray, stride: Pair, padding: 
     return "columns"
 
 
+def _run_forward(spec: Spec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
+                 dilation: Pair, groups: int) -> np.ndarray:
+    """y by the candidate `spec` (`forward_specs`)."""
+    args = (x, w, b, stride, padding, dilation, groups)
+    if isinstance(spec, Variant):
+        return conv2d_im2col(*args, variant=spec)
+    if spec == "plain":
+        return plain_im2col.conv2d_im2col(*args)
+    if spec == "fft":
+        return conv2d_fft(*args)
+    if spec == "direct":
+        return conv2d_direct(*args)
+    return conv2d_depthwise(*args, algorithm="taps")
+
+
+def _run_backward(spec: Spec, dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                  dilation: Pair, groups: int, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(dx or None, dw, db) by the candidate `spec` (`backward_specs`)."""
+    args = (dy, x, w, stride, padding, dilation, groups)
+    if isinstance(spec, Variant):
+        return conv2d_im2col_backward(*args, input_grad=input_grad, variant=spec)
+    if spec == "plain":
+        dx, dw, db = plain_im2col.conv2d_im2col_backward(*args)
+    elif spec == "fft":
+        dx, dw, db = conv2d_fft_backward(*args)
+    elif spec == "direct":
+        dx, dw, db = conv2d_direct_backward(*args)
+    else:
+        dx, dw, db = conv2d_depthwise_backward(*args, algorithm="taps")
+    return (dx if input_grad else None), dw, db
+
+
+class Candidates(Mapping):
+    """{name: zero-argument call} over `specs`, each call made only when asked for (a planned call asks
+    for one; making all of them on every call cost more than the planner's bookkeeping)."""
+
+    def __init__(self, specs: tuple[tuple[str, Spec], ...], runner: Callable, args: tuple):
+        self.specs, self.runner, self.args = dict(specs), runner, args
+
+    def __getitem__(self, name: str) -> Callable[[], object]:
+        return functools.partial(self.runner, self.specs[name], *self.args)
+
+    def __iter__(self):
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+def forward_candidates(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
+                       dilation: Pair, groups: int, counts: tuple[int, int] | None = None) -> Candidates:
+    """{name: zero-argument call -> y} for the planner, "default" first (see the module docstring);
+    `counts`: (workers, BLAS threads), read now when None."""
+    workers, threads = counts or (configured_workers(), configured_threads())
+    specs = forward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, workers, threads)
+    return Candidates(specs, _run_forward, (x, w, b, stride, padding, dilation, groups))
+
+
+def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                        dilation: Pair, groups: int, input_grad: bool,
+                        counts: tuple[int, int] | None = None) -> Candidates:
+    """{name: zero-argument call -> (dx or None, dw, db)} for the planner, "default" first."""
+    workers, threads = counts or (configured_workers(), configured_threads())
+    specs = backward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, input_grad, workers,
+                           threads)
+    return Candidates(specs, _run_backward, (dy, x, w, stride, padding, dilation, groups, input_grad))
+
+
 def plan_key(op: str, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-             **extra) -> str:
-    """The planner's key of a convolution call: the batch rounded up by `batch_class` (module docstring)."""
-    return op_key(op, w, batch=batch_class(x.shape[0]), image="x".join(map(str, x.shape[1:])), dtype=x.dtype,
-                  stride=stride, padding=padding, dilation=dilation, groups=groups, **extra)
+             workers: int | None = None, **extra) -> str:
+    """The planner's key of a convolution call: the batch rounded up by `batch_class` (module docstring);
+    `workers` read now when None."""
+    workers = configured_workers() if workers is None else workers
+    return _plan_key(op, x.shape, w.shape, x.dtype.str, stride, padding, dilation, groups, workers,
+                     tuple(sorted(extra.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_key(op: str, x_shape: Shape, w_shape: Shape, dtype: str, stride: Pair, padding: Pair, dilation: Pair,
+              groups: int, workers: int, extra: tuple) -> str:
+    w = np.empty(w_shape, np.dtype(dtype))  # op_key reads only its shape and dtype
+    return op_key(op, w, batch=batch_class(x_shape[0]), image="x".join(map(str, x_shape[1:])),
+                  dtype=np.dtype(dtype), stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  **dict(extra))
 
 
 def conv2d(
@@ -267,8 +333,9 @@ def conv2d(
     if method == "fft":
         return conv2d_fft(x, w, b, stride, padding, dilation, groups, workspace=workspace)
     if method == "im2col":
-        return planner().run(plan_key("conv2d", x, w, stride, padding, dilation, groups),
-                             forward_candidates(x, w, b, stride, padding, dilation, groups))
+        counts = configured_workers(), configured_threads()
+        return planner().run(plan_key("conv2d", x, w, stride, padding, dilation, groups, counts[0]),
+                             forward_candidates(x, w, b, stride, padding, dilation, groups, counts), counts)
     return conv2d_direct(x, w, b, stride, padding, dilation, groups)
 
 
@@ -287,8 +354,11 @@ def conv2d_backward(
     workspace = as_workspace(workspace)
     w = w.astype(x.dtype, copy=False)
     if method == "im2col":
-        return planner().run(plan_key("conv2d_backward", x, w, stride, padding, dilation, groups, dx=input_grad),
-                             backward_candidates(dy, x, w, stride, padding, dilation, groups, input_grad))
+        counts = configured_workers(), configured_threads()
+        return planner().run(plan_key("conv2d_backward", x, w, stride, padding, dilation, groups, counts[0],
+                                      dx=input_grad),
+                             backward_candidates(dy, x, w, stride, padding, dilation, groups, input_grad, counts),
+                             counts)
     if method == "fft":
         dx, dw, db = conv2d_fft_backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace)
     else:

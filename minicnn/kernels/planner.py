@@ -18,7 +18,9 @@ Plans are remembered for the process and, unless $MINICNN_PLANS=off, in a file p
 user's cache folder (`plan_file()`: $MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else
 ~/.cache/minicnn), named by PLAN_VERSION and a digest of `machine.fingerprint` (CPU model, caches, NumPy
 and BLAS build, worker and BLAS thread counts). A file that is damaged, of another version or of
-another machine is ignored with a one-line note, never trusted. The file is written (atomically) when
+another machine is ignored with a one-line note, never trusted. The machine's facts are read once per
+process, the thread counts at each call; when these change, the plans made so far are saved to their
+own file and those of the new counts read. The file is written (atomically) when
 `save()` is called and when the process exits.
 
 With tuning off (`minicnn --no-tune`, `minicnn.runtime.configure(tune=False)`, MINICNN_NO_TUNE=1) the
@@ -28,6 +30,7 @@ first candidate, the fixed default, always runs: reproducible timing, no measure
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import json
 import os
@@ -35,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,17 +78,20 @@ class Planner:
     #                                                      in the order of first use in this process
     notes: list[str] = field(default_factory=list)
     _loaded: str | None = None  # the fingerprint digest whose file was read
+    _fingerprint: dict | None = None  # the fingerprint the plans in memory were made under
     _dirty: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self, key: str, candidates: dict[str, Callable[[], object]]):
-        """The result of the planned candidate for `key` (planned now, by measuring, if new)."""
-        names = list(candidates)
-        if not names:
+    def run(self, key: str, candidates: Mapping[str, Callable[[], object]], counts: tuple[int, int] | None = None):
+        """The result of the planned candidate for `key` (planned now, by measuring, if new).
+
+        `candidates`: any mapping, its first entry the default (only the ones called are looked up);
+        `counts`: (workers, BLAS threads) when the caller has read them already."""
+        if not candidates:
             raise ValueError(f"planner: expected at least one candidate for {key}")
-        if len(names) == 1 or not runtime.tuning_enabled():
-            return candidates[names[0]]()
-        self._load()
+        if len(candidates) == 1 or not runtime.tuning_enabled():
+            return candidates[names_first(candidates)]()
+        self._load(counts)
         plan = self.plans.get(key)
         if plan is not None and plan.choice in candidates:
             self.used.setdefault(key, not plan.stored)
@@ -93,7 +99,7 @@ class Planner:
         self.used[key] = True
         return self._measure(key, candidates)
 
-    def _measure(self, key: str, candidates: dict[str, Callable[[], object]]):
+    def _measure(self, key: str, candidates: Mapping[str, Callable[[], object]]):
         seconds, results = {}, {}
         for name, fn in candidates.items():
             if seconds and sum(seconds.values()) > BUDGET * seconds[names_first(candidates)]:
@@ -128,13 +134,19 @@ class Planner:
 
     # ---- the plan file ---------------------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def _load(self, counts: tuple[int, int] | None = None) -> None:
         if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off":
             return
-        digest = _digest(_fingerprint())
-        if self._loaded == digest:
+        fingerprint = _fingerprint(counts)
+        if fingerprint == self._fingerprint:
             return
-        self._loaded = digest
+        digest = _digest(fingerprint)
+        if self._loaded is not None:  # another thread count than before: the plans of the old one go to its file
+            self.save_if_changed()
+            with self._lock:
+                self.plans.clear()
+                self.used.clear()
+        self._loaded, self._fingerprint = digest, fingerprint
         stored = self.stored()
         with self._lock:
             for k, plan in stored.items():
@@ -159,8 +171,9 @@ class Planner:
         """Write the plans to `plan_file()` (atomically); None when plans are kept in memory only."""
         if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off" or not self.plans:
             return None
-        path = plan_file()
-        data = {"version": PLAN_VERSION, "fingerprint": _fingerprint(),
+        fingerprint = self._fingerprint or _fingerprint()  # the plans' own, not the one at exit (settings restored)
+        path = cache_dir() / f"plans-v{PLAN_VERSION}-{_digest(fingerprint)}.json"
+        data = {"version": PLAN_VERSION, "fingerprint": fingerprint,
                 "plans": {k: {"choice": p.choice, "seconds": p.seconds} for k, p in sorted(self.plans.items())}}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -195,7 +208,7 @@ class Planner:
                       file=sys.stderr)
 
 
-def names_first(candidates: dict) -> str:
+def names_first(candidates: Mapping) -> str:
     """The first candidate's name: the fixed default."""
     return next(iter(candidates))
 
@@ -214,10 +227,19 @@ def _agree(a, b) -> bool:
     return bool(np.all(np.abs(a - b) <= rtol * scale + 1e-30))
 
 
-def _fingerprint() -> dict[str, object]:
+@functools.cache
+def _machine() -> dict[str, object]:
+    """The machine's part of the fingerprint, read once per process (reading it costs ~3 ms: too much
+    for every convolution call); the thread counts are read at each call."""
+    return machine.fingerprint(1, 1)
+
+
+def _fingerprint(counts: tuple[int, int] | None = None) -> dict[str, object]:
+    """The machine's facts and the (workers, BLAS threads) `counts` (read now when None)."""
     from minicnn import threads
 
-    return machine.fingerprint(threads.configured_workers(), threads.configured_threads())
+    workers, blas = counts or (threads.configured_workers(), threads.configured_threads())
+    return {**_machine(), "workers": workers, "blas_threads": blas}
 
 
 def _digest(fingerprint: dict[str, object]) -> str:
