@@ -189,3 +189,23 @@ def test_with_two_workers_the_other_side_of_the_split_rule_is_a_candidate(shape,
         assert _close(forward[expected](), y, np.float32)
         got_dx, got_dw, _ = backward[expected]()
     assert _close(got_dx, dx, np.float32) and _close(got_dw, dw, np.float32)
+
+
+def test_plan_keys_share_a_batch_class():
+    w = np.zeros((8, 4, 3, 3), np.float32)
+    key = {n: K.plan_key("conv2d", np.zeros((n, 4, 9, 9), np.float32), w, (1, 1), (1, 1), (1, 1), 1)
+           for n in (50, 64, 32)}
+    assert key[50] == key[64] != key[32] and "batch=64" in key[50] and "image=4x9x9" in key[50]
+    assert K.plan_key("conv2d", np.zeros((64, 4, 9, 9)), w.astype(np.float64), (1, 1), (1, 1), (1, 1), 1) != key[64]
+
+
+def test_flippable_and_block_sizes_of_the_columns_path():
+    from minicnn.kernels.conv_im2col import Variant, block_values, flippable, images_per_block
+
+    assert flippable((8, 4, 3, 3), (1, 1), (1, 1), (1, 1)) and not flippable((8, 4, 3, 3), (2, 2), (1, 1), (1, 1))
+    assert not flippable((8, 4, 3, 3), (1, 1), (3, 3), (1, 1))  # padding > E - 1: dy would be cropped
+    shape = ((64, 8, 16, 16), (8, 8, 3, 3), (1, 1), (1, 1), (1, 1), 1)
+    per_image = 8 * 9 * 16 * 18  # C*KH*KW * OH * Wp (wide rows)
+    assert block_values(Variant(block_values=10 * per_image)) == 10 * per_image
+    assert images_per_block(*shape, Variant(block_values=10 * per_image)) == 10
+    assert images_per_block(*shape, Variant(block_values=1)) == 1  # at least one image

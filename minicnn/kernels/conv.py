@@ -85,6 +85,7 @@ from .planner import op_key, planner
 from .workspace import ConvWorkspace, as_workspace
 
 Pair = tuple[int, int]
+SUPPORT = ("batch_class", "forward_candidates", "backward_candidates", "plan_key")  # the planner's side, not kernels
 
 PLAIN_MAX_BYTES = 2**25  # the plain whole-batch candidate only when its columns fit in 32 MB
 NARROW_MIN_WASTE = 0.05  # "columns narrow" only where wide rows waste at least 5% of the product

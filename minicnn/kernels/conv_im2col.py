@@ -60,6 +60,7 @@ SPLIT_MIN_MACS = 2**25  # smaller convolutions run as one part: LeNet-5's (7.5M 
 #                         batch 64) lost 15% of a training step to the hand-offs when split in two
 FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
 PATHS = ("auto", "columns", "rows", "flipped")
+SUPPORT = ("block_values", "images_per_block", "flippable")  # what the planner asks (minicnn.kernels.conv)
 
 
 class Variant(NamedTuple):

@@ -90,7 +90,7 @@ class Planner:
         if not candidates:
             raise ValueError(f"planner: expected at least one candidate for {key}")
         if len(candidates) == 1 or not runtime.tuning_enabled():
-            return candidates[names_first(candidates)]()
+            return candidates[_first_name(candidates)]()
         self._load(counts)
         plan = self.plans.get(key)
         if plan is not None and plan.choice in candidates:
@@ -102,7 +102,7 @@ class Planner:
     def _measure(self, key: str, candidates: Mapping[str, Callable[[], object]]):
         seconds, results = {}, {}
         for name, fn in candidates.items():
-            if seconds and sum(seconds.values()) > BUDGET * seconds[names_first(candidates)]:
+            if seconds and sum(seconds.values()) > BUDGET * seconds[_first_name(candidates)]:
                 break  # the budget is spent: the candidates not yet tried are not measured (put likely winners first)
             start = time.perf_counter()
             results[name] = fn()
@@ -208,7 +208,7 @@ class Planner:
                       file=sys.stderr)
 
 
-def names_first(candidates: Mapping) -> str:
+def _first_name(candidates: Mapping) -> str:
     """The first candidate's name: the fixed default."""
     return next(iter(candidates))
 
