@@ -36,6 +36,9 @@ With more than one worker (`minicnn --threads N`, or $MINICNN_WORKERS, read at e
 own blocks, scratch and products) on its own thread (`minicnn.threads.split_batch`), BLAS then running
 one thread per part: copies and products of one part run beside the other's. Convolutions under
 SPLIT_MIN_MACS multiply-adds stay whole (the hand-offs would cost more).
+Every choice above is the DEFAULT (`Variant()`, what `minicnn --no-tune` runs); a `Variant` asks for
+another path, block size, row layout or split, and the planner in `minicnn.kernels.conv` times them
+on this machine (block sizes there come from its caches, `minicnn.kernels.machine.cache_sizes`).
 Measured figures: `python benchmarks/bench_vs_torch.py` (see its docstring).
 """
 
