@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         print(f"{label:<26}{floor:>8.2f}{times['minicnn']:>9.2f}{theirs:>9.2f}{ratios}")
     print("floor: the three matrix products alone, each in its fastest form (no copies);")
     print("a GEMM-based layer cannot beat it. Ratios: time / PyTorch's time.")
-    print("\nplans chosen by minicnn's planner (layer: weight @ image, ms per call):")
+    print("\nplans chosen by minicnn's planner (layer: weight @ H x W, ms per call):")
     print("\n".join(used_plans_table()))
     return 0
 

@@ -304,7 +304,7 @@ def main(argv=None) -> int:
             return 1
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         print_table(threads, args.split, [r for r in lines if "label" in r], lines[0], lines[-1])
-        print("plans chosen by minicnn's planner (layer: weight @ image, ms per call):")
+        print("plans chosen by minicnn's planner (layer: weight @ H x W, ms per call):")
         print("\n".join(next(r["plans"] for r in lines if "plans" in r)))
     if not args.no_memory:
         print(f"\nminicnn train --model cifar_net, one epoch:\n  {peak_memory_mb(args.data_dir)}")

@@ -57,7 +57,8 @@ def _describe(key: str) -> tuple[str, str]:
     if settings.get("dx") == "False":
         op += "*"
     weight = parts[1].split(":")[0]
-    return op, f"{weight}@{settings.get('image', '?')}"
+    side = "x".join(settings.get("image", "?").split("x")[1:])  # H x W: C is in the weight (times groups)
+    return op, f"{weight}@{side}"
 
 
 def table(rows: list[tuple[str, str]], plans: dict | None = None) -> list[str]:
@@ -185,5 +186,5 @@ def _show() -> int:
     if stored:
         print()
         print("\n".join(table([(_describe(k)[1], k) for k in sorted(stored)], stored)))
-        print("(layer: weight shape @ image shape; batch and dtype are in the file's keys)")
+        print("(layer: weight shape @ H x W; batch, groups and dtype are in the file's keys)")
     return 0
