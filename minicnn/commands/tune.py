@@ -169,7 +169,7 @@ def run(args) -> int:
     print("\n".join(header()))
     print(f"{args.model}, batch {args.batch_size}: {len(rows)} plans, {measured} measured, "
           f"{len(rows) - measured} read from the file")
-    print(f"forward + backward with planning: {seconds:.2f} s (losing candidates' calls: "
+    print(f"forward + backward with planning: {seconds:.2f} s (of which measuring: "
           f"{planner().planning_seconds:.2f} s)")
     print()
     print("\n".join(table(rows)))
