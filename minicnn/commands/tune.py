@@ -67,14 +67,14 @@ def table(rows: list[tuple[str, str]], plans: dict | None = None) -> list[str]:
     from minicnn.kernels.planner import planner
 
     plans = planner().plans if plans is None else plans
-    lines = [f"{'layer':<17}{'op':<5}{'chosen':<15}{'ms':>7}{'default':>8}  others (ms)"]
+    lines = [f"{'layer':<16}{'op':<5}{'chosen':<16}{'ms':>7}{'default':>8}  others (ms)"]
     for layer, key in rows:
         plan = plans[key]
         op, _ = _describe(key)
         others = ", ".join(f"{name} {_ms(s)}" for name, s in sorted(plan.seconds.items(), key=lambda kv: kv[1])
                            if name not in (plan.choice, "default"))
         default = plan.seconds.get("default")
-        head = (f"{layer[:16]:<17}{op:<5}{plan.choice[:14]:<15}{_ms(plan.seconds[plan.choice]):>7}"
+        head = (f"{layer[:15]:<16}{op:<5}{plan.choice[:15]:<16}{_ms(plan.seconds[plan.choice]):>7}"
                 f"{'-' if default is None else _ms(default):>8}  ")
         lines += textwrap.wrap(others or "-", COLUMNS, initial_indent=head, subsequent_indent=" " * 22)
     return lines + ["(bwd*: backward without dx; candidates not listed: not tried, planner.BUDGET)"]
