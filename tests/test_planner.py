@@ -153,3 +153,18 @@ def test_fingerprint_names_what_a_plan_depends_on():
     import numpy as np
 
     assert machine.blas_description()["numpy"] == np.__version__
+
+
+def test_a_measured_plan_is_lent_to_other_batch_sizes_of_the_same_operation():
+    p, calls = Planner(), []
+    p.run("conv2d|w|batch=64|stride=1", _candidates(calls))
+    assert p.plans["conv2d|w|batch=64|stride=1"].choice == "fast"
+    calls.clear()
+    p.run("conv2d|w|batch=512|stride=1", _candidates(calls))  # the evaluation batches: no measuring
+    assert calls == ["fast"] and p.plans["conv2d|w|batch=512|stride=1"].lent and p.measured == 1
+    calls.clear()
+    p.run("conv2d|w|batch=64|stride=2", _candidates(calls))  # another operation: measured
+    assert set(calls) == {"default", "fast", "slower"} and p.measured == 2
+    path = p.save()
+    stored = json.loads(path.read_text())["plans"]
+    assert "conv2d|w|batch=512|stride=1" not in stored and "conv2d|w|batch=64|stride=1" in stored
