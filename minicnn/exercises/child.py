@@ -280,8 +280,9 @@ def main(config: dict) -> int:
         return 0
     functions = [k for k, v in namespace.items() if callable(v)]
     if config.get("driver"):  # the grader's wiring (the capstone's LeNet-5), run on the learner's functions
-        driver: dict[str, Any] = {"__name__": "driver", "pieces": namespace}
+        driver: dict[str, Any] = {"__name__": "driver"}
         exec(compile(config["driver"], "driver", "exec"), driver)
+        driver["pieces"] = namespace
         namespace.update({DRIVER_PREFIX + k: v for k, v in driver.items() if callable(v)})
     send({"ok": True, "functions": functions, "printed": _drain(printed)})
     for line in requests:

@@ -1,7 +1,7 @@
 """The capstone's wiring: LeNet-5 built from the learner's own pieces, run in the child process.
 
 The grading parent reads this file's source and hands it to the child (`child.py`, config "driver"),
-which runs it after the learner's file with `pieces` (the learner's namespace) defined. It imports
+which runs it after the learner's file, then points `pieces` at the learner's namespace. It imports
 nothing but NumPy and holds no labels of the test images: the parent sends training batches
 (uint8 images and their labels, in the order it chose) to `train`, then the test images alone to
 `predict`, and scores the predictions itself.
@@ -17,7 +17,7 @@ order and keeps the parameters and the SGD velocities (float32).
 
 import numpy as np
 
-pieces: dict  # the learner's namespace, set by the child before this file runs
+pieces: dict = {}  # the learner's namespace (name -> their function): set by the child after this file ran
 
 CONVS = {"conv1": (6, 1, 5, 2), "conv2": (16, 6, 5, 0)}  # name: (T, C, K, padding)
 FCS = {"fc1": (120, 400), "fc2": (84, 120), "fc3": (10, 84)}  # name: (OUT, IN)
