@@ -139,12 +139,14 @@ def page(text: str, rows: int | None = None, read=input, write=print) -> None:
 
 def _list(args) -> int:
     from minicnn.exercises import EXERCISES
+    from minicnn.exercises.grading import _wrap
     from minicnn.exercises.state import Progress
 
     folder = Path(args.dir)
     done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
-    page(f"{_table(folder)}\n\n{done}/{len(EXERCISES)} done, in the folder {folder}\n"
-         f"start one with: minicnn exercise start NAME")
+    footer = _wrap(f"{done}/{len(EXERCISES)} done, in the folder {folder}") + \
+        ["start one with: minicnn exercise start NAME"]
+    page("\n".join([_table(folder), ""] + footer))
     return 0
 
 

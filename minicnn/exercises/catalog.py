@@ -1410,11 +1410,12 @@ def _early_stopping_cases(rng: np.random.Generator) -> list:
 
 # ---- the capstone: the learner's pieces train LeNet-5 -----------------------------------------
 
-CAPSTONE_BUDGET = Budget(steps=1000, batch=64, lr=0.05, momentum=0.9, seed=0, target=0.97)
-# 1000 steps of 64 images (about 1.07 epochs of MNIST's 60,000): the official solution reaches 98.1%
-# test accuracy in about 35 s of training on one core (x86-64, OPENBLAS_NUM_THREADS=1; measured with
-# `minicnn exercise solution capstone --write` then `minicnn exercise check capstone`, see the report's
-# note). The check stops after CAPSTONE_TIMEOUT seconds: room for a slower machine or a slower conv.
+CAPSTONE_BUDGET = Budget(steps=1500, batch=64, lr=0.05, momentum=0.9, seed=0, target=0.97)
+# 1500 steps of 64 images (1.6 epochs of MNIST's 60,000). The official solution, wired by lenet_child.py
+# in one process on one core (OPENBLAS_NUM_THREADS=1, a busy 2-core x86-64 machine): 98.0% test accuracy
+# after 52 s of CPU time for training (+ about 5 s to predict the 10,000 test images); 1000 steps gave
+# 97.75%, too close to the target. A conv with loops over every pixel needs hours: the check stops
+# after CAPSTONE_TIMEOUT seconds, room for a slower machine or a slower (but vectorised) conv.
 CAPSTONE_TIMEOUT = 900.0
 CAPSTONE_DRIVER = Path(__file__).with_name("lenet_child.py")
 
