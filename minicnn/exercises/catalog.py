@@ -1081,7 +1081,8 @@ def _locally_connected_cases(rng: np.random.Generator) -> list:
     from minicnn.functional.locally_connected import locally_connected2d
 
     cases = []
-    fixed = [((1, 1, 3, 3), (1, 1, 2, 2), 1, 0), ((2, 2, 5, 4), (3, 2, 3, 2), 1, 1), ((1, 3, 7, 6), (2, 3, 3, 3), 2, 1)]
+    fixed = [((1, 1, 3, 3), (1, 1, 2, 2), 1, 0), ((2, 2, 5, 4), (3, 2, 3, 2), 1, 1), ((1, 3, 7, 6), (2, 3, 3, 3), 2, 1),
+             ((1, 1, 5, 5), (2, 1, 2, 2), 3, 1)]  # the last: padding 1 or 0 gives the same output size
     for k, (xs, ws, st, p) in enumerate(fixed + _random_convs(rng, 3)):
         r, tag = _pick(k, len(fixed), 170, rng)
         oh, ow = F.conv_output_size(xs[2], ws[2], st, p), F.conv_output_size(xs[3], ws[3], st, p)
@@ -1400,11 +1401,11 @@ def _early_stopping_cases(rng: np.random.Generator) -> list:
                  L, p, waited=lambda e, b, q: e - b > q)[0],
                      "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience "
                      "(one epoch more let a later, better epoch in)"),
+             Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(L, p, lambda a, b: a <= b)[1],
+                     "an equal loss is no improvement: it does not restart the patience count"),
              Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(
                  L, p, waited=lambda e, b, q: e - b > q)[1],
-                     "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience"),
-             Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(L, p, lambda a, b: a <= b)[1],
-                     "an equal loss is no improvement: it does not restart the patience count")]))
+                     "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience")]))
     return cases
 
 
