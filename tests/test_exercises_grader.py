@@ -15,7 +15,7 @@ from minicnn.cli import main
 from minicnn.commands import exercise as command
 from minicnn.exercises import grading
 from minicnn.exercises.grading import WIDTH, Report, Row, grade
-from minicnn.exercises.spec import ValueCase
+from minicnn.exercises.spec import Mistake, ValueCase
 
 
 class _NoSession:
@@ -53,6 +53,13 @@ def test_a_bool_returned_for_an_int_fails_the_whole_check(tmp_path):
         return [ValueCase("size 3, kernel 3", "conv_output_size", (3, 3, 1, 0, 1), {"out": 1})]
     report = grade(dataclasses.replace(exercise, cases=cases), path)
     assert not report.ok and "expected an int, got bool" in report.text(), report.text()
+
+
+def test_a_mistake_that_cannot_happen_with_these_shapes_is_skipped():
+    """x @ w + b has no meaning for a non-square w: the grader goes on to the next known mistake."""
+    x, w, b = np.ones((2, 3)), np.ones((4, 3)), np.zeros(4)
+    mistakes = [Mistake("y", lambda: x @ w + b, "w is (OUT, IN)"), Mistake("y", lambda: x @ w.T, "add the bias")]
+    assert grading._diagnose("y", x @ w.T, mistakes) == "add the bias"
 
 
 def test_an_empty_report_is_not_a_pass(tmp_path):

@@ -1,8 +1,10 @@
 """`minicnn exercise`: write each equation yourself; the engine grades it.
 
     minicnn exercise list                      the exercises in course order, with your status
+                                               (a page at a time at a terminal)
     minicnn exercise start NAME [--dir DIR]    write DIR/NAME.py (a stub), never overwriting
     minicnn exercise check NAME [--dir DIR]    grade DIR/NAME.py against the engine
+                               [--seed S]      the random cases of seed S (a failing one prints S)
     minicnn exercise hint NAME [--dir DIR]     the next hint, one at a time
     minicnn exercise watch [--dir DIR]         work through them in order, re-checking on save
     minicnn exercise solution NAME [--write]   the engine's method in the exercise's form
