@@ -9,6 +9,10 @@ the engine's pieces, so that a learner's wrong output can be recognised and the 
 come from fixed seeds; every exercise adds random cases (shapes, strides, paddings within its contract,
 values) drawn from the grader's generator, fresh on every run, and a float32 twin of each case that
 takes float arrays (the dtype must be preserved).
+
+The capstone (last) checks the learner's six pieces this way, then plugs them into LeNet-5
+(`lenet_child.py`, run in the child) and trains on MNIST within CAPSTONE_BUDGET; the parent scores the
+predictions on the test images, whose labels never reach the child.
 """
 
 from __future__ import annotations

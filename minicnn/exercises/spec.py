@@ -127,7 +127,6 @@ class Exercise:
     forbidden: dict[str, str] = field(default_factory=dict)  # modules the child refuses: name -> rule
     numpy_forbidden: dict[str, str] = field(default_factory=dict)  # numpy functions refused: name -> rule
     timeout: float | None = None  # seconds the whole check may take (None: grading.TIMEOUT_SECONDS)
-    driver: str = ""  # NumPy-only source the child runs beside the learner's file (the capstone's LeNet-5)
 
     @property
     def template_path(self) -> Path:
