@@ -365,7 +365,7 @@ def _grade(exercise: Exercise, cases: list, session: Session, shown: str, report
     values_failed = False
     for case in cases:
         if isinstance(case, TrainCase):
-            _train_row(case, functions, session, report)
+            _train_row(case, session, report)
             continue
         if isinstance(case, GradCase):
             label = f"{case.uses}: {case.label}"
@@ -398,7 +398,7 @@ def _grade(exercise: Exercise, cases: list, session: Session, shown: str, report
             report.hint = hint or _default_hint(exercise)
 
 
-def _train_row(case: TrainCase, functions: dict[str, Callable], session: Session, report: Report) -> None:
+def _train_row(case: TrainCase, session: Session, report: Report) -> None:
     """The capstone's last row: train only when every piece passed; else name the first failing one."""
     if report.failure:
         report.rows.append(Row("skip", "training", case.label))
@@ -430,8 +430,8 @@ def _run_train_case(budget: Budget, session: Session) -> tuple[list[str], str, s
     try:
         data = load_dataset("mnist", download=False)
     except DatasetError as exc:
-        return [f"MNIST is not there: {exc}"], ("set MINICNN_DATA to the folder holding mnist/ (or run "
-                                                "`minicnn data fetch mnist`), then check again"), ""
+        return [f"MNIST is not there: {exc}"], ("set MINICNN_DATA to the folder holding mnist/ (the lines "
+                                                "above say where it looked), then check again"), ""
     x_train = np.round(data.x_train * 255).astype(np.uint8)  # (60000, 1, 28, 28): a quarter of the bytes
     x_test = np.round(data.x_test * 255).astype(np.uint8)
     rng = np.random.default_rng(budget.seed)
