@@ -133,3 +133,46 @@ def test_pager_prints_short_text_at_once():
     shown = []
     command.page("a\nb", rows=24, read=lambda prompt: (_ for _ in ()).throw(AssertionError), write=shown.append)
     assert shown == ["a\nb"]
+
+
+def test_list_at_a_24_row_pseudo_terminal_pages(tmp_path):
+    """`minicnn exercise list` at a real (pseudo-)terminal of 24 x 80: each screen holds at most 23 lines
+    and the prompt; Enter shows the rest."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("LINES", "COLUMNS")}
+    env["PYTHONPATH"] = str(Path(command.__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-m", "minicnn", "exercise", "list", "--dir", str(tmp_path)],
+                            stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+
+    def read_until(marker: str, seconds: float = 60.0) -> str:
+        text, deadline = "", time.monotonic() + seconds
+        while marker not in text and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(leader, 4096).decode()
+                except OSError:  # the program ended
+                    break
+                text += chunk
+        return text
+
+    first = read_until(command.MORE)
+    assert command.MORE in first, first
+    screen = first.replace("\r\n", "\n").split("\n")
+    assert len(screen) <= 24 and all(len(line) <= WIDTH for line in screen), screen
+    os.write(leader, b"\n")
+    rest = read_until("start one with")
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    assert "capstone" in first + rest and "start one with" in rest
