@@ -1,8 +1,10 @@
 """`minicnn exercise`: write each equation yourself; the engine grades it.
 
     minicnn exercise list                      the exercises in course order, with your status
+                                               (a page at a time at a terminal)
     minicnn exercise start NAME [--dir DIR]    write DIR/NAME.py (a stub), never overwriting
     minicnn exercise check NAME [--dir DIR]    grade DIR/NAME.py against the engine
+                               [--seed S]      the random cases of seed S (a failing one prints S)
     minicnn exercise hint NAME [--dir DIR]     the next hint, one at a time
     minicnn exercise watch [--dir DIR]         work through them in order, re-checking on save
     minicnn exercise solution NAME [--write]   the engine's method in the exercise's form
@@ -21,7 +23,6 @@ NAME = "exercise"
 HELP = "exercises: write forward/backward passes yourself and let the engine grade them"
 DEFAULT_DIR = "exercises"
 POLL_SECONDS = 0.5
-TIMEOUT_SECONDS = 20.0  # a check stops the learner's code after this; every solution takes about a second
 
 
 def add_arguments(parser) -> None:
@@ -35,6 +36,8 @@ def add_arguments(parser) -> None:
     p.add_argument("name")
     _dir(p)
     _timeout(p)
+    p.add_argument("--seed", type=int, default=None,
+                   help="draw the random cases from this seed (a failing random case prints its seed)")
     p = sub.add_parser("hint", help="show the next hint for an exercise")
     p.add_argument("name")
     _dir(p)
@@ -54,8 +57,11 @@ def _dir(p) -> None:
 
 
 def _timeout(p) -> None:
-    p.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS,
-                   help="seconds your code may run before the check stops it")
+    from minicnn.exercises.grading import TIMEOUT_SECONDS
+
+    p.add_argument("--timeout", type=float, default=None,
+                   help=f"seconds your code may run before the check stops it (default {TIMEOUT_SECONDS:g}; "
+                        f"the capstone has its own)")
 
 
 def _flag(folder) -> str:
@@ -106,14 +112,43 @@ def _table(folder: Path) -> str:
     return "\n".join(rows)
 
 
+MORE = "-- more: Enter for the next page, q to stop --"
+
+
+def page(text: str, rows: int | None = None, read=input, write=print) -> None:
+    """Print `text` a screen at a time: `rows - 1` lines, then the MORE prompt (Enter: the next page,
+    q: stop). `rows` None: the terminal's height when both stdin and stdout are terminals, else the
+    whole text at once (piped output stays plain)."""
+    import shutil
+
+    lines = text.split("\n")
+    if rows is None:
+        rows = shutil.get_terminal_size().lines if sys.stdout.isatty() and sys.stdin.isatty() else 0
+    if rows < 2 or len(lines) <= rows:
+        write(text)
+        return
+    step = rows - 1
+    for start in range(0, len(lines), step):
+        write("\n".join(lines[start:start + step]))
+        if start + step < len(lines):
+            try:
+                answer = read(MORE)
+            except EOFError:
+                return
+            if answer.strip().lower().startswith("q"):
+                return
+
+
 def _list(args) -> int:
     from minicnn.exercises import EXERCISES
+    from minicnn.exercises.grading import _wrap
     from minicnn.exercises.state import Progress
 
     folder = Path(args.dir)
-    print(_table(folder))
     done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
-    print(f"\n{done}/{len(EXERCISES)} done, in the folder {folder}\nstart one with: minicnn exercise start NAME")
+    footer = _wrap(f"{done}/{len(EXERCISES)} done, in the folder {folder}") + \
+        ["start one with: minicnn exercise start NAME"]
+    page("\n".join([_table(folder), ""] + footer))
     return 0
 
 
@@ -139,12 +174,12 @@ def _start(exercise, args) -> int:
     return 0
 
 
-def _check_once(exercise, folder: Path, timeout: float):
+def _check_once(exercise, folder: Path, timeout: float | None, seed: int | None = None):
     from minicnn.exercises.grading import check_file
     from minicnn.exercises.state import Progress
 
     path = folder / f"{exercise.name}.py"
-    report = check_file(exercise, path, timeout=timeout, shown=str(path))
+    report = check_file(exercise, path, timeout=timeout, shown=str(path), seed=seed)
     Progress(folder).set_status(exercise.name, report.ok)
     return report
 
@@ -156,7 +191,7 @@ def _check(exercise, args) -> int:
         _err(f"minicnn exercise: {path} does not exist; create it with:\n"
              f"  minicnn exercise start {exercise.name}{_flag(args.dir)}")
         return 2
-    report = _check_once(exercise, folder, args.timeout)
+    report = _check_once(exercise, folder, args.timeout, args.seed)
     print(report.text())
     return 0 if report.ok else 1
 
@@ -222,7 +257,7 @@ CLEAR = "\x1b[H\x1b[2J"  # ANSI: cursor home, clear the screen
 INTERRUPTED = 130  # the exit code of a program stopped by Ctrl-C (128 + SIGINT)
 
 
-def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=time.sleep,
+def watch(folder: Path, timeout: float | None, interval: float = POLL_SECONDS, sleep=time.sleep,
           redraw: bool | None = None) -> int:
     """Work through the exercises in course order: check the first one not passed, re-check it whenever
     its file changes (modification time), move on when it passes. Each check redraws the screen (when

@@ -6,7 +6,8 @@ list of graded cases in `catalog` (fixed ones, random ones drawn fresh on every 
 whose expected values come from the engine's own functions. `grading.grade` keeps those values in the
 grading process; the learner's file runs in a child process (`child.py`, driven by `runner.Session`)
 that receives only the inputs and refuses imports of minicnn and of the SciPy routines an exercise
-forbids.
+forbids. The last one, the capstone, trains LeNet-5 on MNIST from the learner's own pieces
+(`catalog.CAPSTONE_BUDGET`, `lenet_child.py`).
 
 Library API (stable names):
     EXERCISES              every Exercise, in course order

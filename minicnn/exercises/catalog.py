@@ -9,17 +9,22 @@ the engine's pieces, so that a learner's wrong output can be recognised and the 
 come from fixed seeds; every exercise adds random cases (shapes, strides, paddings within its contract,
 values) drawn from the grader's generator, fresh on every run, and a float32 twin of each case that
 takes float arrays (the dtype must be preserved).
+
+The capstone (last) checks the learner's six pieces this way, then plugs them into LeNet-5
+(`lenet_child.py`, run in the child) and trains on MNIST within CAPSTONE_BUDGET; the parent scores the
+predictions on the test images, whose labels never reach the child.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from minicnn import functional as F
 from minicnn.core import Layer, Parameter
-from minicnn.exercises.spec import Exercise, GradCase, Mistake, ValueCase
+from minicnn.exercises.spec import Budget, Exercise, GradCase, Mistake, TrainCase, ValueCase
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -1080,7 +1085,8 @@ def _locally_connected_cases(rng: np.random.Generator) -> list:
     from minicnn.functional.locally_connected import locally_connected2d
 
     cases = []
-    fixed = [((1, 1, 3, 3), (1, 1, 2, 2), 1, 0), ((2, 2, 5, 4), (3, 2, 3, 2), 1, 1), ((1, 3, 7, 6), (2, 3, 3, 3), 2, 1)]
+    fixed = [((1, 1, 3, 3), (1, 1, 2, 2), 1, 0), ((2, 2, 5, 4), (3, 2, 3, 2), 1, 1), ((1, 3, 7, 6), (2, 3, 3, 3), 2, 1),
+             ((1, 1, 5, 5), (2, 1, 2, 2), 3, 1)]  # the last: padding 1 or 0 gives the same output size
     for k, (xs, ws, st, p) in enumerate(fixed + _random_convs(rng, 3)):
         r, tag = _pick(k, len(fixed), 170, rng)
         oh, ow = F.conv_output_size(xs[2], ws[2], st, p), F.conv_output_size(xs[3], ws[3], st, p)
@@ -1399,12 +1405,181 @@ def _early_stopping_cases(rng: np.random.Generator) -> list:
                  L, p, waited=lambda e, b, q: e - b > q)[0],
                      "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience "
                      "(one epoch more let a later, better epoch in)"),
+             Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(L, p, lambda a, b: a <= b)[1],
+                     "an equal loss is no improvement: it does not restart the patience count"),
              Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(
                  L, p, waited=lambda e, b, q: e - b > q)[1],
-                     "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience"),
-             Mistake("stop", lambda L=losses, p=patience: _early_stopping_reference(L, p, lambda a, b: a <= b)[1],
-                     "an equal loss is no improvement: it does not restart the patience count")]))
+                     "stop as soon as `patience` epochs passed without improvement: epoch - best >= patience")]))
     return cases
+
+
+# ---- the capstone: the learner's pieces train LeNet-5 -----------------------------------------
+
+CAPSTONE_BUDGET = Budget(steps=1500, batch=64, lr=0.05, momentum=0.9, seed=0, target=0.97)
+# 1500 steps of 64 images (1.6 epochs of MNIST's 60,000), on a busy 2-core x86-64 machine, one core
+# (OPENBLAS_NUM_THREADS=1, what the child sets): `minicnn exercise solution capstone --write`, then
+# `/usr/bin/time -v minicnn exercise check capstone` gave 98.00% test accuracy and 57.6 s of CPU time for
+# the whole check (parent and child: loading MNIST, the piece checks, training, predicting 10,000 images);
+# wall time was 9.6 min only because eight processes shared the two cores. 1000 steps gave 97.75%, too
+# close to the target. A conv looping over every pixel needs hours: the check stops after
+# CAPSTONE_TIMEOUT seconds of wall time, room for a slower machine or a slower (but vectorised) conv.
+CAPSTONE_TIMEOUT = 900.0
+CAPSTONE_DRIVER = Path(__file__).with_name("lenet_child.py")
+
+
+def _capstone_conv(r: np.random.Generator, xs: tuple, ws: tuple, p: int) -> list:
+    x, w, b = r.standard_normal(xs), r.standard_normal(ws), r.standard_normal(ws[0])
+    y = F.conv2d(x, w, b, padding=p)
+    dy = r.standard_normal(y.shape)
+    dx, dw, db = F.conv2d_backward(dy, x, w, padding=p)
+    swap = w.transpose(1, 0, 2, 3).copy()  # (C, T, KH, KW), not flipped
+    label = f"x {_shape(x)} w {_shape(w)} pad {p}"
+    return [
+        ValueCase(label, "conv_forward", (x, w, b, p), {"y": y},
+                  [Mistake("y", lambda x=x, w=w, b=b, p=p: F.conv2d(x, w[:, :, ::-1, ::-1], b, padding=p),
+                           "you flipped the kernel: the forward is a correlation, w is used as it is"),
+                   Mistake("y", lambda x=x, w=w, p=p: F.conv2d(x, w, padding=p), "add the bias b[t] to map t")],
+                  shape_hint="OH = H + 2*padding - KH + 1 (stride 1): pad x first"),
+        ValueCase(f"dy {_shape(dy)} " + label, "conv_backward", (dy, x, w, p), {"dx": dx, "dw": dw, "db": db},
+                  [Mistake("dx", lambda dy=dy, swap=swap, p=p: _full_cut(dy, swap, p),
+                           "dx looks like a correlation with the UNFLIPPED kernel: flip both spatial axes, "
+                           "w_back = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]"),
+                   Mistake("dw", lambda dw=dw: dw[:, :, ::-1, ::-1], "dw is flipped: dw[t, s, a, c] pairs dy "
+                           "with xp[n, s, i + a, j + c], offset (a, c) as in the forward"),
+                   Mistake("dw", lambda dw=dw, n=xs[0]: dw / n, "dw is a SUM over the batch; do not average"),
+                   Mistake("db", lambda dy=dy: dy.sum(axis=(2, 3)).mean(axis=0),
+                           "db sums dy over the batch and both spatial axes (axis=(0, 2, 3)); no mean")]),
+    ]
+
+
+def _capstone_sgd_run(p0, grads, lr, momentum):
+    def run(fns):
+        p, v, out = p0.copy(), np.zeros_like(p0), []
+        for g in grads:
+            p, v = fns["sgd_step"](p, g.copy(), v.copy(), lr, momentum)
+            out.append(p)
+        return _stack(out)
+    return run
+
+
+def _capstone_cases(rng: np.random.Generator) -> list:
+    from minicnn.optim import SGD
+
+    cases = []
+    for k, (n, i, o) in enumerate([(4, 3, 5), (2, 400, 120)] + [tuple(int(v) for v in rng.integers(1, 9, 3))]):
+        r, tag = _pick(k, 2, 400, rng)
+        x, w, b, dy = r.standard_normal((n, i)), r.standard_normal((o, i)), r.standard_normal(o), \
+            r.standard_normal((n, o))
+        cases.append(ValueCase(f"{tag}x {_shape(x)} w {_shape(w)}", "linear_forward", (x, w, b),
+                               {"y": F.linear(x, w, b)},
+                               [Mistake("y", lambda x=x, w=w: x @ w.T, "add the bias b (broadcast over the rows)")]))
+        dx, dw, db = F.linear_backward(dy, x, w)
+        cases.append(ValueCase(f"{tag}dy {_shape(dy)} x {_shape(x)}", "linear_backward", (dy, x, w),
+                               {"dx": dx, "dw": dw, "db": db},
+                               [Mistake("dw", lambda dw=dw, n=n: dw / n, "dw is a SUM over the batch; do not "
+                                        "divide by N"),
+                                Mistake("db", lambda dy=dy: dy.mean(axis=0), "db sums dy over the batch (axis 0); "
+                                        "you took the mean")]))
+    convs = [((2, 1, 6, 6), (3, 1, 5, 5), 2), ((2, 3, 7, 6), (4, 3, 3, 3), 0)]
+    randoms = [(xs, ws, p) for xs, ws, s, p in _random_convs(rng, 4) if s == 1][:2]
+    for k, (xs, ws, p) in enumerate(convs + randoms):
+        r, tag = _pick(k, len(convs), 410, rng)
+        for case in _capstone_conv(r, xs, ws, p):
+            case.label = tag + case.label
+            cases.append(case)
+    for k, xs in enumerate([(2, 3, 4, 6), (1, 2, 2, 2)] + [(int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                                                            2 * int(rng.integers(1, 5)), 2 * int(rng.integers(1, 5)))]):
+        r, tag = _pick(k, 2, 420, rng)
+        x = _distinct(r, xs)
+        y, idx = F.max_pool2d(x, 2, 2)
+        dy = r.standard_normal(y.shape)
+        cases.append(ValueCase(f"{tag}x {_shape(x)}", "max_pool_forward", (x,), {"y": y},
+                               [Mistake("y", lambda x=x: F.avg_pool2d(x, 2, 2), "that is the average; take the "
+                                        "max of each 2x2 window")]))
+        cases.append(ValueCase(f"{tag}dy {_shape(dy)} x {_shape(x)}", "max_pool_backward", (dy, x),
+                               {"dx": F.max_pool2d_backward(dy, idx, x.shape, 2, 2)},
+                               [Mistake("dx", lambda dy=dy, x=x: F.sum_pool2d_backward(dy, x.shape, 2, 2),
+                                        "route dy only to the max of its window, not to every element")]))
+    ties = np.array([[[[1.0, 3.0, 0.0, 0.0], [3.0, 2.0, 0.0, 0.0]]]])  # ReLU outputs tie at 0 all the time
+    dt = np.array([[[[1.5, -2.0]]]])
+    cases.append(ValueCase("ties (1,1,2,4)", "max_pool_backward", (dt, ties),
+                           {"dx": F.max_pool2d_backward(dt, F.max_pool2d(ties, 2, 2)[1], ties.shape, 2, 2)},
+                           [Mistake("dx", lambda: _route_ties(dt, ties, 2, 2),
+                                    "on a tie route dy to the FIRST maximum only (np.argmax of the window)")]))
+    for k, shape in enumerate([(3, 4), (2, 3, 4, 4)]):
+        r = _rng(430 + k)
+        x = r.standard_normal(shape)
+        x.flat[0] = 0.0  # the gradient at exactly 0 is 0
+        dy = r.standard_normal(shape)
+        cases.append(ValueCase(f"x {_shape(x)}", "relu_forward", (x,), {"y": F.relu(x)}))
+        cases.append(ValueCase(f"dy, x {_shape(x)} (one x = 0)", "relu_backward", (dy, x),
+                               {"dx": F.relu_backward(dy, x)},
+                               [Mistake("dx", lambda dy=dy, x=x: dy * (x >= 0), "use x > 0: at x = 0 the gradient "
+                                        "is 0")]))
+    cases += [c for c in _softmax_cases(rng) if isinstance(c, ValueCase) and not c.label.endswith("float32")]
+    for k, (lr, mom) in enumerate([(0.05, 0.9), (0.1, 0.0), (round(float(rng.uniform(0.01, 0.3)), 3),
+                                                           round(float(rng.uniform(0.1, 0.95)), 2))]):
+        r, tag = _pick(k, 2, 440, rng)
+        p0 = r.standard_normal((3, 2))
+        grads = [r.standard_normal(p0.shape) for _ in range(_STEPS)]
+        expected = _engine_run(lambda ps, lr=lr, mom=mom: SGD(ps, lr, momentum=mom), p0, grads)
+        cases.append(ValueCase(
+            f"{tag}{_STEPS} steps, lr {lr}, momentum {mom}", "sgd_step", expected={"p": expected},
+            run=_capstone_sgd_run(p0, grads, lr, mom),
+            mistakes=[Mistake("p", lambda a=(p0, grads, lr, mom, 0.0): _sgd_variant(*a, "plain"),
+                              "keep the velocity: velocity = momentum * velocity + grad, then step along it"),
+                      Mistake("p", lambda a=(p0, grads, lr, mom, 0.0): _sgd_variant(*a, "dampening_first"),
+                              "no dampening: velocity = momentum * velocity + grad, no (1 - momentum) factor")]))
+    cases = _with_float32(cases)
+    cases += _capstone_grad_cases()
+    cases.append(TrainCase(CAPSTONE_DRIVER.read_text(), CAPSTONE_BUDGET))
+    return cases
+
+
+def _capstone_grad_cases() -> list:
+    """Every backward piece through the engine's gradient checker, the learner's forward beside it."""
+    r = _rng(450)
+    wl, bl = r.standard_normal((3, 4)), r.standard_normal(3)
+    wc, bc = r.standard_normal((3, 2, 3, 3)), r.standard_normal(3)
+    z, labels = r.standard_normal((4, 5)), r.integers(0, 5, 4)
+
+    def linear(fns):
+        def backward(layer, x, dy):
+            dx, dw, db = fns["linear_backward"](dy, x, layer.weight.data)
+            layer.weight.grad += dw
+            layer.bias.grad += db
+            return dx
+        return _Wrapped(lambda lay, x: fns["linear_forward"](x, lay.weight.data, lay.bias.data), backward,
+                        weight=wl.copy(), bias=bl.copy())
+
+    def conv(padding):
+        def make(fns):
+            def backward(layer, x, dy):
+                dx, dw, db = fns["conv_backward"](dy, x, layer.weight.data, padding)
+                layer.weight.grad += dw
+                layer.bias.grad += db
+                return dx
+            return _Wrapped(lambda lay, x: fns["conv_forward"](x, lay.weight.data, lay.bias.data, padding), backward,
+                            weight=wc.copy(), bias=bc.copy())
+        return make
+
+    def pool(fns):
+        return _Wrapped(lambda lay, x: fns["max_pool_forward"](x), lambda lay, x, dy: fns["max_pool_backward"](dy, x))
+
+    def relu(fns):
+        return _Wrapped(lambda lay, x: fns["relu_forward"](x), lambda lay, x, dy: fns["relu_backward"](dy, x))
+
+    def softmax(fns):
+        f = fns["softmax_cross_entropy"]
+        return _Wrapped(lambda lay, z: np.array([f(z, labels)[0]]), lambda lay, z, dy: dy[0] * f(z, labels)[1])
+
+    away_from_zero = r.standard_normal((2, 3, 4)) + np.sign(r.standard_normal((2, 3, 4))) * 0.5
+    return [GradCase("x (5,4), weight, bias", "linear_backward", linear, r.standard_normal((5, 4))),
+            GradCase("x (2,2,5,4), weight, bias, pad 1", "conv_backward", conv(1), r.standard_normal((2, 2, 5, 4))),
+            GradCase("x (1,2,4,5), weight, bias, pad 0", "conv_backward", conv(0), r.standard_normal((1, 2, 4, 5))),
+            GradCase("x (2,2,4,6)", "max_pool_backward", pool, _distinct(r, (2, 2, 4, 6))),
+            GradCase("x (2,3,4), away from 0", "relu_backward", relu, away_from_zero),
+            GradCase("logits (4,5)", "softmax_cross_entropy", softmax, z)]
 
 
 # ---- the rules: what the learner's code may not call ------------------------------------------
@@ -1567,4 +1742,12 @@ EXERCISES: list[Exercise] = [
               "Only a strictly lower loss is an improvement (ties keep the earlier epoch).",
               "Stop after the first epoch with epoch - best >= patience; else at the last epoch."),
              ("minicnn.app.train:KeepBest",), _early_stopping_cases),
+    Exercise("capstone", 15, "Capstone: your pieces train LeNet-5, MNIST",
+             ("The grader checks every piece first and names the one that fails; fix that one.",
+              f"The budget: {CAPSTONE_BUDGET.steps} SGD steps of {CAPSTONE_BUDGET.batch} images, lr "
+              f"{CAPSTONE_BUDGET.lr}, momentum {CAPSTONE_BUDGET.momentum}, about a minute with a fast conv.",
+              "A fast conv loops over the KH*KW kernel offsets only: "
+              "y += np.einsum('nshw,ts->nthw', xp[:, :, i:i + OH, j:j + OW], w[:, :, i, j])."),
+             ("minicnn.models.lenet:lenet5", "minicnn.functional.conv:conv2d_backward", "minicnn.optim:SGD"),
+             _capstone_cases, timeout=CAPSTONE_TIMEOUT, **_conv_rules("capstone")),
 ]

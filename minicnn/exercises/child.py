@@ -18,6 +18,8 @@ crafted return value cannot run code in the process that holds the answers.
 Protocol (one JSON object per line, `encode`/`decode` for values):
     child -> parent, once:  {"ok": true, "functions": [names]} or {"ok": false, "error": [lines]}
     parent -> child:        {"function": name, "args": [...], "kwargs": {...}}
+                            (name "driver:NAME": a function of the config's "driver" source, the grader's
+                            own NumPy-only code run on the learner's functions, e.g. the capstone's LeNet-5)
     child -> parent:        {"ok": true, "result": value, "changed": [argument names], "printed": [lines]}
                             {"ok": false, "error": [lines], "not_implemented": bool, "line": int, ...}
 """
@@ -35,6 +37,8 @@ from typing import Any
 import numpy as np
 
 RULE_ENGINE = "exercise rules: your code may not use minicnn (you are writing the engine's part); use NumPy"
+RULE_DATA = "exercise rules: your code may not read the datasets; the grader sends the images it needs"
+DRIVER_PREFIX = "driver:"  # requests for the grader's own code run in the child (config "driver")
 MAX_FRAMES = 8  # at most this many frames of the learner's traceback (deeper: first 2, last 3)
 SAFE_KINDS = "biuf"  # array dtypes that may cross the pipe: bool, int, unsigned, float
 
@@ -118,11 +122,14 @@ def _refused(name: str, forbidden: dict[str, str]) -> str | None:
     return None
 
 
-def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: dict[str, str]) -> None:
-    """Refuse imports of `forbidden` modules (name -> rule) and reading files under `package_dir`;
-    replace each numpy function in `numpy_forbidden` (name -> rule) by one that raises."""
+def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: dict[str, str],
+                  data_dirs: tuple[str, ...] = ()) -> None:
+    """Refuse imports of `forbidden` modules (name -> rule), reading files under `package_dir` and
+    under `data_dirs` (the dataset folders: the capstone's test labels live there); replace each numpy
+    function in `numpy_forbidden` (name -> rule) by one that raises."""
     forbidden = {"minicnn": RULE_ENGINE, **forbidden}
     package_dir = os.path.realpath(package_dir) + os.sep
+    data_dirs = tuple(os.path.realpath(d) + os.sep for d in data_dirs)
 
     def hook(event: str, args: tuple) -> None:
         if event == "import":
@@ -131,8 +138,11 @@ def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: 
                 raise ImportError(f"{rule} (import {args[0]} refused)")
         elif event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
             path = os.fsdecode(args[0])
-            if os.path.realpath(path).startswith(package_dir):
+            real = os.path.realpath(path)
+            if real.startswith(package_dir):
                 raise PermissionError(f"{RULE_ENGINE} (reading {path} refused)")
+            if real.startswith(data_dirs):
+                raise PermissionError(f"{RULE_DATA} (reading {path} refused)")
 
     class Refuse:  # first on sys.meta_path: names the rule even when the module is not on sys.path
         @staticmethod
@@ -258,7 +268,8 @@ def main(config: dict) -> int:
 
     path, shown = config["path"], config["shown"]
     source = open(path).read()
-    install_rules(config["package_dir"], config["forbidden"], config["numpy_forbidden"])
+    install_rules(config["package_dir"], config["forbidden"], config["numpy_forbidden"],
+                  tuple(config.get("data_dirs", ())))
     np.seterr(all="ignore")
     sys.path.insert(0, os.path.dirname(path))  # their own helper modules beside their file import
     namespace: dict[str, Any] = {"__name__": "exercise", "__file__": path}
@@ -267,7 +278,13 @@ def main(config: dict) -> int:
     except (Exception, SystemExit) as exc:
         send({"ok": False, "error": learner_traceback(exc, path, shown), "printed": _drain(printed)})
         return 0
-    send({"ok": True, "functions": [k for k, v in namespace.items() if callable(v)], "printed": _drain(printed)})
+    functions = [k for k, v in namespace.items() if callable(v)]
+    if config.get("driver"):  # the grader's wiring (the capstone's LeNet-5), run on the learner's functions
+        driver: dict[str, Any] = {"__name__": "driver"}
+        exec(compile(config["driver"], "driver", "exec"), driver)
+        driver["pieces"] = namespace
+        namespace.update({DRIVER_PREFIX + k: v for k, v in driver.items() if callable(v)})
+    send({"ok": True, "functions": functions, "printed": _drain(printed)})
     for line in requests:
         send(_call(namespace, json.loads(line), path, shown, printed))
     return 0

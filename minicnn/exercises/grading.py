@@ -19,15 +19,19 @@ from typing import Any
 
 import numpy as np
 
+from minicnn.exercises.catalog import RANDOM
 from minicnn.exercises.child import Other
 from minicnn.exercises.runner import ChildStopped, LearnerError, Rules, Session
-from minicnn.exercises.spec import Exercise, GradCase, Mistake, ValueCase
+from minicnn.exercises.spec import Budget, Exercise, GradCase, Mistake, TrainCase, ValueCase
 
 WIDTH = 80  # every line of a report fits a terminal of this width
 MATCH_RTOL, MATCH_ATOL = 1e-6, 1e-9  # how close a learner's value must be to a known wrong answer
-TIMEOUT_SECONDS = 20.0  # the whole check; every solution takes about a second
+TIMEOUT_SECONDS = 20.0  # the whole check (an Exercise may set its own); every solution takes about a second
 SHOWN_ELEMENTS = 24  # a returned array up to this size is printed whole in a failure; larger: a corner
 RULE_MARK = "exercise rules:"  # how the child's refusals begin (see child.py)
+SEED_BITS = 32  # a fresh seed is drawn from this many bits of OS entropy (short enough to type)
+TRAIN_CHUNK_STEPS = 50  # the capstone sends this many steps' batches to the child per call
+PREDICT_CHUNK = 2000  # test images per predict call
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Report:
     failure: list[str] = field(default_factory=list)  # details of the first failure
     hint: str = ""
     notes: list[str] = field(default_factory=list)
+    seed: int | None = None  # the seed the random cases were drawn from (None: drawn from a given rng)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +71,11 @@ class Report:
         if self.hint:
             lines.append("")
             lines += _wrap("hint: " + self.hint)
+        failed_random = any(r.status == "FAIL" and f": {RANDOM}" in r.label for r in self.rows)
+        if failed_random and self.seed is not None:
+            lines.append("")
+            lines += _wrap(f"a random case failed; the same cases again: minicnn exercise check "
+                           f"{self.exercise} --seed {self.seed}")
         for note in self.notes:
             lines.append("")
             lines += _wrap("note: " + note)
@@ -202,7 +212,10 @@ def _diagnose(output: str, got: Any, mistakes: list[Mistake], rtol: float = MATC
             continue
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            wrong = m.wrong()
+            try:
+                wrong = m.wrong()
+            except (ValueError, IndexError):  # this mistake cannot happen with this case's shapes
+                continue
         if _matches(got, wrong, rtol):
             return m.hint
     return ""
@@ -281,17 +294,25 @@ def _run_grad_case(case: GradCase, functions: dict[str, Callable], session: Sess
     return lines, ""
 
 
-def grade(exercise: Exercise, path: Path, shown: str | None = None, timeout: float = TIMEOUT_SECONDS,
-          rng: np.random.Generator | None = None) -> Report:
+def grade(exercise: Exercise, path: Path, shown: str | None = None, timeout: float | None = None,
+          rng: np.random.Generator | None = None, seed: int | None = None) -> Report:
     """Grade the learner's file `path` for `exercise`: their code runs in a child process (stopped after
-    `timeout` seconds), every expected value stays here. `rng` draws the random cases (fresh entropy
-    when None: different cases on every run). Output the learner's code prints is noted."""
+    `timeout` seconds; None: the exercise's own limit, else TIMEOUT_SECONDS), every expected value stays
+    here. The random cases are drawn from `rng` when given, else from `seed` (a fresh one when None:
+    different cases on every run; a failing random case prints it, so `--seed` replays them). Output the
+    learner's code prints is noted."""
     shown = shown or str(path)
-    report = Report(exercise.name, shown)
-    cases = exercise.cases(rng if rng is not None else np.random.default_rng())
+    if timeout is None:
+        timeout = exercise.timeout if exercise.timeout is not None else TIMEOUT_SECONDS
+    if rng is None and seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0]) % 2**SEED_BITS
+    report = Report(exercise.name, shown, seed=seed if rng is None else None)
+    cases = exercise.cases(rng if rng is not None else np.random.default_rng(seed))
+    rules = Rules(exercise.forbidden, exercise.numpy_forbidden, _data_dirs() if _trains(cases) else ())
+    driver = next((c.driver for c in cases if isinstance(c, TrainCase)), "")
     session = None
     try:
-        session = Session(Path(path), shown, Rules(exercise.forbidden, exercise.numpy_forbidden), timeout)
+        session = Session(Path(path), shown, rules, timeout, driver)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _grade(exercise, cases, session, shown, report)
@@ -311,9 +332,21 @@ def grade(exercise: Exercise, path: Path, shown: str | None = None, timeout: flo
     return report
 
 
-def check_file(exercise: Exercise, path: Path, timeout: float, shown: str | None = None) -> Report:
-    """`grade` with the time limit first: what the command line runs."""
-    return grade(exercise, Path(path), shown, timeout=timeout)
+def check_file(exercise: Exercise, path: Path, timeout: float | None, shown: str | None = None,
+               seed: int | None = None) -> Report:
+    """`grade` with the time limit first (None: the exercise's own): what the command line runs."""
+    return grade(exercise, Path(path), shown, timeout=timeout, seed=seed)
+
+
+def _trains(cases: list) -> bool:
+    return any(isinstance(c, TrainCase) for c in cases)
+
+
+def _data_dirs() -> tuple[str, ...]:
+    """The dataset folders (the child may not read them: the test labels are there)."""
+    from minicnn.data.datasets import search_roots
+
+    return tuple(str(root) for root, _ in search_roots())
 
 
 def _grade(exercise: Exercise, cases: list, session: Session, shown: str, report: Report) -> None:
@@ -331,6 +364,9 @@ def _grade(exercise: Exercise, cases: list, session: Session, shown: str, report
     functions = {f: session.proxy(f) for f in exercise.functions}
     values_failed = False
     for case in cases:
+        if isinstance(case, TrainCase):
+            _train_row(case, session, report)
+            continue
         if isinstance(case, GradCase):
             label = f"{case.uses}: {case.label}"
             if values_failed:
@@ -352,13 +388,81 @@ def _grade(exercise: Exercise, cases: list, session: Session, shown: str, report
         except ChildStopped:
             raise
         except Exception as exc:  # the engine refused what the learner's code returned
-            lines, hint = [f"{type(exc).__name__}: {exc}"], ""
+            lines = [f"the grader could not use what your function returned: {type(exc).__name__}: {exc}"]
+            hint = "return what the docstring says, e.g. a tuple (p, velocity) of new arrays, never None"
         ok = not lines
         values_failed |= not ok and kind == "values"
         report.rows.append(Row("PASS" if ok else "FAIL", kind, label))
         if not ok and not report.failure:
             report.failure = [f"first failure: {label}"] + lines
             report.hint = hint or _default_hint(exercise)
+
+
+def _train_row(case: TrainCase, session: Session, report: Report) -> None:
+    """The capstone's last row: train only when every piece passed; else name the first failing one."""
+    if report.failure:
+        report.rows.append(Row("skip", "training", case.label))
+        failed = next(r for r in report.rows if r.status == "FAIL")
+        piece = failed.label.split(":")[0]
+        report.notes.append(f"LeNet-5 was not trained: your {piece}() fails its "
+                            f"{'gradient check' if failed.kind == 'gradcheck' else 'values check'} (above); "
+                            f"fix {piece}() first")
+        return
+    try:
+        lines, hint, note = _run_train_case(case.budget, session)
+    except LearnerError as err:
+        lines, hint, note = _exception_lines(err), "every piece passed its checks on small inputs; the " \
+            "traceback shows where one failed on LeNet-5's shapes", ""
+    report.rows.append(Row("PASS" if not lines else "FAIL", "training", case.label))
+    if note:
+        report.notes.append(note)
+    if lines:
+        report.failure = [f"first failure: training {case.label}"] + lines
+        report.hint = hint
+
+
+def _run_train_case(budget: Budget, session: Session) -> tuple[list[str], str, str]:
+    """(failure lines, hint, note) of training LeNet-5 of the learner's pieces within `budget`."""
+    import time
+
+    from minicnn.data.datasets import DatasetError, load_dataset
+
+    try:
+        data = load_dataset("mnist", download=False)
+    except DatasetError as exc:
+        return [f"MNIST is not there: {exc}"], ("set MINICNN_DATA to the folder holding mnist/ (the lines "
+                                                "above say where it looked), then check again"), ""
+    x_train = np.round(data.x_train * 255).astype(np.uint8)  # (60000, 1, 28, 28): a quarter of the bytes
+    x_test = np.round(data.x_test * 255).astype(np.uint8)
+    rng = np.random.default_rng(budget.seed)
+    needed = budget.steps * budget.batch
+    epochs = -(-needed // len(x_train))
+    order = np.concatenate([rng.permutation(len(x_train)) for _ in range(epochs)])[:needed]
+    start = time.monotonic()
+    session.call("driver:init", budget.seed)
+    losses: list[float] = []
+    chunk = TRAIN_CHUNK_STEPS * budget.batch
+    for first in range(0, needed, chunk):
+        picked = order[first:first + chunk]
+        losses += session.call("driver:train", x_train[picked], data.y_train[picked], budget.batch,
+                               budget.lr, budget.momentum)
+        if not np.isfinite(losses[-1]):
+            return ([f"the training loss is {losses[-1]} at step {len(losses)}"],
+                    "every piece passed its checks; look for a piece that misbehaves in float32 or on "
+                    "LeNet-5's shapes (e.g. softmax without the max subtracted)", "")
+    trained = time.monotonic() - start
+    predictions = [session.call("driver:predict", x_test[i:i + PREDICT_CHUNK])
+                   for i in range(0, len(x_test), PREDICT_CHUNK)]
+    if not all(isinstance(p, np.ndarray) and p.ndim == 1 for p in predictions):
+        return ["the network's predictions are not arrays of class numbers"], "", ""
+    accuracy = float(np.mean(np.concatenate(predictions) == data.y_test))
+    note = (f"LeNet-5 of your pieces: {budget.steps} steps in {trained:.0f} s, loss {np.mean(losses[:10]):.3f} "
+            f"-> {np.mean(losses[-50:]):.3f}; test accuracy {accuracy:.2%} on {len(x_test)} images")
+    if accuracy < budget.target:
+        return ([f"test accuracy {accuracy:.2%}, below the {budget.target:.0%} needed"],
+                "every piece passed its checks, so compare the wiring's shapes with the docstring: the "
+                "pieces must work for any N, C and padding", note)
+    return [], "", note
 
 
 def _rule(lines: list[str]) -> str:

@@ -53,18 +53,21 @@ class Rules:
 
     modules: dict[str, str] = field(default_factory=dict)
     numpy: dict[str, str] = field(default_factory=dict)
+    data_dirs: tuple[str, ...] = ()  # folders whose files the child may not open (the datasets)
 
 
 class Session:
-    """One child process running the learner's file; `call` runs one of their functions there."""
+    """One child process running the learner's file; `call` runs one of their functions there.
+    `driver`, when given, is NumPy-only source the child runs after their file (see child.py)."""
 
-    def __init__(self, path: Path, shown: str, rules: Rules, timeout: float):
+    def __init__(self, path: Path, shown: str, rules: Rules, timeout: float, driver: str = ""):
         self.shown, self.timeout = shown, timeout
         self.deadline = time.monotonic() + timeout
         self.printed: list[str] = []
         self.changed: list[tuple[str, list[str]]] = []  # (function, arguments it changed) per call
         config = {"path": str(Path(path).resolve()), "shown": shown, "package_dir": str(PACKAGE_DIR),
-                  "forbidden": rules.modules, "numpy_forbidden": rules.numpy}
+                  "forbidden": rules.modules, "numpy_forbidden": rules.numpy, "data_dirs": list(rules.data_dirs),
+                  "driver": driver}
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
         self._stderr = tempfile.TemporaryFile()

@@ -13,6 +13,8 @@ each checked against the engine's own implementation:
                wrong answers (`Mistake`), so the hint can name the usual mistake.
     GradCase   build a Layer whose backward runs the learner's code and give it to the engine's
                float64 gradient checker (`minicnn.gradcheck.gradcheck`).
+    TrainCase  (the capstone) train a network of the learner's pieces on MNIST in the child, within a
+               `Budget`; the parent scores its predictions on the test images.
 
 The learner's functions run in a child process (`runner.Session`) that receives only the inputs; the
 cases, their expected values and their Mistakes stay in the grading process.
@@ -82,7 +84,36 @@ class GradCase:
     x: Any
 
 
-Case = ValueCase | GradCase
+@dataclass
+class Budget:
+    """The capstone's training budget: `steps` SGD steps of `batch` MNIST images (the training set
+    reshuffled every epoch from `seed`), learning rate `lr`, momentum `momentum`; it passes at test
+    accuracy >= `target`."""
+
+    steps: int
+    batch: int
+    lr: float
+    momentum: float
+    seed: int
+    target: float
+
+
+@dataclass
+class TrainCase:
+    """Train the grader's network (`driver`, the source of a NumPy-only file run in the child) on
+    MNIST with the learner's pieces within `budget`, then score its predictions on the test images
+    here (their labels never reach the child). Run only when every earlier case passed."""
+
+    driver: str
+    budget: Budget
+
+    @property
+    def label(self) -> str:
+        b = self.budget
+        return f"LeNet-5 on MNIST, {b.steps} steps of {b.batch}, lr {b.lr}: >= {b.target:.0%}"
+
+
+Case = ValueCase | GradCase | TrainCase
 
 
 @dataclass
@@ -95,6 +126,7 @@ class Exercise:
     cases: Callable[[np.random.Generator], list[Case]]  # fixed cases, then random ones drawn from the rng
     forbidden: dict[str, str] = field(default_factory=dict)  # modules the child refuses: name -> rule
     numpy_forbidden: dict[str, str] = field(default_factory=dict)  # numpy functions refused: name -> rule
+    timeout: float | None = None  # seconds the whole check may take (None: grading.TIMEOUT_SECONDS)
 
     @property
     def template_path(self) -> Path:
