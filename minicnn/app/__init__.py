@@ -15,8 +15,18 @@ ends (`minicnn.commands`, `minicnn.experiments`, the CLI and the tutorials), whi
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .loading import LoadedModel, ModelFileError, load_model
 from .runlock import RunLock, RunLockError
-from .train import (BestCheckpoint, Callback, EarlyStopping, EpochState, FitConfig, FitResult, KeepBest, evaluate, fit,
-                    train_epoch)
+from .train import (
+                    BestCheckpoint,
+                    Callback,
+                    EarlyStopping,
+                    EpochState,
+                    FitConfig,
+                    FitResult,
+                    KeepBest,
+                    evaluate,
+                    fit,
+                    train_epoch,
+)
 
 __all__ = ["BestCheckpoint", "Callback", "CheckpointError", "EarlyStopping", "EpochState", "FitConfig", "FitResult",
            "KeepBest", "LoadedModel", "ModelFileError", "RunLock", "RunLockError", "evaluate", "fit", "load_checkpoint",

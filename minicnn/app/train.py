@@ -699,7 +699,8 @@ def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callab
     when `val` is None (then the row's columns, the table and the curves say "test": test_loss,
     test_acc) — giving one history row, logged as a line of a table, then every callback's
     `on_epoch_end`, metrics files and a checkpoint in `config.out_dir` (if given); a callback that
-    sets `should_stop` (`EarlyStopping`) ends the run there, status "stopped early". After the last epoch the test split is evaluated (the
+    sets `should_stop` (`EarlyStopping`) ends the run there, status "stopped early". After the last
+    epoch the test split is evaluated (the
     last validation is reused when it was on the test split and no callback can have changed the model
     since) and two summary lines are logged. Nothing is chosen on the test split: the model returned
     is the last one, whatever its scores (`KeepBest` keeps the best epoch's weights aside).
