@@ -56,7 +56,7 @@ def _read_owner(path: Path) -> dict | None:
 
 
 def _describe(owner: dict) -> str:
-    return f"process {owner['pid']} on {owner['host']}" + (f" (since {owner['started']})" if "started" in owner else "")
+    return f"process {owner['pid']} on {owner['host']}" + (f", since {owner['started']}" if "started" in owner else "")
 
 
 class RunLock:

@@ -50,9 +50,10 @@ CHECKPOINT_NAME = "checkpoint.npz"
 BEST_NAME = "best.npz"  # `BestCheckpoint`'s file in a run folder (minicnn train)
 EVAL_BATCH = 500
 POSTFIX_EVERY = 10  # progress-bar text is refreshed every this many batches (it costs time)
-# The bar: "epoch 2/3  45%|█████      | 422/938 01:02<01:15 loss 0.1234 acc 97.1% 1,234 img/s". Its
-# text is at most ~62 columns (5-digit epochs and batch counts), so at 80 columns >= 18 cells are bar.
-BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {elapsed}<{remaining} {postfix}"
+# The bar: "epoch 2/10 |█████     | 422/938 <00:15, loss 0.123 acc 97.1% 1,234 img/s": ~67 columns of
+# text for 100 epochs and 12,345 img/s, so at 80 columns the bar keeps >= 13 cells, and the speed is whole
+# up to 5-digit epoch counts (then the bar shrinks first).
+BAR_FORMAT = "{desc} |{bar}| {n_fmt}/{total_fmt} <{remaining}{postfix}"
 STOPPED_EARLY = "stopped early"  # FitResult.status when a callback (EarlyStopping) ended the run
 
 
@@ -288,7 +289,7 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, config: F
                 callback.on_batch_end(optimizer.steps, model, state)
             bar.update(1)
             if b % POSTFIX_EVERY == 0 or state.batch == total:
-                bar.set_postfix_str(f"loss {state.loss:.4f} acc {state.accuracy:.1%} "
+                bar.set_postfix_str(f"loss {state.loss:.3f} acc {state.accuracy:.1%} "
                                     f"{state.images_per_s:,.0f} img/s", refresh=False)
             if stop is not None and stop():
                 state.interrupted = state.batch < total

@@ -134,7 +134,7 @@ def run(args) -> int:
     if len(ds.y_test) == 0:
         return fail(NAME, f"{ds.name} has no test images")
     classes = len(loaded.class_names) if loaded.class_names else ds.num_classes
-    if ds.y_test.min() < 0 or ds.y_test.max() >= max(classes, ds.num_classes) or ds.num_classes > MAX_CLASSES:
+    if ds.y_test.min() < 0 or ds.y_test.max() >= classes or ds.num_classes > MAX_CLASSES:
         return fail(NAME, f"{ds.name}: test labels range over [{ds.y_test.min()}, {ds.y_test.max()}], the model "
                           f"has {classes} classes (at most {MAX_CLASSES:,} are allowed)")
     result = evaluate(loaded.model, x_test, ds.y_test)
