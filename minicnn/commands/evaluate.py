@@ -140,7 +140,7 @@ def run(args) -> int:
     result = evaluate(loaded.model, x_test, ds.y_test)
     if not math.isfinite(result.loss):
         return fail(NAME, f"the test loss is {result.loss}: the model's outputs are not finite", EXIT_FAILED)
-    names = list(loaded.class_names or ds.class_names)
+    names = [printable(name) for name in loaded.class_names or ds.class_names]  # also in the PNG: no control glyphs
     if loaded.class_names and list(ds.class_names) != list(loaded.class_names):
         print(wrap(f"note: the model's classes ({', '.join(map(printable, loaded.class_names[:4]))}, ...) are not "
                    f"{ds.name}'s ({', '.join(map(printable, ds.class_names[:4]))}, ...); rows and columns below use "
