@@ -7,13 +7,14 @@ One step of mini-batch gradient descent, exactly as the lecture writes it:
     model.backward(dL/dlogits)                       # every p.grad += dL/dp
     optimizer.step(); optimizer.zero_grad()          # p <- p - lr * update(p.grad)
 
-`fit` adds what a real run needs: a learning-rate schedule (a function of the step count), validation
-after every epoch (or every K batches), callbacks (per-batch and per-epoch hooks, e.g. a frequency
-truncation schedule), a step budget for quick runs, metrics (CSV, JSON, PNG curves) and an atomic
-checkpoint after every epoch in `out_dir`, exact resumption (`resume=True` continues so that an
-interrupted and resumed run ends with the same weights as an uninterrupted one), Ctrl-C (saves a
-checkpoint at the current batch and returns), and a NaN/infinite loss (stops before the bad step,
-keeps the last good checkpoint).
+`fit` adds what a real run needs: a learning-rate schedule (a function of the step count),
+validation after every epoch (or every K batches), callbacks (per-batch and per-epoch hooks, e.g. a
+frequency truncation schedule; `EarlyStopping` and `BestCheckpoint` ready made), a lock on the run
+folder, a step budget for quick runs, metrics (CSV, JSON, PNG curves) and an atomic checkpoint after
+every epoch in `out_dir`, exact resumption (`resume=True` continues so that an interrupted and
+resumed run ends with the same weights as an uninterrupted one), Ctrl-C (saves a checkpoint at the
+current batch and returns), and a NaN/infinite loss (stops before the bad step, keeps the last good
+checkpoint).
 
 The one training loop: `minicnn train`, the experiments and the tutorials all call `fit` (or, for
 one epoch by hand, `train_epoch`). The plain settings of a run are one `FitConfig` (as nanoGPT's
@@ -731,56 +732,49 @@ def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callab
             raise ValueError(f"fit: {type(callback).__name__} reads the history column {monitor!r}, which this "
                              f"run's rows do not have (they have {', '.join(columns[2:6])}); give val=(x_val, "
                              f"y_val) to choose on held-out data, never on the test split")
-    with RunLock(config.out_dir) if config.out_dir is not None else nullcontext():
-        return _fit(model, dataset, optimizer, config, schedule=schedule, augment=augment, val=val,
-                    callbacks=callbacks, loss_fn=loss_fn, log=log, warn=warn, meta=meta)
+    with RunLock(config.out_dir) if config.out_dir is not None else nullcontext():  # one owner per run folder
+        run = _Run(model, dataset, optimizer, config, val=val, meta=meta, loss_fn=loss_fn, log=log, warn=warn)
+        start_epoch, partial = run.start()
+        steps_per_epoch = num_batches(len(dataset.x_train), config.batch_size)
+        hooks = list(callbacks)
+        if config.eval_every:
+            hooks.append(_ValidateEvery(config.eval_every, steps_per_epoch, run.record))
+        result = FitResult("done", checkpoint=run.path)
+        for callback in callbacks:
+            callback.on_fit_start(model, list(run.history))
+        with _StopFlag() as ctrl_c:
+            def should_stop() -> bool:
+                return ctrl_c.requested or (config.max_steps is not None and optimizer.steps >= config.max_steps)
 
-
-def _fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule, augment, val, callbacks, loss_fn, log,
-         warn, meta) -> FitResult:
-    """`fit`'s loop, run while the run folder's lock is held."""
-    run = _Run(model, dataset, optimizer, config, val=val, meta=meta, loss_fn=loss_fn, log=log, warn=warn)
-    start_epoch, partial = run.start()
-    steps_per_epoch = num_batches(len(dataset.x_train), config.batch_size)
-    hooks = list(callbacks)
-    if config.eval_every:
-        hooks.append(_ValidateEvery(config.eval_every, steps_per_epoch, run.record))
-    result = FitResult("done", checkpoint=run.path)
-    for callback in callbacks:
-        callback.on_fit_start(model, list(run.history))
-    with _StopFlag() as ctrl_c:
-        def should_stop() -> bool:
-            return ctrl_c.requested or (config.max_steps is not None and optimizer.steps >= config.max_steps)
-
-        for epoch in range(start_epoch, config.epochs):
-            state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
-            if run.stopped_early(callbacks, result):  # a resumed run that had already stopped early
-                break
-            if ctrl_c.requested:  # Ctrl-C during the previous epoch's validation or checkpoint
-                run.interrupted(state, result)
-                break
-            run.since_last_row.mark = EpochState(epoch)
-            try:
-                train_epoch(model, dataset.x_train, dataset.y_train, optimizer, config, state, schedule=schedule,
-                            augment=augment, callbacks=hooks, loss_fn=loss_fn, stop=should_stop)
-            except NonFiniteLossError as error:
-                run.diverged(error, result)
-                break
-            if ctrl_c.requested:  # also after the epoch's last batch: its row comes on resume
-                run.interrupted(state, result)
-                break
-            row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
-            if run.broken(row, epoch, result):  # a NaN weight or validation loss
-                break
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, model, row)
-            if state.interrupted:  # the step budget is spent: save the partial epoch and stop
-                run.save(epoch, state)
-                break
-            run.save(epoch + 1, None)
-            if run.stopped_early(callbacks, result):
-                break
-    return run.finish(result, reuse_last_eval=val is None and not callbacks)
+            for epoch in range(start_epoch, config.epochs):
+                state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
+                if run.stopped_early(callbacks, result):  # a resumed run that had already stopped early
+                    break
+                if ctrl_c.requested:  # Ctrl-C during the previous epoch's validation or checkpoint
+                    run.interrupted(state, result)
+                    break
+                run.since_last_row.mark = EpochState(epoch)
+                try:
+                    train_epoch(model, dataset.x_train, dataset.y_train, optimizer, config, state, schedule=schedule,
+                                augment=augment, callbacks=hooks, loss_fn=loss_fn, stop=should_stop)
+                except NonFiniteLossError as error:
+                    run.diverged(error, result)
+                    break
+                if ctrl_c.requested:  # also after the epoch's last batch: its row comes on resume
+                    run.interrupted(state, result)
+                    break
+                row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
+                if run.broken(row, epoch, result):  # a NaN weight or validation loss
+                    break
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch, model, row)
+                if state.interrupted:  # the step budget is spent: save the partial epoch and stop
+                    run.save(epoch, state)
+                    break
+                run.save(epoch + 1, None)
+                if run.stopped_early(callbacks, result):
+                    break
+        return run.finish(result, reuse_last_eval=val is None and not callbacks)
 
 
 def _resume(path: Path, model: Layer, optimizer, config: FitConfig, split: str,
