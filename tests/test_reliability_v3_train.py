@@ -29,7 +29,7 @@ import pytest
 from minicnn import core, optim
 from minicnn import layers as L
 from minicnn.app import load_checkpoint, load_model
-from minicnn.app.runlock import LOCK_NAME, RunLock
+from minicnn.app.runlock import LOCK_NAME, RunLock, RunLockError
 from minicnn.app.train import BestCheckpoint, EarlyStopping, FitConfig, KeepBest, fit, progress_bar
 from minicnn.cli import main
 from minicnn.commands._options import printable
@@ -166,6 +166,22 @@ def test_the_lock_is_reentrant_in_one_process_and_released_on_an_error(tmp_path)
     assert taker.took_over is not None and taker.took_over.startswith("process ")
     taker.release()
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_fit_itself_refuses_a_run_folder_another_process_holds(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from minicnn.app.runlock import RunLock\n"
+                               f"RunLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        model = _toy_model()
+        with pytest.raises(RunLockError, match=f"in use by another run \\(process {holder.pid} on"):
+            fit(model, _toy(), optim.SGD(model.parameters(), 0.1), FitConfig(epochs=1, out_dir=tmp_path,
+                                                                             progress=False), log=None)
+        assert not (tmp_path / "checkpoint.npz").exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 # ---- #5: Ctrl-C at every batch boundary, also in an epoch of one batch ---------------------------------
