@@ -1,6 +1,6 @@
 """cifar_net's BatchNorm2D, ReLU and MaxPool2D layers against PyTorch, one thread, float32, batch 64.
 
-    python benchmarks/bench_norm.py [--rounds 9]
+    python benchmarks/bench_norm.py [--rounds 9] [--plain]
 
 Each case is timed with `minicnn.commands.bench.alternate` (minicnn, PyTorch, minicnn, ... round by
 round, so both see the same machine load); a round repeats the work to last about 50 ms and the MEDIAN
@@ -8,7 +8,8 @@ round is reported, with the load average before and after. Cases: training-mode 
 forward + backward (d input and the layer's parameters) of BatchNorm2D at the three shapes cifar_net
 normalises, of ReLU and MaxPool2D(2) on (64, 32, 32, 32), and of MaxPool2D(2) on (64, 64, 16, 16)
 (cifar_net's two poolings). dy is random. PyTorch is optional (never a minicnn dependency): without
-it only minicnn's times are printed.
+it only minicnn's times are printed. The layers run the fast kernels (`minicnn.kernels`); --plain times
+the plain course math (`minicnn.functional`, `minicnn.runtime.use_kernels(False)`) instead.
 
 Measured 2026-11-29 (PyTorch 2.13 CPU, 2-core machine shared with other jobs, load average 0.96),
 median ms minicnn / PyTorch: BatchNorm2D (32, 32, 32) fwd 1.64 / 4.13, fwd+bwd 4.70 / 6.83;
@@ -76,19 +77,24 @@ def _cases(torch):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=integer(1), default=9, help="alternating rounds per case (median reported)")
+    p.add_argument("--plain", action="store_true", help="time the plain math (minicnn.functional), not the kernels")
     args = p.parse_args(argv)
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy's BLAS starts (no effect once loaded)
+    from minicnn import runtime
     from minicnn.commands.bench import alternate, calls_per_round, repeated
     from minicnn.threads import keep_freed_memory
 
     keep_freed_memory()  # as the `minicnn` command does
+    if args.plain:
+        runtime.use_kernels(False)
     try:
         import torch
 
         torch.set_num_threads(1)
     except ImportError:
         torch = None
-    print(f"1 thread, float32, batch {BATCH}; load average {os.getloadavg()[0]:.2f}")
+    math = "plain math" if args.plain else "kernels"
+    print(f"1 thread, float32, batch {BATCH}, {math}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'case (median ms)':<40}{'minicnn':>9}{'pytorch':>9}{'ratio':>7}")
     for label, ours, theirs in _cases(torch):
         inner = calls_per_round(ours, ROUND_SECONDS)

@@ -1,10 +1,10 @@
 """A/B of minicnn's own choices, each in one process, alternating round by round (medians):
 
-    python benchmarks/bench_paths.py rows [--rounds 11]      patches as rows (conv_rows) vs columns
+    python benchmarks/bench_paths.py rows [--rounds 11]      patches as rows (kernels.conv_rows) vs columns
     python benchmarks/bench_paths.py threads [--rounds 9]    1 thread vs 2 BLAS threads vs 2 workers
 
 rows: forward and backward CPU ms of the CIFAR layer shapes (batch 64, float32, 1 thread), the layer
-path with `conv_rows` switched on and off (its MIN_CHANNELS), then the whole cifar_net training step.
+path with `minicnn.kernels.conv_rows` switched on and off (its MIN_CHANNELS), then the whole cifar_net training step.
 threads: images/s of a cifar_net and a LeNet-5 training step (batch 64) with one thread, with OpenBLAS
 at 2 threads (switched at run time through the OpenBLAS library NumPy loaded; skipped, saying so,
 where that library cannot be found), and with MINICNN_WORKERS-style splitting into 2 parts.
@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402  (after the thread count is fixed)
 from minicnn import layers  # noqa: E402
 from minicnn.commands._options import integer  # noqa: E402
 from minicnn.commands.bench import alternate, layer_calls  # noqa: E402
-from minicnn.functional import conv_im2col, conv_rows  # noqa: E402
-from minicnn.threads import keep_freed_memory  # noqa: E402
+from minicnn.kernels import conv_rows  # noqa: E402
+from minicnn.threads import WORKERS_VARIABLE, keep_freed_memory  # noqa: E402
 
 LAYERS = [(32, 64, 16), (64, 64, 16), (64, 128, 8), (32, 32, 32)]  # C, T, H = W; 3x3, padding 1
 
@@ -114,7 +114,8 @@ def bench_threads(rounds: int) -> None:
         def apply():
             if set_blas is not None:
                 set_blas(blas)
-            conv_im2col.WORKERS, conv_im2col.BLAS_THREADS = workers, blas
+            # the kernels read both at each call (minicnn.threads)
+            os.environ[WORKERS_VARIABLE], os.environ["OPENBLAS_NUM_THREADS"] = str(workers), str(blas)
         return apply
 
     print("training step, batch 64, images/s (median of", rounds, "rounds):")

@@ -9,8 +9,13 @@ short, visible, tested code.
 The package, in dependency order (each part imports only from the parts above it;
 tests/test_architecture.py checks this):
 
-    core.py          Parameter, Layer, Sequential
+    core.py          Parameter, Layer, Sequential, the engine's random generator
+    files.py         checked .npz / .npy reading and atomic saving (every file the engine reads)
+    runtime.py       runtime settings, read when used: runtime.configure(threads=2), the kernel
+                     switch (runtime.plain(), MINICNN_PLAIN=1, `minicnn --plain`)
+    threads.py       the thread counts, read at each call, and the pool that splits a batch
     functional/      the math: stateless functions on arrays, one equation each
+    kernels/         the same math, fast: each kernel has the signature of its plain twin
     layers/          stateful layers over functional/; each answers its output shape and cost
     losses.py, optim.py, gradcheck.py, data/      what training and checking use
     analysis.py      counts a network (shapes, parameters, multiply-adds, receptive fields)

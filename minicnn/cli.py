@@ -18,17 +18,10 @@ import os
 import pkgutil
 import sys
 
-from minicnn import __version__, commands
+from minicnn import __version__, commands, runtime
 from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, wrap
-from minicnn.threads import (
-    THREAD_VARIABLES,
-    WORKERS_VARIABLE,
-    configured_threads,
-    configured_workers,
-    keep_freed_memory,
-    parse_threads,
-    set_thread_environment,
-)
+from minicnn.runtime import THREAD_VARIABLES, WORKERS_VARIABLE, parse_threads
+from minicnn.threads import configured_threads, configured_workers
 
 DEFAULT_THREADS = 1
 EPILOG = """Run `minicnn COMMAND --help` for the options of one command.
@@ -39,38 +32,40 @@ exit codes (every command):
        that could not be written)
     2  bad input (an option out of range, a missing or damaged file, an
        unknown name); the reason is printed on stderr
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+
+the plain math: `minicnn --plain COMMAND` (or MINICNN_PLAIN=1) runs every
+layer on the course's equations as written (minicnn.functional), without
+the fast kernels (minicnn.kernels): the same results up to rounding, slower."""
 
 
-def _set_threads(argv: list[str], numpy_imported: bool = False) -> str | None:
-    """Check the thread count and, before NumPy is imported, fix it (BLAS reads it once, at import).
+def _thread_settings(argv: list[str]) -> tuple[dict[str, int], str | None]:
+    """(the `runtime.configure` arguments for this run, an error message or None).
 
     `--threads N` wins: N workers split each batch's convolutions, each with a one-thread BLAS
-    (`minicnn.threads.set_thread_environment`); else thread variables already in the environment
-    (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MINICNN_WORKERS) are respected; else DEFAULT_THREADS.
-    Default 1: the headline MNIST run is measured on one core, and a one-thread BLAS never stalls when
-    the machine is busy (spinning OpenBLAS threads did, up to 10x). `--threads 2` trains cifar_net about
-    1.6x faster on two idle cores (LeNet-5 gains nothing: its layers are too small to split).
-    Every value goes through `minicnn.threads.parse_threads`: a bad one (0, -1, abc) is returned as a
+    (`runtime.configure(threads=N)`); else thread variables already in the environment
+    (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS, MINICNN_WORKERS) are respected; else
+    DEFAULT_THREADS. Default 1: the headline MNIST run is measured on one core, and a one-thread BLAS
+    never stalls when the machine is busy (spinning OpenBLAS threads did, up to 10x). `--threads 2` trains
+    cifar_net about 1.6x faster on two idle cores (LeNet-5 gains nothing: its layers are too small to
+    split). Read before argparse runs (and before NumPy is imported, so any BLAS takes the count as it
+    loads). Every value goes through `runtime.parse_threads`: a bad one (0, -1, abc) is returned as a
     one-line message for the caller to refuse the run with — after argparse has had its say, so
-    `minicnn --help` still works — and the variables are then set to the default so that nothing
-    imported meanwhile computes with it.
+    `minicnn --help` still works — with the default settings, so that nothing imported meanwhile
+    computes with it.
     """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--threads", default=None)
     given = pre.parse_known_args(argv)[0].threads
     try:
-        threads = DEFAULT_THREADS if given is None else parse_threads(given, "--threads")
-        variables = (*THREAD_VARIABLES, WORKERS_VARIABLE)
-        if given is None and any(os.environ.get(name, "").strip() for name in variables):
+        if given is not None:
+            return {"threads": parse_threads(given, "--threads")}, None
+        if any(os.environ.get(name, "").strip() for name in (*THREAD_VARIABLES, WORKERS_VARIABLE)):
             configured_threads(), configured_workers()  # respected, once checked
-            return None
-        error = None
+            return {}, None
     except ValueError as e:
-        threads, error = DEFAULT_THREADS, str(e)
-    if not numpy_imported or error is not None:
-        set_thread_environment(threads)
-    return error
+        return {"threads": DEFAULT_THREADS}, str(e)
+    return {"threads": DEFAULT_THREADS}, None
 
 
 def _threads_type(value: str) -> int:
@@ -109,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"threads: N workers split each batch's convolutions (default {DEFAULT_THREADS}, "
                              f"or $MINICNN_WORKERS / $OPENBLAS_NUM_THREADS if set; 2 trains CIFAR nets ~1.6x "
                              f"faster on two idle cores)")
+    parser.add_argument("--plain", action="store_true",
+                        help="run the plain course math only (minicnn.functional, no fast kernels): the code "
+                             "the tutorials show, more slowly; also MINICNN_PLAIN=1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -122,22 +120,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line `argv` (default sys.argv[1:]); return the exit code (see EPILOG)."""
-    thread_error = _set_threads(sys.argv[1:] if argv is None else argv, "numpy" in sys.modules)
+    """Run the command line `argv` (default sys.argv[1:]); return the exit code (see EPILOG). The thread
+    and kernel settings hold for this run only (`runtime.temporarily`)."""
+    argv = sys.argv[1:] if argv is None else argv
+    threads, thread_error = _thread_settings(argv)
     if thread_error is not None and "--threads" in thread_error:
         print(wrap(f"minicnn: {thread_error}"), file=sys.stderr)
         return EXIT_BAD_INPUT
-    keep_freed_memory()  # activations reuse freed memory instead of page-faulting it in every step
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "_run", None) is None:
-        parser.print_help()
-        return 0
-    if thread_error is not None:  # a bad thread variable: refused only now, so that --help works
-        print(wrap(f"minicnn: {thread_error} (or pass --threads N)"), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    from minicnn.core import FileFormatError  # NumPy is imported only now, after the thread setup
-    from minicnn.data import DatasetError
+    with runtime.temporarily(**threads):
+        runtime.configure(keep_freed_memory=True)  # activations reuse freed memory, not page-fault it in
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "_run", None) is None:
+            parser.print_help()
+            return 0
+        if thread_error is not None:  # a bad thread variable: refused only now, so that --help works
+            print(wrap(f"minicnn: {thread_error} (or pass --threads N)"), file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if args.plain:
+            runtime.use_kernels(False)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The chosen command's `run(args)`, its errors turned into the exit codes of EPILOG."""
+    from minicnn.data import DatasetError  # NumPy is imported only now, after the thread setup
+    from minicnn.files import FileFormatError
 
     try:
         return int(args._run(args) or 0)

@@ -12,42 +12,95 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def _check_logits_labels(logits: np.ndarray, labels, who: str) -> np.ndarray:
+    """Logits (N, K) or per pixel (N, K, H, W), floating; labels (N,) or (N, H, W), integers in [0, K).
+    Returns the labels as an array; ValueError naming `who`, the expected and the received otherwise."""
+    if not isinstance(logits, np.ndarray) or logits.ndim not in (2, 4):
+        raise ValueError(f"{who}: expected logits (N, K), got shape {np.shape(logits)}; "
+                         f"per-pixel logits are (N, K, H, W)")
+    if not np.issubdtype(logits.dtype, np.floating):
+        raise ValueError(f"{who}: expected floating logits, got dtype {logits.dtype}")
+    labels = np.asarray(labels)
+    k = logits.shape[1]
+    expected = logits.shape[:1] + logits.shape[2:]  # (N,) or (N, H, W)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{who}: expected integer class labels of shape {expected}, got dtype {labels.dtype}")
+    if labels.shape != expected:
+        raise ValueError(f"{who}: expected labels of shape {expected}, got {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"{who}: expected labels in [0, {k}), got values in [{labels.min()}, {labels.max()}]")
+    return labels
+
+
 class SoftmaxCrossEntropy:
     """L = -(1/N) sum_n log softmax(z_n)[y_n];   dL/dz = (softmax(z) - onehot(y)) / N.
 
     logits (N, K) floating; labels (N,) integers in [0, K).
+    Per pixel (segmentation): logits (N, K, H, W), labels (N, H, W); every pixel is one example, so
+    the mean runs over M = N*H*W pixels and dL/dz = (softmax over K - onehot) / M.
     """
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        if not isinstance(logits, np.ndarray) or logits.ndim != 2:
-            raise ValueError(f"SoftmaxCrossEntropy: expected logits (N, K), got shape {np.shape(logits)}")
-        if not np.issubdtype(logits.dtype, np.floating):
-            raise ValueError(f"SoftmaxCrossEntropy: expected floating logits, got dtype {logits.dtype}")
-        labels = np.asarray(labels)
-        n, k = logits.shape
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                f"SoftmaxCrossEntropy: expected integer class labels of shape ({n},), got dtype {labels.dtype}"
-            )
-        if labels.shape != (n,):
-            raise ValueError(f"SoftmaxCrossEntropy: expected labels of shape ({n},), got {labels.shape}")
-        if labels.size and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(
-                f"SoftmaxCrossEntropy: expected labels in [0, {k}), got values in "
-                f"[{labels.min()}, {labels.max()}]"
-            )
-        logp = log_softmax(logits)
-        self._cache = (np.exp(logp), labels)  # cache: softmax probabilities, labels
-        return float(-logp[np.arange(n), labels].mean())
+        labels = _check_logits_labels(logits, labels, "SoftmaxCrossEntropy")
+        k = logits.shape[1]
+        rows = np.moveaxis(logits, 1, -1).reshape(-1, k)  # (M, K): one row per example (or pixel)
+        targets = labels.reshape(-1)  # (M,)
+        logp = log_softmax(rows)
+        self._cache = (np.exp(logp), targets, logits.shape)  # cache: softmax probabilities, labels, input shape
+        return float(-logp[np.arange(len(targets)), targets].mean())
 
     __call__ = forward
 
     def backward(self) -> np.ndarray:
-        probs, labels = self._cache
-        n = probs.shape[0]
+        probs, labels, shape = self._cache
+        m = probs.shape[0]
         dlogits = probs.copy()
-        dlogits[np.arange(n), labels] -= 1
-        return dlogits / n
+        dlogits[np.arange(m), labels] -= 1
+        n, k, *spatial = shape
+        dlogits = dlogits.reshape(n, *spatial, k) / m  # (N, H, W, K) per pixel; (N, K) for classification
+        return np.ascontiguousarray(np.moveaxis(dlogits, -1, 1))  # (N, K, H, W)
+
+
+DICE_SMOOTH = 1.0  # added to the numerator and denominator of each class's Dice: an absent class scores 1
+
+
+class SoftDiceLoss:
+    """Soft Dice loss on per-pixel logits (Milletari et al. 2016, V-Net), mean over the K classes:
+
+        p = softmax(z) over K,  t = onehot(y),  sums over n, h, w:
+        D_k = (2 sum p_k t_k + s) / (sum p_k + sum t_k + s),     L = 1 - (1/K) sum_k D_k
+
+    logits (N, K, H, W) floating, labels (N, H, W) integers in [0, K); s = `smooth` (DICE_SMOOTH).
+    Backward: dL/dp_k = -(2 t_k - D_k) / (K (sum p_k + sum t_k + s)), then through the softmax:
+    dL/dz = p * (dL/dp - sum_k p_k dL/dp_k).
+    """
+
+    def __init__(self, smooth: float = DICE_SMOOTH):
+        if not smooth > 0:
+            raise ValueError(f"SoftDiceLoss: expected smooth > 0, got {smooth!r}")
+        self.smooth = float(smooth)
+
+    def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        labels = _check_logits_labels(logits, labels, "SoftDiceLoss")
+        if logits.ndim != 4:
+            raise ValueError(f"SoftDiceLoss: expected per-pixel logits (N, K, H, W), got shape {logits.shape}")
+        k = logits.shape[1]
+        p = np.exp(log_softmax(logits))  # (N, K, H, W)
+        t = (labels[:, None] == np.arange(k)[None, :, None, None]).astype(p.dtype)  # (N, K, H, W) one-hot
+        axes = (0, 2, 3)
+        denominator = p.sum(axes) + t.sum(axes) + self.smooth  # (K,)
+        dice = (2 * (p * t).sum(axes) + self.smooth) / denominator  # (K,)
+        self._cache = (p, t, dice, denominator)  # cache: probabilities, one-hot, D_k, denominators
+        return float(1 - dice.mean())
+
+    __call__ = forward
+
+    def backward(self) -> np.ndarray:
+        p, t, dice, denominator = self._cache
+        k = p.shape[1]
+        per_class = (dice / denominator)[None, :, None, None]  # (1, K, 1, 1)
+        dp = -(2 * t / denominator[None, :, None, None] - per_class) / k  # (N, K, H, W)
+        return p * (dp - (p * dp).sum(axis=1, keepdims=True))
 
 
 class MSELoss:

@@ -1,24 +1,25 @@
-"""The one place that reads and checks a thread count (`--threads`, OPENBLAS_NUM_THREADS, ...).
+"""How minicnn's own loops use threads: the counts, read at each call, and the pool that splits a batch.
 
-NumPy's OpenBLAS reads its thread count from the environment once, when NumPy is imported, and
-quietly falls back to every core for a value it cannot use. minicnn's own threaded loops (the im2col
-copies, `scipy.fft` workers) read the same variables, and a value like -1 there once meant wrong
-convolutions. So every reader goes through `parse_threads`, which accepts a whole number >= 1 and
-refuses anything else with a ValueError naming where the value came from.
-
-    parse_threads("2", "--threads") -> 2;   parse_threads("-1", "OPENBLAS_NUM_THREADS") -> ValueError
-    configured_threads()                    the count NumPy's BLAS will use (environment, else all cores)
-    configured_workers()                    how many parts minicnn's convolutions split a batch into
-                                            ($MINICNN_WORKERS, default 1), each on its own thread
+    configured_threads()                    the count NumPy's BLAS uses: `minicnn.runtime.configure`'s
+                                            blas_threads, else the environment, else every core
+    configured_workers()                    how many parts minicnn's convolutions split a batch into:
+                                            `configure`'s workers, else $MINICNN_WORKERS, else 1
     own_threads()                           threads of minicnn's own loops: the larger of the two
-    set_thread_environment(n)               what `minicnn --threads n` does, before NumPy is imported:
-                                            n workers, each with a one-thread BLAS
     split_batch(fn, n, parts)               [fn(lo, hi), ...] over `parts` slices of range(n), side by side
     split_large(fn, n, size)                split_batch over the workers, for arrays of >= 2**20 values
     large_parts(size)                       the parts split_large uses: the workers, or 1 below 2**20 values
     split_blocks(fn, n, per_image, block_values, parts)
                                             fn over cache-sized blocks of images, the blocks in parts
-    pool()                                  the process's thread pool (own_threads() threads)
+    pool()                                  the process's thread pool, own_threads() threads (remade when
+                                            that changes)
+    set_thread_environment(n), keep_freed_memory()
+                                            the old names of `runtime.configure(threads=n)` and
+                                            `runtime.configure(keep_freed_memory=True)`
+
+Every count is read when it is used, never at import time, so `minicnn.runtime.configure(threads=2)`
+takes effect after import. Where a count comes from, and its check (`parse_threads`: a whole number
+>= 1, else a ValueError naming where it came from), is `minicnn.runtime`'s; these names are the ones the
+kernels call.
 
 Why workers rather than BLAS threads: a CIFAR-size training step is many medium matrix products with
 copies between them. OpenBLAS threads split each product and then spin idle through every copy, which
@@ -30,62 +31,48 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # read in this order
+from minicnn import runtime
+from minicnn.runtime import THREAD_VARIABLES, parse_threads  # noqa: F401  (tutorials, benchmarks import these)
 
 
-def parse_threads(value: object, source: str) -> int:
-    """A thread count: a whole number >= 1 (an int or its decimal text); ValueError naming `source` else."""
-    text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and text.isascii() and text.isdigit():
-        count = int(text)
-    elif isinstance(text, int) and not isinstance(text, bool):
-        count = text
-    else:
-        count = 0
-    if count < 1:
-        raise ValueError(f"{source}: expected a whole number of threads >= 1, got {value!r}")
-    return count
+def configured_threads(environ: Mapping[str, str] | None = None) -> int:
+    """Threads NumPy's BLAS uses: the count `runtime.configure` set, else the first of THREAD_VARIABLES
+    that is set (checked: a bad value raises ValueError naming the variable), else every core
+    (`runtime.blas_thread_count`, where the rule lives). Given `environ`, only that mapping is read."""
+    return runtime.blas_thread_count(environ)
 
 
-def configured_threads(environ: dict[str, str] | None = None) -> int:
-    """Threads NumPy's BLAS uses: the first of THREAD_VARIABLES that is set and not empty, checked by
-    `parse_threads` (a bad value raises ValueError naming the variable), else every core."""
-    environ = os.environ if environ is None else environ
-    for name in THREAD_VARIABLES:
-        if environ.get(name, "").strip():
-            return parse_threads(environ[name], name)
-    return os.cpu_count() or 1
-
-
-WORKERS_VARIABLE = "MINICNN_WORKERS"
-
-
-def configured_workers(environ: dict[str, str] | None = None) -> int:
+def configured_workers(environ: Mapping[str, str] | None = None) -> int:
     """How many parts minicnn's convolutions split a batch into, each a whole convolution on its own
-    thread (`$MINICNN_WORKERS`, checked by `parse_threads`; default 1). Each part runs its own matrix
-    products, so BLAS is best left at one thread then (`set_thread_environment` does both)."""
-    environ = os.environ if environ is None else environ
-    value = environ.get(WORKERS_VARIABLE, "").strip()
-    return parse_threads(value, WORKERS_VARIABLE) if value else 1
+    thread: the count `runtime.configure` set, else `$MINICNN_WORKERS` (checked), else 1
+    (`runtime.worker_count`). Given `environ`, only that mapping is read. Each part runs its own matrix
+    products, so BLAS is best left at one thread then (`configure(threads=n)` does both)."""
+    return runtime.worker_count(environ)
 
 
-def own_threads(environ: dict[str, str] | None = None) -> int:
+def own_threads(environ: Mapping[str, str] | None = None) -> int:
     """Threads of minicnn's own loops (depthwise taps, `scipy.fft` workers): max(BLAS threads, workers)."""
     return max(configured_threads(environ), configured_workers(environ))
 
 
-_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool): a forked child makes its own
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
+_POOL_LOCK = threading.Lock()
 _PART = threading.local()  # .busy: this thread is running a part of `split_batch`
 
 
 def pool() -> ThreadPoolExecutor:
-    """The process's thread pool, own_threads() threads (made on first use, and anew in a forked child)."""
+    """The process's thread pool of own_threads() threads, made on first use, and anew in a forked child
+    or when own_threads() has changed. A replaced pool is dropped, not shut down: work already handed to
+    it finishes, and its idle threads end once nothing refers to it any more."""
     global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(own_threads()))
-    return _POOL[1]
+    size, pid = own_threads(), os.getpid()
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[:2] != (pid, size):
+            _POOL = (pid, size, ThreadPoolExecutor(size))
+        return _POOL[2]
 
 
 def in_a_part() -> bool:
@@ -147,36 +134,13 @@ def split_blocks(fn, n: int, per_image: int, block_values: int, parts: int) -> N
 
 
 def set_thread_environment(threads: int) -> None:
-    """Use `threads` threads (checked): MINICNN_WORKERS = threads, and every variable of THREAD_VARIABLES
-    (BLAS) = 1. Takes effect only if NumPy and minicnn.functional have not been imported yet."""
-    count = parse_threads(threads, "threads")
-    os.environ[WORKERS_VARIABLE] = str(count)
-    for name in THREAD_VARIABLES:
-        os.environ[name] = "1"
-
-
-MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's largest allowed value: arrays up to 32 MB reuse freed memory
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (glibc malloc.h)
+    """`minicnn.runtime.configure(threads=threads)`: `threads` workers, each with a one-thread BLAS
+    (the name from before the settings could change after import; `configure` is the one to call)."""
+    runtime.configure(threads=threads)
 
 
 def keep_freed_memory() -> bool:
-    """Let freed arrays' memory be reused instead of returned to the OS (glibc only; else a no-op).
-
-    A training step allocates its activations and gradients afresh (about 200 MB for cifar_net at batch
-    64), and glibc hands every block over 128 KB straight back to the OS when it is freed, so the next
-    step page-faults it in again, about 1.3 us per 4 KiB: 20-25% of a cifar_net step (measured with
-    MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set, 1 thread). Raising both thresholds keeps freed
-    blocks of up to MMAP_THRESHOLD_BYTES in the process for the next step. The peak resident memory is
-    then the largest working set, which freed memory would be faulted back up to anyway. Returns True
-    when the setting was applied. Called by the `minicnn` command; a library user may call it too.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
+    """`minicnn.runtime.configure(keep_freed_memory=True)` (the setting lives in `minicnn.runtime`, which
+    explains it); True when glibc took it."""
+    runtime.configure(keep_freed_memory=True)
+    return runtime.settings().keep_freed_memory

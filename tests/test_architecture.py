@@ -8,6 +8,7 @@ analysis tool.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,176 @@ def test_tutorials_call_library_functions_never_a_commands_run():
     assert _command_runs("from minicnn.commands import summary\nsummary.run(args)") == ["summary.run"]
     assert _command_runs("from minicnn.commands.train import run") == ["from minicnn.commands.train import run"]
     assert _command_runs("from minicnn.commands.summary import report\nreport('x', (1, 2, 2))") == []
+
+
+# ---- the plain math and the kernels (issue: "the course's math in one place, the fast kernels in another")
+
+FUNCTIONAL = ROOT / "functional"
+KERNELS = ROOT / "kernels"
+MACHINERY = ("minicnn.threads", "minicnn.runtime", "minicnn.kernels")  # what the plain math may not import
+MAX_MATH_LINES = 40  # a function of the course's math fits a screen (docstring not counted)
+MAX_MATH_FILE_LINES = 350
+TWIN_PREFIX = "Fast twin of `"
+SUPPORT_MODULES = ("machine", "planner", "workspace")  # kernels' machinery, no kernels: the planner, the
+#   machine facts it keys plans by, the FFT workspace. A kernel module names any other public non-kernel
+#   function (a predicate a tutorial shows, say) in its tuple SUPPORT; those must be tested too.
+
+
+def _environment_reads(source: str) -> list[str]:
+    """`os.environ`, `environ[...]`, `getenv(...)` and `putenv` anywhere in `source`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
+            found.append(ast.unparse(node))
+        elif isinstance(node, ast.Name) and node.id in ("environ", "getenv"):
+            found.append(node.id)
+    return found
+
+
+def _machinery_imports(path: Path) -> list[str]:
+    return sorted(t for t in _imports(path) if any(t == m or t.startswith(m + ".") for m in MACHINERY))
+
+
+def test_functional_holds_only_the_plain_math():
+    """functional/ imports no kernels, no threads or runtime settings, and reads no environment."""
+    offenders = {}
+    for path in sorted(FUNCTIONAL.glob("*.py")):
+        wrong = _machinery_imports(path) + _environment_reads(path.read_text())
+        if wrong:
+            offenders[path.name] = wrong
+    assert not offenders, offenders
+
+
+def test_the_plain_math_checks_can_fail():
+    assert _environment_reads("import os\nn = os.environ.get('X')") == ["os.environ"]
+    assert _environment_reads("from os import getenv\nn = getenv('X')") == ["getenv"]
+    assert _environment_reads("n = x.shape") == []
+    assert _machinery_imports(ROOT / "cli.py"), "the import reader must see cli.py's thread settings"
+
+
+def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function from its `def` to its end, without its docstring."""
+    lines = node.end_lineno - node.lineno + 1
+    doc = node.body[0] if node.body else None
+    if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
+        lines -= doc.end_lineno - doc.lineno + 1
+    return lines
+
+
+def _long_functions(path: Path, limit: int) -> list[str]:
+    tree = ast.parse(path.read_text())
+    return [f"{path.name}:{n.lineno} {n.name} ({_body_lines(n)} lines)" for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and _body_lines(n) > limit]
+
+
+def test_every_math_function_fits_a_screen():
+    long = [f for p in sorted(FUNCTIONAL.glob("*.py")) for f in _long_functions(p, MAX_MATH_LINES)]
+    big = [f"{p.name} ({n} lines)" for p in sorted(FUNCTIONAL.glob("*.py"))
+           if (n := len(p.read_text().splitlines())) > MAX_MATH_FILE_LINES]
+    assert not long and not big, long + big
+
+
+def _kernel_functions():
+    """(module name, function name, function) of every public function defined in minicnn.kernels."""
+    import importlib
+    import inspect
+
+    found = []
+    for path in sorted(KERNELS.glob("*.py")):
+        if path.name == "__init__.py" or path.stem in SUPPORT_MODULES:
+            continue
+        module = importlib.import_module(_module_name(path))
+        support = getattr(module, "SUPPORT", ())
+        for name, obj in vars(module).items():
+            if (not name.startswith("_") and name not in support and inspect.isfunction(obj)
+                    and obj.__module__ == module.__name__):
+                found.append((module.__name__, name, obj))
+    return found
+
+
+def _support_functions():
+    """(module, name) of every public function of the support modules and of each SUPPORT tuple."""
+    import importlib
+    import inspect
+
+    found = []
+    for path in sorted(KERNELS.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        module = importlib.import_module(_module_name(path))
+        names = (n for n, o in vars(module).items() if not n.startswith("_") and inspect.isfunction(o)
+                 and o.__module__ == module.__name__) if path.stem in SUPPORT_MODULES else getattr(module, "SUPPORT", ())
+        found += [(module.__name__, n) for n in names]
+    return found
+
+
+def _twin(fn):
+    """The plain function a kernel's docstring names ("Fast twin of `minicnn.functional.M.NAME`"), or a
+    message saying what is wrong."""
+    import importlib
+
+    first = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+    if not first.startswith(TWIN_PREFIX) or "`" not in first[len(TWIN_PREFIX):]:
+        return f"docstring does not start with {TWIN_PREFIX}minicnn.functional....`"
+    path = first[len(TWIN_PREFIX):].split("`")[0]
+    module, _, name = path.rpartition(".")
+    if not module.startswith("minicnn.functional"):
+        return f"names {path}, which is not in minicnn.functional"
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return f"names {path}, which does not exist"
+
+
+def _signature_problem(kernel, twin) -> str | None:
+    """None when `kernel` takes every parameter of `twin`, same names in the same order, and adds only
+    keyword-only parameters with defaults."""
+    import inspect
+
+    k, t = inspect.signature(kernel).parameters, inspect.signature(twin).parameters
+    plain = [p for p in k.values() if p.kind != p.KEYWORD_ONLY]
+    twin_plain = [p for p in t.values() if p.kind != p.KEYWORD_ONLY]
+    if [p.name for p in plain] != [p.name for p in twin_plain]:
+        return f"positional parameters {[p.name for p in plain]} != twin's {[p.name for p in twin_plain]}"
+    extra = [p for p in k.values() if p.kind == p.KEYWORD_ONLY and p.name not in t]
+    if any(p.default is p.empty for p in extra):
+        return "adds a keyword-only parameter without a default"
+    missing = [name for name, p in t.items() if p.kind == p.KEYWORD_ONLY and name not in k]
+    return f"lacks the twin's keyword-only {missing}" if missing else None
+
+
+def test_every_kernel_has_a_plain_twin_with_its_signature():
+    problems = []
+    for module, name, fn in _kernel_functions():
+        twin = _twin(fn)
+        if isinstance(twin, str):
+            problems.append(f"{module}.{name}: {twin}")
+        elif (why := _signature_problem(fn, twin)) is not None:
+            problems.append(f"{module}.{name}: {why}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_kernel_is_tested():
+    """Some test file other than this one names each kernel (and is meant to compare it with its twin)."""
+    tests = ROOT.parent / "tests"
+    text = "\n".join(p.read_text() for p in sorted(tests.glob("test_*.py")) if p.name != "test_architecture.py")
+    named = [(m, n) for m, n, _ in _kernel_functions()] + _support_functions()
+    untested = [f"{m}.{n}" for m, n in named if not re.search(rf"\b{n}\b", text)]
+    assert not untested, untested
+
+
+def test_the_twin_rule_can_fail():
+    def plain(x, w, b=None, stride=1):
+        """y = x."""
+
+    def good(x, w, b=None, stride=1, *, workspace=None):
+        """Fast twin of `minicnn.functional.conv.conv2d`: ..."""
+
+    def reordered(x, b, w, stride=1):
+        """Fast twin of `minicnn.functional.nothing.here`"""
+
+    assert _signature_problem(good, plain) is None
+    assert "positional" in _signature_problem(reordered, plain)
+    assert "does not exist" in _twin(reordered)
+    assert "does not start" in _twin(plain)
+    assert _twin(good) is not None and not isinstance(_twin(good), str)

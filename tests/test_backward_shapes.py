@@ -44,6 +44,9 @@ CASES = {  # layer class name -> (a layer, an input shape)
     "DepthwiseSeparable": (lambda: L.DepthwiseSeparable(4, 6), MAP),
     "InvertedResidual": (lambda: L.InvertedResidual(4, 4), MAP),
     "ShuffleV2Unit": (lambda: L.ShuffleV2Unit(4, 4), MAP),
+    "Identity": (lambda: L.Identity(), MAP),
+    "SkipConcat": (lambda: L.SkipConcat(L.Sequential(L.MaxPool2D(2), L.Conv2D(4, 3, 1), L.Upsample(2))), MAP),
+    "DoubleConv": (lambda: L.DoubleConv(4, 5), MAP),
     "SliceSamp": (lambda: L.SliceSamp(4, 6), MAP), "SliceUpsamp": (lambda: L.SliceUpsamp(4, 6), MAP),
 }
 
@@ -100,7 +103,6 @@ def _functional_cases():
     pooled = (4, 4, 2, 2)
     return [
         ("relu_backward", lambda d: F.relu_backward(d, x), MAP),
-        ("relu_backward_from_mask", lambda d: F.relu_backward_from_mask(d, x > 0), MAP),
         ("relu6_backward", lambda d: F.relu6_backward(d, x), MAP),
         ("leaky_relu_backward", lambda d: F.leaky_relu_backward(d, x), MAP),
         ("sigmoid_backward", lambda d: F.sigmoid_backward(d, x), MAP),
@@ -109,7 +111,6 @@ def _functional_cases():
         ("maxout_backward", lambda d: F.maxout_backward(d, idx, 2), idx.shape),
         ("linear_backward", lambda d: F.linear_backward(d, xl, w), (4, 5)),
         ("max_pool2d_backward", lambda d: F.max_pool2d_backward(d, argmax, MAP, 2), pooled),
-        ("max_pool2d_backward_reference", lambda d: F.max_pool2d_backward_reference(d, argmax, MAP, 2), pooled),
         ("avg_pool2d_backward", lambda d: F.avg_pool2d_backward(d, MAP, 2), pooled),
         ("sum_pool2d_backward", lambda d: F.sum_pool2d_backward(d, MAP, 2), pooled),
         ("global_avg_pool2d_backward", lambda d: F.global_avg_pool2d_backward(d, MAP), (4, 4)),
@@ -125,8 +126,31 @@ def _functional_cases():
     ]
 
 
-@pytest.mark.parametrize("case", _functional_cases(), ids=lambda case: case[0])
+def _kernel_cases():
+    """(name, backward(dy), the right dy shape) for every backward rule of minicnn.kernels (pool, norm, ReLU)."""
+    from minicnn.kernels import activations, norm, pool
+
+    g = np.random.default_rng(2)
+    x = np.abs(g.standard_normal(MAP))
+    _, argmax = pool.max_pool2d(x, 2)
+    _, argmax3 = pool.max_pool2d(x, 3, 1, 1)
+    _, x_hat, inv_std, mu, _ = norm.batch_norm_train(x, np.ones(4), np.zeros(4), 1e-5)
+    pooled = (4, 4, 2, 2)
+    return [
+        ("relu_backward", lambda d: activations.relu_backward(d, x), MAP),
+        ("relu_backward", lambda d: activations.relu_backward(d, None, positive=x > 0), MAP),
+        ("max_pool2d_backward", lambda d: pool.max_pool2d_backward(d, argmax, MAP, 2), pooled),
+        ("max_pool2d_backward", lambda d: pool.max_pool2d_backward(d, argmax3, MAP, 3, 1, 1), MAP),
+        ("avg_pool2d_backward", lambda d: pool.avg_pool2d_backward(d, MAP, 2), pooled),
+        ("avg_pool2d_backward", lambda d: pool.avg_pool2d_backward(d, MAP, 3, 1, 1), MAP),
+        ("batch_norm_backward", lambda d: norm.batch_norm_backward(d, x_hat, inv_std, np.ones(4)), MAP),
+        ("batch_norm_backward", lambda d: norm.batch_norm_backward(d, None, inv_std, np.ones(4), x=x, mean=mu), MAP),
+    ]
+
+
+@pytest.mark.parametrize("case", _functional_cases() + _kernel_cases(), ids=lambda case: case[0])
 def test_functional_backward_rules_refuse_a_dy_of_another_shape(case):
+    """The plain rules (minicnn.functional) and their fast twins (minicnn.kernels) alike."""
     name, backward, shape = case
     for wrong in _wrong_shapes(shape):
         with pytest.raises(ValueError, match=rf"{name}: expected dy of shape {re.escape(str(tuple(shape)))}"):

@@ -1,5 +1,6 @@
 """The command line: --help answers, gradcheck and demo run, errors are clear."""
 
+import os
 import subprocess
 import sys
 
@@ -40,22 +41,85 @@ def test_demo_learns_spiral(capsys, tmp_path):
     assert png.stat().st_size > 1000
 
 
-def test_thread_count_is_set_before_numpy_loads(monkeypatch):
+def test_thread_settings_come_from_the_option_else_the_environment_else_the_default(monkeypatch):
     from minicnn import cli
 
     for name in (*cli.THREAD_VARIABLES, cli.WORKERS_VARIABLE):
         monkeypatch.delenv(name, raising=False)
-    cli._set_threads(["train", "--epochs", "1"])
-    assert all(cli.os.environ[name] == "1" for name in cli.THREAD_VARIABLES)
-    assert cli.os.environ[cli.WORKERS_VARIABLE] == str(cli.DEFAULT_THREADS)
+    assert cli._thread_settings(["train", "--epochs", "1"]) == ({"threads": cli.DEFAULT_THREADS}, None)
+    assert cli._thread_settings(["--threads", "2", "demo"]) == ({"threads": 2}, None)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
-    cli._set_threads(["demo"])  # the user's own setting is kept
-    assert cli.os.environ["OPENBLAS_NUM_THREADS"] == "4"
-    cli._set_threads(["--threads", "2", "demo"])  # two workers, each with a one-thread BLAS
-    assert cli.os.environ[cli.WORKERS_VARIABLE] == "2" and cli.os.environ["OPENBLAS_NUM_THREADS"] == "1"
-    done = subprocess.run([sys.executable, "-c", "import sys; from minicnn.cli import main; "
-                           "sys.argv = ['minicnn', '--threads', '3']; main(); import os; "
-                           "from minicnn.functional import conv_im2col as c; "
-                           "print(os.environ['MINICNN_WORKERS'], c.WORKERS, c.BLAS_THREADS)"],
-                          capture_output=True, text=True)
-    assert done.stdout.strip().endswith("3 3 1")
+    assert cli._thread_settings(["demo"]) == ({}, None)  # the user's own setting is kept
+    monkeypatch.setenv("MINICNN_WORKERS", "0")
+    settings, error = cli._thread_settings(["demo"])
+    assert settings == {"threads": cli.DEFAULT_THREADS} and error.startswith("MINICNN_WORKERS: expected")
+
+
+def _seen_by_a_command(monkeypatch, argv: list[str]) -> dict:
+    """What `minicnn ARGV` (a `summary` command) sees of the runtime settings while it runs."""
+    from minicnn import runtime, threads
+    from minicnn.commands import summary
+
+    seen = {}
+
+    def run(args) -> int:
+        seen.update(workers=threads.configured_workers(), blas=threads.configured_threads(),
+                    openblas=[lib.get_num_threads() for lib in runtime.blas_libraries()],
+                    kernels=runtime.kernels_enabled())
+        return 0
+
+    monkeypatch.setattr(summary, "run", run)
+    assert main(argv) == 0
+    return seen
+
+
+def test_threads_option_configures_the_run_after_numpy_is_imported(monkeypatch):
+    """`--threads 3`: three workers, each with a one-thread BLAS, set through runtime.configure in this
+    process (NumPy is loaded) for the run only; afterwards the settings are as before."""
+    from minicnn import runtime, threads
+
+    def state():  # the settings (less the process-wide malloc one), workers, each OpenBLAS's threads
+        counts = {lib.path: lib.get_num_threads() for lib in runtime.blas_libraries()}
+        return runtime.settings().workers, runtime.settings().blas_threads, threads.configured_workers(), counts
+
+    monkeypatch.delenv("MINICNN_WORKERS", raising=False)
+    before = state()
+    with runtime.temporarily(blas_threads=2):
+        seen = _seen_by_a_command(monkeypatch, ["--threads", "3", "summary", "lenet5"])
+        assert set(state()[3].values()) == {2}  # also a library the run loaded (SciPy's), as restored
+    assert seen["workers"] == 3 and seen["blas"] == 1 and seen["kernels"]
+    assert seen["openblas"] and set(seen["openblas"]) == {1}, "NumPy's OpenBLAS was not found or not set"
+    after = state()
+    assert after[:3] == before[:3] and {path: after[3][path] for path in before[3]} == before[3]
+
+
+def test_plain_flag_turns_the_kernels_off_for_the_run(monkeypatch):
+    from minicnn import runtime
+
+    monkeypatch.delenv(runtime.PLAIN_VARIABLE, raising=False)
+    assert not _seen_by_a_command(monkeypatch, ["--plain", "summary", "lenet5"])["kernels"]
+    assert runtime.kernels_enabled()
+    assert _seen_by_a_command(monkeypatch, ["summary", "lenet5"])["kernels"]
+
+
+def test_help_describes_the_plain_switch_and_threads(capsys):
+    assert main([]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--plain" in out and "MINICNN_PLAIN=1" in out and "minicnn.kernels" in out and "--threads N" in out
+
+
+def test_threads_option_sets_blas_before_numpy_loads():
+    """In a fresh process `minicnn --threads 3` writes the BLAS variables before NumPy is imported, so
+    the BLAS starts with one thread; minicnn splits each batch into three parts."""
+    code = ("import sys; from minicnn.cli import main; from minicnn.commands import summary; "
+            "from minicnn import runtime, threads; assert 'numpy' not in sys.modules; "
+            "summary.run = lambda args: print(threads.configured_workers(), "
+            "[lib.get_num_threads() for lib in runtime.blas_libraries()]) or 0; "
+            "sys.exit(main(['--threads', '3', 'summary', 'lenet5']))")
+    from minicnn import runtime
+
+    env = {k: v for k, v in os.environ.items() if k not in (*runtime.THREAD_VARIABLES, runtime.WORKERS_VARIABLE)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    workers, counts = done.stdout.split(maxsplit=1)
+    assert workers == "3" and set(counts.strip("[]\n").split(", ")) == {"1"}  # NumPy's (and SciPy's) OpenBLAS

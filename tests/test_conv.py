@@ -1,5 +1,6 @@
-"""Convolution: three algorithms against each other and against scipy.signal, per channel pair;
-flipped-kernel backward; the banded matrix; the conv-family layers; bad input; the patches-as-rows path."""
+"""Convolution: the three plain algorithms and their fast twins against scipy.signal, per channel pair;
+flipped-kernel backward; the banded matrix; the conv-family layers, with kernels on and off; bad input.
+The kernels' own machinery (blocks, rows, depthwise, workers) is tested in tests/test_kernels_conv.py."""
 
 import numpy as np
 import pytest
@@ -8,17 +9,20 @@ from hypothesis import strategies as st
 from scipy.signal import convolve, correlate
 
 from minicnn import layers as L
-from minicnn.functional import conv_im2col, conv_rows
+from minicnn import runtime
 from minicnn.functional.conv import (
     conv2d,
     conv2d_backward,
+    conv2d_input_grad,
     conv_as_matrix,
     conv_transpose2d,
     flip_kernel,
 )
-from minicnn.functional.conv_im2col import col2im, im2col
+from minicnn.functional.conv_im2col import col2im, conv2d_im2col, im2col
 from minicnn.functional.locally_connected import locally_connected2d
 from minicnn.gradcheck import gradcheck
+from minicnn.kernels import conv as K
+from minicnn.kernels import conv_rows as KR
 
 METHODS = ["direct", "im2col", "fft"]
 
@@ -88,16 +92,17 @@ def test_three_methods_agree_with_scipy_forward_and_backward(case):
     dy = rng.standard_normal(y_ref.shape)
     grads_ref = backward_ref(dy)
     for method in METHODS:
-        y = conv2d(x, w, b, s, p, d, g, method=method)
-        np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-10, err_msg=method)
-        dy_before = dy.copy()
-        for name, got, want in zip("dx dw db".split(), conv2d_backward(dy, x, w, s, p, d, g, method=method),
-                                   grads_ref, strict=True):
-            assert got.shape == want.shape, (method, name)
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-10, err_msg=f"{method} {name}")
-        np.testing.assert_array_equal(dy, dy_before)  # backward never mutates dy
-    dx_flipped = conv2d_backward(dy, x, w, s, p, d, g, data_grad="flipped")[0]
-    np.testing.assert_allclose(dx_flipped, grads_ref[0], rtol=0, atol=1e-10)
+        for forward, backward, path in ((conv2d, conv2d_backward, "plain"), (K.conv2d, K.conv2d_backward, "fast")):
+            y = forward(x, w, b, s, p, d, g, method=method)
+            np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-10, err_msg=f"{path} {method}")
+            dy_before = dy.copy()
+            for name, got, want in zip("dx dw db".split(), backward(dy, x, w, s, p, d, g, method=method),
+                                       grads_ref, strict=True):
+                assert got.shape == want.shape, (path, method, name)
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-10, err_msg=f"{path} {method} {name}")
+            np.testing.assert_array_equal(dy, dy_before)  # backward never mutates dy
+    for input_grad in (conv2d_input_grad, K.conv2d_input_grad):  # the lecture's flipped-kernel form
+        np.testing.assert_allclose(input_grad(dy, x.shape, w, s, p, d, g), grads_ref[0], rtol=0, atol=1e-10)
 
 
 def test_direct_reference_on_a_hand_worked_example():
@@ -135,7 +140,7 @@ def test_conv_as_matrix_is_the_layer_and_its_transpose_is_the_flipped_backward(s
     y = conv2d(x, w, None, s, p, d, g)
     np.testing.assert_allclose(mat @ x.ravel(), y.ravel(), atol=1e-12)
     dy = rng.standard_normal(y.shape)
-    dx_flipped = conv2d_backward(dy, x, w, s, p, d, g, data_grad="flipped")[0]
+    dx_flipped = conv2d_input_grad(dy, x.shape, w, s, p, d, g)
     np.testing.assert_allclose(mat.T @ dy.ravel(), dx_flipped.ravel(), atol=1e-12)
     nonzero_per_row = (mat != 0).sum(axis=1)
     assert nonzero_per_row.max() <= (4 // g) * 3 * 2  # banded: at most one kernel's worth per row
@@ -152,44 +157,25 @@ def test_im2col_and_col2im_are_adjoint():
     np.testing.assert_allclose(np.sum(cols * r), np.sum(x * back), rtol=1e-12)  # <Ax, r> = <x, A^T r>
 
 
-@pytest.mark.parametrize("t", [6, 10])  # stride 1: T <= 2C takes dy's columns, T > 2C the channel-major col2im
-@pytest.mark.parametrize("images_per_block", [1, 2])
-@pytest.mark.parametrize("groups,stride,dilation", [(1, 1, 1), (1, 2, 1), (2, 1, 2), (2, 2, 1)])
-def test_image_blocks_give_the_whole_batch_result(monkeypatch, t, images_per_block, groups, stride, dilation):
-    """The layer path runs on blocks of images (one image, or two, here); the plain whole-batch
-    im2col/col2im and the direct loops are the references."""
-
-    rng = np.random.default_rng(3)
-    x, w = rng.standard_normal((5, 4, 8, 8)), rng.standard_normal((t, 4 // groups, 3, 3))
-    want_y = conv2d(x, w, None, stride, 1, dilation, groups, "direct")
-    dy = rng.standard_normal(want_y.shape)
-    want = conv2d_backward(dy, x, w, stride, 1, dilation, groups, "direct")
-    monkeypatch.setattr(conv_im2col, "BLAS_THREADS", 1)  # one-thread block budget, BLOCK_VALUES
-    plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
-    monkeypatch.setattr(conv_im2col, "BLOCK_VALUES", images_per_block * 4 * 9 * plan.length)
-    plan = conv_im2col._plan(x.shape, w.shape, (stride,) * 2, (1, 1), (dilation,) * 2, groups)
-    assert plan.block == images_per_block  # 5 images: blocks of 1, or 2 + 2 + 1
-    np.testing.assert_allclose(conv2d(x, w, None, stride, 1, dilation, groups), want_y, atol=1e-12)
-    for a, b in zip(conv2d_backward(dy, x, w, stride, 1, dilation, groups), want, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-12)
-
-
 def test_whole_batch_im2col_gemm_is_the_convolution():
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal((3, 2, 7, 6)), rng.standard_normal((4, 2, 3, 2))
     cols = im2col(x, (3, 2), (2, 1), (1, 0), (1, 1))
     y = (w.reshape(4, -1) @ cols).reshape(4, 3, 4, 5).transpose(1, 0, 2, 3)  # (N, T, OH, OW)
     np.testing.assert_allclose(y, conv2d(x, w, None, (2, 1), (1, 0), method="direct"), atol=1e-12)
+    np.testing.assert_allclose(conv2d_im2col(x, w, None, (2, 1), (1, 0), (1, 1), 1), y, atol=1e-12)
 
 
+@pytest.mark.parametrize("path", ["plain", "fast"])
 @pytest.mark.parametrize("method", METHODS)
-def test_float32_follows_input_dtype(method):
+def test_float32_follows_input_dtype(method, path):
+    forward, backward = (conv2d, conv2d_backward) if path == "plain" else (K.conv2d, K.conv2d_backward)
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((2, 3, 6, 6)).astype(np.float32), rng.standard_normal((4, 3, 3, 3))
-    y = conv2d(x, w, method=method)
+    y = forward(x, w, method=method)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, conv2d(x.astype(np.float64), w, method="direct"), atol=1e-4)
-    grads = conv2d_backward(np.ones_like(y), x, w, method=method)
+    grads = backward(np.ones_like(y), x, w, method=method)
     assert all(gr.dtype == np.float32 for gr in grads)
 
 
@@ -214,12 +200,36 @@ LAYER_CASES = {
 }
 
 
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "plain"])
 @pytest.mark.parametrize("name", sorted(LAYER_CASES))
-def test_layer_gradcheck(name):
+def test_layer_gradcheck(name, kernels):
     make, shape = LAYER_CASES[name]
     layer = make().to(np.float64)
-    report = gradcheck(layer, np.random.default_rng(5).standard_normal(shape))
+    runtime.use_kernels(kernels)
+    try:
+        report = gradcheck(layer, np.random.default_rng(5).standard_normal(shape))
+    finally:
+        runtime.use_kernels(None)
     assert report.max_rel_error < 1e-6, report.table()
+
+
+def test_a_layer_survives_the_switch_changing_between_forward_and_backward():
+    """Both paths' backward need only the cached x and w, so either may follow either forward."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 4, 7, 7))
+    for method in METHODS:
+        layer = L.Conv2D(4, 6, 3, padding=1, groups=2, method=method).to(np.float64)
+        dy = rng.standard_normal(layer(x).shape)
+        want = layer.backward(dy)
+        for forward_kernels in (True, False):
+            layer.zero_grad()
+            runtime.use_kernels(forward_kernels)
+            try:
+                layer(x)
+                runtime.use_kernels(not forward_kernels)
+                np.testing.assert_allclose(layer.backward(dy), want, atol=1e-10, err_msg=method)
+            finally:
+                runtime.use_kernels(None)
 
 
 def test_layer_attributes_are_resolved_pairs():
@@ -310,23 +320,6 @@ def test_bad_input_names_layer_expected_and_received():
             "dy", str(y.shape))
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_threaded_depthwise_blocks_give_the_direct_numbers(monkeypatch, stride):
-    """Depthwise runs on cache blocks of images spread over threads; with a block of ONE image and three
-    threads, the per-block weight gradients (stride 1) must add up to the direct method's."""
-
-    rng = np.random.default_rng(9)
-    x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((4, 1, 3, 3))
-    dy = rng.standard_normal(conv2d(x, w, None, stride, 1, 1, 4).shape)
-    want = conv2d(x, w, None, stride, 1, 1, 4, "direct"), *conv2d_backward(dy, x, w, stride, 1, 1, 4, "direct")
-    monkeypatch.setattr(conv_im2col, "COPY_THREADS", 3)
-    monkeypatch.setattr(conv_im2col, "PARALLEL_MIN_VALUES", 0)
-    monkeypatch.setattr(conv_im2col, "CACHE_VALUES", 1)  # every block is one image
-    got = conv2d(x, w, None, stride, 1, 1, 4), *conv2d_backward(dy, x, w, stride, 1, 1, 4)
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-12)
-
-
 @pytest.mark.parametrize("method", ["direct", "im2col", "fft"])
 def test_first_layer_can_skip_the_input_gradient(method):
     g = np.random.default_rng(7)
@@ -355,174 +348,23 @@ def test_depthwise_paths_against_scipy(k, s, p, d):
     np.testing.assert_allclose(conv2d(x, w, b, s, p, d, 4), y_ref, atol=1e-10)
     for got, want in zip(conv2d_backward(dy, x, w, s, p, d, 4), backward_ref(dy), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-10)
-
-
-@pytest.mark.parametrize("groups,kernel,padding,dilation", [(1, (3, 3), (1, 1), (1, 1)), (2, (3, 2), (1, 0), (2, 1)),
-                                                             (3, (1, 3), (0, 2), (1, 2))])
-def test_stride_one_backward_from_the_columns_of_dy_alone(groups, kernel, padding, dilation):
-    """At stride 1 with T <= C, backward builds only dy's columns: dx by the flipped kernel and dw as
-    x correlated with them (`_flipped_backward`); the direct loops are the reference."""
-
-    rng = np.random.default_rng(12)
-    x, w = rng.standard_normal((3, 6, 7, 8)), rng.standard_normal((6, 6 // groups, *kernel))
-    dy = rng.standard_normal(conv2d(x, w, None, 1, padding, dilation, groups).shape)
-    assert conv_im2col._full_padding(w.shape, padding, dilation) is not None  # the path under test
-    want = conv2d_backward(dy, x, w, 1, padding, dilation, groups, "direct")
-    dx = np.full(x.shape, np.nan)  # every entry must be written
-    dw = conv_im2col._flipped_backward(dy, x, w, padding, dilation, groups, dx)
-    np.testing.assert_allclose(dx, want[0], atol=1e-10)
-    np.testing.assert_allclose(dw, want[1], atol=1e-10)
-
-
-# ---- patches as rows, channels last (`conv_rows`) ------------------------------------------------------------
-
-
-@st.composite
-def rows_case(draw):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    p = (draw(st.integers(0, d[0] * (kh - 1))), draw(st.integers(0, d[1] * (kw - 1))))  # backward needs p <= E-1
-    h = draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 9))
-    w = draw(st.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 9))
-    n, c, t = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    return n, c, h, w, t, kh, kw, p, d, draw(st.booleans()), draw(st.integers(0, 2**31))
-
-
-@settings(max_examples=40, deadline=None)
-@given(rows_case())
-def test_rows_forward_and_backward_match_scipy(case):
-    n, c, h, wd, t, kh, kw, p, d, bias, seed = case
-    g = np.random.default_rng(seed)
-    x, w = g.standard_normal((n, c, h, wd)), g.standard_normal((t, c, kh, kw))
-    b = g.standard_normal(t) if bias else None
-    y_ref, backward_ref = scipy_conv(x, w, b, (1, 1), p, d, 1)
-    np.testing.assert_allclose(conv_rows.conv2d_rows(x, w, b, p, d), y_ref, atol=1e-10)
-    dy = g.standard_normal(y_ref.shape)
-    dx_ref, dw_ref, _ = backward_ref(dy)
-    dx, dw = conv_rows.conv2d_rows_backward(dy, x, w, p, d)
-    np.testing.assert_allclose(dx, dx_ref, atol=1e-10)
-    np.testing.assert_allclose(dw, dw_ref, atol=1e-10)
-    none, dw_alone = conv_rows.conv2d_rows_backward(dy, x, w, p, d, need_dx=False)
-    assert none is None
-    np.testing.assert_allclose(dw_alone, dw_ref, atol=1e-10)
-
-
-@pytest.mark.parametrize("block_values", [1, 40, 10**6])  # bands of rows of one image; whole images
-def test_rows_blocks_give_the_whole_batch_result(monkeypatch, block_values):
-    g = np.random.default_rng(3)
-    x, w, b = g.standard_normal((5, 3, 7, 6)), g.standard_normal((4, 3, 3, 2)), g.standard_normal(4)
-    want = conv2d(x, w, b, 1, (1, 1), method="direct")
-    dy = g.standard_normal(want.shape)
-    want_dx, want_dw, _ = conv2d_backward(dy, x, w, 1, (1, 1), method="direct")
-    monkeypatch.setattr(conv_rows, "BLOCK_VALUES", block_values)
-    assert len(conv_rows._blocks(5, 7, 6 * 6 * 3)) == {1: 35, 40: 35, 10**6: 1}[block_values]
-    np.testing.assert_allclose(conv_rows.conv2d_rows(x, w, b, (1, 1), (1, 1)), want, atol=1e-10)
-    dx, dw = conv_rows.conv2d_rows_backward(dy, x, w, (1, 1), (1, 1))
-    np.testing.assert_allclose(dx, want_dx, atol=1e-10)
-    np.testing.assert_allclose(dw, want_dw, atol=1e-10)
-
-
-def test_rows_refuses_a_padding_that_would_crop_dy():
-    x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
-    with pytest.raises(ValueError, match="padding"):
-        conv_rows.conv2d_rows_backward(np.zeros((1, 2, 7, 7)), x, w, (3, 3), (1, 1))
-
-
-def test_which_convolutions_take_the_rows():
-    pay = conv_rows.rows_pay
-    assert pay((64, 32, 16, 16), (64, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # CIFAR 32->64 on 16x16
-    assert pay((64, 64, 8, 8), (128, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # 64->128 on 8x8
-    assert not pay((64, 32, 32, 32), (32, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1)  # 32x32: wide rows waste 6%
-    assert not pay((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1)  # LeNet C3: too few channels
-    assert not pay((64, 64, 16, 16), (64, 64, 3, 3), (2, 2), (1, 1), (1, 1), 1)  # stride 2
-    assert not pay((64, 64, 16, 16), (64, 32, 3, 3), (1, 1), (1, 1), (1, 1), 2)  # grouped
-
-
-@pytest.mark.parametrize("t", [32, 80])  # T <= 2C: backward by rows; T > 2C: the column path
-def test_the_layer_path_through_rows_matches_the_direct_loops(t):
-    """A float32 layer whose shape takes the rows path, against the direct loops, with dx and without."""
-    g = np.random.default_rng(5)
-    x = g.standard_normal((4, 32, 6, 6)).astype(np.float32)
-    w, b = (g.standard_normal((t, 32, 3, 3)) * 0.1).astype(np.float32), g.standard_normal(t).astype(np.float32)
-    assert conv_rows.rows_pay(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1)
-    y = conv_im2col.conv2d_im2col(x, w, b, (1, 1), (1, 1), (1, 1), 1)
-    want = conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 1, method="direct")
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
-    dy = g.standard_normal(y.shape).astype(np.float32)
-    want_grads = conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64), 1, 1,
-                                 method="direct")
-    for data_grad in ("col2im", "none", "flipped"):
-        dx, dw, db = conv_im2col.conv2d_im2col_backward(dy, x, w, (1, 1), (1, 1), (1, 1), 1, data_grad=data_grad)
-        assert (dx is None) == (data_grad == "none")
-        for got, ref in zip((dx, dw, db), want_grads, strict=True):
-            if got is not None:
-                assert got.dtype == np.float32
-                np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(K.conv2d(x, w, b, s, p, d, 4), y_ref, atol=1e-10)
+    for got, want in zip(K.conv2d_backward(dy, x, w, s, p, d, 4), backward_ref(dy), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-10)
 
 
 def test_a_conv_layer_on_the_rows_path_passes_gradcheck():
     layer = L.Conv2D(32, 16, 3, padding=1).to(np.float64)
     x = np.random.default_rng(7).standard_normal((2, 32, 4, 4))
-    assert conv_rows.rows_pay(x.shape, layer.weight.data.shape, (1, 1), (1, 1), (1, 1), 1)
+    assert KR.rows_layout_pays(x.shape, layer.weight.data.shape, (1, 1), (1, 1), (1, 1), 1)
     gradcheck(layer, x)
-
-
-@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (0, 4, 5, 6), (2, 1, 1, 1)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bias_gradient_is_dy_summed_over_images_and_pixels(shape, dtype):
-    dy = np.random.default_rng(1).standard_normal(shape).astype(dtype)
-    got = conv_im2col.bias_grad(dy[:, :, ::-1])  # a non-contiguous dy too
-    assert got.dtype == dtype and got.shape == (shape[1],)
-    np.testing.assert_allclose(got, dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("workers", [2, 3, 7])
-@pytest.mark.parametrize("case", [(3, 6, 9, 9, 8, 3, (1, 1), (1, 1), 1), (4, 32, 6, 6, 32, 3, (1, 1), (1, 1), 1),
-                                  (5, 4, 8, 7, 6, 3, (2, 1), (1, 0), 2), (2, 6, 7, 7, 16, 5, (1, 1), (0, 0), 1)])
-def test_workers_split_the_batch_and_give_the_one_thread_numbers(monkeypatch, workers, case):
-    """MINICNN_WORKERS parts of the batch, each a whole convolution on the pool: the same numbers as one
-    thread for every path (columns, rows, col2im, flipped, dw alone), and a worker never waits on the pool."""
-    n, c, h, wd, t, k, s, p, g = case
-    rng = np.random.default_rng(8)
-    x, w, b = rng.standard_normal((n, c, h, wd)), rng.standard_normal((t, c // g, k, k)), rng.standard_normal(t)
-    y1 = conv_im2col.conv2d_im2col(x, w, b, s, p, (1, 1), g)
-    dy = rng.standard_normal(y1.shape)
-    one = {d: conv_im2col.conv2d_im2col_backward(dy, x, w, s, p, (1, 1), g, data_grad=d)
-           for d in ("col2im", "flipped", "none")}
-    monkeypatch.setattr(conv_im2col, "WORKERS", workers)
-    monkeypatch.setattr(conv_im2col, "SPLIT_MIN_MACS", 0)
-    calls = []
-    real = conv_im2col._forward
-    monkeypatch.setattr(conv_im2col, "_forward", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
-    np.testing.assert_allclose(conv_im2col.conv2d_im2col(x, w, b, s, p, (1, 1), g), y1, atol=1e-12)
-    assert sorted(calls) == sorted(n * (i + 1) // min(workers, n) - n * i // min(workers, n)
-                                   for i in range(min(workers, n)))
-    for d, want in one.items():
-        got = conv_im2col.conv2d_im2col_backward(dy, x, w, s, p, (1, 1), g, data_grad=d)
-        for a, e in zip(got, want, strict=True):
-            assert (a is None) == (e is None)
-            if a is not None:
-                np.testing.assert_allclose(a, e, atol=1e-10)
-
-
-def test_small_convolutions_are_not_split(monkeypatch):
-    """Below SPLIT_MIN_MACS the hand-offs cost more than a second thread saves: one part."""
-    monkeypatch.setattr(conv_im2col, "WORKERS", 2)
-    assert conv_im2col._parts(conv_im2col.SPLIT_MIN_MACS - 1) == 1
-    assert conv_im2col._parts(conv_im2col.SPLIT_MIN_MACS) == 2
-    calls = []
-    real = conv_im2col._forward
-    monkeypatch.setattr(conv_im2col, "_forward", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
-    conv_im2col.conv2d_im2col(np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3)), None, (1, 1), (1, 1), (1, 1), 1)
-    assert calls == [4]
 
 
 @pytest.mark.parametrize("c,h", [(32, 8), (3, 12)])  # the rows path, the column path
 def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(c, h):
     layer = L.Conv2D(c, 16, 3, padding=1).to(np.float64)
     x = np.zeros((0, c, h, h))
-    assert conv_rows.rows_pay(x.shape, layer.weight.data.shape, (1, 1), (1, 1), (1, 1), 1) == (c == 32)
+    assert KR.rows_layout_pays(x.shape, layer.weight.data.shape, (1, 1), (1, 1), (1, 1), 1) == (c == 32)
     y = layer(x)
     assert y.shape == (0, 16, h, h)
     assert layer.backward(y).shape == x.shape

@@ -1,12 +1,11 @@
-"""The layer abstraction: registration, modes, state_dict round trips, atomic saves."""
+"""The layer abstraction: registration, modes, state_dict round trips. (Atomic saves: tests/test_files.py.)"""
 
-import os
 
 import numpy as np
 import pytest
 
 from minicnn import core
-from minicnn.core import Layer, Parameter, Sequential, save_npz_atomic
+from minicnn.core import Layer, Parameter, Sequential
 from minicnn.layers import BatchNorm1D, Dropout, Linear, ReLU
 
 
@@ -89,23 +88,6 @@ def test_failed_load_changes_nothing():
     assert all(np.array_equal(before[k], v) for k, v in net.state_dict().items())
 
 
-def test_atomic_save_leaves_old_file_when_write_fails(tmp_path, monkeypatch):
-    path = tmp_path / "ckpt.npz"
-    save_npz_atomic(path, {"a": np.arange(3)})
-
-    def broken_savez(f, **arrays):
-        f.write(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
-        save_npz_atomic(path, {"a": np.arange(5)})
-    monkeypatch.undo()
-    with np.load(path) as f:
-        assert np.array_equal(f["a"], np.arange(3))
-    assert os.listdir(tmp_path) == ["ckpt.npz"]  # temporary file removed
-
-
 def test_to_float64_converts_parameters_and_buffers():
     net = small_net().to(np.float64)
     assert all(p.data.dtype == np.float64 and p.grad.dtype == np.float64 for p in net.parameters())
@@ -142,11 +124,3 @@ def test_replacing_a_child_keeps_its_position():
     net.bias_like = Parameter(np.zeros(1))
     net.bias_like = None  # assigning a non-Parameter unregisters it
     assert "bias_like" not in dict(net.named_parameters())
-
-
-def test_atomic_save_gives_normal_file_permissions(tmp_path):
-    path = tmp_path / "w.npz"
-    save_npz_atomic(path, {"a": np.zeros(1)})
-    mask = os.umask(0)
-    os.umask(mask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -19,8 +19,7 @@ import pytest
 from minicnn import exercises
 from minicnn.cli import main
 from minicnn.commands import exercise as command
-from minicnn.exercises.grading import WIDTH, grade
-from minicnn.exercises.runner import check_file
+from minicnn.exercises.grading import WIDTH, check_file, grade
 
 # (exercise, [(old text, new text), ...] applied to the solution, words the hint must contain)
 WRONG = [
@@ -59,7 +58,7 @@ WRONG = [
     ("avg_pool_backward", [("share = dy / (k * k)", "share = dy / k")], "not by K"),
     ("avg_pool_backward", [("] += share", "] = share")], "ADD (+=)"),
     ("activations", [("return dy * (x > 0)", "return dy * (x >= 0)")], "use x > 0"),
-    ("activations", [("np.where(x > 0, 1.0, alpha)", "np.where(x > 0, alpha, 1.0)")], "slopes swapped"),
+    ("activations", [("np.where(x > 0, dy, alpha * dy)", "np.where(x > 0, alpha * dy, dy)")], "slopes swapped"),
     ("activations", [("dgrouped = np.zeros(grouped.shape, dtype=dy.dtype)\n"
                       "    np.put_along_axis(dgrouped, winner[:, :, None], dy[:, :, None], axis=2)",
                       "dgrouped = np.repeat(dy[:, :, None], pieces, axis=2)")], "not to all of them"),
@@ -75,9 +74,9 @@ WRONG = [
                      "        dy - (dbeta / m).reshape(shape) - x_hat * (dgamma / m).reshape(shape))",
                      "dx = (gamma * inv_std).reshape(shape) * dy")], "depend on x too"),
     ("batch_norm", [(" - x_hat * (dgamma / m).reshape(shape))", ")")], "variance term is missing"),
-    ("dct_weight", [("return idct(mask * coeffs)", "return idct(coeffs)")], "multiply by the mask first"),
-    ("dct_weight", [("return mask * dct(dw)", "return dct(dw)")], "get no gradient"),
-    ("dct_weight", [("return mask * dct(dw)", "return mask * idct(dw)")], "adjoint"),
+    ("dct_weight", [('idctn(mask * coeffs, norm="ortho")', 'idctn(coeffs, norm="ortho")')], "multiply by the mask first"),
+    ("dct_weight", [('return mask * dctn(dw, norm="ortho")', 'return dctn(dw, norm="ortho")')], "get no gradient"),
+    ("dct_weight", [('return mask * dctn(dw, norm="ortho")', 'return mask * idctn(dw, norm="ortho")')], "adjoint"),
     ("zigzag_mask", [("rank.reshape(shape) < k", "rank.reshape(shape) <= k")], "exactly k entries"),
     ("zigzag_mask", [("tuple(idx[::-1])", "tuple(idx)")], "FIRST axis"),
     ("softmax_ce", [("shifted = logits - logits.max(axis=1, keepdims=True)", "shifted = logits")], "overflow"),
@@ -88,6 +87,72 @@ WRONG = [
      "bias correction"),
     ("optimizers", [("(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)")], "outside the square root"),
     ("optimizers", [("g = grad + weight_decay * p", "g = grad")], "weight decay"),
+    # the usual mistakes of issue 23, one wrong solution each
+    ("conv2d_direct", [("r, q = i * stride, j * stride", "r, q = i, j")], "the stride is ignored"),
+    ("conv2d_dw", [("rows = slice(i, i + stride * (oh - 1) + 1, stride)", "rows = slice(i, i + oh)"),
+                   ("cols = slice(j, j + stride * (ow - 1) + 1, stride)", "cols = slice(j, j + ow)")],
+     "the stride is ignored"),
+    ("conv2d_dw", [('np.einsum("ntpq,nspq->ts", dy, window)', 'np.einsum("tpq,spq->ts", dy[0], window[0])')],
+     "image 0's gradient only"),
+    ("im2col", [("win = xp[:, :, i:i + stride * (oh - 1) + 1:stride,\n                     j:j + stride * (ow - 1) + 1:stride]",
+                 "win = xp[:, :, i:i + oh,\n                     j:j + ow]")], "the stride is ignored"),
+    ("avg_pool_backward", [("share = dy / (k * k)",
+                            "real = np.pad(np.ones((h, w)), padding)\n    count = np.zeros((oh, ow))\n"
+                            "    for i in range(k):\n        for j in range(k):\n"
+                            "            count += real[i:i + stride * (oh - 1) + 1:stride, "
+                            "j:j + stride * (ow - 1) + 1:stride]\n    share = dy / count")],
+     "not by the number of real pixels"),
+    ("avg_pool_backward", [("return dxp[:, :, padding:padding + h, padding:padding + w]", "return dxp[:, :, :h, :w]")],
+     "padding offset is missing"),
+    ("batch_norm", [("    mu = x.mean(axis=axes)\n    inv_std = 1.0 / np.sqrt(x.var(axis=axes) + eps)\n"
+                     "    x_hat = (x - mu.reshape(shape)) * inv_std.reshape(shape)\n",
+                     "    mu = x.mean(axis=0)\n    inv_std = 1.0 / np.sqrt(x.var(axis=0) + eps)\n"
+                     "    x_hat = (x - mu) * inv_std\n    axes = (0,)\n"),
+                    ("    m = dy.size // dy.shape[1]\n    dx = (gamma * inv_std).reshape(shape) * (\n"
+                     "        dy - (dbeta / m).reshape(shape) - x_hat * (dgamma / m).reshape(shape))",
+                     "    m = x.shape[0]\n    dx = gamma.reshape(shape) * inv_std * (dy - dbeta / m - x_hat * dgamma / m)")],
+     "not axis 0 only"),
+    ("batch_norm", [("np.sqrt(x.var(axis=axes) + eps)", "np.sqrt(x.var(axis=axes, ddof=1) + eps)")], "BIASED variance"),
+    ("batch_norm", [("    return dx, dgamma, dbeta\n", "    return dx, dgamma / m, dbeta / m\n")], "SUMS over the batch"),
+    ("dct_weight", [('idctn(mask * coeffs, norm="ortho")', 'mask * idctn(coeffs, norm="ortho")')],
+     "mask the COEFFICIENTS before"),
+    ("dct_weight", [('idctn(mask * coeffs, norm="ortho")', 'idctn(mask * coeffs)')], "orthonormal transform"),
+    ("optimizers", [("v = g.copy() if velocity is None else momentum * velocity + g",
+                     "v = (1 - momentum) * g if velocity is None else momentum * velocity + (1 - momentum) * g")],
+     "not even on the first step"),
+    ("softmax_ce", [("logits.max(axis=1, keepdims=True)", "logits.max(axis=0, keepdims=True)")], "ROW's max"),
+    # the exercises added for issue 23
+    ("early_stopping", [("if loss < best_loss:", "if loss <= best_loss:")], "EARLIEST epoch of a tie"),
+    ("early_stopping", [("elif epoch - best >= patience:", "elif epoch - best > patience:")], "epoch - best >= patience"),
+    ("locally_connected", [("window, w[a, q])", "window, w[0, 0])")], "UNTIED"),
+    ("locally_connected", [("    return y + b\n", "    return y\n")], "add the bias"),
+    ("receptive_window", [("first = i * jump", "first = i * s")], "ALL the strides"),
+    ("receptive_window", [("return first, first + r - 1", "return first, first + r")], "inclusive"),
+    ("conv_matrix", [("m[:, a, q, :, a:a + kh, q:q + kw] = w", "m[:, a, q, :, a:a + kh, q:q + kw] = w[:, :, ::-1, ::-1]")],
+     "flipped the kernel"),
+    ("conv_matrix", [("return m.reshape(t * oh * ow, c * h * wd)", "return m.reshape(t * oh * ow, c * h * wd).T")],
+     "one ROW per output"),
+    ("conv2d_dx_strided", [("d[:, :, :stride * (oh - 1) + 1:stride, :stride * (ow - 1) + 1:stride] = dy",
+                            "d[:, :, :oh, :ow] = dy")], "dilate dy first"),
+    ("conv2d_dx_strided", [("w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]  # (C, T, KH, KW)",
+                            "w.transpose(1, 0, 2, 3)  # (C, T, KH, KW)")], "flip the kernel"),
+    ("max_pool_padded", [("constant_values=-np.inf", "constant_values=0")], "pad with -inf"),
+    ("max_pool_padded", [("np.add.at(dxp, (nn, cc, r + i, s + j), dy[:, :, a, q])",
+                          "dxp[:, :, r:r + k, s:s + k] += dy[:, :, a, q][:, :, None, None]")], "not to every element"),
+    ("conv_costs", [('elif kind == "depthwise":\n        weights = c * k * k',
+                     'elif kind == "depthwise":\n        weights = t * c * k * k')], "ONE K x K kernel per channel"),
+    ("conv_costs", [("return weights, weights * oh * ow", "return weights, weights")], "MACs = weights * OH * OW"),
+    ("conv_costs", [("weights = c * k * k + t * c", "weights = c * k * k")], "PLUS pointwise"),
+    ("haar", [("return np.concatenate(bands, axis=1) / 2", "return np.concatenate(bands, axis=1) / 4")],
+     "divide by 2, not 4"),
+    ("haar", [("return np.concatenate(bands, axis=1) / 2",
+               "return np.stack(bands, axis=2).reshape(x.shape[0], -1, *a.shape[2:]) / 2")], "band-major"),
+    ("slicesamp", [("x6.transpose(0, 1, 3, 5, 2, 4)", "x6.transpose(0, 3, 5, 1, 2, 4)")], "slice channel order"),
+    ("slicesamp", [("x6.transpose(0, 1, 3, 5, 2, 4)", "x6.transpose(0, 1, 5, 3, 2, 4)")], "i varies slower"),
+    ("fr_schedule", [("max(k_target, round(k))", "max(k_target, int(k))")], "NEAREST"),
+    ("fr_schedule", [('    if decay == "linear":', '    if decay != "linear":')], "equal RATIOS"),
+    ("softmax_ce", [("logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+                     "logp = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))")], "log-sum-exp"),
 ]
 
 
@@ -116,14 +181,15 @@ def _fits(text: str) -> None:
     assert not too_long, too_long
 
 
-def test_at_least_14_exercises_in_course_order():
+def test_at_least_24_exercises_in_course_order():
     names = exercises.names()
-    assert len(names) >= 14 and len(set(names)) == len(names)
+    assert len(names) >= 24 and len(set(names)) == len(names)
     chapters = [e.chapter for e in exercises.EXERCISES]
     assert chapters == sorted(chapters)
-    assert exercises.for_chapter(6) == ["conv2d_dx", "conv2d_dw"]
-    assert exercises.for_chapter(5) == []
-    assert sorted(n for c in range(1, 15) for n in exercises.for_chapter(c)) == sorted(names)
+    assert exercises.for_chapter(6) == ["conv2d_dx", "conv2d_dw", "conv2d_dx_strided"]
+    assert exercises.for_chapter(15) == ["early_stopping"]
+    assert exercises.for_chapter(5) == ["conv_matrix"]
+    assert sorted(n for c in range(1, 16) for n in exercises.for_chapter(c)) == sorted(names)
 
 
 @pytest.mark.parametrize("name", exercises.names())
@@ -142,6 +208,8 @@ def test_stub_fails_and_solution_passes(name, tmp_path, capsys):
     assert solved.passed == len(solved.rows) >= 4
     _fits(stub.text())
     _fits(solved.text())
+    assert main(["exercise", "solution", name]) == 0
+    _fits(capsys.readouterr().out)  # the whole reference, within 80 columns
 
 
 @pytest.mark.parametrize("name", exercises.names())
@@ -166,7 +234,8 @@ def test_every_exercise_names_the_engine_code_it_is_graded_against():
     for e in exercises.EXERCISES:
         locations = command._engine_locations(e)
         assert len(locations) == len(e.engine) >= 1
-        assert all(re.fullmatch(r"  minicnn/[\w/]+\.py:\d+  [\w.]+", line) for line in locations), locations
+        assert all(re.fullmatch(r"  (minicnn|tutorials)/[\w/]+\.py:\d+  [\w.]+", line) for line in locations), \
+            locations
 
 
 def test_every_exercise_has_two_typical_mistakes_covered():
@@ -251,14 +320,14 @@ def test_changing_an_input_in_place_is_reported(tmp_path):
     text = exercises.get("activations").solution().replace(
         "    return dy * (x > 0)", "    dy *= x > 0\n    return dy")
     report = _grade(exercises.get("activations"), _write(tmp_path, "activations", text))
-    assert "changed its input argument 1 in place" in report.text() and not report.ok
+    assert "relu_backward() changed the arrays passed in as dy (in place)" in report.text() and not report.ok
 
 
 def test_printing_is_noted_but_graded(tmp_path):
     text = exercises.get("receptive_field").solution().replace("    return r\n", "    print('r is', r)\n    return r\n")
     report = _grade(exercises.get("receptive_field"), _write(tmp_path, "receptive_field", text))
     assert report.ok
-    assert "your code printed 8 line(s)" in report.text() and "'r is 5'" in report.text()
+    assert "your code printed 10 line(s)" in report.text() and "'r is 5'" in report.text()  # 8 fixed, 2 random
 
 
 def test_hanging_file_is_stopped_with_a_clear_message(tmp_path):
@@ -324,7 +393,16 @@ def test_cli_round_start_check_hint_solution(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     _fits(out)
     assert re.search(r"conv2d_dx +6  passed", out) and re.search(r"linear +1  not started", out)
-    assert "1/16 done" in out
+    assert f"1/{len(exercises.names())} done" in out
+
+    # editing a passed exercise into a failing one keeps the history
+    path.write_text(exercises.get("conv2d_dx").stub())
+    assert main(["exercise", "check", "conv2d_dx", "--dir", folder]) == 1
+    capsys.readouterr()
+    assert main(["exercise", "list", "--dir", folder]) == 0
+    out = capsys.readouterr().out
+    _fits(out)
+    assert re.search(r"conv2d_dx +6  passed earlier, now failing", out)
 
 
 def test_cli_bad_input_exits_2_with_the_list(tmp_path, capsys):
@@ -355,19 +433,24 @@ def test_watch_moves_on_when_the_file_passes_and_resumes(tmp_path, capsys):
             import os
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
 
-    assert command.watch(folder, timeout=20, interval=0, sleep=sleep) == 0
+    total = len(names)
+    assert command.watch(folder, timeout=20, interval=0, sleep=sleep, redraw=True) == 0
     out = capsys.readouterr().out
-    assert f"15/16 done == {last}" in out and "wrote" in out and "not written yet" in out
-    assert f"PASSED: {last}" in out and "16/16 done" in out
+    assert f"{total - 1}/{total} done == {last}" in out and "wrote" in out and "not written yet" in out
+    assert f"PASSED: {last}" in out and f"{total}/{total} done" in out
+    assert out.count(command.CLEAR) == 2  # each check redraws the screen instead of appending
+    _fits(out.replace(command.CLEAR, ""))
     assert command.watch(folder, timeout=20, interval=0, sleep=sleep) == 0
-    assert "16/16 done" in capsys.readouterr().out
+    assert f"{total}/{total} done" in capsys.readouterr().out
 
 
 def test_watch_ctrl_c_leaves_cleanly(tmp_path, capsys):
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    assert command.watch(tmp_path, timeout=20, interval=0, sleep=interrupt) == 0
+    assert command.watch(tmp_path, timeout=20, interval=0, sleep=interrupt) == 130
     out = capsys.readouterr().out
-    assert "0/16 done == linear" in out and "stopped at 0/16 done" in out and "resumes here" in out
+    total = len(exercises.names())
+    assert f"0/{total} done == linear" in out and f"stopped at 0/{total} done" in out and "resumes here" in out
+    _fits(out)
     assert (tmp_path / "linear.py").exists()

@@ -1,31 +1,16 @@
-"""Fast paths of the speed work against their plain versions: ReLU's mask, the ConvWorkspace."""
+"""Fast paths of the speed work against their plain versions: the fast convolution's ConvWorkspace
+(`minicnn.kernels.conv`, against the plain direct loops of `minicnn.functional.conv`). ReLU's mask:
+test_kernels_activations.py."""
 
 import numpy as np
 import pytest
 
-from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.functional.conv import conv2d, conv2d_backward
-from minicnn.functional.workspace import ConvWorkspace, as_workspace
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_backward_from_the_mask_equals_relu_backward(dtype):
-    g = np.random.default_rng(0)
-    x, dy = g.standard_normal((3, 4, 5, 6)).astype(dtype), g.standard_normal((3, 4, 5, 6)).astype(dtype)
-    x[0, 0, 0, :3] = 0.0  # the kink: subgradient 0 in both
-    got = F.relu_backward_from_mask(dy, F.relu_mask(x))
-    assert got.dtype == dtype
-    np.testing.assert_array_equal(got, F.relu_backward(dy, x))
-
-
-def test_relu_layer_keeps_a_boolean_mask_not_its_input():
-    layer = L.ReLU()
-    x = np.random.default_rng(1).standard_normal((2, 3, 4, 4)).astype(np.float32)
-    layer(x)
-    cached = [v for v in vars(layer).values() if isinstance(v, np.ndarray)]
-    assert [c.dtype for c in cached] == [np.bool_]
-    assert not any(np.shares_memory(c, x) for c in cached)
+from minicnn import runtime
+from minicnn.functional.conv import conv2d as plain_conv2d
+from minicnn.functional.conv import conv2d_backward as plain_conv2d_backward
+from minicnn.kernels.conv import conv2d, conv2d_backward
+from minicnn.kernels.workspace import ConvWorkspace, as_workspace
 
 
 def _case(seed=2):
@@ -40,8 +25,8 @@ def test_fft_keeps_the_input_spectrum_for_backward_and_only_for_that_input():
     y = conv2d(x, w, None, 1, 1, method="fft", workspace=ws)
     assert ws.spectrum_of(x) is not None and ws.nbytes == ws.spectrum.nbytes > 0
     assert ws.spectrum_of(x.copy()) is None  # identity, not equality: never stale data
-    want = conv2d_backward(dy, x, w, 1, 1, method="direct")
-    np.testing.assert_allclose(y, conv2d(x, w, None, 1, 1, method="direct"), atol=1e-10)
+    want = plain_conv2d_backward(dy, x, w, 1, 1, method="direct")
+    np.testing.assert_allclose(y, plain_conv2d(x, w, None, 1, 1, method="direct"), atol=1e-10)
     for got, ref in zip(conv2d_backward(dy, x, w, 1, 1, method="fft", workspace=ws), want, strict=True):
         np.testing.assert_allclose(got, ref, atol=1e-10)
     ws.release()
@@ -66,7 +51,8 @@ def test_a_workspace_must_be_a_conv_workspace():
             conv2d(x, w, None, 1, 1, method="fft", workspace=wrong)
 
 
-def test_a_layer_keeps_its_workspace_only_until_release():
+def test_a_layer_keeps_its_workspace_only_until_release(monkeypatch):
+    monkeypatch.setattr(runtime, "_kernels", True)  # the fast path keeps F(x); the plain math keeps nothing
     layer = L.Conv2D(2, 3, 3, padding=1, method="fft").to(np.float64)
     x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
     y = layer(x)

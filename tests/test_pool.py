@@ -13,6 +13,7 @@ from minicnn import layers as L
 from minicnn.functional import pool as P
 from minicnn.gradcheck import gradcheck
 from minicnn.gradcheck_cases import CASES, run_case
+from pool_loops import max_pool2d_backward_loop, pool2d_loop, spread_loop
 
 POOL_CASES = [n for n in CASES if n.startswith(("MaxPool", "AvgPool", "SumPool", "GlobalAvgPool", "SoftPool",
                                                   "MixedPool", "StochasticPool", "Subsample"))]
@@ -47,14 +48,12 @@ def test_max_pool_matches_direct_loop(cfg, seed, ties):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
     y, argmax = F.max_pool2d(x, k, s, p)
-    y_ref, argmax_ref = F.pool2d_reference(x, k, s, p, "max")
+    y_ref, argmax_ref = pool2d_loop(x, k, s, p, "max")
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)  # same first-maximum rule, ties included
     dy = rng.standard_normal(y.shape)
-    dx_ref = F.max_pool2d_backward_reference(dy, argmax_ref, shape, k, s, p)
+    dx_ref = max_pool2d_backward_loop(dy, argmax_ref, shape, k, s, p)
     np.testing.assert_allclose(F.max_pool2d_backward(dy, argmax, shape, k, s, p), dx_ref, atol=1e-12)
-    np.testing.assert_allclose(F.max_pool2d_backward(dy, argmax, shape, k, s, p, path="general"), dx_ref,
-                               atol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
@@ -62,11 +61,15 @@ def test_max_pool_matches_direct_loop(cfg, seed, ties):
 def test_avg_sum_soft_match_direct_loop(cfg, seed):
     shape, k, s, p = cfg
     x = np.random.default_rng(seed).standard_normal(shape)
-    np.testing.assert_allclose(F.avg_pool2d(x, k, s, p), F.pool2d_reference(x, k, s, p, "avg")[0], atol=1e-12)
-    np.testing.assert_allclose(F.sum_pool2d(x, k, s, p), F.pool2d_reference(x, k, s, p, "sum")[0], atol=1e-12)
+    np.testing.assert_allclose(F.avg_pool2d(x, k, s, p), pool2d_loop(x, k, s, p, "avg")[0], atol=1e-12)
+    np.testing.assert_allclose(F.sum_pool2d(x, k, s, p), pool2d_loop(x, k, s, p, "sum")[0], atol=1e-12)
+    dy = np.random.default_rng(seed + 1).standard_normal(F.sum_pool2d(x, k, s, p).shape)
+    np.testing.assert_allclose(F.sum_pool2d_backward(dy, shape, k, s, p), spread_loop(dy, shape, k, s, p), atol=1e-12)
+    np.testing.assert_allclose(F.avg_pool2d_backward(dy, shape, k, s, p),
+                               spread_loop(dy, shape, k, s, p) / (k[0] * k[1]), atol=1e-12)
     if shape[2] >= k[0] and shape[3] >= k[1]:  # SoftPool has no padding
         y_soft, _ = F.soft_pool2d(x, k, s)
-        np.testing.assert_allclose(y_soft, F.pool2d_reference(x, k, s, 0, "soft")[0], atol=1e-12)
+        np.testing.assert_allclose(y_soft, pool2d_loop(x, k, s, 0, "soft")[0], atol=1e-12)
 
 
 @settings(max_examples=30, deadline=None)
@@ -76,7 +79,7 @@ def test_mixed_stochastic_eval_subsample_match_direct_loops(cfg, seed, alpha):
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 1, shape) * (rng.random(shape) < 0.7)  # non-negative, with zeros
     y_mixed = F.mixed_pool2d(x, alpha, k, s, p)[0]
-    ref = alpha * F.pool2d_reference(x, k, s, p, "max")[0] + (1 - alpha) * F.pool2d_reference(x, k, s, p, "avg")[0]
+    ref = alpha * pool2d_loop(x, k, s, p, "max")[0] + (1 - alpha) * pool2d_loop(x, k, s, p, "avg")[0]
     np.testing.assert_allclose(y_mixed, ref, atol=1e-12)
     sub = F.subsample2d(x, s)
     for oh in range(sub.shape[2]):  # direct loop: keep x[oh*SH, ow*SW]
@@ -94,23 +97,6 @@ def test_mixed_stochastic_eval_subsample_match_direct_loops(cfg, seed, alpha):
             np.testing.assert_allclose(y_eval[:, :, oh, ow], want, atol=1e-12)
     y_train, index = F.stochastic_pool2d(x, k, s, np.random.default_rng(seed))
     assert np.all(y_train <= F.max_pool2d(x, k, s)[0]) and np.all((y_train > 0) | (y_eval == 0))
-
-
-@pytest.mark.parametrize("shape,k", [((3, 4, 8, 8), 2), ((2, 3, 7, 9), 2), ((2, 2, 9, 10), 3), ((1, 2, 6, 6), (2, 3))])
-def test_tiling_fast_path_equals_general_path_and_reference(shape, k):
-    rng = np.random.default_rng(3)
-    x = _distinct(rng, shape)
-    g = P.PoolGeometry(shape, k)
-    assert g.fast
-    y, argmax = F.max_pool2d(x, k)
-    dy = rng.standard_normal(y.shape)
-    fast = F.max_pool2d_backward(dy, argmax, shape, k)
-    np.testing.assert_array_equal(fast, F.max_pool2d_backward(dy, argmax, shape, k, path="general"))
-    np.testing.assert_array_equal(fast, F.max_pool2d_backward_reference(dy, argmax, shape, k))
-    for backward in (F.avg_pool2d_backward, F.sum_pool2d_backward):
-        np.testing.assert_allclose(backward(dy, shape, k), backward(dy, shape, k, path="general"), atol=1e-15)
-    # the reference backward, independently: the upstream sum lands on the winners only
-    assert np.isclose(fast.sum(), dy.sum()) and np.count_nonzero(fast) == dy.size
 
 
 def test_max_pool_hand_example():
@@ -264,43 +250,3 @@ def test_bad_arguments():
         L.AvgPool2D(2, stride=0)
     with pytest.raises(ValueError, match="MaxPool2D: expected kernel_size"):
         L.MaxPool2D("2")
-    with pytest.raises(ValueError, match="path"):
-        F.max_pool2d_backward(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.uint8), (1, 1, 2, 2), 2, path="x")
-
-
-def test_geometry_memo_still_checks_every_call():
-    for _ in range(2):  # exceptions are not cached: the second call raises too
-        with pytest.raises(ValueError, match="max_pool2d: expected input"):
-            F.max_pool2d(np.zeros((1, 1, 2, 2)), 3)
-    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
-    np.testing.assert_array_equal(F.max_pool2d(x, [2, 2])[0], F.max_pool2d(x, (2, 2))[0])  # unhashable list
-    assert P.geometry((1, 2, 4, 4), 2) is P.geometry((1, 2, 4, 4), 2)
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
-def test_upsample2_copies_each_value_to_a_2x2_block(dtype):
-    a = (np.random.default_rng(8).standard_normal((2, 3, 4, 5)) * 50).astype(dtype)
-    got = P._upsample2(a)
-    assert got.dtype == a.dtype
-    np.testing.assert_array_equal(got, np.repeat(np.repeat(a, 2, axis=3), 2, axis=2))
-
-
-@settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 3), c=st.integers(1, 3), oh=st.integers(1, 5), ow=st.integers(1, 5),
-       seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float32, np.float64]))
-def test_max_pool_2x2_backward_equals_the_general_path_and_reference(n, c, oh, ow, seed, dtype):
-    """2x2 stride 2 covering the input: the upsample-and-mask path, against both other paths."""
-    rng = np.random.default_rng(seed)
-    shape = (n, c, 2 * oh, 2 * ow)
-    x = _distinct(rng, shape).astype(dtype)
-    y, argmax = F.max_pool2d(x, 2)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    fast = F.max_pool2d_backward(dy, argmax, shape, 2)
-    assert fast.dtype == dtype and fast.shape == shape
-    np.testing.assert_array_equal(fast, F.max_pool2d_backward(dy, argmax, shape, 2, path="general"))
-    np.testing.assert_array_equal(fast, F.max_pool2d_backward_reference(dy, argmax, shape, 2))
-    # non-finite dy reaches the winner only (dy * 0 would be NaN), in all three
-    dy.reshape(-1)[:3] = [np.nan, np.inf, -0.0][: dy.size]
-    want = F.max_pool2d_backward_reference(dy, argmax, shape, 2)
-    np.testing.assert_array_equal(F.max_pool2d_backward(dy, argmax, shape, 2), want)
-    np.testing.assert_array_equal(F.max_pool2d_backward(dy, argmax, shape, 2, path="general"), want)

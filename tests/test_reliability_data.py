@@ -11,7 +11,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from minicnn.core import FileFormatError, read_npy, read_npz, save_npz_atomic
+from minicnn.files import FileFormatError, read_npy, read_npz, save_npz_atomic
 from minicnn.data import (
     ChecksumError,
     DataFormatError,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn import core
+from minicnn import core, files
 from minicnn.app.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minicnn.app.loading import MAX_WIDTH, ModelFileError, load_model
 from minicnn.core import Sequential
@@ -90,14 +90,14 @@ def test_release_drops_every_cache_of_every_layer():
 
 def test_remove_unfinished_deletes_only_this_files_temporaries(tmp_path):
     target = tmp_path / "checkpoint.npz"
-    core.save_npz_atomic(target, {"a": np.arange(3)})
+    files.save_npz_atomic(target, {"a": np.arange(3)})
     orphans = [tmp_path / "checkpoint.npz.abc123.tmp", tmp_path / "checkpoint.npz.x.tmp"]
     keep = [tmp_path / "other.npz.abc.tmp", tmp_path / "checkpoint.npz", tmp_path / "checkpoint.npz.tmpx"]
     for p in orphans + keep[:1] + keep[2:]:
         p.write_bytes(b"x")
-    assert sorted(core.remove_unfinished(target)) == sorted(orphans)
+    assert sorted(files.remove_unfinished(target)) == sorted(orphans)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in orphans)
-    assert core.remove_unfinished(tmp_path / "absent" / "c.npz") == []
+    assert files.remove_unfinished(tmp_path / "absent" / "c.npz") == []
 
 
 # ---- 3/11. checkpoints and model files -----------------------------------------------------------------
@@ -115,7 +115,7 @@ def _checkpoint(path: Path, **meta) -> Path:
     ("[1, 2]", "JSON object"), ("{not json", "not readable"), ('{"format": 99}', "format"),
 ])
 def test_checkpoint_meta_must_be_a_json_object_of_this_format(tmp_path, meta, words):
-    arrays = core.read_npz(_checkpoint(tmp_path / "c.npz"))
+    arrays = files.read_npz(_checkpoint(tmp_path / "c.npz"))
     arrays["meta"] = np.array(meta)
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(CheckpointError, match=words) as e:
@@ -147,7 +147,7 @@ def test_a_damaged_checkpoint_is_a_value_error_naming_the_file(tmp_path):
 def test_a_crafted_model_config_is_refused_before_building(tmp_path, config, words):
     path = tmp_path / "c.npz"
     save_checkpoint(path, _net(), None, {"model": "lenet5"})
-    arrays = core.read_npz(path)
+    arrays = files.read_npz(path)
     meta = json.loads(str(arrays["meta"]))
     meta["model_config"] = config
     arrays["meta"] = np.array(json.dumps(meta))
@@ -158,16 +158,14 @@ def test_a_crafted_model_config_is_refused_before_building(tmp_path, config, wor
 
 
 def test_no_np_load_outside_the_checked_readers():
-    """Issue 13.11: every .npz/.npy a user hands us goes through core.read_npz / read_npy (no pickles,
-    CRC checked, sizes checked before allocating). The one exception is frequency.read_compressed,
-    which passes allow_pickle=False and checks its own format (issue 16)."""
+    """Issue 13.11: every .npz/.npy a user hands us goes through files.read_npz / read_npy (no pickles,
+    CRC checked, sizes checked before allocating), compressed models included (issue 21)."""
     offenders = []
     for path in (ROOT / "minicnn").rglob("*.py"):
         rel = path.relative_to(ROOT).as_posix()
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if "np.load(" in line and not line.lstrip().startswith("#") and "`np.load" not in line:
-                if rel != "minicnn/app/frequency.py" or "allow_pickle=False" not in line:
-                    offenders.append(f"{rel}:{n}")
+                offenders.append(f"{rel}:{n}")
     assert not offenders, offenders
 
 

@@ -1,4 +1,5 @@
-"""One place checks a thread count: minicnn.threads, used by --threads, the im2col/FFT loops and BLAS."""
+"""One place checks a thread count (minicnn.runtime.parse_threads), read at each call by minicnn.threads: used
+by --threads, the im2col/FFT loops and BLAS. (Settings made after import: tests/test_runtime.py.)"""
 
 import os
 import subprocess
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from minicnn.threads import THREAD_VARIABLES, configured_threads, configured_workers, own_threads, parse_threads
+from minicnn.runtime import THREAD_VARIABLES, parse_threads
+from minicnn.threads import configured_threads, configured_workers, own_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,19 +60,6 @@ def test_cli_with_a_bad_thread_variable_shows_help_but_refuses_to_run(value):
     fixed = _run(["-m", "minicnn", "--threads", "1", "summary", "lenet5", "--input", "1,28,28"],
                  OPENBLAS_NUM_THREADS=value)  # an explicit --threads overrides the bad variable
     assert fixed.returncode == 0, fixed.stderr
-
-
-def test_library_import_with_a_bad_thread_variable_is_a_clear_value_error():
-    done = _run(["-c", "import minicnn.functional"], OPENBLAS_NUM_THREADS="-1")
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        "ValueError: OPENBLAS_NUM_THREADS: expected a whole number of threads >= 1, got '-1'")
-
-
-def test_convolution_loops_take_their_thread_count_from_the_environment():
-    code = ("from minicnn.functional import conv_fft, conv_im2col; "
-            "print(conv_im2col.COPY_THREADS, conv_fft.FFT_WORKERS)")
-    assert _run(["-c", code], OPENBLAS_NUM_THREADS="3").stdout.split() == ["3", "3"]
 
 
 def test_workers_come_from_minicnn_workers_checked():

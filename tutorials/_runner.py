@@ -10,7 +10,9 @@ Each step prints a short explanation and its equation, then calls `run(t)` with 
 `run` shows the engine's own code with `t.code(obj)` (the live source of a `minicnn` function or
 method, read with `inspect`, never a copy), runs it on a tiny example, prints the numbers
 (`t.array`, `t.blocks`, `t.table`) and states each numerical claim with `t.check(...)`, which is a
-real assertion: a failing check stops the chapter with exit code 1.
+real assertion: a failing check stops the chapter with exit code 1. `t.shown` lists what each
+`t.code` printed (`Shown`); tests/test_tutorials_shown_code.py traces every chapter and checks that
+each excerpt ran in the step that showed it (the rule: tutorials/_trace.py).
 
 Layout. Every line fits the terminal width (`shutil.get_terminal_size`, so $COLUMNS wins; 80 when
 the width cannot be read): prose is wrapped, long source lines are folded at a space or after a
@@ -73,6 +75,18 @@ class Step:
     text: str
     equation: str
     run: Callable[[Tutorial], None]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What one `t.code` call printed: the object and the file lines `first..last` of the excerpt
+    (the shown-code test, tests/test_tutorials_shown_code.py, checks that they ran in that step)."""
+
+    obj: object
+    label: str  # as printed under the header, e.g. minicnn.core.Layer.forward
+    path: str  # the source file, resolved
+    first: int
+    last: int
 
 
 class CheckFailed(AssertionError):
@@ -192,6 +206,7 @@ class Tutorial:
         self.ascii = (not unicode_ok(self.out)) if ascii_only is None else ascii_only
         self.where = ""  # "chapter 3 · step 2/4 · title", shown by the pauses
         self.checks = 0
+        self.shown: list[Shown] = []  # every `code` call, in order
         self._passed: list[str] = []  # passing checks not yet printed (folded when there are several)
         self._rows = 0  # rows printed since the last pause
 
@@ -298,6 +313,7 @@ class Tutorial:
         root = Path(sys.modules[PACKAGE].__file__).resolve().parent.parent
         rel = path.relative_to(root).as_posix()
         label = obj.__name__ if inspect.ismodule(obj) else f"{module.__name__}.{obj.__qualname__}"
+        self.shown.append(Shown(obj, label, str(path), first + lo, first + hi))
         header = f"┌─ source: {rel}:{first + lo}-{first + hi}"
         self.print(f"{self.s.dim}{header}{self.s.reset}")
         self.print(f"{self.s.dim}│ {label}{self.s.reset}")

@@ -16,8 +16,9 @@ SUMMARY = "forward y = f(x; w), backward dz/dx = (dy/dx)ᵀ dz/dy; the multiplic
 
 def _layer(t):
     t.code(core, end='"""')  # the module docstring: the layer abstraction in words
-    t.code(core.Layer.forward)
-    t.code(core.Layer.backward)
+    t.say("Every layer implements forward and backward (Linear's are in the next steps); calling a "
+          "layer runs its forward.")
+    t.code(core.Layer.__call__)
     t.say("A network is layers in a row. Sequential runs forward left to right and the chain rule right "
           "to left: each layer turns dz/d(its output) into dz/d(its input).")
     t.code(core.Sequential.forward)
@@ -49,6 +50,9 @@ def _linear_forward(t):
     t.say("By hand, y_i = Σ_j W_ij x_j + b_i: "
           + ", ".join(f"y_{i} = {by_hand[i]:g}" for i in range(2)) + ".")
     t.check("linear(x, W, b) equals Σ_j W_ij x_j + b_i written out", y[0], by_hand)
+    layer = L.Linear(3, 2).to(np.float64)
+    layer.weight.data, layer.bias.data = w, b
+    t.check("the layer Linear(3, 2) with this W and b computes the same y", layer(x), y)
 
 
 def _linear_dx(t):

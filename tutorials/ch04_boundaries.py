@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.experiments import downsampling as study
+from minicnn.functional import checks, conv_direct
 from minicnn.functional import conv as FC
-from minicnn.functional import conv_direct
 from tutorials._runner import Step
 
 TITLE = "Boundaries: valid and same"
@@ -33,16 +33,24 @@ def _photos(n: int) -> np.ndarray | None:
 
 
 def _modes(t):
-    t.code(FC.resolve_padding)
-    x = np.zeros((1, 1, 9, 9))
+    t.code(checks.conv_output_size, start="before, after =", end="padded = size")
+    t.code(checks.conv_output_size, start="return (padded", end="return (padded")
+    t.say("'valid' is padding 0. 'same' pads (K − 1)/2 zeros on each side: padded − span = "
+          "(H + K − 1) − K = H − 1, so OH = H.")
+    size = 9
+    x = np.zeros((1, 1, size, size))
     rows = []
     for k in (3, 5, 7):
+        pad = (k - 1) // 2
+        oh_valid = checks.conv_output_size(size, k, padding=0)
+        oh_same = checks.conv_output_size(size, k, padding=pad)
         w = np.ones((1, 1, k, k))
         valid, same = FC.conv2d(x, w, padding="valid"), FC.conv2d(x, w, padding="same")
-        rows.append([f"{k}x{k}", "9x9", f"{valid.shape[2]}x{valid.shape[3]}", f"{same.shape[2]}x{same.shape[3]}",
-                     (k - 1) // 2])
-        t.check(f"{k}x{k}: valid gives H − K + 1 = {10 - k}, same gives H = 9",
-                [valid.shape[2], same.shape[2]], [10 - k, 9], tol=0)
+        rows.append([f"{k}x{k}", f"{size}x{size}", f"{oh_valid}x{oh_valid}", f"{oh_same}x{oh_same}", pad])
+        t.check(f"{k}x{k}: valid gives H − K + 1 = {size + 1 - k}, same gives H = {size}",
+                [oh_valid, oh_same], [size + 1 - k, size], tol=0)
+        t.check(f"{k}x{k}: conv2d 'valid' and 'same' return those sizes",
+                [*valid.shape[2:], *same.shape[2:]], [oh_valid, oh_valid, oh_same, oh_same], tol=0)
     t.table(["kernel", "input", "valid output", "same output", "zeros added per side"], rows)
 
 

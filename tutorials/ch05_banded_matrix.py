@@ -48,7 +48,8 @@ def _two_d(t):
     x = rng.standard_normal((1, 1, 5, 5))
     mat = FC.conv_as_matrix(w, (1, 5, 5))
     _draw_pattern(t, "conv_as_matrix(3x3 kernel, 5x5 input): rows = 3x3 outputs, columns = 5x5 pixels", mat)
-    t.check("W @ x.ravel() equals conv2d(x, w).ravel()", mat @ x.ravel(), FC.conv2d(x, w).ravel())
+    t.check("W @ x.ravel() equals conv2d(x, w).ravel()", mat @ x.ravel(),
+            FC.conv2d(x, w, method="direct").ravel())
     t.say("The matrix is block-Toeplitz: 3x3 blocks of 3x5, each block a banded 1-D matrix holding one row of "
           "the kernel, and the block pattern itself banded.")
     block = mat[:3, :5]
@@ -84,7 +85,7 @@ def _patterns(t):
     img = np.zeros((9, 9))
     img[5:8, 2:5] = pattern  # hide the pattern at rows 5-7, columns 2-4
     img += np.random.default_rng(2).uniform(0, 0.3, img.shape)
-    resp = FC.conv2d(img[None, None], (pattern - pattern.mean())[None, None])[0, 0]
+    resp = FC.conv2d(img[None, None], (pattern - pattern.mean())[None, None], method="direct")[0, 0]
     t.blocks("picture with a hidden '+'", img)
     t.blocks("response of the zero-mean '+' kernel (7x7)", resp)
     r, q = np.unravel_index(np.argmax(resp), resp.shape)

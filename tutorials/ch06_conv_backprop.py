@@ -88,7 +88,7 @@ def _dk(t):
     t.check("dz/dK = Σ of dz/dy·xᵀ over the matrix entries tied to each kernel weight", dw, tied)
     t.check("dz/db = Σ dz/dy over positions", db, dy.sum(axis=(0, 2, 3)))
     t.heading("The same math, fast: im2col turns the sum over positions into matrix products")
-    t.code(conv_im2col._blocked_backward, start="# dw^T += cols", end="dw_t += np.matmul")
+    t.code(conv_im2col.conv2d_im2col_backward, start="cols = im2col(", end="dw = np.matmul(dy_mat")
     _, dw_fast, db_fast = FC.conv2d_backward(dy, x, w, method="im2col")
     t.check("im2col's dw (dy_mat @ colsᵀ) equals the direct loop's", dw_fast, dw)
     t.check("and its db", db_fast, db)

@@ -20,25 +20,23 @@ X4 = np.array([[1.0, 3.0, 2.0, 0.5],
 
 
 def _max(t):
-    t.code(P.pool2d_reference, start="xp = _pad", end="return y, argmax")
-    ref, ref_arg = P.pool2d_reference(X4, 2, mode="max")
-    t.array("x", X4[0, 0])
-    t.array("pool2d_reference(x, 2, 'max')", ref[0, 0])
-    t.array("argmax (position inside each 2x2 window, row-major)", ref_arg[0, 0])
-    t.check("by hand, the winners: 4 (bottom-left of its window), 6, 0.9, 5", ref[0, 0].ravel(),
-            [4.0, 6.0, 0.9, 5.0], tol=0)
-    t.heading("The same math, fast: loop over the 2x2 window offsets, not over the pixels")
     t.code(P.max_pool2d, start="g = _geometry", end="return y, argmax")
+    t.say("_tap(xp, g, i, j) is entry (i, j) of every window at once: one strided slice of the padded input, "
+          "so the loop runs over the 2x2 window offsets, never over the pixels.")
     y, argmax = P.max_pool2d(X4, 2)
-    t.check("max_pool2d equals the reference loop", y, ref, tol=0)
-    t.check("and so does its argmax", argmax, ref_arg, tol=0)
+    t.array("x", X4[0, 0])
+    t.array("max_pool2d(x, 2)", y[0, 0])
+    t.array("argmax (position inside each 2x2 window, row-major)", argmax[0, 0])
+    t.check("by hand, the winners: 4 (bottom-left of its window), 6, 0.9, 5", y[0, 0].ravel(),
+            [4.0, 6.0, 0.9, 5.0], tol=0)
+    t.check("by hand, their places: 2 (row 1, col 0), 3, 2, 0", argmax[0, 0].ravel(), [2, 3, 2, 0], tol=0)
 
 
 def _route(t):
-    t.code(P.max_pool2d_backward_reference, start="g = _geometry_dy", end="return dx")
+    t.code(P.max_pool2d_backward, start="g = _geometry_dy", end="return dxp")
     y, argmax = P.max_pool2d(X4, 2)
     dy = np.array([[10.0, 20.0], [30.0, 40.0]])[None, None]
-    dx = P.max_pool2d_backward_reference(dy, argmax, X4.shape, 2)
+    dx = P.max_pool2d_backward(dy, argmax, X4.shape, 2)
     t.array("dz/dy", dy[0, 0])
     t.array("dz/dx: each dz/dy lands on its window's winner", dx[0, 0])
     t.print("where the gradient goes (█ = receives dz/dy, · = gets 0):")
@@ -48,39 +46,36 @@ def _route(t):
     t.check("by hand: 10 → the 4 at (1, 0), 20 → the 6 at (1, 3), 30 → the 0.9 at (3, 0), 40 → the 5 at (2, 2)",
             [dx[0, 0, 1, 0], dx[0, 0, 1, 3], dx[0, 0, 3, 0], dx[0, 0, 2, 2], np.count_nonzero(dx)],
             [10, 20, 30, 40, 4], tol=0)
-    t.heading("The same math, fast: scatter all winners at once")
-    t.code(P._route)
-    t.say("2x2 windows with stride 2 (the usual case, and this one) take a faster form of the same "
-          "products: upsample dy and the winners' positions, then keep dy where the position matches.")
-    t.code(P._route_2x2, start="h, w = 2 * dy.shape[2]", end="return dx")
-    t.check("max_pool2d_backward equals the reference loop",
-            P.max_pool2d_backward(dy, argmax, X4.shape, 2), dx, tol=0)
     t.say("With overlapping windows (3x3, stride 1) a value that wins several windows collects the sum:")
     y3, a3 = P.max_pool2d(X4, 3, stride=1)
-    dx3 = P.max_pool2d_backward_reference(np.ones_like(y3), a3, X4.shape, 3, stride=1)
+    dx3 = P.max_pool2d_backward(np.ones_like(y3), a3, X4.shape, 3, stride=1)
     t.array("max_pool2d(x, 3, stride=1)", y3[0, 0])
     t.array("dz/dx for dz/dy = 1", dx3[0, 0])
     t.check("the 6.0 and the 5.0 each win 2 of the 4 windows", [dx3[0, 0, 1, 3], dx3[0, 0, 2, 2]], [2, 2], tol=0)
     report = gradcheck(L.MaxPool2D(2), X4.copy())
     t.check_true(f"MaxPool2D passes the gradient check (worst rel. error {report.max_rel_error:.1e})", report.ok)
+    t.say("Training runs the same math, fast (2x2 taps copied once, the routing in contiguous passes): "
+          "minicnn.kernels.pool, tested against these functions; MINICNN_PLAIN=1 runs these instead.")
 
 
 def _avg_sum(t):
-    t.say("The reference is the same per-window loop as for max pooling, with np.sum or np.mean as the "
-          "reducer (step 1). By hand, the top-left window: 1 + 3 + 4 + 2.5 = 10.5, average 2.625.")
-    ref_sum = P.pool2d_reference(X4, 2, mode="sum")[0]
-    t.check("pool2d_reference(x, 2, 'sum'): top-left window 10.5", ref_sum[0, 0, 0, 0], 10.5, tol=0)
-    t.heading("The same math, fast: one strided slice per window offset")
-    t.code(P._window_sum)
-    t.code(P.avg_pool2d, start="g = _geometry", end="return y")
-    t.code(P.avg_pool2d_backward, start="g = _geometry_dy", end="return")
+    t.code(P.sum_pool2d, start="g = _geometry", end="return y")
+    t.code(P.avg_pool2d, start="g = _geometry", end="return")
     s, a = P.sum_pool2d(X4, 2), P.avg_pool2d(X4, 2)
     t.array("sum_pool2d(x, 2)", s[0, 0])
     t.array("avg_pool2d(x, 2)", a[0, 0])
-    t.check("sum pooling equals the direct loop", s, ref_sum)
+    t.check("by hand, the top-left window: 1 + 3 + 4 + 2.5 = 10.5", s[0, 0, 0, 0], 10.5, tol=0)
+    t.check("sum pooling = the sum over each 2x2 block", s, X4.reshape(1, 1, 2, 2, 2, 2).sum(axis=(3, 5)))
     t.check("average = sum / (2·2)", a, s / 4)
+    t.heading("Backward: every position of a window receives the window's dz/dy (divided by k² for the average)")
+    t.code(P.avg_pool2d_backward, start="g = _geometry_dy", end="return")
+    t.code(P.sum_pool2d_backward, start="g = _geometry_dy", end="return dxp")
     dx = P.avg_pool2d_backward(np.ones((1, 1, 2, 2)), X4.shape, 2)
     t.check("average-pool backward spreads dz/dy/4 to every window position", dx, 0.25)
+    dx_pad = P.avg_pool2d_backward(np.ones((1, 1, 2, 2)), X4.shape, 3, stride=2, padding=1)
+    t.array("avg_pool2d_backward, 3x3 windows, stride 2, padding 1, dz/dy = 1 (in ninths)", dx_pad[0, 0] * 9)
+    t.check("row 1 and column 1 lie in two windows each: 2/9 or 4/9 there, 1/9 elsewhere (padding keeps its share)",
+            dx_pad[0, 0] * 9, np.outer([1, 2, 1, 1], [1, 2, 1, 1]))
     report = gradcheck(L.AvgPool2D(3, stride=2, padding=1), np.random.default_rng(0).standard_normal((1, 2, 7, 7)))
     t.check_true(f"AvgPool2D(3, stride 2, pad 1) passes the gradient check ({report.max_rel_error:.1e})", report.ok)
     sizes, h = [], 224

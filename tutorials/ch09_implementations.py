@@ -8,7 +8,8 @@ import tracemalloc
 import numpy as np
 
 from minicnn.functional import conv as FC
-from minicnn.functional import conv_direct, conv_fft, conv_im2col, conv_rows
+from minicnn.functional import conv_direct, conv_fft, conv_im2col
+from minicnn.kernels import conv_rows
 from tutorials._runner import Step
 
 TITLE = "Efficient implementations: direct, im2col, FFT"
@@ -28,7 +29,7 @@ def _direct(t):
 
 def _im2col(t):
     t.code(conv_im2col.im2col, start="n, c, h, w = x.shape", end="return cols.reshape")
-    t.code(conv_im2col._forward, start="w_mat = w.reshape", end="res = np.matmul(w_mat")
+    t.code(conv_im2col.conv2d_im2col, start="cols_g = cols.reshape", end="y = np.matmul(w_mat")
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     w = np.array([[1.0, 2.0], [0.0, -1.0]]).reshape(1, 1, 2, 2)
     cols = conv_im2col.im2col(x, (2, 2))
@@ -47,7 +48,7 @@ def _im2col(t):
 
 def _rows(t):
     t.code(conv_rows._patch_rows, start="rows = buf[", end="return rows.reshape")
-    t.code(conv_rows.conv2d_rows, start="rows = _patch_rows(", end="res = np.matmul(rows, w_rows")
+    t.code(conv_rows.rows_layout_pays)
     x = np.arange(1.0, 19.0).reshape(1, 2, 3, 3)  # 2 channels of 3x3
     w = np.array([[[[1.0, 0.0], [0.0, -1.0]], [[0.0, 2.0], [1.0, 0.0]]]])  # (T=1, C=2, 2, 2)
     xr = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # channels last: (N, H, W, C)
@@ -65,19 +66,19 @@ def _rows(t):
     shapes = [((64, 64, 8, 8), (128, 64, 3, 3)), ((64, 32, 32, 32), (32, 32, 3, 3)), ((64, 6, 14, 14),
                                                                                         (16, 6, 5, 5))]
     t.table(["input (N, C, H, W)", "kernel (T, C, KH, KW)", "patches as rows?"],
-            [[str(xs), str(ws), "yes" if conv_rows.rows_pay(xs, ws, (1, 1), (1, 1) if ws[2] == 3 else (0, 0),
+            [[str(xs), str(ws), "yes" if conv_rows.rows_layout_pays(xs, ws, (1, 1), (1, 1) if ws[2] == 3 else (0, 0),
                                                              (1, 1), 1) else "no: im2col"] for xs, ws in shapes])
 
 
 def _fft(t):
-    t.code(conv_fft.conv2d_fft, start="xp = np.pad", end="y = full[")
+    t.code(conv_fft.conv2d_fft_from_spectrum, start="kf = np.conj", end="y = full[")
     rng = np.random.default_rng(2)
     for k, stride in ((3, 1), (7, 2)):
         x, w = rng.standard_normal((2, 3, 12, 12)), rng.standard_normal((4, 3, k, k))
         t.check(f"{k}x{k} kernel, stride {stride}: FFT equals direct (float64)",
                 FC.conv2d(x, w, stride=stride, method="fft"), FC.conv2d(x, w, stride=stride, method="direct"),
                 tol=1e-10)
-    grid = conv_fft._grid((32, 32))
+    grid = conv_fft.fft_grid((32, 32))
     spectrum, kernel = grid[0] * (grid[1] // 2 + 1), 3 * 3
     t.say(f"Memory: on a 32x32 map every kernel becomes a {grid[0]}x{grid[1] // 2 + 1} complex spectrum — "
           f"{spectrum} complex numbers in place of {kernel} real ones ({2 * spectrum // kernel}x the floats).")
@@ -103,10 +104,10 @@ def _peak_mib(fn) -> float:
 
 
 def _timing(t):
-    t.code(FC.conv2d, start="forward, _ = _method", end="return forward(x, w, b, stride, padding, dilation, groups)")
+    t.code(FC.check_method)
     t.say("`method=` picks one of the three siblings above. The FFT pads each map to a size whose FFT is fast "
           "(and large enough that the circular convolution does not wrap around):")
-    t.code(conv_fft._grid)
+    t.code(conv_fft.fft_grid)
     n, c, size, repeats = (2, 4, 16, 1) if t.quick else (8, 16, 32, 3)
     kernels = (3, 7) if t.quick else (3, 5, 7, 9, 11, 13)
     rng = np.random.default_rng(3)

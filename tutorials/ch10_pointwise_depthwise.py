@@ -7,8 +7,9 @@ import numpy as np
 from minicnn import analysis, core
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.functional import conv_direct, conv_im2col
+from minicnn.functional import conv_direct
 from minicnn.gradcheck import gradcheck
+from minicnn.kernels import depthwise as KD
 from minicnn.layers import conv as LC
 from minicnn.models import build
 from tutorials._runner import Step
@@ -46,7 +47,7 @@ def _depthwise(t):
                                   for s in range(c)], axis=1)
     t.check("depthwise = each map convolved with its own k x k filter, separately", plain, per_channel)
     t.heading("The same math, fast: shift and accumulate over the k·k taps, all maps at once")
-    t.code(conv_im2col._depthwise, start="oh = conv_output_size", end="return")
+    t.code(KD._depthwise_wide, start="xf = _wide_padded", end="_by_image_blocks(taps")
     t.check("DepthwiseConv2D (the fast path) equals the direct loop", dw(x), plain)
     t.say("A slip in the lecture: its slide calls this 'a variant of convolutional layer with 1x1 spatial "
           "filter size', but the formula beside it (and this layer) has a k x k spatial filter and no "

@@ -112,6 +112,11 @@ def _truncate(t):
             t.blocks(f"rebuilt from the first {keep} coefficients", w, lo=float(k.min()), hi=float(k.max()))
     t.table(["kept k", "of 64", "relative error ‖W − K‖/‖K‖"], rows)
     t.check("keeping all 64 rebuilds K exactly", errors[0], 0.0)
+    layer = L.DCTLinear(8, 8).to(np.float64)  # an 8x8 weight: its DCT over both axes is dct(K)
+    layer.coeffs.data = c.copy()
+    layer.set_keep(10)
+    t.check("DCTLinear(8, 8) with C = dct(K), 10 kept: spatial_weight() = idct(M ⊙ C), the 10 row",
+            layer.spatial_weight(), F.idct(F.zigzag_mask(c.shape, 10) * c))
     t.check_true("fewer coefficients, larger error (monotone)", bool(np.all(np.diff(errors) >= 0)))
     t.check_true(f"10 of 64 coefficients rebuild the smooth kernel within 10% ({errors[2]:.1%})", errors[2] < 0.1)
     noise = np.random.default_rng(0).standard_normal((8, 8))

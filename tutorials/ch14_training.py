@@ -120,10 +120,6 @@ def _train(t):
     t.check_true(f"test accuracy {test.accuracy:.2%} ≥ {target:.0%}", test.accuracy >= target)
     t.check_true(f"the held-out loss fell: {history[0]['val_loss']:.3f} → {history[-1]['val_loss']:.3f}",
                  history[-1]["val_loss"] < history[0]["val_loss"])
-    t.fig_dir.mkdir(parents=True, exist_ok=True)
-    path = t.fig_dir / f"ch{t.chapter:02d}_curves.png"
-    train.plot_curves(history, path)
-    t.print(f"figure saved: {path}")
     _CACHE["history"], _CACHE["model"] = history, model
 
 
@@ -134,6 +130,10 @@ def _curves(t):
         t.say("(the curves come from step 4; run it first, e.g. --step 4)")
         _train(t)
         history = _CACHE["history"]
+    t.fig_dir.mkdir(parents=True, exist_ok=True)
+    path = t.fig_dir / f"ch{t.chapter:02d}_curves.png"
+    train.plot_curves(history, path)
+    t.print(f"figure saved: {path}")
     gaps = [h["val_acc"] - h["train_acc"] for h in history]
     best = int(np.argmin([h["val_loss"] for h in history]))
     t.say("How to read them. The training loss is averaged over an epoch's batches while the weights were "

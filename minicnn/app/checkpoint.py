@@ -1,6 +1,6 @@
 """Training checkpoints: everything needed to continue a run exactly where it stopped.
 
-One `.npz` file, written atomically (`minicnn.core.save_npz_atomic`: temporary file, fsync, rename),
+One `.npz` file, written atomically (`minicnn.files.save_npz_atomic`: temporary file, fsync, rename),
 so a crash while saving leaves the previous checkpoint intact. It holds
 
     model.<name>    the model's state_dict (parameters and buffers such as BatchNorm statistics)
@@ -13,7 +13,7 @@ so a crash while saving leaves the previous checkpoint intact. It holds
 
 To rebuild a model from a checkpoint use `minicnn.app.load_model` (one loader for every model file).
 
-No pickle is used: the file is read with `minicnn.core.read_npz`, which checks the whole archive
+No pickle is used: the file is read with `minicnn.files.read_npz`, which checks the whole archive
 (a truncated or bit-flipped file is refused, never half-loaded); the meta's types are checked too.
 """
 
@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from minicnn import core
-from minicnn.core import FileFormatError, Layer, read_npz
+from minicnn.core import Layer
+from minicnn.files import FileFormatError, read_npz, save_npz_atomic
 
 FORMAT_VERSION = 1
 MODEL_PREFIX = "model."
@@ -70,7 +71,7 @@ def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer=None, meta:
     if optimizer is not None:
         arrays.update({OPTIM_PREFIX + k: np.asarray(v) for k, v in optimizer.state_dict().items()})
     arrays[META_KEY] = np.array(json.dumps(info, default=_json_default))
-    core.save_npz_atomic(path, arrays)
+    save_npz_atomic(path, arrays)
 
 
 def _json_default(value):
@@ -89,6 +90,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         arrays = read_npz(path, what="training checkpoint", keys=(META_KEY,))
     except FileFormatError as e:
         raise CheckpointError(str(e)) from e
+    return checkpoint_from_arrays(arrays, path)
+
+
+def checkpoint_from_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Checkpoint:
+    """The Checkpoint in `arrays`, every array of the file `path` as `read_npz` returned them (so a
+    caller that has read the file already need not read it again; `path` names the file in messages).
+    Raises CheckpointError as `load_checkpoint` does."""
+    if META_KEY not in arrays:
+        raise CheckpointError(f"{path}: training checkpoint lacks ['{META_KEY}']; it holds {sorted(arrays)}")
+    arrays = dict(arrays)
     raw = arrays.pop(META_KEY)
     try:
         if raw.dtype.kind != "U" or raw.ndim != 0:

@@ -24,14 +24,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import zipfile
-import zlib
 from collections.abc import Iterator
 
 import numpy as np
 
 from minicnn import functional as F
-from minicnn.core import Layer, Sequential, save_npz_atomic
+from minicnn.core import Layer, Sequential
+from minicnn.files import read_npz, save_npz_atomic
 from minicnn.functional.checks import positive_int
 from minicnn.layers import Conv2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
 from minicnn.layers.dct import _FrequencyWeight, keep_count
@@ -313,15 +312,15 @@ def read_compressed(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     `save_compressed`, an entry whose count does not fit its shape, a payload of the wrong length or
     dtype, or non-finite numbers), never a NumPy broadcasting message or a silently wrong model.
     """
+    arrays = read_npz(path, what="compressed model file", keys=("manifest", "payload"), exact=True)
+    return compressed_from_arrays(arrays, path)
+
+
+def compressed_from_arrays(arrays: dict[str, np.ndarray],
+                           path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """`read_compressed` on the arrays `read_npz` read from the file `path` (named in messages)."""
     who = f"load_compressed: {os.fspath(path)}"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if set(f.files) != {"manifest", "payload"}:
-                raise ValueError(f"{who} is not a compressed model file "
-                                 f"(expected arrays manifest, payload; got {sorted(f.files)})")
-            raw, payload = f["manifest"], f["payload"]
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(f"{who} is damaged: not a readable .npz file ({e})") from e
+    raw, payload = arrays["manifest"], arrays["payload"]
     try:
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError(f"expected uint8 JSON text, got {raw.dtype} of shape {raw.shape}")

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from minicnn.core import FileFormatError, Layer, read_npz
+from minicnn.core import Layer
 from minicnn.data import standardize
+from minicnn.files import FileFormatError, read_npz
 from minicnn.models import build
 
 from . import checkpoint as ckpt_io
-from .frequency import frequency_biases, read_compressed, to_frequency
+from .frequency import compressed_from_arrays, frequency_biases, to_frequency
 
 CARRIED = ("dataset", "mean", "std", "input_shape", "class_names")  # descriptive meta entries
 MAX_WIDTH = 8.0  # the widest width multiplier a file may ask for (minicnn train refuses more too)
@@ -134,6 +135,8 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
     was not built with defaults) a plain state-dict `.npz`; see the module docstring.
 
     `name` (with `config`) also overrides the architecture a checkpoint or compressed file names.
+    The file is read once, checked by `minicnn.files.read_npz`, and the model built from what was read
+    (except a compressed file, which `read_compressed` still reads a second time).
     Raises ModelFileError (a ValueError) with a readable message.
     """
     path = Path(path)
@@ -142,7 +145,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
     override = name is not None
     if files == {"manifest", "payload"}:
         try:
-            manifest, state = read_compressed(path)
+            manifest, state = compressed_from_arrays(arrays, path)
         except (ValueError, KeyError) as e:
             raise ModelFileError(str(e)) from e
         meta, kind = manifest.get("meta", {}), "compressed"
@@ -157,7 +160,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
         frequency = meta.get("frequency")
     elif ckpt_io.META_KEY in files:
         try:
-            ckpt = ckpt_io.load_checkpoint(path)
+            ckpt = ckpt_io.checkpoint_from_arrays(arrays, path)
         except ckpt_io.CheckpointError as e:
             raise ModelFileError(str(e)) from e
         meta, state, kind = ckpt.meta, ckpt.model_state, "checkpoint"

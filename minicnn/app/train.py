@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from minicnn.core import Layer, Sequential, remove_unfinished
+from minicnn.core import Layer, Sequential
+from minicnn.files import remove_unfinished
 from minicnn.data.batching import Augment, iterate_batches, num_batches
 from minicnn.losses import SoftmaxCrossEntropy
 

@@ -7,7 +7,8 @@
     minicnn exercise watch [--dir DIR]         work through them in order, re-checking on save
     minicnn exercise solution NAME [--write]   the engine's method in the exercise's form
 
-Exit codes: 0 passed / done, 1 a check failed, 2 bad input (unknown exercise, missing file).
+Exit codes: 0 passed / done, 1 a check failed, 2 bad input (unknown exercise, missing file),
+130 watch stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -85,13 +86,23 @@ def run(args) -> int:
 
 
 def _table(folder: Path) -> str:
+    """The exercises with their status; a goal that does not fit goes on under itself (never cut)."""
+    import textwrap
+
     from minicnn.exercises import EXERCISES
+    from minicnn.exercises.grading import WIDTH
     from minicnn.exercises.state import Progress
 
     progress = Progress(folder)
-    rows = [f"{'#':>2} {'exercise':<18}{'ch':>2}  {'status':<12}goal"]
-    for i, e in enumerate(EXERCISES, start=1):
-        rows.append(f"{i:>2} {e.name:<18}{e.chapter:>2}  {progress.status(e.name):<12}{e.goal}")
+    statuses = [progress.status(e.name) for e in EXERCISES]
+    name_width = max(len(e.name) for e in EXERCISES) + 1
+    status_width = max(len(s) for s in statuses + ["status"]) + 1
+    lead = 3 + name_width + 4 + status_width  # columns before the goal
+    rows = [f"{'#':>2} {'exercise':<{name_width}}{'ch':>2}  {'status':<{status_width}}goal"]
+    for i, (e, status) in enumerate(zip(EXERCISES, statuses, strict=True), start=1):
+        goal = textwrap.wrap(e.goal, max(WIDTH - lead, 20)) or [""]
+        rows.append(f"{i:>2} {e.name:<{name_width}}{e.chapter:>2}  {status:<{status_width}}{goal[0]}")
+        rows += [" " * lead + more for more in goal[1:]]
     return "\n".join(rows)
 
 
@@ -129,7 +140,7 @@ def _start(exercise, args) -> int:
 
 
 def _check_once(exercise, folder: Path, timeout: float):
-    from minicnn.exercises.runner import check_file
+    from minicnn.exercises.grading import check_file
     from minicnn.exercises.state import Progress
 
     path = folder / f"{exercise.name}.py"
@@ -207,13 +218,23 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
-def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=time.sleep) -> int:
+CLEAR = "\x1b[H\x1b[2J"  # ANSI: cursor home, clear the screen
+INTERRUPTED = 130  # the exit code of a program stopped by Ctrl-C (128 + SIGINT)
+
+
+def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=time.sleep,
+          redraw: bool | None = None) -> int:
     """Work through the exercises in course order: check the first one not passed, re-check it whenever
-    its file changes (modification time), move on when it passes. Ctrl-C stops; the progress file
-    in `folder` remembers what passed, so the next call resumes. Returns 0 (all done or stopped)."""
+    its file changes (modification time), move on when it passes. Each check redraws the screen (when
+    `redraw`, by default when stdout is a terminal) instead of appending below the last one. Ctrl-C
+    stops with exit code 130; the progress file in `folder` remembers what passed, so the next call
+    resumes. Returns 0 when every exercise passes."""
     from minicnn.exercises import EXERCISES
+    from minicnn.exercises.grading import _wrap
     from minicnn.exercises.state import Progress
 
+    if redraw is None:
+        redraw = sys.stdout.isatty()
     total = len(EXERCISES)
     try:
         while True:
@@ -224,15 +245,18 @@ def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=ti
                 return 0
             exercise = pending[0]
             path, written = _write_stub(exercise, folder)
-            print(f"\n== {total - len(pending)}/{total} done == {exercise.name} (chapter {exercise.chapter}): "
-                  f"{exercise.goal}")
-            print(f"   {'wrote' if written else 'edit'} {path}; it is checked every time you save it "
-                  f"(Ctrl-C stops)")
+            header = _wrap(f"== {total - len(pending)}/{total} done == {exercise.name} (chapter "
+                           f"{exercise.chapter}): {exercise.goal}", indent="   ")
+            header += _wrap(f"{'wrote' if written else 'edit'} {path}; it is checked every time you save "
+                            f"it (Ctrl-C stops)", indent="   ")
             while True:
                 stamp = _mtime(path)
+                if redraw:
+                    print(CLEAR, end="")
+                print("\n" + "\n".join(header))
                 if stamp is None:
-                    print(f"{path} is gone; waiting for it to come back "
-                          f"(`minicnn exercise start {exercise.name}{_flag(folder)}` writes a new stub) ...")
+                    print("\n".join(_wrap(f"{path} is gone; waiting for it to come back (`minicnn exercise "
+                                           f"start {exercise.name}{_flag(folder)}` writes a new stub) ...")))
                 else:
                     report = _check_once(exercise, folder, timeout)
                     print(report.text())
@@ -243,8 +267,10 @@ def watch(folder: Path, timeout: float, interval: float = POLL_SECONDS, sleep=ti
                     sleep(interval)
     except KeyboardInterrupt:
         done = sum(Progress(folder).status(e.name) == "passed" for e in EXERCISES)
-        print(f"\nstopped at {done}/{total} done; `minicnn exercise watch{_flag(folder)}` resumes here.")
-        return 0
+        print()
+        print("\n".join(_wrap(f"stopped at {done}/{total} done; `minicnn exercise watch{_flag(folder)}` "
+                               f"resumes here.")))
+        return INTERRUPTED
 
 
 def _mtime(path: Path) -> int | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.core import FileFormatError
+from minicnn.files import FileFormatError
 
 from .readers import (
     CIFAR_FOLDER,
@@ -77,7 +77,7 @@ class DatasetError(RuntimeError):
 
 class DatasetFormatError(DatasetError, DataFormatError):
     """A dataset file is there but damaged or of the wrong structure. Both a DatasetError (what command-line
-    tools catch) and a ValueError (`minicnn.core.FileFormatError`, what every damaged-file error is)."""
+    tools catch) and a ValueError (`minicnn.files.FileFormatError`, what every damaged-file error is)."""
 
 
 class ChecksumError(DatasetError, FileFormatError):
@@ -306,7 +306,9 @@ def _load_cifar10(data_dir, allow_download: bool) -> Dataset:
 
 def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                  download: bool = True) -> Dataset:
-    """Load "mnist", "fashion-mnist", "cifar10" (official files, verified) or a user's ".npz".
+    """Load "mnist", "fashion-mnist", "cifar10" (official files, verified), a segmentation task built
+    from them ("mnist-seg", "fashion-on-cifar-seg": y is then (N, H, W), a label per pixel; see
+    `minicnn.data.segmentation`) or a user's ".npz".
 
     `data_dir` is searched first, then $MINICNN_DATA, then `cache_dir()`. With `download=False` a
     missing file raises `DatasetError` at once instead of trying the official source.
@@ -318,6 +320,10 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         if key == "cifar10":
             return _load_cifar10(data_dir, download)
         return _load_idx_dataset(key, data_dir, download)
+    from .segmentation import TASKS, load_segmentation  # here: segmentation imports this module
+
+    if key in TASKS:
+        return load_segmentation(key, data_dir=data_dir, download=download)
     path = Path(text)
     if path.suffix == ".npz":
         if not path.is_file():
@@ -328,5 +334,5 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
             raise DatasetFormatError(str(e)) from e
         return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        arrays["class_names"], arrays["extra"])
-    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES)} or a path to a .npz file "
-                       f"with x_train, y_train, x_test, y_test")
+    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES) + sorted(TASKS)} or a path "
+                       "to a .npz file with x_train, y_train, x_test, y_test")

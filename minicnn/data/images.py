@@ -8,7 +8,7 @@ images, with a message for every change made on the way.
 
 The steps, in order:
 1. Decode. Pillow for images (EXIF rotation applied, first frame of an animation); `.npy` through
-   `minicnn.core.read_npy` (no pickles). Layout (H, W), (H, W, C) or (C, H, W), C in 1..4.
+   `minicnn.files.read_npy` (no pickles). Layout (H, W), (H, W, C) or (C, H, W), C in 1..4.
 2. Scale by the file's real range: uint8 / 255; 16-bit and 32-bit integer pixels by the smallest
    common bit depth that holds their largest value (8, 10, 12, 14 or 16 bits: a 12-bit scan stored in a
    16-bit PNG is divided by 4095, not 65535); bool and integer 0/1 arrays as 0/1; floats in [0, 1] are
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.core import FileFormatError, read_npy
+from minicnn.files import FileFormatError, read_npy
 
 MAX_PIXELS = 40_000_000  # refuse anything larger before decoding it (a digit photo is far smaller)
 UINT8_MAX = 255.0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.core import FileFormatError, read_npz
+from minicnn.files import FileFormatError, read_npz
 
 IDX_UBYTE = 0x08
 CIFAR_SIDE = 32

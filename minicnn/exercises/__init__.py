@@ -2,7 +2,11 @@
 
 `minicnn exercise list | start | check | hint | watch | solution` (see `minicnn.commands.exercise`).
 Each exercise is a template in `templates/` (stub and solution at once, see `spec.Exercise`) and a
-list of graded cases in `catalog` whose expected values come from the engine's own functions.
+list of graded cases in `catalog` (fixed ones, random ones drawn fresh on every run, float32 twins)
+whose expected values come from the engine's own functions. `grading.grade` keeps those values in the
+grading process; the learner's file runs in a child process (`child.py`, driven by `runner.Session`)
+that receives only the inputs and refuses imports of minicnn and of the SciPy routines an exercise
+forbids.
 
 Library API (stable names):
     EXERCISES              every Exercise, in course order

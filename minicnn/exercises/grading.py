@@ -1,31 +1,33 @@
 """Grade a learner's file against the engine: run the cases, report what passed and why not.
 
-`grade(exercise, path)` runs in the current process; `minicnn.exercises.runner.check_file` runs it in
-a child process with a time limit (the command line always does, so a file that hangs cannot hang
-the command). The result is a `Report`: one table row per case and, for the first failing case, the
-details (index of the worst element, expected vs got) and a hint. An exception in the learner's code
-is shown as the learner's own traceback: only the frames that belong to their file.
+`grade(exercise, path)` is the parent's side: it builds every case (fixed ones and fresh random ones)
+and keeps every expected value here, while the learner's functions run in a child process
+(`runner.Session`) that receives only the inputs. The result is a `Report`: one table row per case
+and, for the first failing case, the details (index of the worst element, expected vs got, the value
+returned) and a hint. An exception in the learner's code is shown as their own traceback: only the
+frames that belong to their file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import traceback
+import textwrap
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from minicnn.exercises.child import Other
+from minicnn.exercises.runner import ChildStopped, LearnerError, Rules, Session
 from minicnn.exercises.spec import Exercise, GradCase, Mistake, ValueCase
 
 WIDTH = 80  # every line of a report fits a terminal of this width
-MAX_FRAMES = 8  # at most this many frames of the learner's traceback (deeper: first 2, last 3)
 MATCH_RTOL, MATCH_ATOL = 1e-6, 1e-9  # how close a learner's value must be to a known wrong answer
+TIMEOUT_SECONDS = 20.0  # the whole check; every solution takes about a second
+SHOWN_ELEMENTS = 24  # a returned array up to this size is printed whole in a failure; larger: a corner
+RULE_MARK = "exercise rules:"  # how the child's refusals begin (see child.py)
 
 
 @dataclass
@@ -53,14 +55,14 @@ class Report:
         return sum(r.status == "PASS" for r in self.rows)
 
     def text(self) -> str:
-        lines = [_fit(f"check {self.exercise}  ({self.path})")]
+        lines = _fit(f"check {self.exercise}  ({self.path})")
         for r in self.rows:
-            lines.append(_fit(f"  {r.status:<5} {r.kind:<10} {r.label}"))
+            lines += _fit(f"  {r.status:<5} {r.kind:<10} {r.label}")
         if self.rows:
             lines.append(f"  {self.passed}/{len(self.rows)} checks passed")
         if self.failure:
             lines.append("")
-            lines += [_fit(line) for line in self.failure]
+            lines += [part for line in self.failure for part in _fit(line)]
         if self.hint:
             lines.append("")
             lines += _wrap("hint: " + self.hint)
@@ -72,84 +74,19 @@ class Report:
             lines.append(f"PASSED: {self.exercise}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> Report:
-        rows = [Row(**r) for r in data.pop("rows")]
-        return cls(rows=rows, **data)
-
-
-def _fit(line: str) -> str:
-    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
+def _fit(line: str) -> list[str]:
+    """`line` wrapped to WIDTH at spaces; continuation lines keep its indent plus four spaces."""
+    if len(line) <= WIDTH:
+        return [line]
+    text = line.lstrip()
+    lead = line[: len(line) - len(text)]
+    return textwrap.wrap(text, WIDTH, initial_indent=lead, subsequent_indent=lead + "    ",
+                         break_on_hyphens=False) or [line]
 
 
 def _wrap(text: str, indent: str = "  ") -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_long_words=True) or [""]
-
-
-# ---- the learner's code --------------------------------------------------------------------
-
-
-class LearnerError(Exception):
-    """An exception raised inside the learner's code (kept, to show their traceback)."""
-
-    def __init__(self, original: BaseException, function: str):
-        super().__init__(str(original))
-        self.original, self.function = original, function
-
-
-def _is_theirs(filename: str, path: Path) -> bool:
-    try:
-        return os.path.samefile(filename, path)
-    except OSError:
-        return False
-
-
-def learner_traceback(exc: BaseException, path: Path, shown: str) -> list[str]:
-    """Their traceback: the frames from their file only, then the exception line."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_theirs(f.filename, path)]
-    lines = ["Traceback (your code, most recent call last):"]
-    if len(frames) > MAX_FRAMES:  # deep recursion: the first and the last frames tell the story
-        hidden = len(frames) - 5
-        frames = frames[:2] + [None] + frames[-3:]
-    for f in frames:
-        if f is None:
-            lines.append(f"  ... {hidden} more frames ...")
-            continue
-        lines.append(f'  File "{shown}", line {f.lineno}, in {f.name}')
-        if f.line:
-            lines.append(f"    {f.line.strip()}")
-    if isinstance(exc, SyntaxError) and exc.filename and _is_theirs(exc.filename, path):
-        lines.append(f'  File "{shown}", line {exc.lineno}')
-        if exc.text:
-            lines.append(f"    {exc.text.strip()}")
-    lines += [s.rstrip() for s in traceback.format_exception_only(type(exc), exc)[-1:]]
-    return lines
-
-
-def load(path: Path) -> dict[str, Any]:
-    """Run the learner's file and return its namespace. Raises LearnerError on any exception."""
-    source = path.read_text()
-    namespace: dict[str, Any] = {"__name__": "exercise", "__file__": str(path)}
-    try:
-        exec(compile(source, str(path), "exec"), namespace)
-    except (Exception, SystemExit) as exc:  # their code may even call sys.exit()
-        raise LearnerError(exc, "<file>") from exc
-    return namespace
-
-
-def _guarded(fn: Callable, name: str) -> Callable:
-    """Call the learner's fn; any exception it raises becomes a LearnerError naming it."""
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (Exception, SystemExit) as exc:
-            raise LearnerError(exc, name) from exc
-    return call
+    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
 # ---- comparing one output ------------------------------------------------------------------
@@ -158,7 +95,22 @@ def _guarded(fn: Callable, name: str) -> Callable:
 def _describe(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape}, dtype {value.dtype}"
-    return f"{type(value).__name__} {value!r}"[:60]
+    if isinstance(value, Other):
+        return f"a {value.type_name} {value.shown}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _shown(name: str, got: Any) -> list[str]:
+    """The value the learner returned, printed (whole when small, else its first elements)."""
+    if not isinstance(got, np.ndarray) or got.ndim == 0:
+        return []
+    flat = got.ravel()
+    if got.size <= SHOWN_ELEMENTS:
+        text = np.array2string(got, precision=6, max_line_width=WIDTH - 4, threshold=SHOWN_ELEMENTS)
+        return [f"{name} you returned:"] + ["  " + line for line in text.splitlines()]
+    head = np.array2string(flat[:8], precision=6, max_line_width=WIDTH - 4)
+    return [f"{name} you returned, first 8 of {got.size} values in C order:"] + \
+        ["  " + line for line in head.splitlines()]
 
 
 def _check_type(name: str, got: Any, expected: Any) -> str | None:
@@ -196,6 +148,8 @@ def _as_array(v: Any) -> np.ndarray:
 def _value_problem(name: str, got: Any, expected: Any, tol: float, exact: bool) -> list[str]:
     """Lines describing how `got` differs from `expected` (same type and shape); [] when equal."""
     g, e = _as_array(got), _as_array(expected)
+    if g.dtype.kind not in "biuf":
+        return [f"{name}: expected numbers, got an array of dtype {g.dtype}"]
     if exact or e.dtype == bool or np.issubdtype(e.dtype, np.integer):
         bad = g != e
     else:
@@ -223,7 +177,9 @@ def _num(v: Any) -> str:
     return f"{float(v):.10g}"
 
 
-def _matches(got: Any, wrong: Any) -> bool:
+def _matches(got: Any, wrong: Any, rtol: float = MATCH_RTOL) -> bool:
+    if isinstance(got, Other) or wrong is None:
+        return False
     try:
         g, w = _as_array(got), _as_array(wrong)
     except (TypeError, ValueError):
@@ -233,10 +189,10 @@ def _matches(got: Any, wrong: Any) -> bool:
     if w.dtype == bool or np.issubdtype(w.dtype, np.integer) or g.dtype == bool:
         return bool(np.array_equal(g, w))
     with np.errstate(invalid="ignore"):
-        return bool(np.allclose(g, w, rtol=MATCH_RTOL, atol=MATCH_ATOL, equal_nan=True))
+        return bool(np.allclose(g, w, rtol=rtol, atol=max(MATCH_ATOL, rtol * 1e-3), equal_nan=True))
 
 
-def _diagnose(output: str, got: Any, mistakes: list[Mistake]) -> str:
+def _diagnose(output: str, got: Any, mistakes: list[Mistake], rtol: float = MATCH_RTOL) -> str:
     for m in mistakes:
         if m.output != output:
             continue
@@ -247,27 +203,34 @@ def _diagnose(output: str, got: Any, mistakes: list[Mistake]) -> str:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wrong = m.wrong()
-        if _matches(got, wrong):
+        if _matches(got, wrong, rtol):
             return m.hint
     return ""
 
 
 # ---- running the cases ---------------------------------------------------------------------
 
+IN_PLACE_HINT = ("return new arrays and leave the arguments alone: write v = momentum * v + g, "
+                 "not v *= momentum or p -= lr * v (those change the caller's arrays)")
 
-def _copy(v: Any) -> Any:
-    return v.copy() if isinstance(v, np.ndarray) else v
+
+def _in_place(session: Session, since: int) -> list[str]:
+    """A failure line per function whose calls since `since` changed their arguments; [] when none did."""
+    changed: dict[str, list[str]] = {}
+    for function, names in session.changed[since:]:
+        changed.setdefault(function, [])
+        changed[function] += [n for n in names if n not in changed[function]]
+    return [f"{function}() changed the arrays passed in as {', '.join(names)} (in place); "
+            f"the caller's arrays must stay as they were" for function, names in changed.items()]
 
 
-def _run_value_case(case: ValueCase, functions: dict[str, Callable]) -> tuple[list[str], str]:
+def _run_value_case(case: ValueCase, functions: dict[str, Callable], session: Session) -> tuple[list[str], str]:
     """(failure lines, hint) for one value case; ([], "") when it passes. LearnerError propagates."""
-    args = tuple(_copy(a) for a in case.args)
+    since = len(session.changed)
     if case.run is not None:
         outputs = case.run(functions)
     else:
-        outputs = functions[case.function](*args, **case.kwargs)
-    changed = [i for i, (a, b) in enumerate(zip(args, case.args, strict=True))
-               if isinstance(b, np.ndarray) and not np.array_equal(a, b, equal_nan=True)]
+        outputs = functions[case.function](*case.args, **case.kwargs)
     names = list(case.expected)
     if len(names) > 1:
         if not isinstance(outputs, (tuple, list)) or len(outputs) != len(names):
@@ -282,24 +245,28 @@ def _run_value_case(case: ValueCase, functions: dict[str, Callable]) -> tuple[li
         if problem is not None:
             shape_only = isinstance(got, np.ndarray) and isinstance(expected, np.ndarray) and \
                 got.dtype == expected.dtype
-            hint = _diagnose(name, got, case.mistakes) if shape_only else ""
+            hint = _diagnose(name, got, case.mistakes, case.match_rtol) if shape_only else ""
             return [problem], hint or (case.shape_hint if shape_only else "")
         lines = _value_problem(name, got, expected, case.tol, case.exact)
         if lines:
-            return lines, _diagnose(name, got, case.mistakes)
+            return lines + _shown(name, got), _diagnose(name, got, case.mistakes, case.match_rtol)
+    changed = _in_place(session, since)
     if changed:
-        return [f"your function changed its input argument {changed[0] + 1} in place; work on a copy"], \
-            "never modify an input array (no `x += ...` on an argument); compute a new array"
+        return changed, IN_PLACE_HINT
     return [], ""
 
 
-def _run_grad_case(case: GradCase, functions: dict[str, Callable]) -> list[str]:
+def _run_grad_case(case: GradCase, functions: dict[str, Callable], session: Session) -> tuple[list[str], str]:
     from minicnn.gradcheck import gradcheck
 
+    since = len(session.changed)
     layer = case.layer(functions)
     report = gradcheck(layer, case.x, raise_on_fail=False, name=case.uses)
+    changed = _in_place(session, since)
+    if changed:
+        return changed, IN_PLACE_HINT
     if report.ok:
-        return []
+        return [], ""
     lines = []
     for t in report.tensors:
         if t.max_rel_error >= report.tol:
@@ -311,19 +278,32 @@ def _run_grad_case(case: GradCase, functions: dict[str, Callable]) -> list[str]:
         lines.append("backward gave different results for the same input twice (state kept between calls?)")
     if not report.zero_upstream_ok:
         lines.append("a zero upstream gradient did not give zero gradients")
-    return lines
+    return lines, ""
 
 
-def grade(exercise: Exercise, path: Path, shown: str | None = None) -> Report:
-    """Grade the learner's file `path` for `exercise`, in this process (it cannot stop a file that hangs:
-    `runner.check_file` adds the time limit). Output the learner's code prints is captured and noted."""
+def grade(exercise: Exercise, path: Path, shown: str | None = None, timeout: float = TIMEOUT_SECONDS,
+          rng: np.random.Generator | None = None) -> Report:
+    """Grade the learner's file `path` for `exercise`: their code runs in a child process (stopped after
+    `timeout` seconds), every expected value stays here. `rng` draws the random cases (fresh entropy
+    when None: different cases on every run). Output the learner's code prints is noted."""
     shown = shown or str(path)
     report = Report(exercise.name, shown)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed), np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _grade(exercise, Path(path), shown, report)
-    out = printed.getvalue().splitlines()
+    cases = exercise.cases(rng if rng is not None else np.random.default_rng())
+    session = None
+    try:
+        session = Session(Path(path), shown, Rules(exercise.forbidden, exercise.numpy_forbidden), timeout)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _grade(exercise, cases, session, shown, report)
+    except ChildStopped as stop:
+        report.failure = str(stop).splitlines()
+        report.hint = ("look for a loop that never ends (a `while` whose condition never changes, a range "
+                       "that grows inside the loop); the solution takes well under a second" if stop.timed_out
+                       else "did your code end the program (os._exit, a crash in a C extension)?")
+    finally:
+        if session is not None:
+            session.close()
+    out = session.printed if session is not None else []
     if out:
         report.notes.append(
             f"your code printed {len(out)} line(s) while being checked (first: {out[0][:40]!r}); the check "
@@ -331,22 +311,26 @@ def grade(exercise: Exercise, path: Path, shown: str | None = None) -> Report:
     return report
 
 
-def _grade(exercise: Exercise, path: Path, shown: str, report: Report) -> None:
-    try:
-        namespace = load(path)
-    except LearnerError as err:
-        report.failure = [f"{shown} did not run:"] + learner_traceback(err.original, path, shown)
-        report.hint = "fix the error above; the file must run on its own (python " + shown + ")"
+def check_file(exercise: Exercise, path: Path, timeout: float, shown: str | None = None) -> Report:
+    """`grade` with the time limit first: what the command line runs."""
+    return grade(exercise, Path(path), shown, timeout=timeout)
+
+
+def _grade(exercise: Exercise, cases: list, session: Session, shown: str, report: Report) -> None:
+    if session.load_error:
+        report.failure = [f"{shown} did not run:"] + session.load_error
+        rule = _rule(session.load_error)
+        report.hint = rule or "fix the error above; the file must run on its own (python " + shown + ")"
         return
-    missing = [f for f in exercise.functions if not callable(namespace.get(f))]
+    missing = [f for f in exercise.functions if f not in session.functions]
     if missing:
         report.failure = [f"{shown} defines no function {missing[0]}(); "
                           f"this exercise needs: {', '.join(exercise.functions)}"]
         report.hint = f"start again from the stub: move the file away, then `minicnn exercise start {exercise.name}`"
         return
-    functions = {f: _guarded(namespace[f], f) for f in exercise.functions}
+    functions = {f: session.proxy(f) for f in exercise.functions}
     values_failed = False
-    for case in exercise.cases():
+    for case in cases:
         if isinstance(case, GradCase):
             label = f"{case.uses}: {case.label}"
             if values_failed:
@@ -357,14 +341,16 @@ def _grade(exercise: Exercise, path: Path, shown: str, report: Report) -> None:
             label, kind = f"{case.function}: {case.label}", "values"
         try:
             if isinstance(case, GradCase):
-                lines, hint = _run_grad_case(case, functions), ""
+                lines, hint = _run_grad_case(case, functions, session)
             else:
-                lines, hint = _run_value_case(case, functions)
+                lines, hint = _run_value_case(case, functions, session)
         except LearnerError as err:
-            lines = _exception_lines(err, path, shown)
-            hint = f"the traceback shows the line of {shown} where it went wrong"
-            if isinstance(err.original, NotImplementedError):
+            lines = _exception_lines(err)
+            hint = _rule(err.lines) or f"the traceback shows the line of {shown} where it went wrong"
+            if err.not_implemented:
                 hint = f"write the body of {err.function}() in {shown}; its docstring has the equation"
+        except ChildStopped:
+            raise
         except Exception as exc:  # the engine refused what the learner's code returned
             lines, hint = [f"{type(exc).__name__}: {exc}"], ""
         ok = not lines
@@ -375,13 +361,20 @@ def _grade(exercise: Exercise, path: Path, shown: str, report: Report) -> None:
             report.hint = hint or _default_hint(exercise)
 
 
-def _exception_lines(err: LearnerError, path: Path, shown: str) -> list[str]:
-    exc = err.original
-    if isinstance(exc, NotImplementedError):
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_theirs(f.filename, path)]
-        where = f" (line {frames[-1].lineno})" if frames else ""
+def _rule(lines: list[str]) -> str:
+    """The exercise rule a refusal in these traceback lines names ('' when none)."""
+    for line in lines:
+        if RULE_MARK in line:
+            rule = line[line.index(RULE_MARK):]
+            return f"the {rule}; write it yourself"
+    return ""
+
+
+def _exception_lines(err: LearnerError) -> list[str]:
+    if err.not_implemented:
+        where = f" (line {err.line})" if err.line else ""
         return [f"{err.function}() is not written yet: it raises NotImplementedError{where}"]
-    return [f"{err.function}() raised an exception:"] + learner_traceback(exc, path, shown)
+    return [f"{err.function}() raised an exception:"] + err.lines
 
 
 def _default_hint(exercise: Exercise) -> str:

@@ -5,13 +5,17 @@ shapes, a tiny worked example) in docstrings, and the engine's method written in
 between `# BEGIN SOLUTION` and `# END SOLUTION` markers. The learner's stub is the template with each
 marked block replaced by `raise NotImplementedError`; the solution is the template without the markers.
 
-The grader runs a list of cases, each checked against the engine's own implementation:
+The grader runs a list of cases (fixed, documented ones, then random ones drawn fresh on every run),
+each checked against the engine's own implementation:
 
     ValueCase  call one of the learner's functions on fixed inputs and compare every output with the
                engine's value (type, dtype, shape, values). A failing output is compared with known
                wrong answers (`Mistake`), so the hint can name the usual mistake.
     GradCase   build a Layer whose backward runs the learner's code and give it to the engine's
                float64 gradient checker (`minicnn.gradcheck.gradcheck`).
+
+The learner's functions run in a child process (`runner.Session`) that receives only the inputs; the
+cases, their expected values and their Mistakes stay in the grading process.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 TEMPLATES = Path(__file__).parent / "templates"
 _BLOCK = re.compile(r"^( *)# BEGIN SOLUTION\n.*?^ *# END SOLUTION\n", re.M | re.S)
@@ -60,6 +66,7 @@ class ValueCase:
     exact: bool = False
     run: Callable[[dict[str, Callable]], Any] | None = None
     shape_hint: str = ""  # the hint for an output of the wrong shape that no Mistake explains
+    match_rtol: float = 1e-6  # how close an output must be to a Mistake's value (looser for float32)
 
 
 @dataclass
@@ -85,7 +92,9 @@ class Exercise:
     goal: str  # one line, shown by `list` and `watch`
     hints: tuple[str, ...]  # shown one at a time by `hint`, most general first
     engine: tuple[str, ...]  # the engine's code for it: "module:qualname"
-    cases: Callable[[], list[Case]]  # the graded cases (fixed seeds: the same every run)
+    cases: Callable[[np.random.Generator], list[Case]]  # fixed cases, then random ones drawn from the rng
+    forbidden: dict[str, str] = field(default_factory=dict)  # modules the child refuses: name -> rule
+    numpy_forbidden: dict[str, str] = field(default_factory=dict)  # numpy functions refused: name -> rule
 
     @property
     def template_path(self) -> Path:

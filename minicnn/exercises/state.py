@@ -1,8 +1,10 @@
 """The learner's progress, kept in the exercise folder as `.progress.json`.
 
-    {"exercises": {"linear": {"status": "passed", "hints": 2}, ...}}
+    {"exercises": {"linear": {"status": "passed", "passed_once": true, "hints": 2}, ...}}
 
-status is "failing" or "passed" after a check; `hints` counts the hints shown. Written atomically
+status is "failing" or "passed" after the last check; `passed_once` remembers that some check passed
+(so an edit that breaks a passed exercise shows "passed earlier, now failing", not just "failing");
+`hints` counts the hints shown. Written atomically
 (a temporary file, then a rename), so an interrupted command never leaves a broken file; a file that
 cannot be read is treated as no progress (and replaced on the next write).
 """
@@ -15,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 FILENAME = ".progress.json"
+PASSED_BEFORE = "passed earlier, now failing"
 
 
 class Progress:
@@ -28,14 +31,20 @@ class Progress:
             self.exercises = {}
 
     def status(self, name: str) -> str:
-        """"not started" (no file), "started" (file, never checked), "failing" or "passed"."""
-        recorded = self.exercises.get(name, {}).get("status")
+        """"not started" (no file), "started" (file, never checked), "failing", "passed", or
+        "passed earlier, now failing" (the last check failed, an earlier one passed)."""
+        entry = self.exercises.get(name, {})
+        recorded = entry.get("status")
         if not (self.folder / f"{name}.py").exists():
             return "not started"
+        if recorded == "failing" and entry.get("passed_once"):
+            return PASSED_BEFORE
         return recorded or "started"
 
     def set_status(self, name: str, passed: bool) -> None:
-        self.exercises.setdefault(name, {})["status"] = "passed" if passed else "failing"
+        entry = self.exercises.setdefault(name, {})
+        entry["status"] = "passed" if passed else "failing"
+        entry["passed_once"] = bool(passed or entry.get("passed_once"))
         self.save()
 
     def next_hint(self, name: str) -> int:

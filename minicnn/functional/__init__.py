@@ -1,7 +1,8 @@
 """Stateless math on ndarrays: every equation of the course, once, as a pure function.
 
-Each module keeps a forward function next to its backward rule. Layers (`minicnn.layers`) wrap
-these with state; tutorials print their source.
+Each module keeps a forward function next to its backward rule: whole-batch NumPy, no threads, no
+blocks, no scratch buffers. Layers (`minicnn.layers`) wrap these with state; tutorials print their
+source. The same math, fast, is in `minicnn.kernels`, with the same signatures.
 """
 
 from .checks import check_array, check_finite, check_size, conv_output_size, pair, positive_int, positive_pair
@@ -19,10 +20,7 @@ from .dense import (
     relu,
     relu6,
     relu6_backward,
-    relu_and_mask,
     relu_backward,
-    relu_backward_from_mask,
-    relu_mask,
     sigmoid,
     sigmoid_backward,
     tanh,
@@ -37,20 +35,20 @@ from .pool import (
     jitter_invariance,
     max_pool2d,
     max_pool2d_backward,
-    max_pool2d_backward_reference,
+    subsample2d,
+    subsample2d_backward,
+    sum_pool2d,
+    sum_pool2d_backward,
+)
+from .pool_variants import (
     mixed_pool2d,
     mixed_pool2d_backward,
-    pool2d_reference,
     soft_pool2d,
     soft_pool2d_backward,
     stochastic_pool2d,
     stochastic_pool2d_backward,
     stochastic_pool2d_eval,
     stochastic_pool2d_eval_backward,
-    subsample2d,
-    subsample2d_backward,
-    sum_pool2d,
-    sum_pool2d_backward,
 )
 from .slicing import depth_to_space, haar_downsample, haar_upsample, space_to_depth
 from .upsample import interpolation_matrix, upsample2d, upsample2d_backward

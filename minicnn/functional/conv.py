@@ -6,10 +6,10 @@ The lecture's tied-weight layer (delta = half the kernel width, U the input maps
 
 is, in NCHW code with x = U, w = K, y = V (a cross-correlation, as in every deep-learning library),
 
-    y[n, t, oh, ow] = b[t] + sum_{s, i, j} w[t, s, i, j] * x_pad[n, s, oh*sh + i*dh, ow*sw + j*dw]
+    y[n, t, oh, ow] = b[t] + sum_{s, i, j} w[t, s, i, j] * x_pad[n, s, oh*sh + i*dil_h, ow*sw + j*dil_w]
 
     x (N, C, H, W), w (T, C/groups, KH, KW), b (T,)  ->  y (N, T, OH, OW)
-    OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1      (and OW alike; `conv_output_size`)
+    OH = floor((H + 2 ph - dil_h (KH - 1) - 1) / sh) + 1      (and OW alike; `conv_output_size`)
 
 Stride s computes every s-th output only; padding adds zeros around the input ("valid" = none,
 "same" = enough for OH = H at stride 1); dilation spaces the kernel taps; groups splits the channels
@@ -23,8 +23,10 @@ Backward (`conv2d_backward`), the multiplicative layer's rules with tied weights
 
 Three algorithms with one signature, chosen by `method`:
     "direct"  loops as the equation reads (`conv_direct`, the slow reference)
-    "im2col"  unfold patches + one matrix multiply (`conv_im2col`, the default and training path)
+    "im2col"  unfold patches + one matrix multiply (`conv_im2col`, the default)
     "fft"     F^-1(F(x) . F(w)) with real FFTs (`conv_fft`, wins for large kernels)
+These are the plain, whole-batch versions. The layers train on their fast twins in
+`minicnn.kernels.conv` (the same signatures, the same numbers), unless `minicnn.runtime.plain()`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from .conv_im2col import (
     full_correlation_pads,
     im2col,
 )
-from .workspace import ConvWorkspace, as_workspace
 
 Pair = tuple[int, int]
 
@@ -56,14 +57,15 @@ METHODS = {
 
 __all__ = [
     "METHODS", "col2im", "conv2d", "conv2d_backward", "conv_as_matrix", "conv_transpose2d",
-    "conv_transpose2d_backward", "flip_kernel", "im2col", "resolve_padding", "check_conv_args", "ConvWorkspace",
+    "conv_transpose2d_backward", "flip_kernel", "im2col", "resolve_padding", "check_conv_args",
+    "check_method", "check_transpose_args", "check_transpose_dy", "check_dy", "conv2d_input_grad",
     "transpose_output_size",
 ]
 
 
 def resolve_padding(padding, kernel_size: Pair, dilation: Pair = (1, 1), stride: Pair = (1, 1),
                     who: str = "conv2d") -> Pair:
-    """`"valid"` -> (0, 0); `"same"` -> (dh (KH-1) / 2, dw (KW-1) / 2) so that OH = H (stride 1 only,
+    """`"valid"` -> (0, 0); `"same"` -> (dil_h (KH-1) / 2, dil_w (KW-1) / 2) so that OH = H (stride 1 only,
     odd dilated kernel extent, so the zeros split evenly); an int or a pair of ints >= 0 -> a pair."""
     if isinstance(padding, str):
         if padding == "valid":
@@ -121,64 +123,50 @@ def check_conv_args(x, w, b, stride, padding, dilation, groups, who: str = "conv
     return stride, padding, dilation, groups, out
 
 
-def _method(method: str, who: str):
+def check_method(method: str, who: str):
+    """(forward, backward) of the plain algorithm `method`, or a ValueError naming `who`."""
     if method not in METHODS:
         raise ValueError(f"{who}: expected method one of {sorted(METHODS)}, got {method!r}")
     return METHODS[method]
 
 
+def check_dy(dy: np.ndarray, x: np.ndarray, w: np.ndarray, out: Pair, who: str) -> None:
+    """dy must be (N, T, OH, OW) for input x and weight w (out = (OH, OW))."""
+    check_array(dy, who, 4, "(N, T, OH, OW)")
+    expected = (x.shape[0], w.shape[0], *out)
+    if dy.shape != expected:
+        raise ValueError(f"{who}: expected upstream gradient dy of shape {expected}, got shape {dy.shape}")
+
+
 def conv2d(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: ConvWorkspace | None = None, who: str = "conv2d",
+    method: str = "im2col", *, who: str = "conv2d",
 ) -> np.ndarray:
     """y = conv2d(x, w, b): x (N, C, H, W), w (T, C/groups, KH, KW), b (T,) -> y (N, T, OH, OW).
 
     stride, dilation: int or pair >= 1; padding: int, pair, "valid" or "same". `method` picks the
-    algorithm ("direct", "im2col", "fft"); all give the same numbers. `workspace` is the layer's
-    ConvWorkspace, where "fft" keeps F(x) for backward.
-    `who` names the caller in error messages.
+    algorithm ("direct", "im2col", "fft"); all give the same numbers. `who` names the caller in errors.
     """
     stride, padding, dilation, groups, _ = check_conv_args(x, w, b, stride, padding, dilation, groups, who)
-    forward, _ = _method(method, who)
+    forward, _ = check_method(method, who)
     w = w.astype(x.dtype, copy=False)
     b = None if b is None else b.astype(x.dtype, copy=False)
-    workspace = as_workspace(workspace)
-    if method == "fft":
-        return forward(x, w, b, stride, padding, dilation, groups, workspace=workspace)
     return forward(x, w, b, stride, padding, dilation, groups)
 
 
 def conv2d_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride=1, padding=0, dilation=1, groups: int = 1,
-    method: str = "im2col", *, workspace: ConvWorkspace | None = None, data_grad: str = "col2im",
-    who: str = "conv2d",
+    method: str = "im2col", *, who: str = "conv2d",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) for y = conv2d(x, w, b, ...) given dy (N, T, OH, OW); never modifies dy.
 
     dx (N, C, H, W): W^T dy, a full correlation of dy with flip_kernel(w);
     dw (T, C/groups, KH, KW): the correlation of x with dy; db (T,): dy summed over N, OH, OW.
-    `data_grad` (im2col only): "col2im" (the default: scatter the column gradient back, or, at stride 1
-    with T <= 2 C where it measured faster, take the flipped form below) or "flipped" (pad/dilate dy, then
-    correlate with flip_kernel(w), the lecture's form). Both agree to rounding. "none" (any method)
-    skips dx and returns None in its place: a network's first layer has no use for dL/dimage.
     """
     stride, padding, dilation, groups, out = check_conv_args(x, w, None, stride, padding, dilation, groups, who)
-    check_array(dy, who, 4, "(N, T, OH, OW)")
-    expected = (x.shape[0], w.shape[0], *out)
-    if dy.shape != expected:
-        raise ValueError(f"{who}: expected upstream gradient dy of shape {expected}, got shape {dy.shape}")
-    if data_grad not in ("col2im", "flipped", "none"):
-        raise ValueError(f"{who}: expected data_grad 'col2im', 'flipped' or 'none', got {data_grad!r}")
-    _, backward = _method(method, who)
-    w = w.astype(x.dtype, copy=False)
-    workspace = as_workspace(workspace)
-    if method == "im2col":
-        return backward(dy, x, w, stride, padding, dilation, groups, data_grad=data_grad)
-    if method == "fft":
-        dx, dw, db = backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace)
-    else:
-        dx, dw, db = backward(dy, x, w, stride, padding, dilation, groups)
-    return (None if data_grad == "none" else dx), dw, db
+    check_dy(dy, x, w, out, who)
+    _, backward = check_method(method, who)
+    return backward(dy, x, w.astype(x.dtype, copy=False), stride, padding, dilation, groups)
 
 
 def conv2d_input_grad(dy: np.ndarray, input_shape: tuple[int, int, int, int], w: np.ndarray, stride=1, padding=0,
@@ -205,14 +193,14 @@ def conv_as_matrix(w: np.ndarray, input_shape: tuple[int, int, int], stride=1, p
     t, cg, kh, kw = w.shape
     stride, padding, dilation, groups, (oh, ow) = check_conv_args(
         np.zeros((1, c, h, wd)), w, None, stride, padding, dilation, groups, "conv_as_matrix")
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     tg = t // groups
     mat = np.zeros((t, oh, ow, c, h, wd), w.dtype)  # (T, OH, OW, C, H, W)
     to, s, a, bb = np.meshgrid(np.arange(t), np.arange(cg), np.arange(oh), np.arange(ow), indexing="ij")
     cin = (to // tg) * cg + s  # input channel of (t, s)
     for i in range(kh):
         for j in range(kw):
-            r, q = a * sh + i * dh - ph, bb * sw + j * dw - pw  # input pixel read by tap (i, j)
+            r, q = a * sh + i * dil_h - ph, bb * sw + j * dil_w - pw  # input pixel read by tap (i, j)
             ok = (r >= 0) & (r < h) & (q >= 0) & (q < wd)  # taps on padding zeros leave no entry
             mat[to[ok], a[ok], bb[ok], cin[ok], r[ok], q[ok]] = w[to[ok], s[ok], i, j]
     return mat.reshape(t * oh * ow, c * h * wd)
@@ -228,9 +216,10 @@ def transpose_output_size(size: int, kernel: int, stride: int = 1, padding: int 
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
-def _transpose_args(x_shape: tuple[int, ...], w: np.ndarray, stride, padding, output_padding, dilation, groups,
-                    who: str):
+def check_transpose_args(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, padding, output_padding,
+                         dilation, groups, who: str):
     """Check a transposed convolution's arguments -> (stride, padding, dilation, groups, (N, T, OH, OW))."""
+    check_array(x, who, 4, "(N, C, H, W)")
     if not isinstance(w, np.ndarray) or w.ndim != 4:
         raise ValueError(f"{who}: expected a 4-D weight (C, T/groups, KH, KW), got shape {np.shape(w)}")
     stride, dilation = positive_pair(stride, who, "stride"), positive_pair(dilation, who, "dilation")
@@ -239,13 +228,23 @@ def _transpose_args(x_shape: tuple[int, ...], w: np.ndarray, stride, padding, ou
     op = pair(output_padding, who, "output_padding")
     if not (0 <= op[0] < stride[0] and 0 <= op[1] < stride[1]):
         raise ValueError(f"{who}: expected 0 <= output_padding < stride {stride}, got {op}")
-    if x_shape[1] != w.shape[0]:
-        raise ValueError(f"{who}: expected input (N, {w.shape[0]}, H, W) for weight {w.shape}, got shape {x_shape}")
-    out = tuple(transpose_output_size(x_shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a], op[a])
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"{who}: expected input (N, {w.shape[0]}, H, W) for weight {w.shape}, got shape {x.shape}")
+    out = tuple(transpose_output_size(x.shape[2 + a], w.shape[2 + a], stride[a], padding[a], dilation[a], op[a])
                 for a in range(2))
     if out[0] < 1 or out[1] < 1:
-        raise ValueError(f"{who}: padding {padding} leaves an empty output {out} for input shape {x_shape}")
-    return stride, padding, dilation, groups, (x_shape[0], w.shape[1] * groups, *out)
+        raise ValueError(f"{who}: padding {padding} leaves an empty output {out} for input shape {x.shape}")
+    t = w.shape[1] * groups
+    if b is not None and (not isinstance(b, np.ndarray) or b.shape != (t,)):
+        raise ValueError(f"{who}: expected bias of shape ({t},), got shape {np.shape(b)}")
+    return stride, padding, dilation, groups, (x.shape[0], t, *out)
+
+
+def check_transpose_dy(dy: np.ndarray, y_shape: tuple[int, ...], who: str) -> None:
+    """dy must have the transposed convolution's output shape y_shape (which `output_padding` fixed)."""
+    check_array(dy, who, 4, "(N, T, OH, OW)")
+    if dy.shape != y_shape:
+        raise ValueError(f"{who}: expected upstream gradient dy of shape {y_shape} (the output), got shape {dy.shape}")
 
 
 def conv_transpose2d(
@@ -255,20 +254,16 @@ def conv_transpose2d(
     """Transposed convolution: the data-gradient of a convolution, used as a forward pass.
 
     x (N, C, H, W), w (C, T/groups, KH, KW) (PyTorch's layout) -> y (N, T, OH, OW) with
-        OH = (H - 1) sh - 2 ph + dh (KH - 1) + output_padding + 1.
+        OH = (H - 1) sh - 2 ph + dil_h (KH - 1) + output_padding + 1.
     y = W^T x where W is the matrix of conv2d(., w, stride, padding, dilation, groups) mapping
     (N, T, OH, OW) -> (N, C, H, W): computed as the lecture's flipped-kernel form, "dilate x by the
     stride, pad it, correlate with flip_kernel(w)". Backward is a plain convolution (see below).
     """
-    check_array(x, who, 4, "(N, C, H, W)")
-    stride, padding, dilation, groups, y_shape = _transpose_args(x.shape, w, stride, padding, output_padding,
-                                                                 dilation, groups, who)
-    t = y_shape[1]
-    if b is not None and (not isinstance(b, np.ndarray) or b.shape != (t,)):
-        raise ValueError(f"{who}: expected bias of shape ({t},), got shape {np.shape(b)}")
+    stride, padding, dilation, groups, y_shape = check_transpose_args(x, w, b, stride, padding, output_padding,
+                                                                      dilation, groups, who)
     y = conv2d_input_grad(x, y_shape, w.astype(x.dtype, copy=False), stride, padding, dilation, groups, method)
     if b is not None:
-        y = y + b.astype(x.dtype, copy=False).reshape(1, t, 1, 1)
+        y = y + b.astype(x.dtype, copy=False).reshape(1, y_shape[1], 1, 1)
     return y
 
 
@@ -279,12 +274,9 @@ def conv_transpose2d_backward(
     """(dx, dw, db) of conv_transpose2d. Since y = W^T x:  dx = W dy = conv2d(dy, w) (a convolution),
     dw = the conv weight-gradient with the roles swapped (dy as conv input, x as conv upstream), db =
     sum of dy over N, OH, OW. dy must have the forward's output shape, which `output_padding` fixed."""
-    check_array(x, who, 4, "(N, C, H, W)")
-    stride, padding, dilation, groups, y_shape = _transpose_args(x.shape, w, stride, padding, output_padding,
-                                                                 dilation, groups, who)
-    check_array(dy, who, 4, "(N, T, OH, OW)")
-    if dy.shape != y_shape:
-        raise ValueError(f"{who}: expected upstream gradient dy of shape {y_shape} (the output), got shape {dy.shape}")
+    stride, padding, dilation, groups, y_shape = check_transpose_args(x, w, None, stride, padding, output_padding,
+                                                                      dilation, groups, who)
+    check_transpose_dy(dy, y_shape, who)
     w = w.astype(dy.dtype, copy=False)
     dx = conv2d(dy, w, None, stride, padding, dilation, groups, method, who=who)
     _, dw, _ = conv2d_backward(x, dy, w, stride, padding, dilation, groups, method, who=who)

@@ -4,7 +4,7 @@
 
 in code (NCHW, cross-correlation as in every deep-learning library, stride, padding, dilation, groups):
 
-    y[n, t, oh, ow] = b[t] + sum_{s, i, j} w[t, s, i, j] * x_pad[n, g*C/G + s, oh*sh + i*dh, ow*sw + j*dw]
+    y[n, t, oh, ow] = b[t] + sum_{s, i, j} w[t, s, i, j] * x_pad[n, g*C/G + s, oh*sh + i*dil_h, ow*sw + j*dil_w]
 
 where g = t // (T/G) is the group of output map t. The Python loops run over every output map and
 every output position (only the batch and the window sum are vectorised), so this costs
@@ -26,8 +26,9 @@ Pair = tuple[int, int]
 
 def _window(xp: np.ndarray, oh: int, ow: int, kernel: Pair, stride: Pair, dilation: Pair) -> tuple[slice, slice]:
     """Rows and columns of the padded input read by output position (oh, ow)."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    return (slice(oh * sh, oh * sh + dh * (kh - 1) + 1, dh), slice(ow * sw, ow * sw + dw * (kw - 1) + 1, dw))
+    (kh, kw), (sh, sw), (dil_h, dil_w) = kernel, stride, dilation
+    return (slice(oh * sh, oh * sh + dil_h * (kh - 1) + 1, dil_h),
+            slice(ow * sw, ow * sw + dil_w * (kw - 1) + 1, dil_w))
 
 
 def conv2d_direct(

@@ -42,28 +42,23 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from minicnn.threads import own_threads
-
 from .checks import conv_output_size
-from .workspace import ConvWorkspace
 
 Pair = tuple[int, int]
-
-FFT_WORKERS = own_threads()  # scipy.fft threads: as many as BLAS or workers (checked in minicnn.threads)
 
 
 def _dilate_kernel(w: np.ndarray, dilation: Pair) -> np.ndarray:
     """w (T, C/G, KH, KW) -> (T, C/G, dh (KH-1) + 1, dw (KW-1) + 1) with zeros between the taps."""
     t, cg, kh, kw = w.shape
-    dh, dw = dilation
-    if (dh, dw) == (1, 1):
+    dil_h, dil_w = dilation
+    if (dil_h, dil_w) == (1, 1):
         return w
-    out = np.zeros((t, cg, dh * (kh - 1) + 1, dw * (kw - 1) + 1), w.dtype)
-    out[:, :, ::dh, ::dw] = w
+    out = np.zeros((t, cg, dil_h * (kh - 1) + 1, dil_w * (kw - 1) + 1), w.dtype)
+    out[:, :, ::dil_h, ::dil_w] = w
     return out
 
 
-def _grid(padded: Pair) -> Pair:
+def fft_grid(padded: Pair) -> Pair:
     """FFT sizes >= the padded input: the next 2,3,5-smooth even length (even sizes ran faster here)."""
     sizes = []
     for size in padded:
@@ -92,30 +87,37 @@ def _contract(a: np.ndarray, b: np.ndarray, groups: int, spec: str) -> np.ndarra
     return np.matmul(ag, bg).transpose(0, 2, 3, 1).reshape(t, c // groups, f)  # (T, C/G, F)
 
 
+def spectrum_and_grid(x: np.ndarray, padding: Pair) -> tuple[np.ndarray, Pair]:
+    """X = rfft2(x_pad) (N, C, Fh, Fw/2+1), each padded input map transformed once, and its grid (Fh, Fw)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))  # (N, C, Hp, Wp)
+    grid = fft_grid(xp.shape[2:])
+    return sfft.rfft2(xp, s=grid), grid
+
+
 def conv2d_fft(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-    *, workspace: ConvWorkspace | None = None,
 ) -> np.ndarray:
-    """x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW), by real FFTs.
+    """x (N, C, H, W), w (T, C/G, KH, KW), b (T,) or None -> y (N, T, OH, OW), by real FFTs:
+    y = F^-1( sum_s F(x_pad)[n, s] conj(F(w_dilated))[t, s] ), cropped to the valid part and subsampled."""
+    xf, grid = spectrum_and_grid(x, padding)
+    return conv2d_fft_from_spectrum(xf, grid, x.shape, w, b, stride, padding, dilation, groups)
 
-    `workspace` (a layer's ConvWorkspace) keeps F(x) for the backward pass."""
-    n, c, h, wd = x.shape
+
+def conv2d_fft_from_spectrum(xf: np.ndarray, grid: Pair, x_shape: tuple[int, ...], w: np.ndarray,
+                             b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
+                             groups: int) -> np.ndarray:
+    """`conv2d_fft` given X = F(x_pad) (`spectrum_and_grid`) of an input of shape x_shape."""
+    n, c, h, wd = x_shape
     t, cg, kh, kw = w.shape
     oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
     ow = conv_output_size(wd, kw, stride[1], padding[1], dilation[1], who="conv2d")
-    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
-    grid = _grid(xp.shape[2:])
-    wdil = _dilate_kernel(w, dilation)
-    xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1), each map once
-    if workspace is not None:
-        workspace.keep_spectrum(x, xf)  # cache: F(x_pad), reused by backward
-    kf = np.conj(sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS))  # (T, C/G, Fh, Fw/2+1), kernels once
+    kf = np.conj(sfft.rfft2(_dilate_kernel(w, dilation), s=grid))  # (T, C/G, Fh, Fw/2+1), kernels once
     fshape = xf.shape[2:]
     f = fshape[0] * fshape[1]  # named, not -1: an empty batch (N = 0) reshapes too
     yf = _contract(xf.reshape(n, c, f), kf.reshape(t, cg, f), groups, "nsf,tsf->ntf")  # (N, T, F)
-    full = sfft.irfft2(yf.reshape(n, t, *fshape), s=grid, workers=FFT_WORKERS)  # (N, T, Fh, Fw)
+    full = sfft.irfft2(yf.reshape(n, t, *fshape), s=grid)  # (N, T, Fh, Fw)
     y = full[:, :, : stride[0] * (oh - 1) + 1: stride[0], : stride[1] * (ow - 1) + 1: stride[1]]
-    y = np.ascontiguousarray(y, dtype=np.result_type(x, w))
+    y = np.ascontiguousarray(y, dtype=np.result_type(xf.real, w))
     if b is not None:
         y += b.reshape(1, t, 1, 1)
     return y
@@ -131,33 +133,36 @@ def _upsample(dy: np.ndarray, stride: Pair, size: Pair) -> np.ndarray:
 
 def conv2d_fft_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-    *, workspace: ConvWorkspace | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dw, db) of conv2d_fft, every correlation done in the frequency domain (see module docstring).
-    F(x) comes from `workspace` when the forward pass left it there."""
-    n, c, h, wd = x.shape
-    t, cg, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
-    hp, wp = xp.shape[2:]
-    grid = _grid((hp, wp))
+    """(dx, dw, db) of conv2d_fft, every correlation done in the frequency domain (see module docstring)."""
+    xf, grid = spectrum_and_grid(x, padding)
+    return conv2d_fft_backward_from_spectrum(dy, xf, grid, x.shape, w, stride, padding, dilation, groups)
+
+
+def conv2d_fft_backward_from_spectrum(
+    dy: np.ndarray, xf: np.ndarray, grid: Pair, x_shape: tuple[int, ...], w: np.ndarray, stride: Pair,
+    padding: Pair, dilation: Pair, groups: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`conv2d_fft_backward` given X = F(x_pad) (`spectrum_and_grid`) of an input of shape x_shape."""
+    n, c, h, wd = x_shape
+    t, cg = w.shape[:2]
     wdil = _dilate_kernel(w, dilation)
     eh, ew = wdil.shape[2:]
-    dy1 = _upsample(dy, stride, (hp - eh + 1, wp - ew + 1))  # stride-1 output grid
-    xf = None if workspace is None else workspace.spectrum_of(x)
-    if xf is None:
-        xf = sfft.rfft2(xp, s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw/2+1)
+    grid1 = (conv_output_size(h, w.shape[2], 1, padding[0], dilation[0], who="conv2d"),
+             conv_output_size(wd, w.shape[3], 1, padding[1], dilation[1], who="conv2d"))
+    dy1 = _upsample(dy, stride, grid1)  # dy on the stride-1 output grid
     fshape = xf.shape[2:]
     f = fshape[0] * fshape[1]  # named, not -1: an empty batch (N = 0) reshapes too
     xf = xf.reshape(n, c, f)  # (N, C, F)
-    dyf = sfft.rfft2(dy1, s=grid, workers=FFT_WORKERS).reshape(n, t, f)  # (N, T, F)
-    wf = sfft.rfft2(wdil, s=grid, workers=FFT_WORKERS).reshape(t, cg, f)  # (T, C/G, F)
+    dyf = sfft.rfft2(dy1, s=grid).reshape(n, t, f)  # (N, T, F)
+    wf = sfft.rfft2(wdil, s=grid).reshape(t, cg, f)  # (T, C/G, F)
     # dx_pad[n, s] = sum_t dy1[n, t] (*) w_dil[t, s]: a true convolution, contracted over t within each group
     dxf = _contract(dyf, _swap_in_out(wf, groups), groups, "nsf,tsf->ntf")  # (N, C, F)
-    dxp = sfft.irfft2(dxf.reshape(n, c, *fshape), s=grid, workers=FFT_WORKERS)  # (N, C, Fh, Fw)
+    dxp = sfft.irfft2(dxf.reshape(n, c, *fshape), s=grid)  # (N, C, Fh, Fw)
     # dw[t, s] = sum_n corr(x_pad[n, s], dy1[n, t]) = F^-1(sum_n conj(DY) X)
     dwf = _contract(np.conjugate(dyf, out=dyf), xf, groups, "ntf,nsf->tsf")  # (T, C/G, F)
-    dw_full = sfft.irfft2(dwf.reshape(t, cg, *fshape), s=grid, workers=FFT_WORKERS)
-    dw = np.ascontiguousarray(dw_full[:, :, :eh:dilation[0], :ew:dilation[1]], dtype=np.result_type(dy, x))
+    dw_full = sfft.irfft2(dwf.reshape(t, cg, *fshape), s=grid)
+    dw = np.ascontiguousarray(dw_full[:, :, :eh:dilation[0], :ew:dilation[1]], dtype=np.result_type(dy, xf.real))
     dx = np.ascontiguousarray(dxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd],
                               dtype=np.result_type(dy, w))
     return dx, dw, dy.sum(axis=(0, 2, 3))

@@ -7,4 +7,5 @@ or MINICNN_PLAIN=1) runs the whole engine on the plain math.
 
 Optimisation machinery lives here and only here: blocks of images sized to the cache, scratch buffers
 reused within a call, wide rows, the channels-last row layout, worker threads (`minicnn.threads`).
+Convolution: `conv` (the entry points), `conv_im2col`, `conv_rows`, `depthwise`, `conv_fft`, `workspace`.
 """

@@ -31,6 +31,7 @@ from .pool import (
     SumPool2D,
 )
 from .slicing import HaarDownsample, HaarUpsample, SliceDownsample, SliceSamp, SliceUpsamp, SliceUpsample
+from .unet import DoubleConv, Identity, SkipConcat
 from .upsample import Upsample
 
 # isort: split

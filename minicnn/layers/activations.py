@@ -1,4 +1,5 @@
 """Nonlinearities as layers. The math is in `minicnn.functional.dense`; these cache what backward needs.
+ReLU takes the same math, fast, from `minicnn.kernels.activations` when `minicnn.runtime.kernels_enabled()`.
 
 All but Maxout act value by value: their output shape is their input shape and each output sees one
 input position (`window()` None, `minicnn.layers.shapes`)."""
@@ -6,8 +7,10 @@ input position (`window()` None, `minicnn.layers.shapes`)."""
 from __future__ import annotations
 
 from minicnn import functional as F
+from minicnn import runtime
 from minicnn.core import Layer
 from minicnn.functional.checks import check_float, positive_int
+from minicnn.kernels import activations as K
 
 from .shapes import Shape
 
@@ -23,22 +26,29 @@ class _Elementwise(Layer):
 
 
 class ReLU(_Elementwise):
-    """y = max(x, 0); dx = dy * [x > 0]. Caches the boolean mask [x > 0], not x (a quarter of the
-    memory in float32, and x can be freed by the layer before).
+    """y = max(x, 0); dx = dy * [x > 0].
 
-    The whole forward, mask included, takes 0.66-0.80 ms on (64, 32, 32, 32) float32, 1 thread (1.00-1.04
-    ms before `F.relu` took its maximum with a zero array; `python benchmarks/bench_norm.py`)."""
+    The kernel (`minicnn.kernels.activations`) caches the boolean mask [x > 0], not x (a quarter of the
+    memory in float32, and x can be freed by the layer before); the plain path caches x. Backward takes
+    the path that made the cache, so the kernel switch may flip in between."""
 
-    TRANSIENT = Layer.TRANSIENT + ("_positive",)  # forward's mask [x > 0]
+    TRANSIENT = Layer.TRANSIENT + ("_positive", "_x")  # forward's mask [x > 0] (kernel) or input (plain)
 
     def forward(self, x):
         check_float(x, "ReLU")
-        y, self._positive = F.relu_and_mask(x)  # cache: [x > 0]
+        if runtime.kernels_enabled():  # the same math, fast
+            y, self._positive = K.relu(x, with_mask=True)  # cache: [x > 0]
+            self._x = None
+        else:  # the course's math, as written
+            y, self._x, self._positive = F.relu(x), x, None  # cache: x
         return y
 
     def backward(self, dy):
-        self.check_dy(dy, self._positive.shape)
-        return F.relu_backward_from_mask(dy, self._positive)
+        if self._positive is not None:  # the kernel made the cache
+            self.check_dy(dy, self._positive.shape)
+            return K.relu_backward(dy, None, positive=self._positive)
+        self.check_dy(dy, self._x.shape)
+        return F.relu_backward(dy, self._x)
 
 
 class ReLU6(_Elementwise):

@@ -1,7 +1,9 @@
 """The convolution family as layers: Conv2D and its special cases, transposed and untied variants.
 
-Each layer wraps `minicnn.functional.conv` (the math and its three algorithms) and keeps what
-backward needs. Weight layout (T, C/groups, KH, KW) as PyTorch (ConvTranspose2D: (C, T/groups, KH, KW)).
+Each layer wraps the convolution math and keeps what backward needs. The one dispatch point is in the
+layers' forward and backward: the fast kernels (`minicnn.kernels.conv`) when
+`minicnn.runtime.kernels_enabled()`, else the course's plain math (`minicnn.functional.conv`); both
+have one signature. Weight layout (T, C/groups, KH, KW) as PyTorch (ConvTranspose2D: (C, T/groups, KH, KW)).
 Weights and biases start as PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C/groups*KH*KW.
 """
 
@@ -9,23 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
+import minicnn.kernels.conv  # noqa: F401  (loads the submodule: `kernels.conv` below)
+from minicnn import functional as F
+from minicnn import kernels, runtime
 from minicnn.core import Layer, Parameter
 from minicnn.functional.checks import check_array, pair, positive_int, positive_pair
-from minicnn.functional.conv import (
-    METHODS,
-    ConvWorkspace,
-    conv2d,
-    conv2d_backward,
-    conv_transpose2d,
-    conv_transpose2d_backward,
-    resolve_padding,
-    transpose_output_size,
-)
+from minicnn.functional.conv import METHODS, resolve_padding, transpose_output_size
 from minicnn.functional.locally_connected import (
     locally_connected2d,
     locally_connected2d_backward,
     locally_connected_output_size,
 )
+from minicnn.kernels.workspace import ConvWorkspace
 
 from .dense import PlainWeight, kaiming_uniform
 from .shapes import UNKNOWN, Cost, Shape, Window, expect_map, window_output_shape
@@ -50,15 +47,17 @@ def _set_conv_hyperparameters(layer: Layer, who: str, in_channels, out_channels,
 class Conv2D(PlainWeight, Layer):
     """2-D convolution (cross-correlation), the lecture's tied-weight layer:
 
-        y[n, t, oh, ow] = b[t] + sum_{s,i,j} w[t, s, i, j] x_pad[n, g(t) C/G + s, oh sh + i dh, ow sw + j dw]
+        y[n, t, oh, ow] = b[t] + sum_{s,i,j} w[t, s, i, j] x_pad[n, g(t) C/G + s, oh sh + i dil_h, ow sw + j dil_w]
 
-    x (N, C, H, W) -> y (N, T, OH, OW), OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1.
+    x (N, C, H, W) -> y (N, T, OH, OW), OH = floor((H + 2 ph - dil_h (KH - 1) - 1) / sh) + 1.
     Backward: dx = full correlation of dy with flip_kernel(w); dw = correlation of x with dy; db = sum dy.
     `method` picks the algorithm ("im2col" default; "direct" the slow reference; "fft" for large kernels).
-    The layer keeps its scratch buffers (and im2col's columns of x for the weight gradient) between calls.
-    `input_grad = False` makes backward skip dx and return None: nobody needs the gradient with respect
-    to the image, and it is the costliest part (`minicnn.app.fit(input_grad=False)`, the default, sets
-    it on a network's first layer while training and restores it afterwards).
+    Between forward and backward the layer keeps x and w (and, on the fast path with "fft", the spectrum
+    of x in a ConvWorkspace); the im2col kernels rebuild x's columns in backward instead of keeping them.
+    `input_grad = False` makes backward return None for dx (the fast path skips computing it): nobody
+    needs the gradient with respect to the image, and it is the costliest part
+    (`minicnn.app.fit(input_grad=False)`, the default, sets it on a network's first layer while training
+    and restores it afterwards).
     Subclasses change how the weight is stored by overriding `_make_weight`, `_weight` and
     `_add_weight_grad` (DCTConv2D keeps DCT coefficients); forward and backward stay these.
     """
@@ -85,14 +84,22 @@ class Conv2D(PlainWeight, Layer):
         check_array(x, who, 4, f"(N, {self.in_channels}, H, W)")
         w = self._weight(x.dtype)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
-        self._cache = (x, w)  # cache: x, w
-        self._workspace = ConvWorkspace()  # what the algorithm keeps for backward (fft: the spectrum of x)
-        return conv2d(x, w, b, *self._args(), workspace=self._workspace, who=who)
+        self._cache = (x, w)  # cache: x, w (both paths' backward needs only these)
+        self._workspace = None  # the fast path's extra (fft: the spectrum of x); the plain math keeps nothing
+        if runtime.kernels_enabled():
+            self._workspace = ConvWorkspace()
+            return kernels.conv.conv2d(x, w, b, *self._args(), who=who, workspace=self._workspace)  # fast
+        return F.conv.conv2d(x, w, b, *self._args(), who=who)  # the course's math, as written
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
-        dx, dw, db = conv2d_backward(dy, x, w, *self._args(), workspace=self._workspace, who=type(self).__name__,
-                                     data_grad="col2im" if self.input_grad else "none")
+        who = type(self).__name__
+        if runtime.kernels_enabled():
+            dx, dw, db = kernels.conv.conv2d_backward(dy, x, w, *self._args(), who=who, workspace=self._workspace,
+                                                      input_grad=self.input_grad)
+        else:
+            dx, dw, db = F.conv.conv2d_backward(dy, x, w, *self._args(), who=who)
+            dx = dx if self.input_grad else None  # the plain math computes dx anyway; the layer's answer is one
         self._add_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad += db
@@ -209,11 +216,16 @@ class ConvTranspose2D(Layer):
         w = self.weight.data.astype(x.dtype, copy=False)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
         self._cache = (x, w)  # cache: x, w
-        return conv_transpose2d(x, w, b, *self._args(), who="ConvTranspose2D")
+        if runtime.kernels_enabled():
+            return kernels.conv.conv_transpose2d(x, w, b, *self._args(), who="ConvTranspose2D")  # fast
+        return F.conv.conv_transpose2d(x, w, b, *self._args(), who="ConvTranspose2D")  # the course's math
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
-        dx, dw, db = conv_transpose2d_backward(dy, x, w, *self._args(), who="ConvTranspose2D")
+        if runtime.kernels_enabled():
+            dx, dw, db = kernels.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who="ConvTranspose2D")
+        else:
+            dx, dw, db = F.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who="ConvTranspose2D")
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

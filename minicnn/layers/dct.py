@@ -120,8 +120,9 @@ class DCTConv2D(_FrequencyWeight, Conv2D):
     (out_channels, in_channels, KH, KW), one DCT over all four axes.
 
     x (N, C, H, W) -> y (N, out_channels, OH, OW),  OH = floor((H + 2 ph - KH) / sh) + 1 (and OW alike).
-    Forward and backward are Conv2D's (`minicnn.functional.conv2d` / `conv2d_backward`) with the spatial
-    weight W, then dC += M * dct(dW); everything else (`method`, buffers, `input_grad`) is Conv2D's.
+    Forward and backward are Conv2D's (its one dispatch: `minicnn.kernels.conv` or the plain
+    `minicnn.functional.conv`) with the spatial weight W, then dC += M * dct(dW); everything else
+    (`method`, buffers, `input_grad`) is Conv2D's.
     `padding`: int, pair, "valid" or "same". `keep`: coefficients kept (int) or a fraction (float in (0, 1]).
     """
 

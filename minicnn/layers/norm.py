@@ -1,4 +1,5 @@
-"""Batch normalisation layers. Math in `minicnn.functional.norm`.
+"""Batch normalisation layers. Math in `minicnn.functional.norm` (F); the same math, fast, in
+`minicnn.kernels.norm` (K), taken when `minicnn.runtime.kernels_enabled()`.
 
 Running statistics as PyTorch keeps them: running_mean starts at 0, running_var at 1, and in
 training each batch updates them with momentum 0.1 using the *unbiased* batch variance:
@@ -14,8 +15,9 @@ import warnings
 import numpy as np
 
 from minicnn import functional as F
+from minicnn import runtime
 from minicnn.core import DEFAULT_DTYPE, Layer, Parameter
-from minicnn.functional.norm import batch_norm_backward_x, batch_norm_train_x
+from minicnn.kernels import norm as K
 
 from .shapes import Shape
 
@@ -42,29 +44,43 @@ class _BatchNorm(Layer):
         beta = self.bias.data.astype(x.dtype, copy=False)
         if not self.training:
             self._cache = None
-            return F.batch_norm_eval(x, gamma, beta, self.running_mean.astype(x.dtype),
-                                     self.running_var.astype(x.dtype), self.eps)
+            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
+            if runtime.kernels_enabled():
+                return K.batch_norm_eval(x, gamma, beta, mean, var, self.eps)
+            return F.batch_norm_eval(x, gamma, beta, mean, var, self.eps)
         m = x.size // x.shape[1]
         if m < 2:
             raise ValueError(f"{who}: expected more than 1 value per channel in training, got shape {x.shape}")
-        y, mu, inv_std, var = batch_norm_train_x(x, gamma, beta, self.eps)
-        self._cache = (x, mu, inv_std, gamma)  # cache: x (a reference, not a copy), mean, 1/sigma, gamma
+        if runtime.kernels_enabled():  # the same math, fast: no x_hat, backward reads x
+            y, _, inv_std, mu, var = K.batch_norm_train(x, gamma, beta, self.eps, keep_x_hat=False)
+            self._cache = (True, x, mu, inv_std, gamma)  # cache: x (a reference, not a copy), mean, 1/sigma, gamma
+        else:  # the course's math, as written
+            y, x_hat, inv_std, mu, var = F.batch_norm_train(x, gamma, beta, self.eps)
+            self._cache = (False, x_hat, None, inv_std, gamma)  # cache: x_hat, 1/sigma, gamma
+        self._update_running(mu, var, m, who)
+        return y
+
+    def _update_running(self, mu: np.ndarray, var: np.ndarray, m: int, who: str) -> None:
+        """running = (1 - momentum) running + momentum * batch statistic (unbiased variance)."""
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(var))):  # one NaN would stay in them forever
             warnings.warn(f"{who}: the batch holds NaN or infinity; running statistics not updated", RuntimeWarning,
-                          stacklevel=2)
-            return y
+                          stacklevel=3)
+            return
         unbiased = var * m / (m - 1)
         mom = self.momentum
         self.running_mean = ((1 - mom) * self.running_mean + mom * mu).astype(self.running_mean.dtype)
         self.running_var = ((1 - mom) * self.running_var + mom * unbiased).astype(self.running_var.dtype)
-        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """The backward of whichever path made the cache (the kernel switch may have flipped since)."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}: backward in eval mode is not supported")
-        x, mu, inv_std, gamma = self._cache
-        self.check_dy(dy, x.shape)
-        dx, dgamma, dbeta = batch_norm_backward_x(dy, x, mu, inv_std, gamma)
+        by_kernel, saved, mu, inv_std, gamma = self._cache
+        self.check_dy(dy, saved.shape)
+        if by_kernel:  # saved is x
+            dx, dgamma, dbeta = K.batch_norm_backward(dy, None, inv_std, gamma, x=saved, mean=mu)
+        else:  # saved is x_hat
+            dx, dgamma, dbeta = F.batch_norm_backward(dy, saved, inv_std, gamma)
         self.weight.grad += dgamma
         self.bias.grad += dbeta
         return dx

@@ -1,4 +1,5 @@
-"""Pooling layers. The math (and the output-size formula) is in `minicnn.functional.pool`.
+"""Pooling layers. The math (and the output-size formula) is in `minicnn.functional.pool` (P); MaxPool2D and
+AvgPool2D take the same math, fast, from `minicnn.kernels.pool` (K) when `minicnn.runtime.kernels_enabled()`.
 
 All are parameter-free except a learnable MixedPool2D. Hyper-parameters are public pairs:
 `kernel_size=(KH, KW)`, `stride=(SH, SW)` (default: the kernel size), `padding=(PH, PW)`.
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn import core
+from minicnn import core, runtime
 from minicnn.core import Layer, Parameter
 from minicnn.functional import pool as P
+from minicnn.functional import pool_variants as PV
+from minicnn.kernels import pool as K
 from minicnn.functional.checks import pair, positive_pair
 
 from .shapes import WHOLE_MAP, Shape, Window, expect_map, window_output_shape
@@ -68,17 +71,23 @@ class MaxPool2D(_Pool2D):
 
     backward routes each dy to its window's argmax (first maximum on ties, NaN counting as the largest;
     overlapping windows add), and only there (inf or NaN in dy included).
-    cache: argmax indices (N, C, OH, OW) and the input shape — not the windows.
+    cache: argmax indices (N, C, OH, OW) and the input shape — not the windows. Either backward takes
+    either forward's argmax, so the kernel switch may flip between the two.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y, argmax = P.max_pool2d(x, *self._args(), who="MaxPool2D")
+        if runtime.kernels_enabled():
+            y, argmax = K.max_pool2d(x, *self._args(), who="MaxPool2D")  # the same math, fast
+        else:
+            y, argmax = P.max_pool2d(x, *self._args(), who="MaxPool2D")  # the course's math, as written
         self._cache = (argmax, x.shape)  # cache: argmax, input shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         argmax, x_shape = self._cache
         self.check_dy(dy, argmax.shape)
+        if runtime.kernels_enabled():
+            return K.max_pool2d_backward(dy, argmax, x_shape, *self._args())
         return P.max_pool2d_backward(dy, argmax, x_shape, *self._args())
 
 
@@ -92,6 +101,8 @@ class AvgPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         self._check_dy(dy, self._x_shape)
+        if runtime.kernels_enabled():
+            return K.avg_pool2d_backward(dy, self._x_shape, *self._args())  # the same math, fast
         return P.avg_pool2d_backward(dy, self._x_shape, *self._args())
 
 
@@ -146,14 +157,14 @@ class SoftPool2D(_Pool2D):
         super().__init__(kernel_size, stride, 0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y, coef = P.soft_pool2d(x, self.kernel_size, self.stride, who="SoftPool2D")
+        y, coef = PV.soft_pool2d(x, self.kernel_size, self.stride, who="SoftPool2D")
         self._cache = (coef, x.shape)  # cache: dy/dx per window position, input shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         coef, x_shape = self._cache
         self._check_dy(dy, x_shape)
-        return P.soft_pool2d_backward(dy, coef, x_shape, self.kernel_size, self.stride)
+        return PV.soft_pool2d_backward(dy, coef, x_shape, self.kernel_size, self.stride)
 
 
 class MixedPool2D(_Pool2D):
@@ -173,14 +184,14 @@ class MixedPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         a = self._alpha()
-        y, y_max, y_avg, argmax = P.mixed_pool2d(x, a, *self._args(), who="MixedPool2D")
+        y, y_max, y_avg, argmax = PV.mixed_pool2d(x, a, *self._args(), who="MixedPool2D")
         self._cache = (a, y_max, y_avg, argmax, x.shape)  # cache: alpha, both pooled maps, argmax, shape
         return y.astype(x.dtype, copy=False)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         a, y_max, y_avg, argmax, x_shape = self._cache
         self._check_dy(dy, x_shape)
-        dx, dalpha = P.mixed_pool2d_backward(dy, a, y_max, y_avg, argmax, x_shape, *self._args())
+        dx, dalpha = PV.mixed_pool2d_backward(dy, a, y_max, y_avg, argmax, x_shape, *self._args())
         if self.learnable:
             self.alpha.grad += dalpha
         return dx
@@ -204,10 +215,10 @@ class StochasticPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.training:
-            y, index = P.stochastic_pool2d(x, self.kernel_size, self.stride, core.rng(), who="StochasticPool2D")
+            y, index = PV.stochastic_pool2d(x, self.kernel_size, self.stride, core.rng(), who="StochasticPool2D")
             self._cache = ("train", index, x.shape)  # cache: drawn positions, input shape
         else:
-            y, coef = P.stochastic_pool2d_eval(x, self.kernel_size, self.stride, who="StochasticPool2D")
+            y, coef = PV.stochastic_pool2d_eval(x, self.kernel_size, self.stride, who="StochasticPool2D")
             self._cache = ("eval", coef, x.shape)  # cache: dy/dx per window position, input shape
         return y
 
@@ -215,8 +226,8 @@ class StochasticPool2D(_Pool2D):
         mode, saved, x_shape = self._cache
         self._check_dy(dy, x_shape)
         if mode == "train":
-            return P.stochastic_pool2d_backward(dy, saved, x_shape, self.kernel_size, self.stride)
-        return P.stochastic_pool2d_eval_backward(dy, saved, x_shape, self.kernel_size, self.stride)
+            return PV.stochastic_pool2d_backward(dy, saved, x_shape, self.kernel_size, self.stride)
+        return PV.stochastic_pool2d_eval_backward(dy, saved, x_shape, self.kernel_size, self.stride)
 
 
 class Subsample2D(_SlidingWindow):

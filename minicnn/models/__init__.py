@@ -7,7 +7,7 @@ options); `config_for(name, (C, H, W), num_classes=..., ...)` picks the options 
 `default_input(name)` is the (C, H, W) it is made for (its default in_channels and image_size).
 """
 
-from . import classic, inception, mobilenet, resnet, shufflenet, small, xception  # noqa: F401  (registers)
+from . import classic, inception, mobilenet, resnet, shufflenet, small, unet, xception  # noqa: F401  (registers)
 from ._registry import MODELS, build, check_name, config_for, default_input, register
 
 # isort: split

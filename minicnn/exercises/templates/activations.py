@@ -37,7 +37,7 @@ def leaky_relu_backward(dy, x, alpha):
     array([0.1, 2. ])
     """
     # BEGIN SOLUTION
-    return dy * np.where(x > 0, 1.0, alpha)
+    return np.where(x > 0, dy, alpha * dy)
     # END SOLUTION
 
 

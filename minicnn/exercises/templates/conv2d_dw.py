@@ -43,6 +43,7 @@ def conv2d_weight_grad(dy, x, kernel_size, stride=1, padding=0):
             rows = slice(i, i + stride * (oh - 1) + 1, stride)
             cols = slice(j, j + stride * (ow - 1) + 1, stride)
             # (N, T, OH, OW) with (N, C, OH, OW), summed over n, oh, ow
-            dw[:, :, i, j] = np.einsum("ntpq,nspq->ts", dy, xp[:, :, rows, cols])
+            window = xp[:, :, rows, cols]  # (N, C, OH, OW)
+            dw[:, :, i, j] = np.einsum("ntpq,nspq->ts", dy, window)
     return dw
     # END SOLUTION

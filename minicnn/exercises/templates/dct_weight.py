@@ -1,4 +1,4 @@
-"""Exercise dct_weight: a weight stored in the DCT domain, and its masked gradient.
+"""Exercise dct_weight: a weight kept in the DCT domain; its masked gradient.
 
 Frequency Regularization keeps the learnable tensor C in the frequency domain.
 A 0/1 mask M keeps the low frequencies and truncates the tail; the layer
@@ -11,18 +11,19 @@ and the adjoint of the orthonormal inverse DCT is the DCT itself:
 
     dC = M * dct(dW)
 
-Use minicnn.functional.dct and idct (orthonormal, all axes by default).
+Use scipy.fft.dctn and idctn: type 2 (their default), norm="ortho" (the
+orthonormal transform, whose inverse is its transpose), over every axis
+(their default axes=None).
 
 Check your file with:  minicnn exercise check dct_weight
 """
 
 import numpy as np  # noqa: F401  (the docstring examples use np)
-
-from minicnn.functional import dct, idct
+from scipy.fft import dctn, idctn
 
 
 def dct_weight(coeffs, mask):
-    """W = idct(mask * coeffs); coeffs any shape, mask 0/1 (or bool), same shape.
+    """W = idct(mask * coeffs); coeffs any shape, mask 0/1 (or bool) alike.
 
     >>> dct_weight(np.array([2.0, 0.0]), np.array([1, 1]))  # constant part
     array([1.41421356, 1.41421356])
@@ -30,7 +31,7 @@ def dct_weight(coeffs, mask):
     array([0., 0.])
     """
     # BEGIN SOLUTION
-    return idct(mask * coeffs)
+    return idctn(mask * coeffs, norm="ortho")
     # END SOLUTION
 
 
@@ -41,5 +42,5 @@ def dct_weight_backward(dw, mask):
     array([1.41421356, 0.        ])
     """
     # BEGIN SOLUTION
-    return mask * dct(dw)
+    return mask * dctn(dw, norm="ortho")
     # END SOLUTION

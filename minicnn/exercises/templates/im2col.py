@@ -1,4 +1,4 @@
-"""Exercise im2col: unfold the receptive fields, then convolve with ONE matrix multiply.
+"""Exercise im2col: unfold the receptive fields, then ONE matrix multiply.
 
 Every output position (n, oh, ow) reads a window of C*KH*KW input values. Lay
 each window out as one column:

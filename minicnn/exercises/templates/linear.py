@@ -1,4 +1,4 @@
-"""Exercise linear: the multiplicative (fully connected) layer, forward and backward.
+"""Exercise linear: the fully connected layer, forward and backward.
 
 Lecture: y = W x + b per example. With a batch of row vectors, x (N, IN),
 w (OUT, IN), b (OUT,):

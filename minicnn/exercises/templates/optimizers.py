@@ -24,7 +24,8 @@ import numpy as np
 def sgd_momentum_step(p, grad, velocity, lr, momentum, weight_decay=0.0):
     """Return (p_new, velocity_new). velocity is None before the first step.
 
-    >>> p, v = sgd_momentum_step(np.array([1.0]), np.array([2.0]), None, 0.1, 0.9)
+    >>> p, v = sgd_momentum_step(np.array([1.0]), np.array([2.0]), None,
+    ...                          0.1, 0.9)
     >>> p, v
     (array([0.8]), array([2.]))
     >>> sgd_momentum_step(p, np.array([2.0]), v, 0.1, 0.9)

@@ -1,4 +1,4 @@
-"""Exercise output_size: the one output-size formula (stride, padding, dilation).
+"""Exercise output_size: the output-size formula (stride, padding, dilation).
 
 A window of `kernel` taps with `dilation` d spans d*(kernel - 1) + 1 input
 positions. With `padding` zeros added on BOTH sides, the window fits at

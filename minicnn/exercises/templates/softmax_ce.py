@@ -1,4 +1,4 @@
-"""Exercise softmax_ce: the numerically stable softmax cross-entropy and its gradient.
+"""Exercise softmax_ce: stable softmax cross-entropy and its gradient.
 
 For logits z (N, K) and integer labels y (N,):
 
@@ -17,7 +17,7 @@ import numpy as np
 
 
 def softmax_cross_entropy(logits, labels):
-    """Return (loss, dlogits): loss a float (mean over the batch), dlogits (N, K).
+    """Return (loss, dlogits): loss a float (batch mean), dlogits (N, K).
 
     >>> loss, d = softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))
     >>> round(loss, 6)

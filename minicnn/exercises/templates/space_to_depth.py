@@ -1,4 +1,4 @@
-"""Exercise space_to_depth: feature slicing (space-to-depth) and its exact inverse.
+"""Exercise space_to_depth: feature slicing and its exact inverse.
 
 Cut each map into r x r blocks and move the r*r values of every block onto
 channels; nothing is dropped (the review's slicing downsampling, PyTorch's

@@ -1,4 +1,4 @@
-"""Exercise zigzag_mask: keep the k lowest frequencies of a tensor, in zigzag order.
+"""Exercise zigzag_mask: the k lowest frequencies of a tensor, zigzag order.
 
 Number the entries of a tensor of any shape from low to high frequency:
 order them by the SUM of their indices (the "diagonal" i0 + i1 + ...); within
@@ -22,7 +22,7 @@ import numpy as np
 
 
 def zigzag_mask(shape, k):
-    """A bool array of `shape` (a tuple), True on the k lowest-frequency entries.
+    """A bool array of `shape` (a tuple), True on the k lowest frequencies.
 
     >>> zigzag_mask((3, 3), 5).astype(int)
     array([[1, 1, 1],

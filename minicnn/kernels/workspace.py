@@ -1,7 +1,8 @@
-"""What a convolution layer keeps between its forward and its backward call.
+"""What a convolution layer keeps between its forward and its backward call on the fast path.
 
-A layer creates one `ConvWorkspace` and passes it to `conv2d` and `conv2d_backward`
-(`minicnn.functional.conv`). Only what backward needs is kept, and only for the input it belongs to.
+A layer creates one `ConvWorkspace` and passes it to `minicnn.kernels.conv.conv2d` and
+`conv2d_backward`. Only what backward needs is kept, and only for the input it belongs to. (The
+plain math in `minicnn.functional` keeps nothing: its backward recomputes from x.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class ConvWorkspace:
       source    the input x that `spectrum` was computed from (compared by identity: a backward for
                 another x recomputes instead of reading stale data), or None
       spectrum  F(x_pad), the real FFT of the padded input (N, C, Fh, Fw/2+1), complex: the "fft"
-                method's forward leaves it for its backward; or None
+                method's forward leaves it for its backward (`minicnn.kernels.conv_fft`); or None
     The "im2col" method keeps nothing here: its backward rebuilds each block's columns from x (cheaper
     than storing them, which would be KH*KW times the size of x); "direct" keeps nothing either.
     """

@@ -10,15 +10,15 @@ it should, for two reasons:
 So here each block of images is first copied channels-last and padded, xr (Nb, Hp, Wp, C). A patch is then
 KH*KW runs of C contiguous values, and they are copied side by side into one ROW per output pixel:
 
-    rows[(n, oh, ow), (i, j, c)] = xr[n, oh*sh + i*dh, ow*sw + j*dw, c]       (Nb*OH*OW, KH*KW*C)
+    rows[(n, oh, ow), (i, j, c)] = xr[n, oh + i*dil_h, ow + j*dil_w, c]        (Nb*OH*OW, KH*KW*C)
     y^T = rows @ w_rows,   w_rows[(i, j, c), t] = w[t, c, i, j]                (Nb*OH*OW, T)
 
 and y^T is copied back to NCHW (adding the bias). No output is computed twice or thrown away.
 
-Backward (stride 1) is `conv_im2col._flipped_backward`'s algebra in the same layout: the rows of dy,
+Backward (stride 1) is `minicnn.kernels.conv_im2col._flipped_backward`'s algebra in the same layout: the rows of dy,
 padded by E - 1 - p (E the dilated kernel extent), channels last, serve both products:
 
-    dy_rows (Nb*H*W, KH*KW*T),   dy_rows[(n, h, w), (i, j, t)] = dy_pad[n, t, h + i*dh, w + j*dw]
+    dy_rows (Nb*H*W, KH*KW*T),   dy_rows[(n, h, w), (i, j, t)] = dy_pad[n, t, h + i*dil_h, w + j*dil_w]
     dx^T    = dy_rows @ w_back,   w_back[(i, j, t), c] = w[t, c, KH-1-i, KW-1-j]   (the flipped kernel)
     dw_back = dy_rows^T @ x^T     (KH*KW*T, C),  x^T = x channels last (Nb*H*W, C); dw is dw_back unflipped
 
@@ -27,16 +27,20 @@ NCHW -> channels-last goes through a padded NCHW buffer whose rows have an odd l
 x, each gathered value would be H*W*4 bytes from the last, a power of two that maps every channel to the
 same cache set (4.1 ms instead of 0.9 for CIFAR's (64, 32, 32, 32), measured).
 
-`rows_pay` says when this path is taken (the layer path `conv2d_im2col` asks it); `conv2d_rows` and
-`conv2d_rows_backward` compute any stride-1, ungrouped convolution and are tested against the direct loops.
-Measured figures: `python benchmarks/bench_vs_torch.py` and the module docstring of `conv_im2col`.
+`rows_layout_pays` says when this path is taken (`minicnn.kernels.conv_im2col` asks it); `conv2d_rows`
+and `conv2d_rows_backward` compute any stride-1, ungrouped convolution (the backward also needs
+padding <= E - 1) and are tested against the plain `minicnn.functional.conv_im2col`.
+Measured figures: `python benchmarks/bench_vs_torch.py`, `python benchmarks/bench_paths.py rows`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .checks import conv_output_size
+from minicnn.functional.checks import conv_output_size
+from minicnn.functional.conv_im2col import full_padding
+
+from .depthwise import _bias_grad
 
 Pair = tuple[int, int]
 
@@ -45,15 +49,19 @@ MIN_CHANNELS = 32  # fewer input channels: runs of C values are too short to cop
 MIN_WASTE = 0.10  # take this path when stride 1's wide rows would waste at least this share of the GEMM
 
 
-def rows_pay(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair,
+SUPPORT = ("rows_layout_pays",)  # public, not a kernel: the predicate that picks this layout (tutorial 9)
+
+
+def rows_layout_pays(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair,
              groups: int) -> bool:
     """True for the convolutions this layout runs faster: stride 1, ungrouped, C >= MIN_CHANNELS, and maps
     small enough that wide rows would waste >= MIN_WASTE ((W + 2p) / OW - 1: 16x16 maps with padding 1 and
-    smaller; CIFAR's 32x32 layers stay in `conv_im2col`, where the copies are cheaper and the waste 6%)."""
-    c, width = x_shape[1], x_shape[3]
-    out_w = width + 2 * padding[1] - dilation[1] * (w_shape[3] - 1)  # OW at stride 1
-    return (stride == (1, 1) and groups == 1 and c >= MIN_CHANNELS and out_w > 0
-            and (width + 2 * padding[1]) / out_w - 1 >= MIN_WASTE)
+    smaller; CIFAR's 32x32 layers stay in the blocked im2col, where the copies are cheaper and the waste 6%)."""
+    c, padded_w = x_shape[1], x_shape[3] + 2 * padding[1]
+    if stride != (1, 1) or groups != 1 or c < MIN_CHANNELS or dilation[1] * (w_shape[3] - 1) >= padded_w:
+        return False  # not this layout's case, or no output column at all
+    out_w = conv_output_size(x_shape[3], w_shape[3], 1, padding[1], dilation[1], who="conv2d")
+    return padded_w / out_w - 1 >= MIN_WASTE
 
 
 def _blocks(n: int, out_rows: int, per_row: int) -> list[tuple[int, int, int, int]]:
@@ -95,18 +103,47 @@ def _patch_rows(xr: np.ndarray, r0: int, r1: int, out_w: int, kernel: Pair, dila
                 buf: np.ndarray) -> np.ndarray:
     """Rows of the patches of output rows r0..r1-1 (stride 1): xr (m, Hp, Wp, C) -> (m*(r1-r0)*OW, KH*KW*C)."""
     m, c = xr.shape[0], xr.shape[3]
-    (kh, kw), (dh, dw) = kernel, dilation
+    (kh, kw), (dil_h, dil_w) = kernel, dilation
     rows = buf[: m * (r1 - r0) * out_w * kh * kw * c].reshape(m, r1 - r0, out_w, kh * kw, c)
     for i in range(kh):
         for j in range(kw):
-            rows[:, :, :, i * kw + j] = xr[:, r0 + i * dh: r1 + i * dh, j * dw: j * dw + out_w]  # (m, R, OW, C)
+            tap = xr[:, r0 + i * dil_h: r1 + i * dil_h, j * dil_w: j * dil_w + out_w]  # (m, R, OW, C)
+            rows[:, :, :, i * kw + j] = tap
     return rows.reshape(-1, kh * kw * c)
 
 
-def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pair, dilation: Pair,
-                out: np.ndarray | None = None) -> np.ndarray:
-    """y = conv2d(x, w, b), stride 1, groups 1, with the patches as rows: x (N, C, H, W), w (T, C, KH, KW).
-    `out`: an (N, T, OH, OW) array to write y into (returned), else a new one."""
+def _check_rows_case(x_shape, w_shape, stride: Pair, groups: int, who: str) -> None:
+    if stride != (1, 1) or groups != 1:
+        raise ValueError(f"{who}: expected stride (1, 1) and groups 1 (the rows layout's case), got stride {stride} "
+                         f"and groups={groups} for input {x_shape} and weight {w_shape}")
+
+
+def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
+                groups: int, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col` for stride 1, groups 1, patches as rows.
+
+    x (N, C, H, W), w (T, C, KH, KW) -> y (N, T, OH, OW); `out`: an (N, T, OH, OW) array to write y into
+    (returned), else a new one."""
+    _check_rows_case(x.shape, w.shape, stride, groups, "conv2d_rows")
+    return _rows_forward(x, w, b, padding, dilation, out)
+
+
+def conv2d_rows_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                         dilation: Pair, groups: int, *, input_grad: bool = True,
+                         out: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col_backward` for stride 1, groups 1.
+
+    (dx, dw, db) from the rows of dy alone (see the module docstring); needs padding <= E - 1 per axis
+    (E = dilation * (K - 1) + 1), so that dy is padded, not cropped. `input_grad=False` skips dx (None
+    in its place); `out`: an (N, C, H, W) array to write dx into, else a new one."""
+    _check_rows_case(x.shape, w.shape, stride, groups, "conv2d_rows_backward")
+    dx, dw = _rows_backward(dy, x, w, padding, dilation, input_grad, out)
+    return dx, dw, _bias_grad(dy)
+
+
+def _rows_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pair, dilation: Pair,
+                  out: np.ndarray | None) -> np.ndarray:
+    """y = conv2d(x, w, b), stride 1, groups 1, with the patches as rows (`conv2d_rows`)."""
     n, c, h, wd = x.shape
     t, _, kh, kw = w.shape
     oh = conv_output_size(h, kh, 1, padding[0], dilation[0], who="conv2d")
@@ -132,26 +169,24 @@ def conv2d_rows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Pai
     return y
 
 
-def conv2d_rows_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair, dilation: Pair,
-                         need_dx: bool = True, out: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
-    """(dx or None, dw) of `conv2d_rows` from the rows of dy alone (see the module docstring). Needs
-    padding <= E - 1 per axis (E = dilation * (K - 1) + 1), so that dy is padded, not cropped.
-    `out`: an (N, C, H, W) array to write dx into, else a new one."""
+def _rows_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair, dilation: Pair,
+                   input_grad: bool, out: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
+    """(dx or None, dw) of `conv2d_rows` (`conv2d_rows_backward`)."""
     n, c, h, wd = x.shape
     t, _, kh, kw = w.shape
-    full = tuple(d * (k - 1) - p for k, p, d in zip((kh, kw), padding, dilation, strict=True))
-    if min(full) < 0:
+    dy_pad = full_padding((kh, kw), padding, dilation)  # E - 1 - p per axis
+    if min(dy_pad) < 0:
         raise ValueError(f"conv2d_rows_backward: expected padding <= dilation*(kernel-1) per axis, got {padding}")
     dtype = np.result_type(dy, x)
     w_back = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1), dtype).reshape(kh * kw * t, c)
     dw_back = np.zeros((kh * kw * t, c), dtype)  # ((i, j, t) flipped, C)
-    dx = None if not need_dx else np.empty(x.shape, dtype) if out is None else out
+    dx = None if not input_grad else np.empty(x.shape, dtype) if out is None else out
     if n == 0:
         return dx, np.zeros(w.shape, dtype)
     blocks = _blocks(n, h, wd * kh * kw * t)
     images = max(n1 - n0 for n0, n1, _, _ in blocks)
     pixels = images * max(r1 - r0 for _, _, r0, r1 in blocks) * wd
-    source, x_last = _ChannelsLast(dy, full, images), _ChannelsLast(x, (0, 0), images)
+    source, x_last = _ChannelsLast(dy, dy_pad, images), _ChannelsLast(x, (0, 0), images)
     buf, res_buf = np.empty(pixels * kh * kw * t, dtype), np.empty(pixels * c, dtype)
     for n0, n1, r0, r1 in blocks:
         rows = _patch_rows(source.get(n0, n1), r0, r1, wd, (kh, kw), dilation, buf)  # (P, KH*KW*T)

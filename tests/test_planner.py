@@ -1,0 +1,154 @@
+"""The kernels' planner: measures on first use, keeps the fastest, drops a wrong candidate, remembers plans
+per machine in a file that it never trusts when damaged or foreign; the machine facts it keys them by."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from minicnn import runtime
+from minicnn.kernels import machine, planner as planner_module
+from minicnn.kernels.planner import Planner, op_key, plan_file
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(planner_module.CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.delenv(planner_module.PLANS_VARIABLE, raising=False)
+    monkeypatch.delenv(runtime.NO_TUNE_VARIABLE, raising=False)
+    yield
+
+
+def _candidates(calls: list[str], slow: float = 0.02):
+    y = np.arange(6.0)
+
+    def make(name, delay, value):
+        def fn():
+            calls.append(name)
+            time.sleep(delay)
+            return value
+
+        return fn
+
+    return {"default": make("default", slow, y), "fast": make("fast", 0.0, y.copy()),
+            "slower": make("slower", 2 * slow, y.copy())}
+
+
+def test_the_first_call_measures_then_the_fastest_runs_alone():
+    p, calls = Planner(), []
+    result = p.run("op|a", _candidates(calls))
+    assert np.array_equal(result, np.arange(6.0))
+    assert set(calls) == {"default", "fast", "slower"} and p.plans["op|a"].choice == "fast"
+    assert p.measured == 1 and p.planning_seconds >= 0.05  # default's and slower's calls were not used
+    calls.clear()
+    p.run("op|a", _candidates(calls))
+    assert calls == ["fast"]
+
+
+def test_a_wrong_candidate_is_dropped_and_never_chosen(capsys):
+    p, calls = Planner(), []
+    candidates = _candidates(calls)
+    candidates["fast"] = lambda: np.arange(6.0) + 1e-2  # fast and wrong
+    assert np.array_equal(p.run("op|b", candidates), np.arange(6.0))
+    assert p.plans["op|b"].choice == "default" and "fast" not in p.plans["op|b"].seconds
+    assert "candidate 'fast' of op|b disagrees" in capsys.readouterr().err
+
+
+def test_float32_rounding_is_not_a_disagreement():
+    p = Planner()
+    y = np.random.default_rng(0).standard_normal(100).astype(np.float32)
+    candidates = {"default": lambda: (y, None), "other": lambda: ((y * 3 / 3).astype(np.float32), None)}
+    p.run("op|c", candidates)
+    assert set(p.plans["op|c"].seconds) == {"default", "other"}
+
+
+def test_no_tune_runs_the_default_and_measures_nothing():
+    p, calls = Planner(), []
+    runtime.use_tuning(False)
+    try:
+        p.run("op|d", _candidates(calls))
+    finally:
+        runtime.use_tuning(None)
+    assert calls == ["default"] and not p.plans
+
+
+def test_plans_survive_in_the_file_of_this_machine():
+    first, calls = Planner(), []
+    first.run("op|e", _candidates(calls))
+    path = first.save()
+    assert path == plan_file() and path.is_file()
+    second, calls = Planner(), []
+    second.run("op|e", _candidates(calls))
+    assert calls == ["fast"] and second.plans["op|e"].stored and second.measured == 0
+
+
+@pytest.mark.parametrize("damage", ["not json {", '{"version": 99, "plans": {}}', "foreign", "bad entry"])
+def test_a_damaged_or_foreign_plan_file_is_ignored_with_a_note(damage, capsys):
+    Planner().run("op|f", _candidates([]))
+    path = plan_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if damage == "foreign":
+        data = {"version": planner_module.PLAN_VERSION, "fingerprint": {"cpu": "another CPU"},
+                "plans": {"op|f": {"choice": "slower", "seconds": {"slower": 0.0}}}}
+        path.write_text(json.dumps(data))
+    elif damage == "bad entry":
+        data = {"version": planner_module.PLAN_VERSION, "fingerprint": planner_module._fingerprint(),
+                "plans": {"op|f": {"choice": "slower"}}}
+        path.write_text(json.dumps(data))
+    else:
+        path.write_text(damage)
+    p, calls = Planner(), []
+    p.run("op|f", _candidates(calls))
+    err = capsys.readouterr().err
+    assert "ignoring the plan file" in err and len(err.strip().splitlines()) == 1
+    assert set(calls) == {"default", "fast", "slower"}  # measured afresh, the file not trusted
+    assert p.plans["op|f"].choice == "fast"
+
+
+def test_plans_off_reads_and_writes_no_file(monkeypatch):
+    monkeypatch.setenv(planner_module.PLANS_VARIABLE, "off")
+    p = Planner()
+    p.run("op|g", _candidates([]))
+    assert p.save() is None and not plan_file().exists()
+
+
+def test_clear_forgets_memory_and_files():
+    p = Planner()
+    p.run("op|h", _candidates([]))
+    path = p.save()
+    assert p.clear() == [path] and not p.plans and not path.exists()
+
+
+def test_op_key_names_shapes_dtypes_settings_and_workers():
+    x, w = np.zeros((2, 3, 4, 4), np.float32), np.zeros((5, 3, 3, 3), np.float32)
+    key = op_key("conv2d", x, w, stride=(1, 1), groups=1)
+    assert key == "conv2d|2x3x4x4:float32|5x3x3x3:float32|groups=1|stride=(1, 1)|workers=1"
+    assert op_key("conv2d", x.astype(np.float64), w) != op_key("conv2d", x, w)
+
+
+def test_cache_sizes_from_sysfs_then_fallback(tmp_path):
+    for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "1024K"),
+                                             (3, "Unified", "32M")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    sizes = machine.cache_sizes(tmp_path)
+    assert (sizes.l1, sizes.l2, sizes.l3, sizes.source) == (48 * 1024, 2**20, 32 * 2**20, "sysfs")
+    real = machine.cache_sizes(tmp_path / "missing")  # no sysfs: sysconf, else the documented fallback
+    assert real.source in ("sysconf", "fallback") and real.l2 > 0
+    if real.source == "fallback":
+        assert (real.l1, real.l2, real.l3) == machine.FALLBACK_CACHES
+
+
+def test_fingerprint_names_what_a_plan_depends_on():
+    fp = machine.fingerprint(2, 1)
+    assert {"cpu", "caches", "numpy", "blas", "blas_version", "coretype", "workers", "blas_threads"} <= set(fp)
+    assert fp["workers"] == 2 and fp["cpu"] == machine.cpu_model()
+    import numpy as np
+
+    assert machine.blas_description()["numpy"] == np.__version__
