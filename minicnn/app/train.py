@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 
 from minicnn.core import Layer, Sequential
-from minicnn.files import remove_unfinished
 from minicnn.data.batching import Augment, iterate_batches, num_batches
+from minicnn.files import remove_unfinished
 from minicnn.losses import SoftmaxCrossEntropy
 
 from . import checkpoint as ckpt_io
