@@ -133,8 +133,8 @@ def run_child(checkout: Path, threads: int, seconds: float) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(checkout), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                MINICNN_WORKERS=str(threads))
     env.pop("MINICNN_PLAIN", None)
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(seconds)], cwd=checkout, env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(seconds)], cwd=checkout,
+                         env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         sys.exit(f"bench_checkouts: the child in {checkout} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -17,6 +17,10 @@ the thread count the environment sets (OPENBLAS_NUM_THREADS; PyTorch gets the sa
 column is what NumPy's BLAS needs for the arithmetic alone: a layer built on these products cannot be
 faster, and copies come on top of it.
 
+It prints the CPU model and cache sizes first and, at the end, the plans minicnn's planner chose for each
+layer (`minicnn tune`'s table; the first call of each layer plans it, outside the timed medians'
+majority). With MINICNN_NO_TUNE=1 minicnn runs its fixed defaults.
+
 Measured 2026-11-29, quiet 2-core machine, 1 thread, PyTorch 2.13 CPU: see the closing note of issue 15.
 """
 
@@ -121,6 +125,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(configured_threads())
     except ImportError:
         torch = None
+    from minicnn.commands.tune import header, used_plans_table
+
+    print("\n".join(header()))
     print(f"batch {BATCH}, float32, {configured_threads()} BLAS thread(s), ms per forward + backward")
     if torch is None:
         print("PyTorch is not installed: its columns stay empty")
@@ -133,6 +140,8 @@ def main(argv=None) -> int:
         print(f"{label:<26}{floor:>8.2f}{times['minicnn']:>9.2f}{theirs:>9.2f}{ratios}")
     print("floor: the three matrix products alone, each in its fastest form (no copies);")
     print("a GEMM-based layer cannot beat it. Ratios: time / PyTorch's time.")
+    print("\nplans chosen by minicnn's planner (layer: weight @ H x W, ms per call):")
+    print("\n".join(used_plans_table()))
     return 0
 
 

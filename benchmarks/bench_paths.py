@@ -16,6 +16,7 @@ Measured 2026-11-29, quiet 2-core machine:
     and 413; LeNet-5 9,008 / 9,010 / 7,852 and 8,996 / 8,916 / 7,751. OpenBLAS threads keep spinning
     a while after their last product: measured right after the BLAS mode, 2 workers lost up to 20%,
     so that mode runs last in each round.
+Both run with the planner off (`minicnn.runtime.use_tuning(False)`): they compare the fixed rules.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "2" if "thr
 
 import numpy as np  # noqa: E402  (after the thread count is fixed)
 
-from minicnn import layers  # noqa: E402
+from minicnn import layers, runtime  # noqa: E402
 from minicnn.commands._options import integer  # noqa: E402
 from minicnn.commands.bench import alternate, layer_calls  # noqa: E402
 from minicnn.kernels import conv_rows  # noqa: E402
@@ -138,6 +139,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=integer(1), default=None, help="alternating rounds (default 11 rows, 9 threads)")
     args = p.parse_args(argv)
     keep_freed_memory()  # as the `minicnn` command does
+    runtime.use_tuning(False)  # these A/B the fixed rules themselves: the planner would choose past them
     if args.what == "rows":
         bench_rows(args.rounds or 11)
     else:

@@ -18,6 +18,8 @@ Then the peak resident memory (`/usr/bin/time -v`) of `minicnn train --model cif
 images of the partial CIFAR-10 (batch 64, one epoch, 1 thread; DIR/cifar10/cifar10_partial.npz, DIR from
 --data-dir or MINICNN_DATA). Without PyTorch, minicnn's rates are given against this machine's float32
 GEMM rate alone. PyTorch is never a minicnn dependency: install it beside minicnn to compare.
+The CPU model and cache sizes are printed first, and after each thread count's table the plans
+minicnn's planner chose in that child (`minicnn tune`'s table; MINICNN_NO_TUNE=1: the fixed defaults).
 
 Measured 2026-11-29 20:03-20:06, quiet 2-core machine (load average 0.7-0.9), PyTorch 2.13 CPU, two
 runs, wall-time ratios:
@@ -224,6 +226,9 @@ def child(threads: int, rounds: int) -> int:
                **{name: float(np.median(v)) / inner for name, v in times.items()},
                **{f"{name}_cpu": float(np.median(v)) / inner for name, v in cpu.items()}}
         print(json.dumps(row), flush=True)
+    from minicnn.commands.tune import used_plans_table
+
+    print(json.dumps({"plans": used_plans_table()}), flush=True)
     print(json.dumps({"load_end": os.getloadavg()[0]}), flush=True)
     return 0
 
@@ -283,6 +288,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child is not None:
         return child(args.child, args.rounds)
+    from minicnn.commands.tune import header
+
+    print("\n".join(header()))
     root = Path(__file__).resolve().parent.parent
     for threads in args.threads:
         env = {**os.environ, "PYTHONPATH": str(root)}
@@ -296,6 +304,8 @@ def main(argv=None) -> int:
             return 1
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         print_table(threads, args.split, [r for r in lines if "label" in r], lines[0], lines[-1])
+        print("plans chosen by minicnn's planner (layer: weight @ H x W, ms per call):")
+        print("\n".join(next(r["plans"] for r in lines if "plans" in r)))
     if not args.no_memory:
         print(f"\nminicnn train --model cifar_net, one epoch:\n  {peak_memory_mb(args.data_dir)}")
     return 0

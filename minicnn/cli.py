@@ -36,7 +36,13 @@ exit codes (every command):
 
 the plain math: `minicnn --plain COMMAND` (or MINICNN_PLAIN=1) runs every
 layer on the course's equations as written (minicnn.functional), without
-the fast kernels (minicnn.kernels): the same results up to rounding, slower."""
+the fast kernels (minicnn.kernels): the same results up to rounding, slower.
+
+tuning: the first call of each convolution shape times its candidate kernels
+and keeps the fastest (plans saved per machine under ~/.cache/minicnn, or
+$MINICNN_CACHE_DIR; `minicnn tune` plans a model ahead, --show / --clear).
+`minicnn --no-tune COMMAND` (or MINICNN_NO_TUNE=1) runs the fixed defaults
+and measures nothing: reproducible timing."""
 
 
 def _thread_settings(argv: list[str]) -> tuple[dict[str, int], str | None]:
@@ -107,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plain", action="store_true",
                         help="run the plain course math only (minicnn.functional, no fast kernels): the code "
                              "the tutorials show, more slowly; also MINICNN_PLAIN=1")
+    parser.add_argument("--no-tune", action="store_true",
+                        help="run each kernel's fixed default, measuring no candidates (reproducible timing); "
+                             "also MINICNN_NO_TUNE=1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -139,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         if args.plain:
             runtime.use_kernels(False)
+        if args.no_tune:
+            runtime.configure(tune=False)
         return _run(args)
 
 

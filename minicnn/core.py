@@ -23,6 +23,7 @@ import numpy as np
 from minicnn.files import read_npz, save_npz_atomic
 
 DEFAULT_DTYPE = np.float32
+REAL_KINDS = "biuf"  # dtype kinds load_state_dict accepts: bool, int, unsigned int, float
 
 _RNG = np.random.default_rng(0)
 
@@ -240,7 +241,8 @@ class Layer:
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into this layer. Names and shapes must match exactly."""
+        """Copy arrays into this layer. Names and shapes must match exactly; the values must be real
+        numbers (bool, int or float: complex, strings and objects are refused, never cast)."""
         params = dict(self.named_parameters())
         owners = {}
         for m_prefix, m in _named_modules(self):
@@ -255,6 +257,11 @@ class Layer:
             )
         for name, value in state.items():
             value = np.asarray(value)
+            if value.dtype.kind not in REAL_KINDS:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: '{name}' expected real numbers, got {value.dtype}"
+                    + (" (its imaginary part would be dropped)" if value.dtype.kind == "c" else "")
+                )
             current = params[name].data if name in params else getattr(*owners[name])
             if np.shape(current) != value.shape:
                 raise ValueError(
@@ -269,9 +276,11 @@ class Layer:
                 m, attr = owners[name]
                 object.__setattr__(m, attr, np.array(value, copy=True))
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write `state_dict()` to an `.npz` file atomically (temporary file, then rename)."""
-        save_npz_atomic(path, self.state_dict())
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Write `state_dict()` to an `.npz` file atomically (temporary file, then rename), by the file
+        rule of `minicnn.files.safe_target`: an existing file that this process did not write is replaced
+        only with `overwrite` (else FileExistsError); a folder, device, FIFO or link never."""
+        save_npz_atomic(path, self.state_dict(), overwrite=overwrite)
 
     def load(self, path: str | os.PathLike) -> None:
         """Read a file written by `save`. A damaged or foreign file raises `minicnn.files.FileFormatError`."""

@@ -3,12 +3,18 @@
     read_npz(path, what, keys, max_bytes, exact)   every array of an .npz, checked (no pickles, the CRC
                                                    and every header checked before anything is allocated)
     read_npy(path, what)                           one .npy array, checked the same way
-    save_npz_atomic(path, arrays)                  np.savez to a temporary file, fsync, then rename
+    safe_target(path, overwrite)                   may a file be written there? (the rule below)
+    write_atomic(path, write, overwrite=)          write(tmp) fills a temporary file, fsync, then link/rename
+    save_npz_atomic(path, arrays, overwrite=)      np.savez through write_atomic
     remove_unfinished(path)                        delete the temporaries a killed save left behind
     FileFormatError                                what every damaged-file error is (a ValueError)
 
 Every `.npz` the engine reads goes through `read_npz`: layer states (`Layer.load`), training checkpoints
 (`minicnn.app.checkpoint`), model files (`minicnn.app.load_model`), compressed models, datasets.
+
+Every file minicnn writes follows one rule (`safe_target`): onto a path that does not exist, a regular
+file this process wrote, or one the user said to replace (--overwrite, `overwrite=True`); never onto a
+folder, device, FIFO, socket or symbolic link.
 
 An `.npz` file is a PKZIP archive with one `.npy` member per array; a `.npy` stream is a magic string,
 a header (a Python dict literal: dtype, fortran_order, shape) and the raw bytes.
@@ -18,11 +24,12 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,28 +43,99 @@ class FileFormatError(ValueError):
 
 
 TMP_SUFFIX = ".tmp"
+FILE_MODE = 0o666  # the usual permissions of a new file, before the umask (mkstemp makes 0600 files)
+MAX_FILE_BYTES = 2 << 30  # 2 GiB: the most array data one file may hold (all of CIFAR-10 as float32: 0.6 GB)
+_WRITTEN: set[tuple] = set()  # `_identity` of every file this process wrote (and of its temporary files)
 
 
-def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temporary file in the same folder, fsync, then os.replace onto `path`.
+class TargetError(ValueError):
+    """A path minicnn was asked to write is not a place for a file: a folder, a device, a FIFO, a socket,
+    a symbolic link, or a name in a folder that does not exist."""
 
-    A crash mid-write leaves the previous file intact: the rename is the only step that touches it.
-    (A killed process can leave its temporary file behind: `remove_unfinished` deletes those.)
+
+def _identity(path: Path, st: os.stat_result) -> tuple:
+    """What tells a file this process wrote from another one later put under its name (the inode number of
+    a deleted file is soon reused): absolute path, device, inode, size and modification time."""
+    return os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words (None for a regular file)."""
+    kinds = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")]
+    return next((word for test, word in kinds if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+
+
+def safe_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """`path` as a Path if minicnn may write a file there, else an error with one clear line.
+
+    The rule for every file minicnn writes: the path does not exist, or it is a regular file that this
+    process wrote (a checkpoint replaced every epoch), or a regular file the user said to replace
+    (`overwrite`, the commands' --overwrite). Raises TargetError (a ValueError) for a folder, device,
+    FIFO, socket or symbolic link, whatever `overwrite` says, and for a missing folder; FileExistsError
+    for any other existing file without `overwrite`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=TMP_SUFFIX, dir=path.parent)
+    if not os.fspath(path).strip() or path.name in ("", ".", ".."):
+        raise TargetError(f"{os.fspath(path)!r} is not a file name; give the path of a file")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise TargetError(f"{path}: the folder {path.parent} does not exist") from None
+        return path
+    kind = _kind(st.st_mode)
+    if kind is not None:
+        raise TargetError(f"{path} is {kind}, not a regular file; refusing to write it")
+    if not overwrite and _identity(path, st) not in _WRITTEN:
+        raise FileExistsError(f"{path} exists; choose another name, or pass overwrite=True to replace it")
+    return path
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, overwrite: bool = False) -> Path:
+    """Write a file by the rule of `safe_target`, atomically: `write(tmp)` fills a new temporary file
+    beside `path` (a Path that exists, empty, made by this process), which is fsync'ed and then linked
+    onto `path` (a new file: fails if one appeared meanwhile) or renamed onto it (a file it may replace).
+
+    A crash leaves the previous file intact: the rename is the only step that touches it (a killed
+    process can leave the temporary file behind: `remove_unfinished` deletes those). -> the Path written.
+    Raises what `safe_target` raises, and FileExistsError if a file appeared at `path` during the write.
+    """
+    path = safe_target(path, overwrite)
+    fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=TMP_SUFFIX, dir=path.parent)
+    tmp = Path(name)
+    try:
+        os.close(fd)
+        os.chmod(tmp, FILE_MODE & ~_umask())
+        _WRITTEN.add(_identity(tmp, os.stat(tmp)))  # `write` may itself write atomically onto tmp
+        write(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        safe_target(path, overwrite)  # again, just before: the path may have changed during `write`
+        if os.path.lexists(path):
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # FileExistsError if `path` appeared meanwhile: never replaces a file unseen
+            os.unlink(tmp)
+        _WRITTEN.add(_identity(path, os.stat(path)))
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, overwrite: bool = False) -> None:
+    """np.savez of `arrays` onto `path` by `write_atomic` (the folder is made if missing): a new file,
+    or one this process wrote, or (`overwrite`) any regular file; never a device, FIFO, folder or link."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def savez(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
+            np.savez(f, **arrays)
+
+    write_atomic(path, savez, overwrite=overwrite)
 
 
 def remove_unfinished(path: str | os.PathLike) -> list[Path]:
@@ -84,10 +162,13 @@ def read_npz(path: str | os.PathLike, what: str = ".npz file", keys: Iterable[st
 
     The one reader for `.npz` files the user hands us (datasets, layer states; checkpoints and
     compressed models build on it). Never unpickles: arrays of Python objects are refused.
-    Before anything is allocated, each member's `.npy` header is checked against the member's size
-    (so a crafted header cannot ask for more memory than the archive holds), and the total against
-    `max_bytes` when given; every member is read to its end so the zip CRC check runs (a flipped
-    bit is found, never loaded). `keys`: names that must be present; `exact`: and no others.
+    Before anything is inflated, the members' names must be unique (a duplicate is refused, not "the
+    last wins") and their uncompressed sizes, as the zip directory states them, must add up to at most
+    `max_bytes` (default MAX_FILE_BYTES, 2 GiB: a small file holding gigabytes of zeros is refused
+    unread); before anything is allocated, each member's `.npy` header is checked against the member's
+    size (so a crafted header cannot ask for more memory than the archive holds, nor zipfile read
+    more); every member is read to its end so the zip CRC check runs (a flipped bit is found, never
+    loaded). `keys`: names that must be present; `exact`: and no others.
 
     Raises FileFormatError "PATH: not a readable WHAT (reason)" for a missing, unreadable,
     truncated, bit-flipped or foreign file, "PATH: WHAT lacks ..." for missing keys, or (exact)
@@ -102,11 +183,13 @@ def read_npz(path: str | os.PathLike, what: str = ".npz file", keys: Iterable[st
         raise bad("no such file")
     if not path.is_file():
         raise bad("not a regular file")
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
     arrays: dict[str, np.ndarray] = {}
     total = 0
     try:
         with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:  # the file is opened once
             _check_contiguous(archive, raw, bad)
+            _check_members(archive, limit, bad)
             for info in archive.infolist():
                 name = info.filename
                 if not name.endswith(NPY_SUFFIX):
@@ -120,8 +203,8 @@ def read_npz(path: str | os.PathLike, what: str = ".npz file", keys: Iterable[st
                         raise bad(f"'{name}' promises {shape} {dtype} ({nbytes:,} bytes) but holds "
                                   f"{info.file_size - header:,} bytes")
                     total += nbytes
-                    if max_bytes is not None and total > max_bytes:
-                        raise bad(f"arrays exceed the limit of {max_bytes:,} bytes")
+                    if total > limit:
+                        raise bad(f"arrays exceed the limit of {limit:,} bytes")
                     raw = bytearray(nbytes)  # writable, so the array below is not a copy
                     if f.readinto(raw) != nbytes or f.read(1):  # reading to the end runs the CRC check
                         raise bad(f"'{name}' is truncated")
@@ -146,7 +229,8 @@ def read_npz(path: str | os.PathLike, what: str = ".npz file", keys: Iterable[st
 
 def read_npy(path: str | os.PathLike, what: str = ".npy file") -> np.ndarray:
     """Read one `.npy` array, checked like `read_npz`: no pickles, the header must match the file's
-    size before anything is allocated. Raises FileFormatError "PATH: not a readable WHAT (reason)"."""
+    size and ask for at most MAX_FILE_BYTES before anything is allocated.
+    Raises FileFormatError "PATH: not a readable WHAT (reason)"."""
     path = Path(path)
 
     def bad(reason: str) -> FileFormatError:
@@ -160,6 +244,9 @@ def read_npy(path: str | os.PathLike, what: str = ".npy file") -> np.ndarray:
             if dtype.hasobject:
                 raise bad(f"holds Python objects ({dtype}); only plain arrays are accepted")
             nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if nbytes > MAX_FILE_BYTES:
+                raise bad(f"header promises {shape} {dtype} ({nbytes:,} bytes), more than the limit of "
+                          f"{MAX_FILE_BYTES:,} bytes")
             size = path.stat().st_size
             if header + nbytes != size:
                 raise bad(f"header promises {shape} {dtype} ({nbytes:,} bytes) but the file holds "
@@ -196,6 +283,18 @@ def _check_contiguous(archive: zipfile.ZipFile, raw: BinaryIO, bad) -> None:
     end_gap = archive.start_dir - expected
     if end_gap and not (expected and previous_has_descriptor and end_gap in ZIP_DESCRIPTOR_SIZES):
         raise bad(f"{end_gap:+,} bytes between the last member and the zip directory: the directory is damaged")
+
+
+def _check_members(archive: zipfile.ZipFile, limit: int, bad) -> None:
+    """Unique member names, and uncompressed sizes (from the zip directory) adding up to at most `limit`
+    bytes: checked before any member is inflated."""
+    names = [info.filename for info in archive.infolist()]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise bad(f"member(s) {twice} appear more than once")
+    size = sum(info.file_size for info in archive.infolist())
+    if size > limit:
+        raise bad(f"its members inflate to {size:,} bytes: they exceed the limit of {limit:,} bytes")
 
 
 def _npy_header(f, name: str) -> tuple[int, tuple[int, ...], np.dtype, bool]:

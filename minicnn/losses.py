@@ -33,12 +33,24 @@ def _check_logits_labels(logits: np.ndarray, labels, who: str) -> np.ndarray:
 
 
 class SoftmaxCrossEntropy:
-    """L = -(1/N) sum_n log softmax(z_n)[y_n];   dL/dz = (softmax(z) - onehot(y)) / N.
+    """L = -(1/N) sum_n sum_k t_nk log softmax(z_n)_k;   dL/dz = (softmax(z) - t) / N.
+
+    Cross-entropy of softmax(z) against a target distribution t, mean over the batch. t = onehot(y) by
+    default (then L = -(1/N) sum_n log softmax(z_n)[y_n]). With `label_smoothing` e in [0, 1),
+    t = (1 - e) onehot(y) + e/K, as `torch.nn.CrossEntropyLoss(label_smoothing=e)` (Szegedy et al. 2016,
+    "Rethinking the Inception architecture"): the right class gets 1 - e + e/K, every other class e/K,
+    so the network is never asked for an infinitely confident logit. Written out,
+    L = (1 - e) NLL + e * mean_k(-log p_k).
 
     logits (N, K) floating; labels (N,) integers in [0, K).
     Per pixel (segmentation): logits (N, K, H, W), labels (N, H, W); every pixel is one example, so
-    the mean runs over M = N*H*W pixels and dL/dz = (softmax over K - onehot) / M.
+    the mean runs over M = N*H*W pixels and dL/dz = (softmax over K - t) / M.
     """
+
+    def __init__(self, label_smoothing: float = 0.0):
+        if not (isinstance(label_smoothing, int | float) and 0.0 <= label_smoothing < 1.0):
+            raise ValueError(f"SoftmaxCrossEntropy: expected label_smoothing in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
         labels = _check_logits_labels(logits, labels, "SoftmaxCrossEntropy")
@@ -47,16 +59,21 @@ class SoftmaxCrossEntropy:
         targets = labels.reshape(-1)  # (M,)
         logp = log_softmax(rows)
         self._cache = (np.exp(logp), targets, logits.shape)  # cache: softmax probabilities, labels, input shape
-        return float(-logp[np.arange(len(targets)), targets].mean())
+        nll = -logp[np.arange(len(targets)), targets].mean()
+        if self.label_smoothing == 0.0:
+            return float(nll)
+        e = self.label_smoothing
+        return float((1 - e) * nll + e * -logp.mean())  # logp.mean(): over the M rows and the K classes
 
     __call__ = forward
 
     def backward(self) -> np.ndarray:
         probs, labels, shape = self._cache
-        m = probs.shape[0]
-        dlogits = probs.copy()
-        dlogits[np.arange(m), labels] -= 1
-        n, k, *spatial = shape
+        m, k = probs.shape
+        e = self.label_smoothing
+        dlogits = probs - e / k  # the e/K every class gets in t
+        dlogits[np.arange(m), labels] -= 1 - e
+        n, _, *spatial = shape
         dlogits = dlogits.reshape(n, *spatial, k) / m  # (N, H, W, K) per pixel; (N, K) for classification
         return np.ascontiguousarray(np.moveaxis(dlogits, -1, 1))  # (N, K, H, W)
 

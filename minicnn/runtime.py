@@ -1,6 +1,6 @@
 """Runtime settings of the engine, in one place, read when they are used (never at import time).
 
-    configure(threads=, workers=, blas_threads=, keep_freed_memory=, kernels=)
+    configure(threads=, workers=, blas_threads=, keep_freed_memory=, kernels=, tune=)
                              change settings now, after NumPy is imported too (see `configure`)
     temporarily(**changes)   a context manager: `configure(**changes)` inside the block, then restored
     settings()               what is set here (a Settings; None = not set: the environment decides)
@@ -126,7 +126,7 @@ def worker_count(environ: Mapping[str, str] | None = None) -> int:
 
 
 def configure(threads: int | None = None, workers: int | None = None, blas_threads: int | None = None,
-              keep_freed_memory: bool | None = None, kernels: bool | None = None) -> None:
+              keep_freed_memory: bool | None = None, kernels: bool | None = None, tune: bool | None = None) -> None:
     """Change the engine's runtime settings now; an argument left at None is not changed.
 
     threads            n workers, each with a one-thread BLAS (what `minicnn --threads n` does);
@@ -140,6 +140,8 @@ def configure(threads: int | None = None, workers: int | None = None, blas_threa
     keep_freed_memory  True: glibc keeps freed arrays' memory for reuse (see `_set_malloc_thresholds`);
                        False: its starting thresholds again. Elsewhere than glibc, a no-op
     kernels            True / False: the fast kernels on / off (`use_kernels`)
+    tune               True / False: the kernels' planner measures candidates / runs fixed defaults
+                       (`use_tuning`)
 
     Counts are checked by `parse_threads`, flags must be bools: a ValueError naming the argument
     otherwise, before anything is changed.
@@ -151,7 +153,7 @@ def configure(threads: int | None = None, workers: int | None = None, blas_threa
                              f"give either threads or workers/blas_threads, got workers={workers!r}, "
                              f"blas_threads={blas_threads!r}")
         workers, blas_threads = parse_threads(threads, "configure: threads"), 1
-    for name, flag in (("keep_freed_memory", keep_freed_memory), ("kernels", kernels)):
+    for name, flag in (("keep_freed_memory", keep_freed_memory), ("kernels", kernels), ("tune", tune)):
         if flag is not None and not isinstance(flag, bool):
             raise ValueError(f"configure: expected {name} True, False or None, got {flag!r}")
     workers = None if workers is None else parse_threads(workers, "configure: workers")
@@ -164,6 +166,8 @@ def configure(threads: int | None = None, workers: int | None = None, blas_threa
         _freed_memory_kept = _set_malloc_thresholds(keep_freed_memory) and keep_freed_memory
     if kernels is not None:
         use_kernels(kernels)
+    if tune is not None:
+        use_tuning(tune)
 
 
 @contextlib.contextmanager
@@ -172,17 +176,17 @@ def temporarily(**changes) -> Iterator[Settings]:
     settings, the thread variables and the OpenBLAS libraries' thread counts as they were (a library
     first loaded inside the block, such as SciPy's, gets the count the restored settings say).
     (`keep_freed_memory` is process-wide and not undone here: change it with `configure`.)"""
-    global _workers, _blas_threads, _kernels
+    global _workers, _blas_threads, _kernels, _tuning
     if "keep_freed_memory" in changes:
         raise ValueError("temporarily: keep_freed_memory is not undone at the end of a block; use configure")
-    before = (_workers, _blas_threads, _kernels)
+    before = (_workers, _blas_threads, _kernels, _tuning)
     counts = {lib.path: lib.get_num_threads() for lib in blas_libraries()}
     variables = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     configure(**changes)
     try:
         yield settings()
     finally:
-        _workers, _blas_threads, _kernels = before
+        _workers, _blas_threads, _kernels, _tuning = before
         for name, value in variables.items():
             if value is None:
                 os.environ.pop(name, None)

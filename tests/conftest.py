@@ -1,5 +1,7 @@
 """Shared test fixtures.
 
+The plan cache of the kernels' planner is a temporary folder for the whole session (MINICNN_CACHE_DIR).
+
 Real-data tests read the dataset folder named by MINICNN_DATA (`.ci/run` points it at
 shared/datasets). Elsewhere they skip, saying why, only when that folder is absent.
 """
@@ -7,11 +9,15 @@ shared/datasets). Elsewhere they skip, saying why, only when that folder is abse
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 # One BLAS thread unless the environment says otherwise (set before NumPy loads): two spinning
 # OpenBLAS threads stall the in-process tutorial and training tests 10x on a busy machine.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The kernels' plan files go to a fresh folder for the whole run (and the commands it starts), never the
+# user's cache: set in the environment itself, not by monkeypatch, because the planner saves at exit.
+os.environ["MINICNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="minicnn-test-plans-")
 
 import numpy as np  # noqa: E402
 import pytest

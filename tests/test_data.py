@@ -306,6 +306,50 @@ def test_npz_refuses_what_it_cannot_convert(tmp_path, rng, case, match):
         load_dataset(_save_npz(tmp_path / "bad.npz", **arrays))
 
 
+@pytest.mark.parametrize("case, match", [
+    ("empty train", r"bad\.npz: x_train holds no images; expected at least 1"),
+    ("empty test", r"bad\.npz: x_test holds no images; expected at least 1"),
+    ("negative", r"y_train: labels must be >= 0, got minimum -1"),
+    ("train beyond names", r"bad\.npz: y_train has labels up to 3, but the 2 class_names make the classes 0\.\.1"),
+    ("test beyond names", r"bad\.npz: y_test has labels up to 7, but the 5 class_names make the classes 0\.\.4"),
+    ("huge", r"bad\.npz: labels up to 1,000,000,000 would make 1,000,000,001 classes; at most 100,000"),
+])
+def test_npz_refuses_labels_and_splits_that_cannot_train(tmp_path, rng, case, match):
+    """Issue 26 #9/#10: a 64-image .npz whose labels are 10^9 would build a 10^9-way classifier."""
+    x = rng.random((4, 3, 8, 8))
+    y = np.arange(4)
+    arrays = {"x_train": x, "y_train": y, "x_test": x, "y_test": y}
+    if case == "empty train":
+        arrays.update(x_train=x[:0], y_train=y[:0])
+    elif case == "empty test":
+        arrays.update(x_test=x[:0], y_test=y[:0])
+    elif case == "negative":
+        arrays["y_train"] = np.array([0, 1, -1, 2])
+    elif case == "train beyond names":
+        arrays["class_names"] = np.array(["a", "b"])
+    elif case == "test beyond names":
+        arrays.update(y_test=np.array([0, 1, 7, 2]), class_names=np.array(list("abcde")))
+    else:
+        arrays["y_train"] = np.array([0, 1, 10**9, 2])
+    with pytest.raises(DatasetError, match=match):
+        load_dataset(_save_npz(tmp_path / "bad.npz", **arrays))
+
+
+def test_npz_without_class_names_counts_the_classes_of_both_splits(tmp_path, rng):
+    """A file made to evaluate on may hold a token training split: its test labels set the classes."""
+    x = rng.random((4, 3, 8, 8))
+    ds = load_dataset(_save_npz(tmp_path / "ok.npz", x_train=x[:2], y_train=np.array([0, 1]), x_test=x,
+                                y_test=np.array([0, 7, 1, 3])))
+    assert ds.num_classes == 8
+
+
+def test_npz_class_names_may_name_classes_absent_from_the_labels(tmp_path, rng):
+    x = rng.random((4, 3, 8, 8))
+    ds = load_dataset(_save_npz(tmp_path / "ok.npz", x_train=x, y_train=np.array([0, 1, 1, 0]), x_test=x,
+                                y_test=np.array([0, 2, 1, 0]), class_names=np.array(["a", "b", "c"])))
+    assert ds.class_names == ["a", "b", "c"] and ds.num_classes == 3
+
+
 def test_npz_not_an_npz(tmp_path):
     path = tmp_path / "junk.npz"
     path.write_bytes(b"not a zip file")

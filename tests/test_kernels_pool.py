@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pool_loops import special
 
 from minicnn import functional as F
 from minicnn import layers as L
 from minicnn import runtime, threads
 from minicnn.gradcheck import gradcheck
 from minicnn.kernels import pool as K
-from pool_loops import special
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from minicnn import runtime
-from minicnn.kernels import machine, planner as planner_module
+from minicnn.kernels import machine
+from minicnn.kernels import planner as planner_module
 from minicnn.kernels.planner import Planner, op_key, plan_file
 
 

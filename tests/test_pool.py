@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pool_loops import max_pool2d_backward_loop, pool2d_loop, spread_loop
 
 from minicnn import core
 from minicnn import functional as F
@@ -13,7 +14,6 @@ from minicnn import layers as L
 from minicnn.functional import pool as P
 from minicnn.gradcheck import gradcheck
 from minicnn.gradcheck_cases import CASES, run_case
-from pool_loops import max_pool2d_backward_loop, pool2d_loop, spread_loop
 
 POOL_CASES = [n for n in CASES if n.startswith(("MaxPool", "AvgPool", "SumPool", "GlobalAvgPool", "SoftPool",
                                                   "MixedPool", "StochasticPool", "Subsample"))]

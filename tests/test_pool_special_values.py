@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pool_loops import max_pool2d_backward_loop, pool2d_loop, special
 
 from minicnn import functional as F
-from pool_loops import max_pool2d_backward_loop, pool2d_loop, special
+
 
 def _check_against_loops(x, k, s, p, dy):
     y, argmax = F.max_pool2d(x, k, s, p)

@@ -11,7 +11,6 @@ import tarfile
 import numpy as np
 import pytest
 
-from minicnn.files import FileFormatError, read_npy, read_npz, save_npz_atomic
 from minicnn.data import (
     ChecksumError,
     DataFormatError,
@@ -23,6 +22,7 @@ from minicnn.data import (
 )
 from minicnn.data import datasets as datasets_module
 from minicnn.data import readers as readers_module
+from minicnn.files import FileFormatError, read_npy, read_npz, save_npz_atomic
 
 ARRAYS = {
     "x": np.arange(12.0).reshape(3, 4),

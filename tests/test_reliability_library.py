@@ -171,6 +171,10 @@ def test_no_np_load_outside_the_checked_readers():
 
 # ---- 6. fit never calls a broken model good ----------------------------------------------------------
 
+# lr 1e30 makes the weights overflow on purpose: NumPy's overflow / invalid-value warnings of the matmul
+# and the softmax are the expected symptom that fit must turn into a "diverged" stop
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_fit_stops_when_validation_goes_non_finite(tmp_path):
     from minicnn import optim
     from minicnn.app.train import FitConfig, fit

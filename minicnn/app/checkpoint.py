@@ -1,6 +1,7 @@
 """Training checkpoints: everything needed to continue a run exactly where it stopped.
 
-One `.npz` file, written atomically (`minicnn.files.save_npz_atomic`: temporary file, fsync, rename),
+One `.npz` file, written atomically (`minicnn.files.save_npz_atomic`: temporary file, fsync, rename;
+never onto a device, FIFO, folder or link),
 so a crash while saving leaves the previous checkpoint intact. It holds
 
     model.<name>    the model's state_dict (parameters and buffers such as BatchNorm statistics)
@@ -61,17 +62,23 @@ def set_engine_rng_state(state: dict) -> None:
     core.rng().bit_generator.state = state
 
 
-def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer=None, meta: dict[str, Any] | None = None) -> None:
+def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer=None, meta: dict[str, Any] | None = None,
+                    *, overwrite: bool = True) -> None:
     """Write model, optimizer and `meta` (plus the engine RNG state) atomically to `path`.
 
     `meta` values must be JSON-serialisable (NumPy arrays and scalars are converted to lists/numbers).
+    The file rule of `minicnn.files.safe_target` applies: a folder, device, FIFO or link is refused.
+    `overwrite=True` (the default) lets it replace an existing checkpoint a previous process wrote (a
+    resumed run); whether a run may write into a folder at all is decided once, by the run folder's
+    rule (`minicnn train`: a new -2 folder, a refusal, or --overwrite). `overwrite=False` refuses any
+    existing file this process did not write (FileExistsError).
     """
     info = {"format": FORMAT_VERSION, "engine_rng": engine_rng_state(), **(meta or {})}
     arrays = {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({OPTIM_PREFIX + k: np.asarray(v) for k, v in optimizer.state_dict().items()})
     arrays[META_KEY] = np.array(json.dumps(info, default=_json_default))
-    save_npz_atomic(path, arrays)
+    save_npz_atomic(path, arrays, overwrite=overwrite)
 
 
 def _json_default(value):

@@ -25,12 +25,12 @@ from minicnn.core import Layer
 from minicnn.data import standardize
 from minicnn.files import FileFormatError, read_npz
 from minicnn.models import build
+from minicnn.models._registry import MAX_WIDTH  # the widest width a file may ask for (train's too)
 
 from . import checkpoint as ckpt_io
 from .frequency import compressed_from_arrays, frequency_biases, to_frequency
 
 CARRIED = ("dataset", "mean", "std", "input_shape", "class_names")  # descriptive meta entries
-MAX_WIDTH = 8.0  # the widest width multiplier a file may ask for (minicnn train refuses more too)
 MAX_SIZE_OPTION = 4096  # any other int build option (classes, channels, image size, depth) at most this
 
 
@@ -89,8 +89,9 @@ def check_config(name: Any, config: Any, path) -> None:
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ModelFileError(f"{path}: model option {key}={value!r:.40} is not a number, string or bool")
         low, high = (0.0, MAX_WIDTH) if key == "width" else (0, MAX_SIZE_OPTION)
-        if not low <= value <= high:
-            raise ModelFileError(f"{path}: model option {key}={value!r} is outside [{low:g}, {high:g}]; "
+        if not (low < value if key == "width" else low <= value) or value > high:
+            where = f"({low:g}, {high:g}]" if key == "width" else f"[{low:g}, {high:g}]"
+            raise ModelFileError(f"{path}: model option {key}={value!r} is outside {where}; "
                                  f"the file is damaged or not made by minicnn")
 
 
@@ -134,12 +135,16 @@ def load_model(path: str | os.PathLike, name: str | None = None, **config: Any) 
     """Open a training checkpoint, a compressed `.fr.npz` or (given `name`, and `config` if the model
     was not built with defaults) a plain state-dict `.npz`; see the module docstring.
 
-    `name` (with `config`) also overrides the architecture a checkpoint or compressed file names.
+    `name` (with `config`) also overrides the architecture a checkpoint or compressed file names;
+    `config` without `name` is refused (it would be ignored).
     The file is read once, checked by `minicnn.files.read_npz`, and the model built from what was read
     (except a compressed file, which `read_compressed` still reads a second time).
     Raises ModelFileError (a ValueError) with a readable message.
     """
     path = Path(path)
+    if config and name is None:
+        raise ModelFileError(f"load_model: build options {sorted(config)} were given without the model name; "
+                             f"they replace the file's config only with it: load_model(path, name, **config)")
     arrays = _open(path)
     files = set(arrays)
     override = name is not None

@@ -53,8 +53,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +61,7 @@ import numpy as np
 
 from minicnn import __version__
 from minicnn.core import Layer
+from minicnn.files import write_atomic
 from minicnn.functional.upsample import CUBIC_A
 from minicnn.layers import (
     GELU,
@@ -108,7 +107,6 @@ RESIZE_MODES = {  # minicnn Upsample mode -> Resize attributes giving the same n
     "bicubic": {"mode": "cubic", "coordinate_transformation_mode": "half_pixel", "cubic_coeff_a": CUBIC_A},
 }
 RELU6_MAX = 6.0  # ReLU6: min(max(x, 0), 6)
-FILE_MODE = 0o666  # before the umask, as open() makes files
 
 
 class ExportError(ValueError):
@@ -374,35 +372,13 @@ def to_onnx(model: Layer, input_shape: tuple[int, ...], metadata: dict[str, Any]
 
 
 def write_onnx(proto: Any, path: str | os.PathLike, overwrite: bool = False) -> int:
-    """Write `proto` to `path` -> bytes written: to a temporary file in the same folder, then linked
-    (a new file) or renamed (overwrite) onto `path`, so a crash never leaves half a file under its name.
+    """Write `proto` to `path` -> bytes written, by `minicnn.files.write_atomic` (a temporary file in the
+    same folder, then linked (a new file) or renamed (overwrite) onto `path`, so a crash never leaves
+    half a file under its name).
 
-    Refuses (FileExistsError) an existing `path` unless `overwrite`, and (ValueError) a `path` that
-    exists and is not a regular file (a folder, a device, a symbolic link), whatever `overwrite` says.
+    Refuses (FileExistsError) an existing `path` unless `overwrite`, and (`minicnn.files.TargetError`, a
+    ValueError) a folder, device, FIFO or symbolic link, whatever `overwrite` says.
     """
-    path = Path(path)
-    if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.stat().st_mode)):
-        kind = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
-        raise ValueError(f"write_onnx: {path} is {kind}; give the path of a file")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"write_onnx: {path} exists; pass overwrite=True (--overwrite) to replace it")
     data = proto.SerializeToString()
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, FILE_MODE & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if `path` appeared meanwhile: never replaces a file it did not make
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
     return len(data)

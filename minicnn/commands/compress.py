@@ -3,6 +3,8 @@
 Per DCT layer only the first k zigzag coefficients are stored (float16 with --float16), plus biases
 and other parameters/buffers; `minicnn.app.load_model` rebuilds the exact weights.
 Prints the stored numbers, bytes on disk and the compression ratio against the dense float32 model.
+The file follows `minicnn.files.safe_target`'s rule: an existing --out is refused unless --overwrite;
+a folder, device, FIFO or link always.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ HELP = "store a (frequency-regularised) model as its kept DCT coefficients; prin
 
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a training checkpoint, or a plain .npz state dict (then give --model)")
-    parser.add_argument("--out", required=True, help="output file, e.g. model.fr.npz")
+    parser.add_argument("--out", required=True, help="output file, e.g. model.fr.npz (an existing file is kept "
+                                                      "unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="let --out replace an existing regular file")
     parser.add_argument("--float16", action="store_true", help="store every number as float16")
     parser.add_argument("--model", help="model name in minicnn.models (needed for a plain state dict; "
                                         "overrides the checkpoint's)")
@@ -56,6 +60,10 @@ def _same_file(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
+def _exists(out: str) -> str:
+    return f"--out {out} exists; choose another name, or add --overwrite to replace it"
+
+
 def run(args) -> int:
     from minicnn.app import load_model
     from minicnn.app.frequency import (
@@ -68,10 +76,17 @@ def run(args) -> int:
     )
     from minicnn.app.loading import UnnamedModelError
     from minicnn.commands._options import EXIT_FAILED, fail
+    from minicnn.files import TargetError, safe_target, write_atomic
 
     if _same_file(args.checkpoint, args.out):
         return fail(NAME, f"--out {args.out} is the same file as the input; writing it would destroy the "
                           f"input: choose another --out")
+    try:
+        safe_target(args.out, args.overwrite)  # before the model is read; checked again when writing
+    except FileExistsError:
+        return fail(NAME, _exists(args.out))
+    except TargetError as e:
+        return fail(NAME, f"--out {e}")
     try:
         loaded = load_model(args.checkpoint, args.model)
         keep = args.keep
@@ -85,8 +100,19 @@ def run(args) -> int:
         return fail(NAME, str(e))
     meta = describe(loaded.name, loaded.config, model, **loaded.description())
     counts = stored_numbers(model)
+    info = {}
+
+    def write(tmp) -> None:
+        info.update(save_compressed(model, tmp, float16=args.float16, meta=meta))
+
     try:
-        info = save_compressed(model, args.out, float16=args.float16, meta=meta)
+        write_atomic(args.out, write, overwrite=args.overwrite)
+    except FileExistsError:
+        return fail(NAME, _exists(args.out))
+    except TargetError as e:
+        return fail(NAME, f"--out {e}")
+    except ValueError as e:  # e.g. a value beyond the float16 range
+        return fail(NAME, str(e))
     except OSError as e:
         return fail(NAME, f"cannot write {args.out}: {e.strerror or e}", EXIT_FAILED)
     dense = dense_float32_bytes(model)
@@ -95,7 +121,7 @@ def run(args) -> int:
           f"+ {counts['other']} other (biases, buffers)")
     for name, layer in frequency_layers(model):
         print(f"  {name:<12} {str(layer.coeffs.shape):<18} keeps {layer.keep:>7} of {layer.coeffs.size}")
-    print(f"{info['path']}: {info['bytes']} bytes on disk ({'float16' if args.float16 else 'float32'}); "
+    print(f"{args.out}: {info['bytes']} bytes on disk ({'float16' if args.float16 else 'float32'}); "
           f"compression ratio {dense / info['bytes']:.1f}x in bytes, "
           f"{counts['dense'] / max(counts['total'], 1):.1f}x in stored numbers")
     return 0

@@ -22,6 +22,8 @@ def _plot_path(text: str | None, overwrite: bool):
     """The checked --plot path (before any training), or a message saying what is wrong."""
     from pathlib import Path
 
+    from minicnn.files import TargetError, safe_target
+
     if text is None:
         return None, None
     path = Path(text)
@@ -31,19 +33,17 @@ def _plot_path(text: str | None, overwrite: bool):
         path = path.with_suffix(".png")
     elif path.suffix.lower() != ".png":
         return None, f"--plot: expected a .png file, got {text!r} (suffix {path.suffix})"
-    if not path.parent.is_dir():
-        return None, f"--plot: the folder {path.parent} does not exist"
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        return None, f"--plot: {path} exists and is not a regular file; refusing to replace it"
-    if path.exists() and not overwrite:
+    try:
+        safe_target(path, overwrite)
+    except FileExistsError:
         return None, f"--plot: {path} exists; choose another name or add --overwrite to replace it"
+    except TargetError as e:
+        return None, f"--plot: {e}"
     return path, None
 
 
-def _save_regions(model, acc: float, seed: int, path) -> None:
-    import os
-    import tempfile
-
+def _save_regions(model, acc: float, seed: int, path, overwrite: bool) -> None:
+    """Draw the decision regions and write them to the PNG `path` by `minicnn.files.write_atomic`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,6 +51,7 @@ def _save_regions(model, acc: float, seed: int, path) -> None:
     import numpy as np
 
     from minicnn.app.spiral import make_spiral
+    from minicnn.files import write_atomic
 
     x, labels = make_spiral(seed=seed)
     grid = np.linspace(-1.1, 1.1, 300)
@@ -60,15 +61,10 @@ def _save_regions(model, acc: float, seed: int, path) -> None:
     ax.contourf(gx, gy, pred.reshape(gx.shape), alpha=0.3, cmap="brg")
     ax.scatter(x[:, 0], x[:, 1], c=labels, s=8, cmap="brg")
     ax.set_title(f"spiral: training accuracy {acc:.1%}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), overwrite=overwrite)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def run(args) -> int:
@@ -88,6 +84,13 @@ def run(args) -> int:
     print(f"spiral MLP: {model.num_parameters()} parameters, {step} steps in {seconds:.1f} s,")
     print(f"  final loss {loss:.4f}, training accuracy {acc:.1%}")
     if plot is not None:
-        _save_regions(model, acc, args.seed, plot)
+        try:
+            _save_regions(model, acc, args.seed, plot, args.overwrite)
+        except FileExistsError:
+            return fail(NAME, f"--plot: {plot} appeared during training; choose another name or add --overwrite")
+        except ValueError as e:  # TargetError: it became a folder, a link, ...
+            return fail(NAME, f"--plot: {e}")
+        except OSError as e:
+            return fail(NAME, f"--plot: cannot write {plot}: {e.strerror or e}", EXIT_FAILED)
         print(f"decision regions saved to {plot}")
     return 0

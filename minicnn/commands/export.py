@@ -34,24 +34,21 @@ def add_arguments(parser) -> None:
 
 
 def _out_problem(out, model_file, overwrite: bool) -> str | None:
-    """Why `out` cannot be written (None: it can): a folder, a link, a device, an existing file
-    without --overwrite, the input file itself, or a folder that does not exist."""
+    """Why `out` cannot be written (None: it can), by `minicnn.files.safe_target`'s rule (a folder, a link,
+    a device, a missing folder, an existing file without --overwrite), or because it is the model file."""
     import os
-    import stat
     from pathlib import Path
 
-    out = Path(out)
-    if out.is_symlink():
-        return f"--onnx {out} is a symbolic link; give a regular file"
-    if out.exists():
-        if not stat.S_ISREG(out.stat().st_mode):
-            return f"--onnx {out} is {'a folder' if out.is_dir() else 'not a regular file'}; give a file path"
-        if Path(model_file).exists() and os.path.samefile(out, model_file):
-            return f"--onnx {out} is the model file itself; choose another name"
-        if not overwrite:
-            return f"--onnx {out} exists; pass --overwrite to replace it"
-    if not out.parent.is_dir():
-        return f"--onnx {out}: the folder {out.parent} does not exist"
+    from minicnn.files import TargetError, safe_target
+
+    if Path(out).is_file() and Path(model_file).exists() and os.path.samefile(out, model_file):
+        return f"--onnx {out} is the model file itself; choose another name"
+    try:
+        safe_target(out, overwrite)
+    except FileExistsError:
+        return f"--onnx {out} exists; pass --overwrite to replace it"
+    except TargetError as e:
+        return f"--onnx {e}"
     return None
 
 

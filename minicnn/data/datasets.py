@@ -1,6 +1,7 @@
 """Finding, verifying, downloading and loading datasets.
 
-    ds = load_dataset("mnist")                       # or "fashion-mnist", "cifar10", "path/to/file.npz"
+    ds = load_dataset("mnist")                       # or "fashion-mnist", "cifar10", "path/to/file.npz",
+                                                     # "photos/" (a folder of class folders: data/folder.py)
     ds.x_train (N, C, H, W) float32 in [0, 1];  ds.y_train (N,) int64;  ds.class_names
 
 Normalisation: images are only scaled to [0, 1] (uint8 / 255). Per-channel standardisation
@@ -24,6 +25,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from minicnn.files import FileFormatError
 
+from .folder import FolderError, read_image_folder
 from .readers import (
     CIFAR_FOLDER,
     CIFAR_META,
@@ -304,11 +307,32 @@ def _load_cifar10(data_dir, allow_download: bool) -> Dataset:
                    arrays["class_names"] or list(CIFAR_CLASSES))
 
 
+def load_image_folder(path: str | os.PathLike, **options) -> Dataset:
+    """A folder of class folders as a Dataset named after the folder (`minicnn.data.folder.read_image_folder`:
+    the rules, `options` seed, test_fraction, log). Raises FolderError for a folder that cannot be one."""
+    root = Path(path)
+    arrays = read_image_folder(root, **options)
+    return Dataset(root.name or root.resolve().name, arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                   arrays["y_test"], arrays["class_names"])
+
+
+GENERATED: dict[str, Callable[..., Dataset]] = {}  # name -> loader(name, data_dir=, download=) of datasets
+#   built from the ones above; `minicnn.data.segmentation` registers its tasks here (it imports this module,
+#   so this module cannot import it: `register_generated` keeps the dependency one way)
+
+
+def register_generated(name: str, loader: Callable[..., Dataset]) -> None:
+    """Make `load_dataset(name)` call `loader(name, data_dir=..., download=...)`."""
+    GENERATED[name] = loader
+
+
 def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                  download: bool = True) -> Dataset:
     """Load "mnist", "fashion-mnist", "cifar10" (official files, verified), a segmentation task built
     from them ("mnist-seg", "fashion-on-cifar-seg": y is then (N, H, W), a label per pixel; see
-    `minicnn.data.segmentation`) or a user's ".npz".
+    `minicnn.data.segmentation`), a user's ".npz", or a folder of class folders ("photos/": see
+    `minicnn.data.folder`, torchvision's ImageFolder layout; a registered name wins over a folder of the
+    same name, so write "./mnist" for a folder called mnist).
 
     `data_dir` is searched first, then $MINICNN_DATA, then `cache_dir()`. With `download=False` a
     missing file raises `DatasetError` at once instead of trying the official source.
@@ -320,11 +344,14 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         if key == "cifar10":
             return _load_cifar10(data_dir, download)
         return _load_idx_dataset(key, data_dir, download)
-    from .segmentation import TASKS, load_segmentation  # here: segmentation imports this module
-
-    if key in TASKS:
-        return load_segmentation(key, data_dir=data_dir, download=download)
+    if key in GENERATED:
+        return GENERATED[key](key, data_dir=data_dir, download=download)
     path = Path(text)
+    if path.is_dir():
+        try:
+            return load_image_folder(path)
+        except FolderError as e:
+            raise DatasetFormatError(str(e)) from e
     if path.suffix == ".npz":
         if not path.is_file():
             raise DatasetError(f"{path}: no such .npz file")
@@ -334,5 +361,5 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
             raise DatasetFormatError(str(e)) from e
         return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                        arrays["class_names"], arrays["extra"])
-    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES) + sorted(TASKS)} or a path "
-                       "to a .npz file with x_train, y_train, x_test, y_test")
+    raise DatasetError(f"unknown dataset {text!r}: expected one of {sorted(SOURCES) + sorted(GENERATED)}, a path "
+                       "to a .npz file with x_train, y_train, x_test, y_test, or a folder of class folders")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.files import FileFormatError, read_npz
+from minicnn.files import MAX_FILE_BYTES, FileFormatError, read_npz
 
 IDX_UBYTE = 0x08
 CIFAR_SIDE = 32
@@ -44,9 +44,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # a small .gz of gigabytes of zeros stops here, not at the end
     except (OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{path}: not a readable IDX{' .gz' if path.suffix == '.gz' else ''} file ({e})") from e
+    if len(raw) > MAX_FILE_BYTES:
+        raise DataFormatError(f"{path}: holds more than {MAX_FILE_BYTES:,} bytes, the limit of one data file")
     if len(raw) < 4:
         raise DataFormatError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
@@ -252,12 +255,18 @@ def check_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
 
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_CLASSES = 100_000  # a label beyond this is a mistake (ids, not class indices); as `minicnn summary --num-classes`
 
 
 def read_dataset_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
     """A user's `.npz` with x_train, y_train, x_test, y_test (optional class_names; other arrays kept
     under "extra"). Images HWC or CHW (or HW), uint8 or float; converted to NCHW float32 in [0, 1].
-    A damaged file (truncated, a flipped bit) or missing arrays raise DataFormatError naming the file."""
+
+    Refused with DataFormatError naming the file: a damaged file (truncated, a flipped bit), missing
+    arrays, an empty train or test split, negative labels, more than MAX_CLASSES classes (labels up to
+    10^9 would build a 10^9-way classifier), and test labels beyond the classes. The classes are
+    0..len(class_names)-1 when class_names is given, else 0..max(y_train): a class that never occurs in
+    training cannot be learned, so a test label beyond them is a mistake in the file."""
     path = Path(path)
     try:
         arrays = read_npz(path, what="dataset .npz file", keys=NPZ_KEYS)
@@ -266,15 +275,23 @@ def read_dataset_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
     out: dict = {"extra": {k: v for k, v in arrays.items() if k not in (*NPZ_KEYS, "class_names")}}
     for split in ("train", "test"):
         where = f"{path}:x_{split}"
+        if np.ndim(arrays[f"x_{split}"]) == 0 or len(arrays[f"x_{split}"]) == 0:
+            raise DataFormatError(f"{path}: x_{split} holds no images; expected at least 1 (shape "
+                                  f"{np.shape(arrays[f'x_{split}'])})")
         x = to_unit_float(to_nchw(arrays[f"x_{split}"], where), where)
         out[f"x_{split}"] = x
         out[f"y_{split}"] = check_labels(arrays[f"y_{split}"], len(x), f"{path}:y_{split}")
     if out["x_train"].shape[1:] != out["x_test"].shape[1:]:
         raise DataFormatError(f"{path}: train images {out['x_train'].shape[1:]} and test images "
                               f"{out['x_test'].shape[1:]} differ in shape")
-    num_classes = int(max(out["y_train"].max(initial=0), out["y_test"].max(initial=0))) + 1
+    highest = int(max(out["y_train"].max(), out["y_test"].max()))
+    if highest >= MAX_CLASSES:
+        raise DataFormatError(f"{path}: labels up to {highest:,} would make {highest + 1:,} classes; at most "
+                              f"{MAX_CLASSES:,} (labels are class indices 0..K-1, not ids)")
     names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
-    if names and len(names) < num_classes:
-        raise DataFormatError(f"{path}: {len(names)} class_names but labels go up to {num_classes - 1}")
-    out["class_names"] = names or [str(i) for i in range(num_classes)]
+    for split in ("train", "test") if names else ():
+        if out[f"y_{split}"].max() >= len(names):
+            raise DataFormatError(f"{path}: y_{split} has labels up to {out[f'y_{split}'].max()}, but the "
+                                  f"{len(names)} class_names make the classes 0..{len(names) - 1}")
+    out["class_names"] = names or [str(i) for i in range(highest + 1)]
     return out

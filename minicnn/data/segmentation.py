@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .datasets import CIFAR_ARCHIVE, Dataset, find_file, load_dataset
+from .datasets import CIFAR_ARCHIVE, Dataset, find_file, load_dataset, register_generated
 from .readers import CIFAR_FOLDER
 
 ITEM_LEVEL = 0.1  # a Fashion-MNIST grey value (in [0, 1]) above this is object (dark garments stay whole)
@@ -187,3 +187,7 @@ def digest(ds: Dataset) -> str:
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
+
+
+for _name in TASKS:
+    register_generated(_name, load_segmentation)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import functional as F
-from minicnn.commands._options import integer
+from minicnn.commands._options import COLUMNS, integer
 
 DESCRIPTION = "information retained by max/avg pooling, subsampling, strided conv, SoftPool, Haar, slicing"
 UPSAMPLERS = ("nearest", "bilinear", "bicubic")
@@ -111,12 +112,20 @@ def study(name: str, x: np.ndarray) -> tuple[list[Row], dict[str, tuple[np.ndarr
     return rows, examples
 
 
+UPSAMPLING_SUFFIX = " upsampling"  # "bilinear upsampling" is shown as "bilinear" under "rebuilt by"
+
+
 def format_table(rows: list[Row]) -> str:
-    head = f"{'dataset':<16}{'method':<27}{'kept':>6}  {'reconstruction':<21}{'MSE':>11}{'PSNR dB':>9}{'max err':>10}"
+    """One block per dataset (its name as a heading), each line within COLUMNS."""
+    head = f"{'method':<25}{'kept':>5}  {'rebuilt by':<15}{'MSE':>10}{'PSNR dB':>9}{'max err':>10}"
     lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r.dataset:<16}{r.method:<27}{r.kept:>6.2f}  {r.reconstruction:<21}{r.mse:>11.3e}"
-                     f"{r.psnr:>9.2f}{r.max_abs_error:>10.3g}")
+    for dataset in dict.fromkeys(r.dataset for r in rows):
+        lines.append(f"{dataset}:")
+        for r in rows:
+            if r.dataset == dataset:
+                rebuilt = r.reconstruction.removesuffix(UPSAMPLING_SUFFIX)
+                lines.append(f"{r.method:<25}{r.kept:>5.2f}  {rebuilt:<15}{r.mse:>10.3e}{r.psnr:>9.2f}"
+                             f"{r.max_abs_error:>10.3g}")
     return "\n".join(lines)
 
 
@@ -238,7 +247,8 @@ def run(args) -> int:
     if jitter is not None:
         lines.append(f"jitter invariance on MNIST (1-pixel shift right, 2x2, non-zero outputs): max pool "
                      f"{jitter['max_pool']:.1%} unchanged, subsampling {jitter['subsample']:.1%} unchanged")
-    text = "\n".join(lines)
+    text = "\n".join(textwrap.fill(line, COLUMNS, subsequent_indent="  ") if len(line) > COLUMNS else line
+                     for line in "\n".join(lines).splitlines())
     print(text)
     (out / "downsampling_table.txt").write_text(text + "\n")
     with open(out / "downsampling.csv", "w", newline="") as f:
@@ -248,7 +258,7 @@ def run(args) -> int:
             writer.writerow([r.dataset, r.method, r.kept, r.reconstruction, repr(r.mse), repr(r.psnr),
                              repr(r.max_abs_error)])
     save_figure(out / "downsampling.png", originals, examples)
-    print(f"wrote {out / 'downsampling_table.txt'}, {out / 'downsampling.csv'}, {out / 'downsampling.png'}")
+    print(f"wrote in {out}/:\n  downsampling_table.txt, downsampling.csv, downsampling.png")
     if any(r.max_abs_error != 0 for r in exact):
         print("ERROR: an exact method did not reconstruct exactly")
         return 1

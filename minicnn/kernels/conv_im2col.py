@@ -36,6 +36,9 @@ With more than one worker (`minicnn --threads N`, or $MINICNN_WORKERS, read at e
 own blocks, scratch and products) on its own thread (`minicnn.threads.split_batch`), BLAS then running
 one thread per part: copies and products of one part run beside the other's. Convolutions under
 SPLIT_MIN_MACS multiply-adds stay whole (the hand-offs would cost more).
+Every choice above is the DEFAULT (`Variant()`, what `minicnn --no-tune` runs); a `Variant` asks for
+another path, block size, row layout or split, and the planner in `minicnn.kernels.conv` times them
+on this machine (block sizes there come from its caches, `minicnn.kernels.machine.cache_sizes`).
 Measured figures: `python benchmarks/bench_vs_torch.py` (see its docstring).
 """
 
@@ -59,6 +62,28 @@ THREADED_BLOCK_VALUES = 2**22  # the same with several BLAS threads: fewer, larg
 SPLIT_MIN_MACS = 2**25  # smaller convolutions run as one part: LeNet-5's (7.5M and 15M multiply-adds at
 #                         batch 64) lost 15% of a training step to the hand-offs when split in two
 FLIP_RATIO = 2.0  # stride 1: backward from dy's columns (`_flipped_backward`) when T <= FLIP_RATIO * C
+PATHS = ("auto", "columns", "rows", "flipped")
+SUPPORT = ("block_values", "images_per_block", "flippable")  # what the planner asks (minicnn.kernels.conv)
+
+
+class Variant(NamedTuple):
+    """One way the kernels here compute the same numbers; the planner (`minicnn.kernels.conv`) picks one.
+
+    path          "auto": the fixed rules above (`rows_layout_pays`, FLIP_RATIO), the `--no-tune` default;
+                  "columns": the blocked im2col columns (forward and `_blocked_backward`); "rows": the
+                  channels-last rows (`minicnn.kernels.conv_rows`, stride 1, groups 1); "flipped":
+                  backward from dy's columns (`_flipped_backward`, stride 1)
+    block_values  column entries per block; None: BLOCK_VALUES (THREADED_BLOCK_VALUES with several BLAS threads)
+    wide          stride 1: wide rows (True) or one run of OW values per output row (False)
+    parts         how many parts the batch is split into; None: `_parts`'s rule"""
+
+    path: str = "auto"
+    block_values: int | None = None
+    wide: bool = True
+    parts: int | None = None
+
+
+DEFAULT = Variant()
 
 
 class _Plan(NamedTuple):
@@ -76,10 +101,7 @@ class _Plan(NamedTuple):
     padded: Pair  # (Hp (+1 when wide), Wp): the block buffer's map size
     width: int  # values computed per output row: Wp on wide rows (stride 1), else OW
     block: int  # images per block
-
-    @property
-    def wide(self) -> bool:
-        return self.stride == (1, 1)
+    wide: bool  # stride 1 on wide rows
 
     @property
     def length(self) -> int:
@@ -88,17 +110,31 @@ class _Plan(NamedTuple):
 
 
 def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair,
-          groups: int) -> _Plan:
+          groups: int, variant: Variant = DEFAULT) -> _Plan:
     n, c, h, wd = x_shape
     t, _, kh, kw = w_shape
     oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0], who="conv2d")
     ow = conv_output_size(wd, kw, stride[1], padding[1], dilation[1], who="conv2d")
-    wide = stride == (1, 1)
+    wide = stride == (1, 1) and variant.wide
     hp, wp = h + 2 * padding[0] + wide, wd + 2 * padding[1]
     width = wp if wide else ow
-    budget = BLOCK_VALUES if configured_threads() == 1 else THREADED_BLOCK_VALUES
-    block = max(1, min(n, budget // (c * kh * kw * oh * width)))
-    return _Plan(c, t, groups, (kh, kw), stride, padding, dilation, (oh, ow), (hp, wp), width, block)
+    block = max(1, min(n, block_values(variant) // (c * kh * kw * oh * width)))
+    return _Plan(c, t, groups, (kh, kw), stride, padding, dilation, (oh, ow), (hp, wp), width, block, wide)
+
+
+def block_values(variant: Variant = DEFAULT) -> int:
+    """Column entries per block of `variant`: its own, else BLOCK_VALUES (THREADED_BLOCK_VALUES with
+    several BLAS threads)."""
+    if variant.block_values is not None:
+        return variant.block_values
+    return BLOCK_VALUES if configured_threads() == 1 else THREADED_BLOCK_VALUES
+
+
+def images_per_block(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair,
+                     dilation: Pair, groups: int, variant: Variant = DEFAULT) -> int:
+    """How many images one block of the columns path holds under `variant` (the planner drops block sizes
+    that give the same count: the same computation)."""
+    return _plan(x_shape, w_shape, stride, padding, dilation, groups, variant).block
 
 
 class _Scratch:
@@ -172,6 +208,7 @@ def _block_col2im(dcols: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
 
 def conv2d_im2col(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+    *, variant: Variant = DEFAULT,
 ) -> np.ndarray:
     """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col`: im2col + GEMM, a block of images at a time.
 
@@ -179,16 +216,19 @@ def conv2d_im2col(
     `minicnn.kernels.depthwise`, small maps with many channels to `minicnn.kernels.conv_rows` (when
     `rows_layout_pays`). Cost: the column copy, C*KH*KW*N*OH*OW values, plus 2*T*(C/G)*KH*KW*N*OH*OW
     flops of GEMM (about Wp/OW more on wide rows). Extra memory: one block's columns and GEMM result
-    (about BLOCK_VALUES entries each), freed on return.
+    (about BLOCK_VALUES entries each), freed on return. `variant`: which of these ways (`Variant`);
+    the default follows the fixed rules, and any other path still sends depthwise convolutions to
+    `minicnn.kernels.depthwise` unless it is "columns".
     """
     n, t = x.shape[0], w.shape[0]
-    if _is_depthwise(x.shape, w.shape, groups):
+    if _is_depthwise(x.shape, w.shape, groups) and variant.path != "columns":
         return conv2d_depthwise(x, w, b, stride, padding, dilation, groups)
     oh = conv_output_size(x.shape[2], w.shape[2], stride[0], padding[0], dilation[0], who="conv2d")
     ow = conv_output_size(x.shape[3], w.shape[3], stride[1], padding[1], dilation[1], who="conv2d")
     y = np.empty((n, t, oh, ow), np.result_type(x, w))  # (N, T, OH, OW)
-    split_batch(lambda lo, hi: _forward(x[lo:hi], w, b, stride, padding, dilation, groups, y[lo:hi]), n,
-                _parts(y.size * w[0].size))
+    parts = _parts(y.size * w[0].size) if variant.parts is None else variant.parts
+    split_batch(lambda lo, hi: _forward(x[lo:hi], w, b, stride, padding, dilation, groups, y[lo:hi], variant), n,
+                parts)
     return y
 
 
@@ -199,13 +239,16 @@ def _parts(macs: int) -> int:
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
-             groups: int, y: np.ndarray) -> None:
+             groups: int, y: np.ndarray, variant: Variant = DEFAULT) -> None:
     """`conv2d_im2col` of the images x into y (N, T, OH, OW), a block of images at a time."""
-    if rows_layout_pays(x.shape, w.shape, stride, padding, dilation, groups):
+    rows = rows_layout_pays(x.shape, w.shape, stride, padding, dilation, groups) if variant.path == "auto" \
+        else variant.path == "rows"
+    if rows:
+        _check_rows(x.shape, w.shape, stride, groups, "conv2d_im2col")
         _rows_forward(x, w, b, padding, dilation, y)
         return
     n, t = x.shape[0], w.shape[0]
-    p = _plan(x.shape, w.shape, stride, padding, dilation, groups)
+    p = _plan(x.shape, w.shape, stride, padding, dilation, groups, variant)
     (oh, ow), length = p.out, p.length
     s = _Scratch(p, x.dtype)
     res_buf = np.empty(t * p.block * length, y.dtype)
@@ -225,7 +268,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, p
 
 def conv2d_im2col_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-    *, input_grad: bool = True,
+    *, input_grad: bool = True, variant: Variant = DEFAULT,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col_backward`: (dx, dw, db), blocked.
 
@@ -237,37 +280,63 @@ def conv2d_im2col_backward(
     `input_grad=False` skips dx (None in its place): a network's first layer has no use for dL/dimage.
     Depthwise convolutions take `minicnn.kernels.depthwise`; small maps with many channels the
     flipped-kernel algebra with patches as rows (`minicnn.kernels.conv_rows`, when `rows_layout_pays`).
+    `variant` (`Variant`): "columns", "rows" or "flipped" take that path whatever the rules say ("rows" and
+    "flipped" need stride 1 and padding <= E - 1, "flipped" also dx wanted: ValueError otherwise).
     """
-    if _is_depthwise(x.shape, w.shape, groups):
+    if _is_depthwise(x.shape, w.shape, groups) and variant.path != "columns":
         dx, dw, db = conv2d_depthwise_backward(dy, x, w, stride, padding, dilation, groups)
         return (dx if input_grad else None), dw, db
     db = _bias_grad(dy)
     dx = np.empty(x.shape, np.result_type(dy, x)) if input_grad else None
 
     def part(lo: int, hi: int) -> np.ndarray:
-        return _backward(dy[lo:hi], x[lo:hi], w, stride, padding, dilation, groups, None if dx is None else dx[lo:hi])
+        return _backward(dy[lo:hi], x[lo:hi], w, stride, padding, dilation, groups, None if dx is None else dx[lo:hi],
+                         variant)
 
-    dws = split_batch(part, x.shape[0], _parts(dy.size * w[0].size))  # parts side by side, each a whole backward
+    parts = _parts(dy.size * w[0].size) if variant.parts is None else variant.parts
+    dws = split_batch(part, x.shape[0], parts)  # parts side by side, each a whole backward
     return dx, (dws[0] if len(dws) == 1 else sum(dws)), db
 
 
+def flippable(w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair) -> bool:
+    """True when backward may take dx and dw from dy's columns: stride 1 and padding <= E - 1 per axis."""
+    return stride == (1, 1) and min(full_padding(w_shape[2:], padding, dilation)) >= 0
+
+
+def _check_rows(x_shape, w_shape, stride: Pair, groups: int, who: str) -> None:
+    if stride != (1, 1) or groups != 1:
+        raise ValueError(f"{who}: the rows layout expects stride (1, 1) and groups 1, got stride {stride} and "
+                         f"groups={groups} for input {x_shape} and weight {w_shape}")
+
+
 def _backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
-              groups: int, dx: np.ndarray | None) -> np.ndarray:
+              groups: int, dx: np.ndarray | None, variant: Variant = DEFAULT) -> np.ndarray:
     """dw of the images x, and their dx written into `dx` (None: not wanted); see `conv2d_im2col_backward`."""
+    if variant.path != "auto":
+        if variant.path in ("rows", "flipped") and not flippable(w.shape, stride, padding, dilation):
+            raise ValueError(f"conv2d_im2col_backward: the {variant.path!r} path expects stride (1, 1) and padding "
+                             f"<= dilation*(kernel-1), got stride {stride}, padding {padding}")
+        if variant.path == "rows":
+            _check_rows(x.shape, w.shape, stride, groups, "conv2d_im2col_backward")
+            return _rows_backward(dy, x, w, padding, dilation, dx is not None, dx)[1]
+        if variant.path == "flipped":
+            if dx is None:
+                raise ValueError("conv2d_im2col_backward: the 'flipped' path expects input_grad=True")
+            return _flipped_backward(dy, x, w, padding, dilation, groups, dx, variant)
+        return _blocked_backward(dy, x, w, stride, padding, dilation, groups, dx, variant)
     c, t = x.shape[1], w.shape[0]
-    dy_pad = full_padding(w.shape[2:], padding, dilation)  # E - 1 - p: dy's columns need it >= 0
-    flippable = stride == (1, 1) and min(dy_pad) >= 0
+    flippable_here = flippable(w.shape, stride, padding, dilation)
     # the rows of dy cost T/C times x's columns: they pay for dx and dw up to FLIP_RATIO, for dw alone up to 1
     dy_columns_pay = t <= c * (FLIP_RATIO if dx is not None else 1)
-    if flippable and dy_columns_pay and rows_layout_pays(x.shape, w.shape, stride, padding, dilation, groups):
+    if flippable_here and dy_columns_pay and rows_layout_pays(x.shape, w.shape, stride, padding, dilation, groups):
         return _rows_backward(dy, x, w, padding, dilation, dx is not None, dx)[1]
-    if flippable and dx is not None and t <= c * FLIP_RATIO:
+    if flippable_here and dx is not None and t <= c * FLIP_RATIO:
         return _flipped_backward(dy, x, w, padding, dilation, groups, dx)
     return _blocked_backward(dy, x, w, stride, padding, dilation, groups, dx)
 
 
 def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pair, dilation: Pair,
-                      groups: int, dx: np.ndarray) -> np.ndarray:
+                      groups: int, dx: np.ndarray, variant: Variant = DEFAULT) -> np.ndarray:
     """Stride 1: dw, and dx written into `dx` (N, C, H, W), from ONE set of columns, those of dy padded by E - 1 - p:
 
         dx = flip_kernel(w) (C, T/G*KH*KW) @ dy_cols                  (the lecture's flipped-kernel form)
@@ -279,7 +348,8 @@ def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pai
     n, c, h, wd = x.shape
     t, cg, kh, kw = w.shape
     w_back = flip_kernel(w, groups)  # (C, T/G, KH, KW)
-    p = _plan(dy.shape, w_back.shape, (1, 1), full_padding(w.shape[2:], padding, dilation), dilation, groups)
+    p = _plan(dy.shape, w_back.shape, (1, 1), full_padding(w.shape[2:], padding, dilation), dilation, groups,
+              variant._replace(wide=True))  # dx's grid is built on wide rows
     dtype = np.result_type(dy, x)
     s = _Scratch(p, dtype)
     res_buf = np.empty(c * p.block * p.length, dtype)
@@ -327,12 +397,12 @@ def _wide_col2im(w_mat: np.ndarray, dy_n: np.ndarray, p: _Plan, s: _Scratch) -> 
 
 
 def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
-                      dilation: Pair, groups: int, dx: np.ndarray | None) -> np.ndarray:
+                      dilation: Pair, groups: int, dx: np.ndarray | None, variant: Variant = DEFAULT) -> np.ndarray:
     """dw, a block of images at a time: rebuild the block's columns from x, then dw += dy_mat @ cols^T
     and, when `dx` (N, C, H, W) is given, dx_block = col2im(w_mat^T @ dy_mat) written into it."""
     n = x.shape[0]
     t = w.shape[0]
-    p = _plan(x.shape, w.shape, stride, padding, dilation, groups)
+    p = _plan(x.shape, w.shape, stride, padding, dilation, groups, variant)
     dtype = np.result_type(dy, x)
     s = _Scratch(p, x.dtype, dtype, dx is not None)
     w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)

@@ -57,32 +57,45 @@ def _by_image_blocks(fn, n: int, per_image: int) -> None:
     split_blocks(fn, n, per_image, CACHE_VALUES, own_threads() if n * per_image >= PARALLEL_MIN_VALUES else 1)
 
 
+ALGORITHMS = ("auto", "taps")  # "auto": wide rows at stride 1 (the default); "taps": tap by tap at any stride
+
+
+def _check_algorithm(algorithm: str, who: str) -> None:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"{who}: expected algorithm one of {ALGORITHMS}, got {algorithm!r}")
+
+
 def conv2d_depthwise(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+    *, algorithm: str = "auto",
 ) -> np.ndarray:
     """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col` for depthwise convolutions (groups == C == T).
 
         y[n, c, oh, ow] = b[c] + sum_{i,j} w[c, 0, i, j] * x_pad[n, c, oh*sh + i*dil_h, ow*sw + j*dil_w]
 
-    Stride 1 takes `_depthwise_wide`, other strides `_depthwise_strided`."""
+    Stride 1 takes `_depthwise_wide`, other strides (and algorithm="taps") `_depthwise_strided`."""
     if not _is_depthwise(x.shape, w.shape, groups):
         raise ValueError(f"conv2d_depthwise: expected groups == C == T > 1, got input {x.shape}, weight {w.shape} "
                          f"and groups={groups}")
-    if stride == (1, 1):
+    _check_algorithm(algorithm, "conv2d_depthwise")
+    if stride == (1, 1) and algorithm == "auto":
         return _depthwise_wide(x, w, b, padding, dilation)
     return _depthwise_strided(x, w, b, stride, padding, dilation)
 
 
 def conv2d_depthwise_backward(
     dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+    *, algorithm: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col_backward` for depthwise convolutions.
 
-    (dx, dw, db): stride 1 with padding <= E - 1 by `_depthwise_wide_backward`, else tap by tap."""
+    (dx, dw, db): stride 1 with padding <= E - 1 by `_depthwise_wide_backward`, else (and with
+    algorithm="taps") tap by tap."""
     if not _is_depthwise(x.shape, w.shape, groups):
         raise ValueError(f"conv2d_depthwise_backward: expected groups == C == T > 1, got input {x.shape}, "
                          f"weight {w.shape} and groups={groups}")
-    if stride == (1, 1) and min(full_padding(w.shape[2:], padding, dilation)) >= 0:
+    _check_algorithm(algorithm, "conv2d_depthwise_backward")
+    if algorithm == "auto" and stride == (1, 1) and min(full_padding(w.shape[2:], padding, dilation)) >= 0:
         return _depthwise_wide_backward(dy, x, w, padding, dilation)
     return _depthwise_backward_taps(dy, x, w, stride, padding, dilation)
 

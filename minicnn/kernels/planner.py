@@ -6,17 +6,22 @@ to compute the same numbers (block sizes, layouts, one product or one per image,
     result = planner().run(key, candidates)     # candidates: {name: zero-argument callable}
 
 `key` names the operation and everything its speed depends on (shapes, stride, padding, dilation,
-groups, dtype, workers): see `op_key`. The first call with a new key runs EVERY candidate once on the
-real operands, timing each (the two fastest once more when they are within CLOSE of each other),
-checks that each candidate's result agrees with the first candidate's (a candidate that disagrees is
-dropped with a one-line warning and never chosen), keeps the fastest, and returns ITS result, so
-planning costs only the other candidates' calls. Later calls with the key run the chosen one directly.
+groups, dtype, workers): see `op_key`. The first call with a new key runs the candidates once each on
+the real operands, in their order, timing each, until the time spent reaches BUDGET times the
+default's (the candidates left are then not tried: callers list likely winners first); checks that each
+result agrees with the first candidate's (one that disagrees is dropped with a one-line warning and
+never chosen); times the default once more when it lost (it ran first, cold: fresh memory, the first
+product of its shape); times the two fastest once more when they are within CLOSE of each other; keeps the
+fastest, and returns ITS result, so planning costs only the other candidates' calls. Later calls
+with the key run the chosen one directly.
 
 Plans are remembered for the process and, unless $MINICNN_PLANS=off, in a file per machine under the
 user's cache folder (`plan_file()`: $MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else
 ~/.cache/minicnn), named by PLAN_VERSION and a digest of `machine.fingerprint` (CPU model, caches, NumPy
 and BLAS build, worker and BLAS thread counts). A file that is damaged, of another version or of
-another machine is ignored with a one-line note, never trusted. The file is written (atomically) when
+another machine is ignored with a one-line note, never trusted. The machine's facts are read once per
+process, the thread counts at each call; when these change, the plans made so far are saved to their
+own file and those of the new counts read. The file is written (atomically) when
 `save()` is called and when the process exits.
 
 With tuning off (`minicnn --no-tune`, `minicnn.runtime.configure(tune=False)`, MINICNN_NO_TUNE=1) the
@@ -26,6 +31,7 @@ first candidate, the fixed default, always runs: reproducible timing, no measure
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +51,10 @@ from . import machine
 
 PLAN_VERSION = 1
 CLOSE = 0.10  # the two fastest candidates are timed once more when within 10% of each other
-AGREE_RTOL = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-9}  # results must agree this closely
+BUDGET = 8.0  # candidates stop being tried once those tried took BUDGET times the default's time
+# results must agree this closely, relative to the largest value: float32 sums of ~10^5 terms in a naive order
+# (the plain math's db over N*OH*OW) drift by ~n*eps = 4e-3; a wrong kernel (a tap, a pad) is off by O(1)
+AGREE_RTOL = {np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-9}
 PLANS_VARIABLE = "MINICNN_PLANS"  # "off": keep plans for this process only, read and write no file
 CACHE_VARIABLE = "MINICNN_CACHE_DIR"
 
@@ -64,29 +73,39 @@ class Planner:
     """The process's plans (`planner()`), their file, and the time spent measuring."""
 
     plans: dict[str, Plan] = field(default_factory=dict)
-    planning_seconds: float = 0.0  # time spent in candidates whose result was not used
+    planning_seconds: float = 0.0  # time spent measuring, but for the kept call of each plan
     measured: int = 0  # keys planned by measuring in this process
+    used: dict[str, bool] = field(default_factory=dict)  # key -> measured now (True) or read from the file,
+    #                                                      in the order of first use in this process
     notes: list[str] = field(default_factory=list)
     _loaded: str | None = None  # the fingerprint digest whose file was read
+    _fingerprint: dict | None = None  # the fingerprint the plans in memory were made under
     _dirty: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self, key: str, candidates: dict[str, Callable[[], object]]):
-        """The result of the planned candidate for `key` (planned now, by measuring, if new)."""
-        names = list(candidates)
-        if not names:
+    def run(self, key: str, candidates: Mapping[str, Callable[[], object]], counts: tuple[int, int] | None = None):
+        """The result of the planned candidate for `key` (planned now, by measuring, if new).
+
+        `candidates`: any mapping, its first entry the default (only the ones called are looked up);
+        `counts`: (workers, BLAS threads) when the caller has read them already."""
+        if not candidates:
             raise ValueError(f"planner: expected at least one candidate for {key}")
-        if len(names) == 1 or not runtime.tuning_enabled():
-            return candidates[names[0]]()
-        self._load()
+        if len(candidates) == 1 or not runtime.tuning_enabled():
+            return candidates[_first_name(candidates)]()
+        self._load(counts)
         plan = self.plans.get(key)
         if plan is not None and plan.choice in candidates:
+            self.used.setdefault(key, not plan.stored)
             return candidates[plan.choice]()
+        self.used[key] = True
         return self._measure(key, candidates)
 
-    def _measure(self, key: str, candidates: dict[str, Callable[[], object]]):
+    def _measure(self, key: str, candidates: Mapping[str, Callable[[], object]]):
+        began = time.perf_counter()
         seconds, results = {}, {}
         for name, fn in candidates.items():
+            if seconds and sum(seconds.values()) > BUDGET * seconds[_first_name(candidates)]:
+                break  # the budget is spent: the candidates not yet tried are not measured (put likely winners first)
             start = time.perf_counter()
             results[name] = fn()
             seconds[name] = time.perf_counter() - start
@@ -96,7 +115,13 @@ class Planner:
                 self._note(f"planner: candidate {name!r} of {key} disagrees with {next(iter(results))!r}; "
                            "dropped")
                 del seconds[name]
+        first = _first_name(candidates)
         ranked = sorted(seconds, key=seconds.get)
+        if ranked[0] != first:  # the default ran first, cold (fresh memory, first product of its shape): once more
+            start = time.perf_counter()
+            candidates[first]()
+            seconds[first] = min(seconds[first], time.perf_counter() - start)
+            ranked = sorted(seconds, key=seconds.get)
         if len(ranked) > 1 and seconds[ranked[1]] <= seconds[ranked[0]] * (1 + CLOSE):
             for name in ranked[:2]:  # too close to call from one run each: once more, keep the better
                 start = time.perf_counter()
@@ -106,7 +131,7 @@ class Planner:
         choice = ranked[0]
         with self._lock:
             self.plans[key] = Plan(choice, seconds)
-            self.planning_seconds += sum(seconds.values()) - seconds[choice]
+            self.planning_seconds += time.perf_counter() - began - seconds[choice]  # all but the kept call
             self.measured += 1
             self._dirty = True
         return results[choice]
@@ -117,35 +142,46 @@ class Planner:
 
     # ---- the plan file ---------------------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def _load(self, counts: tuple[int, int] | None = None) -> None:
         if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off":
             return
-        digest = _digest(_fingerprint())
-        if self._loaded == digest:
+        fingerprint = _fingerprint(counts)
+        if fingerprint == self._fingerprint:
             return
-        self._loaded = digest
+        digest = _digest(fingerprint)
+        if self._loaded is not None:  # another thread count than before: the plans of the old one go to its file
+            self.save_if_changed()
+            with self._lock:
+                self.plans.clear()
+                self.used.clear()
+        self._loaded, self._fingerprint = digest, fingerprint
+        stored = self.stored()
+        with self._lock:
+            for k, plan in stored.items():
+                self.plans.setdefault(k, plan)
+
+    def stored(self) -> dict[str, Plan]:
+        """The plans in this machine's plan file ({} when there is none, or it is damaged or foreign: noted)."""
         path = plan_file()
-        if not path.exists():
-            return
+        if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off" or not path.exists():
+            return {}
         try:
             data = json.loads(path.read_text())
             if data.get("version") != PLAN_VERSION or data.get("fingerprint") != _fingerprint():
                 raise ValueError("written for another version or machine")
-            stored = {k: Plan(str(v["choice"]), {n: float(s) for n, s in v["seconds"].items()}, True)
-                      for k, v in data["plans"].items()}
+            return {k: Plan(str(v["choice"]), {n: float(s) for n, s in v["seconds"].items()}, True)
+                    for k, v in data["plans"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             self._note(f"planner: ignoring the plan file {path} ({e}); plans will be measured afresh")
-            return
-        with self._lock:
-            for k, plan in stored.items():
-                self.plans.setdefault(k, plan)
+            return {}
 
     def save(self) -> Path | None:
         """Write the plans to `plan_file()` (atomically); None when plans are kept in memory only."""
         if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off" or not self.plans:
             return None
-        path = plan_file()
-        data = {"version": PLAN_VERSION, "fingerprint": _fingerprint(),
+        fingerprint = self._fingerprint or _fingerprint()  # the plans' own, not the one at exit (settings restored)
+        path = cache_dir() / f"plans-v{PLAN_VERSION}-{_digest(fingerprint)}.json"
+        data = {"version": PLAN_VERSION, "fingerprint": fingerprint,
                 "plans": {k: {"choice": p.choice, "seconds": p.seconds} for k, p in sorted(self.plans.items())}}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -163,6 +199,7 @@ class Planner:
         """Forget every plan, in memory and on disk (every minicnn plan file in the cache folder)."""
         with self._lock:
             self.plans.clear()
+            self.used.clear()
             self._dirty = False
         removed = []
         for path in sorted(cache_dir().glob("plans-v*.json")):
@@ -179,6 +216,11 @@ class Planner:
                       file=sys.stderr)
 
 
+def _first_name(candidates: Mapping) -> str:
+    """The first candidate's name: the fixed default."""
+    return next(iter(candidates))
+
+
 def _agree(a, b) -> bool:
     """Two candidates' results are the same numbers (arrays, or tuples of arrays and None)."""
     if isinstance(a, tuple) and isinstance(b, tuple):
@@ -193,10 +235,19 @@ def _agree(a, b) -> bool:
     return bool(np.all(np.abs(a - b) <= rtol * scale + 1e-30))
 
 
-def _fingerprint() -> dict[str, object]:
+@functools.cache
+def _machine() -> dict[str, object]:
+    """The machine's part of the fingerprint, read once per process (reading it costs ~3 ms: too much
+    for every convolution call); the thread counts are read at each call."""
+    return machine.fingerprint(1, 1)
+
+
+def _fingerprint(counts: tuple[int, int] | None = None) -> dict[str, object]:
+    """The machine's facts and the (workers, BLAS threads) `counts` (read now when None)."""
     from minicnn import threads
 
-    return machine.fingerprint(threads.configured_workers(), threads.configured_threads())
+    workers, blas = counts or (threads.configured_workers(), threads.configured_threads())
+    return {**_machine(), "workers": workers, "blas_threads": blas}
 
 
 def _digest(fingerprint: dict[str, object]) -> str:

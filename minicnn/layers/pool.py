@@ -15,8 +15,8 @@ from minicnn import core, runtime
 from minicnn.core import Layer, Parameter
 from minicnn.functional import pool as P
 from minicnn.functional import pool_variants as PV
-from minicnn.kernels import pool as K
 from minicnn.functional.checks import pair, positive_pair
+from minicnn.kernels import pool as K
 
 from .shapes import WHOLE_MAP, Shape, Window, expect_map, window_output_shape
 

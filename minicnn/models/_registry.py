@@ -14,6 +14,7 @@ from typing import Any
 from minicnn.core import Layer
 
 MODELS: dict[str, Callable[..., Layer]] = {}
+MAX_WIDTH = 8.0  # the widest channel multiplier `build` accepts: width in (0, MAX_WIDTH]
 
 
 def register(name: str):
@@ -44,7 +45,8 @@ def build(name: str, **config: Any) -> Layer:
 
     Every command, experiment and file loader builds models here, so `(name, config)` is the whole
     description of an architecture (checkpoints and compressed files store exactly that).
-    Raises ValueError for an unknown name or an option the constructor does not take.
+    Raises ValueError for an unknown name, an option the constructor does not take, or a `width`
+    (channel multiplier) that is not a number in (0, MAX_WIDTH], before anything is built.
     """
     constructor = _constructor(name)
     accepted = inspect.signature(constructor).parameters
@@ -52,6 +54,9 @@ def build(name: str, **config: Any) -> Layer:
     if unknown:
         raise ValueError(f"model {name!r}: unknown option(s) {', '.join(unknown)}; "
                          f"it takes {', '.join(accepted)}")
+    width = config.get("width", 1.0)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
+        raise ValueError(f"model {name!r}: expected width in (0, {MAX_WIDTH:g}], got {width!r:.40}")
     return constructor(**config)
 
 
