@@ -268,8 +268,13 @@ def test_train_output_fits_80_columns_and_names_the_splits(trained, capsys, tmp_
                      "--no-progress", "--out", str(out_dir), *extra]) == 0
         out = capsys.readouterr().out
         assert _fits(out) and splits in out.splitlines()
-        scored = json.loads((out_dir / "metrics.json").read_text())["summary"]["val_columns"]
-        assert scored == ("validation split" if extra else "test split")
+        saved = json.loads((out_dir / "metrics.json").read_text())
+        split = "val" if extra else "test"
+        assert saved["summary"]["scored_split"] == ("validation" if extra else "test")
+        assert set(saved["history"][0]) >= {f"{split}_loss", f"{split}_acc"}  # as the table says
+        header = (out_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+        assert header[4:6] == [f"{split}_loss", f"{split}_acc"]
+        assert ("val_loss" in json.dumps(saved)) == bool(extra)
 
 
 def test_train_overwrite_also_removes_the_runs_later_figures(trained, capsys, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 
@@ -173,8 +174,13 @@ def test_fit_writes_metrics_and_curves(tmp_path):
     out = tmp_path / "run"
     assert {"checkpoint.npz", "metrics.csv", "metrics.json", "curves.png"} <= {f.name for f in out.iterdir()}
     header = (out / "metrics.csv").read_text().splitlines()[0]
-    assert header.startswith("epoch,lr,train_loss,train_acc,val_loss,val_acc")
+    # no val split: the test split scored the epochs, and the columns say so (issue 25)
+    assert header == "epoch,lr,train_loss,train_acc,test_loss,test_acc,train_seconds,images_per_s"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["history"] == result.history and len(result.history) == 2
+    assert "val_loss" not in json.dumps(saved) and saved["summary"]["scored_split"] == "test"
     assert "test accuracy" in result.message and "wall time" in result.message
+    assert not (out / "run.lock").exists()  # released when fit returns
 
 
 def test_lenet5_shapes_and_parameter_count():

@@ -1,7 +1,8 @@
 """The application tier: what turns layers and models into trained, saved and reloaded networks.
 
     train.py        the one training loop: `fit` with its `FitConfig` (and `train_epoch`, `evaluate`,
-                    `Callback`, `KeepBest`)
+                    `Callback`, `KeepBest`, `EarlyStopping`, `BestCheckpoint`)
+    runlock.py      `RunLock`: one owner per run folder (a lock file with PID and host)
     checkpoint.py   training checkpoints (exact resume)
     frequency.py    Frequency Regularization of whole models: conversion, truncation, compressed files
     loading.py      `load_model(path)`: one loader for checkpoints, compressed files and state dicts
@@ -13,7 +14,20 @@ ends (`minicnn.commands`, `minicnn.experiments`, the CLI and the tutorials), whi
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .loading import LoadedModel, ModelFileError, load_model
-from .train import Callback, EpochState, FitConfig, FitResult, KeepBest, evaluate, fit, train_epoch
+from .runlock import RunLock, RunLockError
+from .train import (
+                    BestCheckpoint,
+                    Callback,
+                    EarlyStopping,
+                    EpochState,
+                    FitConfig,
+                    FitResult,
+                    KeepBest,
+                    evaluate,
+                    fit,
+                    train_epoch,
+)
 
-__all__ = ["Callback", "CheckpointError", "EpochState", "FitConfig", "FitResult", "KeepBest", "LoadedModel",
-           "ModelFileError", "evaluate", "fit", "load_checkpoint", "load_model", "save_checkpoint", "train_epoch"]
+__all__ = ["BestCheckpoint", "Callback", "CheckpointError", "EarlyStopping", "EpochState", "FitConfig", "FitResult",
+           "KeepBest", "LoadedModel", "ModelFileError", "RunLock", "RunLockError", "evaluate", "fit", "load_checkpoint",
+           "load_model", "save_checkpoint", "train_epoch"]

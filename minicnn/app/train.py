@@ -7,13 +7,14 @@ One step of mini-batch gradient descent, exactly as the lecture writes it:
     model.backward(dL/dlogits)                       # every p.grad += dL/dp
     optimizer.step(); optimizer.zero_grad()          # p <- p - lr * update(p.grad)
 
-`fit` adds what a real run needs: a learning-rate schedule (a function of the step count), validation
-after every epoch (or every K batches), callbacks (per-batch and per-epoch hooks, e.g. a frequency
-truncation schedule), a step budget for quick runs, metrics (CSV, JSON, PNG curves) and an atomic
-checkpoint after every epoch in `out_dir`, exact resumption (`resume=True` continues so that an
-interrupted and resumed run ends with the same weights as an uninterrupted one), Ctrl-C (saves a
-checkpoint at the current batch and returns), and a NaN/infinite loss (stops before the bad step,
-keeps the last good checkpoint).
+`fit` adds what a real run needs: a learning-rate schedule (a function of the step count),
+validation after every epoch (or every K batches), callbacks (per-batch and per-epoch hooks, e.g. a
+frequency truncation schedule; `EarlyStopping` and `BestCheckpoint` ready made), a lock on the run
+folder, a step budget for quick runs, metrics (CSV, JSON, PNG curves) and an atomic checkpoint after
+every epoch in `out_dir`, exact resumption (`resume=True` continues so that an interrupted and
+resumed run ends with the same weights as an uninterrupted one), Ctrl-C (saves a checkpoint at the
+current batch and returns), and a NaN/infinite loss (stops before the bad step, keeps the last good
+checkpoint).
 
 The one training loop: `minicnn train`, the experiments and the tutorials all call `fit` (or, for
 one epoch by hand, `train_epoch`). The plain settings of a run are one `FitConfig` (as nanoGPT's
@@ -27,11 +28,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,17 @@ from minicnn.files import remove_unfinished
 from minicnn.losses import SoftmaxCrossEntropy
 
 from . import checkpoint as ckpt_io
+from .runlock import RunLock
 
 CHECKPOINT_NAME = "checkpoint.npz"
+BEST_NAME = "best.npz"  # `BestCheckpoint`'s file in a run folder (minicnn train)
 EVAL_BATCH = 500
 POSTFIX_EVERY = 10  # progress-bar text is refreshed every this many batches (it costs time)
+# The bar: "epoch 2/10 |█████     | 422/938 <00:15, loss 0.123 acc 97.1% 1,234 img/s": ~67 columns of
+# text for 100 epochs and 12,345 img/s, so at 80 columns the bar keeps >= 13 cells, and the speed is whole
+# up to 5-digit epoch counts (then the bar shrinks first).
+BAR_FORMAT = "{desc} |{bar}| {n_fmt}/{total_fmt} <{remaining}{postfix}"
+STOPPED_EARLY = "stopped early"  # FitResult.status when a callback (EarlyStopping) ended the run
 
 
 @dataclass(frozen=True)
@@ -153,7 +162,9 @@ class EvalResult:
 
 @dataclass
 class FitResult:
-    """What `fit` did: status "done", "interrupted" or "diverged"; per-epoch history; final test result."""
+    """What `fit` did: status "done", "stopped early", "interrupted" or "diverged"; `history`, the
+    rows of the run (one per epoch, plus eval_every's; the rows of metrics.csv); the final test result
+    (for "done" and "stopped early")."""
 
     status: str
     history: list[dict[str, float]] = field(default_factory=list)
@@ -197,13 +208,27 @@ class _StopFlag:
 class Callback:
     """Hooks `fit` (and `train_epoch`) call; override any of them (the defaults do nothing).
 
+    on_fit_start(model, history)      once, before training: history = the rows so far (those of the
+                                      checkpoint on resume, else empty), so a callback can rebuild
+                                      its state and a resumed run decides as an uninterrupted one
     on_batch_start(step, model)       before the forward pass of each batch, after the learning rate
                                       is set; step = optimizer.steps (0 for the first step of a fresh
                                       optimizer; restored on resume)
     on_batch_end(step, model, state)  after the optimizer step; state = the epoch's EpochState so far
     on_epoch_end(epoch, model, row)   after the epoch's validation (epoch from 0; row = its history
                                       row), before its checkpoint is written
+
+    A callback that sets `self.should_stop = True` (in on_fit_start or on_epoch_end) ends the run
+    after that epoch's checkpoint, with status "stopped early" and `self.stop_reason` as the message.
+    A callback with a `monitor` attribute names the history column it reads ("val_loss"); `fit`
+    refuses it before training when the rows have no such column (no `val` split: they say "test_").
     """
+
+    should_stop = False
+    stop_reason = ""
+
+    def on_fit_start(self, model: Layer, history: list[dict[str, float]]) -> None:
+        pass
 
     def on_batch_start(self, step: int, model: Layer) -> None:
         pass
@@ -240,14 +265,11 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, config: F
     the model's first layer skips dL/d(image) for this epoch, see `FitConfig`) and epochs (the bar's
     "epoch 2/3").
     """
-    from tqdm import tqdm
-
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     epoch, state.interrupted = state.epoch, False
     model.train()
     total = num_batches(len(x), config.batch_size)
-    bar = tqdm(total=total, initial=state.batch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
-               disable=not config.progress, leave=False, dynamic_ncols=True, file=sys.stderr)
+    bar = progress_bar(total, state.batch, f"epoch {epoch + 1}/{config.epochs}", config.progress)
     with bar, _image_gradient(model, config.input_grad):
         for b, xb, yb in iterate_batches(x, y, config.batch_size, seed=config.seed, epoch=epoch, start=state.batch,
                                          augment=augment):
@@ -269,12 +291,31 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, config: F
                 callback.on_batch_end(optimizer.steps, model, state)
             bar.update(1)
             if b % POSTFIX_EVERY == 0 or state.batch == total:
-                bar.set_postfix_str(f"loss {state.loss:.4f}  acc {state.accuracy:.2%}  "
+                bar.set_postfix_str(f"loss {state.loss:.3f} acc {state.accuracy:.1%} "
                                     f"{state.images_per_s:,.0f} img/s", refresh=False)
             if stop is not None and stop():
                 state.interrupted = state.batch < total
                 break
     return state
+
+
+def progress_bar(total: int, initial: int, desc: str, wanted: bool, file=None, ncols: int | None = None):
+    """The epoch's tqdm bar on `file` (default stderr): shown only when `wanted` and `file` is a
+    terminal (a log file gets no carriage-return updates), as wide as the terminal (`ncols` fixes
+    the width), laid out by BAR_FORMAT so that the bar and img/s stay visible at 80 columns."""
+    from tqdm import tqdm
+
+    file = file if file is not None else sys.stderr
+    shown = wanted and (ncols is not None or _is_terminal(file))
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", disable=not shown, leave=False,
+                dynamic_ncols=ncols is None, ncols=ncols, file=file, bar_format=BAR_FORMAT)
+
+
+def _is_terminal(file) -> bool:
+    try:
+        return file.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
 
 
 @contextmanager
@@ -318,9 +359,9 @@ def _format_seconds(seconds: float) -> str:
 
 
 def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[str, Any] | None = None,
-                  curves: bool = True, val_label: str = "validation") -> None:
+                  curves: bool = True) -> None:
     """metrics.csv (one row per epoch), metrics.json (history + summary) and, with `curves`,
-    curves.png in `out_dir` (`val_label` names the split of the val_loss / val_acc columns there)."""
+    curves.png in `out_dir`. The rows' columns name the split they scored (see `row_keys`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if history:
         with open(out_dir / "metrics.csv", "w", newline="") as f:
@@ -329,22 +370,24 @@ def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[
             writer.writerows(history)
     (out_dir / "metrics.json").write_text(json.dumps({"history": history, "summary": summary or {}}, indent=1))
     if history and curves:
-        plot_curves(history, out_dir / "curves.png", val_label)
+        plot_curves(history, out_dir / "curves.png")
 
 
-def plot_curves(history: list[dict[str, float]], path: Path, val_label: str = "validation") -> None:
-    """Loss and accuracy per epoch, training and validation, side by side (Agg canvas, no pyplot state);
-    `val_label` names the validation curve ("test" when the test split stood in for validation)."""
+def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss and accuracy per epoch, training and scored split side by side (Agg canvas, no pyplot
+    state); the second curve is "validation" for val_* columns, "test" for test_* columns."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
+    split = scored_split(history[0])
     fig = Figure(figsize=(9, 3.5))
     FigureCanvasAgg(fig)
     for ax, key, title in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy"), strict=True):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label=val_label)
+        ax.plot(epochs, [h[f"{split}_{key}"] for h in history], "s-",
+                label="validation" if split == VAL else "test")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 1, 2, 3 (not 1.25, 1.5, ...)
         ax.set_title(title)
@@ -354,7 +397,53 @@ def plot_curves(history: list[dict[str, float]], path: Path, val_label: str = "v
     fig.savefig(path, dpi=100)
 
 
-ROW_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "images_per_s")
+VAL, TEST = "val", "test"  # the scored split of a history row: held-out validation, or the test split
+
+
+def row_keys(split: str) -> tuple[str, ...]:
+    """The columns of a history row, in order; `split` ("val" or "test") names the scored columns:
+    val_loss/val_acc when `fit` had a validation split, test_loss/test_acc when the test split
+    stood in for it (the table, the curves, metrics.csv and metrics.json all say which)."""
+    return ("epoch", "lr", "train_loss", "train_acc", f"{split}_loss", f"{split}_acc", "train_seconds", "images_per_s")
+
+
+def scored_split(row: dict[str, float]) -> str:
+    """"val" or "test": which split a history row scored."""
+    return TEST if "test_loss" in row else VAL
+
+
+def check_history(history: Any, split: str, path) -> list[dict[str, float]]:
+    """The history rows of a checkpoint, checked before a resumed run uses them -> the rows, with
+    the scored columns named for `split` (checkpoints written before the rows said "test_" call
+    the test split's columns val_*). Raises CheckpointError naming `path` and the first bad row:
+    each row must have exactly the columns of `row_keys`, finite numbers, losses and times >= 0,
+    accuracies in [0, 1], and the epochs must increase."""
+    def bad(i: int, why: str) -> ckpt_io.CheckpointError:
+        return ckpt_io.CheckpointError(f"{path}: damaged checkpoint: history row {i + 1} {why}")
+
+    if not isinstance(history, list):
+        raise ckpt_io.CheckpointError(f"{path}: damaged checkpoint: expected the history as a list of rows, "
+                                      f"got {type(history).__name__}")
+    rows, last = [], 0.0
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise bad(i, f"is {type(row).__name__}, not a row")
+        if split == TEST and "val_loss" in row and "test_loss" not in row:  # older checkpoints
+            row = {k.replace("val_", "test_"): v for k, v in row.items()}
+        if set(row) != set(row_keys(split)):
+            raise bad(i, f"has the columns {sorted(row)}, expected {list(row_keys(split))}")
+        for key in row_keys(split):
+            value = row[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise bad(i, f"has {key}={value!r:.40}, expected a finite number")
+            if value < 0 or (key.endswith("_acc") and value > 1):
+                raise bad(i, f"has {key}={value!r}, expected " + ("a value in [0, 1]" if key.endswith("_acc")
+                                                                   else "a value >= 0"))
+        if row["epoch"] <= last:
+            raise bad(i, f"has epoch {row['epoch']} after epoch {last}: the epochs must increase")
+        last = row["epoch"]
+        rows.append({k: row[k] for k in row_keys(split)})
+    return rows
 
 
 class _SinceLastRow:
@@ -391,12 +480,84 @@ class KeepBest(Callback):
     `model.load_state_dict(keep.state)` goes back to epoch `keep.epoch`.
     """
 
+    monitor = "val_loss"
+
     def __init__(self) -> None:
         self.val_loss, self.epoch, self.state = math.inf, 0, {}
 
     def on_epoch_end(self, epoch: int, model: Layer, row: dict[str, float]) -> None:
         if row["val_loss"] < self.val_loss:
             self.val_loss, self.epoch, self.state = row["val_loss"], epoch + 1, model.state_dict()
+
+
+def _epoch_rows(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The rows written at the end of a whole epoch (integral `epoch`), without eval_every's rows."""
+    return [row for row in history if float(row["epoch"]).is_integer()]
+
+
+class EarlyStopping(Callback):
+    """Stop the run when `monitor` (default val_loss, lower is better) has not improved for
+    `patience` epochs (Keras' EarlyStopping, Lightning's EarlyStopping).
+
+    An epoch improves when  value < best - min_delta;  `wait` counts the epochs since the last
+    improvement, and at wait == patience the callback sets should_stop: `fit` saves the epoch's
+    checkpoint and returns status "stopped early". The weights are the last epoch's (not the best:
+    `BestCheckpoint` keeps those). On resume the state is rebuilt from the history.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0, monitor: str = "val_loss"):
+        if isinstance(patience, bool) or not isinstance(patience, int | np.integer) or patience < 1:
+            raise ValueError(f"EarlyStopping: expected patience an integer >= 1, got {patience!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, int | float) or not 0 <= min_delta < math.inf:
+            raise ValueError(f"EarlyStopping: expected min_delta a finite number >= 0, got {min_delta!r}")
+        self.patience, self.min_delta, self.monitor = int(patience), float(min_delta), monitor
+        self.best, self.best_epoch, self.wait = math.inf, 0, 0
+
+    def on_fit_start(self, model: Layer, history: list[dict[str, float]]) -> None:
+        self.best, self.best_epoch, self.wait, self.should_stop = math.inf, 0, 0, False
+        for row in _epoch_rows(history):
+            self._see(int(row["epoch"]), row[self.monitor])
+
+    def on_epoch_end(self, epoch: int, model: Layer, row: dict[str, float]) -> None:
+        self._see(epoch + 1, row[self.monitor])
+
+    def _see(self, epoch: int, value: float) -> None:
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.should_stop = True
+            self.stop_reason = (f"stopped early after epoch {epoch}: {self.monitor} has not improved by more than "
+                                f"{self.min_delta:g} for {self.patience} epoch{'s' if self.patience > 1 else ''} "
+                                f"(best {self.best:.4f} at epoch {self.best_epoch})")
+
+
+class BestCheckpoint(Callback):
+    """Keep the model of the best epoch in a file: after each epoch whose `monitor` (default
+    val_loss, lower is better) is the lowest so far, the weights go to `path` with
+    `checkpoint.save_checkpoint` (the atomic save of every checkpoint: temporary file, fsync,
+    rename), with `meta` (model name, config, normalisation, ... as `fit`'s meta, so that
+    `load_model(path)` and `minicnn evaluate` open it) plus "best_epoch" and the monitored value.
+    Keras' ModelCheckpoint(save_best_only=True), Lightning's best checkpoint. On resume the best
+    value so far is read from the history, so an earlier best file is not replaced by a worse epoch.
+    """
+
+    def __init__(self, path: str | os.PathLike, meta: dict[str, Any] | None = None, monitor: str = "val_loss"):
+        self.path, self.meta, self.monitor = Path(path), dict(meta or {}), monitor
+        self.best, self.best_epoch = math.inf, 0
+
+    def on_fit_start(self, model: Layer, history: list[dict[str, float]]) -> None:
+        self.best, self.best_epoch = math.inf, 0
+        for row in _epoch_rows(history):
+            if row[self.monitor] < self.best:
+                self.best, self.best_epoch = row[self.monitor], int(row["epoch"])
+
+    def on_epoch_end(self, epoch: int, model: Layer, row: dict[str, float]) -> None:
+        if row[self.monitor] < self.best:
+            self.best, self.best_epoch = row[self.monitor], epoch + 1
+            ckpt_io.save_checkpoint(self.path, model, None, {**self.meta, "best_epoch": self.best_epoch,
+                                                             self.monitor: self.best})
 
 
 def _quiet(_message: str) -> None:
@@ -413,7 +574,7 @@ class _Run:
         self.meta = meta or {}
         self.wrote = False  # a checkpoint of THIS run is in out_dir (saved, or the one resumed from)
         self.x_val, self.y_val = val if val is not None else (dataset.x_test, dataset.y_test)
-        self.val_name = "val" if val is not None else "test"  # what the table and the curves call it
+        self.split = VAL if val is not None else TEST  # what the history, table and curves call it
         self.epoch_width = max(len("epoch"), len(f"{config.epochs}.00/{config.epochs}"))
         self.header_said = False
         self.out = Path(config.out_dir) if config.out_dir is not None else None
@@ -435,7 +596,7 @@ class _Run:
         if not self.config.resume:
             return 0, None
         start_epoch, partial, self.history, seconds = _resume(self.path, self.model, self.optimizer, self.config,
-                                                              self.say)
+                                                              self.split, self.say)
         self.t_start -= seconds
         self.wrote = self.path.is_file()
         return start_epoch, partial
@@ -446,12 +607,12 @@ class _Run:
         for a held-out split, "test" when the test split stands in for it."""
         v = self.last_eval = evaluate(self.model, self.x_val, self.y_val, loss_fn=self.loss_fn)
         row = {"epoch": progress_epochs, "lr": float(self.optimizer.lr), **self.since_last_row.row(state),
-               "val_loss": v.loss, "val_acc": v.accuracy}
-        row = {k: row[k] for k in ROW_KEYS}
+               f"{self.split}_loss": v.loss, f"{self.split}_acc": v.accuracy}
+        row = {k: row[k] for k in row_keys(self.split)}
         self.history.append(row)
         if not self.header_said:
             self.say(f"{'epoch':<{self.epoch_width}}{'train loss':>12}{'train acc':>11}"
-                     f"{self.val_name + ' loss':>11}{self.val_name + ' acc':>10}{'images/s':>10}")
+                     f"{self.split + ' loss':>11}{self.split + ' acc':>10}{'images/s':>10}")
             self.header_said = True
         where = f"{progress_epochs:g}" if isinstance(progress_epochs, int) else f"{progress_epochs:.2f}"
         self.say(f"{where + '/' + str(self.config.epochs):<{self.epoch_width}}{row['train_loss']:>12.4f}"
@@ -467,6 +628,14 @@ class _Run:
             self.wrote = True
         if self.out is not None:
             write_metrics(self.out, self.history, curves=False)  # the PNG is drawn once, at the end
+
+    def stopped_early(self, callbacks: Sequence[Callback], result: FitResult) -> bool:
+        """True (and the run ends as "stopped early", said in the log) when a callback asked to stop."""
+        asking = [c for c in callbacks if c.should_stop]
+        if asking:
+            result.status = STOPPED_EARLY
+            self.say(asking[0].stop_reason or f"{STOPPED_EARLY} by {type(asking[0]).__name__}")
+        return bool(asking)
 
     def halt(self, result: FitResult, status: str, message: str) -> None:
         """End the run as `status` ("diverged" or "interrupted"): the message goes to `warn`."""
@@ -490,8 +659,8 @@ class _Run:
         bad = non_finite_parameters(self.model)
         if bad:
             problem = f"the weights hold NaN or infinity ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
-        elif not math.isfinite(row["val_loss"]):
-            problem = f"the validation loss became {row['val_loss']}"
+        elif not math.isfinite(row[f"{self.split}_loss"]):
+            problem = f"the {'validation' if self.split == VAL else 'test'} loss became {row[f'{self.split}_loss']}"
         else:
             return False
         self.diverged(NonFiniteLossError(f"{problem} after epoch {epoch + 1}"), result)
@@ -501,7 +670,7 @@ class _Run:
         """Test-split result (the last validation when it WAS the test split and nothing changed the
         model since), the summary line, metrics.json / metrics.csv / curves.png."""
         result.history, result.seconds = self.history, self.elapsed
-        if result.status == "done":
+        if result.status in ("done", STOPPED_EARLY):
             test = result.test = (self.last_eval if reuse_last_eval and self.last_eval else
                                   evaluate(self.model, self.dataset.x_test, self.dataset.y_test, loss_fn=self.loss_fn))
             epochs_word = "epoch" if len(self.history) == 1 else "epochs"
@@ -515,10 +684,9 @@ class _Run:
                        "wall_seconds": result.seconds, "train_images_per_s": result.images_per_s}
         else:
             summary = {"status": result.status, "message": result.message}
-        val_label = "validation" if self.val_name == "val" else "test"
-        summary["val_columns"] = f"{val_label} split"  # what val_loss / val_acc were measured on
+        summary["scored_split"] = "validation" if self.split == VAL else "test"  # what the rows' scores measured
         if self.out is not None:
-            write_metrics(self.out, self.history, summary, val_label=val_label)
+            write_metrics(self.out, self.history, summary)
         return result
 
 
@@ -528,10 +696,14 @@ def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callab
         warn: Callable[[str], None] | None = None, meta: dict[str, Any] | None = None) -> FitResult:
     """Train `model` on `dataset` (a `minicnn.data.Dataset`, already normalised as wanted) as `config` says.
 
-    Each epoch: `train_epoch`, then `evaluate` on `val` (x, y) — or on the test split when `val` is
-    None (then logged and plotted as "test", though stored in the val_* columns) — giving one history
-    row, logged as a line of a table, then every callback's `on_epoch_end`, metrics files and a
-    checkpoint in `config.out_dir` (if given). After the last epoch the test split is evaluated (the
+    The run folder `config.out_dir` (if given) is locked for the whole call (`RunLock`: a second run
+    into it, in any process, is refused with RunLockError). Every callback's `on_fit_start` gets the
+    history so far. Each epoch: `train_epoch`, then `evaluate` on `val` (x, y) — or on the test split
+    when `val` is None (then the row's columns, the table and the curves say "test": test_loss,
+    test_acc) — giving one history row, logged as a line of a table, then every callback's
+    `on_epoch_end`, metrics files and a checkpoint in `config.out_dir` (if given); a callback that
+    sets `should_stop` (`EarlyStopping`) ends the run there, status "stopped early". After the last
+    epoch the test split is evaluated (the
     last validation is reused when it was on the test split and no callback can have changed the model
     since) and two summary lines are logged. Nothing is chosen on the test split: the model returned
     is the last one, whatever its scores (`KeepBest` keeps the best epoch's weights aside).
@@ -546,49 +718,67 @@ def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callab
     `callbacks`: `Callback` objects; `loss_fn` (default softmax cross-entropy); `log` gets the table
     and summary lines (None: silent), `warn` the stop messages (default: `log`); `meta` (JSON-friendly:
     model name/config, dataset, normalisation, ...) is stored in every checkpoint.
-    Returns a FitResult; status "interrupted" after Ctrl-C (a checkpoint at the current batch),
+    Returns a FitResult (its `history`: every row, as in metrics.json); status "interrupted" after
+    Ctrl-C (checked after every batch, also the last of an epoch: a checkpoint at the current batch),
     "diverged" after a NaN/inf training loss, or when, after an epoch, a weight or the validation loss
     is not finite (that model is never saved: the checkpoint stays the last good one). Temporary files
     of a save that was killed midway are removed from `out_dir` at the start.
     """
     if not isinstance(config, FitConfig):
         raise ValueError(f"fit: expected config a FitConfig, got {type(config).__name__}")
-    run = _Run(model, dataset, optimizer, config, val=val, meta=meta, loss_fn=loss_fn, log=log, warn=warn)
-    start_epoch, partial = run.start()
-    steps_per_epoch = num_batches(len(dataset.x_train), config.batch_size)
-    hooks = list(callbacks)
-    if config.eval_every:
-        hooks.append(_ValidateEvery(config.eval_every, steps_per_epoch, run.record))
-    result = FitResult("done", checkpoint=run.path)
-    with _StopFlag() as ctrl_c:
-        def should_stop() -> bool:
-            return ctrl_c.requested or (config.max_steps is not None and optimizer.steps >= config.max_steps)
+    columns = row_keys(VAL if val is not None else TEST)
+    for callback in callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if monitor is not None and monitor not in columns:
+            raise ValueError(f"fit: {type(callback).__name__} reads the history column {monitor!r}, which this "
+                             f"run's rows do not have (they have {', '.join(columns[2:6])}); give val=(x_val, "
+                             f"y_val) to choose on held-out data, never on the test split")
+    with RunLock(config.out_dir) if config.out_dir is not None else nullcontext():  # one owner per run folder
+        run = _Run(model, dataset, optimizer, config, val=val, meta=meta, loss_fn=loss_fn, log=log, warn=warn)
+        start_epoch, partial = run.start()
+        steps_per_epoch = num_batches(len(dataset.x_train), config.batch_size)
+        hooks = list(callbacks)
+        if config.eval_every:
+            hooks.append(_ValidateEvery(config.eval_every, steps_per_epoch, run.record))
+        result = FitResult("done", checkpoint=run.path)
+        for callback in callbacks:
+            callback.on_fit_start(model, list(run.history))
+        with _StopFlag() as ctrl_c:
+            def should_stop() -> bool:
+                return ctrl_c.requested or (config.max_steps is not None and optimizer.steps >= config.max_steps)
 
-        for epoch in range(start_epoch, config.epochs):
-            state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
-            run.since_last_row.mark = EpochState(epoch)
-            try:
-                train_epoch(model, dataset.x_train, dataset.y_train, optimizer, config, state, schedule=schedule,
-                            augment=augment, callbacks=hooks, loss_fn=loss_fn, stop=should_stop)
-            except NonFiniteLossError as error:
-                run.diverged(error, result)
-                break
-            if state.interrupted and ctrl_c.requested:
-                run.interrupted(state, result)
-                break
-            row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
-            if run.broken(row, epoch, result):  # a NaN weight or validation loss
-                break
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, model, row)
-            if state.interrupted:  # the step budget is spent: save the partial epoch and stop
-                run.save(epoch, state)
-                break
-            run.save(epoch + 1, None)
-    return run.finish(result, reuse_last_eval=val is None and not callbacks)
+            for epoch in range(start_epoch, config.epochs):
+                state = partial if partial is not None and partial.epoch == epoch else EpochState(epoch)
+                if run.stopped_early(callbacks, result):  # a resumed run that had already stopped early
+                    break
+                if ctrl_c.requested:  # Ctrl-C during the previous epoch's validation or checkpoint
+                    run.interrupted(state, result)
+                    break
+                run.since_last_row.mark = EpochState(epoch)
+                try:
+                    train_epoch(model, dataset.x_train, dataset.y_train, optimizer, config, state, schedule=schedule,
+                                augment=augment, callbacks=hooks, loss_fn=loss_fn, stop=should_stop)
+                except NonFiniteLossError as error:
+                    run.diverged(error, result)
+                    break
+                if ctrl_c.requested:  # also after the epoch's last batch: its row comes on resume
+                    run.interrupted(state, result)
+                    break
+                row = run.record(state, epoch + state.batch / steps_per_epoch if state.interrupted else epoch + 1)
+                if run.broken(row, epoch, result):  # a NaN weight or validation loss
+                    break
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch, model, row)
+                if state.interrupted:  # the step budget is spent: save the partial epoch and stop
+                    run.save(epoch, state)
+                    break
+                run.save(epoch + 1, None)
+                if run.stopped_early(callbacks, result):
+                    break
+        return run.finish(result, reuse_last_eval=val is None and not callbacks)
 
 
-def _resume(path: Path, model: Layer, optimizer, config: FitConfig,
+def _resume(path: Path, model: Layer, optimizer, config: FitConfig, split: str,
             say: Callable[[str], None]) -> tuple[int, EpochState | None, list, float]:
     """Restore model, optimizer and RNG from `path` if it exists -> (epoch, partial state, history, seconds)."""
     if not path.is_file():
@@ -602,9 +792,10 @@ def _resume(path: Path, model: Layer, optimizer, config: FitConfig,
     missing = [key for key in ("epoch", "partial", "history", "seconds") if key not in saved.meta]
     if missing:
         raise ckpt_io.CheckpointError(f"{path}: not a checkpoint written by fit (its meta lacks {missing})")
+    history = check_history(saved.meta["history"], split, path)  # before anything is trained
     ckpt_io.restore(saved, model, optimizer)
     partial = EpochState(**saved.meta["partial"]) if saved.meta["partial"] else None
     epoch = saved.meta["epoch"]
     where = f"epoch {epoch + 1}, batch {partial.batch}" if partial else f"the end of epoch {epoch}"
     say(f"resuming from {path} at {where}")
-    return epoch, partial, saved.meta["history"], saved.meta["seconds"]
+    return epoch, partial, history, saved.meta["seconds"]

@@ -9,7 +9,9 @@ Exit codes of every `minicnn` command (also in `minicnn --help`):
 
 A range check in the parser refuses a bad value before anything runs, with argparse's one-line
 "argument --lr: ..." error and exit code 2. Errors found later go through `fail`: one message on
-stderr, wrapped to the terminal's 80 columns (paths are never broken).
+stderr, wrapped to the terminal's 80 columns (paths are never broken). Text that came from a file
+(class names, model names, dataset names, paths inside messages) is printed through `printable`,
+so a crafted file cannot send escape sequences to the terminal; `wrap` applies it to every line.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import math
 import sys
 import textwrap
+import unicodedata
 from collections.abc import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -30,10 +33,20 @@ def fail(command: str, message: str, code: int = EXIT_BAD_INPUT) -> int:
     return code
 
 
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on written as its Python escape instead:
+    control characters (ESC, BEL, CR, tab, newline, DEL, the C1 range: "\x1b[2J" clears a screen)
+    and invisible format characters (bidirectional overrides, zero-width joiners), so "\x1b]0;x\x07"
+    prints as those ten characters. Letters of any script and spaces stay as they are."""
+    return "".join(ch if ch == " " or (ch.isprintable() and unicodedata.category(ch) != "Cf")
+                   else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
+
+
 def wrap(text: str) -> str:
-    """`text` wrapped to 80 columns, each line of it separately; long words (paths) stay whole."""
-    return "\n".join(textwrap.fill(line, COLUMNS, break_long_words=False, break_on_hyphens=False,
-                                   subsequent_indent="  ") or line for line in text.splitlines())
+    """`text` wrapped to 80 columns, each line of it separately (through `printable`: control
+    characters escaped); long words (paths) stay whole."""
+    return "\n".join(textwrap.fill(printable(line), COLUMNS, break_long_words=False, break_on_hyphens=False,
+                                   subsequent_indent="  ") or printable(line) for line in text.splitlines())
 
 
 def integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:

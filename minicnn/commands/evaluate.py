@@ -60,8 +60,9 @@ def format_confusion(matrix, class_names: list[str]) -> str:
     recall of each class at the end of its row; then the class names, when they are not the numbers.
     When the matrix is wider than the terminal's 80 columns (many classes), each class's recall on a
     line of its own instead (the whole matrix is in the PNG)."""
-    from minicnn.commands._options import COLUMNS, wrap
+    from minicnn.commands._options import COLUMNS, printable, wrap
 
+    class_names = [printable(name) for name in class_names]  # names from a file: escape sequences shown, not run
     k = len(class_names)
     width = max(len(str(k - 1)), len(str(matrix.max())))
     head = "true\\pred"
@@ -107,7 +108,8 @@ def run(args) -> int:
 
     from minicnn.app import ModelFileError, evaluate, load_model
     from minicnn.app.train import non_finite_parameters
-    from minicnn.commands._options import EXIT_FAILED, fail, wrap
+    from minicnn.commands._options import EXIT_FAILED, fail, printable, wrap
+    from minicnn.commands.train import MAX_CLASSES
     from minicnn.data import DatasetError, load_dataset
 
     try:
@@ -129,13 +131,20 @@ def run(args) -> int:
     x_test = loaded.normalize(ds.x_test)
     if loaded.input_shape is not None and x_test.shape[1:] != loaded.input_shape:
         return fail(NAME, f"the model expects images {loaded.input_shape}, {ds.name} has {x_test.shape[1:]}")
+    if len(ds.y_test) == 0:
+        return fail(NAME, f"{ds.name} has no test images")
+    classes = len(loaded.class_names) if loaded.class_names else ds.num_classes
+    if ds.y_test.min() < 0 or ds.y_test.max() >= classes or ds.num_classes > MAX_CLASSES:
+        return fail(NAME, f"{ds.name}: test labels range over [{ds.y_test.min()}, {ds.y_test.max()}], the model "
+                          f"has {classes} classes (at most {MAX_CLASSES:,} are allowed)")
     result = evaluate(loaded.model, x_test, ds.y_test)
     if not math.isfinite(result.loss):
         return fail(NAME, f"the test loss is {result.loss}: the model's outputs are not finite", EXIT_FAILED)
-    names = list(loaded.class_names or ds.class_names)
+    names = [printable(name) for name in loaded.class_names or ds.class_names]  # also in the PNG: no control glyphs
     if loaded.class_names and list(ds.class_names) != list(loaded.class_names):
-        print(wrap(f"note: the model's classes ({', '.join(loaded.class_names[:4])}, ...) are not {ds.name}'s "
-                   f"({', '.join(ds.class_names[:4])}, ...); rows and columns below use the model's names"))
+        print(wrap(f"note: the model's classes ({', '.join(map(printable, loaded.class_names[:4]))}, ...) are not "
+                   f"{ds.name}'s ({', '.join(map(printable, ds.class_names[:4]))}, ...); rows and columns below use "
+                   f"the model's names"))
     if loaded.dataset and args.dataset and loaded.dataset != args.dataset:
         print(wrap(f"note: the model was trained on {loaded.dataset}, evaluated here on {args.dataset}"))
     names += [str(i) for i in range(len(names), int(ds.y_test.max()) + 1)]

@@ -29,7 +29,7 @@ def run(args) -> int:
     import numpy as np
 
     from minicnn.app import ModelFileError, load_model
-    from minicnn.commands._options import COLUMNS, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail, wrap
+    from minicnn.commands._options import COLUMNS, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail, printable, wrap
     from minicnn.data import ImageError, load_image
     from minicnn.losses import log_softmax
 
@@ -42,7 +42,7 @@ def run(args) -> int:
                                  f"{loaded.input_shape}")
     except ModelFileError as e:
         return fail(NAME, str(e))
-    shape, names = loaded.input_shape, loaded.class_names
+    shape, names = loaded.input_shape, [printable(name) for name in loaded.class_names]  # escape sequences shown
     code = EXIT_OK
     for path in args.images:
         try:
@@ -64,6 +64,6 @@ def run(args) -> int:
         ranked = ", ".join(f"{names[k]} {probs[k]:.1%}" for k in top)
         print(wrap(f"{path}: {names[top[0]]}  ({ranked})"))
         if notes:
-            print(textwrap.fill("; ".join(notes), COLUMNS, initial_indent="  notes: ", subsequent_indent=" " * 4,
-                                break_long_words=False, break_on_hyphens=False))
+            print(textwrap.fill(printable("; ".join(notes)), COLUMNS, initial_indent="  notes: ",
+                                subsequent_indent=" " * 4, break_long_words=False, break_on_hyphens=False))
     return code

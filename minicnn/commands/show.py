@@ -24,6 +24,7 @@ def run(args) -> int:
 
     from minicnn import visualize
     from minicnn.app import ModelFileError, load_model
+    from minicnn.commands._options import printable
     from minicnn.data import ImageError, load_image
 
     out = Path(args.out)
@@ -33,11 +34,11 @@ def run(args) -> int:
     try:
         loaded = load_model(args.checkpoint)
     except (OSError, ModelFileError) as e:
-        print(f"minicnn show: cannot load {args.checkpoint}: {e}", file=sys.stderr)
+        print(f"minicnn show: cannot load {args.checkpoint}: {printable(e)}", file=sys.stderr)
         return 2
     model = loaded.model
     if not visualize.conv_layers(model):
-        print(f"minicnn show: {loaded.name} has no convolution layer to draw", file=sys.stderr)
+        print(f"minicnn show: {printable(loaded.name)} has no convolution layer to draw", file=sys.stderr)
         return 2
     x = shown = None
     if args.image is not None:
@@ -48,11 +49,11 @@ def run(args) -> int:
         try:
             shown, notes = load_image(args.image, tuple(loaded.input_shape), args.invert)
         except ImageError as e:  # a file that is no readable picture, or NaN/empty/... (names the file)
-            print(f"minicnn show: {e}", file=sys.stderr)  # the message names the file
+            print(f"minicnn show: {printable(e)}", file=sys.stderr)  # the message names the file
             return 2
         x = loaded.normalize(shown[None])  # (1, C, H, W), normalised as the model was trained
         if notes:
-            print(f"{args.image}: {'; '.join(notes)}")
+            print(f"{args.image}: {printable('; '.join(notes))}")
     for path in visualize.save_filters(model, out):
         print(f"filters:      {path}")
     if x is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 NAME = "train"
@@ -11,8 +12,13 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 DEFAULT_METHOD = "im2col"
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
 CROP_PADDING = 4  # pixels of --augment crop-flip's random crop (the standard CIFAR augmentation)
-RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png")  # besides the checkpoint
+RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png", "best.npz")  # besides the checkpoint
 MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX = app.loading.MAX_WIDTH)
+# Sane limits, checked before anything is read or allocated (the help states them):
+MAX_EPOCHS = 10_000  # 10,000 passes: far beyond any run of this engine (MNIST converges in ~10)
+MAX_BATCH_SIZE = 4_096  # a CIFAR batch of 4,096 is ~50 MB of input and GBs of activations
+MAX_WARMUP = 10_000_000  # warm-up steps; also at most the run's own number of steps (checked with the data)
+MAX_CLASSES = 4_096  # classes a dataset may have (= app.loading.MAX_SIZE_OPTION: a model file with more is refused)
 
 
 def add_arguments(parser) -> None:
@@ -20,9 +26,11 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, or a path to a .npz")
     parser.add_argument("--model", default="lenet5", help="a registered model name (see minicnn.models.MODELS)")
-    parser.add_argument("--epochs", type=integer(1), default=3,
-                        help="passes over the training set (with --resume: may be raised to extend the run)")
-    parser.add_argument("--batch-size", type=integer(1), default=64, help="images per gradient step")
+    parser.add_argument("--epochs", type=integer(1, MAX_EPOCHS), default=3,
+                        help=f"passes over the training set, at most {MAX_EPOCHS:,} (with --resume: may be raised to "
+                             f"extend the run)")
+    parser.add_argument("--batch-size", type=integer(1, MAX_BATCH_SIZE), default=64,
+                        help=f"images per gradient step, at most {MAX_BATCH_SIZE:,} and the number of training images")
     parser.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="sgd", help="update rule")
     parser.add_argument("--lr", type=number(0, low_open=True), default=None,
                         help="peak learning rate (default: 0.05 for sgd, 0.001 for adam)")
@@ -30,7 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weight-decay", type=number(0), default=5e-4, help="L2 weight decay")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning rate over the run: cosine decay to 0, or constant")
-    parser.add_argument("--warmup", type=integer(0), default=0, help="steps of linear learning-rate warm-up")
+    parser.add_argument("--warmup", type=integer(0, MAX_WARMUP), default=0,
+                        help="steps of linear learning-rate warm-up (at most the run's steps)")
     parser.add_argument("--method", choices=("im2col", "direct", "fft"), default=DEFAULT_METHOD,
                         help="convolution algorithm (for models that take one)")
     parser.add_argument("--width", type=number(MIN_WIDTH, MAX_WIDTH), default=1.0,
@@ -44,8 +53,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-limit", type=integer(1), default=None,
                         help="use only the first N training images (default: all)")
     parser.add_argument("--val-size", type=integer(0), default=0,
-                        help="hold out N training images to score each epoch on (0: the test split is scored "
-                             "instead, and the epoch table says so)")
+                        help="hold out N training images to score each epoch on, and keep the best epoch's model "
+                             "in best.npz (0: the test split is scored instead, the table and metrics say "
+                             "test, and no best.npz is chosen on it)")
+    parser.add_argument("--early-stop", type=integer(1, MAX_EPOCHS), default=None, metavar="N",
+                        help="stop when the validation loss has not improved for N epochs (needs --val-size); "
+                             "best.npz in the run folder holds the best epoch's model either way")
     parser.add_argument("--seed", type=integer(0), default=0,
                         help="seed for weights, shuffling and augmentation")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
@@ -75,41 +88,84 @@ def run(args) -> int:
 
     try:
         out = _run_folder(args)
-        ds, augment = _data(args)
-        data_crc = _fingerprint(ds.x_train, ds.y_train)  # of the images as read, before normalisation
-        mean, std = _normalise(ds)
-        val = _validation_split(args, ds)
-        model, config = _model(args, ds)
-        lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-        defining = _defining_options(args, config, lr, augment, data_crc)
-        _check_resume(args, out, defining, config)
-        optimizer = _optimizer(args, model, lr)
-        schedule = _schedule(args, lr, len(ds.x_train))
-        meta = {"model": args.model, "model_config": config, "dataset": _dataset_ref(args),
-                "class_names": ds.class_names, "mean": mean, "std": std, "input_shape": list(ds.input_shape),
-                "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
-                "epochs": args.epochs, "augment": augment, "run": defining}
-        result = _train(args, out, model, ds, val, optimizer, schedule, _augmenter(args, augment), meta, lr)
+        with _owned(out):
+            _folder_state(args, out)
+            ds, augment = _data(args)
+            data_crc = _fingerprint(ds.x_train, ds.y_train)  # of the images as read, before normalisation
+            mean, std = _normalise(ds)
+            val = _validation_split(args, ds)
+            _check_sizes(args, ds)
+            model, config = _model(args, ds)
+            lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+            defining = _defining_options(args, config, lr, augment, data_crc)
+            _check_resume(args, out, defining, config, val)
+            optimizer = _optimizer(args, model, lr)
+            schedule = _schedule(args, lr, len(ds.x_train))
+            meta = {"model": args.model, "model_config": config, "dataset": _dataset_ref(args),
+                    "class_names": ds.class_names, "mean": mean, "std": std, "input_shape": list(ds.input_shape),
+                    "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
+                    "epochs": args.epochs, "augment": augment, "run": defining}
+            result = _train(args, out, model, ds, val, optimizer, schedule, _augmenter(args, augment), meta, lr)
     except _Refused as refused:
         return fail(NAME, refused.message, refused.code)
     return _exit_code(result, out)
 
 
 def _run_folder(args) -> Path:
-    """Step 1, conflicts and the run folder: --resume against --overwrite, the default folder (a new
-    -2, -3, ... when it holds an earlier run), a folder that cannot be written or holds an earlier run."""
+    """Step 1, conflicts and the run folder: --resume against --overwrite, --early-stop without
+    --val-size, an empty --out, the default folder (a new -2, -3, ... when it holds an earlier run),
+    a folder that cannot be written."""
     if args.resume and args.overwrite:
         raise _Refused("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    if args.early_stop is not None and not args.val_size:
+        raise _Refused(f"--early-stop {args.early_stop} chooses when to stop on held-out images: give --val-size N "
+                       f"too (the test split must not choose the model)")
+    if args.out is not None and not args.out.strip():
+        raise _Refused(f"--out {args.out!r}: expected a folder name")
     out = Path(args.out) if args.out else _free_folder(Path(f"runs/{Path(args.dataset).stem}-{args.model}-"
                                                             f"seed{args.seed}"), args.resume or args.overwrite)
-    problem = _unwritable(out) or (None if args.resume or args.overwrite else _earlier_run(out))
+    problem = _unwritable(out)
     if problem:
         raise _Refused(problem)
     return out
 
 
+@contextmanager
+def _owned(out: Path):
+    """Step 2, the lock: the run folder is this run's alone until the command ends (a second
+    `minicnn train` into it is refused, see `minicnn.app.RunLock`); a stale lock is reported."""
+    from minicnn.app.runlock import RunLock, RunLockError
+    from minicnn.commands._options import wrap
+
+    lock = RunLock(out)
+    try:
+        lock.acquire()
+    except (RunLockError, OSError) as e:
+        raise _Refused(str(e) if isinstance(e, RunLockError) else f"cannot lock the run folder {out}: {e}") from None
+    try:
+        if lock.took_over:
+            print(wrap(f"note: {out} was locked by {lock.took_over}, which is no longer running; "
+                       f"this run takes it over"))
+        yield
+    finally:
+        lock.release()
+
+
+def _folder_state(args, out: Path) -> None:
+    """Step 3, what is in the folder (read under the lock): an earlier run is refused without --resume
+    or --overwrite; --resume with nothing to resume is refused."""
+    from minicnn.app.train import CHECKPOINT_NAME
+
+    if args.resume and not (out / CHECKPOINT_NAME).is_file():
+        raise _Refused(f"--resume: there is no run to resume in {out} (no {CHECKPOINT_NAME}); leave out --resume to "
+                       f"start a new run there")
+    problem = None if args.resume or args.overwrite else _earlier_run(out)
+    if problem:
+        raise _Refused(problem)
+
+
 def _data(args):
-    """Step 2, the data: the model name is checked first (before anything is read or downloaded), then
+    """Step 4, the data: the model name is checked first (before anything is read or downloaded), then
     the dataset (--train-limit), and the augmentation ("auto" resolved; --shift fits the images)."""
     from minicnn.data import DatasetError, load_dataset
     from minicnn.models import check_name
@@ -136,7 +192,7 @@ def _data(args):
 
 
 def _normalise(ds):
-    """Step 3, normalisation: both splits standardised in place with the training images' per-channel
+    """Step 5, normalisation: both splits standardised in place with the training images' per-channel
     mean and std -> (mean, std), stored in the checkpoint for prediction."""
     from minicnn.data import standardize
 
@@ -146,7 +202,7 @@ def _normalise(ds):
 
 
 def _validation_split(args, ds):
-    """Step 4, the validation split: --val-size training images held out (seeded by --seed, see
+    """Step 6, the validation split: --val-size training images held out (seeded by --seed, see
     `split_validation`) -> (x_val, y_val), or None without --val-size (the test split scores the epochs)."""
     from minicnn.data.batching import split_validation
 
@@ -158,8 +214,32 @@ def _validation_split(args, ds):
     return val
 
 
+def _check_sizes(args, ds) -> None:
+    """Step 7, the data against the limits, before the model is built: both splits non-empty, labels in
+    [0, classes) with at most MAX_CLASSES classes, --batch-size at most the training images,
+    --warmup at most the run's steps."""
+    from minicnn.data.batching import num_batches
+
+    if len(ds.x_train) == 0 or len(ds.x_test) == 0:
+        raise _Refused(f"{ds.name}: expected training and test images, got {len(ds.x_train)} training and "
+                       f"{len(ds.x_test)} test images")
+    if ds.num_classes > MAX_CLASSES:
+        raise _Refused(f"{ds.name}: {ds.num_classes:,} classes, expected at most {MAX_CLASSES:,} (are the labels "
+                       f"class numbers 0, 1, 2, ...?)")
+    for split, y in (("training", ds.y_train), ("test", ds.y_test)):
+        if y.min() < 0 or y.max() >= ds.num_classes:
+            raise _Refused(f"{ds.name}: {split} labels range over [{y.min()}, {y.max()}], expected class numbers "
+                           f"in [0, {ds.num_classes - 1}]")
+    if args.batch_size > len(ds.x_train):
+        raise _Refused(f"--batch-size {args.batch_size}: expected at most the {len(ds.x_train):,} training images")
+    steps = args.epochs * num_batches(len(ds.x_train), args.batch_size)
+    if args.warmup > steps:
+        raise _Refused(f"--warmup {args.warmup}: expected at most the run's {steps:,} steps ({args.epochs} epochs "
+                       f"of {num_batches(len(ds.x_train), args.batch_size):,} batches)")
+
+
 def _model(args, ds):
-    """Step 5, the model: built from --seed with --width and --method -> (model, its config); a --method
+    """Step 8, the model: built from --seed with --width and --method -> (model, its config); a --method
     for a model that takes none is refused, naming those that do."""
     from minicnn import core
     from minicnn.models import MODELS, build, config_for
@@ -197,22 +277,27 @@ def _defining_options(args, config: dict, lr: float, augment: str, data_crc: int
             "--seed": args.seed, "--batch-size": args.batch_size}
 
 
-def _check_resume(args, out: Path, defining: dict, config: dict) -> None:
-    """Step 6, resume: the saved run must have been made with the same options (a larger --epochs
-    extends it, said in a note)."""
+def _check_resume(args, out: Path, defining: dict, config: dict, val) -> None:
+    """Step 9, resume: the saved checkpoint is checked as strictly as `evaluate` checks a model file
+    (its model config within the limits of `load_model`, every history row well formed) and must
+    have been made with the same options (a larger --epochs extends it, said in a note)."""
     from minicnn.app.checkpoint import CheckpointError, load_checkpoint
-    from minicnn.app.train import CHECKPOINT_NAME
+    from minicnn.app.loading import ModelFileError, check_config
+    from minicnn.app.train import CHECKPOINT_NAME, TEST, VAL, check_history
     from minicnn.commands._options import wrap
 
-    if not (args.resume and (out / CHECKPOINT_NAME).is_file()):
+    if not args.resume:
         return
+    path = out / CHECKPOINT_NAME
     try:
-        saved = load_checkpoint(out / CHECKPOINT_NAME).meta
-    except CheckpointError as e:
+        saved = load_checkpoint(path).meta
+        check_config(saved.get("model"), saved.get("model_config"), path)
+        problem = _changed(out, saved, defining, config, args.epochs)
+        if problem:
+            raise _Refused(problem)
+        check_history(saved.get("history"), VAL if val is not None else TEST, path)
+    except (CheckpointError, ModelFileError) as e:
         raise _Refused(str(e)) from None
-    problem = _changed(out, saved, defining, config, args.epochs)
-    if problem:
-        raise _Refused(problem)
     if saved.get("epochs") not in (None, args.epochs):
         print(wrap(f"note: the run is extended from {saved['epochs']} to {args.epochs} epochs"
                    + ("; the cosine schedule is recomputed over the new length" if args.schedule == "cosine"
@@ -220,7 +305,7 @@ def _check_resume(args, out: Path, defining: dict, config: dict) -> None:
 
 
 def _optimizer(args, model, lr: float):
-    """Step 7, the optimiser: SGD (with --momentum) or Adam, both with --weight-decay."""
+    """Step 10, the optimiser: SGD (with --momentum) or Adam, both with --weight-decay."""
     from minicnn import optim
 
     if args.optimizer == "sgd":
@@ -229,7 +314,7 @@ def _optimizer(args, model, lr: float):
 
 
 def _schedule(args, lr: float, train_images: int):
-    """Step 8, the schedule: cosine decay to 0 over all the run's steps, or constant; then --warmup
+    """Step 11, the schedule: cosine decay to 0 over all the run's steps, or constant; then --warmup
     steps of linear warm-up."""
     from minicnn import optim
     from minicnn.data.batching import num_batches
@@ -249,12 +334,15 @@ def _augmenter(args, augment: str):
 
 
 def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: dict, lr: float):
-    """Step 9, the run: --overwrite clears the folder, the plan is printed, then `fit` -> its FitResult.
+    """Step 12, the run: --overwrite clears the folder, the plan is printed, then `fit` -> its FitResult.
     A damaged checkpoint and an unwritable folder are refused; a closed stdout is not ours to report."""
     from minicnn.app.checkpoint import CheckpointError
-    from minicnn.app.train import CHECKPOINT_NAME, FitConfig, fit
+    from minicnn.app.train import BEST_NAME, CHECKPOINT_NAME, BestCheckpoint, EarlyStopping, FitConfig, fit
     from minicnn.commands._options import fail, wrap
 
+    callbacks = [BestCheckpoint(out / BEST_NAME, meta)] if val is not None else []
+    if args.early_stop is not None:
+        callbacks.append(EarlyStopping(args.early_stop))
     if args.overwrite:
         for path in [out / name for name in (CHECKPOINT_NAME, *RUN_FILES)] + sorted(out.glob("confusion-*.png")):
             path.unlink(missing_ok=True)
@@ -263,7 +351,8 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
                        resume=args.resume, progress=not args.no_progress)
     try:
         return fit(model, ds, optimizer, config, schedule=schedule, augment=augment, val=val, meta=meta,
-                   log=lambda message: print(wrap(message)), warn=lambda message: fail(NAME, message))
+                   callbacks=callbacks, log=lambda message: print(wrap(message)),
+                   warn=lambda message: fail(NAME, message))
     except CheckpointError as e:
         raise _Refused(str(e)) from None
     except BrokenPipeError:  # stdout's reader went away (`minicnn train | head`): not the run folder
@@ -273,14 +362,16 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
 
 
 def _exit_code(result, out: Path) -> int:
-    """Step 10, the exit code: 0 done (where the files are), 130 interrupted (how to continue), 1 diverged."""
+    """Step 13, the exit code: 0 done or stopped early (where the files are), 130 interrupted (how to
+    continue), 1 diverged."""
     from minicnn.commands._options import fail, wrap
 
     if result.status == "interrupted":
         return fail(NAME, "to continue, run the same command with --resume", EXIT_INTERRUPTED)
     if result.status == "diverged":
         return EXIT_DIVERGED
-    print(wrap(f"checkpoint, metrics.csv/json and curves.png in {out}"))
+    best = ", best.npz (the best validation epoch)" if (out / "best.npz").is_file() else ""
+    print(wrap(f"checkpoint{best}, metrics.csv/json and curves.png in {out}"))
     return 0
 
 
@@ -349,8 +440,8 @@ def _fingerprint(x, y) -> int:
 def _changed(out, saved: dict, defining: dict, config: dict, epochs: int) -> str | None:
     """What differs between the run saved in `out` and this command (None: nothing that matters).
     Every defining option must be as before; --epochs may be raised (the run is extended)."""
-    before = saved.get("run") if isinstance(saved.get("run"), dict) else {
-        "--model": saved.get("model"), "model config": saved.get("model_config")}  # older checkpoints
+    before = {**(saved["run"] if isinstance(saved.get("run"), dict) else {"--model": saved.get("model")}),
+              "model config": saved.get("model_config")}  # older checkpoints have no "run"
     now = {**defining, "model config": config}
     lines = [f"  {key}: {before[key]} then, {value} now" for key, value in now.items()
              if key in before and before[key] != value]
