@@ -233,7 +233,7 @@ def _trained(t):
 
         def on_epoch_end(self, epoch: int, net, row: dict) -> None:
             kept.append([f"epoch {epoch + 1}"] + [layer.keep for _, layer in frequency.frequency_layers(net)]
-                        + [f"{row['train_acc']:.1%}", f"{row['val_acc']:.1%}"])
+                        + [f"{row['train_acc']:.1%}", f"{row['test_acc']:.1%}"])
 
     t.say(f"LeNet-5 with every weight tensor in the DCT domain, trained from scratch on {n_train:,} MNIST images "
           f"for {epochs} epochs (Adam, lr 0.002, batch {batch}). The truncation moves at every step (it is a fit "
@@ -243,7 +243,7 @@ def _trained(t):
     result = train.fit(model, ds, optim.Adam(model.parameters(), 2e-3),
                        train.FitConfig(epochs=epochs, batch_size=batch, seed=0, progress=False),
                        callbacks=[truncation, Record()], log=None)
-    t.table(["when"] + [f"k {n}" for n in names] + ["train acc", "val acc"], kept)
+    t.table(["when"] + [f"k {n}" for n in names] + ["train acc", "test acc"], kept)
     totals = [sum(row[1:-2]) for row in kept]
     t.check_true(f"k moved during training and never rose: {' → '.join(f'{v:,}' for v in totals)}",
                  all(b <= a for a, b in zip(totals, totals[1:], strict=False)) and totals[0] > totals[1] > totals[-1])

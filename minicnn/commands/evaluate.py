@@ -109,8 +109,8 @@ def run(args) -> int:
     from minicnn.app import ModelFileError, evaluate, load_model
     from minicnn.app.train import non_finite_parameters
     from minicnn.commands._options import EXIT_FAILED, fail, printable, wrap
-    from minicnn.commands.train import MAX_CLASSES
     from minicnn.data import DatasetError, load_dataset
+    from minicnn.data.readers import MAX_CLASSES
 
     try:
         png = figure_path(args.checkpoint, args.png, args.overwrite)

@@ -18,7 +18,6 @@ MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX
 MAX_EPOCHS = 10_000  # 10,000 passes: far beyond any run of this engine (MNIST converges in ~10)
 MAX_BATCH_SIZE = 4_096  # a CIFAR batch of 4,096 is ~50 MB of input and GBs of activations
 MAX_WARMUP = 10_000_000  # warm-up steps; also at most the run's own number of steps (checked with the data)
-MAX_CLASSES = 4_096  # classes a dataset may have (= app.loading.MAX_SIZE_OPTION: a model file with more is refused)
 
 
 def add_arguments(parser) -> None:
@@ -223,6 +222,8 @@ def _check_sizes(args, ds) -> None:
     if len(ds.x_train) == 0 or len(ds.x_test) == 0:
         raise _Refused(f"{ds.name}: expected training and test images, got {len(ds.x_train)} training and "
                        f"{len(ds.x_test)} test images")
+    from minicnn.data.readers import MAX_CLASSES  # the one limit of dataset files (imported here: --help stays fast)
+
     if ds.num_classes > MAX_CLASSES:
         raise _Refused(f"{ds.name}: {ds.num_classes:,} classes, expected at most {MAX_CLASSES:,} (are the labels "
                        f"class numbers 0, 1, 2, ...?)")

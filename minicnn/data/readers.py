@@ -255,7 +255,8 @@ def check_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
 
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-MAX_CLASSES = 100_000  # a label beyond this is a mistake (ids, not class indices); as `minicnn summary --num-classes`
+MAX_CLASSES = 4096  # a label beyond this is a mistake (ids, not class indices); = app.loading.MAX_SIZE_OPTION,
+#                    so every model trained on a dataset file can be opened again
 
 
 def read_dataset_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
