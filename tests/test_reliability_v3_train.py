@@ -326,7 +326,8 @@ def test_a_dataset_with_too_many_classes_is_refused_before_the_model_is_built(tm
     np.savez(tmp_path / "many.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
     code, stdout, stderr = cli("train", "--dataset", tmp_path / "many.npz", "--epochs", 1, "--batch-size", 16,
                                "--no-progress", "--out", tmp_path / "run")
-    assert code == 2 and "100,000 classes, expected at most 4,096" in " ".join(stderr.split()), (stdout, stderr)
+    # the dataset reader refuses it, before the command builds anything
+    assert code == 2 and "100,000 classes; at most 4,096" in " ".join(stderr.split()), (stdout, stderr)
 
 
 def test_evaluate_refuses_test_labels_beyond_the_models_classes(data, finished, tmp_path):
@@ -490,3 +491,29 @@ def test_cli_early_stop_and_best_npz_that_evaluate_opens(data, tmp_path):
     assert len(json.loads((out / "metrics.json").read_text())["history"]) == len(history)
     with zipfile.ZipFile(out / "best.npz") as z:
         assert not any(n.startswith("optim.") for n in z.namelist())  # the model only
+
+
+def test_label_smoothing_from_the_command_line_trains_and_is_a_defining_option(tmp_path, capsys):
+    import numpy as np
+
+    from minicnn.cli import main
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (96, 28, 28), dtype=np.uint8), rng.integers(0, 10, 96)
+    np.savez(tmp_path / "tiny.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tmp_path / "tiny.npz"), "--epochs", "1", "--batch-size", "32",
+                 "--no-progress", "--out", str(run), "--label-smoothing", "0.1"]) == 0
+    assert (run / "checkpoint.npz").is_file()
+    capsys.readouterr()
+    # resuming without the option is a changed run, refused with the difference named
+    assert main(["train", "--dataset", str(tmp_path / "tiny.npz"), "--epochs", "2", "--batch-size", "32",
+                 "--no-progress", "--out", str(run), "--resume"]) == 2
+    assert "--label-smoothing" in capsys.readouterr().err
+    for bad in ("1", "-0.1", "2"):
+        try:
+            main(["train", "--label-smoothing", bad])
+        except SystemExit as e:
+            assert e.code == 2
+        else:
+            raise AssertionError(f"--label-smoothing {bad} was accepted")

@@ -23,7 +23,8 @@ MAX_WARMUP = 10_000_000  # warm-up steps; also at most the run's own number of s
 def add_arguments(parser) -> None:
     from minicnn.commands._options import integer, number
 
-    parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, or a path to a .npz")
+    parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, a segmentation task (mnist-seg, "
+                        "fashion-on-cifar-seg), a path to a .npz, or a FOLDER/ of class folders of pictures")
     parser.add_argument("--model", default="lenet5", help="a registered model name (see minicnn.models.MODELS)")
     parser.add_argument("--epochs", type=integer(1, MAX_EPOCHS), default=3,
                         help=f"passes over the training set, at most {MAX_EPOCHS:,} (with --resume: may be raised to "
@@ -35,6 +36,9 @@ def add_arguments(parser) -> None:
                         help="peak learning rate (default: 0.05 for sgd, 0.001 for adam)")
     parser.add_argument("--momentum", type=number(0, 1, high_open=True), default=0.9, help="SGD momentum")
     parser.add_argument("--weight-decay", type=number(0), default=5e-4, help="L2 weight decay")
+    parser.add_argument("--label-smoothing", type=number(0, 1, high_open=True), default=0.0,
+                        help="targets (1-e) one-hot + e/K instead of one-hot, as PyTorch's "
+                             "CrossEntropyLoss(label_smoothing=e); 0.1 is the usual value (default 0)")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning rate over the run: cosine decay to 0, or constant")
     parser.add_argument("--warmup", type=integer(0, MAX_WARMUP), default=0,
@@ -261,8 +265,9 @@ def _model(args, ds):
 
 
 def _dataset_ref(args) -> str:
-    """The dataset as the checkpoint names it: a registered name, or the absolute path of a .npz."""
-    return str(Path(args.dataset).resolve()) if Path(args.dataset).suffix == ".npz" else args.dataset
+    """The dataset as the checkpoint names it: a registered name, or the absolute path of a .npz or folder."""
+    path = Path(args.dataset)
+    return str(path.resolve()) if path.suffix == ".npz" or path.is_dir() else args.dataset
 
 
 def _defining_options(args, config: dict, lr: float, augment: str, data_crc: int) -> dict:
@@ -275,7 +280,8 @@ def _defining_options(args, config: dict, lr: float, augment: str, data_crc: int
             "--momentum": args.momentum if args.optimizer == "sgd" else None,
             "--weight-decay": args.weight_decay, "--schedule": args.schedule, "--warmup": args.warmup,
             "--augment": augment, "--shift": args.shift if augment == "shift" else None,
-            "--seed": args.seed, "--batch-size": args.batch_size}
+            "--seed": args.seed, "--batch-size": args.batch_size,
+            **({"--label-smoothing": args.label_smoothing} if args.label_smoothing else {})}  # absent: old runs resume
 
 
 def _check_resume(args, out: Path, defining: dict, config: dict, val) -> None:
@@ -340,6 +346,7 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
     from minicnn.app.checkpoint import CheckpointError
     from minicnn.app.train import BEST_NAME, CHECKPOINT_NAME, BestCheckpoint, EarlyStopping, FitConfig, fit
     from minicnn.commands._options import fail, wrap
+    from minicnn.losses import SoftmaxCrossEntropy
 
     callbacks = [BestCheckpoint(out / BEST_NAME, meta)] if val is not None else []
     if args.early_stop is not None:
@@ -352,7 +359,7 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
                        resume=args.resume, progress=not args.no_progress)
     try:
         return fit(model, ds, optimizer, config, schedule=schedule, augment=augment, val=val, meta=meta,
-                   callbacks=callbacks, log=lambda message: print(wrap(message)),
+                   loss_fn=SoftmaxCrossEntropy(label_smoothing=args.label_smoothing), callbacks=callbacks, log=lambda message: print(wrap(message)),
                    warn=lambda message: fail(NAME, message))
     except CheckpointError as e:
         raise _Refused(str(e)) from None
@@ -446,6 +453,7 @@ def _changed(out, saved: dict, defining: dict, config: dict, epochs: int) -> str
     now = {**defining, "model config": config}
     lines = [f"  {key}: {before[key]} then, {value} now" for key, value in now.items()
              if key in before and before[key] != value]
+    lines += [f"  {key}: {before[key]} then, not given now" for key in before if key not in now]  # e.g. smoothing
     done = saved.get("epoch")
     if isinstance(done, int) and epochs < done:
         lines.append(f"  --epochs: {done} already trained, {epochs} asked")
