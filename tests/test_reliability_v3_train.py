@@ -517,3 +517,12 @@ def test_label_smoothing_from_the_command_line_trains_and_is_a_defining_option(t
             assert e.code == 2
         else:
             raise AssertionError(f"--label-smoothing {bad} was accepted")
+
+
+def test_a_segmentation_task_is_refused_by_train_without_a_traceback(tmp_path):
+    import os
+
+    if not os.environ.get("MINICNN_DATA"):
+        pytest.skip("real-data test: set MINICNN_DATA to the dataset folder (CI sets it to shared/datasets)")
+    code, _, stderr = cli("train", "--dataset", "mnist-seg", "--epochs", 1, "--no-progress", "--out", tmp_path / "r")
+    assert code == 2 and "segmentation task" in stderr and "Traceback" not in stderr

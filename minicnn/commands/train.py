@@ -23,8 +23,8 @@ MAX_WARMUP = 10_000_000  # warm-up steps; also at most the run's own number of s
 def add_arguments(parser) -> None:
     from minicnn.commands._options import integer, number
 
-    parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, a segmentation task (mnist-seg, "
-                        "fashion-on-cifar-seg), a path to a .npz, or a FOLDER/ of class folders of pictures")
+    parser.add_argument("--dataset", default="mnist",
+                        help="mnist, fashion-mnist, cifar10, a path to a .npz, or a FOLDER/ of class folders")
     parser.add_argument("--model", default="lenet5", help="a registered model name (see minicnn.models.MODELS)")
     parser.add_argument("--epochs", type=integer(1, MAX_EPOCHS), default=3,
                         help=f"passes over the training set, at most {MAX_EPOCHS:,} (with --resume: may be raised to "
@@ -185,6 +185,10 @@ def _data(args):
         raise _Refused(str(e)) from None
     except ValueError as e:
         raise _Refused(f"--train-limit {args.train_limit}: {e}") from None
+    if ds.y_train.ndim != 1:
+        raise _Refused(f"{ds.name} is a segmentation task (a label per pixel, y {ds.y_train.shape[1:]} per "
+                       "image); minicnn train trains classifiers (one label per image) so far. The UNet and "
+                       "its data are in the library: minicnn.models.build('unet'), minicnn.data.segmentation")
     augment = args.augment
     if augment == "auto":
         augment = "crop-flip" if ds.input_shape[0] == 3 else "shift"
@@ -359,7 +363,8 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
                        resume=args.resume, progress=not args.no_progress)
     try:
         return fit(model, ds, optimizer, config, schedule=schedule, augment=augment, val=val, meta=meta,
-                   loss_fn=SoftmaxCrossEntropy(label_smoothing=args.label_smoothing), callbacks=callbacks, log=lambda message: print(wrap(message)),
+                   loss_fn=SoftmaxCrossEntropy(label_smoothing=args.label_smoothing), callbacks=callbacks,
+                   log=lambda message: print(wrap(message)),
                    warn=lambda message: fail(NAME, message))
     except CheckpointError as e:
         raise _Refused(str(e)) from None
