@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.files import FileFormatError, read_npz, save_npz_atomic
+from minicnn.files import FileFormatError, read_npz, save_npz_atomic, write_atomic
 
 from .images import ImageError, load_image
 
@@ -252,8 +252,10 @@ def read_image_folder(path: str | os.PathLike, *, seed: int = SPLIT_SEED, test_f
         arrays.update(class_names=np.array(names), manifest_sha256=np.array(_digest(manifest)),
                       notes=np.array(notes, dtype=str))
         try:
-            save_npz_atomic(cache / CACHE_NPZ, arrays)
-            (cache / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            # the cache is minicnn's own file in its own folder: replacing a stale one is what it is for
+            save_npz_atomic(cache / CACHE_NPZ, arrays, overwrite=True)
+            text = json.dumps(manifest, indent=1, sort_keys=True)
+            write_atomic(cache / MANIFEST, lambda tmp: tmp.write_text(text), overwrite=True)
             notes.append(f"cached as {cache / CACHE_NPZ} (rebuilt when the folder changes)")
         except OSError as e:
             notes.append(f"not cached ({cache} cannot be written: {e.strerror or e})")
