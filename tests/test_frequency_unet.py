@@ -3,6 +3,7 @@ int8) reloading bit-identically through load_model, int8 files for LeNet-5 too, 
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
@@ -25,6 +26,7 @@ from minicnn.app.frequency import (
     stored_numbers,
     to_frequency,
 )
+from minicnn.cli import main
 from minicnn.gradcheck import gradcheck
 from minicnn.layers.dct import DCTConvTranspose2D
 
@@ -210,3 +212,51 @@ def test_a_dense_entry_with_a_wrong_count_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"dense entry '0.bias' of shape \(6,\) must store all 6 numbers, "
                                          r"its count says 5"):
         read_compressed(tmp_path / "bad.fr.npz")
+
+
+# ---- the experiment --------------------------------------------------------------------------------------------
+
+
+def test_frequency_unet_experiment_table_is_that_of_its_reloaded_files(data_dir, tmp_path, capsys):
+    from minicnn.app.segmentation import predict_classes, segmentation_scores
+    from minicnn.data.segmentation import load_segmentation, with_sizes
+
+    out = tmp_path / "unet"
+    assert main(["experiment", "frequency_unet", "--train", "64", "--test", "16", "--epochs", "1", "--fr-epochs",
+                 "1", "--budgets", "1000,759", "--batch", "16", "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "s per epoch" in printed
+    assert max(len(line) for line in printed.splitlines() if str(out) not in line) <= 80
+    with open(out / "frequency_unet.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["budget"], r["dtype"]) for r in rows] == [(b, d) for b in ("dense", "1000", "759")
+                                                         for d in ("float16", "int8")]
+    task = load_segmentation("fashion-on-cifar-seg", with_sizes("fashion-on-cifar-seg", train=64, test=16), data_dir)
+    for r in rows:
+        path = out / r["file"]
+        manifest, _ = read_compressed(path)
+        with np.load(path) as f:
+            payload = f["payload"]
+        assert int(r["stored_numbers"]) == payload.size and payload.dtype.name == r["dtype"]
+        assert int(r["payload_bytes"]) == payload.nbytes + 4 * len(manifest.get("scales", []))
+        assert int(r["file_bytes"]) == path.stat().st_size
+        if r["budget"] != "dense":
+            assert payload.size == int(r["budget"])
+        loaded = load_model(path).model
+        meta = manifest["meta"]
+        mean, std = np.array(meta["mean"], np.float32), np.array(meta["std"], np.float32)
+        x = (task.x_test - mean[None, :, None, None]) / std[None, :, None, None]
+        dice = segmentation_scores(predict_classes(loaded(x)), task.y_test, 2).foreground_dice
+        assert abs(dice - float(r["dice"])) < 1e-12, r
+    for picture in ("frequency_unet_pareto.png", "frequency_unet_masks.png"):
+        assert (out / picture).stat().st_size > 1000
+
+
+def test_frequency_unet_experiment_refuses_budgets_it_cannot_meet(data_dir, tmp_path, capsys):
+    common = ["--train", "16", "--test", "4", "--epochs", "1", "--fr-epochs", "1", "--out", str(tmp_path),
+              "--data-dir", str(data_dir)]
+    assert main(["experiment", "frequency_unet", "--budgets", "0", *common]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("minicnn experiment frequency_unet: expected budgets like")
+    assert main(["experiment", "frequency_unet", "--budgets", "300", *common]) == 2  # BN etc. are 334 numbers
+    assert "leaves no coefficients" in " ".join(capsys.readouterr().err.split())

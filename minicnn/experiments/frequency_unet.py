@@ -67,7 +67,7 @@ def parse_budgets(text: str) -> list[int]:
     except ValueError:
         budgets = []
     if not budgets or min(budgets) < 1:
-        raise ValueError(f"experiment frequency_unet: expected budgets like '1000' or '1000,759', got {text!r}")
+        raise ValueError(f"expected budgets like '1000' or '1000,759', got {text!r}")
     return budgets
 
 
@@ -201,13 +201,13 @@ def run(args) -> int:
 
     budgets = parse_budgets(args.budgets)
     if not 0 < args.truncate <= 1:
-        raise ValueError(f"experiment frequency_unet: expected --truncate in (0, 1], got {args.truncate}")
+        raise ValueError(f"expected --truncate in (0, 1], got {args.truncate}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     core.manual_seed(args.seed)
     data = load_segmentation(args.task, with_sizes(args.task, train=args.train, test=args.test), args.data_dir)
     if data.num_classes != 2:
-        raise ValueError(f"experiment frequency_unet: expected a binary task, {args.task!r} has {data.num_classes} "
+        raise ValueError(f"expected a binary task, {args.task!r} has {data.num_classes} "
                          f"classes")
     mean, std = data.channel_stats()
     x_train = (data.x_train - mean[None, :, None, None]) / std[None, :, None, None]  # (N, C, H, W)
@@ -218,7 +218,11 @@ def run(args) -> int:
     meta = {"dataset": args.task, "mean": mean.tolist(), "std": std.tolist(), "input_shape": list(data.input_shape),
             "class_names": list(data.class_names)}
     dense = build("unet", **build_args)
-    print(f"{args.task}: {len(x_train)} train / {len(x_test)} test canvases; unet width {args.width:g} "
+    other = stored_numbers(to_frequency(build("unet", **build_args)))["other"]  # what is not a DCT coefficient
+    if min(budgets) <= other:
+        raise ValueError(f"budget {min(budgets)} leaves no coefficients: this UNet's BatchNorm parameters, "
+                         f"running statistics and biases are {other} stored numbers")
+    print(f"{args.task}: {len(x_train)} train / {len(x_test)} test canvases\nunet width {args.width:g} "
           f"depth {args.depth}: {dense.num_parameters():,} parameters", flush=True)
     dense_seconds = train_epochs(dense, x_train, data.y_train, args.epochs, args, label="dense")
 
@@ -232,10 +236,6 @@ def run(args) -> int:
     steps = len(range(0, len(x_train), args.batch)) * args.fr_epochs
     for budget in budgets:
         model = to_frequency(_copy(dense, build_args))
-        other = stored_numbers(model)["other"]
-        if budget <= other:
-            raise ValueError(f"experiment frequency_unet: budget {budget} leaves no coefficients: this UNet's "
-                             f"BatchNorm parameters, running statistics and biases are {other} stored numbers")
         targets = allocate_budget(model, budget - other)
         truncation = TailTruncation(model, targets, steps=max(1, round(args.truncate * steps)), decay="geometric")
         fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, truncation=truncation,
@@ -264,5 +264,5 @@ def run(args) -> int:
     pick = slice(0, MASK_EXAMPLES)
     predictions = {name: predict_classes(m.eval()(x_test[pick])).astype(np.float32) for name, m in shown.items()}
     plot_masks(data.x_test[pick], data.y_test[pick].astype(np.float32), predictions, out / "frequency_unet_masks.png")
-    print(f"wrote frequency_unet.csv, frequency_unet_pareto.png, frequency_unet_masks.png in {out}")
+    print(f"wrote frequency_unet.csv, frequency_unet_pareto.png, frequency_unet_masks.png in\n{out}")
     return 0
