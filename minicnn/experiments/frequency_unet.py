@@ -53,7 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=int, default=4000, help="training canvases (generated, seeded)")
     parser.add_argument("--test", type=int, default=1000, help="test canvases (from the official test splits)")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate (dense and FR)")
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate of the dense model")
+    parser.add_argument("--fr-lr", type=float, default=None, help="Adam learning rate of the FR fine-tuning "
+                        "(default --lr)")
+    parser.add_argument("--dense", default=None, metavar="FILE",
+                        help="start from this dense .fr.npz (a previous run's dense.f16.fr.npz) instead of training")
     parser.add_argument("--dice-weight", type=float, default=0.0, help="weight of a soft Dice term in the loss")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/frequency_unet", help="folder for the table, PNGs and model files")
@@ -83,7 +87,7 @@ def scores(model, x: np.ndarray, y: np.ndarray, num_classes: int):
     return SegmentationScores(confusion)
 
 
-def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, *, truncation=None,
+def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: float, *, truncation=None,
                  label: str = "") -> list[float]:
     """Adam on per-pixel cross-entropy (+ dice_weight * soft Dice); `truncation` (a TailTruncation with
     `steps` counted in batches) moves to step t before batch t. Prints a line per epoch; returns the
@@ -92,7 +96,7 @@ def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, *, trun
     from minicnn.data import iterate_batches
     from minicnn.losses import SoftDiceLoss, SoftmaxCrossEntropy
 
-    optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = optim.Adam(model.parameters(), lr=lr)
     cross_entropy, dice = SoftmaxCrossEntropy(), SoftDiceLoss()
     seconds, step = [], 0
     for epoch in range(epochs):
@@ -189,6 +193,7 @@ def run(args) -> int:
     """Measured (busy 2-core machine, one seed): see the report of issue 24; the command line that made
     each number is printed above the table."""
     from minicnn import core
+    from minicnn.app import load_model
     from minicnn.app.frequency import (
         TailTruncation,
         allocate_budget,
@@ -224,10 +229,20 @@ def run(args) -> int:
                          f"running statistics and biases are {other} stored numbers")
     print(f"{args.task}: {len(x_train)} train / {len(x_test)} test canvases\nunet width {args.width:g} "
           f"depth {args.depth}: {dense.num_parameters():,} parameters", flush=True)
-    dense_seconds = train_epochs(dense, x_train, data.y_train, args.epochs, args, label="dense")
+    if args.dense is None:
+        dense_seconds = train_epochs(dense, x_train, data.y_train, args.epochs, args, args.lr, label="dense")
+    else:
+        dense_seconds, given = [], load_model(args.dense)
+        if given.name != "unet" or given.config != build_args:
+            raise ValueError(f"--dense {args.dense}: expected a unet with {build_args}, the file holds "
+                             f"{given.name} {given.config}")
+
+    def every_coefficient():
+        """The dense model in the DCT domain, every coefficient kept (a fresh copy)."""
+        return load_model(args.dense).model if args.dense else to_frequency(_copy(dense, build_args))
 
     rows, fr_seconds, shown = [], [], {}
-    everything = to_frequency(_copy(dense, build_args))  # every coefficient kept: the dense model's file
+    everything = every_coefficient()  # the dense model's file
     for int8 in (False, True):
         row = export_and_score(everything, build_args, out / f"dense.{'int8' if int8 else 'f16'}.fr.npz", int8,
                                meta, test)
@@ -235,19 +250,20 @@ def run(args) -> int:
     shown["dense"] = rows[0]["model"]
     steps = len(range(0, len(x_train), args.batch)) * args.fr_epochs
     for budget in budgets:
-        model = to_frequency(_copy(dense, build_args))
+        model = every_coefficient()
         targets = allocate_budget(model, budget - other)
         truncation = TailTruncation(model, targets, steps=max(1, round(args.truncate * steps)), decay="geometric")
-        fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, truncation=truncation,
-                                   label=f"FR {budget}")
+        fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, args.fr_lr or args.lr,
+                                   truncation=truncation, label=f"FR {budget}")
         for int8 in (False, True):
             row = export_and_score(model, build_args, out / f"fr_{budget}.{'int8' if int8 else 'f16'}.fr.npz",
                                    int8, meta, test)
             rows.append({"budget": budget, **row})
         shown[f"FR {rows[-2]['stored_numbers']}"] = rows[-2]["model"]
 
-    print(f"\ndense: {np.mean(dense_seconds):.1f} s per epoch, FR: {np.mean(fr_seconds) if fr_seconds else 0:.1f} s "
-          f"per epoch ({args.train} canvases)")
+    dense_time = f"{np.mean(dense_seconds):.1f} s" if dense_seconds else "(from --dense)"
+    fr_time = f"{np.mean(fr_seconds):.1f} s" if fr_seconds else "-"
+    print(f"\nper epoch ({args.train} canvases): dense {dense_time}, FR {fr_time}")
     head = f"{'model':>6} {'dtype':>7} {'stored':>7} {'bytes':>7} {'file B':>7} {'Dice':>7} {'IoU':>7} {'pix acc':>7}"
     print(head)
     for r in rows:
