@@ -225,7 +225,7 @@ def test_frequency_unet_experiment_table_is_that_of_its_reloaded_files(data_dir,
     assert main(["experiment", "frequency_unet", "--train", "64", "--test", "16", "--epochs", "1", "--fr-epochs",
                  "1", "--budgets", "1000,759", "--batch", "16", "--out", str(out), "--data-dir", str(data_dir)]) == 0
     printed = capsys.readouterr().out
-    assert "s per epoch" in printed
+    assert "per epoch (64 canvases): dense" in printed
     assert max(len(line) for line in printed.splitlines() if str(out) not in line) <= 80
     with open(out / "frequency_unet.csv") as f:
         rows = list(csv.DictReader(f))
