@@ -156,7 +156,7 @@ def _damage(path, tmp_path):
          "the payload holds"),
         ("json", write("json", manifest=manifest[:-7], payload=payload), "manifest is not readable"),
         ("count", write("count", manifest=edited(lambda m: m["entries"][0].__setitem__(3, 10 ** 6)),
-                        payload=payload), "expected entries"),
+                        payload=payload), "its count says 1000000"),
         ("kind", write("kind", manifest=edited(lambda m: m["entries"][1].__setitem__(1, "zip")),
                        payload=payload), "expected entries"),
         ("entries", write("entries", manifest=edited(lambda m: m.pop("entries")), payload=payload),

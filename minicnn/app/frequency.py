@@ -1,8 +1,9 @@
 """Frequency Regularization for whole models (seed 002): conversion, dynamic tail truncation, export.
 
-- `to_frequency(model)` replaces every plain `Conv2D` / `Linear` inside `model` (recursively, in
-  place, same position) by `DCTConv2D` / `DCTLinear` holding coeffs = dct(weight): the spatial
-  weights, and so the model's outputs, are unchanged until something is truncated.
+- `to_frequency(model)` replaces every plain `Conv2D` / `ConvTranspose2D` / `Linear` inside `model`
+  (recursively, in place, same position) by `DCTConv2D` / `DCTConvTranspose2D` / `DCTLinear` holding
+  coeffs = dct(weight): the spatial weights, and so the model's outputs, are unchanged until something
+  is truncated.
 - `TailTruncation` is the *dynamic* tail truncation: rather than cutting most coefficients at once,
   each `step()` lowers every layer's kept count k a little (linearly or geometrically) from where it
   is now to a target (a count, a fraction of the layer, or a per-layer dict), never below a per-layer
@@ -12,7 +13,8 @@
 - `save_compressed` / `load_compressed`: the deployable file (`minicnn.app.load_model` opens it
   without being given the architecture: the file's meta, see `describe`, names it). Per DCT layer only the first k
   coefficients in zigzag order are stored (the shape and k go in a small JSON manifest); every
-  other parameter (biases) and floating buffer is stored whole; optionally everything as float16.
+  other parameter (biases) and floating buffer is stored whole; optionally everything as float16, or as
+  int8 with one float32 scale per tensor (`quantize_int8`).
   Loading rebuilds coeffs (zeros beyond k), the mask, and so exactly the weights used for evaluation.
 - `stored_numbers(model)` counts what such a file stores: kept coefficients + every other
   parameter entry (biases included) + floating buffers (e.g. BatchNorm running statistics). Masks
@@ -32,8 +34,8 @@ from minicnn import functional as F
 from minicnn.core import Layer, Sequential
 from minicnn.files import read_npz, save_npz_atomic
 from minicnn.functional.checks import positive_int
-from minicnn.layers import Conv2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
-from minicnn.layers.dct import _FrequencyWeight, keep_count
+from minicnn.layers import Conv2D, ConvTranspose2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
+from minicnn.layers.dct import DCTConvTranspose2D, _FrequencyWeight, keep_count
 
 from .train import Callback
 
@@ -51,13 +53,18 @@ def _replace_child(parent: Layer, name: str, new: Layer) -> None:
 
 
 def _convertible(layer: Layer) -> bool:
-    return type(layer) is Linear or (type(layer) is Conv2D and layer.groups == 1 and layer.dilation == (1, 1))
+    return type(layer) is Linear or (type(layer) in (Conv2D, ConvTranspose2D) and layer.groups == 1
+                                     and layer.dilation == (1, 1))
 
 
 def _frequency_version(layer: Layer) -> _FrequencyWeight:
     weight = layer.weight.data
     if type(layer) is Linear:
         new = DCTLinear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+    elif type(layer) is ConvTranspose2D:
+        new = DCTConvTranspose2D(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                                 padding=layer.padding, output_padding=layer.output_padding,
+                                 bias=layer.bias is not None, method=layer.method)
     else:
         new = DCTConv2D(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
                         padding=layer.padding, bias=layer.bias is not None,
@@ -73,12 +80,12 @@ def _frequency_version(layer: Layer) -> _FrequencyWeight:
 
 
 def to_frequency(model: Layer, keep: int | float = 1.0) -> Layer:
-    """Replace (in place) every plain Conv2D (groups 1, dilation 1) and Linear inside `model` by its
-    DCT version with coeffs = dct(weight) and the same bias, then apply `set_keep(keep)` to each.
+    """Replace (in place) every plain Conv2D and ConvTranspose2D (groups 1, dilation 1) and Linear inside
+    `model` by its DCT version with coeffs = dct(weight) and the same bias, then apply `set_keep(keep)` to each.
 
     With keep=1.0 the model computes the same function as before (up to float rounding of the
     DCT round trip, ~1e-7 relative in float32). Returns `model` (or the new layer when `model`
-    itself is a Linear/Conv2D). Layers of other types (grouped/dilated convs, ...) stay spatial.
+    itself is one of these). Layers of other types (grouped/dilated convs, ...) stay spatial.
     """
     if _convertible(model):
         new = _frequency_version(model)
@@ -273,34 +280,70 @@ def dense_float32_bytes(model: Layer) -> int:
     return 4 * n
 
 
+INT8_LEVELS = 127  # int8 stores q in [-127, 127]: symmetric, so -128 is never written (and refused)
+SCALE_BYTES = 4  # one float32 scale per tensor in an int8 file
+
+
+def quantize_int8(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """One tensor's values as int8 with one scale: s = float32(max |v| / 127) (1 when all are zero),
+    q = round(v / s) in [-127, 127]; the file's numbers are then q * s (float32). Returns (q, s)."""
+    top = float(np.max(np.abs(values))) if values.size else 0.0
+    scale = float(np.float32(top / INT8_LEVELS)) if top > 0 else 1.0
+    if not math.isfinite(scale) or scale == 0.0:
+        raise ValueError(f"quantize_int8: expected finite values whose largest magnitude gives a float32 scale, "
+                         f"got max |v| = {top}")
+    q = np.clip(np.rint(values.astype(np.float64) / scale), -INT8_LEVELS, INT8_LEVELS)
+    return q.astype(np.int8), scale
+
+
+def dequantize_int8(q: np.ndarray, scale: float) -> np.ndarray:
+    """The numbers an int8 entry stands for: q * s in float32 (the product rounded once)."""
+    return q.astype(np.float32) * np.float32(scale)
+
+
 def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False,
-                    meta: dict | None = None) -> dict:
+                    meta: dict | None = None, int8: bool = False) -> dict:
     """Write the compressed file (an .npz with two arrays, written atomically):
 
         "manifest": UTF-8 JSON {format, dtype, meta, entries: [[name, kind, shape, count], ...]}
-        "payload":  every stored number, concatenated in entry order (float32, or float16)
+                    (+ "scales": one float32 scale per entry when dtype is int8)
+        "payload":  every stored number, concatenated in entry order (float32, float16 or int8)
 
     kind "dct": the first `count` coefficients of the tensor in zigzag order; "dense": the tensor.
+    int8 (`quantize_int8`): each entry (tensor) is stored as q = round(v / s) with its own scale s, and
+    stands for q * s. float16 refuses values beyond its range (they would be written as inf).
     `meta` (JSON-able; `describe(...)` makes it) lets `minicnn.app.load_model` rebuild the architecture
-    and carries the input shape, normalisation and class names. Returns {'numbers', 'bytes', 'path'}.
+    and carries the input shape, normalisation and class names. Returns {'numbers', 'bytes' (the file),
+    'payload_bytes' (the stored numbers' bytes, + 4 per scale when int8), 'path'}.
     """
-    dtype = np.float16 if float16 else np.float32
-    entries, chunks = [], []
+    if float16 and int8:
+        raise ValueError("save_compressed: expected float16 or int8, not both")
+    dtype = np.float16 if float16 else np.int8 if int8 else np.float32
+    entries, chunks, scales = [], [], []
     for name, kind, array, count in _stored_entries(model):
         if kind == "dct":
             order = np.argsort(F.zigzag_order(array.shape), axis=None)  # flat indices, zigzag order
             values = array.reshape(-1)[order[:count]]
         else:
             values = np.asarray(array).reshape(-1)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"save_compressed: {name!r} holds non-finite values (NaN or inf)")
         if float16 and np.any(np.abs(values) > np.finfo(np.float16).max):
-            raise ValueError(f"save_compressed: {name!r} has values beyond the float16 range")
+            raise ValueError(f"save_compressed: {name!r} has values beyond the float16 range "
+                             f"(largest {float(np.max(np.abs(values))):.6g} > {float(np.finfo(np.float16).max):g})")
+        if int8:
+            values, scale = quantize_int8(values)
+            scales.append(scale)
         entries.append([name, kind, list(array.shape), int(count)])
         chunks.append(values.astype(dtype))
     manifest = {"format": FORMAT, "dtype": np.dtype(dtype).name, "meta": meta or {}, "entries": entries}
+    if int8:
+        manifest["scales"] = scales
     payload = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
     text = json.dumps(manifest, separators=(",", ":")).encode()
     save_npz_atomic(path, {"manifest": np.frombuffer(text, np.uint8), "payload": payload})
-    return {"numbers": int(payload.size), "bytes": os.path.getsize(path), "path": os.fspath(path)}
+    return {"numbers": int(payload.size), "bytes": os.path.getsize(path),
+            "payload_bytes": int(payload.nbytes) + SCALE_BYTES * len(scales), "path": os.fspath(path)}
 
 
 def read_compressed(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
@@ -310,7 +353,8 @@ def read_compressed(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     Everything is checked before it is used, so a damaged or hand-edited file raises a ValueError that
     names the file and what is wrong (an unreadable zip, a manifest that is not the JSON described in
     `save_compressed`, an entry whose count does not fit its shape, a payload of the wrong length or
-    dtype, or non-finite numbers), never a NumPy broadcasting message or a silently wrong model.
+    dtype, non-finite numbers, int8 scales missing, extra or not positive float32 numbers), never a NumPy
+    broadcasting message or a silently wrong model.
     """
     arrays = read_npz(path, what="compressed model file", keys=("manifest", "payload"), exact=True)
     return compressed_from_arrays(arrays, path)
@@ -342,9 +386,11 @@ def compressed_from_arrays(arrays: dict[str, np.ndarray],
     if not np.all(np.isfinite(payload)):
         raise ValueError(f"{who} is damaged: its payload holds {int(np.sum(~np.isfinite(payload)))} "
                          f"non-finite numbers (NaN or inf)")
+    scales = _check_scales(manifest, payload, len(entries), who)
     state, offset = {}, 0
-    for name, kind, shape, count in entries:
-        values = payload[offset: offset + count].astype(np.float32)
+    for i, (name, kind, shape, count) in enumerate(entries):
+        chunk = payload[offset: offset + count]
+        values = chunk.astype(np.float32) if scales is None else dequantize_int8(chunk, scales[i])
         offset += count
         if kind == "dct":
             coeffs = np.zeros(math.prod(shape), np.float32)
@@ -356,7 +402,27 @@ def compressed_from_arrays(arrays: dict[str, np.ndarray],
     return manifest, state
 
 
-PAYLOAD_DTYPES = ("float16", "float32")
+PAYLOAD_DTYPES = ("float16", "float32", "int8")
+
+
+def _check_scales(manifest: dict, payload: np.ndarray, entries: int, who: str) -> list[float] | None:
+    """The int8 file's scales (one positive finite float32 per entry; q within [-127, 127]), or None
+    for a float file (which must not have any)."""
+    scales = manifest.get("scales")
+    if payload.dtype != np.int8:
+        if scales is not None:
+            raise ValueError(f"{who} is damaged: a {payload.dtype} payload with int8 scales in its manifest")
+        return None
+    ok = isinstance(scales, list) and len(scales) == entries and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        and float(np.float32(v)) == v for v in scales)
+    if not ok:
+        raise ValueError(f"{who} is damaged: expected {entries} int8 scales (positive finite float32 numbers, "
+                         f"one per entry), got {scales!r:.80}")
+    if payload.size and int(np.min(payload)) < -INT8_LEVELS:
+        raise ValueError(f"{who} is damaged: expected int8 values in [-{INT8_LEVELS}, {INT8_LEVELS}], "
+                         f"got {int(np.min(payload))}")
+    return [float(v) for v in scales]
 
 
 def _check_entries(entries, who: str) -> list[tuple[str, str, tuple[int, ...], int]]:
@@ -369,13 +435,16 @@ def _check_entries(entries, who: str) -> list[tuple[str, str, tuple[int, ...], i
         name, kind, shape, count = entry if ok else (None,) * 4
         ok = (ok and isinstance(name, str) and kind in ("dct", "dense") and isinstance(shape, list)
               and all(isinstance(s, int) and s >= 1 for s in shape) and isinstance(count, int))
-        if ok:
-            size = math.prod(shape)
-            ok = 0 <= count <= size if kind == "dct" else count == size
-            ok = ok and (kind == "dense" or name == "coeffs" or name.endswith(".coeffs"))
         if not ok:
-            raise ValueError(f"{who} is damaged: expected entries [name, 'dct' | 'dense', shape, count] with "
-                             f"0 <= count <= size (count == size when dense), got {entry!r:.100}")
+            raise ValueError(f"{who} is damaged: expected entries [name, 'dct' | 'dense', shape, count], "
+                             f"got {entry!r:.100}")
+        size = math.prod(shape)
+        if kind == "dense" and count != size:
+            raise ValueError(f"{who} is damaged: dense entry {name!r} of shape {tuple(shape)} must store all "
+                             f"{size} numbers, its count says {count}")
+        if kind == "dct" and not (0 <= count <= size and (name == "coeffs" or name.endswith(".coeffs"))):
+            raise ValueError(f"{who} is damaged: dct entry {name!r} of shape {tuple(shape)} must be a "
+                             f"'coeffs' tensor keeping 0..{size} coefficients, its count says {count}")
         checked.append((name, kind, tuple(shape), count))
     return checked
 

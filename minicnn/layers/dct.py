@@ -1,13 +1,13 @@
 """Frequency-regularised layers (seed 002): the learnable weight lives in the DCT domain.
 
-A `DCTConv2D` / `DCTLinear` stores `coeffs` C (a Parameter with the shape of the spatial weight) and a
-0/1 `mask` M that keeps the first `k` entries of C in zigzag order (`minicnn.functional.zigzag_order`,
-low frequencies first) and truncates the tail. The weight the layer computes with is
+A `DCTConv2D` / `DCTConvTranspose2D` / `DCTLinear` stores `coeffs` C (a Parameter with the shape of the
+spatial weight) and a 0/1 `mask` M that keeps the first `k` entries of C in zigzag order
+(`minicnn.functional.zigzag_order`, low frequencies first) and truncates the tail. The weight the layer computes with is
 
     W = idct(M * C)          (orthonormal inverse DCT over EVERY axis of the weight tensor)
 
-and the rest is the ordinary Conv2D / Linear: `DCTConv2D` and `DCTLinear` derive from them and
-override only how the weight is made and how its gradient reaches the coefficients.
+and the rest is the ordinary Conv2D / ConvTranspose2D / Linear: the DCT layers derive from them and
+change only how the weight is made and how its gradient reaches the coefficients.
 
 Backward. The layer first gets dL/dW from the ordinary backward, then maps it to the frequency domain:
 
@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import numpy as np
 
+import minicnn.kernels.conv  # noqa: F401  (loads the submodule: `kernels.conv` below)
 from minicnn import functional as F
+from minicnn import kernels, runtime
 from minicnn.core import Layer, Parameter
+from minicnn.functional.checks import check_array
 
-from .conv import Conv2D
+from .conv import Conv2D, ConvTranspose2D
 from .dense import Linear, kaiming_uniform
-from .shapes import Shape
+from .shapes import Cost, Shape
 
 
 def keep_count(keep: int | float, size: int, who: str) -> int:
@@ -130,6 +133,59 @@ class DCTConv2D(_FrequencyWeight, Conv2D):
                  bias: bool = True, keep: int | float = 1.0, method: str = "im2col"):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias, method=method)
         self.set_keep(keep)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._keep_repr()}"
+
+
+class DCTConvTranspose2D(_FrequencyWeight, ConvTranspose2D):
+    """`ConvTranspose2D` (groups 1, dilation 1) whose weight is W = idct(M * C), C = `coeffs`
+    (in_channels, out_channels, KH, KW) as ConvTranspose2D's weight, one DCT over all four axes.
+
+    x (N, C, H, W) -> y (N, out_channels, OH, OW),  OH = (H - 1) sh - 2 ph + KH + output_padding (OW alike).
+    Forward and backward are ConvTranspose2D's math (the same dispatch: `minicnn.kernels.conv` or the plain
+    `minicnn.functional.conv`) with the spatial weight W, then dC += M * dct(dW). ConvTranspose2D has no
+    weight hooks, so its two short methods are restated here with W in place of its `weight` Parameter
+    (which this layer does not have: `coeffs` takes its place, before `bias`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias: bool = True, keep: int | float = 1.0, method: str = "im2col"):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, bias=bias,
+                         method=method)
+        weight, bias_param = self.weight.data, self.bias
+        self.weight = None  # unregisters the Parameter (Layer.__setattr__), then the attribute goes
+        del self.weight
+        self.bias = None
+        self._init_frequency(weight, keep)
+        self.bias = bias_param  # registered after coeffs, as in DCTConv2D
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        who = type(self).__name__
+        check_array(x, who, 4, f"(N, {self.in_channels}, H, W)")
+        w = self._weight(x.dtype)
+        b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
+        self._cache = (x, w)  # cache: x, w
+        if runtime.kernels_enabled():
+            return kernels.conv.conv_transpose2d(x, w, b, *self._args(), who=who)  # fast
+        return F.conv.conv_transpose2d(x, w, b, *self._args(), who=who)  # the course's math
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, w = self._cache
+        who = type(self).__name__
+        if runtime.kernels_enabled():
+            dx, dw, db = kernels.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who=who)
+        else:
+            dx, dw, db = F.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who=who)
+        self._accumulate_coeffs_grad(dw)
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def cost(self, input_shape: Shape) -> Cost:
+        """ConvTranspose2D's count: MACs = H W (C T KH KW), the spatial weight having the size of `coeffs`."""
+        self.output_shape(input_shape)
+        return Cost(input_shape[1] * input_shape[2] * self.coeffs.size, self.coeffs.size, "Conv transpose")
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, {self._keep_repr()}"

@@ -1,0 +1,294 @@
+"""Frequency Regularization on a UNet (issue 24, seed 002's headline): how few stored numbers keep a
+segmentation?
+
+1. Train a dense UNet (`minicnn.models.unet`) on a binary segmentation task (default
+   "fashion-on-cifar-seg": a Fashion-MNIST object on a real CIFAR-10 photo) for `--epochs`.
+2. For each budget B of stored numbers: convert a copy to the DCT domain (`to_frequency`: every Conv2D
+   and ConvTranspose2D), give the coefficients what the file's other numbers (BatchNorm parameters and
+   running statistics, the biases of the transposed convs and of the head) leave of B (`allocate_budget`),
+   and fine-tune for `--fr-epochs` while `TailTruncation` lowers every layer's kept count geometrically to
+   its share over the first `--truncate` fraction of those epochs (dynamic tail truncation).
+3. Save every model as a compressed `.fr.npz` (the dense one with every coefficient kept) in float16 and
+   int8, RELOAD each with `minicnn.app.load_model`, and score the reloaded model on the test split:
+   foreground Dice, foreground IoU, pixel accuracy. Stored numbers and bytes are read from the files.
+
+Output: a table (stdout and `frequency_unet.csv`), `frequency_unet_pareto.png` (Dice against stored numbers)
+and `frequency_unet_masks.png` (test images, true masks, dense and FR predictions).
+
+Training loop. `minicnn.app.fit` counts accuracy per image (labels (B,)), so it cannot take per-pixel labels
+yet; this module has its own short loop (`train_epochs`: Adam, per-pixel softmax cross-entropy, optional
+soft Dice term, `iterate_batches` order). To switch to `fit`, fit needs: per-pixel labels (N, H, W) in its
+batch accounting (correct pixels / labels.size, not len(labels)), a loss option (SoftmaxCrossEntropy already
+takes (N, K, H, W) logits with (N, H, W) labels; + SoftDiceLoss), and a metric hook for evaluation
+(`minicnn.app.segmentation.SegmentationScores`).
+
+Measured 2026-12-02 (unet2 helper, issue 24) on the shared 2-core machine (load ~11), one seed, 4,000 train /
+1,000 test canvases, test split, reloaded files, `minicnn experiment frequency_unet` with the defaults
+(width 1/16, depth 2: 7,554 parameters; 12 dense epochs at 38 s, 8 FR epochs at 50 s per budget):
+    model    stored numbers   bytes (f16 / int8)   Dice f16 / int8   IoU f16
+    dense    7,714            15,428 / 7,938       0.9283 / 0.9284   0.8663
+    FR 1000  1,000 (666 coefficients + 334 BN and bias numbers)
+                              2,000 / 1,224        0.8507 / 0.8492   0.7402
+    FR 759   759 (425 + 334)  1,518 / 983          0.8286 / 0.8286   0.7074
+With `--dense runs/.../dense.f16.fr.npz --fr-epochs 10 --fr-lr 1e-2`: FR 1000 0.8486, FR 759 0.7516 (worse).
+So FR at <= 1,000 numbers is 7.8 Dice points below the dense model of the same architecture, not within 2, and
+the moonshot (<= 759 at Dice >= 0.95) is not reached. A third of the budget is BatchNorm: each channel stores
+gamma, beta, running mean and variance (4 numbers), which no DCT truncation touches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+DESCRIPTION = "FR on a small UNet: segmentation Dice against stored numbers (float16 and int8 files)"
+TASK = "fashion-on-cifar-seg"
+EVAL_BATCH = 100
+MASK_EXAMPLES = 6  # test canvases shown in the mask picture
+LEARNING_RATE = 3e-3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default=TASK, help=f"binary segmentation task (default {TASK})")
+    parser.add_argument("--width", type=float, default=1 / 16, help="UNet width (1/16: 4 channels at the top)")
+    parser.add_argument("--depth", type=int, default=2, help="poolings between input and the bottom (paper: 4)")
+    parser.add_argument("--budgets", default="1000,759", help="comma-separated stored-number budgets of the FR files")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of dense training")
+    parser.add_argument("--fr-epochs", type=int, default=4, help="epochs of FR fine-tuning per budget")
+    parser.add_argument("--truncate", type=float, default=0.5,
+                        help="fraction of the FR epochs over which the tail truncation reaches its target")
+    parser.add_argument("--train", type=int, default=4000, help="training canvases (generated, seeded)")
+    parser.add_argument("--test", type=int, default=1000, help="test canvases (from the official test splits)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate of the dense model")
+    parser.add_argument("--fr-lr", type=float, default=None, help="Adam learning rate of the FR fine-tuning "
+                        "(default --lr)")
+    parser.add_argument("--dense", default=None, metavar="FILE",
+                        help="start from this dense .fr.npz (a previous run's dense.f16.fr.npz) instead of training")
+    parser.add_argument("--dice-weight", type=float, default=0.0, help="weight of a soft Dice term in the loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/frequency_unet", help="folder for the table, PNGs and model files")
+    parser.add_argument("--data-dir", default=None, help="dataset folder (default: $MINICNN_DATA, then cache)")
+
+
+def parse_budgets(text: str) -> list[int]:
+    """"1000,759" -> [1000, 759]; every budget a positive int."""
+    try:
+        budgets = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        budgets = []
+    if not budgets or min(budgets) < 1:
+        raise ValueError(f"expected budgets like '1000' or '1000,759', got {text!r}")
+    return budgets
+
+
+def scores(model, x: np.ndarray, y: np.ndarray, num_classes: int):
+    """SegmentationScores of `model` (eval mode) on images x (N, C, H, W) and label maps y (N, H, W)."""
+    from minicnn.app.segmentation import SegmentationScores, confusion_matrix, predict_classes
+
+    model.eval()
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for lo in range(0, len(x), EVAL_BATCH):
+        confusion += confusion_matrix(predict_classes(model(x[lo: lo + EVAL_BATCH])), y[lo: lo + EVAL_BATCH],
+                                      num_classes)
+    return SegmentationScores(confusion)
+
+
+def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: float, *, truncation=None,
+                 label: str = "") -> list[float]:
+    """Adam on per-pixel cross-entropy (+ dice_weight * soft Dice); `truncation` (a TailTruncation with
+    `steps` counted in batches) moves to step t before batch t. Prints a line per epoch; returns the
+    seconds of each epoch."""
+    from minicnn import optim
+    from minicnn.data import iterate_batches
+    from minicnn.losses import SoftDiceLoss, SoftmaxCrossEntropy
+
+    optimizer = optim.Adam(model.parameters(), lr=lr)
+    cross_entropy, dice = SoftmaxCrossEntropy(), SoftDiceLoss()
+    seconds, step = [], 0
+    for epoch in range(epochs):
+        model.train()
+        start, losses = time.perf_counter(), []
+        for _, xb, yb in iterate_batches(x, y, args.batch, seed=args.seed, epoch=epoch):
+            if truncation is not None:
+                truncation.advance_to(step)
+            optimizer.zero_grad()
+            logits = model(xb)
+            loss, grad = cross_entropy(logits, yb), cross_entropy.backward()
+            if args.dice_weight:
+                loss += args.dice_weight * dice(logits, yb)
+                grad = grad + args.dice_weight * dice.backward()
+            model.backward(grad.astype(np.float32, copy=False))
+            optimizer.step()
+            losses.append(float(loss))
+            step += 1
+        seconds.append(time.perf_counter() - start)
+        kept = f", kept {sum(layer.keep for layer in truncation.layers.values())}" if truncation else ""
+        print(f"{label} epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}, {seconds[-1]:.0f} s{kept}",
+              flush=True)
+    return seconds
+
+
+def _copy(model, build_args: dict):
+    from minicnn.models import build
+
+    twin = build("unet", **build_args)
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
+def export_and_score(model, build_args: dict, path: Path, int8: bool, meta: dict, test) -> dict:
+    """Save `model` (a DCT model) compressed (float16 or int8), reload it, score the reloaded file."""
+    from minicnn.app import load_model
+    from minicnn.app.frequency import describe, save_compressed
+
+    info = save_compressed(model, path, float16=not int8, int8=int8, meta=describe("unet", build_args, model, **meta))
+    loaded = load_model(path).model
+    result = scores(loaded, *test)
+    return {"file": path.name, "dtype": "int8" if int8 else "float16", "stored_numbers": info["numbers"],
+            "payload_bytes": info["payload_bytes"], "file_bytes": info["bytes"],
+            "dice": result.foreground_dice, "iou": result.foreground_iou, "pixel_accuracy": result.pixel_accuracy,
+            "model": loaded}
+
+
+def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for dtype, marker in (("float16", "o"), ("int8", "s")):
+        mine = [r for r in rows if r["dtype"] == dtype]
+        ax.plot([r["stored_numbers"] for r in mine], [r["dice"] for r in mine], marker, label=dtype)
+    ax.set_xscale("log")
+    ax.set_xlabel("stored numbers (read from the file)")
+    ax.set_ylabel("test foreground Dice (reloaded file)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_masks(images: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], path: Path) -> None:
+    """Rows: test canvases; columns: image, true mask, then one predicted mask per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = ["image", "true mask", *predictions]
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.6 * len(columns), 1.6 * len(images)),
+                             squeeze=False)
+    for i in range(len(images)):
+        panels = [images[i].transpose(1, 2, 0), truth[i], *(p[i] for p in predictions.values())]  # (H, W, C)
+        for j, panel in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(columns[j], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    """The experiment of the module docstring (where the measured numbers are)."""
+    from minicnn import core
+    from minicnn.app import load_model
+    from minicnn.app.frequency import (
+        TailTruncation,
+        allocate_budget,
+        stored_numbers,
+        to_frequency,
+    )
+    from minicnn.app.segmentation import predict_classes
+    from minicnn.data.segmentation import load_segmentation, with_sizes
+    from minicnn.models import build
+
+    budgets = parse_budgets(args.budgets)
+    if not 0 < args.truncate <= 1:
+        raise ValueError(f"expected --truncate in (0, 1], got {args.truncate}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    core.manual_seed(args.seed)
+    data = load_segmentation(args.task, with_sizes(args.task, train=args.train, test=args.test), args.data_dir)
+    if data.num_classes != 2:
+        raise ValueError(f"expected a binary task, {args.task!r} has {data.num_classes} "
+                         f"classes")
+    mean, std = data.channel_stats()
+    x_train = (data.x_train - mean[None, :, None, None]) / std[None, :, None, None]  # (N, C, H, W)
+    x_test = (data.x_test - mean[None, :, None, None]) / std[None, :, None, None]
+    test = (x_test, data.y_test, data.num_classes)
+    build_args = {"width": args.width, "depth": args.depth, "in_channels": data.input_shape[0],
+                  "num_classes": data.num_classes, "image_size": data.input_shape[1]}
+    meta = {"dataset": args.task, "mean": mean.tolist(), "std": std.tolist(), "input_shape": list(data.input_shape),
+            "class_names": list(data.class_names)}
+    dense = build("unet", **build_args)
+    other = stored_numbers(to_frequency(build("unet", **build_args)))["other"]  # what is not a DCT coefficient
+    if min(budgets) <= other:
+        raise ValueError(f"budget {min(budgets)} leaves no coefficients: this UNet's BatchNorm parameters, "
+                         f"running statistics and biases are {other} stored numbers")
+    print(f"{args.task}: {len(x_train)} train / {len(x_test)} test canvases\nunet width {args.width:g} "
+          f"depth {args.depth}: {dense.num_parameters():,} parameters", flush=True)
+    if args.dense is None:
+        dense_seconds = train_epochs(dense, x_train, data.y_train, args.epochs, args, args.lr, label="dense")
+    else:
+        dense_seconds, given = [], load_model(args.dense)
+        if given.name != "unet" or given.config != build_args:
+            raise ValueError(f"--dense {args.dense}: expected a unet with {build_args}, the file holds "
+                             f"{given.name} {given.config}")
+
+    def every_coefficient():
+        """The dense model in the DCT domain, every coefficient kept (a fresh copy)."""
+        return load_model(args.dense).model if args.dense else to_frequency(_copy(dense, build_args))
+
+    rows, fr_seconds, shown = [], [], {}
+    everything = every_coefficient()  # the dense model's file
+    for int8 in (False, True):
+        row = export_and_score(everything, build_args, out / f"dense.{'int8' if int8 else 'f16'}.fr.npz", int8,
+                               meta, test)
+        rows.append({"budget": "dense", **row})
+    shown["dense"] = rows[0]["model"]
+    steps = len(range(0, len(x_train), args.batch)) * args.fr_epochs
+    for budget in budgets:
+        model = every_coefficient()
+        targets = allocate_budget(model, budget - other)
+        truncation = TailTruncation(model, targets, steps=max(1, round(args.truncate * steps)), decay="geometric")
+        fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, args.fr_lr or args.lr,
+                                   truncation=truncation, label=f"FR {budget}")
+        for int8 in (False, True):
+            row = export_and_score(model, build_args, out / f"fr_{budget}.{'int8' if int8 else 'f16'}.fr.npz",
+                                   int8, meta, test)
+            rows.append({"budget": budget, **row})
+        shown[f"FR {rows[-2]['stored_numbers']}"] = rows[-2]["model"]
+
+    dense_time = f"{np.mean(dense_seconds):.1f} s" if dense_seconds else "(from --dense)"
+    fr_time = f"{np.mean(fr_seconds):.1f} s" if fr_seconds else "-"
+    print(f"\nper epoch ({args.train} canvases): dense {dense_time}, FR {fr_time}")
+    head = f"{'model':>6} {'dtype':>7} {'stored':>7} {'bytes':>7} {'file B':>7} {'Dice':>7} {'IoU':>7} {'pix acc':>7}"
+    print(head)
+    for r in rows:
+        print(f"{r['budget']!s:>6} {r['dtype']:>7} {r['stored_numbers']:>7} {r['payload_bytes']:>7} "
+              f"{r['file_bytes']:>7} {r['dice']:>7.4f} {r['iou']:>7.4f} {r['pixel_accuracy']:>7.2%}")
+    fields = ["budget", "file", "dtype", "stored_numbers", "payload_bytes", "file_bytes", "dice", "iou",
+              "pixel_accuracy"]
+    with open(out / "frequency_unet.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    title = f"UNet width {args.width:g} depth {args.depth}, {args.task}, test split, reloaded files"
+    plot_pareto(rows, out / "frequency_unet_pareto.png", title)
+    pick = slice(0, MASK_EXAMPLES)
+    predictions = {name: predict_classes(m.eval()(x_test[pick])).astype(np.float32) for name, m in shown.items()}
+    plot_masks(data.x_test[pick], data.y_test[pick].astype(np.float32), predictions, out / "frequency_unet_masks.png")
+    print(f"wrote frequency_unet.csv, frequency_unet_pareto.png, frequency_unet_masks.png in\n{out}")
+    return 0
