@@ -126,6 +126,8 @@ CASES = {
     "DCTLinear": lambda rng: (L.DCTLinear(5, 4).to(np.float64), rng.standard_normal((3, 5))),
     "DCTLinear_keep5": lambda rng: (L.DCTLinear(5, 4, keep=5).to(np.float64), rng.standard_normal((3, 5))),
     "DCTConv2D": lambda rng: (L.DCTConv2D(2, 3, 3, padding=1).to(np.float64), rng.standard_normal((2, 2, 4, 4))),
+    "DCTConvTranspose2D": lambda rng: (L.DCTConvTranspose2D(2, 3, 2, stride=2, keep=0.5).to(np.float64),
+                                       rng.standard_normal((2, 2, 3, 3))),
     "DCTConv2D_keep0.25": lambda rng: (L.DCTConv2D(2, 3, 3, stride=2, keep=0.25).to(np.float64),
                                        rng.standard_normal((2, 2, 5, 5))),
     "FrequencyBias_keep2": lambda rng: _frequency_bias(rng),

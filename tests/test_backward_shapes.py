@@ -25,6 +25,7 @@ CASES = {  # layer class name -> (a layer, an input shape)
     "ConvTranspose2D": (lambda: L.ConvTranspose2D(4, 5, 2, stride=2), MAP),
     "LocallyConnected2D": (lambda: L.LocallyConnected2D(4, 5, (4, 4), 3), MAP),
     "DCTConv2D": (lambda: L.DCTConv2D(4, 5, 3, padding=1), MAP),
+    "DCTConvTranspose2D": (lambda: L.DCTConvTranspose2D(4, 3, 2, stride=2, keep=5), MAP),
     "DCTLinear": (lambda: L.DCTLinear(6, 5), (4, 6)),
     "FrequencyBias": (lambda: L.FrequencyBias(4), MAP),
     "Linear": (lambda: L.Linear(6, 5), (4, 6)), "Flatten": (lambda: L.Flatten(), MAP),

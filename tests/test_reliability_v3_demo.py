@@ -82,3 +82,23 @@ def test_experiment_list_lists_every_study_within_80_columns(capsys):
         out = capsys.readouterr().out
         assert all(f"  {name} " in out for name, _ in _experiments())
         assert max(map(len, out.splitlines())) <= 80
+
+
+def test_compress_int8_writes_a_smaller_file_that_reloads(tmp_path, capsys):
+    from minicnn import models
+    from minicnn.app import load_model
+    from minicnn.app.frequency import to_frequency
+
+    model = to_frequency(models.build("lenet5"))
+    model.save(tmp_path / "s.npz")
+    assert main(["compress", str(tmp_path / "s.npz"), "--model", "lenet5", "--out", str(tmp_path / "a.fr.npz"),
+                 "--float16"]) == 0
+    assert main(["compress", str(tmp_path / "s.npz"), "--model", "lenet5", "--out", str(tmp_path / "b.fr.npz"),
+                 "--int8"]) == 0
+    out = capsys.readouterr().out
+    assert "(int8;" in out and "(float16;" in out
+    assert (tmp_path / "b.fr.npz").stat().st_size < (tmp_path / "a.fr.npz").stat().st_size
+    assert load_model(tmp_path / "b.fr.npz").kind == "compressed"
+    assert main(["compress", str(tmp_path / "s.npz"), "--model", "lenet5", "--out", str(tmp_path / "c.fr.npz"),
+                 "--int8", "--float16"]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -73,6 +73,7 @@ from minicnn.layers import (
     Conv2D,
     ConvTranspose2D,
     DCTConv2D,
+    DCTConvTranspose2D,
     DCTLinear,
     DepthwiseConv2D,
     Dropout,
@@ -183,7 +184,8 @@ def _float32(array: np.ndarray) -> np.ndarray:
 
 def _weight(layer: Layer) -> np.ndarray:
     """The spatial weight the layer computes with (a DCT layer: W = idct(M * C))."""
-    return _float32(layer.spatial_weight() if isinstance(layer, (DCTConv2D, DCTLinear)) else layer.weight.data)
+    frequency = isinstance(layer, (DCTConv2D, DCTConvTranspose2D, DCTLinear))
+    return _float32(layer.spatial_weight() if frequency else layer.weight.data)
 
 
 def _weight_and_bias(g: _GraphBuilder, name: str, layer: Layer) -> list[str]:
@@ -329,7 +331,7 @@ def _frequency_bias(g: _GraphBuilder, name, layer: FrequencyBias, in_shape, out_
 
 EMITTERS: dict[type, Callable[..., str]] = {
     Conv2D: _conv, DepthwiseConv2D: _conv, PointwiseConv2D: _conv, DCTConv2D: _conv,
-    ConvTranspose2D: _conv_transpose, Linear: _gemm, DCTLinear: _gemm,
+    ConvTranspose2D: _conv_transpose, DCTConvTranspose2D: _conv_transpose, Linear: _gemm, DCTLinear: _gemm,
     BatchNorm1D: _batch_norm, BatchNorm2D: _batch_norm,
     ReLU: _simple("Relu"), Sigmoid: _simple("Sigmoid"), Tanh: _simple("Tanh"), LeakyReLU: _leaky_relu,
     ReLU6: _relu6, GELU: _gelu, Maxout: _maxout,

@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
                                                       "unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="let --out replace an existing regular file")
     parser.add_argument("--float16", action="store_true", help="store every number as float16")
+    parser.add_argument("--int8", action="store_true",
+                        help="store every number as int8, one float32 scale per tensor (bytes: numbers + 4 a tensor)")
     parser.add_argument("--model", help="model name in minicnn.models (needed for a plain state dict; "
                                         "overrides the checkpoint's)")
     parser.add_argument("--keep", type=_parse_keep, default=None,
@@ -78,6 +80,8 @@ def run(args) -> int:
     from minicnn.commands._options import EXIT_FAILED, fail
     from minicnn.files import TargetError, safe_target, write_atomic
 
+    if args.float16 and args.int8:
+        return fail(NAME, "expected --float16 or --int8, not both")
     if _same_file(args.checkpoint, args.out):
         return fail(NAME, f"--out {args.out} is the same file as the input; writing it would destroy the "
                           f"input: choose another --out")
@@ -103,7 +107,7 @@ def run(args) -> int:
     info = {}
 
     def write(tmp) -> None:
-        info.update(save_compressed(model, tmp, float16=args.float16, meta=meta))
+        info.update(save_compressed(model, tmp, float16=args.float16, int8=args.int8, meta=meta))
 
     try:
         write_atomic(args.out, write, overwrite=args.overwrite)
@@ -121,7 +125,8 @@ def run(args) -> int:
           f"+ {counts['other']} other (biases, buffers)")
     for name, layer in frequency_layers(model):
         print(f"  {name:<12} {str(layer.coeffs.shape):<18} keeps {layer.keep:>7} of {layer.coeffs.size}")
-    print(f"{args.out}: {info['bytes']} bytes on disk ({'float16' if args.float16 else 'float32'}); "
+    dtype = "float16" if args.float16 else "int8" if args.int8 else "float32"
+    print(f"{args.out}: {info['bytes']} bytes on disk ({dtype}; {info['payload_bytes']} bytes of stored numbers); "
           f"compression ratio {dense / info['bytes']:.1f}x in bytes, "
           f"{counts['dense'] / max(counts['total'], 1):.1f}x in stored numbers")
     return 0

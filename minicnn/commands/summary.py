@@ -50,9 +50,9 @@ def _tables(title: str, summary) -> str:
 
 def _frequency_line(model) -> str | None:
     """"DCT layers: k, coefficients kept: a of b (p%)" for a frequency-regularised model, else None."""
-    from minicnn.layers import DCTConv2D, DCTLinear, FrequencyBias
+    from minicnn.layers import DCTConv2D, DCTConvTranspose2D, DCTLinear, FrequencyBias
 
-    layers = [m for m in model.modules() if isinstance(m, (DCTConv2D, DCTLinear, FrequencyBias))]
+    layers = [m for m in model.modules() if isinstance(m, (DCTConv2D, DCTConvTranspose2D, DCTLinear, FrequencyBias))]
     if not layers:
         return None
     kept, total = sum(m.keep for m in layers), sum(m.coeffs.size for m in layers)

@@ -17,7 +17,7 @@ from .blocks import (
     ShuffleV2Unit,
 )
 from .conv import Conv2D, ConvTranspose2D, DepthwiseConv2D, LocallyConnected2D, PointwiseConv2D, SeparableConv2D
-from .dct import DCTConv2D, DCTLinear, FrequencyBias
+from .dct import DCTConv2D, DCTConvTranspose2D, DCTLinear, FrequencyBias
 from .dense import Dropout, Flatten, Linear
 from .norm import BatchNorm1D, BatchNorm2D
 from .pool import (
