@@ -16,7 +16,7 @@ import pytest
 
 import minicnn
 import tutorials
-from tutorials._runner import CheckFailed, Tutorial, run_steps
+from tutorials._runner import UNAVAILABLE, CheckFailed, Tutorial, run_steps
 
 ROOT = Path(minicnn.__file__).resolve().parent.parent
 CHAPTERS = tutorials.chapter_modules()
@@ -26,9 +26,6 @@ LINE = re.compile(r"^ *(\d+) │ ?(.*)$")
 FOLDED = re.compile(r"^ +┆ (.*)$")
 ANSI = re.compile(r"\x1b\[")
 WIDTH = 80
-
-
-UNAVAILABLE = 3  # run_steps' exit code when a step needs data this machine does not have
 
 
 def _run(number: int, tmp_path: Path, **kw) -> tuple[int, str]:
@@ -206,7 +203,7 @@ def test_command_line_ends_with_the_chapters_exercises_and_the_next_chapter(tmp_
                          text=True, env=env, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert for_chapter(1), "chapter 1 has an exercise"
-    assert f"Exercises: {', '.join(for_chapter(1))}  (`minicnn exercise start" in run.stdout
+    assert f"Exercises: {', '.join(for_chapter(1))}\n    start one with `minicnn exercise start" in run.stdout
     assert "Next: `minicnn tutorial 2`, chapter 2: From fully connected to convolution" in run.stdout
 
 
@@ -326,7 +323,7 @@ def test_end_of_chapter_says_which_steps_ran_and_what_comes_next(tmp_path):
     assert f"Not run: step(s) {', '.join(map(str, range(3, n)))}" in text
     assert "Next: `minicnn tutorial 2`, chapter 2: From FC to conv" in text
     rc, text = _run(1, tmp_path, exercises=["linear", "other"])
-    assert "Exercises: linear, other  (`minicnn exercise start linear`)" in text
+    assert "Exercises: linear, other\n    start one with `minicnn exercise start linear`" in text
     rc, text = _run(1, tmp_path)
     assert "ran step(s) all" in text and "Not run" not in text
 
