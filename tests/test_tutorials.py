@@ -217,9 +217,12 @@ def test_command_line_piped_is_plain_and_q_quits(tmp_path):
     assert not ANSI.search(run.stdout)
 
 
-def _pty_run(args: list[str], answer, rows: int = 24, cols: int = WIDTH, timeout: float = 120) -> tuple[int, str]:
+def _pty_run(args: list[str], answer, rows: int = 24, cols: int = WIDTH, timeout: float = 120,
+             prompt: re.Pattern | None = None) -> tuple[int, str]:
     """Run `python -m tutorials ARGS` on a pseudo-terminal of rows x cols, as a person would see it.
-    `answer(output_so_far)` returns what to type once the output stops at a prompt (or None)."""
+    `answer(output_so_far)` returns what to type once the output stops at a prompt (`prompt`, by
+    default PAUSE) or None."""
+    prompt = prompt or PAUSE
     import fcntl
     import pty
     import select
@@ -252,7 +255,7 @@ def _pty_run(args: list[str], answer, rows: int = 24, cols: int = WIDTH, timeout
                 break
             quiet += 1
             out = b"".join(chunks).decode("utf-8", "replace")
-            if quiet == 4 and PAUSE.search(_screen_rows(out)[-1]):  # silent at a prompt: it waits for us
+            if quiet == 4 and prompt.search(_screen_rows(out)[-1]):  # silent at a prompt: it waits for us
                 typed = answer(out)
                 if typed is not None:
                     os.write(master, typed.encode())
