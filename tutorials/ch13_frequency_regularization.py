@@ -307,7 +307,8 @@ STEPS = [
         them back in place and rebuilds exactly the weights used for evaluation.""",
          "stored numbers = Σ_layers k_layer + #biases        ratio = dense parameters / stored numbers", _compress),
     Step("Trained, truncated while training, exported, reloaded", """
-        The seed's method end to end: train with the parameters in the frequency domain while the tail
+        The method of Zhao et al. ("Frequency regularization: reducing information
+        redundancy in convolutional neural networks", 2023) end to end: train with the parameters in the frequency domain while the tail
         truncation cuts k down to a budget, export only the kept numbers, reload the file and test it.""",
          "k_layer(t) = k0 · (k_T / k0)^(t/T) during training;  file = kept coefficients (float16) + biases",
          _trained),
