@@ -49,7 +49,7 @@ def load_chapter(number: int) -> ModuleType:
 def list_chapters(out=None, page_rows: int | None = None, inp=None) -> None:
     """Print the chapter menu; with `page_rows` (a terminal's height) it pauses with `-- more --`
     before the screen is full, and q there ends the list."""
-    from tutorials._runner import QuitChapter, Tutorial
+    from ._runner import QuitChapter, Tutorial
 
     t = Tutorial(0, out=out or sys.stdout, color=False, page_rows=page_rows, inp=inp)
     t.where = "the chapters"
@@ -81,7 +81,7 @@ def chapter_title(number: int) -> str:
 
 def _error(message: str) -> None:
     """A user's mistake: one line on stderr (in ASCII when stderr cannot print Unicode)."""
-    from tutorials._runner import to_ascii, unicode_ok
+    from ._runner import to_ascii, unicode_ok
 
     print(message if unicode_ok(sys.stderr) else to_ascii(message), file=sys.stderr)
 
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from minicnn.exercises import for_chapter
-    from tutorials._runner import DEFAULT_SIZE, run_steps
+    from ._runner import DEFAULT_SIZE, run_steps
 
     if args.chapter is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):

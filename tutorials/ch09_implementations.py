@@ -10,7 +10,7 @@ import numpy as np
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct, conv_fft, conv_im2col
 from minicnn.kernels import conv_rows
-from tutorials._runner import Step
+from ._runner import Step
 
 TITLE = "Efficient implementations: direct, im2col, FFT"
 SUMMARY = "the three algorithms side by side, checked equal; a live timing and memory table; where FFT wins"

@@ -19,8 +19,8 @@ from minicnn.layers import conv as LC
 from minicnn.layers import slicing as slicing_layers
 from minicnn.models import build
 from minicnn.models import small as small_models
-from tutorials._data import digits, small_dataset, strokes
-from tutorials._runner import Step
+from ._data import digits, small_dataset, strokes
+from ._runner import Step
 
 TITLE = "Downsampling alternatives and slicing"
 SUMMARY = "pooling vs subsampling vs strided conv vs slicing (lossless): the information-retention study, SliceSamp"

@@ -18,8 +18,8 @@ from minicnn.gradcheck import gradcheck
 from minicnn.layers import dct as dct_layers
 from minicnn.models import build
 from minicnn.optim import SGD
-from tutorials._data import small_dataset
-from tutorials._runner import Step
+from ._data import small_dataset
+from ._runner import Step
 
 TITLE = "Frequency Regularization"
 SUMMARY = "DCT of a kernel, the zigzag order, tail truncation and the weights it rebuilds, the compression it buys"

@@ -12,7 +12,7 @@ from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.app import train
 from minicnn.models import build
-from tutorials._runner import Step, Unavailable
+from ._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"
 SUMMARY = "data, loss, one SGD step, a real training run of LeNet-5, and how to read its loss/accuracy curves"
