@@ -22,7 +22,7 @@ from ._data import small_dataset
 from ._runner import Step
 
 TITLE = "Frequency Regularization"
-SUMMARY = "DCT of a kernel, the zigzag order, tail truncation and the weights it rebuilds, the compression it buys"
+SUMMARY = "DCT of a kernel, zigzag order, tail truncation, the compression it buys; vs pruning and SVD"
 
 
 def _smooth_kernel(n: int = 8) -> np.ndarray:

@@ -15,7 +15,7 @@ from minicnn.models import build
 from ._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"
-SUMMARY = "data, loss, one SGD step, a real training run of LeNet-5, and how to read its loss/accuracy curves"
+SUMMARY = "data, loss, SGD and Adam, batch norm, a real training run of LeNet-5, reading its curves"
 
 _CACHE: dict = {}
 STANDARDIZE_BLOCK = 10_000  # images per block when standardising the training set
