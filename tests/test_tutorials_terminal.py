@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
+from test_tutorials import PAUSE, _pty_run, _screen_rows
 
 import tutorials
-from test_tutorials import PAUSE, _pty_run, _screen_rows
 from tutorials._runner import PICTURE_PAGE, UNAVAILABLE, Tutorial
 
 ROWS, COLS = 24, 80

@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from minicnn.exercises import for_chapter
+
     from ._runner import DEFAULT_SIZE, run_steps
 
     if args.chapter is None:

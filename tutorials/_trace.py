@@ -143,6 +143,7 @@ def trace_chapter(number: int, fig_dir: str | os.PathLike) -> tuple[int, str, li
 def trace_steps(chapter, number: int, fig_dir: str | os.PathLike) -> tuple[int, str, list[Miss]]:
     """`trace_chapter` for a chapter module (or any object with TITLE, SUMMARY and STEPS)."""
     import minicnn
+
     from ._runner import run_steps
 
     package = Path(minicnn.__file__).resolve().parent

@@ -8,6 +8,7 @@ from minicnn import core
 from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.gradcheck import _numeric_gradient, _rel_errors, gradcheck
+
 from ._runner import Step
 
 TITLE = "The layer abstraction"

@@ -11,6 +11,7 @@ from minicnn.functional import conv as FC
 from minicnn.functional import locally_connected as FLC
 from minicnn.layers import conv as LC
 from minicnn.layers.dense import Linear
+
 from ._runner import Step
 
 TITLE = "From fully connected to convolution"

@@ -6,6 +6,7 @@ import numpy as np
 
 from minicnn import analysis, core
 from minicnn import layers as L
+
 from ._runner import Step
 
 TITLE = "Stacking, receptive fields and strides"

@@ -7,6 +7,7 @@ import numpy as np
 from minicnn.experiments import downsampling as study
 from minicnn.functional import checks, conv_direct
 from minicnn.functional import conv as FC
+
 from ._runner import Step
 
 TITLE = "Boundaries: valid and same"

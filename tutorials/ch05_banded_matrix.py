@@ -6,6 +6,7 @@ import numpy as np
 
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct
+
 from ._runner import Step
 
 TITLE = "Convolution is a banded matrix multiply"

@@ -10,6 +10,7 @@ from minicnn import layers as L
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct, conv_im2col
 from minicnn.gradcheck import gradcheck
+
 from ._runner import Step
 
 TITLE = "Backprop through convolution"

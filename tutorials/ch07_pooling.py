@@ -7,6 +7,7 @@ import numpy as np
 from minicnn import layers as L
 from minicnn.functional import pool as P
 from minicnn.gradcheck import gradcheck
+
 from ._data import digits
 from ._runner import Step
 

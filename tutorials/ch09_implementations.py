@@ -10,6 +10,7 @@ import numpy as np
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct, conv_fft, conv_im2col
 from minicnn.kernels import conv_rows
+
 from ._runner import Step
 
 TITLE = "Efficient implementations: direct, im2col, FFT"

@@ -12,6 +12,7 @@ from minicnn.gradcheck import gradcheck
 from minicnn.kernels import depthwise as KD
 from minicnn.layers import conv as LC
 from minicnn.models import build
+
 from ._runner import Step
 
 TITLE = "1x1, depthwise and separable convolutions"

@@ -11,6 +11,7 @@ from minicnn import layers as L
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import blocks
 from minicnn.models import build, classic, lenet, mobilenet, shufflenet, xception
+
 from ._data import digits
 from ._runner import Step
 

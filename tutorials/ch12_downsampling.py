@@ -19,6 +19,7 @@ from minicnn.layers import conv as LC
 from minicnn.layers import slicing as slicing_layers
 from minicnn.models import build
 from minicnn.models import small as small_models
+
 from ._data import digits, small_dataset, strokes
 from ._runner import Step
 
@@ -267,7 +268,8 @@ STEPS = [
          "MSE = mean (x̂ − x)²        PSNR = 10·log₁₀(1 / MSE) dB", _study),
     Step("SliceSamp and SliceUpsamp", """
         SliceSamp's block (He and Wang, "SliceSamp: a promising downsampling
-        alternative for retaining information in a neural network", 2023): slice (lossless), then a depthwise-separable convolution lets the network learn
+        alternative for retaining information in a neural network", 2023): slice (lossless), then a
+        depthwise-separable convolution lets the network learn
         what to keep. SliceUpsamp is its mirror image with depth-to-space.""",
          "SliceSamp: slice → dw k×k → BN → GELU → 1×1 → BN → GELU", _slicesamp),
     Step("Transposed convolution: learnable upsampling", """

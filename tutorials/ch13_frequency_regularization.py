@@ -18,6 +18,7 @@ from minicnn.gradcheck import gradcheck
 from minicnn.layers import dct as dct_layers
 from minicnn.models import build
 from minicnn.optim import SGD
+
 from ._data import small_dataset
 from ._runner import Step
 
@@ -366,7 +367,8 @@ STEPS = [
          "stored numbers = Σ_layers k_layer + #biases        ratio = dense parameters / stored numbers", _compress),
     Step("Trained, truncated while training, exported, reloaded", """
         The method of Zhao et al. ("Frequency regularization: reducing information
-        redundancy in convolutional neural networks", 2023) end to end: train with the parameters in the frequency domain while the tail
+        redundancy in convolutional neural networks", 2023) end to end: train with the parameters in the
+        frequency domain while the tail
         truncation cuts k down to a budget, export only the kept numbers, reload the file and test it.""",
          "k_layer(t) = k0 · (k_T / k0)^(t/T) during training;  file = kept coefficients (float16) + biases",
          _trained),

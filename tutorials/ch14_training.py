@@ -12,6 +12,7 @@ from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.app import train
 from minicnn.models import build
+
 from ._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"

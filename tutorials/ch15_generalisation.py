@@ -9,6 +9,7 @@ from minicnn import core, optim
 from minicnn.app import train
 from minicnn.data import Dataset
 from minicnn.models import build
+
 from ._data import small_dataset
 from ._runner import Step
 
