@@ -16,7 +16,7 @@ import pytest
 
 import minicnn
 import tutorials
-from tutorials._runner import CheckFailed, Tutorial, run_steps
+from tutorials._runner import UNAVAILABLE, CheckFailed, Tutorial, run_steps
 
 ROOT = Path(minicnn.__file__).resolve().parent.parent
 CHAPTERS = tutorials.chapter_modules()
@@ -26,9 +26,6 @@ LINE = re.compile(r"^ *(\d+) │ ?(.*)$")
 FOLDED = re.compile(r"^ +┆ (.*)$")
 ANSI = re.compile(r"\x1b\[")
 WIDTH = 80
-
-
-UNAVAILABLE = 3  # run_steps' exit code when a step needs data this machine does not have
 
 
 def _run(number: int, tmp_path: Path, **kw) -> tuple[int, str]:
@@ -206,7 +203,7 @@ def test_command_line_ends_with_the_chapters_exercises_and_the_next_chapter(tmp_
                          text=True, env=env, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert for_chapter(1), "chapter 1 has an exercise"
-    assert f"Exercises: {', '.join(for_chapter(1))}  (`minicnn exercise start" in run.stdout
+    assert f"Exercises: {', '.join(for_chapter(1))}\n    start one with `minicnn exercise start" in run.stdout
     assert "Next: `minicnn tutorial 2`, chapter 2: From fully connected to convolution" in run.stdout
 
 
@@ -220,9 +217,12 @@ def test_command_line_piped_is_plain_and_q_quits(tmp_path):
     assert not ANSI.search(run.stdout)
 
 
-def _pty_run(args: list[str], answer, rows: int = 24, cols: int = WIDTH, timeout: float = 120) -> tuple[int, str]:
+def _pty_run(args: list[str], answer, rows: int = 24, cols: int = WIDTH, timeout: float = 120,
+             prompt: re.Pattern | None = None) -> tuple[int, str]:
     """Run `python -m tutorials ARGS` on a pseudo-terminal of rows x cols, as a person would see it.
-    `answer(output_so_far)` returns what to type once the output stops at a prompt (or None)."""
+    `answer(output_so_far)` returns what to type once the output stops at a prompt (`prompt`, by
+    default PAUSE) or None."""
+    prompt = prompt or PAUSE
     import fcntl
     import pty
     import select
@@ -255,7 +255,7 @@ def _pty_run(args: list[str], answer, rows: int = 24, cols: int = WIDTH, timeout
                 break
             quiet += 1
             out = b"".join(chunks).decode("utf-8", "replace")
-            if quiet == 4 and PAUSE.search(_screen_rows(out)[-1]):  # silent at a prompt: it waits for us
+            if quiet == 4 and prompt.search(_screen_rows(out)[-1]):  # silent at a prompt: it waits for us
                 typed = answer(out)
                 if typed is not None:
                     os.write(master, typed.encode())
@@ -326,7 +326,7 @@ def test_end_of_chapter_says_which_steps_ran_and_what_comes_next(tmp_path):
     assert f"Not run: step(s) {', '.join(map(str, range(3, n)))}" in text
     assert "Next: `minicnn tutorial 2`, chapter 2: From FC to conv" in text
     rc, text = _run(1, tmp_path, exercises=["linear", "other"])
-    assert "Exercises: linear, other  (`minicnn exercise start linear`)" in text
+    assert "Exercises: linear, other\n    start one with `minicnn exercise start linear`" in text
     rc, text = _run(1, tmp_path)
     assert "ran step(s) all" in text and "Not run" not in text
 

@@ -20,12 +20,11 @@ import pytest
 import minicnn
 import tutorials
 from minicnn.functional import checks
-from tutorials._runner import Step
+from tutorials._runner import UNAVAILABLE, Step
 from tutorials._trace import executable_lines, function_code, trace_steps
 
 ROOT = Path(minicnn.__file__).resolve().parent.parent
 CHAPTERS = tutorials.chapter_modules()
-UNAVAILABLE = 3  # run_steps' exit code when a step needs data this machine does not have
 
 
 @pytest.mark.parametrize("number", list(CHAPTERS))
@@ -108,7 +107,7 @@ THREADED = """
 import sys, tempfile, types
 from minicnn import threads
 from minicnn.functional import checks
-from tutorials._runner import Step
+from tutorials._runner import UNAVAILABLE, Step
 from tutorials._trace import trace_steps
 
 def step(t):  # the shown function runs only on the pool's threads

@@ -14,6 +14,7 @@ import importlib
 import os
 import pkgutil
 import re
+import shutil
 import sys
 from types import ModuleType
 
@@ -45,10 +46,20 @@ def load_chapter(number: int) -> ModuleType:
     return importlib.import_module(modules[number])
 
 
-def list_chapters(out=None) -> None:
-    from tutorials._runner import Tutorial
+def list_chapters(out=None, page_rows: int | None = None, inp=None) -> None:
+    """Print the chapter menu; with `page_rows` (a terminal's height) it pauses with `-- more --`
+    before the screen is full, and q there ends the list."""
+    from ._runner import QuitChapter, Tutorial
 
-    t = Tutorial(0, out=out or sys.stdout, color=False)
+    t = Tutorial(0, out=out or sys.stdout, color=False, page_rows=page_rows, inp=inp)
+    t.where = "the chapters"
+    try:
+        _list(t)
+    except QuitChapter:
+        t.print()
+
+
+def _list(t) -> None:
     t.print("minicnn tutorials — the lecture, step by step (`minicnn tutorial N` runs one):")
     t.print()
     for number, name in chapter_modules().items():
@@ -70,7 +81,7 @@ def chapter_title(number: int) -> str:
 
 def _error(message: str) -> None:
     """A user's mistake: one line on stderr (in ASCII when stderr cannot print Unicode)."""
-    from tutorials._runner import to_ascii, unicode_ok
+    from ._runner import to_ascii, unicode_ok
 
     print(message if unicode_ok(sys.stderr) else to_ascii(message), file=sys.stderr)
 
@@ -97,12 +108,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from minicnn.exercises import for_chapter
-    from tutorials._runner import run_steps
+
+    from ._runner import DEFAULT_SIZE, run_steps
 
     if args.chapter is None:
-        list_chapters()
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            list_chapters()
             return 0
+        list_chapters(page_rows=shutil.get_terminal_size(DEFAULT_SIZE).lines)
         return _menu(args)  # a person at a terminal: offer the chapters as a menu
     try:
         module = load_chapter(args.chapter)

@@ -13,6 +13,6 @@ except ValueError as e:
     print(f"python -m tutorials: {e}", file=sys.stderr)
     sys.exit(2)
 
-from tutorials import main  # noqa: E402  (NumPy is imported here, after the thread setting)
+from . import main  # noqa: E402  (NumPy is imported here, after the thread setting)
 
 sys.exit(main())

@@ -41,7 +41,8 @@ def small_dataset(name: str, n_train: int | None, n_test: int | None):
     that owns its arrays: the full dataset is released, so a chapter stays small in memory.
     Raises `Unavailable` (the chapter says what is missing) when the dataset is not on this machine."""
     from minicnn.data import DatasetError, load_dataset, standardize
-    from tutorials._runner import Unavailable
+
+    from ._runner import Unavailable
 
     try:
         full = load_dataset(name, download=False)

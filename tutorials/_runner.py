@@ -54,6 +54,10 @@ FOLD_MARK = "┆"  # the gutter of a folded source line's continuation rows
 FOLD_AFTER = ",([{=+*/"  # a code line may be folded after one of these when it has no space to fold at
 MIN_RUN_TO_FOLD = 3  # this many passing checks in a row print as one line (unless --verbose)
 PROMPT_ROWS = 2  # rows a page keeps free: the prompt and the reader's answer
+PICTURE_PAGE = DEFAULT_SIZE[1]  # a picture (`Tutorial.blocks`) fits one page of this many rows, whole
+PICTURE_FRAME = 3  # rows a picture takes besides its cells: the title and the two borders
+SHADE_DIGITS = 9  # values are rounded to this many decimals before binning: equal values, equal shades
+UNAVAILABLE = 2  # run_steps' exit code when a step needs something this machine lacks (a dataset)
 
 # What a terminal that cannot print Unicode shows instead (anything else: NFKD, then '?').
 ASCII = {"━": "=", "─": "-", "│": "|", "┌": "+", "└": "+", "┐": "+", "┘": "+", FOLD_MARK: ":", "░": ".",
@@ -349,16 +353,28 @@ class Tutorial:
 
     def blocks(self, name: str, a, lo: float | None = None, hi: float | None = None) -> None:
         """Draw a 2-D array as a map of blocks (two characters per cell, one when the screen is too
-        narrow), low ' ' to high '█'."""
+        narrow), low ' ' to high '█'. A picture taller than one page of PICTURE_PAGE rows is shown
+        downscaled (the mean of each f x f block, f the smallest factor that fits; the title says
+        so), and when paging, a picture that would not fit the rest of the page starts a new one."""
         a = np.asarray(a, dtype=np.float64)
         if a.ndim != 2:
             raise ValueError(f"Tutorial.blocks: expected a 2-D array, got shape {a.shape}")
         lo = float(a.min()) if lo is None else lo
         hi = float(a.max()) if hi is None else hi
+        size = f"{a.shape[0]}x{a.shape[1]}"
+        room = PICTURE_PAGE - PROMPT_ROWS - PICTURE_FRAME
+        factor = max(-(-a.shape[0] // room), -(-(2 * a.shape[1] + 4) // self.width), 1)
+        if factor > 1:
+            a = block_means(a, factor)
+            size += f" shown as {a.shape[0]}x{a.shape[1]} ({factor}x{factor} means)"
         span = hi - lo if hi > lo else 1.0
-        idx = np.clip(((a - lo) / span * (len(SHADES) - 1)).round().astype(int), 0, len(SHADES) - 1)
+        scaled = np.round((a - lo) / span, SHADE_DIGITS) * (len(SHADES) - 1)
+        idx = np.clip(np.floor(scaled + 0.5).astype(int), 0, len(SHADES) - 1)
         cell = 2 if 2 * a.shape[1] + 4 <= self.width else 1
-        self.print(f"{self.s.bold}{name}{self.s.reset}  {self.s.dim}{a.shape[0]}x{a.shape[1]}, "
+        self._flush_checks()
+        if self.page_rows is not None and self._rows + a.shape[0] + PICTURE_FRAME > self.page_rows - PROMPT_ROWS:
+            self._more()
+        self.print(f"{self.s.bold}{name}{self.s.reset}  {self.s.dim}{size}, "
                    f"' ' = {lo:.3g} … '█' = {hi:.3g}{self.s.reset}")
         border = "─" * (cell * a.shape[1])
         self.print(f"  ┌{border}┐")
@@ -445,8 +461,7 @@ class Tutorial:
                 self._write(f"{self.s.ok}✓ check: {message}{self.s.reset}", indent="    ")
             return
         claims = "; ".join(m.split(": max diff")[0] for m in passed)
-        line = self._fit(f"✓ {len(passed)} checks passed: {claims}")
-        self._write(f"{self.s.ok}{line}{self.s.reset}")
+        self._write(f"{self.s.ok}✓ {len(passed)} checks passed: {claims}{self.s.reset}", indent="    ")
 
     # --- figures -------------------------------------------------------------------------------
     def pyplot(self):
@@ -497,6 +512,15 @@ def read_key(inp: TextIO) -> str:
     return inp.readline() or "\n"  # end of input: nobody to answer, go on
 
 
+def block_means(a: np.ndarray, factor: int) -> np.ndarray:
+    """The mean of each `factor` x `factor` block of a 2-D array (edge blocks: of the cells there)."""
+    h, w = a.shape
+    rows, cols = -(-h // factor), -(-w // factor)
+    padded = np.full((rows * factor, cols * factor), np.nan)
+    padded[:h, :w] = a
+    return np.nanmean(padded.reshape(rows, factor, cols, factor), axis=(1, 3))  # (rows, f, cols, f) -> (rows, cols)
+
+
 def _find(lines: list[str], needle: str, begin: int) -> int | None:
     for k in range(begin, len(lines)):
         if needle in lines[k]:
@@ -521,8 +545,9 @@ def run_steps(module: ModuleType, number: int, pause: bool = True, start: int = 
               inp: TextIO | None = None, color: bool | None = None, err: TextIO | None = None,
               verbose: bool = False, width: int | None = None, page_rows: int | None = None,
               next_chapter: tuple[int, str] | None = None, exercises: Sequence[str] = ()) -> int:
-    """Run chapter `number` from step `start`. Returns the exit code: 0, 1 if a check failed, 2 for a bad
-    --step, 3 if a step needs something missing here (a dataset).
+    """Run chapter `number` from step `start`. Returns the exit code: 0, 1 if a check failed, 2
+    (UNAVAILABLE) for a bad --step or when a step needs something missing here (a dataset), the
+    codes every minicnn command uses.
 
     `page_rows` pages long steps (`-- more --`); by default it is the terminal's height when both
     `inp` and `out` are terminals and `pause` is on, else no paging. `next_chapter` (number, title) and
@@ -565,7 +590,7 @@ def _run(t: Tutorial, module: ModuleType, number: int, steps: Sequence[Step], pa
             return 1
         except Unavailable as e:
             t.print(f"{s.bad}chapter {number} cannot run step {k} here: {e}{s.reset}")
-            return 3
+            return UNAVAILABLE
         except QuitChapter:
             t.print(f"stopped in step {k} of {len(steps)}; resume with `minicnn tutorial {number} --step {k}`")
             return 0
@@ -617,7 +642,8 @@ def _finish(t: Tutorial, number: int, steps: Sequence[Step], ran: list[int],
         t.print(f"Not run: step(s) {', '.join(map(str, skipped))} (`minicnn tutorial {number} --step "
                 f"{skipped[0]}`).")
     if exercises:
-        t.print(f"Exercises: {', '.join(exercises)}  (`minicnn exercise start {exercises[0]}`)")
+        t._write(f"Exercises: {', '.join(exercises)}", indent=" " * len("Exercises: "))
+        t.print(f"    start one with `minicnn exercise start {exercises[0]}`")
     if next_chapter is not None:
         t.print(f"Next: `minicnn tutorial {next_chapter[0]}`, chapter {next_chapter[0]}: {next_chapter[1]}")
     else:

@@ -135,15 +135,16 @@ def misses(shown: list, step: int, tracer: _Tracer, root: Path) -> list[Miss]:
 def trace_chapter(number: int, fig_dir: str | os.PathLike) -> tuple[int, str, list[Miss]]:
     """Run chapter `number` (quick, no pause) under the tracer: (exit code, output, misses).
     Worker threads started before this call are not traced: call it in a fresh process."""
-    import tutorials
+    from . import load_chapter
 
-    return trace_steps(tutorials.load_chapter(number), number, fig_dir)
+    return trace_steps(load_chapter(number), number, fig_dir)
 
 
 def trace_steps(chapter, number: int, fig_dir: str | os.PathLike) -> tuple[int, str, list[Miss]]:
     """`trace_chapter` for a chapter module (or any object with TITLE, SUMMARY and STEPS)."""
     import minicnn
-    from tutorials._runner import run_steps
+
+    from ._runner import run_steps
 
     package = Path(minicnn.__file__).resolve().parent
     tracer = _Tracer(package)

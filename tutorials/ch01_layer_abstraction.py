@@ -8,7 +8,8 @@ from minicnn import core
 from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.gradcheck import _numeric_gradient, _rel_errors, gradcheck
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "The layer abstraction"
 SUMMARY = "forward y = f(x; w), backward dz/dx = (dy/dx)ᵀ dz/dy; the multiplicative layer; a gradient check"

@@ -11,7 +11,8 @@ from minicnn.functional import conv as FC
 from minicnn.functional import locally_connected as FLC
 from minicnn.layers import conv as LC
 from minicnn.layers.dense import Linear
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "From fully connected to convolution"
 SUMMARY = "parameter counts FC → locally connected → convolution, the reductions O((W/2δ)²) and O(W²)"

@@ -6,7 +6,8 @@ import numpy as np
 
 from minicnn import analysis, core
 from minicnn import layers as L
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "Stacking, receptive fields and strides"
 SUMMARY = "5x5 → 9x9, 3x3 → 5x5 → 7x7, strides grow fields faster; the lecture's question answered"

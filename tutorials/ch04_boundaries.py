@@ -7,7 +7,8 @@ import numpy as np
 from minicnn.experiments import downsampling as study
 from minicnn.functional import checks, conv_direct
 from minicnn.functional import conv as FC
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "Boundaries: valid and same"
 SUMMARY = "'valid' shrinks the map and under-uses its border; 'same' zero-pads and invents false edges"

@@ -6,7 +6,8 @@ import numpy as np
 
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "Convolution is a banded matrix multiply"
 SUMMARY = "conv_as_matrix builds W with y = W x: the band drawn in the terminal, checked against conv2d"

@@ -10,7 +10,8 @@ from minicnn import layers as L
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct, conv_im2col
 from minicnn.gradcheck import gradcheck
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "Backprop through convolution"
 SUMMARY = "dz/dx = Wᵀ dz/dy is a correlation with flipped kernels; dz/dK correlates x with dz/dy; both checked"

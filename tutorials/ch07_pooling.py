@@ -7,8 +7,9 @@ import numpy as np
 from minicnn import layers as L
 from minicnn.functional import pool as P
 from minicnn.gradcheck import gradcheck
-from tutorials._data import digits
-from tutorials._runner import Step
+
+from ._data import digits
+from ._runner import Step
 
 TITLE = "Pooling"
 SUMMARY = "max / average / sum pooling, the max-pool gradient routed to the winners, jitter invariance measured"

@@ -8,7 +8,8 @@ from minicnn import core
 from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.gradcheck import gradcheck
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "Nonlinearities"
 SUMMARY = "ReLU, leaky ReLU f(x; α) = max(x, αx), maxout = max of affine pieces; why stacks need them"

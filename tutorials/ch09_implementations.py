@@ -10,7 +10,8 @@ import numpy as np
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct, conv_fft, conv_im2col
 from minicnn.kernels import conv_rows
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "Efficient implementations: direct, im2col, FFT"
 SUMMARY = "the three algorithms side by side, checked equal; a live timing and memory table; where FFT wins"
@@ -34,7 +35,9 @@ def _im2col(t):
     w = np.array([[1.0, 2.0], [0.0, -1.0]]).reshape(1, 1, 2, 2)
     cols = conv_im2col.im2col(x, (2, 2))
     t.array("x", x[0, 0])
+    t.array("w", w[0, 0])
     t.array("im2col(x, 2x2): one column per output position", cols)
+    t.array("w.reshape(T, C·KH·KW) = one row", w.reshape(1, -1))
     t.array("w.reshape(T, C·KH·KW) @ cols", (w.reshape(1, -1) @ cols).reshape(2, 2))
     t.check("one matrix multiply = the convolution", w.reshape(1, -1) @ cols, FC.conv2d(x, w).reshape(1, -1))
     rng = np.random.default_rng(1)
@@ -55,8 +58,11 @@ def _rows(t):
     rows = conv_rows._patch_rows(xr, 0, 2, 2, (2, 2), (1, 1), np.empty(4 * 8))
     t.array("x, channel 0", x[0, 0])
     t.array("x, channel 1", x[0, 1])
+    t.array("w, channel 0 (T = 1)", w[0, 0])
+    t.array("w, channel 1", w[0, 1])
     t.array("rows: one patch per output pixel, columns (i, j, c)", rows)
     w_rows = w.transpose(2, 3, 1, 0).reshape(8, 1)  # w_rows[(i, j, c), t] = w[t, c, i, j]
+    t.array("w_rows: w as one column, entries (i, j, c)", w_rows.T)
     t.array("rows @ w_rows, reshaped to the 2x2 output", (rows @ w_rows).reshape(2, 2))
     t.check("patches as rows = the convolution (the direct loops)", (rows @ w_rows).reshape(1, 1, 2, 2),
             FC.conv2d(x, w, method="direct"))

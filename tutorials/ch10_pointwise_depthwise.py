@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn import analysis, core
+from minicnn import analysis, core, runtime
 from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.functional import conv_direct
@@ -12,7 +12,8 @@ from minicnn.gradcheck import gradcheck
 from minicnn.kernels import depthwise as KD
 from minicnn.layers import conv as LC
 from minicnn.models import build
-from tutorials._runner import Step
+
+from ._runner import Step
 
 TITLE = "1x1, depthwise and separable convolutions"
 SUMMARY = "pointwise = a small FC layer at every pixel, depthwise = one filter per map; MobileNet's cost table"
@@ -47,8 +48,18 @@ def _depthwise(t):
                                   for s in range(c)], axis=1)
     t.check("depthwise = each map convolved with its own k x k filter, separately", plain, per_channel)
     t.heading("The same math, fast: shift and accumulate over the k·k taps, all maps at once")
+    t.code(KD.conv2d_depthwise, start="if stride == (1, 1)", end="return _depthwise_strided")
     t.code(KD._depthwise_wide, start="xf = _wide_padded", end="_by_image_blocks(taps")
-    t.check("DepthwiseConv2D (the fast path) equals the direct loop", dw(x), plain)
+    fast = KD.conv2d_depthwise(x, dw.weight.data, dw.bias.data, (1, 1), (1, 1), (1, 1), c)
+    t.check("the kernel conv2d_depthwise (called directly) equals the direct loop", fast, plain)
+    if runtime.kernels_enabled():
+        t.check("DepthwiseConv2D runs that kernel: it equals the direct loop too", dw(x), plain)
+    else:
+        t.say("The kernels are off here (MINICNN_PLAIN=1 or runtime.use_kernels(False)), so "
+              "DepthwiseConv2D runs the plain im2col convolution instead; the kernel above was "
+              "called directly.")
+        t.code(F.conv2d)
+        t.check("DepthwiseConv2D (the plain math) equals the direct loop", dw(x), plain)
     t.say("A slip in the lecture: its slide calls this 'a variant of convolutional layer with 1x1 spatial "
           "filter size', but the formula beside it (and this layer) has a k x k spatial filter and no "
           "mixing across maps; the 1x1 filter is the pointwise step of the previous page, and the "

@@ -11,8 +11,9 @@ from minicnn import layers as L
 from minicnn.gradcheck import gradcheck
 from minicnn.layers import blocks
 from minicnn.models import build, classic, lenet, mobilenet, shufflenet, xception
-from tutorials._data import digits
-from tutorials._runner import Step
+
+from ._data import digits
+from ._runner import Step
 
 TITLE = "Architectures: LeNet to ShuffleNet v2"
 SUMMARY = "LeNet, AlexNet, VGG, Inception, ResNet, MobileNet v1/v2, ShuffleNet v2, Xception: built, counted, run"

@@ -9,12 +9,14 @@ from scipy.special import softmax
 
 from minicnn import core, data, losses, optim, visualize
 from minicnn import functional as F
+from minicnn import layers as L
 from minicnn.app import train
 from minicnn.models import build
-from tutorials._runner import Step, Unavailable
+
+from ._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"
-SUMMARY = "data, loss, one SGD step, a real training run of LeNet-5, and how to read its loss/accuracy curves"
+SUMMARY = "data, loss, SGD and Adam, batch norm, a real training run of LeNet-5, reading its curves"
 
 _CACHE: dict = {}
 STANDARDIZE_BLOCK = 10_000  # images per block when standardising the training set
@@ -87,9 +89,82 @@ def _step(t):
     t.check_true(f"gradient steps lower the loss: {seen[0]:.3f} → {seen[-1]:.3f}", seen[-1] < seen[0])
 
 
+def _optimisers(t):
+    t.code(optim.SGD._update)
+    t.code(optim.Adam._update)
+    grads = [np.array([1.0, -2.0]), np.array([0.5, -1.0]), np.array([-1.0, 0.5])]  # a fixed sequence
+    lr, mu, (b1, b2), eps = 0.1, 0.9, (0.9, 0.999), 1e-8
+    sgd_p, adam_p = core.Parameter(np.array([1.0, 1.0])), core.Parameter(np.array([1.0, 1.0]))
+    sgd, adam = optim.SGD([sgd_p], lr, momentum=mu), optim.Adam([adam_p], lr, betas=(b1, b2), eps=eps)
+    w_sgd, w_adam, v, m, s2 = np.ones(2), np.ones(2), np.zeros(2), np.zeros(2), np.zeros(2)
+    rows = []
+    for k, g in enumerate(grads, 1):
+        for p, opt in ((sgd_p, sgd), (adam_p, adam)):
+            p.grad[...] = g
+            opt.step()
+        v = g if k == 1 else mu * v + g  # by hand, the equations above
+        w_sgd = w_sgd - lr * v
+        m, s2 = b1 * m + (1 - b1) * g, b2 * s2 + (1 - b2) * g * g
+        w_adam = w_adam - lr * (m / (1 - b1**k)) / (np.sqrt(s2 / (1 - b2**k)) + eps)
+        if k == 1:
+            first_adam = adam_p.data.copy()
+        rows.append([k, str(g), np.array2string(sgd_p.data, precision=4), np.array2string(adam_p.data, precision=4)])
+        t.check(f"step {k}: SGD.step and Adam.step = the equations, by hand", [sgd_p.data, adam_p.data],
+                [w_sgd, w_adam])
+    t.table(["t", "gradient g", "w after SGD (μ 0.9)", "w after Adam"], rows)
+    t.check(f"Adam's first step moved each weight by lr = {lr}, whatever the gradient's size "
+            f"(m̂/√ŝ = g/|g|, up to ε)", np.abs(first_adam - 1.0), lr, tol=1e-8)
+    t.say("Momentum keeps going in the direction of past gradients (the third gradient points back, but "
+          "v still points forward); Adam divides by a running size of each gradient, so every weight "
+          "moves by about the learning rate per step, large gradients or small.")
+
+
+def _batch_norm(t):
+    t.code(F.batch_norm_train, start="axes = _axes(x)", end="return y, x_hat")
+    t.code(F.batch_norm_backward, start="axes = _axes(dy)", end="return dx")
+    t.code(L.BatchNorm2D._update_running, start="unbiased = var", end="self.running_var =")
+    t.code(F.batch_norm_eval, start="x_hat = ", end="return")
+    rng = np.random.default_rng(3)
+    x = 3.0 + 2.0 * rng.standard_normal((4, 2, 3, 3))  # (N, C, H, W): 4 images, 2 maps, 3x3
+    gamma, beta, eps = np.array([1.0, 2.0]), np.array([0.0, -1.0]), 1e-5
+    y, x_hat, inv_std, mu, var = F.batch_norm_train(x, gamma, beta, eps)
+    t.array("batch mean μ per map", mu)
+    t.array("batch variance σ² per map (biased)", var)
+    t.check("x̂ has mean 0 and variance 1 per map (over N, H, W)",
+            [x_hat.mean(axis=(0, 2, 3)), x_hat.var(axis=(0, 2, 3))], [[0, 0], [1, 1]], tol=1e-4)
+    dy = rng.standard_normal(x.shape)
+    dx, dgamma, dbeta = F.batch_norm_backward(dy, x_hat, inv_std, gamma)
+    h, k_map = 1e-6, (0, 1, 2, 0)
+    up, down = x.copy(), x.copy()
+    up[k_map] += h
+    down[k_map] -= h
+    numeric = (np.sum(dy * F.batch_norm_train(up, gamma, beta, eps)[0])
+               - np.sum(dy * F.batch_norm_train(down, gamma, beta, eps)[0])) / (2 * h)
+    t.check(f"dx at {k_map} = the central difference of Σ dy·y (x̂ depends on every x of its map)",
+            dx[k_map], numeric, tol=1e-6)
+    t.check("dβ = Σ dy, dγ = Σ dy·x̂ (per map)", [dbeta, dgamma],
+            [dy.sum(axis=(0, 2, 3)), (dy * x_hat).sum(axis=(0, 2, 3))])
+    layer = L.BatchNorm2D(2).to(np.float64)
+    layer.weight.data[...], layer.bias.data[...] = gamma, beta
+    t.check("BatchNorm2D in training mode computes the same y", layer(x), y, tol=1e-10)
+    m = x.size // x.shape[1]
+    t.array("running mean after one batch (momentum 0.1, from 0)", layer.running_mean)
+    t.array("running variance (from 1; unbiased: σ²·M/(M−1))", layer.running_var)
+    t.check("running = 0.9 · running + 0.1 · batch statistic", [layer.running_mean, layer.running_var],
+            [0.1 * mu, 0.9 + 0.1 * var * m / (m - 1)], tol=1e-12)
+    layer.eval()
+    eval_y = F.batch_norm_eval(x, gamma, beta, layer.running_mean, layer.running_var, eps)
+    t.check("eval mode normalises with the running statistics", layer(x), eval_y, tol=1e-10)
+    t.check("in eval mode an image's output does not depend on the rest of the batch", layer(x[:1]),
+            layer(x)[:1], tol=1e-12)
+    layer.train()
+    t.check_true("in training mode it does: the same image alone is normalised differently",
+                 not np.allclose(layer(x[:2])[:1], y[:1]))
+
+
 def _train(t):
     t.code(train.fit, start="for epoch in range(start_epoch, config.epochs)", end="run.save(epoch + 1, None)")
-    t.code(optim.Adam._update)
+    t.code(optim.Adam.step)
     ds, (x_train, x_test) = _mnist()
     n_train, n_val, epochs = (1200, 200, 3) if t.quick else (20000, 5000, 4)
     batch = 16 if t.quick else 64  # quick: more (smaller) steps from few images
@@ -123,23 +198,28 @@ def _train(t):
     _CACHE["history"], _CACHE["model"] = history, model
 
 
+def _train_step() -> int:
+    """The number of the step that trains LeNet-5 (steps 5 and 7 reuse its network)."""
+    return next(k for k, step in enumerate(STEPS, 1) if step.run is _train)
+
+
 def _curves(t):
     t.code(train.plot_curves)
     history = _CACHE.get("history")
     if history is None:
-        t.say("(the curves come from step 4; run it first, e.g. --step 4)")
+        t.say(f"(the curves come from step {_train_step()}; training it now)")
         _train(t)
         history = _CACHE["history"]
     t.fig_dir.mkdir(parents=True, exist_ok=True)
     path = t.fig_dir / f"ch{t.chapter:02d}_curves.png"
     train.plot_curves(history, path)
     t.print(f"figure saved: {path}")
-    gaps = [h["val_acc"] - h["train_acc"] for h in history]
+    gaps = [h["val_loss"] - h["train_loss"] for h in history]
     best = int(np.argmin([h["val_loss"] for h in history]))
     t.say("How to read them. The training loss is averaged over an epoch's batches while the weights were "
           "changing; the validation loss is measured after the epoch, on images the network never saw. "
           f"Here the validation loss is lowest at epoch {history[best]['epoch']}. The gap "
-          "val acc − train acc is " + ", ".join(f"{g:+.1%}" for g in gaps[-3:]) + " over the last three "
+          "val loss − train loss is " + ", ".join(f"{g:+.3f}" for g in gaps[-3:]) + " over the last three "
           "points: when validation keeps up with training the network is still learning what generalises; "
           "a validation loss that rises while the training loss falls is overfitting — stop early (the "
           "lecture's first remedy) or regularise (weight decay, chapter 13's frequency truncation).")
@@ -152,7 +232,7 @@ def _filters(t):
     t.code(visualize.feature_maps, start="def run(layer", end="return y")
     model = _CACHE.get("model")
     if model is None:
-        t.say("(the trained network comes from step 4; training it now)")
+        t.say(f"(the trained network comes from step {_train_step()}; training it now)")
         _train(t)
         model = _CACHE["model"]
     ds, (_, x_test) = _mnist()
@@ -195,6 +275,24 @@ STEPS = [
         Forward (every layer caches what backward needs), loss, backward (every parameter's gradient is
         accumulated), then the optimizer updates the weights and the gradients are reset.""",
          "v ← μ v + ∇L(w)        w ← w − η v        (SGD with momentum μ = 0.9, learning rate η)", _step),
+    Step("The optimisers: SGD with momentum and Adam", """
+        SGD with momentum keeps a velocity, a running sum of gradients decayed by μ; Adam (Kingma and Ba,
+        "Adam: a method for stochastic optimization", 2015) keeps running means of the gradient and of
+        its square, corrects their start at zero, and divides one by the root of the other.""",
+         "SGD:  v ← μ v + g  (v = g at the first step)      w ← w − η v\n"
+         "Adam: m ← β₁ m + (1 − β₁) g      s ← β₂ s + (1 − β₂) g²    (t: step)\n"
+         "      m̂ = m / (1 − β₁ᵗ)      ŝ = s / (1 − β₂ᵗ)      w ← w − η m̂ / (√ŝ + ε)", _optimisers),
+    Step("Batch normalisation: train and eval", """
+        Batch normalisation (Ioffe and Szegedy, 2015) standardises each map over the batch and its pixels,
+        then scales and shifts it by learned γ, β. Backward must account for μ and σ depending on every
+        value of the map. Training keeps running averages of μ and σ², and evaluation uses those instead
+        of the batch's, so a test image's output does not depend on the other images.""",
+         "x̂ = (x − μ) / √(σ² + ε)      y = γ x̂ + β    (over N, H, W)\n"
+         "dβ = Σ dy      dγ = Σ dy·x̂\n"
+         "dx = γ / √(σ² + ε) · (dy − mean(dy) − x̂ · mean(dy·x̂))\n"
+         "running ← 0.9 · running + 0.1 · batch's      (σ²: unbiased, · M/(M − 1))\n"
+         "eval:  x̂ = (x − running μ) / √(running σ² + ε)",
+         _batch_norm),
     Step("Training LeNet-5", """
         The same step, over and over, on shuffled mini-batches, with a held-out validation set measured along
         the way and the test set only at the end.""",

@@ -9,8 +9,9 @@ from minicnn import core, optim
 from minicnn.app import train
 from minicnn.data import Dataset
 from minicnn.models import build
-from tutorials._data import small_dataset
-from tutorials._runner import Step
+
+from ._data import small_dataset
+from ._runner import Step
 
 TITLE = "Generalisation: early stopping, weight decay, bagging"
 SUMMARY = "a run that overfits, the same run stopped early or with weight decay, and averaged models, measured"
