@@ -169,8 +169,9 @@ def test_every_mapped_layer_type_agrees(ort, rng):
     net.eval()
     _randomise_statistics(net, rng)
     used = {type(m) for m in net.modules()}
-    missing = {t.__name__ for t in EMITTERS} - {t.__name__ for t in used} - {"DCTConv2D", "DCTLinear", "FrequencyBias"}
-    assert not missing  # the DCT layers have their own test below
+    missing = {t.__name__ for t in EMITTERS} - {t.__name__ for t in used} - {"DCTConv2D", "DCTConvTranspose2D", "DCTLinear",
+                                                                              "FrequencyBias"}
+    assert not missing  # the DCT layers have their own cases below
     x = rng.standard_normal((3, *shape)).astype(np.float32)
     proto = _to_onnx(net, shape)
     print("max |ORT - minicnn|", _agree(_run(ort, proto, x), net.forward(x)))
@@ -196,9 +197,11 @@ def test_every_mapped_layer_type_agrees(ort, rng):
     (lambda: L.Linear(12, 5, bias=False), (12,)),
     (lambda: L.DCTConv2D(3, 4, 3, padding=1, keep=0.3), (3, 6, 6)),
     (lambda: L.DCTLinear(12, 5, keep=7), (12,)),
+    (lambda: L.DCTConvTranspose2D(4, 3, 2, stride=2, keep=0.4), (4, 3, 3)),
 ], ids=["conv-grouped-dilated-strided", "conv-no-bias", "conv-transpose-grouped-dilated", "conv-transpose-rect",
         "maxpool-padded", "avgpool-padded", "nearest-2x3", "bilinear-3x2", "bicubic", "space-to-depth-3",
-        "depth-to-space-3", "channel-shuffle-4", "maxout-features", "linear-no-bias", "dct-conv", "dct-linear"])
+        "depth-to-space-3", "channel-shuffle-4", "maxout-features", "linear-no-bias", "dct-conv", "dct-linear",
+        "dct-conv-transpose"])
 def test_one_layer_with_its_options(ort, rng, make, shape):
     layer = make().eval()
     x = rng.standard_normal((3, *shape)).astype(np.float32)
@@ -350,7 +353,8 @@ def test_paths_that_are_not_a_new_or_regular_file_are_refused(ort, lenet_file, t
     before = lenet_file.read_bytes()
     assert main(["export", str(lenet_file), "--onnx", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("minicnn export: --onnx") and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("minicnn export: --onnx") and err.count("minicnn export:") == 1, err  # one message
+    assert "Traceback" not in err and max(map(len, err.splitlines())) <= 80
     assert target.read_bytes() == b"keep" and lenet_file.read_bytes() == before
 
 
@@ -360,8 +364,12 @@ def test_write_onnx_refuses_what_the_command_refuses(ort, tmp_path):
     proto = _to_onnx(build("lenet5"), (1, 28, 28))
     out = tmp_path / "a.onnx"
     assert write_onnx(proto, out) == out.stat().st_size
+    assert write_onnx(proto, out) == out.stat().st_size  # a file this process wrote may be written again
+    theirs = tmp_path / "theirs.onnx"
+    theirs.write_bytes(b"someone else's")
     with pytest.raises(FileExistsError, match="exists"):
-        write_onnx(proto, out)
+        write_onnx(proto, theirs)
+    assert theirs.read_bytes() == b"someone else's"
     with pytest.raises(ValueError, match="folder"):
         write_onnx(proto, tmp_path, overwrite=True)
     (tmp_path / "l.onnx").symlink_to(out)

@@ -1,4 +1,5 @@
-"""`minicnn tutorial [N]`: list the terminal tutorials, or run chapter N (see the `tutorials` package)."""
+"""`minicnn tutorial [N]`: list the terminal tutorials, or run chapter N (the `tutorials` folder, installed
+as `minicnn_tutorials`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ NAME = "tutorial"
 HELP = "the lecture step by step in the terminal: each equation shown as minicnn's own code, then run"
 
 
-def add_arguments(parser) -> None:
-    from tutorials import add_arguments as tutorial_arguments
+def _tutorials():
+    """The tutorials package: installed as `minicnn_tutorials`; in a checkout run in place, `tutorials`."""
+    try:
+        import minicnn_tutorials as package
+    except ImportError:
+        import tutorials as package
+    return package
 
-    tutorial_arguments(parser)
+
+def add_arguments(parser) -> None:
+    _tutorials().add_arguments(parser)
 
 
 def run(args) -> int:
-    from tutorials import run as run_tutorial
-
-    return run_tutorial(args)
+    return _tutorials().run(args)
