@@ -197,7 +197,7 @@ class ConvTranspose2D(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  bias: bool = True, dilation=1, groups: int = 1, method: str = "im2col"):
         super().__init__()
-        who = "ConvTranspose2D"
+        who = type(self).__name__
         _set_conv_hyperparameters(self, who, in_channels, out_channels, kernel_size, stride, dilation, groups, method)
         self.padding = resolve_padding(padding, self.kernel_size, self.dilation, (1, 1), who)
         self.output_padding = pair(output_padding, who, "output_padding")
@@ -212,20 +212,20 @@ class ConvTranspose2D(Layer):
         return self.stride, self.padding, self.output_padding, self.dilation, self.groups, self.method
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_array(x, "ConvTranspose2D", 4, f"(N, {self.in_channels}, H, W)")
+        check_array(x, type(self).__name__, 4, f"(N, {self.in_channels}, H, W)")
         w = self.weight.data.astype(x.dtype, copy=False)
         b = None if self.bias is None else self.bias.data.astype(x.dtype, copy=False)
         self._cache = (x, w)  # cache: x, w
         if runtime.kernels_enabled():
-            return kernels.conv.conv_transpose2d(x, w, b, *self._args(), who="ConvTranspose2D")  # fast
-        return F.conv.conv_transpose2d(x, w, b, *self._args(), who="ConvTranspose2D")  # the course's math
+            return kernels.conv.conv_transpose2d(x, w, b, *self._args(), who=type(self).__name__)  # fast
+        return F.conv.conv_transpose2d(x, w, b, *self._args(), who=type(self).__name__)  # the course's math
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, w = self._cache
         if runtime.kernels_enabled():
-            dx, dw, db = kernels.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who="ConvTranspose2D")
+            dx, dw, db = kernels.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who=type(self).__name__)
         else:
-            dx, dw, db = F.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who="ConvTranspose2D")
+            dx, dw, db = F.conv.conv_transpose2d_backward(dy, x, w, *self._args(), who=type(self).__name__)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -235,11 +235,11 @@ class ConvTranspose2D(Layer):
         return UNKNOWN  # every input position spreads over a window of outputs: not a sliding window
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        expect_map(input_shape, self.in_channels, "ConvTranspose2D")
+        expect_map(input_shape, self.in_channels, type(self).__name__)
         out = tuple(transpose_output_size(input_shape[1 + a], self.kernel_size[a], self.stride[a], self.padding[a],
                                           self.dilation[a], self.output_padding[a]) for a in range(2))
         if min(out) < 1:
-            raise ValueError(f"ConvTranspose2D: padding {self.padding} leaves an empty output {out} for input "
+            raise ValueError(f"{type(self).__name__}: padding {self.padding} leaves an empty output {out} for input "
                              f"{tuple(input_shape)}")
         return (self.out_channels,) + out
 
