@@ -16,9 +16,10 @@ import pytest
 from minicnn import core, models, runtime
 from minicnn.data import load_dataset
 from minicnn.losses import SoftmaxCrossEntropy
-from minicnn.optim import SGD
+from minicnn.optim import SGD, CosineLR
 
 BATCH = 32
+LR = 0.02
 
 
 def _kernel_calls():
@@ -39,15 +40,18 @@ def _train(x, y, dtype, steps: int, kernels: bool):
     core.manual_seed(0)
     model = models.build("lenet5").to(dtype)
     loss_fn = SoftmaxCrossEntropy()
-    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = SGD(model.parameters(), lr=LR, momentum=0.9)
+    schedule = CosineLR(LR, steps)  # decays to 0: the end of the run is settled, not a point on a noisy walk
     losses = []
     seen, profile = _kernel_calls()
     runtime.use_kernels(kernels)
+    runtime.use_tuning(False)  # the kernels' fixed defaults: the same float32 rounding on every run
     sys.setprofile(profile)
     try:
         for step in range(steps):
             lo = (step * BATCH) % len(x)
             xb, yb = x[lo:lo + BATCH].astype(dtype), y[lo:lo + BATCH]
+            opt.lr = schedule(step)
             losses.append(loss_fn(model(xb), yb))
             opt.zero_grad()
             model.backward(loss_fn.backward())
@@ -55,6 +59,7 @@ def _train(x, y, dtype, steps: int, kernels: bool):
     finally:
         sys.setprofile(None)
         runtime.use_kernels(None)
+        runtime.use_tuning(None)
     return np.array(losses), model, seen
 
 
@@ -92,13 +97,14 @@ def test_float64_losses_agree_with_and_without_kernels(mnist):
 @pytest.mark.slow
 def test_float32_accuracy_agrees_with_and_without_kernels(mnist):
     x, y, xt, yt = mnist
-    steps = 600  # 19,200 images, a third of an epoch (95% at lr 0.01, momentum 0.9)
+    steps = 1875  # one epoch of 60,000 images (~98% at lr 0.01, momentum 0.9); shorter runs sit on the
+    #               steep part of the curve, where float32 rounding alone moves accuracy by more than 0.3
     _, fast_model, _ = _train(x, y, np.float32, steps, kernels=True)
     _, plain_model, plain_seen = _train(x, y, np.float32, steps, kernels=False)
     assert not plain_seen
-    fast_acc = _accuracy(fast_model, xt[:5000], yt[:5000], np.float32)
-    plain_acc = _accuracy(plain_model, xt[:5000], yt[:5000], np.float32)
-    assert fast_acc > 93.0, fast_acc
+    fast_acc = _accuracy(fast_model, xt, yt, np.float32)  # all 10,000 test images
+    plain_acc = _accuracy(plain_model, xt, yt, np.float32)
+    assert fast_acc > 97.0, fast_acc
     assert abs(fast_acc - plain_acc) <= 0.3, (fast_acc, plain_acc)
 
 

@@ -109,8 +109,16 @@ def test_double_conv_forward_against_scipy(rng):
     assert L.output_shape(block, (2, 5, 6)) == (3, 5, 6)
 
 
-def test_double_conv_gradcheck(rng):
-    gradcheck(L.DoubleConv(2, 3, mid_channels=2).to(np.float64), rng.standard_normal((3, 2, 4, 4)))
+def test_double_conv_gradcheck():
+    """The registry's case (batch-norm scales and shifts drawn at random, so no output of the first BN sits
+    at a ReLU kink and no gradient is a rounding-size remainder) for three seeds, kernels on or off.
+    With BN's default gamma 1 / beta 0 an input gradient of 1.6e-4 came out 2.7e-6 off relative in one
+    of the two paths: central-difference noise, not a wrong rule."""
+    from minicnn.gradcheck_cases import run_case
+
+    for seed in range(3):
+        report = run_case("DoubleConv", seed=seed)
+        assert report.ok, report.table()
 
 
 # ---- the UNet -----------------------------------------------------------------------------------------------
