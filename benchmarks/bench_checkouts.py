@@ -41,6 +41,8 @@ CONVS = {  # C, T, kernel, H (= W), padding, groups
 
 
 def cpu_model() -> str:
+    """The CPU's model name. The same reading as `minicnn.kernels.machine.cpu_model`, kept here on purpose:
+    the parent process imports no minicnn, so it can compare any two versions (older ones lack it)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

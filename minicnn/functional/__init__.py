@@ -1,7 +1,7 @@
 """Stateless math on ndarrays: every equation of the course, once, as a pure function.
 
-Each module keeps a forward function next to its backward rule: whole-batch NumPy, no threads, no
-blocks, no scratch buffers. Layers (`minicnn.layers`) wrap these with state; tutorials print their
+Each module keeps a forward function next to its backward rule: whole-batch NumPy, no worker pools,
+no cache blocking, no scratch buffers. Layers (`minicnn.layers`) wrap these with state; tutorials print their
 source. The same math, fast, is in `minicnn.kernels`, with the same signatures.
 """
 
