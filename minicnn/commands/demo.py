@@ -20,6 +20,7 @@ def add_arguments(parser) -> None:
 
 def _plot_path(text: str | None, overwrite: bool):
     """The checked --plot path (before any training), or a message saying what is wrong."""
+    import os
     from pathlib import Path
 
     from minicnn.files import TargetError, safe_target
@@ -30,7 +31,8 @@ def _plot_path(text: str | None, overwrite: bool):
     if not text.strip() or path.name in ("", ".", ".."):
         return None, f"--plot: expected a file name ending in .png, got {text!r}"
     if path.suffix == "":
-        path = path.with_suffix(".png")
+        if not os.path.lexists(path):  # an existing name is judged as given (/dev/null, a folder)
+            path = path.with_suffix(".png")
     elif path.suffix.lower() != ".png":
         return None, f"--plot: expected a .png file, got {text!r} (suffix {path.suffix})"
     try:

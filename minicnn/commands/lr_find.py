@@ -7,6 +7,7 @@ lr_find-2.png, ...; an existing --out is refused unless --overwrite."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 NAME = "lr-find"
@@ -33,30 +34,39 @@ def add_arguments(parser) -> None:
                         help="the loss's label smoothing e (target (1-e) one-hot + e/K), as train's")
     parser.add_argument("--seed", type=integer(0), default=0, help="seed for weights and batch order")
     parser.add_argument("--out", default=None,
-                        help=f"PNG of the curve (default {DEFAULT_OUT}, or lr_find-2.png, ... when that exists)")
+                        help=f"PNG of the curve (default {DEFAULT_OUT}, or lr_find-2.png, ... when that exists; a "
+                             f"name without a suffix gets .png)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--data-dir", default=None, help="folder searched first for the dataset files")
     parser.add_argument("--no-download", action="store_true", help="never download; fail if files are missing")
 
 
-def free_name(path: Path) -> Path:
-    """`path`, or the first of NAME-2.EXT, NAME-3.EXT, ... that does not exist."""
-    k = 2
-    candidate = path
-    while candidate.exists():
-        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
-        k += 1
-    return candidate
-
-
 def _out(args) -> Path:
-    """The PNG to write: never a file this run did not create, unless --overwrite."""
+    """The PNG to write, checked before the sweep: never a file this run did not create unless
+    --overwrite (the default name moves on to lr_find-2.png, ..., with a note), never a folder, device,
+    FIFO or link. ValueError with one line when it cannot be written."""
+    from minicnn.commands._options import wrap
+    from minicnn.files import TargetError, next_free, safe_target
+
     if args.out is None:
-        return Path(DEFAULT_OUT) if args.overwrite else free_name(Path(DEFAULT_OUT))
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"--out {out} exists; give another name or --overwrite to replace it")
-    return out
+        out = Path(DEFAULT_OUT) if args.overwrite else next_free(DEFAULT_OUT)
+        if out != Path(DEFAULT_OUT):
+            print(wrap(f"note: {DEFAULT_OUT} exists (kept); this curve goes to {out}"))
+    else:
+        out = Path(args.out)
+        if not args.out.strip() or out.name in ("", ".", ".."):
+            raise ValueError(f"--out: expected a file name ending in .png, got {args.out!r}")
+        if out.suffix == "":
+            if not os.path.lexists(out):  # an existing name is judged as given (/dev/null, a folder)
+                out = out.with_suffix(".png")
+        elif out.suffix.lower() != ".png":
+            raise ValueError(f"--out: expected a .png file, got {args.out!r} (suffix {out.suffix})")
+    try:
+        return safe_target(out, args.overwrite)
+    except FileExistsError:
+        raise ValueError(f"--out {out} exists; give another name or --overwrite to replace it") from None
+    except TargetError as e:
+        raise ValueError(f"--out: {e}") from None
 
 
 def curve_lines(result) -> list[str]:
@@ -94,7 +104,7 @@ def run(args) -> int:
         core.manual_seed(args.seed)
         model = build(args.model, **config_for(args.model, ds.input_shape, num_classes=ds.num_classes,
                                                width=args.width))
-    except (FileExistsError, ValueError, DatasetError) as e:
+    except (ValueError, DatasetError) as e:
         return fail(NAME, str(e))
     mean, std = ds.channel_stats()
     x = standardize(ds.x_train, mean, std)  # as `minicnn train` feeds the images
@@ -109,8 +119,12 @@ def run(args) -> int:
     for line in curve_lines(result):
         print(line)
     try:
-        plot_lr_find(result, out)
+        plot_lr_find(result, out, args.overwrite)
+    except FileExistsError:
+        return fail(NAME, f"--out {out} appeared during the sweep; give another name or --overwrite to replace it")
+    except ValueError as e:  # TargetError: it became a folder, a link, ... meanwhile
+        return fail(NAME, f"--out: {e}")
     except OSError as e:
-        return fail(NAME, f"cannot write {out}: {e}", EXIT_FAILED)
+        return fail(NAME, f"cannot write {out}: {e.strerror or e}", EXIT_FAILED)
     print(f"curve in {out}")
     return 0
