@@ -56,3 +56,17 @@ def test_minicnn_help_documents_the_usage_exit_code():
     proc = subprocess.run([sys.executable, "-m", "minicnn", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert "no command" in proc.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["lr-find", "--seed", "99999999999999999999"], ["lr-find", "--batch-size", "99999999999999999999"],
+    ["lr-find", "--end-lr", "1e30"], ["lr-find", "--start-lr", "1e30"], ["lr-find", "--weight-decay", "1e30"],
+    ["demo", "--seed", "99999999999999999999"],
+])
+def test_out_of_range_numbers_are_refused_before_anything_runs(argv, capsys):
+    """Before (the hostile probes): each was accepted and the sweep or the demo ran (exit 0)."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert argv[1] in err and "Traceback" not in err

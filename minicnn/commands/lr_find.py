@@ -14,6 +14,10 @@ NAME = "lr-find"
 HELP = "learning-rate range test: loss against lr, a PNG and a suggested --lr"
 DEFAULT_OUT = "lr_find.png"
 TABLE_ROWS = 12  # rows of the printed curve (every k-th step)
+MAX_BATCH_SIZE = 4_096  # as `minicnn train`'s limit
+MAX_LR = 1e3  # a sweep's end: far past where any net here diverges (the default ends at 10)
+MAX_WEIGHT_DECAY = 1.0  # an L2 term as large as the loss itself; more only ever diverges
+MAX_SEED = 2**32 - 1  # NumPy's legacy seed range (the experiments' --seed too)
 
 
 def add_arguments(parser) -> None:
@@ -24,15 +28,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default="lenet5", help="a registered model name (minicnn models)")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="update rule")
     parser.add_argument("--momentum", type=number(0, 1, high_open=True), default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=number(0), default=5e-4, help="L2 weight decay")
-    parser.add_argument("--batch-size", type=integer(1), default=64, help="images per step")
+    parser.add_argument("--weight-decay", type=number(0, MAX_WEIGHT_DECAY), default=5e-4, help="L2 weight decay")
+    parser.add_argument("--batch-size", type=integer(1, MAX_BATCH_SIZE), default=64, help="images per step")
     parser.add_argument("--steps", type=integer(12, 10_000), default=STEPS, help="steps of the sweep at most")
-    parser.add_argument("--start-lr", type=number(0, low_open=True), default=START_LR, help="first learning rate")
-    parser.add_argument("--end-lr", type=number(0, low_open=True), default=END_LR, help="last learning rate")
+    parser.add_argument("--start-lr", type=number(0, MAX_LR, low_open=True), default=START_LR,
+                        help="first learning rate")
+    parser.add_argument("--end-lr", type=number(0, MAX_LR, low_open=True), default=END_LR,
+                        help="last learning rate")
     parser.add_argument("--width", type=number(1 / 16, 8.0), default=1.0, help="channel-width multiplier")
     parser.add_argument("--label-smoothing", type=number(0, 1, high_open=True), default=0.0,
                         help="the loss's label smoothing e (target (1-e) one-hot + e/K), as train's")
-    parser.add_argument("--seed", type=integer(0), default=0, help="seed for weights and batch order")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed for weights and batch order")
     parser.add_argument("--out", default=None,
                         help=f"PNG of the curve (default {DEFAULT_OUT}, or lr_find-2.png, ... when that exists; a "
                              f"name without a suffix gets .png)")
