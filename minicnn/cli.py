@@ -16,7 +16,10 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from minicnn import __version__, commands, runtime
 from minicnn.commands._options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, wrap
@@ -31,8 +34,9 @@ exit codes (every command):
     1  a check or a run failed (gradient check, diverged training, a file
        that could not be written)
     2  bad input (an option out of range, a missing or damaged file, an
-       unknown name); the reason is printed on stderr
+       unknown name, no command); the reason is printed on stderr
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM): files are left whole, the run folder unlocked
 
 the plain math: `minicnn --plain COMMAND` (or MINICNN_PLAIN=1) runs every
 layer on the course's equations as written (minicnn.functional), without
@@ -128,6 +132,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, the shell's code for a process ended by SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (`kill PID`, a job scheduler's timeout): raised in the main thread so that every
+    `finally` and context manager runs on the way out (the run lock is released, a half-written
+    temporary file removed); a BaseException, so that no `except Exception` swallows it."""
+
+
+@contextmanager
+def _sigterm_ends_cleanly() -> Iterator[None]:
+    """While the command runs, SIGTERM raises Terminated (once: a second SIGTERM during the clean-up is
+    ignored, so the clean-up is not cut short). A SIGTERM disposition set by the caller (ignored, or a
+    handler of a program that calls `main`) is left alone; the previous one is restored afterwards."""
+    def handle(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, handle)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default sys.argv[1:]); return the exit code (see EPILOG). The thread
     and kernel settings hold for this run only (`runtime.temporarily`)."""
@@ -140,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         runtime.configure(keep_freed_memory=True)  # activations reuse freed memory, not page-fault it in
         parser = build_parser()
         args = parser.parse_args(argv)
-        if getattr(args, "_run", None) is None:
-            parser.print_help()
-            return 0
+        if getattr(args, "_run", None) is None:  # `minicnn` alone: a usage error, as argparse's
+            print(parser.format_usage().rstrip() + "\n(a COMMAND is needed: see `minicnn --help`)",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
         if thread_error is not None:  # a bad thread variable: refused only now, so that --help works
             print(wrap(f"minicnn: {thread_error} (or pass --threads N)"), file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -159,7 +195,11 @@ def _run(args: argparse.Namespace) -> int:
     from minicnn.files import FileFormatError
 
     try:
-        return int(args._run(args) or 0)
+        with _sigterm_ends_cleanly():
+            return int(args._run(args) or 0)
+    except Terminated:
+        print("\nterminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

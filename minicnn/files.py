@@ -6,6 +6,7 @@
     safe_target(path, overwrite)                   may a file be written there? (the rule below)
     write_atomic(path, write, overwrite=)          write(tmp) fills a temporary file, fsync, then link/rename
     save_npz_atomic(path, arrays, overwrite=)      np.savez through write_atomic
+    next_free(path, taken)                         path, or the first free NAME-2.EXT, NAME-3.EXT, ...
     remove_unfinished(path)                        delete the temporaries a killed save left behind
     FileFormatError                                what every damaged-file error is (a ValueError)
 
@@ -123,6 +124,18 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, ov
             os.unlink(tmp)
         raise
     return path
+
+
+def next_free(path: str | os.PathLike, taken: Callable[[Path], bool] = os.path.lexists) -> Path:
+    """`path`, or the first of NAME-2.EXT, NAME-3.EXT, ... beside it for which `taken(candidate)` is False
+    (default: nothing is there, not even a broken link). How a command's default output name moves on
+    instead of replacing an earlier run's file (then it says so in a note)."""
+    path = Path(path)
+    candidate, k = path, 2
+    while taken(candidate):
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        k += 1
+    return candidate
 
 
 def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, overwrite: bool = False) -> None:

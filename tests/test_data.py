@@ -312,7 +312,7 @@ def test_npz_refuses_what_it_cannot_convert(tmp_path, rng, case, match):
     ("negative", r"y_train: labels must be >= 0, got minimum -1"),
     ("train beyond names", r"bad\.npz: y_train has labels up to 3, but the 2 class_names make the classes 0\.\.1"),
     ("test beyond names", r"bad\.npz: y_test has labels up to 7, but the 5 class_names make the classes 0\.\.4"),
-    ("huge", r"bad\.npz: labels up to 1,000,000,000 would make 1,000,000,001 classes; at most 4,096"),
+    ("huge", r"bad\.npz:y_train: labels up to 1,000,000,000 would make 1,000,000,001 classes; at most 4,096"),
 ])
 def test_npz_refuses_labels_and_splits_that_cannot_train(tmp_path, rng, case, match):
     """Issue 26 #9/#10: a 64-image .npz whose labels are 10^9 would build a 10^9-way classifier."""

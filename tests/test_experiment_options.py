@@ -44,5 +44,6 @@ def test_a_closed_pipe_is_not_an_error():
     pipe = subprocess.Popen([sys.executable, "-m", "minicnn", "summary", "lenet5"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     pipe.stdout.close()  # the reader is gone before the first line
-    err = pipe.stderr.read().decode()
+    with pipe.stderr:  # closed when read (an open pipe left to the garbage collector is a ResourceWarning)
+        err = pipe.stderr.read().decode()
     assert pipe.wait(timeout=60) == 0 and err == "", err

@@ -34,6 +34,9 @@ def test_max_pool_2x2_special_values_match_the_direct_loops(n, c, oh, ow, extra,
     _check_against_loops(x, 2, None, 0, special(rng, (n, c, oh, ow), dtype))
 
 
+# Expected: the upstream gradient holds +inf and -inf on purpose, and overlapping windows add them in one
+# dx element (inf + -inf = NaN), in the engine and in the direct loops alike: NumPy warns of that NaN.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @settings(max_examples=40, deadline=None)
 @given(kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
        seed=st.integers(0, 2**16), padded=st.booleans())

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minicnn.core import Layer
+from minicnn.files import write_atomic
 
 from .train import Callback, EpochState, FitConfig, NonFiniteLossError, train_epoch
 
@@ -142,8 +143,10 @@ def lr_find(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, loss_fn=None,
                         suggest(lrs, smoothed) if len(smoothed) else None, stopped)
 
 
-def plot_lr_find(result: LRFindResult, path) -> None:
-    """Loss (raw and smoothed) against the learning rate on a log axis, the suggestion marked; a PNG."""
+def plot_lr_find(result: LRFindResult, path, overwrite: bool = False) -> None:
+    """Loss (raw and smoothed) against the learning rate on a log axis, the suggestion marked; a PNG
+    written by `minicnn.files.write_atomic` (an existing file is replaced only with `overwrite`; never a
+    folder, device, FIFO or link)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,5 +165,7 @@ def plot_lr_find(result: LRFindResult, path) -> None:
     ax.set_title(f"learning-rate range test ({len(result.lrs)} steps, {result.stopped})")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), overwrite=overwrite)
+    finally:
+        plt.close(fig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 NAME = "demo"
 HELP = "train a small MLP on a generated 2-D spiral (the engine's smallest end-to-end run)"
+MAX_SEED = 2**32 - 1  # NumPy's legacy seed range (the experiments' --seed too)
 MAX_STEPS = 1_000_000  # about 25 minutes of full-batch steps: more is a typo, refused before training
 
 
@@ -12,7 +13,7 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--steps", type=integer(1, MAX_STEPS), default=1000, help="full-batch Adam steps")
     parser.add_argument("--lr", type=number(0, low_open=True), default=0.01, help="Adam learning rate")
-    parser.add_argument("--seed", type=integer(0), default=0, help="seed for data and weights")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed for data and weights")
     parser.add_argument("--plot", metavar="PNG", help="save the learned decision regions to this .png file "
                         "(a name without a suffix gets .png; an existing file is kept unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="let --plot replace an existing file")
@@ -20,6 +21,7 @@ def add_arguments(parser) -> None:
 
 def _plot_path(text: str | None, overwrite: bool):
     """The checked --plot path (before any training), or a message saying what is wrong."""
+    import os
     from pathlib import Path
 
     from minicnn.files import TargetError, safe_target
@@ -30,7 +32,8 @@ def _plot_path(text: str | None, overwrite: bool):
     if not text.strip() or path.name in ("", ".", ".."):
         return None, f"--plot: expected a file name ending in .png, got {text!r}"
     if path.suffix == "":
-        path = path.with_suffix(".png")
+        if not os.path.lexists(path):  # an existing name is judged as given (/dev/null, a folder)
+            path = path.with_suffix(".png")
     elif path.suffix.lower() != ".png":
         return None, f"--plot: expected a .png file, got {text!r} (suffix {path.suffix})"
     try:

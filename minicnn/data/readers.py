@@ -241,16 +241,30 @@ def to_nchw(x: np.ndarray, where: str) -> np.ndarray:
 
 
 def check_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
-    """Labels (n,) non-negative integers (integral floats are accepted) -> int64."""
+    """Labels (n,) integers in 0..MAX_CLASSES-1 (integral floats are accepted) -> int64.
+
+    Every check runs on the values as given, before any cast: a float label 1e30, NaN or inf, or a
+    uint64 beyond int64, is refused by name instead of wrapping round in the cast to int64."""
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
         raise DataFormatError(f"{where}: expected labels of shape ({n},) (class indices, not one-hot), got {y.shape}")
-    if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    if not np.issubdtype(y.dtype, np.integer):
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise DataFormatError(f"{where}: expected finite integer class labels, got {y[bad][0]} "
+                                  f"({int(bad.sum()):,} of {n:,} labels are NaN or infinite)")
+        fractional = y != np.round(y)
+        if fractional.any():
+            raise DataFormatError(f"{where}: expected integer class labels, got {y[fractional][0]!r} "
+                                  f"({int(fractional.sum()):,} of {n:,} labels are not whole numbers)")
+    elif not np.issubdtype(y.dtype, np.integer):
         raise DataFormatError(f"{where}: expected integer class labels, got dtype {y.dtype}")
     if n and y.min() < 0:
         raise DataFormatError(f"{where}: labels must be >= 0, got minimum {y.min()}")
+    highest = int(y.max()) if n else 0  # a Python int: exact for every integer and whole float
+    if highest >= MAX_CLASSES:
+        raise DataFormatError(f"{where}: labels up to {highest:,} would make {highest + 1:,} classes; at most "
+                              f"{MAX_CLASSES:,} (labels are class indices 0..K-1, not ids)")
     return y.astype(np.int64)
 
 
@@ -285,10 +299,7 @@ def read_dataset_npz(path: str | Path) -> dict[str, np.ndarray | list[str]]:
     if out["x_train"].shape[1:] != out["x_test"].shape[1:]:
         raise DataFormatError(f"{path}: train images {out['x_train'].shape[1:]} and test images "
                               f"{out['x_test'].shape[1:]} differ in shape")
-    highest = int(max(out["y_train"].max(), out["y_test"].max()))
-    if highest >= MAX_CLASSES:
-        raise DataFormatError(f"{path}: labels up to {highest:,} would make {highest + 1:,} classes; at most "
-                              f"{MAX_CLASSES:,} (labels are class indices 0..K-1, not ids)")
+    highest = int(max(out["y_train"].max(), out["y_test"].max()))  # < MAX_CLASSES (check_labels)
     names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
     for split in ("train", "test") if names else ():
         if out[f"y_{split}"].max() >= len(names):

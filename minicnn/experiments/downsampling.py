@@ -18,13 +18,17 @@ Note: the 3x3/2 convolution's outputs sit on the even pixels (2i), while the ups
 Also printed: the lecture's jitter invariance on MNIST (max pooling vs subsampling, 1-pixel shift).
 
 Outputs in --out: downsampling_table.txt (the printed table), downsampling.csv, downsampling.png
-(originals, downsampled maps, reconstructions).
+(originals, downsampled maps, reconstructions), each written atomically (`minicnn.files.write_atomic`).
+An earlier run's files are never replaced without --overwrite: the default folder runs/downsampling
+moves on to runs/downsampling-2, ... (with a note); a given --out that holds them is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
+import os
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import functional as F
-from minicnn.commands._options import COLUMNS, integer
+from minicnn.commands._options import COLUMNS, integer, wrap
+from minicnn.files import TargetError, next_free, safe_target, write_atomic
 
 DESCRIPTION = "information retained by max/avg pooling, subsampling, strided conv, SoftPool, Haar, slicing"
 UPSAMPLERS = ("nearest", "bilinear", "bicubic")
@@ -159,7 +164,9 @@ def display_map(method: str, y: np.ndarray, channels: int) -> np.ndarray:
     return y
 
 
-def save_figure(path: Path, originals: dict[str, np.ndarray], examples: dict[str, dict]) -> None:
+def save_figure(path: Path, originals: dict[str, np.ndarray], examples: dict[str, dict],
+                overwrite: bool = False) -> None:
+    """The PNG of the module docstring, by `write_atomic` (an existing file only with `overwrite`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,8 +197,10 @@ def save_figure(path: Path, originals: dict[str, np.ndarray], examples: dict[str
     plural = "s" if len(originals) > 1 else ""
     fig.suptitle(f"downsample by 2 (row{plural} {down}), then reconstruct at full size (row{plural} {up})",
                  fontsize=9)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130, format="png"), overwrite=overwrite)
+    finally:
+        plt.close(fig)
 
 
 # ---- data and command --------------------------------------------------------------------------
@@ -219,15 +228,73 @@ def load_images(dataset: str, data_dir: str | None, count: int) -> np.ndarray:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/downsampling", help="folder for the table, CSV and PNG")
+    parser.add_argument("--out", default=None, help=f"folder for the table, CSV and PNG (default {DEFAULT_OUT}, "
+                        f"or {DEFAULT_OUT}-2, ... when that holds an earlier run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     parser.add_argument("--data-dir", default=None, help="dataset folder (else $MINICNN_DATA, then the cache)")
     parser.add_argument("--num-images", type=integer(1, 10000), default=1000, help="test images per dataset")
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"], choices=["mnist", "cifar10"])
 
 
+DEFAULT_OUT = "runs/downsampling"
+OUTPUTS = ("downsampling_table.txt", "downsampling.csv", "downsampling.png")
+
+
+def _taken(folder: Path) -> bool:
+    """Does `folder` hold an earlier run's outputs (or is it something other than a folder)?"""
+    return (os.path.lexists(folder) and not folder.is_dir()) or any(os.path.lexists(folder / n) for n in OUTPUTS)
+
+
+def output_folder(out: str | None, overwrite: bool) -> Path:
+    """The folder to write into, checked (and made) before any work: the default moves on past folders
+    holding an earlier run (a note says so), a given --out holding one is refused without --overwrite,
+    and a file, link, FIFO or device under an output's name is always refused. ValueError: one line."""
+    if out is None:
+        folder = Path(DEFAULT_OUT) if overwrite else next_free(DEFAULT_OUT, _taken)
+        if folder != Path(DEFAULT_OUT):
+            print(wrap(f"note: {DEFAULT_OUT} holds an earlier run (kept); this one goes to {folder}"))
+    else:
+        folder = Path(out)
+        if not out.strip():
+            raise ValueError(f"--out: expected a folder name, got {out!r}")
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ValueError(f"--out {folder} is not a folder; choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out: cannot create the folder {folder}: {e.strerror or e}") from None
+    found = [name for name in OUTPUTS if os.path.lexists(folder / name)]
+    try:
+        for name in OUTPUTS:
+            safe_target(folder / name, overwrite)
+    except FileExistsError:
+        raise ValueError(f"--out {folder} holds an earlier run ({', '.join(found)}); choose another --out, or "
+                         f"--overwrite to replace it") from None
+    except TargetError as e:
+        raise ValueError(f"--out: {e}") from None
+    return folder
+
+
+def _csv_text(rows: list[Row]) -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["dataset", "method", "kept", "reconstruction", "mse", "psnr_db", "max_abs_error"])
+    for r in rows:
+        writer.writerow([r.dataset, r.method, r.kept, r.reconstruction, repr(r.mse), repr(r.psnr),
+                         repr(r.max_abs_error)])
+    return buffer.getvalue()
+
+
+def _write_text(path: Path, text: str, overwrite: bool) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+
+    write_atomic(path, write, overwrite=overwrite)
+
+
 def run(args) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out, args.overwrite)
     rows: list[Row] = []
     originals, examples = {}, {}
     jitter = None
@@ -250,14 +317,13 @@ def run(args) -> int:
     text = "\n".join(textwrap.fill(line, COLUMNS, subsequent_indent="  ") if len(line) > COLUMNS else line
                      for line in "\n".join(lines).splitlines())
     print(text)
-    (out / "downsampling_table.txt").write_text(text + "\n")
-    with open(out / "downsampling.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["dataset", "method", "kept", "reconstruction", "mse", "psnr_db", "max_abs_error"])
-        for r in rows:
-            writer.writerow([r.dataset, r.method, r.kept, r.reconstruction, repr(r.mse), repr(r.psnr),
-                             repr(r.max_abs_error)])
-    save_figure(out / "downsampling.png", originals, examples)
+    try:
+        _write_text(out / OUTPUTS[0], text + "\n", args.overwrite)
+        _write_text(out / OUTPUTS[1], _csv_text(rows), args.overwrite)
+        save_figure(out / OUTPUTS[2], originals, examples, args.overwrite)
+    except FileExistsError:  # another run wrote there meanwhile: its file is kept
+        raise ValueError(f"--out {out}: another run wrote its files there meanwhile (kept); choose another "
+                         f"--out, or --overwrite to replace them") from None
     print(f"wrote in {out}/:\n  downsampling_table.txt, downsampling.csv, downsampling.png")
     if any(r.max_abs_error != 0 for r in exact):
         print("ERROR: an exact method did not reconstruct exactly")

@@ -33,18 +33,49 @@ def add_arguments(parser) -> None:
     parser.add_argument("--datasets", default="fashion-mnist,cifar10", help="comma-separated subset")
     parser.add_argument("--npz", default=None,
                         help="CIFAR-10 .npz (default: $MINICNN_DATA/cifar10/cifar10_partial.npz)")
-    parser.add_argument("--out", default=None, help="write results.json here")
+    parser.add_argument("--out", default=None, help=f"write {RESULTS} in this folder (an earlier one is kept "
+                        f"unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help=f"replace an earlier {RESULTS} in --out")
+
+
+RESULTS = "results.json"
+
+
+def results_path(out: str | None, overwrite: bool) -> Path | None:
+    """Where results.json goes (None: nowhere), checked and its folder made before any training: an
+    earlier file is refused without `overwrite`, a folder, link, FIFO or device always. ValueError."""
+    from minicnn.files import TargetError, safe_target
+
+    if out is None:
+        return None
+    folder = Path(out)
+    if not out.strip():
+        raise ValueError(f"--out: expected a folder name, got {out!r}")
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ValueError(f"--out {folder} is not a folder; choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return safe_target(folder / RESULTS, overwrite)
+    except FileExistsError:
+        raise ValueError(f"--out {folder} holds an earlier {RESULTS}; choose another --out, or --overwrite to "
+                         f"replace it") from None
+    except TargetError as e:
+        raise ValueError(f"--out: {e}") from None
+    except OSError as e:
+        raise ValueError(f"--out: cannot create the folder {folder}: {e.strerror or e}") from None
 
 
 def run(args) -> int:
     from minicnn import core
     from minicnn.analysis import analyze
     from minicnn.data import crop_flip, load_dataset
+    from minicnn.files import write_atomic
     from minicnn.models import build
     from minicnn.models.small import DOWNSAMPLING
 
     from .cifar import default_cifar_npz, prepare, train_and_test
 
+    results = results_path(args.out, args.overwrite)
     rows = []
     for name in args.datasets.split(","):
         if name == "cifar10":
@@ -81,9 +112,12 @@ def run(args) -> int:
         print(f"| {r['dataset']} | {r['downsampling']} | {r['params']:,} | {r['macs'] / 1e6:.2f}M | "
               f"{r['mean']:.2%} ± {r['std']:.2%} | {', '.join(f'{a:.2%}' for a in r['accuracies'])} | "
               f"{r['images_per_s']:.0f} |")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(rows, indent=1))
-        print(f"results written to {out / 'results.json'}")
+    if results is not None:
+        text = json.dumps(rows, indent=1)
+        try:
+            write_atomic(results, lambda tmp: tmp.write_text(text), overwrite=args.overwrite)
+        except FileExistsError:  # another run wrote it meanwhile: kept
+            raise ValueError(f"--out: {results} appeared during this run (kept); choose another --out, or "
+                             f"--overwrite to replace it") from None
+        print(f"results written to {results}")
     return 0
