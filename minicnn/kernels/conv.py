@@ -275,6 +275,9 @@ class Candidates(Mapping):
     def __getitem__(self, name: str) -> Callable[[], object]:
         return functools.partial(self.runner, self.specs[name], *self.args)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs  # (Mapping's own would build the call to find out)
+
     def __iter__(self):
         return iter(self.specs)
 
