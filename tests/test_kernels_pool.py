@@ -5,6 +5,8 @@ between forward and backward."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -197,3 +199,22 @@ def test_layers_with_the_switch_on_off_and_flipped(switch, make, forward_kernels
     np.testing.assert_allclose(layer.backward(dy), dx_plain, rtol=1e-12, atol=1e-12)
     switch(forward_kernels)
     assert gradcheck(make(), x).max_rel_error < 1e-6
+
+
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_overlapping_windows_adding_inf_and_minus_inf_give_nan_without_a_warning(dtype):
+    # 3x3 windows, stride 1, on a 4x4 map whose maximum x[0, 0, 1, 1] lies in all four windows: its
+    # gradient is inf + (-inf) + 1 + 2 = NaN, the plain function's number
+    x = np.zeros((1, 1, 4, 4), dtype)
+    x[0, 0, 1, 1] = 5.0
+    dy = np.array([[[[np.inf, -np.inf], [1.0, 2.0]]]], dtype)
+    y, argmax = K.max_pool2d(x, 3, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning fails the test
+        dx = K.max_pool2d_backward(dy, argmax, x.shape, 3, 1)
+    with np.errstate(invalid="ignore"):
+        expected = F.pool.max_pool2d_backward(dy, F.pool.max_pool2d(x, 3, 1)[1], x.shape, 3, 1)
+    np.testing.assert_array_equal(dx, expected)
+    assert np.isnan(dx[0, 0, 1, 1]) and np.count_nonzero(dx[~np.isnan(dx)]) == 0
