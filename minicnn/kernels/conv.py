@@ -86,7 +86,7 @@ from .planner import op_key, planner
 from .workspace import ConvWorkspace, as_workspace
 
 Pair = tuple[int, int]
-SUPPORT = ("batch_class", "forward_candidates", "backward_candidates", "plan_key")  # the planner's side, not kernels
+SUPPORT = ("batch_class", "forward_candidates", "backward_candidates", "plan_key", "trial_images")  # the planner's side
 
 NARROW_MIN_WASTE = 0.05  # "columns narrow" only where wide rows waste at least 5% of the product
 ROWS_MIN_CHANNELS = MIN_CHANNELS // 2  # the rows candidate from 16 input channels (the default rule: 32)

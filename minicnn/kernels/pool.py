@@ -43,6 +43,7 @@ from minicnn.functional import pool as plain
 from minicnn.functional.checks import check_array, check_grad
 from minicnn.functional.pool import PoolGeometry
 
+SUPPORT = ("pool_candidates",)  # the planner's side (what max_pool2d hands it), not a kernel
 BLOCK_VALUES = 2**18  # input values per block of images in max pooling (1 MB of float32, cache-sized)
 GEOMETRY_MEMO = 512  # pooling geometries remembered (a net has a few; every step asks for the same ones)
 _WIDER = {1: (np.uint8, np.uint16), 2: (np.uint16, np.uint32), 4: (np.uint32, np.uint64)}  # item size -> uints
