@@ -83,3 +83,16 @@ def test_convolutions_planned_on_a_trial_give_the_plain_numbers(fresh_planner, d
                          strict=True):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
     assert fresh_planner.measured == 2
+    part = K.trial_images(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1, specs, 1)
+    trial = K.forward_candidates(x, w, None, (1, 1), (1, 1), (1, 1), 1, (1, 1), part)
+    assert trial.scale == 64 / part and trial.args[0].shape[0] == part
+
+
+def test_a_trials_seconds_are_scaled_to_the_whole_batch(fresh_planner):
+    class Part(dict):
+        scale = 4.0
+
+    log = []
+    trial = Part(_calls(log, 10, {"default": 0.002, "fast": 0.0}))
+    fresh_planner.run("op|s", _calls(log, 40, {"default": 0.002, "fast": 0.0}), (1, 1), lambda: trial)
+    assert fresh_planner.plans["op|s"].seconds["default"] >= 4 * 10 * 0.002

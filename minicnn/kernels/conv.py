@@ -269,8 +269,9 @@ class Candidates(Mapping):
     """{name: zero-argument call} over `specs`, each call made only when asked for (a planned call asks
     for one; making all of them on every call cost more than the planner's bookkeeping)."""
 
-    def __init__(self, specs: tuple[tuple[str, Spec], ...], runner: Callable, args: tuple):
+    def __init__(self, specs: tuple[tuple[str, Spec], ...], runner: Callable, args: tuple, scale: float = 1.0):
         self.specs, self.runner, self.args = dict(specs), runner, args
+        self.scale = scale  # whole batch / the images these calls run on (a planner trial's)
 
     def __getitem__(self, name: str) -> Callable[[], object]:
         return functools.partial(self.runner, self.specs[name], *self.args)
@@ -293,8 +294,9 @@ def forward_candidates(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strid
     images only (a planner trial, `trial_images`), the candidates being those of the whole batch."""
     workers, threads = counts or (configured_workers(), configured_threads())
     specs = forward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, workers, threads)
+    scale = 1.0 if part is None else x.shape[0] / part
     x = x if part is None else x[:part]
-    return Candidates(specs, _run_forward, (x, w, b, stride, padding, dilation, groups))
+    return Candidates(specs, _run_forward, (x, w, b, stride, padding, dilation, groups), scale)
 
 
 def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
@@ -305,8 +307,9 @@ def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pa
     workers, threads = counts or (configured_workers(), configured_threads())
     specs = backward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, input_grad, workers,
                            threads)
+    scale = 1.0 if part is None else x.shape[0] / part
     dy, x = (dy, x) if part is None else (dy[:part], x[:part])
-    return Candidates(specs, _run_backward, (dy, x, w, stride, padding, dilation, groups, input_grad))
+    return Candidates(specs, _run_backward, (dy, x, w, stride, padding, dilation, groups, input_grad), scale)
 
 
 def trial_images(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int,

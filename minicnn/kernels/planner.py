@@ -21,7 +21,8 @@ candidates are then measured, and checked against each other, on that part only,
 runs once on the whole: planning costs about TRIAL_FRACTION of measuring on the whole batch, plus the
 default's trial call. The blocked candidates work block by block, so their time per image on a few
 blocks is their time per image on many (the same reason plans are lent across batch sizes, below).
-`planning_seconds` then counts every trial call.
+`planning_seconds` then counts every trial call. The plan's seconds are the trial's, times the trial
+mapping's `scale` attribute when it has one (whole batch / part: an estimate for the whole batch).
 
 A key's `batch=` field is the one thing a plan is lent across: once one batch size of an operation
 has been measured, its other batch sizes (a network's evaluation batches, an epoch's last, partial
@@ -131,6 +132,8 @@ class Planner:
         self._measure(key, part, kept=False)
         with self._lock:
             self.planning_seconds += time.perf_counter() - began
+            scale = getattr(part, "scale", 1.0)  # the trial's times, as estimates for the whole batch
+            self.plans[key].seconds = {name: t * scale for name, t in self.plans[key].seconds.items()}
         return candidates[self.plans[key].choice]()
 
     def _lend(self, key: str, candidates: Mapping[str, Callable[[], object]]) -> Plan | None:
