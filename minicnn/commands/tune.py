@@ -14,7 +14,7 @@ from __future__ import annotations
 import textwrap
 
 NAME = "tune"
-HELP = "plan a model's convolution kernels on this machine (measure, keep the fastest); --show, --clear"
+HELP = "plan a model's convolution and max-pool kernels on this machine (measure, keep the fastest); --show, --clear"
 DEFAULT_BATCH = 64
 MAX_BATCH = 4096
 COLUMNS = 80
