@@ -103,9 +103,18 @@ def blas_thread_count(environ: Mapping[str, str] | None = None) -> int:
         return _blas_threads
     environ = os.environ if environ is None else environ
     for name in THREAD_VARIABLES:
-        if environ.get(name, "").strip():
-            return parse_threads(environ[name], name)
+        raw = environ.get(name)
+        if raw and not raw.isspace():
+            return _count_of(name, raw)
     return cores()
+
+
+@functools.lru_cache(maxsize=64)
+def _count_of(name: str, raw: str) -> int:
+    """`parse_threads(raw, name)`, remembered per (variable, raw text): the variables are still read at
+    each call (a change after import is seen at once), only the parsing of a text seen before is skipped
+    (a refused text raises again each time: lru_cache keeps no exceptions)."""
+    return parse_threads(raw, name)
 
 
 @functools.cache
@@ -121,8 +130,8 @@ def worker_count(environ: Mapping[str, str] | None = None) -> int:
     if environ is None and _workers is not None:
         return _workers
     environ = os.environ if environ is None else environ
-    value = environ.get(WORKERS_VARIABLE, "").strip()
-    return parse_threads(value, WORKERS_VARIABLE) if value else 1
+    raw = environ.get(WORKERS_VARIABLE)
+    return _count_of(WORKERS_VARIABLE, raw.strip()) if raw and not raw.isspace() else 1
 
 
 def configure(threads: int | None = None, workers: int | None = None, blas_threads: int | None = None,
@@ -309,7 +318,13 @@ def _set_malloc_thresholds(keep: bool) -> bool:
 # ---- the kernel switch ---------------------------------------------------------------------------------
 
 def _flag_from_environment(name: str) -> bool:
-    value = os.environ.get(name, "").strip().lower()
+    return _flag_of(name, os.environ.get(name, ""))
+
+
+@functools.lru_cache(maxsize=64)
+def _flag_of(name: str, raw: str) -> bool:
+    """The flag variable `name`'s raw text as a bool, remembered per text (the variable is read at each call)."""
+    value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:

@@ -48,3 +48,16 @@ def test_bench_checkouts_compares_two_checkouts_within_80_columns():
     assert max(map(len, lines)) <= 80
     done = _run("benchmarks/bench_checkouts.py", str(ROOT), "/nonexistent")
     assert done.returncode == 2 and "expected a minicnn checkout" in done.stderr
+
+
+def test_bench_planning_reports_the_planners_own_seconds_within_80_columns(data_dir):
+    done = subprocess.run([sys.executable, "benchmarks/bench_planning.py", "--images", "128", "--test-images", "64",
+                           "--rounds", "1"], capture_output=True, text=True, cwd=ROOT, check=False,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "", "MINICNN_DATA": str(data_dir)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    cold = next(line for line in lines if line.startswith("cold epoch"))
+    assert int(cold.split("(")[1].split()[0]) > 0  # the empty folder made the planner measure
+    assert "(0.00 s planning)" in next(line for line in lines if line.startswith("warm epoch"))
+    assert any(line.startswith("planning / epoch") for line in lines)

@@ -2,6 +2,8 @@
 zeros, NaN of both signs, infinities), any rank, float32 and float64, 1 and 2 workers; the ReLU layer with
 the kernel switch on, off and flipped between forward and backward."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -105,3 +107,19 @@ def test_relu_layer_with_kernels_keeps_a_boolean_mask_not_its_input(switch):
     cached = [v for v in vars(layer).values() if isinstance(v, np.ndarray)]
     assert [c.dtype for c in cached] == [np.bool_]
     assert not any(np.shares_memory(c, x) for c in cached)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4, 4)])
+def test_relu_backward_of_inf_where_x_is_negative_is_nan_without_a_warning(dtype, shape):
+    x = np.full(shape, -1.0, dtype)
+    x.flat[0] = 2.0
+    dy = np.full(shape, np.inf, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning fails the test
+        dx = K.relu_backward(dy, x)
+        dx_mask = K.relu_backward(dy, None, positive=x > 0)
+    expected = np.full(shape, np.nan, dtype)
+    expected.flat[0] = np.inf  # dy * [x > 0]: inf * 1 at the positive entry, inf * 0 = NaN elsewhere
+    np.testing.assert_array_equal(dx, expected)
+    np.testing.assert_array_equal(dx_mask, expected)

@@ -5,6 +5,8 @@ between forward and backward."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -138,6 +140,7 @@ def test_blocks_and_workers_give_the_plain_bits(monkeypatch, workers, dtype, k, 
     y_one, _ = K.max_pool2d(x, k, s, p)
     dy = special(rng, y_plain.shape, dtype)
     monkeypatch.setenv("MINICNN_WORKERS", str(workers))
+    monkeypatch.setattr(runtime, "_tuning", False)  # the default rule's split (the planned ones: below)
     monkeypatch.setattr(threads, "SPLIT_MIN_VALUES", 0)
     monkeypatch.setattr(K, "BLOCK_VALUES", 1)
     calls = []
@@ -156,6 +159,7 @@ def test_blocks_and_workers_give_the_plain_bits(monkeypatch, workers, dtype, k, 
 def test_small_pools_are_not_split(monkeypatch):
     """Below threads.SPLIT_MIN_VALUES input values the hand-offs would cost more than a second thread saves."""
     monkeypatch.setenv("MINICNN_WORKERS", "2")
+    monkeypatch.setattr(runtime, "_tuning", False)  # the default rule (a planned split is measured first)
     calls = []
     real = threads.split_batch
     monkeypatch.setattr(threads, "split_batch", lambda fn, n, parts: calls.append(parts) or real(fn, n, parts))
@@ -197,3 +201,62 @@ def test_layers_with_the_switch_on_off_and_flipped(switch, make, forward_kernels
     np.testing.assert_allclose(layer.backward(dy), dx_plain, rtol=1e-12, atol=1e-12)
     switch(forward_kernels)
     assert gradcheck(make(), x).max_rel_error < 1e-6
+
+
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_overlapping_windows_adding_inf_and_minus_inf_give_nan_without_a_warning(dtype):
+    # 3x3 windows, stride 1, on a 4x4 map whose maximum x[0, 0, 1, 1] lies in all four windows: its
+    # gradient is inf + (-inf) + 1 + 2 = NaN, the plain function's number
+    x = np.zeros((1, 1, 4, 4), dtype)
+    x[0, 0, 1, 1] = 5.0
+    dy = np.array([[[[np.inf, -np.inf], [1.0, 2.0]]]], dtype)
+    y, argmax = K.max_pool2d(x, 3, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning fails the test
+        dx = K.max_pool2d_backward(dy, argmax, x.shape, 3, 1)
+    with np.errstate(invalid="ignore"):
+        expected = F.pool.max_pool2d_backward(dy, F.pool.max_pool2d(x, 3, 1)[1], x.shape, 3, 1)
+    np.testing.assert_array_equal(dx, expected)
+    assert np.isnan(dx[0, 0, 1, 1]) and np.count_nonzero(dx[~np.isnan(dx)]) == 0
+
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 9), c=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 9), k=st.integers(1, 3),
+       s=st.sampled_from([None, 1, 2]), dtype=st.sampled_from([np.float32, np.float64]), workers=st.sampled_from([1, 2]))
+def test_every_planned_pool_candidate_gives_the_plain_bits(n, c, h, w, k, s, dtype, workers):
+    """Each of max pooling's planner candidates (block sizes, whole / split) against the plain function,
+    with blocks of one image so that every candidate really runs many blocks."""
+    k = min(k, h, w)
+    x = special(np.random.default_rng(n * 7 + h), (n, c, h, w), dtype)
+    y_plain, a_plain = F.max_pool2d(x, k, s)
+    g = K._geometry(x.shape, k, s, 0)
+    specs = dict(K.pool_candidates(x.shape, x.itemsize, workers))
+    assert next(iter(specs)) == "default" and (workers == 1 or {"whole", "split"} & set(specs))
+    for name, (values, parts) in specs.items():
+        for block_values in (values, c * h * w):  # the candidate's own block, and one image per block
+            y, a = K._max_pool_blocks(x, g, block_values, parts)
+            assert y.dtype == x.dtype, name
+            np.testing.assert_array_equal(y, y_plain, err_msg=name)
+            np.testing.assert_array_equal(a, a_plain, err_msg=name)
+
+
+def test_max_pool_is_planned_and_the_tune_table_names_it(tmp_path, monkeypatch):
+    from minicnn.commands import tune
+    from minicnn.kernels import planner as planner_module
+
+    monkeypatch.setenv(planner_module.CACHE_VARIABLE, str(tmp_path))
+    monkeypatch.setattr(runtime, "_tuning", True)
+    p = planner_module.Planner()
+    monkeypatch.setattr(planner_module, "_PLANNER", p)
+    x = np.random.default_rng(0).standard_normal((64, 32, 32, 32)).astype(np.float32)
+    y, a = K.max_pool2d(x, 2)
+    y_plain, a_plain = F.max_pool2d(x, 2)
+    np.testing.assert_array_equal(y, y_plain)
+    np.testing.assert_array_equal(a, a_plain)
+    (key,) = [k for k in p.plans if k.startswith("max_pool2d|")]
+    assert len(p.plans[key].seconds) >= 2  # several candidates were measured
+    (line,) = [line for line in tune.table([("pool", key)]) if line.startswith("pool")]
+    assert line.split()[1] == "pool" and len(line) <= 80

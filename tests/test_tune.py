@@ -78,16 +78,24 @@ def test_every_candidate_computes_the_plain_math(case, seed, input_grad):
 
 
 def test_the_candidates_include_what_the_issue_lists():
-    x, w = np.zeros((8, 32, 16, 16), np.float32), np.zeros((32, 32, 3, 3), np.float32)
+    x, w = np.zeros((1, 8, 16, 16), np.float32), np.zeros((32, 8, 3, 3), np.float32)
     names = set(K.forward_candidates(x, w, None, (1, 1), (1, 1), (1, 1), 1))
     assert {"default", "plain", "columns narrow"} <= names and any(n.startswith("columns ") for n in names)
-    lenet = K.backward_candidates(np.zeros((8, 16, 10, 10)), np.zeros((8, 6, 14, 14)), np.zeros((16, 6, 5, 5)),
+    lenet = K.backward_candidates(np.zeros((2, 16, 10, 10)), np.zeros((2, 6, 14, 14)), np.zeros((16, 6, 5, 5)),
                                   (1, 1), (0, 0), (1, 1), 1, True)
     assert {"default", "flipped", "fft", "plain"} <= set(lenet)
     dw = K.forward_candidates(np.zeros((4, 8, 8, 8)), np.zeros((8, 1, 3, 3)), None, (1, 1), (1, 1), (1, 1), 8)
     assert {"default", "columns", "depthwise taps"} <= set(dw)
     tiny = K.forward_candidates(np.zeros((4, 3, 3, 3)), np.zeros((2, 3, 3, 3)), None, (1, 1), (0, 0), (1, 1), 1)
     assert "direct" in tiny and "fft" not in tiny
+
+
+def test_plain_only_where_the_whole_batch_is_one_block_and_no_l3_block():
+    w = np.zeros((64, 32, 3, 3), np.float32)
+    big = K.forward_candidates(np.zeros((64, 32, 16, 16), np.float32), w, None, (1, 1), (1, 1), (1, 1), 1)
+    columns = 64 * 32 * 9 * 16 * 16  # entries of the whole batch's columns
+    assert ("plain" in big) == (columns <= max(K.block_sizes(4).values()))
+    assert not any("L3" in name for name in big)
 
 
 def test_a_wrong_candidate_is_caught_through_the_entry_point(fresh_planner, monkeypatch, capsys):
@@ -164,11 +172,11 @@ def test_the_no_tune_flag_reaches_the_runtime(capsys):
 def test_tune_plans_shows_and_clears(fresh_planner, capsys):
     assert main(["tune", "lenet5", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
-    assert "CPU:" in out and "caches: L1d" in out and "4 plans, 4 measured" in out
+    assert "CPU:" in out and "caches: L1d" in out and "6 plans, 6 measured" in out and "6x2x2@28x28     pool" in out
     assert "0:Conv2D" in out and "3:Conv2D" in out
     assert all(len(line) <= 80 for line in out.splitlines() if not line.startswith(("plan file", "saved:")))
     assert main(["tune", "--show"]) == 0
-    assert "4 stored plans" in capsys.readouterr().out
+    assert "6 stored plans" in capsys.readouterr().out
     assert main(["tune", "--clear"]) == 0
     assert "removed 1 plan file" in capsys.readouterr().out
     assert not planner_module.plan_file().exists()

@@ -8,11 +8,14 @@ so numbers from a busy machine still compare honestly. Times are medians over re
 `minicnn bench conv`: forward and backward of every convolution method on LeNet, CIFAR, depthwise,
 1x1, stride-2 and 11x11 layers (batch 64, float32), the peak extra memory of each call, PyTorch's
 forward+backward time on the same shapes with the same thread count when torch happens to be
-installed (it is never a dependency), and the kernel size where FFT starts to beat im2col.
+installed (it is never a dependency), and the kernel size where FFT starts to beat im2col. It first
+times one forward+backward of every layer it will measure and says how long the rest will take; a
+progress bar (on stderr, only when it is a terminal) follows the layers. Output fits 80 columns.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import tracemalloc
 
@@ -25,9 +28,9 @@ HELP = "benchmark hot paths (conv: every method vs the machine's matrix-multiply
 
 def add_arguments(parser) -> None:
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
-    parser.add_argument("--quick", action="store_true", help="five cases, 3 repeats, no crossover sweep (1-3 minutes)")
-    parser.add_argument("--repeats", type=integer(1, 1000), default=None,
-                        help="timed repeats per figure (median is reported)")
+    parser.add_argument("--quick", action="store_true", help="five cases, 3 rounds, no crossover sweep")
+    parser.add_argument("--repeats", "--rounds", dest="repeats", type=integer(1, 1000), default=None,
+                        help="timed rounds per figure, the median reported (default 7, --quick 3)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison even if installed")
 
 
@@ -153,7 +156,9 @@ def _conv_flops(n, c, t, k, oh, ow, groups) -> int:
     return 2 * n * t * (c // groups) * k * k * oh * ow
 
 
-def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True):
+def _conv_job(method, n, c, t, k, h, stride, pad, groups):
+    """(probe, measure) for one layer: probe() times one warm forward+backward (seconds); measure(repeats,
+    memory) -> (fwd ms, bwd ms, peak bytes, output shape), medians over `repeats`."""
     import numpy as np
 
     from minicnn import layers as L
@@ -164,10 +169,26 @@ def _time_conv(method, n, c, t, k, h, stride, pad, groups, repeats, memory=True)
     y = layer(x)
     dy = g.standard_normal(y.shape, dtype=np.float32)
     forward, fwd_bwd = layer_calls(layer, x, dy)
-    fwd = median_ms(forward, repeats)
-    total = median_ms(fwd_bwd, repeats)
-    peak = peak_extra_bytes(fwd_bwd) if memory else 0
-    return fwd, max(total - fwd, 0.0), peak + _held_bytes(layer), y.shape
+
+    def probe() -> float:
+        fwd_bwd()  # the first call plans the kernels (and warms up); the second is timed
+        t0 = time.perf_counter()
+        fwd_bwd()
+        return time.perf_counter() - t0
+
+    def measure(repeats: int, memory: bool = True):
+        fwd = median_ms(forward, repeats)
+        total = median_ms(fwd_bwd, repeats)
+        peak = peak_extra_bytes(fwd_bwd) if memory else 0
+        return fwd, max(total - fwd, 0.0), peak + _held_bytes(layer), y.shape
+
+    return probe, measure
+
+
+def _calls_per_figure(repeats: int) -> int:
+    """Forward+backward calls one row costs, counted generously: a warm-up and `repeats` of forward alone
+    (counted as whole calls), the same of forward+backward, and one under tracemalloc."""
+    return 2 * (repeats + 1) + 1
 
 
 def _held_bytes(layer) -> int:
@@ -189,47 +210,85 @@ def _time_torch(torch, n, c, t, k, h, stride, pad, groups, repeats) -> float:
     return median_ms(fwd_bwd, repeats)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _jobs(args, repeats: int) -> list[tuple[str, str, tuple, int]]:
+    """(case, method, shape args, repeats) of every row the run will time, table rows first, then the sweep."""
+    jobs = []
+    for name, n, c, t, k, h, s, p, groups in CONV_CASES:
+        if args.quick and name not in QUICK_CASES:
+            continue
+        for method in ["im2col", "fft"] + (["direct"] if name in DIRECT_CASES and not args.quick else []):
+            jobs.append((name, method, (n, c, t, k, h, s, p, groups), 1 if method == "direct" else repeats))
+    if not args.quick:
+        for k in SWEEP_KERNELS:
+            for method in ("im2col", "fft"):
+                jobs.append((f"sweep {k}x{k}", method, (64, 16, 16, k, 64, 1, k // 2, 1), repeats))
+    return jobs
+
+
 def bench_conv(args) -> int:
+    from tqdm import tqdm
+
     repeats = args.repeats or (3 if args.quick else 7)
     torch = _torch(args.no_torch)
     gemm = gemm_gflops(repeats)
     print(f"minicnn bench conv: batch 64, float32, {configured_threads()} BLAS thread(s), median of {repeats}")
     print(f"machine float32 GEMM (2048^3, measured now): {gemm:.1f} GFLOP/s")
-    print("GFLOP/s counts forward + backward (3x the forward flops); 'of GEMM' = that rate / the GEMM rate;")
-    print("peak = largest extra memory allocated during one forward+backward (tracemalloc) plus what")
-    print("       the layer keeps between calls besides its input (FFT: the input's spectrum).")
-    head = f"{'case':<30}{'method':<8}{'fwd ms':>8}{'bwd ms':>8}{'GFLOP/s':>9}{'of GEMM':>8}{'peak MB':>9}"
+    jobs = _jobs(args, repeats)
+    shown = sys.stderr.isatty()
+    probes = {}
+    with tqdm(jobs, desc="warming up", unit="layer", leave=False, disable=not shown, ncols=78) as bar:
+        for name, method, shape, _ in bar:  # each layer dropped after its probe: one layer's memory at a time
+            probes[name, method] = _conv_job(method, *shape)[0]()
+    estimate = sum(probes[name, method] * _calls_per_figure(reps) for name, method, _, reps in jobs)
+    estimate *= 1.5 if torch is not None else 1  # PyTorch's rows: about half as long again
+    print(f"{len(jobs)} layers x {repeats} rounds: about {_duration(estimate)} more (from one timed call")
+    print("of each; --quick or --rounds N for less)")
+    began = time.perf_counter()
+    print("GFLOP/s: forward+backward (3x forward flops); of GEMM: that rate / GEMM's;")
+    print("peak MB: most extra memory of one forward+backward (tracemalloc) plus what")
+    print("the layer keeps between calls besides its input (FFT: the input's spectrum).")
+    head = f"{'  method':<10}{'fwd ms':>8}{'bwd ms':>8}{'GFLOP/s':>9}{'of GEMM':>8}{'peak MB':>9}"
     if torch is not None:
         head += f"{'torch ms':>10}{'ours/torch':>11}"
     print(head)
-    for name, n, c, t, k, h, s, p, groups in CONV_CASES:
-        if args.quick and name not in QUICK_CASES:
-            continue
-        torch_ms = _time_torch(torch, n, c, t, k, h, s, p, groups, repeats) if torch is not None else None
-        methods = ["im2col", "fft"] + (["direct"] if name in DIRECT_CASES and not args.quick else [])
-        for method in methods:
-            reps = 1 if method == "direct" else repeats
-            fwd, bwd, peak, shape = _time_conv(method, n, c, t, k, h, s, p, groups, reps)
-            gflops = 3 * _conv_flops(n, c, t, k, shape[2], shape[3], groups) / ((fwd + bwd) * 1e-3) / 1e9
-            row = (f"{name:<30}{method:<8}{fwd:>8.2f}{bwd:>8.2f}{gflops:>9.1f}{gflops / gemm:>8.0%}"
-                   f"{peak / 2**20:>9.1f}")
+    sweep: dict[int, dict[str, float]] = {}
+    with tqdm(total=len(jobs), desc="timing", unit="layer", leave=False, disable=not shown, ncols=78) as bar:
+        case_shown, torch_ms = None, None
+        for name, method, shape, reps in jobs:
+            _, measure = _conv_job(method, *shape)  # the plans were made by the probe: no measuring here
+            n, c, t, k = shape[:4]
+            if name.startswith("sweep"):
+                fwd, bwd, _, _ = measure(reps, memory=False)
+                sweep.setdefault(k, {})[method] = fwd + bwd
+                bar.update(1)
+                continue
+            if name != case_shown:
+                case_shown = name
+                torch_ms = _time_torch(torch, *shape, repeats) if torch is not None else None
+                bar.write(name, file=sys.stdout)
+            fwd, bwd, peak, out = measure(reps)
+            gflops = 3 * _conv_flops(n, c, t, k, out[2], out[3], shape[7]) / ((fwd + bwd) * 1e-3) / 1e9
+            row = f"  {method:<8}{fwd:>8.2f}{bwd:>8.2f}{gflops:>9.1f}{gflops / gemm:>8.0%}{peak / 2**20:>9.1f}"
             if torch_ms is not None:
                 row += f"{torch_ms:>10.2f}{(fwd + bwd) / torch_ms:>11.2f}"
-            print(row, flush=True)
-    if not args.quick:
-        _crossover(repeats)
+            bar.write(row, file=sys.stdout)
+            bar.update(1)
+    if sweep:
+        _crossover(sweep)
+    print(f"took {_duration(time.perf_counter() - began)} (estimated {_duration(estimate)})")
     return 0
 
 
-def _crossover(repeats: int) -> None:
-    """Forward+backward time of im2col and FFT as the kernel grows (16->16, 64x64, batch 64, 'same')."""
-    print("\nFFT vs im2col crossover (16->16 channels, 64x64 maps, batch 64, 'same' padding, fwd+bwd ms):")
+def _crossover(sweep: dict[int, dict[str, float]]) -> None:
+    """Forward+backward ms of im2col and FFT as the kernel grows (16->16, 64x64, batch 64, 'same')."""
+    print("\nFFT vs im2col crossover, forward+backward ms (16->16 channels, 64x64 maps,")
+    print("batch 64, 'same' padding):")
     first_win = None
-    for k in SWEEP_KERNELS:
-        times = {}
-        for method in ("im2col", "fft"):
-            fwd, bwd, _, _ = _time_conv(method, 64, 16, 16, k, 64, 1, k // 2, 1, repeats, memory=False)
-            times[method] = fwd + bwd
+    for k, times in sweep.items():
         winner = min(times, key=times.get)
         if winner == "fft" and first_win is None:
             first_win = k

@@ -1,4 +1,4 @@
-"""`minicnn tune MODEL [--input C,H,W] [--batch-size N]`: plan every convolution of a model ahead.
+"""`minicnn tune MODEL [--input C,H,W] [--batch-size N]`: plan every convolution and max pooling of a model.
 
 Builds the registered model, runs one forward and backward pass on random images of that batch (the
 first layer without dL/d(image), as `minicnn train` runs it), so
@@ -14,11 +14,11 @@ from __future__ import annotations
 import textwrap
 
 NAME = "tune"
-HELP = "plan a model's convolution kernels on this machine (measure, keep the fastest); --show, --clear"
+HELP = "plan a model's convolution and max-pool kernels on this machine (measure, keep the fastest); --show, --clear"
 DEFAULT_BATCH = 64
 MAX_BATCH = 4096
 COLUMNS = 80
-OPS = {"conv2d": "fwd", "conv2d_backward": "bwd"}  # "bwd*": backward without dx (a first layer)
+OPS = {"conv2d": "fwd", "conv2d_backward": "bwd", "max_pool2d": "pool"}  # "bwd*": backward without dx
 
 
 def add_arguments(parser) -> None:
@@ -137,7 +137,8 @@ def plan_model(name: str, input_shape: tuple[int, int, int] | None, batch: int) 
     seconds = time.perf_counter() - start
     layers = _layer_names(model)
     keys = [k for k in planner().used if k not in before and k in planner().plans]
-    return [(layers.get(k.split("|")[1].split(":")[0], "?"), k) for k in keys], seconds
+    return [(layers.get(k.split("|")[1].split(":")[0], "?") if not k.startswith("max_pool2d|")
+             else _describe(k)[1], k) for k in keys], seconds
 
 
 def run(args) -> int:

@@ -19,11 +19,13 @@ explicit method "fft" or "direct" runs as asked. The FIRST candidate, "default",
 cannot win or cannot run:
 
     plain           `minicnn.functional.conv_im2col`, one product over the whole batch's columns; only
-                    when those columns fit in PLAIN_MAX_BYTES (peak memory: the issue caps cifar_net's
-                    training at 0.6 GB, and a 75 MB copy at memory speed does not beat a cached block)
-    columns <size>  the blocked columns with blocks of L2/2, L2, 2*L2 and the L3 share per core
-                    (`machine.cache_sizes()`, read from the OS); a size giving the same images per block
-                    as another (or as the default's) is the same computation and is dropped
+                    when those columns fit in the largest block tried (2*L2): there it is one cache-sized
+                    product with less bookkeeping; larger, it lost every time (cifar_net's layers: 28-37
+                    ms against the default's 2-8, LeNet C3 22 against 1, AMD EPYC, 512 KB L2)
+    columns <size>  the blocked columns with blocks of L2/2, L2 and 2*L2 (`machine.cache_sizes()`, read
+                    from the OS); a size giving the same images per block as another (or as the default's)
+                    is the same computation and is dropped. (A block of the L3 share per core was tried
+                    too and lost on every layer of LeNet-5 and cifar_net, at 1.1-8x the default's time.)
     columns narrow  stride 1 without wide rows (one run of OW values per row); only where wide rows
                     waste at least NARROW_MIN_WASTE of the product ((W + 2p) / OW - 1)
     rows            channels-last rows (`conv_rows`): stride 1, groups 1, C >= ROWS_MIN_CHANNELS (shorter
@@ -39,7 +41,7 @@ cannot win or cannot run:
                     (T*OH*OW, a classifier-sized output); there they skip all copying
     whole / split   with more than one worker: the other side of `conv_im2col._parts`'s split rule
 
-Order: the default, the blocked variants (L3/core last), rows / flipped, then plain, fft and direct,
+Order: the default, the blocked variants, rows / flipped, then plain, fft and direct,
 so that the planner's BUDGET (candidates stop being tried once they took 8x the default's time) cuts
 the unlikely ones first.
 
@@ -54,7 +56,6 @@ speed was measured at the first size seen.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -85,14 +86,14 @@ from .planner import op_key, planner
 from .workspace import ConvWorkspace, as_workspace
 
 Pair = tuple[int, int]
-SUPPORT = ("batch_class", "forward_candidates", "backward_candidates", "plan_key")  # the planner's side, not kernels
+SUPPORT = ("batch_class", "forward_candidates", "backward_candidates", "plan_key", "trial_images")  # the planner's side
 
-PLAIN_MAX_BYTES = 2**25  # the plain whole-batch candidate only when its columns fit in 32 MB
 NARROW_MIN_WASTE = 0.05  # "columns narrow" only where wide rows waste at least 5% of the product
 ROWS_MIN_CHANNELS = MIN_CHANNELS // 2  # the rows candidate from 16 input channels (the default rule: 32)
 FLIP_TRY_RATIO = 2 * 2.0  # "flipped" tried up to twice the default rule's T/C ratio (FLIP_RATIO)
 FFT_MIN_KERNEL = 5  # "fft" only for kernels of 5x5 and larger
 DIRECT_MAX_LOOPS = 64  # "direct" only when its loops run T*OH*OW <= 64 Python iterations
+TRIAL_FRACTION = 4  # a new plan is measured on a quarter of the batch (`trial_images`, the planner's trial)
 
 
 def batch_class(n: int) -> int:
@@ -102,11 +103,10 @@ def batch_class(n: int) -> int:
 
 @functools.cache
 def block_sizes(itemsize: int) -> dict[str, int]:
-    """Candidate block sizes in column entries, from this machine's caches: L2/2, L2, 2*L2, L3 per core
-    (read once per process and item size: the caches do not change while it runs)."""
+    """Candidate block sizes in column entries, from this machine's caches: L2/2, L2, 2*L2 (read once per
+    process and item size: the caches do not change while it runs)."""
     caches = machine.cache_sizes()
-    l3_share = caches.l3 // max(1, os.cpu_count() or 1)
-    sizes = {"L2/2": caches.l2 // 2, "L2": caches.l2, "2L2": 2 * caches.l2, "L3/core": l3_share}
+    sizes = {"L2/2": caches.l2 // 2, "L2": caches.l2, "2L2": 2 * caches.l2}
     return {name: max(1, size // itemsize) for name, size in sizes.items()}
 
 
@@ -159,7 +159,7 @@ def _tail(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation:
     names = []
     columns = x_shape[0] * x_shape[1] * w_shape[2] * w_shape[3] * _out_pixels(x_shape, w_shape, stride, padding,
                                                                                dilation)
-    if columns * itemsize <= PLAIN_MAX_BYTES:
+    if columns <= max(block_sizes(itemsize).values()):
         names.append("plain")
     if min(w_shape[2:]) >= FFT_MIN_KERNEL:
         names.append("fft")
@@ -269,11 +269,15 @@ class Candidates(Mapping):
     """{name: zero-argument call} over `specs`, each call made only when asked for (a planned call asks
     for one; making all of them on every call cost more than the planner's bookkeeping)."""
 
-    def __init__(self, specs: tuple[tuple[str, Spec], ...], runner: Callable, args: tuple):
+    def __init__(self, specs: tuple[tuple[str, Spec], ...], runner: Callable, args: tuple, scale: float = 1.0):
         self.specs, self.runner, self.args = dict(specs), runner, args
+        self.scale = scale  # whole batch / the images these calls run on (a planner trial's)
 
     def __getitem__(self, name: str) -> Callable[[], object]:
         return functools.partial(self.runner, self.specs[name], *self.args)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs  # (Mapping's own would build the call to find out)
 
     def __iter__(self):
         return iter(self.specs)
@@ -283,22 +287,54 @@ class Candidates(Mapping):
 
 
 def forward_candidates(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
-                       dilation: Pair, groups: int, counts: tuple[int, int] | None = None) -> Candidates:
+                       dilation: Pair, groups: int, counts: tuple[int, int] | None = None,
+                       part: int | None = None) -> Candidates:
     """{name: zero-argument call -> y} for the planner, "default" first (see the module docstring);
-    `counts`: (workers, BLAS threads), read now when None."""
+    `counts`: (workers, BLAS threads), read now when None; `part`: the calls run on the first `part`
+    images only (a planner trial, `trial_images`), the candidates being those of the whole batch."""
     workers, threads = counts or (configured_workers(), configured_threads())
     specs = forward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, workers, threads)
-    return Candidates(specs, _run_forward, (x, w, b, stride, padding, dilation, groups))
+    scale = 1.0 if part is None else x.shape[0] / part
+    x = x if part is None else x[:part]
+    return Candidates(specs, _run_forward, (x, w, b, stride, padding, dilation, groups), scale)
 
 
 def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
                         dilation: Pair, groups: int, input_grad: bool,
-                        counts: tuple[int, int] | None = None) -> Candidates:
-    """{name: zero-argument call -> (dx or None, dw, db)} for the planner, "default" first."""
+                        counts: tuple[int, int] | None = None, part: int | None = None) -> Candidates:
+    """{name: zero-argument call -> (dx or None, dw, db)} for the planner, "default" first; `part` as in
+    `forward_candidates`."""
     workers, threads = counts or (configured_workers(), configured_threads())
     specs = backward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, input_grad, workers,
                            threads)
-    return Candidates(specs, _run_backward, (dy, x, w, stride, padding, dilation, groups, input_grad))
+    scale = 1.0 if part is None else x.shape[0] / part
+    dy, x = (dy, x) if part is None else (dy[:part], x[:part])
+    return Candidates(specs, _run_backward, (dy, x, w, stride, padding, dilation, groups, input_grad), scale)
+
+
+def trial_images(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int,
+                 specs: tuple[tuple[str, Spec], ...], workers: int) -> int | None:
+    """Images a planner trial measures the candidates on: 1/TRIAL_FRACTION of the batch, but at least the
+    largest block any candidate works on (so every candidate runs the blocks it would run on the whole)
+    and one image per worker; None when that is more than half the batch (then the whole is measured)."""
+    n = x_shape[0]
+    blocks = [images_per_block(x_shape, w_shape, stride, padding, dilation, groups, spec)
+              for _, spec in specs if isinstance(spec, Variant)]
+    part = max(-(-n // TRIAL_FRACTION), max(blocks, default=1), workers)
+    return part if 2 * part <= n else None
+
+
+def _forward_trial(x, w, b, stride, padding, dilation, groups, counts) -> Candidates | None:
+    specs = forward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, *counts)
+    part = trial_images(x.shape, w.shape, stride, padding, dilation, groups, specs, counts[0])
+    return None if part is None else forward_candidates(x, w, b, stride, padding, dilation, groups, counts, part)
+
+
+def _backward_trial(dy, x, w, stride, padding, dilation, groups, input_grad, counts) -> Candidates | None:
+    specs = backward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, input_grad, *counts)
+    part = trial_images(x.shape, w.shape, stride, padding, dilation, groups, specs, counts[0])
+    return None if part is None else backward_candidates(dy, x, w, stride, padding, dilation, groups, input_grad,
+                                                         counts, part)
 
 
 def plan_key(op: str, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair, groups: int,
@@ -336,7 +372,8 @@ def conv2d(
     if method == "im2col":
         counts = configured_workers(), configured_threads()
         return planner().run(plan_key("conv2d", x, w, stride, padding, dilation, groups, counts[0]),
-                             forward_candidates(x, w, b, stride, padding, dilation, groups, counts), counts)
+                             forward_candidates(x, w, b, stride, padding, dilation, groups, counts), counts,
+                             lambda: _forward_trial(x, w, b, stride, padding, dilation, groups, counts))
     return conv2d_direct(x, w, b, stride, padding, dilation, groups)
 
 
@@ -359,7 +396,8 @@ def conv2d_backward(
         return planner().run(plan_key("conv2d_backward", x, w, stride, padding, dilation, groups, counts[0],
                                       dx=input_grad),
                              backward_candidates(dy, x, w, stride, padding, dilation, groups, input_grad, counts),
-                             counts)
+                             counts,
+                             lambda: _backward_trial(dy, x, w, stride, padding, dilation, groups, input_grad, counts))
     if method == "fft":
         dx, dw, db = conv2d_fft_backward(dy, x, w, stride, padding, dilation, groups, workspace=workspace)
     else:

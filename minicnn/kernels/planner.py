@@ -15,6 +15,15 @@ product of its shape); times the two fastest once more when they are within CLOS
 fastest, and returns ITS result, so planning costs only the other candidates' calls. Later calls
 with the key run the chosen one directly.
 
+A caller may also hand `run` a `trial`: the same candidates on a part of the operands (the convolutions
+give the first TRIAL_FRACTION of a batch, never less than the largest block a candidate works on). The
+candidates are then measured, and checked against each other, on that part only, and the chosen one
+runs once on the whole: planning costs about TRIAL_FRACTION of measuring on the whole batch, plus the
+default's trial call. The blocked candidates work block by block, so their time per image on a few
+blocks is their time per image on many (the same reason plans are lent across batch sizes, below).
+`planning_seconds` then counts every trial call. The plan's seconds are the trial's, times the trial
+mapping's `scale` attribute when it has one (whole batch / part: an estimate for the whole batch).
+
 A key's `batch=` field is the one thing a plan is lent across: once one batch size of an operation
 has been measured, its other batch sizes (a network's evaluation batches, an epoch's last, partial
 batch) take the same choice without measuring (`Plan.lent`). The candidates work on cache-sized blocks
@@ -92,13 +101,18 @@ class Planner:
     _loaded: str | None = None  # the fingerprint digest whose file was read
     _fingerprint: dict | None = None  # the fingerprint the plans in memory were made under
     _dirty: bool = False
+    _seen: tuple | None = None  # ((workers, BLAS threads), $MINICNN_PLANS) at the last `_load` that read the file
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self, key: str, candidates: Mapping[str, Callable[[], object]], counts: tuple[int, int] | None = None):
+    def run(self, key: str, candidates: Mapping[str, Callable[[], object]], counts: tuple[int, int] | None = None,
+            trial: Callable[[], Mapping[str, Callable[[], object]] | None] | None = None):
         """The result of the planned candidate for `key` (planned now, by measuring, if new).
 
         `candidates`: any mapping, its first entry the default (only the ones called are looked up);
-        `counts`: (workers, BLAS threads) when the caller has read them already."""
+        `counts`: (workers, BLAS threads) when the caller has read them already; `trial`: when given, a
+        call making the same candidates on part of the operands (a few cache-sized blocks of the batch),
+        which are then measured instead, and only the chosen one runs on the whole (module docstring);
+        the call may return None (the operands are too small to part): then the whole is measured."""
         if not candidates:
             raise ValueError(f"planner: expected at least one candidate for {key}")
         if len(candidates) == 1 or not runtime.tuning_enabled():
@@ -111,7 +125,16 @@ class Planner:
             self.used.setdefault(key, not plan.stored)
             return candidates[plan.choice]()
         self.used[key] = True
-        return self._measure(key, candidates)
+        part = None if trial is None else trial()
+        if part is None:
+            return self._measure(key, candidates)
+        began = time.perf_counter()
+        self._measure(key, part, kept=False)
+        with self._lock:
+            self.planning_seconds += time.perf_counter() - began
+            scale = getattr(part, "scale", 1.0)  # the trial's times, as estimates for the whole batch
+            self.plans[key].seconds = {name: t * scale for name, t in self.plans[key].seconds.items()}
+        return candidates[self.plans[key].choice]()
 
     def _lend(self, key: str, candidates: Mapping[str, Callable[[], object]]) -> Plan | None:
         """The choice of a measured plan of the same operation at another batch size, kept for `key`."""
@@ -126,7 +149,9 @@ class Planner:
                 return lent
         return None
 
-    def _measure(self, key: str, candidates: Mapping[str, Callable[[], object]]):
+    def _measure(self, key: str, candidates: Mapping[str, Callable[[], object]], kept: bool = True):
+        """Time the candidates, keep the plan, return the chosen one's result; `kept=False` (a trial on part
+        of the operands): nothing of it is used, so none of its time is added to planning_seconds here."""
         began = time.perf_counter()
         seconds, results = {}, {}
         for name, fn in candidates.items():
@@ -157,7 +182,8 @@ class Planner:
         choice = ranked[0]
         with self._lock:
             self.plans[key] = Plan(choice, seconds)
-            self.planning_seconds += time.perf_counter() - began - seconds[choice]  # all but the kept call
+            if kept:
+                self.planning_seconds += time.perf_counter() - began - seconds[choice]  # all but the kept call
             self.measured += 1
             self._dirty = True
         return results[choice]
@@ -169,9 +195,13 @@ class Planner:
     # ---- the plan file ---------------------------------------------------------------------------------
 
     def _load(self, counts: tuple[int, int] | None = None) -> None:
-        if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off":
+        switch = os.environ.get(PLANS_VARIABLE, "")
+        if counts is not None and (counts, switch) == self._seen:
+            return  # the usual call: nothing changed since the last one (comparing two tuples, ~0.1 us)
+        if switch.strip().lower() == "off":
             return
         fingerprint = _fingerprint(counts)
+        self._seen = (fingerprint["workers"], fingerprint["blas_threads"]), switch
         if fingerprint == self._fingerprint:
             return
         digest = _digest(fingerprint)

@@ -16,7 +16,9 @@ one strided slice). The kernels here change how, never what:
 - max pooling backward multiplies dy by [argmax == k] when dy is finite (10x faster than np.where:
   1.1 vs 0.1 ms on (64, 32, 16, 16) float32) and, for 2x2 windows covering the input, computes
   dx = upsample(dy) * [upsample(argmax) == position in the window] in contiguous passes (`_route_2x2`),
-  with the upsampling done by widening each item's bit pattern to twice its width (`_upsample2`).
+  with the upsampling done by widening each item's bit pattern to twice its width (`_upsample2`);
+- NaN and inf give the plain functions' numbers (overlapping windows add inf and -inf into NaN), computed
+  without RuntimeWarnings (np.errstate around those sums only).
 
 Measured, cifar_net's MaxPool2D(2) forward on (64, 32, 32, 32) / (64, 64, 16, 16) float32, the stride-2
 slices of the 4 offsets -> the contiguous taps, 2-core machine shared with other jobs (load average
@@ -30,6 +32,7 @@ machine even a plain 8 MB copy takes as long on 2 threads as on 1); checking dy 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -40,6 +43,7 @@ from minicnn.functional import pool as plain
 from minicnn.functional.checks import check_array, check_grad
 from minicnn.functional.pool import PoolGeometry
 
+SUPPORT = ("pool_candidates",)  # the planner's side (what max_pool2d hands it), not a kernel
 BLOCK_VALUES = 2**18  # input values per block of images in max pooling (1 MB of float32, cache-sized)
 GEOMETRY_MEMO = 512  # pooling geometries remembered (a net has a few; every step asks for the same ones)
 _WIDER = {1: (np.uint8, np.uint16), 2: (np.uint16, np.uint32), 4: (np.uint32, np.uint64)}  # item size -> uints
@@ -83,8 +87,9 @@ def _scatter_taps(piece: Callable[[int], np.ndarray], x_shape: tuple[int, ...], 
             dx = np.pad(dx, ((0, 0), (0, 0), (0, H - dx.shape[2]), (0, W - dx.shape[3])))
         return dx
     dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dtype)
-    for k, i, j in g.offsets():
-        plain._tap(dxp, g, i, j)[...] += piece(k)
+    with np.errstate(invalid="ignore"):  # overlapping windows: inf + (-inf) = NaN, as the plain sum gives
+        for k, i, j in g.offsets():
+            plain._tap(dxp, g, i, j)[...] += piece(k)
     return dxp[:, :, g.PH:g.PH + H, g.PW:g.PW + W]
 
 
@@ -141,10 +146,12 @@ def _route_2x2(dy: np.ndarray, argmax: np.ndarray) -> np.ndarray:
     return dx
 
 
-def _by_images(fn: Callable[[int, int], None], n: int, per_image: int) -> None:
-    """fn(lo, hi) over blocks of images of about BLOCK_VALUES values, large jobs in MINICNN_WORKERS parts
-    side by side (`minicnn.threads.split_blocks`, `large_parts`, read at each call)."""
-    threads.split_blocks(fn, n, per_image, BLOCK_VALUES, threads.large_parts(n * per_image))
+def _by_images(fn: Callable[[int, int], None], n: int, per_image: int, block_values: int = BLOCK_VALUES,
+               parts: int | None = None) -> None:
+    """fn(lo, hi) over blocks of images of about `block_values` values, large jobs in MINICNN_WORKERS parts
+    side by side (`minicnn.threads.split_blocks`, `large_parts`, read at each call), or in `parts` parts."""
+    parts = threads.large_parts(n * per_image) if parts is None else parts
+    threads.split_blocks(fn, n, per_image, block_values, parts)
 
 
 def _taps_2x2(x: np.ndarray) -> list[np.ndarray]:
@@ -180,13 +187,64 @@ def _first_maximum(taps: list[np.ndarray], y: np.ndarray, argmax: np.ndarray) ->
         argmax += still
 
 
+@lru_cache(maxsize=GEOMETRY_MEMO)
+def pool_candidates(x_shape: tuple[int, ...], itemsize: int, workers: int) -> tuple[tuple[str, tuple], ...]:
+    """((name, (block values, parts or None)), ...): max pooling's planner candidates, "default" first
+    (BLOCK_VALUES, the workers split as `large_parts` says), then blocks of L2/2, L2 and 2*L2 (this
+    machine's caches), a block size giving the same images per block as one before being dropped, then,
+    with several workers, the other side of the split rule ("whole" / "split")."""
+    from .conv import block_sizes
+
+    n, c, h, w = x_shape
+    per_image = c * h * w
+    specs: dict[str, tuple] = {"default": (None, None)}  # None: BLOCK_VALUES and large_parts, read at the call
+    seen = {max(1, BLOCK_VALUES // per_image)}
+    for name, entries in block_sizes(itemsize).items():
+        values = entries  # values of this item size that fit in that cache size
+        if max(1, values // per_image) not in seen:
+            seen.add(max(1, values // per_image))
+            specs[f"block {name}"] = (values, None)
+    if workers > 1:
+        split = n * per_image >= threads.SPLIT_MIN_VALUES
+        specs["whole" if split else "split"] = (None, 1 if split else workers)
+    return tuple(specs.items())
+
+
+@lru_cache(maxsize=GEOMETRY_MEMO)
+def _pool_key(x_shape: tuple[int, ...], dtype: str, kernel: tuple, stride: tuple, padding: tuple, workers: int) -> str:
+    from .conv import batch_class
+    from .planner import op_key
+
+    n, c, h, w = x_shape
+    window = np.empty((c, *kernel), np.dtype(dtype))  # op_key reads only its shape and dtype
+    return op_key("max_pool2d", window, batch=batch_class(n), image=f"{c}x{h}x{w}", stride=stride,
+                  padding=padding)
+
+
 def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "max_pool2d"
                ) -> tuple[np.ndarray, np.ndarray]:
     """Fast twin of `minicnn.functional.pool.max_pool2d`: the same y and argmax (argmax as uint8 when the
-    window has at most 256 entries, else int32), over blocks of images, split over workers when large."""
+    window has at most 256 entries, else int32), over blocks of images, split over workers when large.
+
+    Planned (`minicnn.kernels.planner`): the block size and the split are chosen by measuring
+    (`pool_candidates`); every candidate computes the same numbers (blocks of whole images)."""
+    from .planner import planner
+
     check_array(x, who, 4, _LAYOUT)
     g = _geometry(x.shape, kernel_size, stride, padding, who)
+    workers = threads.configured_workers()
+    specs = pool_candidates(x.shape, x.itemsize, workers)
+    key = _pool_key(x.shape, x.dtype.str, (g.KH, g.KW), (g.SH, g.SW), (g.PH, g.PW), workers)
+    candidates = {name: functools.partial(_max_pool_blocks, x, g, *spec) for name, spec in specs}
+    return planner().run(key, candidates, (workers, threads.configured_threads()))
+
+
+def _max_pool_blocks(x: np.ndarray, g: PoolGeometry, block_values: int | None, parts: int | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(y, argmax) over blocks of about `block_values` input values (None: BLOCK_VALUES), in `parts` parts
+    (None: `large_parts`)."""
     n, c, h, w = x.shape
+    block_values = BLOCK_VALUES if block_values is None else block_values
     y = np.empty((n, c, g.OH, g.OW), x.dtype)
     argmax = np.empty(y.shape, np.uint8 if g.KH * g.KW <= 256 else np.int32)
 
@@ -201,7 +259,7 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, who: str = "m
             np.maximum(y[lo:hi], t, out=y[lo:hi])
         _first_maximum(taps, y[lo:hi], argmax[lo:hi])
 
-    _by_images(block, n, c * h * w)
+    _by_images(block, n, c * h * w, block_values, parts)
     return y, argmax
 
 
