@@ -49,9 +49,11 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """f'(x) = 1 if x > 0 else 0 (the subgradient at 0 is taken as 0)."""
+    """f'(x) = 1 if x > 0 else 0 (the subgradient at 0 is taken as 0). dx = dy * f'(x) as written, so an
+    inf in dy where x <= 0 gives inf * 0 = NaN (IEEE's rule, said rather than warned about)."""
     check_grad(dy, x.shape, "relu_backward")
-    return dy * (x > 0)
+    with np.errstate(invalid="ignore"):
+        return dy * (x > 0)
 
 
 def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:

@@ -123,8 +123,9 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, 
     check_grad(argmax, np.shape(dy), "max_pool2d_backward (argmax)")
     N, C, H, W = x_shape
     dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dy.dtype)
-    for k, i, j in g.offsets():  # dy where offset (i, j) won, else 0:
-        _tap(dxp, g, i, j)[...] += np.where(argmax == k, dy, 0)
+    with np.errstate(invalid="ignore"):  # overlapping windows: inf + (-inf) = NaN, IEEE's sum
+        for k, i, j in g.offsets():  # dy where offset (i, j) won, else 0:
+            _tap(dxp, g, i, j)[...] += np.where(argmax == k, dy, 0)
     return dxp[:, :, g.PH:g.PH + H, g.PW:g.PW + W]
 
 
@@ -150,8 +151,9 @@ def sum_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...], kernel_size, s
     g = _geometry_dy(dy, x_shape, kernel_size, stride, padding, "sum_pool2d_backward")
     N, C, H, W = x_shape
     dxp = np.zeros((N, C, H + 2 * g.PH, W + 2 * g.PW), dtype=dy.dtype)
-    for _, i, j in g.offsets():
-        _tap(dxp, g, i, j)[...] += dy
+    with np.errstate(invalid="ignore"):  # overlapping windows: inf + (-inf) = NaN, IEEE's sum
+        for _, i, j in g.offsets():
+            _tap(dxp, g, i, j)[...] += dy
     return dxp[:, :, g.PH:g.PH + H, g.PW:g.PW + W]
 
 

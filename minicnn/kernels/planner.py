@@ -287,6 +287,10 @@ def _agree(a, b) -> bool:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         return False
+    finite = np.isfinite(b)
+    if not np.array_equal(finite, np.isfinite(a)) or not np.array_equal(a[~finite], b[~finite], equal_nan=True):
+        return False  # NaN and inf (operands may hold them) must sit in the same places, as the same values
+    a, b = a[finite], b[finite]
     rtol = AGREE_RTOL.get(np.result_type(a, b), 1e-3)
     scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-30)
     return bool(np.all(np.abs(a - b) <= rtol * scale + 1e-30))
