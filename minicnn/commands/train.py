@@ -6,6 +6,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from minicnn.commands._options import SEGMENTATION_MODELS
+
 NAME = "train"
 HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10, FILE.npz or a segmentation task"
 
@@ -19,7 +21,6 @@ MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX
 MAX_EPOCHS = 10_000  # 10,000 passes: far beyond any run of this engine (MNIST converges in ~10)
 MAX_BATCH_SIZE = 4_096  # a CIFAR batch of 4,096 is ~50 MB of input and GBs of activations
 MAX_WARMUP = 10_000_000  # warm-up steps; also at most the run's own number of steps (checked with the data)
-SEGMENTATION_MODELS = ("unet",)  # models whose logits are (N, K, H, W): a class per pixel
 SEGMENTATION_MONITOR = "val_iou"  # what best.npz and --early-stop choose by on a segmentation task (higher is better)
 
 
@@ -65,6 +66,8 @@ def add_arguments(parser) -> None:
                         help="largest translation (pixels) of --augment shift; less than the image size")
     parser.add_argument("--train-limit", type=integer(1), default=None,
                         help="use only the first N training images (default: all)")
+    parser.add_argument("--test-limit", type=integer(1), default=None,
+                        help="score only the first N test images (default: all)")
     parser.add_argument("--val-size", type=integer(0), default=0,
                         help="hold out N training images to score each epoch on, and keep the best epoch's model "
                              "in best.npz (0: the test split is scored instead, the table and metrics say "
@@ -199,6 +202,8 @@ def _data(args):
         raise _Refused(str(e)) from None
     except ValueError as e:
         raise _Refused(f"--train-limit {args.train_limit}: {e}") from None
+    if args.test_limit is not None:
+        ds = ds.subset(test=min(args.test_limit, len(ds.x_test)))
     segmentation = _task_kind(args, ds.y_train.ndim == 3)
     if segmentation:
         return ds, _no_augmentation(args)
@@ -319,6 +324,7 @@ def _defining_options(args, config: dict, lr: float, augment: str, data_crc: int
     """Every option that makes the run what it is (a resumed run must repeat them), keyed as the user
     would write them; options that do not apply (--momentum for adam, --shift for crop-flip) are None."""
     return {"--dataset": _dataset_ref(args), "--train-limit": args.train_limit, "--val-size": args.val_size,
+            **({"--test-limit": args.test_limit} if args.test_limit is not None else {}),  # absent: old runs resume
             "training images (CRC-32)": data_crc, "--model": args.model,
             **{f"--{k}" if k in ("width", "method") else f"model option {k}": v for k, v in config.items()},
             "--optimizer": args.optimizer, "--lr": lr,
