@@ -112,9 +112,7 @@ def _tiles(w: np.ndarray) -> np.ndarray:
 
 def _gray_with_gaps(plt):
     """The grey colour map with NaN drawn white (the gaps between kernels)."""
-    cmap = plt.get_cmap("gray").copy()
-    cmap.set_bad("white")
-    return cmap
+    return plt.get_cmap("gray").with_extremes(bad="white")
 
 
 def save_filters(model: Layer, out_dir: str | os.PathLike, dpi: int = 110, overwrite: bool = False) -> list[Path]:
