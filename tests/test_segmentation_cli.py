@@ -148,6 +148,7 @@ def test_binary_task_with_dice_loss_best_checkpoint_by_iou_and_resume(tmp_path, 
     (["--dataset", "mnist", "--model", "unet"], "is a segmentation model"),
     (["--dataset", "mnist", "--loss", "dice"], "--loss dice is a segmentation loss"),
     (["--dataset", "mnist-seg", "--model", "unet", "--augment", "shift"], "but not their masks"),
+    (["--dataset", "mnist-seg", "--model", "unet", "--loss", "dice", "--label-smoothing", "0.1"], "the Dice loss has none"),
 ])
 def test_a_model_that_does_not_fit_the_task_is_refused_in_one_line(argv, words, tmp_path, data_dir, capsys):
     assert main(["train", *argv, "--out", str(tmp_path / "r"), "--data-dir", str(data_dir), "--no-download"]) == 2

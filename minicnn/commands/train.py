@@ -227,6 +227,9 @@ def _task_kind(args, segmentation: bool) -> bool:
                        f"label per image: use a segmentation task (mnist-seg, fashion-on-cifar-seg)")
     if args.loss == "dice" and not segmentation:
         raise _Refused(f"--loss dice is a segmentation loss; {args.dataset} is a classification task: use --loss ce")
+    if args.loss == "dice" and args.label_smoothing:
+        raise _Refused(f"--label-smoothing {args.label_smoothing:g} smooths the cross-entropy's targets; the Dice "
+                       f"loss has none: leave it out, or use --loss ce")
     return segmentation
 
 
