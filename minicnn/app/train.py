@@ -446,8 +446,8 @@ def plot_curves(history: list[dict[str, float]], path: Path, overwrite: bool = F
         ax.plot(epochs, [h[f"{split}_{key}"] for h in history], "s-", label=name)
         ax.set_title(title)
     if segmentation:
-        for key, marker in (("dice", "s-"), ("iou", "^-")):
-            axes[2].plot(epochs, [h[f"{split}_{key}"] for h in history], marker, label=f"{name} mean {key}")
+        for key, word, marker in (("dice", "Dice", "s-"), ("iou", "IoU", "^-")):
+            axes[2].plot(epochs, [h[f"{split}_{key}"] for h in history], marker, label=f"{name} mean {word}")
         axes[2].set_title("mean Dice and IoU over the classes")
     for ax in axes:
         ax.set_xlabel("epoch")
