@@ -234,7 +234,7 @@ def run(args) -> int:
     except (OSError, TargetError) as e:
         return fail(NAME, f"cannot write the figure {png}: {getattr(e, 'strerror', None) or e}", EXIT_FAILED)
     if result.scores is not None:
-        print(wrap(f"{title}, test loss {result.loss:.4f} ({len(ds.y_test):,} test images)"))
+        print(wrap(f"{title}, per-pixel cross-entropy {result.loss:.4f} ({len(ds.y_test):,} test images)"))
         print(wrap(f"per-class scores saved to {png}"))
         return 0
     print(wrap(f"{title} ({result.correct}/{len(ds.y_test)}), test loss {result.loss:.4f}"))
