@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.core import Layer, Sequential
+from minicnn.files import write_atomic
 
 MAX_ROWS = 32  # output maps drawn per layer
 MAX_COLS = 16  # input maps drawn per output map
@@ -100,8 +101,24 @@ def _pyplot():
     return plt
 
 
-def save_filters(model: Layer, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
-    """One PNG per convolution, `filters_<name>.png`, in `out_dir` (created). Returns the paths."""
+def _tiles(w: np.ndarray) -> np.ndarray:
+    """Kernels w (R, C, KH, KW) as one picture (R*(KH+1) - 1, C*(KW+1) - 1): kernel [i, j] at row block i,
+    column block j, NaN (drawn blank) between blocks."""
+    r, c, kh, kw = w.shape
+    grid = np.full((r, kh + 1, c, kw + 1), np.nan)  # (R, KH+1, C, KW+1)
+    grid[:, :kh, :, :kw] = w.transpose(0, 2, 1, 3)  # (R, KH, C, KW)
+    return grid.reshape(r * (kh + 1), c * (kw + 1))[:-1, :-1]
+
+
+def _gray_with_gaps(plt):
+    """The grey colour map with NaN drawn white (the gaps between kernels)."""
+    return plt.get_cmap("gray").with_extremes(bad="white")
+
+
+def save_filters(model: Layer, out_dir: str | os.PathLike, dpi: int = 110, overwrite: bool = False) -> list[Path]:
+    """One PNG per convolution, `filters_<name>.png`, in `out_dir` (created). Returns the paths.
+    Each by `minicnn.files.write_atomic`: an existing file this process did not write is refused
+    (FileExistsError) unless `overwrite`; a link, FIFO or folder always (TargetError)."""
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,23 +144,26 @@ def save_filters(model: Layer, out_dir: str | os.PathLike, dpi: int = 110) -> li
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_frame_on(k < rows)
-        else:
-            fig, axes = plt.subplots(rows, cols, figsize=(0.55 * cols + 1.0, 0.55 * rows + 0.8), squeeze=False)
-            for i in range(rows):
-                for j in range(cols):
-                    ax = axes[i, j]
-                    ax.imshow(w[i, j], cmap="gray", vmin=-scale, vmax=scale)
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                    if j == 0:
-                        ax.set_ylabel(str(i), fontsize=6, rotation=0, labelpad=8, va="center")
+        else:  # one picture of the rows x cols kernels, each (KH, KW), a blank pixel between them
+            fig, ax = plt.subplots(figsize=(0.55 * cols + 1.0, 0.55 * rows + 0.8))
+            ax.imshow(_tiles(w[:rows, :cols]), cmap=_gray_with_gaps(plt), vmin=-scale, vmax=scale)
+            kh, kw = w.shape[2:]
+            ax.set_yticks([i * (kh + 1) + (kh - 1) / 2 for i in range(rows)], [str(i) for i in range(rows)],
+                          fontsize=6)
+            ax.set_xticks([j * (kw + 1) + (kw - 1) / 2 for j in range(cols)], [str(j) for j in range(cols)],
+                          fontsize=6)
+            ax.tick_params(length=0)
+            ax.set_frame_on(False)
         fig.suptitle(f"layer {name}: {t} filters of {c} x {w.shape[2]} x {w.shape[3]}{cut}\n"
                      + ("RGB, mid-grey = 0" if colour else ("one per output map" if c == 1 else
                         "rows = output maps, columns = input maps") + f"; grey scale ±{scale:.3g}, mid-grey = 0"),
                      fontsize=8)
         path = out / f"filters_{_file_name(name)}.png"
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
+        try:
+            write_atomic(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"),
+                         overwrite=overwrite)
+        finally:
+            plt.close(fig)
         paths.append(path)
     if not paths:
         raise ValueError(f"save_filters: the model has no 2-D convolution ({type(model).__name__})")
@@ -151,9 +171,10 @@ def save_filters(model: Layer, out_dir: str | os.PathLike, dpi: int = 110) -> li
 
 
 def save_feature_maps(model: Layer, x: np.ndarray, out_dir: str | os.PathLike, title: str = "",
-                      shown: np.ndarray | None = None, dpi: int = 110) -> Path:
+                      shown: np.ndarray | None = None, dpi: int = 110, overwrite: bool = False) -> Path:
     """`feature_maps.png` in `out_dir`: the input image (`shown`, (C, H, W) in [0, 1], or x itself),
-    then, for each convolution, its output maps for x (1, C, H, W), each on its own scale."""
+    then, for each convolution, its output maps for x (1, C, H, W), each on its own scale. Written by
+    `write_atomic` (`overwrite` as in `save_filters`)."""
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"save_feature_maps: expected one image (1, C, H, W), got shape {x.shape}")
@@ -190,6 +211,8 @@ def save_feature_maps(model: Layer, x: np.ndarray, out_dir: str | os.PathLike, t
     fig.suptitle((title + "\n" if title else "") + "each convolution's output maps (before the nonlinearity), "
                  "each map on its own grey scale" + (f"; {', '.join(more)}" if more else ""), fontsize=8)
     path = out / "feature_maps.png"
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi), overwrite=overwrite)
+    finally:
+        plt.close(fig)
     return path

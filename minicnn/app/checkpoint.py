@@ -63,15 +63,16 @@ def set_engine_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer=None, meta: dict[str, Any] | None = None,
-                    *, overwrite: bool = True) -> None:
+                    *, overwrite: bool = False) -> None:
     """Write model, optimizer and `meta` (plus the engine RNG state) atomically to `path`.
 
     `meta` values must be JSON-serialisable (NumPy arrays and scalars are converted to lists/numbers).
     The file rule of `minicnn.files.safe_target` applies: a folder, device, FIFO or link is refused.
-    `overwrite=True` (the default) lets it replace an existing checkpoint a previous process wrote (a
-    resumed run); whether a run may write into a folder at all is decided once, by the run folder's
-    rule (`minicnn train`: a new -2 folder, a refusal, or --overwrite). `overwrite=False` refuses any
-    existing file this process did not write (FileExistsError).
+    By default (`overwrite=False`) an existing file this process did not write is refused
+    (FileExistsError), so a checkpoint of another run is never replaced unseen; a file this process
+    wrote (last epoch's checkpoint) is replaced. `overwrite=True` lets it replace a regular file a
+    previous process wrote: a resumed run's own checkpoint (`fit` passes it on resume), or a file the
+    user said to replace (--overwrite).
     """
     info = {"format": FORMAT_VERSION, "engine_rng": engine_rng_state(), **(meta or {})}
     arrays = {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
@@ -145,10 +146,13 @@ def _numbers(value: Any) -> bool:
 
 
 def _partial(value: Any) -> bool:
+    """None, or a partial epoch's running sums (`EpochState`); "pixels" (labels per image, >= 1) is absent
+    in checkpoints written before segmentation training."""
     fields = {"epoch": _count, "batch": _count, "loss_sum": _number, "correct": _count, "seen": _count,
-              "seconds": _number, "interrupted": lambda v: isinstance(v, bool)}
-    return value is None or (isinstance(value, dict) and set(value) == set(fields)
-                             and all(check(value[k]) for k, check in fields.items()))
+              "seconds": _number, "interrupted": lambda v: isinstance(v, bool),
+              "pixels": lambda v: _count(v) and v >= 1}
+    return value is None or (isinstance(value, dict) and set(value) in (set(fields), set(fields) - {"pixels"})
+                             and all(check(value[k]) for k, check in fields.items() if k in value))
 
 
 # meta entry -> (check, what it must be); entries written by `fit` and `minicnn train`

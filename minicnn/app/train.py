@@ -42,11 +42,12 @@ import numpy as np
 
 from minicnn.core import Layer, Sequential
 from minicnn.data.batching import Augment, iterate_batches, num_batches
-from minicnn.files import remove_unfinished
+from minicnn.files import remove_unfinished, write_atomic
 from minicnn.losses import SoftmaxCrossEntropy
 
 from . import checkpoint as ckpt_io
 from .runlock import RunLock
+from .segmentation import SegmentationScores, confusion_matrix
 
 CHECKPOINT_NAME = "checkpoint.npz"
 BEST_NAME = "best.npz"  # `BestCheckpoint`'s file in a run folder (minicnn train)
@@ -116,6 +117,9 @@ class EpochState:
     """Where an epoch is and what it has seen so far (running sums over completed batches).
 
     `batch` is the next batch to run; a checkpoint taken mid-epoch stores this whole object.
+    `seen` counts images; `correct` counts right labels: images for a classifier, pixels for a
+    segmentation (labels (B, H, W)), where `pixels` = H * W labels per image (1 for a classifier),
+    so accuracy = correct / (seen * pixels) is the pixel accuracy.
     """
 
     epoch: int
@@ -125,13 +129,17 @@ class EpochState:
     seen: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    pixels: int = 1
 
     def add_batch(self, loss: float, logits: np.ndarray, labels: np.ndarray, seconds: float) -> None:
-        """Count one completed batch: its mean `loss`, logits (B, K), labels (B,), time of its step."""
+        """Count one completed batch: its mean `loss` (over images, or over pixels: the same mean when
+        every image has H * W pixels), logits (B, K) or (B, K, H, W), labels (B,) or (B, H, W), time of
+        its step."""
         self.seconds += seconds
         self.loss_sum += loss * len(labels)
         self.correct += int((logits.argmax(axis=1) == labels).sum())
         self.seen += len(labels)
+        self.pixels = int(np.prod(labels.shape[1:], dtype=np.int64))  # 1 for (B,) labels
         self.batch += 1
 
     @property
@@ -140,7 +148,7 @@ class EpochState:
 
     @property
     def accuracy(self) -> float:
-        return self.correct / max(self.seen, 1)
+        return self.correct / max(self.seen * self.pixels, 1)
 
     @property
     def images_per_s(self) -> float:
@@ -149,15 +157,18 @@ class EpochState:
 
 @dataclass
 class EvalResult:
-    """Mean loss, accuracy and the predicted class of every example."""
+    """Mean loss, accuracy and the predicted class of every example (of every pixel for a segmentation:
+    predictions (N, H, W), accuracy the pixel accuracy, and `scores` its Dice/IoU per class)."""
 
     loss: float
     accuracy: float
     predictions: np.ndarray
+    scores: SegmentationScores | None = None
 
     @property
     def correct(self) -> int:
-        return int(round(self.accuracy * len(self.predictions)))
+        """Right labels: images, or pixels for a segmentation."""
+        return int(round(self.accuracy * self.predictions.size))
 
 
 @dataclass
@@ -253,7 +264,8 @@ def train_epoch(model: Layer, x: np.ndarray, y: np.ndarray, optimizer, config: F
                 stop: Callable[[], bool] | None = None) -> EpochState:
     """Run epoch `state.epoch` of mini-batch training from batch `state.batch`; return `state`, updated.
 
-    x (N, C, H, W) float32, y (N,) int labels. Batches come from
+    x (N, C, H, W) float32, y (N,) int labels (or (N, H, W), a class per pixel, for a segmentation model
+    whose logits are (B, K, H, W): the loss is per pixel, the accuracy the pixel accuracy). Batches come from
     `iterate_batches(x, y, config.batch_size, seed=config.seed, epoch=state.epoch, start=state.batch)`.
     `state` is `EpochState(epoch)` for a fresh epoch, or a checkpoint's for a partly done one; it is
     updated in place after every batch (its sums cover the completed batches). Before each step the
@@ -345,12 +357,44 @@ def predict_logits(model: Layer, x: np.ndarray, batch_size: int = EVAL_BATCH) ->
 
 def evaluate(model: Layer, x: np.ndarray, y: np.ndarray, batch_size: int = EVAL_BATCH,
              loss_fn=None) -> EvalResult:
-    """Mean loss and accuracy of the model (eval mode: no dropout, BatchNorm running statistics)."""
+    """Mean loss and accuracy of the model (eval mode: no dropout, BatchNorm running statistics).
+    Labels y (N,) score a classifier; labels y (N, H, W) a segmentation (`evaluate_segmentation`)."""
     loss_fn = loss_fn or SoftmaxCrossEntropy()
+    if np.ndim(y) == 3:
+        return evaluate_segmentation(model, x, y, batch_size, loss_fn)
     logits = predict_logits(model, x, batch_size)
     loss = loss_fn.forward(logits, y)
     predictions = logits.argmax(axis=1)
     return EvalResult(loss, float((predictions == y).mean()), predictions)
+
+
+def evaluate_segmentation(model: Layer, x: np.ndarray, y: np.ndarray, batch_size: int = EVAL_BATCH,
+                          loss_fn=None) -> EvalResult:
+    """Per-pixel scores of a segmentation model: x (N, C, H, W), labels y (N, H, W) in [0, K), the model's
+    logits (N, K, H, W). Batch by batch (the logits of a whole test set would be N*K*H*W floats):
+
+        loss = sum_b loss_b * B_b / N   (each batch's mean loss weighted by its images: for cross-entropy
+                                         exactly the mean over all N*H*W pixels; for the Dice loss the
+                                         mean of the batches' Dice losses)
+        C    = sum_b confusion(pred_b, y_b)   -> accuracy = trace C / sum C (pixel accuracy), scores C
+
+    predictions (N, H, W) int64."""
+    loss_fn = loss_fn or SoftmaxCrossEntropy()
+    was_training = model.training
+    model.eval()
+    loss_sum, confusion, predictions = 0.0, None, np.empty(np.shape(y), np.int64)
+    try:
+        for i in range(0, len(x), batch_size):
+            logits = model.forward(x[i:i + batch_size])  # (B, K, H, W)
+            yb = y[i:i + batch_size]
+            loss_sum += loss_fn.forward(logits, yb) * len(yb)
+            predictions[i:i + batch_size] = logits.argmax(axis=1)
+            part = confusion_matrix(predictions[i:i + batch_size], yb, logits.shape[1])
+            confusion = part if confusion is None else confusion + part
+    finally:
+        model.train(was_training)
+    scores = SegmentationScores(confusion)
+    return EvalResult(loss_sum / max(len(y), 1), scores.pixel_accuracy, predictions, scores)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -359,52 +403,81 @@ def _format_seconds(seconds: float) -> str:
 
 
 def write_metrics(out_dir: Path, history: list[dict[str, float]], summary: dict[str, Any] | None = None,
-                  curves: bool = True) -> None:
+                  curves: bool = True, overwrite: bool = False) -> None:
     """metrics.csv (one row per epoch), metrics.json (history + summary) and, with `curves`,
-    curves.png in `out_dir`. The rows' columns name the split they scored (see `row_keys`)."""
+    curves.png in `out_dir`. The rows' columns name the split they scored (see `row_keys`).
+    Each file by `minicnn.files.write_atomic`: a new file, one this process wrote (the previous
+    epoch's), or, with `overwrite` (a resumed run), any regular file; never a link, FIFO or folder."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if history:
-        with open(out_dir / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
-    (out_dir / "metrics.json").write_text(json.dumps({"history": history, "summary": summary or {}}, indent=1))
+        write_atomic(out_dir / "metrics.csv", lambda tmp: _write_csv(tmp, history), overwrite=overwrite)
+    text = json.dumps({"history": history, "summary": summary or {}}, indent=1)
+    write_atomic(out_dir / "metrics.json", lambda tmp: tmp.write_text(text), overwrite=overwrite)
     if history and curves:
-        plot_curves(history, out_dir / "curves.png")
+        plot_curves(history, out_dir / "curves.png", overwrite=overwrite)
 
 
-def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+def _write_csv(path: Path, history: list[dict[str, float]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def plot_curves(history: list[dict[str, float]], path: Path, overwrite: bool = False) -> None:
     """Loss and accuracy per epoch, training and scored split side by side (Agg canvas, no pyplot
-    state); the second curve is "validation" for val_* columns, "test" for test_* columns."""
+    state); the second curve is "validation" for val_* columns, "test" for test_* columns. A
+    segmentation's rows add a third panel: the scored split's mean Dice and mean IoU. Written by
+    `write_atomic` (`overwrite`: may replace a regular file this process did not write)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     split = scored_split(history[0])
-    fig = Figure(figsize=(9, 3.5))
+    segmentation = f"{split}_dice" in history[0]
+    fig = Figure(figsize=(13.5 if segmentation else 9, 3.5))
     FigureCanvasAgg(fig)
-    for ax, key, title in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy"), strict=True):
+    axes = fig.subplots(1, 3 if segmentation else 2)
+    name = "validation" if split == VAL else "test"
+    titles = ("loss", "pixel accuracy" if segmentation else "accuracy")
+    for ax, key, title in zip(axes[:2], ("loss", "acc"), titles, strict=True):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"{split}_{key}"] for h in history], "s-",
-                label="validation" if split == VAL else "test")
+        ax.plot(epochs, [h[f"{split}_{key}"] for h in history], "s-", label=name)
+        ax.set_title(title)
+    if segmentation:
+        for key, word, marker in (("dice", "Dice", "s-"), ("iou", "IoU", "^-")):
+            axes[2].plot(epochs, [h[f"{split}_{key}"] for h in history], marker, label=f"{name} mean {word}")
+        axes[2].set_title("mean Dice and IoU over the classes")
+    for ax in axes:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 1, 2, 3 (not 1.25, 1.5, ...)
-        ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), overwrite=overwrite)
 
 
 VAL, TEST = "val", "test"  # the scored split of a history row: held-out validation, or the test split
 
 
-def row_keys(split: str) -> tuple[str, ...]:
+def row_keys(split: str, segmentation: bool = False) -> tuple[str, ...]:
     """The columns of a history row, in order; `split` ("val" or "test") names the scored columns:
     val_loss/val_acc when `fit` had a validation split, test_loss/test_acc when the test split
-    stood in for it (the table, the curves, metrics.csv and metrics.json all say which)."""
-    return ("epoch", "lr", "train_loss", "train_acc", f"{split}_loss", f"{split}_acc", "train_seconds", "images_per_s")
+    stood in for it (the table, the curves, metrics.csv and metrics.json all say which). A
+    `segmentation` run's accuracies are pixel accuracies, and its rows add the scored split's mean
+    Dice and mean IoU over the classes (`SegmentationScores.mean_dice`, `mean_iou`)."""
+    scores = (f"{split}_dice", f"{split}_iou") if segmentation else ()
+    return ("epoch", "lr", "train_loss", "train_acc", f"{split}_loss", f"{split}_acc", *scores, "train_seconds",
+            "images_per_s")
+
+
+HIGHER_IS_BETTER = ("_acc", "_dice", "_iou")  # endings of the columns where more is better (the rest: losses)
+
+
+def higher_is_better(column: str) -> bool:
+    """True for accuracy, Dice and IoU columns, False for losses (what EarlyStopping/BestCheckpoint maximise)."""
+    return column.endswith(HIGHER_IS_BETTER)
 
 
 def scored_split(row: dict[str, float]) -> str:
@@ -412,12 +485,12 @@ def scored_split(row: dict[str, float]) -> str:
     return TEST if "test_loss" in row else VAL
 
 
-def check_history(history: Any, split: str, path) -> list[dict[str, float]]:
+def check_history(history: Any, split: str, path, segmentation: bool = False) -> list[dict[str, float]]:
     """The history rows of a checkpoint, checked before a resumed run uses them -> the rows, with
     the scored columns named for `split` (checkpoints written before the rows said "test_" call
     the test split's columns val_*). Raises CheckpointError naming `path` and the first bad row:
-    each row must have exactly the columns of `row_keys`, finite numbers, losses and times >= 0,
-    accuracies in [0, 1], and the epochs must increase."""
+    each row must have exactly the columns of `row_keys(split, segmentation)`, finite numbers, losses
+    and times >= 0, accuracies, Dice and IoU in [0, 1], and the epochs must increase."""
     def bad(i: int, why: str) -> ckpt_io.CheckpointError:
         return ckpt_io.CheckpointError(f"{path}: damaged checkpoint: history row {i + 1} {why}")
 
@@ -430,19 +503,20 @@ def check_history(history: Any, split: str, path) -> list[dict[str, float]]:
             raise bad(i, f"is {type(row).__name__}, not a row")
         if split == TEST and "val_loss" in row and "test_loss" not in row:  # older checkpoints
             row = {k.replace("val_", "test_"): v for k, v in row.items()}
-        if set(row) != set(row_keys(split)):
-            raise bad(i, f"has the columns {sorted(row)}, expected {list(row_keys(split))}")
-        for key in row_keys(split):
+        keys = row_keys(split, segmentation)
+        if set(row) != set(keys):
+            raise bad(i, f"has the columns {sorted(row)}, expected {list(keys)}")
+        for key in keys:
             value = row[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise bad(i, f"has {key}={value!r:.40}, expected a finite number")
-            if value < 0 or (key.endswith("_acc") and value > 1):
-                raise bad(i, f"has {key}={value!r}, expected " + ("a value in [0, 1]" if key.endswith("_acc")
+            if value < 0 or (higher_is_better(key) and value > 1):
+                raise bad(i, f"has {key}={value!r}, expected " + ("a value in [0, 1]" if higher_is_better(key)
                                                                    else "a value >= 0"))
         if row["epoch"] <= last:
             raise bad(i, f"has epoch {row['epoch']} after epoch {last}: the epochs must increase")
         last = row["epoch"]
-        rows.append({k: row[k] for k in row_keys(split)})
+        rows.append({k: row[k] for k in keys})
     return rows
 
 
@@ -455,9 +529,10 @@ class _SinceLastRow:
     def row(self, state: EpochState) -> dict[str, float]:
         m = self.mark
         seen, seconds = state.seen - m.seen, state.seconds - m.seconds
-        self.mark = EpochState(state.epoch, state.batch, state.loss_sum, state.correct, state.seen, state.seconds)
+        self.mark = EpochState(state.epoch, state.batch, state.loss_sum, state.correct, state.seen, state.seconds,
+                               pixels=state.pixels)
         return {"train_loss": (state.loss_sum - m.loss_sum) / max(seen, 1),
-                "train_acc": (state.correct - m.correct) / max(seen, 1),
+                "train_acc": (state.correct - m.correct) / max(seen * state.pixels, 1),
                 "train_seconds": seconds, "images_per_s": seen / seconds if seconds > 0 else 0.0}
 
 
@@ -495,11 +570,23 @@ def _epoch_rows(history: list[dict[str, float]]) -> list[dict[str, float]]:
     return [row for row in history if float(row["epoch"]).is_integer()]
 
 
-class EarlyStopping(Callback):
-    """Stop the run when `monitor` (default val_loss, lower is better) has not improved for
-    `patience` epochs (Keras' EarlyStopping, Lightning's EarlyStopping).
+def _improves(value: float, best: float, monitor: str, min_delta: float = 0.0) -> bool:
+    """value < best - min_delta for a loss; value > best + min_delta for accuracy, Dice or IoU."""
+    return value > best + min_delta if higher_is_better(monitor) else value < best - min_delta
 
-    An epoch improves when  value < best - min_delta;  `wait` counts the epochs since the last
+
+def _worst(monitor: str) -> float:
+    """The starting `best` of a monitored column: -inf where higher is better, else +inf."""
+    return -math.inf if higher_is_better(monitor) else math.inf
+
+
+class EarlyStopping(Callback):
+    """Stop the run when `monitor` (default val_loss, lower is better; an _acc, _dice or _iou column,
+    e.g. a segmentation's val_iou: higher is better) has not improved for `patience` epochs (Keras'
+    EarlyStopping, Lightning's EarlyStopping).
+
+    An epoch improves when  value < best - min_delta  (value > best + min_delta where higher is better);
+    `wait` counts the epochs since the last
     improvement, and at wait == patience the callback sets should_stop: `fit` saves the epoch's
     checkpoint and returns status "stopped early". The weights are the last epoch's (not the best:
     `BestCheckpoint` keeps those). On resume the state is rebuilt from the history.
@@ -511,10 +598,10 @@ class EarlyStopping(Callback):
         if isinstance(min_delta, bool) or not isinstance(min_delta, int | float) or not 0 <= min_delta < math.inf:
             raise ValueError(f"EarlyStopping: expected min_delta a finite number >= 0, got {min_delta!r}")
         self.patience, self.min_delta, self.monitor = int(patience), float(min_delta), monitor
-        self.best, self.best_epoch, self.wait = math.inf, 0, 0
+        self.best, self.best_epoch, self.wait = _worst(monitor), 0, 0
 
     def on_fit_start(self, model: Layer, history: list[dict[str, float]]) -> None:
-        self.best, self.best_epoch, self.wait, self.should_stop = math.inf, 0, 0, False
+        self.best, self.best_epoch, self.wait, self.should_stop = _worst(self.monitor), 0, 0, False
         for row in _epoch_rows(history):
             self._see(int(row["epoch"]), row[self.monitor])
 
@@ -522,7 +609,7 @@ class EarlyStopping(Callback):
         self._see(epoch + 1, row[self.monitor])
 
     def _see(self, epoch: int, value: float) -> None:
-        if value < self.best - self.min_delta:
+        if _improves(value, self.best, self.monitor, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             return
         self.wait += 1
@@ -535,29 +622,32 @@ class EarlyStopping(Callback):
 
 class BestCheckpoint(Callback):
     """Keep the model of the best epoch in a file: after each epoch whose `monitor` (default
-    val_loss, lower is better) is the lowest so far, the weights go to `path` with
+    val_loss, lower is better; higher is better for an _acc, _dice or _iou column) is the best so
+    far, the weights go to `path` with
     `checkpoint.save_checkpoint` (the atomic save of every checkpoint: temporary file, fsync,
     rename), with `meta` (model name, config, normalisation, ... as `fit`'s meta, so that
     `load_model(path)` and `minicnn evaluate` open it) plus "best_epoch" and the monitored value.
     Keras' ModelCheckpoint(save_best_only=True), Lightning's best checkpoint. On resume the best
-    value so far is read from the history, so an earlier best file is not replaced by a worse epoch.
+    value so far is read from the history, so an earlier best file is not replaced by a worse epoch;
+    only a resumed run (one whose history is not empty) may replace a best file an earlier process
+    wrote (a fresh run refuses one: FileExistsError, the write rule of `minicnn.files`).
     """
 
     def __init__(self, path: str | os.PathLike, meta: dict[str, Any] | None = None, monitor: str = "val_loss"):
         self.path, self.meta, self.monitor = Path(path), dict(meta or {}), monitor
-        self.best, self.best_epoch = math.inf, 0
+        self.best, self.best_epoch, self.resumed = _worst(monitor), 0, False
 
     def on_fit_start(self, model: Layer, history: list[dict[str, float]]) -> None:
-        self.best, self.best_epoch = math.inf, 0
+        self.best, self.best_epoch, self.resumed = _worst(self.monitor), 0, bool(history)
         for row in _epoch_rows(history):
-            if row[self.monitor] < self.best:
+            if _improves(row[self.monitor], self.best, self.monitor):
                 self.best, self.best_epoch = row[self.monitor], int(row["epoch"])
 
     def on_epoch_end(self, epoch: int, model: Layer, row: dict[str, float]) -> None:
-        if row[self.monitor] < self.best:
+        if _improves(row[self.monitor], self.best, self.monitor):
             self.best, self.best_epoch = row[self.monitor], epoch + 1
             ckpt_io.save_checkpoint(self.path, model, None, {**self.meta, "best_epoch": self.best_epoch,
-                                                             self.monitor: self.best})
+                                                             self.monitor: self.best}, overwrite=self.resumed)
 
 
 def _quiet(_message: str) -> None:
@@ -575,6 +665,7 @@ class _Run:
         self.wrote = False  # a checkpoint of THIS run is in out_dir (saved, or the one resumed from)
         self.x_val, self.y_val = val if val is not None else (dataset.x_test, dataset.y_test)
         self.split = VAL if val is not None else TEST  # what the history, table and curves call it
+        self.segmentation = np.ndim(dataset.y_train) == 3  # labels (N, H, W): a class per pixel
         self.epoch_width = max(len("epoch"), len(f"{config.epochs}.00/{config.epochs}"))
         self.header_said = False
         self.out = Path(config.out_dir) if config.out_dir is not None else None
@@ -596,7 +687,7 @@ class _Run:
         if not self.config.resume:
             return 0, None
         start_epoch, partial, self.history, seconds = _resume(self.path, self.model, self.optimizer, self.config,
-                                                              self.split, self.say)
+                                                              self.split, self.say, self.segmentation)
         self.t_start -= seconds
         self.wrote = self.path.is_file()
         return start_epoch, partial
@@ -608,8 +699,13 @@ class _Run:
         v = self.last_eval = evaluate(self.model, self.x_val, self.y_val, loss_fn=self.loss_fn)
         row = {"epoch": progress_epochs, "lr": float(self.optimizer.lr), **self.since_last_row.row(state),
                f"{self.split}_loss": v.loss, f"{self.split}_acc": v.accuracy}
-        row = {k: row[k] for k in row_keys(self.split)}
+        if v.scores is not None:
+            row.update({f"{self.split}_dice": v.scores.mean_dice, f"{self.split}_iou": v.scores.mean_iou})
+        row = {k: row[k] for k in row_keys(self.split, self.segmentation)}
         self.history.append(row)
+        if self.segmentation:
+            self._say_segmentation_row(row, progress_epochs)
+            return row
         if not self.header_said:
             self.say(f"{'epoch':<{self.epoch_width}}{'train loss':>12}{'train acc':>11}"
                      f"{self.split + ' loss':>11}{self.split + ' acc':>10}{'images/s':>10}")
@@ -619,15 +715,27 @@ class _Run:
                  f"{row['train_acc']:>11.2%}{v.loss:>11.4f}{v.accuracy:>10.2%}{row['images_per_s']:>10,.0f}")
         return row
 
+    def _say_segmentation_row(self, row: dict[str, float], progress_epochs: float) -> None:
+        """A segmentation's line of the table: pixel accuracies, mean Dice and IoU (76 columns at 100 epochs)."""
+        s = self.split
+        if not self.header_said:
+            self.say(f"{'epoch':<{self.epoch_width}}{'train loss':>11}{'train acc':>10}{s + ' loss':>10}"
+                     f"{s + ' acc':>9}{s + ' dice':>10}{s + ' iou':>9}{'img/s':>7}")
+            self.header_said = True
+        where = f"{progress_epochs:g}" if isinstance(progress_epochs, int) else f"{progress_epochs:.2f}"
+        self.say(f"{where + '/' + str(self.config.epochs):<{self.epoch_width}}{row['train_loss']:>11.4f}"
+                 f"{row['train_acc']:>10.2%}{row[s + '_loss']:>10.4f}{row[s + '_acc']:>9.2%}"
+                 f"{row[s + '_dice']:>10.4f}{row[s + '_iou']:>9.4f}{row['images_per_s']:>7,.0f}")
+
     def save(self, epoch_done: int, part: EpochState | None) -> None:
         """The checkpoint (when there is an out_dir): weights, optimizer, data-stream position, history."""
         if self.path is not None:
             info = {**self.meta, "seed": self.config.seed, "batch_size": self.config.batch_size, "epoch": epoch_done,
                     "partial": asdict(part) if part else None, "history": self.history, "seconds": self.elapsed}
-            ckpt_io.save_checkpoint(self.path, self.model, self.optimizer, info)
+            ckpt_io.save_checkpoint(self.path, self.model, self.optimizer, info, overwrite=self.config.resume)
             self.wrote = True
-        if self.out is not None:
-            write_metrics(self.out, self.history, curves=False)  # the PNG is drawn once, at the end
+        if self.out is not None:  # the PNG is drawn once, at the end; a resumed run replaces the earlier files
+            write_metrics(self.out, self.history, curves=False, overwrite=self.config.resume)
 
     def stopped_early(self, callbacks: Sequence[Callback], result: FitResult) -> bool:
         """True (and the run ends as "stopped early", said in the log) when a callback asked to stop."""
@@ -674,19 +782,23 @@ class _Run:
             test = result.test = (self.last_eval if reuse_last_eval and self.last_eval else
                                   evaluate(self.model, self.dataset.x_test, self.dataset.y_test, loss_fn=self.loss_fn))
             epochs_word = "epoch" if len(self.history) == 1 else "epochs"
-            lines = [f"test accuracy {test.accuracy:.2%} ({test.correct}/{len(self.dataset.y_test)}) "
-                     f"after {len(self.history)} {epochs_word}",
+            scored = (f"test mean Dice {test.scores.mean_dice:.4f}, mean IoU {test.scores.mean_iou:.4f}, pixel "
+                      f"accuracy {test.accuracy:.2%}" if test.scores is not None else
+                      f"test accuracy {test.accuracy:.2%} ({test.correct}/{len(self.dataset.y_test)})")
+            lines = [f"{scored} after {len(self.history)} {epochs_word}",
                      f"wall time {_format_seconds(result.seconds)}, training {result.images_per_s:,.0f} images/s"]
             for line in lines:
                 self.say(line)
             result.message = "\n".join(lines)
             summary = {"test_accuracy": test.accuracy, "test_loss": test.loss, "epochs": len(self.history),
                        "wall_seconds": result.seconds, "train_images_per_s": result.images_per_s}
+            if test.scores is not None:  # accuracy above is the pixel accuracy
+                summary.update({"test_dice": test.scores.mean_dice, "test_iou": test.scores.mean_iou})
         else:
             summary = {"status": result.status, "message": result.message}
         summary["scored_split"] = "validation" if self.split == VAL else "test"  # what the rows' scores measured
         if self.out is not None:
-            write_metrics(self.out, self.history, summary)
+            write_metrics(self.out, self.history, summary, overwrite=self.config.resume)
         return result
 
 
@@ -718,6 +830,12 @@ def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callab
     `callbacks`: `Callback` objects; `loss_fn` (default softmax cross-entropy); `log` gets the table
     and summary lines (None: silent), `warn` the stop messages (default: `log`); `meta` (JSON-friendly:
     model name/config, dataset, normalisation, ...) is stored in every checkpoint.
+    Segmentation: a dataset whose labels are (N, H, W) (a class per pixel) and a model with logits
+    (N, K, H, W): the loss is per pixel (`loss_fn` e.g. SoftmaxCrossEntropy or SoftDiceLoss), the
+    accuracies are pixel accuracies, and every row adds the scored split's mean Dice and mean IoU
+    (val_dice, val_iou or test_dice, test_iou; `EarlyStopping(monitor="val_iou")` maximises it).
+    Every file goes through `minicnn.files.write_atomic`: onto files this process wrote, or (resume)
+    the run's own earlier files; a fresh run refuses an existing checkpoint of another process.
     Returns a FitResult (its `history`: every row, as in metrics.json); status "interrupted" after
     Ctrl-C (checked after every batch, also the last of an epoch: a checkpoint at the current batch),
     "diverged" after a NaN/inf training loss, or when, after an epoch, a weight or the validation loss
@@ -726,7 +844,7 @@ def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callab
     """
     if not isinstance(config, FitConfig):
         raise ValueError(f"fit: expected config a FitConfig, got {type(config).__name__}")
-    columns = row_keys(VAL if val is not None else TEST)
+    columns = row_keys(VAL if val is not None else TEST, np.ndim(dataset.y_train) == 3)
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
         if monitor is not None and monitor not in columns:
@@ -778,8 +896,8 @@ def fit(model: Layer, dataset, optimizer, config: FitConfig, *, schedule: Callab
         return run.finish(result, reuse_last_eval=val is None and not callbacks)
 
 
-def _resume(path: Path, model: Layer, optimizer, config: FitConfig, split: str,
-            say: Callable[[str], None]) -> tuple[int, EpochState | None, list, float]:
+def _resume(path: Path, model: Layer, optimizer, config: FitConfig, split: str, say: Callable[[str], None],
+            segmentation: bool = False) -> tuple[int, EpochState | None, list, float]:
     """Restore model, optimizer and RNG from `path` if it exists -> (epoch, partial state, history, seconds)."""
     if not path.is_file():
         say(f"nothing to resume: no {CHECKPOINT_NAME} in {path.parent}; starting from scratch")
@@ -792,7 +910,7 @@ def _resume(path: Path, model: Layer, optimizer, config: FitConfig, split: str,
     missing = [key for key in ("epoch", "partial", "history", "seconds") if key not in saved.meta]
     if missing:
         raise ckpt_io.CheckpointError(f"{path}: not a checkpoint written by fit (its meta lacks {missing})")
-    history = check_history(saved.meta["history"], split, path)  # before anything is trained
+    history = check_history(saved.meta["history"], split, path, segmentation)  # before anything is trained
     ckpt_io.restore(saved, model, optimizer)
     partial = EpochState(**saved.meta["partial"]) if saved.meta["partial"] else None
     epoch = saved.meta["epoch"]

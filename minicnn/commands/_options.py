@@ -88,3 +88,19 @@ def _check_range(value: float, text: str, low, high, *, low_open: bool = False, 
         if high is not None:
             parts.append(f"{'<=' if closed_high else '<'} {high:g}")
         raise argparse.ArgumentTypeError(f"expected a value {' and '.join(parts)}, got {text}")
+
+
+SEGMENTATION_MODELS = ("unet",)  # registered models whose logits are (N, K, H, W): a class per pixel
+
+
+def free_path(path):
+    """`path` (a pathlib.Path) if nothing is there (not even a dangling link), else the first of
+    NAME-2.EXT, NAME-3.EXT, ... that is free: how a command picks a new name instead of replacing
+    an earlier file (as `minicnn train` picks runs/NAME-2 for a new run)."""
+    import os
+
+    candidate, n = path, 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate

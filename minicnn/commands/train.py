@@ -1,12 +1,15 @@
-"""`minicnn train`: train a registered model on MNIST, Fashion-MNIST, CIFAR-10 or your own .npz."""
+"""`minicnn train`: train a registered model on MNIST, Fashion-MNIST, CIFAR-10, your own .npz, or a
+segmentation task (mnist-seg, fashion-on-cifar-seg) with a segmentation model (unet)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
 
+from minicnn.commands._options import SEGMENTATION_MODELS
+
 NAME = "train"
-HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10 or FILE.npz, with checkpoints"
+HELP = "train a model (default LeNet-5) on mnist, fashion-mnist, cifar10, FILE.npz or a segmentation task"
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 DEFAULT_METHOD = "im2col"
@@ -18,13 +21,17 @@ MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX
 MAX_EPOCHS = 10_000  # 10,000 passes: far beyond any run of this engine (MNIST converges in ~10)
 MAX_BATCH_SIZE = 4_096  # a CIFAR batch of 4,096 is ~50 MB of input and GBs of activations
 MAX_WARMUP = 10_000_000  # warm-up steps; also at most the run's own number of steps (checked with the data)
+SEGMENTATION_MONITOR = "val_iou"  # what best.npz and --early-stop choose by on a segmentation task (higher is better)
 
 
 def add_arguments(parser) -> None:
     from minicnn.commands._options import integer, number
 
     parser.add_argument("--dataset", default="mnist",
-                        help="mnist, fashion-mnist, cifar10, a path to a .npz, or a FOLDER/ of class folders")
+                        help="mnist, fashion-mnist, cifar10, a path to a .npz, a FOLDER/ of class folders, or a "
+                             "segmentation task for --model unet: mnist-seg (1x64x64 canvases of 1-3 MNIST digits, "
+                             "11 pixel classes, 6,000 train / 1,000 test) or fashion-on-cifar-seg (3x32x32, a "
+                             "Fashion-MNIST object on a CIFAR-10 photo, 2 classes, 4,000 / 1,000)")
     parser.add_argument("--model", default="lenet5", help="a registered model name (see minicnn.models.MODELS)")
     parser.add_argument("--epochs", type=integer(1, MAX_EPOCHS), default=3,
                         help=f"passes over the training set, at most {MAX_EPOCHS:,} (with --resume: may be raised to "
@@ -39,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--label-smoothing", type=number(0, 1, high_open=True), default=0.0,
                         help="targets (1-e) one-hot + e/K instead of one-hot, as PyTorch's "
                              "CrossEntropyLoss(label_smoothing=e); 0.1 is the usual value (default 0)")
+    parser.add_argument("--loss", choices=("ce", "dice"), default="ce",
+                        help="ce = softmax cross-entropy (per pixel on a segmentation task); dice = soft Dice loss "
+                             "(segmentation tasks only)")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning rate over the run: cosine decay to 0, or constant")
     parser.add_argument("--warmup", type=integer(0, MAX_WARMUP), default=0,
@@ -50,18 +60,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--augment", choices=("auto", "none", "shift", "crop-flip"), default="auto",
                         help="training augmentation: shift = random translation by up to --shift pixels; crop-flip = "
                              f"{CROP_PADDING}-pixel random crop and horizontal flip; auto = crop-flip for 3-channel "
-                             "images, shift otherwise")
+                             "images, shift otherwise; a segmentation task is trained without augmentation (a "
+                             "note says so)")
     parser.add_argument("--shift", type=integer(0), default=1,
                         help="largest translation (pixels) of --augment shift; less than the image size")
     parser.add_argument("--train-limit", type=integer(1), default=None,
                         help="use only the first N training images (default: all)")
+    parser.add_argument("--test-limit", type=integer(1), default=None,
+                        help="score only the first N test images (default: all)")
     parser.add_argument("--val-size", type=integer(0), default=0,
                         help="hold out N training images to score each epoch on, and keep the best epoch's model "
                              "in best.npz (0: the test split is scored instead, the table and metrics say "
                              "test, and no best.npz is chosen on it)")
     parser.add_argument("--early-stop", type=integer(1, MAX_EPOCHS), default=None, metavar="N",
-                        help="stop when the validation loss has not improved for N epochs (needs --val-size); "
-                             "best.npz in the run folder holds the best epoch's model either way")
+                        help="stop when the validation loss (segmentation: mean IoU) has not improved for N "
+                             "epochs (needs --val-size); best.npz in the run folder holds the best epoch's model "
+                             "either way")
     parser.add_argument("--seed", type=integer(0), default=0,
                         help="seed for weights, shuffling and augmentation")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
@@ -169,14 +183,17 @@ def _folder_state(args, out: Path) -> None:
 
 def _data(args):
     """Step 4, the data: the model name is checked first (before anything is read or downloaded), then
-    the dataset (--train-limit), and the augmentation ("auto" resolved; --shift fits the images)."""
-    from minicnn.data import DatasetError, load_dataset
+    the dataset (--train-limit), the kind of task against the model and --loss (`_task_kind`), and the
+    augmentation ("auto" resolved; --shift fits the images; none for a segmentation task)."""
+    from minicnn.data import SEGMENTATION_TASKS, DatasetError, load_dataset
     from minicnn.models import check_name
 
     try:
         check_name(args.model)
     except ValueError as e:
         raise _Refused(str(e)) from None
+    if args.dataset in SEGMENTATION_TASKS or args.model in SEGMENTATION_MODELS:  # before the data is made
+        _task_kind(args, args.dataset in SEGMENTATION_TASKS)
     try:
         ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
         if args.train_limit is not None:
@@ -185,10 +202,11 @@ def _data(args):
         raise _Refused(str(e)) from None
     except ValueError as e:
         raise _Refused(f"--train-limit {args.train_limit}: {e}") from None
-    if ds.y_train.ndim != 1:
-        raise _Refused(f"{ds.name} is a segmentation task (a label per pixel, y {ds.y_train.shape[1:]} per "
-                       "image); minicnn train trains classifiers (one label per image) so far. The UNet and "
-                       "its data are in the library: minicnn.models.build('unet'), minicnn.data.segmentation")
+    if args.test_limit is not None:
+        ds = ds.subset(test=min(args.test_limit, len(ds.x_test)))
+    segmentation = _task_kind(args, ds.y_train.ndim == 3)
+    if segmentation:
+        return ds, _no_augmentation(args)
     augment = args.augment
     if augment == "auto":
         augment = "crop-flip" if ds.input_shape[0] == 3 else "shift"
@@ -196,6 +214,37 @@ def _data(args):
         raise _Refused(f"--shift {args.shift}: expected fewer pixels than the image size "
                        f"{ds.input_shape[1]}x{ds.input_shape[2]}")
     return ds, augment
+
+
+def _task_kind(args, segmentation: bool) -> bool:
+    """A segmentation task (labels per pixel) needs a segmentation model and a classification task a
+    classifier; --loss dice is for segmentation only. -> `segmentation`; refused otherwise."""
+    if segmentation and args.model not in SEGMENTATION_MODELS:
+        raise _Refused(f"{args.dataset} is a segmentation task (a class per pixel); --model {args.model} is a "
+                       f"classifier: use --model {' or '.join(SEGMENTATION_MODELS)}")
+    if not segmentation and args.model in SEGMENTATION_MODELS:
+        raise _Refused(f"--model {args.model} is a segmentation model (a class per pixel); {args.dataset} has one "
+                       f"label per image: use a segmentation task (mnist-seg, fashion-on-cifar-seg)")
+    if args.loss == "dice" and not segmentation:
+        raise _Refused(f"--loss dice is a segmentation loss; {args.dataset} is a classification task: use --loss ce")
+    if args.loss == "dice" and args.label_smoothing:
+        raise _Refused(f"--label-smoothing {args.label_smoothing:g} smooths the cross-entropy's targets; the Dice "
+                       f"loss has none: leave it out, or use --loss ce")
+    return segmentation
+
+
+def _no_augmentation(args) -> str:
+    """A segmentation task trains without augmentation: shift and crop-flip move the image but not its
+    mask. "auto" becomes "none" with a note; an explicit shift or crop-flip is refused."""
+    from minicnn.commands._options import wrap
+
+    if args.augment in ("shift", "crop-flip"):
+        raise _Refused(f"--augment {args.augment} would move the images but not their masks; a segmentation "
+                       f"task trains with --augment none (or auto)")
+    if args.augment == "auto":
+        print(wrap("note: segmentation task: no augmentation (shift and crop-flip would move the images "
+                   "but not their masks)"))
+    return "none"
 
 
 def _normalise(ds):
@@ -278,6 +327,7 @@ def _defining_options(args, config: dict, lr: float, augment: str, data_crc: int
     """Every option that makes the run what it is (a resumed run must repeat them), keyed as the user
     would write them; options that do not apply (--momentum for adam, --shift for crop-flip) are None."""
     return {"--dataset": _dataset_ref(args), "--train-limit": args.train_limit, "--val-size": args.val_size,
+            **({"--test-limit": args.test_limit} if args.test_limit is not None else {}),  # absent: old runs resume
             "training images (CRC-32)": data_crc, "--model": args.model,
             **{f"--{k}" if k in ("width", "method") else f"model option {k}": v for k, v in config.items()},
             "--optimizer": args.optimizer, "--lr": lr,
@@ -285,7 +335,8 @@ def _defining_options(args, config: dict, lr: float, augment: str, data_crc: int
             "--weight-decay": args.weight_decay, "--schedule": args.schedule, "--warmup": args.warmup,
             "--augment": augment, "--shift": args.shift if augment == "shift" else None,
             "--seed": args.seed, "--batch-size": args.batch_size,
-            **({"--label-smoothing": args.label_smoothing} if args.label_smoothing else {})}  # absent: old runs resume
+            **({"--label-smoothing": args.label_smoothing} if args.label_smoothing else {}),  # absent: old runs resume
+            **({"--loss": args.loss} if args.loss != "ce" else {})}
 
 
 def _check_resume(args, out: Path, defining: dict, config: dict, val) -> None:
@@ -306,7 +357,7 @@ def _check_resume(args, out: Path, defining: dict, config: dict, val) -> None:
         problem = _changed(out, saved, defining, config, args.epochs)
         if problem:
             raise _Refused(problem)
-        check_history(saved.get("history"), VAL if val is not None else TEST, path)
+        check_history(saved.get("history"), VAL if val is not None else TEST, path, args.model in SEGMENTATION_MODELS)
     except (CheckpointError, ModelFileError) as e:
         raise _Refused(str(e)) from None
     if saved.get("epochs") not in (None, args.epochs):
@@ -350,11 +401,12 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
     from minicnn.app.checkpoint import CheckpointError
     from minicnn.app.train import BEST_NAME, CHECKPOINT_NAME, BestCheckpoint, EarlyStopping, FitConfig, fit
     from minicnn.commands._options import fail, wrap
-    from minicnn.losses import SoftmaxCrossEntropy
+    from minicnn.files import TargetError
 
-    callbacks = [BestCheckpoint(out / BEST_NAME, meta)] if val is not None else []
+    monitor = SEGMENTATION_MONITOR if args.model in SEGMENTATION_MODELS else "val_loss"
+    callbacks = [BestCheckpoint(out / BEST_NAME, meta, monitor=monitor)] if val is not None else []
     if args.early_stop is not None:
-        callbacks.append(EarlyStopping(args.early_stop))
+        callbacks.append(EarlyStopping(args.early_stop, monitor=monitor))
     if args.overwrite:
         for path in [out / name for name in (CHECKPOINT_NAME, *RUN_FILES)] + sorted(out.glob("confusion-*.png")):
             path.unlink(missing_ok=True)
@@ -363,15 +415,23 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
                        resume=args.resume, progress=not args.no_progress)
     try:
         return fit(model, ds, optimizer, config, schedule=schedule, augment=augment, val=val, meta=meta,
-                   loss_fn=SoftmaxCrossEntropy(label_smoothing=args.label_smoothing), callbacks=callbacks,
+                   loss_fn=_loss(args), callbacks=callbacks,
                    log=lambda message: print(wrap(message)),
                    warn=lambda message: fail(NAME, message))
-    except CheckpointError as e:
+    except (CheckpointError, TargetError) as e:  # TargetError: a link, FIFO or folder where a file goes
         raise _Refused(str(e)) from None
     except BrokenPipeError:  # stdout's reader went away (`minicnn train | head`): not the run folder
         raise
     except OSError as e:
         raise _Refused(f"cannot write the run folder {out}: {e}", EXIT_DIVERGED) from None
+
+
+def _loss(args):
+    """The --loss: softmax cross-entropy (with --label-smoothing; per pixel for a segmentation), or the
+    soft Dice loss."""
+    from minicnn.losses import SoftDiceLoss, SoftmaxCrossEntropy
+
+    return SoftDiceLoss() if args.loss == "dice" else SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
 
 
 def _exit_code(result, out: Path) -> int:
@@ -397,9 +457,17 @@ def _plan(args, model, ds, val, lr: float, augment: str, out) -> list[str]:
               f"{len(ds.x_train):,} training, {len(ds.x_test):,} test images (no --val-size: epochs scored on "
               f"test)")
     return [f"{args.model} ({model.num_parameters():,} parameters) on {ds.name}, images {c}x{h}x{w}", splits,
-            f"{args.optimizer} lr {lr:g} ({args.schedule}), batch {args.batch_size}, {args.epochs} "
+            f"{args.optimizer} lr {lr:g} ({args.schedule}), {_loss_name(args)}batch {args.batch_size}, "
+            f"{args.epochs} "
             f"epoch{'s' if args.epochs > 1 else ''}, "
             f"augment {augment}, seed {args.seed}", f"run folder {out}"]
+
+
+def _loss_name(args) -> str:
+    """The plan's words for a segmentation's loss ("" for a classifier: its plan reads as before)."""
+    if args.model not in SEGMENTATION_MODELS:
+        return ""
+    return "soft Dice loss, " if args.loss == "dice" else "per-pixel cross-entropy, "
 
 
 def _earlier_run(out) -> str | None:
