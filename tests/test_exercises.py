@@ -207,8 +207,9 @@ def test_stub_fails_and_solution_passes(name, tmp_path, capsys):
     stub = _grade(exercise, tmp_path / f"{name}.py")
     assert not stub.ok
     assert "not written yet" in stub.text() and "NotImplementedError" in stub.text()
-    assert main(["exercise", "solution", name, "--write", "--dir", str(tmp_path)]) == 0
-    assert "kept as" in capsys.readouterr().out  # the learner's stub is moved aside, not destroyed
+    assert main(["exercise", "solution", name, "--write", "--dir", str(tmp_path)]) == 2  # theirs: kept
+    assert main(["exercise", "solution", name, "--write", "--overwrite", "--dir", str(tmp_path)]) == 0
+    assert "kept as" in capsys.readouterr().out  # the learner's stub is kept aside, not destroyed
     solved = _grade(exercise, tmp_path / f"{name}.py")
     assert solved.ok, solved.text()
     assert any(r.kind == "values" for r in solved.rows)
@@ -390,7 +391,7 @@ def test_cli_round_start_check_hint_solution(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "w_back" in out and "minicnn/functional/conv_im2col.py:" in out
     _fits(out)
-    assert main(["exercise", "solution", "conv2d_dx", "--dir", folder, "--write"]) == 0
+    assert main(["exercise", "solution", "conv2d_dx", "--dir", folder, "--write", "--overwrite"]) == 0
     assert "kept as" in capsys.readouterr().out
     assert (Path(folder) / "conv2d_dx.py.bak").read_text().endswith("# my notes\n")
     assert main(["exercise", "check", "conv2d_dx", "--dir", folder]) == 0
