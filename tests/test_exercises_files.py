@@ -12,10 +12,11 @@ from minicnn import exercises
 from minicnn.cli import main
 
 
-def test_solution_write_keeps_the_learners_file_without_overwrite(tmp_path, capsys):
+def test_solution_write_keeps_the_learners_file_without_overwrite(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "linear.py"
     path.write_text("# my own attempt\n")
-    assert main(["exercise", "solution", "linear", "--write", "--dir", str(tmp_path)]) == 2
+    assert main(["exercise", "solution", "linear", "--write", "--dir", "."]) == 2
     err = capsys.readouterr().err
     assert "--overwrite" in err and "left as it is" in err, err
     assert max(len(line) for line in err.splitlines()) <= 80, err
