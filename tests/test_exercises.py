@@ -265,7 +265,7 @@ def test_typical_wrong_solution_fails_with_its_hint(name, edits, hint, tmp_path)
 
 def test_failure_names_worst_element_expected_and_got(tmp_path):
     text = _grade(exercises.get("conv2d_dx"),
-                 _write(tmp_path, "conv2d_dx", _edited("conv2d_dx", [("[:, :, ::-1, ::-1]", "")]))).text()
+                 _write(tmp_path, "conv2d_dx", _edited("conv2d_dx", [("[:, :, ::-1, ::-1]", "")]))).text(details=True)
     assert re.search(r"dx: worst element at index \(\d+, \d+, \d+, \d+\): expected -?[\d.]+, got -?[\d.]+", text)
     assert "FAIL  values     conv2d_input_grad: dy (1,1,2,2)" in text
     assert "skip  gradcheck" in text  # the gradient check waits until the values are right

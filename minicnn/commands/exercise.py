@@ -5,6 +5,7 @@
     minicnn exercise start NAME [--dir DIR]    write DIR/NAME.py (a stub), never overwriting
     minicnn exercise check NAME [--dir DIR]    grade DIR/NAME.py against the engine
                                [--seed S]      the random cases of seed S (a failing one prints S)
+                               [--all]         every check (a tall report is shown per piece)
     minicnn exercise hint NAME [--dir DIR]     the next hint, one at a time
     minicnn exercise watch [--dir DIR]         work through them in order, re-checking on save
     minicnn exercise solution NAME [--write]   the engine's method in the exercise's form
@@ -45,6 +46,8 @@ def add_arguments(parser) -> None:
     _timeout(p)
     p.add_argument("--seed", type=int, default=None,
                    help="draw the random cases from this seed (a failing random case prints its seed)")
+    p.add_argument("--all", action="store_true",
+                   help="one row per check (a report taller than a 24-row page is shown per piece)")
     p = sub.add_parser("hint", help="show the next hint for an exercise")
     p.add_argument("name")
     _dir(p)
@@ -213,7 +216,7 @@ def _check(exercise, args) -> int:
              f"  minicnn exercise start {exercise.name}{_flag(args.dir)}")
         return 2
     report = _check_once(exercise, folder, args.timeout, args.seed)
-    print(report.text())
+    print(report.text(details=True if args.all else None))
     return 0 if report.ok else 1
 
 
