@@ -20,15 +20,17 @@ a call. Before the learner's file runs, the child installs the exercise rules as
       import _xxsubinterpreters, _testcapi ..., or _posixsubprocess anew
       (its fork_exec, which fires no audit event, is replaced)          -> PermissionError / ImportError
 
-and replaces the NumPy functions the exercise forbids (e.g. numpy.convolve) by ones that raise.
+and replaces the NumPy functions the exercise forbids (e.g. numpy.convolve) by ones that raise, in
+every numpy module that holds them, with the C routines behind them (NUMPY_KERNELS).
 The expected values are never in this process: the parent computes and keeps them, passes only the
 inputs of a call on the pipe, and starts this process with close_fds (it inherits only its stdin,
 stdout and a stderr file, no descriptor of the parent's) and an environment without any answer; the
 grader's own frames and objects live in the parent, so gc or sys._getframe here find only inputs.
 What this does not stop: a learner who copies the engine's source into their own file (the grader
-cannot tell copied code from written code), and anything outside Python's reach of an audit hook
-(a C extension of their own compiled and loaded through a path import is refused only as far as the
-rules above reach: it is loaded by `dlopen` inside the import system, which fires no ctypes event).
+cannot tell copied code from written code), and native code of their own: a compiled extension module
+(.so) written beside their file and imported is loaded by the import system's `dlopen`, which fires no
+ctypes event, and C code is beyond any audit hook (it could read /proc or call the kernel directly).
+Nothing of the grader's answers is in this process for it to find, but it could reach the parent.
 The parent never unpickles what the child sends (JSON only), so a crafted return value cannot run code
 in the process that holds the answers.
 
@@ -63,6 +65,7 @@ SYSTEM_MODULES = ("_posixsubprocess", "_xxsubinterpreters", "_xxinterpchannels",
 PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
                   "subprocess.Popen", "os.killpg", "pty.spawn")
 MEMORY_DEVICES = ("/dev/mem", "/dev/kmem", "/dev/port")
+NUMPY_KERNELS = {"correlate": ("correlate2",), "convolve": ("correlate",)}  # numpy's C routines behind them
 DRIVER_PREFIX = "driver:"  # requests for the grader's own code run in the child (config "driver")
 MAX_FRAMES = 8  # at most this many frames of the learner's traceback (deeper: first 2, last 3)
 SAFE_KINDS = "biuf"  # array dtypes that may cross the pipe: bool, int, unsigned, float
@@ -194,7 +197,14 @@ def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: 
     sys.meta_path.insert(0, Refuse())
     sys.addaudithook(hook)  # stays even if the learner removes Refuse from sys.meta_path
     for name, rule in numpy_forbidden.items():
-        setattr(np, name, _refusing(f"numpy.{name}", rule))
+        original = getattr(np, name)
+        refusing = _refusing(f"numpy.{name}", rule)
+        for module in [m for k, m in list(sys.modules.items()) if k.split(".")[0] == "numpy"]:
+            if getattr(module, name, None) is original:  # numpy._core.numeric.correlate too
+                setattr(module, name, refusing)
+            for kernel in NUMPY_KERNELS.get(name, ()):  # the C routine behind it
+                if hasattr(module, kernel):
+                    setattr(module, kernel, _refusing(f"numpy.{name}'s kernel {kernel}", rule))
 
 
 def _steps(path: str, limit: int = 40) -> list[str]:
