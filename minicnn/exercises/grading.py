@@ -81,9 +81,9 @@ class Report:
         if failure:
             room = PAGE_ROWS - len(lines) - len(rest) - 2  # a blank line, the "... more" line
             if not details and len(failure) > max(room, MIN_FAILURE_LINES):
-                cut = max(room, MIN_FAILURE_LINES)
-                failure = failure[:cut] + [f"  ... {len(failure) - cut} more lines: minicnn exercise check "
-                                           f"{self.exercise} --all"]
+                keep = max(room, MIN_FAILURE_LINES) - 1  # the first lines, and the last (an exception's)
+                failure = failure[:keep] + [f"  ... {len(failure) - keep - 1} more lines: minicnn exercise "
+                                            f"check {self.exercise} --all"] + failure[-1:]
             lines.append("")
             lines += failure
         return "\n".join(lines + rest)
