@@ -81,9 +81,10 @@ class Report:
         if failure:
             room = PAGE_ROWS - len(lines) - len(rest) - 2  # a blank line, the "... more" line
             if not details and len(failure) > max(room, MIN_FAILURE_LINES):
-                keep = max(room, MIN_FAILURE_LINES) - 1  # the first lines, and the last (an exception's)
-                failure = failure[:keep] + [f"  ... {len(failure) - keep - 1} more lines: minicnn exercise "
-                                            f"check {self.exercise} --all"] + failure[-1:]
+                last = failure[-1:] if any(line.startswith("Traceback") for line in failure) else []
+                keep = max(room, MIN_FAILURE_LINES) - len(last)  # the first lines (and an exception's last)
+                failure = failure[:keep] + [f"  ... {len(failure) - keep - len(last)} more lines: minicnn "
+                                            f"exercise check {self.exercise} --all"] + last
             lines.append("")
             lines += failure
         return "\n".join(lines + rest)
