@@ -207,8 +207,9 @@ def test_stub_fails_and_solution_passes(name, tmp_path, capsys):
     stub = _grade(exercise, tmp_path / f"{name}.py")
     assert not stub.ok
     assert "not written yet" in stub.text() and "NotImplementedError" in stub.text()
-    assert main(["exercise", "solution", name, "--write", "--dir", str(tmp_path)]) == 0
-    assert "kept as" in capsys.readouterr().out  # the learner's stub is moved aside, not destroyed
+    assert main(["exercise", "solution", name, "--write", "--dir", str(tmp_path)]) == 2  # theirs: kept
+    assert main(["exercise", "solution", name, "--write", "--overwrite", "--dir", str(tmp_path)]) == 0
+    assert "kept as" in capsys.readouterr().out  # the learner's stub is kept aside, not destroyed
     solved = _grade(exercise, tmp_path / f"{name}.py")
     assert solved.ok, solved.text()
     assert any(r.kind == "values" for r in solved.rows)
@@ -264,7 +265,7 @@ def test_typical_wrong_solution_fails_with_its_hint(name, edits, hint, tmp_path)
 
 def test_failure_names_worst_element_expected_and_got(tmp_path):
     text = _grade(exercises.get("conv2d_dx"),
-                 _write(tmp_path, "conv2d_dx", _edited("conv2d_dx", [("[:, :, ::-1, ::-1]", "")]))).text()
+                 _write(tmp_path, "conv2d_dx", _edited("conv2d_dx", [("[:, :, ::-1, ::-1]", "")]))).text(details=True)
     assert re.search(r"dx: worst element at index \(\d+, \d+, \d+, \d+\): expected -?[\d.]+, got -?[\d.]+", text)
     assert "FAIL  values     conv2d_input_grad: dy (1,1,2,2)" in text
     assert "skip  gradcheck" in text  # the gradient check waits until the values are right
@@ -390,7 +391,7 @@ def test_cli_round_start_check_hint_solution(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "w_back" in out and "minicnn/functional/conv_im2col.py:" in out
     _fits(out)
-    assert main(["exercise", "solution", "conv2d_dx", "--dir", folder, "--write"]) == 0
+    assert main(["exercise", "solution", "conv2d_dx", "--dir", folder, "--write", "--overwrite"]) == 0
     assert "kept as" in capsys.readouterr().out
     assert (Path(folder) / "conv2d_dx.py.bak").read_text().endswith("# my notes\n")
     assert main(["exercise", "check", "conv2d_dx", "--dir", folder]) == 0

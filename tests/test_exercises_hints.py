@@ -6,9 +6,11 @@ its own hint from the grader's matching (`grading._diagnose`), not an earlier mi
 *solution files* for the usual mistakes are in tests/test_exercises.py (WRONG) and
 tests/test_exercises_capstone.py; this test proves no hint is dead or shadowed.
 
-Cheats, for every exercise: importing minicnn, importing the SciPy module an exercise forbids,
-looking for the expected values in the child's memory, returning float64 for float32 input, changing
-an argument in place. Each is made by wrapping the official solution, so the rest of the file is right.
+Cheats, for every exercise: importing minicnn, importing each SciPy module and calling each NumPy
+routine an exercise forbids, looking for the expected values in the child's memory (gc), in its
+callers' frames and in the grading process (/proc/PPID/mem), returning float64 for float32 input,
+changing an argument in place. Each is made by wrapping the official solution, so the rest of the file
+is right. The hard-coded-example cheat on every exercise: tests/test_exercises_generated.py.
 """
 
 from __future__ import annotations
@@ -86,11 +88,30 @@ def test_importing_the_engine_fails_in_every_exercise(name, tmp_path):
     assert not report.ok and "may not use minicnn" in report.hint, report.text()
 
 
-@pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES if e.forbidden])
-def test_importing_the_forbidden_scipy_module_fails(name, tmp_path):
-    module = sorted(exercises.get(name).forbidden)[0]
+@pytest.mark.parametrize("name, module", [(e.name, m) for e in exercises.EXERCISES for m in sorted(e.forbidden)])
+def test_importing_each_forbidden_scipy_module_fails(name, module, tmp_path):
     report = _grade(name, f"import {module}  # noqa\n" + exercises.get(name).solution(), tmp_path)
     assert not report.ok and f"(import {module} refused)" in report.hint and "exercise rules" in report.hint, \
+        report.text()
+
+
+NUMPY_ANSWER = '''
+def _cheat(function):
+    def answer(*args, **kwargs):
+        getattr(np, {name!r})(np.ones(3), np.ones(3))  # the routine that is the answer
+        return function(*args, **kwargs)
+    answer.__name__ = function.__name__
+    return answer
+'''
+
+
+@pytest.mark.parametrize("name, routine", [(e.name, f) for e in exercises.EXERCISES for f in sorted(e.numpy_forbidden)])
+def test_calling_each_forbidden_numpy_routine_fails(name, routine, tmp_path):
+    text = _wrapped(name, NUMPY_ANSWER.format(name=routine))
+    if "import numpy as np" not in text.split("def ")[0]:
+        text = "import numpy as np\n" + text
+    report = _grade(name, text, tmp_path)
+    assert not report.ok and f"(numpy.{routine} refused)" in report.text() and "exercise rules" in report.hint, \
         report.text()
 
 
@@ -118,6 +139,52 @@ def test_no_expected_values_in_the_childs_memory(name, tmp_path):
     report = _grade(name, _wrapped(name, LOOK_UP), tmp_path)
     text = report.text()
     assert not report.ok and ("got None" in text or "could not use what your function returned" in text), text
+
+
+FRAMES = '''
+import sys
+
+
+def _cheat(function):
+    def look(*args, **kwargs):
+        frame = sys._getframe(1)
+        while frame is not None:  # every caller's locals: the grader's cases would be here
+            for value in frame.f_locals.values():
+                found = getattr(value, "expected", None)
+                if isinstance(found, dict):
+                    return next(iter(found.values()))
+            frame = frame.f_back
+        return None
+    look.__name__ = function.__name__
+    return look
+'''
+
+
+@pytest.mark.parametrize("name", exercises.names())
+def test_no_expected_values_in_the_callers_frames(name, tmp_path):
+    report = _grade(name, _wrapped(name, FRAMES), tmp_path)
+    text = report.text()
+    assert not report.ok and ("got None" in text or "could not use what your function returned" in text), text
+
+
+PARENT = '''
+import os
+
+
+def _cheat(function):
+    def read(*args, **kwargs):
+        with open(f"/proc/{os.getppid()}/mem", "rb") as memory:  # the grading process's memory
+            memory.read(1)
+        return function(*args, **kwargs)
+    read.__name__ = function.__name__
+    return read
+'''
+
+
+@pytest.mark.parametrize("name", exercises.names())
+def test_reading_the_grading_process_is_refused(name, tmp_path):
+    report = _grade(name, _wrapped(name, PARENT), tmp_path)
+    assert not report.ok and "/mem refused" in report.text() and "exercise rules" in report.hint, report.text()
 
 
 FLOAT64 = '''

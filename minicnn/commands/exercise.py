@@ -5,12 +5,18 @@
     minicnn exercise start NAME [--dir DIR]    write DIR/NAME.py (a stub), never overwriting
     minicnn exercise check NAME [--dir DIR]    grade DIR/NAME.py against the engine
                                [--seed S]      the random cases of seed S (a failing one prints S)
+                               [--all]         every check (a tall report is shown per piece)
     minicnn exercise hint NAME [--dir DIR]     the next hint, one at a time
     minicnn exercise watch [--dir DIR]         work through them in order, re-checking on save
     minicnn exercise solution NAME [--write]   the engine's method in the exercise's form
+                               [--overwrite]   (--write onto your own file: kept as NAME.py.bak)
 
-Exit codes: 0 passed / done, 1 a check failed, 2 bad input (unknown exercise, missing file),
-130 watch stopped by Ctrl-C.
+Every file it writes (stubs, solutions, backups, the progress file) goes through
+`minicnn.files.write_atomic`: a temporary file beside the target, then an atomic rename, never onto a
+folder, device, FIFO or symbolic link, and never over a file of yours unless you pass --overwrite.
+
+Exit codes: 0 passed / done, 1 a check failed, 2 bad input (unknown exercise, missing file, a file in
+the way), 130 watch stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+
+from minicnn.files import TargetError, safe_target, write_atomic
 
 NAME = "exercise"
 HELP = "exercises: write forward/backward passes yourself and let the engine grade them"
@@ -38,6 +46,8 @@ def add_arguments(parser) -> None:
     _timeout(p)
     p.add_argument("--seed", type=int, default=None,
                    help="draw the random cases from this seed (a failing random case prints its seed)")
+    p.add_argument("--all", action="store_true",
+                   help="one row per check (a report taller than a 24-row page is shown per piece)")
     p = sub.add_parser("hint", help="show the next hint for an exercise")
     p.add_argument("name")
     _dir(p)
@@ -48,8 +58,9 @@ def add_arguments(parser) -> None:
     p = sub.add_parser("solution", help="show the solution (the engine's method, in the exercise's form)")
     p.add_argument("name")
     _dir(p)
-    p.add_argument("--write", action="store_true",
-                   help="write it as DIR/NAME.py (an existing file is kept as NAME.py.bak)")
+    p.add_argument("--write", action="store_true", help="write it as DIR/NAME.py")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --write: replace your DIR/NAME.py (kept first as NAME.py.bak)")
 
 
 def _dir(p) -> None:
@@ -80,15 +91,19 @@ def run(args) -> int:
     if action is None:
         print(__doc__.split("\n\n")[1])
         return 0
-    if action in ("list", "watch"):
-        return {"list": _list, "watch": _watch}[action](args)
     try:
-        exercise = exercises.get(args.name)
-    except ValueError:
-        _err(f"minicnn exercise: unknown exercise {args.name!r}; the exercises are:")
-        _err(_table(Path(args.dir)))
+        if action in ("list", "watch"):
+            return {"list": _list, "watch": _watch}[action](args)
+        try:
+            exercise = exercises.get(args.name)
+        except ValueError:
+            _err(f"minicnn exercise: unknown exercise {args.name!r}; the exercises are:")
+            _err(_table(Path(args.dir)))
+            return 2
+        return {"start": _start, "check": _check, "hint": _hint, "solution": _solution}[action](exercise, args)
+    except (TargetError, FileExistsError) as exc:  # a folder, link or device where a file would go
+        _err(f"minicnn exercise: {exc}")
         return 2
-    return {"start": _start, "check": _check, "hint": _hint, "solution": _solution}[action](exercise, args)
 
 
 def _table(folder: Path) -> str:
@@ -152,13 +167,22 @@ def _list(args) -> int:
     return 0
 
 
+def _write_text(path: Path, text: str, overwrite: bool = False) -> None:
+    """`text` into `path` by the write rule (`write_atomic`): FileExistsError for a file there unless
+    `overwrite`, TargetError for a folder, device, FIFO or link."""
+    write_atomic(path, lambda tmp: tmp.write_text(text), overwrite=overwrite)
+
+
 def _write_stub(exercise, folder: Path) -> tuple[Path, bool]:
-    """Write the stub unless the file exists; returns (path, written)."""
+    """Write the stub unless a file is there (the learner's: never replaced); returns (path, written)."""
     path = folder / f"{exercise.name}.py"
-    if path.exists():
+    if path.is_file() and not path.is_symlink():
         return path, False
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(exercise.stub())
+    try:
+        _write_text(path, exercise.stub())
+    except FileExistsError:  # it appeared meanwhile: theirs
+        return path, False
     return path, True
 
 
@@ -192,7 +216,7 @@ def _check(exercise, args) -> int:
              f"  minicnn exercise start {exercise.name}{_flag(args.dir)}")
         return 2
     report = _check_once(exercise, folder, args.timeout, args.seed)
-    print(report.text())
+    print(report.text(details=True if args.all else None))
     return 0 if report.ok else 1
 
 
@@ -236,11 +260,19 @@ def _solution(exercise, args) -> int:
     folder = Path(args.dir)
     path = folder / f"{exercise.name}.py"
     folder.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_text() != exercise.solution():
+    safe_target(path, overwrite=True)  # a folder, link or device there: TargetError before anything
+    if path.is_file() and path.read_text() != exercise.solution():
+        if not args.overwrite:
+            from minicnn.exercises.grading import _wrap
+
+            _err("\n".join(_wrap(f"minicnn exercise: {path} is your file; it was left as it is. To replace "
+                                  f"it with the solution (yours kept as {path.name}.bak), add --overwrite:")))
+            _err(f"  minicnn exercise solution {exercise.name}{_flag(args.dir)} --write --overwrite")
+            return 2
         backup = _free_name(path.with_name(path.name + ".bak"))
-        path.rename(backup)
+        _write_text(backup, path.read_text())
         print(f"your file was kept as {backup}")
-    path.write_text(exercise.solution())
+    _write_text(path, exercise.solution(), overwrite=True)
     print(f"wrote the solution to {path}; check it with:\n  minicnn exercise check {exercise.name}{_flag(args.dir)}")
     return 0
 

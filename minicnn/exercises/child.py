@@ -9,11 +9,30 @@ a call. Before the learner's file runs, the child installs the exercise rules as
 
     import minicnn (any submodule), or a module the exercise forbids   -> ImportError naming the rule
     open a file inside the minicnn package (to exec the engine's code)  -> PermissionError naming the rule
+    open anything under /proc but this process's own entries (the
+      grader's /proc/PID/mem, environ, fd/, cmdline ...), a folder (a
+      folder's fd would let os.open(..., dir_fd=) reach them unseen),
+      or /dev/mem, /dev/kmem, /dev/port                                  -> PermissionError naming the rule
+    start a process (os.fork, os.system, os.exec*, os.posix_spawn,
+      subprocess; a new interpreter would run without these rules),
+      signal another process (os.kill), any ctypes call, address or
+      library load (ctypes could patch the interpreter or read memory),
+      import _xxsubinterpreters, _testcapi ..., or _posixsubprocess anew
+      (its fork_exec, which fires no audit event, is replaced)          -> PermissionError / ImportError
 
-and replaces the NumPy functions the exercise forbids (e.g. numpy.convolve) by ones that raise.
-What this does not stop: a learner who copies the engine's source into their own file, or who uses
-ctypes to patch the interpreter. The parent never unpickles what the child sends (JSON only), so a
-crafted return value cannot run code in the process that holds the answers.
+and replaces the NumPy functions the exercise forbids (e.g. numpy.convolve) by ones that raise, in
+every numpy module that holds them, with the C routines behind them (NUMPY_KERNELS).
+The expected values are never in this process: the parent computes and keeps them, passes only the
+inputs of a call on the pipe, and starts this process with close_fds (it inherits only its stdin,
+stdout and a stderr file, no descriptor of the parent's) and an environment without any answer; the
+grader's own frames and objects live in the parent, so gc or sys._getframe here find only inputs.
+What this does not stop: a learner who copies the engine's source into their own file (the grader
+cannot tell copied code from written code), and native code of their own: a compiled extension module
+(.so) written beside their file and imported is loaded by the import system's `dlopen`, which fires no
+ctypes event, and C code is beyond any audit hook (it could read /proc or call the kernel directly).
+Nothing of the grader's answers is in this process for it to find, but it could reach the parent.
+The parent never unpickles what the child sends (JSON only), so a crafted return value cannot run code
+in the process that holds the answers.
 
 Protocol (one JSON object per line, `encode`/`decode` for values):
     child -> parent, once:  {"ok": true, "functions": [names]} or {"ok": false, "error": [lines]}
@@ -38,6 +57,15 @@ import numpy as np
 
 RULE_ENGINE = "exercise rules: your code may not use minicnn (you are writing the engine's part); use NumPy"
 RULE_DATA = "exercise rules: your code may not read the datasets; the grader sends the images it needs"
+RULE_SYSTEM = ("exercise rules: your code may not start processes, signal them, use ctypes, or read "
+               "/proc or memory devices; compute the answer with Python and NumPy")
+SYSTEM_MODULES = ("_posixsubprocess", "_xxsubinterpreters", "_xxinterpchannels", "_testcapi",
+                  "_testinternalcapi", "_testmultiphase")  # each would run code outside the rules
+# (_posixsubprocess stays loaded with its fork_exec replaced; importing it anew is refused)
+PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+                  "subprocess.Popen", "os.killpg", "pty.spawn")
+MEMORY_DEVICES = ("/dev/mem", "/dev/kmem", "/dev/port")
+NUMPY_KERNELS = {"correlate": ("correlate2",), "convolve": ("correlate",)}  # numpy's C routines behind them
 DRIVER_PREFIX = "driver:"  # requests for the grader's own code run in the child (config "driver")
 MAX_FRAMES = 8  # at most this many frames of the learner's traceback (deeper: first 2, last 3)
 SAFE_KINDS = "biuf"  # array dtypes that may cross the pipe: bool, int, unsigned, float
@@ -127,9 +155,10 @@ def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: 
     """Refuse imports of `forbidden` modules (name -> rule), reading files under `package_dir` and
     under `data_dirs` (the dataset folders: the capstone's test labels live there); replace each numpy
     function in `numpy_forbidden` (name -> rule) by one that raises."""
-    forbidden = {"minicnn": RULE_ENGINE, **forbidden}
+    forbidden = {"minicnn": RULE_ENGINE, **forbidden, **{m: RULE_SYSTEM for m in SYSTEM_MODULES}}
     package_dir = os.path.realpath(package_dir) + os.sep
     data_dirs = tuple(os.path.realpath(d) + os.sep for d in data_dirs)
+    own = os.getpid()
 
     def hook(event: str, args: tuple) -> None:
         if event == "import":
@@ -143,6 +172,15 @@ def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: 
                 raise PermissionError(f"{RULE_ENGINE} (reading {path} refused)")
             if real.startswith(data_dirs):
                 raise PermissionError(f"{RULE_DATA} (reading {path} refused)")
+            if any(_system_path(step, own) for step in _steps(path)) or os.path.isdir(real):
+                raise PermissionError(f"{RULE_SYSTEM} (opening {path} refused)")
+        elif event in ("os.listdir", "os.scandir") and isinstance(args[0], (str, bytes, os.PathLike)):
+            if any(_system_path(step, own) for step in _steps(os.fsdecode(args[0]))):
+                raise PermissionError(f"{RULE_SYSTEM} (listing {os.fsdecode(args[0])} refused)")
+        elif event.startswith(PROCESS_EVENTS) or event.startswith("ctypes."):
+            raise PermissionError(f"{RULE_SYSTEM} ({event} refused)")
+        elif event == "os.kill" and args[0] != own:
+            raise PermissionError(f"{RULE_SYSTEM} (os.kill of process {args[0]} refused)")
 
     class Refuse:  # first on sys.meta_path: names the rule even when the module is not on sys.path
         @staticmethod
@@ -154,10 +192,44 @@ def install_rules(package_dir: str, forbidden: dict[str, str], numpy_forbidden: 
 
     for name in [m for m in sys.modules if _refused(m, forbidden)]:
         del sys.modules[name]  # nothing of the engine stays importable from the cache
+    import _posixsubprocess  # subprocess's fork_exec raises no audit event: replace it (SciPy imports
+    _posixsubprocess.fork_exec = _refusing("_posixsubprocess.fork_exec", RULE_SYSTEM)  # subprocess)
     sys.meta_path.insert(0, Refuse())
     sys.addaudithook(hook)  # stays even if the learner removes Refuse from sys.meta_path
     for name, rule in numpy_forbidden.items():
-        setattr(np, name, _refusing(f"numpy.{name}", rule))
+        original = getattr(np, name)
+        refusing = _refusing(f"numpy.{name}", rule)
+        for module in [m for k, m in list(sys.modules.items()) if k.split(".")[0] == "numpy"]:
+            if getattr(module, name, None) is original:  # numpy._core.numeric.correlate too
+                setattr(module, name, refusing)
+            for kernel in NUMPY_KERNELS.get(name, ()):  # the C routine behind it
+                if hasattr(module, kernel):
+                    setattr(module, kernel, _refusing(f"numpy.{name}'s kernel {kernel}", rule))
+
+
+def _steps(path: str, limit: int = 40) -> list[str]:
+    """Every path `path` passes through on its way to a file: itself made absolute, then each symbolic
+    link followed one at a time (/proc/PID/fd/N resolves to "pipe:[..]", so the whole resolution is
+    checked, not only where it ends)."""
+    steps = [os.path.abspath(path)]
+    for _ in range(limit):
+        folder = os.path.realpath(os.path.dirname(steps[-1]))
+        here = os.path.join(folder, os.path.basename(steps[-1]))
+        steps.append(here)
+        if not os.path.islink(here):
+            break
+        steps.append(os.path.normpath(os.path.join(folder, os.readlink(here))))
+    return steps
+
+
+def _system_path(real: str, own: int) -> bool:
+    """Is `real` (an absolute path) another process's /proc entry, /proc itself or a memory device?"""
+    if real in MEMORY_DEVICES:
+        return True
+    if real != "/proc" and not real.startswith("/proc/"):
+        return False
+    parts = real.split("/")  # ["", "proc", entry, ...]
+    return len(parts) < 3 or parts[2] not in (str(own), "self", "thread-self")
 
 
 def _refusing(name: str, rule: str):

@@ -25,6 +25,8 @@ from minicnn.exercises.runner import ChildStopped, LearnerError, Rules, Session
 from minicnn.exercises.spec import Budget, Exercise, GradCase, Mistake, TrainCase, ValueCase
 
 WIDTH = 80  # every line of a report fits a terminal of this width
+PAGE_ROWS = 24  # a report taller than this is shown per piece (`Report.text`); --all shows every check
+MIN_FAILURE_LINES = 3  # a shortened report keeps at least this much of the failure's details
 MATCH_RTOL, MATCH_ATOL = 1e-6, 1e-9  # how close a learner's value must be to a known wrong answer
 TIMEOUT_SECONDS = 20.0  # the whole check (an Exercise may set its own); every solution takes about a second
 SHOWN_ELEMENTS = 24  # a returned array up to this size is printed whole in a failure; larger: a corner
@@ -59,19 +61,66 @@ class Report:
     def passed(self) -> int:
         return sum(r.status == "PASS" for r in self.rows)
 
-    def text(self) -> str:
+    def text(self, details: bool | None = None) -> str:
+        """The report, every line within WIDTH columns. `details` True: one row per check; False: one
+        row per piece (function) with its failing checks counted, and the failure cut to fit PAGE_ROWS
+        rows; None: the rows when the whole report fits PAGE_ROWS rows, else the pieces."""
+        if details is None:
+            full = self.text(details=True)
+            return full if len(full.splitlines()) <= PAGE_ROWS else self.text(details=False)
         lines = _fit(f"check {self.exercise}  ({self.path})")
-        for r in self.rows:
-            lines += _fit(f"  {r.status:<5} {r.kind:<10} {r.label}")
-        if self.rows:
-            lines.append(f"  {self.passed}/{len(self.rows)} checks passed")
-        if self.failure:
+        if details:
+            for r in self.rows:
+                lines += _fit(f"  {r.status:<5} {r.kind:<10} {r.label}")
+            if self.rows:
+                lines.append(f"  {self.passed}/{len(self.rows)} checks passed")
+        else:
+            lines += self._pieces()
+        failure = [part for line in self.failure for part in _fit(line)]
+        rest = self._after()
+        if failure:
+            room = PAGE_ROWS - len(lines) - len(rest) - 2  # a blank line, the "... more" line
+            if not details and len(failure) > max(room, MIN_FAILURE_LINES):
+                last = failure[-1:] if any(line.startswith("Traceback") for line in failure) else []
+                keep = max(room, MIN_FAILURE_LINES) - len(last)  # the first lines (and an exception's last)
+                failure = failure[:keep] + [f"  ... {len(failure) - keep - len(last)} more lines: minicnn "
+                                            f"exercise check {self.exercise} --all"] + last
             lines.append("")
-            lines += [part for line in self.failure for part in _fit(line)]
+            lines += failure
+        return "\n".join(lines + rest)
+
+    def _pieces(self) -> list[str]:
+        """One row per piece: its status and how many of its checks passed, failed and wait (the first
+        failing check is named by the failure below)."""
+        pieces: dict[str, list[Row]] = {}
+        for r in self.rows:
+            piece = r.kind if r.kind == "training" else r.label.split(": ", 1)[0]
+            pieces.setdefault(piece, []).append(r)
+        width = max((len(p) for p in pieces), default=0) + 1
+        lines = []
+        for piece, rows in pieces.items():
+            failed = [r for r in rows if r.status == "FAIL"]
+            skipped = sum(r.status == "skip" for r in rows)
+            status = "FAIL" if failed else "skip" if skipped else "PASS"
+            text = f"  {status:<5} {piece:<{width}}{sum(r.status == 'PASS' for r in rows)}/{len(rows)} passed"
+            if failed:
+                text += f", {len(failed)} failing"
+            if skipped:
+                text += f", {skipped} waiting"
+            lines += _fit(text)
+        if self.rows:
+            lines += _fit(f"  {self.passed}/{len(self.rows)} checks passed (each one: minicnn exercise check "
+                          f"{self.exercise} --all)")
+        return lines
+
+    def _after(self) -> list[str]:
+        """The lines after the failure: hint, seed, notes, verdict."""
+        lines: list[str] = []
         if self.hint:
             lines.append("")
             lines += _wrap("hint: " + self.hint)
-        failed_random = any(r.status == "FAIL" and f": {RANDOM}" in r.label for r in self.rows)
+        # the seed replays the random cases; a fixed case failing first is seen again without it
+        failed_random = bool(self.failure) and f": {RANDOM}" in self.failure[0]
         if failed_random and self.seed is not None:
             lines.append("")
             lines += _wrap(f"a random case failed; the same cases again: minicnn exercise check "
@@ -82,7 +131,7 @@ class Report:
         if self.ok:
             lines.append("")
             lines.append(f"PASSED: {self.exercise}")
-        return "\n".join(lines)
+        return lines
 
 
 def _fit(line: str) -> list[str]:

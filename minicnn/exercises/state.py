@@ -4,17 +4,18 @@
 
 status is "failing" or "passed" after the last check; `passed_once` remembers that some check passed
 (so an edit that breaks a passed exercise shows "passed earlier, now failing", not just "failing");
-`hints` counts the hints shown. Written atomically
-(a temporary file, then a rename), so an interrupted command never leaves a broken file; a file that
-cannot be read is treated as no progress (and replaced on the next write).
+`hints` counts the hints shown. Written by the write rule (`minicnn.files.write_atomic`: a temporary
+file, then a rename; never onto a folder, device, FIFO or symbolic link, which raise TargetError), so
+an interrupted command never leaves a broken file; a file that cannot be read is treated as no
+progress (and replaced on the next write: it is the exercises' own file).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from minicnn.files import write_atomic
 
 FILENAME = ".progress.json"
 PASSED_BEFORE = "passed earlier, now failing"
@@ -57,7 +58,5 @@ class Progress:
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".progress-", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"exercises": self.exercises}, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        text = json.dumps({"exercises": self.exercises}, indent=1, sort_keys=True)
+        write_atomic(self.path, lambda tmp: tmp.write_text(text), overwrite=True)
