@@ -145,7 +145,7 @@ def _lr_find(t):
 def _step(t):
     t.code(train.train_epoch, start="logits = model.forward(xb)", end="optimizer.zero_grad()")
     t.code(optim.SGD.step)
-    t.code(optim.SGD._update)
+    t.code(optim.SGD.update)
     ds, (x_train, _) = _mnist()
     core.manual_seed(0)
     model = build("lenet5")
@@ -162,8 +162,8 @@ def _step(t):
 
 
 def _optimisers(t):
-    t.code(optim.SGD._update)
-    t.code(optim.Adam._update)
+    t.code(optim.SGD.update)
+    t.code(optim.Adam.update)
     grads = [np.array([1.0, -2.0]), np.array([0.5, -1.0]), np.array([-1.0, 0.5])]  # a fixed sequence
     lr, mu, (b1, b2), eps = 0.1, 0.9, (0.9, 0.999), 1e-8
     sgd_p, adam_p = core.Parameter(np.array([1.0, 1.0])), core.Parameter(np.array([1.0, 1.0]))
@@ -194,7 +194,7 @@ def _optimisers(t):
 def _batch_norm(t):
     t.code(F.batch_norm_train, start="axes = _axes(x)", end="return y, x_hat")
     t.code(F.batch_norm_backward, start="axes = _axes(dy)", end="return dx")
-    t.code(L.BatchNorm2D._update_running, start="unbiased = var", end="self.running_var =")
+    t.code(L.BatchNorm2D.update_running, start="unbiased = var", end="self.running_var =")
     t.code(F.batch_norm_eval, start="x_hat = ", end="return")
     rng = np.random.default_rng(3)
     x = 3.0 + 2.0 * rng.standard_normal((4, 2, 3, 3))  # (N, C, H, W): 4 images, 2 maps, 3x3
