@@ -83,7 +83,8 @@ class Parameter:
     """A learnable tensor: `data` and its accumulated gradient `grad` (same shape, same dtype).
 
     `mask` (optional, same shape, 0/1) marks entries that must stay exactly zero: optimizers multiply
-    every update and every optimizer buffer by it (used by frequency-domain layers, seed 002).
+    every update and every optimizer buffer by it (used by the frequency-domain layers of Zhao et al.,
+    "Frequency Regularization", 2023).
 
     Assigning `data` keeps `grad` in step: an array of another shape gets a fresh zero gradient, one of
     another dtype gets the gradient converted (so float64 work never accumulates in a float32 `grad`).

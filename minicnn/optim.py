@@ -2,7 +2,8 @@
 
 A Parameter with a `mask` (0/1, see `minicnn.core.Parameter`) never has its masked entries changed:
 the update and every optimizer buffer are multiplied by the mask, so weight decay and momentum
-cannot revive an entry that was truncated (frequency regularization, seed 002).
+cannot revive an entry that was truncated (Zhao et al., "Frequency Regularization: Reducing Information
+Redundancy in Convolutional Neural Networks", IEEE Access, 2023).
 """
 
 from __future__ import annotations
