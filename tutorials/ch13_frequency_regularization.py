@@ -31,7 +31,7 @@ from ._data import small_dataset
 from ._runner import Step, Unavailable
 
 TITLE = "Frequency Regularization"
-SUMMARY = "DCT of a kernel, zigzag order, tail truncation, the compression it buys; vs pruning and SVD"
+SUMMARY = "DCT of a kernel, zigzag order, tail truncation, the compression it buys; a UNet; vs pruning and SVD"
 
 
 def _smooth_kernel(n: int = 8) -> np.ndarray:

@@ -16,7 +16,8 @@ from minicnn.models import build
 from ._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"
-SUMMARY = "data, loss, SGD and Adam, batch norm, a real training run of LeNet-5, reading its curves"
+SUMMARY = ("data, loss, label smoothing, SGD and Adam, the learning-rate range test, batch norm, a real "
+           "training run of LeNet-5, reading its curves")
 
 _CACHE: dict = {}
 STANDARDIZE_BLOCK = 10_000  # images per block when standardising the training set
