@@ -15,6 +15,7 @@ and read through `minicnn.files`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -35,8 +36,36 @@ def manual_seed(seed: int) -> None:
 
 
 def rng() -> np.random.Generator:
-    """The engine-wide generator. Its state is saved in checkpoints (`rng().bit_generator.state`)."""
-    return _RNG
+    """The engine-wide generator. Its state is saved in checkpoints (`rng().bit_generator.state`).
+    Inside `unfilled_weights()`: a stand-in whose draws are zeros (see there)."""
+    return _UNFILLED if _UNFILLED.active else _RNG
+
+
+class _ZeroDraws:
+    """Stands in for the generator while `unfilled_weights()` is on: `uniform(low, high, size)` gives
+    zeros (np.zeros: fresh pages that stay unwritten until used), and the engine generator is not advanced."""
+
+    active = False
+
+    def uniform(self, low: float = 0.0, high: float = 1.0, size=None) -> np.ndarray:
+        return np.zeros(size)
+
+
+_UNFILLED = _ZeroDraws()
+
+
+@contextlib.contextmanager
+def unfilled_weights() -> Iterator[None]:
+    """Build models to count them, not to run them: while on, weight initialisation draws zeros from `rng()`
+    instead of random numbers, so building is fast and the engine generator's state is left as it was.
+    Shapes, parameter counts and multiply-adds are those of a normal build (`minicnn models` uses it);
+    the weights are all zero, so do not train such a model.
+    """
+    _UNFILLED.active = True
+    try:
+        yield
+    finally:
+        _UNFILLED.active = False
 
 
 def check_grad(dy, shape: tuple[int, ...], who: str) -> None:
@@ -54,7 +83,8 @@ class Parameter:
     """A learnable tensor: `data` and its accumulated gradient `grad` (same shape, same dtype).
 
     `mask` (optional, same shape, 0/1) marks entries that must stay exactly zero: optimizers multiply
-    every update and every optimizer buffer by it (used by frequency-domain layers, seed 002).
+    every update and every optimizer buffer by it (used by the frequency-domain layers of Zhao et al.,
+    "Frequency Regularization", 2023).
 
     Assigning `data` keeps `grad` in step: an array of another shape gets a fresh zero gradient, one of
     another dtype gets the gradient converted (so float64 work never accumulates in a float32 `grad`).
@@ -75,7 +105,7 @@ class Parameter:
         if not np.issubdtype(value.dtype, np.floating):
             value = value.astype(DEFAULT_DTYPE)
         if self.grad.shape != value.shape:
-            self.grad = np.zeros_like(value)
+            self.grad = np.zeros(value.shape, value.dtype)  # calloc: no memory used until written
         elif self.grad.dtype != value.dtype:
             self.grad = self.grad.astype(value.dtype)
         self._data = value

@@ -73,13 +73,14 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
-def _rel_errors(analytic: np.ndarray, numeric: np.ndarray):
+def rel_errors(analytic: np.ndarray, numeric: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Per element |a - n| / max(|a|, |n|, ERROR_FLOOR), and the index of the worst one (() when empty)."""
     err = np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), ERROR_FLOOR)
     i = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
     return err, i
 
 
-def _numeric_gradient(forward, g: np.ndarray, array: np.ndarray, eps: float) -> np.ndarray:
+def numeric_gradient(forward, g: np.ndarray, array: np.ndarray, eps: float) -> np.ndarray:
     """Central differences of L = sum(g * forward()) with respect to every entry of `array`
     (perturbed in place and restored). The two outputs are subtracted before the sum, which keeps
     the rounding error near 1e-10 instead of 1e-16 * |L| / eps."""
@@ -94,6 +95,9 @@ def _numeric_gradient(forward, g: np.ndarray, array: np.ndarray, eps: float) -> 
         flat[i] = old
         gflat[i] = np.sum(g * (plus - minus)) / (2 * eps)
     return grad
+
+
+_numeric_gradient = numeric_gradient  # the former name, still imported by tests/test_losses.py, test_losses_seg.py
 
 
 def gradcheck(layer: Layer, x: np.ndarray, eps: float = DEFAULT_EPS, tol: float = DEFAULT_TOL,
@@ -145,8 +149,8 @@ def gradcheck(layer: Layer, x: np.ndarray, eps: float = DEFAULT_EPS, tol: float 
         raise AssertionError(f"gradcheck({who}): backward returned dx of shape {dx.shape}, input is {x.shape}")
     targets = [("input", x, dx)] + [(pname, p.data, d) for (pname, p), d in zip(params, dps, strict=True)]
     for tname, array, a in targets:
-        n = _numeric_gradient(forward, g, array, eps)
-        err, i = _rel_errors(a, n)
+        n = numeric_gradient(forward, g, array, eps)
+        err, i = rel_errors(a, n)
         report.tensors.append(TensorReport(
             tname, array.shape, float(err[i]) if err.size else 0.0, tuple(int(j) for j in i),
             float(a[i]) if err.size else 0.0, float(n[i]) if err.size else 0.0))

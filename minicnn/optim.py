@@ -2,7 +2,8 @@
 
 A Parameter with a `mask` (0/1, see `minicnn.core.Parameter`) never has its masked entries changed:
 the update and every optimizer buffer are multiplied by the mask, so weight decay and momentum
-cannot revive an entry that was truncated (frequency regularization, seed 002).
+cannot revive an entry that was truncated (Zhao et al., "Frequency Regularization: Reducing Information
+Redundancy in Convolutional Neural Networks", IEEE Access, 2023).
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            delta = self._update(i, p)
+            delta = self.update(i, p)
             if p.mask is not None:
                 delta *= p.mask
             p.data -= delta.astype(p.data.dtype, copy=False)
 
-    def _update(self, i: int, p: Parameter) -> np.ndarray:
+    def update(self, i: int, p: Parameter) -> np.ndarray:
+        """The update rule alone: the amount `step` subtracts from parameter i (`p`, its gradient
+        filled), advancing this optimizer's buffers for it. `step` counts the step (`self.steps` = t) before calling it,
+        then applies the mask and the subtraction."""
         raise NotImplementedError
 
     def _masked(self, p: Parameter, buf: np.ndarray) -> np.ndarray:
@@ -138,7 +142,8 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
         self.velocity: dict[int, np.ndarray] = {}
 
-    def _update(self, i, p):
+    def update(self, i: int, p: Parameter) -> np.ndarray:
+        """lr * v, the velocity v <- momentum v + g (v = g at the first step; Nesterov: g + momentum v)."""
         g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad.copy()
         if self.momentum:
             if i not in self.velocity:
@@ -176,7 +181,8 @@ class Adam(Optimizer):
         self.m: dict[int, np.ndarray] = {}
         self.v: dict[int, np.ndarray] = {}
 
-    def _update(self, i, p):
+    def update(self, i: int, p: Parameter) -> np.ndarray:
+        """lr * m_hat / (sqrt(v_hat) + eps), after moving the moments m, v of parameter i by its gradient."""
         b1, b2 = self.betas
         g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
         if i not in self.m:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minicnn.core import Layer, Parameter
-from minicnn.gradcheck import gradcheck
+from minicnn.gradcheck import gradcheck, numeric_gradient, rel_errors
 from minicnn.gradcheck_cases import CASES, run_case
 from minicnn.layers import Linear
 
@@ -133,3 +133,14 @@ def test_the_command_fits_80_columns_and_ends_with_a_total(capsys):
     assert max(map(len, lines)) <= 80
     assert lines[-1] == f"checked {len(CASES)} layers: {len(CASES)} passed, 0 failed"
     assert sum(line.startswith("result: PASS") for line in lines) == len(CASES)
+
+
+def test_numeric_gradient_and_rel_errors_are_public_and_correct():
+    a = np.array([[1.0, -2.0], [0.5, 3.0]])
+    g = np.array([[1.0, 2.0], [-1.0, 0.5]])
+    numeric = numeric_gradient(lambda: a**3, g, a, 1e-5)  # d/da sum(g a^3) = 3 g a^2
+    np.testing.assert_allclose(numeric, 3 * g * a**2, rtol=1e-8)
+    assert np.array_equal(a, [[1.0, -2.0], [0.5, 3.0]])  # every entry put back
+    err, worst = rel_errors(np.array([1.0, 2.0, 0.0]), np.array([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(err, [0.0, 0.5, 0.0])
+    assert worst == (1,)

@@ -174,3 +174,15 @@ def test_experiment_plumbing_on_synthetic_data(rng):
     assert model(ds.x_test[:4]).dtype == np.float32  # GELU keeps float32 (no float64 detour)
     r = train_and_test(model, ds, epochs=1, batch_size=32, lr=0.05, seed=0)
     assert 0.0 <= r["test_accuracy"] <= 1.0 and r["images_per_s"] > 0
+
+
+def test_vgg_builds_the_registered_vggs():
+    from minicnn.models import build
+    from minicnn.models.classic import vgg
+
+    core.manual_seed(0)
+    direct = vgg(11, 10, 3, 1 / 16, 32)
+    core.manual_seed(0)
+    registered = build("vgg11", num_classes=10, width=1 / 16, image_size=32)
+    assert [(n, p.shape) for n, p in direct.named_parameters()] == [(n, p.shape) for n, p in registered.named_parameters()]
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(direct.parameters(), registered.parameters(), strict=True))

@@ -3,8 +3,10 @@ multiply-adds `minicnn.analysis` counts there, in a table within 80 columns; nam
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from minicnn import core
 from minicnn.analysis import analyze
 from minicnn.cli import main
 from minicnn.models import MODELS, build, default_input
@@ -28,9 +30,11 @@ def test_every_registered_model_is_listed_with_its_counts_within_80_columns(caps
     assert max(map(len, out.splitlines())) <= 80
     rows = _rows(out)
     assert sorted(rows) == sorted(MODELS)
-    for name in ("lenet5", "cifar_net", "resnet20", "mobilenet_v1"):  # the counts are analyze's
-        summary = analyze(build(name), default_input(name))
+    for name in sorted(MODELS):  # the counts are analyze's of a normal (random-weight) build, one at a time
+        model = build(name)
+        summary = analyze(model, default_input(name))
         assert rows[name] == ["x".join(map(str, default_input(name))), f"{summary.params:,}", f"{summary.macs:,}"]
+        del model
     assert rows["mobilenet_v1"][2] == "568,740,352"  # the paper's 569 million mult-adds (Table 8)
     assert rows["lenet5"][:2] == ["1x28x28", "61,706"]
     assert out.rstrip().endswith(f"{len(MODELS)} models; per-layer detail: minicnn summary NAME")
@@ -54,3 +58,17 @@ def test_models_help_fits_80_columns(capsys):
         main(["--help"])
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("    ")]
     assert "models" in listed and "export" in listed
+
+
+def test_counting_builds_draw_no_random_numbers_and_match_a_normal_build():
+    core.manual_seed(3)
+    state = core.rng().bit_generator.state
+    with core.unfilled_weights():
+        counted = build("vgg11")  # ~133M weights: zeros, no draws
+    assert core.rng().bit_generator.state == state  # the generator did not move
+    assert all(not np.any(p.data) for p in counted.parameters())
+    normal = build("lenet5")
+    assert core.rng().bit_generator.state != state and any(np.any(p.data) for p in normal.parameters())
+    with core.unfilled_weights():
+        small = build("lenet5")
+    assert [p.shape for p in small.parameters()] == [p.shape for p in normal.parameters()]

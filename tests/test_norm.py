@@ -57,3 +57,10 @@ def test_batch_norm_2d_layer_gradcheck_and_float32():
     layer32 = L.BatchNorm2D(3)
     y = layer32(x32)
     assert y.dtype == np.float32 and layer32.backward(np.ones_like(y)).dtype == np.float32
+
+
+def test_update_running_moves_the_statistics_by_momentum_with_the_unbiased_variance():
+    bn = L.BatchNorm2D(2, momentum=0.1)
+    bn.update_running(np.array([1.0, 2.0]), np.array([3.0, 4.0]), 4, "BatchNorm2D")
+    np.testing.assert_allclose(bn.running_mean, [0.1, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(bn.running_var, 0.9 + 0.1 * np.array([3.0, 4.0]) * 4 / 3, rtol=1e-6)

@@ -198,3 +198,18 @@ def test_damaged_optimizer_state_is_refused_and_changes_nothing():
     del good["steps"]
     with pytest.raises(ValueError, match=r"missing \['steps'\]"):
         SGD([param([1.0, 2.0])], lr=0.5, momentum=0.9).load_state_dict(good)
+
+
+def test_update_is_the_rule_alone_and_step_applies_it():
+    p = Parameter(np.array([1.0, -2.0]))
+    p.grad[...] = [0.5, 1.0]
+    sgd = SGD([p], lr=0.1, momentum=0.9)
+    np.testing.assert_allclose(sgd.update(0, p), [0.05, 0.1])  # first step: v = g
+    np.testing.assert_allclose(p.data, [1.0, -2.0])  # update does not touch the weights
+    np.testing.assert_allclose(sgd.update(0, p), 0.1 * (0.9 * np.array([0.5, 1.0]) + [0.5, 1.0]))
+    q = Parameter(np.array([1.0, -2.0]))
+    q.grad[...] = [0.5, -1.0]
+    adam = Adam([q], lr=0.01)
+    adam.steps = 1  # as `step` counts the step t before it calls update
+    np.testing.assert_allclose(adam.update(0, q), 0.01 * np.sign([0.5, -1.0]), rtol=1e-6)  # m_hat/sqrt(v_hat) = sign
+    np.testing.assert_allclose(q.data, [1.0, -2.0])

@@ -7,7 +7,7 @@ import numpy as np
 from minicnn import core
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.gradcheck import _numeric_gradient, _rel_errors, gradcheck
+from minicnn.gradcheck import gradcheck, numeric_gradient, rel_errors
 
 from ._runner import Step
 
@@ -103,7 +103,7 @@ def _gradcheck(t):
     t.say("Is backward right? Compare it with central differences: nudge one entry by ±ε, rerun forward, "
           "and see how z changes. minicnn.gradcheck does this for the input and every parameter, in "
           "float64, and reports the WORST relative error.")
-    t.code(_numeric_gradient)
+    t.code(numeric_gradient)
     core.manual_seed(0)
     layer = L.Linear(4, 3).to(np.float64)
     x = np.random.default_rng(0).standard_normal((2, 4))
@@ -138,7 +138,7 @@ def _chain(t):
     t.say("The same check on a whole network: two multiplicative layers and a nonlinearity. If every layer's "
           "backward is right, the chain rule in Sequential.backward makes the whole network's right. The "
           "checker reports the worst entry, never an average:")
-    t.code(_rel_errors)
+    t.code(rel_errors)
     core.manual_seed(1)
     net = core.Sequential(L.Linear(3, 5), L.Tanh(), L.Linear(5, 2)).to(np.float64)
     x = np.random.default_rng(2).standard_normal((4, 3))

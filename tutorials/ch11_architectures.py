@@ -86,7 +86,7 @@ def _at_full_width(name: str, size: int) -> tuple[int, int, int]:
 
 
 def _chain(t):
-    t.code(classic._vgg)
+    t.code(classic.vgg)
     rows = []
     t.say("Building the ImageNet AlexNet and VGG-16 takes over 1 GB (VGG-16's first FC layer alone has "
           "25088 x 4096 weights). But every count is a quadratic in the width w when all layers scale by w, so "

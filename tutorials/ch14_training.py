@@ -10,13 +10,14 @@ from scipy.special import softmax
 from minicnn import core, data, losses, optim, visualize
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.app import train
+from minicnn.app import lr_find, train
 from minicnn.models import build
 
 from ._runner import Step, Unavailable
 
 TITLE = "Training LeNet-5 on MNIST"
-SUMMARY = "data, loss, SGD and Adam, batch norm, a real training run of LeNet-5, reading its curves"
+SUMMARY = ("data, loss, label smoothing, SGD and Adam, the learning-rate range test, batch norm, a real "
+           "training run of LeNet-5, reading its curves")
 
 _CACHE: dict = {}
 STANDARDIZE_BLOCK = 10_000  # images per block when standardising the training set
@@ -70,10 +71,82 @@ def _loss(t):
     t.check("dL/dz = (softmax(z) − onehot(y)) / N", grad, (p - np.eye(3)[labels]) / 2)
 
 
+SMOOTHING = 0.1  # the label smoothing e shown (Szegedy et al. use 0.1)
+
+
+def _label_smoothing(t):
+    t.code(losses.SoftmaxCrossEntropy.forward, start="nll =", end="return float((1 - e)")
+    t.code(losses.SoftmaxCrossEntropy.backward, start="e = self.label_smoothing", end="dlogits[np.arange")
+    e, k = SMOOTHING, 4
+    logits = np.array([[2.0, 0.5, -1.0, 0.0]])
+    label = np.array([0])
+    target = (1 - e) * np.eye(k)[label] + e / k  # (1, K): the smoothed target distribution
+    t.array(f"target t for label 0, K = {k}, e = {e}", target)
+    smooth = losses.SoftmaxCrossEntropy(label_smoothing=e)
+    value, grad = smooth(logits, label), smooth.backward()
+    p = softmax(logits, axis=1)
+    t.check("L = −Σ_k t_k log p_k (scipy.special.softmax as the reference)", value, -np.sum(target * np.log(p)))
+    t.check("dL/dz = (softmax(z) − t) / N", grad, (p - target) / 1)
+    t.check("L = (1 − e)·NLL + e·mean_k(−log p_k), the form the code computes", value,
+            (1 - e) * -np.log(p[0, 0]) + e * np.mean(-np.log(p)))
+    plain = losses.SoftmaxCrossEntropy()
+    margins = np.linspace(0.0, 12.0, 1201)  # z = margin · onehot(0): how confident the network is
+    rows, with_e, without = [], [], []
+    for m in margins:
+        z = m * np.eye(k)[label]
+        with_e.append(smooth(z, label))
+        without.append(plain(z, label))
+        if m in (0.0, 2.0, 4.0, 8.0, 12.0):
+            rows.append([f"{m:g}", f"{softmax(z, axis=1)[0, 0]:.4f}", f"{without[-1]:.4f}", f"{with_e[-1]:.4f}"])
+    t.table(["logit margin", "p(right class)", "L, e = 0", f"L, e = {e}"], rows)
+    best = margins[int(np.argmin(with_e))]
+    exact = np.log((1 - e + e / k) / (e / k))  # softmax(z) = t where the margin is log(t_right / t_other)
+    t.check_true("without smoothing the loss keeps falling as the margin grows (it wants infinite logits)",
+                 bool(np.all(np.diff(without) < 0)))
+    t.check(f"with e = {e} it is lowest at a finite margin, log(t_right / t_other) = log(37) = {exact:.3f}",
+            best, exact, tol=0.01)
+    t.say("So the network is pulled back from over-confidence. `minicnn train --label-smoothing 0.1` trains "
+          "with it; accuracy is still counted against the hard labels.")
+
+
+def _lr_find(t):
+    t.code(lr_find.LRFindConfig.lr)
+    t.code(lr_find.suggest)
+    ds, (x_train, _) = _mnist()
+    n, steps = (3200, 100) if t.quick else (12800, 200)
+    core.manual_seed(0)
+    model = build("lenet5")
+    before = model.state_dict()
+    opt = optim.SGD(model.parameters(), 1e-5, momentum=0.9)
+    config = lr_find.LRFindConfig(start_lr=1e-5, end_lr=10.0, steps=steps, batch_size=32)
+    result = lr_find.lr_find(model, x_train[:n], ds.y_train[:n], opt, config=config)
+    t.say(f"LeNet-5, SGD with momentum 0.9, batch 32, up to {steps} steps on {n:,} training images, the rate "
+          f"growing from 1e-5 to 10; the sweep ended: {result.stopped} after {len(result.lrs)} steps.")
+    picks = np.unique(np.linspace(0, len(result.lrs) - 1, 9).round().astype(int))
+    t.table(["step", "learning rate", "batch loss", "smoothed loss"],
+            [[i, f"{result.lrs[i]:.2e}", f"{result.losses[i]:.3f}", f"{result.smoothed[i]:.3f}"] for i in picks])
+    lowest = int(np.argmin(result.smoothed))
+    t.print(f"lowest smoothed loss {result.smoothed[lowest]:.3f} at lr {result.lrs[lowest]:.2e}; "
+            f"suggested lr (steepest descent before it): "
+            + ("none" if result.suggestion is None else f"{result.suggestion:.2e}"))
+    t.fig_dir.mkdir(parents=True, exist_ok=True)
+    path = t.fig_dir / "ch14_lr_find.png"
+    lr_find.plot_lr_find(result, path)
+    t.print(f"figure saved: {path}")
+    t.check_true("the loss first falls: the lowest smoothed loss is below the first one",
+                 result.smoothed[lowest] < result.smoothed[0])
+    t.check_true("a rate is suggested, at most the rate of the lowest loss (on the descent, not the explosion)",
+                 result.suggestion is not None and result.suggestion <= result.lrs[lowest])
+    t.check("the sweep puts the model's weights back as they were",
+            max(float(np.max(np.abs(model.state_dict()[name] - before[name]))) for name in before), 0.0, tol=0)
+    t.say("`minicnn lr-find MODEL --dataset mnist` runs the same sweep from the command line and writes "
+          "the PNG. The suggestion is a starting point for --lr, not a guarantee.")
+
+
 def _step(t):
     t.code(train.train_epoch, start="logits = model.forward(xb)", end="optimizer.zero_grad()")
     t.code(optim.SGD.step)
-    t.code(optim.SGD._update)
+    t.code(optim.SGD.update)
     ds, (x_train, _) = _mnist()
     core.manual_seed(0)
     model = build("lenet5")
@@ -90,8 +163,8 @@ def _step(t):
 
 
 def _optimisers(t):
-    t.code(optim.SGD._update)
-    t.code(optim.Adam._update)
+    t.code(optim.SGD.update)
+    t.code(optim.Adam.update)
     grads = [np.array([1.0, -2.0]), np.array([0.5, -1.0]), np.array([-1.0, 0.5])]  # a fixed sequence
     lr, mu, (b1, b2), eps = 0.1, 0.9, (0.9, 0.999), 1e-8
     sgd_p, adam_p = core.Parameter(np.array([1.0, 1.0])), core.Parameter(np.array([1.0, 1.0]))
@@ -122,7 +195,7 @@ def _optimisers(t):
 def _batch_norm(t):
     t.code(F.batch_norm_train, start="axes = _axes(x)", end="return y, x_hat")
     t.code(F.batch_norm_backward, start="axes = _axes(dy)", end="return dx")
-    t.code(L.BatchNorm2D._update_running, start="unbiased = var", end="self.running_var =")
+    t.code(L.BatchNorm2D.update_running, start="unbiased = var", end="self.running_var =")
     t.code(F.batch_norm_eval, start="x_hat = ", end="return")
     rng = np.random.default_rng(3)
     x = 3.0 + 2.0 * rng.standard_normal((4, 2, 3, 3))  # (N, C, H, W): 4 images, 2 maps, 3x3
@@ -271,6 +344,13 @@ STEPS = [
         The network outputs 10 scores (logits) per image; softmax turns them into probabilities and the loss
         is the negative log-probability of the right class. Its gradient is remarkably simple.""",
          "L = −(1/N) Σ_n log softmax(z_n)[y_n]        dL/dz = (softmax(z) − onehot(y)) / N", _loss),
+    Step("Label smoothing", """
+        One-hot targets ask for probability 1 on the right class, which softmax only reaches with infinite
+        logits. Label smoothing (Szegedy et al., "Rethinking the Inception architecture for computer
+        vision", 2016) moves a little of the target onto every class, so the loss has its minimum at a
+        finite confidence. The gradient keeps its simple form.""",
+         "t = (1 − e)·onehot(y) + e/K        L = −(1/N) Σ_n Σ_k t_nk log softmax(z_n)_k\n"
+         "dL/dz = (softmax(z) − t) / N", _label_smoothing),
     Step("One step of gradient descent", """
         Forward (every layer caches what backward needs), loss, backward (every parameter's gradient is
         accumulated), then the optimizer updates the weights and the gradients are reset.""",
@@ -282,6 +362,12 @@ STEPS = [
          "SGD:  v ← μ v + g  (v = g at the first step)      w ← w − η v\n"
          "Adam: m ← β₁ m + (1 − β₁) g      s ← β₂ s + (1 − β₂) g²    (t: step)\n"
          "      m̂ = m / (1 − β₁ᵗ)      ŝ = s / (1 − β₂ᵗ)      w ← w − η m̂ / (√ŝ + ε)", _optimisers),
+    Step("Finding a learning rate: the range test", """
+        Which learning rate? Smith ("Cyclical learning rates for training neural networks", 2017) trains
+        briefly while the rate grows exponentially, and watches the loss: flat (too small), falling, then
+        exploding (too large). A good rate sits where the smoothed loss falls fastest.""",
+         "lr_i = lr_start · (lr_end / lr_start)^(i / (steps − 1))\n"
+         "suggestion = the lr of the steepest descent of the smoothed loss against log lr", _lr_find),
     Step("Batch normalisation: train and eval", """
         Batch normalisation (Ioffe and Szegedy, 2015) standardises each map over the batch and its pixels,
         then scales and shifts it by learned γ, β. Backward must account for μ and σ depending on every

@@ -126,7 +126,7 @@ def _early_stop(t):
 
 
 def _weight_decay(t):
-    t.code(optim.SGD._update)
+    t.code(optim.SGD.update)
     plain, decayed = _run(t, 0.0), _run(t, WEIGHT_DECAY)
     t.say(f"Weight decay adds λw to every gradient (λ = {WEIGHT_DECAY:g}): each step shrinks the weights a little "
           "towards 0, so fitting the 300 images exactly costs something. The same run with it:")

@@ -1,8 +1,9 @@
 """`minicnn models [NAME ...]`: every registered model (or the ones named) with the input it is made for,
 its parameters and its multiply-adds there, as `minicnn summary NAME` counts them (`minicnn.analysis`:
 parameters with biases and BatchNorm; multiply-adds of the conv and fully-connected weights, 1 MAC =
-1 op). Each model is built to be counted (nothing runs), one at a time, so the big ImageNet ones (VGG:
-~140M parameters, ~0.6 GB each) take a few seconds; rows appear as they are counted.
+1 op). Each model is built to be counted (nothing runs), one at a time, inside
+`minicnn.core.unfilled_weights()`: its weights are zeros instead of random draws, so even the VGGs
+(~140M parameters) build quickly; the counts are those of a normal build (tests/test_models_command.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def _row(cells: tuple[str, ...], name_width: int, input_width: int) -> str:
 def lines(names: list[str]):
     """The header, a rule, then one line per model of `names` (each built, counted and dropped in turn)."""
     from minicnn.analysis import analyze
+    from minicnn.core import unfilled_weights
     from minicnn.models import build, default_input
 
     shapes = {name: default_input(name) for name in names}
@@ -36,7 +38,10 @@ def lines(names: list[str]):
     yield header
     yield "-" * len(header)
     for name in names:
-        summary = analyze(build(name), shapes[name])
+        with unfilled_weights():  # zeros, not random draws: counted, never run
+            model = build(name)
+        summary = analyze(model, shapes[name])
+        del model  # before the next one is built
         yield _row((name, "x".join(map(str, shapes[name])), f"{summary.params:,}", f"{summary.macs:,}"),
                    name_width, input_width)
 

@@ -57,10 +57,10 @@ class _BatchNorm(Layer):
         else:  # the course's math, as written
             y, x_hat, inv_std, mu, var = F.batch_norm_train(x, gamma, beta, self.eps)
             self._cache = (False, x_hat, None, inv_std, gamma)  # cache: x_hat, 1/sigma, gamma
-        self._update_running(mu, var, m, who)
+        self.update_running(mu, var, m, who)
         return y
 
-    def _update_running(self, mu: np.ndarray, var: np.ndarray, m: int, who: str) -> None:
+    def update_running(self, mu: np.ndarray, var: np.ndarray, m: int, who: str) -> None:
         """running = (1 - momentum) running + momentum * batch statistic (unbiased variance)."""
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(var))):  # one NaN would stay in them forever
             warnings.warn(f"{who}: the batch holds NaN or infinity; running statistics not updated", RuntimeWarning,

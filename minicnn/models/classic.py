@@ -55,7 +55,8 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, i
     return Sequential(features, *_fc_head(features, (in_channels, image_size, image_size), hidden, num_classes))
 
 
-def _vgg(depth: int, num_classes: int, in_channels: int, width: float, image_size: int) -> Layer:
+def vgg(depth: int, num_classes: int, in_channels: int, width: float, image_size: int) -> Layer:
+    """VGG-`depth` (11, 16 or 19, VGG_CONFIGS) at `width`: 3x3 conv-ReLU stacks, max-pools ("M"), the FC head."""
     layers: list[Layer] = []
     cin = in_channels
     for v in VGG_CONFIGS[depth]:
@@ -72,19 +73,19 @@ def _vgg(depth: int, num_classes: int, in_channels: int, width: float, image_siz
 @register("vgg11")
 def vgg11(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, image_size: int = 224) -> Layer:
     """VGG configuration A (8 conv + 3 FC)."""
-    return _vgg(11, num_classes, in_channels, width, image_size)
+    return vgg(11, num_classes, in_channels, width, image_size)
 
 
 @register("vgg16")
 def vgg16(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, image_size: int = 224) -> Layer:
     """VGG configuration D (13 conv + 3 FC)."""
-    return _vgg(16, num_classes, in_channels, width, image_size)
+    return vgg(16, num_classes, in_channels, width, image_size)
 
 
 @register("vgg19")
 def vgg19(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, image_size: int = 224) -> Layer:
     """VGG configuration E (16 conv + 3 FC)."""
-    return _vgg(19, num_classes, in_channels, width, image_size)
+    return vgg(19, num_classes, in_channels, width, image_size)
 
 
 @register("vgg_cifar")

@@ -1,6 +1,6 @@
 """The Caffe "LeNet" (the network of Caffe's MNIST example, `lenet_train_test.prototxt`): the LeNet-5
 of the compression literature, about 0.4M parameters, and most likely the network Zhao et al. compress
-to 776 numbers in "Frequency Regularization" (seed 002):
+to 776 numbers in "Frequency Regularization" (Zhao, Dong, Zhang, Tan, Basu, IEEE Access 11, 2023):
 
     x (N, 1, 28, 28) -> conv 5x5 (20) -> max-pool 2 -> conv 5x5 (50) -> max-pool 2
                      -> flatten -> fc 500 -> ReLU -> fc num_classes
