@@ -66,6 +66,28 @@ def test_float32_rounding_is_not_a_disagreement():
     assert set(p.plans["op|c"].seconds) == {"default", "other"}
 
 
+def test_a_cancelled_bias_gradient_is_judged_on_the_tuple_scale(capsys):
+    """A UNet's conv before BatchNorm: db is rounding noise (1e-10) beside dw (5e-4); two summation
+    orders give two noises, which is no disagreement. A db that is wrong on dw's scale still is."""
+    dw = np.full((4, 3), 5e-4, np.float32)
+    same = (None, dw, np.array([1.2e-10, -3e-11], np.float32))
+    other_noise = (None, dw * (1 + 1e-6), np.array([-2e-11, 9e-11], np.float32))
+    wrong = (None, dw, np.array([3e-5, 0.0], np.float32))
+    assert planner_module._agree(other_noise, same)
+    assert not planner_module._agree(wrong, same)
+    p = Planner()
+    p.run("op|d", {"default": lambda: same, "other": lambda: other_noise})
+    assert set(p.plans["op|d"].seconds) == {"default", "other"} and "disagrees" not in capsys.readouterr().err
+
+
+def test_nan_and_inf_must_sit_in_the_same_places():
+    y = np.array([1.0, np.inf, np.nan, -np.inf], np.float32)
+    assert planner_module._agree(y.copy(), y)
+    assert not planner_module._agree(np.array([1.0, np.inf, 0.0, -np.inf], np.float32), y)
+    assert not planner_module._agree(np.array([1.0, -np.inf, np.nan, -np.inf], np.float32), y)
+    assert not planner_module._agree(np.array([1.5, np.inf, np.nan, -np.inf], np.float32), y)
+
+
 def test_no_tune_runs_the_default_and_measures_nothing():
     p, calls = Planner(), []
     runtime.use_tuning(False)

@@ -47,6 +47,8 @@ from typing import TextIO
 
 import numpy as np
 
+from minicnn.files import write_atomic
+
 PACKAGE = "minicnn"
 SHADES = " ░▒▓█"  # blocks from low to high, used by Tutorial.blocks
 DEFAULT_SIZE = (80, 24)  # columns, rows when the terminal size cannot be read
@@ -488,7 +490,8 @@ class Tutorial:
     def save_figure(self, fig, name: str) -> Path:
         self.fig_dir.mkdir(parents=True, exist_ok=True)
         path = self.fig_dir / f"ch{self.chapter:02d}_{name}.png"
-        fig.savefig(path, dpi=90, bbox_inches="tight")
+        # the tutorial's own figure, redrawn on each run; a link, FIFO or folder at the path is refused
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight"), overwrite=True)
         self.pyplot().close(fig)
         self.print(f"figure saved: {path}")
         return path

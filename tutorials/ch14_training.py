@@ -285,7 +285,7 @@ def _curves(t):
         history = _CACHE["history"]
     t.fig_dir.mkdir(parents=True, exist_ok=True)
     path = t.fig_dir / f"ch{t.chapter:02d}_curves.png"
-    train.plot_curves(history, path)
+    train.plot_curves(history, path, overwrite=True)  # the tutorial's own figure, redrawn each run
     t.print(f"figure saved: {path}")
     gaps = [h["val_loss"] - h["train_loss"] for h in history]
     best = int(np.argmin([h["val_loss"] for h in history]))
@@ -321,9 +321,10 @@ def _filters(t):
             F.conv2d(x_test[:1].astype(np.float64), first, conv0.bias.data.astype(np.float64), padding=2), tol=1e-4)
     t.check_true("training changed the filters: they are no longer the random start",
                  bool(np.abs(first - _initial_first_filters()).max() > 1e-3))
-    paths = visualize.save_filters(model, t.fig_dir / "ch14_lenet5")
+    paths = visualize.save_filters(model, t.fig_dir / "ch14_lenet5", overwrite=True)  # redrawn each run
     paths.append(visualize.save_feature_maps(model, x_test[:1], t.fig_dir / "ch14_lenet5", shown=ds.x_test[0],
-                                             title="LeNet-5 after chapter 14's training: MNIST test image 0"))
+                                             title="LeNet-5 after chapter 14's training: MNIST test image 0",
+                                             overwrite=True))
     for path in paths:
         t.print(f"figure saved: {path}")
     t.say("The same pictures for any checkpoint: `minicnn train lenet5 --out run/` then "
