@@ -35,7 +35,7 @@ from minicnn.core import Layer, Sequential
 from minicnn.files import read_npz, save_npz_atomic
 from minicnn.functional.checks import positive_int
 from minicnn.layers import Conv2D, ConvTranspose2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
-from minicnn.layers.dct import DCTConvTranspose2D, _FrequencyWeight, keep_count
+from minicnn.layers.dct import DCTConvTranspose2D, FoldedBatchNorm, _FrequencyWeight, keep_count
 
 from .train import Callback
 
@@ -98,6 +98,39 @@ def to_frequency(model: Layer, keep: int | float = 1.0) -> Layer:
             _replace_child(model, name, new)
         else:
             to_frequency(child, keep)
+    return model
+
+
+def fold_batchnorm(model: Layer) -> Layer:
+    """Fold every BatchNorm2D that directly follows a plain Conv2D (groups 1, dilation 1) in a Sequential
+    of `model` into that convolution, in place: with s = gamma / sqrt(running_var + eps),
+
+        w'[t] = s[t] w[t]          b'[t] = s[t] (b[t] - running_mean[t]) + beta[t]   (b = 0 without bias)
+
+    the convolution gets a bias and the BatchNorm becomes a `FoldedBatchNorm` (an identity, same position,
+    no numbers), so in eval mode the model computes the same function (up to float rounding). Done before
+    `to_frequency`: the DCT runs over all four axes of a kernel, so the scale has to be in the spatial weights first.
+    A compressed file then stores one bias per channel instead of BatchNorm's four numbers (gamma, beta,
+    running mean and variance), which leaves more of a budget to the DCT coefficients. Training after
+    the fold runs without batch statistics. Returns `model`."""
+    from minicnn.layers import BatchNorm2D
+
+    children = list(model.named_children())
+    for (name, child), (next_name, after) in zip(children, children[1:], strict=False):  # each neighbour pair
+        if type(child) is Conv2D and _convertible(child) and type(after) is BatchNorm2D:
+            scale = after.weight.data.astype(np.float64) / np.sqrt(after.running_var.astype(np.float64) + after.eps)
+            bias = np.zeros(child.out_channels) if child.bias is None else child.bias.data.astype(np.float64)
+            conv = Conv2D(child.in_channels, child.out_channels, child.kernel_size, stride=child.stride,
+                          padding=child.padding, bias=True, method=child.method)
+            dtype = child.weight.data.dtype
+            conv.weight.data = (child.weight.data * scale[:, None, None, None]).astype(dtype)  # (T, S, KH, KW)
+            conv.bias.data = (scale * (bias - after.running_mean) + after.bias.data).astype(dtype)
+            conv.train(child.training)
+            _replace_child(model, name, conv)
+            _replace_child(model, next_name, FoldedBatchNorm())
+    for _, child in model.named_children():
+        if not isinstance(child, (Conv2D, BatchNorm2D)):
+            fold_batchnorm(child)
     return model
 
 
@@ -302,7 +335,7 @@ def dequantize_int8(q: np.ndarray, scale: float) -> np.ndarray:
 
 
 def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False,
-                    meta: dict | None = None, int8: bool = False) -> dict:
+                    meta: dict | None = None, int8: bool = False, *, overwrite: bool = False) -> dict:
     """Write the compressed file (an .npz with two arrays, written atomically):
 
         "manifest": UTF-8 JSON {format, dtype, meta, entries: [[name, kind, shape, count], ...]}
@@ -314,7 +347,9 @@ def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False
     stands for q * s. float16 refuses values beyond its range (they would be written as inf).
     `meta` (JSON-able; `describe(...)` makes it) lets `minicnn.app.load_model` rebuild the architecture
     and carries the input shape, normalisation and class names. Returns {'numbers', 'bytes' (the file),
-    'payload_bytes' (the stored numbers' bytes, + 4 per scale when int8), 'path'}.
+    'payload_bytes' (the stored numbers' bytes, + 4 per scale when int8), 'path'}. The file goes through
+    `minicnn.files.write_atomic`: onto a missing path, one this process wrote, or (`overwrite`) any
+    regular file.
     """
     if float16 and int8:
         raise ValueError("save_compressed: expected float16 or int8, not both")
@@ -341,7 +376,7 @@ def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False
         manifest["scales"] = scales
     payload = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
     text = json.dumps(manifest, separators=(",", ":")).encode()
-    save_npz_atomic(path, {"manifest": np.frombuffer(text, np.uint8), "payload": payload})
+    save_npz_atomic(path, {"manifest": np.frombuffer(text, np.uint8), "payload": payload}, overwrite=overwrite)
     return {"numbers": int(payload.size), "bytes": os.path.getsize(path),
             "payload_bytes": int(payload.nbytes) + SCALE_BYTES * len(scales), "path": os.fspath(path)}
 
@@ -452,8 +487,11 @@ def _check_entries(entries, who: str) -> list[tuple[str, str, tuple[int, ...], i
 def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:
     """Fill `model` (the architecture the file was written from, converted with `to_frequency` here
     if it is not already) from a compressed file; returns it. To open a file without knowing its
-    architecture, use `minicnn.app.load_model`."""
-    _, state = read_compressed(path)
+    architecture, use `minicnn.app.load_model`. A file whose meta says "batchnorm_folded" (see
+    `describe`) has its BatchNorms folded into the convolutions: `fold_batchnorm(model)` first."""
+    manifest, state = read_compressed(path)
+    if manifest["meta"].get("frequency", {}).get("batchnorm_folded"):
+        fold_batchnorm(model)
     model = to_frequency(model)
     model.load_state_dict(state)
     return model
@@ -462,6 +500,9 @@ def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:
 def describe(name: str, config: dict, model: Layer, **extra) -> dict:
     """The `meta` of a compressed file of `model` = build(name, **config) after `to_frequency` (and
     `frequency_biases` if used), so `load_model` can rebuild it: {"model", "config", "frequency":
-    {"biases": bool}} plus `extra` (input_shape, mean, std, class_names, dataset, ...)."""
+    {"biases": bool, "batchnorm_folded": bool}} plus `extra` (input_shape, mean, std, class_names,
+    dataset, ...). "batchnorm_folded": `fold_batchnorm` was applied (before `to_frequency`)."""
     biases = any(isinstance(layer, FrequencyBias) for layer in model.modules())
-    return {"model": name, "config": dict(config), "frequency": {"biases": biases}, **extra}
+    folded = any(isinstance(layer, FoldedBatchNorm) for layer in model.modules())
+    return {"model": name, "config": dict(config), "frequency": {"biases": biases, "batchnorm_folded": folded},
+            **extra}

@@ -39,17 +39,19 @@ gamma, beta, running mean and variance (4 numbers), which no DCT truncation touc
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .frequency import result_folder, save_figure, write_csv
 
 DESCRIPTION = "FR on a small UNet: segmentation Dice against stored numbers (float16 and int8 files)"
 TASK = "fashion-on-cifar-seg"
 EVAL_BATCH = 100
 MASK_EXAMPLES = 6  # test canvases shown in the mask picture
 LEARNING_RATE = 3e-3
+DEFAULT_OUT = "runs/frequency_unet"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,9 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default --lr)")
     parser.add_argument("--dense", default=None, metavar="FILE",
                         help="start from this dense .fr.npz (a previous run's dense.f16.fr.npz) instead of training")
+    parser.add_argument("--fold-batchnorm", action="store_true",
+                        help="fold every BatchNorm into its convolution before the DCT (one bias per channel "
+                        "instead of 4 BatchNorm numbers; the FR fine-tuning runs without BatchNorm)")
+    parser.add_argument("--power", type=float, default=0.5,
+                        help="allocate_budget's power: layer shares in proportion to size**power")
     parser.add_argument("--dice-weight", type=float, default=0.0, help="weight of a soft Dice term in the loss")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/frequency_unet", help="folder for the table, PNGs and model files")
+    parser.add_argument("--out", default=None, help=f"folder for the table, PNGs and model files (default "
+                        f"{DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3, ... when it holds an earlier run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results in a given --out")
     parser.add_argument("--data-dir", default=None, help="dataset folder (default: $MINICNN_DATA, then cache)")
 
 
@@ -141,13 +150,15 @@ def _copy(model, build_args: dict):
     return twin
 
 
-def export_and_score(model, build_args: dict, path: Path, int8: bool, meta: dict, test) -> dict:
+def export_and_score(model, build_args: dict, path: Path, int8: bool, meta: dict, test,
+                     overwrite: bool = False) -> dict:
     """Save `model` (a DCT model) compressed (float16 or int8), reload it, score the reloaded file."""
-    from minicnn.app import load_model
-    from minicnn.app.frequency import describe, save_compressed
+    from minicnn.app.frequency import describe, load_compressed, save_compressed
+    from minicnn.models import build
 
-    info = save_compressed(model, path, float16=not int8, int8=int8, meta=describe("unet", build_args, model, **meta))
-    loaded = load_model(path).model
+    info = save_compressed(model, path, float16=not int8, int8=int8, meta=describe("unet", build_args, model, **meta),
+                           overwrite=overwrite)
+    loaded = load_compressed(path, build("unet", **build_args)).eval()  # the file's numbers, fold as its meta says
     result = scores(loaded, *test)
     return {"file": path.name, "dtype": "int8" if int8 else "float16", "stored_numbers": info["numbers"],
             "payload_bytes": info["payload_bytes"], "file_bytes": info["bytes"],
@@ -155,7 +166,7 @@ def export_and_score(model, build_args: dict, path: Path, int8: bool, meta: dict
             "model": loaded}
 
 
-def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
+def plot_pareto(rows: list[dict], path: Path, title: str, overwrite: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,11 +183,11 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, overwrite)
 
 
-def plot_masks(images: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], path: Path) -> None:
+def plot_masks(images: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], path: Path,
+               overwrite: bool = False) -> None:
     """Rows: test canvases; columns: image, true mask, then one predicted mask per model."""
     import matplotlib
 
@@ -196,8 +207,7 @@ def plot_masks(images: np.ndarray, truth: np.ndarray, predictions: dict[str, np.
             if i == 0:
                 ax.set_title(columns[j], fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, overwrite)
 
 
 def run(args) -> int:
@@ -207,6 +217,7 @@ def run(args) -> int:
     from minicnn.app.frequency import (
         TailTruncation,
         allocate_budget,
+        fold_batchnorm,
         stored_numbers,
         to_frequency,
     )
@@ -217,8 +228,7 @@ def run(args) -> int:
     budgets = parse_budgets(args.budgets)
     if not 0 < args.truncate <= 1:
         raise ValueError(f"expected --truncate in (0, 1], got {args.truncate}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = result_folder(args.out, DEFAULT_OUT, args.overwrite)
     core.manual_seed(args.seed)
     data = load_segmentation(args.task, with_sizes(args.task, train=args.train, test=args.test), args.data_dir)
     if data.num_classes != 2:
@@ -233,7 +243,10 @@ def run(args) -> int:
     meta = {"dataset": args.task, "mean": mean.tolist(), "std": std.tolist(), "input_shape": list(data.input_shape),
             "class_names": list(data.class_names)}
     dense = build("unet", **build_args)
-    other = stored_numbers(to_frequency(build("unet", **build_args)))["other"]  # what is not a DCT coefficient
+    fresh = build("unet", **build_args)
+    if args.fold_batchnorm:
+        fold_batchnorm(fresh)
+    other = stored_numbers(to_frequency(fresh))["other"]  # what is not a DCT coefficient
     if min(budgets) <= other:
         raise ValueError(f"budget {min(budgets)} leaves no coefficients: this UNet's BatchNorm parameters, "
                          f"running statistics and biases are {other} stored numbers")
@@ -248,26 +261,32 @@ def run(args) -> int:
                              f"{given.name} {given.config}")
 
     def every_coefficient():
-        """The dense model in the DCT domain, every coefficient kept (a fresh copy)."""
-        return load_model(args.dense).model if args.dense else to_frequency(_copy(dense, build_args))
+        """The dense model in the DCT domain (BatchNorms folded first with --fold-batchnorm), every
+        coefficient kept (a fresh copy)."""
+        model = load_model(args.dense).model if args.dense else _copy(dense, build_args).eval()
+        if args.fold_batchnorm:
+            if args.dense:
+                raise ValueError("--fold-batchnorm folds a spatial model: give it without --dense")
+            fold_batchnorm(model)
+        return to_frequency(model)
 
     rows, fr_seconds, shown = [], [], {}
     everything = every_coefficient()  # the dense model's file
     for int8 in (False, True):
         row = export_and_score(everything, build_args, out / f"dense.{'int8' if int8 else 'f16'}.fr.npz", int8,
-                               meta, test)
+                               meta, test, args.overwrite)
         rows.append({"budget": "dense", **row})
     shown["dense"] = rows[0]["model"]
     steps = len(range(0, len(x_train), args.batch)) * args.fr_epochs
     for budget in budgets:
         model = every_coefficient()
-        targets = allocate_budget(model, budget - other)
+        targets = allocate_budget(model, budget - other, power=args.power)
         truncation = TailTruncation(model, targets, steps=max(1, round(args.truncate * steps)), decay="geometric")
         fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, args.fr_lr or args.lr,
                                    truncation=truncation, label=f"FR {budget}")
         for int8 in (False, True):
             row = export_and_score(model, build_args, out / f"fr_{budget}.{'int8' if int8 else 'f16'}.fr.npz",
-                                   int8, meta, test)
+                                   int8, meta, test, args.overwrite)
             rows.append({"budget": budget, **row})
         shown[f"FR {rows[-2]['stored_numbers']}"] = rows[-2]["model"]
 
@@ -281,14 +300,12 @@ def run(args) -> int:
               f"{r['file_bytes']:>7} {r['dice']:>7.4f} {r['iou']:>7.4f} {r['pixel_accuracy']:>7.2%}")
     fields = ["budget", "file", "dtype", "stored_numbers", "payload_bytes", "file_bytes", "dice", "iou",
               "pixel_accuracy"]
-    with open(out / "frequency_unet.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "frequency_unet.csv", rows, fields, args.overwrite)
     title = f"UNet width {args.width:g} depth {args.depth}, {args.task}, test split, reloaded files"
-    plot_pareto(rows, out / "frequency_unet_pareto.png", title)
+    plot_pareto(rows, out / "frequency_unet_pareto.png", title, args.overwrite)
     pick = slice(0, MASK_EXAMPLES)
     predictions = {name: predict_classes(m.eval()(x_test[pick])).astype(np.float32) for name, m in shown.items()}
-    plot_masks(data.x_test[pick], data.y_test[pick].astype(np.float32), predictions, out / "frequency_unet_masks.png")
+    plot_masks(data.x_test[pick], data.y_test[pick].astype(np.float32), predictions, out / "frequency_unet_masks.png",
+               args.overwrite)
     print(f"wrote frequency_unet.csv, frequency_unet_pareto.png, frequency_unet_masks.png in\n{out}")
     return 0
