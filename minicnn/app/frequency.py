@@ -23,10 +23,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -268,6 +270,92 @@ class TailTruncation(Callback):
     @property
     def done(self) -> bool:
         return self.t >= self.steps
+
+
+# ---- the schedule as one call (`minicnn train --frequency BUDGET`) ----------------------------------
+
+
+def budget_targets(model: Layer, total: int, floor: int = 8, power: float = 0.0,
+                   bias_keep: int | None = None) -> dict[str, int]:
+    """Per-layer kept counts so that a compressed file of `model` (after `to_frequency`) stores `total`
+    numbers in all: what is not a DCT coefficient (biases, BatchNorm numbers) is taken off first, the
+    rest is split by `allocate_budget` (at least `floor` per layer, in proportion to size**power).
+    With `bias_keep`, each bias vector will be stored as its first `bias_keep` DCT coefficients
+    (`frequency_biases` is applied afterwards), and only that much is reserved for it."""
+    layers = dict(frequency_layers(model))
+    reserved = stored_numbers(model)["other"]
+    if bias_keep is not None:
+        biases = [layer.bias.size for layer in layers.values() if getattr(layer, "bias", None) is not None]
+        reserved += sum(min(bias_keep, b) for b in biases) - sum(biases)
+    coefficients = total - reserved
+    if coefficients < len(layers):
+        raise ValueError(f"a budget of {total} stored numbers leaves {coefficients} DCT coefficients for "
+                         f"{len(layers)} layers after the {reserved} other numbers (biases, normalisation)")
+    return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
+
+
+@dataclass(frozen=True)
+class FrequencySchedule:
+    """How `frequency_fine_tune` fine-tunes: the defaults are the schedule `minicnn experiment frequency`
+    found best on LeNet-5 / MNIST (its module docstring has the measurements): Adam, lr decaying
+    geometrically from `lr` to `final_lr` over all `epochs`; the kept counts fall geometrically, per
+    iteration, over the first `truncate_epochs`; each layer keeps >= `floor`; `power` 0 gives every
+    layer an equal share (capped at its size); biases as their `bias_keep` lowest DCT coefficients
+    (None: stored whole)."""
+
+    epochs: int = 10
+    truncate_epochs: float = 2.0
+    lr: float = 3e-2
+    final_lr: float = 5e-4
+    batch_size: int = 64
+    floor: int = 8
+    power: float = 0.0
+    bias_keep: int | None = 8
+
+    def __post_init__(self) -> None:
+        positive_int(self.epochs, "FrequencySchedule", "epochs")
+        positive_int(self.batch_size, "FrequencySchedule", "batch_size")
+        if not (0 < self.truncate_epochs <= self.epochs and 0 < self.final_lr <= self.lr):
+            raise ValueError(f"FrequencySchedule: expected 0 < truncate_epochs <= epochs and 0 < final_lr <= lr, "
+                             f"got truncate_epochs {self.truncate_epochs}, epochs {self.epochs}, "
+                             f"lr {self.lr}, final_lr {self.final_lr}")
+        if self.bias_keep is not None:
+            positive_int(self.bias_keep, "FrequencySchedule", "bias_keep")
+
+
+def frequency_fine_tune(model: Layer, dataset, budget: int, schedule: FrequencySchedule = FrequencySchedule(),
+                        *, val: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
+                        log: Callable[[str], None] | None = print) -> Layer:
+    """A frequency-regularised copy of the densely trained `model` (left unchanged), whose compressed
+    file (`save_compressed`) stores exactly `budget` numbers: `to_frequency` (+ `frequency_biases`
+    when schedule.bias_keep), per-layer targets by `budget_targets`, then `minicnn.app.train.fit` on
+    `dataset` (normalised as the dense model was trained) for schedule.epochs with `TailTruncation`
+    as a callback (geometric, per iteration, over schedule.truncate_epochs). `val` (x, y) is validated
+    after each epoch (None: the test split, as fit does); `log` gets fit's table lines. Returns the model
+    in eval mode, in float32 (the file's dtype rounds it: check the reloaded file's accuracy)."""
+    from minicnn.data.batching import num_batches
+    from minicnn.optim import Adam
+
+    from .train import FitConfig, fit
+
+    positive_int(budget, "frequency_fine_tune", "budget")
+    tuned = to_frequency(copy.deepcopy(model))
+    targets = budget_targets(tuned, budget, schedule.floor, schedule.power, schedule.bias_keep)
+    if schedule.bias_keep is not None:
+        sizes = {n: layer.bias.size for n, layer in frequency_layers(tuned) if getattr(layer, "bias", None) is not None}
+        frequency_biases(tuned)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
+        targets = {**{(f"{n}.0" if n in sizes else n): k for n, k in targets.items()},
+                   **{f"{n}.1": min(schedule.bias_keep, size) for n, size in sizes.items()}}
+    per_epoch = num_batches(len(dataset.x_train), schedule.batch_size)
+    truncation = TailTruncation(tuned, targets, steps=max(1, round(schedule.truncate_epochs * per_epoch)),
+                                decay="geometric")
+    total, first, last = schedule.epochs * per_epoch, schedule.lr, schedule.final_lr
+    fit(tuned, dataset, Adam(tuned.parameters(), lr=first),
+        FitConfig(epochs=schedule.epochs, batch_size=schedule.batch_size, seed=seed, progress=False),
+        schedule=lambda step: first * (last / first) ** min(step / total, 1.0), val=val, callbacks=[truncation],
+        log=log)
+    truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
+    return tuned.eval()
 
 
 # ---- counting and the compressed file -----------------------------------------------------------

@@ -77,7 +77,8 @@ DEFAULT_OUT = "runs/frequency"
 UNET_TASK = "fashion-on-cifar-seg"
 # options of this experiment -> the frequency_unet option they set when --model unet (if given)
 UNET_OPTIONS = {"budgets": "budgets", "dense_epochs": "epochs", "fr_epochs": "fr_epochs", "lr": "lr",
-                "fr_lr": "fr_lr", "power": "power", "width": "width", "batch_size": "batch"}
+                "fr_lr": "fr_lr", "power": "power", "width": "width", "batch_size": "batch",
+                "train_images": "train", "test_images": "test"}
 
 
 # ---- where the results go (shared by frequency, frequency_unet and frequency_compare) --------------
@@ -216,7 +217,7 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
     """Per-layer kept counts for a parsed budget (see the module docstring), for the weight layers of
     `model` (after `to_frequency`). With `bias_keep`, the biases will be stored as their first
     `bias_keep` DCT coefficients (`frequency_biases`), and that is what a total budget reserves for them."""
-    from minicnn.app.frequency import allocate_budget, frequency_layers, stored_numbers
+    from minicnn.app.frequency import budget_targets, frequency_layers
     from minicnn.layers.dct import keep_count
 
     kind, value = budget
@@ -224,15 +225,10 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
     if kind == "fraction":
         return {n: max(min(floor, layer.coeffs.size), keep_count(value, layer.coeffs.size, n))
                 for n, layer in layers.items()}
-    reserved = stored_numbers(model)["other"]
-    if bias_keep is not None:
-        biases = [layer.bias.size for layer in layers.values() if layer.bias is not None]
-        reserved += sum(min(bias_keep, b) for b in biases) - sum(biases)
-    coefficients = value - reserved
-    if coefficients < len(layers):
-        raise ValueError(f"experiment frequency: a budget of {value} leaves {coefficients} coefficients after "
-                         f"the {reserved} bias numbers")
-    return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
+    try:
+        return budget_targets(model, value, floor, power, bias_keep)
+    except ValueError as e:
+        raise ValueError(f"experiment frequency: {e}") from e
 
 
 @dataclass
