@@ -588,9 +588,9 @@ def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:
 def describe(name: str, config: dict, model: Layer, **extra) -> dict:
     """The `meta` of a compressed file of `model` = build(name, **config) after `to_frequency` (and
     `frequency_biases` if used), so `load_model` can rebuild it: {"model", "config", "frequency":
-    {"biases": bool, "batchnorm_folded": bool}} plus `extra` (input_shape, mean, std, class_names,
-    dataset, ...). "batchnorm_folded": `fold_batchnorm` was applied (before `to_frequency`)."""
+    {"biases": bool}, + "batchnorm_folded": true when `fold_batchnorm` was applied (before
+    `to_frequency`)} plus `extra` (input_shape, mean, std, class_names, dataset, ...)."""
     biases = any(isinstance(layer, FrequencyBias) for layer in model.modules())
     folded = any(isinstance(layer, FoldedBatchNorm) for layer in model.modules())
-    return {"model": name, "config": dict(config), "frequency": {"biases": biases, "batchnorm_folded": folded},
-            **extra}
+    frequency = {"biases": biases, **({"batchnorm_folded": True} if folded else {})}
+    return {"model": name, "config": dict(config), "frequency": frequency, **extra}
