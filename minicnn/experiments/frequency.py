@@ -22,6 +22,10 @@ layer's size). "Stored numbers" = every number in the file's payload. With `--bi
 computed as a convolution over the last maps (the same function), so its DCT runs over
 (out, channels, 5, 5) and the kept low frequencies are smooth over space, not over a flattened axis.
 `--model lenet5_caffe` runs the paper's 431,080-parameter Caffe LeNet instead of LeNet-5.
+`--model unet --dataset fashion-on-cifar-seg` runs `experiment frequency_unet` (Dice against stored numbers,
+table, CSV, Pareto plot, masks picture) with the options of UNET_OPTIONS that were given passed on.
+Files: through `minicnn.files.write_atomic`; a given --out holding results is refused unless --overwrite,
+the default folder becomes runs/frequency-2, -3, ... (with a note) when it holds an earlier run.
 
 Measured 2026-11-29 (fr helper, issue 16) on the shared 2-core machine, 55,000 train / 5,000
 validation / 10,000 test, default settings, accuracy of the RELOADED float16 file, seeds 0 / 1 (each
