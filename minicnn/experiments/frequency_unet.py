@@ -55,8 +55,8 @@ no fold 0.8451 / 0.8117 (1000 / 759), fold 0.8297 / 0.8211.
     bytes: FR 1000 fold 2,000 float16 / 1,104 int8 (no fold 2,000 / 1,224); FR 759 fold 1,518 / 863
 So folding gains 1.5 Dice points at 1,000 numbers and 0.6 at 759, and the gap to the dense model at 1,000
 numbers is 5.2 points (was 7.8): still not within 2, and the moonshot (759 at >= 0.95) is far.
-Further single runs, seed 0, --fold-batchnorm (this dense model at 0.9344: the planner cache was fresh, and
-the kernels it picked round differently from the run above): `--fr-epochs 24` 1000 -> 0.8885 (int8 0.8866);
+Further single runs, seed 0, --fold-batchnorm (here the seed-0 dense model scored 0.9344, not 0.9298, with
+a fresh MINICNN_CACHE_DIR; the cause of that difference was not measured): `--fr-epochs 24` 1000 -> 0.8885 (int8 0.8866);
 `--fr-epochs 24 --truncate 0.25` 1000 -> 0.8877, 759 -> 0.8657 (int8 0.8866 / 0.8655); `--power 1.0` 1000 ->
 Dice 0.0000 (the 3-channel first conv and the head get a couple of coefficients: all background). Best gap
 at 1,000 numbers: 4.6 points.
