@@ -58,7 +58,6 @@ epochs, --c5-conv --bias-keep 8) gave 97.10% / 97.03% at 776.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from dataclasses import dataclass
@@ -66,6 +65,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .frequency_unet import result_folder, save_figure, write_csv, write_text
 
 if TYPE_CHECKING:
     from minicnn.data import Dataset
@@ -76,7 +77,6 @@ PAPER_BUDGET = 776  # numbers for the whole LeNet-5 in Zhao et al., "Frequency R
 SPLIT_SEED = 12345  # the permutation that picks the validation images
 MODELS = ("lenet5", "lenet5_caffe")
 PICTURE_LAYER = {"lenet5": 3, "lenet5_caffe": 2}  # conv2: the layer whose coefficients are pictured
-FIGURE_DPI = 110
 DEFAULT_OUT = "runs/frequency"
 UNET_TASK = "fashion-on-cifar-seg"
 # options of this experiment -> the frequency_unet option they set when --model unet (if given)
@@ -84,62 +84,6 @@ UNET_OPTIONS = {"budgets": "budgets", "dense_epochs": "epochs", "fr_epochs": "fr
                 "fr_lr": "fr_lr", "power": "power", "width": "width", "batch_size": "batch",
                 "train_images": "train", "test_images": "test"}
 
-
-# ---- where the results go (shared by frequency, frequency_unet and frequency_compare) --------------
-
-
-def result_folder(out: str | None, default: str, overwrite: bool) -> Path:
-    """The folder an experiment writes into. `out` None (no --out): `default`, or when that folder
-    already holds files (an earlier run's results), the first of default-2, default-3, ... that does not,
-    with a printed note. A given `out` that holds files is refused (ValueError) unless `overwrite`:
-    an earlier run's results are never replaced without being told to."""
-    if out is not None:
-        folder = Path(out)
-        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-            raise ValueError(f"{folder} holds an earlier run's results; choose another --out, or pass "
-                             f"--overwrite to replace them")
-    else:
-        base = folder = Path(default)
-        n = 1
-        while folder.is_dir() and any(folder.iterdir()):
-            n += 1
-            folder = base.with_name(f"{base.name}-{n}")
-        if folder != base:
-            print(f"note: {base} holds an earlier run; this one goes to {folder}")
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} is a file, not a folder; choose another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def write_text(path: Path, text: str, overwrite: bool) -> None:
-    """`text` (UTF-8) to `path` through `minicnn.files.write_atomic`."""
-    from minicnn.files import write_atomic
-
-    write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=overwrite)
-
-
-def write_csv(path: Path, rows: list[dict], fields: list[str], overwrite: bool) -> None:
-    """`rows` (the `fields` of each, others ignored) as a CSV with a header, through `write_atomic`."""
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue(), overwrite)
-
-
-def save_figure(fig, path: Path, overwrite: bool) -> None:
-    """A matplotlib figure as a PNG through `write_atomic`, then closed."""
-    import matplotlib.pyplot as plt
-
-    from minicnn.files import write_atomic
-
-    try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=FIGURE_DPI), overwrite=overwrite)
-    finally:
-        plt.close(fig)
 
 
 def add_arguments(parser) -> None:

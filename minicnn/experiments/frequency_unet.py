@@ -56,21 +56,20 @@ no fold 0.8451 / 0.8117 (1000 / 759), fold 0.8297 / 0.8211.
 So folding gains 1.5 Dice points at 1,000 numbers and 0.6 at 759, and the gap to the dense model at 1,000
 numbers is 5.2 points (was 7.8): still not within 2, and the moonshot (759 at >= 0.95) is far.
 Further single runs, seed 0, --fold-batchnorm (here the seed-0 dense model scored 0.9344, not 0.9298, with
-a fresh MINICNN_CACHE_DIR; the cause of that difference was not measured): `--fr-epochs 24` 1000 -> 0.8885 (int8 0.8866);
-`--fr-epochs 24 --truncate 0.25` 1000 -> 0.8877, 759 -> 0.8657 (int8 0.8866 / 0.8655); `--power 1.0` 1000 ->
-Dice 0.0000 (the 3-channel first conv and the head get a couple of coefficients: all background). Best gap
-at 1,000 numbers: 4.6 points.
+a fresh MINICNN_CACHE_DIR; the cause of that difference was not measured): `--fr-epochs 24` 1000 -> 0.8885
+(int8 0.8866); `--fr-epochs 24 --truncate 0.25` 1000 -> 0.8877, 759 -> 0.8657 (int8 0.8866 / 0.8655);
+`--power 1.0` 1000 -> Dice 0.0000 (the 3-channel first conv and the head get a couple of coefficients: all
+background). Best gap at 1,000 numbers: 4.6 points.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from pathlib import Path
 
 import numpy as np
-
-from .frequency import result_folder, save_figure, write_csv
 
 DESCRIPTION = "FR on a small UNet: segmentation Dice against stored numbers (float16 and int8 files)"
 TASK = "fashion-on-cifar-seg"
@@ -78,6 +77,65 @@ EVAL_BATCH = 100
 MASK_EXAMPLES = 6  # test canvases shown in the mask picture
 LEARNING_RATE = 3e-3
 DEFAULT_OUT = "runs/frequency_unet"
+FIGURE_DPI = 110
+
+
+# ---- where the results go (shared by frequency_unet, frequency and frequency_compare; here so that
+# frequency, which routes --model unet to this module, can import them without an import circle) --------------
+
+
+def result_folder(out: str | None, default: str, overwrite: bool) -> Path:
+    """The folder an experiment writes into. `out` None (no --out): `default`, or when that folder
+    already holds files (an earlier run's results), the first of default-2, default-3, ... that does not,
+    with a printed note. A given `out` that holds files is refused (ValueError) unless `overwrite`:
+    an earlier run's results are never replaced without being told to."""
+    if out is not None:
+        folder = Path(out)
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise ValueError(f"{folder} holds an earlier run's results; choose another --out, or pass "
+                             f"--overwrite to replace them")
+    else:
+        base = folder = Path(default)
+        n = 1
+        while folder.is_dir() and any(folder.iterdir()):
+            n += 1
+            folder = base.with_name(f"{base.name}-{n}")
+        if folder != base:
+            print(f"note: {base} holds an earlier run; this one goes to {folder}")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a folder; choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_text(path: Path, text: str, overwrite: bool) -> None:
+    """`text` (UTF-8) to `path` through `minicnn.files.write_atomic`."""
+    from minicnn.files import write_atomic
+
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=overwrite)
+
+
+def write_csv(path: Path, rows: list[dict], fields: list[str], overwrite: bool) -> None:
+    """`rows` (the `fields` of each, others ignored) as a CSV with a header, through `write_atomic`."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue(), overwrite)
+
+
+def save_figure(fig, path: Path, overwrite: bool) -> None:
+    """A matplotlib figure as a PNG through `write_atomic`, then closed."""
+    import matplotlib.pyplot as plt
+
+    from minicnn.files import write_atomic
+
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=FIGURE_DPI), overwrite=overwrite)
+    finally:
+        plt.close(fig)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
