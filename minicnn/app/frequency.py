@@ -23,10 +23,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +37,7 @@ from minicnn.core import Layer, Sequential
 from minicnn.files import read_npz, save_npz_atomic
 from minicnn.functional.checks import positive_int
 from minicnn.layers import Conv2D, ConvTranspose2D, DCTConv2D, DCTLinear, FrequencyBias, Linear
-from minicnn.layers.dct import DCTConvTranspose2D, _FrequencyWeight, keep_count
+from minicnn.layers.dct import DCTConvTranspose2D, FoldedBatchNorm, _FrequencyWeight, keep_count
 
 from .train import Callback
 
@@ -98,6 +100,39 @@ def to_frequency(model: Layer, keep: int | float = 1.0) -> Layer:
             _replace_child(model, name, new)
         else:
             to_frequency(child, keep)
+    return model
+
+
+def fold_batchnorm(model: Layer) -> Layer:
+    """Fold every BatchNorm2D that directly follows a plain Conv2D (groups 1, dilation 1) in a Sequential
+    of `model` into that convolution, in place: with s = gamma / sqrt(running_var + eps),
+
+        w'[t] = s[t] w[t]          b'[t] = s[t] (b[t] - running_mean[t]) + beta[t]   (b = 0 without bias)
+
+    the convolution gets a bias and the BatchNorm becomes a `FoldedBatchNorm` (an identity, same position,
+    no numbers), so in eval mode the model computes the same function (up to float rounding). Done before
+    `to_frequency`: the DCT runs over all four axes of a kernel, so the scale has to be in the spatial weights first.
+    A compressed file then stores one bias per channel instead of BatchNorm's four numbers (gamma, beta,
+    running mean and variance), which leaves more of a budget to the DCT coefficients. Training after
+    the fold runs without batch statistics. Returns `model`."""
+    from minicnn.layers import BatchNorm2D
+
+    children = list(model.named_children())
+    for (name, child), (next_name, after) in zip(children, children[1:], strict=False):  # each neighbour pair
+        if type(child) is Conv2D and _convertible(child) and type(after) is BatchNorm2D:
+            scale = after.weight.data.astype(np.float64) / np.sqrt(after.running_var.astype(np.float64) + after.eps)
+            bias = np.zeros(child.out_channels) if child.bias is None else child.bias.data.astype(np.float64)
+            conv = Conv2D(child.in_channels, child.out_channels, child.kernel_size, stride=child.stride,
+                          padding=child.padding, bias=True, method=child.method)
+            dtype = child.weight.data.dtype
+            conv.weight.data = (child.weight.data * scale[:, None, None, None]).astype(dtype)  # (T, S, KH, KW)
+            conv.bias.data = (scale * (bias - after.running_mean) + after.bias.data).astype(dtype)
+            conv.train(child.training)
+            _replace_child(model, name, conv)
+            _replace_child(model, next_name, FoldedBatchNorm())
+    for _, child in model.named_children():
+        if not isinstance(child, (Conv2D, BatchNorm2D)):
+            fold_batchnorm(child)
     return model
 
 
@@ -237,6 +272,94 @@ class TailTruncation(Callback):
         return self.t >= self.steps
 
 
+# ---- the schedule as one call (`minicnn train --frequency BUDGET`) ----------------------------------
+
+
+def budget_targets(model: Layer, total: int, floor: int = 8, power: float = 0.0,
+                   bias_keep: int | None = None) -> dict[str, int]:
+    """Per-layer kept counts so that a compressed file of `model` (after `to_frequency`) stores `total`
+    numbers in all: what is not a DCT coefficient (biases, BatchNorm numbers) is taken off first, the
+    rest is split by `allocate_budget` (at least `floor` per layer, in proportion to size**power).
+    With `bias_keep`, each bias vector will be stored as its first `bias_keep` DCT coefficients
+    (`frequency_biases` is applied afterwards), and only that much is reserved for it."""
+    layers = dict(frequency_layers(model))
+    reserved = stored_numbers(model)["other"]
+    if bias_keep is not None:
+        biases = [layer.bias.size for layer in layers.values() if getattr(layer, "bias", None) is not None]
+        reserved += sum(min(bias_keep, b) for b in biases) - sum(biases)
+    coefficients = total - reserved
+    if coefficients < len(layers):
+        raise ValueError(f"a budget of {total} stored numbers leaves {coefficients} DCT coefficients for "
+                         f"{len(layers)} layers after the {reserved} other numbers (biases, normalisation)")
+    return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
+
+
+@dataclass(frozen=True)
+class FrequencySchedule:
+    """How `frequency_fine_tune` fine-tunes: the defaults are the schedule `minicnn experiment frequency`
+    found best on LeNet-5 / MNIST (its module docstring has the measurements): Adam, lr decaying
+    geometrically from `lr` to `final_lr` over all `epochs`; the kept counts fall geometrically, per
+    iteration, over the first `truncate_epochs`; each layer keeps >= `floor`; `power` 0 gives every
+    layer an equal share (capped at its size); biases as their `bias_keep` lowest DCT coefficients
+    (None: stored whole). Measured there on `lenet5` with c5_conv=True (fc1 as a convolution, so its DCT
+    runs over space); on the flattened fc1 the same budget does much worse. A short run (the test: 8,000
+    images, 2 epochs) wants a lower lr (1e-2 -> 1e-3)."""
+
+    epochs: int = 10
+    truncate_epochs: float = 2.0
+    lr: float = 3e-2
+    final_lr: float = 5e-4
+    batch_size: int = 64
+    floor: int = 8
+    power: float = 0.0
+    bias_keep: int | None = 8
+
+    def __post_init__(self) -> None:
+        positive_int(self.epochs, "FrequencySchedule", "epochs")
+        positive_int(self.batch_size, "FrequencySchedule", "batch_size")
+        if not (0 < self.truncate_epochs <= self.epochs and 0 < self.final_lr <= self.lr):
+            raise ValueError(f"FrequencySchedule: expected 0 < truncate_epochs <= epochs and 0 < final_lr <= lr, "
+                             f"got truncate_epochs {self.truncate_epochs}, epochs {self.epochs}, "
+                             f"lr {self.lr}, final_lr {self.final_lr}")
+        if self.bias_keep is not None:
+            positive_int(self.bias_keep, "FrequencySchedule", "bias_keep")
+
+
+def frequency_fine_tune(model: Layer, dataset, budget: int, schedule: FrequencySchedule = FrequencySchedule(),
+                        *, val: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
+                        log: Callable[[str], None] | None = print) -> Layer:
+    """A frequency-regularised copy of the densely trained `model` (left unchanged), whose compressed
+    file (`save_compressed`) stores exactly `budget` numbers: `to_frequency` (+ `frequency_biases`
+    when schedule.bias_keep), per-layer targets by `budget_targets`, then `minicnn.app.train.fit` on
+    `dataset` (normalised as the dense model was trained) for schedule.epochs with `TailTruncation`
+    as a callback (geometric, per iteration, over schedule.truncate_epochs). `val` (x, y) is validated
+    after each epoch (None: the test split, as fit does); `log` gets fit's table lines. Returns the model
+    in eval mode, in float32 (the file's dtype rounds it: check the reloaded file's accuracy)."""
+    from minicnn.data.batching import num_batches
+    from minicnn.optim import Adam
+
+    from .train import FitConfig, fit
+
+    positive_int(budget, "frequency_fine_tune", "budget")
+    tuned = to_frequency(copy.deepcopy(model))
+    targets = budget_targets(tuned, budget, schedule.floor, schedule.power, schedule.bias_keep)
+    if schedule.bias_keep is not None:
+        sizes = {n: layer.bias.size for n, layer in frequency_layers(tuned) if getattr(layer, "bias", None) is not None}
+        frequency_biases(tuned)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
+        targets = {**{(f"{n}.0" if n in sizes else n): k for n, k in targets.items()},
+                   **{f"{n}.1": min(schedule.bias_keep, size) for n, size in sizes.items()}}
+    per_epoch = num_batches(len(dataset.x_train), schedule.batch_size)
+    truncation = TailTruncation(tuned, targets, steps=max(1, round(schedule.truncate_epochs * per_epoch)),
+                                decay="geometric")
+    total, first, last = schedule.epochs * per_epoch, schedule.lr, schedule.final_lr
+    fit(tuned, dataset, Adam(tuned.parameters(), lr=first),
+        FitConfig(epochs=schedule.epochs, batch_size=schedule.batch_size, seed=seed, progress=False),
+        schedule=lambda step: first * (last / first) ** min(step / total, 1.0), val=val, callbacks=[truncation],
+        log=log)
+    truncation.advance_to(truncation.steps)  # in case the epochs ended before the schedule did
+    return tuned.eval()
+
+
 # ---- counting and the compressed file -----------------------------------------------------------
 
 
@@ -302,7 +425,7 @@ def dequantize_int8(q: np.ndarray, scale: float) -> np.ndarray:
 
 
 def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False,
-                    meta: dict | None = None, int8: bool = False) -> dict:
+                    meta: dict | None = None, int8: bool = False, *, overwrite: bool = False) -> dict:
     """Write the compressed file (an .npz with two arrays, written atomically):
 
         "manifest": UTF-8 JSON {format, dtype, meta, entries: [[name, kind, shape, count], ...]}
@@ -314,7 +437,9 @@ def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False
     stands for q * s. float16 refuses values beyond its range (they would be written as inf).
     `meta` (JSON-able; `describe(...)` makes it) lets `minicnn.app.load_model` rebuild the architecture
     and carries the input shape, normalisation and class names. Returns {'numbers', 'bytes' (the file),
-    'payload_bytes' (the stored numbers' bytes, + 4 per scale when int8), 'path'}.
+    'payload_bytes' (the stored numbers' bytes, + 4 per scale when int8), 'path'}. The file goes through
+    `minicnn.files.write_atomic`: onto a missing path, one this process wrote, or (`overwrite`) any
+    regular file.
     """
     if float16 and int8:
         raise ValueError("save_compressed: expected float16 or int8, not both")
@@ -341,7 +466,7 @@ def save_compressed(model: Layer, path: str | os.PathLike, float16: bool = False
         manifest["scales"] = scales
     payload = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
     text = json.dumps(manifest, separators=(",", ":")).encode()
-    save_npz_atomic(path, {"manifest": np.frombuffer(text, np.uint8), "payload": payload})
+    save_npz_atomic(path, {"manifest": np.frombuffer(text, np.uint8), "payload": payload}, overwrite=overwrite)
     return {"numbers": int(payload.size), "bytes": os.path.getsize(path),
             "payload_bytes": int(payload.nbytes) + SCALE_BYTES * len(scales), "path": os.fspath(path)}
 
@@ -452,8 +577,11 @@ def _check_entries(entries, who: str) -> list[tuple[str, str, tuple[int, ...], i
 def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:
     """Fill `model` (the architecture the file was written from, converted with `to_frequency` here
     if it is not already) from a compressed file; returns it. To open a file without knowing its
-    architecture, use `minicnn.app.load_model`."""
-    _, state = read_compressed(path)
+    architecture, use `minicnn.app.load_model`. A file whose meta says "batchnorm_folded" (see
+    `describe`) has its BatchNorms folded into the convolutions: `fold_batchnorm(model)` first."""
+    manifest, state = read_compressed(path)
+    if manifest["meta"].get("frequency", {}).get("batchnorm_folded"):
+        fold_batchnorm(model)
     model = to_frequency(model)
     model.load_state_dict(state)
     return model
@@ -462,6 +590,9 @@ def load_compressed(path: str | os.PathLike, model: Layer) -> Layer:
 def describe(name: str, config: dict, model: Layer, **extra) -> dict:
     """The `meta` of a compressed file of `model` = build(name, **config) after `to_frequency` (and
     `frequency_biases` if used), so `load_model` can rebuild it: {"model", "config", "frequency":
-    {"biases": bool}} plus `extra` (input_shape, mean, std, class_names, dataset, ...)."""
+    {"biases": bool}, + "batchnorm_folded": true when `fold_batchnorm` was applied (before
+    `to_frequency`)} plus `extra` (input_shape, mean, std, class_names, dataset, ...)."""
     biases = any(isinstance(layer, FrequencyBias) for layer in model.modules())
-    return {"model": name, "config": dict(config), "frequency": {"biases": biases}, **extra}
+    folded = any(isinstance(layer, FoldedBatchNorm) for layer in model.modules())
+    frequency = {"biases": biases, **({"batchnorm_folded": True} if folded else {})}
+    return {"model": name, "config": dict(config), "frequency": frequency, **extra}

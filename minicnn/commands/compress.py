@@ -5,12 +5,24 @@ and other parameters/buffers; `minicnn.app.load_model` rebuilds the exact weight
 Prints the stored numbers, bytes on disk and the compression ratio against the dense float32 model.
 The file follows `minicnn.files.safe_target`'s rule: an existing --out is refused unless --overwrite;
 a folder, device, FIFO or link always.
+
+Two warnings (issue 25). A checkpoint that was not frequency-regularised (no DCT layers, or every
+coefficient kept) compressed without --keep stores about as many numbers as it has parameters (stored-number
+ratio below UNCOMPRESSED_RATIO): said in one line. With --keep, the one-shot
+truncation is evaluated: the model before and after it on the test split of the dataset the file names
+(the first --eval-images images), both accuracies printed, and a warning when the truncated model is more
+than ACCURACY_LOSS_WARN below the dense one (measured 2026-12-02, issue 24: a 1-epoch LeNet-5 at
+--keep 0.5 fell from 87.6% to 30.0%). A file that names no classification dataset, or whose dataset is
+not available offline, gets a note instead.
 """
 
 from __future__ import annotations
 
 NAME = "compress"
 HELP = "store a (frequency-regularised) model as its kept DCT coefficients; print size and ratio"
+ACCURACY_LOSS_WARN = 0.01  # warn when --keep costs more than 1 point of test accuracy
+UNCOMPRESSED_RATIO = 1.5  # fewer than 1.5x fewer stored numbers than parameters: "not compressed"
+EVAL_IMAGES = 2000  # test images compared before and after --keep (a bounded sample, for speed)
 
 
 def add_arguments(parser) -> None:
@@ -27,6 +39,10 @@ def add_arguments(parser) -> None:
                         help="truncate every DCT layer to this count (a whole number >= 1) or fraction (in (0, 1], "
                              "written with a point: 0.1) before storing; one-shot, without fine-tuning (train "
                              "with dynamic truncation for accuracy)")
+    parser.add_argument("--eval-images", type=int, default=EVAL_IMAGES,
+                        help="test images on which --keep's truncated model is compared with the dense one")
+    parser.add_argument("--data-dir", default=None, help="dataset folder for that check (default: $MINICNN_DATA, "
+                                                         "then the cache)")
 
 
 def _parse_keep(text: str) -> int | float:
@@ -53,6 +69,45 @@ def _parse_keep(text: str) -> int | float:
     return fraction
 
 
+def _test_sample(loaded, images: int, data_dir):
+    """(x, y): the first `images` test images of the dataset `loaded` names, normalised as in training;
+    or a str saying why there are none (no dataset named, not available offline, not classification)."""
+    from minicnn.data import DatasetError, load_dataset
+
+    if not loaded.dataset:
+        return "the file names no dataset"
+    try:
+        data = load_dataset(loaded.dataset, data_dir, download=False)
+    except (DatasetError, ValueError) as e:
+        return f"its dataset {loaded.dataset} is not available ({str(e).splitlines()[0]})"
+    if data.y_test.ndim != 1:
+        return f"{loaded.dataset} is not a classification dataset"
+    return loaded.normalize(data.x_test[:images]), data.y_test[:images]
+
+
+def _keep_check(loaded, model, keep, args) -> None:
+    """Evaluate `loaded.model` (dense, before truncation), then truncate `model` (its DCT version) to
+    `keep` and evaluate it; print both accuracies and the warning of the module docstring."""
+    from minicnn.app import evaluate
+    from minicnn.app.frequency import frequency_layers
+    from minicnn.commands._options import wrap
+
+    sample = _test_sample(loaded, args.eval_images, args.data_dir)
+    before = None if isinstance(sample, str) else evaluate(model, *sample).accuracy
+    for _, layer in frequency_layers(model):
+        layer.set_keep(keep)
+    if isinstance(sample, str):
+        print(wrap(f"note: --keep {keep} is not evaluated: {sample}"))
+        return
+    after = evaluate(model, *sample).accuracy
+    print(wrap(f"--keep {keep} without fine-tuning: test accuracy {before:.2%} before, {after:.2%} after "
+               f"({len(sample[1])} {loaded.dataset} test images)"))
+    if before - after > ACCURACY_LOSS_WARN:
+        print(wrap(f"warning: --keep {keep} costs {100 * (before - after):.1f} points of test accuracy "
+                   f"(more than {100 * ACCURACY_LOSS_WARN:g}); truncate while training instead (minicnn train "
+                   f"--frequency BUDGET, or experiment frequency)"))
+
+
 def _same_file(a: str, b: str) -> bool:
     import os
     from pathlib import Path
@@ -77,11 +132,13 @@ def run(args) -> int:
         to_frequency,
     )
     from minicnn.app.loading import UnnamedModelError
-    from minicnn.commands._options import EXIT_FAILED, fail
+    from minicnn.commands._options import EXIT_FAILED, fail, wrap
     from minicnn.files import TargetError, safe_target, write_atomic
 
     if args.float16 and args.int8:
         return fail(NAME, "expected --float16 or --int8, not both")
+    if args.eval_images < 1:
+        return fail(NAME, f"expected --eval-images >= 1, got {args.eval_images}")
     if _same_file(args.checkpoint, args.out):
         return fail(NAME, f"--out {args.out} is the same file as the input; writing it would destroy the "
                           f"input: choose another --out")
@@ -93,11 +150,10 @@ def run(args) -> int:
         return fail(NAME, f"--out {e}")
     try:
         loaded = load_model(args.checkpoint, args.model)
-        keep = args.keep
+        was_frequency = loaded.frequency is not None
         model = to_frequency(loaded.model)
-        if keep is not None:
-            for _, layer in frequency_layers(model):
-                layer.set_keep(keep)
+        if args.keep is not None:
+            _keep_check(loaded, model, args.keep, args)
     except UnnamedModelError as e:
         return fail(NAME, f"{e} (--model NAME)")
     except ValueError as e:
@@ -129,4 +185,9 @@ def run(args) -> int:
     print(f"{args.out}: {info['bytes']} bytes on disk ({dtype}; {info['payload_bytes']} bytes of stored numbers); "
           f"compression ratio {dense / info['bytes']:.1f}x in bytes, "
           f"{counts['dense'] / max(counts['total'], 1):.1f}x in stored numbers")
+    ratio = counts["dense"] / max(counts["total"], 1)
+    if args.keep is None and ratio < UNCOMPRESSED_RATIO:
+        what = "is not frequency-regularised" if not was_frequency else "keeps (almost) every DCT coefficient"
+        print(wrap(f"warning: {args.checkpoint} {what}: ratio {ratio:.1f}x in stored numbers; train with "
+                   f"--frequency BUDGET (or experiment frequency) for a small file"))
     return 0

@@ -22,6 +22,10 @@ layer's size). "Stored numbers" = every number in the file's payload. With `--bi
 computed as a convolution over the last maps (the same function), so its DCT runs over
 (out, channels, 5, 5) and the kept low frequencies are smooth over space, not over a flattened axis.
 `--model lenet5_caffe` runs the paper's 431,080-parameter Caffe LeNet instead of LeNet-5.
+`--model unet --dataset fashion-on-cifar-seg` runs `experiment frequency_unet` (Dice against stored numbers,
+table, CSV, Pareto plot, masks picture) with the options of UNET_OPTIONS that were given passed on.
+Files: through `minicnn.files.write_atomic`; a given --out holding results is refused unless --overwrite,
+the default folder becomes runs/frequency-2, -3, ... (with a note) when it holds an earlier run.
 
 Measured 2026-11-29 (fr helper, issue 16) on the shared 2-core machine, 55,000 train / 5,000
 validation / 10,000 test, default settings, accuracy of the RELOADED float16 file, seeds 0 / 1 (each
@@ -54,7 +58,6 @@ epochs, --c5-conv --bias-keep 8) gave 97.10% / 97.03% at 776.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from dataclasses import dataclass
@@ -62,6 +65,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .frequency_unet import result_folder, save_figure, write_csv, write_text
 
 if TYPE_CHECKING:
     from minicnn.data import Dataset
@@ -72,10 +77,22 @@ PAPER_BUDGET = 776  # numbers for the whole LeNet-5 in Zhao et al., "Frequency R
 SPLIT_SEED = 12345  # the permutation that picks the validation images
 MODELS = ("lenet5", "lenet5_caffe")
 PICTURE_LAYER = {"lenet5": 3, "lenet5_caffe": 2}  # conv2: the layer whose coefficients are pictured
+DEFAULT_OUT = "runs/frequency"
+UNET_TASK = "fashion-on-cifar-seg"
+# options of this experiment -> the frequency_unet option they set when --model unet (if given)
+UNET_OPTIONS = {"budgets": "budgets", "dense_epochs": "epochs", "fr_epochs": "fr_epochs", "lr": "lr",
+                "fr_lr": "fr_lr", "power": "power", "width": "width", "batch_size": "batch",
+                "train_images": "train", "test_images": "test"}
+
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", choices=MODELS, default="lenet5")
+    parser.add_argument("--model", choices=(*MODELS, "unet"), default="lenet5",
+                        help="unet: runs `experiment frequency_unet` (Dice against stored numbers); the options "
+                        "given here that it shares are passed on, the others take its defaults")
+    parser.add_argument("--dataset", default=None,
+                        help=f"mnist for LeNet-5 (the default); a binary segmentation task for unet (default "
+                        f"{UNET_TASK})")
     parser.add_argument("--budgets", default="2000,1000,776,500,400",
                         help="comma-separated: N (total stored numbers incl. biases) or P%% (per-layer fraction)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; the table shows their mean")
@@ -111,7 +128,9 @@ def add_arguments(parser) -> None:
     dtype.add_argument("--float32", action="store_true", help="store float32 instead of float16")
     dtype.add_argument("--int8", action="store_true",
                        help="store int8, one float32 scale per tensor (bytes = numbers + 4 per tensor)")
-    parser.add_argument("--out", default="runs/frequency", help="folder for the table, PNGs and model files")
+    parser.add_argument("--out", default=None, help=f"folder for the table, PNGs and model files (default "
+                        f"{DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3, ... when it holds an earlier run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results in a given --out")
     parser.add_argument("--data-dir", default=None, help="dataset folder (default: $MINICNN_DATA, then cache)")
 
 
@@ -146,7 +165,7 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
     """Per-layer kept counts for a parsed budget (see the module docstring), for the weight layers of
     `model` (after `to_frequency`). With `bias_keep`, the biases will be stored as their first
     `bias_keep` DCT coefficients (`frequency_biases`), and that is what a total budget reserves for them."""
-    from minicnn.app.frequency import allocate_budget, frequency_layers, stored_numbers
+    from minicnn.app.frequency import budget_targets, frequency_layers
     from minicnn.layers.dct import keep_count
 
     kind, value = budget
@@ -154,15 +173,10 @@ def targets_for(model, budget, floor: int, power: float, bias_keep: int | None =
     if kind == "fraction":
         return {n: max(min(floor, layer.coeffs.size), keep_count(value, layer.coeffs.size, n))
                 for n, layer in layers.items()}
-    reserved = stored_numbers(model)["other"]
-    if bias_keep is not None:
-        biases = [layer.bias.size for layer in layers.values() if layer.bias is not None]
-        reserved += sum(min(bias_keep, b) for b in biases) - sum(biases)
-    coefficients = value - reserved
-    if coefficients < len(layers):
-        raise ValueError(f"experiment frequency: a budget of {value} leaves {coefficients} coefficients after "
-                         f"the {reserved} bias numbers")
-    return allocate_budget(model, coefficients, floor=min(floor, coefficients // len(layers)), power=power)
+    try:
+        return budget_targets(model, value, floor, power, bias_keep)
+    except ValueError as e:
+        raise ValueError(f"experiment frequency: {e}") from e
 
 
 @dataclass
@@ -258,7 +272,7 @@ def fine_tune(dense, name: str, config: dict, budget, split: Split, seed: int, a
 
 
 def export_and_measure(model, name: str, config: dict, split: Split, path: Path, float16: bool,
-                       int8: bool = False) -> dict:
+                       int8: bool = False, overwrite: bool = False) -> dict:
     """Write the compressed file (float16, int8 or float32), RELOAD it with load_model, and measure the
     reloaded model. payload_bytes: the stored numbers' bytes as the file holds them (+ int8 scales)."""
     from minicnn.app import evaluate, load_model
@@ -266,7 +280,7 @@ def export_and_measure(model, name: str, config: dict, split: Split, path: Path,
     from minicnn.layers import FrequencyBias
 
     info = save_compressed(model, path, float16=float16, int8=int8,
-                           meta=describe(name, config, model, **split.described()))
+                           meta=describe(name, config, model, **split.described()), overwrite=overwrite)
     reloaded = load_model(path).model
     counts = stored_numbers(reloaded)
     bias_coefficients = sum(layer.keep for _, layer in frequency_layers(reloaded) if isinstance(layer, FrequencyBias))
@@ -312,7 +326,7 @@ def format_table(rows: list[dict], dense: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_pareto(rows: list[dict], dense: dict, title: str, path: Path) -> None:
+def plot_pareto(rows: list[dict], dense: dict, title: str, path: Path, overwrite: bool = False) -> None:
     """Test accuracy (seed mean, per-seed points) against stored numbers, log x; the dense accuracy as
     a horizontal line; the 97% target and the paper's 776 numbers as guides."""
     import matplotlib
@@ -341,11 +355,10 @@ def plot_pareto(rows: list[dict], dense: dict, title: str, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, overwrite)
 
 
-def plot_coefficients(dense_weight: np.ndarray, layer, title: str, path: Path) -> None:
+def plot_coefficients(dense_weight: np.ndarray, layer, title: str, path: Path, overwrite: bool = False) -> None:
     """One conv layer's DCT coefficients: |dct(W)| of the dense layer and the kept coefficients after
     truncation, each (O, I, KH, KW) tensor drawn as an O x I grid of KH x KW blocks (log scale), and
     both in zigzag order with the truncation point."""
@@ -383,8 +396,7 @@ def plot_coefficients(dense_weight: np.ndarray, layer, title: str, path: Path) -
     axes[2].set_ylabel("|coefficient|")
     axes[2].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, overwrite)
 
 
 def model_config(args) -> dict:
@@ -406,9 +418,37 @@ def dense_row(denses: list, split: Split) -> dict:
             "test_accuracy": float(np.mean(tests)), "test_accuracy_seeds": tests}
 
 
+def unet_arguments(args) -> argparse.Namespace:
+    """`experiment frequency --model unet ...` as the options of `experiment frequency_unet`: its defaults,
+    overridden by the options in UNET_OPTIONS that were given (differ from this experiment's defaults), and
+    --dataset, the first of --seeds, --out, --overwrite and --data-dir."""
+    from . import frequency_unet
+
+    mine, theirs = argparse.ArgumentParser(), argparse.ArgumentParser()
+    add_arguments(mine)
+    frequency_unet.add_arguments(theirs)
+    defaults, unet = mine.parse_args([]), theirs.parse_args([])
+    for option, target in UNET_OPTIONS.items():
+        if getattr(args, option) != getattr(defaults, option):
+            setattr(unet, target, getattr(args, option))
+    unet.task = args.dataset or UNET_TASK
+    unet.seed = parse_seeds(args.seeds)[0]
+    unet.out, unet.overwrite, unet.data_dir = args.out, args.overwrite, args.data_dir
+    return unet
+
+
 def run(args) -> int:
     from minicnn.app.frequency import frequency_layers
     from minicnn.data import DatasetError
+
+    if args.model == "unet":
+        from . import frequency_unet
+
+        return frequency_unet.run(unet_arguments(args))
+    if args.dataset not in (None, "mnist"):
+        print(f"minicnn experiment frequency: {args.model} runs on mnist only, got --dataset {args.dataset}; "
+              f"segmentation tasks take --model unet")
+        return 2
 
     try:
         budgets = [(text.strip(), parse_budget(text)) for text in args.budgets.split(",") if text.strip()]
@@ -419,8 +459,11 @@ def run(args) -> int:
     except (ValueError, DatasetError) as e:
         print(f"minicnn experiment frequency: {e}")
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = result_folder(args.out, DEFAULT_OUT, args.overwrite)
+    except ValueError as e:
+        print(f"minicnn experiment frequency: {e}")
+        return 2
     name, config = args.model, model_config(args)
     dtype_name = "float32" if args.float32 else "int8" if args.int8 else "float16"
     print(f"MNIST: {len(split.data.x_train):,} training / {len(split.val[1]):,} validation / "
@@ -437,7 +480,8 @@ def run(args) -> int:
             model = fine_tune(dense, name, config, budget, split, seed, args, label)
             path = out / f"{name}_{text.replace('%', 'pct')}_seed{seed}.fr.npz"
             row = {"budget": text, "seed": seed,
-                   **export_and_measure(model, name, config, split, path, not (args.float32 or args.int8), args.int8),
+                   **export_and_measure(model, name, config, split, path, not (args.float32 or args.int8), args.int8,
+                                         args.overwrite),
                    "seconds": round(time.time() - t1, 1)}
             rows.append(row)
             print(f"{label}: {row['stored_numbers']} stored numbers, {row['file_bytes']} bytes; reloaded file: "
@@ -457,19 +501,17 @@ def run(args) -> int:
                f"({best['test_accuracy']:.2%})" if best else f"no budget reached {TARGET_ACCURACY:.0%}")
     print("\n" + table + "\n" + verdict)
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "experiment")}
-    (out / "frequency_table.txt").write_text(table + "\n" + verdict + "\n")
-    (out / "frequency_results.json").write_text(json.dumps(
+    write_text(out / "frequency_table.txt", table + "\n" + verdict + "\n", args.overwrite)
+    write_text(out / "frequency_results.json", json.dumps(
         {"dense": dense, "rows": rows, "mean_rows": table_rows, "verdict": verdict, "settings": settings,
-         "seconds": round(time.time() - t0, 1)}, indent=1, default=str))
-    with open(out / "frequency_results.csv", "w", newline="") as f:
-        fields = [k for k in rows[0] if k not in ("per_layer", "path")]
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+         "seconds": round(time.time() - t0, 1)}, indent=1, default=str), args.overwrite)
+    write_csv(out / "frequency_results.csv", rows, [k for k in rows[0] if k not in ("per_layer", "path")],
+              args.overwrite)
     title = f"{name} {config} on MNIST: accuracy of the reloaded file vs stored numbers"
-    plot_pareto(table_rows, dense, title, out / "frequency_pareto.png")
+    plot_pareto(table_rows, dense, title, out / "frequency_pareto.png", args.overwrite)
     if picture is not None and picture[2] is not None:
         plot_coefficients(picture[1], picture[2], f"{name} conv2 {picture[1].shape} in the DCT domain, before and "
-                          f"after truncation ({picture[0]} stored numbers in all)", out / "frequency_coefficients.png")
+                          f"after truncation ({picture[0]} stored numbers in all)", out / "frequency_coefficients.png",
+                          args.overwrite)
     print(f"table, JSON, CSV, PNGs and the compressed models are in {out}/ ({time.time() - t0:.0f} s in all)")
     return 0

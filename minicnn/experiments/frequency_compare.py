@@ -52,6 +52,7 @@ from . import frequency as fr
 DESCRIPTION = "FR vs magnitude pruning, truncated SVD and a smaller LeNet at the same stored bytes (MNIST)"
 METHODS = ("fr", "prune", "svd", "small")
 VALUE_BYTES = 2  # float16
+DEFAULT_OUT = "runs/frequency_compare"
 PRUNE_EVERY = 20  # steps between two pruning updates while the schedule runs
 
 
@@ -73,7 +74,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-images", type=int, default=None, help="use only N training images")
     parser.add_argument("--test-images", type=int, default=None, help="use only the first N test images")
-    parser.add_argument("--out", default="runs/frequency_compare")
+    parser.add_argument("--out", default=None, help=f"folder for the table, JSON, PNG and model files (default "
+                        f"{DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3, ... when it holds an earlier run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results in a given --out")
     parser.add_argument("--data-dir", default=None)
     # FR settings of `experiment frequency` that this comparison does not vary
     parser.set_defaults(bias_keep=8, floor=8, power=0.0, decay="geometric")
@@ -271,7 +274,8 @@ def compress(method: str, budget: int, dense, split, seed: int, args, out: Path)
         model = fr.fine_tune(dense, "lenet5", {"c5_conv": True}, ("total", budget // VALUE_BYTES), split, seed,
                              args, label)
         row = fr.export_and_measure(model, "lenet5", {"c5_conv": True}, split,
-                                    out / f"fr_{budget}B_seed{seed}.fr.npz", float16=True)
+                                    out / f"fr_{budget}B_seed{seed}.fr.npz", float16=True,
+                                    overwrite=args.overwrite)
         return {"numbers": row["stored_numbers"], "bytes": row["payload_bytes"], "val_accuracy": row["val_accuracy"],
                 "test_accuracy": row["test_accuracy"], "detail": row["per_layer"]}
     steps_per_epoch = -(-len(split.data.x_train) // args.batch_size)
@@ -320,7 +324,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], dense: dict, path: Path) -> None:
+def plot(rows: list[dict], dense: dict, path: Path, overwrite: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -340,8 +344,7 @@ def plot(rows: list[dict], dense: dict, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fr.save_figure(fig, path, overwrite)
 
 
 def run(args) -> int:
@@ -355,11 +358,10 @@ def run(args) -> int:
                              f"--methods from {', '.join(METHODS)}, got {args.bytes!r} and {args.methods!r}")
         seeds = fr.parse_seeds(args.seeds)
         split = fr.load_split(args.val, args.train_images, args.data_dir, args.test_images)
+        out = fr.result_folder(args.out, DEFAULT_OUT, args.overwrite)
     except (ValueError, DatasetError) as e:
         print(f"minicnn experiment frequency_compare: {e}")
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     results, denses = [], []
     for seed in seeds:
@@ -381,11 +383,11 @@ def run(args) -> int:
     dense = fr.dense_row(denses, split)
     table = format_table(rows)
     print("\n" + table)
-    (out / "compare_table.txt").write_text(table + "\n")
-    (out / "compare_results.json").write_text(json.dumps(
+    fr.write_text(out / "compare_table.txt", table + "\n", args.overwrite)
+    fr.write_text(out / "compare_results.json", json.dumps(
         {"dense": dense, "rows": rows, "runs": [{k: v for k, v in r.items() if k != "key"} for r in results],
-         "seconds": round(time.time() - t0, 1)}, indent=1, default=str))
+         "seconds": round(time.time() - t0, 1)}, indent=1, default=str), args.overwrite)
     if rows:
-        plot(rows, dense, out / "compare_accuracy_vs_bytes.png")
+        plot(rows, dense, out / "compare_accuracy_vs_bytes.png", args.overwrite)
     print(f"table, JSON and PNG are in {out}/ ({time.time() - t0:.0f} s in all)")
     return 0

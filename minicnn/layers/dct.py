@@ -38,6 +38,7 @@ from minicnn.functional.checks import check_array
 from .conv import Conv2D, ConvTranspose2D
 from .dense import Linear, kaiming_uniform
 from .shapes import Cost, Shape
+from .unet import Identity
 
 
 def keep_count(keep: int | float, size: int, who: str) -> int:
@@ -248,3 +249,9 @@ class FrequencyBias(_FrequencyWeight):
 
     def extra_repr(self) -> str:
         return f"{self.channels}, {self._keep_repr()}"
+
+
+class FoldedBatchNorm(Identity):
+    """Where a BatchNorm2D was before `minicnn.app.frequency.fold_batchnorm` moved it into the preceding
+    convolution (its scale into the weights, its shift into the bias): y = x, dx = dy, no numbers. A
+    named layer, so a model (and the meta `describe` writes for its compressed file) shows the fold."""
