@@ -11,7 +11,8 @@ def add_arguments(parser) -> None:
                         help="layer name (omit, or 'list', to see the choices; 'all' checks every one)")
     from minicnn.commands._options import MAX_SEED, integer
 
-    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help="seed for the input, weights and upstream gradient")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0,
+                        help="seed for the input, weights and upstream gradient")
 
 
 def run(args) -> int:
