@@ -54,6 +54,11 @@ class _ZeroDraws:
 _UNFILLED = _ZeroDraws()
 
 
+def filling_weights() -> bool:
+    """False inside `unfilled_weights()`: a weight initialiser may then return zeros without drawing."""
+    return not _UNFILLED.active
+
+
 @contextlib.contextmanager
 def unfilled_weights() -> Iterator[None]:
     """Build models to count them, not to run them: while on, weight initialisation draws zeros from `rng()`

@@ -85,19 +85,15 @@ def numeric_gradient(forward, g: np.ndarray, array: np.ndarray, eps: float) -> n
     (perturbed in place and restored). The two outputs are subtracted before the sum, which keeps
     the rounding error near 1e-10 instead of 1e-16 * |L| / eps."""
     grad = np.zeros_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
+    for i in np.ndindex(array.shape):  # indexing, not a reshape: a strided view is perturbed in place too
+        old = array[i]
+        array[i] = old + eps
         plus = forward().copy()
-        flat[i] = old - eps
+        array[i] = old - eps
         minus = forward().copy()
-        flat[i] = old
-        gflat[i] = np.sum(g * (plus - minus)) / (2 * eps)
+        array[i] = old
+        grad[i] = np.sum(g * (plus - minus)) / (2 * eps)
     return grad
-
-
-_numeric_gradient = numeric_gradient  # the former name, still imported by tests/test_losses.py, test_losses_seg.py
 
 
 def gradcheck(layer: Layer, x: np.ndarray, eps: float = DEFAULT_EPS, tol: float = DEFAULT_TOL,

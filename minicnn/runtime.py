@@ -61,6 +61,9 @@ _blas_threads: int | None = None  # set by configure(); None: follow THREAD_VARI
 _freed_memory_kept = False  # configure(keep_freed_memory=True) raised glibc's thresholds
 
 
+MAX_THREADS = 1024  # far above any core count minicnn runs on; a 20-digit count is a typo, not a plan
+
+
 def parse_threads(value: object, source: str) -> int:
     """A thread count: a whole number >= 1 (an int or its decimal text); ValueError naming `source` else.
 
@@ -76,6 +79,8 @@ def parse_threads(value: object, source: str) -> int:
         count = 0
     if count < 1:
         raise ValueError(f"{source}: expected a whole number of threads >= 1, got {value!r}")
+    if count > MAX_THREADS:
+        raise ValueError(f"{source}: expected at most {MAX_THREADS} threads, got {value!r}")
     return count
 
 

@@ -129,3 +129,19 @@ def test_threads_option_sets_blas_before_numpy_loads():
     assert done.returncode == 0, done.stderr
     workers, counts = done.stdout.split(maxsplit=1)
     assert workers == "3" and set(counts.strip("[]\n").split(", ")) == {"1"}  # NumPy's (and SciPy's) OpenBLAS
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--seed", "99999999999999999999"], ["train", "--seed", "-1"], ["gradcheck", "relu", "--seed", "4294967296"],
+    ["exercise", "check", "conv2d_dx", "--seed", "-1"], ["--threads", "99999999999999999999", "demo"],
+])
+def test_seeds_and_thread_counts_out_of_range_are_usage_errors(argv, capsys):
+    """A seed NumPy cannot take (negative, or beyond 2**32 - 1) and a 20-digit thread count are refused
+    before anything runs, in one line naming the option (once a traceback from NumPy's seeding)."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "--seed" in err or "--threads" in err

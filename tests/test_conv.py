@@ -369,3 +369,22 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(c, h):
     assert y.shape == (0, 16, h, h)
     assert layer.backward(y).shape == x.shape
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
+def test_locally_connected_patches_are_the_windows_read_by_loops():
+    """`patches` (shown in chapter 2): row (oh*OW + ow, n) holds the window of x under output (oh, ow),
+    zero padding included, flattened in (C, KH, KW) order; checked against an explicit loop."""
+    from minicnn.functional.locally_connected import patches
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 5))
+    (kh, kw), (sh, sw), (ph, pw) = (3, 2), (2, 1), (1, 0)
+    oh, ow = (6 + 2 * ph - kh) // sh + 1, (5 + 2 * pw - kw) // sw + 1
+    p = patches(x, (kh, kw), (sh, sw), (ph, pw), (oh, ow))
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    assert p.shape == (oh * ow, 2, 3 * kh * kw)
+    for i in range(oh):
+        for j in range(ow):
+            for n in range(2):
+                window = xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                assert np.array_equal(p[i * ow + j, n], window.reshape(-1))

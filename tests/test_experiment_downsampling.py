@@ -55,3 +55,14 @@ def test_command_writes_table_csv_and_png(data_dir, tmp_path, capsys):
     assert all(float(r["max_abs_error"]) == 0.0 for r in rows if r["method"].startswith(("Haar", "slicing")))
     png = (tmp_path / "downsampling.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_strided_average_conv_is_the_mean_of_each_3x3_window_with_zero_padding():
+    """The method shown in chapter 12: y[n, c, i, j] = mean of x's 3x3 window at (2i, 2j), padding 1."""
+    x = np.random.default_rng(4).standard_normal((2, 3, 7, 6))
+    y = D.strided_average_conv(x)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    assert y.shape == (2, 3, 4, 3)
+    for i in range(4):
+        for j in range(3):
+            assert np.allclose(y[:, :, i, j], xp[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].mean(axis=(2, 3)), atol=1e-12)

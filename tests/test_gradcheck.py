@@ -144,3 +144,14 @@ def test_numeric_gradient_and_rel_errors_are_public_and_correct():
     err, worst = rel_errors(np.array([1.0, 2.0, 0.0]), np.array([1.0, 1.0, 0.0]))
     np.testing.assert_allclose(err, [0.0, 0.5, 0.0])
     assert worst == (1,)
+
+
+def test_numeric_gradient_perturbs_a_strided_view_in_place():
+    """A transposed (non-contiguous) array: reshape(-1) would perturb a copy and report a zero gradient."""
+    from minicnn.gradcheck import numeric_gradient
+
+    a = np.arange(6.0).reshape(2, 3).T  # (3, 2), not C-contiguous
+    g = np.ones((3, 2))
+    grad = numeric_gradient(lambda: a ** 2, g, a, 1e-6)
+    assert np.allclose(grad, 2 * a, atol=1e-6)
+    assert np.array_equal(a, np.arange(6.0).reshape(2, 3).T)  # restored

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minicnn.app.spiral import train_spiral
-from minicnn.gradcheck import _numeric_gradient
+from minicnn.gradcheck import numeric_gradient
 from minicnn.losses import MSELoss, SoftmaxCrossEntropy
 
 
@@ -27,7 +27,7 @@ def test_loss_gradients_match_central_differences(loss, target):
     logits = np.random.default_rng(1).standard_normal((3, 4))
     loss(logits, target)
     analytic = loss.backward()
-    numeric = _numeric_gradient(lambda: np.array(loss(logits, target)), np.ones(()), logits, 1e-6)
+    numeric = numeric_gradient(lambda: np.array(loss(logits, target)), np.ones(()), logits, 1e-6)
     np.testing.assert_allclose(analytic, numeric, atol=1e-9)
 
 
@@ -101,7 +101,7 @@ def test_label_smoothing_gradient_matches_central_differences(shape, labels):
     loss = SoftmaxCrossEntropy(label_smoothing=0.2)
     loss(logits, labels)
     analytic = loss.backward()
-    numeric = _numeric_gradient(lambda: np.array(loss(logits, labels)), np.ones(()), logits, 1e-6)
+    numeric = numeric_gradient(lambda: np.array(loss(logits, labels)), np.ones(()), logits, 1e-6)
     np.testing.assert_allclose(analytic, numeric, atol=1e-9)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minicnn.gradcheck import _numeric_gradient
+from minicnn.gradcheck import numeric_gradient
 from minicnn.losses import SoftDiceLoss, SoftmaxCrossEntropy
 
 EPS = 1e-6
@@ -17,7 +17,7 @@ def _pixels(rng, n=2, k=3, h=3, w=4):
 
 
 def _numeric(loss, logits, labels):
-    return _numeric_gradient(lambda: np.array(loss(logits, labels)), np.ones(()), logits, EPS)
+    return numeric_gradient(lambda: np.array(loss(logits, labels)), np.ones(()), logits, EPS)
 
 
 def test_per_pixel_cross_entropy_is_the_mean_over_every_pixel(rng):

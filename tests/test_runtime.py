@@ -278,3 +278,10 @@ def test_plain_forward_and_backward_run_no_kernel_function(monkeypatch):
     assert _kernel_functions_run(net, x), "with the kernels on, the trace saw no minicnn.kernels function"
     with runtime.plain():
         assert _kernel_functions_run(net, x) == set()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "1025", 10**20])
+def test_a_thread_count_beyond_the_documented_maximum_is_refused(value):
+    with pytest.raises(ValueError, match=r"--threads: expected at most 1024 threads, got"):
+        runtime.parse_threads(value, "--threads")
+    assert runtime.parse_threads(str(runtime.MAX_THREADS), "--threads") == runtime.MAX_THREADS

@@ -45,8 +45,8 @@ def _overdose(t):
 
 
 def _local(t):
-    t.code(FLC.locally_connected2d, start="p = _patches", end="return y")
-    t.code(FLC._patches)
+    t.code(FLC.locally_connected2d, start="p = patches", end="return y")
+    t.code(FLC.patches)
     core.manual_seed(0)
     layer = LC.LocallyConnected2D(1, 1, input_size=4, kernel_size=3, bias=False).to(np.float64)
     x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)

@@ -32,7 +32,7 @@ QUICK_SEEDS, FULL_SEEDS = 2, 3  # training runs per downsampling variant in step
 
 
 def _four_ways(t):
-    t.code(study._strided_average_conv)
+    t.code(study.strided_average_conv)
     t.code(study.Method, start="class Method", end="inverse_name")
     t.array("x", X4[0, 0])
     rows = []

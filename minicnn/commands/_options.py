@@ -49,6 +49,9 @@ def wrap(text: str) -> str:
                                    subsequent_indent="  ") or printable(line) for line in text.splitlines())
 
 
+MAX_SEED = 2**32 - 1  # NumPy's legacy seed range: every command's --seed
+
+
 def integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: an int in [low, high] (None: unbounded on that side)."""
     def parse(text: str) -> int:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 NAME = "demo"
 HELP = "train a small MLP on a generated 2-D spiral (the engine's smallest end-to-end run)"
-MAX_SEED = 2**32 - 1  # NumPy's legacy seed range (the experiments' --seed too)
 MAX_STEPS = 1_000_000  # about 25 minutes of full-batch steps: more is a typo, refused before training
 
 
 def add_arguments(parser) -> None:
-    from minicnn.commands._options import integer, number
+    from minicnn.commands._options import MAX_SEED, integer, number
 
     parser.add_argument("--steps", type=integer(1, MAX_STEPS), default=1000, help="full-batch Adam steps")
     parser.add_argument("--lr", type=number(0, low_open=True), default=0.01, help="Adam learning rate")

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from minicnn.commands._options import MAX_SEED, integer
 from minicnn.files import TargetError, safe_target, write_atomic
 
 NAME = "exercise"
@@ -44,7 +45,7 @@ def add_arguments(parser) -> None:
     p.add_argument("name")
     _dir(p)
     _timeout(p)
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=integer(0, MAX_SEED), default=None,
                    help="draw the random cases from this seed (a failing random case prints its seed)")
     p.add_argument("--all", action="store_true",
                    help="one row per check (a report taller than a 24-row page is shown per piece)")

@@ -9,9 +9,10 @@ HELP = "gradient-check a layer (float64 central differences) and print a table"
 def add_arguments(parser) -> None:
     parser.add_argument("layer", nargs="?",
                         help="layer name (omit, or 'list', to see the choices; 'all' checks every one)")
-    from minicnn.commands._options import integer
+    from minicnn.commands._options import MAX_SEED, integer
 
-    parser.add_argument("--seed", type=integer(0), default=0, help="seed for the input, weights and upstream gradient")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0,
+                        help="seed for the input, weights and upstream gradient")
 
 
 def run(args) -> int:

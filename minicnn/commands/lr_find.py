@@ -17,12 +17,11 @@ TABLE_ROWS = 12  # rows of the printed curve (every k-th step)
 MAX_BATCH_SIZE = 4_096  # as `minicnn train`'s limit
 MAX_LR = 1e3  # a sweep's end: far past where any net here diverges (the default ends at 10)
 MAX_WEIGHT_DECAY = 1.0  # an L2 term as large as the loss itself; more only ever diverges
-MAX_SEED = 2**32 - 1  # NumPy's legacy seed range (the experiments' --seed too)
 
 
 def add_arguments(parser) -> None:
     from minicnn.app.lr_find import END_LR, START_LR, STEPS
-    from minicnn.commands._options import integer, number
+    from minicnn.commands._options import MAX_SEED, integer, number
 
     parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, FILE.npz or FOLDER/")
     parser.add_argument("--model", default="lenet5", help="a registered model name (minicnn models)")

@@ -25,7 +25,7 @@ SEGMENTATION_MONITOR = "val_iou"  # what best.npz and --early-stop choose by on 
 
 
 def add_arguments(parser) -> None:
-    from minicnn.commands._options import integer, number
+    from minicnn.commands._options import MAX_SEED, integer, number
 
     parser.add_argument("--dataset", default="mnist",
                         help="mnist, fashion-mnist, cifar10, a path to a .npz, a FOLDER/ of class folders, or a "
@@ -76,7 +76,7 @@ def add_arguments(parser) -> None:
                         help="stop when the validation loss (segmentation: mean IoU) has not improved for N "
                              "epochs (needs --val-size); best.npz in the run folder holds the best epoch's model "
                              "either way")
-    parser.add_argument("--seed", type=integer(0), default=0,
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0,
                         help="seed for weights, shuffling and augmentation")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
                                                     "default: runs/DATASET-MODEL-seedSEED (a new -2, -3... "

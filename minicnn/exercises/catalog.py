@@ -1078,7 +1078,7 @@ def _optimizer_cases(rng: np.random.Generator) -> list:
     return cases
 
 
-# ---- the exercises added for issue 23, in course order ----------------------------------------
+# ---- the later exercises, in course order ----------------------------------------------
 
 
 def _locally_connected_cases(rng: np.random.Generator) -> list:

@@ -46,7 +46,7 @@ FACTOR = 2
 PEAK = 1.0  # pixel range is [0, 1]
 
 
-def _strided_average_conv(x: np.ndarray) -> np.ndarray:
+def strided_average_conv(x: np.ndarray) -> np.ndarray:
     """3x3 stride-2 convolution, padding 1, fixed weights 1/9, each channel on its own (groups = C)."""
     C = x.shape[1]
     w = np.full((C, 1, 3, 3), 1.0 / 9.0)
@@ -65,7 +65,7 @@ METHODS = (
     Method("max pool 2x2", lambda x: F.max_pool2d(x, FACTOR)[0], None),
     Method("avg pool 2x2", lambda x: F.avg_pool2d(x, FACTOR), None),
     Method("subsample /2", lambda x: F.subsample2d(x, FACTOR), None),
-    Method("strided conv 3x3/2 (1/9)", _strided_average_conv, None),
+    Method("strided conv 3x3/2 (1/9)", strided_average_conv, None),
     Method("SoftPool 2x2", lambda x: F.soft_pool2d(x, FACTOR)[0], None),
     Method("Haar DWT (4 bands)", F.haar_downsample, F.haar_upsample, "inverse DWT"),
     Method("slicing (space-to-depth)", lambda x: F.space_to_depth(x, FACTOR), lambda y: F.depth_to_space(y, FACTOR),

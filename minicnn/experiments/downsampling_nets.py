@@ -4,8 +4,9 @@ trained with the same budget on real Fashion-MNIST and on the partial real CIFAR
 
 Reports test accuracy (mean and spread over seeds), parameters and mult-adds per image. The budget
 is small because this machine's two cores are shared: read the printed settings before comparing
-with published figures. The review's claim (seeds 000/001) is that keeping every value when
-downsampling (slicing) beats discarding them (pooling, strides).
+with published figures. The claim of He and Wang ("A Promising Downsampling Alternative in a Neural
+Network", 2023) is that keeping every value when downsampling (slicing) beats discarding them
+(pooling, strides).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def locally_connected_output_size(input_size: Pair, kernel_size: Pair, stride: P
             conv_output_size(input_size[1], kernel_size[1], stride[1], padding[1], who=who))
 
 
-def _patches(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, out_size: Pair) -> np.ndarray:
+def patches(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, out_size: Pair) -> np.ndarray:
     """x (N, C, H, W) -> patches (OH*OW, N, C*KH*KW), one copy per kernel offset."""
     n, c = x.shape[:2]
     (kh, kw), (sh, sw), (oh, ow) = kernel_size, stride, out_size
@@ -54,7 +54,7 @@ def locally_connected2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stri
     if out != (oh, ow):
         raise ValueError(f"{who}: weight is for a {oh}x{ow} output; input shape {x.shape} with stride {stride} "
                          f"and padding {padding} gives {out[0]}x{out[1]}")
-    p = _patches(x, (kh, kw), stride, padding, (oh, ow))  # (OH*OW, N, C*KH*KW)
+    p = patches(x, (kh, kw), stride, padding, (oh, ow))  # (OH*OW, N, C*KH*KW)
     wm = w.reshape(oh * ow, t, c * kh * kw).transpose(0, 2, 1)  # (OH*OW, C*KH*KW, T)
     y = np.matmul(p, wm).transpose(1, 2, 0).reshape(x.shape[0], t, oh, ow)  # (N, T, OH, OW)
     if b is not None:
@@ -68,7 +68,7 @@ def locally_connected2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, s
     n, c, h, wd = x.shape
     oh, ow, t, _, kh, kw = w.shape
     (sh, sw), (ph, pw) = stride, padding
-    p = _patches(x, (kh, kw), stride, padding, (oh, ow))  # (OH*OW, N, C*KH*KW)
+    p = patches(x, (kh, kw), stride, padding, (oh, ow))  # (OH*OW, N, C*KH*KW)
     dyp = dy.reshape(n, t, oh * ow).transpose(2, 0, 1)  # (OH*OW, N, T)
     dw = np.matmul(dyp.transpose(0, 2, 1), p).reshape(w.shape)  # (OH*OW, T, C*KH*KW)
     dp = np.matmul(dyp, w.reshape(oh * ow, t, c * kh * kw))  # (OH*OW, N, C*KH*KW)

@@ -19,6 +19,8 @@ def kaiming_uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
 
     Drawn in float64 chunks straight into the float32 result: the same numbers as one whole-tensor
     draw (each value takes the next draw of the engine RNG), without a float64 copy of a big layer."""
+    if not core.filling_weights():  # a build to count (`minicnn models`): lazily zeroed pages, nothing touched
+        return np.zeros(shape, dtype=core.DEFAULT_DTYPE)
     bound = 1.0 / np.sqrt(fan_in)
     out = np.empty(shape, dtype=core.DEFAULT_DTYPE)
     flat = out.reshape(-1)  # a view: filling it fills out
