@@ -260,3 +260,23 @@ def test_frequency_unet_experiment_refuses_budgets_it_cannot_meet(data_dir, tmp_
     assert err.startswith("minicnn experiment frequency_unet: expected budgets like")
     assert main(["experiment", "frequency_unet", "--budgets", "300", *common]) == 2  # BN etc. are 334 numbers
     assert "leaves no coefficients" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_batchnorm_folded_unet_file_opens_through_load_model_as_the_saved_model(rng, tmp_path):
+    """`fold_batchnorm` before `to_frequency` (the experiment's --fold-batchnorm): the file's meta says so,
+    and `load_model` (evaluate, predict, summary, export) folds the rebuilt UNet the same way."""
+    from minicnn.app.frequency import fold_batchnorm
+
+    dense = models.build("unet", **UNET_CONFIG)
+    for layer in dense.modules():
+        if isinstance(layer, L.BatchNorm2D):
+            layer.running_mean[...] = rng.standard_normal(layer.running_mean.shape)
+            layer.running_var[...] = rng.uniform(0.5, 2.0, layer.running_var.shape)
+    dense.eval()
+    x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    model = to_frequency(fold_batchnorm(dense)).eval()
+    path = tmp_path / "folded.fr.npz"
+    save_compressed(model, path, meta=describe("unet", UNET_CONFIG, model, input_shape=[3, 16, 16]))
+    loaded = load_model(path)
+    assert loaded.meta["frequency"]["batchnorm_folded"] is True
+    np.testing.assert_array_equal(loaded.model(x), model(x))

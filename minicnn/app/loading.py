@@ -28,7 +28,7 @@ from minicnn.models import build
 from minicnn.models._registry import MAX_WIDTH  # the widest width a file may ask for (train's too)
 
 from . import checkpoint as ckpt_io
-from .frequency import compressed_from_arrays, frequency_biases, to_frequency
+from .frequency import compressed_from_arrays, fold_batchnorm, frequency_biases, to_frequency
 
 CARRIED = ("dataset", "mean", "std", "input_shape", "class_names")  # descriptive meta entries
 MAX_SIZE_OPTION = 4096  # any other int build option (classes, channels, image size, depth) at most this
@@ -100,8 +100,10 @@ def _rebuild(name: str, config: dict, frequency: dict | None, state: dict[str, n
     """build(name, **config), converted as `frequency` says (None: as the state's keys say), filled
     with `state` -> (model in eval mode, the conversion applied)."""
     check_config(name, config, path)
-    if frequency is not None and not (isinstance(frequency, dict) and isinstance(frequency.get("biases", False), bool)):
-        raise ModelFileError(f"{path}: expected the frequency entry as {{'biases': bool}}, got {frequency!r:.60}")
+    if frequency is not None and not (isinstance(frequency, dict) and isinstance(frequency.get("biases", False), bool)
+                                      and isinstance(frequency.get("batchnorm_folded", False), bool)):
+        raise ModelFileError(f"{path}: expected the frequency entry as {{'biases': bool, 'batchnorm_folded': bool}}, "
+                             f"got {frequency!r:.60}")
     try:
         model = build(name, **config)
     except MemoryError as e:
@@ -113,6 +115,8 @@ def _rebuild(name: str, config: dict, frequency: dict | None, state: dict[str, n
         plain = set(to_frequency(build(name, **config)).state_dict())
         frequency = {"biases": set(state) != plain}
     if frequency is not None:
+        if frequency.get("batchnorm_folded"):  # each BatchNorm was folded into its convolution before the DCT
+            fold_batchnorm(model)
         model = to_frequency(model)
         if frequency.get("biases"):
             frequency_biases(model)
