@@ -3,6 +3,7 @@ segmentation task (mnist-seg, fashion-on-cifar-seg) with a segmentation model (u
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,12 +16,14 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 DEFAULT_METHOD = "im2col"
 EXIT_DIVERGED, EXIT_DATA, EXIT_INTERRUPTED = 1, 2, 130
 CROP_PADDING = 4  # pixels of --augment crop-flip's random crop (the standard CIFAR augmentation)
-RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png", "best.npz")  # besides the checkpoint
+FR_NAME = "model.fr.npz"  # the frequency-regularised model of --frequency, in the run folder
+RUN_FILES = ("metrics.json", "metrics.csv", "curves.png", "confusion.png", "best.npz", FR_NAME)  # + checkpoint
 MIN_WIDTH, MAX_WIDTH = 1 / 16, 8.0  # channel multipliers a run may ask for (MAX = app.loading.MAX_WIDTH)
 # Sane limits, checked before anything is read or allocated (the help states them):
 MAX_EPOCHS = 10_000  # 10,000 passes: far beyond any run of this engine (MNIST converges in ~10)
 MAX_BATCH_SIZE = 4_096  # a CIFAR batch of 4,096 is ~50 MB of input and GBs of activations
 MAX_WARMUP = 10_000_000  # warm-up steps; also at most the run's own number of steps (checked with the data)
+MAX_FREQUENCY_BUDGET = 10_000_000  # --frequency: stored numbers, far above any model this engine trains
 SEGMENTATION_MONITOR = "val_iou"  # what best.npz and --early-stop choose by on a segmentation task (higher is better)
 
 
@@ -78,6 +81,14 @@ def add_arguments(parser) -> None:
                              "either way")
     parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0,
                         help="seed for weights, shuffling and augmentation")
+    parser.add_argument("--frequency", type=integer(1, MAX_FREQUENCY_BUDGET), default=None, metavar="BUDGET",
+                        help="after dense training, fine-tune a frequency-regularised copy (weights as DCT "
+                             "coefficients, zigzag tail truncation) until its file stores BUDGET numbers, with the "
+                             "schedule `minicnn experiment frequency` found best; writes model.fr.npz (float16) in "
+                             "the run folder and scores the reloaded file; LeNet-5 is then built with C5 as a 5x5 "
+                             "convolution (c5_conv), as measured there (classification models only)")
+    parser.add_argument("--fr-epochs", type=integer(1, MAX_EPOCHS), default=None, metavar="N",
+                        help="epochs of the --frequency fine-tuning (default 10; truncation over the first 2)")
     parser.add_argument("--out", default=None, help="run folder for checkpoint and metrics; "
                                                     "default: runs/DATASET-MODEL-seedSEED (a new -2, -3... "
                                                     "folder when that one holds an earlier run)")
@@ -113,6 +124,7 @@ def run(args) -> int:
             val = _validation_split(args, ds)
             _check_sizes(args, ds)
             model, config = _model(args, ds)
+            _check_frequency(args, model)
             lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
             defining = _defining_options(args, config, lr, augment, data_crc)
             _check_resume(args, out, defining, config, val)
@@ -123,6 +135,8 @@ def run(args) -> int:
                     "optimizer": args.optimizer, "lr": lr, "schedule": args.schedule, "warmup": args.warmup,
                     "epochs": args.epochs, "augment": augment, "run": defining}
             result = _train(args, out, model, ds, val, optimizer, schedule, _augmenter(args, augment), meta, lr)
+            if args.frequency is not None and result.status in ("done", "stopped early"):
+                _frequency(args, out, model, ds, val, meta)
     except _Refused as refused:
         return fail(NAME, refused.message, refused.code)
     return _exit_code(result, out)
@@ -305,7 +319,7 @@ def _model(args, ds):
     core.manual_seed(args.seed)
     try:
         config = config_for(args.model, ds.input_shape, num_classes=ds.num_classes, width=args.width,
-                            method=args.method)
+                            method=args.method, c5_conv=True if args.frequency is not None else None)
         model = build(args.model, **config)
     except ValueError as e:
         raise _Refused(str(e)) from None
@@ -315,6 +329,63 @@ def _model(args, ds):
         raise _Refused(f"--method {args.method}: {args.model} has no choice of convolution algorithm; "
                        f"{', '.join(takers)} take one")
     return model, config
+
+
+def _check_frequency(args, model) -> None:
+    """Step 8b, --frequency before any training: a classifier, and a budget its layers can meet (the
+    biases and normalisation numbers are stored first, every layer keeps at least one coefficient)."""
+    from minicnn.app.frequency import FrequencySchedule, budget_targets, frequency_layers, to_frequency
+
+    if args.frequency is None:
+        if args.fr_epochs is not None:
+            raise _Refused(f"--fr-epochs {args.fr_epochs} sets the fine-tuning of --frequency BUDGET: give both")
+        return
+    if args.model in SEGMENTATION_MODELS:
+        raise _Refused(f"--frequency: {args.model} is trained for segmentation; its frequency-regularised version "
+                       f"is made by `minicnn experiment frequency --model {args.model}`")
+    probe = to_frequency(copy.deepcopy(model))
+    if not dict(frequency_layers(probe)):
+        raise _Refused(f"--frequency: {args.model} has no convolution or linear layer to store as DCT coefficients")
+    schedule = FrequencySchedule()
+    try:
+        budget_targets(probe, args.frequency, schedule.floor, schedule.power, schedule.bias_keep)
+    except ValueError as e:
+        raise _Refused(f"--frequency {args.frequency}: {e}") from None
+
+
+def _frequency(args, out: Path, model, ds, val, meta: dict) -> None:
+    """Step 12b, --frequency: the densely trained model fine-tuned in the DCT domain down to BUDGET stored
+    numbers (`frequency_fine_tune`, through `fit`), written as model.fr.npz by the write rule, reloaded
+    and scored on the test split beside the dense model."""
+    import numpy as np
+
+    from minicnn.app import evaluate, load_model
+    from minicnn.app.frequency import FrequencySchedule, describe, frequency_fine_tune, save_compressed
+    from minicnn.commands._options import wrap
+    from minicnn.commands.compress import ACCURACY_LOSS_WARN
+    from minicnn.files import TargetError
+
+    epochs = args.fr_epochs or FrequencySchedule().epochs
+    schedule = FrequencySchedule(epochs=epochs, truncate_epochs=min(FrequencySchedule().truncate_epochs, epochs))
+    print(wrap(f"frequency regularisation: {epochs} epochs of fine-tuning down to {args.frequency:,} stored numbers"))
+    fr = frequency_fine_tune(model, ds, args.frequency, schedule, val=val, seed=args.seed,
+                             log=lambda message: print(wrap(message)))
+    path = out / FR_NAME
+    extra = {key: meta[key] for key in ("dataset", "class_names", "input_shape")}
+    extra.update({key: np.asarray(meta[key]).tolist() for key in ("mean", "std")})  # per channel, as JSON
+    try:
+        info = save_compressed(fr, path, float16=True, meta=describe(args.model, meta["model_config"], fr, **extra),
+                               overwrite=args.resume or args.overwrite)
+    except (TargetError, FileExistsError) as e:
+        raise _Refused(str(e)) from None
+    reloaded = evaluate(load_model(path).model, ds.x_test, ds.y_test).accuracy
+    dense = evaluate(model, ds.x_test, ds.y_test).accuracy
+    print(wrap(f"{path}: {info['numbers']:,} stored numbers in {info['bytes']:,} bytes; test accuracy of "
+               f"the reloaded file {reloaded:.2%} (dense {dense:.2%})"))
+    if dense - reloaded > ACCURACY_LOSS_WARN:
+        print(wrap(f"note: the frequency-regularised file scores {100 * (dense - reloaded):.1f} points below the "
+                   f"dense model: a larger BUDGET or more --fr-epochs keeps more (`minicnn experiment frequency` "
+                   f"measures the trade-off)"))
 
 
 def _dataset_ref(args) -> str:
@@ -444,6 +515,7 @@ def _exit_code(result, out: Path) -> int:
     if result.status == "diverged":
         return EXIT_DIVERGED
     best = ", best.npz (the best validation epoch)" if (out / "best.npz").is_file() else ""
+    best += f", {FR_NAME} (frequency-regularised)" if (out / FR_NAME).is_file() else ""
     print(wrap(f"checkpoint{best}, metrics.csv/json and curves.png in {out}"))
     return 0
 
