@@ -182,6 +182,7 @@ def test_fit_itself_refuses_a_run_folder_another_process_holds(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
 
 
 # ---- #5: Ctrl-C at every batch boundary, also in an epoch of one batch ---------------------------------

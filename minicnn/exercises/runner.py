@@ -74,7 +74,11 @@ class Session:
         self.process = subprocess.Popen([sys.executable, "-I", str(CHILD), json.dumps(config)], env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                         text=True)
-        first = self._receive()
+        try:
+            first = self._receive()
+        except BaseException:  # the child ended while loading the file: no Session for the caller to close
+            self.close()
+            raise
         self.printed += first.get("printed", [])
         self.load_error: list[str] = [] if first["ok"] else first["error"]
         self.functions: list[str] = first.get("functions", [])
