@@ -176,15 +176,15 @@ def run(args) -> int:
     except OSError as e:
         return fail(NAME, f"cannot write {args.out}: {e.strerror or e}", EXIT_FAILED)
     dense = dense_float32_bytes(model)
-    print(f"model {loaded.name}: {counts['dense']} parameters dense ({dense} bytes as float32)")
-    print(f"stored numbers: {counts['total']} = {counts['coefficients']} kept DCT coefficients "
-          f"+ {counts['other']} other (biases, buffers)")
+    print(wrap(f"model {loaded.name}: {counts['dense']} parameters dense ({dense} bytes as float32)"))
+    print(wrap(f"stored numbers: {counts['total']} = {counts['coefficients']} kept DCT coefficients "
+               f"+ {counts['other']} other (biases, buffers)"))
     for name, layer in frequency_layers(model):
         print(f"  {name:<12} {str(layer.coeffs.shape):<18} keeps {layer.keep:>7} of {layer.coeffs.size}")
     dtype = "float16" if args.float16 else "int8" if args.int8 else "float32"
-    print(f"{args.out}: {info['bytes']} bytes on disk ({dtype}; {info['payload_bytes']} bytes of stored numbers); "
-          f"compression ratio {dense / info['bytes']:.1f}x in bytes, "
-          f"{counts['dense'] / max(counts['total'], 1):.1f}x in stored numbers")
+    print(wrap(f"{args.out}: {info['bytes']} bytes on disk ({dtype}; {info['payload_bytes']} bytes of stored "
+               f"numbers); compression ratio {dense / info['bytes']:.1f}x in bytes, "
+               f"{counts['dense'] / max(counts['total'], 1):.1f}x in stored numbers"))
     ratio = counts["dense"] / max(counts["total"], 1)
     if args.keep is None and ratio < UNCOMPRESSED_RATIO:
         what = "is not frequency-regularised" if not was_frequency else "keeps (almost) every DCT coefficient"
