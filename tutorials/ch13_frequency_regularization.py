@@ -414,7 +414,8 @@ def _unet_run(t):
     path = t.fig_dir / "ch13_unet_masks.png"
     frequency_unet.plot_masks(data.x_test[:UNET_SHOWN], data.y_test[:UNET_SHOWN].astype(np.float32),
                               {f"dense {from_file[0][2]:,}": masks["dense"].astype(np.float32),
-                               f"FR {from_file[1][2]:,}": masks["fr"].astype(np.float32)}, path)
+                               f"FR {from_file[1][2]:,}": masks["fr"].astype(np.float32)}, path,
+                              overwrite=True)  # the tutorial's own figure, redrawn each run
     t.print(f"figure saved: {path}")
     dice_dense, dice_fr = scored["dense"]["dice"], scored["fr"]["dice"]
     floor_dense, floor_fr = (0.7, 0.6) if t.quick else (0.8, 0.7)

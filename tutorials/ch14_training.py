@@ -131,7 +131,7 @@ def _lr_find(t):
             + ("none" if result.suggestion is None else f"{result.suggestion:.2e}"))
     t.fig_dir.mkdir(parents=True, exist_ok=True)
     path = t.fig_dir / "ch14_lr_find.png"
-    lr_find.plot_lr_find(result, path)
+    lr_find.plot_lr_find(result, path, overwrite=True)  # the tutorial's own figure, redrawn each run
     t.print(f"figure saved: {path}")
     t.check_true("the loss first falls: the lowest smoothed loss is below the first one",
                  result.smoothed[lowest] < result.smoothed[0])
