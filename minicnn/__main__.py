@@ -1,7 +1,5 @@
 """`python -m minicnn` is the same as the `minicnn` command."""
 
-import sys
+from minicnn.cli import command_line
 
-from minicnn.cli import main
-
-sys.exit(main())
+command_line()

@@ -163,6 +163,16 @@ def _sigterm_ends_cleanly() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+def command_line() -> None:
+    """The `minicnn` program (console script and `python -m minicnn`): `main`, then exit with its code.
+    Once the command has ended its files are final and its code is chosen, so a Ctrl-C during the
+    interpreter's shutdown (a second Ctrl-C after "interrupted", say) no longer kills the process by
+    signal: it exits with the code the command chose (130 for the first Ctrl-C)."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default sys.argv[1:]); return the exit code (see EPILOG). The thread
     and kernel settings hold for this run only (`runtime.temporarily`)."""

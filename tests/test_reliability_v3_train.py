@@ -16,6 +16,7 @@ import re
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -527,3 +528,48 @@ def test_a_segmentation_task_is_refused_by_train_without_a_traceback(tmp_path):
         pytest.skip("real-data test: set MINICNN_DATA to the dataset folder (CI sets it to shared/datasets)")
     code, _, stderr = cli("train", "--dataset", "mnist-seg", "--epochs", 1, "--no-progress", "--out", tmp_path / "r")
     assert code == 2 and "segmentation task" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("kind", ["link", "dangling link", "fifo"])
+def test_overwrite_refuses_a_link_or_fifo_in_place_of_a_run_file(data, tmp_path, kind):
+    """--overwrite replaces the earlier run's own files; a link or FIFO named metrics.json is not one of
+    them (it was deleted and replaced by a regular file, the link's target orphaned)."""
+    out = tmp_path / "run"
+    assert cli("train", "--dataset", data / "tiny.npz", "--epochs", 1, "--no-progress", "--out", out)[0] == 0
+    target = out / "metrics.json"
+    target.unlink()
+    elsewhere = tmp_path / "elsewhere.json"
+    if kind == "link":
+        elsewhere.write_text("keep me")
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(elsewhere)
+    code, _, err = cli("train", "--dataset", data / "tiny.npz", "--epochs", 1, "--no-progress", "--out", out,
+                       "--overwrite")
+    assert code == 2 and "--overwrite:" in err and "metrics.json" in err
+    assert target.is_symlink() if kind != "fifo" else stat.S_ISFIFO(os.lstat(target).st_mode)
+    assert kind != "link" or elsewhere.read_text() == "keep me"
+    assert (out / "checkpoint.npz").exists()  # the earlier run is left as it was
+
+
+def test_a_second_ctrl_c_soon_after_the_first_still_exits_130(data, tmp_path):
+    """Ctrl-C twice, half a second apart (the hostile probe's rhythm), stdout a pipe nobody reads yet: the
+    command chose 130 and said so, then blocked in its last flush at exit, where the second Ctrl-C killed
+    it by SIGINT (returncode -2). Wherever the second one lands, the exit code is now 130. (Timing-bound:
+    on the old code it failed in 1 of 2 runs here, and in 6 of 6 runs of the probe's own script.)"""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONUNBUFFERED", None)  # stdout buffered, as in a shell pipeline: its last flush is at exit
+    proc = subprocess.Popen([sys.executable, "-m", "minicnn", "--no-tune", "train", "--dataset", str(data / "tiny.npz"),
+                             "--epochs", "5000", "--no-progress", "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (out / "checkpoint.npz").exists() or proc.poll() is not None)
+    time.sleep(1.0)  # well into the run: stdout's pipe is full, nobody reads it until the end
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-300:]
+    assert "Traceback" not in err

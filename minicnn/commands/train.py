@@ -472,14 +472,20 @@ def _train(args, out: Path, model, ds, val, optimizer, schedule, augment, meta: 
     from minicnn.app.checkpoint import CheckpointError
     from minicnn.app.train import BEST_NAME, CHECKPOINT_NAME, BestCheckpoint, EarlyStopping, FitConfig, fit
     from minicnn.commands._options import fail, wrap
-    from minicnn.files import TargetError
+    from minicnn.files import TargetError, safe_target
 
     monitor = SEGMENTATION_MONITOR if args.model in SEGMENTATION_MODELS else "val_loss"
     callbacks = [BestCheckpoint(out / BEST_NAME, meta, monitor=monitor)] if val is not None else []
     if args.early_stop is not None:
         callbacks.append(EarlyStopping(args.early_stop, monitor=monitor))
     if args.overwrite:
-        for path in [out / name for name in (CHECKPOINT_NAME, *RUN_FILES)] + sorted(out.glob("confusion-*.png")):
+        paths = [out / name for name in (CHECKPOINT_NAME, *RUN_FILES)] + sorted(out.glob("confusion-*.png"))
+        try:  # --overwrite replaces the earlier run's files, never a link, FIFO, device or folder in their place
+            for path in paths:
+                safe_target(path, overwrite=True)
+        except TargetError as e:
+            raise _Refused(f"--overwrite: {e}") from None
+        for path in paths:
             path.unlink(missing_ok=True)
     print("\n".join(wrap(line) for line in _plan(args, model, ds, val, lr, meta["augment"], out)))
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out_dir=out,

@@ -355,7 +355,7 @@ def target_probes(work: Path, f: dict) -> list[Probe]:
         "lr-find --out": ("c.png", lambda t: ["--no-tune", "lr-find", "--dataset", str(f["npz"]), "--steps", "12",
                                               "--out", str(t)]),
         "export --onnx": ("m.onnx", lambda t: ["export", str(f["ckpt"]), "--onnx", str(t)]),
-        "show --out (a file in it)": ("conv_filters.png", lambda t: ["show", str(f["ckpt"]), "--out", str(t.parent)]),
+        "show --out (a file in it)": ("filters_0.png", lambda t: ["show", str(f["ckpt"]), "--out", str(t.parent)]),
         "train --out (a file in it)": ("metrics.json", lambda t: ["--no-tune", "train", "--dataset", str(f["npz"]),
                                                                   "--epochs", "1", "--no-progress", "--out",
                                                                   str(t.parent)]),
