@@ -255,7 +255,7 @@ def check_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
                                   f"({int(bad.sum()):,} of {n:,} labels are NaN or infinite)")
         fractional = y != np.round(y)
         if fractional.any():
-            raise DataFormatError(f"{where}: expected integer class labels, got {y[fractional][0]!r} "
+            raise DataFormatError(f"{where}: expected integer class labels, got {y[fractional][0].item()!r} "
                                   f"({int(fractional.sum()):,} of {n:,} labels are not whole numbers)")
     elif not np.issubdtype(y.dtype, np.integer):
         raise DataFormatError(f"{where}: expected integer class labels, got dtype {y.dtype}")
