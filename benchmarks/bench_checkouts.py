@@ -52,7 +52,7 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
-def _load() -> str:
+def load_average() -> str:
     try:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
             p.error(f"expected a minicnn checkout (a folder holding minicnn/__init__.py), got {d}")
     if args.rounds < 1 or args.threads < 1 or not args.seconds > 0:
         p.error("--rounds and --threads must be >= 1 and --seconds > 0")
-    print(f"{cpu_model()}, {os.cpu_count()} cores; workers {args.threads}; load {_load()}")
+    print(f"{cpu_model()}, {os.cpu_count()} cores; workers {args.threads}; load {load_average()}")
     times = {"old": {c: [] for c in CASES}, "new": {c: [] for c in CASES}}
     for r in range(args.rounds):
         order = ("old", "new") if r % 2 == 0 else ("new", "old")
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     for case in CASES:
         old, new = statistics.median(times["old"][case]), statistics.median(times["new"][case])
         print(f"{case:<26}{old:>10.2f}{new:>10.2f}{new / old:>9.2f}")
-    print(f"medians of {args.rounds} rounds; load {_load()}")
+    print(f"medians of {args.rounds} rounds; load {load_average()}")
     return 0
 
 

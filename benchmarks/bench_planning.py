@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_checkouts import cpu_model, load_average  # beside this script; the parent imports no minicnn
+
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, sys, time
@@ -55,24 +57,6 @@ print(json.dumps({"epoch": seconds, "planning": p.planning_seconds, "measured": 
 """
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (the parent imports no minicnn)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def run_child(args: argparse.Namespace, cache: str) -> dict[str, float]:
     """One epoch in a fresh process with plan folder `cache`: {"epoch", "planning", "measured"}."""
     env = {**os.environ, "MINICNN_CACHE_DIR": cache, "OPENBLAS_NUM_THREADS": "1", "MINICNN_WORKERS": "1",
@@ -98,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.rounds < 1 or min(args.images, args.test_images) < 0:
         p.error(f"expected --rounds >= 1, --images and --test-images >= 0, got {args.rounds}, {args.images} "
                 f"and {args.test_images}")
-    print(f"{cpu_model()}, {os.cpu_count()} cores; 1 thread; load {_load()}")
+    print(f"{cpu_model()}, {os.cpu_count()} cores; 1 thread; load {load_average()}")
     print(f"{args.model} on {Path(args.dataset).name}: {args.images or 'all'} training images, "
           f"{args.test_images or 'all'} test images")
     with tempfile.TemporaryDirectory() as planned, tempfile.TemporaryDirectory() as scratch:
@@ -121,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"warm epoch          {warm_epoch:8.2f} s   ({warm_planning:.2f} s planning)")
     print(f"planning / epoch    {med['planning'] / med['epoch']:8.1%}     (the planner's own count)")
     print(f"cold / warm wall    {med['epoch'] / warm_epoch:8.3f}     (medians of {args.rounds} rounds)")
-    print(f"load {_load()}")
+    print(f"load {load_average()}")
 
 
 if __name__ == "__main__":

@@ -245,6 +245,17 @@ def _taken(folder: Path) -> bool:
     return (os.path.lexists(folder) and not folder.is_dir()) or any(os.path.lexists(folder / n) for n in OUTPUTS)
 
 
+def make_folder(folder: Path) -> None:
+    """--out's folder, made if missing; ValueError (one line) when its name is taken by a file, link,
+    FIFO or device, or it cannot be made. Shared with `downsampling_nets`."""
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ValueError(f"--out {folder} is not a folder; choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out: cannot create the folder {folder}: {e.strerror or e}") from None
+
+
 def output_folder(out: str | None, overwrite: bool) -> Path:
     """The folder to write into, checked (and made) before any work: the default moves on past folders
     holding an earlier run (a note says so), a given --out holding one is refused without --overwrite,
@@ -257,12 +268,7 @@ def output_folder(out: str | None, overwrite: bool) -> Path:
         folder = Path(out)
         if not out.strip():
             raise ValueError(f"--out: expected a folder name, got {out!r}")
-    if os.path.lexists(folder) and not folder.is_dir():
-        raise ValueError(f"--out {folder} is not a folder; choose another --out")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--out: cannot create the folder {folder}: {e.strerror or e}") from None
+    make_folder(folder)
     found = [name for name in OUTPUTS if os.path.lexists(folder / name)]
     try:
         for name in OUTPUTS:

@@ -45,6 +45,7 @@ RESULTS = "results.json"
 def results_path(out: str | None, overwrite: bool) -> Path | None:
     """Where results.json goes (None: nowhere), checked and its folder made before any training: an
     earlier file is refused without `overwrite`, a folder, link, FIFO or device always. ValueError."""
+    from minicnn.experiments.downsampling import make_folder
     from minicnn.files import TargetError, safe_target
 
     if out is None:
@@ -52,10 +53,8 @@ def results_path(out: str | None, overwrite: bool) -> Path | None:
     folder = Path(out)
     if not out.strip():
         raise ValueError(f"--out: expected a folder name, got {out!r}")
-    if os.path.lexists(folder) and not folder.is_dir():
-        raise ValueError(f"--out {folder} is not a folder; choose another --out")
+    make_folder(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         return safe_target(folder / RESULTS, overwrite)
     except FileExistsError:
         raise ValueError(f"--out {folder} holds an earlier {RESULTS}; choose another --out, or --overwrite to "
@@ -63,7 +62,7 @@ def results_path(out: str | None, overwrite: bool) -> Path | None:
     except TargetError as e:
         raise ValueError(f"--out: {e}") from None
     except OSError as e:
-        raise ValueError(f"--out: cannot create the folder {folder}: {e.strerror or e}") from None
+        raise ValueError(f"--out: cannot check {folder / RESULTS}: {e.strerror or e}") from None
 
 
 def run(args) -> int:
