@@ -125,3 +125,15 @@ def test_fold_batchnorm_experiment_files_hold_the_budget_and_reload(data_dir, tm
     manifest, _ = read_compressed(out / "fr_400.f16.fr.npz")
     assert manifest["meta"]["frequency"]["batchnorm_folded"] and int(rows["400", "float16"]["stored_numbers"]) == 400
     assert int(rows["dense", "float16"]["stored_numbers"]) == 7474
+
+
+def test_folded_batchnorm_is_the_identity_forward_and_backward(rng):
+    """The placeholder a fold leaves: y = x (checked against x itself), dx = dy (float64 gradient check;
+    it has no parameters)."""
+    from minicnn.gradcheck import gradcheck
+
+    layer = FoldedBatchNorm()
+    x = rng.standard_normal((2, 3, 4, 5))
+    np.testing.assert_array_equal(layer(x), x)
+    assert list(layer.parameters()) == []
+    gradcheck(layer, x)
