@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.core import Layer, Sequential
+from minicnn.core import Layer
 from minicnn.files import write_atomic
 
 MAX_ROWS = 32  # output maps drawn per layer
@@ -61,31 +61,37 @@ def filters(layer: Layer) -> np.ndarray:
 
 
 def feature_maps(model: Layer, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """Run `model` (in eval mode) on x (N, C, H, W) and return the output of every convolution met on
-    the way, (name, y (N, T, OH, OW)). Sequential containers are entered; any other layer is run whole
-    (so convolutions inside e.g. a Residual block are not listed)."""
+    """Run `model` (in eval mode) on x (N, C, H, W) and return the output of every convolution, in the order
+    they ran, (name, y (N, T, OH, OW)): every 2-D convolution anywhere inside the model is listed, those
+    inside a Residual block or a UNet's skip connections (`SkipConcat`) included. Each convolution's own
+    forward is wrapped for the call to record what it returns, then restored."""
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"feature_maps: expected images (N, C, H, W), got shape {x.shape}")
     was_training = model.training
-    model.eval()
     found: list[tuple[str, np.ndarray]] = []
 
-    def run(layer: Layer, h: np.ndarray, prefix: str) -> np.ndarray:
-        if isinstance(layer, Sequential):
-            for name, child in layer.named_children():
-                h = run(child, h, f"{prefix}.{name}" if prefix else name)
-            return h
-        y = layer.forward(h)
-        if _is_conv(layer):
-            found.append((prefix or type(layer).__name__, y))
-        return y
+    def recorder(name: str, forward):
+        def recorded(h: np.ndarray) -> np.ndarray:
+            y = forward(h)
+            found.append((name, y))
+            return y
+        return recorded
 
+    convs = list({id(layer): (name, layer) for name, layer in reversed(conv_layers(model))}.values())[::-1]
+    for name, layer in convs:  # (a layer met twice is wrapped once, under its first name)
+        layer.forward = recorder(name, layer.forward)  # an instance attribute: shadows the class's method
+    model.eval()
     try:
-        run(model, x, "")
+        model(x)
     finally:
+        for _, layer in convs:
+            del layer.forward
         model.train(was_training)
     return found
+
+
+MAX_LABEL = 12  # longest layer name written beside its maps in feature_maps.png
 
 
 def _file_name(name: str) -> str:
@@ -195,7 +201,10 @@ def save_feature_maps(model: Layer, x: np.ndarray, out_dir: str | os.PathLike, t
     ax.set_xticks([])
     ax.set_yticks([])
     row = 0
-    for (name, y), height in zip(maps, blocks, strict=True):
+    # a deep path (a UNet's "0.1.inner.1.1.inner.1.0.3") does not fit beside a row: its number and size instead
+    labels = [f"layer {name}" if len(name) <= MAX_LABEL else f"conv {number}, {y.shape[2]}x{y.shape[3]}"
+              for number, (name, y) in enumerate(maps, start=1)]
+    for (_, y), height, label in zip(maps, blocks, labels, strict=True):
         n_maps = min(y.shape[1], MAX_MAPS)
         for k in range(n_maps):
             ax = fig.add_subplot(grid[row + k // MAPS_PER_ROW, 1 + k % MAPS_PER_ROW])
@@ -203,13 +212,16 @@ def save_feature_maps(model: Layer, x: np.ndarray, out_dir: str | os.PathLike, t
             ax.set_xticks([])
             ax.set_yticks([])
             if k % MAPS_PER_ROW == 0:
-                ax.set_ylabel(f"layer {name}\nmap {k}", fontsize=7)
+                ax.set_ylabel(f"{label}\nmap {k}", fontsize=7)
             else:
                 ax.set_title(str(k), fontsize=6)
         row += height
-    more = [f"layer {name}: first {MAX_MAPS} of {y.shape[1]}" for name, y in maps if y.shape[1] > MAX_MAPS]
+    more = [f"{label}: first {MAX_MAPS} of {y.shape[1]}" for (_, y), label in zip(maps, labels, strict=True)
+            if y.shape[1] > MAX_MAPS]
+    if len(more) > 2:  # many wide layers (a UNet): one short note instead of a line per layer
+        more = [f"{len(more)} layers show their first {MAX_MAPS} maps"]
     fig.suptitle((title + "\n" if title else "") + "each convolution's output maps (before the nonlinearity), "
-                 "each map on its own grey scale" + (f"; {', '.join(more)}" if more else ""), fontsize=8)
+                 "each map on its own grey scale" + (f";\n{', '.join(more)}" if more else ""), fontsize=8)
     path = out / "feature_maps.png"
     try:
         write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi), overwrite=overwrite)

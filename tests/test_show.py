@@ -118,3 +118,22 @@ def test_show_mistakes_are_one_line_on_stderr(case, lenet_checkpoint, tmp_path, 
 def _write(path, content: bytes):
     path.write_bytes(content)
     return path
+
+
+def test_feature_maps_lists_every_convolution_of_a_unet_in_the_order_they_ran():
+    """A UNet's convolutions sit inside SkipConcat (not a Sequential): every one is listed, encoder before
+    decoder, each with the output the layer itself returns, and the model is left as it was."""
+    import numpy as np
+
+    from minicnn import models
+    from minicnn.visualize import conv_layers, feature_maps
+
+    net = models.build("unet", width=1 / 16, depth=2, in_channels=1, num_classes=3)
+    x = np.random.default_rng(0).standard_normal((1, 1, 16, 16))
+    maps = feature_maps(net, x)
+    names = [name for name, _ in maps]
+    assert sorted(names) == sorted(name for name, _ in conv_layers(net)) and len(names) == 13  # 6 encoder, 2 up, 4 decoder, head
+    assert names[-1] == "1"  # the 1x1 head runs last
+    assert [y.shape[2] for _, y in maps[:2]] == [16, 16] and min(y.shape[2] for _, y in maps) == 4
+    assert np.array_equal(maps[-1][1], net.eval()(x))  # the head's recorded output is the model's output
+    assert all("forward" not in vars(layer) for _, layer in conv_layers(net))  # the wrappers are gone
