@@ -47,3 +47,18 @@ def test_a_closed_pipe_is_not_an_error():
     with pipe.stderr:  # closed when read (an open pipe left to the garbage collector is a ResourceWarning)
         err = pipe.stderr.read().decode()
     assert pipe.wait(timeout=60) == 0 and err == "", err
+
+
+def test_experiment_help_fits_80_columns_and_never_says_default_none(capsys):
+    """Every study's --help: no line past 80 columns, no "(default: None)" or "(default: False)" noise."""
+    import pytest
+
+    from minicnn.cli import main
+    from minicnn.commands.experiment import _experiments
+
+    for name, _ in _experiments():
+        with pytest.raises(SystemExit):
+            main(["experiment", name, "--help"])
+        text = capsys.readouterr().out
+        assert "default: None" not in text and "default: False" not in text, name
+        assert max(len(line) for line in text.splitlines()) <= 80, name

@@ -18,12 +18,22 @@ def _experiments():
             yield info.name, importlib.import_module(f"minicnn.experiments.{info.name}")
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help, except where there is nothing to say: no default
+    (None: the help says what happens) or an off switch (False)."""
+
+    def _get_help_string(self, action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="experiment", metavar="NAME")
     sub.add_parser("list", help="list the studies with one line each (as `minicnn experiment` alone does)")
     for name, module in _experiments():
         p = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_DefaultsFormatter)
         module.add_arguments(p)
         p.set_defaults(_experiment_run=module.run)
     parser.set_defaults(_parser=parser)

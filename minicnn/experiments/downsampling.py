@@ -233,7 +233,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     parser.add_argument("--data-dir", default=None, help="dataset folder (else $MINICNN_DATA, then the cache)")
     parser.add_argument("--num-images", type=integer(1, 10000), default=1000, help="test images per dataset")
-    parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"], choices=["mnist", "cifar10"])
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"], choices=["mnist", "cifar10"],
+                        metavar="DATASET", help="mnist, cifar10 or both")
 
 
 DEFAULT_OUT = "runs/downsampling"
