@@ -6,12 +6,12 @@ Prints the stored numbers, bytes on disk and the compression ratio against the d
 The file follows `minicnn.files.safe_target`'s rule: an existing --out is refused unless --overwrite;
 a folder, device, FIFO or link always.
 
-Two warnings (issue 25). A checkpoint that was not frequency-regularised (no DCT layers, or every
+Two warnings. A checkpoint that was not frequency-regularised (no DCT layers, or every
 coefficient kept) compressed without --keep stores about as many numbers as it has parameters (stored-number
 ratio below UNCOMPRESSED_RATIO): said in one line. With --keep, the one-shot
 truncation is evaluated: the model before and after it on the test split of the dataset the file names
 (the first --eval-images images), both accuracies printed, and a warning when the truncated model is more
-than ACCURACY_LOSS_WARN below the dense one (measured 2026-12-02, issue 24: a 1-epoch LeNet-5 at
+than ACCURACY_LOSS_WARN below the dense one (measured 2026-12-02: a 1-epoch LeNet-5 at
 --keep 0.5 fell from 87.6% to 30.0%). A file that names no classification dataset, or whose dataset is
 not available offline, gets a note instead.
 """

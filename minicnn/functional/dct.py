@@ -1,4 +1,4 @@
-"""The orthonormal discrete cosine transform and the zigzag order (Frequency Regularization, seed 002).
+"""The orthonormal discrete cosine transform and the zigzag order (the Frequency Regularization proposal).
 
 DCT-II along one axis of length n, orthonormal scaling (the matrix D is orthogonal, D^T D = I):
 
