@@ -33,8 +33,10 @@ cannot win or cannot run:
     flipped         backward, dx and dw from dy's columns: stride 1, padding <= E - 1, dx wanted, and
                     T <= FLIP_TRY_RATIO * C (the columns of dy cost T/C times those of x)
     winograd        `conv_winograd`, F(2x2, 3x3): 3x3, stride 1, dilation 1, groups 1, C and T at least
-                    WINOGRAD_MIN_CHANNELS (thinner products lost: 3->32 on 32x32 12.9 ms against im2col's
-                    3.1, 16->16 on 16x16 3.3 against 2.3; forward, batch 64, 1 thread, AMD EPYC)
+                    WINOGRAD_MIN_CHANNELS (thinner products lost, by more the thinner: forward, batch 64,
+                    1 thread, AMD EPYC, 3->32 on 32x32 12.9 ms against im2col's 3.1, 16->16 on 16x16 3.3
+                    against 2.3, 32->32 on 32x32 33.6 against 22.5; 64->64 on 16x16 came within 5%). With
+                    32 channels it cost cifar_net's first epoch 0.9% more planning for no win there
     columns         backward by col2im, where the default takes the flipped or rows path
     depthwise taps  groups == C == T: tap by tap (`depthwise._depthwise_strided` / `_backward_taps`)
                     where the default runs wide rows; "columns" then means one product per group and image
@@ -97,7 +99,7 @@ ROWS_MIN_CHANNELS = MIN_CHANNELS // 2  # the rows candidate from 16 input channe
 FLIP_TRY_RATIO = 2 * 2.0  # "flipped" tried up to twice the default rule's T/C ratio (FLIP_RATIO)
 FFT_MIN_KERNEL = 5  # "fft" only for kernels of 5x5 and larger
 DIRECT_MAX_LOOPS = 64  # "direct" only when its loops run T*OH*OW <= 64 Python iterations
-WINOGRAD_MIN_CHANNELS = 32  # "winograd" only when C and T are both at least this (module docstring)
+WINOGRAD_MIN_CHANNELS = 64  # "winograd" only when C and T are both at least this (module docstring)
 TRIAL_FRACTION = 4  # a new plan is measured on a quarter of the batch (`trial_images`, the planner's trial)
 
 
