@@ -98,3 +98,47 @@ def test_dice_loss_wants_pixels_and_a_positive_smooth():
         SoftDiceLoss()(np.zeros((2, 3)), np.zeros(2, int))
     with pytest.raises(ValueError, match=r"SoftDiceLoss: expected smooth > 0, got 0"):
         SoftDiceLoss(smooth=0)
+
+
+def test_cross_entropy_plus_dice_by_brute_force(rng):
+    """CE + w Dice against an independent per-pixel loop (no call to the two losses it sums)."""
+    from minicnn.losses import CrossEntropyDiceLoss
+
+    logits, labels = _pixels(rng)
+    n, k, h, w = logits.shape
+    ce, inter, p_sum = 0.0, np.zeros(k), np.zeros(k)
+    for i, r, c in np.ndindex(n, h, w):
+        z = logits[i, :, r, c]
+        p = np.exp(z) / np.exp(z).sum()
+        ce -= np.log(p[labels[i, r, c]])
+        inter[labels[i, r, c]] += p[labels[i, r, c]]
+        p_sum += p
+    t_sum = np.bincount(labels.ravel(), minlength=k)
+    dice = 1 - np.mean((2 * inter + 1) / (p_sum + t_sum + 1))
+    for weight in (1.0, 0.5):
+        loss = CrossEntropyDiceLoss(dice_weight=weight)
+        assert loss(logits, labels) == pytest.approx(ce / (n * h * w) + weight * dice, rel=1e-12)
+
+
+@pytest.mark.parametrize("weight, smoothing", [(1.0, 0.0), (0.3, 0.1)])
+def test_cross_entropy_plus_dice_gradient_float64(weight, smoothing, rng):
+    from minicnn.losses import CrossEntropyDiceLoss
+
+    logits, labels = _pixels(rng)
+    loss = CrossEntropyDiceLoss(dice_weight=weight, label_smoothing=smoothing)
+    loss(logits, labels)
+    analytic = loss.backward()
+    assert analytic.dtype == np.float64 and analytic.shape == logits.shape
+    np.testing.assert_allclose(analytic, _numeric(loss, logits, labels), atol=1e-9)
+
+
+def test_cross_entropy_plus_dice_refuses_bad_input(rng):
+    from minicnn.losses import CrossEntropyDiceLoss
+
+    with pytest.raises(ValueError, match="dice_weight a finite number > 0, got 0"):
+        CrossEntropyDiceLoss(dice_weight=0)
+    with pytest.raises(ValueError, match=r"per-pixel logits \(N, K, H, W\), got shape \(4, 3\)"):
+        CrossEntropyDiceLoss()(rng.standard_normal((4, 3)), np.zeros(4, np.int64))
+    logits, labels = _pixels(rng)
+    with pytest.raises(ValueError, match="expected labels in"):
+        CrossEntropyDiceLoss()(logits, labels + 5)

@@ -147,6 +147,7 @@ def test_binary_task_with_dice_loss_best_checkpoint_by_iou_and_resume(tmp_path, 
     (["--dataset", "mnist-seg", "--model", "lenet5"], "is a classifier: use --model unet"),
     (["--dataset", "mnist", "--model", "unet"], "is a segmentation model"),
     (["--dataset", "mnist", "--loss", "dice"], "--loss dice is a segmentation loss"),
+    (["--dataset", "mnist", "--loss", "ce+dice"], "--loss ce+dice is a segmentation loss"),
     (["--dataset", "mnist-seg", "--model", "unet", "--augment", "shift"], "but not their masks"),
     (["--dataset", "mnist-seg", "--model", "unet", "--loss", "dice", "--label-smoothing", "0.1"], "the Dice loss has none"),
 ])
@@ -155,3 +156,13 @@ def test_a_model_that_does_not_fit_the_task_is_refused_in_one_line(argv, words, 
     err = capsys.readouterr().err
     assert words in " ".join(err.split()) and "Traceback" not in err
     assert not (tmp_path / "r" / "checkpoint.npz").exists()
+
+
+def test_ce_plus_dice_loss_trains_and_says_so_in_the_plan(tmp_path, data_dir, capsys):
+    """--loss ce+dice reaches fit as CrossEntropyDiceLoss: the plan names it and the run records it."""
+    out = tmp_path / "cd"
+    assert main(["train", "--dataset", "mnist-seg", *TINY, "--loss", "ce+dice", "--out", str(out),
+                 "--data-dir", str(data_dir), "--no-download"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "per-pixel cross-entropy + soft Dice" in said
+    assert load_model(out / "checkpoint.npz").meta["run"]["--loss"] == "ce+dice"
