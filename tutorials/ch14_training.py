@@ -302,7 +302,7 @@ def _curves(t):
 
 
 def _filters(t):
-    t.code(visualize.feature_maps, start="def run(layer", end="return y")
+    t.code(visualize.feature_maps, start="def recorder(name", end="return recorded")
     model = _CACHE.get("model")
     if model is None:
         t.say(f"(the trained network comes from step {_train_step()}; training it now)")
