@@ -78,6 +78,7 @@ from .conv_im2col import (
     FLIP_RATIO,
     SPLIT_MIN_MACS,
     Variant,
+    _parts,
     block_values,
     conv2d_im2col,
     conv2d_im2col_backward,
@@ -152,12 +153,6 @@ def _worker_variants(macs: int, workers: int) -> dict[str, Variant]:
     if workers <= 1:
         return {}
     return {"whole": Variant(parts=1)} if macs >= SPLIT_MIN_MACS else {"split": Variant(parts=workers)}
-
-
-def _split_parts(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair) -> int:
-    """The parts a batch is cut into by the rule of the columns path (`conv_im2col._parts`): the configured
-    workers, or 1 under SPLIT_MIN_MACS multiply-adds."""
-    return configured_workers() if _macs(x_shape, w_shape, stride, padding, dilation) >= SPLIT_MIN_MACS else 1
 
 
 def _out_pixels(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair) -> int:
@@ -261,7 +256,7 @@ def _run_forward(spec: Spec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     if isinstance(spec, Variant):
         return conv2d_im2col(*args, variant=spec)
     if spec == "winograd":
-        return conv2d_winograd(*args, parts=_split_parts(x.shape, w.shape, stride, padding, dilation))
+        return conv2d_winograd(*args, parts=_parts(_macs(x.shape, w.shape, stride, padding, dilation)))
     if spec == "plain":
         return plain_im2col.conv2d_im2col(*args)
     if spec == "fft":
@@ -279,7 +274,7 @@ def _run_backward(spec: Spec, dy: np.ndarray, x: np.ndarray, w: np.ndarray, stri
         return conv2d_im2col_backward(*args, input_grad=input_grad, variant=spec)
     if spec == "winograd":
         return conv2d_winograd_backward(*args, input_grad=input_grad,
-                                        parts=_split_parts(x.shape, w.shape, stride, padding, dilation))
+                                        parts=_parts(_macs(x.shape, w.shape, stride, padding, dilation)))
     if spec == "plain":
         dx, dw, db = plain_im2col.conv2d_im2col_backward(*args)
     elif spec == "fft":

@@ -75,7 +75,7 @@ class _Tiles:
 
     def __init__(self, x_shape, t: int, padding: Pair, dtype):
         n, c, h, wd = x_shape
-        self.c, self.t, self.h, self.w, self.padding = c, t, h, wd, padding
+        self.c, self.h, self.w, self.padding = c, h, wd, padding
         self.out = (conv_output_size(h, 3, 1, padding[0], 1, who="conv2d"),
                     conv_output_size(wd, 3, 1, padding[1], 1, who="conv2d"))
         self.th, self.tw = -(-self.out[0] // 2), -(-self.out[1] // 2)
