@@ -1,0 +1,228 @@
+"""Lowering along one axis (MEC, Cho and Brand 2017): a stride-1 convolution with a third of im2col's copies.
+
+A fast twin of the plain im2col convolution (`minicnn.functional.conv_im2col`) for stride 1 and groups 1
+(any kernel, padding and dilation). im2col copies every input value KH*KW times, once per tap. Here the
+padded image is copied only KW times, once per kernel COLUMN j, each copy shifted left by j*dil_w:
+
+    low[(c, j), q] = xp_flat[c, q + j*dil_w]          xp_flat: the padded map (Hp, Wp) as one row
+
+and the kernel ROWS i are read from it without any copy: on wide rows (output pixel (oh, ow) at column
+q = oh*Wp + ow, as in `conv_im2col`) the tap (i, j) of every output is low[(c, j), q + i*dil_h*Wp], so
+kernel row i's columns are the VIEW low[:, i*dil_h*Wp : i*dil_h*Wp + L] (L = OH*Wp): a matrix whose rows
+lie one padded map apart, which BLAS reads in place (its leading dimension). Then
+
+    forward    Y (T, L) = sum over i of  W_i (T, C*KW) @ low[:, i*dil_h*Wp : ... + L]
+               W_i[t, (c, j)] = w[t, c, i, j]: KH products of depth C*KW instead of one of depth C*KH*KW
+    dw         dW_i (T, C*KW) = dY (T, L) @ low[:, i*dil_h*Wp : ... + L]^T, summed over the images
+               (dY: dy on wide rows, zeros in the Wp - OW wrapped-around columns)
+    dx         the lecture's flipped-kernel form (stride 1, padding <= dil*(K-1)): dx is the forward
+               convolution of dy, padded by dil*(K-1) - p, with flip_kernel(w), computed the same way
+
+The wrapped-around columns (ow >= OW) compute sums of pixels of neighbouring rows; they are dropped when
+Y is copied into y, exactly as on `conv_im2col`'s wide rows. Price: the products are KH times as many,
+each KH times shallower, and the KH - 1 partial sums are added (one pass over T*L values each).
+
+Blocks of images: the lowered columns of `images_per_block` images at a time (about `block_values`
+entries), one product per image and kernel row (np.matmul over the block), as in `conv_im2col`. With
+more than one worker the batch is cut into `parts` run side by side (`minicnn.threads.split_batch`).
+Chosen only by the planner (`minicnn.kernels.conv`, candidates "mec <block>"), where it measures faster.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from minicnn.functional.checks import conv_output_size
+from minicnn.functional.conv_im2col import flip_kernel, full_padding
+from minicnn.threads import split_batch
+
+from .depthwise import _bias_grad
+
+Pair = tuple[int, int]
+
+BLOCK_VALUES = 2**19  # lowered entries (and partial sums) per block of images, unless the caller says
+SUPPORT = ("mec_applies", "mec_backward_applies", "images_per_block")  # the planner's side (minicnn.kernels.conv)
+
+
+def mec_applies(w_shape: tuple[int, ...], stride: Pair, groups: int) -> bool:
+    """True for the convolutions lowered here: stride (1, 1) and groups 1."""
+    return stride == (1, 1) and groups == 1 and len(w_shape) == 4
+
+
+def mec_backward_applies(w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair, groups: int,
+                         input_grad: bool) -> bool:
+    """The backward here also needs, for dx, the flipped-kernel form: padding <= dil * (K - 1) per axis."""
+    if not mec_applies(w_shape, stride, groups):
+        return False
+    return not input_grad or all(p <= d * (k - 1) for p, d, k in zip(padding, dilation, w_shape[2:]))
+
+
+class _Lowering(NamedTuple):
+    """Sizes of one call: the padded map (Hp, Wp), L = OH*Wp wide output columns per image, S = Hp*Wp
+    lowered columns per image, and `block` images per block."""
+
+    c: int
+    t: int
+    kernel: Pair
+    padding: Pair
+    dilation: Pair
+    out: Pair
+    padded: Pair
+    block: int
+
+    @property
+    def length(self) -> int:
+        return self.out[0] * self.padded[1]
+
+    @property
+    def span(self) -> int:
+        return self.padded[0] * self.padded[1]
+
+
+def _lowering(x_shape, w_shape, padding: Pair, dilation: Pair, block_values: int) -> _Lowering:
+    n, c, h, wd = x_shape
+    t, _, kh, kw = w_shape
+    out = (conv_output_size(h, kh, 1, padding[0], dilation[0], who="conv2d"),
+           conv_output_size(wd, kw, 1, padding[1], dilation[1], who="conv2d"))
+    padded = (h + 2 * padding[0], wd + 2 * padding[1])
+    per_image = c * kw * padded[0] * padded[1] + 2 * t * out[0] * padded[1]  # lowered + partial sums
+    block = max(1, min(n, block_values // per_image))
+    return _Lowering(c, t, (kh, kw), padding, dilation, out, padded, block)
+
+
+def images_per_block(x_shape, w_shape, padding: Pair, dilation: Pair, block_values: int = BLOCK_VALUES) -> int:
+    """How many images one block holds (the planner drops block sizes that give the same count)."""
+    return _lowering(x_shape, w_shape, padding, dilation, block_values).block
+
+
+def _check(x_shape, w_shape, stride: Pair, groups: int, who: str) -> None:
+    if not mec_applies(w_shape, stride, groups):
+        raise ValueError(f"{who}: expected stride (1, 1) and groups 1, got stride {stride}, groups={groups} "
+                         f"(input {tuple(x_shape)}, weight {tuple(w_shape)})")
+
+
+def _row_weights(w: np.ndarray) -> np.ndarray:
+    """w (T, C, KH, KW) -> W_i stacked (KH, T, C*KW), W_i[t, c*KW + j] = w[t, c, i, j]."""
+    t, c, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, t, c * kw)
+
+
+class _Buffer:
+    """The lowered block (B, C, KW, S), zeroed once: the padding borders and the tail of each shifted copy
+    are never written, so they stay zero for every block."""
+
+    def __init__(self, p: _Lowering, dtype):
+        self.low = np.zeros((p.block, p.c, p.kernel[1], p.span), dtype)
+
+    def lower(self, xs: np.ndarray, p: _Lowering) -> np.ndarray:
+        """xs (Nb, C, H, W) -> the block's lowered columns (Nb, C*KW, S)."""
+        nb, c, h, wd = xs.shape
+        (ph, pw), (hp, wp), dil_w, span = p.padding, p.padded, p.dilation[1], p.span
+        low = self.low[:nb]
+        low[:, :, 0].reshape(nb, c, hp, wp)[:, :, ph:ph + h, pw:pw + wd] = xs  # column j = 0: the padded maps
+        for j in range(1, p.kernel[1]):
+            shift = j * dil_w
+            low[:, :, j, :span - shift] = low[:, :, 0, shift:]
+        return low.reshape(nb, c * p.kernel[1], span)
+
+
+def _row_view(low: np.ndarray, p: _Lowering, i: int) -> np.ndarray:
+    """Kernel row i's columns of every image of the block: (Nb, C*KW, L), a view (no copy)."""
+    start = i * p.dilation[0] * p.padded[1]
+    return low[:, :, start:start + p.length]
+
+
+def conv2d_mec(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair, dilation: Pair,
+               groups: int, *, block_values: int = BLOCK_VALUES, parts: int = 1) -> np.ndarray:
+    """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col` for stride 1, groups 1: x (N, C, H, W),
+    w (T, C, KH, KW), b (T,) or None -> y (N, T, OH, OW) (module docstring); `parts`: the batch cut into that
+    many parts run side by side. ValueError for any other convolution."""
+    _check(x.shape, w.shape, stride, groups, "conv2d_mec")
+    dtype = np.result_type(x, w)
+    p = _lowering(x.shape, w.shape, padding, dilation, block_values)
+    y = np.empty((x.shape[0], p.t, *p.out), dtype)
+    rows = _row_weights(w.astype(dtype, copy=False))
+    split_batch(lambda lo, hi: _forward(x[lo:hi].astype(dtype, copy=False), rows, b, p, y[lo:hi]), x.shape[0],
+                parts)
+    return y
+
+
+def _forward(x: np.ndarray, rows: np.ndarray, b: np.ndarray | None, p: _Lowering, y: np.ndarray) -> None:
+    """y (N, T, OH, OW) of the images x, block by block: Y = sum_i W_i @ row view i, then the wide columns
+    dropped (and the bias added) in the copy to y."""
+    n, (oh, ow), wp, length = x.shape[0], p.out, p.padded[1], p.length
+    buf = _Buffer(p, y.dtype)
+    acc = np.empty((p.block, p.t, length), y.dtype)
+    part = np.empty_like(acc)
+    for n0 in range(0, n, p.block):
+        nb = min(p.block, n - n0)
+        low = buf.lower(x[n0:n0 + nb], p)
+        total, extra = acc[:nb], part[:nb]
+        np.matmul(rows[0], _row_view(low, p, 0), out=total)  # (Nb, T, L)
+        for i in range(1, p.kernel[0]):
+            np.matmul(rows[i], _row_view(low, p, i), out=extra)
+            total += extra
+        wide = total.reshape(nb, p.t, oh, wp)[..., :ow]
+        if b is None:
+            y[n0:n0 + nb] = wide
+        else:
+            np.add(wide, b.reshape(-1, 1, 1), out=y[n0:n0 + nb])
+
+
+def conv2d_mec_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
+                        dilation: Pair, groups: int, *, input_grad: bool = True, block_values: int = BLOCK_VALUES,
+                        parts: int = 1) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col_backward` for stride 1, groups 1 (and, with
+    `input_grad`, padding <= dil*(K-1)): (dx (N, C, H, W) or None, dw (T, C, KH, KW), db (T,)); never modifies
+    dy. dw from x lowered again block by block (forward keeps nothing); dx by `conv2d_mec` of dy with the
+    flipped kernel (module docstring)."""
+    if not mec_backward_applies(w.shape, stride, padding, dilation, groups, input_grad):
+        raise ValueError(f"conv2d_mec_backward: expected stride (1, 1), groups 1 and (for dx) padding <= "
+                         f"dilation * (kernel - 1), got stride {stride}, groups={groups}, padding {padding}, "
+                         f"dilation {dilation}, weight {tuple(w.shape)}")
+    dtype = np.result_type(dy, x)
+    p = _lowering(x.shape, w.shape, padding, dilation, block_values)
+    dws = split_batch(lambda lo, hi: _weight_grad(dy[lo:hi].astype(dtype, copy=False),
+                                                  x[lo:hi].astype(dtype, copy=False), p), x.shape[0], parts)
+    dw_rows = dws[0] if len(dws) == 1 else sum(dws)  # (KH, T, C*KW)
+    t, c, kh, kw = w.shape
+    dw = np.ascontiguousarray(dw_rows.reshape(kh, t, c, kw).transpose(1, 2, 0, 3))
+    dx = None
+    if input_grad:
+        pads = full_padding(w.shape[2:], padding, dilation)  # stride 1: dy padded by dil*(K-1) - p
+        dx = conv2d_mec(dy, flip_kernel(w.astype(dtype, copy=False)), None, (1, 1), pads, dilation, 1,
+                        block_values=block_values, parts=parts)
+    return dx, dw, _bias_grad(dy)
+
+
+def _weight_grad(dy: np.ndarray, x: np.ndarray, p: _Lowering) -> np.ndarray:
+    """dW (KH, T, C*KW) of the images x, summed over them, ONE product per block: the images side by side
+    (channel-major lowering, (C*KW, Nb*S)) against dy placed KH times, shifted by each kernel row's offset
+    i*dil_h*Wp inside each image's S columns (zeros elsewhere):
+
+        dW_i[t, (c, j)] = sum over n, q of  dy_i[t, n, q] low[(c, j), n, q],   dy_i[t, n, q + i*dil_h*Wp] = dY[t, n, q]
+
+    so the KH products of the module docstring become one of KH*T rows."""
+    n, (oh, ow), (hp, wp), (kh, kw), span = x.shape[0], p.out, p.padded, p.kernel, p.span
+    (ph, pw), (dil_h, dil_w), b = p.padding, p.dilation, p.block
+    low = np.zeros((p.c, kw, b, span), x.dtype)  # channel-major: rows (c, j), columns (image, q)
+    shifted = np.zeros((kh, p.t, b, span), x.dtype)  # dy at each kernel row's offset; zeros stay zero
+    grads = np.zeros((kh * p.t, p.c * kw), x.dtype)
+    block_grads = np.empty_like(grads)
+    for n0 in range(0, n, b):
+        nb = min(b, n - n0)
+        xs, dys = x[n0:n0 + nb], dy[n0:n0 + nb]
+        low[:, 0, :nb].reshape(p.c, nb, hp, wp)[:, :, ph:ph + xs.shape[2], pw:pw + xs.shape[3]] = \
+            xs.transpose(1, 0, 2, 3)
+        for j in range(1, kw):
+            low[:, j, :nb, :span - j * dil_w] = low[:, 0, :nb, j * dil_w:]
+        for i in range(kh):
+            start = i * dil_h * wp
+            rows = shifted[i, :, :nb, start:start + p.length].reshape(p.t, nb, oh, wp)
+            rows[..., :ow] = dys.transpose(1, 0, 2, 3)
+        np.matmul(shifted[:, :, :nb].reshape(kh * p.t, nb * span), low[:, :, :nb].reshape(p.c * kw, nb * span).T,
+                  out=block_grads)
+        grads += block_grads
+    return grads.reshape(kh, p.t, p.c * kw)
