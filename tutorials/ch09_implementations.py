@@ -9,7 +9,7 @@ import numpy as np
 
 from minicnn.functional import conv as FC
 from minicnn.functional import conv_direct, conv_fft, conv_im2col
-from minicnn.kernels import conv_rows, conv_winograd
+from minicnn.kernels import conv_mec, conv_rows, conv_winograd
 
 from ._runner import Step
 
@@ -102,6 +102,35 @@ def _winograd(t):
     t.say("16 products per tile instead of 36: 2.25x fewer multiply-adds. In NumPy the transforms are extra "
           "passes over memory, so the planner (`minicnn tune`) measures it against im2col on each layer and "
           "keeps it only where it is faster.")
+
+
+def _mec(t):
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    w = np.array([[1.0, 2.0], [0.0, -1.0]]).reshape(1, 1, 2, 2)
+    p = conv_mec._lowering(x.shape, w.shape, (0, 0), (1, 1), conv_mec.BLOCK_VALUES)
+    low = conv_mec._Buffer(p, x.dtype).lower(x, p)[0]  # (C*KW, Hp*Wp)
+    t.array("x", x[0, 0])
+    t.array("w", w[0, 0])
+    t.array("lowered: row j = the map, flattened and shifted left by j (KW = 2 copies, not KH*KW = 4)", low)
+    rows = conv_mec._row_weights(w)  # (KH, T, C*KW)
+    total = sum(rows[i] @ conv_mec._row_view(low[None], p, i)[0] for i in range(2))  # (T, OH*Wp) wide rows
+    t.array("kernel row 0: w[0, :] @ columns 0..5; kernel row 1: w[1, :] @ columns 3..8; their sum",
+            total)
+    t.array("wide rows: drop the last Wp - OW = 1 column of each row -> the 2x2 output",
+            total.reshape(2, 3)[:, :2])
+    t.check("= the convolution (the direct loops)", total.reshape(1, 1, 2, 3)[..., :2],
+            FC.conv2d(x, w, method="direct"))
+    t.say("minicnn's kernel does this on a block of images at once; the kernel rows are VIEWS of the "
+          "lowered block (no copy), which BLAS reads with a leading dimension:")
+    t.code(conv_mec._Buffer.lower, start="low = self.low[:nb]", end="return low.reshape")
+    t.code(conv_mec._forward, start="low = buf.lower", end="total += extra")
+    rng = np.random.default_rng(4)
+    xs, ws = rng.standard_normal((3, 2, 7, 6)), rng.standard_normal((4, 2, 3, 2))
+    t.check("conv2d_mec equals the direct loops (float64, 3x2 kernel, padding 1, dilation 2 on the rows)",
+            conv_mec.conv2d_mec(xs, ws, None, (1, 1), (1, 1), (2, 1), 1),
+            FC.conv2d(xs, ws, padding=1, dilation=(2, 1), method="direct"), tol=1e-10)
+    t.say("The copy shrinks from k² to k times the input; the price is k products of depth S·k instead of "
+          "one of depth S·k², and k - 1 additions of partial sums. The planner measures it per layer.")
 
 
 def _fft(t):
@@ -197,6 +226,13 @@ STEPS = [
          "1-D:  y = A^T [ (G g) ⊙ (B^T d) ]       d 4 inputs, g 3 taps, y 2 outputs\n"
          "2-D:  Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A   per 2x2 tile, summed over maps s",
          _winograd),
+    Step("One-axis lowering: k copies instead of k²", """
+        im2col copies every input value k² times. Copy the padded map only once per kernel COLUMN j,
+        shifted by j; then on wide rows the taps of kernel ROW i of every output are the same copy read
+        i·Wp values later: a view, no copy (memory-efficient convolution, Cho and Brand 2017).""",
+         "low[(s, j), q] = U_pad(s, q + j)      U_pad(s, ·): padded map s, flattened\n"
+         "V(t, q) = Σ_i Σ_{s,j} K(t, s, i, j) · low[(s, j), q + i·Wp]    q = x·Wp + y",
+         _mec),
     Step("FFT: the convolution theorem", """
         A convolution is a product in the frequency domain. Each map is transformed once and reused for
         every output map; each kernel once per call. It is memory hungry (spectra the size of the maps) and
