@@ -37,12 +37,11 @@ cannot win or cannot run:
                     1 thread, AMD EPYC, 3->32 on 32x32 12.9 ms against im2col's 3.1, 16->16 on 16x16 3.3
                     against 2.3, 32->32 on 32x32 33.6 against 22.5; 64->64 on 16x16 came within 5%). With
                     32 channels it cost cifar_net's first epoch 0.9% more planning for no win there
-    mec <size>      `conv_mec`, the lowering along one axis (the padded maps copied once per kernel column,
-                    the kernel rows read as views): stride 1, groups 1, not depthwise; forward with blocks
-                    of L2/2 and L2 (one candidate per distinct images-per-block), backward with L2/2
-                    (and for dx padding <= E - 1). Measured 2026-12-03, Intel Xeon (2 MB L2 per core),
-                    batch 64, 1 thread: forward 32->32 on 32x32 16.0 ms against the default's 19.4, LeNet C3
-                    0.65 against 0.87; backward no faster than the default on cifar_net's layers
+    mec             forward, `conv_mec`, the lowering along one axis (the padded maps copied once per
+                    kernel column, the kernel rows read as views): stride 1, groups 1, not depthwise, blocks
+                    of L2/2 (L2 won no layer). Measured 2026-12-03, Intel Xeon (2 MB L2 per core), batch 64,
+                    1 thread: 32->32 on 32x32 15.6 ms against the default's 19.3, LeNet C3 0.65 against
+                    0.87 (its backward lost everywhere: see `conv_mec`)
     columns         backward by col2im, where the default takes the flipped or rows path
     depthwise taps  groups == C == T: tap by tap (`depthwise._depthwise_strided` / `_backward_taps`)
                     where the default runs wide rows; "columns" then means one product per group and image
@@ -93,7 +92,7 @@ from .conv_im2col import (
     images_per_block,
 )
 from .conv_rows import MIN_CHANNELS, rows_layout_pays
-from .conv_mec import conv2d_mec, conv2d_mec_backward, mec_applies, mec_backward_applies
+from .conv_mec import conv2d_mec, mec_applies
 from .conv_mec import images_per_block as mec_images_per_block
 from .conv_winograd import conv2d_winograd, conv2d_winograd_backward, winograd_applies
 from .depthwise import _is_depthwise, conv2d_depthwise, conv2d_depthwise_backward
@@ -127,9 +126,8 @@ def block_sizes(itemsize: int) -> dict[str, int]:
 
 
 Shape = tuple[int, ...]
-Spec = Variant | str  # a conv_im2col Variant, or "mec <size>", "winograd", "plain", "fft", "direct", "depthwise taps"
-MEC_FORWARD_BLOCKS = ("L2/2", "L2")  # the block sizes (`block_sizes`) "mec" is tried with: forward
-MEC_BACKWARD_BLOCKS = ("L2/2",)  # and backward
+Spec = Variant | str  # a conv_im2col Variant, or "mec", "winograd", "plain", "fft", "direct", "depthwise taps"
+MEC_BLOCK = "L2/2"  # the block size (`block_sizes`) of the "mec" candidate
 
 
 def _column_variants(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int,
@@ -155,24 +153,14 @@ def _narrow_pays(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, di
     return (x_shape[3] + 2 * padding[1]) / max(1, out_w) - 1 >= NARROW_MIN_WASTE
 
 
-def _mec_variants(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int,
-                  itemsize: int, sizes: tuple[str, ...]) -> dict[str, str]:
-    """{"mec <size>": "mec <size>"} for the `sizes` giving distinct images per block, where `conv_mec`
-    applies and the convolution is not depthwise (module docstring)."""
-    if not mec_applies(w_shape, stride, groups) or _is_depthwise(x_shape, w_shape, groups):
-        return {}
-    seen, specs = set(), {}
-    for size in sizes:
-        blocks = mec_images_per_block(x_shape, w_shape, padding, dilation, block_sizes(itemsize)[size])
-        if blocks not in seen:
-            seen.add(blocks)
-            specs[f"mec {size}"] = f"mec {size}"
-    return specs
+def _mec_pays(x_shape: Shape, w_shape: Shape, stride: Pair, groups: int) -> bool:
+    """Where "mec" is tried: `conv_mec` applies (stride 1, groups 1) and the convolution is not depthwise."""
+    return mec_applies(w_shape, stride, groups) and not _is_depthwise(x_shape, w_shape, groups)
 
 
-def _mec_block_values(spec: str, itemsize: int) -> int:
-    """The block size, in entries, of the candidate "mec <size>"."""
-    return block_sizes(itemsize)[spec.split(" ", 1)[1]]
+def _mec_images(x_shape: Shape, w_shape: Shape, padding: Pair, dilation: Pair, itemsize: int) -> int:
+    """Images per block of the "mec" candidate."""
+    return mec_images_per_block(x_shape, w_shape, padding, dilation, block_sizes(itemsize)[MEC_BLOCK])
 
 
 def _winograd_pays(x_shape: Shape, w_shape: Shape, stride: Pair, dilation: Pair, groups: int) -> bool:
@@ -227,7 +215,8 @@ def forward_specs(x_shape: Shape, w_shape: Shape, itemsize: int, stride: Pair, p
         specs["columns narrow"] = Variant("columns", wide=False)
     if not rows_default and stride == (1, 1) and groups == 1 and x_shape[1] >= ROWS_MIN_CHANNELS:
         specs["rows"] = Variant("rows")
-    specs.update(_mec_variants(x_shape, w_shape, stride, padding, dilation, groups, itemsize, MEC_FORWARD_BLOCKS))
+    if _mec_pays(x_shape, w_shape, stride, groups):
+        specs["mec"] = "mec"
     if _winograd_pays(x_shape, w_shape, stride, dilation, groups):
         specs["winograd"] = "winograd"
     specs.update(_worker_variants(_macs(x_shape, w_shape, stride, padding, dilation), workers))
@@ -255,9 +244,6 @@ def backward_specs(x_shape: Shape, w_shape: Shape, itemsize: int, stride: Pair, 
         specs["flipped"] = Variant("flipped")
     if can_flip and groups == 1 and c >= ROWS_MIN_CHANNELS and default_path != "rows":
         specs["rows"] = Variant("rows")
-    if mec_backward_applies(w_shape, stride, padding, dilation, groups, input_grad):
-        specs.update(_mec_variants(x_shape, w_shape, stride, padding, dilation, groups, itemsize,
-                                   MEC_BACKWARD_BLOCKS))
     if _winograd_pays(x_shape, w_shape, stride, dilation, groups):
         specs["winograd"] = "winograd"
     out_shape = (x_shape[0], t, 1, _out_pixels(x_shape, w_shape, stride, padding, dilation))
@@ -290,8 +276,8 @@ def _run_forward(spec: Spec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     if isinstance(spec, Variant):
         return conv2d_im2col(*args, variant=spec)
     parts = _parts(_macs(x.shape, w.shape, stride, padding, dilation))
-    if spec.startswith("mec "):
-        return conv2d_mec(*args, block_values=_mec_block_values(spec, x.itemsize), parts=parts)
+    if spec == "mec":
+        return conv2d_mec(*args, block_values=block_sizes(x.itemsize)[MEC_BLOCK], parts=parts)
     if spec == "winograd":
         return conv2d_winograd(*args, parts=parts)
     if spec == "plain":
@@ -309,12 +295,9 @@ def _run_backward(spec: Spec, dy: np.ndarray, x: np.ndarray, w: np.ndarray, stri
     args = (dy, x, w, stride, padding, dilation, groups)
     if isinstance(spec, Variant):
         return conv2d_im2col_backward(*args, input_grad=input_grad, variant=spec)
-    parts = _parts(_macs(x.shape, w.shape, stride, padding, dilation))
-    if spec.startswith("mec "):
-        return conv2d_mec_backward(*args, input_grad=input_grad, block_values=_mec_block_values(spec, x.itemsize),
-                                   parts=parts)
     if spec == "winograd":
-        return conv2d_winograd_backward(*args, input_grad=input_grad, parts=parts)
+        return conv2d_winograd_backward(*args, input_grad=input_grad,
+                                        parts=_parts(_macs(x.shape, w.shape, stride, padding, dilation)))
     if spec == "plain":
         dx, dw, db = plain_im2col.conv2d_im2col_backward(*args)
     elif spec == "fft":
@@ -378,11 +361,11 @@ def trial_images(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, di
     """Images a planner trial measures the candidates on: 1/TRIAL_FRACTION of the batch, but at least the
     largest block any candidate works on (so every candidate runs the blocks it would run on the whole)
     and one image per worker; None when that is more than half the batch (then the whole is measured).
-    `itemsize`: bytes per value (the "mec" candidates' blocks are sized in bytes of the caches)."""
+    `itemsize`: bytes per value (the "mec" candidate's blocks are sized in bytes of the caches)."""
     n = x_shape[0]
     blocks = [images_per_block(x_shape, w_shape, stride, padding, dilation, groups, spec) if isinstance(spec, Variant)
-              else mec_images_per_block(x_shape, w_shape, padding, dilation, _mec_block_values(spec, itemsize))
-              for _, spec in specs if isinstance(spec, Variant) or spec.startswith("mec ")]
+              else _mec_images(x_shape, w_shape, padding, dilation, itemsize)
+              for _, spec in specs if isinstance(spec, Variant) or spec == "mec"]
     part = max(-(-n // TRIAL_FRACTION), max(blocks, default=1), workers)
     return part if 2 * part <= n else None
 

@@ -11,12 +11,8 @@ q = oh*Wp + ow, as in `conv_im2col`) the tap (i, j) of every output is low[(c, j
 kernel row i's columns are the VIEW low[:, i*dil_h*Wp : i*dil_h*Wp + L] (L = OH*Wp): a matrix whose rows
 lie one padded map apart, which BLAS reads in place (its leading dimension). Then
 
-    forward    Y (T, L) = sum over i of  W_i (T, C*KW) @ low[:, i*dil_h*Wp : ... + L]
-               W_i[t, (c, j)] = w[t, c, i, j]: KH products of depth C*KW instead of one of depth C*KH*KW
-    dw         dW_i (T, C*KW) = dY (T, L) @ low[:, i*dil_h*Wp : ... + L]^T, summed over the images
-               (dY: dy on wide rows, zeros in the Wp - OW wrapped-around columns)
-    dx         the lecture's flipped-kernel form (stride 1, padding <= dil*(K-1)): dx is the forward
-               convolution of dy, padded by dil*(K-1) - p, with flip_kernel(w), computed the same way
+    Y (T, L) = sum over i of  W_i (T, C*KW) @ low[:, i*dil_h*Wp : i*dil_h*Wp + L]
+    W_i[t, (c, j)] = w[t, c, i, j]: KH products of depth C*KW instead of one of depth C*KH*KW
 
 The wrapped-around columns (ow >= OW) compute sums of pixels of neighbouring rows; they are dropped when
 Y is copied into y, exactly as on `conv_im2col`'s wide rows. Price: the products are KH times as many,
@@ -25,13 +21,16 @@ each KH times shallower, and the KH - 1 partial sums are added (one pass over T*
 Blocks of images: the lowered columns of `images_per_block` images at a time (about `block_values`
 entries), one product per image and kernel row (np.matmul over the block), as in `conv_im2col`. With
 more than one worker the batch is cut into `parts` run side by side (`minicnn.threads.split_batch`).
-Chosen only by the planner (`minicnn.kernels.conv`, candidates "mec <block>"), where it measures faster.
+Forward only. Chosen only by the planner (`minicnn.kernels.conv`, candidate "mec"), where it measures faster.
 Measured 2026-12-03, Intel Xeon (AVX-512, 2 MB L2 per core), batch 64, float32, 1 thread, `minicnn tune
 cifar_net` (ms, mec against the best other candidate): forward 32->32 on 32x32 15.6 against 19.3, 64->64 on
 16x16 13.5 against 14.9, LeNet C3 (5x5 6->16 on 14x14) 0.65 against 0.87 (a separate timing loop); 32->64 on
-16x16 7.9 against 7.7, 3->32 on 32x32 4.3 against 2.9. Backward won no layer there: dW's product has only
-KH*T rows and C*KW columns (96 x 96 on 32->32) over a long sum, which BLAS runs at ~12 ms where im2col's
-32 x 288 form runs at ~11, and dx costs what the forward costs.
+16x16 7.9 against 7.7, 3->32 on 32x32 4.3 against 2.9. A backward built the same way (dW_i = dY @ (row
+view i)^T, dx as the forward of dy with the flipped kernel) won no layer of cifar_net or LeNet-5 there
+(32->32 on 32x32: 34.6-40.7 ms against the default's 33.7-35.4; the dW products have only KH*T rows and
+C*KW columns over a long sum, which BLAS runs slower than im2col's forms); with it and a second forward
+block size (L2, which won nothing) the planner's count for cifar_net's first epoch rose to 3.6% (`python
+benchmarks/bench_planning.py --model cifar_net`, busy machine), above the 3% budget: both were left out.
 """
 
 from __future__ import annotations
@@ -41,28 +40,17 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.functional.checks import conv_output_size
-from minicnn.functional.conv_im2col import flip_kernel, full_padding
 from minicnn.threads import split_batch
-
-from .depthwise import _bias_grad
 
 Pair = tuple[int, int]
 
 BLOCK_VALUES = 2**19  # lowered entries (and partial sums) per block of images, unless the caller says
-SUPPORT = ("mec_applies", "mec_backward_applies", "images_per_block")  # the planner's side (minicnn.kernels.conv)
+SUPPORT = ("mec_applies", "images_per_block")  # the planner's side (minicnn.kernels.conv)
 
 
 def mec_applies(w_shape: tuple[int, ...], stride: Pair, groups: int) -> bool:
     """True for the convolutions lowered here: stride (1, 1) and groups 1."""
     return stride == (1, 1) and groups == 1 and len(w_shape) == 4
-
-
-def mec_backward_applies(w_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair, groups: int,
-                         input_grad: bool) -> bool:
-    """The backward here also needs, for dx, the flipped-kernel form: padding <= dil * (K - 1) per axis."""
-    if not mec_applies(w_shape, stride, groups):
-        return False
-    return not input_grad or all(p <= d * (k - 1) for p, d, k in zip(padding, dilation, w_shape[2:]))
 
 
 class _Lowering(NamedTuple):
@@ -175,60 +163,3 @@ def _forward(x: np.ndarray, rows: np.ndarray, b: np.ndarray | None, p: _Lowering
             y[n0:n0 + nb] = wide
         else:
             np.add(wide, b.reshape(-1, 1, 1), out=y[n0:n0 + nb])
-
-
-def conv2d_mec_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
-                        dilation: Pair, groups: int, *, input_grad: bool = True, block_values: int = BLOCK_VALUES,
-                        parts: int = 1) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Fast twin of `minicnn.functional.conv_im2col.conv2d_im2col_backward` for stride 1, groups 1 (and, with
-    `input_grad`, padding <= dil*(K-1)): (dx (N, C, H, W) or None, dw (T, C, KH, KW), db (T,)); never modifies
-    dy. dw from x lowered again block by block (forward keeps nothing); dx by `conv2d_mec` of dy with the
-    flipped kernel (module docstring)."""
-    if not mec_backward_applies(w.shape, stride, padding, dilation, groups, input_grad):
-        raise ValueError(f"conv2d_mec_backward: expected stride (1, 1), groups 1 and (for dx) padding <= "
-                         f"dilation * (kernel - 1), got stride {stride}, groups={groups}, padding {padding}, "
-                         f"dilation {dilation}, weight {tuple(w.shape)}")
-    dtype = np.result_type(dy, x)
-    p = _lowering(x.shape, w.shape, padding, dilation, block_values)
-    dws = split_batch(lambda lo, hi: _weight_grad(dy[lo:hi].astype(dtype, copy=False),
-                                                  x[lo:hi].astype(dtype, copy=False), p), x.shape[0], parts)
-    dw_rows = dws[0] if len(dws) == 1 else sum(dws)  # (KH, T, C*KW)
-    t, c, kh, kw = w.shape
-    dw = np.ascontiguousarray(dw_rows.reshape(kh, t, c, kw).transpose(1, 2, 0, 3))
-    dx = None
-    if input_grad:
-        pads = full_padding(w.shape[2:], padding, dilation)  # stride 1: dy padded by dil*(K-1) - p
-        dx = conv2d_mec(dy, flip_kernel(w.astype(dtype, copy=False)), None, (1, 1), pads, dilation, 1,
-                        block_values=block_values, parts=parts)
-    return dx, dw, _bias_grad(dy)
-
-
-def _weight_grad(dy: np.ndarray, x: np.ndarray, p: _Lowering) -> np.ndarray:
-    """dW (KH, T, C*KW) of the images x, summed over them, ONE product per block: the images side by side
-    (channel-major lowering, (C*KW, Nb*S)) against dy placed KH times, shifted by each kernel row's offset
-    i*dil_h*Wp inside each image's S columns (zeros elsewhere):
-
-        dW_i[t, (c, j)] = sum over n, q of  dy_i[t, n, q] low[(c, j), n, q],   dy_i[t, n, q + i*dil_h*Wp] = dY[t, n, q]
-
-    so the KH products of the module docstring become one of KH*T rows."""
-    n, (oh, ow), (hp, wp), (kh, kw), span = x.shape[0], p.out, p.padded, p.kernel, p.span
-    (ph, pw), (dil_h, dil_w), b = p.padding, p.dilation, p.block
-    low = np.zeros((p.c, kw, b, span), x.dtype)  # channel-major: rows (c, j), columns (image, q)
-    shifted = np.zeros((kh, p.t, b, span), x.dtype)  # dy at each kernel row's offset; zeros stay zero
-    grads = np.zeros((kh * p.t, p.c * kw), x.dtype)
-    block_grads = np.empty_like(grads)
-    for n0 in range(0, n, b):
-        nb = min(b, n - n0)
-        xs, dys = x[n0:n0 + nb], dy[n0:n0 + nb]
-        low[:, 0, :nb].reshape(p.c, nb, hp, wp)[:, :, ph:ph + xs.shape[2], pw:pw + xs.shape[3]] = \
-            xs.transpose(1, 0, 2, 3)
-        for j in range(1, kw):
-            low[:, j, :nb, :span - j * dil_w] = low[:, 0, :nb, j * dil_w:]
-        for i in range(kh):
-            start = i * dil_h * wp
-            rows = shifted[i, :, :nb, start:start + p.length].reshape(p.t, nb, oh, wp)
-            rows[..., :ow] = dys.transpose(1, 0, 2, 3)
-        np.matmul(shifted[:, :, :nb].reshape(kh * p.t, nb * span), low[:, :, :nb].reshape(p.c * kw, nb * span).T,
-                  out=block_grads)
-        grads += block_grads
-    return grads.reshape(kh, p.t, p.c * kw)
