@@ -148,9 +148,10 @@ class _Scratch:
         if grad_dtype is not None:  # backward
             self.dy = np.zeros(p.t * p.block * p.length, grad_dtype)  # flat (T * B*L); wide columns stay 0
         if scatter:  # backward with dx by col2im
-            if p.wide:  # `_wide_col2im`'s channel-major buffers; the zeros beyond L are never written
+            if p.wide:  # `_wide_col2im`'s channel-major buffers
                 size = p.padded[0] * p.padded[1]
-                self.dcols_cm = np.zeros((p.c * kh * kw, p.block, size), grad_dtype)  # (C*KH*KW, B, S)
+                self.dlow = np.zeros((p.c * kw, p.block, size), grad_dtype)  # (C*KW, B, S)
+                self.dpart = np.empty((p.groups, p.block, p.c // p.groups * kw, p.length), grad_dtype)
                 self.dx_cm = np.empty((p.c, (p.block + 1) * size), grad_dtype)  # (C, B*S + S)
             else:  # `_block_col2im`
                 self.dcols = np.empty(p.c * kh * kw * p.block * p.length, grad_dtype)  # flat (C*KH*KW * B*L)
@@ -370,28 +371,42 @@ def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pai
     return dw.transpose(0, 1, 4, 2, 3).reshape(w.shape)
 
 
-def _wide_col2im(w_mat: np.ndarray, dy_n: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
+def _wide_col2im(w: np.ndarray, dy_n: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
     """dx of a block on wide rows (stride 1), channel-major: (Nb, C, H, W) view into the scratch.
 
-    The column gradient w_mat^T @ dy_n is written per image into s.dcols_cm (C*KH*KW, B, S), S = the
-    padded map's size (Hp+1)*Wp: each image's L = OH*Wp values, then S - L zeros. So for one (channel,
-    tap) the block's images form ONE run of Nb*S values, and tap (i, j) is a single add of it, shifted by
-    i*dil_h*Wp + j*dil_w, onto dx_cm (C, Nb*S + S): the zeros land on the next image's top rows and add
-    nothing. C runs per tap instead of Nb*C (LeNet's C3: 6 rows of 5,040 values instead of 144 of 140)."""
-    nb, groups = dy_n.shape[0], w_mat.shape[0]
+    col2im adds each tap's column gradient w^T dy back, shifted by the tap's offset i*dil_h*Wp + j*dil_w.
+    The offsets split into a row part and a column part, so the KH*KW shifted adds become KH + KW
+    (the transpose of `minicnn.kernels.conv_mec`'s lowering):
+
+        dlow[(c, j), n, q + i*dil_h*Wp] += (W_i^T dy_n)[(c, j), q]     W_i[t, (c, j)] = w[t, c, i, j], q < L
+        dx_cm[c, m + j*dil_w] += dlow[(c, j), m]                        m over the block's Nb*S values
+
+    dlow holds per image S = (Hp+1)*Wp values; the row shifts stay inside them (i*dil_h*Wp + L <= S - Wp).
+    The second line adds ONE run of Nb*S values per (channel, kernel column): the last Wp values of each
+    image are zeros (dy is zero in the wide columns) and land on the next image's top rows, adding
+    nothing. (LeNet's C3, 5x5: 10 adds per block instead of 25.)"""
+    nb, groups = dy_n.shape[0], p.groups
     c, (kh, kw), (dil_h, dil_w) = p.c, p.kernel, p.dilation
     (hp1, wp), (ph, pw), length = p.padded, p.padding, p.length
     size = hp1 * wp
-    cm = s.dcols_cm  # (C*KH*KW, B, S), zero beyond L in every image
-    out = cm.reshape(groups, -1, p.block, size)[:, :, :nb, :length].transpose(0, 2, 1, 3)  # (G, Nb, C/G*KK, L)
-    np.matmul(w_mat.transpose(0, 2, 1)[:, None], dy_n.transpose(1, 0, 2, 3), out=out)
-    taps = cm.reshape(c, kh * kw, p.block * size)  # (C, KK, B*S)
+    t = w.shape[0]
+    rows = w.reshape(groups, t // groups, c // groups, kh, kw).transpose(3, 0, 2, 4, 1)  # (KH, G, C/G, KW, T/G)
+    rows = rows.reshape(kh, groups, 1, c // groups * kw, t // groups)  # W_i^T per group, broadcast over images
+    dy_g = dy_n.transpose(1, 0, 2, 3)  # (G, Nb, T/G, L)
+    low = s.dlow.reshape(groups, c // groups * kw, p.block, size)[:, :, :nb]  # (G, C/G*KW, Nb, S)
+    low[..., length:] = 0  # kernel row 0 writes [0, L); the later rows add beyond it
+    np.matmul(rows[0], dy_g, out=low[..., :length].transpose(0, 2, 1, 3))
+    part = s.dpart[:, :nb]  # (G, Nb, C/G*KW, L)
+    for i in range(1, kh):
+        np.matmul(rows[i], dy_g, out=part)
+        start = i * dil_h * wp
+        low[..., start:start + length] += part.transpose(0, 2, 1, 3)
+    runs = s.dlow.reshape(c, kw, p.block * size)  # (C, KW, B*S)
     dxc = s.dx_cm[:, : nb * size + size]  # (C, Nb*S + S)
     dxc[...] = 0
-    for i in range(kh):
-        for j in range(kw):
-            off = i * dil_h * wp + j * dil_w
-            dxc[:, off:off + nb * size] += taps[:, i * kw + j, : nb * size]
+    for j in range(kw):
+        off = j * dil_w
+        dxc[:, off:off + nb * size] += runs[:, j, : nb * size]
     dxp = dxc[:, : nb * size].reshape(c, nb, hp1, wp)  # (C, Nb, Hp+1, Wp)
     return dxp[:, :, ph:hp1 - 1 - ph, pw:wp - pw].transpose(1, 0, 2, 3)
 
@@ -418,7 +433,7 @@ def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair
         cols_n = cols.reshape(groups, -1, nb, p.length).transpose(0, 2, 1, 3)  # (G, Nb, C/G*KH*KW, L)
         dw_t += np.matmul(cols_n, dy_n.transpose(1, 0, 3, 2)).sum(axis=1)
         if dx is not None and p.wide:
-            dx[n0:n0 + nb] = _wide_col2im(w_mat, dy_n, p, s)
+            dx[n0:n0 + nb] = _wide_col2im(w, dy_n, p, s)
         elif dx is not None:  # dcols = w_mat^T @ dy per image, written image-major: (Nb, G, C/G*KH*KW, L)
             dcols = s.dcols[: cols.size].reshape(nb, groups, -1, p.length)
             np.matmul(w_mat.transpose(0, 2, 1)[:, None], dy_n.transpose(1, 0, 2, 3), out=dcols.transpose(1, 0, 2, 3))
