@@ -16,7 +16,8 @@ BLOCKS of images. Their optimisations, with the measurements that justified them
   1-D shift i*dil_h*Wp + j*dil_w and each column row is ONE contiguous run of OH*Wp values (instead of OH runs
   of OW). Each output row then has Wp - OW extra values computed from wrapped-around pixels; they are
   dropped when the block is copied into y, and in backward dy gets zeros there, so they add nothing.
-  col2im then adds, per channel and tap, ONE run covering the block's images (`_wide_col2im`);
+  col2im then adds, per kernel row and per channel and kernel column, ONE run covering the block's
+  images (`_wide_col2im`: KH + KW adds instead of KH*KW);
 - the GEMM runs once per image of the block (w (T, C*KH*KW) @ that image's columns, batched by
   np.matmul): OpenBLAS runs a product with few rows and very many columns slowly (LeNet's first layer,
   6 x 25 @ 25 x 20,608: 0.18 ms as one product, 0.10 as 23 per-image ones). The (Nb, T, L) result is
