@@ -153,8 +153,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate of the dense model")
     parser.add_argument("--fr-lr", type=float, default=None, help="Adam learning rate of the FR fine-tuning "
                         "(default --lr)")
+    parser.add_argument("--fr-final-lr", type=float, default=None,
+                        help="the FR learning rate decays geometrically from --fr-lr to this over the FR epochs "
+                        "(default: constant)")
+    parser.add_argument("--bias-keep", type=int, default=0, metavar="K",
+                        help="store each bias vector as its K lowest DCT coefficients (`frequency_biases`), "
+                        "truncated with the weights and counted in the budget (default 0: biases stored whole)")
     parser.add_argument("--dense", default=None, metavar="FILE",
-                        help="start from this dense .fr.npz (a previous run's dense.f16.fr.npz) instead of training")
+                        help="start from this dense .fr.npz (a previous run's dense.f16.fr.npz) instead of training; "
+                        "with --fold-batchnorm it must be a folded run's file")
     parser.add_argument("--fold-batchnorm", action="store_true",
                         help="fold every BatchNorm into its convolution before the DCT (one bias per channel "
                         "instead of 4 BatchNorm numbers; the FR fine-tuning runs without BatchNorm)")
@@ -192,10 +199,11 @@ def scores(model, x: np.ndarray, y: np.ndarray, num_classes: int):
 
 
 def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: float, *, truncation=None,
-                 label: str = "") -> list[float]:
+                 label: str = "", final_lr: float | None = None) -> list[float]:
     """Adam on per-pixel cross-entropy (+ dice_weight * soft Dice); `truncation` (a TailTruncation with
-    `steps` counted in batches) moves to step t before batch t. Prints a line per epoch; returns the
-    seconds of each epoch."""
+    `steps` counted in batches) moves to step t before batch t. With `final_lr`, step t of T (all batches
+    of all epochs) uses lr(t) = lr * (final_lr / lr) ** (t / T); without it lr is constant. Prints a line
+    per epoch; returns the seconds of each epoch."""
     from minicnn import optim
     from minicnn.data import iterate_batches
     from minicnn.losses import SoftDiceLoss, SoftmaxCrossEntropy
@@ -203,12 +211,15 @@ def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: flo
     optimizer = optim.Adam(model.parameters(), lr=lr)
     cross_entropy, dice = SoftmaxCrossEntropy(), SoftDiceLoss()
     seconds, step = [], 0
+    total = epochs * len(range(0, len(x), args.batch))
     for epoch in range(epochs):
         model.train()
         start, losses = time.perf_counter(), []
         for _, xb, yb in iterate_batches(x, y, args.batch, seed=args.seed, epoch=epoch):
             if truncation is not None:
                 truncation.advance_to(step)
+            if final_lr is not None:
+                optimizer.lr = lr * (final_lr / lr) ** (step / total)
             optimizer.zero_grad()
             logits = model(xb)
             loss, grad = cross_entropy(logits, yb), cross_entropy.backward()
@@ -237,12 +248,12 @@ def _copy(model, build_args: dict):
 def export_and_score(model, build_args: dict, path: Path, int8: bool, meta: dict, test,
                      overwrite: bool = False) -> dict:
     """Save `model` (a DCT model) compressed (float16 or int8), reload it, score the reloaded file."""
-    from minicnn.app.frequency import describe, load_compressed, save_compressed
-    from minicnn.models import build
+    from minicnn.app import load_model
+    from minicnn.app.frequency import describe, save_compressed
 
     info = save_compressed(model, path, float16=not int8, int8=int8, meta=describe("unet", build_args, model, **meta),
                            overwrite=overwrite)
-    loaded = load_compressed(path, build("unet", **build_args)).eval()  # the file's numbers, fold as its meta says
+    loaded = load_model(path).model  # the file's numbers; folded and with DCT biases as its meta says
     result = scores(loaded, *test)
     return {"file": path.name, "dtype": "int8" if int8 else "float16", "stored_numbers": info["numbers"],
             "payload_bytes": info["payload_bytes"], "file_bytes": info["bytes"],
@@ -302,6 +313,8 @@ def run(args) -> int:
         TailTruncation,
         allocate_budget,
         fold_batchnorm,
+        frequency_biases,
+        frequency_layers,
         stored_numbers,
         to_frequency,
     )
@@ -312,6 +325,10 @@ def run(args) -> int:
     budgets = parse_budgets(args.budgets)
     if not 0 < args.truncate <= 1:
         raise ValueError(f"expected --truncate in (0, 1], got {args.truncate}")
+    if args.bias_keep < 0:
+        raise ValueError(f"expected --bias-keep >= 0 (0: biases stored whole), got {args.bias_keep}")
+    if args.fr_final_lr is not None and not args.fr_final_lr > 0:
+        raise ValueError(f"expected --fr-final-lr > 0, got {args.fr_final_lr}")
     out = result_folder(args.out, DEFAULT_OUT, args.overwrite)
     core.manual_seed(args.seed)
     data = load_segmentation(args.task, with_sizes(args.task, train=args.train, test=args.test), args.data_dir)
@@ -330,7 +347,11 @@ def run(args) -> int:
     fresh = build("unet", **build_args)
     if args.fold_batchnorm:
         fold_batchnorm(fresh)
-    other = stored_numbers(to_frequency(fresh))["other"]  # what is not a DCT coefficient
+    fresh = to_frequency(fresh)
+    other = stored_numbers(fresh)["other"]  # what is not a DCT coefficient
+    bias_sizes = {n: layer.bias.size for n, layer in frequency_layers(fresh) if layer.bias is not None}
+    if args.bias_keep:  # each bias vector becomes its bias_keep lowest DCT coefficients
+        other -= sum(bias_sizes.values()) - sum(min(args.bias_keep, b) for b in bias_sizes.values())
     if min(budgets) <= other:
         raise ValueError(f"budget {min(budgets)} leaves no coefficients: this UNet's BatchNorm parameters, "
                          f"running statistics and biases are {other} stored numbers")
@@ -343,14 +364,19 @@ def run(args) -> int:
         if given.name != "unet" or given.config != build_args:
             raise ValueError(f"--dense {args.dense}: expected a unet with {build_args}, the file holds "
                              f"{given.name} {given.config}")
+        folded = bool(given.meta.get("frequency", {}).get("batchnorm_folded"))
+        if folded != args.fold_batchnorm:
+            raise ValueError(f"--dense {args.dense}: expected a file {'with' if args.fold_batchnorm else 'without'} "
+                             f"folded BatchNorms (as --fold-batchnorm says), the file's are "
+                             f"{'folded' if folded else 'not folded'}")
 
     def every_coefficient():
         """The dense model in the DCT domain (BatchNorms folded first with --fold-batchnorm), every
-        coefficient kept (a fresh copy)."""
-        model = load_model(args.dense).model if args.dense else _copy(dense, build_args).eval()
+        coefficient kept (a fresh copy; a --dense file is that already)."""
+        if args.dense:
+            return load_model(args.dense).model
+        model = _copy(dense, build_args).eval()
         if args.fold_batchnorm:
-            if args.dense:
-                raise ValueError("--fold-batchnorm folds a spatial model: give it without --dense")
             fold_batchnorm(model)
         return to_frequency(model)
 
@@ -365,9 +391,14 @@ def run(args) -> int:
     for budget in budgets:
         model = every_coefficient()
         targets = allocate_budget(model, budget - other, power=args.power)
+        if args.bias_keep:
+            frequency_biases(model)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
+            targets = {**{(f"{n}.0" if n in bias_sizes else n): k for n, k in targets.items()},
+                       **{f"{n}.1": min(args.bias_keep, size) for n, size in bias_sizes.items()}}
         truncation = TailTruncation(model, targets, steps=max(1, round(args.truncate * steps)), decay="geometric")
         fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, args.fr_lr or args.lr,
-                                   truncation=truncation, label=f"FR {budget}")
+                                   truncation=truncation, label=f"FR {budget}", final_lr=args.fr_final_lr)
+        truncation.advance_to(truncation.steps)  # the last step when --truncate 1 (or a short run) ended first
         for int8 in (False, True):
             row = export_and_score(model, build_args, out / f"fr_{budget}.{'int8' if int8 else 'f16'}.fr.npz",
                                    int8, meta, test, args.overwrite)
