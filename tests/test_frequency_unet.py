@@ -358,3 +358,24 @@ def test_frequency_unet_fr_final_lr_decays_the_learning_rate_geometrically(monke
     seen.clear()
     frequency_unet.train_epochs(model, x, y, 1, args, 1e-2)
     assert seen == [1e-2, 1e-2]
+
+
+def test_frequency_unet_from_start_does_not_start_from_the_dense_model(data_dir, tmp_path, capsys):
+    """--from-start: the FR files come from fresh weights trained in the DCT domain, so two runs of one seed
+    from different dense models (--dense) give the same FR file (and different dense files), of the budget."""
+    common = ["--train", "32", "--test", "4", "--epochs", "1", "--fr-epochs", "2", "--batch", "16", "--budgets",
+              "400", "--fold-batchnorm", "--data-dir", str(data_dir)]
+    for seed in ("0", "1"):
+        assert main(["experiment", "frequency_unet", "--seed", seed, "--out", str(tmp_path / f"dense{seed}"),
+                     *common]) == 0
+    payloads = {}
+    for seed in ("0", "1"):
+        out = tmp_path / f"start{seed}"
+        assert main(["experiment", "frequency_unet", "--from-start", "--dense", str(tmp_path / f"dense{seed}" /
+                     "dense.f16.fr.npz"), "--out", str(out), *common]) == 0
+        with np.load(out / "fr_400.f16.fr.npz") as f, np.load(out / "dense.f16.fr.npz") as g:
+            payloads[seed] = f["payload"], g["payload"]
+    capsys.readouterr()
+    assert payloads["0"][0].size == 400
+    np.testing.assert_array_equal(payloads["0"][0], payloads["1"][0])
+    assert not np.array_equal(payloads["0"][1], payloads["1"][1])
