@@ -82,6 +82,12 @@ def test_allocate_budget_adds_up_and_respects_floors_and_sizes(net_and_x):
     assert min(counts.values()) >= 20
     even = allocate_budget(net, 176, floor=0, power=1.0)  # a third of 528: the same fraction everywhere
     assert all(abs(even[n] - sizes[n] / 3) <= 1 for n in sizes)
+    # a negative power gives the smaller layers the larger counts (capped at their size), still adding up
+    tilted = allocate_budget(net, 150, floor=1, power=-0.5)  # sizes 36, 108, 324, 60
+    assert sum(tilted.values()) == 150 and all(1 <= tilted[n] <= sizes[n] for n in sizes)
+    by_size = sorted(sizes, key=sizes.get)
+    assert tilted[by_size[0]] == sizes[by_size[0]]  # the smallest layer is kept whole
+    assert tilted[by_size[1]] > tilted[by_size[2]] > tilted[by_size[3]]
     with pytest.raises(ValueError, match="allocate_budget: expected 4 <= total"):
         allocate_budget(net, 3)
     with pytest.raises(ValueError, match="DCT layers"):

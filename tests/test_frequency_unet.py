@@ -280,3 +280,102 @@ def test_a_batchnorm_folded_unet_file_opens_through_load_model_as_the_saved_mode
     loaded = load_model(path)
     assert loaded.meta["frequency"]["batchnorm_folded"] is True
     np.testing.assert_array_equal(loaded.model(x), model(x))
+
+
+def test_frequency_unet_bias_keep_stores_dct_biases_within_the_budget(data_dir, tmp_path, capsys):
+    """--bias-keep K: every bias vector of the FR files is its K lowest DCT coefficients (FrequencyBias), the
+    file still stores exactly the budget, and the table's Dice is that of the file reloaded by load_model."""
+    from minicnn.app.segmentation import predict_classes, segmentation_scores
+    from minicnn.data.segmentation import load_segmentation, with_sizes
+
+    out = tmp_path / "unet"
+    assert main(["experiment", "frequency_unet", "--train", "32", "--test", "8", "--epochs", "1", "--fr-epochs", "2",
+                 "--budgets", "200", "--batch", "16", "--fold-batchnorm", "--bias-keep", "2", "--fr-final-lr", "1e-4",
+                 "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    capsys.readouterr()
+    with open(out / "frequency_unet.csv") as f:
+        rows = {(r["budget"], r["dtype"]): r for r in csv.DictReader(f)}
+    task = load_segmentation("fashion-on-cifar-seg", with_sizes("fashion-on-cifar-seg", train=32, test=8), data_dir)
+    for dtype in ("float16", "int8"):
+        r = rows[("200", dtype)]
+        loaded = load_model(out / r["file"])
+        assert loaded.meta["frequency"] == {"biases": True, "batchnorm_folded": True}
+        biases = [layer for layer in loaded.model.modules() if isinstance(layer, L.FrequencyBias)]
+        assert len(biases) == 13 and all(b.keep == min(2, b.coeffs.size) for b in biases)  # 12 convs + the head
+        assert stored_numbers(loaded.model)["total"] == 200 == int(r["stored_numbers"])
+        meta = read_compressed(out / r["file"])[0]["meta"]
+        mean, std = np.array(meta["mean"], np.float32), np.array(meta["std"], np.float32)
+        x = (task.x_test - mean[None, :, None, None]) / std[None, :, None, None]
+        dice = segmentation_scores(predict_classes(loaded.model(x)), task.y_test, 2).foreground_dice
+        assert abs(dice - float(r["dice"])) < 1e-12
+    # the dense file keeps its biases whole
+    assert load_model(out / rows[("dense", "float16")]["file"]).meta["frequency"]["biases"] is False
+
+
+def test_frequency_unet_dense_file_must_match_fold_batchnorm(data_dir, tmp_path, capsys):
+    """--dense FILE with --fold-batchnorm takes a folded run's dense file (and refuses an unfolded one, and
+    the other way round), so FR variants can start from one trained dense model."""
+    common = ["--train", "16", "--test", "4", "--epochs", "1", "--fr-epochs", "1", "--batch", "16",
+              "--data-dir", str(data_dir)]
+    assert main(["experiment", "frequency_unet", "--budgets", "500", "--out", str(tmp_path / "a"), *common]) == 0
+    assert main(["experiment", "frequency_unet", "--budgets", "500", "--fold-batchnorm", "--out",
+                 str(tmp_path / "b"), *common]) == 0
+    capsys.readouterr()
+    assert main(["experiment", "frequency_unet", "--budgets", "500", "--fold-batchnorm", "--dense",
+                 str(tmp_path / "a" / "dense.f16.fr.npz"), "--out", str(tmp_path / "c"), *common]) == 2
+    assert "expected a file with folded BatchNorms" in " ".join(capsys.readouterr().err.split())
+    assert main(["experiment", "frequency_unet", "--budgets", "500", "--dense",
+                 str(tmp_path / "b" / "dense.f16.fr.npz"), "--out", str(tmp_path / "d"), *common]) == 2
+    assert "expected a file without folded BatchNorms" in " ".join(capsys.readouterr().err.split())
+    assert main(["experiment", "frequency_unet", "--budgets", "500", "--fold-batchnorm", "--dense",
+                 str(tmp_path / "b" / "dense.f16.fr.npz"), "--out", str(tmp_path / "e"), *common]) == 0
+    with open(tmp_path / "e" / "frequency_unet.csv") as f:
+        assert [int(r["stored_numbers"]) for r in csv.DictReader(f)][2:] == [500, 500]
+
+
+def test_frequency_unet_fr_final_lr_decays_the_learning_rate_geometrically(monkeypatch):
+    """train_epochs(final_lr=...): batch t of T runs at lr * (final_lr / lr) ** (t / T)."""
+    import types
+
+    from minicnn import optim
+    from minicnn.experiments import frequency_unet
+
+    seen = []
+    original = optim.Adam.step
+
+    def step(self):
+        seen.append(self.lr)
+        return original(self)
+
+    monkeypatch.setattr(optim.Adam, "step", step)
+    model = models.build("unet", **{**UNET_CONFIG, "image_size": 8})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 2, (8, 8, 8))
+    args = types.SimpleNamespace(batch=4, seed=0, dice_weight=0.0)
+    frequency_unet.train_epochs(model, x, y, 2, args, 1e-2, final_lr=1e-4)
+    np.testing.assert_allclose(seen, [1e-2 * (1e-2) ** (t / 4) for t in range(4)], rtol=1e-12)
+    seen.clear()
+    frequency_unet.train_epochs(model, x, y, 1, args, 1e-2)
+    assert seen == [1e-2, 1e-2]
+
+
+def test_frequency_unet_from_start_does_not_start_from_the_dense_model(data_dir, tmp_path, capsys):
+    """--from-start: the FR files come from fresh weights trained in the DCT domain, so two runs of one seed
+    from different dense models (--dense) give the same FR file (and different dense files), of the budget."""
+    common = ["--train", "32", "--test", "4", "--epochs", "1", "--fr-epochs", "2", "--batch", "16", "--budgets",
+              "400", "--fold-batchnorm", "--data-dir", str(data_dir)]
+    for seed in ("0", "1"):
+        assert main(["experiment", "frequency_unet", "--seed", seed, "--out", str(tmp_path / f"dense{seed}"),
+                     *common]) == 0
+    payloads = {}
+    for seed in ("0", "1"):
+        out = tmp_path / f"start{seed}"
+        assert main(["experiment", "frequency_unet", "--from-start", "--dense", str(tmp_path / f"dense{seed}" /
+                     "dense.f16.fr.npz"), "--out", str(out), *common]) == 0
+        with np.load(out / "fr_400.f16.fr.npz") as f, np.load(out / "dense.f16.fr.npz") as g:
+            payloads[seed] = f["payload"], g["payload"]
+    capsys.readouterr()
+    assert payloads["0"][0].size == 400
+    np.testing.assert_array_equal(payloads["0"][0], payloads["1"][0])
+    assert not np.array_equal(payloads["0"][1], payloads["1"][1])

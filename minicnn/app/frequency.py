@@ -165,7 +165,8 @@ def frequency_layers(model: Layer, prefix: str = "") -> Iterator[tuple[str, _Fre
 
 def allocate_budget(model: Layer, total: int, floor: int = 1, power: float = 0.5) -> dict[str, int]:
     """Split `total` kept coefficients over the DCT layers of `model`, in proportion to
-    size**power (power 1: the same fraction everywhere; 0.5: small layers get relatively more),
+    size**power (power 1: the same fraction everywhere; 0.5: small layers get relatively more; 0: the
+    same count everywhere; negative: small layers get MORE than large ones),
     each layer getting at least `floor` and at most its size. Largest-remainder rounding, so the
     counts add up to exactly `total` (when total lies between the sum of floors and of sizes)."""
     layers = list(frequency_layers(model))
