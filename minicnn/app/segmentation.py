@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 BACKGROUND = 0  # the class the "foreground" means leave out
+PRIOR_SMOOTH = 1.0  # pixels added to every class's count in `class_prior`: a class absent from the labels
+#                     gets a small probability, not log 0
 
 
 def predict_classes(logits: np.ndarray) -> np.ndarray:
@@ -126,3 +128,56 @@ class SegmentationScores:
 def segmentation_scores(pred: np.ndarray, target: np.ndarray, num_classes: int) -> SegmentationScores:
     """Scores of predicted classes `pred` against `target` (integer arrays of one shape, e.g. (N, H, W))."""
     return SegmentationScores(confusion_matrix(pred, target, num_classes))
+
+
+def class_prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """pi_k = (count_k + s) / (M + K s): the share of the M labelled pixels in class k (s = PRIOR_SMOOTH),
+    (K,) float64 summing to 1. labels: integer array of any shape (e.g. (N, H, W)) with values in [0, K)."""
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"class_prior: expected integer class labels, got dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"class_prior: expected labels in [0, {num_classes}), got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    counts = np.bincount(labels.reshape(-1), minlength=num_classes).astype(np.float64)
+    return (counts + PRIOR_SMOOTH) / (counts.sum() + num_classes * PRIOR_SMOOTH)
+
+
+def last_layer(model):
+    """The layer that writes the logits: the last child down a chain of Sequentials (a UNet's 1x1 head)."""
+    from minicnn.core import Sequential
+
+    while isinstance(model, Sequential) and len(model):
+        model = model[len(model) - 1]
+    return model
+
+
+def init_prior_bias(model, labels: np.ndarray) -> np.ndarray:
+    """Set the bias of the model's head (its last layer: K output channels, with a bias) to the log class
+    prior, b_k = log pi_k (`class_prior` of the training labels), and return b (K,).
+
+    Why (the "prior probability" initialisation of Lin et al. 2017, RetinaNet): with b = 0 an untrained
+    segmentation net predicts every class at about 1/K, so its first hundreds of steps only learn that
+    ~95% of mnist-seg's pixels are background; by then the features have settled on "stroke or not",
+    the ten digit logits move together and the digit identity is not learnt (measured, PyTorch and
+    minicnn alike: train loss stuck at 0.117 = 0.049 ln 10, mean IoU 0.10 after 12 epochs). With
+    b = log pi the softmax starts at the class shares (for features that add little, w . f small), the
+    loss starts near the entropy of pi, and the gradient is about strokes and digits from the first step.
+
+    Measured 2026-12-03 (Intel Xeon, 2 shared cores, load ~2-3), `minicnn --threads 1 train --dataset mnist-seg
+    --model unet --width 0.125 --epochs 14 --batch-size 32 --optimizer adam --lr 0.003 --weight-decay 0`, test
+    split: PyTorch's default bias (as before this init) mean IoU 0.104, every digit pixel called one digit;
+    b = log pi 0.781 (17 min); b = log pi and `--loss ce+dice` 0.804 (16 min; `minicnn evaluate`: mean Dice
+    0.890, pixel accuracy 99.36%). The same UNet in PyTorch from minicnn's initial weights and batches: 0.104
+    after 12 epochs without the prior bias, 0.658 after 4 with it (minicnn after 4: 0.579); the two engines'
+    logits and gradients agree to 1e-11 at the first step in float64.
+    """
+    head = last_layer(model)
+    bias = getattr(head, "bias", None)
+    out = getattr(head, "out_channels", None)
+    if bias is None or out is None:
+        raise ValueError(f"init_prior_bias: expected the model's last layer to be a convolution with a bias, "
+                         f"got {type(head).__name__}" + (" without a bias" if out is not None else ""))
+    prior = class_prior(labels, out)
+    bias.data = np.log(prior).astype(bias.data.dtype)
+    return bias.data
