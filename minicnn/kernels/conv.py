@@ -108,7 +108,9 @@ FLIP_TRY_RATIO = 2 * 2.0  # "flipped" tried up to twice the default rule's T/C r
 FFT_MIN_KERNEL = 5  # "fft" only for kernels of 5x5 and larger
 DIRECT_MAX_LOOPS = 64  # "direct" only when its loops run T*OH*OW <= 64 Python iterations
 WINOGRAD_MIN_CHANNELS = 64  # "winograd" only when C and T are both at least this (module docstring)
-TRIAL_FRACTION = 4  # a new plan is measured on a quarter of the batch (`trial_images`, the planner's trial)
+TRIAL_FRACTION = 8  # a new plan is measured on an eighth of the batch (`trial_images`, the planner's trial): a
+#                     quarter cost cifar_net's first epoch 3.5% in measuring, an eighth 2.7%, with the same choices
+#                     (within 5%: `minicnn tune cifar_net`; Intel Xeon, 2026-12-03, benchmarks/bench_planning.py)
 
 
 def batch_class(n: int) -> int:
