@@ -9,16 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_checks import ONE
+from kernel_checks import scaled_error as _scaled_error
 
 from minicnn.functional import conv_im2col as plain
 from minicnn.kernels import conv as K
 from minicnn.kernels import conv_mec as M
-
-ONE = (1, 1)
-
-
-def _scaled_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b), initial=0.0)) / max(1.0, float(np.max(np.abs(b), initial=0.0)))
 
 
 @st.composite
@@ -26,7 +22,7 @@ def cases(draw):
     n, c, t = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 4)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    extent = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]  # E per axis
+    extent = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]  # E per axis
     padding = (draw(st.integers(0, extent[0] + 1)), draw(st.integers(0, extent[1] + 1)))
     h = draw(st.integers(max(1, extent[0] - 2 * padding[0]), 10))
     w = draw(st.integers(max(1, extent[1] - 2 * padding[1]), 10))

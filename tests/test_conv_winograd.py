@@ -9,16 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_checks import ONE
+from kernel_checks import scaled_error as _scaled_error
 
 from minicnn.functional import conv_im2col as plain
 from minicnn.kernels import conv as K
 from minicnn.kernels import conv_winograd as W
-
-ONE = (1, 1)
-
-
-def _scaled_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b), initial=0.0)) / max(1.0, float(np.max(np.abs(b), initial=0.0)))
 
 
 @st.composite

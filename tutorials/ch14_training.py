@@ -10,7 +10,7 @@ from scipy.special import softmax
 from minicnn import core, data, losses, optim, visualize
 from minicnn import functional as F
 from minicnn import layers as L
-from minicnn.app import lr_find, train
+from minicnn.app import lr_find, segmentation, train
 from minicnn.models import build
 
 from ._runner import Step, Unavailable
@@ -107,6 +107,32 @@ def _label_smoothing(t):
             best, exact, tol=0.01)
     t.say("So the network is pulled back from over-confidence. `minicnn train --label-smoothing 0.1` trains "
           "with it; accuracy is still counted against the hard labels.")
+
+
+def _prior_bias(t):
+    t.code(segmentation.class_prior, start="counts =", end="return (counts")
+    t.code(segmentation.init_prior_bias, start="prior = class_prior", end="return bias.data")
+    labels = np.zeros((2, 8, 8), np.int64)  # two 8x8 label maps: mostly background, as a segmentation is
+    labels[0, 2:5, 2:4], labels[1, 5:7, 1:7] = 1, 2
+    prior = segmentation.class_prior(labels, 3)
+    t.array("class shares of the 128 labelled pixels (smoothed by one pixel each)", prior, precision=4)
+    head = L.Conv2D(4, 3, 1).to(np.float64)  # a 1x1 head: 4 features -> 3 class logits per pixel
+    bias = segmentation.init_prior_bias(core.Sequential(head), labels)
+    t.array("b = log pi", bias, precision=4)
+    head.weight.data[...] = 0  # features that say nothing yet: the logits are the bias alone
+    features = np.random.default_rng(0).standard_normal((2, 4, 8, 8))
+    logits = head(features)
+    ce = losses.SoftmaxCrossEntropy()
+    t.check("softmax of every pixel's logits = the class shares", softmax(logits, axis=1)[0, :, 0, 0], prior)
+    start_prior = ce(logits, labels)
+    start_zero = ce(np.zeros_like(logits), labels)
+    t.table(["head bias", "loss at the first step"],
+            [["0 (every class 1/K)", f"{start_zero:.4f} = log 3"], ["log pi", f"{start_prior:.4f}"]])
+    t.check("with b = 0 the loss starts at log K", start_zero, np.log(3))
+    t.check_true("with b = log pi it starts lower: the first steps need not learn the class shares",
+                 start_prior < start_zero)
+    t.say("`minicnn train --model unet` starts its head this way (`--head-bias prior`, the default): "
+          "without it a 14-epoch mnist-seg run never told one digit from another (mean IoU 0.10).")
 
 
 def _lr_find(t):
@@ -352,6 +378,13 @@ STEPS = [
         finite confidence. The gradient keeps its simple form.""",
          "t = (1 − e)·onehot(y) + e/K        L = −(1/N) Σ_n Σ_k t_nk log softmax(z_n)_k\n"
          "dL/dz = (softmax(z) − t) / N", _label_smoothing),
+    Step("A segmentation head starts at the class prior", """
+        In a segmentation most pixels are background. An untrained net predicts every class at about 1/K,
+        so its first steps only learn the class shares, and by then its features may say no more than
+        "object or not". Starting the per-pixel head's bias at the log of each class's share (the prior
+        initialisation of Lin et al., "Focal loss for dense object detection", 2017) makes the softmax
+        start at those shares.""",
+         "pi_k = (count_k + 1) / (M + K)    b_k = log pi_k    w = 0: softmax(b) = pi", _prior_bias),
     Step("One step of gradient descent", """
         Forward (every layer caches what backward needs), loss, backward (every parameter's gradient is
         accumulated), then the optimizer updates the weights and the gradients are reset.""",

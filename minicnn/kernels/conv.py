@@ -91,9 +91,9 @@ from .conv_im2col import (
     flippable,
     images_per_block,
 )
-from .conv_rows import MIN_CHANNELS, rows_layout_pays
 from .conv_mec import conv2d_mec, mec_applies
 from .conv_mec import images_per_block as mec_images_per_block
+from .conv_rows import MIN_CHANNELS, rows_layout_pays
 from .conv_winograd import conv2d_winograd, conv2d_winograd_backward, winograd_applies
 from .depthwise import _is_depthwise, conv2d_depthwise, conv2d_depthwise_backward
 from .planner import op_key, planner
@@ -277,10 +277,10 @@ def _run_forward(spec: Spec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     args = (x, w, b, stride, padding, dilation, groups)
     if isinstance(spec, Variant):
         return conv2d_im2col(*args, variant=spec)
-    parts = _parts(_macs(x.shape, w.shape, stride, padding, dilation))
-    if spec == "mec":
-        return conv2d_mec(*args, block_values=block_sizes(x.itemsize)[MEC_BLOCK], parts=parts)
-    if spec == "winograd":
+    if spec in ("mec", "winograd"):
+        parts = _parts(_macs(x.shape, w.shape, stride, padding, dilation))
+        if spec == "mec":
+            return conv2d_mec(*args, block_values=block_sizes(x.itemsize)[MEC_BLOCK], parts=parts)
         return conv2d_winograd(*args, parts=parts)
     if spec == "plain":
         return plain_im2col.conv2d_im2col(*args)

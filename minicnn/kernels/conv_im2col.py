@@ -372,7 +372,15 @@ def _flipped_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Pai
     return dw.transpose(0, 1, 4, 2, 3).reshape(w.shape)
 
 
-def _wide_col2im(w: np.ndarray, dy_n: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
+def _col2im_rows(w: np.ndarray, groups: int) -> np.ndarray:
+    """w (T, C/G, KH, KW) -> W_i^T per kernel row and group, (KH, G, 1, C/G*KW, T/G) (the 1 broadcasts
+    over a block's images): `_wide_col2im`'s weights, made once per backward call."""
+    t, cg, kh, kw = w.shape
+    rows = w.reshape(groups, t // groups, cg, kh, kw).transpose(3, 0, 2, 4, 1)  # (KH, G, C/G, KW, T/G)
+    return rows.reshape(kh, groups, 1, cg * kw, t // groups)
+
+
+def _wide_col2im(rows: np.ndarray, dy_n: np.ndarray, p: _Plan, s: _Scratch) -> np.ndarray:
     """dx of a block on wide rows (stride 1), channel-major: (Nb, C, H, W) view into the scratch.
 
     col2im adds each tap's column gradient w^T dy back, shifted by the tap's offset i*dil_h*Wp + j*dil_w.
@@ -385,14 +393,11 @@ def _wide_col2im(w: np.ndarray, dy_n: np.ndarray, p: _Plan, s: _Scratch) -> np.n
     dlow holds per image S = (Hp+1)*Wp values; the row shifts stay inside them (i*dil_h*Wp + L <= S - Wp).
     The second line adds ONE run of Nb*S values per (channel, kernel column): the last Wp values of each
     image are zeros (dy is zero in the wide columns) and land on the next image's top rows, adding
-    nothing. (LeNet's C3, 5x5: 10 adds per block instead of 25.)"""
+    nothing. (LeNet's C3, 5x5: 10 adds per block instead of 25.) `rows`: `_col2im_rows` of the weight."""
     nb, groups = dy_n.shape[0], p.groups
     c, (kh, kw), (dil_h, dil_w) = p.c, p.kernel, p.dilation
     (hp1, wp), (ph, pw), length = p.padded, p.padding, p.length
     size = hp1 * wp
-    t = w.shape[0]
-    rows = w.reshape(groups, t // groups, c // groups, kh, kw).transpose(3, 0, 2, 4, 1)  # (KH, G, C/G, KW, T/G)
-    rows = rows.reshape(kh, groups, 1, c // groups * kw, t // groups)  # W_i^T per group, broadcast over images
     dy_g = dy_n.transpose(1, 0, 2, 3)  # (G, Nb, T/G, L)
     low = s.dlow.reshape(groups, c // groups * kw, p.block, size)[:, :, :nb]  # (G, C/G*KW, Nb, S)
     low[..., length:] = 0  # kernel row 0 writes [0, L); the later rows add beyond it
@@ -423,6 +428,7 @@ def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair
     s = _Scratch(p, x.dtype, dtype, dx is not None)
     w_mat = w.reshape(groups, t // groups, -1)  # (G, T/G, C/G*KH*KW)
     dw_t = np.zeros(w_mat.transpose(0, 2, 1).shape, dtype)  # (G, C/G*KH*KW, T/G): dw transposed
+    rows = _col2im_rows(w, groups) if dx is not None and p.wide else None
     for n0 in range(0, n, p.block):
         nb = min(p.block, n - n0)
         cols = _block_columns(x[n0:n0 + nb], p, s)  # (C*KH*KW, Nb*L), rebuilt: forward kept nothing
@@ -434,7 +440,7 @@ def _blocked_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair
         cols_n = cols.reshape(groups, -1, nb, p.length).transpose(0, 2, 1, 3)  # (G, Nb, C/G*KH*KW, L)
         dw_t += np.matmul(cols_n, dy_n.transpose(1, 0, 3, 2)).sum(axis=1)
         if dx is not None and p.wide:
-            dx[n0:n0 + nb] = _wide_col2im(w, dy_n, p, s)
+            dx[n0:n0 + nb] = _wide_col2im(rows, dy_n, p, s)
         elif dx is not None:  # dcols = w_mat^T @ dy per image, written image-major: (Nb, G, C/G*KH*KW, L)
             dcols = s.dcols[: cols.size].reshape(nb, groups, -1, p.length)
             np.matmul(w_mat.transpose(0, 2, 1)[:, None], dy_n.transpose(1, 0, 2, 3), out=dcols.transpose(1, 0, 2, 3))
