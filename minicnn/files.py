@@ -26,8 +26,8 @@ from __future__ import annotations
 import glob
 import os
 import stat
+import secrets
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -44,7 +44,7 @@ class FileFormatError(ValueError):
 
 
 TMP_SUFFIX = ".tmp"
-FILE_MODE = 0o666  # the usual permissions of a new file, before the umask (mkstemp makes 0600 files)
+FILE_MODE = 0o666  # the usual permissions of a new file, before the umask
 MAX_FILE_BYTES = 2 << 30  # 2 GiB: the most array data one file may hold (all of CIFAR-10 as float32: 0.6 GB)
 _WRITTEN: set[tuple] = set()  # `_identity` of every file this process wrote (and of its temporary files)
 
@@ -103,11 +103,18 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, ov
     Raises what `safe_target` raises, and FileExistsError if a file appeared at `path` during the write.
     """
     path = safe_target(path, overwrite)
-    fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=TMP_SUFFIX, dir=path.parent)
-    tmp = Path(name)
+    tmp = None
     try:
-        os.close(fd)
-        os.chmod(tmp, FILE_MODE & ~_umask())
+        # The name is known BEFORE the file exists, so that a Ctrl-C or SIGTERM raised at any step
+        # finds the file it must delete (tempfile.mkstemp made the file a few Python steps before it
+        # returned the name: a SIGTERM there left the file behind, seen in CI).
+        while True:
+            tmp = _temporary_name(path)
+            try:  # a new empty file, with the permissions of any new file (FILE_MODE less the umask)
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+                break
+            except FileExistsError:  # another file has that name (1 chance in 4 billion): draw again
+                tmp = None
         _WRITTEN.add(_identity(tmp, os.stat(tmp)))  # `write` may itself write atomically onto tmp
         write(tmp)
         with open(tmp, "rb") as f:
@@ -120,10 +127,15 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, ov
             os.unlink(tmp)
         _WRITTEN.add(_identity(path, os.stat(path)))
     except BaseException:
-        if os.path.lexists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _temporary_name(path: Path) -> Path:
+    """A name `PATH.xxxxxxxx.tmp` beside `path` for `write_atomic`'s temporary file."""
+    return path.with_name(f"{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
 
 
 def next_free(path: str | os.PathLike, taken: Callable[[Path], bool] = os.path.lexists) -> Path:
@@ -321,8 +333,3 @@ def _npy_header(f, name: str) -> tuple[int, tuple[int, ...], np.dtype, bool]:
         raise ValueError(f"'{name}' uses .npy format version {version}; versions 1.0 and 2.0 are read")
     return f.tell(), tuple(shape), dtype, fortran
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -116,6 +116,45 @@ def test_write_atomic_cleans_up_when_the_writer_fails(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_atomic_interrupted_at_any_line_leaves_no_temporary_file(tmp_path):
+    """A Ctrl-C or SIGTERM (both raise in the main thread) at each line of write_atomic in turn: no
+    temporary file is left, and the target is either absent or whole. Before: the file was made by
+    tempfile.mkstemp before its name reached the clean-up (a SIGTERM there left it behind, in CI)."""
+    import sys
+
+    def interrupted_at(n: int) -> bool:
+        lines = [0]
+
+        def local(frame, event, arg):
+            if event == "line":
+                lines[0] += 1
+                if lines[0] == n:
+                    raise KeyboardInterrupt
+            return local
+
+        def tracer(frame, event, arg):
+            return local if frame.f_code is write_atomic.__code__ else None
+
+        sys.settrace(tracer)
+        try:
+            write_atomic(tmp_path / "x.bin", lambda tmp: tmp.write_bytes(b"whole"), overwrite=True)
+        except KeyboardInterrupt:
+            return True
+        finally:
+            sys.settrace(None)
+        return False
+
+    n = 1
+    while interrupted_at(n):
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert names in ([], ["x.bin"]), (n, names)
+        if names:
+            assert (tmp_path / "x.bin").read_bytes() == b"whole"
+        n += 1
+    assert n > 10  # the interruption reached every line up to the end, not only the first
+    assert (tmp_path / "x.bin").read_bytes() == b"whole"
+
+
 @pytest.mark.parametrize("name, words", [("", "not a file name"), (".", "not a file name"),
                                          ("missing/x.npz", "does not exist")])
 def test_safe_target_refuses_non_names_and_missing_folders(tmp_path, name, words):

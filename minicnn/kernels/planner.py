@@ -54,7 +54,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import runtime
+from minicnn.files import write_atomic
 
 from . import machine
 
@@ -242,14 +242,7 @@ class Planner:
                 "plans": {k: {"choice": p.choice, "seconds": p.seconds} for k, p in sorted(self.plans.items())
                           if not p.lent}}
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)), overwrite=True)
         self._dirty = False
         return path
 
