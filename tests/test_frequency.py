@@ -7,6 +7,7 @@ from minicnn import functional as F
 from minicnn import layers as L
 from minicnn.app import load_model
 from minicnn.app.frequency import (
+    EnergyTruncation,
     TailTruncation,
     allocate_budget,
     dense_float32_bytes,
@@ -118,6 +119,45 @@ def test_tail_truncation_lowers_k_gradually_to_the_target(net_and_x, decay):
     else:  # geometric cuts most at the start
         k0, kt = start["5.0"], history[-1]["5.0"]
         assert history[1]["5.0"] == round(k0 * (kt / k0) ** 0.2)
+
+
+def _drop_cheapest_by_hand(coeffs: dict, counts: dict, total: int, window: int, floor: int) -> dict:
+    """EnergyTruncation's rule written plainly: recompute every layer's cost, drop the cheapest one."""
+    counts = dict(counts)
+    flat = {n: c.reshape(-1)[np.argsort(F.zigzag_order(c.shape), axis=None)].astype(np.float64) ** 2
+            for n, c in coeffs.items()}
+    while sum(counts.values()) > total:
+        costs = {n: flat[n][max(0, k - window): k].mean() / flat[n][:k].sum()
+                 for n, k in counts.items() if k > floor}
+        cheapest = min(costs.values())
+        counts[next(n for n in counts if costs.get(n) == cheapest)] -= 1  # ties: the first layer
+    return counts
+
+
+def test_energy_truncation_drops_the_cheapest_tail_first(net_and_x):
+    net = to_frequency(net_and_x[0])
+    layers = dict(frequency_layers(net))
+    smooth = layers["2"].coeffs  # a layer whose energy lies in its low frequencies: its tail is cheap
+    smooth.data *= np.exp(-0.5 * F.zigzag_order(smooth.shape)).astype(smooth.data.dtype) + 1e-3
+    start_total = sum(layer.keep for layer in layers.values())
+    sched = EnergyTruncation(net, 40, steps=4, floor=3, window=2)
+    history = []
+    for t in range(1, 6):
+        before = {n: layer.keep for n, layer in layers.items()}
+        coeffs = {n: layer.coeffs.data.copy() for n, layer in layers.items()}
+        total = sched.step()
+        assert total == sched.total_at(t) == sum(layer.keep for layer in layers.values())
+        expected = _drop_cheapest_by_hand(coeffs, before, total, window=2, floor=3)
+        assert {n: layer.keep for n, layer in layers.items()} == expected
+        history.append(expected)
+        for layer in layers.values():
+            np.testing.assert_array_equal(layer.mask, F.zigzag_mask(layer.coeffs.shape, layer.keep))
+            assert np.count_nonzero(layer.coeffs.data) <= layer.keep
+    assert sched.done and history[-1] == history[-2] and sum(history[-1].values()) == 40
+    assert history[0]["2"] < 10 < start_total  # the smooth layer gave up its tail in the first step
+    assert min(history[-1].values()) >= 3
+    with pytest.raises(ValueError, match="EnergyTruncation: expected a total between 12"):
+        EnergyTruncation(to_frequency(small_net()), 11, steps=2, floor=3)
 
 
 def test_tail_truncation_per_layer_targets_and_errors(net_and_x):

@@ -273,6 +273,67 @@ class TailTruncation(Callback):
         return self.t >= self.steps
 
 
+class EnergyTruncation(TailTruncation):
+    """Dynamic tail truncation with the split between layers chosen as it goes, by energy.
+
+    The TOTAL kept count falls as in `TailTruncation` (geometric or linear over `steps`, from the
+    layers' total when created to `total`); which layers give up coefficients is decided at every
+    step from the coefficients as they are then. Each layer's next coefficient to go is its last
+    kept one in zigzag order, i; dropping it loses the share of the layer's kept energy
+        cost_l = mean(c_{i-w+1}^2 .. c_i^2) / sum_{j <= i} c_j^2        (w = `window`, the last few)
+    (a relative change of the layer's weights, whatever its scale). Coefficients are dropped one at a
+    time, the cheapest first, until the total is reached; counts never rise and never go below
+    `floor`. Large layers, whose coefficients each hold a small share, give up the most.
+    """
+
+    def __init__(self, model: Layer, total: int, steps: int, decay: str = "geometric", floor: int = 1,
+                 window: int = 4, per: str = "step"):
+        super().__init__(model, 1.0, steps, decay, floor=floor, per=per)
+        self.floors = {n: min(int(floor), layer.coeffs.size) for n, layer in self.layers.items()}
+        lo, k0 = sum(self.floors.values()), sum(self.start.values())
+        if not (isinstance(total, (int, np.integer)) and lo <= total <= k0):
+            raise ValueError(f"EnergyTruncation: expected a total between {lo} (the floors) and {k0} (kept "
+                             f"now), got {total!r}")
+        self.total, self.window = int(total), positive_int(window, "EnergyTruncation", "window")
+        self._order = {n: np.argsort(F.zigzag_order(layer.coeffs.shape), axis=None)
+                       for n, layer in self.layers.items()}  # flat indices, low frequencies first
+
+    def total_at(self, t: int) -> int:
+        """The total kept count after t steps."""
+        frac = min(max(t, 0), self.steps) / self.steps
+        k0, kt = sum(self.start.values()), self.total
+        k = k0 + (kt - k0) * frac if self.decay == "linear" else k0 * (kt / k0) ** frac
+        return int(min(k0, max(kt, round(k))))
+
+    def _cost(self, energy: np.ndarray, k: int) -> float:
+        """Share of the kept energy (the first k of `energy`, zigzag order) the last `window` hold."""
+        kept = energy[:k].sum()
+        return float(energy[max(0, k - self.window): k].mean() / kept) if kept > 0 else 0.0
+
+    def advance_to(self, t: int) -> int:
+        """Move to step t: drop the cheapest tail coefficients until the total is `total_at(t)`."""
+        import heapq
+
+        self.t = min(max(t, self.t), self.steps)
+        counts = {n: layer.keep for n, layer in self.layers.items()}
+        excess = sum(counts.values()) - self.total_at(self.t)
+        if excess > 0:
+            energy = {n: layer.coeffs.data.reshape(-1)[self._order[n]].astype(np.float64) ** 2
+                      for n, layer in self.layers.items()}
+            heap = [(self._cost(energy[n], k), n) for n, k in counts.items() if k > self.floors[n]]
+            heapq.heapify(heap)
+            while excess > 0 and heap:
+                _, n = heapq.heappop(heap)
+                counts[n] -= 1
+                excess -= 1
+                if counts[n] > self.floors[n]:
+                    heapq.heappush(heap, (self._cost(energy[n], counts[n]), n))
+            for n, k in counts.items():
+                if k < self.layers[n].keep:
+                    self.layers[n].set_keep(k)
+        return sum(layer.keep for layer in self.layers.values())
+
+
 # ---- the schedule as one call (`minicnn train --frequency BUDGET`) ----------------------------------
 
 
