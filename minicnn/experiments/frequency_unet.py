@@ -228,17 +228,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the coefficients are split between layers: 'power' fixes each layer's share "
                         "beforehand (see --power); 'energy' decides during the truncation, dropping the tail "
                         "coefficients that hold the smallest share of their layer's energy (EnergyTruncation)")
+    parser.add_argument("--energy-window", type=int, default=4, metavar="W",
+                        help="--allocation energy: a layer's cost is the energy share of its last W kept coefficients")
     parser.add_argument("--power", type=float, default=-0.5,
                         help="allocate_budget's power: layer shares in proportion to size**power (0: equal "
                         "counts; negative: the small full-resolution layers get more; measured best: -0.5)")
     parser.add_argument("--dice-weight", type=float, default=0.0, help="weight of a soft Dice term in the loss")
-    parser.add_argument("--distill", type=float, default=0.0, metavar="W",
-                        help="FR loss = (1 - W) * the loss above + W * soft-target cross-entropy against the dense "
-                        "model's predictions (distillation; 0: off)")
-    parser.add_argument("--distill-temperature", type=float, default=1.0, metavar="T")
-    parser.add_argument("--average-last", type=int, default=0, metavar="E",
-                        help="the FR model's weights are the mean of those after each of its last E epochs "
-                        "(stochastic weight averaging; 0: the last epoch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help=f"folder for the table, PNGs and model files (default "
                         f"{DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3, ... when it holds an earlier run)")
@@ -269,20 +264,8 @@ def scores(model, x: np.ndarray, y: np.ndarray, num_classes: int):
     return SegmentationScores(confusion)
 
 
-def distillation(logits: np.ndarray, teacher_logits: np.ndarray, temperature: float) -> tuple[float, np.ndarray]:
-    """Soft-target cross-entropy per pixel (Hinton et al. 2015), mean over the M = N*H*W pixels:
-        q = softmax(t / T),  p = softmax(z / T),  L = -T^2 (1/M) sum q log p,  dL/dz = T (p - q) / M
-    (the T^2 keeps the gradient's size independent of T). logits, teacher_logits (N, K, H, W)."""
-    from minicnn.losses import log_softmax
-
-    logp = log_softmax(logits / temperature)
-    q = np.exp(log_softmax(teacher_logits / temperature))
-    m = logits.size // logits.shape[1]
-    return float(-temperature ** 2 * (q * logp).sum() / m), temperature * (np.exp(logp) - q) / m
-
-
 def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: float, *, truncation=None,
-                 label: str = "", final_lr: float | None = None, teacher=None, average_last: int = 0) -> list[float]:
+                 label: str = "", final_lr: float | None = None) -> list[float]:
     """Adam on per-pixel cross-entropy (+ dice_weight * soft Dice); `truncation` (a TailTruncation with
     `steps` counted in batches) moves to step t before batch t. With `final_lr`, step t of T (all batches
     of all epochs) uses lr(t) = lr * (final_lr / lr) ** (t / T); without it lr is constant. Prints a line
@@ -309,24 +292,14 @@ def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: flo
             if args.dice_weight:
                 loss += args.dice_weight * dice(logits, yb)
                 grad = grad + args.dice_weight * dice.backward()
-            if teacher is not None and args.distill:
-                soft, soft_grad = distillation(logits, teacher(xb), args.distill_temperature)
-                loss, grad = (1 - args.distill) * loss + args.distill * soft, (1 - args.distill) * grad + args.distill * soft_grad
             model.backward(grad.astype(np.float32, copy=False))
             optimizer.step()
             losses.append(float(loss))
             step += 1
         seconds.append(time.perf_counter() - start)
-        if epoch >= epochs - average_last:  # weight averaging (SWA): the mean of the last epochs' weights
-            snapshots = [p.data.astype(np.float64) for p in model.parameters()]
-            total_weights = snapshots if epoch == epochs - average_last else [
-                a + b for a, b in zip(total_weights, snapshots)]
         kept = f", kept {sum(layer.keep for layer in truncation.layers.values())}" if truncation else ""
         print(f"{label} epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}, {seconds[-1]:.0f} s{kept}",
               flush=True)
-    if average_last:
-        for p, total_weight in zip(model.parameters(), total_weights):
-            p.data = (total_weight / min(average_last, epochs)).astype(p.data.dtype)
     return seconds
 
 
@@ -425,14 +398,6 @@ def run(args) -> int:
         raise ValueError(f"expected --bias-keep >= 0 (0: biases stored whole), got {args.bias_keep}")
     if args.fr_final_lr is not None and not args.fr_final_lr > 0:
         raise ValueError(f"expected --fr-final-lr > 0, got {args.fr_final_lr}")
-    settled = int(args.fr_epochs * (1 - args.truncate))  # FR epochs after the truncation has reached its target
-    if not 0 <= args.average_last <= settled:
-        raise ValueError(f"expected --average-last between 0 and {settled} (the FR epochs after the truncation "
-                         f"has ended, so that every averaged model has the same kept coefficients), got "
-                         f"{args.average_last}")
-    if not 0 <= args.distill <= 1 or not args.distill_temperature > 0:
-        raise ValueError(f"expected --distill in [0, 1] and --distill-temperature > 0, got {args.distill} and "
-                         f"{args.distill_temperature}")
     out = result_folder(args.out, DEFAULT_OUT, args.overwrite)
     core.manual_seed(args.seed)
     data = load_segmentation(args.task, with_sizes(args.task, train=args.train, test=args.test), args.data_dir)
@@ -501,7 +466,7 @@ def run(args) -> int:
             model = every_coefficient()
         steps_to_target = max(1, round(args.truncate * steps))
         if args.allocation == "energy":  # the split between layers decided during the truncation
-            truncation = EnergyTruncation(model, budget - other, steps_to_target)
+            truncation = EnergyTruncation(model, budget - other, steps_to_target, window=args.energy_window)
         else:
             targets = allocate_budget(model, budget - other, power=args.power)
             if args.bias_keep:
@@ -510,9 +475,7 @@ def run(args) -> int:
                            **{f"{n}.1": min(args.bias_keep, size) for n, size in bias_sizes.items()}}
             truncation = TailTruncation(model, targets, steps=steps_to_target, decay="geometric")
         fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, args.fr_lr or args.lr,
-                                   truncation=truncation, label=f"FR {budget}", final_lr=args.fr_final_lr,
-                                   teacher=everything.eval() if args.distill else None,
-                                   average_last=args.average_last)
+                                   truncation=truncation, label=f"FR {budget}", final_lr=args.fr_final_lr)
         truncation.advance_to(truncation.steps)  # the last step when --truncate 1 (or a short run) ended first
         for int8 in (False, True):
             row = export_and_score(model, build_args, out / f"fr_{budget}.{'int8' if int8 else 'f16'}.fr.npz",
