@@ -19,6 +19,7 @@ from minicnn.app.frequency import (
     allocate_budget,
     dequantize_int8,
     describe,
+    fold_batchnorm,
     frequency_layers,
     quantize_int8,
     read_compressed,
@@ -310,6 +311,26 @@ def test_frequency_unet_bias_keep_stores_dct_biases_within_the_budget(data_dir, 
         assert abs(dice - float(r["dice"])) < 1e-12
     # the dense file keeps its biases whole
     assert load_model(out / rows[("dense", "float16")]["file"]).meta["frequency"]["biases"] is False
+
+
+def test_frequency_unet_energy_allocation_meets_the_budget_exactly(data_dir, tmp_path, capsys):
+    """--allocation energy: the FR file stores exactly the budget (coefficients split by EnergyTruncation,
+    not by the --power shares), and the combination with --bias-keep is refused with one line."""
+    out = tmp_path / "unet"
+    common = ["--train", "32", "--test", "8", "--epochs", "1", "--fr-epochs", "2", "--batch", "16", "--budgets",
+              "300", "--fold-batchnorm", "--data-dir", str(data_dir)]
+    assert main(["experiment", "frequency_unet", "--allocation", "energy", "--out", str(out), *common]) == 0
+    capsys.readouterr()
+    loaded = load_model(out / "fr_300.f16.fr.npz").model
+    assert stored_numbers(loaded)["total"] == 300
+    kept = {n: layer.keep for n, layer in frequency_layers(loaded)}
+    shares = allocate_budget(to_frequency(fold_batchnorm(models.build("unet", **UNET_CONFIG))), sum(kept.values()),
+                             power=-0.5)
+    assert kept != shares  # the split is the energy rule's, not the fixed shares'
+    assert main(["experiment", "frequency_unet", "--allocation", "energy", "--bias-keep", "2", "--out",
+                 str(tmp_path / "b"), *common]) == 2
+    err = capsys.readouterr().err
+    assert "without --bias-keep" in err and "Traceback" not in err
 
 
 def test_frequency_unet_dense_file_must_match_fold_batchnorm(data_dir, tmp_path, capsys):
