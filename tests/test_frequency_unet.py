@@ -333,6 +333,32 @@ def test_frequency_unet_energy_allocation_meets_the_budget_exactly(data_dir, tmp
     assert "without --bias-keep" in err and "Traceback" not in err
 
 
+def test_frequency_unet_val_canvases_follow_the_training_ones_and_are_scored(data_dir, tmp_path, capsys):
+    """--val N: canvases N after the --train ones (the training canvases unchanged), each file's Dice on them
+    in the table and the CSV's val_dice, as the reloaded file scores them."""
+    from minicnn.app.segmentation import predict_classes, segmentation_scores
+    from minicnn.data.segmentation import load_segmentation, with_sizes
+
+    out = tmp_path / "unet"
+    assert main(["experiment", "frequency_unet", "--train", "32", "--val", "16", "--test", "8", "--epochs", "2",
+                 "--fr-epochs", "1", "--batch", "16", "--budgets", "300", "--fold-batchnorm", "--out", str(out),
+                 "--data-dir", str(data_dir)]) == 0
+    assert "val Dice" in capsys.readouterr().out
+    with open(out / "frequency_unet.csv") as f:
+        rows = list(csv.DictReader(f))
+    task = load_segmentation("fashion-on-cifar-seg", with_sizes("fashion-on-cifar-seg", train=48, test=8), data_dir)
+    alone = load_segmentation("fashion-on-cifar-seg", with_sizes("fashion-on-cifar-seg", train=32, test=8), data_dir)
+    np.testing.assert_array_equal(task.x_train[:32], alone.x_train)
+    for r in rows:
+        loaded = load_model(out / r["file"])
+        meta = read_compressed(out / r["file"])[0]["meta"]
+        mean, std = np.array(meta["mean"], np.float32), np.array(meta["std"], np.float32)
+        assert np.allclose(mean, alone.x_train.mean(axis=(0, 2, 3)), atol=1e-6)  # statistics of the 32 only
+        x = (task.x_train[32:] - mean[None, :, None, None]) / std[None, :, None, None]
+        dice = segmentation_scores(predict_classes(loaded.model(x)), task.y_train[32:], 2).foreground_dice
+        assert abs(dice - float(r["val_dice"])) < 1e-12
+
+
 def test_frequency_unet_dense_file_must_match_fold_batchnorm(data_dir, tmp_path, capsys):
     """--dense FILE with --fold-batchnorm takes a folded run's dense file (and refuses an unfolded one, and
     the other way round), so FR variants can start from one trained dense model."""

@@ -120,6 +120,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import time
 from pathlib import Path
 
@@ -204,6 +205,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of the FR epochs over which the tail truncation reaches its target")
     parser.add_argument("--train", type=int, default=4000, help="training canvases (generated, seeded)")
     parser.add_argument("--test", type=int, default=1000, help="test canvases (from the official test splits)")
+    parser.add_argument("--val", type=int, default=0,
+                        help="validation canvases, generated after the training ones from the training splits' "
+                        "images (scored as 'val Dice': choose options on it, not on the test split; 0: none)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate of the dense model")
     parser.add_argument("--fr-lr", type=float, default=FR_LEARNING_RATE,
@@ -312,8 +316,9 @@ def _copy(model, build_args: dict):
 
 
 def export_and_score(model, build_args: dict, path: Path, int8: bool, meta: dict, test,
-                     overwrite: bool = False) -> dict:
-    """Save `model` (a DCT model) compressed (float16 or int8), reload it, score the reloaded file."""
+                     overwrite: bool = False, val=None) -> dict:
+    """Save `model` (a DCT model) compressed (float16 or int8), reload it, score the reloaded file on
+    `test` (and its Dice on `val`, when given: (x, y, classes) as `test`)."""
     from minicnn.app import load_model
     from minicnn.app.frequency import describe, save_compressed
 
@@ -324,7 +329,7 @@ def export_and_score(model, build_args: dict, path: Path, int8: bool, meta: dict
     return {"file": path.name, "dtype": "int8" if int8 else "float16", "stored_numbers": info["numbers"],
             "payload_bytes": info["payload_bytes"], "file_bytes": info["bytes"],
             "dice": result.foreground_dice, "iou": result.foreground_iou, "pixel_accuracy": result.pixel_accuracy,
-            "model": loaded}
+            "val_dice": scores(loaded, *val).foreground_dice if val is not None else "", "model": loaded}
 
 
 def plot_pareto(rows: list[dict], path: Path, title: str, overwrite: bool = False) -> None:
@@ -400,7 +405,14 @@ def run(args) -> int:
         raise ValueError(f"expected --fr-final-lr > 0, got {args.fr_final_lr}")
     out = result_folder(args.out, DEFAULT_OUT, args.overwrite)
     core.manual_seed(args.seed)
-    data = load_segmentation(args.task, with_sizes(args.task, train=args.train, test=args.test), args.data_dir)
+    if args.val < 0:
+        raise ValueError(f"expected --val >= 0 (0: no validation canvases), got {args.val}")
+    data = load_segmentation(args.task, with_sizes(args.task, train=args.train + args.val, test=args.test),
+                             args.data_dir)
+    # the canvases after the first --train are the validation set (the generator draws canvas by canvas,
+    # so the training canvases are the same with or without --val)
+    x_val, y_val = data.x_train[args.train:], data.y_train[args.train:]
+    data = dataclasses.replace(data, x_train=data.x_train[:args.train], y_train=data.y_train[:args.train])
     if data.num_classes != 2:
         raise ValueError(f"expected a binary task, {args.task!r} has {data.num_classes} "
                          f"classes")
@@ -408,6 +420,7 @@ def run(args) -> int:
     x_train = (data.x_train - mean[None, :, None, None]) / std[None, :, None, None]  # (N, C, H, W)
     x_test = (data.x_test - mean[None, :, None, None]) / std[None, :, None, None]
     test = (x_test, data.y_test, data.num_classes)
+    val = ((x_val - mean[None, :, None, None]) / std[None, :, None, None], y_val, data.num_classes) if args.val else None
     build_args = {"width": args.width, "depth": args.depth, "in_channels": data.input_shape[0],
                   "num_classes": data.num_classes, "image_size": data.input_shape[1]}
     meta = {"dataset": args.task, "mean": mean.tolist(), "std": std.tolist(), "input_shape": list(data.input_shape),
@@ -453,7 +466,7 @@ def run(args) -> int:
     everything = every_coefficient()  # the dense model's file
     for int8 in (False, True):
         row = export_and_score(everything, build_args, out / f"dense.{'int8' if int8 else 'f16'}.fr.npz", int8,
-                               meta, test, args.overwrite)
+                               meta, test, args.overwrite, val)
         rows.append({"budget": "dense", **row})
     shown["dense"] = rows[0]["model"]
     steps = len(range(0, len(x_train), args.batch)) * args.fr_epochs
@@ -479,7 +492,7 @@ def run(args) -> int:
         truncation.advance_to(truncation.steps)  # the last step when --truncate 1 (or a short run) ended first
         for int8 in (False, True):
             row = export_and_score(model, build_args, out / f"fr_{budget}.{'int8' if int8 else 'f16'}.fr.npz",
-                                   int8, meta, test, args.overwrite)
+                                   int8, meta, test, args.overwrite, val)
             rows.append({"budget": budget, **row})
         shown[f"FR {rows[-2]['stored_numbers']}"] = rows[-2]["model"]
 
@@ -487,12 +500,13 @@ def run(args) -> int:
     fr_time = f"{np.mean(fr_seconds):.1f} s" if fr_seconds else "-"
     print(f"\nper epoch ({args.train} canvases): dense {dense_time}, FR {fr_time}")
     head = f"{'model':>6} {'dtype':>7} {'stored':>7} {'bytes':>7} {'file B':>7} {'Dice':>7} {'IoU':>7} {'pix acc':>7}"
-    print(head)
+    print(head + (f" {'val Dice':>8}" if val else ""))
     for r in rows:
         print(f"{r['budget']!s:>6} {r['dtype']:>7} {r['stored_numbers']:>7} {r['payload_bytes']:>7} "
-              f"{r['file_bytes']:>7} {r['dice']:>7.4f} {r['iou']:>7.4f} {r['pixel_accuracy']:>7.2%}")
+              f"{r['file_bytes']:>7} {r['dice']:>7.4f} {r['iou']:>7.4f} {r['pixel_accuracy']:>7.2%}"
+              + (f" {r['val_dice']:>8.4f}" if val else ""))
     fields = ["budget", "file", "dtype", "stored_numbers", "payload_bytes", "file_bytes", "dice", "iou",
-              "pixel_accuracy"]
+              "pixel_accuracy", *(["val_dice"] if val else [])]
     write_csv(out / "frequency_unet.csv", rows, fields, args.overwrite)
     title = f"UNet width {args.width:g} depth {args.depth}, {args.task}, test split, reloaded files"
     plot_pareto(rows, out / "frequency_unet_pareto.png", title, args.overwrite)
