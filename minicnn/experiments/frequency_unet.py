@@ -230,8 +230,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "without BatchNorm); the dense model is still trained, as the reference")
     parser.add_argument("--allocation", choices=("power", "energy"), default="power",
                         help="how the coefficients are split between layers: 'power' fixes each layer's share "
-                        "beforehand (see --power); 'energy' decides during the truncation, dropping the tail "
-                        "coefficients that hold the smallest share of their layer's energy (EnergyTruncation)")
+                        "beforehand (see --power); 'energy' decides during the truncation, dropping first the "
+                        "tail coefficients that hold the smallest share of their layer's energy (EnergyTruncation)")
     parser.add_argument("--energy-window", type=int, default=4, metavar="W",
                         help="--allocation energy: a layer's cost is the energy share of its last W kept coefficients")
     parser.add_argument("--power", type=float, default=-0.5,
@@ -397,8 +397,9 @@ def run(args) -> int:
     budgets = parse_budgets(args.budgets)
     if not 0 < args.truncate <= 1:
         raise ValueError(f"expected --truncate in (0, 1], got {args.truncate}")
-    if args.allocation == "energy" and args.bias_keep:
-        raise ValueError("--allocation energy splits the weights' coefficients only: use it without --bias-keep")
+    if args.allocation != "power" and args.bias_keep:
+        raise ValueError(f"--allocation {args.allocation} splits the weights' coefficients only: use it without "
+                         f"--bias-keep")
     if args.bias_keep < 0:
         raise ValueError(f"expected --bias-keep >= 0 (0: biases stored whole), got {args.bias_keep}")
     if args.fr_final_lr is not None and not args.fr_final_lr > 0:
