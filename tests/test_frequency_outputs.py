@@ -95,6 +95,9 @@ def test_model_unet_passes_the_options_it_shares():
     assert (unet.task, unet.budgets, unet.seed, unet.fr_epochs, unet.out, unet.train) == \
         ("fashion-on-cifar-seg", "900", 3, 2, "x", 64)
     assert unet.epochs == 6 and unet.lr == frequency_unet.LEARNING_RATE  # not given: frequency_unet's defaults
+    assert unet.allocation == "energy" and unet.power is None
+    powered = frequency.unet_arguments(parser.parse_args(["--model", "unet", "--power", "0.5"]))
+    assert (powered.allocation, powered.power) == ("power", 0.5)  # a power means the fixed shares
 
 
 def test_experiment_frequency_model_unet_runs_and_never_replaces_an_earlier_run(data_dir, tmp_path, capsys):

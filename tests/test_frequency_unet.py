@@ -291,7 +291,8 @@ def test_frequency_unet_bias_keep_stores_dct_biases_within_the_budget(data_dir, 
 
     out = tmp_path / "unet"
     assert main(["experiment", "frequency_unet", "--train", "32", "--test", "8", "--epochs", "1", "--fr-epochs", "2",
-                 "--budgets", "200", "--batch", "16", "--fold-batchnorm", "--bias-keep", "2", "--fr-final-lr", "1e-4",
+                 "--budgets", "200", "--batch", "16", "--fold-batchnorm", "--allocation", "power", "--bias-keep", "2",
+                 "--fr-final-lr", "1e-4",
                  "--out", str(out), "--data-dir", str(data_dir)]) == 0
     capsys.readouterr()
     with open(out / "frequency_unet.csv") as f:
@@ -319,7 +320,7 @@ def test_frequency_unet_energy_allocation_meets_the_budget_exactly(data_dir, tmp
     out = tmp_path / "unet"
     common = ["--train", "32", "--test", "8", "--epochs", "1", "--fr-epochs", "2", "--batch", "16", "--budgets",
               "300", "--fold-batchnorm", "--data-dir", str(data_dir)]
-    assert main(["experiment", "frequency_unet", "--allocation", "energy", "--out", str(out), *common]) == 0
+    assert main(["experiment", "frequency_unet", "--out", str(out), *common]) == 0  # energy: the default
     capsys.readouterr()
     loaded = load_model(out / "fr_300.f16.fr.npz").model
     assert stored_numbers(loaded)["total"] == 300
@@ -327,10 +328,11 @@ def test_frequency_unet_energy_allocation_meets_the_budget_exactly(data_dir, tmp
     shares = allocate_budget(to_frequency(fold_batchnorm(models.build("unet", **UNET_CONFIG))), sum(kept.values()),
                              power=-0.5)
     assert kept != shares  # the split is the energy rule's, not the fixed shares'
-    assert main(["experiment", "frequency_unet", "--allocation", "energy", "--bias-keep", "2", "--out",
-                 str(tmp_path / "b"), *common]) == 2
-    err = capsys.readouterr().err
-    assert "without --bias-keep" in err and "Traceback" not in err
+    for wrong, words in ((["--bias-keep", "2"], "need --allocation power"), (["--power", "0.5"], "need --allocation power"),
+                         (["--allocation", "power", "--energy-window", "2"], "not of --allocation power")):
+        assert main(["experiment", "frequency_unet", *wrong, "--out", str(tmp_path / "b"), *common]) == 2
+        err = capsys.readouterr().err
+        assert words in " ".join(err.split()) and "Traceback" not in err
 
 
 def test_frequency_unet_val_canvases_follow_the_training_ones_and_are_scored(data_dir, tmp_path, capsys):
@@ -399,7 +401,7 @@ def test_frequency_unet_fr_final_lr_decays_the_learning_rate_geometrically(monke
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 3, 8, 8)).astype(np.float32)
     y = rng.integers(0, 2, (8, 8, 8))
-    args = types.SimpleNamespace(batch=4, seed=0, dice_weight=0.0)
+    args = types.SimpleNamespace(batch=4, seed=0)
     frequency_unet.train_epochs(model, x, y, 2, args, 1e-2, final_lr=1e-4)
     np.testing.assert_allclose(seen, [1e-2 * (1e-2) ** (t / 4) for t in range(4)], rtol=1e-12)
     seen.clear()

@@ -431,6 +431,8 @@ def unet_arguments(args) -> argparse.Namespace:
     for option, target in UNET_OPTIONS.items():
         if getattr(args, option) != getattr(defaults, option):
             setattr(unet, target, getattr(args, option))
+    if unet.power is not None:  # a power sets the fixed shares of frequency_unet's --allocation power
+        unet.allocation = "power"
     unet.task = args.dataset or UNET_TASK
     unet.seed = parse_seeds(args.seeds)[0]
     unet.out, unet.overwrite, unet.data_dir = args.out, args.overwrite, args.data_dir

@@ -132,6 +132,9 @@ EVAL_BATCH = 100
 MASK_EXAMPLES = 6  # test canvases shown in the mask picture
 LEARNING_RATE = 3e-3
 FR_LEARNING_RATE = 6e-3  # FR fine-tuning: measured better than 3e-3 (module docstring, 2026-12-03)
+POWER = -0.5  # --allocation power: layer shares in proportion to size**POWER (measured best)
+ENERGY_WINDOW = 4  # --allocation energy: the tail coefficients whose energy share is a layer's cost
+FR_DICE_WEIGHT = 1.0  # FR fine-tuning's soft Dice term: measured better than none (module docstring)
 DEFAULT_OUT = "runs/frequency_unet"
 FIGURE_DPI = 110
 
@@ -228,16 +231,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FR from the start: each budget's model starts from fresh random weights (not the dense "
                         "model) and trains --fr-epochs in the DCT domain while truncated (with --fold-batchnorm: "
                         "without BatchNorm); the dense model is still trained, as the reference")
-    parser.add_argument("--allocation", choices=("power", "energy"), default="power",
+    parser.add_argument("--allocation", choices=("power", "energy"), default="energy",
                         help="how the coefficients are split between layers: 'power' fixes each layer's share "
                         "beforehand (see --power); 'energy' decides during the truncation, dropping first the "
                         "tail coefficients that hold the smallest share of their layer's energy (EnergyTruncation)")
-    parser.add_argument("--energy-window", type=int, default=4, metavar="W",
-                        help="--allocation energy: a layer's cost is the energy share of its last W kept coefficients")
-    parser.add_argument("--power", type=float, default=-0.5,
-                        help="allocate_budget's power: layer shares in proportion to size**power (0: equal "
-                        "counts; negative: the small full-resolution layers get more; measured best: -0.5)")
-    parser.add_argument("--dice-weight", type=float, default=0.0, help="weight of a soft Dice term in the loss")
+    parser.add_argument("--energy-window", type=int, default=None, metavar="W",
+                        help=f"--allocation energy: a layer's cost is the energy share of its last W kept "
+                        f"coefficients (default {ENERGY_WINDOW})")
+    parser.add_argument("--power", type=float, default=None,
+                        help=f"--allocation power: allocate_budget's power, layer shares in proportion to "
+                        f"size**power (0: equal counts; negative: the small full-resolution layers get more; "
+                        f"default {POWER:g}, measured best)")
+    parser.add_argument("--dice-weight", type=float, default=0.0,
+                        help="weight of a soft Dice term in the dense model's loss (default 0)")
+    parser.add_argument("--fr-dice-weight", type=float, default=FR_DICE_WEIGHT,
+                        help=f"weight of a soft Dice term in the FR fine-tuning's loss (default {FR_DICE_WEIGHT:g}: "
+                        f"measured better than 0)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help=f"folder for the table, PNGs and model files (default "
                         f"{DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3, ... when it holds an earlier run)")
@@ -269,8 +278,8 @@ def scores(model, x: np.ndarray, y: np.ndarray, num_classes: int):
 
 
 def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: float, *, truncation=None,
-                 label: str = "", final_lr: float | None = None) -> list[float]:
-    """Adam on per-pixel cross-entropy (+ dice_weight * soft Dice); `truncation` (a TailTruncation with
+                 label: str = "", final_lr: float | None = None, dice_weight: float = 0.0) -> list[float]:
+    """Adam on per-pixel cross-entropy (+ `dice_weight` * soft Dice); `truncation` (a TailTruncation with
     `steps` counted in batches) moves to step t before batch t. With `final_lr`, step t of T (all batches
     of all epochs) uses lr(t) = lr * (final_lr / lr) ** (t / T); without it lr is constant. Prints a line
     per epoch; returns the seconds of each epoch."""
@@ -293,9 +302,9 @@ def train_epochs(model, x: np.ndarray, y: np.ndarray, epochs: int, args, lr: flo
             optimizer.zero_grad()
             logits = model(xb)
             loss, grad = cross_entropy(logits, yb), cross_entropy.backward()
-            if args.dice_weight:
-                loss += args.dice_weight * dice(logits, yb)
-                grad = grad + args.dice_weight * dice.backward()
+            if dice_weight:
+                loss += dice_weight * dice(logits, yb)
+                grad = grad + dice_weight * dice.backward()
             model.backward(grad.astype(np.float32, copy=False))
             optimizer.step()
             losses.append(float(loss))
@@ -397,9 +406,13 @@ def run(args) -> int:
     budgets = parse_budgets(args.budgets)
     if not 0 < args.truncate <= 1:
         raise ValueError(f"expected --truncate in (0, 1], got {args.truncate}")
-    if args.allocation != "power" and args.bias_keep:
-        raise ValueError(f"--allocation {args.allocation} splits the weights' coefficients only: use it without "
-                         f"--bias-keep")
+    if args.allocation == "energy" and (args.bias_keep or args.power is not None):
+        raise ValueError("--allocation energy (the default) splits the weights' coefficients as it truncates: "
+                         "--power and --bias-keep need --allocation power")
+    if args.allocation == "power" and args.energy_window is not None:
+        raise ValueError("--energy-window is a setting of --allocation energy, not of --allocation power")
+    if args.energy_window is not None and args.energy_window < 1:
+        raise ValueError(f"expected --energy-window >= 1, got {args.energy_window}")
     if args.bias_keep < 0:
         raise ValueError(f"expected --bias-keep >= 0 (0: biases stored whole), got {args.bias_keep}")
     if args.fr_final_lr is not None and not args.fr_final_lr > 0:
@@ -441,7 +454,8 @@ def run(args) -> int:
     print(f"{args.task}: {len(x_train)} train / {len(x_test)} test canvases\nunet width {args.width:g} "
           f"depth {args.depth}: {dense.num_parameters():,} parameters", flush=True)
     if args.dense is None:
-        dense_seconds = train_epochs(dense, x_train, data.y_train, args.epochs, args, args.lr, label="dense")
+        dense_seconds = train_epochs(dense, x_train, data.y_train, args.epochs, args, args.lr, label="dense",
+                                     dice_weight=args.dice_weight)
     else:
         dense_seconds, given = [], load_model(args.dense)
         if given.name != "unet" or given.config != build_args:
@@ -480,16 +494,18 @@ def run(args) -> int:
             model = every_coefficient()
         steps_to_target = max(1, round(args.truncate * steps))
         if args.allocation == "energy":  # the split between layers decided during the truncation
-            truncation = EnergyTruncation(model, budget - other, steps_to_target, window=args.energy_window)
+            truncation = EnergyTruncation(model, budget - other, steps_to_target,
+                                          window=args.energy_window or ENERGY_WINDOW)
         else:
-            targets = allocate_budget(model, budget - other, power=args.power)
+            targets = allocate_budget(model, budget - other, power=POWER if args.power is None else args.power)
             if args.bias_keep:
                 frequency_biases(model)  # layer "3" -> "3.0" (weights) and "3.1" (its bias, DCT)
                 targets = {**{(f"{n}.0" if n in bias_sizes else n): k for n, k in targets.items()},
                            **{f"{n}.1": min(args.bias_keep, size) for n, size in bias_sizes.items()}}
             truncation = TailTruncation(model, targets, steps=steps_to_target, decay="geometric")
         fr_seconds += train_epochs(model, x_train, data.y_train, args.fr_epochs, args, args.fr_lr or args.lr,
-                                   truncation=truncation, label=f"FR {budget}", final_lr=args.fr_final_lr)
+                                   truncation=truncation, label=f"FR {budget}", final_lr=args.fr_final_lr,
+                                   dice_weight=args.fr_dice_weight)
         truncation.advance_to(truncation.steps)  # the last step when --truncate 1 (or a short run) ended first
         for int8 in (False, True):
             row = export_and_score(model, build_args, out / f"fr_{budget}.{'int8' if int8 else 'f16'}.fr.npz",
