@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import glob
 import os
-import stat
 import secrets
+import stat
 import struct
 import zipfile
 import zlib
