@@ -187,6 +187,33 @@ def _schedule(t):
     t.check("the target, 10% of each layer, is reached", rows[-1][1:], [13, 4])
 
 
+def _energy_split(t):
+    t.code(frequency.EnergyTruncation._cost)
+    t.code(frequency.EnergyTruncation.advance_to, start="counts = {n")
+    core.manual_seed(0)
+    model = frequency.to_frequency(core.Sequential(L.Linear(16, 8), L.ReLU(), L.Linear(8, 4)))
+    layers = dict(frequency.frequency_layers(model))
+    smooth = layers["0"].coeffs  # its energy in the low frequencies, as FR training leaves a layer
+    smooth.data *= np.exp(-0.1 * F.zigzag_order(smooth.shape)).astype(smooth.data.dtype)
+    start = {n: layer.keep for n, layer in layers.items()}
+    sched = frequency.EnergyTruncation(model, 20, steps=3, window=2)
+    rows = [[0, sum(start.values())] + list(start.values())]
+    by_hand = dict(start)
+    for step in range(1, 4):
+        energy = {n: layer.coeffs.data.reshape(-1)[np.argsort(F.zigzag_order(layer.coeffs.shape), axis=None)]
+                  .astype(np.float64) ** 2 for n, layer in layers.items()}
+        total = sched.step()
+        while sum(by_hand.values()) > total:  # the rule, plainly: every cost again, drop the cheapest
+            cost = {n: energy[n][k - 2: k].mean() / energy[n][:k].sum() for n, k in by_hand.items() if k > 1}
+            by_hand[min(cost, key=cost.get)] -= 1
+        rows.append([step, total] + [layer.keep for layer in layers.values()])
+    t.table(["step", "total kept", "layer 0 (smooth) kept", "layer 2 kept"], rows)
+    t.check("each step's split is the cheapest-first rule done by hand", [r[2:] for r in rows[-1:]],
+            [list(by_hand.values())], tol=0)
+    t.check_true(f"the smooth layer gave up more of its {start['0']} coefficients than the other of its "
+                 f"{start['2']}", rows[-1][2] / start["0"] < rows[-1][3] / start["2"])
+
+
 def _compress(t):
     t.code(frequency.save_compressed, start="dtype = np.float16", end="payload = np.concatenate")
     t.code(frequency.allocate_budget, start='"""', end='"""')
@@ -365,7 +392,7 @@ def _unet_run(t):
     t.check("backward adds both paths: dx = dy[:, :C] + inner.backward(dy[:, C:])", dx,
             dy[:, :c] + skip.inner.backward(dy[:, c:]), tol=1e-6)
     dense.zero_grad()
-    args = types.SimpleNamespace(batch=32, seed=0, dice_weight=0.0)  # train_epochs' settings
+    args = types.SimpleNamespace(batch=32, seed=0)  # train_epochs' settings
     fr = build("unet", **UNET_CONFIG)
     log = io.StringIO()
     with contextlib.redirect_stdout(log):  # train_epochs prints a line per epoch: shown below
@@ -515,6 +542,15 @@ STEPS = [
         Rather than cutting most coefficients at once, training lowers k a little every epoch toward a
         target, so the network can adapt to each small cut.""",
          "linear: k(t) = k₀ + (k_T − k₀)·t/T        geometric: k(t) = k₀ · (k_T/k₀)^(t/T)", _schedule),
+    Step("Which layers give up coefficients: by energy", """
+        A budget says how many coefficients the whole model keeps, not how many each layer keeps. Fixed
+        shares must be chosen beforehand. minicnn.app.frequency.EnergyTruncation decides as it truncates
+        instead: the next coefficient to go in each layer is its last kept one, and its cost is the share
+        of the layer's kept energy that the last few hold. The cheapest goes first, one at a time, until
+        the step's total is reached. A layer whose energy sits in its low frequencies gives up its tail
+        first.""",
+         "cost_l = mean(c²_{k−w+1..k}) / Σ_{j≤k} c²_j    (k kept, w = window)\n"
+         "drop the cheapest layer's last coefficient until Σ_l k_l = k(t)", _energy_split),
     Step("The compression it buys", """
         A trained model exports only the kept coefficients (in zigzag order), plus the biases; loading puts
         them back in place and rebuilds exactly the weights used for evaluation.""",
