@@ -329,10 +329,13 @@ def test_frequency_unet_energy_allocation_meets_the_budget_exactly(data_dir, tmp
                              power=-0.5)
     assert kept != shares  # the split is the energy rule's, not the fixed shares'
     for wrong, words in ((["--bias-keep", "2"], "need --allocation power"), (["--power", "0.5"], "need --allocation power"),
-                         (["--allocation", "power", "--energy-window", "2"], "not of --allocation power")):
+                         (["--allocation", "power", "--energy-window", "2"], "not of --allocation power"),
+                         (["--fr-dice-weight", "-1"], "expected --fr-dice-weight >= 0"),
+                         (["--val", "-1"], "expected --val >= 0")):
         assert main(["experiment", "frequency_unet", *wrong, "--out", str(tmp_path / "b"), *common]) == 2
         err = capsys.readouterr().err
         assert words in " ".join(err.split()) and "Traceback" not in err
+        assert not (tmp_path / "b").exists()  # refused before any folder is made
 
 
 def test_frequency_unet_val_canvases_follow_the_training_ones_and_are_scored(data_dir, tmp_path, capsys):

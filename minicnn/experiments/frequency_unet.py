@@ -5,9 +5,12 @@ segmentation?
    "fashion-on-cifar-seg": a Fashion-MNIST object on a real CIFAR-10 photo) for `--epochs`.
 2. For each budget B of stored numbers: convert a copy to the DCT domain (`to_frequency`: every Conv2D
    and ConvTranspose2D), give the coefficients what the file's other numbers (BatchNorm parameters and
-   running statistics, the biases of the transposed convs and of the head) leave of B (`allocate_budget`),
-   and fine-tune for `--fr-epochs` while `TailTruncation` lowers every layer's kept count geometrically to
-   its share over the first `--truncate` fraction of those epochs (dynamic tail truncation).
+   running statistics, the biases of the transposed convs and of the head) leave of B, and fine-tune for
+   `--fr-epochs` (loss: cross-entropy + `--fr-dice-weight` soft Dice) while the kept total falls
+   geometrically to it over the first `--truncate` fraction of those epochs (dynamic tail truncation).
+   Which layers give up coefficients: by default `EnergyTruncation` decides at each step (the tail
+   coefficients holding the smallest share of their layer's energy go first); `--allocation power` fixes
+   each layer's share beforehand (`allocate_budget`, size**power) and truncates with `TailTruncation`.
 3. Save every model as a compressed `.fr.npz` (the dense one with every coefficient kept) in float16 and
    int8, RELOAD each with `minicnn.app.load_model`, and score the reloaded model on the test split:
    foreground Dice, foreground IoU, pixel accuracy. Stored numbers and bytes are read from the files.
@@ -457,10 +460,13 @@ def run(args) -> int:
         raise ValueError(f"expected --bias-keep >= 0 (0: biases stored whole), got {args.bias_keep}")
     if args.fr_final_lr is not None and not args.fr_final_lr > 0:
         raise ValueError(f"expected --fr-final-lr > 0, got {args.fr_final_lr}")
-    out = result_folder(args.out, DEFAULT_OUT, args.overwrite)
-    core.manual_seed(args.seed)
+    for name in ("dice_weight", "fr_dice_weight"):
+        if not 0 <= getattr(args, name) < np.inf:
+            raise ValueError(f"expected --{name.replace('_', '-')} >= 0 (0: no Dice term), got {getattr(args, name)}")
     if args.val < 0:
         raise ValueError(f"expected --val >= 0 (0: no validation canvases), got {args.val}")
+    out = result_folder(args.out, DEFAULT_OUT, args.overwrite)
+    core.manual_seed(args.seed)
     data = load_segmentation(args.task, with_sizes(args.task, train=args.train + args.val, test=args.test),
                              args.data_dir)
     # the canvases after the first --train are the validation set (the generator draws canvas by canvas,
