@@ -182,6 +182,18 @@ def test_tune_plans_shows_and_clears(fresh_planner, capsys):
     assert not planner_module.plan_file().exists()
 
 
+def test_a_folder_where_the_plan_file_goes_is_refused_in_one_line(fresh_planner, capsys):
+    """The plan file is written by minicnn.files.write_atomic: a folder (or a link) standing at its path is
+    never written through; `tune` says so in one line, and the save at exit only notes it."""
+    planner_module.plan_file().mkdir(parents=True)
+    assert main(["tune", "lenet5", "--batch-size", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "could not be saved" in err and "Traceback" not in err
+    assert planner_module.plan_file().is_dir()
+    fresh_planner.save_if_changed()
+    assert "could not save the plans" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("shape, expected", [((16, 32, 16, 16), "whole"), ((4, 3, 8, 8), "split")])
 def test_with_two_workers_the_other_side_of_the_split_rule_is_a_candidate(shape, expected):
     rng = np.random.default_rng(2)

@@ -165,7 +165,10 @@ def run(args) -> int:
         rows, seconds = plan_model(args.model, shape, args.batch_size)
     except ValueError as e:
         return fail(NAME, str(e))
-    path = planner().save()
+    try:
+        path = planner().save()
+    except (OSError, ValueError) as e:  # ValueError: minicnn.files.TargetError (a folder or link is there)
+        return fail(NAME, f"the plans were measured but could not be saved: {e}")
     measured = sum(planner().used[k] for _, k in rows)
     print("\n".join(header()))
     print(f"{args.model}, batch {args.batch_size}: {len(rows)} plans, {measured} measured, "

@@ -233,7 +233,9 @@ class Planner:
             return {}
 
     def save(self) -> Path | None:
-        """Write the plans to `plan_file()` (atomically); None when plans are kept in memory only."""
+        """Write the plans to `plan_file()` (atomically); None when plans are kept in memory only. Raises
+        OSError when it cannot be written, minicnn.files.TargetError (a ValueError) when a folder, link or
+        device stands where the file goes (never written through)."""
         if os.environ.get(PLANS_VARIABLE, "").strip().lower() == "off" or not self.plans:
             return None
         fingerprint = self._fingerprint or _fingerprint()  # the plans' own, not the one at exit (settings restored)
@@ -262,7 +264,8 @@ class Planner:
         if self._dirty:
             try:
                 self.save()
-            except OSError as e:  # a read-only home: plans stay in memory, say so once
+            except (OSError, ValueError) as e:  # a read-only home, a folder or link where the file goes:
+                # plans stay in memory, say so once (ValueError: minicnn.files.TargetError)
                 print(f"planner: could not save the plans ({e}); they will be measured again next time",
                       file=sys.stderr)
 
