@@ -1,7 +1,7 @@
 """minicnn against PyTorch on the same CPU: the table of issue 15, for 1 and 2 threads, and peak memory.
 
     python benchmarks/bench_vs_torch.py [--threads 1,2] [--rounds 9] [--split workers|blas] [--no-memory]
-                                        [--data-dir DIR]
+                                        [--data-dir DIR] [--apart]
 
 For each thread count a fresh child process (NumPy's BLAS reads its thread count once, at import) times
 every case with `minicnn.commands.bench.alternate`: minicnn, PyTorch, minicnn, PyTorch, ... round by
@@ -18,6 +18,10 @@ Then the peak resident memory (`/usr/bin/time -v`) of `minicnn train --model cif
 images of the partial CIFAR-10 (batch 64, one epoch, 1 thread; DIR/cifar10/cifar10_partial.npz, DIR from
 --data-dir or MINICNN_DATA). Without PyTorch, minicnn's rates are given against this machine's float32
 GEMM rate alone. PyTorch is never a minicnn dependency: install it beside minicnn to compare.
+With --apart each engine runs in a process of its own, and this process alternates them round by round
+(same rounds, same medians): at 2+ threads PyTorch's OpenMP threads busy-wait after each call, which in a
+shared process slows minicnn's next call (2026-12-03, Intel Xeon: a conv layer 17.3 ms alone, 20.1 ms
+right after a PyTorch call). Their spinning also counts as PyTorch's CPU time, so read the wall ratio.
 The CPU model and cache sizes are printed first, and after each thread count's table the plans
 minicnn's planner chose in that child (`minicnn tune`'s table; MINICNN_NO_TUNE=1: the fixed defaults).
 
@@ -43,6 +47,7 @@ Peak resident memory of the training run: 0.48 GB (1.34 GiB before the blocked i
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -82,7 +87,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "one-thread BLAS (what `minicnn --threads N` does; default), or one N-thread BLAS")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory training run")
     p.add_argument("--data-dir", default=os.environ.get("MINICNN_DATA"), help="folder holding cifar10/")
+    p.add_argument("--apart", action="store_true",
+                   help="run each engine in a process of its own, alternated round by round by this one (fair "
+                        "at 2+ threads: PyTorch's OpenMP threads busy-wait after each call and slow the other "
+                        "engine in a shared process); default: both in one child per thread count")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--engine", choices=("ours", "torch"), default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -194,6 +204,98 @@ def _training_case(name: str):
     return ours, theirs_factory, 0
 
 
+def _cases() -> list:
+    """[(label, (ours, theirs_factory, flops), unit)] of every row of the table, in order."""
+    cases = [(label, _conv_case(*args), "ms") for label, *args in CONV_CASES]
+    return cases + [("BatchNorm2D (64,32,32,32)", _batchnorm_case(), "ms"),
+                    ("LeNet-5 training step", _training_case("lenet5"), "img/s"),
+                    ("cifar_net training step", _training_case("cifar_net"), "img/s")]
+
+
+def engine_child(engine: str, threads: int) -> int:
+    """--apart: ONE engine's process ("ours" or "torch"), driven by the parent over stdin/stdout, one JSON
+    line each way: {"inner": i, "case": k} runs case k's work `i` times and answers its wall and CPU
+    seconds; {"calibrate": k} answers how many calls last ROUND_SECONDS; {"plans": true} the planner's
+    table; {"quit": true} ends it. Nothing else runs in this process, so the other engine's threads
+    (PyTorch's OpenMP threads busy-wait after each call) cannot slow this one down."""
+    import time
+
+    from minicnn.commands.bench import calls_per_round, gemm_gflops, repeated
+    from minicnn.threads import keep_freed_memory
+
+    keep_freed_memory()
+    torch = None
+    if engine == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    cases = _cases()
+    calls = [ours if torch is None else theirs_factory(torch) for _, (ours, theirs_factory, _), _ in cases]
+    print(json.dumps({"gemm": gemm_gflops(5) if torch is None else 0.0, "load": os.getloadavg()[0],
+                      "cases": [[label, unit, flops] for label, (_, _, flops), unit in cases]}), flush=True)
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if "calibrate" in msg:
+            answer = {"inner": calls_per_round(calls[msg["calibrate"]], ROUND_SECONDS)}
+        elif "case" in msg:
+            work = repeated(calls[msg["case"]], msg["inner"])
+            c0, t0 = time.process_time(), time.perf_counter()
+            work()
+            answer = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+        elif "plans" in msg:
+            from minicnn.commands.tune import used_plans_table
+
+            answer = {"plans": used_plans_table()}
+        else:
+            return 0
+        print(json.dumps(answer), flush=True)
+    return 0
+
+
+def apart(threads: int, rounds: int, envs: dict[str, dict]) -> tuple[list[dict], dict, dict, list[str]]:
+    """--apart: each engine in a process of its own (environments `envs`), the parent alternating them
+    round by round (one warm-up round each, then ours, torch, ours, ...); the same rows as `child`."""
+    import numpy as np
+
+    procs = {name: subprocess.Popen([sys.executable, __file__, "--engine", name, "--child", str(threads)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             for name, env in envs.items()}
+
+    def ask(name: str, msg: dict) -> dict:
+        procs[name].stdin.write(json.dumps(msg) + "\n")
+        procs[name].stdin.flush()
+        line = procs[name].stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench_vs_torch: the {name} process ended early (exit {procs[name].wait()})")
+        return json.loads(line)
+
+    try:
+        heads = {name: json.loads(proc.stdout.readline()) for name, proc in procs.items()}
+        rows = []
+        for k, (label, unit, flops) in enumerate(heads["ours"]["cases"]):
+            inner = ask("ours", {"calibrate": k})["inner"]
+            for name in procs:  # warm-up
+                ask(name, {"case": k, "inner": inner})
+            wall: dict[str, list[float]] = {name: [] for name in procs}
+            cpu: dict[str, list[float]] = {name: [] for name in procs}
+            for _ in range(rounds):
+                for name in procs:
+                    answer = ask(name, {"case": k, "inner": inner})
+                    wall[name].append(answer["wall"])
+                    cpu[name].append(answer["cpu"])
+            rows.append({"label": label, "unit": unit, "flops": flops,
+                         **{name: float(np.median(v)) / inner for name, v in wall.items()},
+                         **{f"{name}_cpu": float(np.median(v)) / inner for name, v in cpu.items()}})
+        plans = ask("ours", {"plans": True})["plans"]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.stdin.write(json.dumps({"quit": True}) + "\n")
+                proc.stdin.flush()
+                proc.wait(timeout=60)
+    return rows, heads["ours"], {"load_end": os.getloadavg()[0]}, plans
+
+
 def child(threads: int, rounds: int) -> int:
     """Time every case at `threads` threads; print one JSON object per case."""
 
@@ -210,10 +312,7 @@ def child(threads: int, rounds: int) -> int:
         torch.set_num_threads(threads)
     except ImportError:
         torch = None
-    cases = [(label, _conv_case(*args), "ms") for label, *args in CONV_CASES]
-    cases += [("BatchNorm2D (64,32,32,32)", _batchnorm_case(), "ms"),
-              ("LeNet-5 training step", _training_case("lenet5"), "img/s"),
-              ("cifar_net training step", _training_case("cifar_net"), "img/s")]
+    cases = _cases()
     print(json.dumps({"gemm": gemm_gflops(5), "load": os.getloadavg()[0]}), flush=True)
     for label, (ours, theirs_factory, flops), unit in cases:
         inner = calls_per_round(ours, ROUND_SECONDS)
@@ -286,10 +385,16 @@ def peak_memory_mb(data_dir: str | None) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.engine is not None:
+        return engine_child(args.engine, args.child)
     if args.child is not None:
         return child(args.child, args.rounds)
     from minicnn.commands.tune import header
 
+    if args.apart and importlib.util.find_spec("torch") is None:
+        print("bench_vs_torch: --apart compares minicnn with PyTorch, which is not installed here "
+              "(pip install torch beside minicnn)", file=sys.stderr)
+        return 1
     print("\n".join(header()))
     root = Path(__file__).resolve().parent.parent
     for threads in args.threads:
@@ -297,6 +402,18 @@ def main(argv=None) -> int:
         blas = 1 if args.split == "workers" else threads
         env.update({name: str(blas) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
         env["MINICNN_WORKERS"] = str(threads if args.split == "workers" else 1)
+        if args.apart:
+            torch_env = {**env, **{name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+            try:
+                rows, head, tail, plans = apart(threads, args.rounds, {"ours": env, "torch": torch_env})
+            except RuntimeError as e:  # PyTorch missing, or a child failed: its error is on stderr above
+                print(e, file=sys.stderr)
+                return 1
+            print_table(threads, args.split, rows, head, tail)
+            print("(each engine in a process of its own: --apart)")
+            print("plans chosen by minicnn's planner (layer: weight @ H x W, ms per call):")
+            print("\n".join(plans))
+            continue
         done = subprocess.run([sys.executable, __file__, "--child", str(threads), "--rounds", str(args.rounds)],
                               capture_output=True, text=True, env=env, check=False)
         if done.returncode:

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,3 +63,15 @@ def test_bench_planning_reports_the_planners_own_seconds_within_80_columns(data_
     assert int(cold.split("(")[1].split()[0]) > 0  # the empty folder made the planner measure
     assert "(0.00 s planning)" in next(line for line in lines if line.startswith("warm epoch"))
     assert any(line.startswith("planning / epoch") for line in lines)
+
+
+def test_bench_vs_torch_apart_without_pytorch_says_so():
+    """--apart needs PyTorch: without it, one line saying so (CI installs no PyTorch: the engine is never
+    a minicnn dependency)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("PyTorch is installed here: the message for its absence cannot be seen")
+    done = _run("benchmarks/bench_vs_torch.py", "--apart", "--threads", "1", "--no-memory")
+    assert done.returncode == 1
+    assert "PyTorch, which is not installed" in done.stderr and "Traceback" not in done.stderr
