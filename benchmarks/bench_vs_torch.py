@@ -22,6 +22,9 @@ With --apart each engine runs in a process of its own, and this process alternat
 (same rounds, same medians): at 2+ threads PyTorch's OpenMP threads busy-wait after each call, which in a
 shared process slows minicnn's next call (2026-12-03, Intel Xeon: a conv layer 17.3 ms alone, 20.1 ms
 right after a PyTorch call). Their spinning also counts as PyTorch's CPU time, so read the wall ratio.
+Measured 2026-12-03 15:46-15:48, quiet AMD EPYC (2 cores, L2 1 MB per core), 2 threads, cifar_net step,
+two runs each: --apart 0.76x / 0.62x, shared process 0.74x / 0.71x (1 thread, --apart: 0.94x / 0.93x).
+On this machine the shared process did not measurably favour PyTorch; runs vary more than the effect.
 The CPU model and cache sizes are printed first, and after each thread count's table the plans
 minicnn's planner chose in that child (`minicnn tune`'s table; MINICNN_NO_TUNE=1: the fixed defaults).
 
