@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_checks import ONE
+from kernel_checks import ONE, float32_case
 from kernel_checks import scaled_error as _scaled_error
 
 from minicnn.functional import conv_im2col as plain
@@ -45,10 +45,7 @@ def test_the_forward_is_the_plain_math_in_float64(case, seed, bias):
 
 
 def test_float32_differs_from_the_plain_math_by_rounding_only():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((8, 16, 16, 16)).astype(np.float32)
-    wt = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
-    y = plain.conv2d_im2col(x.astype(np.float64), wt.astype(np.float64), None, ONE, ONE, ONE, 1)
+    x, wt, y, _ = float32_case((8, 16, 16, 16), (32, 16, 3, 3))
     got = M.conv2d_mec(x, wt, None, ONE, ONE, ONE, 1)
     assert got.dtype == np.float32 and _scaled_error(got, y) < 1e-5
 

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import copy
+import heapq
 import json
 import math
 import os
@@ -305,6 +306,12 @@ class EnergyTruncation(TailTruncation):
         k = k0 + (kt - k0) * frac if self.decay == "linear" else k0 * (kt / k0) ** frac
         return int(min(k0, max(kt, round(k))))
 
+    def counts(self, t: int) -> dict[str, int]:
+        """Not known ahead: the split depends on the coefficients when each step is taken (see
+        `total_at` for the total, each layer's `keep` for its count now)."""
+        raise TypeError("EnergyTruncation decides each layer's count as it truncates: counts(t) cannot be "
+                        "known ahead; total_at(t) gives the total")
+
     def _cost(self, energy: np.ndarray, k: int) -> float:
         """Share of the kept energy (the first k of `energy`, zigzag order) the last `window` hold."""
         kept = energy[:k].sum()
@@ -312,8 +319,6 @@ class EnergyTruncation(TailTruncation):
 
     def advance_to(self, t: int) -> int:
         """Move to step t: drop the cheapest tail coefficients until the total is `total_at(t)`."""
-        import heapq
-
         self.t = min(max(t, self.t), self.steps)
         counts = {n: layer.keep for n, layer in self.layers.items()}
         excess = sum(counts.values()) - self.total_at(self.t)
