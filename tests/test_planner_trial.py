@@ -85,7 +85,46 @@ def test_convolutions_planned_on_a_trial_give_the_plain_numbers(fresh_planner, d
     assert fresh_planner.measured == 2
     part = K.trial_images(x.shape, w.shape, (1, 1), (1, 1), (1, 1), 1, specs, 1)
     trial = K.forward_candidates(x, w, None, (1, 1), (1, 1), (1, 1), 1, (1, 1), part)
-    assert trial.scale == 64 / part and trial.args[0].shape[0] == part
+    assert trial.scale == 64 / part and trial.args[1].shape[0] == part
+
+
+def test_a_trials_candidates_split_the_images_as_the_whole_call_splits_the_batch(monkeypatch):
+    """A first layer's trial (8 of 64 images) is too small to split by itself; with 2 workers the whole
+    call is split, so its candidates must run split in the trial too, or the trial measures another call."""
+    seen = []
+    real = K.conv2d_im2col
+
+    def spy(*args, variant, **kwargs):
+        seen.append(variant.parts)
+        return real(*args, variant=variant, **kwargs)
+
+    real_backward = K.conv2d_im2col_backward
+
+    def spy_backward(*args, variant, **kwargs):
+        seen.append(("backward", variant.parts))
+        return real_backward(*args, variant=variant, **kwargs)
+
+    monkeypatch.setattr(K, "conv2d_im2col", spy)
+    monkeypatch.setattr(K, "conv2d_im2col_backward", spy_backward)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)
+    geometry = ((1, 1), (1, 1), (1, 1))
+    with runtime.temporarily(workers=2, blas_threads=1):
+        specs = K.forward_specs(x.shape, w.shape, x.itemsize, *geometry, 1, 2, 1)
+        part = K.trial_images(x.shape, w.shape, *geometry, 1, specs, 2)
+        assert part is not None and K._parts(K._macs((part, *x.shape[1:]), w.shape, *geometry)) == 1
+        assert K._parts(K._macs(x.shape, w.shape, *geometry)) == 2
+        trial = K.forward_candidates(x, w, None, *geometry, 1, (2, 1), part)
+        y = trial["default"]()
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx, dw, db = K.backward_candidates(np.concatenate([dy] * (64 // part)), x, w, *geometry, 1, True, (2, 1),
+                                           part)["default"]()
+    assert seen == [2, ("backward", 2)]  # the whole call's split, not the trial's own (1)
+    np.testing.assert_allclose(y, plain.conv2d_im2col(x[:part], w, None, *geometry, 1), rtol=1e-4, atol=1e-4)
+    want = plain.conv2d_im2col_backward(dy, x[:part], w, *geometry, 1)
+    for got, expected in zip((dx, dw, db), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_a_trials_seconds_are_scaled_to_the_whole_batch(fresh_planner):

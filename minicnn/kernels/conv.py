@@ -271,14 +271,14 @@ def _default_backward_path(x_shape: Shape, w_shape: Shape, stride: Pair, padding
     return "columns"
 
 
-def _run_forward(spec: Spec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair,
-                 dilation: Pair, groups: int) -> np.ndarray:
-    """y by the candidate `spec` (`forward_specs`)."""
+def _run_forward(spec: Spec, parts: int, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
+                 padding: Pair, dilation: Pair, groups: int) -> np.ndarray:
+    """y by the candidate `spec` (`forward_specs`); `parts`: the split of the WHOLE batch's call, which a
+    candidate without a split of its own runs (so a trial on part of the batch splits as the whole will)."""
     args = (x, w, b, stride, padding, dilation, groups)
     if isinstance(spec, Variant):
-        return conv2d_im2col(*args, variant=spec)
+        return conv2d_im2col(*args, variant=spec if spec.parts is not None else spec._replace(parts=parts))
     if spec in ("mec", "winograd"):
-        parts = _parts(_macs(x.shape, w.shape, stride, padding, dilation))
         if spec == "mec":
             return conv2d_mec(*args, block_values=block_sizes(x.itemsize)[MEC_BLOCK], parts=parts)
         return conv2d_winograd(*args, parts=parts)
@@ -291,15 +291,16 @@ def _run_forward(spec: Spec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     return conv2d_depthwise(*args, algorithm="taps")
 
 
-def _run_backward(spec: Spec, dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
-                  dilation: Pair, groups: int, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """(dx or None, dw, db) by the candidate `spec` (`backward_specs`)."""
+def _run_backward(spec: Spec, parts: int, dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair,
+                  padding: Pair, dilation: Pair, groups: int, input_grad: bool
+                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(dx or None, dw, db) by the candidate `spec` (`backward_specs`); `parts` as in `_run_forward`."""
     args = (dy, x, w, stride, padding, dilation, groups)
     if isinstance(spec, Variant):
-        return conv2d_im2col_backward(*args, input_grad=input_grad, variant=spec)
+        variant = spec if spec.parts is not None else spec._replace(parts=parts)
+        return conv2d_im2col_backward(*args, input_grad=input_grad, variant=variant)
     if spec == "winograd":
-        return conv2d_winograd_backward(*args, input_grad=input_grad,
-                                        parts=_parts(_macs(x.shape, w.shape, stride, padding, dilation)))
+        return conv2d_winograd_backward(*args, input_grad=input_grad, parts=parts)
     if spec == "plain":
         dx, dw, db = plain_im2col.conv2d_im2col_backward(*args)
     elif spec == "fft":
@@ -341,8 +342,9 @@ def forward_candidates(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strid
     workers, threads = counts or (configured_workers(), configured_threads())
     specs = forward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, workers, threads)
     scale = 1.0 if part is None else x.shape[0] / part
+    parts = _parts(_macs(x.shape, w.shape, stride, padding, dilation))  # the whole call's split, trial or not
     x = x if part is None else x[:part]
-    return Candidates(specs, _run_forward, (x, w, b, stride, padding, dilation, groups), scale)
+    return Candidates(specs, _run_forward, (parts, x, w, b, stride, padding, dilation, groups), scale)
 
 
 def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair,
@@ -354,8 +356,9 @@ def backward_candidates(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pa
     specs = backward_specs(x.shape, w.shape, x.itemsize, stride, padding, dilation, groups, input_grad, workers,
                            threads)
     scale = 1.0 if part is None else x.shape[0] / part
+    parts = _parts(int(dy.size) * int(np.prod(w.shape[1:])))  # as `conv2d_im2col_backward` splits the whole call
     dy, x = (dy, x) if part is None else (dy[:part], x[:part])
-    return Candidates(specs, _run_backward, (dy, x, w, stride, padding, dilation, groups, input_grad), scale)
+    return Candidates(specs, _run_backward, (parts, dy, x, w, stride, padding, dilation, groups, input_grad), scale)
 
 
 def trial_images(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, dilation: Pair, groups: int,
@@ -363,6 +366,7 @@ def trial_images(x_shape: Shape, w_shape: Shape, stride: Pair, padding: Pair, di
     """Images a planner trial measures the candidates on: 1/TRIAL_FRACTION of the batch, but at least the
     largest block any candidate works on (so every candidate runs the blocks it would run on the whole)
     and one image per worker; None when that is more than half the batch (then the whole is measured).
+    The candidates split the trial's images as the whole call splits the batch (`forward_candidates`).
     `itemsize`: bytes per value (the "mec" candidate's blocks are sized in bytes of the caches)."""
     n = x_shape[0]
     blocks = [images_per_block(x_shape, w_shape, stride, padding, dilation, groups, spec) if isinstance(spec, Variant)
