@@ -75,3 +75,22 @@ def test_bench_vs_torch_apart_without_pytorch_says_so():
     done = _run("benchmarks/bench_vs_torch.py", "--apart", "--threads", "1", "--no-memory")
     assert done.returncode == 1
     assert "PyTorch, which is not installed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bench_plans_times_each_plan_and_names_the_choices_that_differ_within_80_columns():
+    done = _run("benchmarks/bench_plans.py", "--model", "lenet5", "--threads", "1", "--plans", "2", "--rounds", "1",
+                "--steps", "1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("CPU: ") and lines[1] == "lenet5, batch 64, 1 worker(s) x 1 BLAS thread"
+    rows = [line.split() for line in lines[3:5]]
+    assert [row[0] for row in rows] == ["0", "1"] and all(float(row[1]) > 0 for row in rows)
+    assert lines[5].startswith("slowest / fastest: ")
+    assert max(map(len, lines)) <= 80
+
+
+def test_bench_plans_refuses_one_plan_and_an_unknown_model():
+    done = _run("benchmarks/bench_plans.py", "--plans", "1")
+    assert done.returncode == 2 and "--plans: expected a whole number >= 2, got 1" in done.stderr
+    done = _run("benchmarks/bench_plans.py", "--model", "nope")
+    assert done.returncode == 2 and "unknown model 'nope'" in done.stderr
