@@ -32,6 +32,17 @@ def _seed_engine():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _a_quiet_machine(monkeypatch):
+    """The planner stores no plan measured while other programs used the CPU (`planner.other_cpu_seconds`);
+    a test of plan files must not depend on what else the test machine runs, so here the reading is
+    unknown (None: never busy). tests/test_planner.py tests the rule itself, with its own readings."""
+    from minicnn.kernels import planner
+
+    monkeypatch.setattr(planner, "other_cpu_seconds", lambda *args, **kwargs: None)
+    yield
+
+
 @pytest.fixture
 def data_dir() -> Path:
     value = os.environ.get("MINICNN_DATA")

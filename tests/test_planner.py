@@ -14,6 +14,8 @@ from minicnn.kernels import machine
 from minicnn.kernels import planner as planner_module
 from minicnn.kernels.planner import Planner, op_key, plan_file
 
+READ_OTHER_CPU = planner_module.other_cpu_seconds  # the real reading (tests/conftest.py replaces it per test)
+
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path, monkeypatch):
@@ -190,3 +192,57 @@ def test_a_measured_plan_is_lent_to_other_batch_sizes_of_the_same_operation():
     path = p.save()
     stored = json.loads(path.read_text())["plans"]
     assert "conv2d|w|batch=512|stride=1" not in stored and "conv2d|w|batch=64|stride=1" in stored
+
+
+def _readings(monkeypatch, values):
+    """other_cpu_seconds returns `values` in turn (the conftest makes it None for every other test)."""
+    values = iter(values)
+    monkeypatch.setattr(planner_module, "other_cpu_seconds", lambda *args, **kwargs: next(values))
+
+
+@pytest.mark.parametrize("other, busy", [(0.0, False), (0.02, False), (1.0, True), (None, False)])
+def test_a_plan_measured_while_others_used_the_cpu_is_kept_but_not_stored(monkeypatch, other, busy):
+    _readings(monkeypatch, [100.0, None if other is None else 100.0 + other])
+    first, calls = Planner(), []
+    assert np.array_equal(first.run("op|busy", _candidates(calls)), np.arange(6.0))
+    assert first.plans["op|busy"].choice == "fast" and first.plans["op|busy"].busy is busy
+    calls.clear()
+    first.run("op|busy", _candidates(calls))
+    assert calls == ["fast"]  # this process uses it either way
+    first.save()
+    saved = json.loads(plan_file().read_text())["plans"]
+    assert ("op|busy" in saved) is not busy  # measured again next time when it was busy
+
+
+def test_the_busy_share_scales_with_the_measuring_time():
+    assert not planner_module._busy(0.0, 0.2, 1.0) and planner_module._busy(0.0, 0.3, 1.0)  # BUSY_SHARE 0.25
+    assert not planner_module._busy(0.0, planner_module.BUSY_MIN_SECONDS, 0.01)  # below three clock ticks
+    assert not planner_module._busy(None, 5.0, 1.0) and not planner_module._busy(0.0, None, 1.0)
+
+
+def test_other_cpu_seconds_reads_the_system_less_this_process(tmp_path):
+    stat, own = tmp_path / "stat", tmp_path / "self"
+    stat.write_text("cpu  500 10 90 9000 7 0 3 40 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+    own.write_text("42 (a name (with) spaces) S " + " ".join(["0"] * 10) + " 120 30 0 0\n")  # utime 120, stime 30
+    tick = __import__("os").sysconf("SC_CLK_TCK")
+    assert READ_OTHER_CPU(stat, own) == pytest.approx((500 + 10 + 90 + 0 + 3 + 40 - 150) / tick)
+    assert READ_OTHER_CPU(tmp_path / "missing", own) is None
+    stat.write_text("garbage\n")
+    assert READ_OTHER_CPU(stat, own) is None
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/stat").exists(), reason="needs Linux's /proc/stat")
+def test_a_program_spinning_beside_the_measurement_makes_the_plan_busy(monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(planner_module, "other_cpu_seconds", READ_OTHER_CPU)  # the real reading
+    burner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 30: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        p = Planner()
+        p.run("op|spin", _candidates([], slow=0.2))  # ~0.8 s of sleeping candidates beside a spinning core
+    finally:
+        burner.kill()
+        burner.wait()
+    assert p.plans["op|spin"].busy

@@ -229,3 +229,26 @@ def test_flippable_and_block_sizes_of_the_columns_path():
     assert block_values(Variant(block_values=10 * per_image)) == 10 * per_image
     assert images_per_block(*shape, Variant(block_values=10 * per_image)) == 10
     assert images_per_block(*shape, Variant(block_values=1)) == 1  # at least one image
+
+
+def test_the_table_marks_a_plan_measured_while_the_machine_was_busy():
+    from minicnn.commands.tune import table
+    from minicnn.kernels.planner import Plan
+
+    key = "conv2d_backward|64x64x3x3:float32|batch=64|dx=True|image=64x16x16|workers=2"
+    lines = table([("3:Conv2D", key)], {key: Plan("whole", {"default": 0.026, "whole": 0.025}, busy=True)})
+    assert lines[1].startswith("3:Conv2D        bwd! whole")
+    assert lines[-1] == "(!: measured while other programs used the CPU: kept for this run, not stored)"
+    quiet = table([("3:Conv2D", key)], {key: Plan("whole", {"default": 0.026, "whole": 0.025})})
+    assert "bwd  whole" in quiet[1] and not quiet[-1].startswith("(!")
+
+
+def test_the_table_shows_a_lent_plan_without_times():
+    """A plan lent from another batch size has no seconds of its own: the table said so with a KeyError."""
+    from minicnn.commands.tune import table
+    from minicnn.kernels.planner import Plan
+
+    key = "max_pool2d|16x2x2:float32|batch=64|image=16x10x10|workers=1"
+    lines = table([("16x2x2@10x10", key)], {key: Plan("block 2L2", {}, True, lent=True)})
+    assert lines[1].split()[:5] == ["16x2x2@10x10", "pool", "block", "2L2", "-"]
+    assert "lent: the choice measured for another batch size" in " ".join(" ".join(lines).split())

@@ -71,13 +71,19 @@ def table(rows: list[tuple[str, str]], plans: dict | None = None) -> list[str]:
     for layer, key in rows:
         plan = plans[key]
         op, _ = _describe(key)
+        op += "!" if plan.busy else ""
         others = ", ".join(f"{name} {_ms(s)}" for name, s in sorted(plan.seconds.items(), key=lambda kv: kv[1])
                            if name not in (plan.choice, "default"))
-        default = plan.seconds.get("default")
-        head = (f"{layer[:15]:<16}{op:<5}{plan.choice[:15]:<16}{_ms(plan.seconds[plan.choice]):>7}"
+        default, chosen = plan.seconds.get("default"), plan.seconds.get(plan.choice)
+        head = (f"{layer[:15]:<16}{op:<5}{plan.choice[:15]:<16}{'-' if chosen is None else _ms(chosen):>7}"
                 f"{'-' if default is None else _ms(default):>8}  ")
+        if plan.lent:
+            others = "lent: the choice measured for another batch size"
         lines += textwrap.wrap(others or "-", COLUMNS, initial_indent=head, subsequent_indent=" " * 22)
-    return lines + ["(bwd*: backward without dx; candidates not listed: not tried, planner.BUDGET)"]
+    lines.append("(bwd*: backward without dx; candidates not listed: not tried, planner.BUDGET)")
+    if any(plans[key].busy for _, key in rows):
+        lines.append("(!: measured while other programs used the CPU: kept for this run, not stored)")
+    return lines
 
 
 def _layer_names(model) -> dict[str, str]:
@@ -178,6 +184,10 @@ def run(args) -> int:
     print()
     print("\n".join(table(rows)))
     print(f"\nsaved: {path}" if path is not None else "\nplans kept in memory only (MINICNN_PLANS=off)")
+    busy = sum(planner().plans[k].busy for _, k in rows)
+    if busy and path is not None:
+        print(f"{busy} plan(s) not saved: measured while other programs used the CPU; run `minicnn tune "
+              f"{args.model}` again when the machine is quiet")
     return 0
 
 

@@ -36,7 +36,10 @@ Plans are remembered for the process and, unless $MINICNN_PLANS=off, in a file p
 user's cache folder (`plan_file()`: $MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else
 ~/.cache/minicnn), named by PLAN_VERSION and a digest of `machine.fingerprint` (CPU model, caches, NumPy
 and BLAS build, worker and BLAS thread counts). A file that is damaged, of another version or of
-another machine is ignored with a one-line note, never trusted. The machine's facts are read once per
+another machine is ignored with a one-line note, never trusted. A plan measured while other programs
+used more than BUSY_SHARE of a core (Linux's /proc/stat, the hypervisor's steal included:
+`other_cpu_seconds`) is used in this process but never written, so the next run measures it again: a
+busy moment would otherwise fix a wrong choice for every later run. The machine's facts are read once per
 process, the thread counts at each call; when these change, the plans made so far are saved to their
 own file and those of the new counts read. The file is written (atomically) when
 `save()` is called and when the process exits.
@@ -75,6 +78,10 @@ BUDGET = 8.0  # candidates stop being tried once those tried took BUDGET times t
 # (the plain math's db over N*OH*OW) drift by ~n*eps = 4e-3; a wrong kernel (a tap, a pad) is off by O(1)
 AGREE_RTOL = {np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-9}
 TUPLE_FLOOR = 1e-3  # a part of a tuple result is compared on at least this share of the tuple's largest number
+BUSY_SHARE = 0.25  # a plan measured while other programs used more than a quarter of a core is not stored:
+#   on the shared 2-core AMD EPYC a plan measured while the other core was busy chose four unsplit backward
+#   passes, 214 against 148 ms per cifar_net step at 2 workers, for every later run (benchmarks/bench_plans.py)
+BUSY_MIN_SECONDS = 0.03  # three clock ticks: /proc/stat counts in ticks of 10 ms, this process's own as well
 PLANS_VARIABLE = "MINICNN_PLANS"  # "off": keep plans for this process only, read and write no file
 CACHE_VARIABLE = "MINICNN_CACHE_DIR"
 
@@ -87,6 +94,7 @@ class Plan:
     seconds: dict[str, float]
     stored: bool = False  # True when it came from the plan file
     lent: bool = False  # True when taken from another batch size of the same operation (no measurement)
+    busy: bool = False  # True when other programs used the CPU while it was measured: this process only
 
 
 @dataclass
@@ -152,8 +160,10 @@ class Planner:
 
     def _measure(self, key: str, candidates: Mapping[str, Callable[[], object]], kept: bool = True):
         """Time the candidates, keep the plan, return the chosen one's result; `kept=False` (a trial on part
-        of the operands): nothing of it is used, so none of its time is added to planning_seconds here."""
-        began = time.perf_counter()
+        of the operands): nothing of it is used, so none of its time is added to planning_seconds here.
+        A plan measured while other programs used more than BUSY_SHARE of a core (`other_cpu_seconds`) is
+        marked busy: used in this process, never written to the plan file, so the next run measures again."""
+        began, others = time.perf_counter(), other_cpu_seconds()
         seconds, results = {}, {}
         for name, fn in candidates.items():
             if seconds and sum(seconds.values()) > BUDGET * seconds[_first_name(candidates)]:
@@ -181,8 +191,9 @@ class Planner:
                 seconds[name] = min(seconds[name], time.perf_counter() - start)
             ranked = sorted(seconds, key=seconds.get)
         choice = ranked[0]
+        busy = _busy(others, other_cpu_seconds(), time.perf_counter() - began)
         with self._lock:
-            self.plans[key] = Plan(choice, seconds)
+            self.plans[key] = Plan(choice, seconds, busy=busy)
             if kept:
                 self.planning_seconds += time.perf_counter() - began - seconds[choice]  # all but the kept call
             self.measured += 1
@@ -242,7 +253,7 @@ class Planner:
         path = cache_dir() / f"plans-v{PLAN_VERSION}-{_digest(fingerprint)}.json"
         data = {"version": PLAN_VERSION, "fingerprint": fingerprint,
                 "plans": {k: {"choice": p.choice, "seconds": p.seconds} for k, p in sorted(self.plans.items())
-                          if not p.lent}}
+                          if not (p.lent or p.busy)}}
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)), overwrite=True)
         self._dirty = False
@@ -268,6 +279,25 @@ class Planner:
                 # plans stay in memory, say so once (ValueError: minicnn.files.TargetError)
                 print(f"planner: could not save the plans ({e}); they will be measured again next time",
                       file=sys.stderr)
+
+
+def other_cpu_seconds(stat: Path = Path("/proc/stat"), own: Path = Path("/proc/self/stat")) -> float | None:
+    """CPU seconds every program but this process has used since boot, the hypervisor's steal included
+    (Linux's /proc/stat and /proc/self/stat, in clock ticks); None where they cannot be read."""
+    try:
+        user, nice, sys_, _idle, _iowait, irq, softirq, steal = map(int, stat.read_text().split()[1:9])
+        mine = own.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (user + nice + sys_ + irq + softirq + steal - int(mine[11]) - int(mine[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _busy(before: float | None, after: float | None, wall: float) -> bool:
+    """True when other programs used more than BUSY_SHARE of a core over `wall` seconds (at least
+    BUSY_MIN_SECONDS: the counts are in clock ticks); False when that cannot be read."""
+    if before is None or after is None:
+        return False
+    return after - before > max(BUSY_SHARE * wall, BUSY_MIN_SECONDS)
 
 
 def _first_name(candidates: Mapping) -> str:
