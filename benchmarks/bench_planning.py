@@ -41,6 +41,7 @@ from minicnn.kernels.planner import planner
 from minicnn.models import build
 
 model_name, dataset_name, images, tests = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+planner().store_busy = True  # the warm rounds need every plan in the file, even one measured while busy
 runtime.configure(keep_freed_memory=True)
 data = load_dataset(dataset_name, download=False)
 x, y = data.x_train[:images or None], data.y_train[:images or None]

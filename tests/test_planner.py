@@ -246,3 +246,12 @@ def test_a_program_spinning_beside_the_measurement_makes_the_plan_busy(monkeypat
         burner.kill()
         burner.wait()
     assert p.plans["op|spin"].busy
+
+
+def test_store_busy_writes_a_busy_plan_too(monkeypatch):
+    _readings(monkeypatch, [100.0, 101.0])
+    p = Planner(store_busy=True)
+    p.run("op|kept", _candidates([]))
+    assert p.plans["op|kept"].busy
+    p.save()
+    assert "op|kept" in json.loads(plan_file().read_text())["plans"]

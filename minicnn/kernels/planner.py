@@ -107,6 +107,8 @@ class Planner:
     used: dict[str, bool] = field(default_factory=dict)  # key -> measured now (True) or read from the file,
     #                                                      in the order of first use in this process
     notes: list[str] = field(default_factory=list)
+    store_busy: bool = False  # True: busy plans are written too (a benchmark's pre-planning, which must leave
+    #                           every plan in the file whatever else the machine runs)
     _loaded: str | None = None  # the fingerprint digest whose file was read
     _fingerprint: dict | None = None  # the fingerprint the plans in memory were made under
     _dirty: bool = False
@@ -253,7 +255,7 @@ class Planner:
         path = cache_dir() / f"plans-v{PLAN_VERSION}-{_digest(fingerprint)}.json"
         data = {"version": PLAN_VERSION, "fingerprint": fingerprint,
                 "plans": {k: {"choice": p.choice, "seconds": p.seconds} for k, p in sorted(self.plans.items())
-                          if not (p.lent or p.busy)}}
+                          if not (p.lent or (p.busy and not self.store_busy))}}
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)), overwrite=True)
         self._dirty = False
