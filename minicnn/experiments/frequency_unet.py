@@ -152,6 +152,18 @@ The new defaults in one command, dense trained as long as the FR model (10 min w
     python -m minicnn --threads 1 experiment frequency_unet --epochs 36 --fold-batchnorm --fr-epochs 36 --seed S
     seed 0 / 1: dense 0.9445 / 0.9459 (int8 0.9442 / 0.9457), FR 1000 0.9132 / 0.9180 (int8 0.9117 / 0.9167),
     FR 759 0.9022 / 0.9020 (int8 0.9020 / 0.9002); mean gap at 1,000 numbers 3.0 points, at 759 4.3.
+More FR-only variants from those 36-epoch dense files (2026-12-03, later; AMD EPYC, one thread per run, two runs at
+a time; `--dense D/dense.f16.fr.npz --fold-batchnorm --budgets 1000 --fr-epochs 36 --val 1000` + the option), test
+Dice of the reloaded float16 files, seed 0 / 1 (the defaults: 0.9168 / 0.9171):
+    --fr-lr 1e-2 0.9155 / 0.9130; --truncate 0.25 0.9137 / 0.9168; --fr-final-lr 1e-3 0.9070 / 0.9114;
+    --fr-epochs 72 0.9145 / 0.9197
+and whole runs (`--epochs 36 --fold-batchnorm --budgets 1000 --val 1000` + the option, seed 0 unless given):
+    --depth 3 --fr-epochs 36 (30,370 numbers dense): dense 0.9516 / 0.9492 (seeds 0 / 1), FR 1000
+        (794 coefficients + 206 biases) 0.9195 / 0.9144
+    --width 0.125 --fr-epochs 36 (29,474 numbers dense): dense 0.9688, FR 1000 (814 + 186) 0.9101
+    --from-start --fr-epochs 72 (FR trained from fresh weights): FR 1000 0.9178 (dense 0.9445)
+Whatever the architecture, schedule or start, 1,000 stored numbers (794-906 coefficients) give Dice 0.910-0.920 on
+this task, while the dense models gain with size: the gap is set by the budget, not by the training.
 Reordering channels before the DCT (so that neighbouring channels hold similar kernels, outputs unchanged)
 was measured offline and not built: the bottom DoubleConv's 16x16 kernels keep 3.9% / 2.7% of their energy
 in the coefficients the budget keeps (40 and 28) as trained, 11.5% / 3.0% in the best order a swap search
