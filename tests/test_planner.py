@@ -198,6 +198,7 @@ def _readings(monkeypatch, values):
     """other_cpu_seconds returns `values` in turn (the conftest makes it None for every other test)."""
     values = iter(values)
     monkeypatch.setattr(planner_module, "other_cpu_seconds", lambda *args, **kwargs: next(values))
+    monkeypatch.setattr(planner_module, "_spare_cores", lambda: 0)  # every core is minicnn's
 
 
 @pytest.mark.parametrize("other, busy", [(0.0, False), (0.02, False), (1.0, True), (None, False)])
@@ -218,6 +219,16 @@ def test_the_busy_share_scales_with_the_measuring_time():
     assert not planner_module._busy(0.0, 0.2, 1.0) and planner_module._busy(0.0, 0.3, 1.0)  # BUSY_SHARE 0.25
     assert not planner_module._busy(0.0, planner_module.BUSY_MIN_SECONDS, 0.01)  # below three clock ticks
     assert not planner_module._busy(None, 5.0, 1.0) and not planner_module._busy(0.0, None, 1.0)
+    # a core minicnn's threads leave free may be used by others without disturbing the measurement
+    assert not planner_module._busy(0.0, 1.2, 1.0, spare=1) and planner_module._busy(0.0, 1.3, 1.0, spare=1)
+
+
+def test_spare_cores_are_the_cores_minicnn_does_not_run_on(monkeypatch):
+    monkeypatch.setattr(planner_module.os, "cpu_count", lambda: 8)
+    with runtime.temporarily(workers=2, blas_threads=1):
+        assert planner_module._spare_cores() == 6
+    with runtime.temporarily(workers=1, blas_threads=16):
+        assert planner_module._spare_cores() == 0
 
 
 def test_other_cpu_seconds_reads_the_system_less_this_process(tmp_path):
@@ -237,6 +248,7 @@ def test_a_program_spinning_beside_the_measurement_makes_the_plan_busy(monkeypat
     import sys
 
     monkeypatch.setattr(planner_module, "other_cpu_seconds", READ_OTHER_CPU)  # the real reading
+    monkeypatch.setattr(planner_module, "_spare_cores", lambda: 0)  # the spinner takes a core minicnn would use
     burner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 30: pass"])
     try:
         time.sleep(0.3)  # let it start spinning

@@ -37,11 +37,11 @@ user's cache folder (`plan_file()`: $MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/min
 ~/.cache/minicnn), named by PLAN_VERSION and a digest of `machine.fingerprint` (CPU model, caches, NumPy
 and BLAS build, worker and BLAS thread counts). A file that is damaged, of another version or of
 another machine is ignored with a one-line note, never trusted. A plan measured while other programs
-used more than BUSY_SHARE of a core (Linux's /proc/stat, the hypervisor's steal included:
-`other_cpu_seconds`) is used in this process but never written, so the next run measures it again: a
-busy moment would otherwise fix a wrong choice for every later run. The machine's facts are read once per
-process, the thread counts at each call; when these change, the plans made so far are saved to their
-own file and those of the new counts read. The file is written (atomically) when
+used more than the cores minicnn's threads leave free plus BUSY_SHARE of one (Linux's /proc/stat, the
+hypervisor's steal included: `other_cpu_seconds`) is used in this process but never written, so the
+next run measures it again: a busy moment would otherwise fix a wrong choice for every later run. The
+machine's facts are read once per process, the thread counts at each call; when these change, the plans
+made so far are saved to their own file and those of the new counts read. The file is written (atomically) when
 `save()` is called and when the process exits.
 
 With tuning off (`minicnn --no-tune`, `minicnn.runtime.configure(tune=False)`, MINICNN_NO_TUNE=1) the
@@ -78,7 +78,7 @@ BUDGET = 8.0  # candidates stop being tried once those tried took BUDGET times t
 # (the plain math's db over N*OH*OW) drift by ~n*eps = 4e-3; a wrong kernel (a tap, a pad) is off by O(1)
 AGREE_RTOL = {np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-9}
 TUPLE_FLOOR = 1e-3  # a part of a tuple result is compared on at least this share of the tuple's largest number
-BUSY_SHARE = 0.25  # a plan measured while other programs used more than a quarter of a core is not stored:
+BUSY_SHARE = 0.25  # not stored: a plan measured while other programs used the free cores and a quarter of one more;
 #   on the shared 2-core AMD EPYC a plan measured while the other core was busy chose four unsplit backward
 #   passes, 214 against 148 ms per cifar_net step at 2 workers, for every later run (benchmarks/bench_plans.py)
 BUSY_MIN_SECONDS = 0.03  # three clock ticks: /proc/stat counts in ticks of 10 ms, this process's own as well
@@ -193,7 +193,7 @@ class Planner:
                 seconds[name] = min(seconds[name], time.perf_counter() - start)
             ranked = sorted(seconds, key=seconds.get)
         choice = ranked[0]
-        busy = _busy(others, other_cpu_seconds(), time.perf_counter() - began)
+        busy = _busy(others, other_cpu_seconds(), time.perf_counter() - began, _spare_cores())
         with self._lock:
             self.plans[key] = Plan(choice, seconds, busy=busy)
             if kept:
@@ -294,12 +294,20 @@ def other_cpu_seconds(stat: Path = Path("/proc/stat"), own: Path = Path("/proc/s
         return None
 
 
-def _busy(before: float | None, after: float | None, wall: float) -> bool:
-    """True when other programs used more than BUSY_SHARE of a core over `wall` seconds (at least
-    BUSY_MIN_SECONDS: the counts are in clock ticks); False when that cannot be read."""
+def _spare_cores() -> int:
+    """The machine's cores (all of them: /proc/stat counts every core) less the threads minicnn runs on."""
+    from minicnn import threads
+
+    return max((os.cpu_count() or 1) - threads.own_threads(), 0)
+
+
+def _busy(before: float | None, after: float | None, wall: float, spare: int = 0) -> bool:
+    """True when other programs used more than the `spare` cores (those minicnn's threads leave free) plus
+    BUSY_SHARE of one over `wall` seconds (and at least BUSY_MIN_SECONDS: the counts are in clock ticks), so
+    that they must have taken time from the measured threads; False when that cannot be read."""
     if before is None or after is None:
         return False
-    return after - before > max(BUSY_SHARE * wall, BUSY_MIN_SECONDS)
+    return after - before > max((spare + BUSY_SHARE) * wall, BUSY_MIN_SECONDS)
 
 
 def _first_name(candidates: Mapping) -> str:
