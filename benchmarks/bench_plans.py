@@ -14,10 +14,12 @@ CPU model, caches and load average first. Output fits 80 columns.
 Measured 2026-12-03 17:40-18:00 (AMD EPYC, 2 cores, L2 1 MB per core; the shared host busy: the same plan
 took 132 to 200 ms per step within the hour), `--threads 2`, cifar_net, by this script and the prototype it
 was made from: six plans of 148, 149, 214, 157, 150 and 155 ms per step; the 214 ms plan ran four backward
-passes unsplit ("whole", +18 to +34 ms each), chosen on trial times 1-3% below the split default's: the
-other core was busy while that plan was measured (16 more plans chose "whole" for no backward pass). A later
-run: 192-210 ms (1.10x). So a plan measured in a busy moment can cost a tenth of every later step, and the
-plan file keeps it: `minicnn tune --clear` then plan again on a quiet machine.
+passes unsplit ("whole", +18 to +34 ms each), chosen on trial times 1-3% below the split default's (16 more
+plans chose "whole" for no backward pass: most likely the other core was taken while that plan was measured).
+Later runs: 192-210 ms (1.10x); 175-244 ms (1.40x) with nothing else of ours running, the fastest plan's own
+rounds spread 36 ms. So a plan measured in a bad moment can cost a tenth of every later step, and the plan file
+keeps it, unless the planner saw other programs on the CPU (`planner.BUSY_SHARE`): `minicnn tune --clear`,
+then plan again on a quiet machine.
 """
 
 from __future__ import annotations

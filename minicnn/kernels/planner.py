@@ -79,8 +79,9 @@ BUDGET = 8.0  # candidates stop being tried once those tried took BUDGET times t
 AGREE_RTOL = {np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-9}
 TUPLE_FLOOR = 1e-3  # a part of a tuple result is compared on at least this share of the tuple's largest number
 BUSY_SHARE = 0.25  # not stored: a plan measured while other programs used the free cores and a quarter of one more;
-#   on the shared 2-core AMD EPYC a plan measured while the other core was busy chose four unsplit backward
-#   passes, 214 against 148 ms per cifar_net step at 2 workers, for every later run (benchmarks/bench_plans.py)
+#   on the shared 2-core AMD EPYC one plan of six chose four unsplit backward passes on trial times 1-3% below
+#   the split's, 214 against 148 ms per cifar_net step at 2 workers (benchmarks/bench_plans.py), most likely
+#   measured while the other core was taken; stored, it would have cost every later run as much
 BUSY_MIN_SECONDS = 0.03  # three clock ticks: /proc/stat counts in ticks of 10 ms, this process's own as well
 PLANS_VARIABLE = "MINICNN_PLANS"  # "off": keep plans for this process only, read and write no file
 CACHE_VARIABLE = "MINICNN_CACHE_DIR"
