@@ -237,7 +237,7 @@ def test_the_table_marks_a_plan_measured_while_the_machine_was_busy():
 
     key = "conv2d_backward|64x64x3x3:float32|batch=64|dx=True|image=64x16x16|workers=2"
     lines = table([("3:Conv2D", key)], {key: Plan("whole", {"default": 0.026, "whole": 0.025}, busy=True)})
-    assert lines[1].startswith("3:Conv2D        bwd! whole")
+    assert lines[1].startswith("3:Conv2D        bwd  whole!            25.00   26.00")
     assert lines[-1] == "(!: measured while other programs used the CPU: kept for this run, not stored)"
     quiet = table([("3:Conv2D", key)], {key: Plan("whole", {"default": 0.026, "whole": 0.025})})
     assert "bwd  whole" in quiet[1] and not quiet[-1].startswith("(!")

@@ -71,11 +71,11 @@ def table(rows: list[tuple[str, str]], plans: dict | None = None) -> list[str]:
     for layer, key in rows:
         plan = plans[key]
         op, _ = _describe(key)
-        op += "!" if plan.busy else ""
         others = ", ".join(f"{name} {_ms(s)}" for name, s in sorted(plan.seconds.items(), key=lambda kv: kv[1])
                            if name not in (plan.choice, "default"))
         default, chosen = plan.seconds.get("default"), plan.seconds.get(plan.choice)
-        head = (f"{layer[:15]:<16}{op:<5}{plan.choice[:15]:<16}{'-' if chosen is None else _ms(chosen):>7}"
+        choice = plan.choice[:14] + "!" if plan.busy else plan.choice[:15]
+        head = (f"{layer[:15]:<16}{op:<5}{choice:<16}{'-' if chosen is None else _ms(chosen):>7}"
                 f"{'-' if default is None else _ms(default):>8}  ")
         if plan.lent:
             others = "lent: the choice measured for another batch size"
